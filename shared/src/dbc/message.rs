@@ -1,0 +1,263 @@
+//! One message: its signals, its multiplexing tree, decoding and encoding.
+
+use super::bits::{PADDED, Padded};
+use super::error::{DecodeError, EncodeError};
+use super::signal::{Signal, ValueKind};
+use crate::frame::{CanId, MAX_PAYLOAD};
+
+/// A decoded signal value: the index of the signal in [`Message::signals`]
+/// and its physical value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SignalValue {
+    pub signal: u16,
+    pub value: f64,
+}
+
+/// One node of the multiplexing tree: the signals present together, and the
+/// multiplexers among them that select further nodes. The root node holds the
+/// signals that are always present.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Node {
+    pub signals: Vec<u16>,
+    pub muxes: Vec<Mux>,
+    /// A float signal of an impossible length: every decode of this node fails.
+    pub invalid_float: Option<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Mux {
+    pub signal: u16,
+    /// Sorted, disjoint inclusive ranges of selector values and their node.
+    pub branches: Vec<Branch>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Branch {
+    pub lo: i128,
+    pub hi: i128,
+    pub node: u32,
+}
+
+impl Mux {
+    fn find(&self, value: i128) -> Option<u32> {
+        let i = self.branches.partition_point(|b| b.hi < value);
+        self.branches
+            .get(i)
+            .filter(|b| b.lo <= value)
+            .map(|b| b.node)
+    }
+
+    /// The valid selector values, as cantools lists them in its error.
+    fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .branches
+            .iter()
+            .map(|b| {
+                if b.lo == b.hi {
+                    b.lo.to_string()
+                } else {
+                    format!("{}..{}", b.lo, b.hi)
+                }
+            })
+            .collect();
+        match parts.len() {
+            0 => String::new(),
+            1 => parts.remove(0),
+            n => {
+                let last = parts.remove(n - 1);
+                format!("{} or {}", parts.join(", "), last)
+            }
+        }
+    }
+}
+
+/// A message of a DBC, compiled for decoding and encoding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub name: String,
+    pub id: CanId,
+    /// Payload length the DBC gives; shorter frames are errors, longer ones are cut.
+    pub length: usize,
+    pub is_fd: bool,
+    pub senders: Vec<String>,
+    pub comment: Option<String>,
+    pub cycle_time_ms: Option<u32>,
+    /// Sorted by start bit, as cantools sorts them.
+    pub signals: Vec<Signal>,
+    pub(crate) nodes: Vec<Node>,
+}
+
+impl Message {
+    /// The index of a signal by name.
+    pub fn signal_index(&self, name: &str) -> Option<usize> {
+        self.signals.iter().position(|s| s.name == name)
+    }
+
+    pub fn signal(&self, name: &str) -> Option<&Signal> {
+        self.signals.iter().find(|s| s.name == name)
+    }
+
+    pub fn is_multiplexed(&self) -> bool {
+        self.nodes
+            .first()
+            .is_some_and(|root| !root.muxes.is_empty())
+    }
+
+    /// Decodes a payload into `out` (cleared first): one value per signal
+    /// present, in tree order. Allocates nothing once `out` has grown.
+    pub fn decode(&self, data: &[u8], out: &mut Vec<SignalValue>) -> Result<(), DecodeError> {
+        out.clear();
+        if data.len() < self.length {
+            return Err(DecodeError::WrongLength {
+                actual: data.len(),
+                expected: self.length,
+            });
+        }
+        let mut buf: Padded = [0u8; PADDED];
+        let n = self.length.min(MAX_PAYLOAD);
+        buf[..n].copy_from_slice(&data[..n]);
+        let result = self.decode_node(0, &buf, out);
+        if result.is_err() {
+            out.clear();
+        }
+        result
+    }
+
+    fn decode_node(
+        &self,
+        node: usize,
+        buf: &Padded,
+        out: &mut Vec<SignalValue>,
+    ) -> Result<(), DecodeError> {
+        let Some(node) = self.nodes.get(node) else {
+            return Ok(());
+        };
+        if let Some(bad) = node.invalid_float {
+            let signal = &self.signals[usize::from(bad)];
+            return Err(DecodeError::Unpacking {
+                signal: signal.name.clone(),
+                length: signal.length,
+            });
+        }
+        for &index in &node.signals {
+            out.push(SignalValue {
+                signal: index,
+                value: self.signals[usize::from(index)].physical(buf),
+            });
+        }
+        for mux in &node.muxes {
+            let signal = &self.signals[usize::from(mux.signal)];
+            let selector =
+                signal
+                    .selector(buf)
+                    .map_err(|value| DecodeError::MultiplexerNotInteger {
+                        multiplexer: signal.name.clone(),
+                        value,
+                    })?;
+            let child = mux
+                .find(selector)
+                .ok_or_else(|| DecodeError::UnknownMultiplexerValue {
+                    multiplexer: signal.name.clone(),
+                    got: selector,
+                    expected: mux.describe(),
+                })?;
+            self.decode_node(child as usize, buf, out)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes physical values into a payload of the DBC length. `value_of`
+    /// gives the value of each signal the multiplexers select; a missing one is
+    /// an error, as is a value the signal's bits cannot hold.
+    pub fn encode(
+        &self,
+        mut value_of: impl FnMut(usize, &Signal) -> Option<f64>,
+    ) -> Result<Vec<u8>, EncodeError> {
+        if self.length > MAX_PAYLOAD {
+            return Err(EncodeError::Unsupported {
+                message: self.name.clone(),
+                signal: String::new(),
+                reason: "message longer than 64 bytes",
+            });
+        }
+        let mut buf: Padded = [0u8; PADDED];
+        self.encode_node(0, &mut buf, &mut value_of)?;
+        Ok(buf[..self.length].to_vec())
+    }
+
+    /// Encodes from `(signal name, physical value)` pairs.
+    pub fn encode_named(&self, values: &[(&str, f64)]) -> Result<Vec<u8>, EncodeError> {
+        self.encode(|_, signal| {
+            values
+                .iter()
+                .find(|(n, _)| *n == signal.name)
+                .map(|(_, v)| *v)
+        })
+    }
+
+    fn encode_node(
+        &self,
+        node: usize,
+        buf: &mut Padded,
+        value_of: &mut impl FnMut(usize, &Signal) -> Option<f64>,
+    ) -> Result<(), EncodeError> {
+        let Some(node) = self.nodes.get(node) else {
+            return Ok(());
+        };
+        for &index in &node.signals {
+            let index = usize::from(index);
+            let signal = &self.signals[index];
+            let value = value_of(index, signal).ok_or_else(|| EncodeError::MissingValue {
+                message: self.name.clone(),
+                signal: signal.name.clone(),
+            })?;
+            if signal.length > 64 {
+                return Err(self.unsupported(signal, "signals longer than 64 bits are decode-only"));
+            }
+            if signal.kind == ValueKind::InvalidFloat {
+                return Err(
+                    self.unsupported(signal, "float signal of a length IEEE 754 does not define")
+                );
+            }
+            let raw = signal
+                .raw_bits(value)
+                .map_err(|(min, max)| EncodeError::OutOfRange {
+                    message: self.name.clone(),
+                    signal: signal.name.clone(),
+                    value,
+                    length: signal.length,
+                    min,
+                    max,
+                })?;
+            signal.layout.insert(buf, raw);
+        }
+        for mux in &node.muxes {
+            let signal = &self.signals[usize::from(mux.signal)];
+            let selector =
+                signal
+                    .selector(buf)
+                    .map_err(|value| EncodeError::UnknownMultiplexerValue {
+                        message: self.name.clone(),
+                        multiplexer: signal.name.clone(),
+                        value,
+                    })?;
+            let child = mux
+                .find(selector)
+                .ok_or_else(|| EncodeError::UnknownMultiplexerValue {
+                    message: self.name.clone(),
+                    multiplexer: signal.name.clone(),
+                    value: selector as f64,
+                })?;
+            self.encode_node(child as usize, buf, value_of)?;
+        }
+        Ok(())
+    }
+
+    fn unsupported(&self, signal: &Signal, reason: &'static str) -> EncodeError {
+        EncodeError::Unsupported {
+            message: self.name.clone(),
+            signal: signal.name.clone(),
+            reason,
+        }
+    }
+}
