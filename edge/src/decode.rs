@@ -6,9 +6,12 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use canopy::candump::CandumpReader;
+use canopy::candump::{BusNames, CandumpReader};
 use canopy::dbc::{Database, DecodeError, Message, SignalValue};
 use canopy::frame::CanFrame;
+use canopy::lake::decode::{DecodeStats, FrameDecoder};
+use canopy::lake::decoded::{DecodedWriter, DecodedWriterOptions};
+use canopy::lake::raw::{RawBatch, RawFileReader};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -40,10 +43,7 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
     let db = Database::load(&args.dbc)?;
     let frames: Box<dyn Iterator<Item = Result<CanFrame>>> = match (&args.candump, &args.raw) {
         (Some(path), _) => Box::new(candump_frames(path)?),
-        (None, Some(path)) => anyhow::bail!(
-            "raw Parquet input ({}) is not supported yet",
-            path.display()
-        ),
+        (None, Some(path)) => Box::new(RawFrames::new(RawFileReader::open(path)?)),
         (None, None) => anyhow::bail!("give --candump or --raw"),
     };
     match args.format {
@@ -57,9 +57,102 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
             let mut out = BufWriter::with_capacity(1 << 16, out);
             write_jsonl(&db, frames, &mut out)?;
             out.flush().context("writing the output")?;
-            Ok(())
         }
-        Format::Parquet => anyhow::bail!("Parquet output is not supported yet"),
+        Format::Parquet => {
+            let path = args
+                .output
+                .as_ref()
+                .context("--format parquet needs --output FILE")?;
+            let stats = write_parquet(&db, frames, path)?;
+            eprintln!(
+                "{} frames: {} decoded into {} values, {} unknown ids, {} shorter than their DBC length, {} invalid, {} remote/error",
+                stats.frames,
+                stats.decoded_frames,
+                stats.values,
+                stats.unknown_ids,
+                stats.short_frames,
+                stats.invalid_frames,
+                stats.skipped_frames
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Decodes frames into a decoded lake file at `path`.
+pub fn write_parquet(
+    db: &Database,
+    frames: impl Iterator<Item = Result<CanFrame>>,
+    path: &std::path::Path,
+) -> Result<DecodeStats> {
+    let name = path.display().to_string();
+    let file = File::create(path).with_context(|| format!("creating {name}"))?;
+    let mut writer = DecodedWriter::new(
+        db,
+        BufWriter::new(file),
+        &name,
+        DecodedWriterOptions::default(),
+    )?;
+    let mut decoder = FrameDecoder::new(db);
+    for frame in frames {
+        let frame = frame?;
+        decoder.decode_frame(
+            frame.ts_us,
+            frame.id,
+            frame.flags,
+            frame.data(),
+            &mut writer,
+        )?;
+    }
+    let (mut sink, _) = writer.finish()?;
+    sink.flush().with_context(|| format!("writing {name}"))?;
+    Ok(decoder.stats)
+}
+
+/// The frames of a raw lake file, batch by batch.
+struct RawFrames {
+    reader: RawFileReader,
+    batch: Option<RawBatch>,
+    next: usize,
+    buses: BusNames,
+}
+
+impl RawFrames {
+    fn new(reader: RawFileReader) -> Self {
+        Self {
+            reader,
+            batch: None,
+            next: 0,
+            buses: BusNames::default(),
+        }
+    }
+}
+
+impl Iterator for RawFrames {
+    type Item = Result<CanFrame>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(batch) = &self.batch
+                && self.next < batch.len()
+            {
+                let i = self.next;
+                self.next += 1;
+                return Some(
+                    batch
+                        .row(i)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|row| row.to_frame(&mut self.buses).map_err(anyhow::Error::from)),
+                );
+            }
+            match self.reader.next()? {
+                Ok(batch) => {
+                    self.batch = Some(batch);
+                    self.next = 0;
+                }
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
     }
 }
 

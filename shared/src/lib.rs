@@ -8,3 +8,5 @@
 pub mod candump;
 pub mod dbc;
 pub mod frame;
+pub mod lake;
+pub mod vehicle;

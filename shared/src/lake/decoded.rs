@@ -1,0 +1,249 @@
+//! The decoded lake object: long format, one row per signal value.
+//!
+//! | column | type |
+//! | --- | --- |
+//! | `ts_us` | INT64 |
+//! | `message` | STRING (dictionary) |
+//! | `signal` | STRING (dictionary) |
+//! | `value` | DOUBLE |
+//! | `unit` | STRING (dictionary) |
+//!
+//! Rows are sorted by (message, signal, ts_us) so that row-group statistics
+//! let Athena skip what a query does not ask for. Sorting needs the rows in
+//! memory, so the writer sorts a window of rows at a time (a few million,
+//! some tens of MB) and writes each window as several small row groups: a
+//! file that fits one window (every file the edge seals by default) is sorted
+//! as a whole, and a larger one is a sequence of sorted windows, each still
+//! pruned by its row-group statistics. Memory stays bounded whatever the size
+//! of the input.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::types::Int32Type;
+use arrow_array::{
+    ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+
+use super::{LakeError, writer_properties};
+use crate::dbc::{Database, SignalValue};
+
+/// The decoded lake schema.
+pub fn decoded_schema() -> SchemaRef {
+    let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    Arc::new(Schema::new(vec![
+        Field::new("ts_us", DataType::Int64, false),
+        Field::new("message", dict(), false),
+        Field::new("signal", dict(), false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("unit", dict(), false),
+    ]))
+}
+
+/// How much the decoded writer holds and how it cuts row groups.
+#[derive(Clone, Copy, Debug)]
+pub struct DecodedWriterOptions {
+    /// Rows sorted together (24 bytes each in memory).
+    pub sort_window_rows: usize,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+}
+
+impl Default for DecodedWriterOptions {
+    fn default() -> Self {
+        Self {
+            sort_window_rows: 2_000_000,
+            row_group_rows: 131_072,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    key: u32,
+    ts_us: i64,
+    value: f64,
+}
+
+/// Sort keys and dictionary entries of every signal of a database.
+struct Catalog {
+    /// message index → signal index → sort key.
+    keys: Vec<Vec<u32>>,
+    /// sort key → (message name id, signal name id, unit id).
+    names: Vec<(i32, i32, i32)>,
+    messages: ArrayRef,
+    signals: ArrayRef,
+    units: ArrayRef,
+}
+
+impl Catalog {
+    fn new(db: &Database) -> Self {
+        let mut entries: Vec<(&str, &str, &str, usize, usize)> = Vec::new();
+        for (mi, m) in db.messages().iter().enumerate() {
+            for (si, s) in m.signals.iter().enumerate() {
+                entries.push((&m.name, &s.name, &s.unit, mi, si));
+            }
+        }
+        entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let intern = |values: &mut Vec<String>, v: &str| -> i32 {
+            match values.iter().position(|x| x == v) {
+                Some(i) => i as i32,
+                None => {
+                    values.push(v.to_string());
+                    (values.len() - 1) as i32
+                }
+            }
+        };
+        let (mut messages, mut signals, mut units) = (Vec::new(), Vec::new(), Vec::new());
+        let mut keys: Vec<Vec<u32>> = db
+            .messages()
+            .iter()
+            .map(|m| vec![0; m.signals.len()])
+            .collect();
+        let mut names = Vec::with_capacity(entries.len());
+        for (key, (message, signal, unit, mi, si)) in entries.into_iter().enumerate() {
+            keys[mi][si] = key as u32;
+            names.push((
+                intern(&mut messages, message),
+                intern(&mut signals, signal),
+                intern(&mut units, unit),
+            ));
+        }
+        let array = |v: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        Self {
+            keys,
+            names,
+            messages: array(messages),
+            signals: array(signals),
+            units: array(units),
+        }
+    }
+}
+
+/// What a finished decoded file holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodedFileStats {
+    pub rows: u64,
+    pub row_groups: u64,
+}
+
+/// Writes decoded values as a decoded lake file.
+pub struct DecodedWriter<W: Write + Send> {
+    writer: ArrowWriter<W>,
+    catalog: Catalog,
+    rows: Vec<Row>,
+    options: DecodedWriterOptions,
+    stats: DecodedFileStats,
+    source_name: Arc<str>,
+}
+
+impl<W: Write + Send> DecodedWriter<W> {
+    pub fn new(
+        db: &Database,
+        sink: W,
+        source_name: &str,
+        options: DecodedWriterOptions,
+    ) -> Result<Self, LakeError> {
+        let source_name: Arc<str> = Arc::from(source_name);
+        let writer = ArrowWriter::try_new(
+            sink,
+            decoded_schema(),
+            Some(writer_properties(options.row_group_rows)),
+        )
+        .map_err(|e| LakeError::parquet(&source_name, e))?;
+        Ok(Self {
+            writer,
+            catalog: Catalog::new(db),
+            rows: Vec::with_capacity(options.sort_window_rows.min(1 << 20)),
+            options,
+            stats: DecodedFileStats::default(),
+            source_name,
+        })
+    }
+
+    /// Adds the values of one decoded frame of message `message_index`.
+    pub fn push(
+        &mut self,
+        ts_us: i64,
+        message_index: usize,
+        values: &[SignalValue],
+    ) -> Result<(), LakeError> {
+        let keys = &self.catalog.keys[message_index];
+        self.rows.extend(values.iter().map(|v| Row {
+            key: keys[usize::from(v.signal)],
+            ts_us,
+            value: v.value,
+        }));
+        if self.rows.len() >= self.options.sort_window_rows {
+            self.write_window()?;
+        }
+        Ok(())
+    }
+
+    /// The sink, to drain bytes already written (a multipart upload does).
+    pub fn sink_mut(&mut self) -> &mut W {
+        self.writer.inner_mut()
+    }
+
+    /// Bytes the Parquet writer has passed to the sink so far.
+    pub fn bytes_written(&self) -> usize {
+        self.writer.bytes_written()
+    }
+
+    fn write_window(&mut self) -> Result<(), LakeError> {
+        // Stable: equal (signal, time) rows keep their input order, so the
+        // same input always gives the same file.
+        self.rows.sort_by_key(|r| (r.key, r.ts_us));
+        for chunk in self.rows.chunks(self.options.row_group_rows.max(1)) {
+            let batch = self
+                .batch(chunk)
+                .map_err(|e| LakeError::arrow(&self.source_name, e))?;
+            self.writer
+                .write(&batch)
+                .map_err(|e| LakeError::parquet(&self.source_name, e))?;
+            self.writer
+                .flush()
+                .map_err(|e| LakeError::parquet(&self.source_name, e))?;
+            self.stats.rows += chunk.len() as u64;
+            self.stats.row_groups += 1;
+        }
+        self.rows.clear();
+        Ok(())
+    }
+
+    fn batch(&self, rows: &[Row]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        let names = &self.catalog.names;
+        let ts = Int64Array::from_iter_values(rows.iter().map(|r| r.ts_us));
+        let value = Float64Array::from_iter_values(rows.iter().map(|r| r.value));
+        let dict = |pick: fn(&(i32, i32, i32)) -> i32,
+                    values: &ArrayRef|
+         -> Result<ArrayRef, arrow_schema::ArrowError> {
+            let keys =
+                Int32Array::from_iter_values(rows.iter().map(|r| pick(&names[r.key as usize])));
+            Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
+                keys,
+                values.clone(),
+            )?))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(ts),
+            dict(|n| n.0, &self.catalog.messages)?,
+            dict(|n| n.1, &self.catalog.signals)?,
+            Arc::new(value),
+            dict(|n| n.2, &self.catalog.units)?,
+        ];
+        RecordBatch::try_new(decoded_schema(), columns)
+    }
+
+    /// Sorts and writes what is held, then the footer; returns the sink.
+    pub fn finish(mut self) -> Result<(W, DecodedFileStats), LakeError> {
+        self.write_window()?;
+        let sink = self
+            .writer
+            .into_inner()
+            .map_err(|e| LakeError::parquet(&self.source_name, e))?;
+        Ok((sink, self.stats))
+    }
+}

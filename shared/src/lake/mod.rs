@@ -1,0 +1,66 @@
+//! The data lake's formats: raw CAN Parquet, decoded long-format Parquet,
+//! their object keys, and the decoding of one into the other.
+
+pub mod decode;
+pub mod decoded;
+pub mod keys;
+pub mod raw;
+
+use std::sync::Arc;
+
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+/// A lake file could not be read or written. Names the file, and the row or
+/// column where that is what is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LakeError {
+    #[error("{source_name}: {error}")]
+    Parquet { source_name: String, error: String },
+    #[error("{source_name}: column {column}: {problem}")]
+    Schema {
+        source_name: String,
+        column: String,
+        problem: String,
+    },
+    #[error("{source_name}: row {row}: {problem}")]
+    Row {
+        source_name: String,
+        row: u64,
+        problem: String,
+    },
+    #[error("{source_name}: {error}")]
+    Io { source_name: String, error: String },
+}
+
+impl LakeError {
+    pub(crate) fn parquet(source: &Arc<str>, e: parquet::errors::ParquetError) -> Self {
+        Self::Parquet {
+            source_name: source.to_string(),
+            error: e.to_string(),
+        }
+    }
+    pub(crate) fn arrow(source: &Arc<str>, e: arrow_schema::ArrowError) -> Self {
+        Self::Parquet {
+            source_name: source.to_string(),
+            error: e.to_string(),
+        }
+    }
+    pub(crate) fn schema(source: &Arc<str>, column: &str, problem: impl Into<String>) -> Self {
+        Self::Schema {
+            source_name: source.to_string(),
+            column: column.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// ZSTD, page statistics for pruning, dictionaries for the string columns.
+fn writer_properties(row_group_rows: usize) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(format!("canopy {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}

@@ -1,0 +1,501 @@
+//! The raw lake object: one Parquet file per sealed batch of frames.
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | `ts_us` | INT64 | microseconds since the Unix epoch, UTC |
+//! | `bus` | STRING (dictionary) | interface name, `can0` |
+//! | `can_id` | INT64 | identifier without flags |
+//! | `extended` | BOOLEAN | 29-bit identifier |
+//! | `fd` | BOOLEAN | CAN FD frame |
+//! | `dlc` | INT32 | payload length in bytes (the requested length for a remote frame) |
+//! | `data` | BINARY | payload |
+//! | `flags` | INT32 | [`FrameFlags`] bits: 1 FD, 2 BRS, 4 ESI, 8 remote, 16 error |
+//!
+//! `flags` is Canopy's addition to the design's seven columns: without it a
+//! remote or error frame, or a BRS/ESI bit, would be lost on the way to S3.
+//! Readers accept files without it. Rows are sorted by time within each row
+//! group; ZSTD compressed.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, StringDictionaryBuilder,
+};
+use arrow_array::types::Int32Type;
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, DictionaryArray, Int32Array, Int64Array,
+    RecordBatch, StringArray,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::ChunkReader;
+
+use super::{LakeError, writer_properties};
+use crate::candump::BusNames;
+use crate::frame::{CanFrame, CanId, FrameError, FrameFlags, MAX_PAYLOAD};
+
+/// Frames per row group: small enough that the edge stays within a few MB.
+pub const DEFAULT_RAW_ROW_GROUP: usize = 65_536;
+
+/// The raw lake schema.
+pub fn raw_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("ts_us", DataType::Int64, false),
+        Field::new(
+            "bus",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            false,
+        ),
+        Field::new("can_id", DataType::Int64, false),
+        Field::new("extended", DataType::Boolean, false),
+        Field::new("fd", DataType::Boolean, false),
+        Field::new("dlc", DataType::Int32, false),
+        Field::new("data", DataType::Binary, false),
+        Field::new("flags", DataType::Int32, false),
+    ]))
+}
+
+/// What a finished raw file holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawFileStats {
+    pub frames: u64,
+    pub row_groups: u64,
+    pub first_ts_us: Option<i64>,
+    pub last_ts_us: Option<i64>,
+}
+
+/// Writes frames as a raw lake file, one sorted row group at a time.
+pub struct RawWriter<W: Write + Send> {
+    writer: ArrowWriter<W>,
+    pending: Vec<CanFrame>,
+    row_group_rows: usize,
+    stats: RawFileStats,
+    source_name: Arc<str>,
+}
+
+impl<W: Write + Send> RawWriter<W> {
+    pub fn new(sink: W, source_name: &str) -> Result<Self, LakeError> {
+        Self::with_row_group(sink, source_name, DEFAULT_RAW_ROW_GROUP)
+    }
+
+    pub fn with_row_group(
+        sink: W,
+        source_name: &str,
+        row_group_rows: usize,
+    ) -> Result<Self, LakeError> {
+        let source_name: Arc<str> = Arc::from(source_name);
+        let writer =
+            ArrowWriter::try_new(sink, raw_schema(), Some(writer_properties(row_group_rows)))
+                .map_err(|e| LakeError::parquet(&source_name, e))?;
+        Ok(Self {
+            writer,
+            pending: Vec::with_capacity(row_group_rows.min(DEFAULT_RAW_ROW_GROUP)),
+            row_group_rows: row_group_rows.max(1),
+            stats: RawFileStats::default(),
+            source_name,
+        })
+    }
+
+    pub fn push(&mut self, frame: CanFrame) -> Result<(), LakeError> {
+        self.pending.push(frame);
+        if self.pending.len() >= self.row_group_rows {
+            self.flush_row_group()?;
+        }
+        Ok(())
+    }
+
+    /// Frames written so far, including those not yet in a row group.
+    pub fn frames(&self) -> u64 {
+        self.stats.frames + self.pending.len() as u64
+    }
+
+    fn flush_row_group(&mut self) -> Result<(), LakeError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        // Stable, so frames of equal time keep their capture order.
+        self.pending.sort_by_key(|f| f.ts_us);
+        let batch =
+            frames_to_batch(&self.pending).map_err(|e| LakeError::arrow(&self.source_name, e))?;
+        self.writer
+            .write(&batch)
+            .map_err(|e| LakeError::parquet(&self.source_name, e))?;
+        self.writer
+            .flush()
+            .map_err(|e| LakeError::parquet(&self.source_name, e))?;
+        let (first, last) = (
+            self.pending[0].ts_us,
+            self.pending[self.pending.len() - 1].ts_us,
+        );
+        self.stats.first_ts_us = Some(self.stats.first_ts_us.map_or(first, |t| t.min(first)));
+        self.stats.last_ts_us = Some(self.stats.last_ts_us.map_or(last, |t| t.max(last)));
+        self.stats.frames += self.pending.len() as u64;
+        self.stats.row_groups += 1;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes what is pending and the footer; returns the sink.
+    pub fn finish(mut self) -> Result<(W, RawFileStats), LakeError> {
+        self.flush_row_group()?;
+        let sink = self
+            .writer
+            .into_inner()
+            .map_err(|e| LakeError::parquet(&self.source_name, e))?;
+        Ok((sink, self.stats))
+    }
+}
+
+fn frames_to_batch(frames: &[CanFrame]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let n = frames.len();
+    let mut ts = Int64Builder::with_capacity(n);
+    let mut bus = StringDictionaryBuilder::<Int32Type>::new();
+    let mut can_id = Int64Builder::with_capacity(n);
+    let mut extended = BooleanBuilder::with_capacity(n);
+    let mut fd = BooleanBuilder::with_capacity(n);
+    let mut dlc = Int32Builder::with_capacity(n);
+    let mut data = BinaryBuilder::with_capacity(n, n * 8);
+    let mut flags = Int32Builder::with_capacity(n);
+    for f in frames {
+        ts.append_value(f.ts_us);
+        bus.append_value(&*f.bus);
+        can_id.append_value(i64::from(f.id.raw()));
+        extended.append_value(f.id.is_extended());
+        fd.append_value(f.is_fd());
+        dlc.append_value(i32::from(f.dlc()));
+        data.append_value(f.data());
+        flags.append_value(i32::from(f.flags.bits()));
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(ts.finish()),
+        Arc::new(bus.finish()),
+        Arc::new(can_id.finish()),
+        Arc::new(extended.finish()),
+        Arc::new(fd.finish()),
+        Arc::new(dlc.finish()),
+        Arc::new(data.finish()),
+        Arc::new(flags.finish()),
+    ];
+    RecordBatch::try_new(raw_schema(), columns)
+}
+
+/// The bus column as files have it: dictionary-encoded (Canopy) or plain.
+enum BusColumn {
+    Dictionary(DictionaryArray<Int32Type>, StringArray),
+    Plain(StringArray),
+}
+
+/// One batch of raw rows, checked against the schema.
+pub struct RawBatch {
+    ts: Int64Array,
+    bus: BusColumn,
+    can_id: Int64Array,
+    extended: BooleanArray,
+    fd: BooleanArray,
+    dlc: Int32Array,
+    data: BinaryArray,
+    flags: Option<Int32Array>,
+    /// Row number of the batch's first row within its file.
+    first_row: u64,
+    source_name: Arc<str>,
+}
+
+/// A raw row, borrowed from its batch.
+#[derive(Clone, Copy, Debug)]
+pub struct RawRow<'a> {
+    pub ts_us: i64,
+    pub bus: &'a str,
+    pub id: CanId,
+    pub flags: FrameFlags,
+    pub dlc: u8,
+    pub data: &'a [u8],
+}
+
+impl RawRow<'_> {
+    pub fn to_frame(&self, buses: &mut BusNames) -> Result<CanFrame, FrameError> {
+        let bus = buses.get(self.bus);
+        if self.flags.contains(FrameFlags::REMOTE) {
+            CanFrame::remote(self.ts_us, bus, self.id, self.dlc)
+        } else {
+            CanFrame::new(self.ts_us, bus, self.id, self.flags, self.data)
+        }
+    }
+}
+
+fn column<'b, T: 'static>(
+    batch: &'b RecordBatch,
+    name: &str,
+    source: &Arc<str>,
+    expected: &str,
+) -> Result<&'b T, LakeError> {
+    let col = batch
+        .column_by_name(name)
+        .ok_or_else(|| LakeError::schema(source, name, "column missing"))?;
+    col.as_any().downcast_ref::<T>().ok_or_else(|| {
+        LakeError::schema(
+            source,
+            name,
+            format!("expected {expected}, found {}", col.data_type()),
+        )
+    })
+}
+
+impl RawBatch {
+    /// Checks a record batch against the raw schema. `first_row` is the file
+    /// row number of its first row, for error messages.
+    pub fn try_new(
+        batch: &RecordBatch,
+        first_row: u64,
+        source_name: &Arc<str>,
+    ) -> Result<Self, LakeError> {
+        let s = source_name;
+        let bus_col = batch
+            .column_by_name("bus")
+            .ok_or_else(|| LakeError::schema(s, "bus", "column missing"))?;
+        let bus = if let Some(dict) = bus_col
+            .as_any()
+            .downcast_ref::<DictionaryArray<Int32Type>>()
+        {
+            let values = dict
+                .values()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| LakeError::schema(s, "bus", "dictionary values must be strings"))?
+                .clone();
+            BusColumn::Dictionary(dict.clone(), values)
+        } else if let Some(plain) = bus_col.as_any().downcast_ref::<StringArray>() {
+            BusColumn::Plain(plain.clone())
+        } else {
+            return Err(LakeError::schema(
+                s,
+                "bus",
+                format!("expected a string, found {}", bus_col.data_type()),
+            ));
+        };
+        let flags = match batch.column_by_name("flags") {
+            None => None,
+            Some(_) => Some(column::<Int32Array>(batch, "flags", s, "INT32")?.clone()),
+        };
+        let out = Self {
+            ts: column::<Int64Array>(batch, "ts_us", s, "INT64")?.clone(),
+            bus,
+            can_id: column::<Int64Array>(batch, "can_id", s, "INT64")?.clone(),
+            extended: column::<BooleanArray>(batch, "extended", s, "BOOLEAN")?.clone(),
+            fd: column::<BooleanArray>(batch, "fd", s, "BOOLEAN")?.clone(),
+            dlc: column::<Int32Array>(batch, "dlc", s, "INT32")?.clone(),
+            data: column::<BinaryArray>(batch, "data", s, "BINARY")?.clone(),
+            flags,
+            first_row,
+            source_name: s.clone(),
+        };
+        for (name, nulls) in [
+            ("ts_us", out.ts.null_count()),
+            ("can_id", out.can_id.null_count()),
+            ("extended", out.extended.null_count()),
+            ("fd", out.fd.null_count()),
+            ("data", out.data.null_count()),
+        ] {
+            if nulls > 0 {
+                let array: &dyn Array = match name {
+                    "ts_us" => &out.ts,
+                    "can_id" => &out.can_id,
+                    "extended" => &out.extended,
+                    "fd" => &out.fd,
+                    _ => &out.data,
+                };
+                let row = (0..array.len()).find(|&i| array.is_null(i)).unwrap_or(0);
+                return Err(out.row_error(row, format!("{name} is null")));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    fn row_error(&self, i: usize, problem: String) -> LakeError {
+        LakeError::Row {
+            source_name: self.source_name.to_string(),
+            row: self.first_row + i as u64,
+            problem,
+        }
+    }
+
+    /// Row `i` of the batch (`i < len()`), checked.
+    pub fn row(&self, i: usize) -> Result<RawRow<'_>, LakeError> {
+        let raw_id = self.can_id.value(i);
+        let extended = self.extended.value(i);
+        let fd = self.fd.value(i);
+        let mut flags = self.flags.as_ref().map_or(FrameFlags::empty(), |f| {
+            FrameFlags::from_bits_truncate(f.value(i) as u8)
+        });
+        if fd {
+            flags.insert(FrameFlags::FD);
+        }
+        let id = u32::try_from(raw_id)
+            .ok()
+            .and_then(|id| CanId::new(id, extended))
+            .ok_or_else(|| {
+                self.row_error(
+                    i,
+                    format!(
+                        "can_id {raw_id} does not fit a {} identifier",
+                        if extended { "29-bit" } else { "11-bit" }
+                    ),
+                )
+            })?;
+        let data = self.data.value(i);
+        let max = if fd { MAX_PAYLOAD } else { 8 };
+        if data.len() > max {
+            return Err(self.row_error(
+                i,
+                format!(
+                    "data has {} bytes, more than a {} frame holds",
+                    data.len(),
+                    if fd { "CAN FD" } else { "classic" }
+                ),
+            ));
+        }
+        let dlc = if self.dlc.is_null(i) {
+            data.len() as i32
+        } else {
+            self.dlc.value(i)
+        };
+        let dlc = u8::try_from(dlc)
+            .ok()
+            .filter(|&d| usize::from(d) <= max)
+            .ok_or_else(|| self.row_error(i, format!("dlc {dlc} is not a payload length")))?;
+        let bus = match &self.bus {
+            BusColumn::Dictionary(dict, values) => {
+                if dict.is_null(i) {
+                    ""
+                } else {
+                    values.value(dict.keys().value(i) as usize)
+                }
+            }
+            BusColumn::Plain(values) => {
+                if values.is_null(i) {
+                    ""
+                } else {
+                    values.value(i)
+                }
+            }
+        };
+        Ok(RawRow {
+            ts_us: self.ts.value(i),
+            bus,
+            id,
+            flags,
+            dlc,
+            data,
+        })
+    }
+}
+
+/// Reads a raw lake file batch by batch; memory stays bounded by one row group.
+pub struct RawFileReader {
+    inner: ParquetRecordBatchReader,
+    next_row: u64,
+    rows: u64,
+    source_name: Arc<str>,
+}
+
+impl RawFileReader {
+    pub fn open(path: &Path) -> Result<Self, LakeError> {
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|e| LakeError::Io {
+            source_name: name.clone(),
+            error: e.to_string(),
+        })?;
+        Self::new(file, &name)
+    }
+
+    pub fn from_bytes(bytes: Bytes, source_name: &str) -> Result<Self, LakeError> {
+        Self::new(bytes, source_name)
+    }
+
+    fn new<R: ChunkReader + 'static>(input: R, source_name: &str) -> Result<Self, LakeError> {
+        let source_name: Arc<str> = Arc::from(source_name);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(input)
+            .map_err(|e| LakeError::parquet(&source_name, e))?;
+        let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+        check_schema(builder.schema(), &source_name)?;
+        let inner = builder
+            .with_batch_size(8192)
+            .build()
+            .map_err(|e| LakeError::parquet(&source_name, e))?;
+        Ok(Self {
+            inner,
+            next_row: 0,
+            rows,
+            source_name,
+        })
+    }
+
+    /// Rows in the file, from its footer.
+    pub fn num_rows(&self) -> u64 {
+        self.rows
+    }
+}
+
+/// Fails early, naming the column, when a file is not a raw lake file.
+pub fn check_schema(schema: &Schema, source_name: &Arc<str>) -> Result<(), LakeError> {
+    for (name, ok) in [
+        ("ts_us", &[DataType::Int64][..]),
+        ("can_id", &[DataType::Int64]),
+        ("extended", &[DataType::Boolean]),
+        ("fd", &[DataType::Boolean]),
+        ("dlc", &[DataType::Int32]),
+        ("data", &[DataType::Binary]),
+    ] {
+        let field = schema
+            .field_with_name(name)
+            .map_err(|_| LakeError::schema(source_name, name, "column missing"))?;
+        if !ok.contains(field.data_type()) {
+            return Err(LakeError::schema(
+                source_name,
+                name,
+                format!("expected {:?}, found {}", ok[0], field.data_type()),
+            ));
+        }
+    }
+    let bus = schema
+        .field_with_name("bus")
+        .map_err(|_| LakeError::schema(source_name, "bus", "column missing"))?;
+    match bus.data_type() {
+        DataType::Utf8 => {}
+        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {}
+        other => {
+            return Err(LakeError::schema(
+                source_name,
+                "bus",
+                format!("expected a string, found {other}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Iterator for RawFileReader {
+    type Item = Result<RawBatch, LakeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = match self.inner.next()? {
+            Ok(b) => b,
+            Err(e) => return Some(Err(LakeError::arrow(&self.source_name, e))),
+        };
+        let first_row = self.next_row;
+        self.next_row += batch.num_rows() as u64;
+        Some(RawBatch::try_new(&batch, first_row, &self.source_name))
+    }
+}
