@@ -2,16 +2,16 @@
 //! JSON lines (one object per frame, in order) or decoded lake Parquet.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use canopy::candump::{BusNames, CandumpReader};
 use canopy::dbc::{Database, DecodeError, Message, SignalValue};
 use canopy::frame::CanFrame;
 use canopy::lake::decode::{DecodeStats, FrameDecoder};
 use canopy::lake::decoded::{DecodedWriter, DecodedWriterOptions};
-use canopy::lake::raw::{RawBatch, RawFileReader};
+
+use crate::input;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -19,6 +19,8 @@ pub enum Format {
     Jsonl,
     /// The decoded lake format: long-format Parquet, sorted, ZSTD.
     Parquet,
+    /// Only the counts: frames decoded, unknown ids, errors (JSON).
+    Summary,
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,11 +43,7 @@ pub struct DecodeArgs {
 
 pub fn run(args: &DecodeArgs) -> Result<()> {
     let db = Database::load(&args.dbc)?;
-    let frames: Box<dyn Iterator<Item = Result<CanFrame>>> = match (&args.candump, &args.raw) {
-        (Some(path), _) => Box::new(candump_frames(path)?),
-        (None, Some(path)) => Box::new(RawFrames::new(RawFileReader::open(path)?)),
-        (None, None) => anyhow::bail!("give --candump or --raw"),
-    };
+    let frames = input::open(args.candump.as_deref(), args.raw.as_deref())?;
     match args.format {
         Format::Jsonl => {
             let out: Box<dyn Write> = match &args.output {
@@ -57,6 +55,14 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
             let mut out = BufWriter::with_capacity(1 << 16, out);
             write_jsonl(&db, frames, &mut out)?;
             out.flush().context("writing the output")?;
+        }
+        Format::Summary => {
+            let mut decoder = FrameDecoder::new(&db);
+            for frame in frames {
+                let frame = frame?;
+                decoder.decode(frame.id, frame.flags, frame.data());
+            }
+            println!("{}", serde_json::to_string(&decoder.stats)?);
         }
         Format::Parquet => {
             let path = args
@@ -107,65 +113,6 @@ pub fn write_parquet(
     let (mut sink, _) = writer.finish()?;
     sink.flush().with_context(|| format!("writing {name}"))?;
     Ok(decoder.stats)
-}
-
-/// The frames of a raw lake file, batch by batch.
-struct RawFrames {
-    reader: RawFileReader,
-    batch: Option<RawBatch>,
-    next: usize,
-    buses: BusNames,
-}
-
-impl RawFrames {
-    fn new(reader: RawFileReader) -> Self {
-        Self {
-            reader,
-            batch: None,
-            next: 0,
-            buses: BusNames::default(),
-        }
-    }
-}
-
-impl Iterator for RawFrames {
-    type Item = Result<CanFrame>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(batch) = &self.batch
-                && self.next < batch.len()
-            {
-                let i = self.next;
-                self.next += 1;
-                return Some(
-                    batch
-                        .row(i)
-                        .map_err(anyhow::Error::from)
-                        .and_then(|row| row.to_frame(&mut self.buses).map_err(anyhow::Error::from)),
-                );
-            }
-            match self.reader.next()? {
-                Ok(batch) => {
-                    self.batch = Some(batch);
-                    self.next = 0;
-                }
-                Err(e) => return Some(Err(e.into())),
-            }
-        }
-    }
-}
-
-fn candump_frames(path: &str) -> Result<impl Iterator<Item = Result<CanFrame>>> {
-    let input: Box<dyn BufRead> = if path == "-" {
-        Box::new(BufReader::with_capacity(1 << 16, io::stdin()))
-    } else {
-        Box::new(BufReader::with_capacity(
-            1 << 16,
-            File::open(path).with_context(|| format!("opening {path}"))?,
-        ))
-    };
-    Ok(CandumpReader::new(input, path).map(|r| r.map_err(anyhow::Error::from)))
 }
 
 /// Writes the oracle's JSON-lines format.

@@ -1,6 +1,8 @@
 //! `canopy-edge`: the vehicle-side agent of Canopy.
 
+mod convert;
 mod decode;
+mod input;
 
 use clap::{Parser, Subcommand};
 
@@ -19,11 +21,14 @@ struct Cli {
 enum Command {
     /// Decode a candump log or raw lake file with a DBC.
     Decode(decode::DecodeArgs),
+    /// Convert between candump logs and raw lake Parquet.
+    Convert(convert::ConvertArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => decode::run(&args),
+        Command::Convert(args) => convert::run(&args),
     }
 }

@@ -13,7 +13,7 @@ use crate::frame::{CanId, FrameFlags};
 const UNKNOWN_IDS_KEPT: usize = 32;
 
 /// What a decode run saw.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DecodeStats {
     pub frames: u64,
     pub decoded_frames: u64,
@@ -27,7 +27,12 @@ pub struct DecodeStats {
     /// Remote and error frames, which carry no signals.
     pub skipped_frames: u64,
     /// Frame count per unknown id (the first few ids seen).
+    #[serde(serialize_with = "hex_ids")]
     pub unknown_id_counts: BTreeMap<CanId, u64>,
+}
+
+fn hex_ids<S: serde::Serializer>(ids: &BTreeMap<CanId, u64>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(ids.iter().map(|(id, n)| (format!("0x{id}"), n)))
 }
 
 impl DecodeStats {
@@ -89,29 +94,38 @@ impl<'db> FrameDecoder<'db> {
         data: &[u8],
         out: &mut DecodedWriter<W>,
     ) -> Result<(), LakeError> {
+        match self.decode(id, flags, data) {
+            Some((index, values)) => out.push(ts_us, index, values),
+            None => Ok(()),
+        }
+    }
+
+    /// Decodes one frame and counts it; the message index and values when
+    /// the frame decodes.
+    pub fn decode(&mut self, id: CanId, flags: FrameFlags, data: &[u8]) -> Option<(usize, &[SignalValue])> {
         self.stats.frames += 1;
         if flags.contains(FrameFlags::REMOTE) || flags.contains(FrameFlags::ERROR) {
             self.stats.skipped_frames += 1;
-            return Ok(());
+            return None;
         }
         let Some(index) = self.db.message_index(id) else {
             self.stats.unknown_ids += 1;
             self.stats.count_unknown(id, 1);
-            return Ok(());
+            return None;
         };
         match self.db.messages()[index].decode(data, &mut self.values) {
             Ok(()) => {
                 self.stats.decoded_frames += 1;
                 self.stats.values += self.values.len() as u64;
-                out.push(ts_us, index, &self.values)
+                Some((index, &self.values))
             }
             Err(DecodeError::WrongLength { .. }) => {
                 self.stats.short_frames += 1;
-                Ok(())
+                None
             }
             Err(_) => {
                 self.stats.invalid_frames += 1;
-                Ok(())
+                None
             }
         }
     }

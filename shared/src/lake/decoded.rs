@@ -247,3 +247,97 @@ impl<W: Write + Send> DecodedWriter<W> {
         Ok((sink, self.stats))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Array;
+    use bytes::Bytes;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::Compression;
+
+    const DBC: &str = r#"
+BO_ 2 Zeta: 2 E
+ SG_ B : 0|8@1+ (1,0) [0|0] "A" X
+ SG_ A : 8|8@1+ (1,0) [0|0] "V" X
+
+BO_ 1 Alpha: 1 E
+ SG_ Only : 0|8@1+ (0.5,0) [0|0] "degC" X
+"#;
+
+    fn rows(bytes: Vec<u8>) -> (Vec<(String, String, i64, f64, String)>, usize, Compression) {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
+        let groups = builder.metadata().num_row_groups();
+        let compression = builder.metadata().row_group(0).column(0).compression();
+        assert_eq!(builder.schema().as_ref(), decoded_schema().as_ref());
+        let mut out = Vec::new();
+        for batch in builder.build().unwrap() {
+            let batch = batch.unwrap();
+            let s = |i: usize| {
+                let d = batch.column(i).as_any().downcast_ref::<DictionaryArray<Int32Type>>().unwrap();
+                let v = d.values().as_any().downcast_ref::<StringArray>().unwrap().clone();
+                (0..d.len()).map(move |r| v.value(d.keys().value(r) as usize).to_string()).collect::<Vec<_>>()
+            };
+            let ts = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let value = batch.column(3).as_any().downcast_ref::<Float64Array>().unwrap();
+            let (m, sig, unit) = (s(1), s(2), s(4));
+            for r in 0..batch.num_rows() {
+                out.push((m[r].clone(), sig[r].clone(), ts.value(r), value.value(r), unit[r].clone()));
+            }
+        }
+        (out, groups, compression)
+    }
+
+    #[test]
+    fn rows_are_sorted_by_message_signal_and_time_with_units() {
+        let db = Database::from_text(DBC, "t.dbc").unwrap();
+        let mut w = DecodedWriter::new(&db, Vec::new(), "out", DecodedWriterOptions::default()).unwrap();
+        let zeta = db.messages().iter().position(|m| m.name == "Zeta").unwrap();
+        let alpha = db.messages().iter().position(|m| m.name == "Alpha").unwrap();
+        let mut values = Vec::new();
+        for (ts, data) in [(30, [3u8, 30]), (10, [1, 10]), (20, [2, 20])] {
+            db.messages()[zeta].decode(&data, &mut values).unwrap();
+            w.push(ts, zeta, &values).unwrap();
+        }
+        db.messages()[alpha].decode(&[9], &mut values).unwrap();
+        w.push(15, alpha, &values).unwrap();
+        let (bytes, stats) = w.finish().unwrap();
+        assert_eq!(stats.rows, 7);
+        let (rows, groups, compression) = rows(bytes);
+        assert_eq!(groups, 1);
+        assert!(matches!(compression, Compression::ZSTD(_)));
+        let want = [
+            ("Alpha", "Only", 15, 4.5, "degC"),
+            ("Zeta", "A", 10, 10.0, "V"),
+            ("Zeta", "A", 20, 20.0, "V"),
+            ("Zeta", "A", 30, 30.0, "V"),
+            ("Zeta", "B", 10, 1.0, "A"),
+            ("Zeta", "B", 20, 2.0, "A"),
+            ("Zeta", "B", 30, 3.0, "A"),
+        ];
+        let got: Vec<_> = rows.iter().map(|(m, s, t, v, u)| (m.as_str(), s.as_str(), *t, *v, u.as_str())).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn windows_bound_memory_and_are_cut_into_row_groups() {
+        let db = Database::from_text(DBC, "t.dbc").unwrap();
+        let options = DecodedWriterOptions { sort_window_rows: 10, row_group_rows: 4 };
+        let mut w = DecodedWriter::new(&db, Vec::new(), "out", options).unwrap();
+        let zeta = db.messages().iter().position(|m| m.name == "Zeta").unwrap();
+        let mut values = Vec::new();
+        for ts in 0..10 {
+            db.messages()[zeta].decode(&[ts as u8, 0], &mut values).unwrap();
+            w.push(ts, zeta, &values).unwrap();
+            assert!(w.rows.len() < 10);
+        }
+        let (bytes, stats) = w.finish().unwrap();
+        assert_eq!(stats.rows, 20);
+        let (rows, groups, _) = rows(bytes);
+        assert_eq!(rows.len(), 20);
+        assert_eq!(groups, 6, "two windows of 10 rows, each cut into 4 + 4 + 2");
+        // Within a window: A before B, time ascending.
+        let first: Vec<_> = rows[..10].iter().map(|r| (r.1.as_str(), r.2)).collect();
+        assert_eq!(first, [("A", 0), ("A", 1), ("A", 2), ("A", 3), ("A", 4), ("B", 0), ("B", 1), ("B", 2), ("B", 3), ("B", 4)]);
+    }
+}

@@ -499,3 +499,132 @@ impl Iterator for RawFileReader {
         Some(RawBatch::try_new(&batch, first_row, &self.source_name))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::CanId;
+
+    fn frames() -> Vec<CanFrame> {
+        let bus0: Arc<str> = Arc::from("can0");
+        let bus1: Arc<str> = Arc::from("can1");
+        let mut fd_flags = FrameFlags::FD;
+        fd_flags.insert(FrameFlags::BRS);
+        fd_flags.insert(FrameFlags::ESI);
+        vec![
+            CanFrame::new(30, bus0.clone(), CanId::Standard(0x100), FrameFlags::empty(), &[1, 2, 3]).unwrap(),
+            CanFrame::new(10, bus1.clone(), CanId::Extended(0x18FF50E5), FrameFlags::empty(), &[0xFF; 8]).unwrap(),
+            CanFrame::new(20, bus0.clone(), CanId::Standard(0x7FF), fd_flags, &[0xAB; 64]).unwrap(),
+            CanFrame::remote(40, bus1.clone(), CanId::Standard(0x123), 4).unwrap(),
+            CanFrame::new(50, bus0.clone(), CanId::Extended(0x80), FrameFlags::ERROR, &[0; 8]).unwrap(),
+            CanFrame::new(60, bus0, CanId::Standard(0), FrameFlags::empty(), &[]).unwrap(),
+        ]
+    }
+
+    fn write(frames: &[CanFrame], row_group: usize) -> Vec<u8> {
+        let mut w = RawWriter::with_row_group(Vec::new(), "mem.parquet", row_group).unwrap();
+        for f in frames {
+            w.push(f.clone()).unwrap();
+        }
+        w.finish().unwrap().0
+    }
+
+    fn read(bytes: Vec<u8>) -> Result<Vec<CanFrame>, LakeError> {
+        let mut buses = BusNames::default();
+        let mut out = Vec::new();
+        for batch in RawFileReader::from_bytes(Bytes::from(bytes), "mem.parquet")? {
+            let batch = batch?;
+            for i in 0..batch.len() {
+                out.push(batch.row(i)?.to_frame(&mut buses).unwrap());
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn every_kind_of_frame_survives_the_round_trip_sorted_by_time() {
+        let mut expected = frames();
+        let bytes = write(&expected, 1000);
+        expected.sort_by_key(|f| f.ts_us);
+        assert_eq!(read(bytes).unwrap(), expected);
+    }
+
+    #[test]
+    fn row_groups_are_cut_and_each_is_sorted() {
+        let frames: Vec<CanFrame> = (0..10)
+            .map(|i| CanFrame::new(100 - i, Arc::from("can0"), CanId::Standard(1), FrameFlags::empty(), &[i as u8]).unwrap())
+            .collect();
+        let mut w = RawWriter::with_row_group(Vec::new(), "mem", 4).unwrap();
+        for f in &frames {
+            w.push(f.clone()).unwrap();
+        }
+        let (bytes, stats) = w.finish().unwrap();
+        assert_eq!(stats, RawFileStats { frames: 10, row_groups: 3, first_ts_us: Some(91), last_ts_us: Some(100) });
+        let ts: Vec<i64> = read(bytes).unwrap().iter().map(|f| f.ts_us).collect();
+        assert_eq!(ts, [97, 98, 99, 100, 93, 94, 95, 96, 91, 92]);
+    }
+
+    #[test]
+    fn a_file_that_is_not_parquet_names_the_file() {
+        let err = RawFileReader::from_bytes(Bytes::from_static(b"not parquet at all"), "junk.parquet").err().unwrap();
+        assert!(err.to_string().starts_with("junk.parquet: "), "{err}");
+    }
+
+    fn write_batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> Vec<u8> {
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let mut w = ArrowWriter::try_new(Vec::new(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_wrong_column_type_names_the_column() {
+        let mut fields: Vec<Field> = raw_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[2] = Field::new("can_id", DataType::Utf8, false);
+        let schema = Arc::new(Schema::new(fields));
+        let good = frames_to_batch(&frames()[..1]).unwrap();
+        let mut columns = good.columns().to_vec();
+        columns[2] = Arc::new(StringArray::from(vec!["0x100"]));
+        let err = read(write_batch(schema, columns)).unwrap_err();
+        assert_eq!(err.to_string(), "mem.parquet: column can_id: expected Int64, found Utf8");
+    }
+
+    #[test]
+    fn a_bad_row_names_the_row() {
+        let good = frames_to_batch(&frames()).unwrap();
+        let mut columns = good.columns().to_vec();
+        columns[2] = Arc::new(Int64Array::from(vec![1, 2, 3, 0x800, 5, 6]));
+        let err = read(write_batch(raw_schema(), columns)).unwrap_err();
+        assert_eq!(err.to_string(), "mem.parquet: row 3: can_id 2048 does not fit a 11-bit identifier");
+        let mut columns = good.columns().to_vec();
+        columns[6] = Arc::new(BinaryArray::from(vec![&[0u8; 9][..], &[], &[], &[], &[], &[]]));
+        let err = read(write_batch(raw_schema(), columns)).unwrap_err();
+        assert_eq!(err.to_string(), "mem.parquet: row 0: data has 9 bytes, more than a classic frame holds");
+    }
+
+    #[test]
+    fn plain_string_bus_columns_and_files_without_flags_are_read() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ts_us", DataType::Int64, false),
+            Field::new("bus", DataType::Utf8, false),
+            Field::new("can_id", DataType::Int64, false),
+            Field::new("extended", DataType::Boolean, false),
+            Field::new("fd", DataType::Boolean, false),
+            Field::new("dlc", DataType::Int32, false),
+            Field::new("data", DataType::Binary, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![5])),
+            Arc::new(StringArray::from(vec!["vcan0"])),
+            Arc::new(Int64Array::from(vec![0x123])),
+            Arc::new(BooleanArray::from(vec![false])),
+            Arc::new(BooleanArray::from(vec![true])),
+            Arc::new(Int32Array::from(vec![12])),
+            Arc::new(BinaryArray::from(vec![&[7u8; 12][..]])),
+        ];
+        let frames = read(write_batch(schema, columns)).unwrap();
+        assert_eq!(&*frames[0].bus, "vcan0");
+        assert!(frames[0].is_fd());
+        assert_eq!(frames[0].data(), &[7u8; 12]);
+    }
+}

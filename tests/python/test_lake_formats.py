@@ -1,0 +1,121 @@
+"""The Parquet files Canopy writes, read by pyarrow and DuckDB against the
+documented schemas (README, "Data lake formats")."""
+
+import json
+import random
+
+import cantools
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+RAW_SCHEMA = {
+    "ts_us": pa.int64(),
+    "bus": pa.dictionary(pa.int32(), pa.string()),
+    "can_id": pa.int64(),
+    "extended": pa.bool_(),
+    "fd": pa.bool_(),
+    "dlc": pa.int32(),
+    "data": pa.binary(),
+    "flags": pa.int32(),
+}
+DECODED_SCHEMA = {
+    "ts_us": pa.int64(),
+    "message": pa.dictionary(pa.int32(), pa.string()),
+    "signal": pa.dictionary(pa.int32(), pa.string()),
+    "value": pa.float64(),
+    "unit": pa.dictionary(pa.int32(), pa.string()),
+}
+
+
+def sample_log(dbc, path, frames=3000):
+    """A candump log of valid frames of every message, with a few unknown ids."""
+    db = cantools.database.load_file(str(dbc))
+    rng = random.Random(7)
+    lines = []
+    ts = 1_700_000_000_000_000
+    for i in range(frames):
+        ts += rng.randint(100, 2000)
+        if i % 100 == 99:
+            can_id, ext, data, fd = 0x7A0, False, bytes(rng.randbytes(8)), False
+        else:
+            msg = rng.choice(db.messages)
+            values = {}
+            for s in msg.signals:
+                lo = s.minimum if s.minimum is not None else 0
+                hi = s.maximum if s.maximum is not None else 1
+                values[s.name] = rng.uniform(lo, hi) if not s.is_multiplexer else 0
+            if msg.is_multiplexed():
+                mux = msg.signals[0] if msg.signals[0].is_multiplexer else next(s for s in msg.signals if s.is_multiplexer)
+                values[mux.name] = rng.choice(sorted(msg._codecs["multiplexers"][mux.name]))
+            data = msg.encode(values, strict=False)
+            can_id, ext, fd = msg.frame_id, msg.is_extended_frame, msg.length > 8
+        sec, usec = divmod(ts, 1_000_000)
+        ident = f"{can_id:08X}" if ext else f"{can_id:03X}"
+        body = f"{ident}##1{data.hex().upper()}" if fd else f"{ident}#{data.hex().upper()}"
+        lines.append(f"({sec}.{usec:06d}) can{i % 2} {body}")
+    path.write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def schema_of(table):
+    return {f.name: f.type for f in table.schema}
+
+
+def test_raw_and_decoded_files_have_the_documented_schema(tmp_path, edge, dbc):
+    log = tmp_path / "drive.log"
+    lines = sample_log(dbc, log)
+    raw = tmp_path / "raw.parquet"
+    decoded = tmp_path / "decoded.parquet"
+    edge("convert", "--candump", log, "--output", raw)
+    edge("decode", "--dbc", dbc, "--raw", raw, "--format", "parquet", "--output", decoded)
+
+    raw_table = pq.read_table(raw)
+    assert schema_of(raw_table) == RAW_SCHEMA
+    assert raw_table.num_rows == len(lines)
+    meta = pq.ParquetFile(raw).metadata
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    ts = raw_table.column("ts_us").to_pylist()
+    assert ts == sorted(ts), "raw rows are sorted by time"
+    first = raw_table.slice(0, 1).to_pylist()[0]
+    sec, rest = lines[0][1:].split(")", 1)
+    assert first["ts_us"] == int(sec.replace(".", ""))
+    assert first["bus"] == rest.split()[0]
+
+    dec_table = pq.read_table(decoded)
+    assert schema_of(dec_table) == DECODED_SCHEMA
+    assert pq.ParquetFile(decoded).metadata.row_group(0).column(1).compression == "ZSTD"
+    rows = [(r["message"], r["signal"], r["ts_us"]) for r in dec_table.select(["message", "signal", "ts_us"]).to_pylist()]
+    assert rows == sorted(rows), "decoded rows are sorted by (message, signal, ts_us)"
+
+
+def test_decoded_parquet_holds_exactly_what_the_jsonl_decode_gives(tmp_path, edge, dbc):
+    log = tmp_path / "drive.log"
+    sample_log(dbc, log, frames=1500)
+    decoded = tmp_path / "decoded.parquet"
+    edge("decode", "--dbc", dbc, "--candump", log, "--format", "parquet", "--output", decoded)
+    jsonl = edge("decode", "--dbc", dbc, "--candump", log, "--format", "jsonl").stdout
+    db = cantools.database.load_file(str(dbc))
+    units = {(m.name, s.name): s.unit or "" for m in db.messages for s in m.signals}
+    expected = []
+    for line in jsonl.splitlines():
+        frame = json.loads(line)
+        ts = round(frame["timestamp"] * 1_000_000)
+        for name, value in (frame["signals"] or {}).items():
+            expected.append((frame["message"], name, ts, float(value), units[(frame["message"], name)]))
+    got = duckdb.sql(f"SELECT message, signal, ts_us, value, unit FROM '{decoded}' ORDER BY message, signal, ts_us").fetchall()
+    assert len(got) == len(expected) > 5_000
+    assert got == sorted(expected)
+
+
+def test_duckdb_answers_a_time_bucketed_query(tmp_path, edge, dbc):
+    log = tmp_path / "drive.log"
+    sample_log(dbc, log)
+    decoded = tmp_path / "decoded.parquet"
+    edge("decode", "--dbc", dbc, "--candump", log, "--format", "parquet", "--output", decoded)
+    rows = duckdb.sql(
+        f"""SELECT time_bucket(INTERVAL 1 SECOND, make_timestamp(ts_us)) AS t, avg(value), count(*)
+            FROM '{decoded}' WHERE message = 'BMS_PackStatus' AND signal = 'PackVoltage'
+            GROUP BY t ORDER BY t"""
+    ).fetchall()
+    assert rows and all(0 <= avg <= 500 for _, avg, _ in rows)
