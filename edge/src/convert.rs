@@ -35,7 +35,11 @@ pub struct ConvertArgs {
 
 pub fn run(args: &ConvertArgs) -> Result<()> {
     let frames = input::open(args.candump.as_deref(), args.raw.as_deref())?;
-    let target = args.to.unwrap_or(if args.raw.is_some() { Target::Candump } else { Target::Raw });
+    let target = args.to.unwrap_or(if args.raw.is_some() {
+        Target::Candump
+    } else {
+        Target::Raw
+    });
     let name = args.output.display().to_string();
     let file = File::create(&args.output).with_context(|| format!("creating {name}"))?;
     let mut count = 0u64;

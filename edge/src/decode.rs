@@ -47,9 +47,7 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
     match args.format {
         Format::Jsonl => {
             let out: Box<dyn Write> = match &args.output {
-                Some(path) => Box::new(
-                    File::create(path).with_context(|| format!("creating {}", path.display()))?,
-                ),
+                Some(path) => Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?),
                 None => Box::new(io::stdout().lock()),
             };
             let mut out = BufWriter::with_capacity(1 << 16, out);
@@ -65,10 +63,7 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
             println!("{}", serde_json::to_string(&decoder.stats)?);
         }
         Format::Parquet => {
-            let path = args
-                .output
-                .as_ref()
-                .context("--format parquet needs --output FILE")?;
+            let path = args.output.as_ref().context("--format parquet needs --output FILE")?;
             let stats = write_parquet(&db, frames, path)?;
             eprintln!(
                 "{} frames: {} decoded into {} values, {} unknown ids, {} shorter than their DBC length, {} invalid, {} remote/error",
@@ -93,22 +88,11 @@ pub fn write_parquet(
 ) -> Result<DecodeStats> {
     let name = path.display().to_string();
     let file = File::create(path).with_context(|| format!("creating {name}"))?;
-    let mut writer = DecodedWriter::new(
-        db,
-        BufWriter::new(file),
-        &name,
-        DecodedWriterOptions::default(),
-    )?;
+    let mut writer = DecodedWriter::new(db, BufWriter::new(file), &name, DecodedWriterOptions::default())?;
     let mut decoder = FrameDecoder::new(db);
     for frame in frames {
         let frame = frame?;
-        decoder.decode_frame(
-            frame.ts_us,
-            frame.id,
-            frame.flags,
-            frame.data(),
-            &mut writer,
-        )?;
+        decoder.decode_frame(frame.ts_us, frame.id, frame.flags, frame.data(), &mut writer)?;
     }
     let (mut sink, _) = writer.finish()?;
     sink.flush().with_context(|| format!("writing {name}"))?;
@@ -116,11 +100,7 @@ pub fn write_parquet(
 }
 
 /// Writes the oracle's JSON-lines format.
-pub fn write_jsonl(
-    db: &Database,
-    frames: impl Iterator<Item = Result<CanFrame>>,
-    out: &mut impl Write,
-) -> Result<()> {
+pub fn write_jsonl(db: &Database, frames: impl Iterator<Item = Result<CanFrame>>, out: &mut impl Write) -> Result<()> {
     let mut values = Vec::new();
     let mut line = String::with_capacity(512);
     for frame in frames {
@@ -183,11 +163,7 @@ fn json_number(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("\"NaN\"");
     } else if v.is_infinite() {
-        out.push_str(if v > 0.0 {
-            "\"Infinity\""
-        } else {
-            "\"-Infinity\""
-        });
+        out.push_str(if v > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" });
     } else if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
         let _ = write!(out, "{}", v as i64);
     } else {

@@ -1,5 +1,6 @@
 //! `canopy-edge`: the vehicle-side agent of Canopy.
 
+mod bench;
 mod convert;
 mod decode;
 mod input;
@@ -23,6 +24,9 @@ enum Command {
     Decode(decode::DecodeArgs),
     /// Convert between candump logs and raw lake Parquet.
     Convert(convert::ConvertArgs),
+    /// Time the DBC codec alone on frames held in memory (for `make bench-decode`).
+    #[command(hide = true)]
+    BenchCodec(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,5 +34,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Decode(args) => decode::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::BenchCodec(args) => bench::run(&args),
     }
 }

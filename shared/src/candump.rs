@@ -61,10 +61,7 @@ pub enum CandumpError {
         kind: LineError,
     },
     #[error("{source_name}: {error}")]
-    Io {
-        source_name: Arc<str>,
-        error: io::Error,
-    },
+    Io { source_name: Arc<str>, error: io::Error },
 }
 
 /// Interns bus names so a million frames share a handful of allocations.
@@ -131,13 +128,10 @@ fn parse_frame(ts_us: i64, bus: BusName, text: &str) -> Result<CanFrame, LineErr
 
     if let Some(fd_body) = body.strip_prefix('#') {
         let mut chars = fd_body.chars();
-        let flag_digit = chars
-            .next()
-            .ok_or_else(|| LineError::FdFlags(String::new()))?;
+        let flag_digit = chars.next().ok_or_else(|| LineError::FdFlags(String::new()))?;
         let fd_flags = flag_digit
             .to_digit(16)
-            .ok_or_else(|| LineError::FdFlags(flag_digit.to_string()))?
-            as u8;
+            .ok_or_else(|| LineError::FdFlags(flag_digit.to_string()))? as u8;
         flags.insert(FrameFlags::FD);
         if fd_flags & FD_FLAG_BRS != 0 {
             flags.insert(FrameFlags::BRS);
@@ -162,15 +156,12 @@ fn parse_frame(ts_us: i64, bus: BusName, text: &str) -> Result<CanFrame, LineErr
             // An error frame is never a remote request; keep the id readable.
             id = CanId::Extended(id.raw());
         }
-        return CanFrame::remote(ts_us, bus, id, len)
-            .map_err(|_| LineError::RemoteLength(dlc.to_string()));
+        return CanFrame::remote(ts_us, bus, id, len).map_err(|_| LineError::RemoteLength(dlc.to_string()));
     }
 
     // A classic 8-byte frame may carry its raw DLC (9..F) as "_X"; the payload is the same.
     let body = match body.split_once('_') {
-        Some((payload, dlc)) if dlc.len() == 1 && dlc.chars().all(|c| c.is_ascii_hexdigit()) => {
-            payload
-        }
+        Some((payload, dlc)) if dlc.len() == 1 && dlc.chars().all(|c| c.is_ascii_hexdigit()) => payload,
         Some(_) => return Err(LineError::DataHex(body.to_string())),
         None => body,
     };
@@ -195,10 +186,7 @@ fn parse_id(text: &str) -> Result<(CanId, FrameFlags), LineError> {
         3 => CanId::standard(value)
             .map(|id| (id, FrameFlags::empty()))
             .ok_or(LineError::StandardIdRange(value)),
-        8 if value & CAN_ERR_FLAG != 0 => Ok((
-            CanId::Extended(value & CanId::MAX_EXTENDED),
-            FrameFlags::ERROR,
-        )),
+        8 if value & CAN_ERR_FLAG != 0 => Ok((CanId::Extended(value & CanId::MAX_EXTENDED), FrameFlags::ERROR)),
         8 => CanId::extended(value)
             .map(|id| (id, FrameFlags::empty()))
             .ok_or_else(|| LineError::IdHex(text.to_string())),
@@ -207,11 +195,7 @@ fn parse_id(text: &str) -> Result<(CanId, FrameFlags), LineError> {
 }
 
 /// Hex pairs, optionally separated by dots (`11.22.33`), into `out`.
-fn parse_hex_payload(
-    text: &str,
-    out: &mut [u8; MAX_PAYLOAD],
-    max: usize,
-) -> Result<usize, LineError> {
+fn parse_hex_payload(text: &str, out: &mut [u8; MAX_PAYLOAD], max: usize) -> Result<usize, LineError> {
     let mut len = 0;
     let mut high: Option<u8> = None;
     for b in text.bytes() {
@@ -357,19 +341,13 @@ mod tests {
 
     #[test]
     fn digit_count_decides_the_id_type() {
-        assert_eq!(
-            parse("(1.0) can0 00000123#").unwrap().id,
-            CanId::Extended(0x123)
-        );
+        assert_eq!(parse("(1.0) can0 00000123#").unwrap().id, CanId::Extended(0x123));
         assert_eq!(parse("(1.0) can0 123#").unwrap().id, CanId::Standard(0x123));
         assert_eq!(
             parse("(1.0) can0 0123#").unwrap_err(),
             LineError::IdLength("0123".into())
         );
-        assert_eq!(
-            parse("(1.0) can0 923#").unwrap_err(),
-            LineError::StandardIdRange(0x923)
-        );
+        assert_eq!(parse("(1.0) can0 923#").unwrap_err(), LineError::StandardIdRange(0x923));
     }
 
     #[test]
@@ -428,13 +406,7 @@ mod tests {
             &[0x11, 0x22, 0x33]
         );
         assert_eq!(parse("(1.000000) can0 123#11 R").unwrap().data(), &[0x11]);
-        assert_eq!(
-            parse("(1.000000) can0 123#1122334455667788_C")
-                .unwrap()
-                .data()
-                .len(),
-            8
-        );
+        assert_eq!(parse("(1.000000) can0 123#1122334455667788_C").unwrap().data().len(), 8);
     }
 
     #[test]
@@ -446,10 +418,7 @@ mod tests {
             parse("(1.0) can0 123").unwrap_err(),
             LineError::FrameSyntax("123".into())
         );
-        assert_eq!(
-            parse("(1.0) can0 12G#").unwrap_err(),
-            LineError::IdHex("12G".into())
-        );
+        assert_eq!(parse("(1.0) can0 12G#").unwrap_err(), LineError::IdHex("12G".into()));
         assert_eq!(
             parse("(1.0) can0 123#ABC").unwrap_err(),
             LineError::DataHex("ABC".into())

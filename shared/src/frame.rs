@@ -125,13 +125,7 @@ pub struct CanFrame {
 
 impl CanFrame {
     /// A frame with the given payload; at most 8 bytes unless `flags` has FD.
-    pub fn new(
-        ts_us: i64,
-        bus: BusName,
-        id: CanId,
-        flags: FrameFlags,
-        payload: &[u8],
-    ) -> Result<Self, FrameError> {
+    pub fn new(ts_us: i64, bus: BusName, id: CanId, flags: FrameFlags, payload: &[u8]) -> Result<Self, FrameError> {
         let max = if flags.contains(FrameFlags::FD) {
             MAX_PAYLOAD
         } else {
@@ -251,10 +245,7 @@ mod tests {
     fn ids_are_range_checked() {
         assert_eq!(CanId::standard(0x7FF), Some(CanId::Standard(0x7FF)));
         assert_eq!(CanId::standard(0x800), None);
-        assert_eq!(
-            CanId::extended(0x1FFF_FFFF),
-            Some(CanId::Extended(0x1FFF_FFFF))
-        );
+        assert_eq!(CanId::extended(0x1FFF_FFFF), Some(CanId::Extended(0x1FFF_FFFF)));
         assert_eq!(CanId::extended(0x2000_0000), None);
         assert_eq!(CanId::Standard(0x1F).to_string(), "01F");
         assert_eq!(CanId::Extended(0x1F).to_string(), "0000001F");

@@ -10,9 +10,7 @@ use std::str::FromStr;
 pub struct VehicleId(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid vehicle id {0:?}: use 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-', not starting with '-'"
-)]
+#[error("invalid vehicle id {0:?}: use 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-', not starting with '-'")]
 pub struct InvalidVehicleId(pub String);
 
 impl VehicleId {
@@ -23,14 +21,8 @@ impl VehicleId {
         let valid = !id.is_empty()
             && id.len() <= Self::MAX_LEN
             && !id.starts_with('-')
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if valid {
-            Ok(Self(id))
-        } else {
-            Err(InvalidVehicleId(id))
-        }
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if valid { Ok(Self(id)) } else { Err(InvalidVehicleId(id)) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -67,17 +59,7 @@ mod tests {
         for ok in ["veh-001", "VIN1HGCM82633A004352", "fleet_7", "a"] {
             assert!(VehicleId::new(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            "-x",
-            "a/b",
-            "a=b",
-            "a'b",
-            "a b",
-            "a.b",
-            "é",
-            &"x".repeat(65),
-        ] {
+        for bad in ["", "-x", "a/b", "a=b", "a'b", "a b", "a.b", "é", &"x".repeat(65)] {
             assert!(VehicleId::new(bad).is_err(), "{bad}");
         }
     }

@@ -114,11 +114,7 @@ pub(crate) fn network_bit(sawtooth: u32) -> u32 {
 
 #[inline(always)]
 pub(crate) fn mask(len: u32) -> u64 {
-    if len >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << len) - 1
-    }
+    if len >= 64 { u64::MAX } else { (1u64 << len) - 1 }
 }
 
 #[cfg(test)]
@@ -134,14 +130,8 @@ mod tests {
     #[test]
     fn intel_signals_read_lsb_first() {
         let buf = padded(&[0x34, 0x12, 0xFF]);
-        assert_eq!(
-            Layout::new(ByteOrder::LittleEndian, 0, 16).extract(&buf),
-            0x1234
-        );
-        assert_eq!(
-            Layout::new(ByteOrder::LittleEndian, 4, 8).extract(&buf),
-            0x23
-        );
+        assert_eq!(Layout::new(ByteOrder::LittleEndian, 0, 16).extract(&buf), 0x1234);
+        assert_eq!(Layout::new(ByteOrder::LittleEndian, 4, 8).extract(&buf), 0x23);
         assert_eq!(Layout::new(ByteOrder::LittleEndian, 0, 1).extract(&buf), 0);
     }
 
@@ -149,10 +139,7 @@ mod tests {
     fn motorola_start_bit_is_the_msb_in_sawtooth_order() {
         // A 16-bit Motorola signal starting at bit 7 covers bytes 0 and 1, MSB first.
         let buf = padded(&[0x12, 0x34]);
-        assert_eq!(
-            Layout::new(ByteOrder::BigEndian, 7, 16).extract(&buf),
-            0x1234
-        );
+        assert_eq!(Layout::new(ByteOrder::BigEndian, 7, 16).extract(&buf), 0x1234);
         // Start bit 3, 8 bits: the low nibble of byte 0 then the high nibble of byte 1.
         assert_eq!(Layout::new(ByteOrder::BigEndian, 3, 8).extract(&buf), 0x23);
     }

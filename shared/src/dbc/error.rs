@@ -22,9 +22,7 @@ pub enum DecodeError {
     },
     #[error("multiplexer {multiplexer} has the non-integer value {value}")]
     MultiplexerNotInteger { multiplexer: String, value: f64 },
-    #[error(
-        "unpacking failed: float signal {signal} has {length} bits (16, 32 or 64 are possible)"
-    )]
+    #[error("unpacking failed: float signal {signal} has {length} bits (16, 32 or 64 are possible)")]
     Unpacking { signal: String, length: u32 },
 }
 
@@ -33,9 +31,7 @@ pub enum DecodeError {
 pub enum EncodeError {
     #[error("message {message}: no value given for signal {signal}")]
     MissingValue { message: String, signal: String },
-    #[error(
-        "message {message}: signal {signal} value {value} is outside what its {length} bits hold ({min} to {max})"
-    )]
+    #[error("message {message}: signal {signal} value {value} is outside what its {length} bits hold ({min} to {max})")]
     OutOfRange {
         message: String,
         signal: String,

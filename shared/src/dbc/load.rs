@@ -9,15 +9,14 @@
 use std::collections::{BTreeSet, HashMap};
 
 use can_dbc::{
-    AttributeValue, AttributeValueType, Dbc, MessageId, MultiplexIndicator,
-    SignalExtendedValueType, ValueDescription,
+    AttributeValue, AttributeValueType, Dbc, MessageId, MultiplexIndicator, SignalExtendedValueType, ValueDescription,
 };
 
 use super::Database;
 use super::bits::{ByteOrder, Layout};
 use super::error::LoadError;
 use super::message::{Branch, Message, Mux, Node};
-use super::signal::{Conversion, Multiplexed, Signal, ValueKind};
+use super::signal::{Codec, Conversion, DecodeOp, Multiplexed, Signal, ValueKind};
 use crate::frame::CanId;
 
 const EXTENDED_FLAG: u64 = 0x8000_0000;
@@ -101,12 +100,15 @@ fn find_line(text: &str, keyword: &str, id: u32, name: &str) -> Option<usize> {
     text.lines()
         .position(|line| {
             let mut words = line.split_ascii_whitespace();
-            words.next() == Some(keyword)
-                && words.next() == Some(id.as_str())
-                && words.next() == Some(name)
+            words.next() == Some(keyword) && words.next() == Some(id.as_str()) && words.next() == Some(name)
         })
         .map(|i| i + 1)
 }
+
+/// Inclusive ranges of multiplexer values.
+type Ranges = Vec<(i128, i128)>;
+/// `SG_MUL_VAL_` of a message: multiplexer → [(signal, ranges)], in file order.
+type MuxValues = Vec<(String, Vec<(String, Ranges)>)>;
 
 /// A signal as the file defines it, before the tree is built.
 struct Draft {
@@ -150,12 +152,7 @@ impl<'a> Builder<'a> {
         let value_types = dbc
             .signal_extended_value_type_list
             .iter()
-            .map(|v| {
-                (
-                    (v.message_id, v.signal_name.clone()),
-                    v.signal_extended_value_type,
-                )
-            })
+            .map(|v| ((v.message_id, v.signal_name.clone()), v.signal_extended_value_type))
             .collect();
         Self {
             dbc,
@@ -213,30 +210,19 @@ impl<'a> Builder<'a> {
         };
         if let Some((id, name)) = first(self.choices.keys().collect()) {
             let line = find_line(self.text, "VAL_", id.raw(), &name);
-            return Err(self.error(
-                line,
-                format!("VAL_ for unknown signal {name} of message {}", id.raw()),
-            ));
+            return Err(self.error(line, format!("VAL_ for unknown signal {name} of message {}", id.raw())));
         }
         if let Some((id, name)) = first(self.value_types.keys().collect()) {
             let line = find_line(self.text, "SIG_VALTYPE_", id.raw(), &name);
             return Err(self.error(
                 line,
-                format!(
-                    "SIG_VALTYPE_ for unknown signal {name} of message {}",
-                    id.raw()
-                ),
+                format!("SIG_VALTYPE_ for unknown signal {name} of message {}", id.raw()),
             ));
         }
         Ok(())
     }
 
-    fn message(
-        &mut self,
-        parsed: &can_dbc::Message,
-        raw_id: u64,
-        line: Option<usize>,
-    ) -> Result<Message, LoadError> {
+    fn message(&mut self, parsed: &can_dbc::Message, raw_id: u64, line: Option<usize>) -> Result<Message, LoadError> {
         let dbc_id = parsed.id;
         let id = if raw_id & EXTENDED_FLAG != 0 {
             let id = raw_id & 0x7FFF_FFFF;
@@ -262,15 +248,9 @@ impl<'a> Builder<'a> {
                     )
                 })?
         };
-        let length = usize::try_from(parsed.size).map_err(|_| {
-            self.error(
-                line,
-                format!("message {} has an impossible length", parsed.name),
-            )
-        })?;
-        let name = self
-            .message_long_name(dbc_id)
-            .unwrap_or_else(|| parsed.name.clone());
+        let length = usize::try_from(parsed.size)
+            .map_err(|_| self.error(line, format!("message {} has an impossible length", parsed.name)))?;
+        let name = self.message_long_name(dbc_id).unwrap_or_else(|| parsed.name.clone());
 
         // cantools: exactly one signal marked M (or mNM) makes the message simply
         // multiplexed; more than one leaves SG_MUL_VAL_ as the only relation.
@@ -280,11 +260,7 @@ impl<'a> Builder<'a> {
             .filter(|s| is_multiplexer(s.multiplexer_indicator))
             .map(|s| s.name.as_str())
             .collect();
-        let single_mux = if markers.len() == 1 {
-            Some(markers[0])
-        } else {
-            None
-        };
+        let single_mux = if markers.len() == 1 { Some(markers[0]) } else { None };
 
         let mux_values = self.mux_values(dbc_id);
         let mut drafts = Vec::with_capacity(parsed.signals.len());
@@ -292,7 +268,7 @@ impl<'a> Builder<'a> {
             drafts.push(self.signal(dbc_id, &name, s, single_mux, &mux_values, line)?);
         }
         // cantools sorts signals by start bit (network order for Motorola); stable.
-        drafts.sort_by_key(|d| d.signal.layout.first_sort_key());
+        drafts.sort_by_key(|d| d.signal.codec.layout.first_sort_key());
 
         let is_fd = self.message_is_fd(dbc_id) || length > 8;
         let mut message = Message {
@@ -314,38 +290,34 @@ impl<'a> Builder<'a> {
             if d.signal.length == 0 {
                 return Err(self.error(
                     line,
-                    format!(
-                        "signal {} of message {} has length 0",
-                        d.signal.name, message.name
-                    ),
+                    format!("signal {} of message {} has length 0", d.signal.name, message.name),
                 ));
             }
         }
         message.signals = drafts.into_iter().map(|d| d.signal).collect();
         check_layout(&message).map_err(|m| self.error(line, m))?;
         describe_multiplexing(&mut message);
+        for node in &mut message.nodes {
+            node.ops = node
+                .signals
+                .iter()
+                .map(|&i| DecodeOp::new(message.signals[usize::from(i)].codec))
+                .collect();
+        }
         Ok(message)
     }
 
     /// `SG_MUL_VAL_` of one message: multiplexer short name → signal short name → ranges.
     /// Kept in file order, as cantools iterates them.
-    fn mux_values(&self, id: MessageId) -> Vec<(String, Vec<(String, Vec<(i128, i128)>)>)> {
-        let mut out: Vec<(String, Vec<(String, Vec<(i128, i128)>)>)> = Vec::new();
-        for m in self
-            .dbc
-            .extended_multiplex
-            .iter()
-            .filter(|m| m.message_id == id)
-        {
+    fn mux_values(&self, id: MessageId) -> MuxValues {
+        let mut out: MuxValues = Vec::new();
+        for m in self.dbc.extended_multiplex.iter().filter(|m| m.message_id == id) {
             let ranges = m
                 .mappings
                 .iter()
                 .map(|r| (i128::from(r.min_value), i128::from(r.max_value)))
                 .collect();
-            let entry = match out
-                .iter_mut()
-                .position(|(mux, _)| *mux == m.multiplexor_signal_name)
-            {
+            let entry = match out.iter_mut().position(|(mux, _)| *mux == m.multiplexor_signal_name) {
                 Some(i) => &mut out[i].1,
                 None => {
                     out.push((m.multiplexor_signal_name.clone(), Vec::new()));
@@ -367,38 +339,27 @@ impl<'a> Builder<'a> {
         message_name: &str,
         s: &can_dbc::Signal,
         single_mux: Option<&str>,
-        mux_values: &[(String, Vec<(String, Vec<(i128, i128)>)>)],
+        mux_values: &MuxValues,
         line: Option<usize>,
     ) -> Result<Draft, LoadError> {
         let key = (message_id, s.name.clone());
-        let length = u32::try_from(s.size)
-            .ok()
-            .filter(|&l| l <= 512)
-            .ok_or_else(|| {
-                self.error(
-                    line,
-                    format!(
-                        "signal {} of message {message_name} has length {}",
-                        s.name, s.size
-                    ),
-                )
-            })?;
-        let start_bit = u32::try_from(s.start_bit)
-            .ok()
-            .filter(|&b| b < 512)
-            .ok_or_else(|| {
-                self.error(
-                    line,
-                    format!(
-                        "signal {} of message {message_name} starts at bit {}",
-                        s.name, s.start_bit
-                    ),
-                )
-            })?;
+        let length = u32::try_from(s.size).ok().filter(|&l| l <= 512).ok_or_else(|| {
+            self.error(
+                line,
+                format!("signal {} of message {message_name} has length {}", s.name, s.size),
+            )
+        })?;
+        let start_bit = u32::try_from(s.start_bit).ok().filter(|&b| b < 512).ok_or_else(|| {
+            self.error(
+                line,
+                format!(
+                    "signal {} of message {message_name} starts at bit {}",
+                    s.name, s.start_bit
+                ),
+            )
+        })?;
         let is_float = match self.value_types.remove(&key) {
-            Some(
-                SignalExtendedValueType::IEEEfloat32Bit | SignalExtendedValueType::IEEEdouble64bit,
-            ) => true,
+            Some(SignalExtendedValueType::IEEEfloat32Bit | SignalExtendedValueType::IEEEdouble64bit) => true,
             Some(SignalExtendedValueType::SignedOrUnsignedInteger) | None => false,
         };
         let kind = if is_float {
@@ -471,27 +432,18 @@ impl<'a> Builder<'a> {
             minimum,
             maximum,
             unit: s.unit.clone(),
-            comment: self
-                .dbc
-                .signal_comment(message_id, &s.name)
-                .map(str::to_string),
+            comment: self.dbc.signal_comment(message_id, &s.name).map(str::to_string),
             choices,
-            receivers: s
-                .receivers
-                .iter()
-                .filter(|r| *r != "Vector__XXX")
-                .cloned()
-                .collect(),
+            receivers: s.receivers.iter().filter(|r| *r != "Vector__XXX").cloned().collect(),
             is_multiplexer: is_multiplexer(marker),
             multiplexed: None,
-            layout: Layout::new(byte_order, start_bit, length),
-            conversion: Conversion::new(s.factor, s.offset, kind),
+            codec: Codec {
+                layout: Layout::new(byte_order, start_bit, length),
+                kind,
+                conversion: Conversion::new(s.factor, s.offset, kind),
+            },
         };
-        Ok(Draft {
-            signal,
-            parent,
-            ids,
-        })
+        Ok(Draft { signal, parent, ids })
     }
 
     fn message_long_name(&self, id: MessageId) -> Option<String> {
@@ -502,10 +454,7 @@ impl<'a> Builder<'a> {
     }
 
     fn signal_long_name(&self, id: MessageId, short: &str) -> Option<String> {
-        match self
-            .dbc
-            .signal_attribute(id, short, "SystemSignalLongSymbol")
-        {
+        match self.dbc.signal_attribute(id, short, "SystemSignalLongSymbol") {
             Some(AttributeValue::String(s)) => Some(s.clone()),
             _ => None,
         }
@@ -540,9 +489,7 @@ impl<'a> Builder<'a> {
 
     fn enum_value(&self, attribute: &str, index: usize) -> Option<String> {
         self.dbc.attribute_definitions.iter().find_map(|d| match d {
-            can_dbc::AttributeDefinition::Message(name, AttributeValueType::Enum(values))
-                if name == attribute =>
-            {
+            can_dbc::AttributeDefinition::Message(name, AttributeValueType::Enum(values)) if name == attribute => {
                 values.get(index).cloned()
             }
             _ => None,
@@ -644,14 +591,12 @@ impl<'d> TreeBuilder<'d> {
             }
             let branches = self.branches(&draft.signal, depth)?;
             if !branches.is_empty() {
-                muxes.push(Mux {
-                    signal: i,
-                    branches,
-                });
+                muxes.push(Mux::new(i, DecodeOp::new(draft.signal.codec), branches));
             }
         }
         self.nodes[node] = Node {
             signals,
+            ops: Vec::new(),
             muxes,
             invalid_float,
         };
@@ -668,11 +613,7 @@ impl<'d> TreeBuilder<'d> {
                 ranges.extend(ids.iter().copied());
             }
         }
-        ranges.extend(
-            mux.choices
-                .iter()
-                .map(|(v, _)| (i128::from(*v), i128::from(*v))),
-        );
+        ranges.extend(mux.choices.iter().map(|(v, _)| (i128::from(*v), i128::from(*v))));
         let mut cuts = BTreeSet::new();
         for &(lo, hi) in &ranges {
             cuts.insert(lo);
@@ -739,13 +680,13 @@ fn check_node(message: &Message, node: usize, bits: &mut [Option<u16>]) -> Resul
 
 fn check_signal(message: &Message, index: u16, bits: &mut [Option<u16>]) -> Result<(), String> {
     let signal = &message.signals[usize::from(index)];
-    if signal.layout.end_byte() as usize > message.length {
+    if signal.codec.layout.end_byte() as usize > message.length {
         return Err(format!(
             "signal {} does not fit in message {}",
             signal.name, message.name
         ));
     }
-    for bit in signal.layout.network_bits() {
+    for bit in signal.codec.layout.network_bits() {
         let slot = &mut bits[bit as usize];
         if let Some(other) = *slot
             && other != index

@@ -2,7 +2,7 @@
 
 use super::bits::{PADDED, Padded};
 use super::error::{DecodeError, EncodeError};
-use super::signal::{Signal, ValueKind};
+use super::signal::{DecodeOp, Signal, ValueKind};
 use crate::frame::{CanId, MAX_PAYLOAD};
 
 /// A decoded signal value: the index of the signal in [`Message::signals`]
@@ -19,6 +19,8 @@ pub struct SignalValue {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Node {
     pub signals: Vec<u16>,
+    /// How to decode each of `signals`, side by side, so decoding walks one small array.
+    pub ops: Vec<DecodeOp>,
     pub muxes: Vec<Mux>,
     /// A float signal of an impossible length: every decode of this node fails.
     pub invalid_float: Option<u16>,
@@ -27,9 +29,17 @@ pub(crate) struct Node {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Mux {
     pub signal: u16,
+    op: DecodeOp,
     /// Sorted, disjoint inclusive ranges of selector values and their node.
     pub branches: Vec<Branch>,
+    /// For selector values within a small span (the usual 0..N): node by
+    /// `value - base`, `NO_NODE` where no branch applies.
+    direct: Option<(i128, Vec<u32>)>,
 }
+
+const NO_NODE: u32 = u32::MAX;
+/// Largest span of selector values looked up by table rather than search.
+const DIRECT_SPAN: i128 = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Branch {
@@ -39,12 +49,35 @@ pub(crate) struct Branch {
 }
 
 impl Mux {
+    pub fn new(signal: u16, op: DecodeOp, branches: Vec<Branch>) -> Self {
+        let direct = match (branches.first(), branches.last()) {
+            (Some(first), Some(last)) if last.hi - first.lo < DIRECT_SPAN => {
+                let mut table = vec![NO_NODE; (last.hi - first.lo + 1) as usize];
+                for b in &branches {
+                    for v in b.lo..=b.hi {
+                        table[(v - first.lo) as usize] = b.node;
+                    }
+                }
+                Some((first.lo, table))
+            }
+            _ => None,
+        };
+        Self {
+            signal,
+            op,
+            branches,
+            direct,
+        }
+    }
+
+    #[inline]
     fn find(&self, value: i128) -> Option<u32> {
+        if let Some((base, table)) = &self.direct {
+            let node = usize::try_from(value - base).ok().and_then(|i| table.get(i)).copied();
+            return node.filter(|&n| n != NO_NODE);
+        }
         let i = self.branches.partition_point(|b| b.hi < value);
-        self.branches
-            .get(i)
-            .filter(|b| b.lo <= value)
-            .map(|b| b.node)
+        self.branches.get(i).filter(|b| b.lo <= value).map(|b| b.node)
     }
 
     /// The valid selector values, as cantools lists them in its error.
@@ -98,9 +131,7 @@ impl Message {
     }
 
     pub fn is_multiplexed(&self) -> bool {
-        self.nodes
-            .first()
-            .is_some_and(|root| !root.muxes.is_empty())
+        self.nodes.first().is_some_and(|root| !root.muxes.is_empty())
     }
 
     /// Decodes a payload into `out` (cleared first): one value per signal
@@ -115,64 +146,74 @@ impl Message {
         }
         let mut buf: Padded = [0u8; PADDED];
         let n = self.length.min(MAX_PAYLOAD);
-        buf[..n].copy_from_slice(&data[..n]);
-        let result = self.decode_node(0, &buf, out);
-        if result.is_err() {
-            out.clear();
+        if n == 8 {
+            // Classic frames: a fixed-size copy the compiler turns into one move.
+            buf[..8].copy_from_slice(&data[..8]);
+        } else {
+            buf[..n].copy_from_slice(&data[..n]);
         }
-        result
+        self.decode_node(0, &buf, out).map_err(|e| {
+            out.clear();
+            *e
+        })
     }
 
-    fn decode_node(
-        &self,
-        node: usize,
-        buf: &Padded,
-        out: &mut Vec<SignalValue>,
-    ) -> Result<(), DecodeError> {
+    /// Errors are boxed so that the common, successful path returns in a register.
+    /// Inlined for the root; children go through `decode_child`.
+    #[inline(always)]
+    fn decode_node(&self, node: usize, buf: &Padded, out: &mut Vec<SignalValue>) -> Result<(), Box<DecodeError>> {
         let Some(node) = self.nodes.get(node) else {
             return Ok(());
         };
         if let Some(bad) = node.invalid_float {
             let signal = &self.signals[usize::from(bad)];
-            return Err(DecodeError::Unpacking {
+            return Err(Box::new(DecodeError::Unpacking {
                 signal: signal.name.clone(),
                 length: signal.length,
-            });
+            }));
         }
-        for &index in &node.signals {
-            out.push(SignalValue {
-                signal: index,
-                value: self.signals[usize::from(index)].physical(buf),
-            });
-        }
+        out.extend(node.signals.iter().zip(&node.ops).map(|(&signal, op)| {
+            let value = if op.fast {
+                op.physical(buf)
+            } else {
+                self.signals[usize::from(signal)].physical(buf)
+            };
+            SignalValue { signal, value }
+        }));
         for mux in &node.muxes {
-            let signal = &self.signals[usize::from(mux.signal)];
-            let selector =
-                signal
-                    .selector(buf)
-                    .map_err(|value| DecodeError::MultiplexerNotInteger {
+            let selector = if mux.op.fast {
+                // Fast signals are exact integers scaled in f64: int() is a truncation.
+                i128::from(mux.op.physical(buf) as i64)
+            } else {
+                let signal = &self.signals[usize::from(mux.signal)];
+                signal.selector(buf).map_err(|value| {
+                    Box::new(DecodeError::MultiplexerNotInteger {
                         multiplexer: signal.name.clone(),
                         value,
-                    })?;
-            let child = mux
-                .find(selector)
-                .ok_or_else(|| DecodeError::UnknownMultiplexerValue {
-                    multiplexer: signal.name.clone(),
+                    })
+                })?
+            };
+            let Some(child) = mux.find(selector) else {
+                return Err(Box::new(DecodeError::UnknownMultiplexerValue {
+                    multiplexer: self.signals[usize::from(mux.signal)].name.clone(),
                     got: selector,
                     expected: mux.describe(),
-                })?;
-            self.decode_node(child as usize, buf, out)?;
+                }));
+            };
+            self.decode_child(child as usize, buf, out)?;
         }
         Ok(())
+    }
+
+    #[inline(never)]
+    fn decode_child(&self, node: usize, buf: &Padded, out: &mut Vec<SignalValue>) -> Result<(), Box<DecodeError>> {
+        self.decode_node(node, buf, out)
     }
 
     /// Encodes physical values into a payload of the DBC length. `value_of`
     /// gives the value of each signal the multiplexers select; a missing one is
     /// an error, as is a value the signal's bits cannot hold.
-    pub fn encode(
-        &self,
-        mut value_of: impl FnMut(usize, &Signal) -> Option<f64>,
-    ) -> Result<Vec<u8>, EncodeError> {
+    pub fn encode(&self, mut value_of: impl FnMut(usize, &Signal) -> Option<f64>) -> Result<Vec<u8>, EncodeError> {
         if self.length > MAX_PAYLOAD {
             return Err(EncodeError::Unsupported {
                 message: self.name.clone(),
@@ -187,12 +228,7 @@ impl Message {
 
     /// Encodes from `(signal name, physical value)` pairs.
     pub fn encode_named(&self, values: &[(&str, f64)]) -> Result<Vec<u8>, EncodeError> {
-        self.encode(|_, signal| {
-            values
-                .iter()
-                .find(|(n, _)| *n == signal.name)
-                .map(|(_, v)| *v)
-        })
+        self.encode(|_, signal| values.iter().find(|(n, _)| *n == signal.name).map(|(_, v)| *v))
     }
 
     fn encode_node(
@@ -215,39 +251,32 @@ impl Message {
                 return Err(self.unsupported(signal, "signals longer than 64 bits are decode-only"));
             }
             if signal.kind == ValueKind::InvalidFloat {
-                return Err(
-                    self.unsupported(signal, "float signal of a length IEEE 754 does not define")
-                );
+                return Err(self.unsupported(signal, "float signal of a length IEEE 754 does not define"));
             }
-            let raw = signal
-                .raw_bits(value)
-                .map_err(|(min, max)| EncodeError::OutOfRange {
-                    message: self.name.clone(),
-                    signal: signal.name.clone(),
-                    value,
-                    length: signal.length,
-                    min,
-                    max,
-                })?;
-            signal.layout.insert(buf, raw);
+            let raw = signal.raw_bits(value).map_err(|(min, max)| EncodeError::OutOfRange {
+                message: self.name.clone(),
+                signal: signal.name.clone(),
+                value,
+                length: signal.length,
+                min,
+                max,
+            })?;
+            signal.codec.layout.insert(buf, raw);
         }
         for mux in &node.muxes {
             let signal = &self.signals[usize::from(mux.signal)];
-            let selector =
-                signal
-                    .selector(buf)
-                    .map_err(|value| EncodeError::UnknownMultiplexerValue {
-                        message: self.name.clone(),
-                        multiplexer: signal.name.clone(),
-                        value,
-                    })?;
-            let child = mux
-                .find(selector)
-                .ok_or_else(|| EncodeError::UnknownMultiplexerValue {
+            let selector = signal
+                .selector(buf)
+                .map_err(|value| EncodeError::UnknownMultiplexerValue {
                     message: self.name.clone(),
                     multiplexer: signal.name.clone(),
-                    value: selector as f64,
+                    value,
                 })?;
+            let child = mux.find(selector).ok_or_else(|| EncodeError::UnknownMultiplexerValue {
+                message: self.name.clone(),
+                multiplexer: signal.name.clone(),
+                value: selector as f64,
+            })?;
             self.encode_node(child as usize, buf, value_of)?;
         }
         Ok(())

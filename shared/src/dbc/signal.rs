@@ -27,10 +27,7 @@ impl ValueKind {
     }
 
     pub fn is_float(self) -> bool {
-        matches!(
-            self,
-            Self::Float16 | Self::Float32 | Self::Float64 | Self::InvalidFloat
-        )
+        matches!(self, Self::Float16 | Self::Float32 | Self::Float64 | Self::InvalidFloat)
     }
 }
 
@@ -40,7 +37,7 @@ impl ValueKind {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Conversion {
     Identity,
-    Integer { factor: i128, offset: i128 },
+    Integer { factor: i64, offset: i64 },
     Linear { factor: f64, offset: f64 },
 }
 
@@ -49,11 +46,12 @@ impl Conversion {
         if factor == 1.0 && offset == 0.0 {
             return Self::Identity;
         }
-        let integral = |v: f64| v.fract() == 0.0 && v.abs() < 1e30;
+        // Beyond i64 the exact product would not fit 128 bits.
+        let integral = |v: f64| v.fract() == 0.0 && v.abs() < 9.2e18;
         if !kind.is_float() && integral(factor) && integral(offset) {
             return Self::Integer {
-                factor: factor as i128,
-                offset: offset as i128,
+                factor: factor as i64,
+                offset: offset as i64,
             };
         }
         Self::Linear { factor, offset }
@@ -87,35 +85,114 @@ pub struct Signal {
     pub receivers: Vec<String>,
     pub is_multiplexer: bool,
     pub multiplexed: Option<Multiplexed>,
-    pub(crate) layout: Layout,
-    pub(crate) conversion: Conversion,
+    pub(crate) codec: Codec,
 }
 
-/// A raw value as read from the payload.
-#[derive(Clone, Copy, Debug)]
-enum Raw {
-    Unsigned(u64),
-    Signed(i64),
-    Float(f64),
-    /// An integer wider than 64 bits, approximated.
-    Wide(f64),
+/// What decoding and encoding need of a signal, small enough to sit in the
+/// message's decode tables next to its neighbours.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Codec {
+    pub layout: Layout,
+    pub kind: ValueKind,
+    pub conversion: Conversion,
 }
 
-impl Signal {
+/// A signal compiled for the decode loop. Integer signals of up to 52 bits
+/// whose scaled values stay below 2^53 (nearly all of them) take the fast
+/// form: one 64-bit load, shift, mask, sign extension by shifts, and
+/// `raw * factor + offset` in f64, which is then exactly what cantools
+/// computes, integer conversions included. Everything else goes the general way.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct DecodeOp {
+    /// False: decode through the signal's [`Codec`] instead.
+    pub fast: bool,
+    big_endian: bool,
+    byte: u8,
+    /// Right shift that brings the signal's LSB to bit 0 of the loaded word.
+    shift: u8,
+    /// Left-then-arithmetic-right shift that sign-extends (0 for unsigned).
+    sign_shift: u8,
+    mask: u64,
+    factor: f64,
+    offset: f64,
+}
+
+impl DecodeOp {
+    pub fn new(codec: Codec) -> Self {
+        let general = Self {
+            fast: false,
+            big_endian: false,
+            byte: 0,
+            shift: 0,
+            sign_shift: 0,
+            mask: 0,
+            factor: 0.0,
+            offset: 0.0,
+        };
+        let len = codec.layout.len;
+        let signed = match codec.kind {
+            ValueKind::Unsigned => false,
+            ValueKind::Signed => true,
+            _ => return general,
+        };
+        if len > 52 {
+            return general;
+        }
+        let (factor, offset) = match codec.conversion {
+            Conversion::Identity => (1.0, 0.0),
+            Conversion::Linear { factor, offset } => (factor, offset),
+            Conversion::Integer { factor, offset } => {
+                // Exact in f64 only while every product and sum stays below 2^53.
+                let bound = (1u128 << len) * u128::from(factor.unsigned_abs()) + u128::from(offset.unsigned_abs());
+                if bound >= 1 << 53 {
+                    return general;
+                }
+                (factor as f64, offset as f64)
+            }
+        };
+        let bit = codec.layout.first % 8;
+        let big_endian = codec.layout.order == ByteOrder::BigEndian;
+        // first < 512 and len <= 52, so every field fits its width.
+        Self {
+            fast: true,
+            big_endian,
+            byte: (codec.layout.first / 8) as u8,
+            shift: if big_endian { 64 - bit - len } else { bit } as u8,
+            sign_shift: if signed { 64 - len } else { 0 } as u8,
+            mask: mask(len),
+            factor,
+            offset,
+        }
+    }
+
+    /// The physical value of a fast signal (`self.fast`).
     #[inline(always)]
-    fn raw(&self, buf: &Padded) -> Raw {
-        if self.length > 64 {
-            return Raw::Wide(self.wide(buf));
+    pub fn physical(&self, buf: &Padded) -> f64 {
+        let at = usize::from(self.byte);
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&buf[at..at + 8]);
+        let word = if self.big_endian {
+            u64::from_be_bytes(word)
+        } else {
+            u64::from_le_bytes(word)
+        };
+        let bits = (word >> self.shift) & self.mask;
+        let raw = ((bits << self.sign_shift) as i64) >> self.sign_shift;
+        raw as f64 * self.factor + self.offset
+    }
+}
+
+impl Codec {
+    /// The raw value of an integer signal of up to 64 bits, exactly.
+    fn integer_raw(&self, buf: &Padded) -> Option<i128> {
+        if self.layout.len > 64 {
+            return None;
         }
         let bits = self.layout.extract(buf);
         match self.kind {
-            ValueKind::Unsigned => Raw::Unsigned(bits),
-            ValueKind::Signed => Raw::Signed(sign_extend(bits, self.length)),
-            ValueKind::Float16 => Raw::Float(f64::from(half::f16::from_bits(bits as u16))),
-            ValueKind::Float32 => Raw::Float(f64::from(f32::from_bits(bits as u32))),
-            ValueKind::Float64 => Raw::Float(f64::from_bits(bits)),
-            // Never decoded: the node holding it fails first.
-            ValueKind::InvalidFloat => Raw::Float(f64::NAN),
+            ValueKind::Unsigned => Some(i128::from(bits)),
+            ValueKind::Signed => Some(i128::from(sign_extend(bits, self.layout.len))),
+            _ => None,
         }
     }
 
@@ -123,48 +200,62 @@ impl Signal {
     #[cold]
     fn wide(&self, buf: &Padded) -> f64 {
         let mut value = 0.0f64;
-        for i in (0..self.length).rev() {
+        for i in (0..self.layout.len).rev() {
             value = value * 2.0 + if self.layout.bit(buf, i) { 1.0 } else { 0.0 };
         }
-        if self.kind == ValueKind::Signed && self.layout.bit(buf, self.length - 1) {
-            value -= 2f64.powi(self.length as i32);
+        if self.kind == ValueKind::Signed && self.layout.bit(buf, self.layout.len - 1) {
+            value -= 2f64.powi(self.layout.len as i32);
         }
         value
     }
 
-    /// The physical value of this signal in a padded payload.
+    /// The physical value of this signal in a padded payload. One flat match
+    /// on (kind, conversion): this is the innermost loop of every decoder.
     #[inline(always)]
     pub(crate) fn physical(&self, buf: &Padded) -> f64 {
-        let raw = self.raw(buf);
-        match (self.conversion, raw) {
-            (Conversion::Identity, r) => raw_f64(r),
-            (Conversion::Integer { factor, offset }, Raw::Unsigned(u)) => {
-                integer_scaled(i128::from(u), factor, offset)
+        if self.layout.len > 64 {
+            return self.scale(self.wide(buf));
+        }
+        let bits = self.layout.extract(buf);
+        match (self.kind, self.conversion) {
+            (ValueKind::Unsigned, Conversion::Linear { factor, offset }) => bits as f64 * factor + offset,
+            (ValueKind::Signed, Conversion::Linear { factor, offset }) => {
+                sign_extend(bits, self.layout.len) as f64 * factor + offset
             }
-            (Conversion::Integer { factor, offset }, Raw::Signed(s)) => {
-                integer_scaled(i128::from(s), factor, offset)
+            (ValueKind::Unsigned, Conversion::Identity) => bits as f64,
+            (ValueKind::Signed, Conversion::Identity) => sign_extend(bits, self.layout.len) as f64,
+            (ValueKind::Unsigned, Conversion::Integer { factor, offset }) => match i64::try_from(bits) {
+                Ok(raw) => integer_scaled(raw, factor, offset),
+                Err(_) => (i128::from(bits) * i128::from(factor) + i128::from(offset)) as f64,
+            },
+            (ValueKind::Signed, Conversion::Integer { factor, offset }) => {
+                integer_scaled(sign_extend(bits, self.layout.len), factor, offset)
             }
-            (Conversion::Integer { factor, offset }, r) => {
-                raw_f64(r) * factor as f64 + offset as f64
-            }
-            (Conversion::Linear { factor, offset }, r) => raw_f64(r) * factor + offset,
+            (ValueKind::Float16, _) => self.scale(f64::from(half::f16::from_bits(bits as u16))),
+            (ValueKind::Float32, _) => self.scale(f64::from(f32::from_bits(bits as u32))),
+            (ValueKind::Float64, _) => self.scale(f64::from_bits(bits)),
+            // Never decoded: the node holding it fails first.
+            (ValueKind::InvalidFloat, _) => f64::NAN,
+        }
+    }
+
+    /// `raw * factor + offset` in f64, as cantools computes it for floats.
+    #[inline(always)]
+    fn scale(&self, raw: f64) -> f64 {
+        match self.conversion {
+            Conversion::Identity => raw,
+            Conversion::Integer { factor, offset } => raw * factor as f64 + offset as f64,
+            Conversion::Linear { factor, offset } => raw * factor + offset,
         }
     }
 
     /// The value a multiplexer selects with: cantools' `int(physical value)`.
     pub(crate) fn selector(&self, buf: &Padded) -> Result<i128, f64> {
-        let raw = self.raw(buf);
-        let exact = match (self.conversion, raw) {
-            (Conversion::Identity, Raw::Unsigned(u)) => Some(i128::from(u)),
-            (Conversion::Identity, Raw::Signed(s)) => Some(i128::from(s)),
-            (Conversion::Integer { factor, offset }, Raw::Unsigned(u)) => i128::from(u)
-                .checked_mul(factor)
-                .and_then(|v| v.checked_add(offset)),
-            (Conversion::Integer { factor, offset }, Raw::Signed(s)) => i128::from(s)
-                .checked_mul(factor)
-                .and_then(|v| v.checked_add(offset)),
-            _ => None,
-        };
+        let exact = self.integer_raw(buf).and_then(|raw| match self.conversion {
+            Conversion::Identity => Some(raw),
+            Conversion::Integer { factor, offset } => Some(raw * i128::from(factor) + i128::from(offset)),
+            Conversion::Linear { .. } => None,
+        });
         if let Some(v) = exact {
             return Ok(v);
         }
@@ -189,7 +280,7 @@ impl Signal {
             ValueKind::Float64 => Ok(scaled.to_bits()),
             ValueKind::InvalidFloat => Err((f64::NAN, f64::NAN)),
             ValueKind::Unsigned => {
-                let max = mask(self.length) as f64;
+                let max = mask(self.layout.len) as f64;
                 let raw = scaled.round_ties_even();
                 if !(0.0..=max).contains(&raw) {
                     return Err(self.physical_range(0.0, max));
@@ -197,12 +288,12 @@ impl Signal {
                 Ok(raw as u64)
             }
             ValueKind::Signed => {
-                let half = 2f64.powi(self.length as i32 - 1);
+                let half = 2f64.powi(self.layout.len as i32 - 1);
                 let raw = scaled.round_ties_even();
                 if !(-half..=half - 1.0).contains(&raw) {
                     return Err(self.physical_range(-half, half - 1.0));
                 }
-                Ok((raw as i64) as u64 & mask(self.length))
+                Ok((raw as i64) as u64 & mask(self.layout.len))
             }
         }
     }
@@ -214,11 +305,23 @@ impl Signal {
                 raw_min * factor as f64 + offset as f64,
                 raw_max * factor as f64 + offset as f64,
             ),
-            Conversion::Linear { factor, offset } => {
-                (raw_min * factor + offset, raw_max * factor + offset)
-            }
+            Conversion::Linear { factor, offset } => (raw_min * factor + offset, raw_max * factor + offset),
         };
         (a.min(b), a.max(b))
+    }
+}
+
+impl Signal {
+    pub(crate) fn physical(&self, buf: &Padded) -> f64 {
+        self.codec.physical(buf)
+    }
+
+    pub(crate) fn selector(&self, buf: &Padded) -> Result<i128, f64> {
+        self.codec.selector(buf)
+    }
+
+    pub(crate) fn raw_bits(&self, value: f64) -> Result<u64, (f64, f64)> {
+        self.codec.raw_bits(value)
     }
 
     /// The label of a raw value, if the DBC gives one.
@@ -230,20 +333,14 @@ impl Signal {
     }
 }
 
+/// Exact integer scaling, converted to f64 once (as Python's int does):
+/// in i64 when it fits, else in i128, where a 64-bit raw value times a 64-bit
+/// factor always fits.
 #[inline(always)]
-fn raw_f64(raw: Raw) -> f64 {
-    match raw {
-        Raw::Unsigned(u) => u as f64,
-        Raw::Signed(s) => s as f64,
-        Raw::Float(f) | Raw::Wide(f) => f,
-    }
-}
-
-#[inline(always)]
-fn integer_scaled(raw: i128, factor: i128, offset: i128) -> f64 {
+fn integer_scaled(raw: i64, factor: i64, offset: i64) -> f64 {
     match raw.checked_mul(factor).and_then(|v| v.checked_add(offset)) {
         Some(v) => v as f64,
-        None => raw as f64 * factor as f64 + offset as f64,
+        None => (i128::from(raw) * i128::from(factor) + i128::from(offset)) as f64,
     }
 }
 
@@ -271,16 +368,10 @@ mod tests {
 
     #[test]
     fn integer_conversion_only_for_integral_non_float_signals() {
-        assert_eq!(
-            Conversion::new(1.0, 0.0, ValueKind::Unsigned),
-            Conversion::Identity
-        );
+        assert_eq!(Conversion::new(1.0, 0.0, ValueKind::Unsigned), Conversion::Identity);
         assert_eq!(
             Conversion::new(2.0, -40.0, ValueKind::Signed),
-            Conversion::Integer {
-                factor: 2,
-                offset: -40
-            }
+            Conversion::Integer { factor: 2, offset: -40 }
         );
         assert_eq!(
             Conversion::new(2.0, 0.0, ValueKind::Float32),

@@ -74,10 +74,7 @@ fn short_frames_are_errors_and_long_ones_are_cut() {
     let err = decode(&db, CanId::Standard(496), &[0; 7]).unwrap_err();
     assert_eq!(err.to_string(), "Wrong data size: 7 instead of 8 bytes");
     assert!(decode(&db, CanId::Standard(517), &[7, 1, 2, 3, 4, 5, 6, 7]).is_ok());
-    assert_eq!(
-        value(&decode(&db, CanId::Standard(517), &[7, 9, 9]).unwrap(), "B"),
-        7.0
-    );
+    assert_eq!(value(&decode(&db, CanId::Standard(517), &[7, 9, 9]).unwrap(), "B"), 7.0);
 }
 
 const FLOATS: &str = r#"
@@ -107,9 +104,7 @@ fn ieee_floats_of_16_32_and_64_bits() {
     assert_eq!(value(&v, "F64"), -2.25 * 2.0 + 1.0);
     assert_eq!(value(&v, "F16"), 0.5);
     let nan = decode(&db, CanId::Standard(1), &[0xFF; 16]).unwrap();
-    assert!(
-        value(&nan, "F32").is_nan() && value(&nan, "F64").is_nan() && value(&nan, "F16").is_nan()
-    );
+    assert!(value(&nan, "F32").is_nan() && value(&nan, "F64").is_nan() && value(&nan, "F16").is_nan());
 }
 
 #[test]
@@ -148,8 +143,7 @@ fn simple_multiplexing_selects_signals_by_multiplexer_value() {
     assert_eq!(names(&v1), ["Always", "B", "C", "Sel"]);
     let err = decode(&db, CanId::Standard(100), &[9, 0, 0, 0, 0, 0, 0, 0]).unwrap_err();
     assert!(
-        err.to_string()
-            .starts_with("expected multiplexer id 0 or 1, but got 9"),
+        err.to_string().starts_with("expected multiplexer id 0 or 1, but got 9"),
         "{err}"
     );
 }
@@ -267,35 +261,24 @@ fn load_error(text: &str) -> LoadError {
 
 #[test]
 fn files_cantools_rejects_are_rejected_with_file_and_line() {
-    let overlap = load_error(
-        "\nBO_ 1 M: 8 E\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" X\n SG_ B : 4|8@1+ (1,0) [0|0] \"\" X\n",
-    );
-    assert_eq!(
-        overlap.to_string(),
-        "bad.dbc:2: signals B and A overlap in message M"
-    );
+    let overlap =
+        load_error("\nBO_ 1 M: 8 E\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" X\n SG_ B : 4|8@1+ (1,0) [0|0] \"\" X\n");
+    assert_eq!(overlap.to_string(), "bad.dbc:2: signals B and A overlap in message M");
     let outside = load_error("BO_ 1 M: 1 E\n SG_ A : 4|8@1+ (1,0) [0|0] \"\" X\n");
-    assert_eq!(
-        outside.to_string(),
-        "bad.dbc:1: signal A does not fit in message M"
-    );
+    assert_eq!(outside.to_string(), "bad.dbc:1: signal A does not fit in message M");
     let std_id = load_error("BO_ 4096 M: 1 E\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" X\n");
     assert_eq!(
         std_id.to_string(),
         "bad.dbc:1: standard frame id 0x1000 is more than 11 bits in message M"
     );
-    let unknown_val =
-        load_error("BO_ 1 M: 1 E\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" X\n\nVAL_ 1 Nope 1 \"x\" ;\n");
+    let unknown_val = load_error("BO_ 1 M: 1 E\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" X\n\nVAL_ 1 Nope 1 \"x\" ;\n");
     assert_eq!(
         unknown_val.to_string(),
         "bad.dbc:4: VAL_ for unknown signal Nope of message 1"
     );
     let syntax = load_error("BO_ 1 M: 1 E\n SG_ A : zero|8@1+ (1,0) [0|0] \"\" X\n");
     assert_eq!(syntax.line, Some(2));
-    assert!(
-        syntax.to_string().starts_with("bad.dbc:2: column "),
-        "{syntax}"
-    );
+    assert!(syntax.to_string().starts_with("bad.dbc:2: column "), "{syntax}");
 }
 
 #[test]
@@ -324,10 +307,7 @@ fn encoding_checks_ranges_and_missing_values() {
     let err = m
         .encode_named(&[("Speed", 0.0), ("Temp", 0.0), ("Flag", 0.0)])
         .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "message Motor: no value given for signal Big"
-    );
+    assert_eq!(err.to_string(), "message Motor: no value given for signal Big");
     let err = m
         .encode_named(&[("Speed", 0.0), ("Temp", 300.0), ("Flag", 0.0), ("Big", 1.0)])
         .unwrap_err();
@@ -353,11 +333,7 @@ fn encoding_follows_the_multiplexer() {
 
 #[test]
 fn the_platform_dbc_loads_with_every_message() {
-    let db = Database::load(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../dbc/ev_powertrain.dbc"
-    ))
-    .unwrap();
+    let db = Database::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../dbc/ev_powertrain.dbc")).unwrap();
     assert_eq!(db.messages().len(), 14);
     let cells = db.message_by_name("BMS_CellVoltages").unwrap();
     assert!(cells.is_multiplexed());
@@ -370,15 +346,9 @@ fn the_platform_dbc_loads_with_every_message() {
         96
     );
     assert!(db.message_by_name("BMS_BalancingFD").unwrap().is_fd);
-    assert_eq!(
-        db.message_by_name("BMS_PackStatus").unwrap().cycle_time_ms,
-        Some(100)
-    );
+    assert_eq!(db.message_by_name("BMS_PackStatus").unwrap().cycle_time_ms, Some(100));
     let obc = db.lookup(CanId::Extended(0x18FF50E5)).unwrap();
-    assert_eq!(
-        obc.signal("ChargerState").unwrap().choice(3),
-        Some("ConstantVoltage")
-    );
+    assert_eq!(obc.signal("ChargerState").unwrap().choice(3), Some("ConstantVoltage"));
 }
 
 // ---- properties: decode(encode(x)) == x within the signal's resolution ----
@@ -405,14 +375,7 @@ impl SignalSpec {
 fn message_strategy() -> impl Strategy<Value = (usize, Vec<SignalSpec>)> {
     let length = prop_oneof![Just(8usize), Just(64usize), 1usize..=8, Just(12usize)];
     let specs = proptest::collection::vec(
-        (
-            any::<bool>(),
-            1u32..=64,
-            any::<bool>(),
-            0u8..6,
-            0u8..4,
-            0u32..8,
-        ),
+        (any::<bool>(), 1u32..=64, any::<bool>(), 0u8..6, 0u8..4, 0u32..8),
         1..12,
     );
     (length, specs).prop_map(|(length, raw)| {
@@ -438,8 +401,7 @@ fn message_strategy() -> impl Strategy<Value = (usize, Vec<SignalSpec>)> {
             } else {
                 first
             };
-            let (factor, offset) =
-                [(1.0, 0.0), (0.1, -40.0), (2.0, 1.0), (0.001, 0.5)][scale_pick as usize];
+            let (factor, offset) = [(1.0, 0.0), (0.1, -40.0), (2.0, 1.0), (0.001, 0.5)][scale_pick as usize];
             specs.push(SignalSpec {
                 big_endian,
                 start,
@@ -469,10 +431,7 @@ fn dbc_text(length: usize, specs: &[SignalSpec]) -> String {
     }
     for (i, s) in specs.iter().enumerate() {
         if s.float {
-            text += &format!(
-                "SIG_VALTYPE_ 1 S{i} : {};\n",
-                if s.length == 64 { 2 } else { 1 }
-            );
+            text += &format!("SIG_VALTYPE_ 1 S{i} : {};\n", if s.length == 64 { 2 } else { 1 });
         }
     }
     text

@@ -21,9 +21,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use arrow_array::types::Int32Type;
-use arrow_array::{
-    ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-};
+use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 
@@ -60,11 +58,27 @@ impl Default for DecodedWriterOptions {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Row {
-    key: u32,
-    ts_us: i64,
-    value: f64,
+/// The values of one signal held for the current window, in arrival order.
+#[derive(Default)]
+struct Bucket {
+    ts_us: Vec<i64>,
+    values: Vec<f64>,
+}
+
+impl Bucket {
+    /// Orders by time; input in time order (what the edge writes) is left as is.
+    fn sort(&mut self) {
+        if self.ts_us.is_sorted() {
+            return;
+        }
+        let mut pairs: Vec<(i64, f64)> = self.ts_us.iter().copied().zip(self.values.iter().copied()).collect();
+        // Stable: equal timestamps keep their input order, so output is deterministic.
+        pairs.sort_by_key(|p| p.0);
+        for (i, (t, v)) in pairs.into_iter().enumerate() {
+            self.ts_us[i] = t;
+            self.values[i] = v;
+        }
+    }
 }
 
 /// Sort keys and dictionary entries of every signal of a database.
@@ -97,11 +111,7 @@ impl Catalog {
             }
         };
         let (mut messages, mut signals, mut units) = (Vec::new(), Vec::new(), Vec::new());
-        let mut keys: Vec<Vec<u32>> = db
-            .messages()
-            .iter()
-            .map(|m| vec![0; m.signals.len()])
-            .collect();
+        let mut keys: Vec<Vec<u32>> = db.messages().iter().map(|m| vec![0; m.signals.len()]).collect();
         let mut names = Vec::with_capacity(entries.len());
         for (key, (message, signal, unit, mi, si)) in entries.into_iter().enumerate() {
             keys[mi][si] = key as u32;
@@ -129,34 +139,87 @@ pub struct DecodedFileStats {
     pub row_groups: u64,
 }
 
+/// Columns of one row group being assembled.
+struct BatchBuilder {
+    ts_us: Vec<i64>,
+    values: Vec<f64>,
+    messages: Vec<i32>,
+    signals: Vec<i32>,
+    units: Vec<i32>,
+}
+
+impl BatchBuilder {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            ts_us: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
+            messages: Vec::with_capacity(n),
+            signals: Vec::with_capacity(n),
+            units: Vec::with_capacity(n),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ts_us.len()
+    }
+
+    fn extend(&mut self, names: (i32, i32, i32), ts_us: &[i64], values: &[f64]) {
+        self.ts_us.extend_from_slice(ts_us);
+        self.values.extend_from_slice(values);
+        self.messages.extend(std::iter::repeat_n(names.0, ts_us.len()));
+        self.signals.extend(std::iter::repeat_n(names.1, ts_us.len()));
+        self.units.extend(std::iter::repeat_n(names.2, ts_us.len()));
+    }
+
+    /// The record batch of what was added; leaves the builder empty.
+    fn finish(&mut self, catalog: &Catalog) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        let dict = |keys: &mut Vec<i32>, values: &ArrayRef| -> Result<ArrayRef, arrow_schema::ArrowError> {
+            let keys = Int32Array::from(std::mem::take(keys));
+            Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values.clone())?))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(std::mem::take(&mut self.ts_us))),
+            dict(&mut self.messages, &catalog.messages)?,
+            dict(&mut self.signals, &catalog.signals)?,
+            Arc::new(Float64Array::from(std::mem::take(&mut self.values))),
+            dict(&mut self.units, &catalog.units)?,
+        ];
+        RecordBatch::try_new(decoded_schema(), columns)
+    }
+}
+
 /// Writes decoded values as a decoded lake file.
 pub struct DecodedWriter<W: Write + Send> {
     writer: ArrowWriter<W>,
     catalog: Catalog,
-    rows: Vec<Row>,
+    /// One bucket per signal, in sort-key order: rows are sorted by filling them.
+    buckets: Vec<Bucket>,
+    held: usize,
     options: DecodedWriterOptions,
     stats: DecodedFileStats,
     source_name: Arc<str>,
 }
 
 impl<W: Write + Send> DecodedWriter<W> {
-    pub fn new(
-        db: &Database,
-        sink: W,
-        source_name: &str,
-        options: DecodedWriterOptions,
-    ) -> Result<Self, LakeError> {
+    pub fn new(db: &Database, sink: W, source_name: &str, options: DecodedWriterOptions) -> Result<Self, LakeError> {
         let source_name: Arc<str> = Arc::from(source_name);
         let writer = ArrowWriter::try_new(
             sink,
             decoded_schema(),
-            Some(writer_properties(options.row_group_rows)),
+            Some(writer_properties(
+                options.row_group_rows,
+                &["ts_us", "value"],
+                &["unit"],
+            )),
         )
         .map_err(|e| LakeError::parquet(&source_name, e))?;
+        let catalog = Catalog::new(db);
+        let buckets = (0..catalog.names.len()).map(|_| Bucket::default()).collect();
         Ok(Self {
             writer,
-            catalog: Catalog::new(db),
-            rows: Vec::with_capacity(options.sort_window_rows.min(1 << 20)),
+            catalog,
+            buckets,
+            held: 0,
             options,
             stats: DecodedFileStats::default(),
             source_name,
@@ -164,19 +227,15 @@ impl<W: Write + Send> DecodedWriter<W> {
     }
 
     /// Adds the values of one decoded frame of message `message_index`.
-    pub fn push(
-        &mut self,
-        ts_us: i64,
-        message_index: usize,
-        values: &[SignalValue],
-    ) -> Result<(), LakeError> {
+    pub fn push(&mut self, ts_us: i64, message_index: usize, values: &[SignalValue]) -> Result<(), LakeError> {
         let keys = &self.catalog.keys[message_index];
-        self.rows.extend(values.iter().map(|v| Row {
-            key: keys[usize::from(v.signal)],
-            ts_us,
-            value: v.value,
-        }));
-        if self.rows.len() >= self.options.sort_window_rows {
+        for v in values {
+            let bucket = &mut self.buckets[keys[usize::from(v.signal)] as usize];
+            bucket.ts_us.push(ts_us);
+            bucket.values.push(v.value);
+        }
+        self.held += values.len();
+        if self.held >= self.options.sort_window_rows {
             self.write_window()?;
         }
         Ok(())
@@ -193,48 +252,50 @@ impl<W: Write + Send> DecodedWriter<W> {
     }
 
     fn write_window(&mut self) -> Result<(), LakeError> {
-        // Stable: equal (signal, time) rows keep their input order, so the
-        // same input always gives the same file.
-        self.rows.sort_by_key(|r| (r.key, r.ts_us));
-        for chunk in self.rows.chunks(self.options.row_group_rows.max(1)) {
-            let batch = self
-                .batch(chunk)
-                .map_err(|e| LakeError::arrow(&self.source_name, e))?;
-            self.writer
-                .write(&batch)
-                .map_err(|e| LakeError::parquet(&self.source_name, e))?;
-            self.writer
-                .flush()
-                .map_err(|e| LakeError::parquet(&self.source_name, e))?;
-            self.stats.rows += chunk.len() as u64;
-            self.stats.row_groups += 1;
+        let group = self.options.row_group_rows.max(1);
+        let mut batch = BatchBuilder::with_capacity(group.min(self.held));
+        for key in 0..self.buckets.len() {
+            self.buckets[key].sort();
+            let len = self.buckets[key].ts_us.len();
+            let mut from = 0;
+            while from < len {
+                let take = (group - batch.len()).min(len - from);
+                let bucket = &self.buckets[key];
+                batch.extend(
+                    self.catalog.names[key],
+                    &bucket.ts_us[from..from + take],
+                    &bucket.values[from..from + take],
+                );
+                from += take;
+                if batch.len() == group {
+                    self.write_batch(&mut batch)?;
+                }
+            }
+            let bucket = &mut self.buckets[key];
+            bucket.ts_us.clear();
+            bucket.values.clear();
         }
-        self.rows.clear();
+        if batch.len() > 0 {
+            self.write_batch(&mut batch)?;
+        }
+        self.held = 0;
         Ok(())
     }
 
-    fn batch(&self, rows: &[Row]) -> Result<RecordBatch, arrow_schema::ArrowError> {
-        let names = &self.catalog.names;
-        let ts = Int64Array::from_iter_values(rows.iter().map(|r| r.ts_us));
-        let value = Float64Array::from_iter_values(rows.iter().map(|r| r.value));
-        let dict = |pick: fn(&(i32, i32, i32)) -> i32,
-                    values: &ArrayRef|
-         -> Result<ArrayRef, arrow_schema::ArrowError> {
-            let keys =
-                Int32Array::from_iter_values(rows.iter().map(|r| pick(&names[r.key as usize])));
-            Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
-                keys,
-                values.clone(),
-            )?))
-        };
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(ts),
-            dict(|n| n.0, &self.catalog.messages)?,
-            dict(|n| n.1, &self.catalog.signals)?,
-            Arc::new(value),
-            dict(|n| n.2, &self.catalog.units)?,
-        ];
-        RecordBatch::try_new(decoded_schema(), columns)
+    fn write_batch(&mut self, rows: &mut BatchBuilder) -> Result<(), LakeError> {
+        let n = rows.len();
+        let batch = rows
+            .finish(&self.catalog)
+            .map_err(|e| LakeError::arrow(&self.source_name, e))?;
+        self.writer
+            .write(&batch)
+            .map_err(|e| LakeError::parquet(&self.source_name, e))?;
+        self.writer
+            .flush()
+            .map_err(|e| LakeError::parquet(&self.source_name, e))?;
+        self.stats.rows += n as u64;
+        self.stats.row_groups += 1;
+        Ok(())
     }
 
     /// Sorts and writes what is held, then the footer; returns the sink.
@@ -265,7 +326,10 @@ BO_ 1 Alpha: 1 E
  SG_ Only : 0|8@1+ (0.5,0) [0|0] "degC" X
 "#;
 
-    fn rows(bytes: Vec<u8>) -> (Vec<(String, String, i64, f64, String)>, usize, Compression) {
+    /// (message, signal, ts_us, value, unit)
+    type DecodedRow = (String, String, i64, f64, String);
+
+    fn rows(bytes: Vec<u8>) -> (Vec<DecodedRow>, usize, Compression) {
         let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
         let groups = builder.metadata().num_row_groups();
         let compression = builder.metadata().row_group(0).column(0).compression();
@@ -274,15 +338,27 @@ BO_ 1 Alpha: 1 E
         for batch in builder.build().unwrap() {
             let batch = batch.unwrap();
             let s = |i: usize| {
-                let d = batch.column(i).as_any().downcast_ref::<DictionaryArray<Int32Type>>().unwrap();
+                let d = batch
+                    .column(i)
+                    .as_any()
+                    .downcast_ref::<DictionaryArray<Int32Type>>()
+                    .unwrap();
                 let v = d.values().as_any().downcast_ref::<StringArray>().unwrap().clone();
-                (0..d.len()).map(move |r| v.value(d.keys().value(r) as usize).to_string()).collect::<Vec<_>>()
+                (0..d.len())
+                    .map(move |r| v.value(d.keys().value(r) as usize).to_string())
+                    .collect::<Vec<_>>()
             };
             let ts = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
             let value = batch.column(3).as_any().downcast_ref::<Float64Array>().unwrap();
             let (m, sig, unit) = (s(1), s(2), s(4));
             for r in 0..batch.num_rows() {
-                out.push((m[r].clone(), sig[r].clone(), ts.value(r), value.value(r), unit[r].clone()));
+                out.push((
+                    m[r].clone(),
+                    sig[r].clone(),
+                    ts.value(r),
+                    value.value(r),
+                    unit[r].clone(),
+                ));
             }
         }
         (out, groups, compression)
@@ -315,21 +391,27 @@ BO_ 1 Alpha: 1 E
             ("Zeta", "B", 20, 2.0, "A"),
             ("Zeta", "B", 30, 3.0, "A"),
         ];
-        let got: Vec<_> = rows.iter().map(|(m, s, t, v, u)| (m.as_str(), s.as_str(), *t, *v, u.as_str())).collect();
+        let got: Vec<_> = rows
+            .iter()
+            .map(|(m, s, t, v, u)| (m.as_str(), s.as_str(), *t, *v, u.as_str()))
+            .collect();
         assert_eq!(got, want);
     }
 
     #[test]
     fn windows_bound_memory_and_are_cut_into_row_groups() {
         let db = Database::from_text(DBC, "t.dbc").unwrap();
-        let options = DecodedWriterOptions { sort_window_rows: 10, row_group_rows: 4 };
+        let options = DecodedWriterOptions {
+            sort_window_rows: 10,
+            row_group_rows: 4,
+        };
         let mut w = DecodedWriter::new(&db, Vec::new(), "out", options).unwrap();
         let zeta = db.messages().iter().position(|m| m.name == "Zeta").unwrap();
         let mut values = Vec::new();
         for ts in 0..10 {
             db.messages()[zeta].decode(&[ts as u8, 0], &mut values).unwrap();
             w.push(ts, zeta, &values).unwrap();
-            assert!(w.rows.len() < 10);
+            assert!(w.held < 10);
         }
         let (bytes, stats) = w.finish().unwrap();
         assert_eq!(stats.rows, 20);
@@ -338,6 +420,20 @@ BO_ 1 Alpha: 1 E
         assert_eq!(groups, 6, "two windows of 10 rows, each cut into 4 + 4 + 2");
         // Within a window: A before B, time ascending.
         let first: Vec<_> = rows[..10].iter().map(|r| (r.1.as_str(), r.2)).collect();
-        assert_eq!(first, [("A", 0), ("A", 1), ("A", 2), ("A", 3), ("A", 4), ("B", 0), ("B", 1), ("B", 2), ("B", 3), ("B", 4)]);
+        assert_eq!(
+            first,
+            [
+                ("A", 0),
+                ("A", 1),
+                ("A", 2),
+                ("A", 3),
+                ("A", 4),
+                ("B", 0),
+                ("B", 1),
+                ("B", 2),
+                ("B", 3),
+                ("B", 4)
+            ]
+        );
     }
 }

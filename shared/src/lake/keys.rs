@@ -25,9 +25,7 @@ pub struct KeyError {
 
 /// The UTC date of a timestamp in microseconds since the epoch.
 pub fn date_of(ts_us: i64) -> NaiveDate {
-    DateTime::from_timestamp_micros(ts_us)
-        .unwrap_or_default()
-        .date_naive()
+    DateTime::from_timestamp_micros(ts_us).unwrap_or_default().date_naive()
 }
 
 /// The parts of a raw object's key.
@@ -55,11 +53,7 @@ impl RawKey {
     }
 
     fn partitions(&self) -> String {
-        format!(
-            "vehicle_id={}/date={}",
-            self.vehicle,
-            self.date.format("%Y-%m-%d")
-        )
+        format!("vehicle_id={}/date={}", self.vehicle, self.date.format("%Y-%m-%d"))
     }
 
     pub fn raw_key(&self) -> String {
@@ -68,11 +62,7 @@ impl RawKey {
 
     /// The decoded object of this raw object: same partitions, same stem.
     pub fn decoded_key(&self) -> String {
-        format!(
-            "{DECODED_PREFIX}{}/{}.parquet",
-            self.partitions(),
-            self.stem()
-        )
+        format!("{DECODED_PREFIX}{}/{}.parquet", self.partitions(), self.stem())
     }
 
     /// Parses a raw key (already URL-decoded).
@@ -97,25 +87,19 @@ impl RawKey {
         let date = date_part
             .strip_prefix("date=")
             .ok_or_else(|| err("no date= partition"))?;
-        let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
-            .map_err(|_| err("the date is not YYYY-MM-DD"))?;
+        let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| err("the date is not YYYY-MM-DD"))?;
         let stem = file
             .strip_suffix(".parquet")
             .ok_or_else(|| err("the file name does not end in .parquet"))?;
         let mut fields = stem.rsplitn(3, '_');
-        let (Some(seq), Some(first), Some(id)) = (fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(seq), Some(first), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
             return Err(err("the file name is not <id>_<first µs>_<seq>"));
         };
         if id != vehicle.as_str() {
             return Err(err("the file name's vehicle differs from the partition's"));
         }
-        let first_ts_us = first
-            .parse()
-            .map_err(|_| err("the first timestamp is not a number"))?;
-        let seq = seq
-            .parse()
-            .map_err(|_| err("the sequence number is not a number"))?;
+        let first_ts_us = first.parse().map_err(|_| err("the first timestamp is not a number"))?;
+        let seq = seq.parse().map_err(|_| err("the sequence number is not a number"))?;
         Ok(Self {
             vehicle,
             date,

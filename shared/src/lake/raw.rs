@@ -21,13 +21,10 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, StringDictionaryBuilder,
-};
+use arrow_array::builder::{BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, DictionaryArray, Int32Array, Int64Array,
-    RecordBatch, StringArray,
+    Array, ArrayRef, BinaryArray, BooleanArray, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
@@ -83,15 +80,14 @@ impl<W: Write + Send> RawWriter<W> {
         Self::with_row_group(sink, source_name, DEFAULT_RAW_ROW_GROUP)
     }
 
-    pub fn with_row_group(
-        sink: W,
-        source_name: &str,
-        row_group_rows: usize,
-    ) -> Result<Self, LakeError> {
+    pub fn with_row_group(sink: W, source_name: &str, row_group_rows: usize) -> Result<Self, LakeError> {
         let source_name: Arc<str> = Arc::from(source_name);
-        let writer =
-            ArrowWriter::try_new(sink, raw_schema(), Some(writer_properties(row_group_rows)))
-                .map_err(|e| LakeError::parquet(&source_name, e))?;
+        let writer = ArrowWriter::try_new(
+            sink,
+            raw_schema(),
+            Some(writer_properties(row_group_rows, &["ts_us"], &[])),
+        )
+        .map_err(|e| LakeError::parquet(&source_name, e))?;
         Ok(Self {
             writer,
             pending: Vec::with_capacity(row_group_rows.min(DEFAULT_RAW_ROW_GROUP)),
@@ -120,18 +116,14 @@ impl<W: Write + Send> RawWriter<W> {
         }
         // Stable, so frames of equal time keep their capture order.
         self.pending.sort_by_key(|f| f.ts_us);
-        let batch =
-            frames_to_batch(&self.pending).map_err(|e| LakeError::arrow(&self.source_name, e))?;
+        let batch = frames_to_batch(&self.pending).map_err(|e| LakeError::arrow(&self.source_name, e))?;
         self.writer
             .write(&batch)
             .map_err(|e| LakeError::parquet(&self.source_name, e))?;
         self.writer
             .flush()
             .map_err(|e| LakeError::parquet(&self.source_name, e))?;
-        let (first, last) = (
-            self.pending[0].ts_us,
-            self.pending[self.pending.len() - 1].ts_us,
-        );
+        let (first, last) = (self.pending[0].ts_us, self.pending[self.pending.len() - 1].ts_us);
         self.stats.first_ts_us = Some(self.stats.first_ts_us.map_or(first, |t| t.min(first)));
         self.stats.last_ts_us = Some(self.stats.last_ts_us.map_or(last, |t| t.max(last)));
         self.stats.frames += self.pending.len() as u64;
@@ -236,31 +228,20 @@ fn column<'b, T: 'static>(
     let col = batch
         .column_by_name(name)
         .ok_or_else(|| LakeError::schema(source, name, "column missing"))?;
-    col.as_any().downcast_ref::<T>().ok_or_else(|| {
-        LakeError::schema(
-            source,
-            name,
-            format!("expected {expected}, found {}", col.data_type()),
-        )
-    })
+    col.as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| LakeError::schema(source, name, format!("expected {expected}, found {}", col.data_type())))
 }
 
 impl RawBatch {
     /// Checks a record batch against the raw schema. `first_row` is the file
     /// row number of its first row, for error messages.
-    pub fn try_new(
-        batch: &RecordBatch,
-        first_row: u64,
-        source_name: &Arc<str>,
-    ) -> Result<Self, LakeError> {
+    pub fn try_new(batch: &RecordBatch, first_row: u64, source_name: &Arc<str>) -> Result<Self, LakeError> {
         let s = source_name;
         let bus_col = batch
             .column_by_name("bus")
             .ok_or_else(|| LakeError::schema(s, "bus", "column missing"))?;
-        let bus = if let Some(dict) = bus_col
-            .as_any()
-            .downcast_ref::<DictionaryArray<Int32Type>>()
-        {
+        let bus = if let Some(dict) = bus_col.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
             let values = dict
                 .values()
                 .as_any()
@@ -336,9 +317,11 @@ impl RawBatch {
         let raw_id = self.can_id.value(i);
         let extended = self.extended.value(i);
         let fd = self.fd.value(i);
-        let mut flags = self.flags.as_ref().map_or(FrameFlags::empty(), |f| {
-            FrameFlags::from_bits_truncate(f.value(i) as u8)
-        });
+        let mut flags =
+            self.flags.as_ref().map_or(
+                FrameFlags::empty(),
+                |f| FrameFlags::from_bits_truncate(f.value(i) as u8),
+            );
         if fd {
             flags.insert(FrameFlags::FD);
         }
@@ -426,8 +409,8 @@ impl RawFileReader {
 
     fn new<R: ChunkReader + 'static>(input: R, source_name: &str) -> Result<Self, LakeError> {
         let source_name: Arc<str> = Arc::from(source_name);
-        let builder = ParquetRecordBatchReaderBuilder::try_new(input)
-            .map_err(|e| LakeError::parquet(&source_name, e))?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(input).map_err(|e| LakeError::parquet(&source_name, e))?;
         let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
         check_schema(builder.schema(), &source_name)?;
         let inner = builder
@@ -512,8 +495,22 @@ mod tests {
         fd_flags.insert(FrameFlags::BRS);
         fd_flags.insert(FrameFlags::ESI);
         vec![
-            CanFrame::new(30, bus0.clone(), CanId::Standard(0x100), FrameFlags::empty(), &[1, 2, 3]).unwrap(),
-            CanFrame::new(10, bus1.clone(), CanId::Extended(0x18FF50E5), FrameFlags::empty(), &[0xFF; 8]).unwrap(),
+            CanFrame::new(
+                30,
+                bus0.clone(),
+                CanId::Standard(0x100),
+                FrameFlags::empty(),
+                &[1, 2, 3],
+            )
+            .unwrap(),
+            CanFrame::new(
+                10,
+                bus1.clone(),
+                CanId::Extended(0x18FF50E5),
+                FrameFlags::empty(),
+                &[0xFF; 8],
+            )
+            .unwrap(),
             CanFrame::new(20, bus0.clone(), CanId::Standard(0x7FF), fd_flags, &[0xAB; 64]).unwrap(),
             CanFrame::remote(40, bus1.clone(), CanId::Standard(0x123), 4).unwrap(),
             CanFrame::new(50, bus0.clone(), CanId::Extended(0x80), FrameFlags::ERROR, &[0; 8]).unwrap(),
@@ -552,21 +549,40 @@ mod tests {
     #[test]
     fn row_groups_are_cut_and_each_is_sorted() {
         let frames: Vec<CanFrame> = (0..10)
-            .map(|i| CanFrame::new(100 - i, Arc::from("can0"), CanId::Standard(1), FrameFlags::empty(), &[i as u8]).unwrap())
+            .map(|i| {
+                CanFrame::new(
+                    100 - i,
+                    Arc::from("can0"),
+                    CanId::Standard(1),
+                    FrameFlags::empty(),
+                    &[i as u8],
+                )
+                .unwrap()
+            })
             .collect();
         let mut w = RawWriter::with_row_group(Vec::new(), "mem", 4).unwrap();
         for f in &frames {
             w.push(f.clone()).unwrap();
         }
         let (bytes, stats) = w.finish().unwrap();
-        assert_eq!(stats, RawFileStats { frames: 10, row_groups: 3, first_ts_us: Some(91), last_ts_us: Some(100) });
+        assert_eq!(
+            stats,
+            RawFileStats {
+                frames: 10,
+                row_groups: 3,
+                first_ts_us: Some(91),
+                last_ts_us: Some(100)
+            }
+        );
         let ts: Vec<i64> = read(bytes).unwrap().iter().map(|f| f.ts_us).collect();
         assert_eq!(ts, [97, 98, 99, 100, 93, 94, 95, 96, 91, 92]);
     }
 
     #[test]
     fn a_file_that_is_not_parquet_names_the_file() {
-        let err = RawFileReader::from_bytes(Bytes::from_static(b"not parquet at all"), "junk.parquet").err().unwrap();
+        let err = RawFileReader::from_bytes(Bytes::from_static(b"not parquet at all"), "junk.parquet")
+            .err()
+            .unwrap();
         assert!(err.to_string().starts_with("junk.parquet: "), "{err}");
     }
 
@@ -586,7 +602,10 @@ mod tests {
         let mut columns = good.columns().to_vec();
         columns[2] = Arc::new(StringArray::from(vec!["0x100"]));
         let err = read(write_batch(schema, columns)).unwrap_err();
-        assert_eq!(err.to_string(), "mem.parquet: column can_id: expected Int64, found Utf8");
+        assert_eq!(
+            err.to_string(),
+            "mem.parquet: column can_id: expected Int64, found Utf8"
+        );
     }
 
     #[test]
@@ -595,11 +614,17 @@ mod tests {
         let mut columns = good.columns().to_vec();
         columns[2] = Arc::new(Int64Array::from(vec![1, 2, 3, 0x800, 5, 6]));
         let err = read(write_batch(raw_schema(), columns)).unwrap_err();
-        assert_eq!(err.to_string(), "mem.parquet: row 3: can_id 2048 does not fit a 11-bit identifier");
+        assert_eq!(
+            err.to_string(),
+            "mem.parquet: row 3: can_id 2048 does not fit a 11-bit identifier"
+        );
         let mut columns = good.columns().to_vec();
         columns[6] = Arc::new(BinaryArray::from(vec![&[0u8; 9][..], &[], &[], &[], &[], &[]]));
         let err = read(write_batch(raw_schema(), columns)).unwrap_err();
-        assert_eq!(err.to_string(), "mem.parquet: row 0: data has 9 bytes, more than a classic frame holds");
+        assert_eq!(
+            err.to_string(),
+            "mem.parquet: row 0: data has 9 bytes, more than a classic frame holds"
+        );
     }
 
     #[test]
