@@ -49,8 +49,8 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: unit
-unit: ## Rust unit and integration tests
-	$(CARGO) test --workspace
+unit: venv ## Rust unit and integration tests (these start moto server on loopback)
+	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace
 
 .PHONY: oracle
 oracle: venv edge-release ## the codec against cantools: the corpus, then our own DBC files

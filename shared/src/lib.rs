@@ -4,9 +4,20 @@
 //! - [`frame`]: the CAN frame.
 //! - [`candump`]: the can-utils log format, read as a stream and written.
 //! - [`dbc`]: the DBC codec (decode and encode), exact to cantools.
+//! - [`lake`]: the data lake's Parquet formats and object keys.
+//! - [`decoder`]: decoding a raw lake object into its decoded object.
+//! - [`store`], [`aws`]: storage and messaging traits, and their AWS implementations.
+//! - [`metrics`], [`logging`], [`env`]: what every binary needs at its edges.
 
+#[cfg(feature = "s3")]
+pub mod aws;
 pub mod candump;
 pub mod dbc;
+pub mod decoder;
+pub mod env;
 pub mod frame;
 pub mod lake;
+pub mod logging;
+pub mod metrics;
+pub mod store;
 pub mod vehicle;

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod decoded;
 pub mod keys;
 pub mod raw;
+pub mod remote;
 
 use std::sync::Arc;
 

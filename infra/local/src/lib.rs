@@ -1,0 +1,3 @@
+//! The local stack: what AWS does for Canopy, played on one machine.
+
+pub mod services;

@@ -1,0 +1,110 @@
+//! Local services the stack and the tests run on loopback: moto server for
+//! the AWS APIs.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("cannot start {program}: {error} (run `make venv` to install it)")]
+    Spawn { program: String, error: std::io::Error },
+    #[error("{what} did not answer on {endpoint} within {seconds} s")]
+    Timeout { what: &'static str, endpoint: String, seconds: u64 },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A free TCP port on loopback (the OS picks; we release it for the service).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Where `moto_server` is: `CANOPY_MOTO_SERVER`, else the virtualenv `make venv` creates.
+pub fn moto_server_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("CANOPY_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var_os("CANOPY_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache").join("canopy")
+    });
+    cache.join("venv").join("bin").join("moto_server")
+}
+
+/// A moto server child process on a loopback port; killed when dropped, and
+/// by the kernel when this process dies.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start(program: &Path) -> Result<Self, ServiceError> {
+        let port = free_port()?;
+        let mut command = Command::new(program);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; it only asks for SIGTERM when the parent dies.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|error| ServiceError::Spawn { program: program.display().to_string(), error })?;
+        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        moto.wait_ready(Duration::from_secs(30))?;
+        Ok(moto)
+    }
+
+    fn wait_ready(&self, limit: Duration) -> Result<(), ServiceError> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.request("GET", "/moto-api/").is_ok_and(|status| status == 200) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(ServiceError::Timeout { what: "moto server", endpoint: self.endpoint.clone(), seconds: limit.as_secs() })
+    }
+
+    /// Clears every resource moto holds.
+    pub fn reset(&self) -> Result<(), ServiceError> {
+        self.request("POST", "/moto-api/reset").map(|_| ())
+    }
+
+    /// A bodiless request to moto's own API; the HTTP status.
+    pub fn request(&self, method: &str, path: &str) -> Result<u16, ServiceError> {
+        let (status, _) = http(&self.endpoint, method, path, None)?;
+        Ok(status)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 exchange on loopback (moto's own API needs no more).
+pub fn http(endpoint: &str, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String), ServiceError> {
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}

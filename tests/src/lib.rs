@@ -1,0 +1,4 @@
+//! Support for the `it` tests: the local services, fixtures.
+
+pub mod fixtures;
+pub mod local;
