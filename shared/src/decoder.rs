@@ -56,7 +56,11 @@ pub struct DecoderOptions {
 
 impl Default for DecoderOptions {
     fn default() -> Self {
-        Self { writer: DecodedWriterOptions::default(), part_size: 8 * 1024 * 1024, batch_rows: 8192 }
+        Self {
+            writer: DecodedWriterOptions::default(),
+            part_size: 8 * 1024 * 1024,
+            batch_rows: 8192,
+        }
     }
 }
 
@@ -74,12 +78,20 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
     let decoded_key = key.decoded_key();
     let info = store.head(raw_key).await?;
     let source: Arc<str> = Arc::from(format!("s3://{}/{raw_key}", store.bucket()));
-    let parquet_error = |e: parquet::errors::ParquetError| LakeError::Parquet { source_name: source.to_string(), error: e.to_string() };
+    let parquet_error = |e: parquet::errors::ParquetError| LakeError::Parquet {
+        source_name: source.to_string(),
+        error: e.to_string(),
+    };
 
     let reader = StoreFileReader::new(store.clone(), raw_key, info.size);
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(parquet_error)?;
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(parquet_error)?;
     check_schema(builder.schema(), &source)?;
-    let mut batches = builder.with_batch_size(options.batch_rows).build().map_err(parquet_error)?;
+    let mut batches = builder
+        .with_batch_size(options.batch_rows)
+        .build()
+        .map_err(parquet_error)?;
 
     let mut writer = DecodedWriter::new(db, Vec::new(), &decoded_key, options.writer)?;
     let mut sink = UploadSink::new(store, &decoded_key, options.part_size);
@@ -140,7 +152,13 @@ struct Entry {
 
 impl<S: ObjectStore> DbcCache<S> {
     pub fn new(store: S, default_key: &str, fallback: (String, Arc<Database>), refresh: Duration) -> Self {
-        Self { store, default_key: default_key.to_string(), fallback, refresh, entries: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            default_key: default_key.to_string(),
+            fallback,
+            refresh,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The key of a vehicle's own DBC.
@@ -168,17 +186,25 @@ impl<S: ObjectStore> DbcCache<S> {
                 Cached::Missing => None,
             });
         }
-        let cached = match self.store.head(key).await {
-            Err(e) if e.is_not_found() => Cached::Missing,
-            Err(e) => return Err(e.into()),
-            Ok(info) => match known.map(|e| e.cached) {
+        // A listing, not a HEAD: without s3:ListBucket on the whole bucket S3
+        // answers a HEAD of a missing key with 403, and a listing of the key's
+        // own prefix needs only a prefix-scoped permission.
+        let listed = self.store.list(key).await?.into_iter().find(|(k, _)| k == key);
+        let cached = match listed {
+            None => Cached::Missing,
+            Some((_, info)) => match known.map(|e| e.cached) {
                 Some(Cached::Present { etag, db }) if etag == info.etag => Cached::Present { etag, db },
                 _ => {
                     let object = self.store.get(key).await?;
                     let name = format!("s3://{}/{key}", self.store.bucket());
-                    let db = Database::from_bytes(&object.body, &name)
-                        .map_err(|error| DecodeObjectError::Dbc { key: key.to_string(), error })?;
-                    Cached::Present { etag: object.etag, db: Arc::new(db) }
+                    let db = Database::from_bytes(&object.body, &name).map_err(|error| DecodeObjectError::Dbc {
+                        key: key.to_string(),
+                        error,
+                    })?;
+                    Cached::Present {
+                        etag: object.etag,
+                        db: Arc::new(db),
+                    }
                 }
             },
         };
@@ -186,7 +212,13 @@ impl<S: ObjectStore> DbcCache<S> {
             Cached::Present { db, .. } => Some(db.clone()),
             Cached::Missing => None,
         };
-        self.entries.lock().map_err(|_| poisoned(key))?.insert(key.to_string(), Entry { cached, checked: Instant::now() });
+        self.entries.lock().map_err(|_| poisoned(key))?.insert(
+            key.to_string(),
+            Entry {
+                cached,
+                checked: Instant::now(),
+            },
+        );
         Ok(result)
     }
 }

@@ -34,7 +34,10 @@ pub struct Metrics {
 impl Metrics {
     /// `function` becomes the `Function` dimension.
     pub fn new(function: &str) -> Self {
-        Self { dimensions: vec![("Function".to_string(), function.to_string())], values: Vec::new() }
+        Self {
+            dimensions: vec![("Function".to_string(), function.to_string())],
+            values: Vec::new(),
+        }
     }
 
     pub fn add(&mut self, name: &str, value: f64, unit: Unit) -> &mut Self {
@@ -55,10 +58,15 @@ impl Metrics {
 
     /// The EMF document.
     pub fn to_json(&self) -> Value {
-        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let dimension_names: Vec<&str> = self.dimensions.iter().map(|(k, _)| k.as_str()).collect();
-        let definitions: Vec<Value> =
-            self.values.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()})).collect();
+        let definitions: Vec<Value> = self
+            .values
+            .iter()
+            .map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()}))
+            .collect();
         let mut doc = Map::new();
         doc.insert(
             "_aws".into(),
@@ -93,14 +101,19 @@ mod tests {
     #[test]
     fn emf_document_declares_each_metric_with_its_unit() {
         let mut m = Metrics::new("decoder");
-        m.count("Frames", 10).count("Frames", 5).add("BytesIn", 1024.0, Unit::Bytes);
+        m.count("Frames", 10)
+            .count("Frames", 5)
+            .add("BytesIn", 1024.0, Unit::Bytes);
         let doc = m.to_json();
         assert_eq!(doc["Function"], "decoder");
         assert_eq!(doc["Frames"], 15.0);
         let cw = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(cw["Namespace"], "Canopy");
         assert_eq!(cw["Dimensions"], json!([["Function"]]));
-        assert_eq!(cw["Metrics"], json!([{"Name": "Frames", "Unit": "Count"}, {"Name": "BytesIn", "Unit": "Bytes"}]));
+        assert_eq!(
+            cw["Metrics"],
+            json!([{"Name": "Frames", "Unit": "Count"}, {"Name": "BytesIn", "Unit": "Bytes"}])
+        );
         assert!(doc["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
     }
 }

@@ -11,7 +11,11 @@ pub enum StoreError {
     #[error("s3://{bucket}/{key} does not exist")]
     NotFound { bucket: String, key: String },
     #[error("s3://{bucket}/{key}: {message}")]
-    Failed { bucket: String, key: String, message: String },
+    Failed {
+        bucket: String,
+        key: String,
+        message: String,
+    },
 }
 
 impl StoreError {
@@ -46,9 +50,15 @@ pub trait ObjectStore: Send + Sync {
     fn get_range(&self, key: &str, range: Range<u64>) -> impl Future<Output = Result<Bytes, StoreError>> + Send;
 
     /// Stores `body` under `key`; `sha256` (base64) makes the store verify it.
-    fn put(&self, key: &str, body: Bytes, sha256: Option<String>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        sha256: Option<String>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Every object whose key starts with `prefix`, with its size and ETag.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<(String, ObjectInfo)>, StoreError>> + Send;
 
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -91,7 +101,14 @@ pub struct UploadSink<'s, S: ObjectStore> {
 
 impl<'s, S: ObjectStore> UploadSink<'s, S> {
     pub fn new(store: &'s S, key: &str, part_size: usize) -> Self {
-        Self { store, key: key.to_string(), part_size: part_size.max(MIN_PART), buffer: Vec::new(), upload: None, bytes: 0 }
+        Self {
+            store,
+            key: key.to_string(),
+            part_size: part_size.max(MIN_PART),
+            buffer: Vec::new(),
+            upload: None,
+            bytes: 0,
+        }
     }
 
     /// Takes bytes; uploads a part once a full one is held.
@@ -111,7 +128,9 @@ impl<'s, S: ObjectStore> UploadSink<'s, S> {
             let id = self.store.create_multipart(&self.key).await?;
             self.upload = Some((id, Vec::new()));
         }
-        let Some((id, parts)) = &mut self.upload else { unreachable!("set above") };
+        let Some((id, parts)) = &mut self.upload else {
+            unreachable!("set above")
+        };
         let number = parts.len() as i32 + 1;
         match self.store.upload_part(&self.key, id, number, Bytes::from(part)).await {
             Ok(etag) => {
@@ -136,7 +155,9 @@ impl<'s, S: ObjectStore> UploadSink<'s, S> {
                 if !rest.is_empty() {
                     self.send_part(rest).await?;
                 }
-                let Some((id, parts)) = self.upload.take() else { unreachable!("set above") };
+                let Some((id, parts)) = self.upload.take() else {
+                    unreachable!("set above")
+                };
                 if let Err(e) = self.store.complete_multipart(&self.key, &id, parts).await {
                     let _ = self.store.abort_multipart(&self.key, &id).await;
                     return Err(e);

@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use arrow_array::StringArray;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type};
-use arrow_array::StringArray;
 use bytes::Bytes;
 use canopy::dbc::Database;
 use canopy::decoder::{DecoderOptions, decode_object};
+use canopy::lake::decoded::DecodedWriterOptions;
 use canopy::lake::keys::{DECODED_PREFIX, RawKey};
 use canopy::store::ObjectStore;
 use canopy::vehicle::VehicleId;
@@ -47,20 +48,32 @@ fn raw_key(vehicle: &str, seq: u64) -> String {
 
 /// Every row of a decoded object: (message, signal, ts_us, value, unit).
 fn read_decoded(bytes: Bytes) -> Vec<Row> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.unwrap();
         let strings = |name: &str| -> Vec<String> {
             let dict = batch.column_by_name(name).unwrap().as_dictionary::<Int32Type>();
             let values: &StringArray = dict.values().as_string();
-            dict.keys().iter().map(|k| values.value(k.unwrap() as usize).to_string()).collect()
+            dict.keys()
+                .iter()
+                .map(|k| values.value(k.unwrap() as usize).to_string())
+                .collect()
         };
         let (messages, signals, units) = (strings("message"), strings("signal"), strings("unit"));
         let ts = batch.column_by_name("ts_us").unwrap().as_primitive::<Int64Type>();
         let values = batch.column_by_name("value").unwrap().as_primitive::<Float64Type>();
         for i in 0..batch.num_rows() {
-            rows.push((messages[i].clone(), signals[i].clone(), ts.value(i), values.value(i), units[i].clone()));
+            rows.push((
+                messages[i].clone(),
+                signals[i].clone(),
+                ts.value(i),
+                values.value(i),
+                units[i].clone(),
+            ));
         }
     }
     rows
@@ -84,7 +97,13 @@ fn expected_rows(db: &Database, frames: &[canopy::frame::CanFrame]) -> Vec<Row> 
 }
 
 async fn decoded_keys<S: ObjectStore>(store: &S) -> Vec<String> {
-    store.list(DECODED_PREFIX).await.unwrap()
+    store
+        .list(DECODED_PREFIX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
 }
 
 #[tokio::test]
@@ -93,7 +112,10 @@ async fn a_raw_object_decodes_to_exactly_the_codecs_values_and_pyarrow_reads_it(
     let db = database();
     let frames = fixtures::frames(&db, 3000, 1_700_000_000_000_000, 1, 50);
     let key = raw_key("sim-001", 1);
-    store.put(&key, Bytes::from(fixtures::raw_file(&frames)), None).await.unwrap();
+    store
+        .put(&key, Bytes::from(fixtures::raw_file(&frames)), None)
+        .await
+        .unwrap();
 
     let decoder = Decoder::new(store.clone(), config(store.bucket())).unwrap();
     let response = decoder.handle(s3_event(store.bucket(), &key)).await.unwrap();
@@ -113,8 +135,16 @@ async fn a_raw_object_decodes_to_exactly_the_codecs_values_and_pyarrow_reads_it(
     let python = std::env::var("CANOPY_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let script = "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); \
                   print(t.num_rows, [str(f.type) for f in t.schema])";
-    let out = std::process::Command::new(&python).args(["-c", script]).arg(&path).output().unwrap();
-    assert!(out.status.success(), "{python}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{python}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dict = "dictionary<values=string, indices=int32, ordered=0>";
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -127,11 +157,28 @@ async fn the_same_notification_twice_leaves_one_identical_object() {
     let store = local::bucket("decoder-idempotent").await;
     let db = database();
     let key = raw_key("sim-002", 7);
-    store.put(&key, Bytes::from(fixtures::raw_file(&fixtures::frames(&db, 500, 1_700_000_000_000_000, 2, 0))), None).await.unwrap();
+    store
+        .put(
+            &key,
+            Bytes::from(fixtures::raw_file(&fixtures::frames(
+                &db,
+                500,
+                1_700_000_000_000_000,
+                2,
+                0,
+            ))),
+            None,
+        )
+        .await
+        .unwrap();
     let decoder = Decoder::new(store.clone(), config(store.bucket())).unwrap();
     let event = s3_event(store.bucket(), &key);
     decoder.handle(event.clone()).await.unwrap();
-    let first = store.get(&RawKey::parse(&key).unwrap().decoded_key()).await.unwrap().body;
+    let first = store
+        .get(&RawKey::parse(&key).unwrap().decoded_key())
+        .await
+        .unwrap()
+        .body;
     decoder.handle(event).await.unwrap();
     let keys = decoded_keys(&store).await;
     assert_eq!(keys, [RawKey::parse(&key).unwrap().decoded_key()]);
@@ -145,10 +192,16 @@ async fn a_corrupt_object_fails_only_its_own_message_in_a_batch() {
     let good = [raw_key("sim-003", 1), raw_key("sim-003", 2)];
     for (i, key) in good.iter().enumerate() {
         let frames = fixtures::frames(&db, 300, 1_700_000_000_000_000 + i as i64 * 1_000_000, i as u64, 0);
-        store.put(key, Bytes::from(fixtures::raw_file(&frames)), None).await.unwrap();
+        store
+            .put(key, Bytes::from(fixtures::raw_file(&frames)), None)
+            .await
+            .unwrap();
     }
     let corrupt = raw_key("sim-003", 3);
-    store.put(&corrupt, Bytes::from_static(b"PAR1 this is not a parquet file"), None).await.unwrap();
+    store
+        .put(&corrupt, Bytes::from_static(b"PAR1 this is not a parquet file"), None)
+        .await
+        .unwrap();
     let missing_key = raw_key("sim-003", 4); // never uploaded
 
     let batch = json!({"Records": [
@@ -161,8 +214,12 @@ async fn a_corrupt_object_fails_only_its_own_message_in_a_batch() {
     ]});
     let decoder = Decoder::new(store.clone(), config(store.bucket())).unwrap();
     let response = decoder.handle(batch).await.unwrap();
-    let failed: Vec<&str> =
-        response["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap()).collect();
+    let failed: Vec<&str> = response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
     assert_eq!(failed, ["m-corrupt", "m-missing", "m-not-json"]);
     let mut want: Vec<String> = good.iter().map(|k| RawKey::parse(k).unwrap().decoded_key()).collect();
     want.sort();
@@ -179,8 +236,13 @@ async fn unknown_ids_and_short_frames_are_counted_not_fatal() {
         *f = canopy::frame::CanFrame::new(f.ts_us, f.bus.clone(), f.id, f.flags, &f.data()[..3]).unwrap();
     }
     let key = raw_key("sim-004", 1);
-    store.put(&key, Bytes::from(fixtures::raw_file(&frames)), None).await.unwrap();
-    let outcome = decode_object(&store, &db, "test", &key, DecoderOptions::default()).await.unwrap();
+    store
+        .put(&key, Bytes::from(fixtures::raw_file(&frames)), None)
+        .await
+        .unwrap();
+    let outcome = decode_object(&store, &db, "test", &key, DecoderOptions::default())
+        .await
+        .unwrap();
     assert_eq!(outcome.stats.frames, 1000);
     assert_eq!(outcome.stats.unknown_ids, 100);
     assert_eq!(outcome.stats.short_frames, 2);
@@ -194,7 +256,10 @@ async fn a_vehicles_own_dbc_in_the_bucket_is_used_and_refreshed_when_it_changes(
     let db = database();
     let frames = fixtures::frames(&db, 400, 1_700_000_000_000_000, 4, 0);
     let key = raw_key("sim-005", 1);
-    store.put(&key, Bytes::from(fixtures::raw_file(&frames)), None).await.unwrap();
+    store
+        .put(&key, Bytes::from(fixtures::raw_file(&frames)), None)
+        .await
+        .unwrap();
     let own_key = "dbc/vehicles/sim-005.dbc";
     let text = std::fs::read_to_string(fixtures::DBC).unwrap();
     let decoder = Decoder::new(store.clone(), config(store.bucket())).unwrap();
@@ -210,11 +275,21 @@ async fn a_vehicles_own_dbc_in_the_bucket_is_used_and_refreshed_when_it_changes(
         store.put(own_key, Bytes::from(renamed), None).await.unwrap();
         decoder.handle(s3_event(store.bucket(), &key)).await.unwrap();
         let seen = messages(read_decoded(store.get(&decoded_key).await.unwrap().body));
-        assert!(seen.contains(name) && !seen.contains("BMS_PackStatus"), "{name}: {seen:?}");
+        assert!(
+            seen.contains(name) && !seen.contains("BMS_PackStatus"),
+            "{name}: {seen:?}"
+        );
     }
 
     // A DBC that does not compile fails the object rather than decoding with another.
-    store.put(own_key, Bytes::from_static(b"BO_ 1 Broken: 8 X\n SG_ A : 0|99@1+ (1,0) [0|0] \"\" X\n"), None).await.unwrap();
+    store
+        .put(
+            own_key,
+            Bytes::from_static(b"BO_ 1 Broken: 8 X\n SG_ A : 0|99@1+ (1,0) [0|0] \"\" X\n"),
+            None,
+        )
+        .await
+        .unwrap();
     let response = decoder.handle(s3_event(store.bucket(), &key)).await;
     assert!(response.unwrap_err().to_string().contains("dbc/vehicles/sim-005.dbc"));
 }
@@ -225,31 +300,51 @@ async fn a_large_object_goes_up_in_parts_and_memory_holds_a_window() {
     let db = database();
     let frames = fixtures::frames(&db, 400_000, 1_700_000_000_000_000, 5, 0);
     let key = raw_key("sim-006", 1);
-    store.put(&key, Bytes::from(fixtures::raw_file(&frames)), None).await.unwrap();
-    let mut options = DecoderOptions::default();
-    options.part_size = 5 * 1024 * 1024;
-    options.writer.sort_window_rows = 200_000;
+    store
+        .put(&key, Bytes::from(fixtures::raw_file(&frames)), None)
+        .await
+        .unwrap();
+    let options = DecoderOptions {
+        part_size: 5 * 1024 * 1024,
+        writer: DecodedWriterOptions {
+            sort_window_rows: 200_000,
+            ..DecodedWriterOptions::default()
+        },
+        ..DecoderOptions::default()
+    };
     let outcome = decode_object(&store, &db, "test", &key, options).await.unwrap();
-    assert!(outcome.bytes_out > 5 * 1024 * 1024, "{} bytes is one part", outcome.bytes_out);
+    assert!(
+        outcome.bytes_out > 5 * 1024 * 1024,
+        "{} bytes is one part",
+        outcome.bytes_out
+    );
     let head = store.head(&outcome.decoded_key).await.unwrap();
     assert_eq!(head.size, outcome.bytes_out);
-    assert!(head.etag.contains('-'), "a multipart ETag ends in -<parts>: {}", head.etag);
+    assert!(
+        head.etag.contains('-'),
+        "a multipart ETag ends in -<parts>: {}",
+        head.etag
+    );
     let rows = read_decoded(store.get(&outcome.decoded_key).await.unwrap().body);
     assert_eq!(rows.len() as u64, outcome.rows);
     assert_eq!(outcome.rows, outcome.stats.values);
     // The file is a few sorted windows of about 200,000 values: order breaks
     // only where one window ends and the next begins.
-    let breaks = rows.windows(2).filter(|w| (&w[0].0, &w[0].1, w[0].2) > (&w[1].0, &w[1].1, w[1].2)).count();
+    let breaks = rows
+        .windows(2)
+        .filter(|w| (&w[0].0, &w[0].1, w[0].2) > (&w[1].0, &w[1].1, w[1].2))
+        .count();
     let windows = rows.len().div_ceil(200_000);
     assert!(windows > 1 && breaks < windows, "{breaks} breaks in {windows} windows");
     let per_signal: BTreeMap<(String, String), usize> = rows.iter().fold(BTreeMap::new(), |mut m, r| {
         *m.entry((r.0.clone(), r.1.clone())).or_default() += 1;
         m
     });
-    let expected: BTreeMap<(String, String), usize> = expected_rows(&db, &frames).iter().fold(BTreeMap::new(), |mut m, r| {
-        *m.entry((r.0.clone(), r.1.clone())).or_default() += 1;
-        m
-    });
+    let expected: BTreeMap<(String, String), usize> =
+        expected_rows(&db, &frames).iter().fold(BTreeMap::new(), |mut m, r| {
+            *m.entry((r.0.clone(), r.1.clone())).or_default() += 1;
+            m
+        });
     assert_eq!(per_signal, expected);
 }
 
@@ -264,6 +359,9 @@ async fn the_sample_events_parse() {
             _ => event.clone(),
         };
         let objects = canopy_decoder::parse_notification(&notification).unwrap();
-        assert_eq!(objects[0].key, "raw/vehicle_id=sim-001/date=2023-11-14/sim-001_1700000000000000_000001.parquet");
+        assert_eq!(
+            objects[0].key,
+            "raw/vehicle_id=sim-001/date=2023-11-14/sim-001_1700000000000000_000001.parquet"
+        );
     }
 }

@@ -55,7 +55,11 @@ pub fn frames(db: &Database, n: usize, start_us: i64, seed: u64, unknown_every: 
                 Some(if s.is_multiplexer { v.floor() } else { v })
             })
             .unwrap_or_else(|e| panic!("{e}"));
-        let flags = if message.is_fd { FrameFlags::FD } else { FrameFlags::empty() };
+        let flags = if message.is_fd {
+            FrameFlags::FD
+        } else {
+            FrameFlags::empty()
+        };
         out.push(CanFrame::new(ts, bus.clone(), message.id, flags, &payload).unwrap());
     }
     out

@@ -24,7 +24,11 @@ pub async fn sdk() -> aws_config::SdkConfig {
 
 /// A name no other test of this run uses: `<prefix>-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A fresh, empty bucket.

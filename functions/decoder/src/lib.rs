@@ -40,17 +40,26 @@ impl Config {
         let part_mb: usize = env::parse_or("PART_SIZE_MB", 8)?;
         let window: usize = env::parse_or("SORT_WINDOW_ROWS", DecodedWriterOptions::default().sort_window_rows)?;
         if !(5..=512).contains(&part_mb) {
-            return Err(EnvError { name: "PART_SIZE_MB".into(), problem: format!("{part_mb} is not within 5..=512") });
+            return Err(EnvError {
+                name: "PART_SIZE_MB".into(),
+                problem: format!("{part_mb} is not within 5..=512"),
+            });
         }
         if window == 0 {
-            return Err(EnvError { name: "SORT_WINDOW_ROWS".into(), problem: "must be positive".into() });
+            return Err(EnvError {
+                name: "SORT_WINDOW_ROWS".into(),
+                problem: "must be positive".into(),
+            });
         }
         Ok(Self {
             bucket: env::required("DATA_BUCKET")?,
             dbc_key: env::or("DBC_KEY", "dbc/ev_powertrain.dbc"),
             dbc_refresh: Duration::from_secs(env::parse_or("DBC_REFRESH_SECONDS", 60)?),
             options: DecoderOptions {
-                writer: DecodedWriterOptions { sort_window_rows: window, ..DecodedWriterOptions::default() },
+                writer: DecodedWriterOptions {
+                    sort_window_rows: window,
+                    ..DecodedWriterOptions::default()
+                },
                 part_size: part_mb * 1024 * 1024,
                 ..DecoderOptions::default()
             },
@@ -80,9 +89,18 @@ pub fn parse_notification(notification: &Value) -> Result<Vec<ObjectRef>, String
 
 fn object_of_record(record: &Value) -> Result<ObjectRef, String> {
     let s3 = record.get("s3").ok_or("S3 record without s3")?;
-    let bucket = s3.pointer("/bucket/name").and_then(Value::as_str).ok_or("S3 record without bucket name")?;
-    let key = s3.pointer("/object/key").and_then(Value::as_str).ok_or("S3 record without object key")?;
-    Ok(ObjectRef { bucket: bucket.to_string(), key: decode_s3_event_key(key) })
+    let bucket = s3
+        .pointer("/bucket/name")
+        .and_then(Value::as_str)
+        .ok_or("S3 record without bucket name")?;
+    let key = s3
+        .pointer("/object/key")
+        .and_then(Value::as_str)
+        .ok_or("S3 record without object key")?;
+    Ok(ObjectRef {
+        bucket: bucket.to_string(),
+        key: decode_s3_event_key(key),
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,12 +134,24 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
     pub async fn handle(&self, event: Value) -> Result<Value, HandlerError> {
         let started = Instant::now();
         let mut metrics = Metrics::new("decoder");
-        let records = event.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
-        let is_sqs = records.first().and_then(|r| r.get("eventSource")).and_then(Value::as_str) == Some("aws:sqs");
+        let records = event
+            .get("Records")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let is_sqs = records
+            .first()
+            .and_then(|r| r.get("eventSource"))
+            .and_then(Value::as_str)
+            == Some("aws:sqs");
         let result = if is_sqs {
             let mut failures = Vec::new();
             for record in &records {
-                let id = record.get("messageId").and_then(Value::as_str).unwrap_or_default().to_string();
+                let id = record
+                    .get("messageId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let objects = record
                     .get("body")
                     .and_then(Value::as_str)
@@ -149,7 +179,11 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
             let decoded = self.decode_all(&objects, &mut metrics).await;
             decoded.map(|n| json!({ "decoded": n }))
         };
-        metrics.add("DurationMs", started.elapsed().as_secs_f64() * 1000.0, Unit::Milliseconds);
+        metrics.add(
+            "DurationMs",
+            started.elapsed().as_secs_f64() * 1000.0,
+            Unit::Milliseconds,
+        );
         metrics.emit();
         result
     }
@@ -174,14 +208,21 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
         }
         match failures.first() {
             None => Ok(decoded),
-            Some(first) => Err(HandlerError::Objects { failed: failures.len(), total: objects.len(), first: first.clone() }),
+            Some(first) => Err(HandlerError::Objects {
+                failed: failures.len(),
+                total: objects.len(),
+                first: first.clone(),
+            }),
         }
     }
 
     /// `None` for objects the decoder leaves alone (not under `raw/`).
     async fn decode_one(&self, object: &ObjectRef) -> Result<Option<DecodeOutcome>, String> {
         if object.bucket != self.config.bucket {
-            return Err(format!("bucket {} is not the configured DATA_BUCKET {}", object.bucket, self.config.bucket));
+            return Err(format!(
+                "bucket {} is not the configured DATA_BUCKET {}",
+                object.bucket, self.config.bucket
+            ));
         }
         if !object.key.starts_with(RAW_PREFIX) {
             info!(key = %object.key, "not a raw object; ignored");
@@ -204,7 +245,12 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
             "decoded"
         );
         if !outcome.stats.unknown_id_counts.is_empty() {
-            let ids: Vec<String> = outcome.stats.unknown_id_counts.iter().map(|(id, n)| format!("0x{id}:{n}")).collect();
+            let ids: Vec<String> = outcome
+                .stats
+                .unknown_id_counts
+                .iter()
+                .map(|(id, n)| format!("0x{id}:{n}"))
+                .collect();
             info!(raw_key = %outcome.raw_key, unknown_ids = %ids.join(","), "frames with ids the DBC does not define");
         }
         Ok(Some(outcome))
@@ -236,12 +282,23 @@ mod tests {
         }]});
         assert_eq!(
             parse_notification(&moto_like).unwrap(),
-            [ObjectRef { bucket: "lake".into(), key: "raw/vehicle_id=v1/date=2025-01-01/v1_1_000001.parquet".into() }]
+            [ObjectRef {
+                bucket: "lake".into(),
+                key: "raw/vehicle_id=v1/date=2025-01-01/v1_1_000001.parquet".into()
+            }]
         );
         let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "lake"});
         assert!(parse_notification(&test_event).unwrap().is_empty());
-        assert!(parse_notification(&json!({"foo": 1})).unwrap_err().contains("no Records"));
-        assert!(parse_notification(&json!({"Records": [{"s3": {}}]})).unwrap_err().contains("bucket"));
+        assert!(
+            parse_notification(&json!({"foo": 1}))
+                .unwrap_err()
+                .contains("no Records")
+        );
+        assert!(
+            parse_notification(&json!({"Records": [{"s3": {}}]}))
+                .unwrap_err()
+                .contains("bucket")
+        );
     }
 
     #[test]

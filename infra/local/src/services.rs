@@ -13,7 +13,11 @@ pub enum ServiceError {
     #[error("cannot start {program}: {error} (run `make venv` to install it)")]
     Spawn { program: String, error: std::io::Error },
     #[error("{what} did not answer on {endpoint} within {seconds} s")]
-    Timeout { what: &'static str, endpoint: String, seconds: u64 },
+    Timeout {
+        what: &'static str,
+        endpoint: String,
+        seconds: u64,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -29,7 +33,9 @@ pub fn moto_server_path() -> PathBuf {
         return PathBuf::from(path);
     }
     let cache = std::env::var_os("CANOPY_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache").join("canopy")
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache")
+            .join("canopy")
     });
     cache.join("venv").join("bin").join("moto_server")
 }
@@ -44,19 +50,17 @@ pub struct Moto {
 impl Moto {
     pub fn start(program: &Path) -> Result<Self, ServiceError> {
         let port = free_port()?;
-        let mut command = Command::new(program);
-        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe; it only asks for SIGTERM when the parent dies.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let child = command
-            .spawn()
-            .map_err(|error| ServiceError::Spawn { program: program.display().to_string(), error })?;
-        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let args = [
+            "-H".to_string(),
+            "127.0.0.1".to_string(),
+            "-p".to_string(),
+            port.to_string(),
+        ];
+        let child = spawn_tied_to_process(program, &args)?;
+        let moto = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         moto.wait_ready(Duration::from_secs(30))?;
         Ok(moto)
     }
@@ -69,7 +73,11 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(ServiceError::Timeout { what: "moto server", endpoint: self.endpoint.clone(), seconds: limit.as_secs() })
+        Err(ServiceError::Timeout {
+            what: "moto server",
+            endpoint: self.endpoint.clone(),
+            seconds: limit.as_secs(),
+        })
     }
 
     /// Clears every resource moto holds.
@@ -91,6 +99,41 @@ impl Drop for Moto {
     }
 }
 
+/// Spawns `program` so that it dies with this process. The kernel's
+/// parent-death signal follows the spawning *thread*, so a thread that lives as
+/// long as the process does the spawning and then parks.
+pub fn spawn_tied_to_process(program: &Path, args: &[String]) -> Result<Child, ServiceError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let program_path = program.to_path_buf();
+    let args = args.to_vec();
+    std::thread::Builder::new()
+        .name("service-parent".into())
+        .spawn(move || {
+            let mut command = Command::new(&program_path);
+            command
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            // SAFETY: prctl is async-signal-safe; it only asks for SIGTERM when this thread dies.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            let _ = tx.send(command.spawn());
+            loop {
+                std::thread::park();
+            }
+        })?;
+    let spawned = rx.recv().map_err(|_| std::io::Error::other("service thread ended"))?;
+    spawned.map_err(|error| ServiceError::Spawn {
+        program: program.display().to_string(),
+        error,
+    })
+}
+
 /// A minimal HTTP/1.1 exchange on loopback (moto's own API needs no more).
 pub fn http(endpoint: &str, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String), ServiceError> {
     let address = endpoint.trim_start_matches("http://");
@@ -104,7 +147,14 @@ pub fn http(endpoint: &str, method: &str, path: &str, body: Option<&str>) -> Res
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }

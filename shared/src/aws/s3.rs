@@ -25,8 +25,13 @@ impl S3Store {
     /// `<bucket>.127.0.0.1`.
     pub fn new(config: &aws_config::SdkConfig, bucket: &str) -> Self {
         let local = config.endpoint_url().is_some();
-        let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(local).build();
-        Self { client: Client::from_conf(s3_config), bucket: bucket.to_string() }
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(local)
+            .build();
+        Self {
+            client: Client::from_conf(s3_config),
+            bucket: bucket.to_string(),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -34,15 +39,25 @@ impl S3Store {
     }
 
     fn failed<E: std::error::Error>(&self, key: &str, e: E) -> StoreError {
-        StoreError::Failed { bucket: self.bucket.clone(), key: key.to_string(), message: error_text(&e) }
+        StoreError::Failed {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            message: error_text(&e),
+        }
     }
 
     fn not_found(&self, key: &str) -> StoreError {
-        StoreError::NotFound { bucket: self.bucket.clone(), key: key.to_string() }
+        StoreError::NotFound {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+        }
     }
 
     async fn collect(&self, key: &str, body: ByteStream) -> Result<Bytes, StoreError> {
-        body.collect().await.map(|b| b.into_bytes()).map_err(|e| self.failed(key, e))
+        body.collect()
+            .await
+            .map(|b| b.into_bytes())
+            .map_err(|e| self.failed(key, e))
     }
 }
 
@@ -70,7 +85,10 @@ impl ObjectStore for S3Store {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => {
                 let tag = etag(out.e_tag());
-                Ok(Object { body: self.collect(key, out.body).await?, etag: tag })
+                Ok(Object {
+                    body: self.collect(key, out.body).await?,
+                    etag: tag,
+                })
             }
             Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => Err(self.not_found(key)),
             Err(e) => Err(self.failed(key, e)),
@@ -82,7 +100,15 @@ impl ObjectStore for S3Store {
             return Ok(Bytes::new());
         }
         let header = format!("bytes={}-{}", range.start, range.end - 1);
-        match self.client.get_object().bucket(&self.bucket).key(key).range(header).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(header)
+            .send()
+            .await
+        {
             Ok(out) => self.collect(key, out.body).await,
             Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => Err(self.not_found(key)),
             Err(e) => Err(self.failed(key, e)),
@@ -90,29 +116,61 @@ impl ObjectStore for S3Store {
     }
 
     async fn put(&self, key: &str, body: Bytes, sha256: Option<String>) -> Result<(), StoreError> {
-        let mut request = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(body));
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body));
         if let Some(sum) = sha256 {
-            request = request.checksum_algorithm(ChecksumAlgorithm::Sha256).checksum_sha256(sum);
+            request = request
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .checksum_sha256(sum);
         }
         request.send().await.map(|_| ()).map_err(|e| self.failed(key, e))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut keys = Vec::new();
-        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, ObjectInfo)>, StoreError> {
+        let mut objects = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.failed(prefix, e))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            objects.extend(page.contents().iter().filter_map(|o| {
+                let info = ObjectInfo {
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    etag: etag(o.e_tag()),
+                };
+                o.key().map(|k| (k.to_string(), info))
+            }));
         }
-        Ok(keys)
+        Ok(objects)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map(|_| ()).map_err(|e| self.failed(key, e))
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed(key, e))
     }
 
     async fn create_multipart(&self, key: &str) -> Result<String, StoreError> {
-        let out = self.client.create_multipart_upload().bucket(&self.bucket).key(key).send().await;
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
         let out = out.map_err(|e| self.failed(key, e))?;
         out.upload_id().map(str::to_string).ok_or_else(|| StoreError::Failed {
             bucket: self.bucket.clone(),
@@ -136,8 +194,16 @@ impl ObjectStore for S3Store {
         Ok(out.e_tag().unwrap_or_default().to_string())
     }
 
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<(i32, String)>) -> Result<(), StoreError> {
-        let parts = parts.into_iter().map(|(n, tag)| CompletedPart::builder().part_number(n).e_tag(tag).build()).collect();
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(i32, String)>,
+    ) -> Result<(), StoreError> {
+        let parts = parts
+            .into_iter()
+            .map(|(n, tag)| CompletedPart::builder().part_number(n).e_tag(tag).build())
+            .collect();
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)

@@ -29,7 +29,12 @@ pub struct StoreFileReader<S> {
 
 impl<S: ObjectStore + Clone + 'static> StoreFileReader<S> {
     pub fn new(store: S, key: &str, size: u64) -> Self {
-        Self { store, key: key.to_string(), size, fetched: 0 }
+        Self {
+            store,
+            key: key.to_string(),
+            size,
+            fetched: 0,
+        }
     }
 }
 
