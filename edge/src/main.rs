@@ -1,9 +1,19 @@
 //! `canopy-edge`: the vehicle-side agent of Canopy.
 
+mod agent;
 mod bench;
+mod config;
 mod convert;
+mod counters;
 mod decode;
 mod input;
+mod mqtt;
+mod sim;
+mod simulate;
+mod source;
+mod spool;
+mod telemetry;
+mod upload;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +30,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the agent: capture, spool, seal, upload, publish telemetry.
+    Run {
+        /// The agent's TOML configuration.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+    /// Simulate vehicles' CAN traffic into files (candump or raw Parquet).
+    Simulate(simulate::SimulateArgs),
     /// Decode a candump log or raw lake file with a DBC.
     Decode(decode::DecodeArgs),
     /// Convert between candump logs and raw lake Parquet.
@@ -32,6 +50,17 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config } => {
+            canopy::logging::init_text();
+            let config = config::Config::load(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(agent::run(config))?;
+            Ok(())
+        }
+        Command::Simulate(args) => simulate::run(&args),
         Command::Decode(args) => decode::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::BenchCodec(args) => bench::run(&args),

@@ -20,4 +20,5 @@ pub mod lake;
 pub mod logging;
 pub mod metrics;
 pub mod store;
+pub mod telemetry;
 pub mod vehicle;

@@ -1,0 +1,481 @@
+//! `edge.toml`: the agent's configuration, validated at start-up with errors
+//! that name the key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use canopy::vehicle::VehicleId;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub vehicle_id: VehicleId,
+    /// The DBC the telemetry summary decodes with.
+    pub dbc: PathBuf,
+    pub source: SourceConfig,
+    pub spool: SpoolConfig,
+    #[serde(default)]
+    pub upload: UploadConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    pub mqtt: Option<MqttConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Live buses through SocketCAN (classic and FD).
+    Socketcan { interfaces: Vec<String> },
+    /// A candump log, replayed.
+    Replay {
+        file: PathBuf,
+        /// 1 = real time, 10 = ten times faster, 0 = as fast as possible.
+        #[serde(default = "one")]
+        speed: f64,
+        /// Shift timestamps so that the log starts now.
+        #[serde(default)]
+        rebase_time: bool,
+    },
+    /// The physics-based EV simulator.
+    Simulator {
+        #[serde(default)]
+        seed: u64,
+        /// Simulated seconds; 0 runs until stopped.
+        #[serde(default)]
+        duration_s: f64,
+        #[serde(default = "one")]
+        speed: f64,
+        #[serde(default)]
+        drive_cycle: DriveCycleKind,
+        /// Module (1..12) that overheats, if any.
+        overheat_module: Option<u8>,
+        #[serde(default = "default_overheat_after")]
+        overheat_after_s: f64,
+        /// Start of simulated time (µs since the epoch); now when absent.
+        start_us: Option<i64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DriveCycleKind {
+    Urban,
+    Highway,
+    #[default]
+    Mixed,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn default_overheat_after() -> f64 {
+    120.0
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FullPolicy {
+    /// Delete the oldest sealed batches to make room for new frames.
+    #[default]
+    DropOldest,
+    /// Keep what is spooled and refuse new frames until there is room.
+    DropNewest,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    /// fdatasync interval: what a power cut can take at most.
+    #[serde(default = "default_sync_interval")]
+    pub sync_interval_ms: u64,
+    /// A batch is sealed this long after its first frame...
+    #[serde(default = "default_seal_after")]
+    pub seal_after_s: f64,
+    /// ...or at this many frames, whichever comes first.
+    #[serde(default = "default_seal_max_frames")]
+    pub seal_max_frames: u64,
+    /// The spool's size cap (open and sealed batches together).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    #[serde(default)]
+    pub full_policy: FullPolicy,
+}
+
+fn default_sync_interval() -> u64 {
+    200
+}
+fn default_seal_after() -> f64 {
+    60.0
+}
+fn default_seal_max_frames() -> u64 {
+    2_000_000
+}
+fn default_max_bytes() -> u64 {
+    1 << 30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub bucket: Option<String>,
+    /// AWS region; the SDK's default chain when absent.
+    pub region: Option<String>,
+    /// Endpoint override (the local stack); AWS when absent.
+    pub endpoint: Option<String>,
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial_ms: u64,
+    #[serde(default = "default_retry_max")]
+    pub retry_max_ms: u64,
+    /// Files larger than this go up in parts.
+    #[serde(default = "default_multipart_bytes")]
+    pub multipart_above_bytes: u64,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bucket: None,
+            region: None,
+            endpoint: None,
+            retry_initial_ms: default_retry_initial(),
+            retry_max_ms: default_retry_max(),
+            multipart_above_bytes: default_multipart_bytes(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_retry_initial() -> u64 {
+    1_000
+}
+fn default_retry_max() -> u64 {
+    300_000
+}
+fn default_multipart_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+    /// Messages held while the broker is unreachable; the oldest go first.
+    #[serde(default = "default_max_buffered")]
+    pub max_buffered: usize,
+    /// Which DBC signal feeds each field, as `Message.Signal`.
+    #[serde(default)]
+    pub signals: SignalMap,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval_ms: default_interval(),
+            max_buffered: default_max_buffered(),
+            signals: SignalMap::default(),
+        }
+    }
+}
+
+fn default_interval() -> u64 {
+    1_000
+}
+fn default_max_buffered() -> usize {
+    3_600
+}
+
+/// DBC signals behind the telemetry fields; defaults fit `dbc/ev_powertrain.dbc`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalMap {
+    #[serde(default = "s_soc")]
+    pub soc_pct: String,
+    #[serde(default = "s_voltage")]
+    pub pack_voltage_v: String,
+    #[serde(default = "s_current")]
+    pub pack_current_a: String,
+    #[serde(default = "s_vmin")]
+    pub cell_voltage_min_v: String,
+    #[serde(default = "s_vmax")]
+    pub cell_voltage_max_v: String,
+    #[serde(default = "s_tmin")]
+    pub cell_temp_min_c: String,
+    #[serde(default = "s_tmax")]
+    pub cell_temp_max_c: String,
+    #[serde(default = "s_speed")]
+    pub speed_kph: String,
+}
+
+impl Default for SignalMap {
+    fn default() -> Self {
+        Self {
+            soc_pct: s_soc(),
+            pack_voltage_v: s_voltage(),
+            pack_current_a: s_current(),
+            cell_voltage_min_v: s_vmin(),
+            cell_voltage_max_v: s_vmax(),
+            cell_temp_min_c: s_tmin(),
+            cell_temp_max_c: s_tmax(),
+            speed_kph: s_speed(),
+        }
+    }
+}
+
+impl SignalMap {
+    /// (telemetry field, `Message.Signal`) pairs, in message order.
+    pub fn entries(&self) -> [(&'static str, &str); 8] {
+        [
+            ("soc_pct", &self.soc_pct),
+            ("pack_voltage_v", &self.pack_voltage_v),
+            ("pack_current_a", &self.pack_current_a),
+            ("cell_voltage_min_v", &self.cell_voltage_min_v),
+            ("cell_voltage_max_v", &self.cell_voltage_max_v),
+            ("cell_temp_min_c", &self.cell_temp_min_c),
+            ("cell_temp_max_c", &self.cell_temp_max_c),
+            ("speed_kph", &self.speed_kph),
+        ]
+    }
+}
+
+fn s_soc() -> String {
+    "BMS_PackStatus.StateOfCharge".into()
+}
+fn s_voltage() -> String {
+    "BMS_PackStatus.PackVoltage".into()
+}
+fn s_current() -> String {
+    "BMS_PackStatus.PackCurrent".into()
+}
+fn s_vmin() -> String {
+    "BMS_CellVoltageSummary.CellVoltageMin".into()
+}
+fn s_vmax() -> String {
+    "BMS_CellVoltageSummary.CellVoltageMax".into()
+}
+fn s_tmin() -> String {
+    "BMS_TemperatureSummary.CellTempMin".into()
+}
+fn s_tmax() -> String {
+    "BMS_TemperatureSummary.CellTempMax".into()
+}
+fn s_speed() -> String {
+    "VCU_VehicleStatus.VehicleSpeed".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    pub host: String,
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// The MQTT client id; AWS IoT policies tie it to the thing name. Defaults to `vehicle_id`.
+    pub client_id: Option<String>,
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_s: u64,
+    /// X.509 client authentication, as AWS IoT Core requires. Only a loopback
+    /// broker may go without.
+    pub tls: Option<TlsConfig>,
+}
+
+fn default_mqtt_port() -> u16 {
+    8883
+}
+fn default_keep_alive() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses and validates; relative paths are taken from `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self> {
+        let mut config: Config = toml::from_str(text)?;
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.dbc);
+        resolve(&mut self.spool.dir);
+        if let SourceConfig::Replay { file, .. } = &mut self.source {
+            resolve(file);
+        }
+        if let Some(tls) = self.mqtt.as_mut().and_then(|m| m.tls.as_mut()) {
+            resolve(&mut tls.ca);
+            resolve(&mut tls.cert);
+            resolve(&mut tls.key);
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        match &self.source {
+            SourceConfig::Socketcan { interfaces } if interfaces.is_empty() => {
+                bail!("source.interfaces: name at least one interface, like [\"can0\"]")
+            }
+            SourceConfig::Replay { speed, .. } | SourceConfig::Simulator { speed, .. } if !(*speed >= 0.0) => {
+                bail!("source.speed: must be 0 (as fast as possible) or positive, not {speed}")
+            }
+            SourceConfig::Simulator {
+                overheat_module: Some(m),
+                ..
+            } if !(1..=12).contains(m) => {
+                bail!("source.overheat_module: the pack has modules 1 to 12, not {m}")
+            }
+            SourceConfig::Simulator { duration_s, .. } if !(*duration_s >= 0.0) => {
+                bail!("source.duration_s: must be 0 (forever) or positive")
+            }
+            _ => {}
+        }
+        let s = &self.spool;
+        if s.sync_interval_ms == 0 || s.sync_interval_ms > 60_000 {
+            bail!(
+                "spool.sync_interval_ms: must be within 1..=60000, not {}",
+                s.sync_interval_ms
+            );
+        }
+        if !(s.seal_after_s >= 1.0) {
+            bail!("spool.seal_after_s: must be at least 1, not {}", s.seal_after_s);
+        }
+        if s.seal_max_frames == 0 {
+            bail!("spool.seal_max_frames: must be positive");
+        }
+        if s.max_bytes < 16 * 1024 * 1024 {
+            bail!("spool.max_bytes: at least 16 MiB (16777216), not {}", s.max_bytes);
+        }
+        if self.upload.enabled && self.upload.bucket.as_deref().is_none_or(str::is_empty) {
+            bail!("upload.bucket: required when upload.enabled is true");
+        }
+        if self.upload.retry_initial_ms == 0 || self.upload.retry_max_ms < self.upload.retry_initial_ms {
+            bail!("upload.retry_initial_ms / upload.retry_max_ms: need 0 < initial <= max");
+        }
+        if self.telemetry.enabled {
+            if self.telemetry.interval_ms < 100 {
+                bail!(
+                    "telemetry.interval_ms: at least 100, not {}",
+                    self.telemetry.interval_ms
+                );
+            }
+            if self.telemetry.max_buffered == 0 {
+                bail!("telemetry.max_buffered: must be positive");
+            }
+            let Some(mqtt) = &self.mqtt else {
+                bail!("mqtt: a [mqtt] section is required when telemetry.enabled is true");
+            };
+            let loopback =
+                mqtt.host == "localhost" || mqtt.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if mqtt.tls.is_none() && !loopback {
+                bail!(
+                    "mqtt.tls: ca, cert and key are required for {} (only a loopback broker may go without TLS)",
+                    mqtt.host
+                );
+            }
+            for (field, value) in self.telemetry.signals.entries() {
+                if value.split_once('.').is_none_or(|(m, s)| m.is_empty() || s.is_empty()) {
+                    bail!("telemetry.signals.{field}: expected Message.Signal, not {value:?}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn mqtt_client_id(&self) -> String {
+        self.mqtt
+            .as_ref()
+            .and_then(|m| m.client_id.clone())
+            .unwrap_or_else(|| self.vehicle_id.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+vehicle_id = "sim-001"
+dbc = "ev.dbc"
+[source]
+kind = "replay"
+file = "drive.log"
+[spool]
+dir = "spool"
+"#;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("/etc/canopy"))
+    }
+
+    fn error(text: &str) -> String {
+        format!("{:#}", parse(text).unwrap_err())
+    }
+
+    #[test]
+    fn a_minimal_file_gets_defaults_and_paths_relative_to_it() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.dbc, PathBuf::from("/etc/canopy/ev.dbc"));
+        assert_eq!(c.spool.dir, PathBuf::from("/etc/canopy/spool"));
+        assert_eq!(c.spool.seal_after_s, 60.0);
+        assert_eq!(c.spool.full_policy, FullPolicy::DropOldest);
+        assert!(!c.upload.enabled && !c.telemetry.enabled);
+        assert!(matches!(c.source, SourceConfig::Replay { speed, .. } if speed == 1.0));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(
+            error(&MINIMAL.replace("dir = \"spool\"", "dir = \"spool\"\nseal_after_s = 0"))
+                .contains("spool.seal_after_s")
+        );
+        assert!(
+            error(&MINIMAL.replace("vehicle_id = \"sim-001\"", "vehicle_id = \"a/b\"")).contains("invalid vehicle id")
+        );
+        assert!(error(&MINIMAL.replace("[spool]", "[spool]\nbogus = 1")).contains("unknown field `bogus`"));
+        assert!(error(&format!("{MINIMAL}[upload]\nenabled = true\n")).contains("upload.bucket"));
+        assert!(error(&format!("{MINIMAL}[telemetry]\nenabled = true\n")).contains("mqtt: a [mqtt] section"));
+        let remote =
+            format!("{MINIMAL}[telemetry]\nenabled = true\n[mqtt]\nhost = \"abc-ats.iot.eu-west-1.amazonaws.com\"\n");
+        assert!(error(&remote).contains("mqtt.tls"));
+        let signals = format!(
+            "{MINIMAL}[telemetry]\nenabled = true\n[telemetry.signals]\nsoc_pct = \"Soc\"\n[mqtt]\nhost = \"127.0.0.1\"\n"
+        );
+        assert!(error(&signals).contains("telemetry.signals.soc_pct"));
+        assert!(error(&MINIMAL.replace("kind = \"replay\"", "kind = \"tape\"")).contains("unknown variant `tape`"));
+    }
+
+    #[test]
+    fn a_loopback_broker_may_go_without_tls() {
+        let c = parse(&format!(
+            "{MINIMAL}[telemetry]\nenabled = true\n[mqtt]\nhost = \"127.0.0.1\"\nport = 1883\n"
+        ))
+        .unwrap();
+        assert_eq!(c.mqtt_client_id(), "sim-001");
+    }
+}
