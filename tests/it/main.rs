@@ -2,3 +2,4 @@
 //! edge against moto and an MQTT broker, and the pipeline end to end.
 
 mod decoder;
+mod edge;

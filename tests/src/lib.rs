@@ -2,3 +2,4 @@
 
 pub mod fixtures;
 pub mod local;
+pub mod proxy;

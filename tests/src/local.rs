@@ -41,3 +41,20 @@ pub async fn bucket(prefix: &str) -> S3Store {
     }
     store
 }
+
+/// A binary of this workspace, built beside the test binary (`cargo test --workspace` builds them).
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    // target/<profile>/deps/it-<hash> → target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(name))
+        .unwrap_or_default();
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p {name}`)",
+        path.display()
+    );
+    path
+}

@@ -1,3 +1,4 @@
 //! The local stack: what AWS does for Canopy, played on one machine.
 
+pub mod broker;
 pub mod services;
