@@ -83,16 +83,16 @@ pub async fn run(config: Config) -> Result<serde_json::Value> {
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let uploader = if config.upload.enabled {
         let store = upload::store(&config.upload).await?;
-        Some(tokio::spawn(upload::run(
+        let uploader = upload::Uploader {
             store,
-            config.upload.clone(),
-            config.vehicle_id.clone(),
-            layout.clone(),
-            used.clone(),
-            counters.clone(),
-            wake.clone(),
-            phase_rx,
-        )))
+            config: config.upload.clone(),
+            vehicle: config.vehicle_id.clone(),
+            layout: layout.clone(),
+            used: used.clone(),
+            counters: counters.clone(),
+            wake: wake.clone(),
+        };
+        Some(tokio::spawn(uploader.run(phase_rx)))
     } else {
         None
     };

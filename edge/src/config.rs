@@ -341,7 +341,9 @@ impl Config {
             SourceConfig::Socketcan { interfaces } if interfaces.is_empty() => {
                 bail!("source.interfaces: name at least one interface, like [\"can0\"]")
             }
-            SourceConfig::Replay { speed, .. } | SourceConfig::Simulator { speed, .. } if !(*speed >= 0.0) => {
+            SourceConfig::Replay { speed, .. } | SourceConfig::Simulator { speed, .. }
+                if speed.is_nan() || *speed < 0.0 =>
+            {
                 bail!("source.speed: must be 0 (as fast as possible) or positive, not {speed}")
             }
             SourceConfig::Simulator {
@@ -350,7 +352,7 @@ impl Config {
             } if !(1..=12).contains(m) => {
                 bail!("source.overheat_module: the pack has modules 1 to 12, not {m}")
             }
-            SourceConfig::Simulator { duration_s, .. } if !(*duration_s >= 0.0) => {
+            SourceConfig::Simulator { duration_s, .. } if duration_s.is_nan() || *duration_s < 0.0 => {
                 bail!("source.duration_s: must be 0 (forever) or positive")
             }
             _ => {}
@@ -362,7 +364,7 @@ impl Config {
                 s.sync_interval_ms
             );
         }
-        if !(s.seal_after_s >= 1.0) {
+        if s.seal_after_s.is_nan() || s.seal_after_s < 1.0 {
             bail!("spool.seal_after_s: must be at least 1, not {}", s.seal_after_s);
         }
         if s.seal_max_frames == 0 {

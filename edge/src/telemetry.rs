@@ -116,15 +116,14 @@ impl Aggregator {
     fn finish(&mut self, k: i64) -> Option<Telemetry> {
         let mut merged = [0.0; MEASURES.len()];
         let mut ready = true;
-        for slot in 0..MEASURES.len() {
-            match self.values[slot].or(self.last[slot]) {
+        for ((merged, value), last) in merged.iter_mut().zip(self.values.iter_mut()).zip(self.last.iter_mut()) {
+            match value.take().or(*last) {
                 Some(v) => {
-                    merged[slot] = v;
-                    self.last[slot] = Some(v);
+                    *merged = v;
+                    *last = Some(v);
                 }
                 None => ready = false,
             }
-            self.values[slot] = None;
         }
         if !ready {
             return None; // not every field seen yet (just started)

@@ -89,61 +89,67 @@ pub async fn upload_file<S: ObjectStore>(store: &S, path: &Path, key: &str, mult
     Ok(size)
 }
 
-pub async fn run<S: ObjectStore>(
-    store: S,
-    config: UploadConfig,
-    vehicle: VehicleId,
-    layout: Layout,
-    used: Arc<AtomicU64>,
-    counters: Arc<Counters>,
-    wake: Arc<Notify>,
-    mut phase: watch::Receiver<Phase>,
-) -> Result<()> {
-    let initial = Duration::from_millis(config.retry_initial_ms);
-    let mut backoff = initial;
-    loop {
-        if *phase.borrow() == Phase::Stop {
-            return Ok(());
-        }
-        let files = layout.outbox_files()?;
-        if files.is_empty() {
-            if *phase.borrow() == Phase::Drain {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                _ = phase.changed() => {}
-            }
-            continue;
-        }
-        for (_, path) in files {
+/// The uploader task's state.
+pub struct Uploader<S> {
+    pub store: S,
+    pub config: UploadConfig,
+    pub vehicle: VehicleId,
+    pub layout: Layout,
+    pub used: Arc<AtomicU64>,
+    pub counters: Arc<Counters>,
+    /// Woken by the sealer when a file lands in the outbox.
+    pub wake: Arc<Notify>,
+}
+
+impl<S: ObjectStore> Uploader<S> {
+    pub async fn run(self, mut phase: watch::Receiver<Phase>) -> Result<()> {
+        let initial = Duration::from_millis(self.config.retry_initial_ms);
+        let mut backoff = initial;
+        loop {
             if *phase.borrow() == Phase::Stop {
                 return Ok(());
             }
-            let Some(key) = key_of_outbox_file(&path, &vehicle) else {
-                warn!(file = %path.display(), "not a sealed batch of this vehicle; left alone");
-                continue;
-            };
-            let key = key.raw_key();
-            match upload_file(&store, &path, &key, config.multipart_above_bytes).await {
-                Ok(size) => {
-                    std::fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
-                    used.fetch_sub(size.min(used.load(Ordering::Relaxed)), Ordering::Relaxed);
-                    Counters::add(&counters.files_uploaded, 1);
-                    Counters::add(&counters.bytes_uploaded, size);
-                    info!(key = %key, bytes = size, "uploaded");
-                    backoff = initial;
+            let files = self.layout.outbox_files()?;
+            if files.is_empty() {
+                if *phase.borrow() == Phase::Drain {
+                    return Ok(());
                 }
-                Err(e) => {
-                    Counters::add(&counters.upload_failures, 1);
-                    warn!(key = %key, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "upload failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(jittered(backoff)) => {}
-                        _ = phase.changed() => {}
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = phase.changed() => {}
+                }
+                continue;
+            }
+            for (_, path) in files {
+                if *phase.borrow() == Phase::Stop {
+                    return Ok(());
+                }
+                let Some(key) = key_of_outbox_file(&path, &self.vehicle) else {
+                    warn!(file = %path.display(), "not a sealed batch of this vehicle; left alone");
+                    continue;
+                };
+                let key = key.raw_key();
+                match upload_file(&self.store, &path, &key, self.config.multipart_above_bytes).await {
+                    Ok(size) => {
+                        std::fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
+                        self.used
+                            .fetch_sub(size.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
+                        Counters::add(&self.counters.files_uploaded, 1);
+                        Counters::add(&self.counters.bytes_uploaded, size);
+                        info!(key = %key, bytes = size, "uploaded");
+                        backoff = initial;
                     }
-                    backoff = (backoff * 2).min(Duration::from_millis(config.retry_max_ms));
-                    break; // oldest first: start over from the oldest
+                    Err(e) => {
+                        Counters::add(&self.counters.upload_failures, 1);
+                        warn!(key = %key, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "upload failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(jittered(backoff)) => {}
+                            _ = phase.changed() => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_millis(self.config.retry_max_ms));
+                        break; // oldest first: start over from the oldest
+                    }
                 }
             }
         }

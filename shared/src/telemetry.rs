@@ -249,7 +249,8 @@ mod tests {
 
     #[test]
     fn invalid_messages_are_rejected_with_a_reason_naming_the_field() {
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|v| drop(v.as_object_mut().unwrap().remove("soc_pct"))),
                 "missing field soc_pct",
