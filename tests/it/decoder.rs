@@ -132,7 +132,7 @@ async fn a_raw_object_decodes_to_exactly_the_codecs_values_and_pyarrow_reads_it(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("decoded.parquet");
     std::fs::write(&path, &object.body).unwrap();
-    let python = std::env::var("CANOPY_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let python = canopy_local::services::python_path();
     let script = "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); \
                   print(t.num_rows, [str(f.type) for f in t.schema])";
     let out = std::process::Command::new(&python)
@@ -142,7 +142,8 @@ async fn a_raw_object_decodes_to_exactly_the_codecs_values_and_pyarrow_reads_it(
         .unwrap();
     assert!(
         out.status.success(),
-        "{python}: {}",
+        "{}: {}",
+        python.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     let dict = "dictionary<values=string, indices=int32, ordered=0>";

@@ -27,17 +27,28 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Where `moto_server` is: `CANOPY_MOTO_SERVER`, else the virtualenv `make venv` creates.
-pub fn moto_server_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("CANOPY_MOTO_SERVER") {
-        return PathBuf::from(path);
-    }
+/// The virtualenv `make venv` creates: `$CANOPY_CACHE/venv`, by default `~/.cache/canopy/venv`.
+pub fn venv() -> PathBuf {
     let cache = std::env::var_os("CANOPY_CACHE").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
             .join(".cache")
             .join("canopy")
     });
-    cache.join("venv").join("bin").join("moto_server")
+    cache.join("venv")
+}
+
+/// Where `moto_server` is: `CANOPY_MOTO_SERVER`, else the virtualenv's.
+pub fn moto_server_path() -> PathBuf {
+    std::env::var_os("CANOPY_MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| venv().join("bin").join("moto_server"))
+}
+
+/// The Python with the test tools (pyarrow, DuckDB): `CANOPY_PYTHON`, else the virtualenv's.
+pub fn python_path() -> PathBuf {
+    std::env::var_os("CANOPY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| venv().join("bin").join("python"))
 }
 
 /// A moto server child process on a loopback port; killed when dropped, and
