@@ -73,6 +73,20 @@ python-tests: venv edge-release ## the files Canopy writes, read by pyarrow and 
 bench-decode: venv edge-release ## Canopy's decoder beside cantools; raw -> decoded Parquet time and memory
 	$(PY) tests/bench/decode.py --edge $(EDGE)
 
+.PHONY: bench-decoder
+bench-decoder: venv ## the decoder handler on 10 MB and 200 MB raw files against moto: time and memory
+	$(CARGO) build --release -p canopy-edge -p canopy-decoder
+	$(PY) tests/bench/decoder.py --target $(TARGET_DIR)/release --moto $(VENV)/bin/moto_server
+
+.PHONY: bench-edge
+bench-edge: venv edge-dist ## edge throughput through spool -> sealed Parquet, peak RSS, binary size
+	$(CARGO) build --release -p canopy-edge
+	$(PY) tests/bench/edge.py --edge $(EDGE) --dist $(TARGET_DIR)/dist/canopy-edge
+
+.PHONY: edge-dist
+edge-dist: ## the edge agent as shipped: optimized for size, LTO (target/dist/canopy-edge)
+	$(CARGO) build --profile dist -p canopy-edge
+
 .PHONY: clean
 clean: ## remove build output (not the tool cache)
 	$(CARGO) clean

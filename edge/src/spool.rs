@@ -586,7 +586,7 @@ pub struct Sealed {
 pub fn seal(segment: &ClosedSegment, vehicle: &VehicleId, layout: &Layout, used: &AtomicU64) -> Result<Sealed> {
     let file = File::open(&segment.path).with_context(|| format!("opening {}", segment.path.display()))?;
     let segment_size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut reader = SegmentReader::new(BufReader::with_capacity(1 << 20, file));
+    let mut reader = SegmentReader::new(BufReader::with_capacity(1 << 18, file));
     let mut writer: Option<(RawKey, PathBuf, RawWriter<io::BufWriter<File>>)> = None;
     let mut cursor = None;
     let mut frames = 0u64;

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """`make bench-decode`: Canopy's DBC decoder side by side with cantools.
 
-1. The same candump log of about a million frames (the EV powertrain network,
-   message rates as its GenMsgCycleTime attributes say) decoded by cantools
+1. The same candump log of about a million frames (a simulated drive on the
+   EV powertrain network, `canopy-edge simulate`) decoded by cantools
    and by Canopy, both pinned to one core, frames per second and their ratio:
    the codec alone (frames already in memory: `decode_message` against
    `canopy-edge bench-codec`), and end to end from the log's text (line
@@ -27,40 +27,14 @@ import cantools
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def payload_pool(db, rng, per_message=256):
-    """Valid payloads per message, with multiplexers cycling through their values."""
-    pool = []
-    for msg in db.messages:
-        weight = 1000.0 / (msg.cycle_time or 1000)
-        payloads = []
-        muxes = msg._codecs["multiplexers"]
-        for i in range(per_message):
-            values = {}
-            for s in msg.signals:
-                lo = s.minimum if s.minimum is not None else 0
-                hi = s.maximum if s.maximum is not None else 1
-                values[s.name] = rng.uniform(lo, hi)
-            for name, branches in muxes.items():
-                keys = sorted(branches)
-                values[name] = keys[i % len(keys)]
-            payloads.append(msg.encode(values, strict=False))
-        ident = f"{msg.frame_id:08X}" if msg.is_extended_frame else f"{msg.frame_id:03X}"
-        sep = "##1" if msg.length > 8 else "#"
-        pool.append((weight, [f"{ident}{sep}{p.hex().upper()}" for p in payloads]))
-    return pool
+START_US = 1_700_000_000_000_000
 
 
-def write_log(db, path, frames, seed=1):
-    rng = random.Random(seed)
-    pool = payload_pool(db, rng)
-    weights = [w for w, _ in pool]
-    choices = rng.choices(range(len(pool)), weights=weights, k=frames)
-    ts = 1_700_000_000_000_000
-    with open(path, "w") as out:
-        for i, m in enumerate(choices):
-            ts += 250
-            sec, usec = divmod(ts, 1_000_000)
-            out.write(f"({sec}.{usec:06d}) can0 {rng.choice(pool[m][1])}\n")
+def simulate(edge, out, seconds, fmt):
+    """A simulated drive of the EV network: realistic signals, real cycle times."""
+    subprocess.run([edge, "simulate", "--dbc", REPO / "dbc" / "ev_powertrain.dbc", "--duration", str(seconds),
+                    "--start-us", str(START_US), "--format", fmt, "--output", out], check=True, capture_output=True)
+    return out / ("sim-001.log" if fmt == "candump" else "sim-001.parquet")
 
 
 def read_frames(path):
@@ -127,11 +101,13 @@ def main():
     work = pathlib.Path(args.work or tempfile.mkdtemp(prefix="canopy-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     db = cantools.database.load_file(args.dbc)
+    args.edge = pathlib.Path(args.edge)
     # One core for everything, cantools in this process and canopy-edge in its children.
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
-    log = work / "frames.log"
-    write_log(db, log, args.frames)
+    # The simulated network sends about 496 frames a second.
+    log = simulate(args.edge, work, max(1, round(args.frames / 496)), "candump")
+    args.frames = sum(1 for _ in open(log))
     print(f"decode {args.frames:,} frames of {pathlib.Path(args.dbc).name}, one core (cantools {cantools.__version__})")
 
     frames = read_frames(log)
@@ -150,26 +126,22 @@ def main():
     print(f"  from the candump text   : cantools {cantools_log:>11,.0f}/s   canopy {canopy_log:>13,.0f}/s   "
           f"{canopy_log / cantools_log:5.0f}x  (canopy: whole process, median of 3)")
 
-    # Raw Parquet of the requested size: scale the frame count from a first conversion.
-    probe = work / "probe.parquet"
-    subprocess.run([args.edge, "convert", "--candump", log, "--output", probe], check=True, capture_output=True)
-    bytes_per_frame = probe.stat().st_size / args.frames
-    print(f"raw lake Parquet -> decoded lake Parquet (stated figure for a Python Lambda decoder: about 2 s for 10 MB)")
+    # Raw Parquet of the requested sizes, from simulated drives of the right length.
+    probe = simulate(args.edge, work, 600, "raw")
+    bytes_per_second = probe.stat().st_size / 600
+    print("raw lake Parquet -> decoded lake Parquet (stated figure for a Python Lambda decoder: about 2 s for 10 MB)")
     for scale in (1, 4):
-        n = int(args.raw_mb * scale * 1_000_000 / bytes_per_frame)
-        big_log = work / f"raw{scale}.log"
-        raw = work / f"raw{scale}.parquet"
-        write_log(db, big_log, n, seed=scale)
-        subprocess.run([args.edge, "convert", "--candump", big_log, "--output", raw], check=True, capture_output=True)
-        big_log.unlink()
+        raw = simulate(args.edge, work, int(args.raw_mb * scale * 1e6 / bytes_per_second), "raw")
         out = work / f"decoded{scale}.parquet"
         runs = [timed([args.edge, "decode", "--dbc", args.dbc, "--raw", raw, "--format", "parquet", "--output", out])
                 for _ in range(3)]
+        stats = json.loads(subprocess.run([args.edge, "decode", "--dbc", args.dbc, "--raw", raw, "--format", "summary"],
+                                          check=True, capture_output=True, text=True).stdout)
         wall = sorted(r[0] for r in runs)[1]
         rss = max(r[1] for r in runs)
-        size = raw.stat().st_size / 1e6
-        print(f"  {size:6.1f} MB raw ({n:,} frames) -> {out.stat().st_size / 1e6:.1f} MB decoded: "
-              f"{wall:.2f} s, peak RSS {rss:.0f} MB")
+        print(f"  {raw.stat().st_size / 1e6:6.1f} MB raw ({stats['frames']:,} frames, {stats['values']:,} values) "
+              f"-> {out.stat().st_size / 1e6:.1f} MB decoded: {wall:.2f} s, peak RSS {rss:.0f} MB")
+        raw.unlink()
     if not args.work:
         for f in work.iterdir():
             f.unlink()
