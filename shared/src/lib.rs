@@ -9,16 +9,19 @@
 //! - [`store`], [`aws`]: storage and messaging traits, and their AWS implementations.
 //! - [`metrics`], [`logging`], [`env`]: what every binary needs at its edges.
 
-#[cfg(feature = "s3")]
+#[cfg(feature = "aws")]
 pub mod aws;
+pub mod alerts;
 pub mod candump;
 pub mod dbc;
 pub mod decoder;
 pub mod env;
 pub mod frame;
+pub mod ingest;
 pub mod lake;
 pub mod logging;
 pub mod metrics;
 pub mod store;
+pub mod tables;
 pub mod telemetry;
 pub mod vehicle;

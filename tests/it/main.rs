@@ -3,3 +3,4 @@
 
 mod decoder;
 mod edge;
+mod telemetry;

@@ -58,3 +58,29 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// Clients of the local endpoint.
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&sdk().await)
+}
+
+/// A fresh table of `spec`'s kind, under a unique name.
+pub async fn table(kind: fn(&str) -> canopy_local::resources::TableSpec<'_>, prefix: &str) -> String {
+    let name = unique(prefix);
+    canopy_local::resources::create_table(&dynamodb().await, &kind(&name)).await.unwrap_or_else(|e| panic!("{e}"));
+    name
+}
+
+/// Messages SNS "sent" on the local endpoint, per topic ARN: (subject, body).
+pub fn sns_sent(topic_arn: &str) -> Vec<(String, String)> {
+    let (_, body) = canopy_local::services::http(&moto().endpoint, "GET", "/moto-api/data.json", None)
+        .unwrap_or_else(|e| panic!("moto data: {e}"));
+    let data: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("moto data: {e}"));
+    let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
+    topics
+        .iter()
+        .filter(|t| t["arn"] == topic_arn)
+        .flat_map(|t| t["sent_notifications"].as_array().cloned().unwrap_or_default())
+        .map(|n| (n[2].as_str().unwrap_or_default().to_string(), n[1].as_str().unwrap_or_default().to_string()))
+        .collect()
+}

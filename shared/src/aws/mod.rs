@@ -6,8 +6,14 @@
 //! `AWS_ENDPOINT_URL_<SERVICE>`), which is how the local stack points the very
 //! same code at moto on loopback.
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
+#[cfg(feature = "iot")]
+pub mod iot;
 #[cfg(feature = "s3")]
 pub mod s3;
+#[cfg(feature = "sns")]
+pub mod sns;
 
 /// The SDK configuration from the environment (region, credentials, endpoint).
 pub async fn config() -> aws_config::SdkConfig {

@@ -1,6 +1,7 @@
 //! The data lake's formats: raw CAN Parquet, decoded long-format Parquet,
 //! their object keys, and the decoding of one into the other.
 
+pub mod archive;
 pub mod decode;
 pub mod decoded;
 pub mod keys;
