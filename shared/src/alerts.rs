@@ -173,7 +173,11 @@ pub fn evaluate(rules: &[Rule], t: &Telemetry) -> Vec<Alert> {
 /// The SNS subject (at most 100 characters) and body of an alert.
 pub fn message(alert: &Alert) -> (String, String) {
     let (what, unit) = describe(&alert.measure);
-    let words = if alert.comparison == ">" { Comparison::Above.words() } else { Comparison::Below.words() };
+    let words = if alert.comparison == ">" {
+        Comparison::Above.words()
+    } else {
+        Comparison::Below.words()
+    };
     let subject = format!(
         "[{}] {}: {} {:.1} {} {} {} {}",
         alert.severity.to_uppercase(),
@@ -229,8 +233,14 @@ pub async fn raise<A: AlertTables, N: Notifier, D: DevicePublisher>(
 ) -> Result<Raised, RaiseError> {
     let mut raised = Raised::default();
     for alert in evaluate(rules, t) {
-        let fail = |e: &dyn std::fmt::Display| RaiseError { alert: alert.id(), message: e.to_string() };
-        let cooldown = rules.iter().find(|r| r.name == alert.rule).map_or(Duration::ZERO, |r| r.cooldown);
+        let fail = |e: &dyn std::fmt::Display| RaiseError {
+            alert: alert.id(),
+            message: e.to_string(),
+        };
+        let cooldown = rules
+            .iter()
+            .find(|r| r.name == alert.rule)
+            .map_or(Duration::ZERO, |r| r.cooldown);
         let until_us = alert.ts_us + i64::try_from(cooldown.as_micros()).unwrap_or(i64::MAX);
         if !tables.claim_cooldown(&alert, until_us).await.map_err(|e| fail(&e))? {
             raised.suppressed += 1;
@@ -242,8 +252,15 @@ pub async fn raise<A: AlertTables, N: Notifier, D: DevicePublisher>(
             continue;
         }
         let (subject, body) = message(&alert);
-        let attributes = [("vehicle_id", alert.vehicle_id.as_str()), ("rule", alert.rule.as_str()), ("severity", alert.severity.as_str())];
-        notifier.notify(&subject, &body, &attributes).await.map_err(|e| fail(&e))?;
+        let attributes = [
+            ("vehicle_id", alert.vehicle_id.as_str()),
+            ("rule", alert.rule.as_str()),
+            ("severity", alert.severity.as_str()),
+        ];
+        notifier
+            .notify(&subject, &body, &attributes)
+            .await
+            .map_err(|e| fail(&e))?;
         // Telling the vehicle is best effort: failing here would send the email again.
         let payload = json!({"alert": &alert, "message": subject}).to_string().into_bytes();
         if let Err(e) = device.publish(&alert_topic(&alert.vehicle_id), payload).await {
@@ -264,9 +281,11 @@ mod tests {
     use serde_json::json;
 
     fn telemetry(temp_max: f64, soc: f64, vmin: f64, vmax: f64) -> Telemetry {
-        Telemetry::from_json(&json!({"v":1,"vehicle_id":"sim-003","ts":"2023-11-14T22:13:20Z","seq":9,
+        Telemetry::from_json(
+            &json!({"v":1,"vehicle_id":"sim-003","ts":"2023-11-14T22:13:20Z","seq":9,
             "soc_pct":soc,"pack_voltage_v":380,"pack_current_a":10,"cell_voltage_min_v":vmin,"cell_voltage_max_v":vmax,
-            "cell_temp_min_c":20,"cell_temp_max_c":temp_max,"speed_kph":50}))
+            "cell_temp_min_c":20,"cell_temp_max_c":temp_max,"speed_kph":50}),
+        )
         .unwrap()
     }
 
@@ -285,8 +304,13 @@ mod tests {
         let rules = default_rules(60.0, 10.0, 0.1, Duration::from_secs(600));
         let alert = evaluate(&rules, &telemetry(63.5, 50.0, 3.9, 3.95)).remove(0);
         let (subject, body) = message(&alert);
-        assert_eq!(subject, "[CRITICAL] sim-003: hottest cell temperature 63.5 °C above 60 °C");
-        assert!(body.starts_with("Vehicle sim-003 reported a hottest cell temperature of 63.50 °C at 2023-11-14T22:13:20.000Z"));
+        assert_eq!(
+            subject,
+            "[CRITICAL] sim-003: hottest cell temperature 63.5 °C above 60 °C"
+        );
+        assert!(body.starts_with(
+            "Vehicle sim-003 reported a hottest cell temperature of 63.50 °C at 2023-11-14T22:13:20.000Z"
+        ));
         assert!(body.contains("\"rule\": \"over-temperature\""));
         assert_eq!(alert.id(), "sim-003#9#over-temperature");
     }

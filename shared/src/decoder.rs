@@ -186,13 +186,9 @@ impl<S: ObjectStore> DbcCache<S> {
                 Cached::Missing => None,
             });
         }
-        // A listing, not a HEAD: without s3:ListBucket on the whole bucket S3
-        // answers a HEAD of a missing key with 403, and a listing of the key's
-        // own prefix needs only a prefix-scoped permission.
-        let listed = self.store.list(key).await?.into_iter().find(|(k, _)| k == key);
-        let cached = match listed {
+        let cached = match self.store.exists(key).await? {
             None => Cached::Missing,
-            Some((_, info)) => match known.map(|e| e.cached) {
+            Some(info) => match known.map(|e| e.cached) {
                 Some(Cached::Present { etag, db }) if etag == info.etag => Cached::Present { etag, db },
                 _ => {
                     let object = self.store.get(key).await?;

@@ -14,7 +14,7 @@
 //! - The latest state gets the newest message per vehicle of the batch, by a
 //!   conditional write that never lets an older message win.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use futures::stream::{self, StreamExt};
@@ -45,7 +45,10 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        Self { claim_stale_after_ms: 15 * 60 * 1000, concurrency: 16 }
+        Self {
+            claim_stale_after_ms: 15 * 60 * 1000,
+            concurrency: 16,
+        }
     }
 }
 
@@ -101,11 +104,18 @@ pub async fn process<T: TelemetryTables, S: ObjectStore>(
     now_ms: i64,
     options: IngestOptions,
 ) -> IngestOutcome {
-    let mut outcome = IngestOutcome { received: batch.len() as u64, ..Default::default() };
+    let mut outcome = IngestOutcome {
+        received: batch.len() as u64,
+        ..Default::default()
+    };
     let mut valid: Vec<Valid> = Vec::new();
     for message in batch {
         match parse(&message.body) {
-            Ok((telemetry, received_at_ms)) => valid.push(Valid { id: message.id.clone(), telemetry, received_at_ms }),
+            Ok((telemetry, received_at_ms)) => valid.push(Valid {
+                id: message.id.clone(),
+                telemetry,
+                received_at_ms,
+            }),
             Err(reason) => {
                 outcome.rejected += 1;
                 warn!(message_id = %message.id, %reason, body = %truncate(&message.body, 300), "telemetry rejected");
@@ -115,15 +125,13 @@ pub async fn process<T: TelemetryTables, S: ObjectStore>(
     outcome.valid = valid.len() as u64;
 
     // One copy of each (vehicle, seq) goes on; the others are duplicates already.
-    let mut first: HashMap<(String, u64), usize> = HashMap::new();
+    let mut seen: HashSet<(String, u64)> = HashSet::new();
     let mut unique: Vec<usize> = Vec::new();
     for (i, v) in valid.iter().enumerate() {
-        let key = (v.telemetry.vehicle_id.to_string(), v.telemetry.seq);
-        if first.contains_key(&key) {
-            outcome.duplicates += 1;
-        } else {
-            first.insert(key, i);
+        if seen.insert((v.telemetry.vehicle_id.to_string(), v.telemetry.seq)) {
             unique.push(i);
+        } else {
+            outcome.duplicates += 1;
         }
     }
 
@@ -159,8 +167,17 @@ pub async fn process<T: TelemetryTables, S: ObjectStore>(
         if rows.is_empty() {
             continue;
         }
-        rows.sort_by_key(|&i| (valid[i].telemetry.vehicle_id.clone(), valid[i].telemetry.ts_us(), valid[i].telemetry.seq));
-        let messages: Vec<(&Telemetry, Option<i64>)> = rows.iter().map(|&i| (&valid[i].telemetry, valid[i].received_at_ms)).collect();
+        rows.sort_by_key(|&i| {
+            (
+                valid[i].telemetry.vehicle_id.clone(),
+                valid[i].telemetry.ts_us(),
+                valid[i].telemetry.seq,
+            )
+        });
+        let messages: Vec<(&Telemetry, Option<i64>)> = rows
+            .iter()
+            .map(|&i| (&valid[i].telemetry, valid[i].received_at_ms))
+            .collect();
         let written = match archive::write(&messages, &key) {
             Ok(bytes) => store.put(&key, bytes.into(), None).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -191,7 +208,13 @@ pub async fn process<T: TelemetryTables, S: ObjectStore>(
     let writes: Vec<(usize, Result<bool, String>)> = stream::iter(newest.into_values())
         .map(|i| async move {
             let v = &valid_ref[i];
-            (i, tables.put_latest_if_newer(&v.telemetry, v.received_at_ms, now_ms).await.map_err(|e| e.to_string()))
+            (
+                i,
+                tables
+                    .put_latest_if_newer(&v.telemetry, v.received_at_ms, now_ms)
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
         })
         .buffered(options.concurrency.max(1))
         .collect()
@@ -203,7 +226,12 @@ pub async fn process<T: TelemetryTables, S: ObjectStore>(
             Err(reason) => {
                 let vehicle = &valid[i].telemetry.vehicle_id;
                 warn!(%vehicle, %reason, "latest state not written; the vehicle's messages go back to the queue");
-                failed.extend(valid.iter().filter(|v| &v.telemetry.vehicle_id == vehicle).map(|v| v.id.clone()));
+                failed.extend(
+                    valid
+                        .iter()
+                        .filter(|v| &v.telemetry.vehicle_id == vehicle)
+                        .map(|v| v.id.clone()),
+                );
             }
         }
     }
@@ -233,20 +261,28 @@ async fn claim<T: TelemetryTables, S: ObjectStore>(
     options: IngestOptions,
 ) -> Result<bool, String> {
     let (vehicle, seq) = (&v.telemetry.vehicle_id, v.telemetry.seq);
-    match tables.claim(vehicle, seq, key, now_ms).await.map_err(|e| e.to_string())? {
+    match tables
+        .claim(vehicle, seq, key, now_ms)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Claim::Claimed => Ok(true),
-        Claim::Taken(existing) => match store.head(&existing.archive_key).await {
-            Ok(_) => Ok(false), // archived by another batch: a duplicate
-            Err(e) if !e.is_not_found() => Err(e.to_string()),
-            Err(_) if existing.claimed_at_ms < now_ms - options.claim_stale_after_ms => {
+        Claim::Taken(existing) => match store.exists(&existing.archive_key).await {
+            Ok(Some(_)) => Ok(false), // archived by another batch: a duplicate
+            Err(e) => Err(e.to_string()),
+            Ok(None) if existing.claimed_at_ms < now_ms - options.claim_stale_after_ms => {
                 // Its batch failed before writing; this one takes the message.
-                if tables.reclaim(vehicle, seq, &existing, key, now_ms).await.map_err(|e| e.to_string())? {
+                if tables
+                    .reclaim(vehicle, seq, &existing, key, now_ms)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
                     Ok(true)
                 } else {
                     Err("claimed by another batch at the same moment".to_string())
                 }
             }
-            Err(_) => Err(format!("claimed by a batch still in flight ({})", existing.archive_key)),
+            Ok(None) => Err(format!("claimed by a batch still in flight ({})", existing.archive_key)),
         },
     }
 }

@@ -9,9 +9,9 @@
 //! - [`store`], [`aws`]: storage and messaging traits, and their AWS implementations.
 //! - [`metrics`], [`logging`], [`env`]: what every binary needs at its edges.
 
+pub mod alerts;
 #[cfg(feature = "aws")]
 pub mod aws;
-pub mod alerts;
 pub mod candump;
 pub mod dbc;
 pub mod decoder;

@@ -82,6 +82,20 @@ pub trait ObjectStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn abort_multipart(&self, key: &str, upload_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether `key` exists, asked by listing its own prefix: S3 answers a
+    /// HEAD of a missing key with 403 unless the caller may list the whole
+    /// bucket, and a prefix-scoped list permission is all the functions get.
+    fn exists(&self, key: &str) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send {
+        async move {
+            Ok(self
+                .list(key)
+                .await?
+                .into_iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, info)| info))
+        }
+    }
 }
 
 /// S3's smallest part (all but the last).

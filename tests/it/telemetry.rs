@@ -24,7 +24,9 @@ use serde_json::{Value, json};
 const T0: i64 = 1_700_000_000; // seconds
 
 fn message(vehicle: usize, second: i64, temp_max: f64) -> Value {
-    let ts = chrono::DateTime::from_timestamp(T0 + second, 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let ts = chrono::DateTime::from_timestamp(T0 + second, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     json!({"v": 1, "vehicle_id": format!("veh-{vehicle:02}"), "ts": ts, "seq": T0 + second, "soc_pct": 80.0 - second as f64 / 100.0,
         "pack_voltage_v": 380.0, "pack_current_a": 10.0 + vehicle as f64, "cell_voltage_min_v": 3.9, "cell_voltage_max_v": 3.95,
         "cell_temp_min_c": 25.0, "cell_temp_max_c": temp_max, "speed_kph": second as f64 % 120.0,
@@ -38,11 +40,17 @@ async fn archive_rows<S: ObjectStore>(store: &S) -> Vec<(String, i64)> {
         let body: Bytes = store.get(&key).await.unwrap().body;
         for batch in ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap() {
             let batch = batch.unwrap();
-            let vehicles = batch.column_by_name("vehicle_id").unwrap().as_dictionary::<arrow_array::types::Int32Type>();
+            let vehicles = batch
+                .column_by_name("vehicle_id")
+                .unwrap()
+                .as_dictionary::<arrow_array::types::Int32Type>();
             let names = vehicles.values().as_string::<i32>();
             let seqs = batch.column_by_name("seq").unwrap().as_primitive::<Int64Type>();
             for i in 0..batch.num_rows() {
-                rows.push((names.value(vehicles.keys().value(i) as usize).to_string(), seqs.value(i)));
+                rows.push((
+                    names.value(vehicles.keys().value(i) as usize).to_string(),
+                    seqs.value(i),
+                ));
             }
         }
     }
@@ -52,12 +60,17 @@ async fn archive_rows<S: ObjectStore>(store: &S) -> Vec<(String, i64)> {
 #[tokio::test]
 async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once() {
     let store = local::bucket("telemetry").await;
-    let (state, ledger) = (local::table(state_table, "state").await, local::table(ledger_table, "ledger").await);
+    let (state, ledger) = (
+        local::table(state_table, "state").await,
+        local::table(ledger_table, "ledger").await,
+    );
     let tables = DynamoTelemetryTables::new(local::dynamodb().await, &state, &ledger);
 
     // 20 vehicles × 60 messages, 150 duplicates, 40 invalid ones, shuffled.
     let mut rng = Rng::new(42);
-    let mut messages: Vec<Value> = (1..=20).flat_map(|v| (0..60).map(move |s| message(v, s, 30.0))).collect();
+    let mut messages: Vec<Value> = (1..=20)
+        .flat_map(|v| (0..60).map(move |s| message(v, s, 30.0)))
+        .collect();
     for _ in 0..150 {
         let copy = messages[(rng.next_u64() % 1200) as usize].clone();
         messages.push(copy);
@@ -77,8 +90,14 @@ async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once
     for i in (1..messages.len()).rev() {
         messages.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
     }
-    let incoming: Vec<Incoming> =
-        messages.iter().enumerate().map(|(i, m)| Incoming { id: format!("msg-{i:04}"), body: m.to_string() }).collect();
+    let incoming: Vec<Incoming> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Incoming {
+            id: format!("msg-{i:04}"),
+            body: m.to_string(),
+        })
+        .collect();
 
     let options = IngestOptions::default();
     let now = chrono::Utc::now().timestamp_millis();
@@ -113,36 +132,97 @@ async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once
 #[tokio::test]
 async fn the_handler_answers_with_the_messages_to_retry_and_older_messages_never_win() {
     let store = local::bucket("telemetry-handler").await;
-    let (state, ledger) = (local::table(state_table, "state").await, local::table(ledger_table, "ledger").await);
+    let (state, ledger) = (
+        local::table(state_table, "state").await,
+        local::table(ledger_table, "ledger").await,
+    );
     let tables = DynamoTelemetryTables::new(local::dynamodb().await, &state, &ledger);
     let handler = canopy_telemetry::Telemetry::new(tables.clone(), store.clone(), IngestOptions::default());
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(format!("{}/../events/sqs-telemetry.json", env!("CARGO_MANIFEST_DIR"))).unwrap()).unwrap();
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/../events/sqs-telemetry.json", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+    )
+    .unwrap();
     let response = handler.handle(event).await.unwrap();
-    assert_eq!(response, json!({"batchItemFailures": []}), "the invalid message is rejected, not retried");
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": []}),
+        "the invalid message is rejected, not retried"
+    );
     let vehicle = VehicleId::new("sim-001").unwrap();
-    assert_eq!(tables.latest(&vehicle).await.unwrap().unwrap().telemetry.seq, 1_700_000_001);
+    assert_eq!(
+        tables.latest(&vehicle).await.unwrap().unwrap().telemetry.seq,
+        1_700_000_001
+    );
     // An older message arriving late does not roll the state back.
     let old = json!({"Records": [{"messageId": "late", "body": message(1, -100, 30.0).to_string().replace("veh-01", "sim-001")}]});
     handler.handle(old).await.unwrap();
-    assert_eq!(tables.latest(&vehicle).await.unwrap().unwrap().telemetry.seq, 1_700_000_001);
+    assert_eq!(
+        tables.latest(&vehicle).await.unwrap().unwrap().telemetry.seq,
+        1_700_000_001
+    );
 }
 
 #[tokio::test]
 async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
     let store = local::bucket("telemetry-stale").await;
-    let (state, ledger) = (local::table(state_table, "state").await, local::table(ledger_table, "ledger").await);
+    let (state, ledger) = (
+        local::table(state_table, "state").await,
+        local::table(ledger_table, "ledger").await,
+    );
     let tables = DynamoTelemetryTables::new(local::dynamodb().await, &state, &ledger);
     let vehicle = VehicleId::new("veh-01").unwrap();
     // A batch claimed the message an hour ago and died before writing its object.
-    tables.claim(&vehicle, (T0 + 5) as u64, "telemetry/date=2023-11-14/batch-dead.parquet", 0).await.unwrap();
-    let batch = [Incoming { id: "m1".into(), body: message(1, 5, 30.0).to_string() }];
+    tables
+        .claim(
+            &vehicle,
+            (T0 + 5) as u64,
+            "telemetry/date=2023-11-14/batch-dead.parquet",
+            0,
+        )
+        .await
+        .unwrap();
+    let batch = [Incoming {
+        id: "m1".into(),
+        body: message(1, 5, 30.0).to_string(),
+    }];
     let now = 3_600_000;
-    let outcome = ingest::process(&tables, &store, &batch, now, IngestOptions { claim_stale_after_ms: 60_000, concurrency: 4 }).await;
+    let outcome = ingest::process(
+        &tables,
+        &store,
+        &batch,
+        now,
+        IngestOptions {
+            claim_stale_after_ms: 60_000,
+            concurrency: 4,
+        },
+    )
+    .await;
     assert_eq!(outcome.archived, 1);
     // A fresh claim of a batch still running sends the message back to the queue instead.
-    tables.claim(&vehicle, (T0 + 6) as u64, "telemetry/date=2023-11-14/batch-running.parquet", now).await.unwrap();
-    let batch = [Incoming { id: "m2".into(), body: message(1, 6, 30.0).to_string() }];
-    let outcome = ingest::process(&tables, &store, &batch, now + 1000, IngestOptions { claim_stale_after_ms: 60_000, concurrency: 4 }).await;
+    tables
+        .claim(
+            &vehicle,
+            (T0 + 6) as u64,
+            "telemetry/date=2023-11-14/batch-running.parquet",
+            now,
+        )
+        .await
+        .unwrap();
+    let batch = [Incoming {
+        id: "m2".into(),
+        body: message(1, 6, 30.0).to_string(),
+    }];
+    let outcome = ingest::process(
+        &tables,
+        &store,
+        &batch,
+        now + 1000,
+        IngestOptions {
+            claim_stale_after_ms: 60_000,
+            concurrency: 4,
+        },
+    )
+    .await;
     assert_eq!(outcome.failed, ["m2"]);
 }
 
@@ -150,7 +230,10 @@ async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
 async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() {
     let table = local::table(alerts_table, "alerts").await;
     let sdk = local::sdk().await;
-    let topic = create_topic(&aws_sdk_sns::Client::new(&sdk), &local::unique("alerts")).await.unwrap();
+    let topic = create_topic(&aws_sdk_sns::Client::new(&sdk), &local::unique("alerts"))
+        .await
+        .unwrap();
+    let capture = local::SnsCapture::subscribe(&topic).await;
     let alert_tables = DynamoAlertTables::new(local::dynamodb().await, &table);
     let rules = default_rules(60.0, 10.0, 0.1, Duration::from_secs(600));
     let handler = canopy_alerts::Alerts::new(
@@ -164,7 +247,10 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
     let mut sent = BTreeMap::new();
     for second in (0..900).step_by(30) {
         for _ in 0..2 {
-            let r = handler.handle(message(3, second, 61.0 + second as f64 / 100.0)).await.unwrap();
+            let r = handler
+                .handle(message(3, second, 61.0 + second as f64 / 100.0))
+                .await
+                .unwrap();
             *sent.entry(second).or_insert(0) += r["sent"].as_u64().unwrap();
         }
     }
@@ -175,13 +261,30 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
     // One alert at the first hot message, one when the 10-minute window has passed.
     let alerted: Vec<i64> = sent.iter().filter(|(_, n)| **n > 0).map(|(s, _)| *s).collect();
     assert_eq!(alerted, [0, 600]);
-    let notifications = local::sns_sent(&topic);
+    let notifications = capture.received().await;
     assert_eq!(notifications.len(), 2);
-    assert!(notifications.iter().all(|(subject, _)| subject.starts_with("[CRITICAL] veh-03: hottest cell temperature")));
+    assert!(
+        notifications
+            .iter()
+            .all(|(subject, _)| subject.starts_with("[CRITICAL] veh-03: hottest cell temperature"))
+    );
     assert!(notifications[0].1.contains("\"rule\": \"over-temperature\""));
-    let log = alert_tables.alerts(&VehicleId::new("veh-03").unwrap(), 10, None).await.unwrap();
-    assert_eq!(log.iter().map(|a| a.ts_us).collect::<Vec<_>>(), [(T0 + 600) * 1_000_000, T0 * 1_000_000], "newest first");
-    assert!(alert_tables.alerts(&VehicleId::new("veh-04").unwrap(), 10, None).await.unwrap().is_empty());
+    let log = alert_tables
+        .alerts(&VehicleId::new("veh-03").unwrap(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        log.iter().map(|a| a.ts_us).collect::<Vec<_>>(),
+        [(T0 + 600) * 1_000_000, T0 * 1_000_000],
+        "newest first"
+    );
+    assert!(
+        alert_tables
+            .alerts(&VehicleId::new("veh-04").unwrap(), 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // An invalid message is answered, not retried.
     let r = handler.handle(json!({"v": 1, "vehicle_id": "veh-03"})).await.unwrap();
     assert!(r["rejected"].as_str().unwrap().starts_with("missing field ts"));

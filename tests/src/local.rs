@@ -67,20 +67,79 @@ pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
 /// A fresh table of `spec`'s kind, under a unique name.
 pub async fn table(kind: fn(&str) -> canopy_local::resources::TableSpec<'_>, prefix: &str) -> String {
     let name = unique(prefix);
-    canopy_local::resources::create_table(&dynamodb().await, &kind(&name)).await.unwrap_or_else(|e| panic!("{e}"));
+    canopy_local::resources::create_table(&dynamodb().await, &kind(&name))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     name
 }
 
-/// Messages SNS "sent" on the local endpoint, per topic ARN: (subject, body).
-pub fn sns_sent(topic_arn: &str) -> Vec<(String, String)> {
-    let (_, body) = canopy_local::services::http(&moto().endpoint, "GET", "/moto-api/data.json", None)
-        .unwrap_or_else(|e| panic!("moto data: {e}"));
-    let data: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("moto data: {e}"));
-    let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
-    topics
-        .iter()
-        .filter(|t| t["arn"] == topic_arn)
-        .flat_map(|t| t["sent_notifications"].as_array().cloned().unwrap_or_default())
-        .map(|n| (n[2].as_str().unwrap_or_default().to_string(), n[1].as_str().unwrap_or_default().to_string()))
-        .collect()
+/// What SNS delivers to a topic, caught the way a subscriber would: an SQS
+/// queue subscribed to it. (moto's `/moto-api/data.json` answers 500 once S3
+/// holds multipart objects, so its record of sent messages cannot be read.)
+pub struct SnsCapture {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SnsCapture {
+    pub async fn subscribe(topic_arn: &str) -> SnsCapture {
+        let sdk = sdk().await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique("sns-capture"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create queue: {e:?}"))
+            .queue_url
+            .unwrap_or_default();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("queue attributes: {e:?}"));
+        let queue_arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
+        aws_sdk_sns::Client::new(&sdk)
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("subscribe: {e:?}"));
+        SnsCapture { sqs, queue_url }
+    }
+
+    /// Everything delivered so far, oldest first: (subject, message).
+    pub async fn received(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        loop {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("receive: {e:?}"));
+            let messages = batch.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                let envelope: serde_json::Value =
+                    serde_json::from_str(m.body().unwrap_or_default()).unwrap_or_else(|e| panic!("SNS envelope: {e}"));
+                out.push((
+                    envelope["Subject"].as_str().unwrap_or_default().to_string(),
+                    envelope["Message"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
 }

@@ -29,8 +29,10 @@ impl Config {
     /// `LOW_SOC_PCT`, `CELL_IMBALANCE_V` and `ALERT_COOLDOWN_SECONDS`.
     pub fn from_env() -> Result<Self, EnvError> {
         let rules = match std::env::var("ALERT_RULES").ok().filter(|s| !s.trim().is_empty()) {
-            Some(json) => serde_json::from_str::<Vec<Rule>>(&json)
-                .map_err(|e| EnvError { name: "ALERT_RULES".into(), problem: format!("not a JSON array of rules: {e}") })?,
+            Some(json) => serde_json::from_str::<Vec<Rule>>(&json).map_err(|e| EnvError {
+                name: "ALERT_RULES".into(),
+                problem: format!("not a JSON array of rules: {e}"),
+            })?,
             None => alerts::default_rules(
                 env::parse_or("OVER_TEMPERATURE_C", 60.0)?,
                 env::parse_or("LOW_SOC_PCT", 10.0)?,
@@ -39,7 +41,10 @@ impl Config {
             ),
         };
         if let Some(rule) = rules.iter().find(|r| !alerts::is_measure(&r.measure)) {
-            return Err(EnvError { name: "ALERT_RULES".into(), problem: format!("rule {} names unknown measure {}", rule.name, rule.measure) });
+            return Err(EnvError {
+                name: "ALERT_RULES".into(),
+                problem: format!("rule {} names unknown measure {}", rule.name, rule.measure),
+            });
         }
         let days: u64 = env::parse_or("ALERT_RETENTION_DAYS", 90)?;
         Ok(Self {
@@ -65,7 +70,13 @@ pub struct Alerts<A, N, D> {
 
 impl<A: AlertTables, N: Notifier, D: DevicePublisher> Alerts<A, N, D> {
     pub fn new(tables: A, notifier: N, device: D, rules: Vec<Rule>, retention: Duration) -> Self {
-        Self { tables, notifier, device, rules, retention }
+        Self {
+            tables,
+            notifier,
+            device,
+            rules,
+            retention,
+        }
     }
 
     /// Handles one telemetry message as the IoT rule delivers it. An invalid
@@ -82,8 +93,20 @@ impl<A: AlertTables, N: Notifier, D: DevicePublisher> Alerts<A, N, D> {
                 return Ok(json!({ "rejected": rejection.reason }));
             }
         };
-        let raised = alerts::raise(&self.rules, &telemetry, &self.tables, &self.notifier, &self.device, self.retention).await;
-        metrics.add("DurationMs", started.elapsed().as_secs_f64() * 1000.0, Unit::Milliseconds);
+        let raised = alerts::raise(
+            &self.rules,
+            &telemetry,
+            &self.tables,
+            &self.notifier,
+            &self.device,
+            self.retention,
+        )
+        .await;
+        metrics.add(
+            "DurationMs",
+            started.elapsed().as_secs_f64() * 1000.0,
+            Unit::Milliseconds,
+        );
         match raised {
             Ok(r) => {
                 metrics

@@ -26,13 +26,19 @@ impl Config {
     pub fn from_env() -> Result<Self, EnvError> {
         let stale_s: i64 = env::parse_or("CLAIM_STALE_SECONDS", 900)?;
         if stale_s < 60 {
-            return Err(EnvError { name: "CLAIM_STALE_SECONDS".into(), problem: "must be at least 60".into() });
+            return Err(EnvError {
+                name: "CLAIM_STALE_SECONDS".into(),
+                problem: "must be at least 60".into(),
+            });
         }
         Ok(Self {
             bucket: env::required("DATA_BUCKET")?,
             state_table: env::required("STATE_TABLE")?,
             ledger_table: env::required("LEDGER_TABLE")?,
-            options: IngestOptions { claim_stale_after_ms: stale_s * 1000, ..IngestOptions::default() },
+            options: IngestOptions {
+                claim_stale_after_ms: stale_s * 1000,
+                ..IngestOptions::default()
+            },
         })
     }
 }
@@ -55,11 +61,18 @@ impl<T: TelemetryTables, S: ObjectStore> Telemetry<T, S> {
     /// Handles an SQS batch; answers with the messages to retry.
     pub async fn handle(&self, event: Value) -> Result<Value, EventError> {
         let started = Instant::now();
-        let records = event.get("Records").and_then(Value::as_array).ok_or_else(|| EventError("no Records".into()))?;
+        let records = event
+            .get("Records")
+            .and_then(Value::as_array)
+            .ok_or_else(|| EventError("no Records".into()))?;
         let batch: Vec<Incoming> = records
             .iter()
             .map(|r| {
-                let id = r.get("messageId").and_then(Value::as_str).unwrap_or_default().to_string();
+                let id = r
+                    .get("messageId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let body = r.get("body").and_then(Value::as_str).unwrap_or_default().to_string();
                 Incoming { id, body }
             })
@@ -76,9 +89,17 @@ impl<T: TelemetryTables, S: ObjectStore> Telemetry<T, S> {
             .count("StateWrites", outcome.state_written)
             .count("StaleState", outcome.state_stale)
             .count("MessagesRetried", outcome.failed.len() as u64)
-            .add("DurationMs", started.elapsed().as_secs_f64() * 1000.0, Unit::Milliseconds);
+            .add(
+                "DurationMs",
+                started.elapsed().as_secs_f64() * 1000.0,
+                Unit::Milliseconds,
+            );
         metrics.emit();
-        let failures: Vec<Value> = outcome.failed.iter().map(|id| json!({ "itemIdentifier": id })).collect();
+        let failures: Vec<Value> = outcome
+            .failed
+            .iter()
+            .map(|id| json!({ "itemIdentifier": id }))
+            .collect();
         Ok(json!({ "batchItemFailures": failures }))
     }
 }

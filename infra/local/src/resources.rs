@@ -13,7 +13,10 @@ pub struct ResourceError {
 }
 
 fn failed<E: std::fmt::Debug>(resource: &str, e: E) -> ResourceError {
-    ResourceError { resource: resource.to_string(), message: format!("{e:?}") }
+    ResourceError {
+        resource: resource.to_string(),
+        message: format!("{e:?}"),
+    }
 }
 
 /// A DynamoDB table as the template defines it: on-demand, a hash key and
@@ -27,17 +30,32 @@ pub struct TableSpec<'a> {
 
 /// The latest-state table: one item per vehicle.
 pub fn state_table(name: &str) -> TableSpec<'_> {
-    TableSpec { name, hash: ("vehicle_id", ScalarAttributeType::S), range: None, ttl: None }
+    TableSpec {
+        name,
+        hash: ("vehicle_id", ScalarAttributeType::S),
+        range: None,
+        ttl: None,
+    }
 }
 
 /// The archive ledger: which object holds (vehicle, seq).
 pub fn ledger_table(name: &str) -> TableSpec<'_> {
-    TableSpec { name, hash: ("vehicle_id", ScalarAttributeType::S), range: Some(("seq", ScalarAttributeType::N)), ttl: Some("expires_at") }
+    TableSpec {
+        name,
+        hash: ("vehicle_id", ScalarAttributeType::S),
+        range: Some(("seq", ScalarAttributeType::N)),
+        ttl: Some("expires_at"),
+    }
 }
 
 /// The alert log and cooldowns.
 pub fn alerts_table(name: &str) -> TableSpec<'_> {
-    TableSpec { name, hash: ("vehicle_id", ScalarAttributeType::S), range: Some(("sk", ScalarAttributeType::S)), ttl: Some("expires_at") }
+    TableSpec {
+        name,
+        hash: ("vehicle_id", ScalarAttributeType::S),
+        range: Some(("sk", ScalarAttributeType::S)),
+        ttl: Some("expires_at"),
+    }
 }
 
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, spec: &TableSpec<'_>) -> Result<(), ResourceError> {
@@ -45,22 +63,50 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, spec: &TableSpec<'_
     if let Some((name, kind)) = &spec.range {
         keys.push((name, kind.clone(), KeyType::Range));
     }
-    let mut request = client.create_table().table_name(spec.name).billing_mode(BillingMode::PayPerRequest);
+    let mut request = client
+        .create_table()
+        .table_name(spec.name)
+        .billing_mode(BillingMode::PayPerRequest);
     for (name, kind, key_type) in keys {
-        let definition = AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().map_err(|e| failed(spec.name, e))?;
-        let key = KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(|e| failed(spec.name, e))?;
+        let definition = AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .map_err(|e| failed(spec.name, e))?;
+        let key = KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .map_err(|e| failed(spec.name, e))?;
         request = request.attribute_definitions(definition).key_schema(key);
     }
     request.send().await.map_err(|e| failed(spec.name, e))?;
     if let Some(attribute) = spec.ttl {
-        let ttl = TimeToLiveSpecification::builder().enabled(true).attribute_name(attribute).build().map_err(|e| failed(spec.name, e))?;
-        client.update_time_to_live().table_name(spec.name).time_to_live_specification(ttl).send().await.map_err(|e| failed(spec.name, e))?;
+        let ttl = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(attribute)
+            .build()
+            .map_err(|e| failed(spec.name, e))?;
+        client
+            .update_time_to_live()
+            .table_name(spec.name)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(|e| failed(spec.name, e))?;
     }
     Ok(())
 }
 
 /// An SNS topic; its ARN.
 pub async fn create_topic(client: &aws_sdk_sns::Client, name: &str) -> Result<String, ResourceError> {
-    let out = client.create_topic().name(name).send().await.map_err(|e| failed(name, e))?;
-    out.topic_arn().map(str::to_string).ok_or_else(|| failed(name, "no topic ARN"))
+    let out = client
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .map_err(|e| failed(name, e))?;
+    out.topic_arn()
+        .map(str::to_string)
+        .ok_or_else(|| failed(name, "no topic ARN"))
 }

@@ -42,7 +42,10 @@ fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: 
 }
 
 fn table_error<E: std::error::Error>(table: &str, e: E) -> TableError {
-    TableError { table: table.to_string(), message: error_text(&e) }
+    TableError {
+        table: table.to_string(),
+        message: error_text(&e),
+    }
 }
 
 pub fn client(config: &aws_config::SdkConfig) -> Client {
@@ -59,13 +62,20 @@ pub struct DynamoTelemetryTables {
 
 impl DynamoTelemetryTables {
     pub fn new(client: Client, state_table: &str, ledger_table: &str) -> Self {
-        Self { client, state: state_table.to_string(), ledger: ledger_table.to_string() }
+        Self {
+            client,
+            state: state_table.to_string(),
+            ledger: ledger_table.to_string(),
+        }
     }
 
     fn state_item(t: &Telemetry, received_at_ms: Option<i64>, now_ms: i64) -> Item {
         let mut item = Item::new();
         item.insert("vehicle_id".into(), s(t.vehicle_id.as_str()));
-        item.insert("ts".into(), s(t.ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+        item.insert(
+            "ts".into(),
+            s(t.ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
         item.insert("ts_us".into(), n(t.ts_us()));
         item.insert("seq".into(), n(t.seq));
         for name in MEASURES {
@@ -75,8 +85,12 @@ impl DynamoTelemetryTables {
             item.insert("received_at_ms".into(), n(at));
         }
         item.insert("updated_at_ms".into(), n(now_ms));
-        let extra: serde_json::Map<String, serde_json::Value> =
-            t.extra.iter().filter(|(k, _)| k.as_str() != "received_at").map(|(k, v)| (k.clone(), v.clone())).collect();
+        let extra: serde_json::Map<String, serde_json::Value> = t
+            .extra
+            .iter()
+            .filter(|(k, _)| k.as_str() != "received_at")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         if !extra.is_empty() {
             item.insert("extra".into(), s(serde_json::Value::Object(extra).to_string()));
         }
@@ -90,15 +104,23 @@ impl DynamoTelemetryTables {
         json.insert("ts".into(), get_s(item, "ts")?.into());
         json.insert("seq".into(), get_n::<u64>(item, "seq")?.into());
         for name in MEASURES {
-            json.insert(name.into(), serde_json::Number::from_f64(get_n::<f64>(item, name)?)?.into());
+            json.insert(
+                name.into(),
+                serde_json::Number::from_f64(get_n::<f64>(item, name)?)?.into(),
+            );
         }
-        if let Some(serde_json::Value::Object(extra)) = get_s(item, "extra").and_then(|e| serde_json::from_str(e).ok()) {
+        if let Some(serde_json::Value::Object(extra)) = get_s(item, "extra").and_then(|e| serde_json::from_str(e).ok())
+        {
             for (k, v) in extra {
                 json.entry(k).or_insert(v);
             }
         }
         let telemetry = Telemetry::from_json(&serde_json::Value::Object(json)).ok()?;
-        Some(LatestState { telemetry, received_at_ms: get_n(item, "received_at_ms"), updated_at_ms: get_n(item, "updated_at_ms")? })
+        Some(LatestState {
+            telemetry,
+            received_at_ms: get_n(item, "received_at_ms"),
+            updated_at_ms: get_n(item, "updated_at_ms")?,
+        })
     }
 
     async fn read_claim(&self, vehicle: &VehicleId, seq: u64) -> Result<Option<ExistingClaim>, TableError> {
@@ -113,7 +135,10 @@ impl DynamoTelemetryTables {
             .await
             .map_err(|e| table_error(&self.ledger, e))?;
         Ok(out.item().and_then(|item| {
-            Some(ExistingClaim { archive_key: get_s(item, "archive_key")?.to_string(), claimed_at_ms: get_n(item, "claimed_at_ms")? })
+            Some(ExistingClaim {
+                archive_key: get_s(item, "archive_key")?.to_string(),
+                claimed_at_ms: get_n(item, "claimed_at_ms")?,
+            })
         }))
     }
 
@@ -129,7 +154,12 @@ impl DynamoTelemetryTables {
 }
 
 impl TelemetryTables for DynamoTelemetryTables {
-    async fn put_latest_if_newer(&self, t: &Telemetry, received_at_ms: Option<i64>, now_ms: i64) -> Result<bool, TableError> {
+    async fn put_latest_if_newer(
+        &self,
+        t: &Telemetry,
+        received_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<bool, TableError> {
         let result = self
             .client
             .put_item()
@@ -160,14 +190,21 @@ impl TelemetryTables for DynamoTelemetryTables {
     }
 
     async fn list_latest(&self, limit: usize, after: Option<&str>) -> Result<Page<LatestState>, TableError> {
-        let mut request = self.client.scan().table_name(&self.state).limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        let mut request = self
+            .client
+            .scan()
+            .table_name(&self.state)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
         if let Some(after) = after {
             request = request.exclusive_start_key("vehicle_id", s(after));
         }
         let out = request.send().await.map_err(|e| table_error(&self.state, e))?;
         let mut items: Vec<LatestState> = out.items().iter().filter_map(Self::state_of).collect();
         items.sort_by(|a, b| a.telemetry.vehicle_id.cmp(&b.telemetry.vehicle_id));
-        let next = out.last_evaluated_key().and_then(|k| get_s(k, "vehicle_id")).map(str::to_string);
+        let next = out
+            .last_evaluated_key()
+            .and_then(|k| get_s(k, "vehicle_id"))
+            .map(str::to_string);
         Ok(Page { items, next })
     }
 
@@ -186,7 +223,10 @@ impl TelemetryTables for DynamoTelemetryTables {
             Err(e) if is_condition_failure(&e) => match self.read_claim(vehicle, seq).await? {
                 Some(existing) => Ok(Claim::Taken(existing)),
                 // Expired between the two requests: try once more.
-                None => Ok(Claim::Taken(ExistingClaim { archive_key: String::new(), claimed_at_ms: 0 })),
+                None => Ok(Claim::Taken(ExistingClaim {
+                    archive_key: String::new(),
+                    claimed_at_ms: 0,
+                })),
             },
             Err(e) => Err(table_error(&self.ledger, e)),
         }
@@ -231,7 +271,10 @@ fn alert_sk(alert: &Alert) -> String {
 
 impl DynamoAlertTables {
     pub fn new(client: Client, table: &str) -> Self {
-        Self { client, table: table.to_string() }
+        Self {
+            client,
+            table: table.to_string(),
+        }
     }
 
     fn alert_of(item: &Item) -> Option<Alert> {
@@ -310,7 +353,12 @@ impl AlertTables for DynamoAlertTables {
             .map_err(|e| table_error(&self.table, e))
     }
 
-    async fn alerts(&self, vehicle: &VehicleId, limit: usize, before_us: Option<i64>) -> Result<Vec<Alert>, TableError> {
+    async fn alerts(
+        &self,
+        vehicle: &VehicleId,
+        limit: usize,
+        before_us: Option<i64>,
+    ) -> Result<Vec<Alert>, TableError> {
         let upper = match before_us {
             Some(us) => format!("alert#{:020}", us.max(0)),
             None => "alert#~".to_string(),
@@ -328,6 +376,11 @@ impl AlertTables for DynamoAlertTables {
             .send()
             .await
             .map_err(|e| table_error(&self.table, e))?;
-        Ok(out.items().iter().filter_map(Self::alert_of).filter(|a| before_us.is_none_or(|b| a.ts_us < b)).collect())
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(Self::alert_of)
+            .filter(|a| before_us.is_none_or(|b| a.ts_us < b))
+            .collect())
     }
 }

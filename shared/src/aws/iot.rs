@@ -15,7 +15,9 @@ impl IotPublisher {
     /// The SDK's default data endpoint (`data-ats.iot.<region>.amazonaws.com`)
     /// unless the configuration overrides it.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
-        Self { client: Client::new(config) }
+        Self {
+            client: Client::new(config),
+        }
     }
 }
 
@@ -29,6 +31,9 @@ impl DevicePublisher for IotPublisher {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| PublishError { service: "iot-data", message: error_text(&e) })
+            .map_err(|e| PublishError {
+                service: "iot-data",
+                message: error_text(&e),
+            })
     }
 }

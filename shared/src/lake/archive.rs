@@ -24,7 +24,11 @@ use crate::telemetry::{MEASURES, Telemetry};
 
 pub fn archive_schema() -> SchemaRef {
     let mut fields = vec![
-        Field::new("vehicle_id", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), false),
+        Field::new(
+            "vehicle_id",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            false,
+        ),
         Field::new("ts_us", DataType::Int64, false),
         Field::new("seq", DataType::Int64, false),
     ];
@@ -57,17 +61,33 @@ pub fn write(messages: &[(&Telemetry, Option<i64>)], name: &str) -> Result<Vec<u
             builder.append_value(t.measure(name).unwrap_or(f64::NAN));
         }
         received.append_option(*received_at);
-        let unknown: serde_json::Map<String, serde_json::Value> =
-            t.extra.iter().filter(|(k, _)| k.as_str() != "received_at").map(|(k, v)| (k.clone(), v.clone())).collect();
-        if unknown.is_empty() { extra.append_null() } else { extra.append_value(serde_json::Value::Object(unknown).to_string()) }
+        let unknown: serde_json::Map<String, serde_json::Value> = t
+            .extra
+            .iter()
+            .filter(|(k, _)| k.as_str() != "received_at")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if unknown.is_empty() {
+            extra.append_null()
+        } else {
+            extra.append_value(serde_json::Value::Object(unknown).to_string())
+        }
     }
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(vehicle.finish()), Arc::new(ts.finish()), Arc::new(seq.finish())];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(vehicle.finish()),
+        Arc::new(ts.finish()),
+        Arc::new(seq.finish()),
+    ];
     columns.extend(measures.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     columns.push(Arc::new(received.finish()));
     columns.push(Arc::new(extra.finish()));
     let batch = RecordBatch::try_new(archive_schema(), columns).map_err(|e| LakeError::arrow(&source, e))?;
-    let mut writer = ArrowWriter::try_new(Vec::new(), archive_schema(), Some(writer_properties(1 << 20, &["ts_us", "seq"], &[])))
-        .map_err(|e| LakeError::parquet(&source, e))?;
+    let mut writer = ArrowWriter::try_new(
+        Vec::new(),
+        archive_schema(),
+        Some(writer_properties(1 << 20, &["ts_us", "seq"], &[])),
+    )
+    .map_err(|e| LakeError::parquet(&source, e))?;
     writer.write(&batch).map_err(|e| LakeError::parquet(&source, e))?;
     writer.into_inner().map_err(|e| LakeError::parquet(&source, e))
 }
