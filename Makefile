@@ -38,7 +38,7 @@ edge-release:
 # ---- tests ---------------------------------------------------------------------
 
 .PHONY: test
-test: fmt-check clippy unit oracle python-tests ## everything CI runs
+test: fmt-check clippy lint unit oracle python-tests ## everything CI runs
 
 .PHONY: fmt-check
 fmt-check:
@@ -49,7 +49,9 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: unit
-unit: venv ## Rust unit and integration tests (these start moto server on loopback)
+unit: venv ## Rust unit and integration tests (these start moto server and MQTT brokers on loopback)
+	@# The integration tests run canopy-edge and canopy-local; cargo test builds only libraries and tests.
+	$(CARGO) build --workspace --bins
 	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace
 
 .PHONY: oracle
@@ -90,3 +92,77 @@ edge-dist: ## the edge agent as shipped: optimized for size, LTO (target/dist/ca
 .PHONY: clean
 clean: ## remove build output (not the tool cache)
 	$(CARGO) clean
+
+# ---- AWS: lint, build, deploy, and the local Lambda emulator ---------------------
+
+SAM_VENV ?= $(CANOPY_CACHE)/venv-sam
+CHECKOV_VENV ?= $(CANOPY_CACHE)/venv-checkov
+SAM := $(SAM_VENV)/bin/sam
+# SAM finds cargo-lambda, and cargo-lambda finds zig, on PATH.
+SAM_PATH := $(SAM_VENV)/bin:$(PATH)
+
+$(SAM_VENV)/.installed: infra/requirements-sam.txt
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+.PHONY: lint
+lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## cfn-lint, sam validate --lint and checkov on template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(SAM) validate --lint
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
+
+.PHONY: build
+build: $(SAM_VENV)/.installed ## sam build: every function for arm64 with cargo-lambda, no Docker
+	rustup target add aarch64-unknown-linux-gnu
+	PATH=$(SAM_PATH) $(SAM) build --beta-features
+
+.PHONY: deploy
+deploy: build ## sam deploy (guided the first time on this machine)
+	@if [ -f $(CANOPY_CACHE)/deployed ]; then \
+	  PATH=$(SAM_PATH) $(SAM) deploy; \
+	else \
+	  PATH=$(SAM_PATH) $(SAM) deploy --guided && touch $(CANOPY_CACHE)/deployed; \
+	fi
+
+.PHONY: bench-telemetry
+bench-telemetry: venv ## the telemetry handler against moto: messages/s and AWS API calls per 1,000 messages
+	@# The dev build: moto (Python) is the bottleneck, and the test build's dependencies are optimized.
+	$(CARGO) build --workspace --bins
+	$(PY) tests/bench/telemetry.py --moto $(VENV)/bin/moto_server --driver $(TARGET_DIR)/debug/bench-telemetry
+
+# ---- the local stack -------------------------------------------------------------
+
+LOCAL := $(TARGET_DIR)/debug/canopy-local
+DEMO_ARGS ?=
+
+.PHONY: local-build
+local-build:
+	$(CARGO) build -p canopy-edge -p canopy-local
+
+.PHONY: demo
+demo: venv local-build ## a simulated fleet through the whole pipeline on this machine (DEMO_ARGS=--once to exit after the summary)
+	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(LOCAL) demo $(DEMO_ARGS)
+
+.PHONY: up
+up: venv local-build ## the local stack alone (moto, MQTT broker, the template's wiring, the API on :8080) until Ctrl-C
+	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(LOCAL) up
+
+.PHONY: watch
+watch: $(SAM_VENV)/.installed ## cargo lambda watch against the running local stack (start `make up` first)
+	@test -f target/canopy-local.env || { echo "no local stack: run 'make up' in another terminal first"; exit 1; }
+	set -a; . target/canopy-local.env; set +a; PATH=$(SAM_PATH) cargo lambda watch
+
+.PHONY: bench-local
+bench-local: venv local-build ## latency on the local stack, p50/p95: publish -> state, upload -> decoded
+	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(LOCAL) latency --mqtt-port 0 --api-port 0
+
+.PHONY: bench-api
+bench-api: ## history of one vehicle-day at 100 Hz (8.64 M points) to 2,000 points: p50/p95 (release build)
+	$(CARGO) build --release -p canopy-local
+	$(TARGET_DIR)/release/canopy-local bench-api

@@ -57,7 +57,9 @@ fn main() -> anyhow::Result<()> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            runtime.block_on(agent::run(config))?;
+            let counters = runtime.block_on(agent::run(config))?;
+            // The final counters on stdout, for scripts (logs go to stderr).
+            println!("{counters}");
             Ok(())
         }
         Command::Simulate(args) => simulate::run(&args),

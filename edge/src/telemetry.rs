@@ -14,6 +14,10 @@ use chrono::DateTime;
 
 use crate::config::SignalMap;
 
+/// Canopy's addition to telemetry v1: the widest cell-voltage spread within
+/// one BMS frame over the interval (what the imbalance rule compares).
+pub const SPREAD_FIELD: &str = canopy::telemetry::CELL_VOLTAGE_SPREAD;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fold {
     Latest,
@@ -39,6 +43,11 @@ pub struct Aggregator {
     current: Option<i64>,
     values: [Option<f64>; MEASURES.len()],
     last: [Option<f64>; MEASURES.len()],
+    /// The cell voltage min and max signals when one message carries both:
+    /// their difference within a frame is the pack's instantaneous spread.
+    spread_pair: Option<(usize, u16, u16)>,
+    /// The widest instantaneous spread of the open interval.
+    spread: Option<f64>,
     scratch: Vec<SignalValue>,
 }
 
@@ -59,6 +68,13 @@ impl Aggregator {
             wanted[mi].push((si as u16, slot));
             folds[slot] = fold_of(field);
         }
+        // The interval's min and max come from different moments (a voltage sag
+        // under load moves both), so only a spread within one frame measures imbalance.
+        let slot = |name: &str| MEASURES.iter().position(|m| *m == name);
+        let spread_pair = (0..wanted.len()).find_map(|mi| {
+            let of = |field: Option<usize>| wanted[mi].iter().find(|(_, s)| Some(*s) == field).map(|(sig, _)| *sig);
+            Some((mi, of(slot("cell_voltage_min_v"))?, of(slot("cell_voltage_max_v"))?))
+        });
         Ok(Self {
             db,
             vehicle,
@@ -68,6 +84,8 @@ impl Aggregator {
             current: None,
             values: [None; MEASURES.len()],
             last: [None; MEASURES.len()],
+            spread_pair,
+            spread: None,
             scratch: Vec::new(),
         })
     }
@@ -104,6 +122,15 @@ impl Aggregator {
                 _ => value,
             });
         }
+        if let Some((mi, min_signal, max_signal)) = self.spread_pair
+            && mi == index
+        {
+            let value = |signal: u16| self.scratch.iter().find(|v| v.signal == signal).map(|v| v.value);
+            if let (Some(min), Some(max)) = (value(min_signal), value(max_signal)) {
+                let spread = max - min;
+                self.spread = Some(self.spread.map_or(spread, |old: f64| old.max(spread)));
+            }
+        }
         done
     }
 
@@ -125,6 +152,7 @@ impl Aggregator {
                 None => ready = false,
             }
         }
+        let spread = self.spread.take();
         if !ready {
             return None; // not every field seen yet (just started)
         }
@@ -153,7 +181,10 @@ impl Aggregator {
             cell_temp_min_c,
             cell_temp_max_c,
             speed_kph,
-            extra: Default::default(),
+            extra: spread
+                .map(|v| (SPREAD_FIELD.to_string(), serde_json::json!(v)))
+                .into_iter()
+                .collect(),
         })
     }
 }
@@ -240,6 +271,28 @@ mod tests {
             "unseen in the interval: the last known value"
         );
         assert_eq!(last.seq, 1_700_000_002);
+    }
+
+    #[test]
+    fn the_spread_is_measured_within_a_frame_not_across_the_interval() {
+        let db = db();
+        let mut agg = Aggregator::new(db.clone(), VehicleId::new("v1").unwrap(), 1000, &SignalMap::default()).unwrap();
+        let t0 = 1_700_000_000_000_000;
+        for f in all_fields(&db, t0, 30.0) {
+            agg.observe(&f);
+        }
+        // A sag under load: every cell drops, the spread stays 40 mV.
+        agg.observe(&frame(
+            &db,
+            t0 + 500_000,
+            "BMS_CellVoltageSummary",
+            &[("CellVoltageMin", 3.70), ("CellVoltageMax", 3.74)],
+        ));
+        let t = agg.flush().unwrap();
+        assert_eq!((t.cell_voltage_min_v, t.cell_voltage_max_v), (3.7, 3.95));
+        let spread = t.extra[SPREAD_FIELD].as_f64().unwrap();
+        assert!((spread - 0.05).abs() < 1e-9, "{spread}");
+        assert!(canopy::alerts::measure(&t, "cell_voltage_spread_v").unwrap() < 0.06);
     }
 
     #[test]

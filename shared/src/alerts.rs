@@ -107,7 +107,13 @@ fn describe(measure: &str) -> (&'static str, &'static str) {
 /// A measure of a message, derived ones included.
 pub fn measure(t: &Telemetry, name: &str) -> Option<f64> {
     match name {
-        "cell_voltage_spread_v" => Some(t.cell_voltage_max_v - t.cell_voltage_min_v),
+        // The edge's instantaneous spread when it sends one; else the interval's extremes.
+        "cell_voltage_spread_v" => Some(
+            t.extra
+                .get(crate::telemetry::CELL_VOLTAGE_SPREAD)
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(t.cell_voltage_max_v - t.cell_voltage_min_v),
+        ),
         other => t.measure(other),
     }
 }

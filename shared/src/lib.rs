@@ -6,6 +6,7 @@
 //! - [`dbc`]: the DBC codec (decode and encode), exact to cantools.
 //! - [`lake`]: the data lake's Parquet formats and object keys.
 //! - [`decoder`]: decoding a raw lake object into its decoded object.
+//! - [`history`], [`lttb`]: signal history and fleet statistics, downsampled for charts.
 //! - [`store`], [`aws`]: storage and messaging traits, and their AWS implementations.
 //! - [`metrics`], [`logging`], [`env`]: what every binary needs at its edges.
 
@@ -17,9 +18,11 @@ pub mod dbc;
 pub mod decoder;
 pub mod env;
 pub mod frame;
+pub mod history;
 pub mod ingest;
 pub mod lake;
 pub mod logging;
+pub mod lttb;
 pub mod metrics;
 pub mod store;
 pub mod tables;

@@ -33,6 +33,12 @@ pub const MEASURES: [&str; 8] = [
     "speed_kph",
 ];
 
+/// An optional field of v1 (kept with the unknown ones): the widest spread
+/// between the highest and lowest cell voltage within one BMS frame over the
+/// interval. `cell_voltage_max_v - cell_voltage_min_v` mixes moments (a sag
+/// under load moves both extremes) and so overstates imbalance.
+pub const CELL_VOLTAGE_SPREAD: &str = "cell_voltage_spread_v";
+
 /// MQTT topic a vehicle publishes telemetry to (AWS's `dt/<app>/<thing>/<kind>` pattern).
 pub fn topic(vehicle: &VehicleId) -> String {
     format!("dt/canopy/{vehicle}/bms")

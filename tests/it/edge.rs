@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,9 +13,9 @@ use canopy::candump::{BusNames, CandumpReader};
 use canopy::frame::CanFrame;
 use canopy::lake::raw::RawFileReader;
 use canopy::store::ObjectStore;
-use canopy::telemetry::Telemetry;
 use canopy_local::services::spawn_tied_to_process;
 use canopy_tests::local;
+use canopy_tests::mqtt::TelemetrySubscriber;
 use canopy_tests::proxy::Proxy;
 
 /// A simulated drive as a candump log: `seconds` of the EV network.
@@ -230,61 +229,6 @@ async fn sigkill_mid_batch_and_restart_every_frame_reaches_s3_exactly_once() {
 }
 
 /// Collects telemetry from the broker, reconnecting as needed.
-struct Subscriber {
-    received: Arc<Mutex<Vec<Telemetry>>>,
-    connected: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Subscriber {
-    fn start(port: u16) -> Self {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let connected = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (sink, counter) = (received.clone(), connected.clone());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let mut options = rumqttc::MqttOptions::new("test-subscriber", "127.0.0.1", port);
-                options.set_keep_alive(Duration::from_secs(5));
-                let (client, mut events) = rumqttc::AsyncClient::new(options, 100);
-                loop {
-                    match events.poll().await {
-                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
-                            client
-                                .subscribe("dt/canopy/+/bms", rumqttc::QoS::AtLeastOnce)
-                                .await
-                                .unwrap();
-                        }
-                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
-                            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        }
-                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                            let t = Telemetry::parse(std::str::from_utf8(&p.payload).unwrap()).unwrap();
-                            sink.lock().unwrap().push(t);
-                        }
-                        Ok(_) => {}
-                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                    }
-                }
-            });
-        });
-        Self { received, connected }
-    }
-
-    fn wait_subscribed(&self, times: u64) {
-        let started = Instant::now();
-        while self.connected.load(std::sync::atomic::Ordering::SeqCst) < times {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the subscriber did not (re)subscribe"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 fn start_broker(port: u16) -> Child {
     let args = vec![
         "broker".to_string(),
@@ -302,7 +246,7 @@ async fn the_broker_restarts_and_telemetry_resumes_with_nothing_missing() {
     let log = simulated_log(dir.path(), 60, 13);
     let port = canopy_local::services::free_port().unwrap();
     let mut broker = start_broker(port);
-    let subscriber = Subscriber::start(port);
+    let subscriber = TelemetrySubscriber::start(port);
     subscriber.wait_subscribed(1);
     // The edge reaches the broker through a proxy, so the test decides when it comes back.
     let proxy = Proxy::start(format!("127.0.0.1:{port}").parse().unwrap(), true);

@@ -2,4 +2,5 @@
 
 pub mod fixtures;
 pub mod local;
+pub mod mqtt;
 pub mod proxy;

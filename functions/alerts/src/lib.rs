@@ -28,16 +28,21 @@ impl Config {
     /// platform's three rules with thresholds from `OVER_TEMPERATURE_C`,
     /// `LOW_SOC_PCT`, `CELL_IMBALANCE_V` and `ALERT_COOLDOWN_SECONDS`.
     pub fn from_env() -> Result<Self, EnvError> {
-        let rules = match std::env::var("ALERT_RULES").ok().filter(|s| !s.trim().is_empty()) {
+        Self::from_vars(&env::Process)
+    }
+
+    /// From `vars`: the local stack passes the template's environment.
+    pub fn from_vars(vars: &impl env::Vars) -> Result<Self, EnvError> {
+        let rules = match vars.var("ALERT_RULES").filter(|s| !s.trim().is_empty()) {
             Some(json) => serde_json::from_str::<Vec<Rule>>(&json).map_err(|e| EnvError {
                 name: "ALERT_RULES".into(),
                 problem: format!("not a JSON array of rules: {e}"),
             })?,
             None => alerts::default_rules(
-                env::parse_or("OVER_TEMPERATURE_C", 60.0)?,
-                env::parse_or("LOW_SOC_PCT", 10.0)?,
-                env::parse_or("CELL_IMBALANCE_V", 0.1)?,
-                Duration::from_secs(env::parse_or("ALERT_COOLDOWN_SECONDS", 600)?),
+                env::parse_or(vars, "OVER_TEMPERATURE_C", 60.0)?,
+                env::parse_or(vars, "LOW_SOC_PCT", 10.0)?,
+                env::parse_or(vars, "CELL_IMBALANCE_V", 0.15)?,
+                Duration::from_secs(env::parse_or(vars, "ALERT_COOLDOWN_SECONDS", 600)?),
             ),
         };
         if let Some(rule) = rules.iter().find(|r| !alerts::is_measure(&r.measure)) {
@@ -46,10 +51,10 @@ impl Config {
                 problem: format!("rule {} names unknown measure {}", rule.name, rule.measure),
             });
         }
-        let days: u64 = env::parse_or("ALERT_RETENTION_DAYS", 90)?;
+        let days: u64 = env::parse_or(vars, "ALERT_RETENTION_DAYS", 90)?;
         Ok(Self {
-            table: env::required("ALERTS_TABLE")?,
-            topic_arn: env::required("ALERT_TOPIC_ARN")?,
+            table: env::required(vars, "ALERTS_TABLE")?,
+            topic_arn: env::required(vars, "ALERT_TOPIC_ARN")?,
             rules,
             retention: Duration::from_secs(days * 24 * 3600),
         })

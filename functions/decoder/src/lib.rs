@@ -37,8 +37,17 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, EnvError> {
-        let part_mb: usize = env::parse_or("PART_SIZE_MB", 8)?;
-        let window: usize = env::parse_or("SORT_WINDOW_ROWS", DecodedWriterOptions::default().sort_window_rows)?;
+        Self::from_vars(&env::Process)
+    }
+
+    /// From `vars`: the local stack passes the template's environment.
+    pub fn from_vars(vars: &impl env::Vars) -> Result<Self, EnvError> {
+        let part_mb: usize = env::parse_or(vars, "PART_SIZE_MB", 8)?;
+        let window: usize = env::parse_or(
+            vars,
+            "SORT_WINDOW_ROWS",
+            DecodedWriterOptions::default().sort_window_rows,
+        )?;
         if !(5..=512).contains(&part_mb) {
             return Err(EnvError {
                 name: "PART_SIZE_MB".into(),
@@ -52,9 +61,9 @@ impl Config {
             });
         }
         Ok(Self {
-            bucket: env::required("DATA_BUCKET")?,
-            dbc_key: env::or("DBC_KEY", "dbc/ev_powertrain.dbc"),
-            dbc_refresh: Duration::from_secs(env::parse_or("DBC_REFRESH_SECONDS", 60)?),
+            bucket: env::required(vars, "DATA_BUCKET")?,
+            dbc_key: env::or(vars, "DBC_KEY", "dbc/ev_powertrain.dbc"),
+            dbc_refresh: Duration::from_secs(env::parse_or(vars, "DBC_REFRESH_SECONDS", 60)?),
             options: DecoderOptions {
                 writer: DecodedWriterOptions {
                     sort_window_rows: window,

@@ -24,7 +24,12 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, EnvError> {
-        let stale_s: i64 = env::parse_or("CLAIM_STALE_SECONDS", 900)?;
+        Self::from_vars(&env::Process)
+    }
+
+    /// From `vars`: the local stack passes the template's environment.
+    pub fn from_vars(vars: &impl env::Vars) -> Result<Self, EnvError> {
+        let stale_s: i64 = env::parse_or(vars, "CLAIM_STALE_SECONDS", 900)?;
         if stale_s < 60 {
             return Err(EnvError {
                 name: "CLAIM_STALE_SECONDS".into(),
@@ -32,9 +37,9 @@ impl Config {
             });
         }
         Ok(Self {
-            bucket: env::required("DATA_BUCKET")?,
-            state_table: env::required("STATE_TABLE")?,
-            ledger_table: env::required("LEDGER_TABLE")?,
+            bucket: env::required(vars, "DATA_BUCKET")?,
+            state_table: env::required(vars, "STATE_TABLE")?,
+            ledger_table: env::required(vars, "LEDGER_TABLE")?,
             options: IngestOptions {
                 claim_stale_after_ms: stale_s * 1000,
                 ..IngestOptions::default()

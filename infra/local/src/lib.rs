@@ -1,5 +1,11 @@
 //! The local stack: what AWS does for Canopy, played on one machine.
 
+pub mod bench_api;
 pub mod broker;
+pub mod demo;
+pub mod latency;
 pub mod resources;
+pub mod rules;
 pub mod services;
+pub mod stack;
+pub mod template;

@@ -1,7 +1,12 @@
 //! `canopy-local`: the local stack's command line.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
+use anyhow::{Context, Result};
+use canopy_local::demo::{self, FleetOptions};
+use canopy_local::stack::{Stack, StackOptions, find_template};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -15,6 +20,23 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct StackArgs {
+    /// The SAM template whose resources, functions and rules to run.
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// Use this moto server instead of starting one.
+    #[arg(long)]
+    moto: Option<String>,
+    #[arg(long, default_value_t = 1883)]
+    mqtt_port: u16,
+    #[arg(long, default_value_t = 8080)]
+    api_port: u16,
+    /// Where `make watch` finds the running stack's environment.
+    #[arg(long, default_value = "target/canopy-local.env")]
+    env_file: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run an MQTT broker on loopback until stopped.
@@ -22,12 +44,148 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:1883")]
         listen: SocketAddr,
     },
+    /// Start the local stack and keep it up until Ctrl-C.
+    Up(StackArgs),
+    /// The local stack, a simulated fleet through it, and a summary.
+    Demo {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long, default_value_t = 5)]
+        vehicles: usize,
+        /// Simulated minutes per vehicle.
+        #[arg(long, default_value_t = 10)]
+        minutes: u32,
+        /// Exit after the summary instead of serving the API until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+    },
+    /// The history API's local backend on one vehicle-day of a 100 Hz signal.
+    BenchApi {
+        #[arg(long, default_value = "dbc/ev_powertrain.dbc")]
+        dbc: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Objects the day is split into (24: hourly batches; 1440: the edge's default 60 s).
+        #[arg(long, value_delimiter = ',', default_value = "24,1440")]
+        objects: Vec<usize>,
+    },
+    /// Latency through the stack, p50 and p95: MQTT publish → state in
+    /// DynamoDB, and raw object upload → decoded object readable.
+    Latency {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+        /// Frames per raw object.
+        #[arg(long, default_value_t = 10_000)]
+        frames: usize,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+async fn start(args: &StackArgs) -> Result<Stack> {
+    let template = match &args.template {
+        Some(t) => t.clone(),
+        None => find_template(&std::env::current_dir()?).context("no template.yaml here or above; pass --template")?,
+    };
+    let stack = Stack::start(StackOptions {
+        template,
+        moto_endpoint: args.moto.clone(),
+        mqtt_port: args.mqtt_port,
+        api_port: args.api_port,
+    })
+    .await?;
+    // `make watch` runs `cargo lambda watch` with these, so invoked functions
+    // reach this stack: every function's variables (they agree where they meet).
+    let mut env = std::collections::BTreeMap::new();
+    for f in &stack.template.functions {
+        env.extend(stack.environment(&f.logical_id).unwrap_or_default());
+    }
+    let lines: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    if let Some(dir) = args.env_file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.env_file, lines)?;
+    Ok(stack)
+}
+
+fn banner(stack: &Stack) {
+    println!("moto (S3, SQS, DynamoDB, SNS, IoT data)  {}", stack.endpoint);
+    println!("MQTT broker                              mqtt://{}", stack.mqtt);
+    println!("API                                      http://{}", stack.api);
+    println!("data bucket                              {}", stack.bucket);
+}
+
+async fn until_ctrl_c() -> Result<()> {
+    println!("\nUp until Ctrl-C.");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
     canopy::logging::init_text();
     match Cli::parse().command {
         Command::Broker { listen } => canopy_local::broker::run(listen)?,
+        Command::Up(args) => {
+            let stack = start(&args).await?;
+            banner(&stack);
+            println!("`make watch` environment: {}", args.env_file.display());
+            until_ctrl_c().await?;
+        }
+        Command::Demo {
+            stack: args,
+            vehicles,
+            minutes,
+            once,
+        } => {
+            let stack = start(&args).await?;
+            banner(&stack);
+            let work = tempfile::tempdir()?;
+            let now_s = chrono::Utc::now().timestamp();
+            let options = FleetOptions {
+                vehicles,
+                seconds: minutes * 60,
+                overheating: Some(1),
+                // The drive ended a minute ago.
+                start_us: (now_s - i64::from(minutes) * 60 - 60) * 1_000_000,
+                edge: demo::edge_binary()?,
+                dbc: stack.template_dir().join("dbc/ev_powertrain.dbc"),
+                work: work.path().to_path_buf(),
+                replay_dir: None,
+            };
+            println!("\nSimulating {vehicles} vehicles for {minutes} minutes each (veh-001 overheats)...");
+            let counters = demo::run_fleet(&stack, &options).await?;
+            println!("Waiting for the decoder and the queues to settle...");
+            demo::wait_idle(&stack, Duration::from_secs(300)).await?;
+            print!("{}", demo::summary(&stack, &counters).await?);
+            if !once {
+                until_ctrl_c().await?;
+            }
+        }
+        Command::BenchApi { dbc, runs, objects } => canopy_local::bench_api::run(&dbc, runs, &objects).await?,
+        Command::Latency {
+            stack: args,
+            samples,
+            frames,
+        } => {
+            let stack = start(&args).await?;
+            let report = |name: &str, target_ms: f64, mut ms: Vec<f64>| {
+                let (p50, p95, max) = canopy_local::latency::percentiles(&mut ms);
+                let verdict = if p95 < target_ms { "met" } else { "MISSED" };
+                println!(
+                    "{name:<42} n={:<4} p50 {p50:>7.1} ms  p95 {p95:>7.1} ms  max {max:>7.1} ms  (target p95 < {target_ms} ms: {verdict})",
+                    ms.len()
+                );
+            };
+            let telemetry = canopy_local::latency::telemetry(&stack, samples).await?;
+            report("MQTT publish -> state in DynamoDB", 1000.0, telemetry);
+            let decode = canopy_local::latency::decode(&stack, samples, frames).await?;
+            report(
+                &format!("raw upload ({frames} frames) -> decoded object"),
+                2000.0,
+                decode,
+            );
+        }
     }
     Ok(())
 }

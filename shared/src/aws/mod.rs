@@ -6,6 +6,8 @@
 //! `AWS_ENDPOINT_URL_<SERVICE>`), which is how the local stack points the very
 //! same code at moto on loopback.
 
+#[cfg(feature = "athena")]
+pub mod athena;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "iot")]

@@ -1,0 +1,270 @@
+//! `make demo`: a simulated fleet through the whole local stack — canopy-edge
+//! processes (the real agent, simulator source) upload raw Parquet to the
+//! bucket and publish telemetry to the broker; the stack's wiring does the
+//! rest — and a summary a person can read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use canopy::store::ObjectStore;
+use canopy::vehicle::VehicleId;
+use serde_json::Value;
+
+use crate::stack::{Stack, alerts_of, latest_states};
+
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    pub vehicles: usize,
+    /// Simulated seconds per vehicle.
+    pub seconds: u32,
+    /// The vehicle (1-based) whose module 3 overheats, if any.
+    pub overheating: Option<usize>,
+    /// Start of simulated time (µs since the epoch).
+    pub start_us: i64,
+    pub edge: PathBuf,
+    pub dbc: PathBuf,
+    pub work: PathBuf,
+    /// Replay `<dir>/veh-NNN.log` (from `canopy-edge simulate --prefix veh`)
+    /// instead of simulating in the agent: the logs are then the ground truth.
+    pub replay_dir: Option<PathBuf>,
+}
+
+pub fn vehicle_id(i: usize) -> VehicleId {
+    VehicleId::new(format!("veh-{i:03}")).unwrap_or_else(|_| unreachable!("a fixed pattern"))
+}
+
+/// The agent's configuration for simulated vehicle `i`.
+pub fn edge_config(stack: &Stack, options: &FleetOptions, i: usize) -> String {
+    let overheat = if options.overheating == Some(i) {
+        "overheat_module = 3\noverheat_after_s = 120\n"
+    } else {
+        ""
+    };
+    let source = match &options.replay_dir {
+        Some(dir) => format!(
+            "kind = \"replay\"\nfile = \"{}\"\nspeed = 0\n",
+            dir.join(format!("{}.log", vehicle_id(i))).display()
+        ),
+        None => format!(
+            "kind = \"simulator\"\nseed = {i}\nduration_s = {}\nspeed = 0\nstart_us = {}\n{overheat}",
+            options.seconds, options.start_us
+        ),
+    };
+    format!(
+        r#"vehicle_id = "{vehicle}"
+dbc = "{dbc}"
+
+[source]
+{source}
+[spool]
+dir = "{spool}"
+seal_after_s = 60
+
+[upload]
+enabled = true
+bucket = "{bucket}"
+endpoint = "{endpoint}"
+retry_initial_ms = 100
+retry_max_ms = 2000
+
+[telemetry]
+enabled = true
+interval_ms = 1000
+
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+"#,
+        vehicle = vehicle_id(i),
+        dbc = options.dbc.display(),
+        spool = options.work.join(format!("spool-{i}")).display(),
+        bucket = stack.bucket,
+        endpoint = stack.endpoint,
+        port = stack.mqtt.port(),
+    )
+}
+
+/// Runs one canopy-edge per vehicle to the end of its simulation; their
+/// final counters, by vehicle.
+pub async fn run_fleet(stack: &Stack, options: &FleetOptions) -> Result<BTreeMap<VehicleId, Value>> {
+    std::fs::create_dir_all(&options.work)?;
+    let mut children = Vec::new();
+    for i in 1..=options.vehicles {
+        let config = options.work.join(format!("edge-{i}.toml"));
+        std::fs::write(&config, edge_config(stack, options, i))?;
+        let log = std::fs::File::create(options.work.join(format!("edge-{i}.log")))?;
+        let child = tokio::process::Command::new(&options.edge)
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", options.edge.display()))?;
+        children.push((vehicle_id(i), child, options.work.join(format!("edge-{i}.log"))));
+    }
+    let mut counters = BTreeMap::new();
+    for (vehicle, child, log) in children {
+        let output = child.wait_with_output().await?;
+        if !output.status.success() {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "canopy-edge for {vehicle} failed ({}):\n{}",
+                output.status,
+                tail(&log, 3000)
+            );
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let last = stdout.lines().last().unwrap_or("{}");
+        counters.insert(vehicle, serde_json::from_str(last).unwrap_or(Value::Null));
+    }
+    Ok(counters)
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let start = s.len().saturating_sub(n);
+    let start = (start..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
+    &s[start..]
+}
+
+/// Waits until every raw object has its decoded twin and every queue is
+/// empty (twice in a row, a second apart).
+pub async fn wait_idle(stack: &Stack, limit: Duration) -> Result<()> {
+    let store = canopy::aws::s3::S3Store::new(&stack.sdk, &stack.bucket);
+    let started = Instant::now();
+    let mut calm = 0;
+    while calm < 2 {
+        if started.elapsed() > limit {
+            bail!("the pipeline did not settle within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let raw = store.list("raw/").await?.len();
+        let decoded = store.list("decoded/").await?.len();
+        if raw == decoded && stack.queued().await? == 0 {
+            calm += 1;
+        } else {
+            calm = 0;
+        }
+    }
+    Ok(())
+}
+
+/// Rows of every object under `prefix`, per vehicle (from the Parquet footers).
+pub async fn rows_per_vehicle(stack: &Stack, prefix: &str) -> Result<BTreeMap<String, (usize, u64)>> {
+    let store = canopy::aws::s3::S3Store::new(&stack.sdk, &stack.bucket);
+    let mut out: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    for (key, _) in store.list(prefix).await? {
+        let object = store.get(&key).await?;
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(object.body).with_context(|| format!("reading {key}"))?;
+        let rows = parquet::file::reader::FileReader::metadata(&reader)
+            .file_metadata()
+            .num_rows() as u64;
+        let vehicle = key
+            .split('/')
+            .find_map(|part| part.strip_prefix("vehicle_id="))
+            .unwrap_or("?")
+            .to_string();
+        let entry = out.entry(vehicle).or_default();
+        entry.0 += 1;
+        entry.1 += rows;
+    }
+    Ok(out)
+}
+
+/// The summary `make demo` prints.
+pub async fn summary(stack: &Stack, counters: &BTreeMap<VehicleId, Value>) -> Result<String> {
+    let raw = rows_per_vehicle(stack, "raw/").await?;
+    let decoded = rows_per_vehicle(stack, "decoded/").await?;
+    let states = latest_states(stack).await?;
+    let mut out = String::new();
+    out.push_str("\nCanopy local stack: the fleet's run\n\n");
+    out.push_str(&format!(
+        "{:<9} {:>10} {:>10} {:>9} {:>12} {:>9}  {}\n",
+        "vehicle", "captured", "uploaded", "objects", "values", "telemetry", "latest state"
+    ));
+    let mut alerts_total = Vec::new();
+    for (vehicle, c) in counters {
+        let (objects, uploaded) = raw.get(vehicle.as_str()).copied().unwrap_or_default();
+        let (_, values) = decoded.get(vehicle.as_str()).copied().unwrap_or_default();
+        let state = states.iter().find(|s| &s.telemetry.vehicle_id == vehicle).map_or_else(
+            || "none".to_string(),
+            |s| {
+                let t = &s.telemetry;
+                format!(
+                    "seq {} at {}: SoC {:.1} %, {:.1} V, {:.1} A, cells {:.1}..{:.1} °C, {:.0} km/h",
+                    t.seq,
+                    t.ts.format("%H:%M:%S"),
+                    t.soc_pct,
+                    t.pack_voltage_v,
+                    t.pack_current_a,
+                    t.cell_temp_min_c,
+                    t.cell_temp_max_c,
+                    t.speed_kph
+                )
+            },
+        );
+        out.push_str(&format!(
+            "{:<9} {:>10} {:>10} {:>9} {:>12} {:>9}  {}\n",
+            vehicle.as_str(),
+            c["frames_read"].as_u64().unwrap_or(0),
+            uploaded,
+            objects,
+            values,
+            c["telemetry_published"].as_u64().unwrap_or(0),
+            state
+        ));
+        for alert in alerts_of(stack, vehicle).await? {
+            alerts_total.push(alert);
+        }
+    }
+    out.push_str(&format!("\nAlerts sent through SNS: {}\n", alerts_total.len()));
+    for a in &alerts_total {
+        out.push_str(&format!(
+            "  [{}] {} {}: {} = {:.1} {} (threshold {} {}) at {}\n",
+            a.severity, a.vehicle_id, a.rule, a.measure, a.value, a.unit, a.comparison, a.threshold, a.ts
+        ));
+    }
+    let api = format!("http://{}", stack.api);
+    let first = counters.keys().next().map_or("veh-001".to_string(), |v| v.to_string());
+    let day = states
+        .first()
+        .map(|s| s.telemetry.ts.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    let (from, to) = states
+        .first()
+        .map(|s| {
+            let end = s.telemetry.ts + chrono::Duration::seconds(1);
+            ((end - chrono::Duration::minutes(15)).to_rfc3339(), end.to_rfc3339())
+        })
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "\nTry the API (DataFusion over the local lake):\n\
+         \x20 curl -s {api}/vehicles | jq\n\
+         \x20 curl -s {api}/vehicles/{first} | jq\n\
+         \x20 curl -s {api}/vehicles/{first}/alerts | jq\n\
+         \x20 curl -s {api}/signals | jq '.signals | length'\n\
+         \x20 curl -s '{api}/vehicles/{first}/signals/BMS_PackStatus/PackCurrent?from={from}&to={to}&max_points=200' | jq '.series.points | length'\n\
+         \x20 curl -s '{api}/fleet/stats?date={day}' | jq '.stats[0]'\n\
+         \x20 curl -s {api}/openapi.json | jq '.paths | keys'\n"
+    ));
+    Ok(out.replace("+00:00", "Z"))
+}
+
+/// The DBC and canopy-edge beside this binary (target/<profile>/).
+pub fn edge_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let edge = dir.join("canopy-edge");
+    if !edge.exists() {
+        bail!(
+            "{} is missing: build it with `cargo build -p canopy-edge`",
+            edge.display()
+        );
+    }
+    Ok(edge)
+}

@@ -1,0 +1,591 @@
+//! The local stack running: moto and an MQTT broker on loopback, the
+//! template's resources created in moto under their local names, every SQS
+//! event source polled into its function's handler (as Lambda's event source
+//! mappings do, with partial batch failures), the IoT topic rules evaluated on
+//! the MQTT stream, and the API router served with DataFusion for history.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_sdk_dynamodb::types::ScalarAttributeType;
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
+    S3KeyFilter,
+};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
+use canopy::aws::dynamodb::{DynamoAlertTables, DynamoTelemetryTables};
+use canopy::aws::iot::IotPublisher;
+use canopy::aws::s3::S3Store;
+use canopy::aws::sns::SnsNotifier;
+use canopy::history::datafusion::DataFusionHistory;
+use canopy::tables::{AlertTables, TelemetryTables};
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::resources::{TableSpec, create_table};
+use crate::rules::Rule;
+use crate::services::{Moto, free_port, moto_server_path};
+use crate::template::{ACCOUNT, REGION, RuleTarget, Template, queue_url};
+
+pub struct StackOptions {
+    pub template: PathBuf,
+    /// A moto server already running; else one is started.
+    pub moto_endpoint: Option<String>,
+    /// The MQTT broker's port; 0 picks a free one.
+    pub mqtt_port: u16,
+    /// The API's port; 0 picks a free one.
+    pub api_port: u16,
+}
+
+/// What the stack has done, for summaries and tests.
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub mqtt_messages: AtomicU64,
+    pub rule_matches: AtomicU64,
+    pub invocations: AtomicU64,
+    pub failed_invocations: AtomicU64,
+    pub records_retried: AtomicU64,
+}
+
+/// A function's handler, as its Lambda runs it.
+enum Handler {
+    Decoder(canopy_decoder::Decoder<S3Store>),
+    Telemetry(canopy_telemetry::Telemetry<DynamoTelemetryTables, S3Store>),
+    Alerts(canopy_alerts::Alerts<DynamoAlertTables, SnsNotifier, IotPublisher>),
+}
+
+impl Handler {
+    async fn invoke(&self, event: Value) -> Result<Value, String> {
+        match self {
+            Handler::Decoder(h) => h.handle(event).await.map_err(|e| e.to_string()),
+            Handler::Telemetry(h) => h.handle(event).await.map_err(|e| e.to_string()),
+            Handler::Alerts(h) => h.handle(event).await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+pub struct Stack {
+    pub endpoint: String,
+    pub mqtt: SocketAddr,
+    pub api: SocketAddr,
+    pub bucket: String,
+    pub template: Template,
+    pub template_path: PathBuf,
+    pub sdk: aws_config::SdkConfig,
+    pub counters: Arc<Counters>,
+    tasks: Vec<JoinHandle<()>>,
+    _moto: Option<Moto>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> Result<Stack> {
+        let template = Template::load(&options.template)?;
+        let (moto, endpoint) = match options.moto_endpoint {
+            Some(endpoint) => (None, endpoint),
+            None => {
+                let moto = Moto::start(&moto_server_path())?;
+                let endpoint = moto.endpoint.clone();
+                (Some(moto), endpoint)
+            }
+        };
+        let port = if options.mqtt_port == 0 {
+            free_port()?
+        } else {
+            options.mqtt_port
+        };
+        let mqtt: SocketAddr = ([127, 0, 0, 1], port).into();
+        crate::broker::spawn(mqtt)?;
+        crate::broker::wait_listening(mqtt)?;
+
+        let sdk = canopy::aws::local_config(&endpoint).await;
+        let bucket = create_resources(&template, &sdk).await?;
+        let counters = Arc::new(Counters::default());
+        let mut handlers: BTreeMap<String, Arc<Handler>> = BTreeMap::new();
+        for f in &template.functions {
+            if let Some(h) = handler(&f.binary, &f.environment, &sdk)? {
+                handlers.insert(f.logical_id.clone(), Arc::new(h));
+            }
+        }
+
+        let mut tasks = Vec::new();
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        for f in &template.functions {
+            let Some(h) = handlers.get(&f.logical_id) else { continue };
+            for (queue, batch) in &f.queues {
+                tasks.push(tokio::spawn(poll_queue(
+                    sqs.clone(),
+                    queue.clone(),
+                    *batch,
+                    h.clone(),
+                    counters.clone(),
+                )));
+            }
+        }
+        tasks.push(tokio::spawn(run_rules(
+            template.clone(),
+            mqtt,
+            sqs.clone(),
+            handlers.clone(),
+            counters.clone(),
+        )?));
+
+        let api = serve_api(&template, &sdk, &endpoint, &bucket, options.api_port).await?;
+        tasks.push(api.1);
+        info!(%endpoint, %mqtt, api = %api.0, %bucket, "local stack up");
+        Ok(Stack {
+            endpoint,
+            mqtt,
+            api: api.0,
+            bucket,
+            template,
+            template_path: options.template.clone(),
+            sdk,
+            counters,
+            tasks,
+            _moto: moto,
+        })
+    }
+
+    /// The folder of the template (the repository).
+    pub fn template_dir(&self) -> PathBuf {
+        self.template_path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// The environment a function of the template gets here (for `make watch`).
+    pub fn environment(&self, logical_id: &str) -> Option<BTreeMap<String, String>> {
+        let mut env = self.template.function(logical_id)?.environment.clone();
+        env.insert("AWS_ENDPOINT_URL".into(), self.endpoint.clone());
+        env.insert("AWS_REGION".into(), REGION.into());
+        env.insert("AWS_ACCESS_KEY_ID".into(), "testing".into());
+        env.insert("AWS_SECRET_ACCESS_KEY".into(), "testing".into());
+        Some(env)
+    }
+
+    /// Messages waiting or in flight in every queue: zero when the pipeline is idle.
+    pub async fn queued(&self) -> Result<u64> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let mut total = 0;
+        for q in &self.template.queues {
+            let attributes = sqs
+                .get_queue_attributes()
+                .queue_url(queue_url(&q.name))
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .with_context(|| format!("queue {}", q.name))?;
+            if q.redrive.is_none()
+                && self
+                    .template
+                    .queues
+                    .iter()
+                    .any(|o| o.redrive.as_ref().is_some_and(|r| r.0 == q.name))
+            {
+                continue; // a dead-letter queue: resting, not pending
+            }
+            for value in attributes.attributes().into_iter().flat_map(|a| a.values()) {
+                total += value.parse::<u64>().unwrap_or(0);
+            }
+        }
+        Ok(total)
+    }
+}
+
+fn handler(binary: &str, env: &BTreeMap<String, String>, sdk: &aws_config::SdkConfig) -> Result<Option<Handler>> {
+    let dynamodb = canopy::aws::dynamodb::client(sdk);
+    Ok(Some(match binary {
+        "decoder" => {
+            let config = canopy_decoder::Config::from_vars(env)?;
+            let store = S3Store::new(sdk, &config.bucket);
+            Handler::Decoder(canopy_decoder::Decoder::new(store, config)?)
+        }
+        "telemetry" => {
+            let config = canopy_telemetry::Config::from_vars(env)?;
+            let tables = DynamoTelemetryTables::new(dynamodb, &config.state_table, &config.ledger_table);
+            Handler::Telemetry(canopy_telemetry::Telemetry::new(
+                tables,
+                S3Store::new(sdk, &config.bucket),
+                config.options,
+            ))
+        }
+        "alerts" => {
+            let config = canopy_alerts::Config::from_vars(env)?;
+            Handler::Alerts(canopy_alerts::Alerts::new(
+                DynamoAlertTables::new(dynamodb, &config.table),
+                SnsNotifier::new(sdk, &config.topic_arn),
+                IotPublisher::new(sdk),
+                config.rules,
+                config.retention,
+            ))
+        }
+        // Served over HTTP instead (serve_api).
+        "api" => return Ok(None),
+        other => bail!("the template's function binary {other:?} has no local handler"),
+    }))
+}
+
+/// Creates the template's tables, queues, topics and buckets in moto; the data bucket's name.
+async fn create_resources(template: &Template, sdk: &aws_config::SdkConfig) -> Result<String> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    for t in &template.tables {
+        let spec = TableSpec {
+            name: &t.name,
+            hash: (&t.hash.0, ScalarAttributeType::from(t.hash.1.as_str())),
+            range: t
+                .range
+                .as_ref()
+                .map(|(n, k)| (n.as_str(), ScalarAttributeType::from(k.as_str()))),
+            ttl: t.ttl.as_deref(),
+        };
+        create_table(&dynamodb, &spec).await?;
+    }
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    // Dead-letter queues first: the others name them.
+    let mut queues = template.queues.clone();
+    queues.sort_by_key(|q| q.redrive.is_some());
+    for q in &queues {
+        let mut request = sqs.create_queue().queue_name(&q.name);
+        if let Some(timeout) = q.visibility_timeout_s {
+            request = request.attributes(QueueAttributeName::VisibilityTimeout, timeout.to_string());
+        }
+        if let Some((dlq, count)) = &q.redrive {
+            let policy = json!({"deadLetterTargetArn": format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{dlq}"), "maxReceiveCount": count});
+            request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+        }
+        request
+            .send()
+            .await
+            .with_context(|| format!("creating queue {}", q.name))?;
+    }
+    let sns = aws_sdk_sns::Client::new(sdk);
+    for topic in &template.topics {
+        crate::resources::create_topic(&sns, topic).await?;
+    }
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build());
+    let mut data_bucket = None;
+    for b in &template.buckets {
+        s3.create_bucket()
+            .bucket(&b.name)
+            .send()
+            .await
+            .with_context(|| format!("creating bucket {}", b.name))?;
+        if b.notifications.is_empty() {
+            continue;
+        }
+        let mut configuration = NotificationConfiguration::builder();
+        for (queue, prefix, suffix) in &b.notifications {
+            let rules = [(FilterRuleName::Prefix, prefix), (FilterRuleName::Suffix, suffix)]
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(name, value)| FilterRule::builder().name(name).value(value).build())
+                .collect::<Vec<_>>();
+            configuration = configuration.queue_configurations(
+                QueueConfiguration::builder()
+                    .queue_arn(format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"))
+                    .events(Event::from("s3:ObjectCreated:*"))
+                    .filter(
+                        NotificationConfigurationFilter::builder()
+                            .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                            .build(),
+                    )
+                    .build()?,
+            );
+        }
+        s3.put_bucket_notification_configuration()
+            .bucket(&b.name)
+            .notification_configuration(configuration.build())
+            .send()
+            .await
+            .with_context(|| format!("notifications of bucket {}", b.name))?;
+        data_bucket = Some(b.name.clone());
+    }
+    data_bucket.ok_or_else(|| anyhow!("the template has no bucket with notifications (the data bucket)"))
+}
+
+/// Lambda's SQS event source mapping: batches of up to `batch`, the records
+/// the handler reports failed stay in the queue (back after the visibility
+/// timeout, to the dead-letter queue after maxReceiveCount).
+async fn poll_queue(
+    sqs: aws_sdk_sqs::Client,
+    queue: String,
+    batch: usize,
+    handler: Arc<Handler>,
+    counters: Arc<Counters>,
+) {
+    let url = queue_url(&queue);
+    let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}");
+    loop {
+        let mut messages = Vec::new();
+        while messages.len() < batch {
+            let wait = if messages.is_empty() { 1 } else { 0 };
+            let received = sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages((batch - messages.len()).min(10) as i32)
+                .wait_time_seconds(wait)
+                .send()
+                .await;
+            match received {
+                Ok(r) if !r.messages().is_empty() => messages.extend(r.messages.unwrap_or_default()),
+                Ok(_) => break,
+                Err(e) => {
+                    warn!(%queue, error = %canopy_error(&e), "receive failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+        if messages.is_empty() {
+            continue;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                       "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+                       "eventSourceARN": arn, "awsRegion": REGION})
+            })
+            .collect();
+        counters.invocations.fetch_add(1, Ordering::Relaxed);
+        let failed: Vec<String> = match handler.invoke(json!({ "Records": records })).await {
+            Ok(answer) => answer["batchItemFailures"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
+                .collect(),
+            Err(e) => {
+                counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
+                warn!(%queue, error = %e, "invocation failed; the whole batch returns to the queue");
+                messages
+                    .iter()
+                    .filter_map(|m| m.message_id().map(str::to_string))
+                    .collect()
+            }
+        };
+        counters
+            .records_retried
+            .fetch_add(failed.len() as u64, Ordering::Relaxed);
+        let done: Vec<_> = messages
+            .iter()
+            .filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
+            .collect();
+        for chunk in done.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .build()
+                        .ok()
+                })
+                .collect::<Vec<_>>();
+            if let Err(e) = sqs
+                .delete_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                warn!(%queue, error = %canopy_error(&e), "delete failed; the messages will be delivered again");
+            }
+        }
+    }
+}
+
+fn canopy_error<E: std::error::Error>(e: &E) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// IoT Core's rules engine: every message on the broker through every rule.
+fn run_rules(
+    template: Template,
+    mqtt: SocketAddr,
+    sqs: aws_sdk_sqs::Client,
+    handlers: BTreeMap<String, Arc<Handler>>,
+    counters: Arc<Counters>,
+) -> Result<impl Future<Output = ()>> {
+    let rules: Vec<(Rule, Vec<RuleTarget>)> = template
+        .rules
+        .iter()
+        .map(|r| {
+            Rule::parse(&r.sql)
+                .map(|rule| (rule, r.targets.clone()))
+                .with_context(|| format!("topic rule {}", r.logical_id))
+        })
+        .collect::<Result<_>>()?;
+    let mut options = MqttOptions::new("canopy-local-rules", mqtt.ip().to_string(), mqtt.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut events) = AsyncClient::new(options, 1024);
+    let filters: Vec<String> = rules.iter().map(|(r, _)| r.topic_filter.clone()).collect();
+    Ok(async move {
+        loop {
+            match events.poll().await {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    for filter in &filters {
+                        if let Err(e) = client.subscribe(filter, QoS::AtLeastOnce).await {
+                            warn!(%filter, error = %e, "subscribe failed");
+                        }
+                    }
+                }
+                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                    counters.mqtt_messages.fetch_add(1, Ordering::Relaxed);
+                    let now_ms = chrono::Utc::now().timestamp_millis();
+                    for (rule, targets) in &rules {
+                        let Some(message) = rule.apply(&p.topic, &p.payload, now_ms) else {
+                            continue;
+                        };
+                        counters.rule_matches.fetch_add(1, Ordering::Relaxed);
+                        for target in targets {
+                            deliver(target, &message, &sqs, &handlers, &counters).await;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "rules engine lost the broker; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    })
+}
+
+async fn deliver(
+    target: &RuleTarget,
+    message: &Value,
+    sqs: &aws_sdk_sqs::Client,
+    handlers: &BTreeMap<String, Arc<Handler>>,
+    counters: &Counters,
+) {
+    match target {
+        RuleTarget::Queue(queue) => {
+            let sent = sqs
+                .send_message()
+                .queue_url(queue_url(queue))
+                .message_body(message.to_string())
+                .send()
+                .await;
+            if let Err(e) = sent {
+                warn!(%queue, error = %canopy_error(&e), "rule action failed");
+            }
+        }
+        RuleTarget::Function(id) => {
+            let Some(handler) = handlers.get(id) else {
+                warn!(function = %id, "rule targets a function without a local handler");
+                return;
+            };
+            counters.invocations.fetch_add(1, Ordering::Relaxed);
+            // IoT invokes asynchronously and retries; here a failure is logged.
+            if let Err(e) = handler.invoke(message.clone()).await {
+                counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
+                warn!(function = %id, error = %e, "rule invocation failed");
+            }
+        }
+    }
+}
+
+async fn serve_api(
+    template: &Template,
+    sdk: &aws_config::SdkConfig,
+    endpoint: &str,
+    bucket: &str,
+    port: u16,
+) -> Result<(SocketAddr, JoinHandle<()>)> {
+    let f = template
+        .functions
+        .iter()
+        .find(|f| f.binary == "api")
+        .ok_or_else(|| anyhow!("the template has no api function"))?;
+    let env = &f.environment;
+    let table = |name: &str| {
+        env.get(name)
+            .cloned()
+            .ok_or_else(|| anyhow!("ApiFunction has no {name}"))
+    };
+    let dynamodb = canopy::aws::dynamodb::client(sdk);
+    let api = canopy_api::Api {
+        history: DataFusionHistory::s3(endpoint, bucket).await?,
+        tables: DynamoTelemetryTables::new(dynamodb.clone(), &table("STATE_TABLE")?, ""),
+        alerts: DynamoAlertTables::new(dynamodb, &table("ALERTS_TABLE")?),
+        catalog: canopy_api::built_in_catalog()?,
+    };
+    let app = canopy_api::router(Arc::new(api));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let address = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            warn!(error = %e, "API server stopped");
+        }
+    });
+    Ok((address, task))
+}
+
+/// Uses of the tables the summary prints.
+pub async fn latest_states(stack: &Stack) -> Result<Vec<canopy::tables::LatestState>> {
+    let env = stack
+        .template
+        .functions
+        .iter()
+        .find(|f| f.binary == "telemetry")
+        .map(|f| f.environment.clone())
+        .unwrap_or_default();
+    let tables = DynamoTelemetryTables::new(
+        canopy::aws::dynamodb::client(&stack.sdk),
+        env.get("STATE_TABLE").map_or("StateTable", String::as_str),
+        env.get("LEDGER_TABLE").map_or("LedgerTable", String::as_str),
+    );
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = tables.list_latest(100, after.as_deref()).await?;
+        out.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+pub async fn alerts_of(stack: &Stack, vehicle: &canopy::vehicle::VehicleId) -> Result<Vec<canopy::tables::Alert>> {
+    let table = stack
+        .template
+        .function("AlertsFunction")
+        .and_then(|f| f.environment.get("ALERTS_TABLE").cloned())
+        .unwrap_or_else(|| "AlertsTable".into());
+    let tables = DynamoAlertTables::new(canopy::aws::dynamodb::client(&stack.sdk), &table);
+    Ok(tables.alerts(vehicle, 100, None).await?)
+}
+
+/// The repository's template.yaml, found from the working directory upwards.
+pub fn find_template(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join("template.yaml"))
+        .find(|p| p.is_file())
+}

@@ -1,0 +1,490 @@
+//! `template.yaml`, read the way the local stack needs it: the resources it
+//! must create (tables, queues, topics, the bucket and its notifications),
+//! the functions with their environment and event sources, and the IoT
+//! topic rules with their SQL. Intrinsics resolve to local names: a
+//! resource's local name is its logical id (buckets keep their template
+//! name, with moto's account and region), parameters take their defaults.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_yaml::Value;
+
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("reading {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path}: {error}")]
+    Yaml { path: String, error: serde_yaml::Error },
+    #[error("template: {resource}: {problem}")]
+    Invalid { resource: String, problem: String },
+}
+
+fn invalid(resource: &str, problem: impl Into<String>) -> TemplateError {
+    TemplateError::Invalid {
+        resource: resource.to_string(),
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub name: String,
+    pub hash: (String, String),
+    pub range: Option<(String, String)>,
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queue {
+    pub name: String,
+    pub visibility_timeout_s: Option<u64>,
+    /// The dead-letter queue's name and maxReceiveCount.
+    pub redrive: Option<(String, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    pub logical_id: String,
+    pub name: String,
+    /// (queue name, key prefix, key suffix) of ObjectCreated notifications.
+    pub notifications: Vec<(String, String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    pub logical_id: String,
+    pub binary: String,
+    pub environment: BTreeMap<String, String>,
+    /// SQS event sources: (queue name, batch size).
+    pub queues: Vec<(String, usize)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleTarget {
+    Queue(String),
+    Function(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicRule {
+    pub logical_id: String,
+    pub sql: String,
+    pub targets: Vec<RuleTarget>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Template {
+    pub parameters: BTreeMap<String, String>,
+    pub tables: Vec<Table>,
+    pub queues: Vec<Queue>,
+    pub topics: Vec<String>,
+    pub buckets: Vec<Bucket>,
+    pub functions: Vec<Function>,
+    pub rules: Vec<TopicRule>,
+    resources: BTreeMap<String, String>,
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|error| TemplateError::Read {
+            path: path.display().to_string(),
+            error,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            TemplateError::Yaml { error, .. } => TemplateError::Yaml {
+                path: path.display().to_string(),
+                error,
+            },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let doc: Value = serde_yaml::from_str(text).map_err(|error| TemplateError::Yaml {
+            path: "template".into(),
+            error,
+        })?;
+        let mut t = Template::default();
+        if let Some(params) = doc.get("Parameters").and_then(Value::as_mapping) {
+            for (name, spec) in params {
+                let name = name.as_str().unwrap_or_default().to_string();
+                let default = spec.get("Default").map(scalar).unwrap_or_default();
+                t.parameters.insert(name, default);
+            }
+        }
+        let resources = doc
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| invalid("Resources", "missing"))?;
+        for (id, r) in resources {
+            let id = id.as_str().unwrap_or_default().to_string();
+            let kind = r.get("Type").and_then(Value::as_str).unwrap_or_default().to_string();
+            t.resources.insert(id, kind);
+        }
+        // Buckets first: functions and rules refer to their names.
+        for pass in 0..2 {
+            for (id, r) in resources {
+                let id = id.as_str().unwrap_or_default();
+                let props = r.get("Properties").cloned().unwrap_or(Value::Null);
+                match (pass, t.resources[id].as_str()) {
+                    (0, "AWS::S3::Bucket") => t.buckets.push(t.bucket(id, &props)?),
+                    (1, "AWS::DynamoDB::Table") => t.tables.push(t.table(id, &props)?),
+                    (1, "AWS::SQS::Queue") => t.queues.push(t.queue(id, &props)?),
+                    (1, "AWS::SNS::Topic") => t.topics.push(id.to_string()),
+                    (1, "AWS::Serverless::Function") => t.functions.push(t.parse_function(id, r, &props)?),
+                    (1, "AWS::IoT::TopicRule") => t.rules.push(t.rule(id, &props)?),
+                    _ => {}
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// What an intrinsic or a literal means locally.
+    pub fn resolve(&self, v: &Value) -> String {
+        match v {
+            Value::Tagged(tagged) => {
+                let tag = tagged.tag.to_string();
+                let inner = &tagged.value;
+                match tag.as_str() {
+                    "!Ref" => self.reference(&scalar(inner)),
+                    "!GetAtt" => {
+                        let target = match inner {
+                            Value::Sequence(parts) => parts.iter().map(scalar).collect::<Vec<_>>().join("."),
+                            other => scalar(other),
+                        };
+                        let (id, attribute) = target.split_once('.').unwrap_or((&target, "Arn"));
+                        self.attribute(id, attribute)
+                    }
+                    "!Sub" => {
+                        let text = match inner {
+                            Value::Sequence(parts) => parts.first().map(scalar).unwrap_or_default(),
+                            other => scalar(other),
+                        };
+                        self.substitute(&text)
+                    }
+                    _ => scalar(inner),
+                }
+            }
+            other => scalar(other),
+        }
+    }
+
+    fn reference(&self, name: &str) -> String {
+        match name {
+            "AWS::AccountId" => return ACCOUNT.into(),
+            "AWS::Region" => return REGION.into(),
+            "AWS::Partition" => return "aws".into(),
+            "AWS::StackName" => return "canopy".into(),
+            "AWS::URLSuffix" => return "amazonaws.com".into(),
+            _ => {}
+        }
+        if let Some(default) = self.parameters.get(name) {
+            return default.clone();
+        }
+        match self.resources.get(name).map(String::as_str) {
+            Some("AWS::SQS::Queue") => queue_url(name),
+            Some("AWS::SNS::Topic") => topic_arn(name),
+            Some("AWS::S3::Bucket") => self
+                .buckets
+                .iter()
+                .find(|b| b.logical_id == name)
+                .map_or_else(|| name.to_string(), |b| b.name.clone()),
+            _ => name.to_string(),
+        }
+    }
+
+    fn attribute(&self, id: &str, attribute: &str) -> String {
+        match (self.resources.get(id).map(String::as_str), attribute) {
+            (Some("AWS::SQS::Queue"), "Arn") => format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{id}"),
+            (Some("AWS::SQS::Queue"), "QueueName") => id.to_string(),
+            (Some("AWS::S3::Bucket"), "Arn") => format!("arn:aws:s3:::{}", self.reference(id)),
+            (Some("AWS::DynamoDB::Table"), "Arn") => format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{id}"),
+            _ => format!("{id}.{attribute}"),
+        }
+    }
+
+    fn substitute(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                return out;
+            };
+            let name = &after[..end];
+            if let Some(literal) = name.strip_prefix('!') {
+                out.push_str("${");
+                out.push_str(literal);
+                out.push('}');
+            } else if let Some((id, attribute)) =
+                name.split_once('.').filter(|(id, _)| self.resources.contains_key(*id))
+            {
+                out.push_str(&self.attribute(id, attribute));
+            } else {
+                out.push_str(&self.reference(name));
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn table(&self, id: &str, props: &Value) -> Result<Table, TemplateError> {
+        let types: BTreeMap<String, String> = seq(props, "AttributeDefinitions")
+            .iter()
+            .map(|d| (field(d, "AttributeName"), field(d, "AttributeType")))
+            .collect();
+        let mut hash = None;
+        let mut range = None;
+        for key in &seq(props, "KeySchema") {
+            let name = field(key, "AttributeName");
+            let kind = types
+                .get(&name)
+                .cloned()
+                .ok_or_else(|| invalid(id, format!("key {name} has no attribute definition")))?;
+            match field(key, "KeyType").as_str() {
+                "HASH" => hash = Some((name, kind)),
+                _ => range = Some((name, kind)),
+            }
+        }
+        let ttl = props
+            .get("TimeToLiveSpecification")
+            .filter(|s| s.get("Enabled").and_then(Value::as_bool).unwrap_or(false))
+            .map(|s| field(s, "AttributeName"));
+        Ok(Table {
+            name: id.to_string(),
+            hash: hash.ok_or_else(|| invalid(id, "no HASH key"))?,
+            range,
+            ttl,
+        })
+    }
+
+    fn queue(&self, id: &str, props: &Value) -> Result<Queue, TemplateError> {
+        let redrive = match props.get("RedrivePolicy") {
+            None => None,
+            Some(policy) => {
+                let target = policy
+                    .get("deadLetterTargetArn")
+                    .map(|v| self.resolve(v))
+                    .ok_or_else(|| invalid(id, "RedrivePolicy without deadLetterTargetArn"))?;
+                let name = target.rsplit(':').next().unwrap_or_default().to_string();
+                let count = policy.get("maxReceiveCount").map(scalar).unwrap_or_default();
+                Some((
+                    name,
+                    count
+                        .parse()
+                        .map_err(|_| invalid(id, "maxReceiveCount is not a number"))?,
+                ))
+            }
+        };
+        Ok(Queue {
+            name: id.to_string(),
+            visibility_timeout_s: props.get("VisibilityTimeout").and_then(|v| scalar(v).parse().ok()),
+            redrive,
+        })
+    }
+
+    fn bucket(&self, id: &str, props: &Value) -> Result<Bucket, TemplateError> {
+        let name = props
+            .get("BucketName")
+            .map(|v| self.resolve(v))
+            .unwrap_or_else(|| id.to_lowercase());
+        let mut notifications = Vec::new();
+        let configs = props
+            .get("NotificationConfiguration")
+            .map(|n| seq(n, "QueueConfigurations"))
+            .unwrap_or_default();
+        for config in &configs {
+            let queue = config.get("Queue").map(|v| self.resolve(v)).unwrap_or_default();
+            let queue = queue.rsplit(':').next().unwrap_or_default().to_string();
+            let (mut prefix, mut suffix) = (String::new(), String::new());
+            let rules = config
+                .get("Filter")
+                .and_then(|f| f.get("S3Key"))
+                .map(|k| seq(k, "Rules"))
+                .unwrap_or_default();
+            for rule in &rules {
+                match field(rule, "Name").as_str() {
+                    "prefix" => prefix = field(rule, "Value"),
+                    "suffix" => suffix = field(rule, "Value"),
+                    other => return Err(invalid(id, format!("unknown notification filter {other}"))),
+                }
+            }
+            notifications.push((queue, prefix, suffix));
+        }
+        Ok(Bucket {
+            logical_id: id.to_string(),
+            name,
+            notifications,
+        })
+    }
+
+    fn parse_function(&self, id: &str, resource: &Value, props: &Value) -> Result<Function, TemplateError> {
+        let binary = resource
+            .get("Metadata")
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .map(scalar)
+            .ok_or_else(|| invalid(id, "no Metadata.BuildProperties.Binary"))?;
+        let mut environment = BTreeMap::new();
+        if let Some(vars) = props
+            .get("Environment")
+            .and_then(|e| e.get("Variables"))
+            .and_then(Value::as_mapping)
+        {
+            for (k, v) in vars {
+                environment.insert(scalar(k), self.resolve(v));
+            }
+        }
+        let mut queues = Vec::new();
+        if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
+            for (_, event) in events {
+                if event.get("Type").and_then(Value::as_str) == Some("SQS") {
+                    let p = event.get("Properties").cloned().unwrap_or(Value::Null);
+                    let arn = p.get("Queue").map(|v| self.resolve(v)).unwrap_or_default();
+                    let batch = p
+                        .get("BatchSize")
+                        .map(scalar)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(10);
+                    queues.push((arn.rsplit(':').next().unwrap_or_default().to_string(), batch));
+                }
+            }
+        }
+        Ok(Function {
+            logical_id: id.to_string(),
+            binary,
+            environment,
+            queues,
+        })
+    }
+
+    fn rule(&self, id: &str, props: &Value) -> Result<TopicRule, TemplateError> {
+        let payload = props
+            .get("TopicRulePayload")
+            .ok_or_else(|| invalid(id, "no TopicRulePayload"))?;
+        let sql = payload
+            .get("Sql")
+            .map(|v| self.resolve(v))
+            .ok_or_else(|| invalid(id, "no Sql"))?;
+        let mut targets = Vec::new();
+        for action in &seq(payload, "Actions") {
+            if let Some(sqs) = action.get("Sqs") {
+                let url = sqs.get("QueueUrl").map(|v| self.resolve(v)).unwrap_or_default();
+                targets.push(RuleTarget::Queue(
+                    url.rsplit('/').next().unwrap_or_default().to_string(),
+                ));
+            } else if let Some(lambda) = action.get("Lambda") {
+                let arn = lambda.get("FunctionArn").map(|v| self.resolve(v)).unwrap_or_default();
+                targets.push(RuleTarget::Function(arn.trim_end_matches(".Arn").to_string()));
+            } else {
+                return Err(invalid(id, "only Sqs and Lambda actions run locally"));
+            }
+        }
+        Ok(TopicRule {
+            logical_id: id.to_string(),
+            sql,
+            targets,
+        })
+    }
+
+    pub fn function(&self, logical_id: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.logical_id == logical_id)
+    }
+}
+
+pub fn queue_url(name: &str) -> String {
+    format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}")
+}
+
+pub fn topic_arn(name: &str) -> String {
+    format!("arn:aws:sns:{REGION}:{ACCOUNT}:{name}")
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Tagged(t) => scalar(&t.value),
+        _ => String::new(),
+    }
+}
+
+fn field(v: &Value, name: &str) -> String {
+    v.get(name).map(scalar).unwrap_or_default()
+}
+
+fn seq(v: &Value, name: &str) -> Vec<Value> {
+    v.get(name).and_then(Value::as_sequence).cloned().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template() -> Template {
+        Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")).unwrap()
+    }
+
+    #[test]
+    fn reads_the_repositorys_template() {
+        let t = template();
+        let state = t.tables.iter().find(|t| t.name == "StateTable").unwrap();
+        assert_eq!(state.hash, ("vehicle_id".into(), "S".into()));
+        let ledger = t.tables.iter().find(|t| t.name == "LedgerTable").unwrap();
+        assert_eq!(ledger.range, Some(("seq".into(), "N".into())));
+        assert_eq!(ledger.ttl.as_deref(), Some("expires_at"));
+        let raw = t.queues.iter().find(|q| q.name == "RawObjectsQueue").unwrap();
+        assert_eq!(raw.redrive, Some(("RawObjectsDeadLetterQueue".into(), 5)));
+        let data = t.buckets.iter().find(|b| b.logical_id == "DataBucket").unwrap();
+        assert_eq!(data.name, "canopy-data-123456789012-us-east-1");
+        assert_eq!(
+            data.notifications,
+            [("RawObjectsQueue".into(), "raw/".into(), ".parquet".into())]
+        );
+
+        let decoder = t.function("DecoderFunction").unwrap();
+        assert_eq!(decoder.binary, "decoder");
+        assert_eq!(decoder.environment["DATA_BUCKET"], "canopy-data-123456789012-us-east-1");
+        assert_eq!(decoder.environment["DBC_KEY"], "dbc/ev_powertrain.dbc");
+        assert_eq!(decoder.queues, [("RawObjectsQueue".into(), 10)]);
+        let alerts = t.function("AlertsFunction").unwrap();
+        assert_eq!(
+            alerts.environment["ALERT_TOPIC_ARN"],
+            "arn:aws:sns:us-east-1:123456789012:AlertTopic"
+        );
+        assert_eq!(alerts.environment["OVER_TEMPERATURE_C"], "60");
+        assert_eq!(
+            t.function("TelemetryFunction").unwrap().environment["STATE_TABLE"],
+            "StateTable"
+        );
+
+        let rule = t.rules.iter().find(|r| r.logical_id == "AlertsTopicRule").unwrap();
+        assert!(
+            rule.sql.contains("WHERE cell_temp_max_c > 60 OR soc_pct < 10"),
+            "{}",
+            rule.sql
+        );
+        assert_eq!(rule.targets, [RuleTarget::Function("AlertsFunction".into())]);
+        let rule = t.rules.iter().find(|r| r.logical_id == "TelemetryTopicRule").unwrap();
+        assert_eq!(rule.targets, [RuleTarget::Queue("TelemetryQueue".into())]);
+        assert!(t.topics.contains(&"AlertTopic".to_string()));
+    }
+
+    #[test]
+    fn sub_keeps_escaped_variables() {
+        let t = template();
+        assert_eq!(
+            t.substitute("a/${!iot:ThingName}/${AWS::Region}"),
+            "a/${iot:ThingName}/us-east-1"
+        );
+    }
+}

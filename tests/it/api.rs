@@ -1,0 +1,589 @@
+//! The query API: DataFusion over lake Parquet written by the core library,
+//! the router's validation and status codes, the OpenAPI document, and the
+//! Athena backend against moto with seeded results.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use canopy::aws::athena::{AthenaHistory, Polling};
+use canopy::aws::dynamodb::{DynamoAlertTables, DynamoTelemetryTables};
+use canopy::dbc::{Database, SignalValue};
+use canopy::history::datafusion::DataFusionHistory;
+use canopy::history::{FleetStat, History, HistoryError, SignalRef, TimeRange};
+use canopy::lake::decoded::{DecodedWriter, DecodedWriterOptions};
+use canopy::lttb::Point;
+use canopy::tables::TelemetryTables;
+use canopy::telemetry::Telemetry;
+use canopy::vehicle::VehicleId;
+use canopy_api::{Api, OPENAPI, built_in_catalog, router};
+use canopy_local::resources::{alerts_table, state_table};
+use canopy_tests::local;
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const DAY1_US: i64 = 1_699_920_000_000_000; // 2023-11-14T00:00:00Z
+const DAY_US: i64 = 86_400_000_000;
+const MESSAGE: &str = "BMS_PackStatus";
+const SIGNAL: &str = "PackCurrent";
+
+fn db() -> Database {
+    Database::from_text(include_str!("../../dbc/ev_powertrain.dbc"), "ev_powertrain.dbc").unwrap()
+}
+
+/// A decoded lake object at `decoded/vehicle_id=<v>/date=<d>/<name>` holding `points` of MESSAGE.SIGNAL
+/// and, beside them, another signal of the same message.
+fn write_decoded(root: &Path, vehicle: &str, date: &str, name: &str, points: &[Point]) {
+    let db = db();
+    let (index, message) = db
+        .messages()
+        .iter()
+        .enumerate()
+        .find(|(_, m)| m.name == MESSAGE)
+        .unwrap();
+    let signal = message.signal_index(SIGNAL).unwrap() as u16;
+    let other = (0..message.signals.len() as u16).find(|&s| s != signal).unwrap();
+    let dir = root.join(format!("decoded/vehicle_id={vehicle}/date={date}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::File::create(dir.join(name)).unwrap();
+    let mut writer = DecodedWriter::new(&db, file, name, DecodedWriterOptions::default()).unwrap();
+    for p in points {
+        let values = [
+            SignalValue { signal, value: p.value },
+            SignalValue {
+                signal: other,
+                value: -1.0,
+            },
+        ];
+        writer.push(p.ts_us, index, &values).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+fn wave(start_us: i64, n: usize, step_us: i64, scale: f64) -> Vec<Point> {
+    (0..n)
+        .map(|i| Point {
+            ts_us: start_us + i as i64 * step_us,
+            value: scale * ((i as f64 / 300.0).sin() * 100.0).round() / 10.0,
+        })
+        .collect()
+}
+
+fn signal() -> SignalRef {
+    SignalRef {
+        message_name: MESSAGE.into(),
+        signal_name: SIGNAL.into(),
+    }
+}
+
+fn veh(id: &str) -> VehicleId {
+    VehicleId::new(id).unwrap()
+}
+
+/// Two days of veh-01 at 10 Hz, a day of veh-02, and corrupt objects where a
+/// query of veh-01 on those two days must never look.
+fn lake() -> (tempfile::TempDir, Vec<Point>, Vec<Point>) {
+    let root = tempfile::tempdir().unwrap();
+    let day1 = wave(DAY1_US + 3_600_000_000, 36_000, 100_000, 1.0);
+    let day2 = wave(DAY1_US + DAY_US, 36_000, 100_000, 2.0);
+    write_decoded(root.path(), "veh-01", "2023-11-14", "a.parquet", &day1);
+    write_decoded(root.path(), "veh-01", "2023-11-15", "b.parquet", &day2);
+    write_decoded(
+        root.path(),
+        "veh-02",
+        "2023-11-14",
+        "c.parquet",
+        &wave(DAY1_US, 1000, 1_000_000, -1.0),
+    );
+    for bad in [
+        "decoded/vehicle_id=veh-03/date=2023-11-14",
+        "decoded/vehicle_id=veh-01/date=2023-11-20",
+    ] {
+        std::fs::create_dir_all(root.path().join(bad)).unwrap();
+        std::fs::write(root.path().join(bad).join("bad.parquet"), b"not parquet at all").unwrap();
+    }
+    std::fs::create_dir_all(root.path().join("telemetry")).unwrap();
+    (root, day1, day2)
+}
+
+#[tokio::test]
+async fn datafusion_answers_exact_points_and_reads_only_the_partitions_asked_for() {
+    let (root, day1, day2) = lake();
+    let history = DataFusionHistory::local(root.path()).await.unwrap();
+
+    // Ten seconds: exact values, in order.
+    let from = day1[500].ts_us;
+    let range = TimeRange::new(from, from + 10_000_000).unwrap();
+    let points = history.points(&veh("veh-01"), &signal(), range, 1000).await.unwrap();
+    assert_eq!(points, day1[500..600]);
+
+    // Both days (the corrupt objects of veh-03 and of 2023-11-20 are never opened).
+    let range = TimeRange::new(DAY1_US, DAY1_US + 2 * DAY_US).unwrap();
+    let points = history.points(&veh("veh-01"), &signal(), range, 1000).await.unwrap();
+    assert_eq!(points.len(), day1.len() + day2.len());
+    assert_eq!(points[..day1.len()], day1[..]);
+    assert_eq!(points[day1.len()..], day2[..]);
+
+    // Another vehicle's partition holds its own values only.
+    let points = history.points(&veh("veh-02"), &signal(), range, 1000).await.unwrap();
+    assert_eq!(points, wave(DAY1_US, 1000, 1_000_000, -1.0));
+
+    // Touching the corrupt objects fails: pruning is what kept the queries above clean.
+    let later = TimeRange::new(DAY1_US + 6 * DAY_US, DAY1_US + 7 * DAY_US).unwrap();
+    let err = history
+        .points(&veh("veh-01"), &signal(), later, 1000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HistoryError::Failed { .. }), "{err:?}");
+    assert!(
+        history
+            .points(&veh("veh-09"), &signal(), range, 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn fleet_stats_come_from_the_telemetry_archive() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("decoded")).unwrap();
+    let dir = root.path().join("telemetry/date=2023-11-14");
+    std::fs::create_dir_all(&dir).unwrap();
+    let messages: Vec<Telemetry> = (0..120)
+        .map(|i| {
+            let ts = chrono::DateTime::from_timestamp(1_699_920_000 + i * 60, 0).unwrap().to_rfc3339();
+            Telemetry::from_json(&json!({"v": 1, "vehicle_id": if i % 2 == 0 { "veh-01" } else { "veh-02" }, "ts": ts, "seq": i,
+                "soc_pct": 50.0 + i as f64 / 10.0, "pack_voltage_v": 380.0, "pack_current_a": i as f64, "cell_voltage_min_v": 3.9,
+                "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0, "cell_temp_max_c": 30.0 + (i % 7) as f64, "speed_kph": 10.0}))
+            .unwrap()
+        })
+        .collect();
+    let rows: Vec<(&Telemetry, Option<i64>)> = messages.iter().map(|t| (t, None)).collect();
+    std::fs::write(
+        dir.join("batch.parquet"),
+        canopy::lake::archive::write(&rows, "batch").unwrap(),
+    )
+    .unwrap();
+    let history = DataFusionHistory::local(root.path()).await.unwrap();
+    let stats: Vec<FleetStat> = history
+        .fleet_stats(NaiveDate::from_ymd_opt(2023, 11, 14).unwrap())
+        .await
+        .unwrap();
+    // Two vehicles, two hours (60 messages an hour, alternating vehicles).
+    assert_eq!(stats.len(), 4);
+    assert_eq!(stats[0].vehicle_id, "veh-01");
+    assert_eq!(stats[0].hour, "2023-11-14T00:00:00+00:00");
+    assert_eq!(stats[0].messages, 30);
+    assert_eq!(stats[0].pack_current_a_min, 0.0);
+    assert_eq!(stats[0].pack_current_a_max, 58.0);
+    assert_eq!(stats[3].vehicle_id, "veh-02");
+    assert_eq!(stats[3].pack_current_a_max, 119.0);
+    assert!(
+        history
+            .fleet_stats(NaiveDate::from_ymd_opt(2023, 11, 15).unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// DataFusion, counting the queries that reach it.
+struct Counting {
+    inner: DataFusionHistory,
+    queries: AtomicUsize,
+}
+
+impl History for Counting {
+    async fn points(
+        &self,
+        vehicle: &VehicleId,
+        signal: &SignalRef,
+        range: TimeRange,
+        max_points: usize,
+    ) -> Result<Vec<Point>, HistoryError> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        self.inner.points(vehicle, signal, range, max_points).await
+    }
+    async fn fleet_stats(&self, date: NaiveDate) -> Result<Vec<FleetStat>, HistoryError> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        self.inner.fleet_stats(date).await
+    }
+}
+
+async fn call(app: &axum::Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 26).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_router_answers_validates_and_documents_every_route() {
+    let (root, day1, _) = lake();
+    let dynamodb = local::dynamodb().await;
+    let tables = DynamoTelemetryTables::new(dynamodb.clone(), &local::table(state_table, "api-state").await, "");
+    let latest = Telemetry::from_json(
+        &json!({"v": 1, "vehicle_id": "veh-01", "ts": "2023-11-15T00:59:59Z", "seq": 7,
+        "soc_pct": 71.5, "pack_voltage_v": 380.0, "pack_current_a": 12.0, "cell_voltage_min_v": 3.9,
+        "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0, "cell_temp_max_c": 31.0, "speed_kph": 88.0}),
+    )
+    .unwrap();
+    tables.put_latest_if_newer(&latest, Some(1), 2).await.unwrap();
+    let history = Counting {
+        inner: DataFusionHistory::local(root.path()).await.unwrap(),
+        queries: AtomicUsize::new(0),
+    };
+    let api = Arc::new(Api {
+        history,
+        tables,
+        alerts: DynamoAlertTables::new(dynamodb, &local::table(alerts_table, "api-alerts").await),
+        catalog: built_in_catalog().unwrap(),
+    });
+    let app = router(api.clone());
+
+    assert_eq!(
+        call(&app, "GET", "/health", None).await,
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    let (status, body) = call(&app, "GET", "/vehicles/veh-01", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((body["seq"].clone(), body["soc_pct"].clone()), (json!(7), json!(71.5)));
+    let (status, body) = call(&app, "GET", "/vehicles", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["vehicles"][0]["vehicle_id"], "veh-01");
+    let (status, body) = call(&app, "GET", "/vehicles/veh-77", None).await;
+    assert_eq!(
+        (status, body["error"]["status"].clone()),
+        (StatusCode::NOT_FOUND, json!(404))
+    );
+    let (status, body) = call(&app, "GET", "/vehicles/veh-01/alerts", None).await;
+    assert_eq!((status, body["alerts"].clone()), (StatusCode::OK, json!([])));
+    let (_, body) = call(&app, "GET", "/signals", None).await;
+    assert!(
+        body["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["signal"] == SIGNAL && s["unit"] == "A")
+    );
+
+    // History: exact for a short range, LTTB for a long one.
+    let uri = format!("/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T01:00:00Z&to=2023-11-14T01:00:01Z");
+    let (status, body) = call(&app, "GET", &uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let points = body["series"]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 10);
+    assert_eq!(points[3]["value"], json!(day1[3].value));
+    let uri = format!(
+        "/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T00:00:00Z&to=2023-11-16T00:00:00Z&max_points=500"
+    );
+    let (_, body) = call(&app, "GET", &uri, None).await;
+    assert_eq!(body["series"]["points"].as_array().unwrap().len(), 500);
+    assert_eq!(body["series"]["source_points"], 72_000);
+    assert_eq!(body["series"]["downsampled"], true);
+    let query = json!({"signals": [{"message_name": MESSAGE, "signal_name": SIGNAL}],
+        "start_time": "2023-11-14T00:00:00Z", "end_time": "2023-11-15T00:00:00Z", "max_points": 100});
+    let (status, body) = call(&app, "POST", "/vehicles/veh-01/query", Some(query)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["series"][0]["points"].as_array().unwrap().len(), 100);
+    let (status, body) = call(&app, "GET", "/fleet/stats?date=2023-11-14", None).await;
+    assert_eq!((status, body["stats"].clone()), (StatusCode::OK, json!([])));
+    let ran = api.history.queries.load(Ordering::SeqCst);
+    assert_eq!(ran, 4);
+
+    // Bad input: 400 with the field named, and no query runs.
+    let history_uri = |id: &str, m: &str, s: &str, q: &str| format!("/vehicles/{id}/signals/{m}/{s}?{q}");
+    let bad = [
+        (
+            "GET",
+            history_uri("veh-01'%20OR%20'1'='1", MESSAGE, SIGNAL, ""),
+            None,
+            "id",
+        ),
+        (
+            "GET",
+            history_uri("veh-01", MESSAGE, "PackCurrent;DROP", ""),
+            None,
+            "signal",
+        ),
+        ("GET", history_uri("veh-01", "Nope", SIGNAL, ""), None, "signal"),
+        (
+            "GET",
+            history_uri(
+                "veh-01",
+                MESSAGE,
+                SIGNAL,
+                "from=2023-11-15T00:00:00Z&to=2023-11-14T00:00:00Z",
+            ),
+            None,
+            "from",
+        ),
+        (
+            "GET",
+            history_uri(
+                "veh-01",
+                MESSAGE,
+                SIGNAL,
+                "from=2023-01-01T00:00:00Z&to=2023-11-14T00:00:00Z",
+            ),
+            None,
+            "to",
+        ),
+        (
+            "GET",
+            history_uri("veh-01", MESSAGE, SIGNAL, "from=yesterday"),
+            None,
+            "from",
+        ),
+        (
+            "GET",
+            history_uri("veh-01", MESSAGE, SIGNAL, "max_points=1000000"),
+            None,
+            "max_points",
+        ),
+        (
+            "GET",
+            history_uri("veh-01", MESSAGE, SIGNAL, "max_points=-3"),
+            None,
+            "max_points",
+        ),
+        ("GET", "/fleet/stats?date=2023-11-14';--".to_string(), None, "date"),
+        ("GET", "/vehicles?limit=100000".to_string(), None, "limit"),
+        (
+            "POST",
+            "/vehicles/veh-01/query".to_string(),
+            Some(json!({"signals": []})),
+            "signals",
+        ),
+        (
+            "POST",
+            "/vehicles/veh-01/query".to_string(),
+            Some(json!({"signals": [{"message_name": "x", "signal_name": "y"}]})),
+            "signal",
+        ),
+        (
+            "POST",
+            "/vehicles/veh-01/query".to_string(),
+            Some(json!({"sql": "SELECT 1"})),
+            "body",
+        ),
+    ];
+    for (method, uri, body, field) in bad {
+        let (status, answer) = call(&app, method, &uri, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{uri}: {answer}");
+    }
+    assert_eq!(api.history.queries.load(Ordering::SeqCst), ran, "bad input ran a query");
+    let (status, _) = call(&app, "GET", "/nowhere", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The OpenAPI document: served, and it lists exactly the routes the router answers.
+    let (status, served) = call(&app, "GET", "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    assert_eq!(served, doc);
+    let mut documented = Vec::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut answered = Vec::new();
+    for (method, path) in &documented {
+        let concrete = path
+            .replace("{id}", "veh-01")
+            .replace("{message}", MESSAGE)
+            .replace("{signal}", SIGNAL);
+        let body = (method == "POST").then(|| json!({"signals": [{"message_name": MESSAGE, "signal_name": SIGNAL}]}));
+        let (status, answer) = call(&app, method, &concrete, body).await;
+        let fallback = status == StatusCode::NOT_FOUND
+            && answer["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("no such route");
+        assert!(
+            !fallback && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {status}"
+        );
+        answered.push((method.clone(), path.clone()));
+    }
+    assert_eq!(documented.len(), canopy_api::ROUTES.len());
+    for (method, path) in canopy_api::ROUTES {
+        assert!(
+            documented.contains(&(method.to_string(), path.to_string())),
+            "{method} {path} is not documented"
+        );
+    }
+}
+
+fn seed_athena(rows: &[&[&str]]) {
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"Data": r.iter().map(|v| json!({"VarCharValue": v})).collect::<Vec<_>>()}))
+        .collect();
+    let columns = ["t0", "v0", "t1", "v1", "tmin", "vmin", "tmax", "vmax"];
+    let info: Vec<Value> = columns.iter().map(|c| json!({"Name": c, "Type": "varchar"})).collect();
+    let body = json!({"region": "us-east-1", "results": [{"rows": rows, "column_info": info}]}).to_string();
+    let (status, _) = canopy_local::services::http(
+        &local::moto().endpoint,
+        "POST",
+        "/moto-api/static/athena/query-results",
+        Some(&body),
+    )
+    .unwrap();
+    assert_eq!(status, 201);
+}
+
+fn athena_transition(manual_times: Option<u32>) {
+    let moto = &local::moto().endpoint;
+    let (path, body) = match manual_times {
+        Some(times) => (
+            "/moto-api/state-manager/set-transition",
+            json!({"model_name": "athena::execution", "transition": {"progression": "manual", "times": times}}),
+        ),
+        None => (
+            "/moto-api/state-manager/unset-transition",
+            json!({"model_name": "athena::execution"}),
+        ),
+    };
+    let (status, _) = canopy_local::services::http(moto, "POST", path, Some(&body.to_string())).unwrap();
+    assert!(status < 300, "{path}: {status}");
+}
+
+/// The only test that uses Athena: moto's result queue and state manager are global.
+#[tokio::test]
+async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
+    let sdk = local::sdk().await;
+    let athena = aws_sdk_athena::Client::new(&sdk);
+    let workgroup = local::unique("wg");
+    athena.create_work_group().name(&workgroup).send().await.unwrap();
+    let history = AthenaHistory::new(&sdk, &workgroup, "canopy_lake")
+        .with_output("s3://results/")
+        .with_polling(Polling {
+            first: Duration::from_millis(10),
+            max: Duration::from_millis(40),
+            deadline: Duration::from_secs(5),
+        });
+    let range = TimeRange::new(DAY1_US, DAY1_US + 3_600_000_000).unwrap();
+
+    // Polled through QUEUED and RUNNING; header row dropped; M4 rows become points.
+    athena_transition(Some(2));
+    seed_athena(&[
+        &["t0", "v0", "t1", "v1", "tmin", "vmin", "tmax", "vmax"],
+        &["100", "1.5", "900", "2.5", "400", "-3.0", "800", "7.25"],
+        &["1000", "2.0", "1900", "2.0", "1000", "2.0", "1900", "2.0"],
+    ]);
+    let points = history.points(&veh("veh-01"), &signal(), range, 360).await.unwrap();
+    let pairs: Vec<(i64, f64)> = points.iter().map(|p| (p.ts_us, p.value)).collect();
+    assert_eq!(
+        pairs,
+        [
+            (100, 1.5),
+            (400, -3.0),
+            (800, 7.25),
+            (900, 2.5),
+            (1000, 2.0),
+            (1900, 2.0)
+        ]
+    );
+
+    // What reached Athena: the text with placeholders, the values as quoted literals.
+    let ids = athena
+        .list_query_executions()
+        .work_group(&workgroup)
+        .send()
+        .await
+        .unwrap();
+    let id = ids.query_execution_ids()[0].clone();
+    let execution = athena
+        .get_query_execution()
+        .query_execution_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let execution = execution.query_execution().unwrap();
+    let text = execution.query().unwrap();
+    assert!(
+        text.contains("FROM decoded WHERE vehicle_id = ? AND \"date\" BETWEEN ? AND ?"),
+        "{text}"
+    );
+    assert!(!text.contains("veh-01"));
+    let expected: Vec<String> = vec![
+        "'veh-01'".into(),
+        "'2023-11-14'".into(),
+        "'2023-11-14'".into(),
+        format!("'{MESSAGE}'"),
+        format!("'{SIGNAL}'"),
+        DAY1_US.to_string(),
+        (DAY1_US + 3_600_000_000).to_string(),
+        DAY1_US.to_string(),
+        "10000000".into(),
+    ];
+    assert_eq!(execution.execution_parameters(), expected);
+    assert_eq!(
+        execution.query_execution_context().unwrap().database(),
+        Some("canopy_lake")
+    );
+
+    // Unparseable results are a failure, not garbage points.
+    athena_transition(None);
+    seed_athena(&[&["1", "x", "2", "y", "3", "z", "4", "w"]]);
+    let err = history.points(&veh("veh-01"), &signal(), range, 360).await.unwrap_err();
+    assert!(
+        matches!(&err, HistoryError::Failed { message, .. } if message.contains("not a number")),
+        "{err:?}"
+    );
+
+    // A query that never finishes: cancelled at the deadline, reported with its id, answered 504.
+    athena_transition(Some(1_000_000));
+    let slow = history.clone().with_polling(Polling {
+        first: Duration::from_millis(10),
+        max: Duration::from_millis(50),
+        deadline: Duration::from_millis(400),
+    });
+    let err = slow.points(&veh("veh-01"), &signal(), range, 360).await.unwrap_err();
+    let HistoryError::Timeout { query_id, .. } = &err else {
+        panic!("{err:?}")
+    };
+    let state = athena
+        .get_query_execution()
+        .query_execution_id(query_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        state
+            .query_execution()
+            .unwrap()
+            .status()
+            .unwrap()
+            .state()
+            .unwrap()
+            .as_str(),
+        "CANCELLED"
+    );
+    let dynamodb = local::dynamodb().await;
+    let app = router(Arc::new(Api {
+        history: slow,
+        tables: DynamoTelemetryTables::new(dynamodb.clone(), &local::table(state_table, "api-state").await, ""),
+        alerts: DynamoAlertTables::new(dynamodb, &local::table(alerts_table, "api-alerts").await),
+        catalog: built_in_catalog().unwrap(),
+    }));
+    let uri = format!("/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T00:00:00Z&to=2023-11-14T01:00:00Z");
+    let (status, body) = call(&app, "GET", &uri, None).await;
+    athena_transition(None);
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(body["error"]["query_id"].as_str().is_some_and(|id| !id.is_empty()));
+}

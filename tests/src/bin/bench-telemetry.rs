@@ -1,0 +1,95 @@
+//! `make bench-telemetry`'s driver: feeds the telemetry handler SQS batches
+//! of realistic messages against an endpoint (moto server) and prints what it
+//! measured as JSON. tests/bench/telemetry.py starts moto, runs this, and
+//! counts the AWS API calls in moto's request log.
+//!
+//! `bench-telemetry <endpoint> <messages> <vehicles> <batch size>`
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use canopy::aws::dynamodb::DynamoTelemetryTables;
+use canopy::aws::s3::S3Store;
+use canopy::ingest::IngestOptions;
+use canopy_local::resources::{create_table, ledger_table, state_table};
+use canopy_tests::fixtures::Rng;
+use serde_json::{Value, json};
+
+const T0: i64 = 1_700_000_000;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [endpoint, messages, vehicles, batch] = args.as_slice() else {
+        bail!("usage: bench-telemetry <endpoint> <messages> <vehicles> <batch size>");
+    };
+    let messages: usize = messages.parse().context("messages")?;
+    let vehicles: usize = vehicles.parse().context("vehicles")?;
+    let batch: usize = batch.parse().context("batch size")?;
+
+    let sdk = canopy::aws::local_config(endpoint).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    create_table(&dynamodb, &state_table("bench-state")).await?;
+    create_table(&dynamodb, &ledger_table("bench-ledger")).await?;
+    let store = S3Store::new(&sdk, "bench-telemetry");
+    store
+        .client()
+        .create_bucket()
+        .bucket("bench-telemetry")
+        .send()
+        .await
+        .context("create bucket")?;
+    let handler = canopy_telemetry::Telemetry::new(
+        DynamoTelemetryTables::new(dynamodb, "bench-state", "bench-ledger"),
+        store,
+        IngestOptions::default(),
+    );
+
+    // Each vehicle publishes once a second; the queue delivers them mixed.
+    let mut bodies: Vec<String> = (0..messages)
+        .map(|i| {
+            let (vehicle, second) = (i % vehicles, (i / vehicles) as i64);
+            message(vehicle, second).to_string()
+        })
+        .collect();
+    let mut rng = Rng::new(7);
+    for i in (1..bodies.len()).rev() {
+        bodies.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+
+    // One SQS batch at a time, as one Lambda instance receives them.
+    let started = Instant::now();
+    let mut retried = 0;
+    for (n, chunk) in bodies.chunks(batch).enumerate() {
+        let records: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| json!({"messageId": format!("m{n}-{i}"), "body": body}))
+            .collect();
+        let answer = handler.handle(json!({ "Records": records })).await?;
+        retried += answer["batchItemFailures"].as_array().map_or(0, Vec::len);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({
+            "messages": messages,
+            "vehicles": vehicles,
+            "batch": batch,
+            "seconds": seconds,
+            "messages_per_second": messages as f64 / seconds,
+            "retried": retried,
+        })
+    );
+    Ok(())
+}
+
+fn message(vehicle: usize, second: i64) -> Value {
+    let ts = chrono::DateTime::from_timestamp(T0 + second, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    json!({"v": 1, "vehicle_id": format!("veh-{vehicle:03}"), "ts": ts, "seq": second,
+        "soc_pct": 80.0 - second as f64 / 1000.0, "pack_voltage_v": 380.0, "pack_current_a": 42.0,
+        "cell_voltage_min_v": 3.9, "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0, "cell_temp_max_c": 31.0,
+        "speed_kph": (second % 120) as f64, "received_at": (T0 + second) * 1000 + 150})
+}
