@@ -156,7 +156,7 @@ up: venv local-build ## the local stack alone (moto, MQTT broker, the template's
 .PHONY: watch
 watch: $(SAM_VENV)/.installed ## cargo lambda watch against the running local stack (start `make up` first)
 	@test -f target/canopy-local.env || { echo "no local stack: run 'make up' in another terminal first"; exit 1; }
-	set -a; . target/canopy-local.env; set +a; PATH=$(SAM_PATH) cargo lambda watch
+	PATH=$(SAM_PATH) cargo lambda watch --env-file target/canopy-local.env
 
 .PHONY: bench-local
 bench-local: venv local-build ## latency on the local stack, p50/p95: publish -> state, upload -> decoded

@@ -15,7 +15,12 @@ pub fn init_json() {
 
 /// Human-readable logs on standard error, for command-line tools.
 pub fn init_text() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_text_or("info");
+}
+
+/// Text logs filtered by `RUST_LOG`, else by `default`.
+pub fn init_text_or(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)

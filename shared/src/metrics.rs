@@ -88,10 +88,23 @@ impl Metrics {
         Value::Object(doc)
     }
 
-    /// Writes the line to standard output, where Lambda sends it to CloudWatch Logs.
+    /// Writes the line to standard output, where Lambda sends it to CloudWatch
+    /// Logs; on the local stack, to the log (see [`to_log`]).
     pub fn emit(&self) {
-        println!("{}", self.to_json());
+        if TO_LOG.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::debug!(target: "canopy::metrics", metrics = %self.to_json(), "metrics");
+        } else {
+            println!("{}", self.to_json());
+        }
     }
+}
+
+static TO_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sends metrics to the tracing log (at debug level) instead of stdout: the
+/// local stack runs every function in one process whose stdout is for people.
+pub fn to_log() {
+    TO_LOG.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use canopy::aws::dynamodb::DynamoTelemetryTables;
 use canopy::aws::s3::S3Store;
 use canopy::dbc::Database;
 use canopy::frame::{CanFrame, CanId, FrameFlags};
@@ -49,16 +48,7 @@ where
 /// Publish → state: `samples` messages, one at a time.
 pub async fn telemetry(stack: &Stack, samples: usize) -> Result<Vec<f64>> {
     let vehicle = VehicleId::new("latency-001")?;
-    let env = stack
-        .template
-        .function("TelemetryFunction")
-        .map(|f| f.environment.clone())
-        .unwrap_or_default();
-    let tables = DynamoTelemetryTables::new(
-        canopy::aws::dynamodb::client(&stack.sdk),
-        env.get("STATE_TABLE").map_or("StateTable", String::as_str),
-        env.get("LEDGER_TABLE").map_or("LedgerTable", String::as_str),
-    );
+    let tables = crate::stack::telemetry_tables(stack);
     let mut options = MqttOptions::new("canopy-latency", "127.0.0.1", stack.mqtt.port());
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = AsyncClient::new(options, 64);
@@ -105,7 +95,13 @@ pub async fn telemetry(stack: &Stack, samples: usize) -> Result<Vec<f64>> {
 pub async fn decode(stack: &Stack, samples: usize, frames: usize) -> Result<Vec<f64>> {
     let db = Database::load(stack.template_dir().join("dbc/ev_powertrain.dbc"))?;
     let message = db.message_by_name("BMS_PackStatus").context("BMS_PackStatus")?;
-    let payload = message.encode_named(&[("PackCurrent", 12.5), ("PackVoltage", 380.0)])?;
+    let payload = message.encode(|_, signal| {
+        Some(match signal.name.as_str() {
+            "PackCurrent" => 12.5,
+            "PackVoltage" => 380.0,
+            _ => signal.minimum.unwrap_or(0.0).max(0.0),
+        })
+    })?;
     let id = CanId::standard(message.id.raw()).context("standard id")?;
     let store = S3Store::new(&stack.sdk, &stack.bucket);
     let bus: Arc<str> = Arc::from("can0");

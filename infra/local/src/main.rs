@@ -123,7 +123,11 @@ async fn until_ctrl_c() -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    canopy::logging::init_text();
+    // Warnings only unless RUST_LOG says otherwise: stdout is the summary, and
+    // the functions' per-invocation logs would bury it.
+    // rumqttd reports our own readiness probes (connect, close) as errors.
+    canopy::logging::init_text_or("warn,canopy_local=info,rumqttd=off");
+    canopy::metrics::to_log();
     match Cli::parse().command {
         Command::Broker { listen } => canopy_local::broker::run(listen)?,
         Command::Up(args) => {

@@ -344,7 +344,7 @@ async fn poll_queue(
                 Ok(r) if !r.messages().is_empty() => messages.extend(r.messages.unwrap_or_default()),
                 Ok(_) => break,
                 Err(e) => {
-                    warn!(%queue, error = %canopy_error(&e), "receive failed");
+                    warn!(%queue, error = %canopy::aws::error_text(&e), "receive failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     break;
                 }
@@ -404,21 +404,10 @@ async fn poll_queue(
                 .send()
                 .await
             {
-                warn!(%queue, error = %canopy_error(&e), "delete failed; the messages will be delivered again");
+                warn!(%queue, error = %canopy::aws::error_text(&e), "delete failed; the messages will be delivered again");
             }
         }
     }
-}
-
-fn canopy_error<E: std::error::Error>(e: &E) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// IoT Core's rules engine: every message on the broker through every rule.
@@ -492,7 +481,7 @@ async fn deliver(
                 .send()
                 .await;
             if let Err(e) = sent {
-                warn!(%queue, error = %canopy_error(&e), "rule action failed");
+                warn!(%queue, error = %canopy::aws::error_text(&e), "rule action failed");
             }
         }
         RuleTarget::Function(id) => {
@@ -546,8 +535,8 @@ async fn serve_api(
     Ok((address, task))
 }
 
-/// Uses of the tables the summary prints.
-pub async fn latest_states(stack: &Stack) -> Result<Vec<canopy::tables::LatestState>> {
+/// The state and ledger tables, as the telemetry function is configured.
+pub fn telemetry_tables(stack: &Stack) -> DynamoTelemetryTables {
     let env = stack
         .template
         .functions
@@ -555,11 +544,15 @@ pub async fn latest_states(stack: &Stack) -> Result<Vec<canopy::tables::LatestSt
         .find(|f| f.binary == "telemetry")
         .map(|f| f.environment.clone())
         .unwrap_or_default();
-    let tables = DynamoTelemetryTables::new(
+    DynamoTelemetryTables::new(
         canopy::aws::dynamodb::client(&stack.sdk),
         env.get("STATE_TABLE").map_or("StateTable", String::as_str),
         env.get("LEDGER_TABLE").map_or("LedgerTable", String::as_str),
-    );
+    )
+}
+
+pub async fn latest_states(stack: &Stack) -> Result<Vec<canopy::tables::LatestState>> {
+    let tables = telemetry_tables(stack);
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {

@@ -35,7 +35,7 @@ pub async fn local_config(endpoint: &str) -> aws_config::SdkConfig {
 }
 
 /// The message of an SDK error with its service error code, not just "service error".
-pub(crate) fn error_text<E: std::error::Error>(e: &E) -> String {
+pub fn error_text<E: std::error::Error>(e: &E) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
