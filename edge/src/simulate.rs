@@ -106,6 +106,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
             params.overheat = Some((args.overheat_module, args.overheat_after));
         }
         let mut sim = Simulation::new(db.clone(), &params)?;
+        let start_km = sim.vehicle.state.odometer_km;
         let mut frames = 0u64;
         let path = match args.format {
             Output::Candump => {
@@ -138,7 +139,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
             path.display(),
             state.soc_pct(),
             state.module_extreme(true).0,
-            state.odometer_km - (state.odometer_km - 0.0).min(state.odometer_km),
+            state.odometer_km - start_km,
         );
     }
     Ok(())
