@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::dbc::Database;
 use crate::lake::keys::date_of;
 use crate::lttb::{Point, lttb};
+use crate::text::truncate_chars;
 use crate::vehicle::VehicleId;
 
 /// The longest time range one query may span.
@@ -117,18 +118,11 @@ impl Catalog {
                 "signal",
                 format!(
                     "unknown signal {:?} of message {:?} (GET /signals lists them)",
-                    truncate(&r.signal_name, 80),
-                    truncate(&r.message_name, 80)
+                    truncate_chars(&r.signal_name, 80),
+                    truncate_chars(&r.message_name, 80)
                 ),
             )
         })
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 
@@ -145,7 +139,12 @@ impl TimeRange {
         let time = |field: &str, s: &str| -> Result<i64, InvalidQuery> {
             DateTime::parse_from_rfc3339(s)
                 .map(|t| t.with_timezone(&Utc).timestamp_micros())
-                .map_err(|e| invalid(field, format!("{:?} is not an RFC 3339 time: {e}", truncate(s, 40))))
+                .map_err(|e| {
+                    invalid(
+                        field,
+                        format!("{:?} is not an RFC 3339 time: {e}", truncate_chars(s, 40)),
+                    )
+                })
         };
         let to_us = match to {
             Some(s) => time("to", s)?,
@@ -186,7 +185,7 @@ pub fn max_points(requested: Option<usize>) -> Result<usize, InvalidQuery> {
 /// A date partition, `YYYY-MM-DD`.
 pub fn parse_date(s: &str) -> Result<NaiveDate, InvalidQuery> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| invalid("date", format!("{:?} is not a YYYY-MM-DD date", truncate(s, 40))))
+        .map_err(|_| invalid("date", format!("{:?} is not a YYYY-MM-DD date", truncate_chars(s, 40))))
 }
 
 /// One signal's history, as the API returns it.

@@ -26,6 +26,7 @@ use crate::lake::keys::date_of;
 use crate::store::ObjectStore;
 use crate::tables::{Claim, TelemetryTables};
 use crate::telemetry::Telemetry;
+use crate::text::truncate_chars;
 
 /// One message as the queue delivers it.
 #[derive(Debug, Clone)]
@@ -118,7 +119,7 @@ pub async fn process<T: TelemetryTables, S: ObjectStore>(
             }),
             Err(reason) => {
                 outcome.rejected += 1;
-                warn!(message_id = %message.id, %reason, body = %truncate(&message.body, 300), "telemetry rejected");
+                warn!(message_id = %message.id, %reason, body = %truncate_chars(&message.body, 300), "telemetry rejected");
             }
         }
     }
@@ -284,13 +285,6 @@ async fn claim<T: TelemetryTables, S: ObjectStore>(
             }
             Ok(None) => Err(format!("claimed by a batch still in flight ({})", existing.archive_key)),
         },
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

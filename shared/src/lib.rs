@@ -27,4 +27,5 @@ pub mod metrics;
 pub mod store;
 pub mod tables;
 pub mod telemetry;
+pub mod text;
 pub mod vehicle;

@@ -222,6 +222,17 @@ pub async fn summary(stack: &Stack, counters: &BTreeMap<VehicleId, Value>) -> Re
             alerts_total.push(alert);
         }
     }
+    let c = &stack.counters;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    out.push_str(&format!(
+        "\nWiring: {} MQTT messages through the IoT rules ({} matches), {} function invocations \
+         ({} failed, {} records returned to their queue)\n",
+        n(&c.mqtt_messages),
+        n(&c.rule_matches),
+        n(&c.invocations),
+        n(&c.failed_invocations),
+        n(&c.records_retried)
+    ));
     out.push_str(&format!("\nAlerts sent through SNS: {}\n", alerts_total.len()));
     for a in &alerts_total {
         out.push_str(&format!(
