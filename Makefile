@@ -50,8 +50,9 @@ clippy:
 
 .PHONY: unit
 unit: venv ## Rust unit and integration tests (these start moto server and MQTT brokers on loopback)
-	@# The integration tests run canopy-edge and canopy-local; cargo test builds only libraries and tests.
-	$(CARGO) build --workspace --bins
+	@# The integration tests run canopy-edge and canopy-local, which cargo test does not build. --all-targets
+	@# resolves features as cargo test does (dev-dependencies included), so the two share one build of the dependencies.
+	$(CARGO) build --workspace --all-targets
 	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace
 
 .PHONY: oracle

@@ -11,27 +11,31 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use canopy::dbc::Database;
-use canopy::telemetry::{Telemetry, topic};
+use canopy::format::dbc::Database;
+use canopy::format::telemetry::{Telemetry, topic};
 use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use crate::agent_counters::AgentCounters;
+use crate::aggregator::Aggregator;
 use crate::config::{Config, SourceConfig};
-use crate::counters::Counters;
+use crate::ev_model::Params;
 use crate::mqtt;
-use crate::sim::Params;
 use crate::source::replay::Replay;
 use crate::source::simulator::Simulator;
 use crate::source::socketcan::SocketCan;
 use crate::source::{Source, Status};
 use crate::spool::{ClosedSegment, Spool, seal};
-use crate::telemetry::Aggregator;
 use crate::upload::{self, Phase};
 
 /// Frames read per batch: one write to the spool each.
 const BATCH: usize = 4096;
 /// How long a read waits for the first frame of a batch.
 const READ_WAIT: Duration = Duration::from_millis(50);
+
+/// A task of the agent's (the uploader, the telemetry publisher).
+type Task = JoinHandle<Result<()>>;
 
 /// How the capture loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,86 +45,21 @@ enum Ending {
 }
 
 pub async fn run(config: Config) -> Result<serde_json::Value> {
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(AgentCounters::default());
     let db = Arc::new(Database::load(&config.dbc)?);
     let (mut spool, recovered) = Spool::open(&config.spool, counters.clone())?;
-    let layout = spool.layout().clone();
-    let used = spool.used();
     info!(vehicle = %config.vehicle_id, spool = %config.spool.dir.display(), unsealed = recovered.segments.len(), "canopy-edge starting");
 
-    // Sealer: closed segments → raw lake files in the outbox.
     let wake = Arc::new(Notify::new());
-    let (seal_tx, seal_rx) = std_mpsc::channel::<ClosedSegment>();
-    let sealer = {
-        let (vehicle, layout, used, counters, wake) = (
-            config.vehicle_id.clone(),
-            layout.clone(),
-            used.clone(),
-            counters.clone(),
-            wake.clone(),
-        );
-        std::thread::Builder::new().name("sealer".into()).spawn(move || {
-            for segment in seal_rx {
-                match seal(&segment, &vehicle, &layout, &used) {
-                    Ok(sealed) => {
-                        Counters::add(&counters.frames_sealed, sealed.frames);
-                        if let Some(file) = sealed.file {
-                            Counters::add(&counters.files_sealed, 1);
-                            info!(file = %file.display(), frames = sealed.frames, "sealed");
-                        }
-                        wake.notify_one();
-                    }
-                    Err(e) => error!(segment = %segment.path.display(), error = %format!("{e:#}"), "sealing failed; the segment stays for the next start"),
-                }
-            }
-        })?
-    };
+    let (seal_tx, sealer) = spawn_sealer(&config, &spool, &counters, &wake)?;
     for segment in recovered.segments {
         let _ = seal_tx.send(segment);
     }
-
-    // Uploader.
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
-    let uploader = if config.upload.enabled {
-        let store = upload::store(&config.upload).await?;
-        let uploader = upload::Uploader {
-            store,
-            config: config.upload.clone(),
-            vehicle: config.vehicle_id.clone(),
-            layout: layout.clone(),
-            used: used.clone(),
-            counters: counters.clone(),
-            wake: wake.clone(),
-        };
-        Some(tokio::spawn(uploader.run(phase_rx)))
-    } else {
-        None
-    };
-
-    // Telemetry.
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let uploader = spawn_uploader(&config, &spool, &counters, &wake, phase_rx).await?;
     let (telemetry_tx, telemetry_rx) = mpsc::channel::<Telemetry>(1024);
-    let (aggregator, publisher) = match (&config.telemetry.enabled, &config.mqtt) {
-        (true, Some(mqtt_config)) => {
-            let aggregator = Aggregator::new(
-                db.clone(),
-                config.vehicle_id.clone(),
-                config.telemetry.interval_ms,
-                &config.telemetry.signals,
-            )?;
-            let publisher = tokio::spawn(mqtt::run(
-                mqtt_config.clone(),
-                config.mqtt_client_id(),
-                topic(&config.vehicle_id),
-                telemetry_rx,
-                config.telemetry.max_buffered,
-                counters.clone(),
-                stop_rx.clone(),
-            ));
-            (Some(aggregator), Some(publisher))
-        }
-        _ => (None, None),
-    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (aggregator, publisher) = spawn_telemetry(&config, &db, &counters, telemetry_rx, stop_rx)?;
 
     // Source and capture loop, on a thread of their own (blocking reads).
     let source = open_source(&config, db.clone(), recovered.cursor)?;
@@ -139,15 +78,7 @@ pub async fn run(config: Config) -> Result<serde_json::Value> {
             )
         })
     };
-    let reporter = {
-        let counters = counters.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                info!(counters = %counters.snapshot(), "progress");
-            }
-        })
-    };
+    let reporter = spawn_reporter(&counters);
 
     let ending = tokio::select! {
         result = capture => result.context("capture thread")??,
@@ -158,37 +89,138 @@ pub async fn run(config: Config) -> Result<serde_json::Value> {
         }
     };
     // The capture loop closed the sealer's channel when it returned (or will, on stop).
-    let sealer_done = tokio::task::spawn_blocking(move || sealer.join());
-    let _ = sealer_done.await;
-
+    let _ = tokio::task::spawn_blocking(move || sealer.join()).await;
     let _ = phase_tx.send(if ending == Ending::SourceEnded {
         Phase::Drain
     } else {
         Phase::Stop
     });
-    if let Some(uploader) = uploader {
-        match uploader.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(error = %format!("{e:#}"), "uploader stopped"),
-            Err(e) => warn!(error = %e, "uploader panicked"),
-        }
+    await_uploader(uploader).await;
+    if ending == Ending::Stopped {
+        let _ = stop_tx.send(true);
     }
-    if let Some(publisher) = publisher {
-        if ending == Ending::Stopped {
-            let _ = stop_tx.send(true);
-        }
-        // On a finished source: until the broker has acknowledged everything (or 60 s).
-        match tokio::time::timeout(Duration::from_secs(60), publisher).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => warn!(error = %format!("{e:#}"), "telemetry publisher stopped"),
-            Ok(Err(e)) => warn!(error = %e, "telemetry publisher panicked"),
-            Err(_) => warn!("telemetry not acknowledged within 60 s; stopping"),
-        }
-    }
+    await_publisher(publisher).await;
     reporter.abort();
     let snapshot = counters.snapshot();
     info!(counters = %snapshot, "canopy-edge stopped");
     Ok(snapshot)
+}
+
+/// The sealer thread: closed segments → raw lake files in the outbox; the
+/// channel it takes segments from.
+fn spawn_sealer(
+    config: &Config,
+    spool: &Spool,
+    counters: &Arc<AgentCounters>,
+    wake: &Arc<Notify>,
+) -> Result<(std_mpsc::Sender<ClosedSegment>, std::thread::JoinHandle<()>)> {
+    let (seal_tx, seal_rx) = std_mpsc::channel::<ClosedSegment>();
+    let (vehicle, layout, used, counters, wake) = (
+        config.vehicle_id.clone(),
+        spool.layout().clone(),
+        spool.used(),
+        counters.clone(),
+        wake.clone(),
+    );
+    let sealer = std::thread::Builder::new().name("sealer".into()).spawn(move || {
+        for segment in seal_rx {
+            match seal(&segment, &vehicle, &layout, &used) {
+                Ok(sealed) => {
+                    AgentCounters::add(&counters.frames_sealed, sealed.frames);
+                    if let Some(file) = sealed.file {
+                        AgentCounters::add(&counters.files_sealed, 1);
+                        info!(file = %file.display(), frames = sealed.frames, "sealed");
+                    }
+                    wake.notify_one();
+                }
+                Err(e) => error!(segment = %segment.path.display(), error = %format!("{e:#}"), "sealing failed; the segment stays for the next start"),
+            }
+        }
+    })?;
+    Ok((seal_tx, sealer))
+}
+
+/// The uploader task, when uploads are enabled.
+async fn spawn_uploader(
+    config: &Config,
+    spool: &Spool,
+    counters: &Arc<AgentCounters>,
+    wake: &Arc<Notify>,
+    phase: watch::Receiver<Phase>,
+) -> Result<Option<Task>> {
+    if !config.upload.enabled {
+        return Ok(None);
+    }
+    let uploader = upload::Uploader {
+        store: upload::store(&config.upload).await?,
+        config: config.upload.clone(),
+        vehicle: config.vehicle_id.clone(),
+        layout: spool.layout().clone(),
+        used: spool.used(),
+        counters: counters.clone(),
+        wake: wake.clone(),
+    };
+    Ok(Some(tokio::spawn(uploader.run(phase))))
+}
+
+/// The aggregator and the MQTT publisher task, when telemetry is enabled.
+fn spawn_telemetry(
+    config: &Config,
+    db: &Arc<Database>,
+    counters: &Arc<AgentCounters>,
+    telemetry: mpsc::Receiver<Telemetry>,
+    stop: watch::Receiver<bool>,
+) -> Result<(Option<Aggregator>, Option<Task>)> {
+    let (true, Some(mqtt_config)) = (config.telemetry.enabled, &config.mqtt) else {
+        return Ok((None, None));
+    };
+    let aggregator = Aggregator::new(
+        db.clone(),
+        config.vehicle_id.clone(),
+        config.telemetry.interval_ms,
+        &config.telemetry.signals,
+    )?;
+    let publisher = tokio::spawn(mqtt::run(
+        mqtt_config.clone(),
+        config.mqtt_client_id(),
+        topic(&config.vehicle_id),
+        telemetry,
+        config.telemetry.max_buffered,
+        counters.clone(),
+        stop,
+    ));
+    Ok((Some(aggregator), Some(publisher)))
+}
+
+/// Logs the counters every 10 s.
+fn spawn_reporter(counters: &Arc<AgentCounters>) -> JoinHandle<()> {
+    let counters = counters.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            info!(counters = %counters.snapshot(), "progress");
+        }
+    })
+}
+
+async fn await_uploader(uploader: Option<Task>) {
+    let Some(uploader) = uploader else { return };
+    match uploader.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %format!("{e:#}"), "uploader stopped"),
+        Err(e) => warn!(error = %e, "uploader panicked"),
+    }
+}
+
+/// On a finished source: until the broker has acknowledged everything (or 60 s).
+async fn await_publisher(publisher: Option<Task>) {
+    let Some(publisher) = publisher else { return };
+    match tokio::time::timeout(Duration::from_secs(60), publisher).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => warn!(error = %format!("{e:#}"), "telemetry publisher stopped"),
+        Ok(Err(e)) => warn!(error = %e, "telemetry publisher panicked"),
+        Err(_) => warn!("telemetry not acknowledged within 60 s; stopping"),
+    }
 }
 
 fn open_source(config: &Config, db: Arc<Database>, cursor: Option<u64>) -> Result<Box<dyn Source>> {
@@ -231,14 +263,14 @@ fn capture(
     mut aggregator: Option<Aggregator>,
     telemetry: &mpsc::Sender<Telemetry>,
     seal_tx: &std_mpsc::Sender<ClosedSegment>,
-    counters: &Counters,
+    counters: &AgentCounters,
     stop: &AtomicBool,
 ) -> Result<Ending> {
     let mut frames = Vec::with_capacity(BATCH);
     let publish = |t: Telemetry| {
-        Counters::add(&counters.telemetry_built, 1);
+        AgentCounters::add(&counters.telemetry_built, 1);
         if telemetry.try_send(t).is_err() {
-            Counters::add(&counters.telemetry_dropped, 1);
+            AgentCounters::add(&counters.telemetry_dropped, 1);
         }
     };
     let ending = loop {
@@ -247,7 +279,7 @@ fn capture(
         }
         frames.clear();
         let status = source.read(&mut frames, BATCH, READ_WAIT)?;
-        Counters::add(&counters.frames_read, frames.len() as u64);
+        AgentCounters::add(&counters.frames_read, frames.len() as u64);
         // The spool first: nothing else sees a frame before the kernel has it.
         let cursor = match status {
             Status::Frames { cursor } => cursor,

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use canopy::vehicle::VehicleId;
+use canopy::domain::measure::Measure;
+use canopy::domain::vehicle::VehicleId;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,18 +234,24 @@ impl Default for SignalMap {
 }
 
 impl SignalMap {
-    /// (telemetry field, `Message.Signal`) pairs, in message order.
-    pub fn entries(&self) -> [(&'static str, &str); 8] {
-        [
-            ("soc_pct", &self.soc_pct),
-            ("pack_voltage_v", &self.pack_voltage_v),
-            ("pack_current_a", &self.pack_current_a),
-            ("cell_voltage_min_v", &self.cell_voltage_min_v),
-            ("cell_voltage_max_v", &self.cell_voltage_max_v),
-            ("cell_temp_min_c", &self.cell_temp_min_c),
-            ("cell_temp_max_c", &self.cell_temp_max_c),
-            ("speed_kph", &self.speed_kph),
-        ]
+    /// (measure, `Message.Signal`) pairs, in [`Measure::REQUIRED`] order.
+    pub fn entries(&self) -> [(Measure, &str); Measure::REQUIRED.len()] {
+        Measure::REQUIRED.map(|m| (m, self.signal(m)))
+    }
+
+    fn signal(&self, m: Measure) -> &str {
+        match m {
+            Measure::SocPct => &self.soc_pct,
+            Measure::PackVoltageV => &self.pack_voltage_v,
+            Measure::PackCurrentA => &self.pack_current_a,
+            Measure::CellVoltageMinV => &self.cell_voltage_min_v,
+            Measure::CellVoltageMaxV => &self.cell_voltage_max_v,
+            Measure::CellTempMinC => &self.cell_temp_min_c,
+            Measure::CellTempMaxC => &self.cell_temp_max_c,
+            Measure::SpeedKph => &self.speed_kph,
+            // Derived by the aggregator from the cell voltage pair, never mapped.
+            Measure::CellVoltageSpreadV => "",
+        }
     }
 }
 

@@ -1,19 +1,23 @@
 //! `canopy-edge`: the vehicle-side agent of Canopy.
+//!
+//! `run` is the agent: [`source`] captures frames (SocketCAN, candump replay,
+//! or the simulator over [`ev_model`]), [`spool`] keeps them crash-safe and
+//! seals batches, [`upload`] ships sealed batches to S3, and [`aggregator`]
+//! folds BMS signals into telemetry that [`mqtt`] publishes. [`agent`] wires
+//! them under a [`config`]. The other commands are in [`commands`].
 
 mod agent;
-mod bench;
+mod agent_counters;
+mod aggregator;
+mod commands;
 mod config;
-mod convert;
-mod counters;
-mod decode;
-mod input;
+mod ev_model;
 mod mqtt;
-mod sim;
-mod simulate;
 mod source;
 mod spool;
-mod telemetry;
 mod upload;
+
+use commands::{bench_codec, convert, decode, simulate};
 
 use clap::{Parser, Subcommand};
 
@@ -44,14 +48,14 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Time the DBC codec alone on frames held in memory (for `make bench-decode`).
     #[command(hide = true)]
-    BenchCodec(bench::BenchArgs),
+    BenchCodec(bench_codec::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => {
-            canopy::logging::init_text();
+            canopy::runtime::logging::init_text();
             let config = config::Config::load(&config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -65,6 +69,6 @@ fn main() -> anyhow::Result<()> {
         Command::Simulate(args) => simulate::run(&args),
         Command::Decode(args) => decode::run(&args),
         Command::Convert(args) => convert::run(&args),
-        Command::BenchCodec(args) => bench::run(&args),
+        Command::BenchCodec(args) => bench_codec::run(&args),
     }
 }

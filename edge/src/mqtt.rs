@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use canopy::telemetry::Telemetry;
+use canopy::format::telemetry::Telemetry;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use crate::agent_counters::AgentCounters;
 use crate::config::MqttConfig;
-use crate::counters::Counters;
 
 /// Requests the client library holds between us and the socket.
 const CLIENT_CHANNEL: usize = 64;
@@ -113,7 +113,7 @@ pub async fn run(
     topic: String,
     mut messages: mpsc::Receiver<Telemetry>,
     capacity: usize,
-    counters: Arc<Counters>,
+    counters: Arc<AgentCounters>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let (client, mut events) = AsyncClient::new(options(&config, &client_id)?, CLIENT_CHANNEL);
@@ -143,7 +143,7 @@ pub async fn run(
                     let payload = t.to_json().to_string().into_bytes();
                     let dropped = queue.push(t.seq, payload);
                     if dropped > 0 {
-                        Counters::add(&counters.telemetry_dropped, dropped);
+                        AgentCounters::add(&counters.telemetry_dropped, dropped);
                         warn!(dropped, capacity, "telemetry queue full: oldest messages dropped");
                     }
                 }
@@ -163,7 +163,7 @@ pub async fn run(
                 }
                 Ok(Event::Incoming(Packet::PubAck(ack))) => {
                     if queue.acknowledged(ack.pkid) {
-                        Counters::add(&counters.telemetry_published, 1);
+                        AgentCounters::add(&counters.telemetry_published, 1);
                     }
                 }
                 Ok(_) => {}

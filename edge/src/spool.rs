@@ -25,14 +25,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use canopy::frame::{BusName, CanFrame, CanId, FrameFlags};
-use canopy::lake::keys::RawKey;
-use canopy::lake::raw::RawWriter;
-use canopy::vehicle::VehicleId;
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::frame::{BusName, CanFrame, CanId, FrameFlags};
+use canopy::format::lake::keys::RawKey;
+use canopy::format::lake::raw::RawWriter;
 use tracing::{info, warn};
 
+use crate::agent_counters::AgentCounters;
 use crate::config::{FullPolicy, SpoolConfig};
-use crate::counters::Counters;
 
 const FRAME: u8 = 0xF1;
 const BUS: u8 = 0xB1;
@@ -347,12 +347,12 @@ pub struct Spool {
     next_seq: u64,
     buffer: Vec<u8>,
     used: Arc<AtomicU64>,
-    counters: Arc<Counters>,
+    counters: Arc<AgentCounters>,
 }
 
 impl Spool {
     /// Opens the spool directory, cutting off torn tails of old segments.
-    pub fn open(config: &SpoolConfig, counters: Arc<Counters>) -> Result<(Self, Recovered)> {
+    pub fn open(config: &SpoolConfig, counters: Arc<AgentCounters>) -> Result<(Self, Recovered)> {
         let layout = Layout::new(&config.dir);
         layout.create()?;
         let mut cursor = layout.read_cursor();
@@ -789,8 +789,8 @@ mod tests {
         assert_eq!(fs::read(&file).unwrap(), first);
         // The frames survive: read the raw file back.
         let mut read = Vec::new();
-        let mut buses = canopy::candump::BusNames::default();
-        for batch in canopy::lake::raw::RawFileReader::open(&file).unwrap() {
+        let mut buses = canopy::format::candump::BusNames::default();
+        for batch in canopy::format::lake::raw::RawFileReader::open(&file).unwrap() {
             let batch = batch.unwrap();
             for i in 0..batch.len() {
                 read.push(batch.row(i).unwrap().to_frame(&mut buses).unwrap());
@@ -805,7 +805,7 @@ mod tests {
         let mut cfg = config(dir.path());
         cfg.max_bytes = 16 * 1024 * 1024;
         cfg.full_policy = FullPolicy::DropNewest;
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(AgentCounters::default());
         let (mut spool, _) = Spool::open(&cfg, counters.clone()).unwrap();
         spool.used.store(cfg.max_bytes, Ordering::Relaxed); // pretend the disk budget is used up...
         fs::write(

@@ -11,16 +11,16 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use base64::Engine;
 use bytes::Bytes;
-use canopy::aws::s3::S3Store;
-use canopy::store::{ObjectStore, UploadSink};
-use canopy::vehicle::VehicleId;
+use canopy::adapters::aws::s3::S3Store;
+use canopy::domain::vehicle::VehicleId;
+use canopy::ports::store::{ObjectStore, UploadSink};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use crate::agent_counters::AgentCounters;
 use crate::config::UploadConfig;
-use crate::counters::Counters;
 use crate::spool::{Layout, key_of_outbox_file};
 
 /// What the agent asks of the uploader.
@@ -35,7 +35,7 @@ pub enum Phase {
 pub async fn store(config: &UploadConfig) -> Result<S3Store> {
     let bucket = config.bucket.as_deref().context("upload.bucket is required")?;
     let sdk = match &config.endpoint {
-        Some(endpoint) => canopy::aws::local_config(endpoint).await,
+        Some(endpoint) => canopy::adapters::aws::config_for_endpoint(endpoint).await,
         None => {
             let mut loader = aws_config_loader();
             if let Some(region) = &config.region {
@@ -96,7 +96,7 @@ pub struct Uploader<S> {
     pub vehicle: VehicleId,
     pub layout: Layout,
     pub used: Arc<AtomicU64>,
-    pub counters: Arc<Counters>,
+    pub counters: Arc<AgentCounters>,
     /// Woken by the sealer when a file lands in the outbox.
     pub wake: Arc<Notify>,
 }
@@ -135,13 +135,13 @@ impl<S: ObjectStore> Uploader<S> {
                         std::fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
                         self.used
                             .fetch_sub(size.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
-                        Counters::add(&self.counters.files_uploaded, 1);
-                        Counters::add(&self.counters.bytes_uploaded, size);
+                        AgentCounters::add(&self.counters.files_uploaded, 1);
+                        AgentCounters::add(&self.counters.bytes_uploaded, size);
                         info!(key = %key, bytes = size, "uploaded");
                         backoff = initial;
                     }
                     Err(e) => {
-                        Counters::add(&self.counters.upload_failures, 1);
+                        AgentCounters::add(&self.counters.upload_failures, 1);
                         warn!(key = %key, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "upload failed");
                         tokio::select! {
                             _ = tokio::time::sleep(jittered(backoff)) => {}

@@ -1,31 +1,25 @@
 //! Canopy's common library: what the edge agent, the Lambda functions and the
-//! local stack share.
+//! local stack share, in layers that depend only downwards (a unit test,
+//! `layering`, checks it):
 //!
-//! - [`frame`]: the CAN frame.
-//! - [`candump`]: the can-utils log format, read as a stream and written.
-//! - [`dbc`]: the DBC codec (decode and encode), exact to cantools.
-//! - [`lake`]: the data lake's Parquet formats and object keys.
-//! - [`decoder`]: decoding a raw lake object into its decoded object.
-//! - [`history`], [`lttb`]: signal history and fleet statistics, downsampled for charts.
-//! - [`store`], [`aws`]: storage and messaging traits, and their AWS implementations.
-//! - [`metrics`], [`logging`], [`env`]: what every binary needs at its edges.
+//! | layer | what it holds | may use |
+//! | --- | --- | --- |
+//! | [`format`], [`domain`] | the core, no I/O. `format`: bytes and text in and out (CAN frames, candump, the DBC codec, the lake's Parquet formats and keys, the telemetry message). `domain`: plain types and rules (vehicle ids, telemetry measures, alert rules, LTTB) | each other, `runtime` |
+//! | [`ports`] | the traits services call for I/O: object store, latest state, ledger, alert log, notifier, device publisher | the core |
+//! | [`adapters`] | the ports on AWS (a cargo feature per service) and in memory (feature `memory`, with fault injection and the contract suites every adapter passes) | all of the above |
+//!
+//! [`runtime`] is what every binary needs at its edges: configuration from the
+//! environment, logs, metrics, message text.
+//!
+//! The services (decoding an object, ingesting telemetry, raising alerts,
+//! answering history queries) live next to their one user, in
+//! `functions/<name>/`.
 
-pub mod alerts;
-#[cfg(feature = "aws")]
-pub mod aws;
-pub mod candump;
-pub mod dbc;
-pub mod decoder;
-pub mod env;
-pub mod frame;
-pub mod history;
-pub mod ingest;
-pub mod lake;
-pub mod logging;
-pub mod lttb;
-pub mod metrics;
-pub mod store;
-pub mod tables;
-pub mod telemetry;
-pub mod text;
-pub mod vehicle;
+pub mod adapters;
+pub mod domain;
+pub mod format;
+pub mod ports;
+pub mod runtime;
+
+#[cfg(test)]
+mod layering;

@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use canopy::aws::athena::{AthenaHistory, Polling};
-use canopy::aws::dynamodb::{DynamoAlertTables, DynamoTelemetryTables};
-use canopy::dbc::{Database, SignalValue};
-use canopy::history::datafusion::DataFusionHistory;
-use canopy::history::{FleetStat, History, HistoryError, SignalRef, TimeRange};
-use canopy::lake::decoded::{DecodedWriter, DecodedWriterOptions};
-use canopy::lttb::Point;
-use canopy::tables::TelemetryTables;
-use canopy::telemetry::Telemetry;
-use canopy::vehicle::VehicleId;
+use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoStateTable};
+use canopy::domain::lttb::Point;
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::dbc::{Database, SignalValue};
+use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
+use canopy::format::telemetry::Telemetry;
+use canopy::ports::state::LatestStateStore;
+use canopy_api::history::athena::{AthenaHistory, Polling};
+use canopy_api::history::datafusion::DataFusionHistory;
+use canopy_api::history::{FleetStat, History, HistoryError, SignalRef, TimeRange};
 use canopy_api::{Api, OPENAPI, built_in_catalog, router};
 use canopy_local::resources::{alerts_table, state_table};
 use canopy_tests::local;
@@ -163,10 +163,10 @@ async fn fleet_stats_come_from_the_telemetry_archive() {
             .unwrap()
         })
         .collect();
-    let rows: Vec<(&Telemetry, Option<i64>)> = messages.iter().map(|t| (t, None)).collect();
+    let rows: Vec<&Telemetry> = messages.iter().collect();
     std::fs::write(
         dir.join("batch.parquet"),
-        canopy::lake::archive::write(&rows, "batch").unwrap(),
+        canopy::format::lake::archive::write(&rows, "batch").unwrap(),
     )
     .unwrap();
     let history = DataFusionHistory::local(root.path()).await.unwrap();
@@ -232,22 +232,26 @@ async fn call(app: &axum::Router, method: &str, uri: &str, body: Option<Value>) 
 async fn the_router_answers_validates_and_documents_every_route() {
     let (root, day1, _) = lake();
     let dynamodb = local::dynamodb().await;
-    let tables = DynamoTelemetryTables::new(dynamodb.clone(), &local::table(state_table, "api-state").await, "");
+    let state = DynamoStateTable::new(dynamodb.clone(), &local::table(state_table, "api-state").await);
     let latest = Telemetry::from_json(
         &json!({"v": 1, "vehicle_id": "veh-01", "ts": "2023-11-15T00:59:59Z", "seq": 7,
         "soc_pct": 71.5, "pack_voltage_v": 380.0, "pack_current_a": 12.0, "cell_voltage_min_v": 3.9,
         "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0, "cell_temp_max_c": 31.0, "speed_kph": 88.0}),
     )
     .unwrap();
-    tables.put_latest_if_newer(&latest, Some(1), 2).await.unwrap();
+    let latest = Telemetry {
+        received_at_ms: Some(1),
+        ..latest
+    };
+    state.put_if_newer(&latest, 2).await.unwrap();
     let history = Counting {
         inner: DataFusionHistory::local(root.path()).await.unwrap(),
         queries: AtomicUsize::new(0),
     };
     let api = Arc::new(Api {
         history,
-        tables,
-        alerts: DynamoAlertTables::new(dynamodb, &local::table(alerts_table, "api-alerts").await),
+        state,
+        alerts: DynamoAlertLog::new(dynamodb, &local::table(alerts_table, "api-alerts").await),
         catalog: built_in_catalog().unwrap(),
     });
     let app = router(api.clone());
@@ -575,8 +579,8 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
     let dynamodb = local::dynamodb().await;
     let app = router(Arc::new(Api {
         history: slow,
-        tables: DynamoTelemetryTables::new(dynamodb.clone(), &local::table(state_table, "api-state").await, ""),
-        alerts: DynamoAlertTables::new(dynamodb, &local::table(alerts_table, "api-alerts").await),
+        state: DynamoStateTable::new(dynamodb.clone(), &local::table(state_table, "api-state").await),
+        alerts: DynamoAlertLog::new(dynamodb, &local::table(alerts_table, "api-alerts").await),
         catalog: built_in_catalog().unwrap(),
     }));
     let uri = format!("/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T00:00:00Z&to=2023-11-14T01:00:00Z");

@@ -8,13 +8,14 @@ use arrow_array::StringArray;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use bytes::Bytes;
-use canopy::dbc::Database;
-use canopy::decoder::{DecoderOptions, decode_object};
-use canopy::lake::decoded::DecodedWriterOptions;
-use canopy::lake::keys::{DECODED_PREFIX, RawKey};
-use canopy::store::ObjectStore;
-use canopy::vehicle::VehicleId;
-use canopy_decoder::{Config, Decoder};
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::dbc::Database;
+use canopy::format::lake::decoded::DecodedWriterOptions;
+use canopy::format::lake::keys::{DECODED_PREFIX, RawKey};
+use canopy::ports::store::ObjectStore;
+use canopy_decoder::event::{DecoderEvent, S3Notification};
+use canopy_decoder::object::{DecoderOptions, decode_object};
+use canopy_decoder::{Config, Decoder, HandlerError};
 use canopy_tests::fixtures::{self, database};
 use canopy_tests::local;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -36,6 +37,18 @@ fn s3_event(bucket: &str, key: &str) -> Value {
     let encoded = key.replace('=', "%3D");
     json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
         "s3": {"bucket": {"name": bucket}, "object": {"key": encoded, "size": 1}}}]})
+}
+
+/// Invokes `decoder` with `event` as Lambda would hand it over; its answer as JSON.
+async fn handle<S>(decoder: &Decoder<S>, event: Value) -> Result<Value, HandlerError>
+where
+    S: canopy::ports::store::ObjectStore + Clone + Unpin + 'static,
+{
+    let event: DecoderEvent = serde_json::from_value(event).expect("a decoder event");
+    decoder
+        .handle(event)
+        .await
+        .map(|r| serde_json::to_value(r).expect("a JSON answer"))
 }
 
 fn sqs_message(id: &str, body: &Value) -> Value {
@@ -80,7 +93,7 @@ fn read_decoded(bytes: Bytes) -> Vec<Row> {
 }
 
 /// What the core codec makes of the same frames, sorted as the lake sorts.
-fn expected_rows(db: &Database, frames: &[canopy::frame::CanFrame]) -> Vec<Row> {
+fn expected_rows(db: &Database, frames: &[canopy::format::frame::CanFrame]) -> Vec<Row> {
     let mut values = Vec::new();
     let mut rows = Vec::new();
     for f in frames {
@@ -118,7 +131,7 @@ async fn a_raw_object_decodes_to_exactly_the_codecs_values_and_pyarrow_reads_it(
         .unwrap();
 
     let decoder = Decoder::new(store.clone(), config(store.bucket())).unwrap();
-    let response = decoder.handle(s3_event(store.bucket(), &key)).await.unwrap();
+    let response = handle(&decoder, s3_event(store.bucket(), &key)).await.unwrap();
     assert_eq!(response, json!({"decoded": 1}));
 
     let decoded_key = RawKey::parse(&key).unwrap().decoded_key();
@@ -174,13 +187,13 @@ async fn the_same_notification_twice_leaves_one_identical_object() {
         .unwrap();
     let decoder = Decoder::new(store.clone(), config(store.bucket())).unwrap();
     let event = s3_event(store.bucket(), &key);
-    decoder.handle(event.clone()).await.unwrap();
+    handle(&decoder, event.clone()).await.unwrap();
     let first = store
         .get(&RawKey::parse(&key).unwrap().decoded_key())
         .await
         .unwrap()
         .body;
-    decoder.handle(event).await.unwrap();
+    handle(&decoder, event).await.unwrap();
     let keys = decoded_keys(&store).await;
     assert_eq!(keys, [RawKey::parse(&key).unwrap().decoded_key()]);
     assert_eq!(store.get(&keys[0]).await.unwrap().body, first);
@@ -214,7 +227,7 @@ async fn a_corrupt_object_fails_only_its_own_message_in_a_batch() {
         sqs_message("m-not-json", &json!("{")),
     ]});
     let decoder = Decoder::new(store.clone(), config(store.bucket())).unwrap();
-    let response = decoder.handle(batch).await.unwrap();
+    let response = handle(&decoder, batch).await.unwrap();
     let failed: Vec<&str> = response["batchItemFailures"]
         .as_array()
         .unwrap()
@@ -234,7 +247,7 @@ async fn unknown_ids_and_short_frames_are_counted_not_fatal() {
     let mut frames = fixtures::frames(&db, 1000, 1_700_000_000_000_000, 3, 10);
     // Two frames cut shorter than the DBC length.
     for f in frames.iter_mut().filter(|f| f.data().len() == 8).take(2) {
-        *f = canopy::frame::CanFrame::new(f.ts_us, f.bus.clone(), f.id, f.flags, &f.data()[..3]).unwrap();
+        *f = canopy::format::frame::CanFrame::new(f.ts_us, f.bus.clone(), f.id, f.flags, &f.data()[..3]).unwrap();
     }
     let key = raw_key("sim-004", 1);
     store
@@ -268,13 +281,13 @@ async fn a_vehicles_own_dbc_in_the_bucket_is_used_and_refreshed_when_it_changes(
     let messages = |rows: Vec<Row>| rows.into_iter().map(|r| r.0).collect::<std::collections::BTreeSet<_>>();
 
     // No DBC in the bucket: the built-in one.
-    decoder.handle(s3_event(store.bucket(), &key)).await.unwrap();
+    handle(&decoder, s3_event(store.bucket(), &key)).await.unwrap();
     assert!(messages(read_decoded(store.get(&decoded_key).await.unwrap().body)).contains("BMS_PackStatus"));
 
     for name in ["PackStatusV2", "PackStatusV3"] {
         let renamed = text.replace("BMS_PackStatus", name);
         store.put(own_key, Bytes::from(renamed), None).await.unwrap();
-        decoder.handle(s3_event(store.bucket(), &key)).await.unwrap();
+        handle(&decoder, s3_event(store.bucket(), &key)).await.unwrap();
         let seen = messages(read_decoded(store.get(&decoded_key).await.unwrap().body));
         assert!(
             seen.contains(name) && !seen.contains("BMS_PackStatus"),
@@ -291,7 +304,7 @@ async fn a_vehicles_own_dbc_in_the_bucket_is_used_and_refreshed_when_it_changes(
         )
         .await
         .unwrap();
-    let response = decoder.handle(s3_event(store.bucket(), &key)).await;
+    let response = handle(&decoder, s3_event(store.bucket(), &key)).await;
     assert!(response.unwrap_err().to_string().contains("dbc/vehicles/sim-005.dbc"));
 }
 
@@ -359,7 +372,10 @@ async fn the_sample_events_parse() {
             Some("aws:sqs") => serde_json::from_str(records[0]["body"].as_str().unwrap()).unwrap(),
             _ => event.clone(),
         };
-        let objects = canopy_decoder::parse_notification(&notification).unwrap();
+        let objects = serde_json::from_value::<S3Notification>(notification)
+            .unwrap()
+            .objects()
+            .unwrap();
         assert_eq!(
             objects[0].key,
             "raw/vehicle_id=sim-001/date=2023-11-14/sim-001_1700000000000000_000001.parquet"

@@ -9,11 +9,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use canopy::candump::CandumpReader;
-use canopy::dbc::Database;
-use canopy::history::Sql;
-use canopy::history::datafusion::DataFusionHistory;
-use canopy::telemetry::{MEASURES, Telemetry};
+use canopy::domain::measure::Measure;
+use canopy::format::candump::CandumpReader;
+use canopy::format::dbc::Database;
+use canopy::format::telemetry::Telemetry;
+use canopy_api::history::Sql;
+use canopy_api::history::datafusion::DataFusionHistory;
 use canopy_local::demo::{FleetOptions, run_fleet, vehicle_id, wait_idle};
 use canopy_local::stack::{Stack, StackOptions, latest_states};
 use canopy_local::template::topic_arn;
@@ -204,7 +205,7 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
             c["telemetry_published"].as_u64().unwrap()
         );
         // What the rule added (received_at) and what the archive keeps aside is extra.
-        let core = |t: &Telemetry| (t.seq, t.ts, MEASURES.map(|m| t.measure(m)));
+        let core = |t: &Telemetry| (t.seq, t.ts, Measure::REQUIRED.map(|m| t.value(m)));
         assert_eq!(core(&state.telemetry), core(last));
     }
 }

@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use canopy::candump::{BusNames, CandumpReader};
-use canopy::frame::CanFrame;
-use canopy::lake::raw::RawFileReader;
-use canopy::store::ObjectStore;
+use canopy::format::candump::{BusNames, CandumpReader};
+use canopy::format::frame::CanFrame;
+use canopy::format::lake::raw::RawFileReader;
+use canopy::ports::store::ObjectStore;
 use canopy_local::services::spawn_tied_to_process;
 use canopy_tests::local;
 use canopy_tests::mqtt::TelemetrySubscriber;

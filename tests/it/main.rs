@@ -1,7 +1,9 @@
-//! The one integration-test binary: handlers against moto on loopback, the
-//! edge against moto and an MQTT broker, and the pipeline end to end.
+//! The one integration-test binary: the AWS adapters' contracts and the
+//! handlers against moto on loopback, the edge against moto and an MQTT
+//! broker, and the pipeline end to end.
 
 mod api;
+mod contracts;
 mod decoder;
 mod e2e;
 mod edge;

@@ -6,16 +6,23 @@ use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
+use aws_lambda_events::event::sqs::SqsEvent;
 use bytes::Bytes;
-use canopy::alerts::default_rules;
-use canopy::aws::dynamodb::{DynamoAlertTables, DynamoTelemetryTables};
-use canopy::aws::iot::IotPublisher;
-use canopy::aws::sns::SnsNotifier;
-use canopy::ingest::{self, Incoming, IngestOptions};
-use canopy::store::ObjectStore;
-use canopy::tables::{AlertTables, TelemetryTables};
-use canopy::vehicle::VehicleId;
+use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::iot::IotPublisher;
+use canopy::adapters::aws::s3::S3Store;
+use canopy::adapters::aws::sns::SnsNotifier;
+use canopy::domain::alert::default_rules;
+use canopy::domain::vehicle::VehicleId;
+use canopy::ports::alert_log::AlertLog;
+use canopy::ports::ledger::Ledger;
+use canopy::ports::state::LatestStateStore;
+use canopy::ports::store::ObjectStore;
+use canopy_alerts::raise::Raiser;
+use canopy_alerts::{AlertsHandler, AlertsResponse};
 use canopy_local::resources::{alerts_table, create_topic, ledger_table, state_table};
+use canopy_telemetry::TelemetryHandler;
+use canopy_telemetry::ingest::{Incoming, Ingest, IngestOptions};
 use canopy_tests::fixtures::Rng;
 use canopy_tests::local;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -31,6 +38,17 @@ fn message(vehicle: usize, second: i64, temp_max: f64) -> Value {
         "pack_voltage_v": 380.0, "pack_current_a": 10.0 + vehicle as f64, "cell_voltage_min_v": 3.9, "cell_voltage_max_v": 3.95,
         "cell_temp_min_c": 25.0, "cell_temp_max_c": temp_max, "speed_kph": second as f64 % 120.0,
         "received_at": (T0 + second) * 1000 + 150})
+}
+
+/// The ingest service on moto's DynamoDB and S3, with fresh tables.
+async fn dynamo_ingest(store: S3Store, options: IngestOptions) -> Ingest<DynamoStateTable, DynamoLedger, S3Store> {
+    let client = local::dynamodb().await;
+    Ingest {
+        state: DynamoStateTable::new(client.clone(), &local::table(state_table, "state").await),
+        ledger: DynamoLedger::new(client, &local::table(ledger_table, "ledger").await),
+        store,
+        options,
+    }
 }
 
 async fn archive_rows<S: ObjectStore>(store: &S) -> Vec<(String, i64)> {
@@ -59,12 +77,8 @@ async fn archive_rows<S: ObjectStore>(store: &S) -> Vec<(String, i64)> {
 
 #[tokio::test]
 async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once() {
-    let store = local::bucket("telemetry").await;
-    let (state, ledger) = (
-        local::table(state_table, "state").await,
-        local::table(ledger_table, "ledger").await,
-    );
-    let tables = DynamoTelemetryTables::new(local::dynamodb().await, &state, &ledger);
+    let ingest = dynamo_ingest(local::bucket("telemetry").await, IngestOptions::default()).await;
+    let store = &ingest.store;
 
     // 20 vehicles × 60 messages, 150 duplicates, 40 invalid ones, shuffled.
     let mut rng = Rng::new(42);
@@ -99,80 +113,72 @@ async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once
         })
         .collect();
 
-    let options = IngestOptions::default();
     let now = chrono::Utc::now().timestamp_millis();
     let (mut rejected, mut failed) = (0, 0);
     for batch in incoming.chunks(100) {
-        let outcome = ingest::process(&tables, &store, batch, now, options).await;
+        let outcome = ingest.process(batch, now).await;
         rejected += outcome.rejected;
         failed += outcome.failed.len();
     }
     // SQS redelivers a whole batch (a timeout): it rewrites its own object, nothing more.
     let objects_before = store.list("telemetry/").await.unwrap().len();
-    let again = ingest::process(&tables, &store, &incoming[300..400], now, options).await;
+    let again = ingest.process(&incoming[300..400], now).await;
     assert!(again.failed.is_empty());
     assert_eq!(store.list("telemetry/").await.unwrap().len(), objects_before);
 
     assert_eq!(rejected, 40);
     assert_eq!(failed, 0);
-    let rows = archive_rows(&store).await;
+    let rows = archive_rows(store).await;
     let unique: BTreeSet<(String, i64)> = rows.iter().cloned().collect();
     assert_eq!(rows.len(), 1200, "every valid message, once");
     assert_eq!(unique.len(), 1200);
     for v in 1..=20 {
         let vehicle = VehicleId::new(format!("veh-{v:02}")).unwrap();
-        let latest = tables.latest(&vehicle).await.unwrap().unwrap();
+        let latest = ingest.state.get(&vehicle).await.unwrap().unwrap();
         assert_eq!(latest.telemetry.seq, (T0 + 59) as u64, "{vehicle}: the newest message");
-        assert_eq!(latest.received_at_ms, Some((T0 + 59) * 1000 + 150));
+        assert_eq!(latest.telemetry.received_at_ms, Some((T0 + 59) * 1000 + 150));
     }
-    let page = tables.list_latest(50, None).await.unwrap();
+    let page = ingest.state.list(50, None).await.unwrap();
     assert_eq!(page.items.len(), 20);
 }
 
 #[tokio::test]
 async fn the_handler_answers_with_the_messages_to_retry_and_older_messages_never_win() {
-    let store = local::bucket("telemetry-handler").await;
-    let (state, ledger) = (
-        local::table(state_table, "state").await,
-        local::table(ledger_table, "ledger").await,
-    );
-    let tables = DynamoTelemetryTables::new(local::dynamodb().await, &state, &ledger);
-    let handler = canopy_telemetry::Telemetry::new(tables.clone(), store.clone(), IngestOptions::default());
-    let event: Value = serde_json::from_str(
+    let ingest = dynamo_ingest(local::bucket("telemetry-handler").await, IngestOptions::default()).await;
+    let state = ingest.state.clone();
+    let handler = TelemetryHandler::new(ingest);
+    let event: SqsEvent = serde_json::from_str(
         &std::fs::read_to_string(format!("{}/../events/sqs-telemetry.json", env!("CARGO_MANIFEST_DIR"))).unwrap(),
     )
     .unwrap();
-    let response = handler.handle(event).await.unwrap();
+    let response = handler.handle(event).await;
     assert_eq!(
-        response,
+        serde_json::to_value(response).unwrap(),
         json!({"batchItemFailures": []}),
         "the invalid message is rejected, not retried"
     );
     let vehicle = VehicleId::new("sim-001").unwrap();
-    assert_eq!(
-        tables.latest(&vehicle).await.unwrap().unwrap().telemetry.seq,
-        1_700_000_001
-    );
+    assert_eq!(state.get(&vehicle).await.unwrap().unwrap().telemetry.seq, 1_700_000_001);
     // An older message arriving late does not roll the state back.
-    let old = json!({"Records": [{"messageId": "late", "body": message(1, -100, 30.0).to_string().replace("veh-01", "sim-001")}]});
-    handler.handle(old).await.unwrap();
-    assert_eq!(
-        tables.latest(&vehicle).await.unwrap().unwrap().telemetry.seq,
-        1_700_000_001
-    );
+    let old: SqsEvent = serde_json::from_value(
+        json!({"Records": [{"messageId": "late", "body": message(1, -100, 30.0).to_string().replace("veh-01", "sim-001")}]}),
+    )
+    .unwrap();
+    handler.handle(old).await;
+    assert_eq!(state.get(&vehicle).await.unwrap().unwrap().telemetry.seq, 1_700_000_001);
 }
 
 #[tokio::test]
 async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
-    let store = local::bucket("telemetry-stale").await;
-    let (state, ledger) = (
-        local::table(state_table, "state").await,
-        local::table(ledger_table, "ledger").await,
-    );
-    let tables = DynamoTelemetryTables::new(local::dynamodb().await, &state, &ledger);
+    let options = IngestOptions {
+        claim_stale_after_ms: 60_000,
+        concurrency: 4,
+    };
+    let ingest = dynamo_ingest(local::bucket("telemetry-stale").await, options).await;
     let vehicle = VehicleId::new("veh-01").unwrap();
     // A batch claimed the message an hour ago and died before writing its object.
-    tables
+    ingest
+        .ledger
         .claim(
             &vehicle,
             (T0 + 5) as u64,
@@ -186,20 +192,11 @@ async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
         body: message(1, 5, 30.0).to_string(),
     }];
     let now = 3_600_000;
-    let outcome = ingest::process(
-        &tables,
-        &store,
-        &batch,
-        now,
-        IngestOptions {
-            claim_stale_after_ms: 60_000,
-            concurrency: 4,
-        },
-    )
-    .await;
+    let outcome = ingest.process(&batch, now).await;
     assert_eq!(outcome.archived, 1);
     // A fresh claim of a batch still running sends the message back to the queue instead.
-    tables
+    ingest
+        .ledger
         .claim(
             &vehicle,
             (T0 + 6) as u64,
@@ -212,17 +209,7 @@ async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
         id: "m2".into(),
         body: message(1, 6, 30.0).to_string(),
     }];
-    let outcome = ingest::process(
-        &tables,
-        &store,
-        &batch,
-        now + 1000,
-        IngestOptions {
-            claim_stale_after_ms: 60_000,
-            concurrency: 4,
-        },
-    )
-    .await;
+    let outcome = ingest.process(&batch, now + 1000).await;
     assert_eq!(outcome.failed, ["m2"]);
 }
 
@@ -234,15 +221,18 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
         .await
         .unwrap();
     let capture = local::SnsCapture::subscribe(&topic).await;
-    let alert_tables = DynamoAlertTables::new(local::dynamodb().await, &table);
-    let rules = default_rules(60.0, 10.0, 0.1, Duration::from_secs(600));
-    let handler = canopy_alerts::Alerts::new(
-        alert_tables.clone(),
-        SnsNotifier::new(&sdk, &topic),
-        IotPublisher::new(&sdk),
-        rules,
-        Duration::from_secs(90 * 24 * 3600),
-    );
+    let alert_log = DynamoAlertLog::new(local::dynamodb().await, &table);
+    let handler = AlertsHandler::new(Raiser {
+        log: alert_log.clone(),
+        notifier: SnsNotifier::new(&sdk, &topic),
+        device: IotPublisher::new(&sdk),
+        rules: default_rules(60.0, 10.0, 0.1, Duration::from_secs(600)),
+        retention: Duration::from_secs(90 * 24 * 3600),
+    });
+    let sent_of = |r: AlertsResponse| match r {
+        AlertsResponse::Raised { sent, .. } => sent,
+        AlertsResponse::Rejected { rejected } => panic!("rejected: {rejected}"),
+    };
     // Vehicle 3 overheats: a hot message every 30 s for 15 minutes, each delivered twice.
     let mut sent = BTreeMap::new();
     for second in (0..900).step_by(30) {
@@ -251,12 +241,12 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
                 .handle(message(3, second, 61.0 + second as f64 / 100.0))
                 .await
                 .unwrap();
-            *sent.entry(second).or_insert(0) += r["sent"].as_u64().unwrap();
+            *sent.entry(second).or_insert(0) += sent_of(r);
         }
     }
     // Vehicle 4 stays cool.
     for second in (0..900).step_by(30) {
-        assert_eq!(handler.handle(message(4, second, 35.0)).await.unwrap()["sent"], 0);
+        assert_eq!(sent_of(handler.handle(message(4, second, 35.0)).await.unwrap()), 0);
     }
     // One alert at the first hot message, one when the 10-minute window has passed.
     let alerted: Vec<i64> = sent.iter().filter(|(_, n)| **n > 0).map(|(s, _)| *s).collect();
@@ -269,7 +259,7 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
             .all(|(subject, _)| subject.starts_with("[CRITICAL] veh-03: hottest cell temperature"))
     );
     assert!(notifications[0].1.contains("\"rule\": \"over-temperature\""));
-    let log = alert_tables
+    let log = alert_log
         .alerts(&VehicleId::new("veh-03").unwrap(), 10, None)
         .await
         .unwrap();
@@ -279,13 +269,15 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
         "newest first"
     );
     assert!(
-        alert_tables
+        alert_log
             .alerts(&VehicleId::new("veh-04").unwrap(), 10, None)
             .await
             .unwrap()
             .is_empty()
     );
     // An invalid message is answered, not retried.
-    let r = handler.handle(json!({"v": 1, "vehicle_id": "veh-03"})).await.unwrap();
-    assert!(r["rejected"].as_str().unwrap().starts_with("missing field ts"));
+    match handler.handle(json!({"v": 1, "vehicle_id": "veh-03"})).await.unwrap() {
+        AlertsResponse::Rejected { rejected } => assert!(rejected.starts_with("missing field ts"), "{rejected}"),
+        other => panic!("not rejected: {other:?}"),
+    }
 }

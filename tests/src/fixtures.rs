@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use canopy::dbc::Database;
-use canopy::frame::{CanFrame, CanId, FrameFlags};
-use canopy::lake::raw::RawWriter;
+use canopy::format::dbc::Database;
+use canopy::format::frame::{CanFrame, CanId, FrameFlags};
+use canopy::format::lake::raw::RawWriter;
 
 pub const DBC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dbc/ev_powertrain.dbc");
 

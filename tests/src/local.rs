@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use canopy::aws::s3::S3Store;
+use canopy::adapters::aws::s3::S3Store;
 use canopy_local::services::{Moto, moto_server_path};
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
@@ -19,7 +19,7 @@ pub fn moto() -> &'static Moto {
 }
 
 pub async fn sdk() -> aws_config::SdkConfig {
-    canopy::aws::local_config(&moto().endpoint).await
+    canopy_local::services::sdk_config(&moto().endpoint).await
 }
 
 /// A name no other test of this run uses: `<prefix>-<pid>-<n>`.

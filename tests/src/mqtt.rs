@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use canopy::telemetry::Telemetry;
+use canopy::format::telemetry::Telemetry;
 
 pub struct TelemetrySubscriber {
     /// Every message received, in arrival order.

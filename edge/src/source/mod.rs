@@ -10,7 +10,7 @@ pub mod socketcan;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use canopy::frame::CanFrame;
+use canopy::format::frame::CanFrame;
 
 /// What a read returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use canopy::candump::{BusNames, parse_line};
-use canopy::frame::CanFrame;
+use canopy::format::candump::{BusNames, parse_line};
+use canopy::format::frame::CanFrame;
 
 use super::{Pacer, Source, Status};
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use canopy::dbc::Database;
-use canopy::frame::CanFrame;
+use canopy::format::dbc::Database;
+use canopy::format::frame::CanFrame;
 
 use super::{Pacer, Source, Status};
-use crate::sim::{Params, Simulation};
+use crate::ev_model::{Params, Simulation};
 
 pub struct Simulator {
     sim: Simulation,

@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use canopy::frame::{BusName, CanFrame, CanId, FrameFlags};
+use canopy::format::frame::{BusName, CanFrame, CanId, FrameFlags};
 use socketcan::{CanAnyFrame, CanFdSocket, EmbeddedFrame, Frame, Socket, SocketOptions};
 use tracing::{error, warn};
 

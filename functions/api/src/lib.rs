@@ -1,7 +1,15 @@
-//! The query API as an axum router: the same router runs in Lambda (through
-//! `lambda_http`, behind API Gateway) and on the local stack (plain axum).
-//! Handlers validate, call the domain ([`canopy::history`], the tables) and
-//! map the outcome to JSON with a status that says what happened.
+//! The `api` Lambda: the query API as an axum router. The same router runs
+//! in Lambda (through `lambda_http`, behind API Gateway) and on the local
+//! stack (plain axum).
+//!
+//! - [`router`]: the routes. Handlers validate, call the domain and map the
+//!   outcome to JSON with a status that says what happened ([`error`]).
+//! - [`Config`], [`Api::from_env`]: the wiring the Lambda's `main.rs` uses.
+//! - [`history`]: signal history and fleet statistics, with both backends
+//!   side by side (Athena in AWS, DataFusion on the local stack).
+
+pub mod error;
+pub mod history;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,11 +20,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use canopy::history::{
-    self, Catalog, History, HistoryError, InvalidQuery, MAX_SIGNALS, SignalRef, TimeRange, max_points,
-};
-use canopy::tables::{AlertTables, LatestState, TableError, TelemetryTables};
-use canopy::vehicle::VehicleId;
+use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoStateTable};
+use canopy::domain::vehicle::VehicleId;
+use canopy::ports::alert_log::AlertLog;
+use canopy::ports::state::{LatestState, LatestStateStore};
+use canopy::runtime::env::{self, EnvError};
+
+use crate::error::ApiError;
+use crate::history::athena::AthenaHistory;
+use crate::history::{Catalog, History, InvalidQuery, MAX_SIGNALS, SignalRef, TimeRange, max_points};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -38,104 +50,96 @@ pub const ROUTES: [(&str, &str); 9] = [
     ("GET", "/fleet/stats"),
 ];
 
-/// What the handlers share.
-pub struct Api<H, T, A> {
+/// Configuration from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `STATE_TABLE`: each vehicle's latest state.
+    pub state_table: String,
+    /// `ALERTS_TABLE`: the alert log.
+    pub alerts_table: String,
+    /// `ATHENA_WORKGROUP`: where history queries run.
+    pub workgroup: String,
+    /// `GLUE_DATABASE`: the lake's tables.
+    pub database: String,
+}
+
+impl Config {
+    /// From `vars`: the process environment in Lambda, the template's map on the local stack.
+    pub fn from_vars(vars: &impl env::Vars) -> Result<Self, EnvError> {
+        Ok(Self {
+            state_table: env::required(vars, "STATE_TABLE")?,
+            alerts_table: env::required(vars, "ALERTS_TABLE")?,
+            workgroup: env::required(vars, "ATHENA_WORKGROUP")?,
+            database: env::required(vars, "GLUE_DATABASE")?,
+        })
+    }
+}
+
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error("the built-in DBC: {0}")]
+    Dbc(#[from] canopy::format::dbc::LoadError),
+}
+
+/// What the handlers share: history, the latest-state table, the alert log,
+/// and the catalog names are checked against.
+pub struct Api<H, S, A> {
     pub history: H,
-    pub tables: T,
+    pub state: S,
     pub alerts: A,
     pub catalog: Catalog,
 }
 
-pub fn router<H, T, A>(api: Arc<Api<H, T, A>>) -> Router
+impl<H> Api<H, DynamoStateTable, DynamoAlertLog> {
+    /// The API over DynamoDB with `history` (Athena in Lambda, DataFusion on the local stack).
+    pub fn with_history(config: &Config, sdk: &aws_config::SdkConfig, history: H) -> Result<Self, StartError> {
+        let client = dynamodb::client(sdk);
+        Ok(Self {
+            history,
+            state: DynamoStateTable::new(client.clone(), &config.state_table),
+            alerts: DynamoAlertLog::new(client, &config.alerts_table),
+            catalog: built_in_catalog()?,
+        })
+    }
+}
+
+impl Api<AthenaHistory, DynamoStateTable, DynamoAlertLog> {
+    /// The API as deployed: configuration from `vars`, DynamoDB and Athena.
+    pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, StartError> {
+        let config = Config::from_vars(vars)?;
+        let history = AthenaHistory::new(sdk, &config.workgroup, &config.database);
+        Self::with_history(&config, sdk, history)
+    }
+}
+
+pub fn router<H, S, A>(api: Arc<Api<H, S, A>>) -> Router
 where
     H: History + 'static,
-    T: TelemetryTables + 'static,
-    A: AlertTables + 'static,
+    S: LatestStateStore + 'static,
+    A: AlertLog + 'static,
 {
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
-        .route("/signals", get(signals::<H, T, A>))
-        .route("/vehicles", get(vehicles::<H, T, A>))
-        .route("/vehicles/{id}", get(vehicle::<H, T, A>))
-        .route("/vehicles/{id}/alerts", get(alerts::<H, T, A>))
+        .route("/signals", get(signals::<H, S, A>))
+        .route("/vehicles", get(vehicles::<H, S, A>))
+        .route("/vehicles/{id}", get(vehicle::<H, S, A>))
+        .route("/vehicles/{id}/alerts", get(alerts::<H, S, A>))
         .route(
             "/vehicles/{id}/signals/{message}/{signal}",
-            get(signal_history::<H, T, A>),
+            get(signal_history::<H, S, A>),
         )
-        .route("/vehicles/{id}/query", post(query::<H, T, A>))
-        .route("/fleet/stats", get(fleet_stats::<H, T, A>))
+        .route("/vehicles/{id}/query", post(query::<H, S, A>))
+        .route("/fleet/stats", get(fleet_stats::<H, S, A>))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route (GET /openapi.json lists them)") })
         .with_state(api)
 }
 
-/// An error as JSON: `{"error": {"status", "message", "field"?, "query_id"?}}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-    field: Option<String>,
-    query_id: Option<String>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            field: None,
-            query_id: None,
-        }
-    }
-}
-
-impl From<InvalidQuery> for ApiError {
-    fn from(e: InvalidQuery) -> Self {
-        Self {
-            field: Some(e.field.clone()),
-            ..Self::new(StatusCode::BAD_REQUEST, e.to_string())
-        }
-    }
-}
-
-impl From<TableError> for ApiError {
-    fn from(e: TableError) -> Self {
-        tracing::error!(error = %e, "table read failed");
-        Self::new(StatusCode::BAD_GATEWAY, e.to_string())
-    }
-}
-
-impl From<HistoryError> for ApiError {
-    fn from(e: HistoryError) -> Self {
-        tracing::error!(error = %e, "history query failed");
-        match &e {
-            HistoryError::Timeout { query_id, .. } => Self {
-                query_id: Some(query_id.clone()),
-                ..Self::new(StatusCode::GATEWAY_TIMEOUT, e.to_string())
-            },
-            HistoryError::Failed { query_id, .. } => Self {
-                query_id: Some(query_id.clone()),
-                ..Self::new(StatusCode::BAD_GATEWAY, e.to_string())
-            },
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut error = json!({ "status": self.status.as_u16(), "message": self.message });
-        if let Some(field) = self.field {
-            error["field"] = json!(field);
-        }
-        if let Some(id) = self.query_id {
-            error["query_id"] = json!(id);
-        }
-        (self.status, Json(json!({ "error": error }))).into_response()
-    }
-}
-
 type Answer = Result<Json<Value>, ApiError>;
-type Shared<H, T, A> = State<Arc<Api<H, T, A>>>;
+type Shared<H, S, A> = State<Arc<Api<H, S, A>>>;
 
 fn vehicle_id(id: &str) -> Result<VehicleId, ApiError> {
     VehicleId::new(id).map_err(|e| {
@@ -174,7 +178,10 @@ fn page_limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
 
 fn state_json(state: &LatestState) -> Value {
     let mut v = state.telemetry.to_json();
-    v["received_at_ms"] = json!(state.received_at_ms);
+    v["received_at_ms"] = json!(state.telemetry.received_at_ms);
+    if let Some(object) = v.as_object_mut() {
+        object.remove(canopy::format::telemetry::RECEIVED_AT);
+    }
     v["updated_at_ms"] = json!(state.updated_at_ms);
     v
 }
@@ -187,34 +194,31 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn signals<H, T, A>(State(api): Shared<H, T, A>) -> Json<Value> {
+async fn signals<H, S, A>(State(api): Shared<H, S, A>) -> Json<Value> {
     Json(json!({ "signals": api.catalog.entries() }))
 }
 
-async fn vehicles<H, T: TelemetryTables, A>(
-    State(api): Shared<H, T, A>,
+async fn vehicles<H, S: LatestStateStore, A>(
+    State(api): Shared<H, S, A>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Answer {
     let limit = page_limit(&params)?;
     let after = params.get("after").map(|a| vehicle_id(a)).transpose()?;
-    let page = api
-        .tables
-        .list_latest(limit, after.as_ref().map(VehicleId::as_str))
-        .await?;
+    let page = api.state.list(limit, after.as_ref().map(VehicleId::as_str)).await?;
     let items: Vec<Value> = page.items.iter().map(state_json).collect();
     Ok(Json(json!({ "vehicles": items, "next": page.next })))
 }
 
-async fn vehicle<H, T: TelemetryTables, A>(State(api): Shared<H, T, A>, Path(id): Path<String>) -> Answer {
+async fn vehicle<H, S: LatestStateStore, A>(State(api): Shared<H, S, A>, Path(id): Path<String>) -> Answer {
     let id = vehicle_id(&id)?;
-    match api.tables.latest(&id).await? {
+    match api.state.get(&id).await? {
         Some(state) => Ok(Json(state_json(&state))),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no vehicle {id}"))),
     }
 }
 
-async fn alerts<H, T, A: AlertTables>(
-    State(api): Shared<H, T, A>,
+async fn alerts<H, S, A: AlertLog>(
+    State(api): Shared<H, S, A>,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Answer {
@@ -235,8 +239,8 @@ async fn alerts<H, T, A: AlertTables>(
     Ok(Json(json!({ "vehicle_id": id, "alerts": alerts })))
 }
 
-async fn signal_history<H: History, T, A>(
-    State(api): Shared<H, T, A>,
+async fn signal_history<H: History, S, A>(
+    State(api): Shared<H, S, A>,
     Path((id, message, signal)): Path<(String, String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Answer {
@@ -266,8 +270,8 @@ pub struct QueryBody {
     max_points: Option<usize>,
 }
 
-async fn query<H: History, T, A>(
-    State(api): Shared<H, T, A>,
+async fn query<H: History, S, A>(
+    State(api): Shared<H, S, A>,
     Path(id): Path<String>,
     body: Result<Json<QueryBody>, JsonRejection>,
 ) -> Answer {
@@ -300,8 +304,8 @@ async fn query<H: History, T, A>(
     ))
 }
 
-async fn fleet_stats<H: History, T, A>(
-    State(api): Shared<H, T, A>,
+async fn fleet_stats<H: History, S, A>(
+    State(api): Shared<H, S, A>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Answer {
     let date = match params.get("date") {
@@ -312,11 +316,11 @@ async fn fleet_stats<H: History, T, A>(
     Ok(Json(json!({ "date": date.to_string(), "stats": stats })))
 }
 
-/// The DBC the catalog comes from: the platform's own, as the decoder's fallback.
-pub const BUILT_IN_DBC: &[u8] = include_bytes!("../../../dbc/ev_powertrain.dbc");
-
-/// The catalog of the built-in DBC.
-pub fn built_in_catalog() -> Result<Catalog, canopy::dbc::LoadError> {
-    let db = canopy::dbc::Database::from_bytes(BUILT_IN_DBC, "ev_powertrain.dbc")?;
-    Ok(Catalog::from_database(&db))
+/// The catalog of the built-in DBC, the decoder's fallback.
+pub fn built_in_catalog() -> Result<Catalog, canopy::format::dbc::LoadError> {
+    Ok(Catalog::from_database(&canopy::format::dbc::built_in()?))
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;

@@ -1,15 +1,26 @@
 //! The `telemetry` Lambda: batches from the IoT rule's SQS queue into the
 //! latest-state table and the telemetry archive, reporting the messages to
-//! retry. The work is [`canopy::ingest::process`].
+//! retry.
+//!
+//! - [`Config`]: its environment, validated at start-up.
+//! - [`TelemetryHandler`]: the handler, built by [`TelemetryHandler::from_env`]
+//!   (the Lambda's `main.rs` and the local stack call the same constructor).
+//! - [`ingest`]: the work, knowing nothing of Lambda.
+
+pub mod ingest;
 
 use std::time::Instant;
 
-use canopy::env::{self, EnvError};
-use canopy::ingest::{self, Incoming, IngestOptions};
-use canopy::metrics::{Metrics, Unit};
-use canopy::store::ObjectStore;
-use canopy::tables::TelemetryTables;
-use serde_json::{Value, json};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use canopy::adapters::aws::dynamodb::{self, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::s3::S3Store;
+use canopy::ports::ledger::Ledger;
+use canopy::ports::state::LatestStateStore;
+use canopy::ports::store::ObjectStore;
+use canopy::runtime::env::{self, EnvError};
+use canopy::runtime::metrics::{Metrics, MetricsSink, Unit};
+
+use crate::ingest::{Incoming, Ingest, IngestOptions, IngestOutcome};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,11 +34,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, EnvError> {
-        Self::from_vars(&env::Process)
-    }
-
-    /// From `vars`: the local stack passes the template's environment.
+    /// From `vars`: the process environment in Lambda, the template's map on the local stack.
     pub fn from_vars(vars: &impl env::Vars) -> Result<Self, EnvError> {
         let stale_s: i64 = env::parse_or(vars, "CLAIM_STALE_SECONDS", 900)?;
         if stale_s < 60 {
@@ -48,42 +55,61 @@ impl Config {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("event is not an SQS batch: {0}")]
-pub struct EventError(String);
-
-pub struct Telemetry<T, S> {
-    tables: T,
-    store: S,
-    options: IngestOptions,
+/// The handler: an SQS batch in, the messages to retry out.
+pub struct TelemetryHandler<S, L, O> {
+    ingest: Ingest<S, L, O>,
+    metrics: MetricsSink,
 }
 
-impl<T: TelemetryTables, S: ObjectStore> Telemetry<T, S> {
-    pub fn new(tables: T, store: S, options: IngestOptions) -> Self {
-        Self { tables, store, options }
+impl TelemetryHandler<DynamoStateTable, DynamoLedger, S3Store> {
+    /// The function as deployed: configuration from `vars`, DynamoDB and S3.
+    pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, EnvError> {
+        let config = Config::from_vars(vars)?;
+        let client = dynamodb::client(sdk);
+        Ok(Self::new(Ingest {
+            state: DynamoStateTable::new(client.clone(), &config.state_table),
+            ledger: DynamoLedger::new(client, &config.ledger_table),
+            store: S3Store::new(sdk, &config.bucket),
+            options: config.options,
+        }))
+    }
+}
+
+impl<S: LatestStateStore, L: Ledger, O: ObjectStore> TelemetryHandler<S, L, O> {
+    pub fn new(ingest: Ingest<S, L, O>) -> Self {
+        Self {
+            ingest,
+            metrics: MetricsSink::default(),
+        }
+    }
+
+    pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
+        self.metrics = sink;
+        self
     }
 
     /// Handles an SQS batch; answers with the messages to retry.
-    pub async fn handle(&self, event: Value) -> Result<Value, EventError> {
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let started = Instant::now();
-        let records = event
-            .get("Records")
-            .and_then(Value::as_array)
-            .ok_or_else(|| EventError("no Records".into()))?;
-        let batch: Vec<Incoming> = records
-            .iter()
-            .map(|r| {
-                let id = r
-                    .get("messageId")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let body = r.get("body").and_then(Value::as_str).unwrap_or_default().to_string();
-                Incoming { id, body }
+        let batch: Vec<Incoming> = event
+            .records
+            .into_iter()
+            .map(|r| Incoming {
+                id: r.message_id.unwrap_or_default(),
+                body: r.body.unwrap_or_default(),
             })
             .collect();
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let outcome = ingest::process(&self.tables, &self.store, &batch, now_ms, self.options).await;
+        let outcome = self.ingest.process(&batch, now_ms).await;
+        self.emit(&outcome, started);
+        let mut response = SqsBatchResponse::default();
+        for id in outcome.failed {
+            response.add_failure(id);
+        }
+        response
+    }
+
+    fn emit(&self, outcome: &IngestOutcome, started: Instant) {
         let mut metrics = Metrics::new("telemetry");
         metrics
             .count("MessagesReceived", outcome.received)
@@ -99,12 +125,38 @@ impl<T: TelemetryTables, S: ObjectStore> Telemetry<T, S> {
                 started.elapsed().as_secs_f64() * 1000.0,
                 Unit::Milliseconds,
             );
-        metrics.emit();
-        let failures: Vec<Value> = outcome
-            .failed
-            .iter()
-            .map(|id| json!({ "itemIdentifier": id }))
+        metrics.emit(self.metrics);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use canopy::adapters::memory::{MemoryLedger, MemoryStateTable, MemoryStore};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sample_event_is_handled_and_failures_are_reported_by_message_id() {
+        let handler = TelemetryHandler::new(Ingest {
+            state: MemoryStateTable::default(),
+            ledger: MemoryLedger::default(),
+            store: MemoryStore::new("lake"),
+            options: IngestOptions::default(),
+        });
+        let event: SqsEvent = serde_json::from_str(include_str!("../../../events/sqs-telemetry.json")).unwrap();
+        let ids: Vec<String> = event.records.iter().filter_map(|r| r.message_id.clone()).collect();
+        handler.ingest.store.faults().fail_next_of("put", 1);
+        let failed: Vec<String> = handler
+            .handle(event.clone())
+            .await
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
             .collect();
-        Ok(json!({ "batchItemFailures": failures }))
+        assert!(
+            !failed.is_empty() && failed.iter().all(|id| ids.contains(id)),
+            "{failed:?}"
+        );
+        assert!(handler.handle(event).await.batch_item_failures.is_empty());
     }
 }

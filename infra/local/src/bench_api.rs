@@ -7,12 +7,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use canopy::dbc::{Database, SignalValue};
-use canopy::history::datafusion::DataFusionHistory;
-use canopy::history::{Catalog, TimeRange, series};
-use canopy::lake::decoded::{DecodedWriter, DecodedWriterOptions};
-use canopy::lake::keys::RawKey;
-use canopy::vehicle::VehicleId;
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::dbc::{Database, SignalValue};
+use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
+use canopy::format::lake::keys::RawKey;
+use canopy_api::history::datafusion::DataFusionHistory;
+use canopy_api::history::{Catalog, TimeRange, series};
 
 use crate::latency::percentiles;
 

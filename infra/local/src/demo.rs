@@ -9,11 +9,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use canopy::store::ObjectStore;
-use canopy::vehicle::VehicleId;
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::telemetry::Telemetry;
+use canopy::ports::state::LatestState;
+use canopy::ports::store::ObjectStore;
 use serde_json::Value;
 
-use crate::stack::{Stack, alerts_of, latest_states};
+use crate::stack::{Stack, StackCounters, alerts_of, latest_states};
 
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
@@ -134,7 +136,7 @@ fn tail(s: &str, n: usize) -> &str {
 /// Waits until every raw object has its decoded twin and every queue is
 /// empty (twice in a row, a second apart).
 pub async fn wait_idle(stack: &Stack, limit: Duration) -> Result<()> {
-    let store = canopy::aws::s3::S3Store::new(&stack.sdk, &stack.bucket);
+    let store = canopy::adapters::aws::s3::S3Store::new(&stack.sdk, &stack.bucket);
     let started = Instant::now();
     let mut calm = 0;
     while calm < 2 {
@@ -155,7 +157,7 @@ pub async fn wait_idle(stack: &Stack, limit: Duration) -> Result<()> {
 
 /// Rows of every object under `prefix`, per vehicle (from the Parquet footers).
 pub async fn rows_per_vehicle(stack: &Stack, prefix: &str) -> Result<BTreeMap<String, (usize, u64)>> {
-    let store = canopy::aws::s3::S3Store::new(&stack.sdk, &stack.bucket);
+    let store = canopy::adapters::aws::s3::S3Store::new(&stack.sdk, &stack.bucket);
     let mut out: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     for (key, _) in store.list(prefix).await? {
         let object = store.get(&key).await?;
@@ -178,36 +180,48 @@ pub async fn rows_per_vehicle(stack: &Stack, prefix: &str) -> Result<BTreeMap<St
 
 /// The summary `make demo` prints.
 pub async fn summary(stack: &Stack, counters: &BTreeMap<VehicleId, Value>) -> Result<String> {
+    let states = latest_states(stack).await?;
+    let mut out = String::from("\nCanopy local stack: the fleet's run\n\n");
+    out.push_str(&vehicle_table(stack, counters, &states).await?);
+    out.push_str(&wiring_line(&stack.counters));
+    let mut alerts = Vec::new();
+    for vehicle in counters.keys() {
+        alerts.extend(alerts_of(stack, vehicle).await?);
+    }
+    out.push_str(&format!("\nAlerts sent through SNS: {}\n", alerts.len()));
+    for a in &alerts {
+        out.push_str(&format!(
+            "  [{}] {} {}: {} = {:.1} {} (threshold {} {}) at {}\n",
+            a.severity,
+            a.vehicle_id,
+            a.rule,
+            a.measure,
+            a.value,
+            a.unit(),
+            a.comparison.symbol(),
+            a.threshold,
+            a.ts
+        ));
+    }
+    out.push_str(&api_examples(stack, counters, &states));
+    Ok(out.replace("+00:00", "Z"))
+}
+
+/// Per vehicle: frames captured and uploaded, objects, values decoded, telemetry, latest state.
+async fn vehicle_table(stack: &Stack, counters: &BTreeMap<VehicleId, Value>, states: &[LatestState]) -> Result<String> {
     let raw = rows_per_vehicle(stack, "raw/").await?;
     let decoded = rows_per_vehicle(stack, "decoded/").await?;
-    let states = latest_states(stack).await?;
-    let mut out = String::new();
-    out.push_str("\nCanopy local stack: the fleet's run\n\n");
-    out.push_str(&format!(
+    let mut out = format!(
         "{:<9} {:>10} {:>10} {:>9} {:>12} {:>9}  {}\n",
         "vehicle", "captured", "uploaded", "objects", "values", "telemetry", "latest state"
-    ));
-    let mut alerts_total = Vec::new();
+    );
     for (vehicle, c) in counters {
         let (objects, uploaded) = raw.get(vehicle.as_str()).copied().unwrap_or_default();
         let (_, values) = decoded.get(vehicle.as_str()).copied().unwrap_or_default();
-        let state = states.iter().find(|s| &s.telemetry.vehicle_id == vehicle).map_or_else(
-            || "none".to_string(),
-            |s| {
-                let t = &s.telemetry;
-                format!(
-                    "seq {} at {}: SoC {:.1} %, {:.1} V, {:.1} A, cells {:.1}..{:.1} °C, {:.0} km/h",
-                    t.seq,
-                    t.ts.format("%H:%M:%S"),
-                    t.soc_pct,
-                    t.pack_voltage_v,
-                    t.pack_current_a,
-                    t.cell_temp_min_c,
-                    t.cell_temp_max_c,
-                    t.speed_kph
-                )
-            },
-        );
+        let state = states
+            .iter()
+            .find(|s| &s.telemetry.vehicle_id == vehicle)
+            .map_or_else(|| "none".to_string(), |s| state_line(&s.telemetry));
         out.push_str(&format!(
             "{:<9} {:>10} {:>10} {:>9} {:>12} {:>9}  {}\n",
             vehicle.as_str(),
@@ -218,13 +232,27 @@ pub async fn summary(stack: &Stack, counters: &BTreeMap<VehicleId, Value>) -> Re
             c["telemetry_published"].as_u64().unwrap_or(0),
             state
         ));
-        for alert in alerts_of(stack, vehicle).await? {
-            alerts_total.push(alert);
-        }
     }
-    let c = &stack.counters;
+    Ok(out)
+}
+
+fn state_line(t: &Telemetry) -> String {
+    format!(
+        "seq {} at {}: SoC {:.1} %, {:.1} V, {:.1} A, cells {:.1}..{:.1} °C, {:.0} km/h",
+        t.seq,
+        t.ts.format("%H:%M:%S"),
+        t.soc_pct,
+        t.pack_voltage_v,
+        t.pack_current_a,
+        t.cell_temp_min_c,
+        t.cell_temp_max_c,
+        t.speed_kph
+    )
+}
+
+fn wiring_line(c: &StackCounters) -> String {
     let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    out.push_str(&format!(
+    format!(
         "\nWiring: {} MQTT messages through the IoT rules ({} matches), {} function invocations \
          ({} failed, {} records returned to their queue)\n",
         n(&c.mqtt_messages),
@@ -232,14 +260,11 @@ pub async fn summary(stack: &Stack, counters: &BTreeMap<VehicleId, Value>) -> Re
         n(&c.invocations),
         n(&c.failed_invocations),
         n(&c.records_retried)
-    ));
-    out.push_str(&format!("\nAlerts sent through SNS: {}\n", alerts_total.len()));
-    for a in &alerts_total {
-        out.push_str(&format!(
-            "  [{}] {} {}: {} = {:.1} {} (threshold {} {}) at {}\n",
-            a.severity, a.vehicle_id, a.rule, a.measure, a.value, a.unit, a.comparison, a.threshold, a.ts
-        ));
-    }
+    )
+}
+
+/// curl commands for every route, on the run's first vehicle and its last 15 minutes.
+fn api_examples(stack: &Stack, counters: &BTreeMap<VehicleId, Value>, states: &[LatestState]) -> String {
     let api = format!("http://{}", stack.api);
     let first = counters.keys().next().map_or("veh-001".to_string(), |v| v.to_string());
     let day = states
@@ -253,7 +278,7 @@ pub async fn summary(stack: &Stack, counters: &BTreeMap<VehicleId, Value>) -> Re
             ((end - chrono::Duration::minutes(15)).to_rfc3339(), end.to_rfc3339())
         })
         .unwrap_or_default();
-    out.push_str(&format!(
+    format!(
         "\nTry the API (DataFusion over the local lake):\n\
          \x20 curl -s {api}/vehicles | jq\n\
          \x20 curl -s {api}/vehicles/{first} | jq\n\
@@ -262,8 +287,7 @@ pub async fn summary(stack: &Stack, counters: &BTreeMap<VehicleId, Value>) -> Re
          \x20 curl -s '{api}/vehicles/{first}/signals/BMS_PackStatus/PackCurrent?from={from}&to={to}&max_points=200' | jq '.series.points | length'\n\
          \x20 curl -s '{api}/fleet/stats?date={day}' | jq '.stats[0]'\n\
          \x20 curl -s {api}/openapi.json | jq '.paths | keys'\n"
-    ));
-    Ok(out.replace("+00:00", "Z"))
+    )
 }
 
 /// The DBC and canopy-edge beside this binary (target/<profile>/).

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use canopy::aws::s3::S3Store;
-use canopy::dbc::Database;
-use canopy::frame::{CanFrame, CanId, FrameFlags};
-use canopy::lake::keys::RawKey;
-use canopy::lake::raw::RawWriter;
-use canopy::store::ObjectStore;
-use canopy::tables::TelemetryTables;
-use canopy::vehicle::VehicleId;
+use canopy::adapters::aws::s3::S3Store;
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::dbc::Database;
+use canopy::format::frame::{CanFrame, CanId, FrameFlags};
+use canopy::format::lake::keys::RawKey;
+use canopy::format::lake::raw::RawWriter;
+use canopy::ports::state::LatestStateStore;
+use canopy::ports::store::ObjectStore;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
 
@@ -48,7 +48,7 @@ where
 /// Publish → state: `samples` messages, one at a time.
 pub async fn telemetry(stack: &Stack, samples: usize) -> Result<Vec<f64>> {
     let vehicle = VehicleId::new("latency-001")?;
-    let tables = crate::stack::telemetry_tables(stack);
+    let tables = crate::stack::state_table(stack);
     let mut options = MqttOptions::new("canopy-latency", "127.0.0.1", stack.mqtt.port());
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = AsyncClient::new(options, 64);
@@ -68,7 +68,7 @@ pub async fn telemetry(stack: &Stack, samples: usize) -> Result<Vec<f64>> {
         }
     });
     connected_rx.await.context("connecting to the broker")?;
-    let topic = canopy::telemetry::topic(&vehicle);
+    let topic = canopy::format::telemetry::topic(&vehicle);
     let mut out = Vec::with_capacity(samples);
     for seq in 0..samples as u64 {
         let ts = chrono::Utc::now();
@@ -80,7 +80,7 @@ pub async fn telemetry(stack: &Stack, samples: usize) -> Result<Vec<f64>> {
             .publish(&topic, QoS::AtLeastOnce, false, message.to_string())
             .await?;
         poll_until(Duration::from_secs(30), || async {
-            Ok(tables.latest(&vehicle).await?.is_some_and(|s| s.telemetry.seq == seq))
+            Ok(tables.get(&vehicle).await?.is_some_and(|s| s.telemetry.seq == seq))
         })
         .await
         .with_context(|| format!("telemetry seq {seq}"))?;

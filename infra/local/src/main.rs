@@ -126,8 +126,7 @@ async fn main() -> Result<()> {
     // Warnings only unless RUST_LOG says otherwise: stdout is the summary, and
     // the functions' per-invocation logs would bury it.
     // rumqttd reports our own readiness probes (connect, close) as errors.
-    canopy::logging::init_text_or("warn,canopy_local=info,rumqttd=off");
-    canopy::metrics::to_log();
+    canopy::runtime::logging::init_text_or("warn,canopy_local=info,rumqttd=off");
     match Cli::parse().command {
         Command::Broker { listen } => canopy_local::broker::run(listen)?,
         Command::Up(args) => {

@@ -53,7 +53,7 @@ enum Item {
 
 /// A parsed topic rule.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rule {
+pub struct TopicRule {
     items: Vec<Item>,
     /// The FROM topic filter (`+` and `#` wildcards).
     pub topic_filter: String,
@@ -317,8 +317,8 @@ impl Parser {
     }
 }
 
-impl Rule {
-    pub fn parse(sql: &str) -> Result<Rule, SqlError> {
+impl TopicRule {
+    pub fn parse(sql: &str) -> Result<Self, SqlError> {
         let mut p = Parser {
             tokens: tokenize(sql)?,
             pos: 0,
@@ -368,7 +368,7 @@ impl Rule {
         if p.pos != p.tokens.len() {
             return p.error("unexpected text after the rule");
         }
-        Ok(Rule {
+        Ok(Self {
             items,
             topic_filter,
             condition,
@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn the_telemetry_rule_adds_the_topics_vehicle_and_the_receive_time() {
-        let rule = Rule::parse(TELEMETRY).unwrap();
+        let rule = TopicRule::parse(TELEMETRY).unwrap();
         let out = rule
             .apply("dt/canopy/veh-01/bms", &payload(30.0, 50.0, 3.9, 3.95), 1234)
             .unwrap();
@@ -544,7 +544,7 @@ mod tests {
 
     #[test]
     fn the_alert_rule_selects_hot_empty_and_imbalanced_packs_only() {
-        let rule = Rule::parse(ALERTS).unwrap();
+        let rule = TopicRule::parse(ALERTS).unwrap();
         let topic = "dt/canopy/veh-01/bms";
         assert!(rule.apply(topic, &payload(61.0, 50.0, 3.9, 3.95), 0).is_some());
         assert!(rule.apply(topic, &payload(30.0, 9.5, 3.9, 3.95), 0).is_some());
@@ -558,7 +558,8 @@ mod tests {
     #[test]
     fn expressions_follow_precedence_and_nested_fields() {
         let rule =
-            Rule::parse("SELECT a.b * 2 + 1 AS x, NOT (a.b >= 3) AS small FROM 'x/#' WHERE a.b <> 4 AND true").unwrap();
+            TopicRule::parse("SELECT a.b * 2 + 1 AS x, NOT (a.b >= 3) AS small FROM 'x/#' WHERE a.b <> 4 AND true")
+                .unwrap();
         let out = rule.apply("x/y/z", br#"{"a": {"b": 3}}"#, 0).unwrap();
         assert_eq!(out, json!({"x": 7, "small": false}));
         assert!(rule.apply("x/y", br#"{"a": {"b": 4}}"#, 0).is_none());
@@ -566,16 +567,16 @@ mod tests {
 
     #[test]
     fn bad_sql_is_reported_with_its_position() {
-        let err = Rule::parse("SELECT * FROM dt/canopy").unwrap_err();
+        let err = TopicRule::parse("SELECT * FROM dt/canopy").unwrap_err();
         assert_eq!((err.at, err.problem.as_str()), (14, "expected a quoted topic filter"));
-        assert!(Rule::parse("SELECT * FROM 'a' WHERE x >").is_err());
+        assert!(TopicRule::parse("SELECT * FROM 'a' WHERE x >").is_err());
         assert!(
-            Rule::parse("SELECT md5(x) AS y FROM 'a'")
+            TopicRule::parse("SELECT md5(x) AS y FROM 'a'")
                 .unwrap_err()
                 .problem
                 .contains("md5")
         );
-        assert!(Rule::parse("SELECT * FROM 'a' WHERE x = 'unterminated").is_err());
+        assert!(TopicRule::parse("SELECT * FROM 'a' WHERE x = 'unterminated").is_err());
     }
 
     #[test]

@@ -169,3 +169,16 @@ pub fn http(endpoint: &str, method: &str, path: &str, body: Option<&str>) -> Res
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// The SDK configuration for moto on `endpoint`: the region the template's
+/// local names assume and moto's placeholder credentials, whatever the
+/// environment says (a developer's real keys never leave for loopback).
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    let credentials = aws_credential_types::Credentials::new("testing", "testing", None, None, "canopy-local");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(crate::template::REGION))
+        .credentials_provider(credentials)
+        .load()
+        .await
+}

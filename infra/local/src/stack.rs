@@ -12,25 +12,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::ScalarAttributeType;
 use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
     S3KeyFilter,
 };
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
-use canopy::aws::dynamodb::{DynamoAlertTables, DynamoTelemetryTables};
-use canopy::aws::iot::IotPublisher;
-use canopy::aws::s3::S3Store;
-use canopy::aws::sns::SnsNotifier;
-use canopy::history::datafusion::DataFusionHistory;
-use canopy::tables::{AlertTables, TelemetryTables};
+use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::iot::IotPublisher;
+use canopy::adapters::aws::s3::S3Store;
+use canopy::adapters::aws::sns::SnsNotifier;
+use canopy::ports::alert_log::AlertLog;
+use canopy::ports::state::LatestStateStore;
+use canopy::runtime::metrics::MetricsSink;
+use canopy_api::history::datafusion::DataFusionHistory;
+use canopy_decoder::event::{DecoderEvent, DecoderResponse};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::resources::{TableSpec, create_table};
-use crate::rules::Rule;
+use crate::rules::TopicRule;
 use crate::services::{Moto, free_port, moto_server_path};
 use crate::template::{ACCOUNT, REGION, RuleTarget, Template, queue_url};
 
@@ -46,7 +50,7 @@ pub struct StackOptions {
 
 /// What the stack has done, for summaries and tests.
 #[derive(Default, Debug)]
-pub struct Counters {
+pub struct StackCounters {
     pub mqtt_messages: AtomicU64,
     pub rule_matches: AtomicU64,
     pub invocations: AtomicU64,
@@ -54,19 +58,39 @@ pub struct Counters {
     pub records_retried: AtomicU64,
 }
 
-/// A function's handler, as its Lambda runs it.
+/// A function's handler, built by the same constructor as its Lambda's `main.rs`.
 enum Handler {
     Decoder(canopy_decoder::Decoder<S3Store>),
-    Telemetry(canopy_telemetry::Telemetry<DynamoTelemetryTables, S3Store>),
-    Alerts(canopy_alerts::Alerts<DynamoAlertTables, SnsNotifier, IotPublisher>),
+    Telemetry(canopy_telemetry::TelemetryHandler<DynamoStateTable, DynamoLedger, S3Store>),
+    Alerts(canopy_alerts::AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher>),
 }
 
 impl Handler {
-    async fn invoke(&self, event: Value) -> Result<Value, String> {
+    /// An SQS event source's batch; the ids of the messages to retry.
+    async fn invoke_batch(&self, event: SqsEvent) -> Result<Vec<String>, String> {
+        let response = match self {
+            Handler::Decoder(h) => match h.handle(DecoderEvent::Sqs(event)).await {
+                Ok(DecoderResponse::Batch(response)) => response,
+                Ok(DecoderResponse::Decoded { .. }) => {
+                    return Err("the decoder answered a batch as a notification".into());
+                }
+                Err(e) => return Err(e.to_string()),
+            },
+            Handler::Telemetry(h) => h.handle(event).await,
+            Handler::Alerts(_) => return Err("the alerts function has no queue".into()),
+        };
+        Ok(response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect())
+    }
+
+    /// An IoT rule's asynchronous invocation with the message.
+    async fn invoke_rule(&self, message: Value) -> Result<(), String> {
         match self {
-            Handler::Decoder(h) => h.handle(event).await.map_err(|e| e.to_string()),
-            Handler::Telemetry(h) => h.handle(event).await.map_err(|e| e.to_string()),
-            Handler::Alerts(h) => h.handle(event).await.map_err(|e| e.to_string()),
+            Handler::Alerts(h) => h.handle(message).await.map(|_| ()).map_err(|e| e.to_string()),
+            _ => Err("only the alerts function is a rule target".into()),
         }
     }
 }
@@ -79,7 +103,7 @@ pub struct Stack {
     pub template: Template,
     pub template_path: PathBuf,
     pub sdk: aws_config::SdkConfig,
-    pub counters: Arc<Counters>,
+    pub counters: Arc<StackCounters>,
     tasks: Vec<JoinHandle<()>>,
     _moto: Option<Moto>,
 }
@@ -112,9 +136,9 @@ impl Stack {
         crate::broker::spawn(mqtt)?;
         crate::broker::wait_listening(mqtt)?;
 
-        let sdk = canopy::aws::local_config(&endpoint).await;
+        let sdk = crate::services::sdk_config(&endpoint).await;
         let bucket = create_resources(&template, &sdk).await?;
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(StackCounters::default());
         let mut handlers: BTreeMap<String, Arc<Handler>> = BTreeMap::new();
         for f in &template.functions {
             if let Some(h) = handler(&f.binary, &f.environment, &sdk)? {
@@ -207,32 +231,11 @@ impl Stack {
 }
 
 fn handler(binary: &str, env: &BTreeMap<String, String>, sdk: &aws_config::SdkConfig) -> Result<Option<Handler>> {
-    let dynamodb = canopy::aws::dynamodb::client(sdk);
+    let sink = MetricsSink::Log;
     Ok(Some(match binary {
-        "decoder" => {
-            let config = canopy_decoder::Config::from_vars(env)?;
-            let store = S3Store::new(sdk, &config.bucket);
-            Handler::Decoder(canopy_decoder::Decoder::new(store, config)?)
-        }
-        "telemetry" => {
-            let config = canopy_telemetry::Config::from_vars(env)?;
-            let tables = DynamoTelemetryTables::new(dynamodb, &config.state_table, &config.ledger_table);
-            Handler::Telemetry(canopy_telemetry::Telemetry::new(
-                tables,
-                S3Store::new(sdk, &config.bucket),
-                config.options,
-            ))
-        }
-        "alerts" => {
-            let config = canopy_alerts::Config::from_vars(env)?;
-            Handler::Alerts(canopy_alerts::Alerts::new(
-                DynamoAlertTables::new(dynamodb, &config.table),
-                SnsNotifier::new(sdk, &config.topic_arn),
-                IotPublisher::new(sdk),
-                config.rules,
-                config.retention,
-            ))
-        }
+        "decoder" => Handler::Decoder(canopy_decoder::Decoder::from_env(env, sdk)?.with_metrics(sink)),
+        "telemetry" => Handler::Telemetry(canopy_telemetry::TelemetryHandler::from_env(env, sdk)?.with_metrics(sink)),
+        "alerts" => Handler::Alerts(canopy_alerts::AlertsHandler::from_env(env, sdk)?.with_metrics(sink)),
         // Served over HTTP instead (serve_api).
         "api" => return Ok(None),
         other => bail!("the template's function binary {other:?} has no local handler"),
@@ -325,50 +328,20 @@ async fn poll_queue(
     queue: String,
     batch: usize,
     handler: Arc<Handler>,
-    counters: Arc<Counters>,
+    counters: Arc<StackCounters>,
 ) {
     let url = queue_url(&queue);
     let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}");
     loop {
-        let mut messages = Vec::new();
-        while messages.len() < batch {
-            let wait = if messages.is_empty() { 1 } else { 0 };
-            let received = sqs
-                .receive_message()
-                .queue_url(&url)
-                .max_number_of_messages((batch - messages.len()).min(10) as i32)
-                .wait_time_seconds(wait)
-                .send()
-                .await;
-            match received {
-                Ok(r) if !r.messages().is_empty() => messages.extend(r.messages.unwrap_or_default()),
-                Ok(_) => break,
-                Err(e) => {
-                    warn!(%queue, error = %canopy::aws::error_text(&e), "receive failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    break;
-                }
-            }
-        }
+        let messages = receive_batch(&sqs, &url, batch).await;
         if messages.is_empty() {
             continue;
         }
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
-                       "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
-                       "eventSourceARN": arn, "awsRegion": REGION})
-            })
-            .collect();
+        let mut event = SqsEvent::default();
+        event.records = messages.iter().map(|m| sqs_record(m, &arn)).collect();
         counters.invocations.fetch_add(1, Ordering::Relaxed);
-        let failed: Vec<String> = match handler.invoke(json!({ "Records": records })).await {
-            Ok(answer) => answer["batchItemFailures"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
-                .collect(),
+        let failed: Vec<String> = match handler.invoke_batch(event).await {
+            Ok(failed) => failed,
             Err(e) => {
                 counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
                 warn!(%queue, error = %e, "invocation failed; the whole batch returns to the queue");
@@ -381,33 +354,75 @@ async fn poll_queue(
         counters
             .records_retried
             .fetch_add(failed.len() as u64, Ordering::Relaxed);
-        let done: Vec<_> = messages
+        let done: Vec<&aws_sdk_sqs::types::Message> = messages
             .iter()
             .filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
             .collect();
-        for chunk in done.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(m.receipt_handle().unwrap_or_default())
-                        .build()
-                        .ok()
-                })
-                .collect::<Vec<_>>();
-            if let Err(e) = sqs
-                .delete_message_batch()
-                .queue_url(&url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                warn!(%queue, error = %canopy::aws::error_text(&e), "delete failed; the messages will be delivered again");
+        delete(&sqs, &url, &done).await;
+    }
+}
+
+/// Up to `batch` messages: a long poll for the first, then whatever is waiting.
+async fn receive_batch(sqs: &aws_sdk_sqs::Client, url: &str, batch: usize) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut messages = Vec::new();
+    while messages.len() < batch {
+        let wait = if messages.is_empty() { 1 } else { 0 };
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages((batch - messages.len()).min(10) as i32)
+            .wait_time_seconds(wait)
+            .send()
+            .await;
+        match received {
+            Ok(r) if !r.messages().is_empty() => messages.extend(r.messages.unwrap_or_default()),
+            Ok(_) => break,
+            Err(e) => {
+                warn!(%url, error = %canopy::adapters::aws::error_text(&e), "receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                break;
             }
         }
     }
+    messages
+}
+
+/// Deletes handled messages, ten at a time; a failed delete only means a redelivery.
+async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, done: &[&aws_sdk_sqs::types::Message]) {
+    for chunk in done.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        if let Err(e) = sqs
+            .delete_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            warn!(%url, error = %canopy::adapters::aws::error_text(&e), "delete failed; the messages will be delivered again");
+        }
+    }
+}
+
+/// A received message as Lambda's event source mapping hands it over.
+fn sqs_record(m: &aws_sdk_sqs::types::Message, arn: &str) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = m.message_id().map(str::to_string);
+    record.receipt_handle = m.receipt_handle().map(str::to_string);
+    record.body = m.body().map(str::to_string);
+    record.event_source = Some("aws:sqs".into());
+    record.event_source_arn = Some(arn.to_string());
+    record.aws_region = Some(REGION.into());
+    record
 }
 
 /// IoT Core's rules engine: every message on the broker through every rule.
@@ -416,13 +431,13 @@ fn run_rules(
     mqtt: SocketAddr,
     sqs: aws_sdk_sqs::Client,
     handlers: BTreeMap<String, Arc<Handler>>,
-    counters: Arc<Counters>,
+    counters: Arc<StackCounters>,
 ) -> Result<impl Future<Output = ()>> {
-    let rules: Vec<(Rule, Vec<RuleTarget>)> = template
+    let rules: Vec<(TopicRule, Vec<RuleTarget>)> = template
         .rules
         .iter()
         .map(|r| {
-            Rule::parse(&r.sql)
+            TopicRule::parse(&r.sql)
                 .map(|rule| (rule, r.targets.clone()))
                 .with_context(|| format!("topic rule {}", r.logical_id))
         })
@@ -470,7 +485,7 @@ async fn deliver(
     message: &Value,
     sqs: &aws_sdk_sqs::Client,
     handlers: &BTreeMap<String, Arc<Handler>>,
-    counters: &Counters,
+    counters: &StackCounters,
 ) {
     match target {
         RuleTarget::Queue(queue) => {
@@ -481,7 +496,7 @@ async fn deliver(
                 .send()
                 .await;
             if let Err(e) = sent {
-                warn!(%queue, error = %canopy::aws::error_text(&e), "rule action failed");
+                warn!(%queue, error = %canopy::adapters::aws::error_text(&e), "rule action failed");
             }
         }
         RuleTarget::Function(id) => {
@@ -491,7 +506,7 @@ async fn deliver(
             };
             counters.invocations.fetch_add(1, Ordering::Relaxed);
             // IoT invokes asynchronously and retries; here a failure is logged.
-            if let Err(e) = handler.invoke(message.clone()).await {
+            if let Err(e) = handler.invoke_rule(message.clone()).await {
                 counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
                 warn!(function = %id, error = %e, "rule invocation failed");
             }
@@ -511,19 +526,9 @@ async fn serve_api(
         .iter()
         .find(|f| f.binary == "api")
         .ok_or_else(|| anyhow!("the template has no api function"))?;
-    let env = &f.environment;
-    let table = |name: &str| {
-        env.get(name)
-            .cloned()
-            .ok_or_else(|| anyhow!("ApiFunction has no {name}"))
-    };
-    let dynamodb = canopy::aws::dynamodb::client(sdk);
-    let api = canopy_api::Api {
-        history: DataFusionHistory::s3(endpoint, bucket).await?,
-        tables: DynamoTelemetryTables::new(dynamodb.clone(), &table("STATE_TABLE")?, ""),
-        alerts: DynamoAlertTables::new(dynamodb, &table("ALERTS_TABLE")?),
-        catalog: canopy_api::built_in_catalog()?,
-    };
+    let config = canopy_api::Config::from_vars(&f.environment)?;
+    let history = DataFusionHistory::s3(endpoint, bucket).await?;
+    let api = canopy_api::Api::with_history(&config, sdk, history)?;
     let app = canopy_api::router(Arc::new(api));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let address = listener.local_addr()?;
@@ -535,28 +540,22 @@ async fn serve_api(
     Ok((address, task))
 }
 
-/// The state and ledger tables, as the telemetry function is configured.
-pub fn telemetry_tables(stack: &Stack) -> DynamoTelemetryTables {
-    let env = stack
+/// The latest-state table, as the telemetry function is configured.
+pub fn state_table(stack: &Stack) -> DynamoStateTable {
+    let table = stack
         .template
-        .functions
-        .iter()
-        .find(|f| f.binary == "telemetry")
-        .map(|f| f.environment.clone())
-        .unwrap_or_default();
-    DynamoTelemetryTables::new(
-        canopy::aws::dynamodb::client(&stack.sdk),
-        env.get("STATE_TABLE").map_or("StateTable", String::as_str),
-        env.get("LEDGER_TABLE").map_or("LedgerTable", String::as_str),
-    )
+        .function("TelemetryFunction")
+        .and_then(|f| f.environment.get("STATE_TABLE").cloned())
+        .unwrap_or_else(|| "StateTable".into());
+    DynamoStateTable::new(canopy::adapters::aws::dynamodb::client(&stack.sdk), &table)
 }
 
-pub async fn latest_states(stack: &Stack) -> Result<Vec<canopy::tables::LatestState>> {
-    let tables = telemetry_tables(stack);
+pub async fn latest_states(stack: &Stack) -> Result<Vec<canopy::ports::state::LatestState>> {
+    let table = state_table(stack);
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = tables.list_latest(100, after.as_deref()).await?;
+        let page = table.list(100, after.as_deref()).await?;
         out.extend(page.items);
         match page.next {
             Some(next) => after = Some(next),
@@ -565,14 +564,17 @@ pub async fn latest_states(stack: &Stack) -> Result<Vec<canopy::tables::LatestSt
     }
 }
 
-pub async fn alerts_of(stack: &Stack, vehicle: &canopy::vehicle::VehicleId) -> Result<Vec<canopy::tables::Alert>> {
+pub async fn alerts_of(
+    stack: &Stack,
+    vehicle: &canopy::domain::vehicle::VehicleId,
+) -> Result<Vec<canopy::domain::alert::Alert>> {
     let table = stack
         .template
         .function("AlertsFunction")
         .and_then(|f| f.environment.get("ALERTS_TABLE").cloned())
         .unwrap_or_else(|| "AlertsTable".into());
-    let tables = DynamoAlertTables::new(canopy::aws::dynamodb::client(&stack.sdk), &table);
-    Ok(tables.alerts(vehicle, 100, None).await?)
+    let log = DynamoAlertLog::new(canopy::adapters::aws::dynamodb::client(&stack.sdk), &table);
+    Ok(log.alerts(vehicle, 100, None).await?)
 }
 
 /// The repository's template.yaml, found from the working directory upwards.

@@ -8,10 +8,12 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use canopy::aws::dynamodb::DynamoTelemetryTables;
-use canopy::aws::s3::S3Store;
-use canopy::ingest::IngestOptions;
+use aws_lambda_events::event::sqs::SqsEvent;
+use canopy::adapters::aws::dynamodb::{DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::s3::S3Store;
 use canopy_local::resources::{create_table, ledger_table, state_table};
+use canopy_telemetry::TelemetryHandler;
+use canopy_telemetry::ingest::{Ingest, IngestOptions};
 use canopy_tests::fixtures::Rng;
 use serde_json::{Value, json};
 
@@ -27,7 +29,7 @@ async fn main() -> Result<()> {
     let vehicles: usize = vehicles.parse().context("vehicles")?;
     let batch: usize = batch.parse().context("batch size")?;
 
-    let sdk = canopy::aws::local_config(endpoint).await;
+    let sdk = canopy_local::services::sdk_config(endpoint).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     create_table(&dynamodb, &state_table("bench-state")).await?;
     create_table(&dynamodb, &ledger_table("bench-ledger")).await?;
@@ -39,11 +41,12 @@ async fn main() -> Result<()> {
         .send()
         .await
         .context("create bucket")?;
-    let handler = canopy_telemetry::Telemetry::new(
-        DynamoTelemetryTables::new(dynamodb, "bench-state", "bench-ledger"),
+    let handler = TelemetryHandler::new(Ingest {
+        state: DynamoStateTable::new(dynamodb.clone(), "bench-state"),
+        ledger: DynamoLedger::new(dynamodb, "bench-ledger"),
         store,
-        IngestOptions::default(),
-    );
+        options: IngestOptions::default(),
+    });
 
     // Each vehicle publishes once a second; the queue delivers them mixed.
     let mut bodies: Vec<String> = (0..messages)
@@ -66,8 +69,8 @@ async fn main() -> Result<()> {
             .enumerate()
             .map(|(i, body)| json!({"messageId": format!("m{n}-{i}"), "body": body}))
             .collect();
-        let answer = handler.handle(json!({ "Records": records })).await?;
-        retried += answer["batchItemFailures"].as_array().map_or(0, Vec::len);
+        let event: SqsEvent = serde_json::from_value(json!({ "Records": records }))?;
+        retried += handler.handle(event).await.batch_item_failures.len();
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(

@@ -4,12 +4,14 @@
 
 #![recursion_limit = "256"]
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use canopy::aws::s3::S3Store;
-use canopy::store::ObjectStore;
-use canopy_decoder::{Config, Decoder};
+use canopy::adapters::aws::s3::S3Store;
+use canopy::ports::store::ObjectStore;
+use canopy_decoder::Decoder;
+use canopy_decoder::event::DecoderEvent;
 use clap::Parser;
 use serde_json::json;
 
@@ -31,14 +33,14 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    canopy::logging::init_text();
+    canopy::runtime::logging::init_text();
     let args = Args::parse();
-    // SAFETY: set before any thread reads the environment.
-    unsafe { std::env::set_var("DATA_BUCKET", &args.bucket) };
-    let config = Config::from_env()?;
+    // The Lambda's configuration, with the bucket from the command line.
+    let mut vars: BTreeMap<String, String> = std::env::vars().collect();
+    vars.insert("DATA_BUCKET".into(), args.bucket.clone());
     let sdk = match &args.endpoint {
-        Some(endpoint) => canopy::aws::local_config(endpoint).await,
-        None => canopy::aws::config().await,
+        Some(endpoint) => canopy::adapters::aws::config_for_endpoint(endpoint).await,
+        None => canopy::adapters::aws::config().await,
     };
     let store = S3Store::new(&sdk, &args.bucket);
     let keys = match &args.prefix {
@@ -54,10 +56,12 @@ async fn main() -> Result<()> {
     if keys.is_empty() {
         bail!("no objects: give keys or a --prefix that has some");
     }
-    let decoder = Decoder::new(store, config).context("the built-in DBC")?;
+    let decoder = Decoder::from_env(&vars, &sdk).context("decoder configuration")?;
     for key in keys {
         let started = Instant::now();
-        let event = json!({"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": args.bucket}, "object": {"key": key}}}]});
+        let event: DecoderEvent = serde_json::from_value(
+            json!({"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": args.bucket}, "object": {"key": key}}}]}),
+        )?;
         let outcome = decoder.handle(event).await;
         let seconds = started.elapsed().as_secs_f64();
         match outcome {

@@ -1,0 +1,299 @@
+//! The telemetry summary: the configured BMS signals of each interval folded
+//! into one telemetry message. Levels are the interval's latest values; the
+//! cell voltage and temperature extremes are extremes over the interval, so a
+//! spike between two messages still reaches the alert rule.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use canopy::domain::measure::Measure;
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::dbc::{Database, SignalValue};
+use canopy::format::frame::CanFrame;
+use canopy::format::telemetry::Telemetry;
+use chrono::DateTime;
+
+use crate::config::SignalMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fold {
+    Latest,
+    Min,
+    Max,
+}
+
+fn fold_of(m: Measure) -> Fold {
+    match m {
+        Measure::CellVoltageMinV | Measure::CellTempMinC => Fold::Min,
+        Measure::CellVoltageMaxV | Measure::CellTempMaxC => Fold::Max,
+        _ => Fold::Latest,
+    }
+}
+
+const N: usize = Measure::REQUIRED.len();
+
+pub struct Aggregator {
+    db: Arc<Database>,
+    vehicle: VehicleId,
+    interval_us: i64,
+    /// Per DBC message index: (signal index, telemetry field slot).
+    wanted: Vec<Vec<(u16, usize)>>,
+    folds: [Fold; N],
+    current: Option<i64>,
+    values: [Option<f64>; N],
+    last: [Option<f64>; N],
+    /// The cell voltage min and max signals when one message carries both:
+    /// their difference within a frame is the pack's instantaneous spread.
+    spread_pair: Option<(usize, u16, u16)>,
+    /// The widest instantaneous spread of the open interval.
+    spread: Option<f64>,
+    scratch: Vec<SignalValue>,
+}
+
+impl Aggregator {
+    /// Checks that every mapped `Message.Signal` exists in the DBC.
+    pub fn new(db: Arc<Database>, vehicle: VehicleId, interval_ms: u64, map: &SignalMap) -> Result<Self> {
+        let mut wanted = vec![Vec::new(); db.messages().len()];
+        let mut folds = [Fold::Latest; N];
+        for (slot, (field, path)) in map.entries().into_iter().enumerate() {
+            let (message, signal) = path.split_once('.').context("Message.Signal")?;
+            let Some(mi) = db.messages().iter().position(|m| m.name == message) else {
+                bail!("telemetry.signals.{field}: the DBC has no message {message}");
+            };
+            let Some(si) = db.messages()[mi].signal_index(signal) else {
+                bail!("telemetry.signals.{field}: message {message} has no signal {signal}");
+            };
+            wanted[mi].push((si as u16, slot));
+            folds[slot] = fold_of(field);
+        }
+        // The interval's min and max come from different moments (a voltage sag
+        // under load moves both), so only a spread within one frame measures imbalance.
+        let slot = |m: Measure| Measure::REQUIRED.iter().position(|r| *r == m);
+        let spread_pair = (0..wanted.len()).find_map(|mi| {
+            let of = |field: Option<usize>| wanted[mi].iter().find(|(_, s)| Some(*s) == field).map(|(sig, _)| *sig);
+            Some((
+                mi,
+                of(slot(Measure::CellVoltageMinV))?,
+                of(slot(Measure::CellVoltageMaxV))?,
+            ))
+        });
+        Ok(Self {
+            db,
+            vehicle,
+            interval_us: i64::try_from(interval_ms).unwrap_or(1000) * 1000,
+            wanted,
+            folds,
+            current: None,
+            values: [None; N],
+            last: [None; N],
+            spread_pair,
+            spread: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Takes a frame; returns the message of an interval that just ended.
+    pub fn observe(&mut self, frame: &CanFrame) -> Option<Telemetry> {
+        let k = frame.ts_us.div_euclid(self.interval_us);
+        let mut done = None;
+        match self.current {
+            Some(current) if k > current => {
+                done = self.finish(current);
+                self.current = Some(k);
+            }
+            None => self.current = Some(k),
+            _ => {} // a late frame counts toward the open interval
+        }
+        let index = self.db.message_index(frame.id)?;
+        if self.wanted[index].is_empty()
+            || self.db.messages()[index]
+                .decode(frame.data(), &mut self.scratch)
+                .is_err()
+        {
+            return done;
+        }
+        for &(signal, slot) in &self.wanted[index] {
+            let Some(v) = self.scratch.iter().find(|v| v.signal == signal) else {
+                continue;
+            };
+            let value = v.value;
+            let entry = &mut self.values[slot];
+            *entry = Some(match (self.folds[slot], *entry) {
+                (Fold::Min, Some(old)) => old.min(value),
+                (Fold::Max, Some(old)) => old.max(value),
+                _ => value,
+            });
+        }
+        if let Some((mi, min_signal, max_signal)) = self.spread_pair
+            && mi == index
+        {
+            let value = |signal: u16| self.scratch.iter().find(|v| v.signal == signal).map(|v| v.value);
+            if let (Some(min), Some(max)) = (value(min_signal), value(max_signal)) {
+                let spread = max - min;
+                self.spread = Some(self.spread.map_or(spread, |old: f64| old.max(spread)));
+            }
+        }
+        done
+    }
+
+    /// The message of the open interval (at the end of a finite source).
+    pub fn flush(&mut self) -> Option<Telemetry> {
+        let current = self.current.take()?;
+        self.finish(current)
+    }
+
+    fn finish(&mut self, k: i64) -> Option<Telemetry> {
+        let mut merged = [0.0; N];
+        let mut ready = true;
+        for ((merged, value), last) in merged.iter_mut().zip(self.values.iter_mut()).zip(self.last.iter_mut()) {
+            match value.take().or(*last) {
+                Some(v) => {
+                    *merged = v;
+                    *last = Some(v);
+                }
+                None => ready = false,
+            }
+        }
+        let spread = self.spread.take();
+        if !ready {
+            return None; // not every field seen yet (just started)
+        }
+        // Stamped with the interval's end; seq is the interval's number, so it
+        // stays unique and increasing across restarts.
+        let end_us = (k + 1) * self.interval_us;
+        let ts = DateTime::from_timestamp_micros(end_us)?;
+        let mut t = Telemetry::from_measures(self.vehicle.clone(), ts, u64::try_from(k + 1).ok()?, merged);
+        t.cell_voltage_spread_v = spread;
+        Some(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canopy::format::frame::FrameFlags;
+
+    fn db() -> Arc<Database> {
+        Arc::new(Database::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../dbc/ev_powertrain.dbc")).unwrap())
+    }
+
+    fn frame(db: &Database, ts_us: i64, message: &str, values: &[(&str, f64)]) -> CanFrame {
+        let m = db.message_by_name(message).unwrap();
+        let payload = m
+            .encode(|_, s| {
+                Some(
+                    values
+                        .iter()
+                        .find(|(n, _)| *n == s.name)
+                        .map_or(s.minimum.unwrap_or(0.0), |(_, v)| *v),
+                )
+            })
+            .unwrap();
+        CanFrame::new(ts_us, Arc::from("can0"), m.id, FrameFlags::empty(), &payload).unwrap()
+    }
+
+    fn all_fields(db: &Database, ts: i64, temp_max: f64) -> Vec<CanFrame> {
+        vec![
+            frame(
+                db,
+                ts,
+                "BMS_PackStatus",
+                &[("StateOfCharge", 80.0), ("PackVoltage", 380.0), ("PackCurrent", 12.5)],
+            ),
+            frame(
+                db,
+                ts + 1,
+                "BMS_CellVoltageSummary",
+                &[("CellVoltageMin", 3.9), ("CellVoltageMax", 3.95)],
+            ),
+            frame(
+                db,
+                ts + 2,
+                "BMS_TemperatureSummary",
+                &[("CellTempMin", 25.0), ("CellTempMax", temp_max)],
+            ),
+            frame(db, ts + 3, "VCU_VehicleStatus", &[("VehicleSpeed", 50.0)]),
+        ]
+    }
+
+    #[test]
+    fn extremes_over_the_interval_keep_a_short_spike() {
+        let db = db();
+        let mut agg = Aggregator::new(db.clone(), VehicleId::new("v1").unwrap(), 1000, &SignalMap::default()).unwrap();
+        let t0 = 1_700_000_000_000_000;
+        let mut out = Vec::new();
+        for (i, temp) in [30.0, 61.5, 31.0].iter().enumerate() {
+            for f in all_fields(&db, t0 + i as i64 * 300_000, *temp) {
+                out.extend(agg.observe(&f));
+            }
+        }
+        assert!(out.is_empty(), "the interval is still open");
+        out.extend(agg.observe(&frame(
+            &db,
+            t0 + 1_000_000,
+            "VCU_VehicleStatus",
+            &[("VehicleSpeed", 10.0)],
+        )));
+        let t = &out[0];
+        assert_eq!(
+            t.cell_temp_max_c, 61.5,
+            "the spike in the middle is the interval's maximum"
+        );
+        assert_eq!(t.speed_kph, 50.0);
+        assert_eq!(t.ts_us(), t0 + 1_000_000);
+        assert_eq!(t.seq, 1_700_000_001);
+        // The next interval carries levels over and starts its extremes afresh.
+        let last = agg.flush().unwrap();
+        assert_eq!(last.speed_kph, 10.0);
+        assert_eq!(
+            last.cell_temp_max_c, 61.5,
+            "unseen in the interval: the last known value"
+        );
+        assert_eq!(last.seq, 1_700_000_002);
+    }
+
+    #[test]
+    fn the_spread_is_measured_within_a_frame_not_across_the_interval() {
+        let db = db();
+        let mut agg = Aggregator::new(db.clone(), VehicleId::new("v1").unwrap(), 1000, &SignalMap::default()).unwrap();
+        let t0 = 1_700_000_000_000_000;
+        for f in all_fields(&db, t0, 30.0) {
+            agg.observe(&f);
+        }
+        // A sag under load: every cell drops, the spread stays 40 mV.
+        agg.observe(&frame(
+            &db,
+            t0 + 500_000,
+            "BMS_CellVoltageSummary",
+            &[("CellVoltageMin", 3.70), ("CellVoltageMax", 3.74)],
+        ));
+        let t = agg.flush().unwrap();
+        assert_eq!((t.cell_voltage_min_v, t.cell_voltage_max_v), (3.7, 3.95));
+        let spread = t.cell_voltage_spread_v.unwrap();
+        assert!((spread - 0.05).abs() < 1e-9, "{spread}");
+        assert!(t.value(Measure::CellVoltageSpreadV) < 0.06);
+    }
+
+    #[test]
+    fn nothing_is_sent_before_every_field_was_seen() {
+        let db = db();
+        let mut agg = Aggregator::new(db.clone(), VehicleId::new("v1").unwrap(), 1000, &SignalMap::default()).unwrap();
+        agg.observe(&frame(&db, 0, "BMS_PackStatus", &[("StateOfCharge", 80.0)]));
+        assert!(agg.observe(&frame(&db, 2_000_000, "BMS_PackStatus", &[])).is_none());
+    }
+
+    #[test]
+    fn a_mapping_to_a_missing_signal_names_the_field() {
+        let map = SignalMap {
+            speed_kph: "VCU_VehicleStatus.Velocity".into(),
+            ..SignalMap::default()
+        };
+        let err = Aggregator::new(db(), VehicleId::new("v1").unwrap(), 1000, &map)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "telemetry.signals.speed_kph: message VCU_VehicleStatus has no signal Velocity"
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! `canopy-edge decode`: DBC-decode a candump log or a raw lake file into
+//! JSON lines (one object per frame, in order) or decoded lake Parquet.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use canopy::format::dbc::{Database, DecodeError, Message, SignalValue};
+use canopy::format::frame::CanFrame;
+use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
+use canopy::format::lake::transcode::{DecodeStats, FrameDecoder};
+
+use super::input;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per input frame, in input order.
+    Jsonl,
+    /// The decoded lake format: long-format Parquet, sorted, ZSTD.
+    Parquet,
+    /// Only the counts: frames decoded, unknown ids, errors (JSON).
+    Summary,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DecodeArgs {
+    /// The DBC file.
+    #[arg(long)]
+    pub dbc: PathBuf,
+    /// A candump log (`candump -l` format); `-` reads standard input.
+    #[arg(long, conflicts_with = "raw", required_unless_present = "raw")]
+    pub candump: Option<String>,
+    /// A raw CAN Parquet file of the lake.
+    #[arg(long)]
+    pub raw: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: Format,
+    /// Where to write; standard output when absent (JSON lines only).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(args: &DecodeArgs) -> Result<()> {
+    let db = Database::load(&args.dbc)?;
+    let frames = input::open(args.candump.as_deref(), args.raw.as_deref())?;
+    match args.format {
+        Format::Jsonl => {
+            let out: Box<dyn Write> = match &args.output {
+                Some(path) => Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?),
+                None => Box::new(io::stdout().lock()),
+            };
+            let mut out = BufWriter::with_capacity(1 << 16, out);
+            write_jsonl(&db, frames, &mut out)?;
+            out.flush().context("writing the output")?;
+        }
+        Format::Summary => {
+            let mut decoder = FrameDecoder::new(&db);
+            for frame in frames {
+                let frame = frame?;
+                decoder.decode(frame.id, frame.flags, frame.data());
+            }
+            println!("{}", serde_json::to_string(&decoder.stats)?);
+        }
+        Format::Parquet => {
+            let path = args.output.as_ref().context("--format parquet needs --output FILE")?;
+            let stats = write_parquet(&db, frames, path)?;
+            eprintln!(
+                "{} frames: {} decoded into {} values, {} unknown ids, {} shorter than their DBC length, {} invalid, {} remote/error",
+                stats.frames,
+                stats.decoded_frames,
+                stats.values,
+                stats.unknown_ids,
+                stats.short_frames,
+                stats.invalid_frames,
+                stats.skipped_frames
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Decodes frames into a decoded lake file at `path`.
+pub fn write_parquet(
+    db: &Database,
+    frames: impl Iterator<Item = Result<CanFrame>>,
+    path: &std::path::Path,
+) -> Result<DecodeStats> {
+    let name = path.display().to_string();
+    let file = File::create(path).with_context(|| format!("creating {name}"))?;
+    let mut writer = DecodedWriter::new(db, BufWriter::new(file), &name, DecodedWriterOptions::default())?;
+    let mut decoder = FrameDecoder::new(db);
+    for frame in frames {
+        let frame = frame?;
+        decoder.decode_frame(frame.ts_us, frame.id, frame.flags, frame.data(), &mut writer)?;
+    }
+    let (mut sink, _) = writer.finish()?;
+    sink.flush().with_context(|| format!("writing {name}"))?;
+    Ok(decoder.stats)
+}
+
+/// Writes the oracle's JSON-lines format.
+pub fn write_jsonl(db: &Database, frames: impl Iterator<Item = Result<CanFrame>>, out: &mut impl Write) -> Result<()> {
+    let mut values = Vec::new();
+    let mut line = String::with_capacity(512);
+    for frame in frames {
+        let frame = frame?;
+        line.clear();
+        let message = db.lookup(frame.id);
+        let result = message.map(|m| m.decode(frame.data(), &mut values));
+        jsonl_line(&mut line, &frame, message, result, &values);
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn jsonl_line(
+    line: &mut String,
+    frame: &CanFrame,
+    message: Option<&Message>,
+    result: Option<Result<(), DecodeError>>,
+    values: &[SignalValue],
+) {
+    use std::fmt::Write as _;
+    let sec = frame.ts_us.div_euclid(1_000_000);
+    let usec = frame.ts_us.rem_euclid(1_000_000);
+    let _ = write!(
+        line,
+        "{{\"timestamp\":{sec}.{usec:06},\"can_id\":{},\"extended\":{},\"message\":",
+        frame.id.raw(),
+        frame.id.is_extended()
+    );
+    match message {
+        None => line.push_str("null"),
+        Some(m) => json_string(line, &m.name),
+    }
+    line.push_str(",\"signals\":");
+    match (message, &result) {
+        (Some(m), Some(Ok(()))) => {
+            line.push('{');
+            for (i, v) in values.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                json_string(line, &m.signals[usize::from(v.signal)].name);
+                line.push(':');
+                json_number(line, v.value);
+            }
+            line.push('}');
+        }
+        _ => line.push_str("null"),
+    }
+    line.push_str(",\"error\":");
+    match result {
+        Some(Err(e)) => json_string(line, &e.to_string()),
+        _ => line.push_str("null"),
+    }
+    line.push_str("}\n");
+}
+
+fn json_number(out: &mut String, v: f64) {
+    use std::fmt::Write as _;
+    if v.is_nan() {
+        out.push_str("\"NaN\"");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" });
+    } else if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v:?}");
+    }
+}
+
+fn json_string(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}

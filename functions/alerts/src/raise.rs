@@ -1,0 +1,139 @@
+//! Raising the alerts of one message without alert storms, knowing nothing
+//! of Lambda. A rule that trips sends one alert per vehicle per cooldown
+//! window: the window is claimed by a conditional write, so concurrent
+//! invocations and retries agree on who sends. Each alert goes to people
+//! (the notifier), to the alert log (newest first, with a TTL) and to the
+//! vehicle (`cmd/canopy/<id>/alert`).
+
+use std::time::Duration;
+
+use canopy::domain::alert::{Alert, Rule, evaluate};
+use canopy::format::telemetry::{Telemetry, alert_topic};
+use canopy::ports::alert_log::AlertLog;
+use canopy::ports::messaging::{DevicePublisher, Notifier};
+use serde_json::json;
+use tracing::{info, warn};
+
+/// The notification's subject (at most 100 characters, SNS's limit) and body.
+pub fn message(alert: &Alert) -> (String, String) {
+    let (what, unit, words) = (alert.measure.description(), alert.unit(), alert.comparison.words());
+    let subject = format!(
+        "[{}] {}: {} {:.1} {} {} {} {}",
+        alert.severity.as_str().to_uppercase(),
+        alert.vehicle_id,
+        what,
+        alert.value,
+        unit,
+        words,
+        alert.threshold,
+        unit
+    );
+    let subject: String = subject.chars().take(100).collect();
+    let body = format!(
+        "Vehicle {vehicle} reported a {what} of {value:.2} {unit} at {ts}, {words} the {rule} threshold of {threshold} {unit}.\n\
+         Severity: {severity}. Further alerts of this rule for this vehicle are held back for the rule's cooldown.\n\n{json}\n",
+        vehicle = alert.vehicle_id,
+        value = alert.value,
+        ts = alert.ts,
+        rule = alert.rule,
+        threshold = alert.threshold,
+        severity = alert.severity,
+        json = serde_json::to_string_pretty(alert).unwrap_or_default(),
+    );
+    (subject, body)
+}
+
+/// What raising the alerts of one message did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Raised {
+    pub sent: u64,
+    /// Held back: the vehicle's window for the rule was taken.
+    pub suppressed: u64,
+    /// Sent by an earlier try of the same message.
+    pub already_sent: u64,
+    pub vehicle_notify_failures: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("alert {alert}: {message}")]
+pub struct RaiseError {
+    pub alert: String,
+    pub message: String,
+}
+
+/// The alerts service over its three ports.
+pub struct Raiser<A, N, D> {
+    pub log: A,
+    pub notifier: N,
+    pub device: D,
+    pub rules: Vec<Rule>,
+    /// How long the log keeps an alert.
+    pub retention: Duration,
+}
+
+impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
+    /// Raises the alerts `t` trips. A failure before the notification is sent
+    /// fails the whole message, so its retry sends it; after, only the log
+    /// write can fail, and a retry finds the cooldown its own and sends again
+    /// only if the log does not hold the alert.
+    pub async fn raise(&self, t: &Telemetry) -> Result<Raised, RaiseError> {
+        let mut raised = Raised::default();
+        for alert in evaluate(&self.rules, t) {
+            self.raise_one(&alert, &mut raised)
+                .await
+                .map_err(|message| RaiseError {
+                    alert: alert.id(),
+                    message,
+                })?;
+        }
+        Ok(raised)
+    }
+
+    async fn raise_one(&self, alert: &Alert, raised: &mut Raised) -> Result<(), String> {
+        let cooldown = self
+            .rules
+            .iter()
+            .find(|r| r.name == alert.rule)
+            .map_or(Duration::ZERO, |r| r.cooldown);
+        let until_us = alert.ts_us + i64::try_from(cooldown.as_micros()).unwrap_or(i64::MAX);
+        if !self
+            .log
+            .claim_cooldown(alert, until_us)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            raised.suppressed += 1;
+            info!(alert = %alert.id(), "held back: within the cooldown of an earlier alert");
+            return Ok(());
+        }
+        if self.log.recorded(alert).await.map_err(|e| e.to_string())? {
+            raised.already_sent += 1;
+            return Ok(());
+        }
+        let (subject, body) = message(alert);
+        let attributes = [
+            ("vehicle_id", alert.vehicle_id.as_str()),
+            ("rule", alert.rule.as_str()),
+            ("severity", alert.severity.as_str()),
+        ];
+        self.notifier
+            .notify(&subject, &body, &attributes)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Telling the vehicle is best effort: failing here would send the email again.
+        let payload = json!({"alert": alert, "message": subject}).to_string().into_bytes();
+        if let Err(e) = self.device.publish(&alert_topic(&alert.vehicle_id), payload).await {
+            raised.vehicle_notify_failures += 1;
+            warn!(alert = %alert.id(), error = %e, "alert not delivered to the vehicle");
+        }
+        let expires_at_s = alert.ts_us / 1_000_000 + i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX / 2);
+        self.log.record(alert, expires_at_s).await.map_err(|e| e.to_string())?;
+        raised.sent += 1;
+        info!(alert = %alert.id(), %subject, "alert sent");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "raise_tests.rs"]
+mod tests;

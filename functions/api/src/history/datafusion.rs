@@ -1,0 +1,187 @@
+//! [`History`] on DataFusion: Athena's part on the local stack. The same SQL
+//! runs over the same Parquet objects, read through the S3 endpoint (moto) or
+//! from a folder laid out like the bucket. The tables are Hive-partitioned
+//! listings, so a per-vehicle query lists only that vehicle's dates and
+//! row-group statistics skip the other signals.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::SessionConfig;
+
+use crate::history::{
+    FleetStat, History, HistoryError, Param, SignalRef, Sql, TimeRange, fleet_stat, fleet_stats_sql, points_sql,
+};
+use canopy::domain::lttb::Point;
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::lake::archive::archive_schema;
+use canopy::format::lake::decoded::decoded_schema;
+
+fn failed(message: impl ToString) -> HistoryError {
+    HistoryError::Failed {
+        query_id: "(local)".into(),
+        message: message.to_string(),
+    }
+}
+
+#[derive(Clone)]
+pub struct DataFusionHistory {
+    ctx: SessionContext,
+}
+
+impl DataFusionHistory {
+    /// Over a folder holding `decoded/` and `telemetry/` as the bucket does.
+    pub async fn local(root: &Path) -> Result<Self, HistoryError> {
+        let root = std::fs::canonicalize(root).map_err(|e| failed(format!("{}: {e}", root.display())))?;
+        Self::with_base(&format!("file://{}/", root.display()), None).await
+    }
+
+    /// Over a bucket of an S3-compatible endpoint (moto on loopback), with
+    /// the local stack's fixed credentials.
+    pub async fn s3(endpoint: &str, bucket: &str) -> Result<Self, HistoryError> {
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("testing")
+            .with_secret_access_key("testing")
+            .with_virtual_hosted_style_request(false)
+            .build()
+            .map_err(failed)?;
+        let base = format!("s3://{bucket}/");
+        Self::with_base(&base, Some(Arc::new(store))).await
+    }
+
+    async fn with_base(base: &str, store: Option<Arc<dyn object_store::ObjectStore>>) -> Result<Self, HistoryError> {
+        let config = SessionConfig::new()
+            .with_target_partitions(2)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+        let ctx = SessionContext::new_with_config(config);
+        if let Some(store) = store {
+            let url = url::Url::parse(base).map_err(failed)?;
+            ctx.register_object_store(&url, store);
+        }
+        let history = Self { ctx };
+        history
+            .register(
+                "decoded",
+                decoded_schema(),
+                &format!("{base}decoded/"),
+                &["vehicle_id", "date"],
+            )
+            .await?;
+        history
+            .register("telemetry", archive_schema(), &format!("{base}telemetry/"), &["date"])
+            .await?;
+        Ok(history)
+    }
+
+    async fn register(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        url: &str,
+        partitions: &[&str],
+    ) -> Result<(), HistoryError> {
+        let url = ListingTableUrl::parse(url).map_err(failed)?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(partitions.iter().map(|p| (p.to_string(), DataType::Utf8)).collect());
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(schema);
+        let table = ListingTable::try_new(config).map_err(failed)?;
+        self.ctx.register_table(name, Arc::new(table)).map_err(failed)?;
+        Ok(())
+    }
+
+    /// Runs `sql` (with `?` placeholders) and collects its batches.
+    pub async fn run(&self, sql: &Sql) -> Result<Vec<RecordBatch>, HistoryError> {
+        let mut text = String::with_capacity(sql.text.len() + 8);
+        let mut n = 0;
+        for c in sql.text.chars() {
+            if c == '?' {
+                n += 1;
+                text.push_str(&format!("${n}"));
+            } else {
+                text.push(c);
+            }
+        }
+        let values: Vec<ScalarValue> = sql
+            .params
+            .iter()
+            .map(|p| match p {
+                Param::Str(s) => ScalarValue::Utf8(Some(s.clone())),
+                Param::Int(i) => ScalarValue::Int64(Some(*i)),
+            })
+            .collect();
+        let frame = self.ctx.sql(&text).await.map_err(failed)?;
+        let frame = frame.with_param_values(values).map_err(failed)?;
+        frame.collect().await.map_err(failed)
+    }
+}
+
+fn column(batch: &RecordBatch, i: usize, to: &DataType) -> Result<Arc<dyn Array>, HistoryError> {
+    cast(batch.column(i), to).map_err(failed)
+}
+
+impl History for DataFusionHistory {
+    async fn points(
+        &self,
+        vehicle: &VehicleId,
+        signal: &SignalRef,
+        range: TimeRange,
+        _max_points: usize,
+    ) -> Result<Vec<Point>, HistoryError> {
+        let batches = self.run(&points_sql("decoded", vehicle, signal, range)).await?;
+        let mut points = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+        for batch in &batches {
+            let ts = column(batch, 0, &DataType::Int64)?;
+            let values = column(batch, 1, &DataType::Float64)?;
+            let (ts, values) = (ts.as_primitive::<Int64Type>(), values.as_primitive::<Float64Type>());
+            points.extend(
+                ts.values()
+                    .iter()
+                    .zip(values.values().iter())
+                    .map(|(&ts_us, &value)| Point { ts_us, value }),
+            );
+        }
+        Ok(points)
+    }
+
+    async fn fleet_stats(&self, date: NaiveDate) -> Result<Vec<FleetStat>, HistoryError> {
+        let batches = self.run(&fleet_stats_sql("telemetry", date)).await?;
+        let mut stats = Vec::new();
+        for batch in &batches {
+            let vehicles = column(batch, 0, &DataType::Utf8)?;
+            let vehicles = vehicles.as_string::<i32>();
+            let hours = column(batch, 1, &DataType::Int64)?;
+            let counts = column(batch, 2, &DataType::Int64)?;
+            let measures: Vec<Arc<dyn Array>> = (3..13)
+                .map(|i| column(batch, i, &DataType::Float64))
+                .collect::<Result<_, _>>()?;
+            for row in 0..batch.num_rows() {
+                let mut v = [0.0; 10];
+                for (slot, m) in v.iter_mut().zip(&measures) {
+                    *slot = m.as_primitive::<Float64Type>().value(row);
+                }
+                stats.push(fleet_stat(
+                    vehicles.value(row).to_string(),
+                    hours.as_primitive::<Int64Type>().value(row),
+                    counts.as_primitive::<Int64Type>().value(row) as u64,
+                    v,
+                ));
+            }
+        }
+        Ok(stats)
+    }
+}

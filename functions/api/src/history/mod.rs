@@ -1,0 +1,408 @@
+//! Signal history and fleet statistics from the lake: the questions the API
+//! answers with SQL, behind one port, [`History`], with its adapters side by
+//! side: Athena in AWS ([`athena`]), DataFusion over the same Parquet objects
+//! on the local stack ([`datafusion`], feature `datafusion`), and points in
+//! memory for tests ([`memory`], feature `memory`).
+//!
+//! Every input is validated here before any backend sees it, and the SQL
+//! carries values only as parameters; the one text both backends share is
+//! below, so they answer the same question.
+
+pub mod athena;
+#[cfg(feature = "datafusion")]
+pub mod datafusion;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
+
+use std::future::Future;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use canopy::domain::lttb::{Point, lttb};
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::dbc::Database;
+use canopy::format::lake::keys::date_of;
+use canopy::runtime::text::truncate_chars;
+
+/// The longest time range one query may span.
+pub const MAX_RANGE_US: i64 = 31 * 24 * 3600 * 1_000_000;
+/// The most points a series is reduced to.
+pub const MAX_POINTS: usize = 10_000;
+pub const DEFAULT_POINTS: usize = 1_000;
+/// Signals one multi-signal query may ask for.
+pub const MAX_SIGNALS: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    /// The query did not finish in time; it may still be running.
+    #[error("query {query_id} did not finish within {seconds} s")]
+    Timeout { query_id: String, seconds: u64 },
+    /// The engine ran the query and it failed, or the engine could not be reached.
+    #[error("query {query_id}: {message}")]
+    Failed { query_id: String, message: String },
+}
+
+/// What a caller asked for that cannot be answered: a 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct InvalidQuery {
+    pub field: String,
+    pub problem: String,
+}
+
+fn invalid(field: &str, problem: impl Into<String>) -> InvalidQuery {
+    InvalidQuery {
+        field: field.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// A signal of the catalog, by message and signal name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub struct SignalRef {
+    pub message_name: String,
+    pub signal_name: String,
+}
+
+/// One signal of the DBC catalog.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CatalogEntry {
+    pub message: String,
+    pub message_id: u32,
+    pub signal: String,
+    pub unit: String,
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+    pub comment: Option<String>,
+}
+
+/// The signals a query may name: the DBC's, and nothing else reaches SQL.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    entries: Vec<CatalogEntry>,
+}
+
+impl Catalog {
+    pub fn from_database(db: &Database) -> Self {
+        let mut entries: Vec<CatalogEntry> = db
+            .messages()
+            .iter()
+            .flat_map(|m| {
+                m.signals.iter().map(move |s| CatalogEntry {
+                    message: m.name.clone(),
+                    message_id: m.id.raw(),
+                    signal: s.name.clone(),
+                    unit: s.unit.clone(),
+                    minimum: s.minimum,
+                    maximum: s.maximum,
+                    comment: s.comment.clone(),
+                })
+            })
+            .collect();
+        entries.sort_by(|a, b| (&a.message, &a.signal).cmp(&(&b.message, &b.signal)));
+        Self { entries }
+    }
+
+    pub fn entries(&self) -> &[CatalogEntry] {
+        &self.entries
+    }
+
+    pub fn find(&self, message: &str, signal: &str) -> Option<&CatalogEntry> {
+        self.entries
+            .binary_search_by(|e| (e.message.as_str(), e.signal.as_str()).cmp(&(message, signal)))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    /// The entry for `r`, or why there is none.
+    pub fn check(&self, r: &SignalRef) -> Result<&CatalogEntry, InvalidQuery> {
+        self.find(&r.message_name, &r.signal_name).ok_or_else(|| {
+            invalid(
+                "signal",
+                format!(
+                    "unknown signal {:?} of message {:?} (GET /signals lists them)",
+                    truncate_chars(&r.signal_name, 80),
+                    truncate_chars(&r.message_name, 80)
+                ),
+            )
+        })
+    }
+}
+
+/// A validated time range, `[from_us, to_us)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from_us: i64,
+    pub to_us: i64,
+}
+
+impl TimeRange {
+    /// From RFC 3339 times; `to` defaults to now and `from` to a day before `to`.
+    pub fn parse(from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) -> Result<Self, InvalidQuery> {
+        let time = |field: &str, s: &str| -> Result<i64, InvalidQuery> {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc).timestamp_micros())
+                .map_err(|e| {
+                    invalid(
+                        field,
+                        format!("{:?} is not an RFC 3339 time: {e}", truncate_chars(s, 40)),
+                    )
+                })
+        };
+        let to_us = match to {
+            Some(s) => time("to", s)?,
+            None => now.timestamp_micros(),
+        };
+        let from_us = match from {
+            Some(s) => time("from", s)?,
+            None => to_us - 24 * 3600 * 1_000_000,
+        };
+        Self::new(from_us, to_us)
+    }
+
+    pub fn new(from_us: i64, to_us: i64) -> Result<Self, InvalidQuery> {
+        if from_us >= to_us {
+            return Err(invalid("from", "must be before to"));
+        }
+        if to_us - from_us > MAX_RANGE_US {
+            return Err(invalid("to", "the range may span at most 31 days"));
+        }
+        Ok(Self { from_us, to_us })
+    }
+
+    /// The first and last UTC dates the range touches: the partitions to read.
+    pub fn dates(&self) -> (NaiveDate, NaiveDate) {
+        (date_of(self.from_us), date_of(self.to_us - 1))
+    }
+}
+
+/// `max_points`, bounded.
+pub fn max_points(requested: Option<usize>) -> Result<usize, InvalidQuery> {
+    match requested {
+        None => Ok(DEFAULT_POINTS),
+        Some(n) if (3..=MAX_POINTS).contains(&n) => Ok(n),
+        Some(n) => Err(invalid("max_points", format!("{n} is outside 3..={MAX_POINTS}"))),
+    }
+}
+
+/// A date partition, `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Result<NaiveDate, InvalidQuery> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| invalid("date", format!("{:?} is not a YYYY-MM-DD date", truncate_chars(s, 40))))
+}
+
+/// One signal's history, as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Series {
+    pub message_name: String,
+    pub signal_name: String,
+    pub unit: String,
+    /// Points the backend returned before LTTB.
+    pub source_points: usize,
+    pub downsampled: bool,
+    pub points: Vec<Point>,
+}
+
+/// Per vehicle and hour of one day, from the telemetry archive.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetStat {
+    pub vehicle_id: String,
+    /// The hour's start, RFC 3339.
+    pub hour: String,
+    pub messages: u64,
+    pub soc_pct_min: f64,
+    pub soc_pct_max: f64,
+    pub soc_pct_avg: f64,
+    pub cell_temp_max_c_max: f64,
+    pub cell_temp_max_c_avg: f64,
+    pub pack_current_a_min: f64,
+    pub pack_current_a_max: f64,
+    pub pack_current_a_avg: f64,
+    pub speed_kph_max: f64,
+    pub speed_kph_avg: f64,
+}
+
+/// The SQL a backend runs, with its parameters in order. Both backends run
+/// this text (`?` placeholders); only the table names differ.
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<Param>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Str(String),
+    Int(i64),
+}
+
+/// A signal's points in a range, exact, in time order. `decoded` is the
+/// partitioned table; the date predicates prune partitions, the message and
+/// signal predicates row groups.
+pub fn points_sql(table: &str, vehicle: &VehicleId, signal: &SignalRef, range: TimeRange) -> Sql {
+    let (first, last) = range.dates();
+    Sql {
+        text: format!(
+            "SELECT ts_us, value FROM {table} \
+             WHERE vehicle_id = ? AND \"date\" BETWEEN ? AND ? AND message = ? AND signal = ? \
+             AND ts_us >= ? AND ts_us < ? ORDER BY ts_us"
+        ),
+        params: vec![
+            Param::Str(vehicle.to_string()),
+            Param::Str(first.format("%Y-%m-%d").to_string()),
+            Param::Str(last.format("%Y-%m-%d").to_string()),
+            Param::Str(signal.message_name.clone()),
+            Param::Str(signal.signal_name.clone()),
+            Param::Int(range.from_us),
+            Param::Int(range.to_us),
+        ],
+    }
+}
+
+/// Fleet statistics of one day from the telemetry archive (partitioned by date only).
+pub fn fleet_stats_sql(table: &str, date: NaiveDate) -> Sql {
+    Sql {
+        text: format!(
+            "SELECT vehicle_id, (ts_us / 3600000000) * 3600 AS hour_s, count(*) AS messages, \
+             min(soc_pct), max(soc_pct), avg(soc_pct), max(cell_temp_max_c), avg(cell_temp_max_c), \
+             min(pack_current_a), max(pack_current_a), avg(pack_current_a), max(speed_kph), avg(speed_kph) \
+             FROM {table} WHERE \"date\" = ? GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        params: vec![Param::Str(date.format("%Y-%m-%d").to_string())],
+    }
+}
+
+/// A fleet-stats row from a backend's values, in the select list's order.
+pub fn fleet_stat(vehicle_id: String, hour_s: i64, messages: u64, v: [f64; 10]) -> FleetStat {
+    FleetStat {
+        vehicle_id,
+        hour: DateTime::from_timestamp(hour_s, 0).unwrap_or_default().to_rfc3339(),
+        messages,
+        soc_pct_min: v[0],
+        soc_pct_max: v[1],
+        soc_pct_avg: v[2],
+        cell_temp_max_c_max: v[3],
+        cell_temp_max_c_avg: v[4],
+        pack_current_a_min: v[5],
+        pack_current_a_max: v[6],
+        pack_current_a_avg: v[7],
+        speed_kph_max: v[8],
+        speed_kph_avg: v[9],
+    }
+}
+
+/// A query engine over the lake.
+pub trait History: Send + Sync {
+    /// A signal's points in the range, in time order. A backend may reduce a
+    /// long series in SQL first (to at least `max_points`), never below it.
+    fn points(
+        &self,
+        vehicle: &VehicleId,
+        signal: &SignalRef,
+        range: TimeRange,
+        max_points: usize,
+    ) -> impl Future<Output = Result<Vec<Point>, HistoryError>> + Send;
+
+    fn fleet_stats(&self, date: NaiveDate) -> impl Future<Output = Result<Vec<FleetStat>, HistoryError>> + Send;
+}
+
+/// A signal's history reduced to `max_points` with LTTB.
+pub async fn series<H: History>(
+    history: &H,
+    entry: &CatalogEntry,
+    vehicle: &VehicleId,
+    range: TimeRange,
+    max_points: usize,
+) -> Result<Series, HistoryError> {
+    let signal = SignalRef {
+        message_name: entry.message.clone(),
+        signal_name: entry.signal.clone(),
+    };
+    let points = history.points(vehicle, &signal, range, max_points).await?;
+    let source_points = points.len();
+    let points = lttb(&points, max_points);
+    Ok(Series {
+        message_name: entry.message.clone(),
+        signal_name: entry.signal.clone(),
+        unit: entry.unit.clone(),
+        source_points,
+        downsampled: points.len() < source_points,
+        points,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn ranges_are_bounded_and_ordered() {
+        let now = t("2025-03-01T12:00:00Z");
+        let r = TimeRange::parse(None, None, now).unwrap();
+        assert_eq!(r.to_us - r.from_us, 24 * 3600 * 1_000_000);
+        assert_eq!(
+            TimeRange::parse(Some("2025-03-01T12:00:00Z"), Some("2025-03-01T11:00:00Z"), now)
+                .unwrap_err()
+                .field,
+            "from"
+        );
+        let huge = TimeRange::parse(Some("2025-01-01T00:00:00Z"), Some("2025-03-01T00:00:00Z"), now);
+        assert_eq!(huge.unwrap_err().problem, "the range may span at most 31 days");
+        let bad = TimeRange::parse(Some("yesterday'; DROP TABLE x"), None, now).unwrap_err();
+        assert!(bad.problem.contains("not an RFC 3339 time"), "{bad}");
+    }
+
+    #[test]
+    fn a_range_names_the_dates_it_touches() {
+        let r = TimeRange::parse(Some("2025-03-01T23:00:00Z"), Some("2025-03-03T00:00:00Z"), Utc::now()).unwrap();
+        let (a, b) = r.dates();
+        assert_eq!(
+            (a.to_string(), b.to_string()),
+            ("2025-03-01".into(), "2025-03-02".into())
+        );
+    }
+
+    #[test]
+    fn max_points_is_bounded() {
+        assert_eq!(max_points(None), Ok(DEFAULT_POINTS));
+        assert_eq!(max_points(Some(2000)), Ok(2000));
+        assert!(max_points(Some(2)).is_err());
+        assert!(max_points(Some(MAX_POINTS + 1)).is_err());
+    }
+
+    #[test]
+    fn the_catalog_knows_the_dbc_signals_only() {
+        let db = canopy::format::dbc::built_in().unwrap();
+        let catalog = Catalog::from_database(&db);
+        let first = &catalog.entries()[0];
+        let r = SignalRef {
+            message_name: first.message.clone(),
+            signal_name: first.signal.clone(),
+        };
+        assert_eq!(catalog.check(&r).unwrap(), first);
+        let sneaky = SignalRef {
+            message_name: "BMS_PackStatus' OR '1'='1".into(),
+            signal_name: first.signal.clone(),
+        };
+        assert_eq!(catalog.check(&sneaky).unwrap_err().field, "signal");
+    }
+
+    #[test]
+    fn values_travel_as_parameters_not_text() {
+        let v = VehicleId::new("veh-01").unwrap();
+        let s = SignalRef {
+            message_name: "M".into(),
+            signal_name: "S".into(),
+        };
+        let r = TimeRange::new(0, 1_000_000).unwrap();
+        let sql = points_sql("decoded", &v, &s, r);
+        assert!(!sql.text.contains("veh-01"));
+        assert_eq!(sql.text.matches('?').count(), sql.params.len());
+        let stats = fleet_stats_sql("telemetry", NaiveDate::from_ymd_opt(2025, 3, 1).unwrap());
+        assert_eq!(stats.text.matches('?').count(), stats.params.len());
+    }
+}

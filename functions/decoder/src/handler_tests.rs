@@ -1,0 +1,133 @@
+//! The decoder on the memory store: typed events in, objects out, and every
+//! failure kept to its own record. No server.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use canopy::adapters::memory::MemoryStore;
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::frame::{CanFrame, FrameFlags};
+use canopy::format::lake::keys::RawKey;
+use canopy::format::lake::raw::RawWriter;
+use serde_json::json;
+
+use super::*;
+
+fn config() -> Config {
+    Config::from_vars(&std::collections::BTreeMap::from([(
+        "DATA_BUCKET".to_string(),
+        "lake".to_string(),
+    )]))
+    .unwrap()
+}
+
+/// A raw object of `n` BMS_PackStatus frames of `vehicle`, stored; its key.
+async fn raw_object(store: &MemoryStore, vehicle: &str, n: usize) -> String {
+    let db = dbc::built_in().unwrap();
+    let message = db.messages().iter().find(|m| m.name == "BMS_PackStatus").unwrap();
+    let mut writer = RawWriter::new(Vec::new(), "unit").unwrap();
+    let bus: Arc<str> = Arc::from("can0");
+    for i in 0..n {
+        let payload = message.encode(|_, s| Some(s.minimum.unwrap_or(0.0))).unwrap();
+        let frame = CanFrame::new(
+            1_700_000_000_000_000 + i as i64 * 1000,
+            bus.clone(),
+            message.id,
+            FrameFlags::empty(),
+            &payload,
+        )
+        .unwrap();
+        writer.push(frame).unwrap();
+    }
+    let key = RawKey::new(VehicleId::new(vehicle).unwrap(), 1_700_000_000_000_000, 1).raw_key();
+    store
+        .put(&key, Bytes::from(writer.finish().unwrap().0), None)
+        .await
+        .unwrap();
+    key
+}
+
+fn sqs(records: &[(&str, serde_json::Value)]) -> DecoderEvent {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(id, body)| json!({"messageId": id, "body": body.to_string(), "eventSource": "aws:sqs"}))
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+fn notification(key: &str) -> serde_json::Value {
+    json!({"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "lake"}, "object": {"key": key}}}]})
+}
+
+fn failures(response: DecoderResponse) -> Vec<String> {
+    match response {
+        DecoderResponse::Batch(b) => b.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+        DecoderResponse::Decoded { .. } => panic!("not a batch response"),
+    }
+}
+
+#[tokio::test]
+async fn a_notification_decodes_its_object_and_a_redelivery_rewrites_it() {
+    let store = MemoryStore::new("lake");
+    let key = raw_object(&store, "veh-001", 500).await;
+    let decoder = Decoder::new(store.clone(), config()).unwrap();
+    let event: DecoderEvent = serde_json::from_value(notification(&key)).unwrap();
+    let response = decoder.handle(event.clone()).await.unwrap();
+    assert_eq!(response, DecoderResponse::Decoded { decoded: 1 });
+    let decoded = RawKey::parse(&key).unwrap().decoded_key();
+    assert_eq!(store.keys(), [decoded.clone(), key.clone()]);
+    decoder.handle(event).await.unwrap();
+    assert_eq!(store.keys().len(), 2, "the same object, rewritten");
+}
+
+#[tokio::test]
+async fn each_failed_record_goes_back_alone() {
+    let store = MemoryStore::new("lake");
+    let good = raw_object(&store, "veh-001", 100).await;
+    let missing = RawKey::new(VehicleId::new("veh-002").unwrap(), 1_700_000_000_000_000, 9).raw_key();
+    let event = sqs(&[
+        ("m-good", notification(&good)),
+        ("m-missing", notification(&missing)),
+        ("m-not-s3", json!({"hello": 1})),
+        ("m-test", json!({"Event": "s3:TestEvent"})),
+        (
+            "m-other-bucket",
+            json!({"Records": [{"s3": {"bucket": {"name": "elsewhere"}, "object": {"key": good}}}]}),
+        ),
+    ]);
+    let decoder = Decoder::new(store.clone(), config()).unwrap();
+    let failed = failures(decoder.handle(event).await.unwrap());
+    assert_eq!(failed, ["m-missing", "m-not-s3", "m-other-bucket"]);
+}
+
+#[tokio::test]
+async fn a_failed_upload_fails_its_record_and_leaves_no_object() {
+    let store = MemoryStore::new("lake");
+    let key = raw_object(&store, "veh-001", 100).await;
+    store.faults().fail_next_of("put", 1);
+    let decoder = Decoder::new(store.clone(), config()).unwrap();
+    let failed = failures(decoder.handle(sqs(&[("m1", notification(&key))])).await.unwrap());
+    assert_eq!(failed, ["m1"]);
+    assert_eq!(store.keys(), std::slice::from_ref(&key));
+    assert_eq!(store.open_uploads(), 0);
+    // The queue brings it back; now it goes through.
+    assert!(failures(decoder.handle(sqs(&[("m1", notification(&key))])).await.unwrap()).is_empty());
+}
+
+#[tokio::test]
+async fn a_vehicles_own_dbc_wins_and_a_broken_one_fails_its_objects() {
+    let store = MemoryStore::new("lake");
+    let key = raw_object(&store, "veh-005", 10).await;
+    store
+        .put(
+            "dbc/vehicles/veh-005.dbc",
+            Bytes::from_static(b"BO_ 1 Broken: 8 X\n SG_ A : 0|99@1+ (1,0) [0|0] \"\" X\n"),
+            None,
+        )
+        .await
+        .unwrap();
+    let decoder = Decoder::new(store.clone(), config()).unwrap();
+    let event: DecoderEvent = serde_json::from_value(notification(&key)).unwrap();
+    let err = decoder.handle(event).await.unwrap_err().to_string();
+    assert!(err.contains("dbc/vehicles/veh-005.dbc"), "{err}");
+}

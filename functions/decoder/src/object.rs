@@ -1,0 +1,124 @@
+//! Decoding one raw lake object into its decoded object, knowing nothing of
+//! Lambda: streaming row group by row group through ranged reads, and out
+//! through a multipart upload, so memory holds about one row group and one part.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+
+use crate::remote::StoreFileReader;
+use canopy::format::dbc::{Database, LoadError};
+use canopy::format::lake::LakeError;
+use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
+use canopy::format::lake::keys::{KeyError, RawKey};
+use canopy::format::lake::raw::{RawBatch, check_schema};
+use canopy::format::lake::transcode::{DecodeStats, FrameDecoder};
+use canopy::ports::store::{ObjectStore, StoreError, UploadSink};
+
+/// Why an object could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeObjectError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("DBC {key}: {error}")]
+    Dbc { key: String, error: LoadError },
+}
+
+/// What decoding one object did.
+#[derive(Debug, Clone)]
+pub struct DecodeOutcome {
+    pub raw_key: String,
+    pub decoded_key: String,
+    pub dbc: String,
+    pub stats: DecodeStats,
+    pub rows: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// How the decoder writes.
+#[derive(Debug, Clone, Copy)]
+pub struct DecoderOptions {
+    pub writer: DecodedWriterOptions,
+    /// Multipart part size; memory holds about one part.
+    pub part_size: usize,
+    /// Rows per record batch read from the raw object.
+    pub batch_rows: usize,
+}
+
+impl Default for DecoderOptions {
+    fn default() -> Self {
+        Self {
+            writer: DecodedWriterOptions::default(),
+            part_size: 8 * 1024 * 1024,
+            batch_rows: 8192,
+        }
+    }
+}
+
+/// Decodes the raw object `raw_key` (URL-decoded) into its decoded object.
+/// The output key follows from the input key, so doing it twice writes the
+/// same object twice.
+pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
+    store: &S,
+    db: &Database,
+    dbc_name: &str,
+    raw_key: &str,
+    options: DecoderOptions,
+) -> Result<DecodeOutcome, DecodeObjectError> {
+    let key = RawKey::parse(raw_key)?;
+    let decoded_key = key.decoded_key();
+    let info = store.head(raw_key).await?;
+    let source: Arc<str> = Arc::from(format!("s3://{}/{raw_key}", store.bucket()));
+    let parquet_error = |e: parquet::errors::ParquetError| LakeError::Parquet {
+        source_name: source.to_string(),
+        error: e.to_string(),
+    };
+
+    let reader = StoreFileReader::new(store.clone(), raw_key, info.size);
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(parquet_error)?;
+    check_schema(builder.schema(), &source)?;
+    let mut batches = builder
+        .with_batch_size(options.batch_rows)
+        .build()
+        .map_err(parquet_error)?;
+
+    let mut writer = DecodedWriter::new(db, Vec::new(), &decoded_key, options.writer)?;
+    let mut sink = UploadSink::new(store, &decoded_key, options.part_size);
+    let mut decoder = FrameDecoder::new(db);
+    let mut next_row = 0u64;
+    let result: Result<(), DecodeObjectError> = async {
+        while let Some(batch) = batches.next().await {
+            let batch = batch.map_err(parquet_error)?;
+            let raw = RawBatch::try_new(&batch, next_row, &source)?;
+            next_row += raw.len() as u64;
+            decoder.decode_batch(&raw, &mut writer)?;
+            sink.write(writer.sink_mut()).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        sink.abort().await;
+        return Err(e);
+    }
+    let (mut rest, file) = writer.finish()?;
+    sink.write(&mut rest).await?;
+    let bytes_out = sink.finish().await?;
+    Ok(DecodeOutcome {
+        raw_key: raw_key.to_string(),
+        decoded_key,
+        dbc: dbc_name.to_string(),
+        stats: decoder.stats,
+        rows: file.rows,
+        bytes_in: info.size,
+        bytes_out,
+    })
+}

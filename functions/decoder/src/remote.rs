@@ -1,0 +1,85 @@
+//! Reading lake files straight from an [`ObjectStore`] with ranged reads: the
+//! footer first, then one row group's column chunks at a time, so a reader
+//! holds a row group, never the file.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+
+use canopy::ports::store::ObjectStore;
+
+/// Footer bytes fetched in the first request; most footers fit.
+const FOOTER_PREFETCH: usize = 64 * 1024;
+/// Column chunks are read through a window of this size: a reader asks for
+/// each column chunk of each row group, and one large GET instead of dozens
+/// of small ones is what S3 (and its latency) favour.
+pub const READ_WINDOW: u64 = 16 * 1024 * 1024;
+
+/// A Parquet object of a store, for `ParquetRecordBatchStreamBuilder`.
+pub struct StoreFileReader<S> {
+    store: S,
+    key: String,
+    size: u64,
+    /// The last window read: its start and bytes.
+    window: Option<(u64, Bytes)>,
+    /// Bytes fetched from the store, for the decoder's metrics.
+    pub fetched: u64,
+    /// GET requests made.
+    pub requests: u64,
+}
+
+impl<S: ObjectStore + Clone + 'static> StoreFileReader<S> {
+    pub fn new(store: S, key: &str, size: u64) -> Self {
+        Self {
+            store,
+            key: key.to_string(),
+            size,
+            window: None,
+            fetched: 0,
+            requests: 0,
+        }
+    }
+
+    /// `range` from the window, fetching a new window from `range.start` when it is not there.
+    async fn read(&mut self, range: Range<u64>) -> Result<Bytes, canopy::ports::store::StoreError> {
+        if let Some((start, bytes)) = &self.window
+            && range.start >= *start
+            && range.end <= start + bytes.len() as u64
+        {
+            return Ok(bytes.slice((range.start - start) as usize..(range.end - start) as usize));
+        }
+        let end = range.end.max(range.start + READ_WINDOW).min(self.size).max(range.end);
+        let bytes = self.store.get_range(&self.key, range.start..end).await?;
+        self.fetched += bytes.len() as u64;
+        self.requests += 1;
+        let wanted = bytes.slice(0..((range.end - range.start) as usize).min(bytes.len()));
+        self.window = Some((range.start, bytes));
+        Ok(wanted)
+    }
+}
+
+impl<S: ObjectStore + Clone + 'static> AsyncFileReader for StoreFileReader<S> {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move { self.read(range).await.map_err(|e| ParquetError::External(Box::new(e))) }.boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            // No page index: decoding reads every row.
+            let reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(FOOTER_PREFETCH));
+            Ok(Arc::new(reader.load_and_finish(self, size).await?))
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,133 @@
+//! [`AlertLog`] on DynamoDB: `alert#<ts µs>#<rule>` items (the log, newest
+//! first, TTL `expires_at`) and `cooldown#<rule>` items (the windows), keyed
+//! by vehicle.
+
+use aws_sdk_dynamodb::Client;
+
+use super::{Item, get_n, get_s, n, s, table_error, written};
+use crate::domain::alert::{Alert, Comparison, Severity};
+use crate::domain::measure::Measure;
+use crate::domain::vehicle::VehicleId;
+use crate::ports::TableError;
+use crate::ports::alert_log::AlertLog;
+
+#[derive(Clone, Debug)]
+pub struct DynamoAlertLog {
+    client: Client,
+    table: String,
+}
+
+fn alert_sk(alert: &Alert) -> String {
+    format!("alert#{:020}#{}", alert.ts_us.max(0), alert.rule)
+}
+
+impl DynamoAlertLog {
+    pub fn new(client: Client, table: &str) -> Self {
+        Self {
+            client,
+            table: table.to_string(),
+        }
+    }
+
+    fn alert_of(item: &Item) -> Option<Alert> {
+        Some(Alert {
+            vehicle_id: VehicleId::new(get_s(item, "vehicle_id")?).ok()?,
+            rule: get_s(item, "rule")?.to_string(),
+            severity: Severity::from_name(get_s(item, "severity")?)?,
+            measure: Measure::from_name(get_s(item, "measure")?)?,
+            value: get_n(item, "value")?,
+            comparison: Comparison::from_symbol(get_s(item, "comparison")?)?,
+            threshold: get_n(item, "threshold")?,
+            ts: get_s(item, "ts")?.to_string(),
+            ts_us: get_n(item, "ts_us")?,
+            seq: get_n(item, "seq")?,
+        })
+    }
+}
+
+impl AlertLog for DynamoAlertLog {
+    async fn claim_cooldown(&self, alert: &Alert, until_us: i64) -> Result<bool, TableError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("vehicle_id", s(alert.vehicle_id.as_str()))
+            .item("sk", s(format!("cooldown#{}", alert.rule)))
+            .item("until_us", n(until_us))
+            .item("alert_id", s(alert.id()))
+            .condition_expression("attribute_not_exists(sk) OR until_us <= :ts OR alert_id = :id")
+            .expression_attribute_values(":ts", n(alert.ts_us))
+            .expression_attribute_values(":id", s(alert.id()))
+            .send()
+            .await;
+        written(&self.table, result)
+    }
+
+    async fn recorded(&self, alert: &Alert) -> Result<bool, TableError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("vehicle_id", s(alert.vehicle_id.as_str()))
+            .key("sk", s(alert_sk(alert)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| table_error(&self.table, e))?;
+        Ok(out.item().is_some())
+    }
+
+    async fn record(&self, alert: &Alert, expires_at_s: i64) -> Result<(), TableError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("vehicle_id", s(alert.vehicle_id.as_str()))
+            .item("sk", s(alert_sk(alert)))
+            .item("rule", s(&alert.rule))
+            .item("severity", s(alert.severity.as_str()))
+            .item("measure", s(alert.measure.name()))
+            .item("value", n(alert.value))
+            .item("comparison", s(alert.comparison.symbol()))
+            .item("threshold", n(alert.threshold))
+            .item("unit", s(alert.unit()))
+            .item("ts", s(&alert.ts))
+            .item("ts_us", n(alert.ts_us))
+            .item("seq", n(alert.seq))
+            .item("expires_at", n(expires_at_s))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| table_error(&self.table, e))
+    }
+
+    async fn alerts(
+        &self,
+        vehicle: &VehicleId,
+        limit: usize,
+        before_us: Option<i64>,
+    ) -> Result<Vec<Alert>, TableError> {
+        let upper = match before_us {
+            Some(us) => format!("alert#{:020}", us.max(0)),
+            None => "alert#~".to_string(),
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("vehicle_id = :v AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":v", s(vehicle.as_str()))
+            .expression_attribute_values(":lo", s("alert#"))
+            .expression_attribute_values(":hi", s(upper))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| table_error(&self.table, e))?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(Self::alert_of)
+            .filter(|a| before_us.is_none_or(|b| a.ts_us < b))
+            .collect())
+    }
+}

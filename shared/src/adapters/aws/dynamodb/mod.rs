@@ -1,0 +1,69 @@
+//! The table ports on DynamoDB, one adapter per port:
+//!
+//! - [`state::DynamoStateTable`]: key `vehicle_id`; one item per vehicle, written only by newer telemetry.
+//! - [`ledger::DynamoLedger`]: keys `vehicle_id`, `seq`; which archive object holds a message; TTL `expires_at`.
+//! - [`alert_log::DynamoAlertLog`]: keys `vehicle_id`, `sk`; `alert#<ts µs>#<rule>` items (the log,
+//!   newest first, TTL `expires_at`) and `cooldown#<rule>` items (the windows).
+
+pub mod alert_log;
+pub mod ledger;
+pub mod state;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+pub use alert_log::DynamoAlertLog;
+pub use ledger::DynamoLedger;
+pub use state::DynamoStateTable;
+
+use super::error_text;
+use crate::ports::TableError;
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
+    item.get(key).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Option<T> {
+    item.get(key).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
+}
+
+fn table_error<E: std::error::Error>(table: &str, e: E) -> TableError {
+    TableError {
+        table: table.to_string(),
+        message: error_text(&e),
+    }
+}
+
+/// A conditional write's outcome: true when written, false when the condition failed.
+fn written<T, E, R>(table: &str, result: Result<T, SdkError<E, R>>) -> Result<bool, TableError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(table_error(table, e)),
+    }
+}
+
+pub fn client(config: &aws_config::SdkConfig) -> Client {
+    Client::new(config)
+}

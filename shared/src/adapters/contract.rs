@@ -1,0 +1,325 @@
+//! What every adapter of a port must do, as suites that panic on the first
+//! broken promise. The memory adapters run them in this crate's unit tests;
+//! the AWS adapters run the same suites against moto in `tests/it/contracts.rs`.
+//! That is what keeps the fakes honest: a service tested on a memory adapter
+//! is tested on the behaviour its AWS adapter has.
+//!
+//! Each suite takes a `tag` that it puts in every key and vehicle id it
+//! writes, so suites can share a bucket or a table with other tests.
+
+use bytes::Bytes;
+use chrono::{TimeZone, Utc};
+
+use crate::domain::alert::{Alert, Comparison, Severity};
+use crate::domain::measure::Measure;
+use crate::domain::vehicle::VehicleId;
+use crate::format::telemetry::Telemetry;
+use crate::ports::alert_log::AlertLog;
+use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
+use crate::ports::messaging::{DevicePublisher, Notifier};
+use crate::ports::state::LatestStateStore;
+use crate::ports::store::{ObjectStore, UploadSink};
+
+fn vehicle(tag: &str, n: u32) -> VehicleId {
+    VehicleId::new(format!("{tag}-{n:03}")).expect("contract suites take tags that make valid vehicle ids")
+}
+
+/// A valid message of `vehicle` at `ts_s` seconds past 2023-11-14T22:13:20Z.
+pub fn telemetry(vehicle: &VehicleId, seq: u64, ts_s: i64) -> Telemetry {
+    Telemetry {
+        vehicle_id: vehicle.clone(),
+        ts: Utc
+            .timestamp_opt(1_700_000_000 + ts_s, 0)
+            .single()
+            .expect("a valid time"),
+        seq,
+        soc_pct: 80.0 - seq as f64 * 0.01,
+        pack_voltage_v: 380.5,
+        pack_current_a: -12.25,
+        cell_voltage_min_v: 3.9,
+        cell_voltage_max_v: 3.95,
+        cell_temp_min_c: 24.5,
+        cell_temp_max_c: 31.0,
+        speed_kph: 54.2,
+        cell_voltage_spread_v: Some(0.03),
+        received_at_ms: Some((1_700_000_000 + ts_s) * 1000 + 40),
+        extra: [("firmware".to_string(), serde_json::json!("1.2.3"))].into(),
+    }
+}
+
+/// An over-temperature alert of `vehicle` raised by message `seq` at `ts_s`.
+pub fn alert(vehicle: &VehicleId, seq: u64, ts_s: i64) -> Alert {
+    Alert {
+        vehicle_id: vehicle.clone(),
+        rule: "over-temperature".into(),
+        severity: Severity::Critical,
+        measure: Measure::CellTempMaxC,
+        value: 61.5,
+        comparison: Comparison::Above,
+        threshold: 60.0,
+        ts: format!("t+{ts_s}"),
+        ts_us: (1_700_000_000 + ts_s) * 1_000_000,
+        seq,
+    }
+}
+
+/// Whole objects, listing by prefix, ranges, deletes, multipart uploads.
+pub async fn object_store<S: ObjectStore>(store: &S, tag: &str) {
+    let key = |name: &str| format!("contract/{tag}/{name}");
+    let missing = store.get(&key("missing")).await.expect_err("a missing object");
+    assert!(missing.is_not_found(), "a missing object is NotFound: {missing}");
+    assert!(store.head(&key("missing")).await.is_err());
+    assert_eq!(store.exists(&key("missing")).await.expect("exists"), None);
+
+    store
+        .put(&key("a"), Bytes::from_static(b"0123456789"), None)
+        .await
+        .expect("put");
+    store
+        .put(&key("ab"), Bytes::from_static(b"x"), None)
+        .await
+        .expect("put");
+    let object = store.get(&key("a")).await.expect("get");
+    assert_eq!(object.body, Bytes::from_static(b"0123456789"));
+    let info = store.head(&key("a")).await.expect("head");
+    assert_eq!(info.size, 10);
+    assert_eq!(info.etag, object.etag);
+    assert_eq!(
+        store.get_range(&key("a"), 2..5).await.expect("range"),
+        Bytes::from_static(b"234")
+    );
+    let exists = store.exists(&key("a")).await.expect("exists");
+    assert_eq!(
+        exists.map(|i| i.size),
+        Some(10),
+        "exists finds the key, not its longer neighbour"
+    );
+    let listed: Vec<String> = store
+        .list(&key("a"))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, [key("a"), key("ab")]);
+
+    store
+        .put(&key("a"), Bytes::from_static(b"new"), None)
+        .await
+        .expect("put");
+    let replaced = store.get(&key("a")).await.expect("get");
+    assert_eq!(replaced.body, Bytes::from_static(b"new"));
+    assert_ne!(replaced.etag, object.etag, "a new body has a new ETag");
+
+    store.delete(&key("ab")).await.expect("delete");
+    assert!(store.get(&key("ab")).await.expect_err("deleted").is_not_found());
+
+    // Multipart: two full parts and a short one, then an aborted upload.
+    let part = crate::ports::store::MIN_PART;
+    let mut sink = UploadSink::new(store, &key("big"), part);
+    let mut data: Vec<u8> = (0..part * 2 + 100).map(|i| (i % 251) as u8).collect();
+    let expected = data.clone();
+    sink.write(&mut data).await.expect("write parts");
+    assert_eq!(sink.finish().await.expect("complete"), expected.len() as u64);
+    assert_eq!(store.get(&key("big")).await.expect("get").body, Bytes::from(expected));
+    let id = store.create_multipart(&key("never")).await.expect("create");
+    store
+        .upload_part(&key("never"), &id, 1, Bytes::from(vec![1u8; part]))
+        .await
+        .expect("part");
+    store.abort_multipart(&key("never"), &id).await.expect("abort");
+    assert!(
+        store.get(&key("never")).await.is_err(),
+        "an aborted upload leaves no object"
+    );
+}
+
+/// Only newer telemetry replaces a vehicle's state; listing pages through every vehicle once.
+pub async fn latest_state<S: LatestStateStore>(states: &S, tag: &str) {
+    let v1 = vehicle(tag, 1);
+    assert_eq!(states.get(&v1).await.expect("get"), None);
+    let first = telemetry(&v1, 10, 100);
+    assert!(states.put_if_newer(&first, 5_000).await.expect("put"));
+    assert!(
+        !states.put_if_newer(&telemetry(&v1, 9, 90), 6_000).await.expect("put"),
+        "an older message never wins"
+    );
+    assert!(
+        !states.put_if_newer(&telemetry(&v1, 11, 100), 6_000).await.expect("put"),
+        "nor one of the same time"
+    );
+    let stored = states.get(&v1).await.expect("get").expect("a state");
+    assert_eq!(stored.telemetry, first, "the message comes back whole, extras included");
+    assert_eq!(stored.updated_at_ms, 5_000);
+    assert!(states.put_if_newer(&telemetry(&v1, 12, 101), 7_000).await.expect("put"));
+    assert_eq!(states.get(&v1).await.expect("get").expect("a state").telemetry.seq, 12);
+
+    for n in 2..=5 {
+        states
+            .put_if_newer(&telemetry(&vehicle(tag, n), 1, 1), 1)
+            .await
+            .expect("put");
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..100 {
+        let page = states.list(2, after.as_deref()).await.expect("list");
+        seen.extend(page.items.into_iter().map(|s| s.telemetry.vehicle_id.to_string()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut ours: Vec<String> = seen.into_iter().filter(|v| v.starts_with(tag)).collect();
+    ours.sort();
+    let expected: Vec<String> = (1..=5).map(|n| vehicle(tag, n).to_string()).collect();
+    assert_eq!(ours, expected, "every vehicle listed exactly once");
+}
+
+/// A (vehicle, seq) belongs to one archive object; stale claims are taken over only as they were.
+pub async fn ledger<L: Ledger>(ledger: &L, tag: &str) {
+    let v = vehicle(tag, 1);
+    assert_eq!(
+        ledger.claim(&v, 1, "obj-a", 1_000).await.expect("claim"),
+        Claim::Claimed
+    );
+    assert_eq!(
+        ledger.claim(&v, 1, "obj-a", 2_000).await.expect("claim"),
+        Claim::Claimed,
+        "a retried batch claims its messages again"
+    );
+    let taken = match ledger.claim(&v, 1, "obj-b", 3_000).await.expect("claim") {
+        Claim::Taken(existing) => existing,
+        Claim::Claimed => panic!("a second object must not claim a claimed message"),
+    };
+    assert_eq!(taken.archive_key, "obj-a");
+    assert_eq!(taken.claimed_at_ms, 2_000);
+    assert_eq!(
+        ledger.claim(&v, 2, "obj-b", 3_000).await.expect("claim"),
+        Claim::Claimed
+    );
+
+    let wrong = ExistingClaim {
+        archive_key: "obj-a".into(),
+        claimed_at_ms: 1_000,
+    };
+    assert!(
+        !ledger.reclaim(&v, 1, &wrong, "obj-c", 4_000).await.expect("reclaim"),
+        "a claim that changed since it was read is not taken over"
+    );
+    assert!(ledger.reclaim(&v, 1, &taken, "obj-c", 4_000).await.expect("reclaim"));
+    match ledger.claim(&v, 1, "obj-a", 5_000).await.expect("claim") {
+        Claim::Taken(existing) => assert_eq!(existing.archive_key, "obj-c"),
+        Claim::Claimed => panic!("the reclaimed message belongs to obj-c"),
+    }
+}
+
+/// One alert per vehicle and rule per window; the log newest first.
+pub async fn alert_log<A: AlertLog>(log: &A, tag: &str) {
+    let v = vehicle(tag, 1);
+    let first = alert(&v, 1, 0);
+    let until = first.ts_us + 600_000_000;
+    assert!(log.claim_cooldown(&first, until).await.expect("claim"));
+    assert!(
+        log.claim_cooldown(&first, until).await.expect("claim"),
+        "the same alert (a retry) keeps its window"
+    );
+    let within = alert(&v, 2, 300);
+    assert!(
+        !log.claim_cooldown(&within, within.ts_us + 600_000_000)
+            .await
+            .expect("claim")
+    );
+    let other_rule = Alert {
+        rule: "low-state-of-charge".into(),
+        ..within.clone()
+    };
+    assert!(
+        log.claim_cooldown(&other_rule, until).await.expect("claim"),
+        "windows are per rule"
+    );
+    let after = alert(&v, 3, 600);
+    assert!(
+        log.claim_cooldown(&after, after.ts_us + 600_000_000)
+            .await
+            .expect("claim"),
+        "a window ends at its end"
+    );
+
+    assert!(!log.recorded(&first).await.expect("recorded"));
+    for a in [&first, &other_rule, &after] {
+        log.record(a, 1_800_000_000).await.expect("record");
+    }
+    assert!(log.recorded(&first).await.expect("recorded"));
+    let all = log.alerts(&v, 10, None).await.expect("alerts");
+    assert_eq!(
+        all,
+        [after.clone(), other_rule.clone(), first.clone()],
+        "newest first, whole"
+    );
+    assert_eq!(
+        log.alerts(&v, 1, None).await.expect("alerts"),
+        std::slice::from_ref(&after)
+    );
+    assert_eq!(
+        log.alerts(&v, 10, Some(after.ts_us)).await.expect("alerts"),
+        [other_rule, first],
+        "before is exclusive"
+    );
+    assert!(log.alerts(&vehicle(tag, 2), 10, None).await.expect("alerts").is_empty());
+}
+
+/// A notification with attributes is accepted, and `sent` (what reached
+/// subscribers: subject and body) shows it once.
+pub async fn notifier<N: Notifier>(notifier: &N, tag: &str, sent: impl AsyncFn() -> Vec<(String, String)>) {
+    let subject = format!("[CRITICAL] {tag}: contract");
+    notifier
+        .notify(
+            &subject,
+            "body\nwith lines",
+            &[("vehicle_id", tag), ("severity", "critical")],
+        )
+        .await
+        .expect("notify");
+    let ours: Vec<(String, String)> = sent().await.into_iter().filter(|(s, _)| *s == subject).collect();
+    assert_eq!(ours, [(subject, "body\nwith lines".to_string())]);
+}
+
+/// A message to a vehicle's topic is accepted.
+pub async fn device_publisher<D: DevicePublisher>(device: &D, tag: &str) {
+    device
+        .publish(&format!("cmd/canopy/{tag}/alert"), br#"{"alert":{}}"#.to_vec())
+        .await
+        .expect("publish");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::*;
+
+    #[tokio::test]
+    async fn memory_adapters_keep_every_contract() {
+        object_store(&MemoryStore::new("lake"), "t1").await;
+        latest_state(&MemoryStateTable::default(), "t1").await;
+        ledger(&MemoryLedger::default(), "t1").await;
+        alert_log(&MemoryAlertLog::default(), "t1").await;
+        let n = MemoryNotifier::default();
+        notifier(&n, "t1", async || {
+            n.sent().into_iter().map(|s| (s.subject, s.body)).collect()
+        })
+        .await;
+        let d = MemoryDevicePublisher::default();
+        device_publisher(&d, "t1").await;
+        assert_eq!(d.published().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_broken_fake_breaks_the_contract() {
+        // The suites can fail: a store that forgets what it was given does.
+        let store = MemoryStore::new("lake");
+        store.faults().fail_next_of("put", 1);
+        let outcome = tokio::spawn(async move { object_store(&store, "t2").await }).await;
+        assert!(outcome.is_err(), "the suite notices a failing put");
+    }
+}

@@ -1,0 +1,90 @@
+//! [`AlertLog`] in memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use super::{Faults, lock};
+use crate::domain::alert::Alert;
+use crate::domain::vehicle::VehicleId;
+use crate::ports::TableError;
+use crate::ports::alert_log::AlertLog;
+
+/// A vehicle's log: (ts µs, rule) → (alert, expires at s).
+type VehicleLog = BTreeMap<(i64, String), (Alert, i64)>;
+
+#[derive(Debug, Default)]
+pub struct MemoryAlertLog {
+    /// (vehicle, rule) → (until µs, alert id).
+    cooldowns: Mutex<HashMap<(VehicleId, String), (i64, String)>>,
+    log: Mutex<HashMap<VehicleId, VehicleLog>>,
+    pub faults: Faults,
+}
+
+impl MemoryAlertLog {
+    async fn enter(&self, operation: &'static str) -> Result<(), TableError> {
+        self.faults.enter(operation).await.map_err(|message| TableError {
+            table: "memory-alerts".into(),
+            message,
+        })
+    }
+
+    /// When the log forgets `alert` (s since the epoch), if it holds it.
+    pub fn expiry(&self, alert: &Alert) -> Option<i64> {
+        lock(&self.log)
+            .get(&alert.vehicle_id)
+            .and_then(|l| l.get(&(alert.ts_us, alert.rule.clone())))
+            .map(|(_, at)| *at)
+    }
+}
+
+impl AlertLog for MemoryAlertLog {
+    async fn claim_cooldown(&self, alert: &Alert, until_us: i64) -> Result<bool, TableError> {
+        self.enter("claim_cooldown").await?;
+        let mut cooldowns = lock(&self.cooldowns);
+        let key = (alert.vehicle_id.clone(), alert.rule.clone());
+        let free = cooldowns
+            .get(&key)
+            .is_none_or(|(until, id)| *until <= alert.ts_us || *id == alert.id());
+        if free {
+            cooldowns.insert(key, (until_us, alert.id()));
+        }
+        Ok(free)
+    }
+
+    async fn recorded(&self, alert: &Alert) -> Result<bool, TableError> {
+        self.enter("recorded").await?;
+        Ok(lock(&self.log)
+            .get(&alert.vehicle_id)
+            .is_some_and(|l| l.contains_key(&(alert.ts_us, alert.rule.clone()))))
+    }
+
+    async fn record(&self, alert: &Alert, expires_at_s: i64) -> Result<(), TableError> {
+        self.enter("record").await?;
+        lock(&self.log)
+            .entry(alert.vehicle_id.clone())
+            .or_default()
+            .insert((alert.ts_us, alert.rule.clone()), (alert.clone(), expires_at_s));
+        Ok(())
+    }
+
+    async fn alerts(
+        &self,
+        vehicle: &VehicleId,
+        limit: usize,
+        before_us: Option<i64>,
+    ) -> Result<Vec<Alert>, TableError> {
+        self.enter("alerts").await?;
+        Ok(lock(&self.log)
+            .get(vehicle)
+            .map(|l| {
+                l.values()
+                    .rev()
+                    .map(|(a, _)| a)
+                    .filter(|a| before_us.is_none_or(|b| a.ts_us < b))
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}

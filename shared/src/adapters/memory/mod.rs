@@ -1,0 +1,24 @@
+//! Every port in memory, for tests: each adapter keeps its data in a mutex,
+//! behaves as its AWS twin does (the contract suites check that), and carries
+//! [`Faults`] to fail or delay its calls.
+
+mod alert_log;
+mod faults;
+mod ledger;
+mod messaging;
+mod state;
+mod store;
+
+pub use alert_log::MemoryAlertLog;
+pub use faults::Faults;
+pub use ledger::MemoryLedger;
+pub use messaging::{MemoryDevicePublisher, MemoryNotifier, Notification};
+pub use state::MemoryStateTable;
+pub use store::MemoryStore;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// A poisoned lock means a test panicked already; the data is still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

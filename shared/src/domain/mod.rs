@@ -1,0 +1,11 @@
+//! Plain types and rules with no I/O.
+//!
+//! - [`vehicle`]: the vehicle id, checked once where it enters.
+//! - [`measure`]: the telemetry measures by name, unit and meaning.
+//! - [`alert`]: alert rules as data, evaluating them, and the alert they raise.
+//! - [`lttb`]: downsampling a series for a chart.
+
+pub mod alert;
+pub mod lttb;
+pub mod measure;
+pub mod vehicle;

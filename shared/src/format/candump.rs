@@ -1,0 +1,451 @@
+//! The can-utils `candump -l` log format, read as a stream and written.
+//!
+//! ```text
+//! (1700000000.000100) can0 1F0#0011223344556677      classic, 11-bit id
+//! (1700000000.000200) can0 18FF50E5#0102             classic, 29-bit id
+//! (1700000000.000300) can1 123##1<up to 64 bytes>    CAN FD, flags nibble (1 = BRS, 2 = ESI)
+//! (1700000000.000400) can0 123#R4                    remote request for 4 bytes
+//! (1700000000.000500) can0 20000080#0000000000000000 error frame (CAN_ERR_FLAG in the id)
+//! ```
+//! The digit count of the id is the only sign of the IDE bit: 3 digits are a
+//! standard id, 8 an extended one.
+
+use std::io::{self, BufRead, Write};
+use std::sync::Arc;
+
+use crate::format::frame::{BusName, CanFrame, CanId, FrameFlags, MAX_CLASSIC_PAYLOAD, MAX_PAYLOAD};
+
+/// SocketCAN's error-frame flag, as it appears in a logged id.
+const CAN_ERR_FLAG: u32 = 0x2000_0000;
+const FD_FLAG_BRS: u8 = 0x1;
+const FD_FLAG_ESI: u8 = 0x2;
+
+/// What is wrong with one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("expected a timestamp in parentheses, like (1700000000.000100)")]
+    Timestamp,
+    #[error("missing interface name after the timestamp")]
+    MissingBus,
+    #[error("missing frame after the interface name")]
+    MissingFrame,
+    #[error("expected <id>#<data> or <id>##<flags><data>, found {0:?}")]
+    FrameSyntax(String),
+    #[error("identifier {0:?} must be 3 (standard) or 8 (extended) hex digits")]
+    IdLength(String),
+    #[error("identifier {0:?} is not hexadecimal")]
+    IdHex(String),
+    #[error("standard identifier 0x{0:X} does not fit in 11 bits")]
+    StandardIdRange(u32),
+    #[error("payload {0:?} is not an even number of hex digits")]
+    DataHex(String),
+    #[error("payload of {len} bytes is longer than the {max} bytes this frame type allows")]
+    DataLength { len: usize, max: usize },
+    #[error("CAN FD flags {0:?} must be one hex digit")]
+    FdFlags(String),
+    #[error("remote request length {0:?} must be one hex digit from 0 to 8")]
+    RemoteLength(String),
+    #[error("unexpected text after the frame: {0:?}")]
+    Trailing(String),
+    #[error("line is not valid UTF-8")]
+    Utf8,
+}
+
+/// A candump input could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CandumpError {
+    #[error("{source_name}:{line}: {kind}")]
+    Line {
+        source_name: Arc<str>,
+        line: u64,
+        kind: LineError,
+    },
+    #[error("{source_name}: {error}")]
+    Io { source_name: Arc<str>, error: io::Error },
+}
+
+/// Interns bus names so a million frames share a handful of allocations.
+#[derive(Default)]
+pub struct BusNames {
+    names: Vec<BusName>,
+}
+
+impl BusNames {
+    pub fn get(&mut self, name: &str) -> BusName {
+        if let Some(found) = self.names.iter().find(|n| &***n == name) {
+            return found.clone();
+        }
+        let interned: BusName = Arc::from(name);
+        self.names.push(interned.clone());
+        interned
+    }
+}
+
+/// Parses one log line (without its line ending).
+pub fn parse_line(line: &str, buses: &mut BusNames) -> Result<CanFrame, LineError> {
+    let line = line.trim();
+    let rest = line.strip_prefix('(').ok_or(LineError::Timestamp)?;
+    let (ts, rest) = rest.split_once(')').ok_or(LineError::Timestamp)?;
+    let ts_us = parse_timestamp(ts)?;
+
+    let mut fields = rest.split_ascii_whitespace();
+    let bus = fields.next().ok_or(LineError::MissingBus)?;
+    let frame = fields.next().ok_or(LineError::MissingFrame)?;
+    // Newer can-utils may append the direction (R or T) after the frame.
+    match fields.next() {
+        None | Some("R") | Some("T") => {}
+        Some(other) => return Err(LineError::Trailing(other.to_string())),
+    }
+    if let Some(other) = fields.next() {
+        return Err(LineError::Trailing(other.to_string()));
+    }
+    parse_frame(ts_us, buses.get(bus), frame)
+}
+
+fn parse_timestamp(ts: &str) -> Result<i64, LineError> {
+    let (sec, frac) = ts.split_once('.').ok_or(LineError::Timestamp)?;
+    if sec.is_empty() || sec.len() > 12 || frac.is_empty() || frac.len() > 9 {
+        return Err(LineError::Timestamp);
+    }
+    if !sec.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(LineError::Timestamp);
+    }
+    let sec: i64 = sec.parse().map_err(|_| LineError::Timestamp)?;
+    let mut micros: i64 = 0;
+    for i in 0..6 {
+        let digit = frac.as_bytes().get(i).map_or(0, |b| i64::from(b - b'0'));
+        micros = micros * 10 + digit;
+    }
+    Ok(sec * 1_000_000 + micros)
+}
+
+fn parse_frame(ts_us: i64, bus: BusName, text: &str) -> Result<CanFrame, LineError> {
+    let (id_text, body) = text
+        .split_once('#')
+        .ok_or_else(|| LineError::FrameSyntax(text.to_string()))?;
+    let (mut id, mut flags) = parse_id(id_text)?;
+    let mut data = [0u8; MAX_PAYLOAD];
+
+    if let Some(fd_body) = body.strip_prefix('#') {
+        let mut chars = fd_body.chars();
+        let flag_digit = chars.next().ok_or_else(|| LineError::FdFlags(String::new()))?;
+        let fd_flags = flag_digit
+            .to_digit(16)
+            .ok_or_else(|| LineError::FdFlags(flag_digit.to_string()))? as u8;
+        flags.insert(FrameFlags::FD);
+        if fd_flags & FD_FLAG_BRS != 0 {
+            flags.insert(FrameFlags::BRS);
+        }
+        if fd_flags & FD_FLAG_ESI != 0 {
+            flags.insert(FrameFlags::ESI);
+        }
+        let len = parse_hex_payload(chars.as_str(), &mut data, MAX_PAYLOAD)?;
+        return Ok(frame(ts_us, bus, id, flags, &data[..len]));
+    }
+
+    if let Some(dlc) = body.strip_prefix('R') {
+        let len = match dlc {
+            "" => 0,
+            d if d.len() == 1 => match d.chars().next().and_then(|c| c.to_digit(16)) {
+                Some(n) if n <= 8 => n as u8,
+                _ => return Err(LineError::RemoteLength(d.to_string())),
+            },
+            d => return Err(LineError::RemoteLength(d.to_string())),
+        };
+        if flags.contains(FrameFlags::ERROR) {
+            // An error frame is never a remote request; keep the id readable.
+            id = CanId::Extended(id.raw());
+        }
+        return CanFrame::remote(ts_us, bus, id, len).map_err(|_| LineError::RemoteLength(dlc.to_string()));
+    }
+
+    // A classic 8-byte frame may carry its raw DLC (9..F) as "_X"; the payload is the same.
+    let body = match body.split_once('_') {
+        Some((payload, dlc)) if dlc.len() == 1 && dlc.chars().all(|c| c.is_ascii_hexdigit()) => payload,
+        Some(_) => return Err(LineError::DataHex(body.to_string())),
+        None => body,
+    };
+    let len = parse_hex_payload(body, &mut data, MAX_CLASSIC_PAYLOAD)?;
+    Ok(frame(ts_us, bus, id, flags, &data[..len]))
+}
+
+fn frame(ts_us: i64, bus: BusName, id: CanId, flags: FrameFlags, data: &[u8]) -> CanFrame {
+    // Lengths are checked by the caller, so this cannot fail.
+    match CanFrame::new(ts_us, bus, id, flags, data) {
+        Ok(f) => f,
+        Err(e) => unreachable!("payload length checked before: {e}"),
+    }
+}
+
+fn parse_id(text: &str) -> Result<(CanId, FrameFlags), LineError> {
+    if !text.bytes().all(|b| b.is_ascii_hexdigit()) || text.is_empty() {
+        return Err(LineError::IdHex(text.to_string()));
+    }
+    let value = u32::from_str_radix(text, 16).map_err(|_| LineError::IdHex(text.to_string()))?;
+    match text.len() {
+        3 => CanId::standard(value)
+            .map(|id| (id, FrameFlags::empty()))
+            .ok_or(LineError::StandardIdRange(value)),
+        8 if value & CAN_ERR_FLAG != 0 => Ok((CanId::Extended(value & CanId::MAX_EXTENDED), FrameFlags::ERROR)),
+        8 => CanId::extended(value)
+            .map(|id| (id, FrameFlags::empty()))
+            .ok_or_else(|| LineError::IdHex(text.to_string())),
+        _ => Err(LineError::IdLength(text.to_string())),
+    }
+}
+
+/// Hex pairs, optionally separated by dots (`11.22.33`), into `out`.
+fn parse_hex_payload(text: &str, out: &mut [u8; MAX_PAYLOAD], max: usize) -> Result<usize, LineError> {
+    let mut len = 0;
+    let mut high: Option<u8> = None;
+    for b in text.bytes() {
+        if b == b'.' && high.is_none() {
+            continue;
+        }
+        let nibble = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return Err(LineError::DataHex(text.to_string())),
+        };
+        match high.take() {
+            None => high = Some(nibble),
+            Some(h) => {
+                if len == max {
+                    return Err(LineError::DataLength { len: len + 1, max });
+                }
+                out[len] = (h << 4) | nibble;
+                len += 1;
+            }
+        }
+    }
+    if high.is_some() {
+        return Err(LineError::DataHex(text.to_string()));
+    }
+    Ok(len)
+}
+
+/// Streams frames from a candump log; each item is a frame or the error of one line.
+pub struct CandumpReader<R> {
+    input: R,
+    source_name: Arc<str>,
+    line: u64,
+    buf: Vec<u8>,
+    buses: BusNames,
+}
+
+impl<R: BufRead> CandumpReader<R> {
+    /// `source_name` (a path, or `-` for standard input) is named in every error.
+    pub fn new(input: R, source_name: &str) -> Self {
+        Self {
+            input,
+            source_name: Arc::from(source_name),
+            line: 0,
+            buf: Vec::with_capacity(256),
+            buses: BusNames::default(),
+        }
+    }
+
+    fn line_error(&self, kind: LineError) -> CandumpError {
+        CandumpError::Line {
+            source_name: self.source_name.clone(),
+            line: self.line,
+            kind,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for CandumpReader<R> {
+    type Item = Result<CanFrame, CandumpError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buf.clear();
+            match self.input.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(error) => {
+                    return Some(Err(CandumpError::Io {
+                        source_name: self.source_name.clone(),
+                        error,
+                    }));
+                }
+            }
+            self.line += 1;
+            let text = match std::str::from_utf8(&self.buf) {
+                Ok(t) => t.trim(),
+                Err(_) => return Some(Err(self.line_error(LineError::Utf8))),
+            };
+            if text.is_empty() {
+                continue;
+            }
+            return Some(parse_line(text, &mut self.buses).map_err(|kind| self.line_error(kind)));
+        }
+    }
+}
+
+/// Writes one frame as a candump log line, newline included.
+pub fn write_frame<W: Write>(out: &mut W, frame: &CanFrame) -> io::Result<()> {
+    let sec = frame.ts_us.div_euclid(1_000_000);
+    let usec = frame.ts_us.rem_euclid(1_000_000);
+    write!(out, "({sec}.{usec:06}) {} ", frame.bus)?;
+    if frame.is_error() {
+        write!(out, "{:08X}", CAN_ERR_FLAG | frame.id.raw())?;
+    } else {
+        write!(out, "{}", frame.id)?;
+    }
+    if frame.is_remote() {
+        out.write_all(b"#R")?;
+        if frame.dlc() > 0 {
+            write!(out, "{:X}", frame.dlc())?;
+        }
+    } else if frame.is_fd() {
+        let mut fd_flags = 0;
+        if frame.flags.contains(FrameFlags::BRS) {
+            fd_flags |= FD_FLAG_BRS;
+        }
+        if frame.flags.contains(FrameFlags::ESI) {
+            fd_flags |= FD_FLAG_ESI;
+        }
+        write!(out, "##{fd_flags:X}{}", crate::format::frame::hex(frame.data()))?;
+    } else {
+        write!(out, "#{}", crate::format::frame::hex(frame.data()))?;
+    }
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<CanFrame, LineError> {
+        parse_line(line, &mut BusNames::default())
+    }
+
+    fn round_trip(line: &str) {
+        let frame = parse(line).unwrap();
+        let mut out = Vec::new();
+        write_frame(&mut out, &frame).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap().trim_end(), line);
+    }
+
+    #[test]
+    fn reads_classic_frames() {
+        let f = parse("(1700000000.000100) can0 1F0#0011223344556677").unwrap();
+        assert_eq!(f.ts_us, 1_700_000_000_000_100);
+        assert_eq!(&*f.bus, "can0");
+        assert_eq!(f.id, CanId::Standard(0x1F0));
+        assert_eq!(f.data(), &[0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]);
+        assert!(!f.is_fd());
+    }
+
+    #[test]
+    fn digit_count_decides_the_id_type() {
+        assert_eq!(parse("(1.0) can0 00000123#").unwrap().id, CanId::Extended(0x123));
+        assert_eq!(parse("(1.0) can0 123#").unwrap().id, CanId::Standard(0x123));
+        assert_eq!(
+            parse("(1.0) can0 0123#").unwrap_err(),
+            LineError::IdLength("0123".into())
+        );
+        assert_eq!(parse("(1.0) can0 923#").unwrap_err(), LineError::StandardIdRange(0x923));
+    }
+
+    #[test]
+    fn reads_fd_frames_and_flags() {
+        let f = parse("(1700000000.000001) can1 123##3AABB").unwrap();
+        assert!(f.is_fd());
+        assert!(f.flags.contains(FrameFlags::BRS));
+        assert!(f.flags.contains(FrameFlags::ESI));
+        assert_eq!(f.data(), &[0xAA, 0xBB]);
+        let long = format!("(1.000000) can0 123##1{}", "AB".repeat(64));
+        assert_eq!(parse(&long).unwrap().data().len(), 64);
+        let too_long = format!("(1.000000) can0 123##1{}", "AB".repeat(65));
+        assert_eq!(
+            parse(&too_long).unwrap_err(),
+            LineError::DataLength { len: 65, max: 64 }
+        );
+    }
+
+    #[test]
+    fn classic_frames_are_limited_to_eight_bytes() {
+        assert_eq!(
+            parse("(1.0) can0 123#001122334455667788").unwrap_err(),
+            LineError::DataLength { len: 9, max: 8 }
+        );
+    }
+
+    #[test]
+    fn remote_and_error_frames() {
+        let r = parse("(1.000000) can0 123#R4").unwrap();
+        assert!(r.is_remote());
+        assert_eq!(r.dlc(), 4);
+        let e = parse("(1.000000) can0 20000080#0000000000000000").unwrap();
+        assert!(e.is_error());
+        assert_eq!(e.id.raw(), 0x80);
+    }
+
+    #[test]
+    fn writes_what_it_reads() {
+        for line in [
+            "(1700000000.000100) can0 1F0#0011223344556677",
+            "(1700000000.000100) can0 18FF50E5#01",
+            "(1700000000.999999) vcan1 7FF##1AABBCCDDEEFF0011",
+            "(1700000000.000000) can0 123#",
+            "(1700000000.000000) can0 123#R",
+            "(1700000000.000000) can0 123#R8",
+            "(1700000000.000000) can0 20000080#0000000000000000",
+        ] {
+            round_trip(line);
+        }
+    }
+
+    #[test]
+    fn accepts_dots_direction_and_raw_dlc() {
+        assert_eq!(
+            parse("(1.000000) can0 123#11.22.33").unwrap().data(),
+            &[0x11, 0x22, 0x33]
+        );
+        assert_eq!(parse("(1.000000) can0 123#11 R").unwrap().data(), &[0x11]);
+        assert_eq!(parse("(1.000000) can0 123#1122334455667788_C").unwrap().data().len(), 8);
+    }
+
+    #[test]
+    fn malformed_lines_name_the_problem() {
+        assert_eq!(parse("1.0 can0 123#").unwrap_err(), LineError::Timestamp);
+        assert_eq!(parse("(1.0)").unwrap_err(), LineError::MissingBus);
+        assert_eq!(parse("(1.0) can0").unwrap_err(), LineError::MissingFrame);
+        assert_eq!(
+            parse("(1.0) can0 123").unwrap_err(),
+            LineError::FrameSyntax("123".into())
+        );
+        assert_eq!(parse("(1.0) can0 12G#").unwrap_err(), LineError::IdHex("12G".into()));
+        assert_eq!(
+            parse("(1.0) can0 123#ABC").unwrap_err(),
+            LineError::DataHex("ABC".into())
+        );
+        assert_eq!(
+            parse("(1.0) can0 123#00 extra").unwrap_err(),
+            LineError::Trailing("extra".into())
+        );
+    }
+
+    #[test]
+    fn reader_names_source_and_line_and_skips_blank_lines() {
+        let input = "(1.000000) can0 123#00\r\n\n(2.000000) can0 bad\n(3.000000) can0 124#01\n";
+        let items: Vec<_> = CandumpReader::new(input.as_bytes(), "drive.log").collect();
+        assert_eq!(items.len(), 3);
+        assert!(items[0].is_ok());
+        let err = items[1].as_ref().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "drive.log:3: expected <id>#<data> or <id>##<flags><data>, found \"bad\""
+        );
+        assert_eq!(items[2].as_ref().unwrap().id, CanId::Standard(0x124));
+    }
+
+    #[test]
+    fn timestamps_keep_microseconds() {
+        assert_eq!(parse("(12.5) can0 123#").unwrap().ts_us, 12_500_000);
+        assert_eq!(parse("(12.123456789) can0 123#").unwrap().ts_us, 12_123_456);
+    }
+}

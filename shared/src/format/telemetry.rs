@@ -1,0 +1,375 @@
+//! The telemetry message, version 1: what the edge publishes to
+//! `dt/canopy/<vehicle_id>/bms` once per interval and what the cloud accepts.
+//!
+//! ```json
+//! {"v":1,"vehicle_id":"sim-001","ts":"2023-11-14T22:13:20.000Z","seq":42,
+//!  "soc_pct":81.5,"pack_voltage_v":386.2,"pack_current_a":-12.3,
+//!  "cell_voltage_min_v":3.951,"cell_voltage_max_v":4.012,
+//!  "cell_temp_min_c":24.5,"cell_temp_max_c":31.0,"speed_kph":54.2}
+//! ```
+//! Levels are the latest values of the interval; the cell extremes are the
+//! extremes over it, so a spike shorter than the interval still reaches the
+//! alert rule. Unknown fields are kept (the archive stores them); a missing
+//! field or a wrong type is a [`Rejection`] naming the field.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use crate::domain::measure::Measure;
+use crate::domain::vehicle::VehicleId;
+
+pub const VERSION: u64 = 1;
+
+/// What the IoT rule adds to each message: when IoT Core received it (ms).
+pub const RECEIVED_AT: &str = "received_at";
+
+/// MQTT topic a vehicle publishes telemetry to (AWS's `dt/<app>/<thing>/<kind>` pattern).
+pub fn topic(vehicle: &VehicleId) -> String {
+    format!("dt/canopy/{vehicle}/bms")
+}
+
+/// MQTT topic a vehicle receives alerts on.
+pub fn alert_topic(vehicle: &VehicleId) -> String {
+    format!("cmd/canopy/{vehicle}/alert")
+}
+
+/// A valid telemetry message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telemetry {
+    pub vehicle_id: VehicleId,
+    pub ts: DateTime<Utc>,
+    pub seq: u64,
+    pub soc_pct: f64,
+    pub pack_voltage_v: f64,
+    pub pack_current_a: f64,
+    pub cell_voltage_min_v: f64,
+    pub cell_voltage_max_v: f64,
+    pub cell_temp_min_c: f64,
+    pub cell_temp_max_c: f64,
+    pub speed_kph: f64,
+    /// [`Measure::CellVoltageSpreadV`], when the edge sends it.
+    pub cell_voltage_spread_v: Option<f64>,
+    /// When IoT Core received the message (ms since the epoch), when the rule says.
+    pub received_at_ms: Option<i64>,
+    /// Fields v1 does not define, kept for the archive.
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// Why a message was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Rejection {
+    pub reason: String,
+}
+
+fn reject(reason: impl Into<String>) -> Rejection {
+    Rejection { reason: reason.into() }
+}
+
+impl Telemetry {
+    /// Validates a parsed JSON message.
+    pub fn from_json(value: &Value) -> Result<Self, Rejection> {
+        let object = value
+            .as_object()
+            .ok_or_else(|| reject("message is not a JSON object"))?;
+        check_version(object)?;
+        let vehicle_id = vehicle_field(object)?;
+        let ts = time_field(object)?;
+        let seq = seq_field(object)?;
+        let required = required_measures(object)?;
+        let cell_voltage_spread_v = match object.get(Measure::CellVoltageSpreadV.name()) {
+            None => None,
+            Some(v) => Some(number_field(Measure::CellVoltageSpreadV, v)?),
+        };
+        let mut t = Self::from_measures(vehicle_id, ts, seq, required);
+        t.cell_voltage_spread_v = cell_voltage_spread_v;
+        t.received_at_ms = object.get(RECEIVED_AT).and_then(Value::as_i64);
+        t.extra = unknown_fields(object);
+        t.check_ranges()?;
+        Ok(t)
+    }
+
+    /// A message of the required measures, in [`Measure::REQUIRED`] order,
+    /// without optional fields.
+    pub fn from_measures(
+        vehicle_id: VehicleId,
+        ts: DateTime<Utc>,
+        seq: u64,
+        measures: [f64; Measure::REQUIRED.len()],
+    ) -> Self {
+        let [
+            soc_pct,
+            pack_voltage_v,
+            pack_current_a,
+            cell_voltage_min_v,
+            cell_voltage_max_v,
+            cell_temp_min_c,
+            cell_temp_max_c,
+            speed_kph,
+        ] = measures;
+        Self {
+            vehicle_id,
+            ts,
+            seq,
+            soc_pct,
+            pack_voltage_v,
+            pack_current_a,
+            cell_voltage_min_v,
+            cell_voltage_max_v,
+            cell_temp_min_c,
+            cell_temp_max_c,
+            speed_kph,
+            cell_voltage_spread_v: None,
+            received_at_ms: None,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    fn check_ranges(&self) -> Result<(), Rejection> {
+        if !(0.0..=100.0).contains(&self.soc_pct) {
+            return Err(reject(format!("field soc_pct {} is outside 0..100", self.soc_pct)));
+        }
+        if self.cell_voltage_min_v > self.cell_voltage_max_v {
+            return Err(reject("cell_voltage_min_v is above cell_voltage_max_v"));
+        }
+        if self.cell_temp_min_c > self.cell_temp_max_c {
+            return Err(reject("cell_temp_min_c is above cell_temp_max_c"));
+        }
+        Ok(())
+    }
+
+    /// Parses and validates message text.
+    pub fn parse(text: &str) -> Result<Self, Rejection> {
+        let value: Value = serde_json::from_str(text).map_err(|e| reject(format!("message is not JSON: {e}")))?;
+        Self::from_json(&value)
+    }
+
+    /// The message's value of `measure`. The cell-voltage spread falls back
+    /// to the interval's max - min for edges that do not send it.
+    pub fn value(&self, measure: Measure) -> f64 {
+        match measure {
+            Measure::SocPct => self.soc_pct,
+            Measure::PackVoltageV => self.pack_voltage_v,
+            Measure::PackCurrentA => self.pack_current_a,
+            Measure::CellVoltageMinV => self.cell_voltage_min_v,
+            Measure::CellVoltageMaxV => self.cell_voltage_max_v,
+            Measure::CellTempMinC => self.cell_temp_min_c,
+            Measure::CellTempMaxC => self.cell_temp_max_c,
+            Measure::SpeedKph => self.speed_kph,
+            Measure::CellVoltageSpreadV => self
+                .cell_voltage_spread_v
+                .unwrap_or(self.cell_voltage_max_v - self.cell_voltage_min_v),
+        }
+    }
+
+    /// Microseconds since the epoch of `ts`.
+    pub fn ts_us(&self) -> i64 {
+        self.ts.timestamp_micros()
+    }
+
+    /// What the archive and the state table keep besides the named fields:
+    /// the unknown fields and the optional measures the message carried.
+    pub fn extra_with_optional(&self) -> Map<String, Value> {
+        let mut extra: Map<String, Value> = self.extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let Some(spread) = self.cell_voltage_spread_v.and_then(serde_json::Number::from_f64) {
+            extra.insert(Measure::CellVoltageSpreadV.name().into(), Value::Number(spread));
+        }
+        extra
+    }
+
+    /// The message as JSON, unknown fields included.
+    pub fn to_json(&self) -> Value {
+        let mut object = Map::new();
+        object.insert("v".into(), VERSION.into());
+        object.insert("vehicle_id".into(), self.vehicle_id.as_str().into());
+        object.insert("ts".into(), self.ts.to_rfc3339_opts(SecondsFormat::Millis, true).into());
+        object.insert("seq".into(), self.seq.into());
+        for m in Measure::REQUIRED {
+            object.insert(
+                m.name().into(),
+                serde_json::Number::from_f64(self.value(m)).map_or(Value::Null, Value::Number),
+            );
+        }
+        if let Some(at) = self.received_at_ms {
+            object.insert(RECEIVED_AT.into(), at.into());
+        }
+        object.extend(self.extra_with_optional());
+        Value::Object(object)
+    }
+}
+
+type Object = Map<String, Value>;
+
+fn check_version(object: &Object) -> Result<(), Rejection> {
+    match object.get("v") {
+        None => Err(reject("missing field v")),
+        Some(v) if v.as_u64() == Some(VERSION) => Ok(()),
+        Some(v) => Err(reject(format!("unsupported version v={v}; this accepts v=1"))),
+    }
+}
+
+fn vehicle_field(object: &Object) -> Result<VehicleId, Rejection> {
+    match object.get("vehicle_id") {
+        None => Err(reject("missing field vehicle_id")),
+        Some(Value::String(s)) => VehicleId::new(s.clone()).map_err(|e| reject(format!("field vehicle_id: {e}"))),
+        Some(other) => Err(reject(format!(
+            "field vehicle_id must be a string, found {}",
+            kind(other)
+        ))),
+    }
+}
+
+fn time_field(object: &Object) -> Result<DateTime<Utc>, Rejection> {
+    match object.get("ts") {
+        None => Err(reject("missing field ts")),
+        Some(Value::String(s)) => Ok(DateTime::parse_from_rfc3339(s)
+            .map_err(|e| reject(format!("field ts {s:?} is not an RFC 3339 time: {e}")))?
+            .with_timezone(&Utc)),
+        Some(other) => Err(reject(format!(
+            "field ts must be an RFC 3339 string, found {}",
+            kind(other)
+        ))),
+    }
+}
+
+fn seq_field(object: &Object) -> Result<u64, Rejection> {
+    match object.get("seq") {
+        None => Err(reject("missing field seq")),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| reject(format!("field seq must be a non-negative integer, found {v}"))),
+    }
+}
+
+fn number_field(m: Measure, v: &Value) -> Result<f64, Rejection> {
+    match v {
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| reject(format!("field {m} is not a finite number"))),
+        other => Err(reject(format!("field {m} must be a number, found {}", kind(other)))),
+    }
+}
+
+/// The required measures, in [`Measure::REQUIRED`] order.
+fn required_measures(object: &Object) -> Result<[f64; Measure::REQUIRED.len()], Rejection> {
+    let mut values = [0.0; Measure::REQUIRED.len()];
+    for (slot, m) in values.iter_mut().zip(Measure::REQUIRED) {
+        let v = object
+            .get(m.name())
+            .ok_or_else(|| reject(format!("missing field {m}")))?;
+        *slot = number_field(m, v)?;
+    }
+    Ok(values)
+}
+
+/// The fields v1 does not define.
+fn unknown_fields(object: &Object) -> BTreeMap<String, Value> {
+    let known = |k: &str| matches!(k, "v" | "vehicle_id" | "ts" | "seq") || Measure::from_name(k).is_some();
+    object
+        .iter()
+        .filter(|(k, v)| !(known(k) || (k.as_str() == RECEIVED_AT && v.is_i64())))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn valid() -> Value {
+        json!({"v":1,"vehicle_id":"sim-001","ts":"2023-11-14T22:13:20.000Z","seq":42,"soc_pct":81.5,
+               "pack_voltage_v":386.2,"pack_current_a":-12.3,"cell_voltage_min_v":3.951,"cell_voltage_max_v":4.012,
+               "cell_temp_min_c":24.5,"cell_temp_max_c":31.0,"speed_kph":54.2})
+    }
+
+    #[test]
+    fn a_valid_message_round_trips_and_keeps_unknown_fields() {
+        let mut v = valid();
+        v["received_at"] = json!(1_700_000_000_123u64);
+        v["firmware"] = json!("1.2.3");
+        let t = Telemetry::from_json(&v).unwrap();
+        assert_eq!(t.seq, 42);
+        assert_eq!(t.ts_us(), 1_700_000_000_000_000);
+        assert_eq!(t.value(Measure::CellTempMaxC), 31.0);
+        assert_eq!(t.received_at_ms, Some(1_700_000_000_123));
+        assert_eq!(t.extra.len(), 1);
+        assert_eq!(t.to_json(), v);
+    }
+
+    #[test]
+    fn invalid_messages_are_rejected_with_a_reason_naming_the_field() {
+        type Mutation = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (
+                Box::new(|v| drop(v.as_object_mut().unwrap().remove("soc_pct"))),
+                "missing field soc_pct",
+            ),
+            (
+                Box::new(|v| v["speed_kph"] = json!("fast")),
+                "field speed_kph must be a number, found a string",
+            ),
+            (
+                Box::new(|v| v["v"] = json!(2)),
+                "unsupported version v=2; this accepts v=1",
+            ),
+            (
+                Box::new(|v| v["seq"] = json!(-1)),
+                "field seq must be a non-negative integer, found -1",
+            ),
+            (
+                Box::new(|v| v["vehicle_id"] = json!("a/b")),
+                "field vehicle_id: invalid vehicle id \"a/b\"",
+            ),
+            (
+                Box::new(|v| v["soc_pct"] = json!(140)),
+                "field soc_pct 140 is outside 0..100",
+            ),
+            (
+                Box::new(|v| v["cell_temp_min_c"] = json!(99)),
+                "cell_temp_min_c is above cell_temp_max_c",
+            ),
+        ];
+        for (mutate, reason) in cases {
+            let mut v = valid();
+            mutate(&mut v);
+            let err = Telemetry::from_json(&v).unwrap_err();
+            assert!(
+                err.reason.starts_with(reason),
+                "{} does not start with {reason}",
+                err.reason
+            );
+        }
+        assert_eq!(
+            Telemetry::parse("{").unwrap_err().reason.split(':').next(),
+            Some("message is not JSON")
+        );
+        assert!(
+            Telemetry::parse(r#"{"v":1,"vehicle_id":"x","ts":"yesterday","seq":1}"#)
+                .unwrap_err()
+                .reason
+                .contains("RFC 3339")
+        );
+    }
+
+    #[test]
+    fn topics_follow_the_design() {
+        let v = VehicleId::new("sim-001").unwrap();
+        assert_eq!(topic(&v), "dt/canopy/sim-001/bms");
+        assert_eq!(alert_topic(&v), "cmd/canopy/sim-001/alert");
+    }
+}

@@ -1,0 +1,33 @@
+//! The traits services call for I/O, one job each. Every port has an AWS
+//! adapter and an in-memory one (in `adapters`), and a contract suite
+//! both pass (`adapters::contract`).
+//!
+//! | port | job | AWS |
+//! | --- | --- | --- |
+//! | [`store::ObjectStore`] | objects, ranges, multipart uploads | S3 |
+//! | [`state::LatestStateStore`] | each vehicle's newest telemetry | DynamoDB |
+//! | [`ledger::Ledger`] | which archive object holds a (vehicle, seq) | DynamoDB |
+//! | [`alert_log::AlertLog`] | the alert log and its cooldown windows | DynamoDB |
+//! | [`messaging::Notifier`] | alerts to people | SNS |
+//! | [`messaging::DevicePublisher`] | messages to vehicles | IoT Core's data plane |
+
+pub mod alert_log;
+pub mod ledger;
+pub mod messaging;
+pub mod state;
+pub mod store;
+
+/// A table read or write failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("table {table}: {message}")]
+pub struct TableError {
+    pub table: String,
+    pub message: String,
+}
+
+/// One page of a listing, and where the next starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}

@@ -1,0 +1,30 @@
+//! Each vehicle's latest telemetry.
+
+use std::future::Future;
+
+use super::{Page, TableError};
+use crate::domain::vehicle::VehicleId;
+use crate::format::telemetry::Telemetry;
+
+/// A vehicle's latest telemetry as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestState {
+    pub telemetry: Telemetry,
+    /// When the state was written (ms since the epoch).
+    pub updated_at_ms: i64,
+}
+
+pub trait LatestStateStore: Send + Sync {
+    /// Writes `t` as its vehicle's latest state unless the stored state is as
+    /// new or newer (by `ts`); true when written.
+    fn put_if_newer(&self, t: &Telemetry, now_ms: i64) -> impl Future<Output = Result<bool, TableError>> + Send;
+
+    fn get(&self, vehicle: &VehicleId) -> impl Future<Output = Result<Option<LatestState>, TableError>> + Send;
+
+    /// Vehicles' latest states in vehicle order, `limit` at a time, after the `after` cursor.
+    fn list(
+        &self,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<Page<LatestState>, TableError>> + Send;
+}

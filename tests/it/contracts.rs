@@ -1,0 +1,47 @@
+//! The ports' contract suites (`canopy::adapters::contract`) against the AWS
+//! adapters on moto: the same suites the memory adapters pass in the
+//! library's unit tests, so a service tested on memory is tested on what AWS does.
+
+use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::iot::IotPublisher;
+use canopy::adapters::aws::sns::SnsNotifier;
+use canopy::adapters::contract;
+use canopy_local::resources::{alerts_table, create_topic, ledger_table, state_table};
+use canopy_tests::local;
+
+#[tokio::test]
+async fn s3_keeps_the_object_store_contract() {
+    contract::object_store(&local::bucket("contract").await, "s3").await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_latest_state_contract() {
+    let table = local::table(state_table, "contract-state").await;
+    contract::latest_state(&DynamoStateTable::new(local::dynamodb().await, &table), "ddb").await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_ledger_contract() {
+    let table = local::table(ledger_table, "contract-ledger").await;
+    contract::ledger(&DynamoLedger::new(local::dynamodb().await, &table), "ddb").await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_alert_log_contract() {
+    let table = local::table(alerts_table, "contract-alerts").await;
+    contract::alert_log(&DynamoAlertLog::new(local::dynamodb().await, &table), "ddb").await;
+}
+
+#[tokio::test]
+async fn sns_and_iot_keep_the_messaging_contracts() {
+    let sdk = local::sdk().await;
+    let topic = create_topic(&aws_sdk_sns::Client::new(&sdk), &local::unique("contract"))
+        .await
+        .unwrap();
+    let capture = local::SnsCapture::subscribe(&topic).await;
+    contract::notifier(&SnsNotifier::new(&sdk, &topic), "sns", async || {
+        capture.received().await
+    })
+    .await;
+    contract::device_publisher(&IotPublisher::new(&sdk), "iot").await;
+}
