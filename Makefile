@@ -65,6 +65,14 @@ oracle: venv edge-release ## the codec against cantools: the corpus, then our ow
 	  $(EDGE) decode --dbc dbc/$$name.dbc --candump "$$work/cases/$$name.log" --format jsonl > "$$work/$$name.jsonl"; \
 	  printf '%s: ' "dbc/$$name.dbc"; $(PY) $(ORACLE_DIR)/compare.py "$$exp" "$$work/$$name.jsonl" | tail -n1; \
 	done
+	@# Real-world problems loaded leniently, against cantools' non-strict mode (tests/oracle/gen_cases.py --non-strict).
+	@work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	$(PY) tests/oracle/gen_cases.py tests/oracle/dbc/lenient "$$work/cases" --non-strict --frames 200 --seed 20261127 2>/dev/null; \
+	for exp in "$$work"/cases/*.expected.jsonl; do \
+	  name=$$(basename "$$exp" .expected.jsonl); \
+	  $(EDGE) decode --dbc tests/oracle/dbc/lenient/$$name.dbc --candump "$$work/cases/$$name.log" --format jsonl 2>/dev/null > "$$work/$$name.jsonl"; \
+	  printf '%s (non-strict): ' "lenient/$$name.dbc"; $(PY) tests/oracle/compare.py "$$exp" "$$work/$$name.jsonl" | tail -n1; \
+	done
 
 .PHONY: python-tests
 python-tests: venv edge-release ## the files Canopy writes, read by pyarrow and DuckDB

@@ -47,6 +47,9 @@ enum Ending {
 pub async fn run(config: Config) -> Result<serde_json::Value> {
     let counters = Arc::new(AgentCounters::default());
     let db = Arc::new(Database::load(&config.dbc)?);
+    for warning in db.warnings() {
+        warn!(%warning, "DBC problem tolerated");
+    }
     let (mut spool, recovered) = Spool::open(&config.spool, counters.clone())?;
     info!(vehicle = %config.vehicle_id, spool = %config.spool.dir.display(), unsealed = recovered.segments.len(), "canopy-edge starting");
 

@@ -28,6 +28,7 @@ fn config(bucket: &str) -> Config {
         bucket: bucket.to_string(),
         dbc_key: "dbc/ev_powertrain.dbc".to_string(),
         dbc_refresh: Duration::ZERO,
+        dbc: canopy::format::dbc::LoadOptions::default(),
         options: DecoderOptions::default(),
     }
 }
@@ -299,7 +300,7 @@ async fn a_vehicles_own_dbc_in_the_bucket_is_used_and_refreshed_when_it_changes(
     store
         .put(
             own_key,
-            Bytes::from_static(b"BO_ 1 Broken: 8 X\n SG_ A : 0|99@1+ (1,0) [0|0] \"\" X\n"),
+            Bytes::from_static(b"BO_ 1 Broken: 8 X\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" X\nthis line is not DBC\n"),
             None,
         )
         .await

@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use canopy::format::dbc::{Database, DecodeError, Message, SignalValue};
+use canopy::format::dbc::{Database, DecodeError, LoadOptions, Message, SignalValue};
 use canopy::format::frame::CanFrame;
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
 use canopy::format::lake::transcode::{DecodeStats, FrameDecoder};
@@ -39,10 +39,18 @@ pub struct DecodeArgs {
     /// Where to write; standard output when absent (JSON lines only).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Refuse the DBC problems cantools' strict mode refuses (overlapping
+    /// signals, signals past the message, value tables of unknown signals,
+    /// standard ids above 11 bits) instead of tolerating them with a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 pub fn run(args: &DecodeArgs) -> Result<()> {
-    let db = Database::load(&args.dbc)?;
+    let db = Database::load_with(&args.dbc, LoadOptions { strict: args.strict })?;
+    for warning in db.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let frames = input::open(args.candump.as_deref(), args.raw.as_deref())?;
     match args.format {
         Format::Jsonl => {

@@ -1,13 +1,15 @@
 //! The DBC each vehicle's objects are decoded with, cached across invocations.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use canopy::domain::vehicle::VehicleId;
-use canopy::format::dbc::Database;
+use canopy::format::dbc::{Database, LoadOptions};
 use canopy::format::lake::keys::DBC_PREFIX;
 use canopy::ports::store::{ObjectStore, StoreError};
+use tracing::warn;
 
 use crate::object::DecodeObjectError;
 
@@ -20,7 +22,10 @@ pub struct DbcCache<S> {
     default_key: String,
     fallback: (String, Arc<Database>),
     refresh: Duration,
+    options: LoadOptions,
     entries: Mutex<HashMap<String, Entry>>,
+    /// Problems tolerated in DBC files compiled since the last [`Self::take_warnings`].
+    warnings: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -36,14 +41,27 @@ struct Entry {
 }
 
 impl<S: ObjectStore> DbcCache<S> {
-    pub fn new(store: S, default_key: &str, fallback: (String, Arc<Database>), refresh: Duration) -> Self {
+    pub fn new(
+        store: S,
+        default_key: &str,
+        fallback: (String, Arc<Database>),
+        refresh: Duration,
+        options: LoadOptions,
+    ) -> Self {
         Self {
             store,
             default_key: default_key.to_string(),
             fallback,
             refresh,
+            options,
             entries: Mutex::new(HashMap::new()),
+            warnings: AtomicU64::new(0),
         }
+    }
+
+    /// How many DBC problems were tolerated since the last call (for metrics).
+    pub fn take_warnings(&self) -> u64 {
+        self.warnings.swap(0, Ordering::Relaxed)
     }
 
     /// The key of a vehicle's own DBC.
@@ -78,10 +96,16 @@ impl<S: ObjectStore> DbcCache<S> {
                 _ => {
                     let object = self.store.get(key).await?;
                     let name = format!("s3://{}/{key}", self.store.bucket());
-                    let db = Database::from_bytes(&object.body, &name).map_err(|error| DecodeObjectError::Dbc {
-                        key: key.to_string(),
-                        error,
+                    let db = Database::from_bytes_with(&object.body, &name, self.options).map_err(|error| {
+                        DecodeObjectError::Dbc {
+                            key: key.to_string(),
+                            error,
+                        }
                     })?;
+                    for warning in db.warnings() {
+                        warn!(%warning, "DBC problem tolerated");
+                    }
+                    self.warnings.fetch_add(db.warnings().len() as u64, Ordering::Relaxed);
                     Cached::Present {
                         etag: object.etag,
                         db: Arc::new(db),

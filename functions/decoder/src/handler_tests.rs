@@ -121,7 +121,7 @@ async fn a_vehicles_own_dbc_wins_and_a_broken_one_fails_its_objects() {
     store
         .put(
             "dbc/vehicles/veh-005.dbc",
-            Bytes::from_static(b"BO_ 1 Broken: 8 X\n SG_ A : 0|99@1+ (1,0) [0|0] \"\" X\n"),
+            Bytes::from_static(b"BO_ 1 Broken: 8 X\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" X\nthis line is not DBC\n"),
             None,
         )
         .await
@@ -130,4 +130,40 @@ async fn a_vehicles_own_dbc_wins_and_a_broken_one_fails_its_objects() {
     let event: DecoderEvent = serde_json::from_value(notification(&key)).unwrap();
     let err = decoder.handle(event).await.unwrap_err().to_string();
     assert!(err.contains("dbc/vehicles/veh-005.dbc"), "{err}");
+}
+
+#[tokio::test]
+async fn a_vehicles_dbc_with_tolerated_problems_decodes_and_strict_mode_refuses_it() {
+    let store = MemoryStore::new("lake");
+    let key = raw_object(&store, "veh-006", 10).await;
+    // The platform's DBC with a stale value table, as real files have.
+    let mut text = String::from_utf8(dbc::BUILT_IN.to_vec()).unwrap();
+    text.push_str("\nVAL_ 1234 NoSuchSignal 0 \"off\" 1 \"on\" ;\n");
+    store
+        .put("dbc/vehicles/veh-006.dbc", Bytes::from(text), None)
+        .await
+        .unwrap();
+    let event: DecoderEvent = serde_json::from_value(notification(&key)).unwrap();
+    let decoder = Decoder::new(store.clone(), config()).unwrap();
+    assert_eq!(
+        decoder.handle(event.clone()).await.unwrap(),
+        DecoderResponse::Decoded { decoded: 1 }
+    );
+    assert_eq!(
+        decoder.dbcs.take_warnings(),
+        0,
+        "handle reported the warning in its metrics"
+    );
+
+    let strict = Config {
+        dbc: LoadOptions { strict: true },
+        ..config()
+    };
+    let err = Decoder::new(store.clone(), strict)
+        .unwrap()
+        .handle(event)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("VAL_ for unknown signal NoSuchSignal"), "{err}");
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use canopy::adapters::aws::s3::S3Store;
-use canopy::format::dbc::{self, LoadError};
+use canopy::format::dbc::{self, LoadError, LoadOptions};
 use canopy::format::lake::decoded::DecodedWriterOptions;
 use canopy::format::lake::keys::{RAW_PREFIX, RawKey};
 use canopy::ports::store::ObjectStore;
@@ -38,6 +38,9 @@ pub struct Config {
     pub dbc_key: String,
     /// `DBC_REFRESH_SECONDS`: how often a cached DBC's ETag is checked.
     pub dbc_refresh: Duration,
+    /// `DBC_STRICT` (`true` or `false`, default false): refuse the DBC problems
+    /// cantools' strict mode refuses, instead of tolerating them with a warning.
+    pub dbc: LoadOptions,
     pub options: DecoderOptions,
 }
 
@@ -66,6 +69,9 @@ impl Config {
             bucket: env::required(vars, "DATA_BUCKET")?,
             dbc_key: env::or(vars, "DBC_KEY", "dbc/ev_powertrain.dbc"),
             dbc_refresh: Duration::from_secs(env::parse_or(vars, "DBC_REFRESH_SECONDS", 60)?),
+            dbc: LoadOptions {
+                strict: env::parse_or(vars, "DBC_STRICT", false)?,
+            },
             options: DecoderOptions {
                 writer: DecodedWriterOptions {
                     sort_window_rows: window,
@@ -118,6 +124,7 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
             &config.dbc_key,
             (dbc::BUILT_IN_NAME.to_string(), Arc::new(dbc::built_in()?)),
             config.dbc_refresh,
+            config.dbc,
         );
         Ok(Self {
             store,
@@ -144,7 +151,7 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
                 decoded.map(|decoded| DecoderResponse::Decoded { decoded })
             }
         };
-        metrics.add(
+        metrics.count("DbcWarnings", self.dbcs.take_warnings()).add(
             "DurationMs",
             started.elapsed().as_secs_f64() * 1000.0,
             Unit::Milliseconds,

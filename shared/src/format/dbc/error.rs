@@ -9,6 +9,16 @@ pub struct LoadError {
     pub message: String,
 }
 
+/// A problem lenient loading tolerated: what it was and what was done, with
+/// the file and, where known, the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}{}: tolerated: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct LoadWarning {
+    pub source_name: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
 /// A frame of a known message could not be decoded. The texts follow cantools'.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {

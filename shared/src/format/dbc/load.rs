@@ -1,10 +1,20 @@
 //! From DBC text to a compiled [`Database`], with cantools' semantics.
 //!
 //! `can-dbc` parses; this module decides what the parsed file means, the way
-//! cantools (strict mode, its default) does: which signals a multiplexer
-//! selects (`M`/`mN` markers, `SG_MUL_VAL_`, value tables), long names, float
-//! types, and the checks that reject a file (ids out of range, signals outside
-//! the message or overlapping, `VAL_`/`SIG_VALTYPE_` for unknown signals).
+//! cantools does: which signals a multiplexer selects (`M`/`mN` markers,
+//! `SG_MUL_VAL_`, value tables), long names, float types.
+//!
+//! Strict mode ([`LoadOptions::strict`]) rejects what cantools' strict mode
+//! rejects. By default these load instead, each with a [`LoadWarning`]:
+//! - signals that overlap: each is decoded on its own from the bits it names;
+//! - a signal reaching past the message's length: left out of the message
+//!   (no frame of the declared length holds it);
+//! - `VAL_` and `SIG_VALTYPE_` for a signal or message that does not exist: ignored;
+//! - a frame id above 0x7FF without the extended flag (bit 31): extended, as
+//!   only a 29-bit id can be that large.
+//!
+//! Names that start with a digit and sections in any order are DBC as real
+//! files write it; the grammar of `can-dbc` takes them in both modes.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -12,11 +22,11 @@ use can_dbc::{
     AttributeValue, AttributeValueType, Dbc, MessageId, MultiplexIndicator, SignalExtendedValueType, ValueDescription,
 };
 
-use super::Database;
 use super::bits::{ByteOrder, Layout};
-use super::error::LoadError;
+use super::error::{LoadError, LoadWarning};
 use super::message::{Branch, Message, Mux, Node};
 use super::signal::{Codec, Conversion, DecodeOp, Multiplexed, Signal, ValueKind};
+use super::{Database, LoadOptions};
 use crate::format::frame::CanId;
 
 const EXTENDED_FLAG: u64 = 0x8000_0000;
@@ -36,9 +46,9 @@ pub(crate) fn decode_text(bytes: &[u8]) -> String {
     }
 }
 
-pub(crate) fn build(text: &str, source_name: &str) -> Result<Database, LoadError> {
+pub(crate) fn build(text: &str, source_name: &str, options: LoadOptions) -> Result<Database, LoadError> {
     let dbc = Dbc::try_from(text).map_err(|e| parse_error(e, source_name))?;
-    Builder::new(&dbc, text, source_name).build()
+    Builder::new(&dbc, text, source_name, options).build()
 }
 
 fn parse_error(error: can_dbc::DbcError, source_name: &str) -> LoadError {
@@ -127,10 +137,12 @@ struct Builder<'a> {
     choices: HashMap<(MessageId, String), Vec<(i64, String)>>,
     /// `SIG_VALTYPE_` entries, claimed the same way.
     value_types: HashMap<(MessageId, String), SignalExtendedValueType>,
+    options: LoadOptions,
+    warnings: Vec<LoadWarning>,
 }
 
 impl<'a> Builder<'a> {
-    fn new(dbc: &'a Dbc, text: &'a str, source_name: &'a str) -> Self {
+    fn new(dbc: &'a Dbc, text: &'a str, source_name: &'a str, options: LoadOptions) -> Self {
         let mut choices = HashMap::new();
         for vd in &dbc.value_descriptions {
             if let ValueDescription::Signal {
@@ -160,6 +172,8 @@ impl<'a> Builder<'a> {
             source_name,
             choices,
             value_types,
+            options,
+            warnings: Vec::new(),
         }
     }
 
@@ -169,6 +183,19 @@ impl<'a> Builder<'a> {
             line,
             message,
         }
+    }
+
+    /// A problem strict mode rejects: an error there, a warning otherwise.
+    fn tolerate(&mut self, line: Option<usize>, message: String) -> Result<(), LoadError> {
+        if self.options.strict {
+            return Err(self.error(line, message));
+        }
+        self.warnings.push(LoadWarning {
+            source_name: self.source_name.to_string(),
+            line,
+            message,
+        });
+        Ok(())
     }
 
     fn build(mut self) -> Result<Database, LoadError> {
@@ -199,25 +226,29 @@ impl<'a> Builder<'a> {
             messages.push(self.message(parsed, raw_id, line)?);
         }
         self.check_unclaimed()?;
-        Ok(Database::new(messages))
+        let mut db = Database::new(messages);
+        db.warnings = self.warnings;
+        Ok(db)
     }
 
-    fn check_unclaimed(&self) -> Result<(), LoadError> {
-        let first = |keys: Vec<&(MessageId, String)>| {
-            keys.into_iter()
-                .min_by_key(|(id, name)| (id.raw(), name.clone()))
-                .cloned()
+    /// `VAL_` and `SIG_VALTYPE_` entries no signal claimed, in id and name order.
+    fn check_unclaimed(&mut self) -> Result<(), LoadError> {
+        let sorted = |keys: Vec<&(MessageId, String)>| {
+            let mut keys: Vec<(MessageId, String)> = keys.into_iter().cloned().collect();
+            keys.sort_by_key(|(id, name)| (id.raw(), name.clone()));
+            keys
         };
-        if let Some((id, name)) = first(self.choices.keys().collect()) {
+        for (id, name) in sorted(self.choices.keys().collect()) {
             let line = find_line(self.text, "VAL_", id.raw(), &name);
-            return Err(self.error(line, format!("VAL_ for unknown signal {name} of message {}", id.raw())));
+            let message = format!("VAL_ for unknown signal {name} of message {}", id.raw());
+            self.tolerate(line, format!("{message} (ignored)"))
+                .map_err(|e| LoadError { message, ..e })?;
         }
-        if let Some((id, name)) = first(self.value_types.keys().collect()) {
+        for (id, name) in sorted(self.value_types.keys().collect()) {
             let line = find_line(self.text, "SIG_VALTYPE_", id.raw(), &name);
-            return Err(self.error(
-                line,
-                format!("SIG_VALTYPE_ for unknown signal {name} of message {}", id.raw()),
-            ));
+            let message = format!("SIG_VALTYPE_ for unknown signal {name} of message {}", id.raw());
+            self.tolerate(line, format!("{message} (ignored)"))
+                .map_err(|e| LoadError { message, ..e })?;
         }
         Ok(())
     }
@@ -235,6 +266,14 @@ impl<'a> Builder<'a> {
                     ),
                 )
             })?
+        } else if raw_id > 0x7FF && raw_id <= 0x1FFF_FFFF {
+            let message = format!(
+                "standard frame id 0x{raw_id:x} is more than 11 bits in message {}",
+                parsed.name
+            );
+            self.tolerate(line, format!("{message} (read as the extended id it can only be)"))
+                .map_err(|e| LoadError { message, ..e })?;
+            CanId::extended(raw_id as u32).ok_or_else(|| self.error(line, "impossible extended id".into()))?
         } else {
             CanId::standard(raw_id as u32)
                 .filter(|_| raw_id <= 0x7FF)
@@ -267,6 +306,9 @@ impl<'a> Builder<'a> {
         for s in &parsed.signals {
             drafts.push(self.signal(dbc_id, &name, s, single_mux, &mux_values, line)?);
         }
+        if !self.options.strict {
+            drafts = self.drop_unfit(drafts, &name, length, line);
+        }
         // cantools sorts signals by start bit (network order for Motorola); stable.
         drafts.sort_by_key(|d| d.signal.codec.layout.first_sort_key());
 
@@ -295,7 +337,10 @@ impl<'a> Builder<'a> {
             }
         }
         message.signals = drafts.into_iter().map(|d| d.signal).collect();
-        check_layout(&message).map_err(|m| self.error(line, m))?;
+        for overlap in check_layout(&message).map_err(|m| self.error(line, m))? {
+            self.tolerate(line, format!("{overlap} (each is decoded on its own)"))
+                .map_err(|e| LoadError { message: overlap, ..e })?;
+        }
         describe_multiplexing(&mut message);
         for node in &mut message.nodes {
             node.ops = node
@@ -396,6 +441,25 @@ impl<'a> Builder<'a> {
             },
         };
         Ok(Draft { signal, parent, ids })
+    }
+
+    /// The drafts whose bits fit in `length` bytes; the others are left out
+    /// with a warning (a multiplexer stays, and strict checking rejects it).
+    fn drop_unfit(&mut self, drafts: Vec<Draft>, message: &str, length: usize, line: Option<usize>) -> Vec<Draft> {
+        let (fit, unfit): (Vec<Draft>, Vec<Draft>) = drafts
+            .into_iter()
+            .partition(|d| d.signal.is_multiplexer || d.signal.codec.layout.end_byte() as usize <= length);
+        for d in &unfit {
+            self.warnings.push(LoadWarning {
+                source_name: self.source_name.to_string(),
+                line,
+                message: format!(
+                    "signal {} does not fit in message {message} ({length} bytes); left out",
+                    d.signal.name
+                ),
+            });
+        }
+        fit
     }
 
     /// Integer (signed or not) or IEEE float, as `SIG_VALTYPE_` says.
@@ -664,15 +728,24 @@ impl<'d> TreeBuilder<'d> {
 
 /// cantools' strict check: every signal inside the message, and no two
 /// signals that can be present together sharing a bit.
-fn check_layout(message: &Message) -> Result<(), String> {
+/// Checks that every signal fits in the message; the overlaps found (the
+/// first per signal), which strict mode rejects.
+fn check_layout(message: &Message) -> Result<Vec<String>, String> {
     let mut bits: Vec<Option<u16>> = vec![None; message.length * 8];
-    check_node(message, 0, &mut bits)
+    let mut overlaps = Vec::new();
+    check_node(message, 0, &mut bits, &mut overlaps)?;
+    Ok(overlaps)
 }
 
-fn check_node(message: &Message, node: usize, bits: &mut [Option<u16>]) -> Result<(), String> {
+fn check_node(
+    message: &Message,
+    node: usize,
+    bits: &mut [Option<u16>],
+    overlaps: &mut Vec<String>,
+) -> Result<(), String> {
     let node = &message.nodes[node];
     for &i in &node.signals {
-        check_signal(message, i, bits)?;
+        check_signal(message, i, bits, overlaps)?;
         let Some(mux) = node.muxes.iter().find(|m| m.signal == i) else {
             continue;
         };
@@ -683,7 +756,7 @@ fn check_node(message: &Message, node: usize, bits: &mut [Option<u16>]) -> Resul
                 continue;
             }
             let mut child = before.clone();
-            check_node(message, branch.node as usize, &mut child)?;
+            check_node(message, branch.node as usize, &mut child, overlaps)?;
             for (slot, bit) in bits.iter_mut().zip(child) {
                 if bit.is_some() {
                     *slot = bit;
@@ -694,7 +767,12 @@ fn check_node(message: &Message, node: usize, bits: &mut [Option<u16>]) -> Resul
     Ok(())
 }
 
-fn check_signal(message: &Message, index: u16, bits: &mut [Option<u16>]) -> Result<(), String> {
+fn check_signal(
+    message: &Message,
+    index: u16,
+    bits: &mut [Option<u16>],
+    overlaps: &mut Vec<String>,
+) -> Result<(), String> {
     let signal = &message.signals[usize::from(index)];
     if signal.codec.layout.end_byte() as usize > message.length {
         return Err(format!(
@@ -702,12 +780,15 @@ fn check_signal(message: &Message, index: u16, bits: &mut [Option<u16>]) -> Resu
             signal.name, message.name
         ));
     }
+    let mut overlapped = false;
     for bit in signal.codec.layout.network_bits() {
         let slot = &mut bits[bit as usize];
         if let Some(other) = *slot
             && other != index
+            && !overlapped
         {
-            return Err(format!(
+            overlapped = true;
+            overlaps.push(format!(
                 "signals {} and {} overlap in message {}",
                 signal.name,
                 message.signals[usize::from(other)].name,

@@ -33,7 +33,7 @@ mod signal;
 use std::path::Path;
 
 pub use bits::ByteOrder;
-pub use error::{DecodeError, EncodeError, LoadError};
+pub use error::{DecodeError, EncodeError, LoadError, LoadWarning};
 pub use message::{Message, SignalValue};
 pub use signal::{Multiplexed, Signal, ValueKind};
 
@@ -60,6 +60,18 @@ pub struct Database {
     standard: Box<[u32; 0x800]>,
     /// Sorted (extended id, index into `messages`).
     extended: Vec<(u32, u32)>,
+    /// What lenient loading tolerated, one entry per problem.
+    warnings: Vec<LoadWarning>,
+}
+
+/// How a DBC file is loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Reject what cantools' strict mode rejects (overlapping signals, signals
+    /// past the message's length, `VAL_` for unknown signals, standard ids
+    /// above 11 bits). Off by default: such files load, with a
+    /// [`LoadWarning`] per problem (see `load.rs` for what is tolerated).
+    pub strict: bool,
 }
 
 impl Database {
@@ -81,11 +93,16 @@ impl Database {
             messages,
             standard,
             extended,
+            warnings: Vec::new(),
         }
     }
 
-    /// Loads a DBC file (UTF-8 or cp1252, LF or CRLF).
+    /// Loads a DBC file (UTF-8 or cp1252, LF or CRLF), leniently.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        Self::load_with(path, LoadOptions::default())
+    }
+
+    pub fn load_with(path: impl AsRef<Path>, options: LoadOptions) -> Result<Self, LoadError> {
         let path = path.as_ref();
         let name = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| LoadError {
@@ -93,17 +110,30 @@ impl Database {
             line: None,
             message: e.to_string(),
         })?;
-        Self::from_bytes(&bytes, &name)
+        Self::from_bytes_with(&bytes, &name, options)
     }
 
-    /// Compiles DBC file contents; `source_name` is named in errors.
+    /// Compiles DBC file contents leniently; `source_name` is named in errors and warnings.
     pub fn from_bytes(bytes: &[u8], source_name: &str) -> Result<Self, LoadError> {
-        Self::from_text(&load::decode_text(bytes), source_name)
+        Self::from_bytes_with(bytes, source_name, LoadOptions::default())
     }
 
-    /// Compiles DBC text; `source_name` is named in errors.
+    pub fn from_bytes_with(bytes: &[u8], source_name: &str, options: LoadOptions) -> Result<Self, LoadError> {
+        Self::from_text_with(&load::decode_text(bytes), source_name, options)
+    }
+
+    /// Compiles DBC text leniently; `source_name` is named in errors and warnings.
     pub fn from_text(text: &str, source_name: &str) -> Result<Self, LoadError> {
-        load::build(text, source_name)
+        Self::from_text_with(text, source_name, LoadOptions::default())
+    }
+
+    pub fn from_text_with(text: &str, source_name: &str, options: LoadOptions) -> Result<Self, LoadError> {
+        load::build(text, source_name, options)
+    }
+
+    /// What loading tolerated (empty for a clean file and in strict mode).
+    pub fn warnings(&self) -> &[LoadWarning] {
+        &self.warnings
     }
 
     /// Every message, in file order.

@@ -543,3 +543,113 @@ fn the_built_in_dbc_compiles() {
     let db = super::built_in().unwrap();
     assert!(!db.messages().is_empty());
 }
+
+/// The real-world problems of `tests/oracle/dbc/lenient/`: each loads by
+/// default with a warning naming the file and line, and strict mode rejects
+/// it with the message it always had.
+mod lenient {
+    use super::super::{Database, LoadOptions};
+    use crate::format::frame::CanId;
+
+    fn text(name: &str) -> String {
+        let path = format!("{}/../tests/oracle/dbc/lenient/{name}.dbc", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn lenient(name: &str) -> Database {
+        Database::from_text(&text(name), name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn strict_error(name: &str) -> String {
+        Database::from_text_with(&text(name), name, LoadOptions { strict: true })
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn decode(db: &Database, id: CanId, data: &[u8]) -> Vec<(String, f64)> {
+        let message = db.lookup(id).unwrap();
+        let mut values = Vec::new();
+        message.decode(data, &mut values).unwrap();
+        values
+            .iter()
+            .map(|v| (message.signals[usize::from(v.signal)].name.clone(), v.value))
+            .collect()
+    }
+
+    #[test]
+    fn overlapping_signals_each_decode_on_their_own() {
+        assert!(strict_error("overlapping_signals").contains("overlap in message WheelSpeeds"));
+        let db = lenient("overlapping_signals");
+        let warnings: Vec<String> = db.warnings().iter().map(ToString::to_string).collect();
+        assert_eq!(warnings.len(), 3, "{warnings:#?}");
+        assert!(warnings[0].starts_with("overlapping_signals:"), "{}", warnings[0]);
+        assert!(warnings[0].contains("tolerated: signals"), "{}", warnings[0]);
+        let values = decode(&db, CanId::Standard(256), &[0x34, 0x12, 0x78, 0x56, 0, 0, 0, 0x05]);
+        let get = |n: &str| values.iter().find(|(name, _)| name == n).unwrap().1;
+        assert_eq!(get("WheelSpeedFL"), 0x1234 as f64 * 0.01);
+        assert_eq!(get("WheelSpeedFL_Low"), 0x34 as f64);
+        assert_eq!(get("Counter"), 5.0);
+    }
+
+    #[test]
+    fn a_signal_past_the_message_is_left_out_and_the_others_decode() {
+        assert!(
+            strict_error("signal_past_length").contains("signal BatteryCurrent does not fit in message BatteryStatus")
+        );
+        let db = lenient("signal_past_length");
+        assert!(db.warnings()[0].to_string().contains("BatteryCurrent does not fit"));
+        assert_eq!(
+            decode(&db, CanId::Standard(512), &[0x10, 0x27, 0, 0x50]),
+            [("BatteryVoltage".to_string(), 100.0)]
+        );
+        assert_eq!(
+            decode(&db, CanId::Standard(513), &[0x5a, 0x3c]),
+            [("BatteryTempMax".to_string(), 50.0)]
+        );
+    }
+
+    #[test]
+    fn value_tables_of_unknown_signals_are_ignored() {
+        for (name, line) in [
+            ("val_unknown_signal", "ParkBrakeState"),
+            ("val_unknown_message", "ParkBrake"),
+        ] {
+            let err = strict_error(name);
+            assert!(err.contains(&format!("VAL_ for unknown signal {line}")), "{err}");
+            let db = lenient(name);
+            let warning = &db.warnings()[0];
+            assert!(warning.line.is_some(), "{warning}");
+            assert!(warning.message.ends_with("(ignored)"), "{warning}");
+            let gear = &db.messages()[0].signals[0];
+            assert_eq!(gear.choices.len(), 4, "the table of a real signal stays");
+        }
+    }
+
+    #[test]
+    fn a_large_id_without_the_extended_flag_is_extended() {
+        assert!(strict_error("extended_id_without_bit31").contains("standard frame id 0xcf00400 is more than 11 bits"));
+        let db = lenient("extended_id_without_bit31");
+        let values = decode(
+            &db,
+            CanId::Extended(0x0CF0_0400),
+            &[0xff, 0xff, 0xff, 0x20, 0x19, 0xff, 0xff, 0xff],
+        );
+        assert_eq!(values, [("EngineSpeed".to_string(), 804.0)]);
+        assert!(db.lookup(CanId::Standard(0x123)).is_some());
+    }
+
+    #[test]
+    fn names_starting_with_a_digit_and_any_section_order_load_in_both_modes() {
+        for name in ["digit_message_name", "digit_signal_name", "section_order"] {
+            let db = Database::from_text_with(&text(name), name, LoadOptions { strict: true }).unwrap();
+            assert!(db.warnings().is_empty());
+        }
+        assert_eq!(lenient("digit_message_name").messages()[0].name, "2017_5");
+        assert_eq!(lenient("digit_signal_name").messages()[0].signals[0].name, "0_COUNTER");
+        let db = lenient("section_order");
+        let door = db.message_by_name("DoorStatus").unwrap();
+        assert_eq!(door.cycle_time_ms, Some(100));
+        assert_eq!(door.signals[0].choices.len(), 4);
+    }
+}
