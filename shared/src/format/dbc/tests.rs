@@ -255,12 +255,13 @@ BO_ 5 Second: 1 ECU
     assert_eq!(db.lookup(CanId::Standard(5)).unwrap().name, "Second");
 }
 
+/// The error of loading `text` in strict mode, which rejects what cantools' strict mode does.
 fn load_error(text: &str) -> LoadError {
-    Database::from_text(text, "bad.dbc").unwrap_err()
+    Database::from_text_with(text, "bad.dbc", LoadOptions { strict: true }).unwrap_err()
 }
 
 #[test]
-fn files_cantools_rejects_are_rejected_with_file_and_line() {
+fn strict_mode_rejects_what_cantools_rejects_with_file_and_line() {
     let overlap =
         load_error("\nBO_ 1 M: 8 E\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" X\n SG_ B : 4|8@1+ (1,0) [0|0] \"\" X\n");
     assert_eq!(overlap.to_string(), "bad.dbc:2: signals B and A overlap in message M");
