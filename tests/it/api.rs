@@ -59,7 +59,7 @@ fn write_decoded(root: &Path, vehicle: &str, date: &str, name: &str, points: &[P
                 value: -1.0,
             },
         ];
-        writer.push(p.ts_us, index, &values).unwrap();
+        writer.push(p.ts_us, index, None, &values).unwrap();
     }
     writer.finish().unwrap();
 }

@@ -2,6 +2,7 @@
 documented schemas (README, "Data lake formats")."""
 
 import json
+import pathlib
 import random
 
 import cantools
@@ -25,6 +26,7 @@ DECODED_SCHEMA = {
     "signal": pa.dictionary(pa.int32(), pa.string()),
     "value": pa.float64(),
     "unit": pa.dictionary(pa.int32(), pa.string()),
+    "source_address": pa.int32(),
 }
 
 
@@ -119,3 +121,31 @@ def test_duckdb_answers_a_time_bucketed_query(tmp_path, edge, dbc):
             GROUP BY t ORDER BY t"""
     ).fetchall()
     assert rows and all(0 <= avg <= 500 for _, avg, _ in rows)
+
+
+def test_j1939_frames_of_two_sources_decode_to_one_message_and_keep_their_source(tmp_path, edge):
+    """EEC1 (PGN 61444) from the engine (SA 0x00) and a retarder (SA 0x0F), at
+    two priorities: one message in the lake, told apart by source_address."""
+    dbc = pathlib.Path(__file__).resolve().parents[1] / "oracle" / "dbc" / "lenient" / "j1939.dbc"
+    log = tmp_path / "truck.log"
+    lines = []
+    ts = 1_700_000_000_000_000
+    for i in range(200):
+        ts += 10_000
+        rpm = 600 + i
+        raw = int(rpm / 0.125)
+        data = bytes([0xFF, 0xFF, 0xFF, raw & 0xFF, raw >> 8, 0xFF, 0xFF, 0xFF])
+        can_id = 0x0CF00400 if i % 2 == 0 else 0x18F0040F
+        lines.append(f"({ts // 1_000_000}.{ts % 1_000_000:06d}) can0 {can_id:08X}#{data.hex().upper()}")
+    log.write_text("\n".join(lines) + "\n")
+    decoded = tmp_path / "decoded.parquet"
+    edge("decode", "--dbc", dbc, "--candump", log, "--format", "parquet", "--output", decoded)
+    assert schema_of(pq.read_table(decoded)) == DECODED_SCHEMA
+    rows = duckdb.sql(
+        f"""SELECT message, signal, source_address, count(*), min(value), max(value)
+            FROM '{decoded}' GROUP BY ALL ORDER BY source_address"""
+    ).fetchall()
+    assert rows == [
+        ("EEC1", "EngineSpeed", 0x00, 100, 600.0, 798.0),
+        ("EEC1", "EngineSpeed", 0x0F, 100, 601.0, 799.0),
+    ]

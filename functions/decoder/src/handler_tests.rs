@@ -167,3 +167,71 @@ async fn a_vehicles_dbc_with_tolerated_problems_decodes_and_strict_mode_refuses_
         .to_string();
     assert!(err.contains("VAL_ for unknown signal NoSuchSignal"), "{err}");
 }
+
+#[tokio::test]
+async fn j1939_frames_of_two_sources_land_in_one_message_with_their_source_address() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int32Type;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let store = MemoryStore::new("lake");
+    let dbc = include_bytes!("../../../tests/oracle/dbc/lenient/j1939.dbc");
+    store
+        .put("dbc/vehicles/truck-01.dbc", Bytes::from_static(dbc), None)
+        .await
+        .unwrap();
+    let db = canopy::format::dbc::Database::from_bytes(dbc, "j1939.dbc").unwrap();
+    let eec1 = db.message_by_name("EEC1").unwrap();
+    let mut writer = RawWriter::new(Vec::new(), "unit").unwrap();
+    let bus: Arc<str> = Arc::from("can0");
+    for i in 0..100u32 {
+        let payload = eec1.encode_named(&[("EngineSpeed", 600.0 + f64::from(i))]).unwrap();
+        // The engine (SA 0x00, priority 3) and a retarder (SA 0x0F, priority 6).
+        let id = if i % 2 == 0 { 0x0CF0_0400 } else { 0x18F0_040F };
+        let frame = CanFrame::new(
+            1_700_000_000_000_000 + i64::from(i) * 10_000,
+            bus.clone(),
+            canopy::format::frame::CanId::Extended(id),
+            FrameFlags::empty(),
+            &payload,
+        )
+        .unwrap();
+        writer.push(frame).unwrap();
+    }
+    let key = RawKey::new(VehicleId::new("truck-01").unwrap(), 1_700_000_000_000_000, 1).raw_key();
+    store
+        .put(&key, Bytes::from(writer.finish().unwrap().0), None)
+        .await
+        .unwrap();
+
+    let decoder = Decoder::new(store.clone(), config()).unwrap();
+    let event: DecoderEvent = serde_json::from_value(notification(&key)).unwrap();
+    decoder.handle(event).await.unwrap();
+
+    let decoded = store.get(&RawKey::parse(&key).unwrap().decoded_key()).await.unwrap();
+    let mut by_source = std::collections::BTreeMap::<i32, Vec<f64>>::new();
+    for batch in ParquetRecordBatchReaderBuilder::try_new(decoded.body)
+        .unwrap()
+        .build()
+        .unwrap()
+    {
+        let batch = batch.unwrap();
+        let sources = batch
+            .column_by_name("source_address")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        let values = batch
+            .column_by_name("value")
+            .unwrap()
+            .as_primitive::<arrow_array::types::Float64Type>();
+        let messages = batch.column_by_name("message").unwrap().as_dictionary::<Int32Type>();
+        let names = messages.values().as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            assert_eq!(names.value(messages.keys().value(i) as usize), "EEC1");
+            by_source.entry(sources.value(i)).or_default().push(values.value(i));
+        }
+    }
+    assert_eq!(by_source.keys().copied().collect::<Vec<_>>(), [0x00, 0x0F]);
+    assert_eq!(by_source[&0x00].len(), 50);
+    assert_eq!(by_source[&0x0F][0], 601.0);
+}

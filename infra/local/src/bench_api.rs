@@ -58,7 +58,7 @@ fn write_day(db: &Database, root: &Path, vehicle: &VehicleId, objects: usize) ->
                     value: 380.0 - level / 100.0,
                 });
             }
-            writer.push(ts, index, &values)?;
+            writer.push(ts, index, None, &values)?;
             ts += 10_000;
             n += 1;
         }

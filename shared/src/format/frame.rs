@@ -51,6 +51,25 @@ impl CanId {
     pub fn is_extended(self) -> bool {
         matches!(self, Self::Extended(_))
     }
+
+    /// The J1939 parameter group number of an extended id: data page and PDU
+    /// format, with PDU specific for broadcast groups (PDU format 240 and up);
+    /// for peer-to-peer groups (below 240) PDU specific is the destination
+    /// address, not part of the group. `None` for standard ids.
+    pub fn pgn(self) -> Option<u32> {
+        let Self::Extended(id) = self else { return None };
+        let pgn = (id >> 8) & 0x3_FFFF;
+        let pdu_format = (pgn >> 8) & 0xFF;
+        Some(if pdu_format < 240 { pgn & 0x3_FF00 } else { pgn })
+    }
+
+    /// The J1939 source address of an extended id (its low byte).
+    pub fn source_address(self) -> Option<u8> {
+        match self {
+            Self::Extended(id) => Some((id & 0xFF) as u8),
+            Self::Standard(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for CanId {

@@ -313,11 +313,13 @@ impl<'a> Builder<'a> {
         drafts.sort_by_key(|d| d.signal.codec.layout.first_sort_key());
 
         let is_fd = self.message_is_fd(dbc_id) || length > 8;
+        let is_j1939 = self.message_is_j1939(dbc_id, id);
         let mut message = Message {
             name,
             id,
             length,
             is_fd,
+            is_j1939,
             senders: parsed.transmitter.iter().cloned().collect(),
             comment: self.dbc.message_comment(dbc_id).map(str::to_string),
             cycle_time_ms: self.cycle_time(dbc_id),
@@ -504,19 +506,29 @@ impl<'a> Builder<'a> {
 
     /// `VFrameFormat` names the frame format; its value is an index into the
     /// attribute's enum, or the enum text itself.
-    fn message_is_fd(&self, id: MessageId) -> bool {
-        let Some(value) = self.dbc.resolved_message_attribute(id, "VFrameFormat") else {
-            return false;
-        };
-        let text = match value {
+    /// `VFrameFormat` of a message (`StandardCAN_FD`, `J1939PG`, ...), its default applied.
+    fn frame_format(&self, id: MessageId) -> Option<String> {
+        match self.dbc.resolved_message_attribute(id, "VFrameFormat")? {
             AttributeValue::String(s) => Some(s.clone()),
             AttributeValue::Uint(i) => self.enum_value("VFrameFormat", *i as usize),
             AttributeValue::Int(i) => usize::try_from(*i)
                 .ok()
                 .and_then(|i| self.enum_value("VFrameFormat", i)),
             AttributeValue::Double(_) => None,
-        };
-        text.is_some_and(|t| t.ends_with("CAN_FD"))
+        }
+    }
+
+    fn message_is_fd(&self, id: MessageId) -> bool {
+        self.frame_format(id).is_some_and(|t| t.ends_with("CAN_FD"))
+    }
+
+    /// A J1939 parameter group: `VFrameFormat` `J1939PG` (cantools' sign), or
+    /// an extended frame of a database whose `ProtocolType` is `J1939`.
+    fn message_is_j1939(&self, id: MessageId, can_id: CanId) -> bool {
+        let database_j1939 = self.dbc.attribute_values_database.iter().any(|a| {
+            a.name == "ProtocolType" && matches!(&a.value, AttributeValue::String(s) if s.eq_ignore_ascii_case("J1939"))
+        });
+        self.frame_format(id).is_some_and(|t| t == "J1939PG") || (database_j1939 && can_id.is_extended())
     }
 
     fn enum_value(&self, attribute: &str, index: usize) -> Option<String> {

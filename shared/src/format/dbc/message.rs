@@ -112,6 +112,9 @@ pub struct Message {
     /// Payload length the DBC gives; shorter frames are errors, longer ones are cut.
     pub length: usize,
     pub is_fd: bool,
+    /// A J1939 parameter group: frames match it by PGN, whatever their
+    /// priority and source address ([`crate::format::frame::CanId::pgn`]).
+    pub is_j1939: bool,
     pub senders: Vec<String>,
     pub comment: Option<String>,
     pub cycle_time_ms: Option<u32>,

@@ -60,6 +60,9 @@ pub struct Database {
     standard: Box<[u32; 0x800]>,
     /// Sorted (extended id, index into `messages`).
     extended: Vec<(u32, u32)>,
+    /// Sorted (PGN, index into `messages`) of J1939 messages: a frame whose
+    /// id is not in the file matches by its parameter group.
+    j1939: Vec<(u32, u32)>,
     /// What lenient loading tolerated, one entry per problem.
     warnings: Vec<LoadWarning>,
 }
@@ -78,8 +81,15 @@ impl Database {
     fn new(messages: Vec<Message>) -> Self {
         let mut standard = Box::new([NO_MESSAGE; 0x800]);
         let mut extended: Vec<(u32, u32)> = Vec::new();
+        let mut j1939: Vec<(u32, u32)> = Vec::new();
         // When two messages share an id the later one wins, as in cantools.
         for (i, m) in messages.iter().enumerate() {
+            if let Some(pgn) = m.id.pgn().filter(|_| m.is_j1939) {
+                match j1939.iter_mut().find(|(p, _)| *p == pgn) {
+                    Some(entry) => entry.1 = i as u32,
+                    None => j1939.push((pgn, i as u32)),
+                }
+            }
             match m.id {
                 CanId::Standard(id) => standard[usize::from(id)] = i as u32,
                 CanId::Extended(id) => match extended.iter_mut().find(|(e, _)| *e == id) {
@@ -89,10 +99,12 @@ impl Database {
             }
         }
         extended.sort_unstable();
+        j1939.sort_unstable();
         Self {
             messages,
             standard,
             extended,
+            j1939,
             warnings: Vec::new(),
         }
     }
@@ -141,17 +153,29 @@ impl Database {
         &self.messages
     }
 
-    /// The index into [`Self::messages`] of the message with this id.
+    /// The index into [`Self::messages`] of the message with this id: the
+    /// message the file gives this id, else the J1939 message of its PGN
+    /// (any priority, any source address).
     #[inline]
     pub fn message_index(&self, id: CanId) -> Option<usize> {
         let index = match id {
             CanId::Standard(id) => *self.standard.get(usize::from(id))?,
-            CanId::Extended(id) => {
-                let i = self.extended.binary_search_by_key(&id, |e| e.0).ok()?;
-                self.extended[i].1
-            }
+            CanId::Extended(raw) => match self.extended.binary_search_by_key(&raw, |e| e.0) {
+                Ok(i) => self.extended[i].1,
+                Err(_) => self.j1939_index(id)?,
+            },
         };
         (index != NO_MESSAGE).then_some(index as usize)
+    }
+
+    #[cold]
+    fn j1939_index(&self, id: CanId) -> Option<u32> {
+        if self.j1939.is_empty() {
+            return None;
+        }
+        let pgn = id.pgn()?;
+        let i = self.j1939.binary_search_by_key(&pgn, |e| e.0).ok()?;
+        Some(self.j1939[i].1)
     }
 
     /// The message with this id, or `None` for an id the DBC does not define.

@@ -654,3 +654,71 @@ mod lenient {
         assert_eq!(door.signals[0].choices.len(), 4);
     }
 }
+
+/// J1939: parameter groups match by PGN, whatever the priority and source
+/// address of the frame; the exact DBC id decodes as cantools decodes it.
+mod j1939 {
+    use super::super::Database;
+    use crate::format::frame::CanId;
+
+    fn db() -> Database {
+        Database::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/oracle/dbc/lenient/j1939.dbc"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn pgn_and_source_address_come_from_the_id() {
+        assert_eq!(CanId::Extended(0x0CF0_0401).pgn(), Some(0xF004));
+        assert_eq!(CanId::Extended(0x18FE_EE17).pgn(), Some(0xFEEE));
+        // PDU1 (PDU format below 240): the PDU specific byte is a destination, not part of the group.
+        assert_eq!(CanId::Extended(0x18EA_0017).pgn(), Some(0xEA00));
+        assert_eq!(CanId::Extended(0x18EA_FF17).pgn(), Some(0xEA00));
+        assert_eq!(CanId::Extended(0x0CF0_0401).source_address(), Some(0x01));
+        assert_eq!(CanId::Standard(0x123).pgn(), None);
+    }
+
+    #[test]
+    fn frames_of_any_source_and_priority_find_their_parameter_group() {
+        let db = db();
+        assert!(db.messages().iter().all(|m| m.is_j1939));
+        let speed = [0xff, 0xff, 0xff, 0x20, 0x19, 0xff, 0xff, 0xff];
+        for id in [0x0CF0_0400, 0x0CF0_0401, 0x0CF0_04FE, 0x18F0_0400] {
+            let message = db.lookup(CanId::Extended(id)).unwrap_or_else(|| panic!("0x{id:x}"));
+            assert_eq!(message.name, "EEC1");
+            let mut values = Vec::new();
+            message.decode(&speed, &mut values).unwrap();
+            assert_eq!(values[0].value, 804.0);
+        }
+        assert_eq!(db.lookup(CanId::Extended(0x18FE_EE17)).unwrap().name, "ET1");
+        assert!(db.lookup(CanId::Extended(0x18FE_EF00)).is_none(), "another PGN");
+        assert!(db.lookup(CanId::Standard(0x400)).is_none());
+    }
+
+    #[test]
+    fn plain_extended_messages_still_match_exactly() {
+        let db = Database::from_text(
+            "BO_ 2364539904 EEC1: 8 ECU\n SG_ EngineSpeed : 24|16@1+ (0.125,0) [0|8031.875] \"rpm\" X\n",
+            "plain.dbc",
+        )
+        .unwrap();
+        assert!(!db.messages()[0].is_j1939);
+        assert!(db.lookup(CanId::Extended(0x0CF0_0400)).is_some());
+        assert!(db.lookup(CanId::Extended(0x0CF0_0401)).is_none());
+    }
+
+    #[test]
+    fn a_protocol_type_of_j1939_makes_every_extended_message_a_parameter_group() {
+        let db = Database::from_text(
+            "BA_DEF_ \"ProtocolType\" STRING ;\nBA_ \"ProtocolType\" \"J1939\";\n\
+             BO_ 2566844672 CCVS1: 8 ECU\n SG_ WheelBasedVehicleSpeed : 8|16@1+ (0.00390625,0) [0|250.996] \"km/h\" X\n\
+             BO_ 291 Std: 8 ECU\n SG_ V : 0|8@1+ (1,0) [0|255] \"\" X\n",
+            "protocol.dbc",
+        )
+        .unwrap();
+        assert_eq!(db.lookup(CanId::Extended(0x18FE_F117)).unwrap().name, "CCVS1");
+        assert!(!db.message_by_name("Std").unwrap().is_j1939);
+    }
+}

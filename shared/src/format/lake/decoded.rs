@@ -7,6 +7,7 @@
 //! | `signal` | STRING (dictionary) |
 //! | `value` | DOUBLE |
 //! | `unit` | STRING (dictionary) |
+//! | `source_address` | INT32, nullable: the sender of a J1939 message (null for other messages) |
 //!
 //! Rows are sorted by (message, signal, ts_us) so that row-group statistics
 //! let Athena skip what a query does not ask for. Sorting needs the rows in
@@ -37,6 +38,7 @@ pub fn decoded_schema() -> SchemaRef {
         Field::new("signal", dict(), false),
         Field::new("value", DataType::Float64, false),
         Field::new("unit", dict(), false),
+        Field::new("source_address", DataType::Int32, true),
     ]))
 }
 
@@ -63,6 +65,8 @@ impl Default for DecodedWriterOptions {
 struct Bucket {
     ts_us: Vec<i64>,
     values: Vec<f64>,
+    /// Source addresses, one per value, for J1939 messages only (empty otherwise).
+    sources: Vec<u8>,
 }
 
 impl Bucket {
@@ -71,12 +75,13 @@ impl Bucket {
         if self.ts_us.is_sorted() {
             return;
         }
-        let mut pairs: Vec<(i64, f64)> = self.ts_us.iter().copied().zip(self.values.iter().copied()).collect();
+        let mut order: Vec<u32> = (0..self.ts_us.len() as u32).collect();
         // Stable: equal timestamps keep their input order, so output is deterministic.
-        pairs.sort_by_key(|p| p.0);
-        for (i, (t, v)) in pairs.into_iter().enumerate() {
-            self.ts_us[i] = t;
-            self.values[i] = v;
+        order.sort_by_key(|&i| self.ts_us[i as usize]);
+        self.ts_us = order.iter().map(|&i| self.ts_us[i as usize]).collect();
+        self.values = order.iter().map(|&i| self.values[i as usize]).collect();
+        if !self.sources.is_empty() {
+            self.sources = order.iter().map(|&i| self.sources[i as usize]).collect();
         }
     }
 }
@@ -146,6 +151,7 @@ struct BatchBuilder {
     messages: Vec<i32>,
     signals: Vec<i32>,
     units: Vec<i32>,
+    sources: Vec<Option<i32>>,
 }
 
 impl BatchBuilder {
@@ -156,6 +162,7 @@ impl BatchBuilder {
             messages: Vec::with_capacity(n),
             signals: Vec::with_capacity(n),
             units: Vec::with_capacity(n),
+            sources: Vec::with_capacity(n),
         }
     }
 
@@ -163,12 +170,18 @@ impl BatchBuilder {
         self.ts_us.len()
     }
 
-    fn extend(&mut self, names: (i32, i32, i32), ts_us: &[i64], values: &[f64]) {
+    /// Adds rows of one signal; `sources` is empty or one address per row.
+    fn extend(&mut self, names: (i32, i32, i32), ts_us: &[i64], values: &[f64], sources: &[u8]) {
         self.ts_us.extend_from_slice(ts_us);
         self.values.extend_from_slice(values);
         self.messages.extend(std::iter::repeat_n(names.0, ts_us.len()));
         self.signals.extend(std::iter::repeat_n(names.1, ts_us.len()));
         self.units.extend(std::iter::repeat_n(names.2, ts_us.len()));
+        if sources.is_empty() {
+            self.sources.extend(std::iter::repeat_n(None, ts_us.len()));
+        } else {
+            self.sources.extend(sources.iter().map(|&a| Some(i32::from(a))));
+        }
     }
 
     /// The record batch of what was added; leaves the builder empty.
@@ -183,6 +196,7 @@ impl BatchBuilder {
             dict(&mut self.signals, &catalog.signals)?,
             Arc::new(Float64Array::from(std::mem::take(&mut self.values))),
             dict(&mut self.units, &catalog.units)?,
+            Arc::new(Int32Array::from(std::mem::take(&mut self.sources))),
         ];
         RecordBatch::try_new(decoded_schema(), columns)
     }
@@ -226,13 +240,23 @@ impl<W: Write + Send> DecodedWriter<W> {
         })
     }
 
-    /// Adds the values of one decoded frame of message `message_index`.
-    pub fn push(&mut self, ts_us: i64, message_index: usize, values: &[SignalValue]) -> Result<(), LakeError> {
+    /// Adds the values of one decoded frame of message `message_index`;
+    /// `source_address` is the sender of a J1939 message (`None` for others).
+    pub fn push(
+        &mut self,
+        ts_us: i64,
+        message_index: usize,
+        source_address: Option<u8>,
+        values: &[SignalValue],
+    ) -> Result<(), LakeError> {
         let keys = &self.catalog.keys[message_index];
         for v in values {
             let bucket = &mut self.buckets[keys[usize::from(v.signal)] as usize];
             bucket.ts_us.push(ts_us);
             bucket.values.push(v.value);
+            if let Some(address) = source_address {
+                bucket.sources.push(address);
+            }
         }
         self.held += values.len();
         if self.held >= self.options.sort_window_rows {
@@ -261,10 +285,16 @@ impl<W: Write + Send> DecodedWriter<W> {
             while from < len {
                 let take = (group - batch.len()).min(len - from);
                 let bucket = &self.buckets[key];
+                let sources = if bucket.sources.is_empty() {
+                    &[][..]
+                } else {
+                    &bucket.sources[from..from + take]
+                };
                 batch.extend(
                     self.catalog.names[key],
                     &bucket.ts_us[from..from + take],
                     &bucket.values[from..from + take],
+                    sources,
                 );
                 from += take;
                 if batch.len() == group {
@@ -274,6 +304,7 @@ impl<W: Write + Send> DecodedWriter<W> {
             let bucket = &mut self.buckets[key];
             bucket.ts_us.clear();
             bucket.values.clear();
+            bucket.sources.clear();
         }
         if batch.len() > 0 {
             self.write_batch(&mut batch)?;
@@ -373,10 +404,10 @@ BO_ 1 Alpha: 1 E
         let mut values = Vec::new();
         for (ts, data) in [(30, [3u8, 30]), (10, [1, 10]), (20, [2, 20])] {
             db.messages()[zeta].decode(&data, &mut values).unwrap();
-            w.push(ts, zeta, &values).unwrap();
+            w.push(ts, zeta, None, &values).unwrap();
         }
         db.messages()[alpha].decode(&[9], &mut values).unwrap();
-        w.push(15, alpha, &values).unwrap();
+        w.push(15, alpha, None, &values).unwrap();
         let (bytes, stats) = w.finish().unwrap();
         assert_eq!(stats.rows, 7);
         let (rows, groups, compression) = rows(bytes);
@@ -410,7 +441,7 @@ BO_ 1 Alpha: 1 E
         let mut values = Vec::new();
         for ts in 0..10 {
             db.messages()[zeta].decode(&[ts as u8, 0], &mut values).unwrap();
-            w.push(ts, zeta, &values).unwrap();
+            w.push(ts, zeta, None, &values).unwrap();
             assert!(w.held < 10);
         }
         let (bytes, stats) = w.finish().unwrap();

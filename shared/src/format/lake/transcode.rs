@@ -94,8 +94,12 @@ impl<'db> FrameDecoder<'db> {
         data: &[u8],
         out: &mut DecodedWriter<W>,
     ) -> Result<(), LakeError> {
+        let db = self.db;
         match self.decode(id, flags, data) {
-            Some((index, values)) => out.push(ts_us, index, values),
+            Some((index, values)) => {
+                let source = id.source_address().filter(|_| db.messages()[index].is_j1939);
+                out.push(ts_us, index, source, values)
+            }
             None => Ok(()),
         }
     }
