@@ -38,7 +38,7 @@ edge-release:
 # ---- tests ---------------------------------------------------------------------
 
 .PHONY: test
-test: fmt-check clippy lint unit oracle python-tests ## everything CI runs
+test: fmt-check clippy lint unit oracle oracle-opendbc python-tests ## everything CI runs
 
 .PHONY: fmt-check
 fmt-check:
@@ -73,6 +73,34 @@ oracle: venv edge-release ## the codec against cantools: the corpus, then our ow
 	  $(EDGE) decode --dbc tests/oracle/dbc/lenient/$$name.dbc --candump "$$work/cases/$$name.log" --format jsonl 2>/dev/null > "$$work/$$name.jsonl"; \
 	  printf '%s (non-strict): ' "lenient/$$name.dbc"; $(PY) tests/oracle/compare.py "$$exp" "$$work/$$name.jsonl" | tail -n1; \
 	done
+
+# opendbc (MIT, from PyPI): the DBC files of production cars that open-source
+# driving tools use, the kind users bring on their first day.
+OPENDBC_VERSION := 0.3.1
+OPENDBC := $(CANOPY_CACHE)/opendbc-$(OPENDBC_VERSION)
+
+$(OPENDBC)/.installed:
+	rm -rf $(OPENDBC) && mkdir -p $(OPENDBC)
+	$(VENV)/bin/pip download --quiet --disable-pip-version-check --no-deps -d $(OPENDBC) opendbc==$(OPENDBC_VERSION)
+	cd $(OPENDBC) && $(PY) -m zipfile -e opendbc-$(OPENDBC_VERSION)-py3-none-any.whl wheel
+	touch $@
+
+.PHONY: oracle-opendbc
+oracle-opendbc: venv edge-release $(OPENDBC)/.installed ## real cars' DBC files: how many load, strict and lenient; the lenient decode against cantools non-strict
+	@dbcs=$(OPENDBC)/wheel/opendbc/dbc; strict=0; lenient=0; total=0; : > $(OPENDBC)/empty.log; \
+	for f in $$dbcs/*.dbc; do total=$$((total+1)); \
+	  $(EDGE) decode --strict --dbc $$f --candump $(OPENDBC)/empty.log --format summary >/dev/null 2>&1 && strict=$$((strict+1)); \
+	  $(EDGE) decode --dbc $$f --candump $(OPENDBC)/empty.log --format summary >/dev/null 2>&1 && lenient=$$((lenient+1)); \
+	done; echo "opendbc $(OPENDBC_VERSION): $$total files; $$strict load strictly, $$lenient leniently"; \
+	test $$lenient -eq $$total
+	@work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	$(PY) tests/oracle/gen_cases.py $(OPENDBC)/wheel/opendbc/dbc "$$work/cases" --non-strict --frames 10 --seed 20261127 2>/dev/null; \
+	for exp in "$$work"/cases/*.expected.jsonl; do \
+	  name=$$(basename "$$exp" .expected.jsonl); \
+	  $(EDGE) decode --dbc $(OPENDBC)/wheel/opendbc/dbc/$$name.dbc --candump "$$work/cases/$$name.log" --format jsonl 2>/dev/null > "$$work/$$name.jsonl"; \
+	  $(PY) tests/oracle/compare.py "$$exp" "$$work/$$name.jsonl" | tail -n1 | sed "s|^|$$name: |" >> "$$work/results"; \
+	done; \
+	awk '{p += $$2; f += $$4} END {printf "opendbc (non-strict): %d passed, %d failed\n", p, f; exit (f > 0)}' "$$work/results"
 
 .PHONY: python-tests
 python-tests: venv edge-release ## the files Canopy writes, read by pyarrow and DuckDB

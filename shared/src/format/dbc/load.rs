@@ -11,7 +11,8 @@
 //!   (no frame of the declared length holds it);
 //! - `VAL_` and `SIG_VALTYPE_` for a signal or message that does not exist: ignored;
 //! - a frame id above 0x7FF without the extended flag (bit 31): extended, as
-//!   only a 29-bit id can be that large.
+//!   only a 29-bit id can be that large; an id above 29 bits is no CAN id, and
+//!   its message is left out.
 //!
 //! Names that start with a digit and sections in any order are DBC as real
 //! files write it; the grammar of `can-dbc` takes them in both modes.
@@ -213,6 +214,21 @@ impl<'a> Builder<'a> {
                 used_lines[i] = true;
                 line = Some(lines[i].line);
                 raw_id = lines[i].raw_id;
+            }
+            if !self.options.strict && raw_id & 0x7FFF_FFFF > u64::from(CanId::MAX_EXTENDED) {
+                self.warnings.push(LoadWarning {
+                    source_name: self.source_name.to_string(),
+                    line,
+                    message: format!(
+                        "frame id 0x{raw_id:x} of message {} is no CAN id (more than 29 bits); message left out",
+                        parsed.name
+                    ),
+                });
+                for s in &parsed.signals {
+                    self.choices.remove(&(parsed.id, s.name.clone()));
+                    self.value_types.remove(&(parsed.id, s.name.clone()));
+                }
+                continue;
             }
             if parsed.name == "VECTOR__INDEPENDENT_SIG_MSG" {
                 // Signals not sent in any frame: dropped, with their value tables

@@ -151,7 +151,8 @@ struct BatchBuilder {
     messages: Vec<i32>,
     signals: Vec<i32>,
     units: Vec<i32>,
-    sources: Vec<Option<i32>>,
+    /// Source addresses of J1939 rows, at their row index; the other rows are null.
+    sources: Vec<(usize, i32)>,
 }
 
 impl BatchBuilder {
@@ -177,11 +178,23 @@ impl BatchBuilder {
         self.messages.extend(std::iter::repeat_n(names.0, ts_us.len()));
         self.signals.extend(std::iter::repeat_n(names.1, ts_us.len()));
         self.units.extend(std::iter::repeat_n(names.2, ts_us.len()));
-        if sources.is_empty() {
-            self.sources.extend(std::iter::repeat_n(None, ts_us.len()));
-        } else {
-            self.sources.extend(sources.iter().map(|&a| Some(i32::from(a))));
+        let first = self.ts_us.len() - ts_us.len();
+        self.sources
+            .extend(sources.iter().enumerate().map(|(i, &a)| (first + i, i32::from(a))));
+    }
+
+    /// The `source_address` column: all null unless J1939 rows were added
+    /// (most files), which costs no per-row work.
+    fn source_column(&mut self) -> ArrayRef {
+        let n = self.ts_us.len();
+        if self.sources.is_empty() {
+            return Arc::new(Int32Array::new_null(n));
         }
+        let mut column: Vec<Option<i32>> = vec![None; n];
+        for (row, address) in self.sources.drain(..) {
+            column[row] = Some(address);
+        }
+        Arc::new(Int32Array::from(column))
     }
 
     /// The record batch of what was added; leaves the builder empty.
@@ -190,13 +203,14 @@ impl BatchBuilder {
             let keys = Int32Array::from(std::mem::take(keys));
             Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values.clone())?))
         };
+        let sources = self.source_column();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(std::mem::take(&mut self.ts_us))),
             dict(&mut self.messages, &catalog.messages)?,
             dict(&mut self.signals, &catalog.signals)?,
             Arc::new(Float64Array::from(std::mem::take(&mut self.values))),
             dict(&mut self.units, &catalog.units)?,
-            Arc::new(Int32Array::from(std::mem::take(&mut self.sources))),
+            sources,
         ];
         RecordBatch::try_new(decoded_schema(), columns)
     }
