@@ -123,29 +123,41 @@ def test_duckdb_answers_a_time_bucketed_query(tmp_path, edge, dbc):
     assert rows and all(0 <= avg <= 500 for _, avg, _ in rows)
 
 
-def test_j1939_frames_of_two_sources_decode_to_one_message_and_keep_their_source(tmp_path, edge):
-    """EEC1 (PGN 61444) from the engine (SA 0x00) and a retarder (SA 0x0F), at
-    two priorities: one message in the lake, told apart by source_address."""
+def test_j1939_frames_of_two_sources_decode_to_one_message_each_and_keep_their_source(tmp_path, edge):
+    """Engine speed (EEC1), coolant temperature (ET1) and vehicle speed (CCVS1)
+    from the engine (SA 0x00) and a second ECU (SA 0x0F), at other priorities
+    too: one message each in the lake, told apart by source_address."""
     dbc = pathlib.Path(__file__).resolve().parents[1] / "oracle" / "dbc" / "lenient" / "j1939.dbc"
+    db = cantools.database.load_file(str(dbc))
+    groups = [  # (message, signal, ids of the two senders, value of frame i)
+        ("EEC1", "EngineSpeed", (0x0CF00400, 0x18F0040F), lambda i: 600 + i),
+        ("ET1", "EngineCoolantTemperature", (0x18FEEE00, 0x1CFEEE0F), lambda i: 60 + i % 30),
+        ("CCVS1", "WheelBasedVehicleSpeed", (0x18FEF100, 0x18FEF10F), lambda i: i / 2),
+    ]
     log = tmp_path / "truck.log"
     lines = []
     ts = 1_700_000_000_000_000
+    expected = []
     for i in range(200):
-        ts += 10_000
-        rpm = 600 + i
-        raw = int(rpm / 0.125)
-        data = bytes([0xFF, 0xFF, 0xFF, raw & 0xFF, raw >> 8, 0xFF, 0xFF, 0xFF])
-        can_id = 0x0CF00400 if i % 2 == 0 else 0x18F0040F
-        lines.append(f"({ts // 1_000_000}.{ts % 1_000_000:06d}) can0 {can_id:08X}#{data.hex().upper()}")
+        for message, signal, ids, value in groups:
+            ts += 1_000
+            sender = ids[i % 2]
+            data = db.get_message_by_name(message).encode({signal: value(i)}, strict=False)
+            lines.append(f"({ts // 1_000_000}.{ts % 1_000_000:06d}) can0 {sender:08X}#{data.hex().upper()}")
+            expected.append((message, signal, sender & 0xFF))
     log.write_text("\n".join(lines) + "\n")
     decoded = tmp_path / "decoded.parquet"
     edge("decode", "--dbc", dbc, "--candump", log, "--format", "parquet", "--output", decoded)
     assert schema_of(pq.read_table(decoded)) == DECODED_SCHEMA
     rows = duckdb.sql(
-        f"""SELECT message, signal, source_address, count(*), min(value), max(value)
-            FROM '{decoded}' GROUP BY ALL ORDER BY source_address"""
+        f"""SELECT message, signal, source_address, count(*) FROM '{decoded}'
+            GROUP BY ALL ORDER BY message, source_address"""
     ).fetchall()
-    assert rows == [
-        ("EEC1", "EngineSpeed", 0x00, 100, 600.0, 798.0),
-        ("EEC1", "EngineSpeed", 0x0F, 100, 601.0, 799.0),
-    ]
+    counts = {}
+    for key in expected:
+        counts[key] = counts.get(key, 0) + 1
+    assert rows == sorted((m, s, a, n) for (m, s, a), n in counts.items())
+    speeds = duckdb.sql(
+        f"SELECT source_address, min(value), max(value) FROM '{decoded}' WHERE message = 'EEC1' GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    assert speeds == [(0x00, 600.0, 798.0), (0x0F, 601.0, 799.0)]
