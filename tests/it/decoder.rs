@@ -163,7 +163,10 @@ async fn a_raw_object_decodes_to_exactly_the_codecs_values_and_pyarrow_reads_it(
     let dict = "dictionary<values=string, indices=int32, ordered=0>";
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        format!("{} ['int64', '{dict}', '{dict}', 'double', '{dict}', 'int32']", expected.len())
+        format!(
+            "{} ['int64', '{dict}', '{dict}', 'double', '{dict}', 'int32']",
+            expected.len()
+        )
     );
 }
 
