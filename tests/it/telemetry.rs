@@ -173,6 +173,7 @@ async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
     let options = IngestOptions {
         claim_stale_after_ms: 60_000,
         concurrency: 4,
+        ..IngestOptions::default()
     };
     let ingest = dynamo_ingest(local::bucket("telemetry-stale").await, options).await;
     let vehicle = VehicleId::new("veh-01").unwrap();

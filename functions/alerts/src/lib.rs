@@ -15,7 +15,7 @@ use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::domain::alert::{self, Rule};
-use canopy::format::telemetry::Telemetry;
+use canopy::format::telemetry::{ClockBounds, Telemetry};
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::messaging::{DevicePublisher, Notifier};
 use canopy::runtime::env::{self, EnvError};
@@ -35,6 +35,9 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// `ALERT_RETENTION_DAYS`: how long the log keeps an alert.
     pub retention: Duration,
+    /// `MAX_CLOCK_AHEAD_SECONDS`, `MAX_MESSAGE_AGE_SECONDS`: how far a
+    /// message's `ts` may be from the time IoT Core received it.
+    pub clock: ClockBounds,
 }
 
 impl Config {
@@ -60,6 +63,7 @@ impl Config {
             topic_arn: env::required(vars, "ALERT_TOPIC_ARN")?,
             rules,
             retention: Duration::from_secs(days * 24 * 3600),
+            clock: env::clock_bounds(vars)?,
         })
     }
 }
@@ -84,6 +88,7 @@ pub enum AlertsResponse {
 /// The handler: one telemetry message as the IoT rule delivers it.
 pub struct AlertsHandler<A, N, D> {
     raiser: Raiser<A, N, D>,
+    clock: ClockBounds,
     metrics: MetricsSink,
 }
 
@@ -91,13 +96,14 @@ impl AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher> {
     /// The function as deployed: configuration from `vars`, DynamoDB, SNS and IoT Core.
     pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, EnvError> {
         let config = Config::from_vars(vars)?;
-        Ok(Self::new(Raiser {
+        let raiser = Raiser {
             log: DynamoAlertLog::new(dynamodb::client(sdk), &config.table),
             notifier: SnsNotifier::new(sdk, &config.topic_arn),
             device: IotPublisher::new(sdk),
             rules: config.rules,
             retention: config.retention,
-        }))
+        };
+        Ok(Self::new(raiser).with_clock(config.clock))
     }
 }
 
@@ -105,8 +111,14 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> AlertsHandler<A, N, D> {
     pub fn new(raiser: Raiser<A, N, D>) -> Self {
         Self {
             raiser,
+            clock: ClockBounds::default(),
             metrics: MetricsSink::default(),
         }
+    }
+
+    pub fn with_clock(mut self, clock: ClockBounds) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
@@ -119,7 +131,9 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> AlertsHandler<A, N, D> {
     pub async fn handle(&self, event: Value) -> Result<AlertsResponse, AlertError> {
         let started = Instant::now();
         let mut metrics = Metrics::new("alerts");
-        let telemetry = match Telemetry::from_json(&event) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let checked = Telemetry::from_json(&event).and_then(|t| t.check_clock(self.clock, now_ms).map(|()| t));
+        let telemetry = match checked {
             Ok(t) => t,
             Err(rejection) => {
                 warn!(reason = %rejection, "message rejected");
@@ -129,7 +143,7 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> AlertsHandler<A, N, D> {
                 });
             }
         };
-        let raised = self.raiser.raise(&telemetry).await;
+        let raised = self.raiser.raise(&telemetry, now_ms).await;
         metrics.add(
             "DurationMs",
             started.elapsed().as_secs_f64() * 1000.0,

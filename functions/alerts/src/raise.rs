@@ -72,14 +72,20 @@ pub struct Raiser<A, N, D> {
 }
 
 impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
-    /// Raises the alerts `t` trips. A failure before the notification is sent
-    /// fails the whole message, so its retry sends it; after, only the log
-    /// write can fail, and a retry finds the cooldown its own and sends again
-    /// only if the log does not hold the alert.
-    pub async fn raise(&self, t: &Telemetry) -> Result<Raised, RaiseError> {
+    /// Raises the alerts `t` trips; `now_ms` is the server's clock, used when
+    /// the message does not say when IoT Core received it. Cooldowns and the
+    /// log's expiry run on the server's time, never the vehicle's: a clock
+    /// far off can neither hold back a later alert nor keep a row forever.
+    ///
+    /// A failure before the notification is sent fails the whole message, so
+    /// its retry sends it; after, only the log write can fail, and a retry
+    /// finds the cooldown its own and sends again only if the log does not
+    /// hold the alert.
+    pub async fn raise(&self, t: &Telemetry, now_ms: i64) -> Result<Raised, RaiseError> {
         let mut raised = Raised::default();
+        let server_us = t.server_time_ms(now_ms).saturating_mul(1000);
         for alert in evaluate(&self.rules, t) {
-            self.raise_one(&alert, &mut raised)
+            self.raise_one(&alert, server_us, &mut raised)
                 .await
                 .map_err(|message| RaiseError {
                     alert: alert.id(),
@@ -89,16 +95,16 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
         Ok(raised)
     }
 
-    async fn raise_one(&self, alert: &Alert, raised: &mut Raised) -> Result<(), String> {
+    async fn raise_one(&self, alert: &Alert, server_us: i64, raised: &mut Raised) -> Result<(), String> {
         let cooldown = self
             .rules
             .iter()
             .find(|r| r.name == alert.rule)
             .map_or(Duration::ZERO, |r| r.cooldown);
-        let until_us = alert.ts_us + i64::try_from(cooldown.as_micros()).unwrap_or(i64::MAX);
+        let until_us = server_us.saturating_add(i64::try_from(cooldown.as_micros()).unwrap_or(i64::MAX));
         if !self
             .log
-            .claim_cooldown(alert, until_us)
+            .claim_cooldown(alert, server_us, until_us)
             .await
             .map_err(|e| e.to_string())?
         {
@@ -126,7 +132,7 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
             raised.vehicle_notify_failures += 1;
             warn!(alert = %alert.id(), error = %e, "alert not delivered to the vehicle");
         }
-        let expires_at_s = alert.ts_us / 1_000_000 + i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX / 2);
+        let expires_at_s = server_us / 1_000_000 + i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX / 2);
         self.log.record(alert, expires_at_s).await.map_err(|e| e.to_string())?;
         raised.sent += 1;
         info!(alert = %alert.id(), %subject, "alert sent");

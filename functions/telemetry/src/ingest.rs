@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use canopy::format::lake::archive;
 use canopy::format::lake::keys::date_of;
-use canopy::format::telemetry::Telemetry;
+use canopy::format::telemetry::{ClockBounds, Telemetry};
 use canopy::ports::ledger::{Claim, Ledger};
 use canopy::ports::state::LatestStateStore;
 use canopy::ports::store::ObjectStore;
@@ -41,6 +41,8 @@ pub struct IngestOptions {
     pub claim_stale_after_ms: i64,
     /// Ledger and state writes in flight at once.
     pub concurrency: usize,
+    /// How far a message's `ts` may be from the time IoT Core received it.
+    pub clock: ClockBounds,
 }
 
 impl Default for IngestOptions {
@@ -48,6 +50,7 @@ impl Default for IngestOptions {
         Self {
             claim_stale_after_ms: 15 * 60 * 1000,
             concurrency: 16,
+            clock: ClockBounds::default(),
         }
     }
 }
@@ -119,7 +122,7 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
             },
             failed: Vec::new(),
         };
-        validate(batch, &mut run);
+        validate(batch, self.options.clock, &mut run);
         let unique = first_of_each(&mut run);
         self.archive(&mut run, &unique).await;
         self.update_state(&mut run).await;
@@ -274,9 +277,10 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
 
 /// Keeps the valid messages; the others are counted and logged, never
 /// retried (they would fail again).
-fn validate(batch: &[Incoming], run: &mut Run) {
+fn validate(batch: &[Incoming], clock: ClockBounds, run: &mut Run) {
     for message in batch {
-        match Telemetry::parse(&message.body) {
+        let parsed = Telemetry::parse(&message.body).and_then(|t| t.check_clock(clock, run.now_ms).map(|()| t));
+        match parsed {
             Ok(telemetry) => run.valid.push(Valid {
                 id: message.id.clone(),
                 telemetry,

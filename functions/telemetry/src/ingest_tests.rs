@@ -178,3 +178,54 @@ fn the_rules_receive_time_is_part_of_the_message() {
     assert!(t.extra.is_empty());
     assert!(Telemetry::parse("{}").unwrap_err().reason.contains("missing field v"));
 }
+
+#[tokio::test]
+async fn a_vehicle_cannot_speak_for_another() {
+    let s = service();
+    let (a, b) = (vehicle(1), vehicle(2));
+    // veh-001 publishes on its own topic, claiming to be veh-002: the rule adds the topic's id.
+    let mut spoof = telemetry(&b, 5, 5).to_json();
+    spoof[canopy::format::telemetry::TOPIC_VEHICLE_ID] = serde_json::json!(a.as_str());
+    let outcome = s
+        .process(
+            &[Incoming {
+                id: "spoof".into(),
+                body: spoof.to_string(),
+            }],
+            NOW_MS,
+        )
+        .await;
+    assert_eq!((outcome.rejected, outcome.archived, outcome.failed.len()), (1, 0, 0));
+    assert!(s.state.get(&b).await.unwrap().is_none(), "veh-002's state untouched");
+    assert!(s.store.keys().is_empty(), "nothing archived");
+    // veh-002's real message with that seq is not taken for a duplicate.
+    let real = s.process(&[incoming("real", &b, 5)], NOW_MS).await;
+    assert_eq!((real.archived, real.duplicates), (1, 0));
+}
+
+#[tokio::test]
+async fn a_clock_far_ahead_cannot_freeze_the_state() {
+    let s = service();
+    let v = vehicle(1);
+    let mut wrong = telemetry(&v, 1, 0);
+    wrong.ts = chrono::DateTime::parse_from_rfc3339("2099-01-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let outcome = s
+        .process(
+            &[Incoming {
+                id: "2099".into(),
+                body: wrong.to_json().to_string(),
+            }],
+            NOW_MS,
+        )
+        .await;
+    assert_eq!(outcome.rejected, 1);
+    assert!(s.state.get(&v).await.unwrap().is_none());
+    s.process(&[incoming("m2", &v, 2)], NOW_MS).await;
+    assert_eq!(
+        s.state.get(&v).await.unwrap().unwrap().telemetry.seq,
+        2,
+        "later messages still land"
+    );
+}

@@ -49,6 +49,7 @@ impl Config {
             ledger_table: env::required(vars, "LEDGER_TABLE")?,
             options: IngestOptions {
                 claim_stale_after_ms: stale_s * 1000,
+                clock: env::clock_bounds(vars)?,
                 ..IngestOptions::default()
             },
         })

@@ -24,6 +24,8 @@ enum Expr {
     Field(Vec<String>),
     Topic(Option<usize>),
     Timestamp,
+    /// `isUndefined(field)`: true when the incoming message lacks the field.
+    IsUndefined(Vec<String>),
     Unary(char, Box<Expr>),
     Binary(Box<Expr>, Op, Box<Expr>),
 }
@@ -277,6 +279,13 @@ impl Parser {
             }
             Token::Ident(name) if name.eq_ignore_ascii_case("true") => Ok(Expr::Bool(true)),
             Token::Ident(name) if name.eq_ignore_ascii_case("false") => Ok(Expr::Bool(false)),
+            Token::Ident(name) if name.eq_ignore_ascii_case("isUndefined") && self.symbol("(") => {
+                let Expr::Field(path) = self.primary()? else {
+                    return self.error("isUndefined() takes a field");
+                };
+                self.expect_symbol(")")?;
+                Ok(Expr::IsUndefined(path))
+            }
             Token::Ident(name) if self.symbol("(") => {
                 let lower = name.to_ascii_lowercase();
                 if lower != "topic" && lower != "timestamp" {
@@ -451,6 +460,7 @@ impl Context<'_> {
                 .filter(|_| *n > 0)
                 .map_or(Value::Null, |s| Value::String(s.to_string())),
             Expr::Timestamp => Value::from(self.now_ms),
+            Expr::IsUndefined(path) => Value::Bool(self.eval(&Expr::Field(path.clone())).is_null()),
             Expr::Unary('!', inner) => match self.eval(inner) {
                 Value::Bool(b) => Value::Bool(!b),
                 _ => Value::Null,
@@ -517,9 +527,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const TELEMETRY: &str = "SELECT *, topic(3) AS vehicle_id, timestamp() AS received_at FROM 'dt/canopy/+/bms'";
-    const ALERTS: &str = "SELECT *, topic(3) AS vehicle_id, timestamp() AS received_at FROM 'dt/canopy/+/bms' \
-        WHERE cell_temp_max_c > 60 OR soc_pct < 10 OR (cell_voltage_max_v - cell_voltage_min_v) > 0.1";
+    const TELEMETRY: &str = "SELECT *, topic(3) AS topic_vehicle_id, timestamp() AS received_at \
+        FROM 'dt/canopy/+/bms' WHERE isUndefined(topic_vehicle_id) AND isUndefined(received_at)";
+    const ALERTS: &str = "SELECT *, topic(3) AS topic_vehicle_id, timestamp() AS received_at FROM 'dt/canopy/+/bms' \
+        WHERE isUndefined(topic_vehicle_id) AND isUndefined(received_at) \
+        AND (cell_temp_max_c > 60 OR soc_pct < 10 OR (cell_voltage_max_v - cell_voltage_min_v) > 0.1)";
 
     fn payload(temp: f64, soc: f64, vmin: f64, vmax: f64) -> Vec<u8> {
         json!({"vehicle_id": "spoofed", "cell_temp_max_c": temp, "soc_pct": soc,
@@ -534,8 +546,19 @@ mod tests {
         let out = rule
             .apply("dt/canopy/veh-01/bms", &payload(30.0, 50.0, 3.9, 3.95), 1234)
             .unwrap();
-        assert_eq!(out["vehicle_id"], "veh-01", "topic(3) overrides the payload's claim");
+        assert_eq!(
+            out["vehicle_id"], "spoofed",
+            "the payload's claim stays, for the function to check"
+        );
+        assert_eq!(out["topic_vehicle_id"], "veh-01");
         assert_eq!(out["received_at"], 1234);
+        // A payload that brings the rule's own fields never gets through.
+        let forged = br#"{"vehicle_id": "veh-02", "topic_vehicle_id": "veh-02"}"#;
+        assert!(rule.apply("dt/canopy/veh-01/bms", forged, 0).is_none());
+        assert!(
+            rule.apply("dt/canopy/veh-01/bms", br#"{"received_at": 99}"#, 0)
+                .is_none()
+        );
         assert_eq!(out["soc_pct"], 50.0);
         assert!(rule.apply("dt/canopy/veh-01/other", b"{}", 0).is_none());
         assert!(rule.apply("dt/canopy/veh-01/bms/x", b"{}", 0).is_none());

@@ -469,7 +469,7 @@ mod tests {
 
         let rule = t.rules.iter().find(|r| r.logical_id == "AlertsTopicRule").unwrap();
         assert!(
-            rule.sql.contains("WHERE cell_temp_max_c > 60 OR soc_pct < 10"),
+            rule.sql.contains("AND (cell_temp_max_c > 60 OR soc_pct < 10"),
             "{}",
             rule.sql
         );

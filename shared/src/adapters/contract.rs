@@ -217,32 +217,36 @@ pub async fn ledger<L: Ledger>(ledger: &L, tag: &str) {
 /// One alert per vehicle and rule per window; the log newest first.
 pub async fn alert_log<A: AlertLog>(log: &A, tag: &str) {
     let v = vehicle(tag, 1);
+    // Windows run on the server's clock (`now`), whatever the alerts' own times say.
+    let now = |s: i64| (1_800_000_000 + s) * 1_000_000;
     let first = alert(&v, 1, 0);
-    let until = first.ts_us + 600_000_000;
-    assert!(log.claim_cooldown(&first, until).await.expect("claim"));
+    assert!(log.claim_cooldown(&first, now(0), now(600)).await.expect("claim"));
     assert!(
-        log.claim_cooldown(&first, until).await.expect("claim"),
-        "the same alert (a retry) keeps its window"
+        log.claim_cooldown(&first, now(0), now(600)).await.expect("claim"),
+        "the same alert (a retry, with the same receive time) keeps its window"
     );
     let within = alert(&v, 2, 300);
+    assert!(!log.claim_cooldown(&within, now(300), now(900)).await.expect("claim"));
+    let far_future = alert(&v, 9, 86_400 * 365);
     assert!(
-        !log.claim_cooldown(&within, within.ts_us + 600_000_000)
+        !log.claim_cooldown(&far_future, now(301), now(901))
             .await
-            .expect("claim")
+            .expect("claim"),
+        "a message stamped far ahead does not end the window early"
     );
     let other_rule = Alert {
         rule: "low-state-of-charge".into(),
         ..within.clone()
     };
     assert!(
-        log.claim_cooldown(&other_rule, until).await.expect("claim"),
+        log.claim_cooldown(&other_rule, now(300), now(900))
+            .await
+            .expect("claim"),
         "windows are per rule"
     );
     let after = alert(&v, 3, 600);
     assert!(
-        log.claim_cooldown(&after, after.ts_us + 600_000_000)
-            .await
-            .expect("claim"),
+        log.claim_cooldown(&after, now(600), now(1200)).await.expect("claim"),
         "a window ends at its end"
     );
 

@@ -24,6 +24,32 @@ pub const VERSION: u64 = 1;
 
 /// What the IoT rule adds to each message: when IoT Core received it (ms).
 pub const RECEIVED_AT: &str = "received_at";
+/// What the IoT rule adds to each message: the vehicle id of the topic it
+/// came on (`topic(3)`), the one identity a vehicle cannot choose (its IoT
+/// policy lets it publish only on its own topic). The rule refuses messages
+/// that carry this field or [`RECEIVED_AT`] themselves, so both are the rule's.
+pub const TOPIC_VEHICLE_ID: &str = "topic_vehicle_id";
+
+/// How far a message's `ts` may be from the time IoT Core received it: a
+/// vehicle's clock orders its own messages, but a clock far off (a fault, or
+/// a compromised unit) must not freeze its state or its alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockBounds {
+    /// How far ahead of the receive time `ts` may be.
+    pub max_ahead_ms: i64,
+    /// How far behind the receive time `ts` may be (an edge uploads what it
+    /// buffered while offline).
+    pub max_behind_ms: i64,
+}
+
+impl Default for ClockBounds {
+    fn default() -> Self {
+        Self {
+            max_ahead_ms: 5 * 60 * 1000,
+            max_behind_ms: 7 * 24 * 3600 * 1000,
+        }
+    }
+}
 
 /// MQTT topic a vehicle publishes telemetry to (AWS's `dt/<app>/<thing>/<kind>` pattern).
 pub fn topic(vehicle: &VehicleId) -> String {
@@ -76,6 +102,7 @@ impl Telemetry {
             .ok_or_else(|| reject("message is not a JSON object"))?;
         check_version(object)?;
         let vehicle_id = vehicle_field(object)?;
+        check_topic(object, &vehicle_id)?;
         let ts = time_field(object)?;
         let seq = seq_field(object)?;
         let required = required_measures(object)?;
@@ -136,6 +163,34 @@ impl Telemetry {
         }
         if self.cell_temp_min_c > self.cell_temp_max_c {
             return Err(reject("cell_temp_min_c is above cell_temp_max_c"));
+        }
+        Ok(())
+    }
+
+    /// The time IoT Core received the message (ms), else `now_ms` (a direct invocation).
+    pub fn server_time_ms(&self, now_ms: i64) -> i64 {
+        self.received_at_ms.unwrap_or(now_ms)
+    }
+
+    /// Rejects a message whose `ts` is outside `bounds` around the server's time.
+    pub fn check_clock(&self, bounds: ClockBounds, now_ms: i64) -> Result<(), Rejection> {
+        let server_ms = self.server_time_ms(now_ms);
+        let ts_ms = self.ts.timestamp_millis();
+        if ts_ms > server_ms.saturating_add(bounds.max_ahead_ms) {
+            return Err(reject(format!(
+                "field ts {} is {} s ahead of the time IoT Core received the message (at most {} s)",
+                self.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
+                (ts_ms - server_ms) / 1000,
+                bounds.max_ahead_ms / 1000
+            )));
+        }
+        if ts_ms < server_ms.saturating_sub(bounds.max_behind_ms) {
+            return Err(reject(format!(
+                "field ts {} is {} s behind the time IoT Core received the message (at most {} s)",
+                self.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
+                (server_ms - ts_ms) / 1000,
+                bounds.max_behind_ms / 1000
+            )));
         }
         Ok(())
     }
@@ -221,6 +276,18 @@ fn vehicle_field(object: &Object) -> Result<VehicleId, Rejection> {
     }
 }
 
+/// The payload's vehicle id must be the topic's, when the rule says which topic.
+fn check_topic(object: &Object, vehicle_id: &VehicleId) -> Result<(), Rejection> {
+    match object.get(TOPIC_VEHICLE_ID) {
+        None => Ok(()),
+        Some(Value::String(topic)) if topic == vehicle_id.as_str() => Ok(()),
+        Some(topic) => Err(reject(format!(
+            "field vehicle_id {:?} is not the vehicle of the topic the message came on ({topic})",
+            vehicle_id.as_str()
+        ))),
+    }
+}
+
 fn time_field(object: &Object) -> Result<DateTime<Utc>, Rejection> {
     match object.get("ts") {
         None => Err(reject("missing field ts")),
@@ -267,7 +334,8 @@ fn required_measures(object: &Object) -> Result<[f64; Measure::REQUIRED.len()], 
 
 /// The fields v1 does not define.
 fn unknown_fields(object: &Object) -> BTreeMap<String, Value> {
-    let known = |k: &str| matches!(k, "v" | "vehicle_id" | "ts" | "seq") || Measure::from_name(k).is_some();
+    let known =
+        |k: &str| matches!(k, "v" | "vehicle_id" | "ts" | "seq" | TOPIC_VEHICLE_ID) || Measure::from_name(k).is_some();
     object
         .iter()
         .filter(|(k, v)| !(known(k) || (k.as_str() == RECEIVED_AT && v.is_i64())))
@@ -364,6 +432,47 @@ mod tests {
                 .reason
                 .contains("RFC 3339")
         );
+    }
+
+    #[test]
+    fn a_vehicle_cannot_speak_for_another() {
+        let mut v = valid();
+        v[TOPIC_VEHICLE_ID] = json!("sim-001");
+        assert!(Telemetry::from_json(&v).is_ok());
+        v[TOPIC_VEHICLE_ID] = json!("sim-002");
+        let err = Telemetry::from_json(&v).unwrap_err().reason;
+        assert_eq!(
+            err,
+            "field vehicle_id \"sim-001\" is not the vehicle of the topic the message came on (\"sim-002\")"
+        );
+        assert!(
+            !Telemetry::from_json(&valid())
+                .unwrap()
+                .extra
+                .contains_key(TOPIC_VEHICLE_ID)
+        );
+    }
+
+    #[test]
+    fn a_clock_far_from_the_servers_is_refused() {
+        let mut v = valid(); // ts 2023-11-14T22:13:20Z
+        let received = 1_700_000_000_000i64;
+        let bounds = ClockBounds::default();
+        let mut at = |ts: &str| {
+            v["ts"] = json!(ts);
+            v[RECEIVED_AT] = json!(received);
+            Telemetry::from_json(&v).unwrap().check_clock(bounds, 0)
+        };
+        assert!(at("2023-11-14T22:13:20Z").is_ok());
+        assert!(at("2023-11-14T22:18:19Z").is_ok(), "4 min 59 s ahead");
+        assert!(at("2023-11-07T22:13:21Z").is_ok(), "just under a week behind");
+        let ahead = at("2099-01-01T00:00:00Z").unwrap_err().reason;
+        assert!(
+            ahead.contains("ahead of the time IoT Core received the message (at most 300 s)"),
+            "{ahead}"
+        );
+        let behind = at("2023-11-01T00:00:00Z").unwrap_err().reason;
+        assert!(behind.contains("behind the time IoT Core received"), "{behind}");
     }
 
     #[test]

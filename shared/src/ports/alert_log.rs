@@ -8,10 +8,15 @@ use crate::domain::alert::Alert;
 use crate::domain::vehicle::VehicleId;
 
 pub trait AlertLog: Send + Sync {
-    /// Claims the cooldown window of (vehicle, rule) for `alert`: true when
-    /// the window was free (it ended at or before the alert's time) or is
-    /// already this alert's, so it may be sent.
-    fn claim_cooldown(&self, alert: &Alert, until_us: i64) -> impl Future<Output = Result<bool, TableError>> + Send;
+    /// Claims the cooldown window of (vehicle, rule) for `alert` until
+    /// `until_us`: true when the window was free (it ended at or before
+    /// `now_us`, the server's time) or is already this alert's, so it may be sent.
+    fn claim_cooldown(
+        &self,
+        alert: &Alert,
+        now_us: i64,
+        until_us: i64,
+    ) -> impl Future<Output = Result<bool, TableError>> + Send;
 
     /// True when `alert` is already in the log (it was sent).
     fn recorded(&self, alert: &Alert) -> impl Future<Output = Result<bool, TableError>> + Send;

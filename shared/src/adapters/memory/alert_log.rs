@@ -38,13 +38,13 @@ impl MemoryAlertLog {
 }
 
 impl AlertLog for MemoryAlertLog {
-    async fn claim_cooldown(&self, alert: &Alert, until_us: i64) -> Result<bool, TableError> {
+    async fn claim_cooldown(&self, alert: &Alert, now_us: i64, until_us: i64) -> Result<bool, TableError> {
         self.enter("claim_cooldown").await?;
         let mut cooldowns = lock(&self.cooldowns);
         let key = (alert.vehicle_id.clone(), alert.rule.clone());
         let free = cooldowns
             .get(&key)
-            .is_none_or(|(until, id)| *until <= alert.ts_us || *id == alert.id());
+            .is_none_or(|(until, id)| *until <= now_us || *id == alert.id());
         if free {
             cooldowns.insert(key, (until_us, alert.id()));
         }

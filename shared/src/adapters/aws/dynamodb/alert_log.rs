@@ -46,7 +46,7 @@ impl DynamoAlertLog {
 }
 
 impl AlertLog for DynamoAlertLog {
-    async fn claim_cooldown(&self, alert: &Alert, until_us: i64) -> Result<bool, TableError> {
+    async fn claim_cooldown(&self, alert: &Alert, now_us: i64, until_us: i64) -> Result<bool, TableError> {
         let result = self
             .client
             .put_item()
@@ -55,8 +55,8 @@ impl AlertLog for DynamoAlertLog {
             .item("sk", s(format!("cooldown#{}", alert.rule)))
             .item("until_us", n(until_us))
             .item("alert_id", s(alert.id()))
-            .condition_expression("attribute_not_exists(sk) OR until_us <= :ts OR alert_id = :id")
-            .expression_attribute_values(":ts", n(alert.ts_us))
+            .condition_expression("attribute_not_exists(sk) OR until_us <= :now OR alert_id = :id")
+            .expression_attribute_values(":now", n(now_us))
             .expression_attribute_values(":id", s(alert.id()))
             .send()
             .await;
