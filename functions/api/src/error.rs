@@ -1,5 +1,9 @@
 //! Errors as JSON with a status that says what happened:
-//! `{"error": {"status", "message", "field"?, "query_id"?}}`.
+//! `{"error": {"status", "message", "field"?, "query_id"?, "request_id"?}}`.
+//!
+//! A failure of AWS behind the API (a table, a query) is answered with a
+//! generic message and a `request_id`; the AWS error text, which names
+//! buckets, roles and the account, goes only to the log, under that id.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -9,13 +13,14 @@ use serde_json::json;
 
 use crate::history::{HistoryError, InvalidQuery};
 
-/// An error as JSON: `{"error": {"status", "message", "field"?, "query_id"?}}`.
+/// An error as JSON.
 #[derive(Debug)]
 pub struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) message: String,
     pub(crate) field: Option<String>,
     pub(crate) query_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 impl ApiError {
@@ -25,8 +30,33 @@ impl ApiError {
             message: message.into(),
             field: None,
             query_id: None,
+            request_id: None,
         }
     }
+
+    /// A failure behind the API: logged whole under a new request id,
+    /// answered with `message` and that id only.
+    fn internal(status: StatusCode, message: &str, error: &dyn std::fmt::Display) -> Self {
+        let request_id = request_id();
+        tracing::error!(%request_id, error = %error, "{message}");
+        Self {
+            request_id: Some(request_id.clone()),
+            ..Self::new(
+                status,
+                format!("{message} (request {request_id}; the log has the details)"),
+            )
+        }
+    }
+}
+
+/// A request id unique enough to find one line in the log: time and a counter.
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!("{nanos:016x}-{:04x}", COUNTER.fetch_add(1, Ordering::Relaxed) & 0xFFFF)
 }
 
 impl From<InvalidQuery> for ApiError {
@@ -40,22 +70,24 @@ impl From<InvalidQuery> for ApiError {
 
 impl From<TableError> for ApiError {
     fn from(e: TableError) -> Self {
-        tracing::error!(error = %e, "table read failed");
-        Self::new(StatusCode::BAD_GATEWAY, e.to_string())
+        Self::internal(StatusCode::BAD_GATEWAY, "a table read failed", &e)
     }
 }
 
 impl From<HistoryError> for ApiError {
     fn from(e: HistoryError) -> Self {
-        tracing::error!(error = %e, "history query failed");
         match &e {
             HistoryError::Timeout { query_id, .. } => Self {
                 query_id: Some(query_id.clone()),
-                ..Self::new(StatusCode::GATEWAY_TIMEOUT, e.to_string())
+                ..Self::internal(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the history query did not finish in time",
+                    &e,
+                )
             },
             HistoryError::Failed { query_id, .. } => Self {
                 query_id: Some(query_id.clone()),
-                ..Self::new(StatusCode::BAD_GATEWAY, e.to_string())
+                ..Self::internal(StatusCode::BAD_GATEWAY, "the history query failed", &e)
             },
         }
     }
@@ -69,6 +101,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(id) = self.query_id {
             error["query_id"] = json!(id);
+        }
+        if let Some(id) = self.request_id {
+            error["request_id"] = json!(id);
         }
         (self.status, Json(json!({ "error": error }))).into_response()
     }

@@ -95,6 +95,16 @@ async fn a_failing_backend_is_a_502_and_a_failing_table_too() {
     let (status, body) = get(&api, uri).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["error"]["query_id"], "memory-points");
+    assert!(body["error"]["request_id"].is_string());
     api.state.faults.fail_next(1);
-    assert_eq!(get(&api, "/vehicles/veh-001").await.0, StatusCode::BAD_GATEWAY);
+    let (status, body) = get(&api, "/vehicles/veh-001").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    // What AWS said (table names, ARNs, the account) stays in the log.
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("memory-state") && !message.contains("injected"),
+        "{message}"
+    );
+    let request_id = body["error"]["request_id"].as_str().unwrap();
+    assert!(message.contains(request_id), "{message}");
 }

@@ -435,6 +435,25 @@ mod tests {
     }
 
     #[test]
+    fn data_outlives_the_stack() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let kept = ["AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::KMS::Key"];
+        let mut checked = 0;
+        for (id, resource) in doc["Resources"].as_mapping().unwrap() {
+            let kind = resource["Type"].as_str().unwrap_or_default();
+            if !kept.contains(&kind) {
+                continue;
+            }
+            checked += 1;
+            for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+                assert_eq!(resource[policy].as_str(), Some("Retain"), "{id:?} {policy}");
+            }
+        }
+        assert_eq!(checked, 7, "three buckets, three tables, the key");
+    }
+
+    #[test]
     fn reads_the_repositorys_template() {
         let t = template();
         let state = t.tables.iter().find(|t| t.name == "StateTable").unwrap();
