@@ -454,6 +454,17 @@ mod tests {
     }
 
     #[test]
+    fn no_other_origin_may_call_the_api_unless_given() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(doc["Parameters"]["ApiCorsOrigin"]["Default"].as_str(), Some(""));
+        assert!(
+            !doc["Conditions"]["HasCorsOrigin"].is_null(),
+            "CORS is configured only when an origin is given"
+        );
+    }
+
+    #[test]
     fn reads_the_repositorys_template() {
         let t = template();
         let state = t.tables.iter().find(|t| t.name == "StateTable").unwrap();
