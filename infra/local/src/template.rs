@@ -453,6 +453,33 @@ mod tests {
         assert_eq!(checked, 7, "three buckets, three tables, the key");
     }
 
+    /// The `Sid`s of the statements of a policy resource's document.
+    fn sids(resource: &Value) -> Vec<String> {
+        seq(&resource["Properties"]["PolicyDocument"], "Statement")
+            .iter()
+            .filter_map(|s| s["Sid"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn topics_take_only_tls_and_the_lake_refuses_keys_it_cannot_read() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let resources = doc["Resources"].as_mapping().unwrap();
+        let topics = resources
+            .iter()
+            .filter(|(_, r)| r["Type"].as_str() == Some("AWS::SNS::Topic"))
+            .count();
+        let policy = &doc["Resources"]["TopicsPolicy"];
+        assert_eq!(
+            seq(&policy["Properties"], "Topics").len(),
+            topics,
+            "every topic has the policy"
+        );
+        assert!(sids(policy).contains(&"TlsOnly".to_string()));
+        assert!(sids(&doc["Resources"]["DataBucketPolicy"]).contains(&"NoCustomerProvidedKeys".to_string()));
+    }
+
     #[test]
     fn no_other_origin_may_call_the_api_unless_given() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");

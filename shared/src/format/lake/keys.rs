@@ -100,12 +100,20 @@ impl RawKey {
         }
         let first_ts_us = first.parse().map_err(|_| err("the first timestamp is not a number"))?;
         let seq = seq.parse().map_err(|_| err("the sequence number is not a number"))?;
-        Ok(Self {
+        let parsed = Self {
             vehicle,
             date,
             first_ts_us,
             seq,
-        })
+        };
+        // One object, one spelling: `_7` and `_000007`, or a date that is not
+        // the first frame's, would name the same decoded object twice.
+        if Self::new(parsed.vehicle.clone(), first_ts_us, seq).raw_key() != key {
+            return Err(err(
+                "it is not in canonical form (raw/vehicle_id=<id>/date=<date of the first frame>/<id>_<first µs>_<6-digit seq>.parquet)",
+            ));
+        }
+        Ok(parsed)
     }
 }
 
@@ -190,6 +198,20 @@ mod tests {
             ),
         ] {
             assert_eq!(RawKey::parse(key).unwrap_err().problem, problem, "{key}");
+        }
+    }
+
+    #[test]
+    fn one_object_has_one_spelling() {
+        let canonical = "raw/vehicle_id=veh-1/date=2023-11-14/veh-1_1700000000000100_000007.parquet";
+        assert!(RawKey::parse(canonical).is_ok());
+        for other in [
+            "raw/vehicle_id=veh-1/date=2023-11-14/veh-1_1700000000000100_7.parquet",
+            "raw/vehicle_id=veh-1/date=2023-11-14/veh-1_01700000000000100_000007.parquet",
+            "raw/vehicle_id=veh-1/date=2023-11-15/veh-1_1700000000000100_000007.parquet",
+        ] {
+            let err = RawKey::parse(other).unwrap_err();
+            assert!(err.problem.starts_with("it is not in canonical form"), "{other}: {err}");
         }
     }
 
