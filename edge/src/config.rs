@@ -383,6 +383,14 @@ impl Config {
         if self.upload.enabled && self.upload.bucket.as_deref().is_none_or(str::is_empty) {
             bail!("upload.bucket: required when upload.enabled is true");
         }
+        if let Some(endpoint) = &self.upload.endpoint
+            && !endpoint.starts_with("https://")
+            && !is_loopback_url(endpoint)
+        {
+            bail!(
+                "upload.endpoint: {endpoint} must be https:// (only a loopback endpoint may go without TLS: raw CAN traffic and credentials cross it)"
+            );
+        }
         if self.upload.retry_initial_ms == 0 || self.upload.retry_max_ms < self.upload.retry_initial_ms {
             bail!("upload.retry_initial_ms / upload.retry_max_ms: need 0 < initial <= max");
         }
@@ -399,9 +407,7 @@ impl Config {
             let Some(mqtt) = &self.mqtt else {
                 bail!("mqtt: a [mqtt] section is required when telemetry.enabled is true");
             };
-            let loopback =
-                mqtt.host == "localhost" || mqtt.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-            if mqtt.tls.is_none() && !loopback {
+            if mqtt.tls.is_none() && !is_loopback_host(&mqtt.host) {
                 bail!(
                     "mqtt.tls: ca, cert and key are required for {} (only a loopback broker may go without TLS)",
                     mqtt.host
@@ -422,6 +428,23 @@ impl Config {
             .and_then(|m| m.client_id.clone())
             .unwrap_or_else(|| self.vehicle_id.to_string())
     }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `http://127.0.0.1:4566`, `http://localhost/`, `http://[::1]:9000`.
+fn is_loopback_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    is_loopback_host(host)
 }
 
 #[cfg(test)]
@@ -477,6 +500,22 @@ dir = "spool"
         );
         assert!(error(&signals).contains("telemetry.signals.soc_pct"));
         assert!(error(&MINIMAL.replace("kind = \"replay\"", "kind = \"tape\"")).contains("unknown variant `tape`"));
+    }
+
+    #[test]
+    fn an_upload_endpoint_needs_tls_unless_it_is_loopback() {
+        let with = |endpoint: &str| format!("{MINIMAL}[upload]\nbucket = \"b\"\nendpoint = \"{endpoint}\"\n");
+        for ok in [
+            "https://s3.example.com",
+            "http://127.0.0.1:4566",
+            "http://localhost:9000/",
+            "http://[::1]:9000",
+        ] {
+            assert!(parse(&with(ok)).is_ok(), "{ok}");
+        }
+        for bad in ["http://s3.example.com", "http://10.0.0.5:9000", "ftp://127.0.0.1"] {
+            assert!(error(&with(bad)).contains("upload.endpoint"), "{bad}");
+        }
     }
 
     #[test]

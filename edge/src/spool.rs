@@ -19,6 +19,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -252,9 +253,19 @@ impl Layout {
         }
     }
 
+    /// The spool's folders, readable by this user only: they hold the
+    /// vehicle's raw CAN traffic.
     fn create(&self) -> Result<()> {
         for dir in [&self.segments, &self.outbox] {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        for dir in [
+            &self.segments,
+            &self.outbox,
+            self.segments.parent().unwrap_or(Path::new(".")),
+        ] {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("making {} private", dir.display()))?;
         }
         Ok(())
     }
@@ -314,10 +325,20 @@ impl Layout {
     }
 }
 
+/// Creates (or truncates) a file only this user may read or write.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Replaces `path` with `bytes` so a crash leaves the old or the new file, never half of one.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut file = create_private(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     file.write_all(bytes)?;
     file.sync_data()?;
     fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
@@ -428,6 +449,7 @@ impl Spool {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .with_context(|| format!("creating {}", path.display()))?;
         sync_dir(&self.layout.segments);
@@ -600,7 +622,7 @@ pub fn seal(segment: &ClosedSegment, vehicle: &VehicleId, layout: &Layout, used:
                 if writer.is_none() {
                     let key = RawKey::new(vehicle.clone(), frame.ts_us, segment.seq);
                     let tmp = layout.outbox.join(format!("{}.parquet.tmp", file_stem(&key)));
-                    let out = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+                    let out = create_private(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
                     let name = tmp.display().to_string();
                     writer = Some((
                         key,
@@ -707,6 +729,21 @@ mod tests {
         let mut reader = SegmentReader::new(BufReader::new(File::open(path).unwrap()));
         let records: Vec<Record> = reader.by_ref().map(|r| r.unwrap()).collect();
         (records, reader.damaged)
+    }
+
+    #[test]
+    fn only_this_user_can_read_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("spool");
+        let (mut spool, _) = Spool::open(&config(&root), Arc::default()).unwrap();
+        spool.append(&frames(4, 0), Some(4)).unwrap();
+        let segment = spool.close().unwrap().unwrap().path;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&root.join("segments")), 0o700);
+        assert_eq!(mode(&root.join("outbox")), 0o700);
+        assert_eq!(mode(&segment), 0o600);
+        assert_eq!(mode(&root.join("next_seq")), 0o600);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! The digit count of the id is the only sign of the IDE bit: 3 digits are a
 //! standard id, 8 an extended one.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
 
 use crate::format::frame::{BusName, CanFrame, CanId, FrameFlags, MAX_CLASSIC_PAYLOAD, MAX_PAYLOAD};
@@ -49,7 +49,21 @@ pub enum LineError {
     Trailing(String),
     #[error("line is not valid UTF-8")]
     Utf8,
+    #[error("line is longer than {MAX_LINE} bytes, which no candump frame needs")]
+    TooLong,
+    #[error("interface name {0:?} is longer than {MAX_BUS_NAME} characters (Linux's limit)")]
+    BusName(String),
+    #[error("more than {MAX_BUSES} interface names in one log")]
+    TooManyBuses,
 }
+
+/// The longest line a frame needs (a CAN FD frame on a 15-character
+/// interface is under 200 bytes); longer lines are refused unread.
+pub const MAX_LINE: usize = 512;
+/// Linux interface names have at most 15 characters.
+pub const MAX_BUS_NAME: usize = 15;
+/// Interfaces one log may name: the interning table stays small.
+pub const MAX_BUSES: usize = 64;
 
 /// A candump input could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +85,17 @@ pub struct BusNames {
 }
 
 impl BusNames {
+    /// The interned name, checked against the limits of a log line.
+    pub fn checked(&mut self, name: &str) -> Result<BusName, LineError> {
+        if name.len() > MAX_BUS_NAME {
+            return Err(LineError::BusName(name.chars().take(40).collect()));
+        }
+        if self.names.len() >= MAX_BUSES && !self.names.iter().any(|n| &**n == name) {
+            return Err(LineError::TooManyBuses);
+        }
+        Ok(self.get(name))
+    }
+
     pub fn get(&mut self, name: &str) -> BusName {
         if let Some(found) = self.names.iter().find(|n| &***n == name) {
             return found.clone();
@@ -99,7 +124,7 @@ pub fn parse_line(line: &str, buses: &mut BusNames) -> Result<CanFrame, LineErro
     if let Some(other) = fields.next() {
         return Err(LineError::Trailing(other.to_string()));
     }
-    parse_frame(ts_us, buses.get(bus), frame)
+    parse_frame(ts_us, buses.checked(bus)?, frame)
 }
 
 fn parse_timestamp(ts: &str) -> Result<i64, LineError> {
@@ -246,6 +271,13 @@ impl<R: BufRead> CandumpReader<R> {
         }
     }
 
+    fn io_error(&self, error: io::Error) -> CandumpError {
+        CandumpError::Io {
+            source_name: self.source_name.clone(),
+            error,
+        }
+    }
+
     fn line_error(&self, kind: LineError) -> CandumpError {
         CandumpError::Line {
             source_name: self.source_name.clone(),
@@ -261,17 +293,20 @@ impl<R: BufRead> Iterator for CandumpReader<R> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             self.buf.clear();
-            match self.input.read_until(b'\n', &mut self.buf) {
+            let limit = MAX_LINE as u64 + 1;
+            match (&mut self.input).take(limit).read_until(b'\n', &mut self.buf) {
                 Ok(0) => return None,
                 Ok(_) => {}
-                Err(error) => {
-                    return Some(Err(CandumpError::Io {
-                        source_name: self.source_name.clone(),
-                        error,
-                    }));
-                }
+                Err(error) => return Some(Err(self.io_error(error))),
             }
             self.line += 1;
+            if self.buf.len() > MAX_LINE && self.buf.last() != Some(&b'\n') {
+                // Memory stays bounded: the rest of the line is skipped, not read into the buffer.
+                if let Err(error) = skip_line(&mut self.input) {
+                    return Some(Err(self.io_error(error)));
+                }
+                return Some(Err(self.line_error(LineError::TooLong)));
+            }
             let text = match std::str::from_utf8(&self.buf) {
                 Ok(t) => t.trim(),
                 Err(_) => return Some(Err(self.line_error(LineError::Utf8))),
@@ -280,6 +315,26 @@ impl<R: BufRead> Iterator for CandumpReader<R> {
                 continue;
             }
             return Some(parse_line(text, &mut self.buses).map_err(|kind| self.line_error(kind)));
+        }
+    }
+}
+
+/// Consumes input up to and including the next newline, or to the end.
+fn skip_line(input: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            return Ok(());
+        }
+        match available.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = available.len();
+                input.consume(n);
+            }
         }
     }
 }
@@ -447,5 +502,45 @@ mod tests {
     fn timestamps_keep_microseconds() {
         assert_eq!(parse("(12.5) can0 123#").unwrap().ts_us, 12_500_000);
         assert_eq!(parse("(12.123456789) can0 123#").unwrap().ts_us, 12_123_456);
+    }
+}
+
+#[cfg(test)]
+mod limits {
+    use super::*;
+
+    #[test]
+    fn an_endless_line_is_refused_without_reading_it_and_the_next_line_reads() {
+        let mut text = String::from("(1700000000.000100) can0 123#");
+        text.push_str(&"AB".repeat(100_000));
+        text.push_str("\n(1700000000.000200) can0 124#01\n");
+        let mut reader = CandumpReader::new(text.as_bytes(), "long.log");
+        let err = reader.next().unwrap().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "long.log:1: line is longer than 512 bytes, which no candump frame needs"
+        );
+        assert!(reader.buf.capacity() < 4096, "the buffer never held the line");
+        let frame = reader.next().unwrap().unwrap();
+        assert_eq!(frame.id, crate::format::frame::CanId::Standard(0x124));
+        assert!(reader.next().is_none());
+    }
+
+    #[test]
+    fn interface_names_are_bounded_in_length_and_number() {
+        let mut buses = BusNames::default();
+        let long = "(1700000000.000100) an_interface_name_too_long 123#01";
+        assert!(matches!(parse_line(long, &mut buses), Err(LineError::BusName(_))));
+        for i in 0..MAX_BUSES {
+            parse_line(&format!("(1.0) can{i} 123#01"), &mut buses).unwrap();
+        }
+        assert_eq!(
+            parse_line("(1.0) vcan9999 123#01", &mut buses).unwrap_err(),
+            LineError::TooManyBuses
+        );
+        assert!(
+            parse_line("(1.0) can0 123#01", &mut buses).is_ok(),
+            "known names still read"
+        );
     }
 }
