@@ -235,3 +235,52 @@ async fn j1939_frames_of_two_sources_land_in_one_message_with_their_source_addre
     assert_eq!(by_source[&0x00].len(), 50);
     assert_eq!(by_source[&0x0F][0], 601.0);
 }
+
+#[tokio::test]
+async fn objects_past_the_limits_fail_alone_before_their_data_is_read() {
+    let store = MemoryStore::new("lake");
+    let small = raw_object(&store, "veh-001", 100).await;
+    let big = raw_object(&store, "veh-002", 20_000).await;
+    let size = store.head(&big).await.unwrap().size;
+    for (name, limit) in [
+        ("MAX_OBJECT_MB", "the object is"),
+        ("MAX_ROW_GROUP_MB", "row group 0 is"),
+        ("MAX_DECOMPRESSED_MB", "uncompressed, above the limit"),
+    ] {
+        let mut limited = config();
+        match name {
+            "MAX_OBJECT_MB" => limited.options.limits.object_bytes = size - 1,
+            "MAX_ROW_GROUP_MB" => limited.options.limits.row_group_bytes = 1024,
+            _ => limited.options.limits.decompressed_bytes = 1024,
+        }
+        let decoder = Decoder::new(store.clone(), limited).unwrap();
+        let reads_before = store.faults().calls("get_range");
+        let event = sqs(&[("big", notification(&big))]);
+        assert_eq!(failures(decoder.handle(event).await.unwrap()), ["big"], "{name}");
+        let reads = store.faults().calls("get_range") - reads_before;
+        assert!(reads <= 2, "{name}: {reads} reads, only the footer may be read");
+        let err = decoder
+            .handle(serde_json::from_value(notification(&big)).unwrap())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(limit) && err.contains(name), "{name}: {err}");
+    }
+    // A small object of another vehicle in the same batch is decoded all the same.
+    let mut limited = config();
+    limited.options.limits.row_group_bytes = 200 * 1024;
+    let decoder = Decoder::new(store.clone(), limited).unwrap();
+    let event = sqs(&[("small", notification(&small)), ("big", notification(&big))]);
+    let failed = failures(decoder.handle(event).await.unwrap());
+    assert!(!failed.contains(&"small".to_string()), "{failed:?}");
+
+    let mut limited = config();
+    limited.options.limits.footer_bytes = 16;
+    let decoder = Decoder::new(store.clone(), limited).unwrap();
+    let err = decoder
+        .handle(serde_json::from_value(notification(&small)).unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("MAX_FOOTER_MB"), "{err}");
+}

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 use crate::dbc_cache::DbcCache;
 use crate::event::{DecoderEvent, DecoderResponse, ObjectRef, S3Notification};
-use crate::object::{DecodeOutcome, DecoderOptions, decode_object};
+use crate::object::{DecodeOutcome, DecoderOptions, Limits, decode_object};
 
 /// Configuration from the environment.
 #[derive(Debug, Clone)]
@@ -65,6 +65,23 @@ impl Config {
                 problem: "must be positive".into(),
             });
         }
+        let defaults = Limits::default();
+        let mb = |name: &str, default: u64| -> Result<u64, EnvError> {
+            let value: u64 = env::parse_or(vars, name, default / (1024 * 1024))?;
+            if value == 0 {
+                return Err(EnvError {
+                    name: name.into(),
+                    problem: "must be positive".into(),
+                });
+            }
+            Ok(value.saturating_mul(1024 * 1024))
+        };
+        let limits = Limits {
+            object_bytes: mb("MAX_OBJECT_MB", defaults.object_bytes)?,
+            footer_bytes: mb("MAX_FOOTER_MB", defaults.footer_bytes)?,
+            row_group_bytes: mb("MAX_ROW_GROUP_MB", defaults.row_group_bytes)?,
+            decompressed_bytes: mb("MAX_DECOMPRESSED_MB", defaults.decompressed_bytes)?,
+        };
         Ok(Self {
             bucket: env::required(vars, "DATA_BUCKET")?,
             dbc_key: env::or(vars, "DBC_KEY", "dbc/ev_powertrain.dbc"),
@@ -78,6 +95,7 @@ impl Config {
                     ..DecodedWriterOptions::default()
                 },
                 part_size: part_mb * 1024 * 1024,
+                limits,
                 ..DecoderOptions::default()
             },
         })
@@ -226,6 +244,10 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
             .await
             .map_err(|e| e.to_string())?;
         log_outcome(&outcome);
+        // Per vehicle, for the upload-volume alarm: who sends what.
+        let mut per_vehicle = Metrics::new("decoder").with_dimension("VehicleId", key.vehicle.as_str());
+        per_vehicle.add("RawBytes", outcome.bytes_in as f64, Unit::Bytes);
+        per_vehicle.emit(self.metrics);
         Ok(Some(outcome))
     }
 }

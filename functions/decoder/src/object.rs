@@ -27,6 +27,12 @@ pub enum DecodeObjectError {
     Lake(#[from] LakeError),
     #[error("DBC {key}: {error}")]
     Dbc { key: String, error: LoadError },
+    #[error("s3://{bucket}/{key} not decoded: {problem}")]
+    Limit {
+        bucket: String,
+        key: String,
+        problem: String,
+    },
 }
 
 /// What decoding one object did.
@@ -49,6 +55,7 @@ pub struct DecoderOptions {
     pub part_size: usize,
     /// Rows per record batch read from the raw object.
     pub batch_rows: usize,
+    pub limits: Limits,
 }
 
 impl Default for DecoderOptions {
@@ -57,7 +64,70 @@ impl Default for DecoderOptions {
             writer: DecodedWriterOptions::default(),
             part_size: 8 * 1024 * 1024,
             batch_rows: 8192,
+            limits: Limits::default(),
         }
+    }
+}
+
+/// What one raw object may make the decoder hold or read, checked from its
+/// size and metadata before any data is read: a vehicle uploads the objects,
+/// so it must not set the decoder's memory and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `MAX_OBJECT_MB`: the object's size.
+    pub object_bytes: u64,
+    /// `MAX_FOOTER_MB`: the Parquet footer, read whole.
+    pub footer_bytes: u64,
+    /// `MAX_ROW_GROUP_MB`: one row group uncompressed (what a decode holds at once).
+    pub row_group_bytes: u64,
+    /// `MAX_DECOMPRESSED_MB`: all row groups uncompressed (what a decode reads; a
+    /// compression bomb is large here and small on disk).
+    pub decompressed_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        const MB: u64 = 1024 * 1024;
+        // The edge seals 60 s batches of ~5 MB; a day offline in one object is ~7 GB raw.
+        Self {
+            object_bytes: 8 * 1024 * MB,
+            footer_bytes: 16 * MB,
+            row_group_bytes: 256 * MB,
+            decompressed_bytes: 32 * 1024 * MB,
+        }
+    }
+}
+
+impl Limits {
+    fn check_object(&self, size: u64) -> Result<(), String> {
+        if size > self.object_bytes {
+            return Err(format!(
+                "the object is {size} bytes, above the limit of {} (MAX_OBJECT_MB)",
+                self.object_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_row_groups(&self, metadata: &parquet::file::metadata::ParquetMetaData) -> Result<(), String> {
+        let mut total: u64 = 0;
+        for (i, group) in metadata.row_groups().iter().enumerate() {
+            let bytes = u64::try_from(group.total_byte_size()).unwrap_or(u64::MAX);
+            if bytes > self.row_group_bytes {
+                return Err(format!(
+                    "row group {i} is {bytes} bytes uncompressed, above the limit of {} (MAX_ROW_GROUP_MB)",
+                    self.row_group_bytes
+                ));
+            }
+            total = total.saturating_add(bytes);
+        }
+        if total > self.decompressed_bytes {
+            return Err(format!(
+                "its row groups are {total} bytes uncompressed, above the limit of {} (MAX_DECOMPRESSED_MB)",
+                self.decompressed_bytes
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -80,10 +150,18 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
         error: e.to_string(),
     };
 
-    let reader = StoreFileReader::new(store.clone(), raw_key, info.size);
+    let limit = |problem: String| DecodeObjectError::Limit {
+        bucket: store.bucket().to_string(),
+        key: raw_key.to_string(),
+        problem,
+    };
+    options.limits.check_object(info.size).map_err(limit)?;
+
+    let reader = StoreFileReader::new(store.clone(), raw_key, info.size).with_max_footer(options.limits.footer_bytes);
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
         .map_err(parquet_error)?;
+    options.limits.check_row_groups(builder.metadata()).map_err(limit)?;
     check_schema(builder.schema(), &source)?;
     let mut batches = builder
         .with_batch_size(options.batch_rows)

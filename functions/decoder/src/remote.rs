@@ -33,6 +33,8 @@ pub struct StoreFileReader<S> {
     pub fetched: u64,
     /// GET requests made.
     pub requests: u64,
+    /// The largest footer read: a bigger one is refused before it is fetched.
+    max_footer: u64,
 }
 
 impl<S: ObjectStore + Clone + 'static> StoreFileReader<S> {
@@ -44,7 +46,13 @@ impl<S: ObjectStore + Clone + 'static> StoreFileReader<S> {
             window: None,
             fetched: 0,
             requests: 0,
+            max_footer: u64::MAX,
         }
+    }
+
+    pub fn with_max_footer(mut self, bytes: u64) -> Self {
+        self.max_footer = bytes;
+        self
     }
 
     /// `range` from the window, fetching a new window from `range.start` when it is not there.
@@ -76,6 +84,20 @@ impl<S: ObjectStore + Clone + 'static> AsyncFileReader for StoreFileReader<S> {
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
+            if size >= 8 {
+                // The footer's length is the four bytes before the closing "PAR1".
+                let tail = self
+                    .read(size - 8..size)
+                    .await
+                    .map_err(|e| ParquetError::External(Box::new(e)))?;
+                let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+                if footer > self.max_footer {
+                    return Err(ParquetError::General(format!(
+                        "its footer is {footer} bytes, above the limit of {} (MAX_FOOTER_MB)",
+                        self.max_footer
+                    )));
+                }
+            }
             // No page index: decoding reads every row.
             let reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(FOOTER_PREFETCH));
             Ok(Arc::new(reader.load_and_finish(self, size).await?))

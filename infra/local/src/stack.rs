@@ -60,7 +60,7 @@ pub struct StackCounters {
 
 /// A function's handler, built by the same constructor as its Lambda's `main.rs`.
 enum Handler {
-    Decoder(canopy_decoder::Decoder<S3Store>),
+    Decoder(Box<canopy_decoder::Decoder<S3Store>>),
     Telemetry(canopy_telemetry::TelemetryHandler<DynamoStateTable, DynamoLedger, S3Store>),
     Alerts(canopy_alerts::AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher>),
 }
@@ -233,7 +233,9 @@ impl Stack {
 fn handler(binary: &str, env: &BTreeMap<String, String>, sdk: &aws_config::SdkConfig) -> Result<Option<Handler>> {
     let sink = MetricsSink::Log;
     Ok(Some(match binary {
-        "decoder" => Handler::Decoder(canopy_decoder::Decoder::from_env(env, sdk)?.with_metrics(sink)),
+        "decoder" => Handler::Decoder(Box::new(
+            canopy_decoder::Decoder::from_env(env, sdk)?.with_metrics(sink),
+        )),
         "telemetry" => Handler::Telemetry(canopy_telemetry::TelemetryHandler::from_env(env, sdk)?.with_metrics(sink)),
         "alerts" => Handler::Alerts(canopy_alerts::AlertsHandler::from_env(env, sdk)?.with_metrics(sink)),
         // Served over HTTP instead (serve_api).

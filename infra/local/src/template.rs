@@ -481,6 +481,19 @@ mod tests {
     }
 
     #[test]
+    fn a_vehicle_uploading_too_much_is_an_alarm() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let alarm = &doc["Resources"]["UploadVolumeAlarm"]["Properties"];
+        let query = alarm["Metrics"][0]["Expression"].as_str().unwrap();
+        assert!(
+            query.contains("SUM(RawBytes)") && query.contains("GROUP BY VehicleId"),
+            "{query}"
+        );
+        assert_eq!(alarm["Metrics"][0]["Period"].as_u64(), Some(3600));
+    }
+
+    #[test]
     fn no_other_origin_may_call_the_api_unless_given() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
         let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -40,6 +40,12 @@ impl Metrics {
         }
     }
 
+    /// Adds a dimension (`VehicleId`, ...) to the metrics of this unit of work.
+    pub fn with_dimension(mut self, name: &str, value: &str) -> Self {
+        self.dimensions.push((name.to_string(), value.to_string()));
+        self
+    }
+
     pub fn add(&mut self, name: &str, value: f64, unit: Unit) -> &mut Self {
         match self.values.iter_mut().find(|(n, _, _)| n == name) {
             Some(entry) => entry.1 += value,
@@ -130,5 +136,17 @@ mod tests {
             json!([{"Name": "Frames", "Unit": "Count"}, {"Name": "BytesIn", "Unit": "Bytes"}])
         );
         assert!(doc["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+
+    #[test]
+    fn dimensions_are_declared_together() {
+        let mut m = Metrics::new("decoder").with_dimension("VehicleId", "veh-001");
+        m.add("RawBytes", 10.0, Unit::Bytes);
+        let doc = m.to_json();
+        assert_eq!(doc["VehicleId"], "veh-001");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function", "VehicleId"]])
+        );
     }
 }
