@@ -480,6 +480,48 @@ mod tests {
         assert!(sids(&doc["Resources"]["DataBucketPolicy"]).contains(&"NoCustomerProvidedKeys".to_string()));
     }
 
+    /// The functions that parse what vehicles send hold no right on "*"
+    /// (X-Ray's two write actions, which take no resource, aside), and no role
+    /// SAM would build them with its managed SQS policy (Resource "*").
+    #[test]
+    fn functions_that_parse_untrusted_input_hold_no_wildcard_rights() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for function in ["DecoderFunction", "TelemetryFunction"] {
+            let properties = &doc["Resources"][function]["Properties"];
+            assert!(properties["Policies"].is_null(), "{function}: SAM-built role");
+            let role_ref = match &properties["Role"] {
+                Value::Tagged(t) => t.value.as_str().unwrap_or_default().to_string(),
+                _ => String::new(),
+            };
+            let role_id = role_ref.trim_end_matches(".Arn");
+            let role = &doc["Resources"][role_id];
+            assert_eq!(
+                role["Type"].as_str(),
+                Some("AWS::IAM::Role"),
+                "{function}: explicit role, not {role_ref:?}"
+            );
+            let mut statements = 0;
+            for policy in seq(&role["Properties"], "Policies") {
+                for statement in seq(&policy["PolicyDocument"], "Statement") {
+                    statements += 1;
+                    if statement["Resource"].as_str() != Some("*") {
+                        continue;
+                    }
+                    let actions = seq(&statement, "Action");
+                    assert!(
+                        !actions.is_empty()
+                            && actions
+                                .iter()
+                                .all(|a| a.as_str().is_some_and(|a| a.starts_with("xray:Put"))),
+                        "{function}: {statement:?}"
+                    );
+                }
+            }
+            assert!(statements >= 4, "{function}: {statements} statements");
+        }
+    }
+
     #[test]
     fn a_vehicle_uploading_too_much_is_an_alarm() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
