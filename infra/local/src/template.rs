@@ -522,6 +522,27 @@ mod tests {
         }
     }
 
+    /// A service may assume the stack's roles only on this account's behalf.
+    #[test]
+    fn every_role_a_service_assumes_names_the_account() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut roles = 0;
+        for (id, resource) in doc["Resources"].as_mapping().unwrap() {
+            if resource["Type"].as_str() != Some("AWS::IAM::Role") {
+                continue;
+            }
+            roles += 1;
+            for statement in seq(&resource["Properties"]["AssumeRolePolicyDocument"], "Statement") {
+                assert!(
+                    !statement["Condition"]["StringEquals"]["aws:SourceAccount"].is_null(),
+                    "{id:?}: {statement:?}"
+                );
+            }
+        }
+        assert!(roles >= 5, "{roles} roles");
+    }
+
     #[test]
     fn a_vehicle_uploading_too_much_is_an_alarm() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
