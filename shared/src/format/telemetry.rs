@@ -113,7 +113,7 @@ impl Telemetry {
         let mut t = Self::from_measures(vehicle_id, ts, seq, required);
         t.cell_voltage_spread_v = cell_voltage_spread_v;
         t.received_at_ms = object.get(RECEIVED_AT).and_then(Value::as_i64);
-        t.extra = unknown_fields(object);
+        t.extra = unknown_fields(object)?;
         t.check_ranges()?;
         Ok(t)
     }
@@ -333,14 +333,55 @@ fn required_measures(object: &Object) -> Result<[f64; Measure::REQUIRED.len()], 
 }
 
 /// The fields v1 does not define.
-fn unknown_fields(object: &Object) -> BTreeMap<String, Value> {
+/// The most fields beyond v1 a message may carry (the edge sends none).
+pub const MAX_EXTRA_FIELDS: usize = 16;
+/// The longest name and string value of such a field.
+pub const MAX_EXTRA_NAME: usize = 64;
+pub const MAX_EXTRA_STRING: usize = 256;
+
+/// The fields v1 does not define: kept for the archive and served by the API,
+/// so they are bounded: a few, named like identifiers, with scalar values and
+/// short strings (no documents, nothing a page would render as markup at length).
+fn unknown_fields(object: &Object) -> Result<BTreeMap<String, Value>, Rejection> {
     let known =
         |k: &str| matches!(k, "v" | "vehicle_id" | "ts" | "seq" | TOPIC_VEHICLE_ID) || Measure::from_name(k).is_some();
-    object
+    let extra: BTreeMap<String, Value> = object
         .iter()
         .filter(|(k, v)| !(known(k) || (k.as_str() == RECEIVED_AT && v.is_i64())))
         .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+        .collect();
+    if extra.len() > MAX_EXTRA_FIELDS {
+        return Err(reject(format!(
+            "{} fields beyond telemetry v1; at most {MAX_EXTRA_FIELDS} are kept",
+            extra.len()
+        )));
+    }
+    for (name, value) in &extra {
+        let identifier = name.len() <= MAX_EXTRA_NAME
+            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !identifier {
+            return Err(reject(format!(
+                "field name {:?} is not a name of letters, digits and _ of at most {MAX_EXTRA_NAME} characters",
+                name.chars().take(80).collect::<String>()
+            )));
+        }
+        match value {
+            Value::String(text) if text.chars().count() > MAX_EXTRA_STRING => {
+                return Err(reject(format!(
+                    "field {name} is a string of more than {MAX_EXTRA_STRING} characters"
+                )));
+            }
+            Value::Array(_) | Value::Object(_) => {
+                return Err(reject(format!(
+                    "field {name} must be a number, string, boolean or null, found {}",
+                    kind(value)
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(extra)
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -473,6 +514,29 @@ mod tests {
         );
         let behind = at("2023-11-01T00:00:00Z").unwrap_err().reason;
         assert!(behind.contains("behind the time IoT Core received"), "{behind}");
+    }
+
+    #[test]
+    fn fields_beyond_v1_are_bounded() {
+        let with = |name: &str, value: Value| {
+            let mut v = valid();
+            v[name] = value;
+            Telemetry::from_json(&v).map(|t| t.extra.len()).map_err(|r| r.reason)
+        };
+        assert_eq!(with("firmware", json!("1.2.3")), Ok(1));
+        assert_eq!(with("odometer_km", json!(12345.6)), Ok(1));
+        assert!(with("<script>", json!(1)).unwrap_err().contains("is not a name"));
+        assert!(
+            with("firmware", json!("x".repeat(300)))
+                .unwrap_err()
+                .contains("more than 256")
+        );
+        assert!(with("blob", json!({"a": 1})).unwrap_err().contains("found an object"));
+        let mut many = valid();
+        for i in 0..=MAX_EXTRA_FIELDS {
+            many[format!("f{i}")] = json!(i);
+        }
+        assert!(Telemetry::from_json(&many).unwrap_err().reason.contains("at most 16"));
     }
 
     #[test]
