@@ -544,6 +544,32 @@ mod tests {
     }
 
     #[test]
+    fn the_api_takes_access_tokens_and_queries_under_its_own_lower_cap() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let authorizer = &doc["Resources"]["HttpApi"]["Properties"]["Auth"]["Authorizers"]["CognitoJwt"];
+        assert_eq!(
+            seq(authorizer, "AuthorizationScopes"),
+            [Value::from("aws.cognito.signin.user.admin")],
+            "ID tokens carry no scope and are refused"
+        );
+        let api_cap = doc["Parameters"]["ApiBytesScannedCutoff"]["Default"].as_u64().unwrap();
+        let analysts_cap = doc["Parameters"]["AthenaBytesScannedCutoff"]["Default"]
+            .as_u64()
+            .unwrap();
+        assert!(api_cap < analysts_cap);
+        let t = template();
+        let api = t.functions.iter().find(|f| f.binary == "api").unwrap();
+        assert_eq!(api.environment["ATHENA_WORKGROUP"], "ApiAthenaWorkGroup");
+        for group in ["FleetAdminGroup", "ViewerGroup"] {
+            assert_eq!(
+                doc["Resources"][group]["Type"].as_str(),
+                Some("AWS::Cognito::UserPoolGroup")
+            );
+        }
+    }
+
+    #[test]
     fn a_vehicle_uploading_too_much_is_an_alarm() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
         let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
