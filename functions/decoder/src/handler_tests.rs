@@ -284,3 +284,17 @@ async fn objects_past_the_limits_fail_alone_before_their_data_is_read() {
         .to_string();
     assert!(err.contains("MAX_FOOTER_MB"), "{err}");
 }
+
+#[tokio::test]
+async fn the_footer_check_and_the_metadata_share_one_read() {
+    let store = MemoryStore::new("lake");
+    let key = raw_object(&store, "veh-001", 100).await;
+    let decoder = Decoder::new(store.clone(), config()).unwrap();
+    decoder
+        .handle(serde_json::from_value(notification(&key)).unwrap())
+        .await
+        .unwrap();
+    // A small object: the footer check's GET (the 64 KB prefetch span) holds the
+    // footer, the metadata and the data; before, the check cost a GET of its own.
+    assert_eq!(store.faults().calls("get_range"), 1);
+}

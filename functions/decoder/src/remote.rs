@@ -85,12 +85,15 @@ impl<S: ObjectStore + Clone + 'static> AsyncFileReader for StoreFileReader<S> {
         async move {
             let size = self.size;
             if size >= 8 {
-                // The footer's length is the four bytes before the closing "PAR1".
+                // The footer's length is the four bytes before the closing "PAR1". Reading
+                // the prefetch span here leaves it in the window, where the metadata
+                // reader below finds it: one GET serves both.
                 let tail = self
-                    .read(size - 8..size)
+                    .read(size.saturating_sub(FOOTER_PREFETCH as u64)..size)
                     .await
                     .map_err(|e| ParquetError::External(Box::new(e)))?;
-                let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+                let at = tail.len() - 8;
+                let footer = u64::from(u32::from_le_bytes([tail[at], tail[at + 1], tail[at + 2], tail[at + 3]]));
                 if footer > self.max_footer {
                     return Err(ParquetError::General(format!(
                         "its footer is {footer} bytes, above the limit of {} (MAX_FOOTER_MB)",

@@ -430,14 +430,20 @@ fn seq(v: &Value, name: &str) -> Vec<Value> {
 mod tests {
     use super::*;
 
+    const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+
     fn template() -> Template {
-        Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")).unwrap()
+        Template::load(Path::new(TEMPLATE)).unwrap()
+    }
+
+    /// The template as plain YAML, for what `Template` does not read (policies, parameters).
+    fn raw_template() -> Value {
+        serde_yaml::from_str(&std::fs::read_to_string(TEMPLATE).unwrap()).unwrap()
     }
 
     #[test]
     fn data_outlives_the_stack() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
-        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let doc = raw_template();
         let kept = ["AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::KMS::Key"];
         let mut checked = 0;
         for (id, resource) in doc["Resources"].as_mapping().unwrap() {
@@ -463,8 +469,7 @@ mod tests {
 
     #[test]
     fn topics_take_only_tls_and_the_lake_refuses_keys_it_cannot_read() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
-        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let doc = raw_template();
         let resources = doc["Resources"].as_mapping().unwrap();
         let topics = resources
             .iter()
@@ -485,8 +490,7 @@ mod tests {
     /// SAM would build them with its managed SQS policy (Resource "*").
     #[test]
     fn functions_that_parse_untrusted_input_hold_no_wildcard_rights() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
-        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let doc = raw_template();
         for function in ["DecoderFunction", "TelemetryFunction"] {
             let properties = &doc["Resources"][function]["Properties"];
             assert!(properties["Policies"].is_null(), "{function}: SAM-built role");
@@ -525,8 +529,7 @@ mod tests {
     /// A service may assume the stack's roles only on this account's behalf.
     #[test]
     fn every_role_a_service_assumes_names_the_account() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
-        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let doc = raw_template();
         let mut roles = 0;
         for (id, resource) in doc["Resources"].as_mapping().unwrap() {
             if resource["Type"].as_str() != Some("AWS::IAM::Role") {
@@ -545,8 +548,7 @@ mod tests {
 
     #[test]
     fn the_api_takes_access_tokens_and_queries_under_its_own_lower_cap() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
-        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let doc = raw_template();
         let authorizer = &doc["Resources"]["HttpApi"]["Properties"]["Auth"]["Authorizers"]["CognitoJwt"];
         assert_eq!(
             seq(authorizer, "AuthorizationScopes"),
@@ -571,8 +573,7 @@ mod tests {
 
     #[test]
     fn a_vehicle_uploading_too_much_is_an_alarm() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
-        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let doc = raw_template();
         let alarm = &doc["Resources"]["UploadVolumeAlarm"]["Properties"];
         let query = alarm["Metrics"][0]["Expression"].as_str().unwrap();
         assert!(
@@ -584,8 +585,7 @@ mod tests {
 
     #[test]
     fn no_other_origin_may_call_the_api_unless_given() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
-        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let doc = raw_template();
         assert_eq!(doc["Parameters"]["ApiCorsOrigin"]["Default"].as_str(), Some(""));
         assert!(
             !doc["Conditions"]["HasCorsOrigin"].is_null(),
