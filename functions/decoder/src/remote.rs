@@ -92,7 +92,13 @@ impl<S: ObjectStore + Clone + 'static> AsyncFileReader for StoreFileReader<S> {
                     .read(size.saturating_sub(FOOTER_PREFETCH as u64)..size)
                     .await
                     .map_err(|e| ParquetError::External(Box::new(e)))?;
-                let at = tail.len() - 8;
+                // A store that answers short (the object replaced since its HEAD) is an error, not a panic.
+                let Some(at) = tail.len().checked_sub(8) else {
+                    return Err(ParquetError::EOF(format!(
+                        "{} bytes where the footer should be",
+                        tail.len()
+                    )));
+                };
                 let footer = u64::from(u32::from_le_bytes([tail[at], tail[at + 1], tail[at + 2], tail[at + 3]]));
                 if footer > self.max_footer {
                     return Err(ParquetError::General(format!(
