@@ -9,18 +9,20 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoQuotaCounter, DynamoStateTable};
 use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::dbc::{Database, SignalValue};
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
 use canopy::format::telemetry::Telemetry;
 use canopy::ports::state::LatestStateStore;
+use canopy_api::access::AccessPolicy;
 use canopy_api::history::athena::{AthenaHistory, Polling};
 use canopy_api::history::datafusion::DataFusionHistory;
 use canopy_api::history::{FleetStat, History, HistoryError, SignalRef, TimeRange};
+use canopy_api::quota::HistoryQuota;
 use canopy_api::{Api, OPENAPI, built_in_catalog, router};
-use canopy_local::resources::{alerts_table, state_table};
+use canopy_local::resources::{alerts_table, quota_table, state_table};
 use canopy_tests::local;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
@@ -251,8 +253,11 @@ async fn the_router_answers_validates_and_documents_every_route() {
     let api = Arc::new(Api {
         history,
         state,
-        alerts: DynamoAlertLog::new(dynamodb, &local::table(alerts_table, "api-alerts").await),
+        alerts: DynamoAlertLog::new(dynamodb.clone(), &local::table(alerts_table, "api-alerts").await),
         catalog: built_in_catalog().unwrap(),
+        access: AccessPolicy::default(),
+        quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
+        history_quota: HistoryQuota { per_minute: 1_000 },
     });
     let app = router(api.clone());
 
@@ -580,8 +585,11 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
     let app = router(Arc::new(Api {
         history: slow,
         state: DynamoStateTable::new(dynamodb.clone(), &local::table(state_table, "api-state").await),
-        alerts: DynamoAlertLog::new(dynamodb, &local::table(alerts_table, "api-alerts").await),
+        alerts: DynamoAlertLog::new(dynamodb.clone(), &local::table(alerts_table, "api-alerts").await),
         catalog: built_in_catalog().unwrap(),
+        access: AccessPolicy::default(),
+        quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
+        history_quota: HistoryQuota { per_minute: 1_000 },
     }));
     let uri = format!("/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T00:00:00Z&to=2023-11-14T01:00:00Z");
     let (status, body) = call(&app, "GET", &uri, None).await;

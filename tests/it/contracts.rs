@@ -2,11 +2,11 @@
 //! adapters on moto: the same suites the memory adapters pass in the
 //! library's unit tests, so a service tested on memory is tested on what AWS does.
 
-use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoLedger, DynamoQuotaCounter, DynamoStateTable};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::adapters::contract;
-use canopy_local::resources::{alerts_table, create_topic, ledger_table, state_table};
+use canopy_local::resources::{alerts_table, create_topic, ledger_table, quota_table, state_table};
 use canopy_tests::local;
 
 #[tokio::test]
@@ -30,6 +30,12 @@ async fn dynamodb_keeps_the_ledger_contract() {
 async fn dynamodb_keeps_the_alert_log_contract() {
     let table = local::table(alerts_table, "contract-alerts").await;
     contract::alert_log(&DynamoAlertLog::new(local::dynamodb().await, &table), "ddb").await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_quota_contract() {
+    let table = local::table(quota_table, "contract-quota").await;
+    contract::quota_counter(&DynamoQuotaCounter::new(local::dynamodb().await, &table), "ddb").await;
 }
 
 #[tokio::test]

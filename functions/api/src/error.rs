@@ -6,7 +6,7 @@
 //! buckets, roles and the account, goes only to the log, under that id.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use canopy::ports::TableError;
 use serde_json::json;
@@ -21,6 +21,8 @@ pub struct ApiError {
     pub(crate) field: Option<String>,
     pub(crate) query_id: Option<String>,
     pub(crate) request_id: Option<String>,
+    /// Sent as `Retry-After` (a 429).
+    pub(crate) retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             field: None,
             query_id: None,
             request_id: None,
+            retry_after_s: None,
         }
     }
 
@@ -105,6 +108,12 @@ impl IntoResponse for ApiError {
         if let Some(id) = self.request_id {
             error["request_id"] = json!(id);
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }

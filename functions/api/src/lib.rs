@@ -7,9 +7,13 @@
 //! - [`Config`], [`Api::from_env`]: the wiring the Lambda's `main.rs` uses.
 //! - [`history`]: signal history and fleet statistics, with both backends
 //!   side by side (Athena in AWS, DataFusion on the local stack).
+//! - [`access`]: which vehicles a caller reads; [`quota`]: how many history
+//!   queries a minute.
 
+pub mod access;
 pub mod error;
 pub mod history;
+pub mod quota;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,15 +24,18 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoQuotaCounter, DynamoStateTable};
 use canopy::domain::vehicle::VehicleId;
 use canopy::ports::alert_log::AlertLog;
+use canopy::ports::quota::QuotaCounter;
 use canopy::ports::state::{LatestState, LatestStateStore};
 use canopy::runtime::env::{self, EnvError};
 
+use crate::access::{AccessPolicy, Identity, VehicleGroups};
 use crate::error::ApiError;
 use crate::history::athena::AthenaHistory;
 use crate::history::{Catalog, History, InvalidQuery, MAX_SIGNALS, SignalRef, TimeRange, max_points};
+use crate::quota::HistoryQuota;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -61,6 +68,12 @@ pub struct Config {
     pub workgroup: String,
     /// `GLUE_DATABASE`: the lake's tables.
     pub database: String,
+    /// `QUOTA_TABLE`: history queries per user and minute.
+    pub quota_table: String,
+    /// `HISTORY_QUERIES_PER_MINUTE` (default 60; 0 for no quota).
+    pub history_quota: HistoryQuota,
+    /// `VEHICLE_GROUPS` (optional): `north=veh-001,veh-002;south=veh-1*`.
+    pub vehicle_groups: VehicleGroups,
 }
 
 impl Config {
@@ -71,6 +84,14 @@ impl Config {
             alerts_table: env::required(vars, "ALERTS_TABLE")?,
             workgroup: env::required(vars, "ATHENA_WORKGROUP")?,
             database: env::required(vars, "GLUE_DATABASE")?,
+            quota_table: env::required(vars, "QUOTA_TABLE")?,
+            history_quota: HistoryQuota {
+                per_minute: env::parse_or(vars, "HISTORY_QUERIES_PER_MINUTE", HistoryQuota::DEFAULT_PER_MINUTE)?,
+            },
+            vehicle_groups: VehicleGroups::parse(&env::or(vars, "VEHICLE_GROUPS", "")).map_err(|problem| EnvError {
+                name: "VEHICLE_GROUPS".into(),
+                problem,
+            })?,
         })
     }
 }
@@ -85,61 +106,83 @@ pub enum StartError {
 }
 
 /// What the handlers share: history, the latest-state table, the alert log,
-/// and the catalog names are checked against.
-pub struct Api<H, S, A> {
+/// the catalog names are checked against, who reads what, and the quota.
+pub struct Api<H, S, A, Q> {
     pub history: H,
     pub state: S,
     pub alerts: A,
     pub catalog: Catalog,
+    pub access: AccessPolicy,
+    pub quota_counter: Q,
+    pub history_quota: HistoryQuota,
 }
 
-impl<H> Api<H, DynamoStateTable, DynamoAlertLog> {
-    /// The API over DynamoDB with `history` (Athena in Lambda, DataFusion on the local stack).
+impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
+    /// The API over DynamoDB with `history` (Athena in Lambda, DataFusion on
+    /// the local stack). Without sign-in (the local stack) every caller reads every vehicle.
     pub fn with_history(config: &Config, sdk: &aws_config::SdkConfig, history: H) -> Result<Self, StartError> {
         let client = dynamodb::client(sdk);
         Ok(Self {
             history,
             state: DynamoStateTable::new(client.clone(), &config.state_table),
-            alerts: DynamoAlertLog::new(client, &config.alerts_table),
+            alerts: DynamoAlertLog::new(client.clone(), &config.alerts_table),
             catalog: built_in_catalog()?,
+            access: AccessPolicy {
+                vehicle_groups: config.vehicle_groups.clone(),
+                identity_required: false,
+            },
+            quota_counter: DynamoQuotaCounter::new(client, &config.quota_table),
+            history_quota: config.history_quota,
         })
     }
 }
 
-impl Api<AthenaHistory, DynamoStateTable, DynamoAlertLog> {
-    /// The API as deployed: configuration from `vars`, DynamoDB and Athena.
+impl Api<AthenaHistory, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
+    /// The API as deployed: configuration from `vars`, DynamoDB and Athena,
+    /// every data route behind the JWT authorizer.
     pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, StartError> {
         let config = Config::from_vars(vars)?;
         let history = AthenaHistory::new(sdk, &config.workgroup, &config.database);
-        Self::with_history(&config, sdk, history)
+        let mut api = Self::with_history(&config, sdk, history)?;
+        api.access.identity_required = true;
+        Ok(api)
     }
 }
 
-pub fn router<H, S, A>(api: Arc<Api<H, S, A>>) -> Router
+pub fn router<H, S, A, Q>(api: Arc<Api<H, S, A, Q>>) -> Router
 where
     H: History + 'static,
     S: LatestStateStore + 'static,
     A: AlertLog + 'static,
+    Q: QuotaCounter + 'static,
 {
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
-        .route("/signals", get(signals::<H, S, A>))
-        .route("/vehicles", get(vehicles::<H, S, A>))
-        .route("/vehicles/{id}", get(vehicle::<H, S, A>))
-        .route("/vehicles/{id}/alerts", get(alerts::<H, S, A>))
+        .route("/signals", get(signals::<H, S, A, Q>))
+        .route("/vehicles", get(vehicles::<H, S, A, Q>))
+        .route("/vehicles/{id}", get(vehicle::<H, S, A, Q>))
+        .route("/vehicles/{id}/alerts", get(alerts::<H, S, A, Q>))
         .route(
             "/vehicles/{id}/signals/{message}/{signal}",
-            get(signal_history::<H, S, A>),
+            get(signal_history::<H, S, A, Q>),
         )
-        .route("/vehicles/{id}/query", post(query::<H, S, A>))
-        .route("/fleet/stats", get(fleet_stats::<H, S, A>))
+        .route("/vehicles/{id}/query", post(query::<H, S, A, Q>))
+        .route("/fleet/stats", get(fleet_stats::<H, S, A, Q>))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route (GET /openapi.json lists them)") })
         .with_state(api)
 }
 
 type Answer = Result<Json<Value>, ApiError>;
-type Shared<H, S, A> = State<Arc<Api<H, S, A>>>;
+type Shared<H, S, A, Q> = State<Arc<Api<H, S, A, Q>>>;
+
+/// A vehicle id from the path, when the caller may read it.
+fn readable_vehicle<H, S, A, Q>(api: &Api<H, S, A, Q>, identity: &Identity, id: &str) -> Result<VehicleId, ApiError> {
+    let scope = api.access.scope(identity)?;
+    let id = vehicle_id(id)?;
+    scope.check(&id)?;
+    Ok(id)
+}
 
 fn vehicle_id(id: &str) -> Result<VehicleId, ApiError> {
     VehicleId::new(id).map_err(|e| {
@@ -194,35 +237,63 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn signals<H, S, A>(State(api): Shared<H, S, A>) -> Json<Value> {
-    Json(json!({ "signals": api.catalog.entries() }))
+async fn signals<H, S, A, Q>(State(api): Shared<H, S, A, Q>, identity: Identity) -> Answer {
+    api.access.scope(&identity)?;
+    Ok(Json(json!({ "signals": api.catalog.entries() })))
 }
 
-async fn vehicles<H, S: LatestStateStore, A>(
-    State(api): Shared<H, S, A>,
+/// Table pages read for one answer at most: a caller in a small group of a
+/// large fleet gets a short page and a `next` rather than a slow answer.
+const MAX_PAGES_PER_LISTING: usize = 10;
+
+async fn vehicles<H, S: LatestStateStore, A, Q>(
+    State(api): Shared<H, S, A, Q>,
+    identity: Identity,
     Query(params): Query<HashMap<String, String>>,
 ) -> Answer {
+    let scope = api.access.scope(&identity)?;
     let limit = page_limit(&params)?;
-    let after = params.get("after").map(|a| vehicle_id(a)).transpose()?;
-    let page = api.state.list(limit, after.as_ref().map(VehicleId::as_str)).await?;
-    let items: Vec<Value> = page.items.iter().map(state_json).collect();
-    Ok(Json(json!({ "vehicles": items, "next": page.next })))
+    let mut after = params
+        .get("after")
+        .map(|a| vehicle_id(a))
+        .transpose()?
+        .map(|v| v.to_string());
+    let mut items = Vec::new();
+    for _ in 0..MAX_PAGES_PER_LISTING {
+        let page = api.state.list(limit - items.len(), after.as_deref()).await?;
+        items.extend(
+            page.items
+                .iter()
+                .filter(|s| scope.allows(s.telemetry.vehicle_id.as_str()))
+                .map(state_json),
+        );
+        after = page.next;
+        if after.is_none() || items.len() == limit {
+            break;
+        }
+    }
+    Ok(Json(json!({ "vehicles": items, "next": after })))
 }
 
-async fn vehicle<H, S: LatestStateStore, A>(State(api): Shared<H, S, A>, Path(id): Path<String>) -> Answer {
-    let id = vehicle_id(&id)?;
+async fn vehicle<H, S: LatestStateStore, A, Q>(
+    State(api): Shared<H, S, A, Q>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = readable_vehicle(&api, &identity, &id)?;
     match api.state.get(&id).await? {
         Some(state) => Ok(Json(state_json(&state))),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no vehicle {id}"))),
+        None => Err(access::no_vehicle(&id)),
     }
 }
 
-async fn alerts<H, S, A: AlertLog>(
-    State(api): Shared<H, S, A>,
+async fn alerts<H, S, A: AlertLog, Q>(
+    State(api): Shared<H, S, A, Q>,
+    identity: Identity,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Answer {
-    let id = vehicle_id(&id)?;
+    let id = readable_vehicle(&api, &identity, &id)?;
     let limit = page_limit(&params)?;
     let before = match params.get("before") {
         None => None,
@@ -239,12 +310,13 @@ async fn alerts<H, S, A: AlertLog>(
     Ok(Json(json!({ "vehicle_id": id, "alerts": alerts })))
 }
 
-async fn signal_history<H: History, S, A>(
-    State(api): Shared<H, S, A>,
+async fn signal_history<H: History, S, A, Q: QuotaCounter>(
+    State(api): Shared<H, S, A, Q>,
+    identity: Identity,
     Path((id, message, signal)): Path<(String, String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Answer {
-    let id = vehicle_id(&id)?;
+    let id = readable_vehicle(&api, &identity, &id)?;
     let entry = api.catalog.check(&SignalRef {
         message_name: message,
         signal_name: signal,
@@ -255,6 +327,9 @@ async fn signal_history<H: History, S, A>(
         chrono::Utc::now(),
     )?;
     let max_points = max_points(number(&params, "max_points")?)?;
+    api.history_quota
+        .admit(&api.quota_counter, &identity, chrono::Utc::now().timestamp())
+        .await?;
     let series = history::series(&api.history, entry, &id, range, max_points).await?;
     Ok(Json(
         json!({ "vehicle_id": id, "from_us": range.from_us, "to_us": range.to_us, "series": series }),
@@ -270,12 +345,13 @@ pub struct QueryBody {
     max_points: Option<usize>,
 }
 
-async fn query<H: History, S, A>(
-    State(api): Shared<H, S, A>,
+async fn query<H: History, S, A, Q: QuotaCounter>(
+    State(api): Shared<H, S, A, Q>,
+    identity: Identity,
     Path(id): Path<String>,
     body: Result<Json<QueryBody>, JsonRejection>,
 ) -> Answer {
-    let id = vehicle_id(&id)?;
+    let id = readable_vehicle(&api, &identity, &id)?;
     let Json(body) = body.map_err(|e| ApiError {
         field: Some("body".into()),
         ..ApiError::new(StatusCode::BAD_REQUEST, e.body_text())
@@ -295,6 +371,9 @@ async fn query<H: History, S, A>(
         .collect::<Result<Vec<_>, _>>()?;
     let range = TimeRange::parse(body.start_time.as_deref(), body.end_time.as_deref(), chrono::Utc::now())?;
     let max_points = max_points(body.max_points)?;
+    api.history_quota
+        .admit(&api.quota_counter, &identity, chrono::Utc::now().timestamp())
+        .await?;
     let mut series = Vec::with_capacity(entries.len());
     for entry in entries {
         series.push(history::series(&api.history, entry, &id, range, max_points).await?);
@@ -304,15 +383,21 @@ async fn query<H: History, S, A>(
     ))
 }
 
-async fn fleet_stats<H: History, S, A>(
-    State(api): Shared<H, S, A>,
+async fn fleet_stats<H: History, S, A, Q: QuotaCounter>(
+    State(api): Shared<H, S, A, Q>,
+    identity: Identity,
     Query(params): Query<HashMap<String, String>>,
 ) -> Answer {
+    let scope = api.access.scope(&identity)?;
     let date = match params.get("date") {
         Some(d) => history::parse_date(d)?,
         None => chrono::Utc::now().date_naive(),
     };
-    let stats = api.history.fleet_stats(date).await?;
+    api.history_quota
+        .admit(&api.quota_counter, &identity, chrono::Utc::now().timestamp())
+        .await?;
+    let mut stats = api.history.fleet_stats(date).await?;
+    stats.retain(|s| scope.allows(&s.vehicle_id));
     Ok(Json(json!({ "date": date.to_string(), "stats": stats })))
 }
 

@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use canopy::adapters::contract::{alert, telemetry};
-use canopy::adapters::memory::{MemoryAlertLog, MemoryStateTable};
+use canopy::adapters::memory::{MemoryAlertLog, MemoryQuotaCounter, MemoryStateTable};
 use canopy::domain::lttb::Point;
 use canopy::ports::alert_log::AlertLog;
 use serde_json::Value;
@@ -11,20 +11,31 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::history::memory::MemoryHistory;
+use axum::http::header;
 
-type MemoryApi = Api<MemoryHistory, MemoryStateTable, MemoryAlertLog>;
+type MemoryApi = Api<MemoryHistory, MemoryStateTable, MemoryAlertLog, MemoryQuotaCounter>;
 
 const T0_US: i64 = 1_700_000_000_000_000;
 
 async fn api() -> Arc<MemoryApi> {
+    Arc::new(api_with(AccessPolicy::default(), HistoryQuota { per_minute: 1_000 }).await)
+}
+
+/// veh-001 (state, an alert, an hour of PackCurrent) and veh-002 (state).
+async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryApi {
     let api = Api {
         history: MemoryHistory::default(),
         state: MemoryStateTable::default(),
         alerts: MemoryAlertLog::default(),
         catalog: built_in_catalog().unwrap(),
+        access,
+        quota_counter: MemoryQuotaCounter::default(),
+        history_quota,
     };
     let v = VehicleId::new("veh-001").unwrap();
     api.state.put_if_newer(&telemetry(&v, 7, 0), 1).await.unwrap();
+    let other = VehicleId::new("veh-002").unwrap();
+    api.state.put_if_newer(&telemetry(&other, 3, 0), 1).await.unwrap();
     api.alerts.record(&alert(&v, 7, 0), 2_000_000_000).await.unwrap();
     let signal = SignalRef {
         message_name: "BMS_PackStatus".into(),
@@ -39,7 +50,7 @@ async fn api() -> Arc<MemoryApi> {
             value: if i == 20_000 { 500.0 } else { (i % 100) as f64 },
         }),
     );
-    Arc::new(api)
+    api
 }
 
 async fn get(api: &Arc<MemoryApi>, uri: &str) -> (StatusCode, Value) {
@@ -63,7 +74,7 @@ async fn state_and_alerts_come_from_their_ports() {
     let (status, body) = get(&api, "/vehicles/veh-404").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (_, body) = get(&api, "/vehicles").await;
-    assert_eq!(body["vehicles"].as_array().unwrap().len(), 1);
+    assert_eq!(body["vehicles"].as_array().unwrap().len(), 2);
     let (_, body) = get(&api, "/vehicles/veh-001/alerts").await;
     assert_eq!(body["alerts"][0]["rule"], "over-temperature");
     assert_eq!(body["alerts"][0]["unit"], "°C");
@@ -107,4 +118,133 @@ async fn a_failing_backend_is_a_502_and_a_failing_table_too() {
     );
     let request_id = body["error"]["request_id"].as_str().unwrap();
     assert!(message.contains(request_id), "{message}");
+}
+
+/// A request as API Gateway's HTTP API hands it to the Lambda after the JWT
+/// authorizer accepted an access token of `subject` in `groups` (`None`: no
+/// authorizer on the route), converted by `lambda_http` as in production.
+async fn signed_in(
+    api: &Arc<MemoryApi>,
+    subject: &str,
+    groups: Option<&str>,
+    uri: &str,
+) -> (StatusCode, Value, Option<String>) {
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let authorizer = match groups {
+        Some(groups) => json!({"jwt": {
+            "claims": {"sub": subject, "cognito:groups": groups, "token_use": "access", "scope": "aws.cognito.signin.user.admin"},
+            "scopes": ["aws.cognito.signin.user.admin"]
+        }}),
+        None => Value::Null,
+    };
+    let event = json!({
+        "version": "2.0", "routeKey": "ANY /{proxy+}", "rawPath": path, "rawQueryString": query,
+        "headers": {"host": "abc.execute-api.eu-west-1.amazonaws.com"},
+        "requestContext": {
+            "routeKey": "ANY /{proxy+}", "accountId": "123456789012", "stage": "$default", "requestId": "r1",
+            "authorizer": authorizer, "apiId": "abc", "domainName": "abc.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "abc", "time": "12/Mar/2026:19:03:58 +0000", "timeEpoch": 1_773_342_238_390i64,
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"}
+        },
+        "isBase64Encoded": false
+    });
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let request = request.map(|b| Body::from(b.to_vec()));
+    let response = router(api.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        retry_after,
+    )
+}
+
+fn grouped() -> AccessPolicy {
+    AccessPolicy {
+        vehicle_groups: VehicleGroups::parse("north=veh-001;south=veh-002").unwrap(),
+        identity_required: true,
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_of_one_group_does_not_see_another_groups_vehicles() {
+    let api = Arc::new(api_with(grouped(), HistoryQuota { per_minute: 100 }).await);
+    let history = "/signals/BMS_PackStatus/PackCurrent?from=2023-11-14T22:13:20Z&to=2023-11-14T23:13:20Z";
+    for uri in [
+        "/vehicles/veh-001",
+        "/vehicles/veh-001/alerts",
+        &format!("/vehicles/veh-001{history}"),
+    ] {
+        let (status, body, _) = signed_in(&api, "u-north", Some("[viewer north]"), uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        // South's vehicle answers as a vehicle that does not exist would.
+        let theirs = uri.replace("veh-001", "veh-002");
+        let (status, body, _) = signed_in(&api, "u-north", Some("[viewer north]"), &theirs).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{theirs}: {body}");
+        assert_eq!(body["error"]["message"], "no vehicle veh-002");
+    }
+    let listed = |body: &Value| -> Vec<String> {
+        body["vehicles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["vehicle_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, body, _) = signed_in(&api, "u-north", Some("[viewer north]"), "/vehicles").await;
+    assert_eq!(listed(&body), ["veh-001"]);
+    let (_, body, _) = signed_in(&api, "u-south", Some("[viewer south]"), "/vehicles?limit=1").await;
+    assert_eq!(
+        listed(&body),
+        ["veh-002"],
+        "the page is filled past vehicles out of scope"
+    );
+    let (_, body, _) = signed_in(&api, "u-admin", Some("[fleet-admin]"), "/vehicles").await;
+    assert_eq!(listed(&body), ["veh-001", "veh-002"]);
+    let (_, body, _) = signed_in(&api, "u-new", Some("[viewer]"), "/vehicles").await;
+    assert_eq!(
+        listed(&body),
+        Vec::<String>::new(),
+        "a viewer in no vehicle group sees none"
+    );
+    let (status, _, _) = signed_in(&api, "u-none", Some("[]"), "/vehicles").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = signed_in(&api, "u-none", None, "/vehicles").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a route without the authorizer serves nobody"
+    );
+    let (status, _, _) = signed_in(&api, "u-none", None, "/health").await;
+    assert_eq!(status, StatusCode::OK, "health stays open");
+}
+
+#[tokio::test]
+async fn history_queries_are_limited_per_user() {
+    let api = Arc::new(api_with(grouped(), HistoryQuota { per_minute: 2 }).await);
+    let uri = "/vehicles/veh-001/signals/BMS_PackStatus/PackCurrent?from=2023-11-14T22:13:20Z&to=2023-11-14T23:13:20Z&max_points=10";
+    // Two per minute: five quick requests span at most two minutes, so at
+    // least one is refused however the clock falls.
+    let mut ok = 0;
+    let mut retry = None;
+    for _ in 0..5 {
+        let (status, body, retry_after) = signed_in(&api, "u-admin", Some("[fleet-admin]"), uri).await;
+        match status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => retry = retry.or(retry_after),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!((2..=4).contains(&ok), "{ok} answered");
+    let seconds: u64 = retry.expect("a refusal with Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&seconds), "{seconds}");
+    let (status, _, _) = signed_in(&api, "u-other", Some("[fleet-admin]"), uri).await;
+    assert_eq!(status, StatusCode::OK, "another user has their own quota");
+    let (status, _, _) = signed_in(&api, "u-admin", Some("[fleet-admin]"), "/vehicles/veh-001").await;
+    assert_eq!(status, StatusCode::OK, "the quota is on history only");
 }

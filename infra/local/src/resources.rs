@@ -58,6 +58,16 @@ pub fn alerts_table(name: &str) -> TableSpec<'_> {
     }
 }
 
+/// Requests per caller and window (the API's history quota).
+pub fn quota_table(name: &str) -> TableSpec<'_> {
+    TableSpec {
+        name,
+        hash: ("key", ScalarAttributeType::S),
+        range: None,
+        ttl: Some("expires_at"),
+    }
+}
+
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, spec: &TableSpec<'_>) -> Result<(), ResourceError> {
     let mut keys = vec![(spec.hash.0, spec.hash.1.clone(), KeyType::Hash)];
     if let Some((name, kind)) = &spec.range {

@@ -448,7 +448,8 @@ mod tests {
         let mut checked = 0;
         for (id, resource) in doc["Resources"].as_mapping().unwrap() {
             let kind = resource["Type"].as_str().unwrap_or_default();
-            if !kept.contains(&kind) {
+            // The quota table holds the last minutes' request counts: nothing to keep.
+            if !kept.contains(&kind) || id.as_str() == Some("QuotaTable") {
                 continue;
             }
             checked += 1;

@@ -17,6 +17,7 @@ use crate::format::telemetry::Telemetry;
 use crate::ports::alert_log::AlertLog;
 use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
 use crate::ports::messaging::{DevicePublisher, Notifier};
+use crate::ports::quota::QuotaCounter;
 use crate::ports::state::LatestStateStore;
 use crate::ports::store::{ObjectStore, UploadSink};
 
@@ -273,6 +274,40 @@ pub async fn alert_log<A: AlertLog>(log: &A, tag: &str) {
     assert!(log.alerts(&vehicle(tag, 2), 10, None).await.expect("alerts").is_empty());
 }
 
+/// A quota counts up to its limit and no further; keys count apart; a
+/// refused request does not count.
+pub async fn quota_counter<Q: QuotaCounter>(quota: &Q, tag: &str) {
+    let key = format!("{tag}#user-a#1");
+    for expected in 1..=3 {
+        assert_eq!(quota.take(&key, 3, 2_000_000_000).await.expect("take"), Some(expected));
+    }
+    assert_eq!(
+        quota.take(&key, 3, 2_000_000_000).await.expect("take"),
+        None,
+        "the fourth of three"
+    );
+    assert_eq!(
+        quota.take(&key, 4, 2_000_000_000).await.expect("take"),
+        Some(4),
+        "refusals were not counted: a higher limit admits exactly one more"
+    );
+    assert_eq!(
+        quota
+            .take(&format!("{tag}#user-b#1"), 3, 2_000_000_000)
+            .await
+            .expect("take"),
+        Some(1)
+    );
+    assert_eq!(
+        quota
+            .take(&format!("{tag}#user-a#2"), 3, 2_000_000_000)
+            .await
+            .expect("take"),
+        Some(1),
+        "the next window starts at zero"
+    );
+}
+
 /// A notification with attributes is accepted, and `sent` (what reached
 /// subscribers: subject and body) shows it once.
 pub async fn notifier<N: Notifier>(notifier: &N, tag: &str, sent: impl AsyncFn() -> Vec<(String, String)>) {
@@ -308,6 +343,7 @@ mod tests {
         latest_state(&MemoryStateTable::default(), "t1").await;
         ledger(&MemoryLedger::default(), "t1").await;
         alert_log(&MemoryAlertLog::default(), "t1").await;
+        quota_counter(&MemoryQuotaCounter::default(), "t1").await;
         let n = MemoryNotifier::default();
         notifier(&n, "t1", async || {
             n.sent().into_iter().map(|s| (s.subject, s.body)).collect()

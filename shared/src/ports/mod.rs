@@ -8,12 +8,14 @@
 //! | [`state::LatestStateStore`] | each vehicle's newest telemetry | DynamoDB |
 //! | [`ledger::Ledger`] | which archive object holds a (vehicle, seq) | DynamoDB |
 //! | [`alert_log::AlertLog`] | the alert log and its cooldown windows | DynamoDB |
+//! | [`quota::QuotaCounter`] | requests per caller and window | DynamoDB |
 //! | [`messaging::Notifier`] | alerts to people | SNS |
 //! | [`messaging::DevicePublisher`] | messages to vehicles | IoT Core's data plane |
 
 pub mod alert_log;
 pub mod ledger;
 pub mod messaging;
+pub mod quota;
 pub mod state;
 pub mod store;
 

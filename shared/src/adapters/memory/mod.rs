@@ -6,6 +6,7 @@ mod alert_log;
 mod faults;
 mod ledger;
 mod messaging;
+mod quota;
 mod state;
 mod store;
 
@@ -13,6 +14,7 @@ pub use alert_log::MemoryAlertLog;
 pub use faults::Faults;
 pub use ledger::MemoryLedger;
 pub use messaging::{MemoryDevicePublisher, MemoryNotifier, Notification};
+pub use quota::MemoryQuotaCounter;
 pub use state::MemoryStateTable;
 pub use store::MemoryStore;
 

@@ -4,9 +4,11 @@
 //! - [`ledger::DynamoLedger`]: keys `vehicle_id`, `seq`; which archive object holds a message; TTL `expires_at`.
 //! - [`alert_log::DynamoAlertLog`]: keys `vehicle_id`, `sk`; `alert#<ts µs>#<rule>` items (the log,
 //!   newest first, TTL `expires_at`) and `cooldown#<rule>` items (the windows).
+//! - [`quota::DynamoQuotaCounter`]: key `key`; requests per caller and window; TTL `expires_at`.
 
 pub mod alert_log;
 pub mod ledger;
+pub mod quota;
 pub mod state;
 
 use std::collections::HashMap;
@@ -17,6 +19,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use alert_log::DynamoAlertLog;
 pub use ledger::DynamoLedger;
+pub use quota::DynamoQuotaCounter;
 pub use state::DynamoStateTable;
 
 use super::error_text;
