@@ -35,10 +35,31 @@ venv: $(VENV)/.installed ## the Python tools of tests and benchmarks
 edge-release:
 	$(CARGO) build --release -p canopy-edge
 
+# The web console (functions/api/web): npm packages from the committed lock,
+# built into web/dist, which the api crate embeds (functions/api/build.rs).
+WEB := functions/api/web
+WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json $(WEB)/scripts -type f 2>/dev/null)
+
+$(WEB)/node_modules/.installed: $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WEB)/dist/index.html: $(WEB)/node_modules/.installed $(WEB_SOURCES)
+	cd $(WEB) && npm run --silent build
+
+.PHONY: console
+console: $(WEB)/dist/index.html ## build the web console (the API binary embeds it)
+
+# Debian's Chromium for the browser test (playwright-core drives it; no browser download).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
 # ---- tests ---------------------------------------------------------------------
 
 .PHONY: test
-test: fmt-check clippy lint unit oracle oracle-opendbc python-tests ## everything CI runs
+test: fmt-check console clippy lint unit console-test oracle oracle-opendbc python-tests ## everything CI runs
 
 .PHONY: fmt-check
 fmt-check:
@@ -49,7 +70,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: unit
-unit: venv ## Rust unit and integration tests (these start moto server and MQTT brokers on loopback)
+unit: venv console ## Rust unit and integration tests (these start moto server and MQTT brokers on loopback)
 	@# The integration tests run canopy-edge and canopy-local, which cargo test does not build. --all-targets
 	@# resolves features as cargo test does (dev-dependencies included), so the two share one build of the dependencies.
 	$(CARGO) build --workspace --all-targets
@@ -101,6 +122,13 @@ oracle-opendbc: venv edge-release $(OPENDBC)/.installed ## real cars' DBC files:
 	  $(PY) tests/oracle/compare.py "$$exp" "$$work/$$name.jsonl" | tail -n1 | sed "s|^|$$name: |" >> "$$work/results"; \
 	done; \
 	awk '{p += $$2; f += $$4} END {printf "opendbc (non-strict): %d passed, %d failed\n", p, f; exit (f > 0)}' "$$work/results"
+
+.PHONY: console-test
+console-test: venv console $(CHROMIUM) ## the console: Vitest, then Chromium against the local stack with a simulated fleet
+	cd $(WEB) && npx vitest run
+	@# The same build as `unit` (features resolved alike), so no second build of the dependencies.
+	$(CARGO) build --workspace --all-targets
+	cd $(WEB) && CANOPY_LOCAL=$(LOCAL) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server CHROMIUM=$(CHROMIUM) node e2e/console.e2e.mjs
 
 .PHONY: python-tests
 python-tests: venv edge-release ## the files Canopy writes, read by pyarrow and DuckDB
@@ -155,7 +183,7 @@ lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## cfn-lint, sam validat
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
 .PHONY: build
-build: $(SAM_VENV)/.installed ## sam build: every function for arm64 with cargo-lambda, no Docker
+build: $(SAM_VENV)/.installed console ## sam build: every function for arm64 with cargo-lambda, no Docker
 	rustup target add aarch64-unknown-linux-gnu
 	PATH=$(SAM_PATH) $(SAM) build --beta-features
 
@@ -179,7 +207,7 @@ LOCAL := $(TARGET_DIR)/debug/canopy-local
 DEMO_ARGS ?=
 
 .PHONY: local-build
-local-build:
+local-build: console
 	$(CARGO) build -p canopy-edge -p canopy-local
 
 .PHONY: demo

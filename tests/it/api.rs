@@ -258,6 +258,7 @@ async fn the_router_answers_validates_and_documents_every_route() {
         access: AccessPolicy::default(),
         quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
         history_quota: HistoryQuota { per_minute: 1_000 },
+        console_auth: None,
     });
     let app = router(api.clone());
 
@@ -590,6 +591,7 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
         access: AccessPolicy::default(),
         quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
         history_quota: HistoryQuota { per_minute: 1_000 },
+        console_auth: None,
     }));
     let uri = format!("/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T00:00:00Z&to=2023-11-14T01:00:00Z");
     let (status, body) = call(&app, "GET", &uri, None).await;

@@ -9,9 +9,13 @@
 //!   side by side (Athena in AWS, DataFusion on the local stack).
 //! - [`access`]: which vehicles a caller reads; [`quota`]: how many history
 //!   queries a minute.
+//! - [`console`]: the web console, embedded in the binary and served at `/`;
+//!   [`etag`]: 304s for JSON answers that did not change.
 
 pub mod access;
+pub mod console;
 pub mod error;
+pub mod etag;
 pub mod history;
 pub mod quota;
 
@@ -32,6 +36,7 @@ use canopy::ports::state::{LatestState, LatestStateStore};
 use canopy::runtime::env::{self, EnvError};
 
 use crate::access::{AccessPolicy, Identity, VehicleGroups};
+use crate::console::ConsoleAuth;
 use crate::error::ApiError;
 use crate::history::athena::AthenaHistory;
 use crate::history::{Catalog, History, InvalidQuery, MAX_SIGNALS, SignalRef, TimeRange, max_points};
@@ -45,10 +50,15 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 const MAX_PAGE: usize = 100;
 
 /// Every route of [`router`], as `openapi.json` must list it.
-pub const ROUTES: [(&str, &str); 9] = [
+pub const ROUTES: [(&str, &str); 14] = [
+    ("GET", "/"),
+    ("GET", "/docs"),
+    ("GET", "/assets/{file}"),
+    ("GET", "/config.json"),
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/signals"),
+    ("GET", "/alerts"),
     ("GET", "/vehicles"),
     ("GET", "/vehicles/{id}"),
     ("GET", "/vehicles/{id}/alerts"),
@@ -74,6 +84,8 @@ pub struct Config {
     pub history_quota: HistoryQuota,
     /// `VEHICLE_GROUPS` (optional): `north=veh-001,veh-002;south=veh-1*`.
     pub vehicle_groups: VehicleGroups,
+    /// `CONSOLE_AUTH_DOMAIN` and `CONSOLE_CLIENT_ID` (both or neither): the console's sign-in.
+    pub console_auth: Option<ConsoleAuth>,
 }
 
 impl Config {
@@ -92,6 +104,7 @@ impl Config {
                 name: "VEHICLE_GROUPS".into(),
                 problem,
             })?,
+            console_auth: console::auth_from_vars(vars)?,
         })
     }
 }
@@ -115,6 +128,8 @@ pub struct Api<H, S, A, Q> {
     pub access: AccessPolicy,
     pub quota_counter: Q,
     pub history_quota: HistoryQuota,
+    /// What `/config.json` tells the console about sign-in.
+    pub console_auth: Option<ConsoleAuth>,
 }
 
 impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
@@ -133,6 +148,7 @@ impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
             },
             quota_counter: DynamoQuotaCounter::new(client, &config.quota_table),
             history_quota: config.history_quota,
+            console_auth: config.console_auth.clone(),
         })
     }
 }
@@ -156,10 +172,19 @@ where
     A: AlertLog + 'static,
     Q: QuotaCounter + 'static,
 {
+    let console_auth = api.console_auth.clone();
     Router::new()
+        .route("/", get(console::page))
+        .route("/docs", get(console::page))
+        .route("/assets/{*file}", get(console::file))
+        .route(
+            "/config.json",
+            get(move || async move { console::config_json(&console_auth) }),
+        )
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .route("/signals", get(signals::<H, S, A, Q>))
+        .route("/alerts", get(fleet_alerts::<H, S, A, Q>))
         .route("/vehicles", get(vehicles::<H, S, A, Q>))
         .route("/vehicles/{id}", get(vehicle::<H, S, A, Q>))
         .route("/vehicles/{id}/alerts", get(alerts::<H, S, A, Q>))
@@ -170,6 +195,7 @@ where
         .route("/vehicles/{id}/query", post(query::<H, S, A, Q>))
         .route("/fleet/stats", get(fleet_stats::<H, S, A, Q>))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route (GET /openapi.json lists them)") })
+        .layer(axum::middleware::from_fn(etag::etag))
         .with_state(api)
 }
 
@@ -295,19 +321,64 @@ async fn alerts<H, S, A: AlertLog, Q>(
 ) -> Answer {
     let id = readable_vehicle(&api, &identity, &id)?;
     let limit = page_limit(&params)?;
-    let before = match params.get("before") {
-        None => None,
-        Some(s) => Some(
-            TimeRange::parse(None, Some(s), chrono::Utc::now())
-                .map_err(|e| InvalidQuery {
-                    field: "before".into(),
-                    problem: e.problem,
-                })?
-                .to_us,
-        ),
-    };
+    let before = before_us(&params)?;
     let alerts = api.alerts.alerts(&id, limit, before).await?;
     Ok(Json(json!({ "vehicle_id": id, "alerts": alerts })))
+}
+
+/// `before`: only alerts older than this time.
+fn before_us(params: &HashMap<String, String>) -> Result<Option<i64>, ApiError> {
+    let Some(s) = params.get("before") else { return Ok(None) };
+    let range = TimeRange::parse(None, Some(s), chrono::Utc::now()).map_err(|e| InvalidQuery {
+        field: "before".into(),
+        problem: e.problem,
+    })?;
+    Ok(Some(range.to_us))
+}
+
+/// Vehicles whose logs `/alerts` reads at most, and how many at once.
+const MAX_FLEET_ALERT_VEHICLES: usize = 5_000;
+const ALERT_READS_AT_ONCE: usize = 16;
+
+/// The fleet's newest alerts: each vehicle in scope's newest `limit`,
+/// merged. One query per vehicle keeps the alert log keyed by vehicle (the
+/// alerts function's writes stay simple); a fleet past a few thousand
+/// vehicles wants an index by time instead.
+async fn fleet_alerts<H, S: LatestStateStore, A: AlertLog, Q>(
+    State(api): Shared<H, S, A, Q>,
+    identity: Identity,
+    Query(params): Query<HashMap<String, String>>,
+) -> Answer {
+    let scope = api.access.scope(&identity)?;
+    let limit = page_limit(&params)?;
+    let before = before_us(&params)?;
+    let mut vehicles = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = api.state.list(MAX_PAGE, after.as_deref()).await?;
+        vehicles.extend(
+            page.items
+                .into_iter()
+                .map(|s| s.telemetry.vehicle_id)
+                .filter(|v| scope.allows(v.as_str())),
+        );
+        after = page.next;
+        if after.is_none() || vehicles.len() >= MAX_FLEET_ALERT_VEHICLES {
+            break;
+        }
+    }
+    let mut alerts = Vec::new();
+    for chunk in vehicles.chunks(ALERT_READS_AT_ONCE) {
+        let reads = chunk.iter().map(|v| api.alerts.alerts(v, limit, before));
+        for read in futures::future::join_all(reads).await {
+            alerts.extend(read?);
+        }
+    }
+    alerts.sort_by(|a, b| {
+        (b.ts_us, b.vehicle_id.as_str(), b.rule.as_str()).cmp(&(a.ts_us, a.vehicle_id.as_str(), a.rule.as_str()))
+    });
+    alerts.truncate(limit);
+    Ok(Json(json!({ "alerts": alerts })))
 }
 
 async fn signal_history<H: History, S, A, Q: QuotaCounter>(

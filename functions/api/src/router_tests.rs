@@ -31,6 +31,7 @@ async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryAp
         access,
         quota_counter: MemoryQuotaCounter::default(),
         history_quota,
+        console_auth: None,
     };
     let v = VehicleId::new("veh-001").unwrap();
     api.state.put_if_newer(&telemetry(&v, 7, 0), 1).await.unwrap();
@@ -247,4 +248,106 @@ async fn history_queries_are_limited_per_user() {
     assert_eq!(status, StatusCode::OK, "another user has their own quota");
     let (status, _, _) = signed_in(&api, "u-admin", Some("[fleet-admin]"), "/vehicles/veh-001").await;
     assert_eq!(status, StatusCode::OK, "the quota is on history only");
+}
+
+async fn raw(api: &Arc<MemoryApi>, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let response = router(api.clone()).oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 24).await.unwrap();
+    (parts.status, parts.headers, bytes.to_vec())
+}
+
+#[tokio::test]
+async fn the_console_is_served_with_the_cache_headers_its_names_allow() {
+    let api = api().await;
+    for page in ["/", "/docs"] {
+        let (status, headers, body) = raw(&api, Request::get(page).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+        assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+        assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
+        assert!(String::from_utf8(body).unwrap().contains("<title>Canopy</title>"));
+    }
+    for asset in crate::console::ASSETS.iter().filter(|a| a.path.starts_with("/assets/")) {
+        let (status, headers, body) = raw(&api, Request::get(asset.path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+        assert_eq!(body, asset.body);
+        let request = Request::get(asset.path)
+            .header(header::ACCEPT_ENCODING, "br, gzip")
+            .body(Body::empty())
+            .unwrap();
+        let (_, headers, body) = raw(&api, request).await;
+        if let Some(gzip) = asset.gzip {
+            assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+            assert_eq!(body, gzip);
+        }
+    }
+    let (status, _, _) = raw(&api, Request::get("/assets/nope-123.js").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, body) = get(&api, "/config.json").await;
+    assert_eq!(body, serde_json::json!({"auth": null}), "no sign-in on the local stack");
+}
+
+#[tokio::test]
+async fn an_unchanged_answer_is_a_304() {
+    let api = api().await;
+    let (status, headers, body) = raw(&api, Request::get("/vehicles").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let tag = headers[header::ETAG].clone();
+    assert!(!body.is_empty());
+    let again = || {
+        Request::get("/vehicles")
+            .header(header::IF_NONE_MATCH, tag.clone())
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, body) = raw(&api, again()).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    // A newer message for veh-002 changes the listing, so the tag.
+    let v = VehicleId::new("veh-002").unwrap();
+    api.state.put_if_newer(&telemetry(&v, 4, 1), 1).await.unwrap();
+    let (status, headers, _) = raw(&api, again()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(headers[header::ETAG], tag);
+}
+
+#[tokio::test]
+async fn fleet_alerts_are_newest_first_and_scoped() {
+    let api = Arc::new(api_with(grouped(), HistoryQuota { per_minute: 100 }).await);
+    let other = VehicleId::new("veh-002").unwrap();
+    api.alerts.record(&alert(&other, 9, 60), 2_000_000_000).await.unwrap();
+    api.alerts.record(&alert(&other, 3, -60), 2_000_000_000).await.unwrap();
+    let (status, body, _) = signed_in(&api, "u-admin", Some("[fleet-admin]"), "/alerts").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen: Vec<(String, i64)> = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["vehicle_id"].as_str().unwrap().to_string(),
+                a["seq"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("veh-002".to_string(), 9),
+            ("veh-001".to_string(), 7),
+            ("veh-002".to_string(), 3)
+        ]
+    );
+    let (_, body, _) = signed_in(&api, "u-admin", Some("[fleet-admin]"), "/alerts?limit=1").await;
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 1);
+    let (_, body, _) = signed_in(&api, "u-north", Some("[viewer north]"), "/alerts").await;
+    let vehicles: Vec<&str> = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["vehicle_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(vehicles, ["veh-001"], "another group's alerts stay hidden");
 }

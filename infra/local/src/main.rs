@@ -112,6 +112,7 @@ fn banner(stack: &Stack) {
     println!("moto (S3, SQS, DynamoDB, SNS, IoT data)  {}", stack.endpoint);
     println!("MQTT broker                              mqtt://{}", stack.mqtt);
     println!("API                                      http://{}", stack.api);
+    println!("console                                  http://{}/", stack.api);
     println!("data bucket                              {}", stack.bucket);
 }
 

@@ -1,0 +1,156 @@
+//! The web console (`web/`, React + uPlot), embedded at build time
+//! (`build.rs`) and served by the same router as the API: `/` and `/docs`
+//! answer the app's page, `/assets/…` its hashed files, `/config.json` what it
+//! needs to sign in. All four are open; the data routes keep the authorizer.
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use canopy::runtime::env::{self, EnvError};
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// One built file: its bytes and, when `scripts/compress.mjs` made them, gzipped.
+pub struct Asset {
+    pub path: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static [u8],
+    pub gzip: Option<&'static [u8]>,
+}
+
+include!(concat!(env!("OUT_DIR"), "/console_assets.rs"));
+
+pub fn asset(path: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.path == path)
+}
+
+/// Hashed names change with their content: a browser keeps them a year.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// The page names the current hashes, so it is checked on every load.
+const REVALIDATE: &str = "no-cache";
+
+fn serve(asset: &'static Asset, request: &HeaderMap, cache: &'static str) -> Response {
+    let gzip_ok = request
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    match asset.gzip {
+        Some(gzip) if gzip_ok => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            (headers, gzip).into_response()
+        }
+        _ => (headers, asset.body).into_response(),
+    }
+}
+
+/// The app's page, for `/` and `/docs` (the app renders the route it finds).
+pub async fn page(request: HeaderMap) -> Response {
+    match asset("/index.html") {
+        Some(index) => {
+            let mut response = serve(index, &request, REVALIDATE);
+            // Scripts and styles from this origin only; the API is this origin, the
+            // managed login a redirect, and the token exchange goes to Cognito.
+            response.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; \
+                     connect-src 'self' https://*.amazoncognito.com; \
+                     frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+                ),
+            );
+            response
+        }
+        None => ApiError::new(StatusCode::NOT_FOUND, "the console is not built").into_response(),
+    }
+}
+
+pub async fn file(Path(path): Path<String>, request: HeaderMap) -> Response {
+    match asset(&format!("/assets/{path}")) {
+        Some(a) => serve(a, &request, IMMUTABLE),
+        None => ApiError::new(StatusCode::NOT_FOUND, format!("no console file assets/{path}")).into_response(),
+    }
+}
+
+/// Where the console signs in: Cognito's managed login (authorization code
+/// with PKCE). `None` on the local stack, which has no sign-in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConsoleAuth {
+    /// The user pool's domain, as `name.auth.region.amazoncognito.com`.
+    pub domain: String,
+    pub client_id: String,
+}
+
+/// `CONSOLE_AUTH_DOMAIN` and `CONSOLE_CLIENT_ID`: both or neither.
+pub fn auth_from_vars(vars: &impl env::Vars) -> Result<Option<ConsoleAuth>, EnvError> {
+    let domain = env::or(vars, "CONSOLE_AUTH_DOMAIN", "");
+    let client_id = env::or(vars, "CONSOLE_CLIENT_ID", "");
+    match (domain.is_empty(), client_id.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) => Ok(Some(ConsoleAuth { domain, client_id })),
+        (true, false) => Err(EnvError {
+            name: "CONSOLE_AUTH_DOMAIN".into(),
+            problem: "is not set, but CONSOLE_CLIENT_ID is: set both or neither".into(),
+        }),
+        (false, true) => Err(EnvError {
+            name: "CONSOLE_CLIENT_ID".into(),
+            problem: "is not set, but CONSOLE_AUTH_DOMAIN is: set both or neither".into(),
+        }),
+    }
+}
+
+pub fn config_json(auth: &Option<ConsoleAuth>) -> Response {
+    let mut response = Json(serde_json::json!({ "auth": auth })).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn the_page_is_always_there() {
+        // Built or not, the router has a page to answer with.
+        let index = asset("/index.html").expect("index.html");
+        assert!(index.content_type.starts_with("text/html"));
+        assert!(
+            std::str::from_utf8(index.body)
+                .unwrap()
+                .contains("<title>Canopy</title>")
+        );
+        for a in ASSETS {
+            assert!(a.path.starts_with('/'), "{}", a.path);
+            if a.path.starts_with("/assets/") {
+                // The cache headers promise that a name never changes content.
+                let stem = a.path.rsplit('/').next().unwrap();
+                assert!(stem.contains('-'), "{} is not hashed", a.path);
+            }
+        }
+    }
+
+    #[test]
+    fn sign_in_takes_both_settings_or_neither() {
+        let vars = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert_eq!(auth_from_vars(&vars(&[])).unwrap(), None);
+        let both = vars(&[
+            ("CONSOLE_AUTH_DOMAIN", "d.auth.eu-west-1.amazoncognito.com"),
+            ("CONSOLE_CLIENT_ID", "abc"),
+        ]);
+        assert_eq!(auth_from_vars(&both).unwrap().unwrap().client_id, "abc");
+        let error = auth_from_vars(&vars(&[("CONSOLE_CLIENT_ID", "abc")])).unwrap_err();
+        assert_eq!(error.name, "CONSOLE_AUTH_DOMAIN");
+    }
+}

@@ -1,0 +1,28 @@
+import { defineConfig } from 'vitest/config';
+
+// No React plugin: esbuild compiles the JSX (automatic runtime); fast refresh
+// is not worth a dependency for a console this size.
+export default defineConfig({
+  esbuild: { jsx: 'automatic' },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    // Hashed names under assets/: the API serves them immutable.
+    assetsDir: 'assets',
+    sourcemap: false,
+    chunkSizeWarningLimit: 400,
+  },
+  server: {
+    // `npm run dev` against `make up`'s API.
+    proxy: Object.fromEntries(
+      ['/vehicles', '/signals', '/alerts', '/fleet', '/openapi.json', '/config.json', '/health'].map((p) => [
+        p,
+        'http://127.0.0.1:8080',
+      ]),
+    ),
+  },
+  test: {
+    environment: 'node',
+    include: ['src/**/*.test.ts'],
+  },
+});
