@@ -528,7 +528,9 @@ async fn serve_api(
         .iter()
         .find(|f| f.binary == "api")
         .ok_or_else(|| anyhow!("the template has no api function"))?;
-    let config = canopy_api::Config::from_vars(&f.environment)?;
+    let mut config = canopy_api::Config::from_vars(&f.environment)?;
+    // There is no sign-in here: the console calls the API as it is.
+    config.console_auth = None;
     let history = DataFusionHistory::s3(endpoint, bucket).await?;
     let api = canopy_api::Api::with_history(&config, sdk, history)?;
     let app = canopy_api::router(Arc::new(api));

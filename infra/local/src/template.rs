@@ -550,9 +550,10 @@ mod tests {
     #[test]
     fn the_api_takes_access_tokens_and_queries_under_its_own_lower_cap() {
         let doc = raw_template();
-        let authorizer = &doc["Resources"]["HttpApi"]["Properties"]["Auth"]["Authorizers"]["CognitoJwt"];
+        let data = &doc["Resources"]["ApiDataRoute"]["Properties"];
+        assert_eq!(data["AuthorizationType"].as_str(), Some("JWT"));
         assert_eq!(
-            seq(authorizer, "AuthorizationScopes"),
+            seq(data, "AuthorizationScopes"),
             [Value::from("aws.cognito.signin.user.admin")],
             "ID tokens carry no scope and are refused"
         );
@@ -570,6 +571,51 @@ mod tests {
                 Some("AWS::Cognito::UserPoolGroup")
             );
         }
+    }
+
+    #[test]
+    fn only_the_console_and_the_description_are_open() {
+        let doc = raw_template();
+        let mut open = Vec::new();
+        for (id, resource) in doc["Resources"].as_mapping().unwrap() {
+            if resource["Type"].as_str() != Some("AWS::ApiGatewayV2::Route") {
+                continue;
+            }
+            let p = &resource["Properties"];
+            let key = p["RouteKey"].as_str().unwrap().to_string();
+            match p["AuthorizationType"].as_str() {
+                Some("NONE") => open.push(key),
+                Some("JWT") => assert!(!p["AuthorizerId"].is_null(), "{id:?}"),
+                other => panic!("{id:?}: {other:?}"),
+            }
+        }
+        open.sort();
+        assert_eq!(
+            open,
+            [
+                "GET /",
+                "GET /assets/{proxy+}",
+                "GET /config.json",
+                "GET /docs",
+                "GET /health",
+                "GET /openapi.json"
+            ]
+        );
+        // The console signs in with the code flow and comes back to the API's own URL.
+        let client = &doc["Resources"]["ConsoleClient"]["Properties"];
+        assert_eq!(seq(client, "AllowedOAuthFlows"), [Value::from("code")]);
+        let callback = format!("{:?}", seq(client, "CallbackURLs"));
+        assert!(callback.contains("${HttpApi}.execute-api"), "{callback}");
+        let audience = format!(
+            "{:?}",
+            doc["Resources"]["ApiJwtAuthorizer"]["Properties"]["JwtConfiguration"]["Audience"]
+        );
+        assert!(audience.contains("ConsoleClient"), "{audience}");
+        let t = template();
+        let api = t.functions.iter().find(|f| f.binary == "api").unwrap();
+        assert!(
+            api.environment.contains_key("CONSOLE_CLIENT_ID") && api.environment.contains_key("CONSOLE_AUTH_DOMAIN")
+        );
     }
 
     #[test]
