@@ -87,6 +87,7 @@ export function Vehicle({ route }: { route: VehicleRoute }) {
       <div className="vehicle-body">
         <aside>
           {catalog.error && <ErrorBox error={catalog.error} what="the signal catalog" />}
+          {!catalog.data && catalog.loading && <Loading what="signals" />}
           {catalog.data && (
             <SignalPicker catalog={catalog.data.signals} selected={signals} onChange={(s) => go({ signals: s })} />
           )}
@@ -139,6 +140,7 @@ export function Vehicle({ route }: { route: VehicleRoute }) {
           })}
           <h2>Alerts</h2>
           {alerts.error && <ErrorBox error={alerts.error} what="alerts" />}
+          {!alerts.data && alerts.loading && <Loading what="alerts" />}
           {alerts.data && <AlertRows alerts={alerts.data.alerts} showVehicle={false} />}
         </div>
       </div>
