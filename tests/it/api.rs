@@ -19,7 +19,8 @@ use canopy::ports::state::LatestStateStore;
 use canopy_api::access::AccessPolicy;
 use canopy_api::history::athena::{AthenaHistory, Polling};
 use canopy_api::history::datafusion::DataFusionHistory;
-use canopy_api::history::{FleetStat, History, HistoryError, SignalRef, TimeRange};
+use canopy_api::history::plan::{Plan, Reduced, plan, reduce};
+use canopy_api::history::{FleetStat, History, HistoryError, SignalRef, Sql, TimeRange};
 use canopy_api::quota::HistoryQuota;
 use canopy_api::{Api, OPENAPI, built_in_catalog, router};
 use canopy_local::resources::{alerts_table, quota_table, state_table};
@@ -38,7 +39,8 @@ fn db() -> Database {
 }
 
 /// A decoded lake object at `decoded/vehicle_id=<v>/date=<d>/<name>` holding `points` of MESSAGE.SIGNAL
-/// and, beside them, another signal of the same message.
+/// and, beside them, another signal of the same message; and its rollup tiers'
+/// objects, as the decoder writes them.
 fn write_decoded(root: &Path, vehicle: &str, date: &str, name: &str, points: &[Point]) {
     let db = db();
     let (index, message) = db
@@ -49,10 +51,15 @@ fn write_decoded(root: &Path, vehicle: &str, date: &str, name: &str, points: &[P
         .unwrap();
     let signal = message.signal_index(SIGNAL).unwrap() as u16;
     let other = (0..message.signals.len() as u16).find(|&s| s != signal).unwrap();
-    let dir = root.join(format!("decoded/vehicle_id={vehicle}/date={date}"));
+    let partition = format!("vehicle_id={vehicle}/date={date}");
+    let dir = root.join(format!("decoded/{partition}"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = std::fs::File::create(dir.join(name)).unwrap();
-    let mut writer = DecodedWriter::new(&db, file, name, DecodedWriterOptions::default()).unwrap();
+    let options = DecodedWriterOptions {
+        rollups: true,
+        ..DecodedWriterOptions::default()
+    };
+    let mut writer = DecodedWriter::new(&db, file, name, options).unwrap();
     for p in points {
         let values = [
             SignalValue { signal, value: p.value },
@@ -63,7 +70,38 @@ fn write_decoded(root: &Path, vehicle: &str, date: &str, name: &str, points: &[P
         ];
         writer.push(p.ts_us, index, None, &values).unwrap();
     }
-    writer.finish().unwrap();
+    let (_, _, tiers) = writer.finish_with_rollups().unwrap();
+    for tier in tiers {
+        let dir = root.join(format!("{}{partition}", tier.tier.prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), tier.bytes).unwrap();
+    }
+}
+
+/// Mean and population standard deviation, two passes in f64, as numpy computes them.
+fn exact_stats(points: &[Point]) -> (f64, f64, f64, f64) {
+    let n = points.len() as f64;
+    let mean = points.iter().map(|p| p.value).sum::<f64>() / n;
+    let var = points.iter().map(|p| (p.value - mean).powi(2)).sum::<f64>() / n;
+    let min = points.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
+    let max = points.iter().map(|p| p.value).fold(f64::NEG_INFINITY, f64::max);
+    (min, max, mean, var.sqrt())
+}
+
+fn close(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
+}
+
+/// Reduces `range` to `max_points` with `history`, as a chart does.
+async fn reduced<H: History>(
+    history: &H,
+    vehicle: &str,
+    range: TimeRange,
+    max_points: usize,
+) -> Result<Reduced, HistoryError> {
+    history
+        .reduced(&veh(vehicle), &signal(), &plan(range, max_points))
+        .await
 }
 
 fn wave(start_us: i64, n: usize, step_us: i64, scale: f64) -> Vec<Point> {
@@ -104,6 +142,9 @@ fn lake() -> (tempfile::TempDir, Vec<Point>, Vec<Point>) {
     for bad in [
         "decoded/vehicle_id=veh-03/date=2023-11-14",
         "decoded/vehicle_id=veh-01/date=2023-11-20",
+        "rollup_1s/vehicle_id=veh-03/date=2023-11-14",
+        "rollup_1s/vehicle_id=veh-01/date=2023-11-20",
+        "rollup_1m/vehicle_id=veh-01/date=2023-11-20",
     ] {
         std::fs::create_dir_all(root.path().join(bad)).unwrap();
         std::fs::write(root.path().join(bad).join("bad.parquet"), b"not parquet at all").unwrap();
@@ -113,41 +154,61 @@ fn lake() -> (tempfile::TempDir, Vec<Point>, Vec<Point>) {
 }
 
 #[tokio::test]
-async fn datafusion_answers_exact_points_and_reads_only_the_partitions_asked_for() {
+async fn datafusion_answers_from_the_right_tier_and_reads_only_the_partitions_asked_for() {
     let (root, day1, day2) = lake();
     let history = DataFusionHistory::local(root.path()).await.unwrap();
 
-    // Ten seconds: exact values, in order.
+    // Ten seconds: the decoded values, exact, in order.
     let from = day1[500].ts_us;
     let range = TimeRange::new(from, from + 10_000_000).unwrap();
-    let points = history.points(&veh("veh-01"), &signal(), range, 1000).await.unwrap();
-    assert_eq!(points, day1[500..600]);
+    assert_eq!(plan(range, 1000).source.name(), "decoded");
+    let answer = reduced(&history, "veh-01", range, 1000).await.unwrap();
+    assert_eq!(answer.points, day1[500..600]);
 
-    // Both days (the corrupt objects of veh-03 and of 2023-11-20 are never opened).
+    // Both days from the 1 min tier: each bucket's lowest and highest are the
+    // raw data's, and the statistics are those of every raw value.
     let range = TimeRange::new(DAY1_US, DAY1_US + 2 * DAY_US).unwrap();
-    let points = history.points(&veh("veh-01"), &signal(), range, 1000).await.unwrap();
-    assert_eq!(points.len(), day1.len() + day2.len());
-    assert_eq!(points[..day1.len()], day1[..]);
-    assert_eq!(points[day1.len()..], day2[..]);
+    let p = plan(range, 1000);
+    assert_eq!(p.source.name(), "rollup_1m");
+    let answer = reduced(&history, "veh-01", range, 1000).await.unwrap();
+    let all: Vec<Point> = day1.iter().chain(&day2).copied().collect();
+    for bucket in
+        all.chunk_by(|a, b| (a.ts_us - p.range.from_us) / p.bucket_us == (b.ts_us - p.range.from_us) / p.bucket_us)
+    {
+        let (lo, hi, _, _) = exact_stats(bucket);
+        let (start, end) = (bucket[0].ts_us, bucket[bucket.len() - 1].ts_us);
+        let drawn: Vec<f64> = answer
+            .points
+            .iter()
+            .filter(|q| (start..=end).contains(&q.ts_us))
+            .map(|q| q.value)
+            .collect();
+        assert!(
+            drawn.contains(&lo) && drawn.contains(&hi),
+            "bucket at {start}: {drawn:?}"
+        );
+        assert!(drawn.len() <= 4);
+    }
+    let stats = answer.stats.unwrap();
+    let (min, max, mean, stddev) = exact_stats(&all);
+    assert_eq!((stats.count, stats.min, stats.max), (all.len() as u64, min, max));
+    assert!(
+        close(stats.mean, mean) && close(stats.stddev, stddev),
+        "{stats:?} vs {mean} {stddev}"
+    );
 
-    // Another vehicle's partition holds its own values only.
-    let points = history.points(&veh("veh-02"), &signal(), range, 1000).await.unwrap();
-    assert_eq!(points, wave(DAY1_US, 1000, 1_000_000, -1.0));
+    // A quarter hour of veh-02 at one value a second: the 1 s tier, point for point.
+    let range = TimeRange::new(DAY1_US, DAY1_US + 1000 * 1_000_000).unwrap();
+    assert_eq!(plan(range, 1000).source.name(), "rollup_1s");
+    let answer = reduced(&history, "veh-02", range, 1000).await.unwrap();
+    assert_eq!(answer.points, wave(DAY1_US, 1000, 1_000_000, -1.0));
 
     // Touching the corrupt objects fails: pruning is what kept the queries above clean.
     let later = TimeRange::new(DAY1_US + 6 * DAY_US, DAY1_US + 7 * DAY_US).unwrap();
-    let err = history
-        .points(&veh("veh-01"), &signal(), later, 1000)
-        .await
-        .unwrap_err();
+    let err = reduced(&history, "veh-01", later, 1000).await.unwrap_err();
     assert!(matches!(err, HistoryError::Failed { .. }), "{err:?}");
-    assert!(
-        history
-            .points(&veh("veh-09"), &signal(), range, 1000)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let nothing = reduced(&history, "veh-09", range, 1000).await.unwrap();
+    assert!(nothing.points.is_empty() && nothing.stats.is_none());
 }
 
 #[tokio::test]
@@ -201,15 +262,9 @@ struct Counting {
 }
 
 impl History for Counting {
-    async fn points(
-        &self,
-        vehicle: &VehicleId,
-        signal: &SignalRef,
-        range: TimeRange,
-        max_points: usize,
-    ) -> Result<Vec<Point>, HistoryError> {
+    async fn reduced(&self, vehicle: &VehicleId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
         self.queries.fetch_add(1, Ordering::SeqCst);
-        self.inner.points(vehicle, signal, range, max_points).await
+        self.inner.reduced(vehicle, signal, plan).await
     }
     async fn fleet_stats(&self, date: NaiveDate) -> Result<Vec<FleetStat>, HistoryError> {
         self.queries.fetch_add(1, Ordering::SeqCst);
@@ -299,14 +354,23 @@ async fn the_router_answers_validates_and_documents_every_route() {
         "/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T00:00:00Z&to=2023-11-16T00:00:00Z&max_points=500"
     );
     let (_, body) = call(&app, "GET", &uri, None).await;
-    assert_eq!(body["series"]["points"].as_array().unwrap().len(), 500);
-    assert_eq!(body["series"]["source_points"], 72_000);
+    // Two hours of data in 6 min buckets of the 1 min tier: 20 buckets, at most 4 points each.
+    let drawn = body["series"]["points"].as_array().unwrap().len();
+    assert!((40..=80).contains(&drawn), "{drawn}");
     assert_eq!(body["series"]["downsampled"], true);
+    assert_eq!(
+        body["series"]["stats"]["count"], 72_000,
+        "statistics of every value, not of the points drawn"
+    );
+    assert_eq!(body["series"]["stats"]["source"], "rollup_1m");
     let query = json!({"signals": [{"message_name": MESSAGE, "signal_name": SIGNAL}],
         "start_time": "2023-11-14T00:00:00Z", "end_time": "2023-11-15T00:00:00Z", "max_points": 100});
     let (status, body) = call(&app, "POST", "/vehicles/veh-01/query", Some(query)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["series"][0]["points"].as_array().unwrap().len(), 100);
+    // An hour of data in 15 min buckets: 4 buckets, their first, lowest, highest and last points.
+    let drawn = body["series"][0]["points"].as_array().unwrap().len();
+    assert!((8..=16).contains(&drawn), "{drawn}");
+    assert_eq!(body["series"][0]["stats"]["count"], 36_000);
     let (status, body) = call(&app, "GET", "/fleet/stats?date=2023-11-14", None).await;
     assert_eq!((status, body["stats"].clone()), (StatusCode::OK, json!([])));
     let ran = api.history.queries.load(Ordering::SeqCst);
@@ -436,12 +500,18 @@ async fn the_router_answers_validates_and_documents_every_route() {
     }
 }
 
+/// The columns of a chart query's answer (`series_sql`).
+const SERIES_COLUMNS: [&str; 17] = [
+    "r_first", "r_last", "r_min", "r_max", "t_first", "v_first", "t_last", "v_last", "t_min", "v_min", "t_max",
+    "v_max", "n_all", "min_all", "max_all", "mean_all", "m2_all",
+];
+
 fn seed_athena(rows: &[&[&str]]) {
     let rows: Vec<Value> = rows
         .iter()
         .map(|r| json!({"Data": r.iter().map(|v| json!({"VarCharValue": v})).collect::<Vec<_>>()}))
         .collect();
-    let columns = ["t0", "v0", "t1", "v1", "tmin", "vmin", "tmax", "vmax"];
+    let columns = SERIES_COLUMNS;
     let info: Vec<Value> = columns.iter().map(|c| json!({"Name": c, "Type": "varchar"})).collect();
     let body = json!({"region": "us-east-1", "results": [{"rows": rows, "column_info": info}]}).to_string();
     let (status, _) = canopy_local::services::http(
@@ -484,28 +554,43 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
             max: Duration::from_millis(40),
             deadline: Duration::from_secs(5),
         });
-    let range = TimeRange::new(DAY1_US, DAY1_US + 3_600_000_000).unwrap();
+    // An hour of the lake's veh-01 at 360 points: the 1 s tier, 10 s buckets.
+    let range = TimeRange::new(DAY1_US + 3_600_000_000, DAY1_US + 7_200_000_000).unwrap();
+    let chart = plan(range, 360);
 
-    // Polled through QUEUED and RUNNING; header row dropped; M4 rows become points.
+    // Polled through QUEUED and RUNNING; header row dropped; flagged rows become points.
     athena_transition(Some(2));
     seed_athena(&[
-        &["t0", "v0", "t1", "v1", "tmin", "vmin", "tmax", "vmax"],
-        &["100", "1.5", "900", "2.5", "400", "-3.0", "800", "7.25"],
-        &["1000", "2.0", "1900", "2.0", "1000", "2.0", "1900", "2.0"],
+        &SERIES_COLUMNS,
+        &[
+            "1", "1", "2", "1", "100", "1.5", "900", "2.5", "400", "-3.0", "800", "7.25", "20", "-3.0", "7.25", "2.0",
+            "10.0",
+        ],
+        &[
+            "1", "1", "1", "1", "1000", "2.0", "1900", "2.0", "1000", "2.0", "1900", "2.0", "20", "-3.0", "7.25",
+            "2.0", "10.0",
+        ],
+        &[
+            "2", "3", "1", "2", "1200", "9.0", "1300", "9.0", "1250", "1.0", "1200", "9.0", "20", "-3.0", "7.25",
+            "2.0", "10.0",
+        ],
     ]);
-    let points = history.points(&veh("veh-01"), &signal(), range, 360).await.unwrap();
-    let pairs: Vec<(i64, f64)> = points.iter().map(|p| (p.ts_us, p.value)).collect();
+    let answer = history.reduced(&veh("veh-01"), &signal(), &chart).await.unwrap();
+    let pairs: Vec<(i64, f64)> = answer.points.iter().map(|p| (p.ts_us, p.value)).collect();
     assert_eq!(
         pairs,
         [
             (100, 1.5),
-            (400, -3.0),
             (800, 7.25),
             (900, 2.5),
             (1000, 2.0),
+            (1250, 1.0),
             (1900, 2.0)
         ]
     );
+    let stats = answer.stats.unwrap();
+    assert_eq!((stats.count, stats.min, stats.max, stats.mean), (20, -3.0, 7.25, 2.0));
+    assert!(close(stats.stddev, 0.5f64.sqrt()));
 
     // What reached Athena: the text with placeholders, the values as quoted literals.
     let ids = athena
@@ -524,19 +609,20 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
     let execution = execution.query_execution().unwrap();
     let text = execution.query().unwrap();
     assert!(
-        text.contains("FROM decoded WHERE vehicle_id = ? AND \"date\" BETWEEN ? AND ?"),
+        text.contains("FROM rollup_1s WHERE vehicle_id = ? AND \"date\" BETWEEN ? AND ?"),
         "{text}"
     );
     assert!(!text.contains("veh-01"));
+    let from = DAY1_US + 3_600_000_000;
     let expected: Vec<String> = vec![
         "'veh-01'".into(),
         "'2023-11-14'".into(),
         "'2023-11-14'".into(),
         format!("'{MESSAGE}'"),
         format!("'{SIGNAL}'"),
-        DAY1_US.to_string(),
-        (DAY1_US + 3_600_000_000).to_string(),
-        DAY1_US.to_string(),
+        from.to_string(),
+        (from + 3_600_000_000).to_string(),
+        from.to_string(),
         "10000000".into(),
     ];
     assert_eq!(execution.execution_parameters(), expected);
@@ -545,10 +631,36 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
         Some("canopy_lake")
     );
 
+    // That exact text and those parameters, as Athena pastes them, run on a SQL
+    // engine (DataFusion) over the decoder's objects: the local backend's answer.
+    let (root, day1, _) = lake();
+    let local = DataFusionHistory::local(root.path()).await.unwrap();
+    let pasted = canopy_api::history::athena::as_athena_runs_it(text, execution.execution_parameters());
+    let batches = local
+        .run(&Sql {
+            text: pasted,
+            params: vec![],
+        })
+        .await
+        .unwrap();
+    let rows = canopy_api::history::datafusion::bucket_rows(&batches).unwrap();
+    let athenas = reduce(&chart, &rows);
+    let locals = local.reduced(&veh("veh-01"), &signal(), &chart).await.unwrap();
+    assert!(athenas.points == locals.points, "the same points");
+    let (a, l) = (athenas.stats.unwrap(), locals.stats.unwrap());
+    // Sums may add in another order across partitions: equal to the last few bits.
+    assert_eq!((a.count, a.min, a.max), (l.count, l.min, l.max));
+    assert!(close(a.mean, l.mean) && close(a.stddev, l.stddev), "{a:?} {l:?}");
+    assert_eq!(a.count, 36_000);
+    let (_, _, mean, stddev) = exact_stats(&day1);
+    assert!(close(a.mean, mean) && close(a.stddev, stddev), "{a:?}: {mean} {stddev}");
+
     // Unparseable results are a failure, not garbage points.
     athena_transition(None);
-    seed_athena(&[&["1", "x", "2", "y", "3", "z", "4", "w"]]);
-    let err = history.points(&veh("veh-01"), &signal(), range, 360).await.unwrap_err();
+    seed_athena(&[&[
+        "1", "1", "1", "1", "x", "1", "2", "y", "3", "z", "4", "w", "1", "1", "1", "1", "0",
+    ]]);
+    let err = history.reduced(&veh("veh-01"), &signal(), &chart).await.unwrap_err();
     assert!(
         matches!(&err, HistoryError::Failed { message, .. } if message.contains("not a number")),
         "{err:?}"
@@ -561,7 +673,7 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
         max: Duration::from_millis(50),
         deadline: Duration::from_millis(400),
     });
-    let err = slow.points(&veh("veh-01"), &signal(), range, 360).await.unwrap_err();
+    let err = slow.reduced(&veh("veh-01"), &signal(), &chart).await.unwrap_err();
     let HistoryError::Timeout { query_id, .. } = &err else {
         panic!("{err:?}")
     };

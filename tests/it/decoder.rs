@@ -345,6 +345,23 @@ async fn a_large_object_goes_up_in_parts_and_memory_holds_a_window() {
     );
     let rows = read_decoded(store.get(&outcome.decoded_key).await.unwrap().body);
     assert_eq!(rows.len() as u64, outcome.rows);
+    // The tiers beside it count every value once, whatever the windows.
+    assert_eq!(outcome.rollup_keys.len(), 2);
+    for key in &outcome.rollup_keys {
+        let body = store.get(key).await.unwrap().body;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body)
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut values = 0i64;
+        for batch in reader {
+            let batch = batch.unwrap();
+            let n = batch.column_by_name("n").unwrap();
+            let n = n.as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+            values += n.values().iter().sum::<i64>();
+        }
+        assert_eq!(values as u64, outcome.rows, "{key}");
+    }
     assert_eq!(outcome.rows, outcome.stats.values);
     // The file is a few sorted windows of about 200,000 values: order breaks
     // only where one window ends and the next begins.

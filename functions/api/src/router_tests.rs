@@ -88,7 +88,15 @@ async fn history_is_downsampled_and_keeps_the_spike() {
     let (status, body) = get(&api, uri).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let series = &body["series"];
-    assert_eq!(series["source_points"], 36_000);
+    assert_eq!(
+        series["stats"]["count"], 36_000,
+        "statistics of every value in the range"
+    );
+    assert_eq!(series["stats"]["max"], 500.0);
+    assert!(
+        series["source_points"].as_u64().unwrap() > 500,
+        "reduced per bucket, then by LTTB"
+    );
     assert_eq!(series["points"].as_array().unwrap().len(), 500);
     let max = series["points"]
         .as_array()

@@ -74,10 +74,16 @@ async fn a_notification_decodes_its_object_and_a_redelivery_rewrites_it() {
     let event: DecoderEvent = serde_json::from_value(notification(&key)).unwrap();
     let response = decoder.handle(event.clone()).await.unwrap();
     assert_eq!(response, DecoderResponse::Decoded { decoded: 1 });
-    let decoded = RawKey::parse(&key).unwrap().decoded_key();
-    assert_eq!(store.keys(), [decoded.clone(), key.clone()]);
+    let raw = RawKey::parse(&key).unwrap();
+    let tiers = canopy::format::lake::rollup::TIERS.map(|t| raw.rollup_key(&t));
+    let mut written = vec![raw.decoded_key(), key.clone(), tiers[1].clone(), tiers[0].clone()];
+    written.sort();
+    assert_eq!(store.keys(), written);
+    let before: Vec<_> = written.iter().map(|k| store.bytes(k)).collect();
     decoder.handle(event).await.unwrap();
-    assert_eq!(store.keys().len(), 2, "the same object, rewritten");
+    assert_eq!(store.keys(), written, "the same objects, rewritten");
+    let after: Vec<_> = written.iter().map(|k| store.bytes(k)).collect();
+    assert_eq!(before, after, "and byte for byte the same");
 }
 
 #[tokio::test]

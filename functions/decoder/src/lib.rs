@@ -268,6 +268,7 @@ fn log_outcome(outcome: &DecodeOutcome) {
         short_frames = outcome.stats.short_frames,
         bytes_in = outcome.bytes_in,
         bytes_out = outcome.bytes_out,
+        rollup_bytes = outcome.rollup_bytes,
         "decoded"
     );
     if !outcome.stats.unknown_id_counts.is_empty() {
@@ -291,7 +292,8 @@ fn record_outcome(metrics: &mut Metrics, outcome: &DecodeOutcome) {
         .count("ShortFrames", s.short_frames)
         .count("InvalidFrames", s.invalid_frames)
         .add("BytesIn", outcome.bytes_in as f64, Unit::Bytes)
-        .add("BytesOut", outcome.bytes_out as f64, Unit::Bytes);
+        .add("BytesOut", outcome.bytes_out as f64, Unit::Bytes)
+        .add("RollupBytes", outcome.rollup_bytes as f64, Unit::Bytes);
 }
 
 #[cfg(test)]

@@ -40,6 +40,10 @@ pub enum DecodeObjectError {
 pub struct DecodeOutcome {
     pub raw_key: String,
     pub decoded_key: String,
+    /// The rollup tiers' objects, finest first.
+    pub rollup_keys: Vec<String>,
+    /// Bytes of the rollup tiers' objects (beside `bytes_out`, the decoded object's).
+    pub rollup_bytes: u64,
     pub dbc: String,
     pub stats: DecodeStats,
     pub rows: u64,
@@ -131,9 +135,9 @@ impl Limits {
     }
 }
 
-/// Decodes the raw object `raw_key` (URL-decoded) into its decoded object.
-/// The output key follows from the input key, so doing it twice writes the
-/// same object twice.
+/// Decodes the raw object `raw_key` (URL-decoded) into its decoded object
+/// and its rollup tiers' objects. The output keys follow from the input key,
+/// so doing it twice writes the same objects twice.
 pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
     store: &S,
     db: &Database,
@@ -168,7 +172,11 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
         .build()
         .map_err(parquet_error)?;
 
-    let mut writer = DecodedWriter::new(db, Vec::new(), &decoded_key, options.writer)?;
+    let writer_options = DecodedWriterOptions {
+        rollups: true,
+        ..options.writer
+    };
+    let mut writer = DecodedWriter::new(db, Vec::new(), &decoded_key, writer_options)?;
     let mut sink = UploadSink::new(store, &decoded_key, options.part_size);
     let mut decoder = FrameDecoder::new(db);
     let mut next_row = 0u64;
@@ -187,12 +195,23 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
         sink.abort().await;
         return Err(e);
     }
-    let (mut rest, file) = writer.finish()?;
+    let (mut rest, file, rollups) = writer.finish_with_rollups()?;
     sink.write(&mut rest).await?;
     let bytes_out = sink.finish().await?;
+    // After the decoded object: a reader that finds a tier's object finds its source too.
+    let mut rollup_keys = Vec::with_capacity(rollups.len());
+    let mut rollup_bytes = 0;
+    for rollup in rollups {
+        let rollup_key = key.rollup_key(&rollup.tier);
+        rollup_bytes += rollup.bytes.len() as u64;
+        store.put(&rollup_key, rollup.bytes.into(), None).await?;
+        rollup_keys.push(rollup_key);
+    }
     Ok(DecodeOutcome {
         raw_key: raw_key.to_string(),
         decoded_key,
+        rollup_keys,
+        rollup_bytes,
         dbc: dbc_name.to_string(),
         stats: decoder.stats,
         rows: file.rows,

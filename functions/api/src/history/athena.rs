@@ -1,20 +1,23 @@
 //! [`History`] on Athena: parameterised queries in the stack's workgroup (which
 //! caps bytes scanned), polled with backoff, cancelled at the deadline.
 //!
-//! Long series are reduced in SQL before they leave Athena: per time bucket the
-//! first, last, lowest and highest point (M4), so a result never exceeds four
-//! points per requested point, and `GetQueryResults` pages (1,000 rows each)
-//! stay few whatever the series' length. LTTB then picks the final points.
+//! A chart's query ([`series_sql`]) reads a rollup tier for all but short
+//! ranges and reduces in SQL to each bucket's first, lowest, highest and last
+//! point, so a result stays within four rows per requested point and
+//! `GetQueryResults` pages (1,000 rows each) stay few. A chart of a range that
+//! ended an hour ago reuses Athena's stored result for an hour.
 
 use std::time::Duration;
 
 use aws_sdk_athena::Client;
-use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultConfiguration, Row};
+use aws_sdk_athena::types::{
+    QueryExecutionContext, QueryExecutionState, ResultConfiguration, ResultReuseByAgeConfiguration,
+    ResultReuseConfiguration, Row,
+};
 use chrono::NaiveDate;
 
-use crate::history::{
-    FleetStat, History, HistoryError, Param, SignalRef, Sql, TimeRange, fleet_stat, fleet_stats_sql, points_sql,
-};
+use crate::history::plan::{BucketRow, Plan, Reduced, reduce, series_sql};
+use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, fleet_stat, fleet_stats_sql};
 use canopy::adapters::aws::error_text;
 use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
@@ -73,19 +76,40 @@ impl AthenaHistory {
     /// Runs `sql` and returns its rows (without the header row), each a
     /// column list of optional strings (NULL is `None`).
     pub async fn run(&self, sql: &Sql) -> Result<Vec<Vec<Option<String>>>, HistoryError> {
-        let id = self.start(sql).await?;
+        self.run_reusing(sql, None).await
+    }
+
+    /// As [`run`](Self::run), letting Athena answer from the stored result of
+    /// the same query run within `reuse_minutes` (no scan, no start-up).
+    pub async fn run_reusing(
+        &self,
+        sql: &Sql,
+        reuse_minutes: Option<i32>,
+    ) -> Result<Vec<Vec<Option<String>>>, HistoryError> {
+        let id = self.start(sql, reuse_minutes).await?;
         self.wait(&id).await?;
         self.results(&id).await
     }
 
     /// Starts `sql` with its parameters; the query's id.
-    async fn start(&self, sql: &Sql) -> Result<String, HistoryError> {
+    async fn start(&self, sql: &Sql, reuse_minutes: Option<i32>) -> Result<String, HistoryError> {
         let mut request = self
             .client
             .start_query_execution()
             .query_string(&sql.text)
             .work_group(&self.workgroup)
             .query_execution_context(QueryExecutionContext::builder().database(&self.database).build());
+        if let Some(minutes) = reuse_minutes {
+            let by_age = ResultReuseByAgeConfiguration::builder()
+                .enabled(true)
+                .max_age_in_minutes(minutes)
+                .build();
+            request = request.result_reuse_configuration(
+                ResultReuseConfiguration::builder()
+                    .result_reuse_by_age_configuration(by_age)
+                    .build(),
+            );
+        }
         for p in &sql.params {
             request = request.execution_parameters(literal(p));
         }
@@ -168,6 +192,14 @@ impl AthenaHistory {
     }
 }
 
+/// How long a chart's result may be reused: an hour once its range ended
+/// an hour ago (later uploads are rare then; the edge sends within minutes),
+/// never while the range is still filling.
+pub fn reuse_minutes(plan: &Plan) -> Option<i32> {
+    let settled_us = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
+    (plan.range.to_us <= settled_us).then_some(60)
+}
+
 fn failed(query_id: &str, message: String) -> HistoryError {
     HistoryError::Failed {
         query_id: query_id.to_string(),
@@ -183,9 +215,24 @@ fn is_header(values: &[Option<String>], names: &[&str]) -> bool {
             .eq(names.iter().copied())
 }
 
+/// The text Athena runs for `text` with execution parameters `params` (as
+/// it received them): each `?` replaced, in order, by its parameter. A test
+/// runs this on DataFusion to prove the SQL Athena gets is SQL an engine answers.
+pub fn as_athena_runs_it(text: &str, params: &[String]) -> String {
+    let mut out = String::with_capacity(text.len() + 16 * params.len());
+    let mut params = params.iter();
+    for c in text.chars() {
+        match (c, c == '?') {
+            (_, true) => out.push_str(params.next().map_or("?", String::as_str)),
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
 /// An execution parameter: Athena pastes it into the SQL as a literal, so a
 /// string carries its own quotes (inner quotes doubled).
-fn literal(p: &Param) -> String {
+pub fn literal(p: &Param) -> String {
     match p {
         Param::Str(s) => format!("'{}'", s.replace('\'', "''")),
         Param::Int(i) => i.to_string(),
@@ -207,54 +254,47 @@ fn number<T: std::str::FromStr>(row: &[Option<String>], i: usize, what: &str) ->
         .map_err(|_| format!("column {i} ({what}) is not a number: {:?}", row[i]))
 }
 
-/// The M4 reduction of [`points_sql`]: per bucket of `(to - from) / buckets`,
-/// the first, last, lowest and highest point.
-pub fn m4_sql(vehicle: &VehicleId, signal: &SignalRef, range: TimeRange, buckets: usize) -> Sql {
-    let exact = points_sql("decoded", vehicle, signal, range);
-    let width = ((range.to_us - range.from_us) / buckets.max(1) as i64).max(1);
-    let inner = exact.text.trim_end_matches(" ORDER BY ts_us");
-    let mut params = exact.params;
-    params.extend([Param::Int(range.from_us), Param::Int(width)]);
-    Sql {
-        text: format!(
-            "SELECT min(ts_us), min_by(value, ts_us), max(ts_us), max_by(value, ts_us), \
-             min_by(ts_us, value), min(value), max_by(ts_us, value), max(value) \
-             FROM ({inner}) GROUP BY (ts_us - ?) / ? ORDER BY 1"
-        ),
-        params,
-    }
-}
-
-/// Points of M4 rows, in time order, each once.
-fn m4_points(rows: &[Vec<Option<String>>]) -> Result<Vec<Point>, String> {
-    let mut points = Vec::with_capacity(rows.len() * 4);
-    for row in rows {
-        for pair in 0..4 {
-            points.push(Point {
-                ts_us: number(row, pair * 2, "ts_us")?,
-                value: number(row, pair * 2 + 1, "value")?,
-            });
-        }
-    }
-    points.sort_by_key(|p| p.ts_us);
-    points.dedup_by_key(|p| p.ts_us);
-    Ok(points)
+/// A [`series_sql`] answer's rows: Athena hands every cell over as text.
+fn bucket_rows(rows: &[Vec<Option<String>>]) -> Result<Vec<BucketRow>, String> {
+    rows.iter()
+        .map(|row| {
+            let flag = |i: usize, what: &str| number::<i64>(row, i, what).map(|v| v == 1);
+            let point = |i: usize| -> Result<Point, String> {
+                Ok(Point {
+                    ts_us: number(row, i, "time")?,
+                    value: number(row, i + 1, "value")?,
+                })
+            };
+            Ok(BucketRow {
+                is: [
+                    flag(0, "r_first")?,
+                    flag(1, "r_last")?,
+                    flag(2, "r_min")?,
+                    flag(3, "r_max")?,
+                ],
+                first: point(4)?,
+                last: point(6)?,
+                min: point(8)?,
+                max: point(10)?,
+                n_all: number(row, 12, "n_all")?,
+                min_all: number(row, 13, "min_all")?,
+                max_all: number(row, 14, "max_all")?,
+                mean_all: number(row, 15, "mean_all")?,
+                m2_all: number(row, 16, "m2_all")?,
+            })
+        })
+        .collect()
 }
 
 impl History for AthenaHistory {
-    async fn points(
-        &self,
-        vehicle: &VehicleId,
-        signal: &SignalRef,
-        range: TimeRange,
-        max_points: usize,
-    ) -> Result<Vec<Point>, HistoryError> {
-        let sql = m4_sql(vehicle, signal, range, max_points);
-        let rows = self.run(&sql).await?;
-        m4_points(&rows).map_err(|message| HistoryError::Failed {
+    async fn reduced(&self, vehicle: &VehicleId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
+        let sql = series_sql(plan, vehicle, signal);
+        let rows = self.run_reusing(&sql, reuse_minutes(plan)).await?;
+        let rows = bucket_rows(&rows).map_err(|message| HistoryError::Failed {
             query_id: "(results)".into(),
             message,
-        })
+        })?;
+        Ok(reduce(plan, &rows))
     }
 
     async fn fleet_stats(&self, date: NaiveDate) -> Result<Vec<FleetStat>, HistoryError> {
@@ -292,29 +332,31 @@ mod tests {
     }
 
     #[test]
-    fn m4_rows_become_ordered_unique_points() {
-        let row = |v: [&str; 8]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
-        let rows = vec![
-            row(["0", "1.0", "90", "2.0", "40", "0.5", "90", "2.0"]),
-            row(["100", "3.0", "190", "3.5", "100", "3.0", "150", "9.0"]),
-        ];
-        let points = m4_points(&rows).unwrap();
-        let ts: Vec<i64> = points.iter().map(|p| p.ts_us).collect();
-        assert_eq!(ts, [0, 40, 90, 100, 150, 190]);
-        assert!(points.iter().any(|p| p.value == 9.0));
-        let bad = vec![row(["0", "x", "1", "1", "1", "1", "1", "1"])];
-        assert!(m4_points(&bad).unwrap_err().contains("not a number"));
+    fn rows_as_text_become_bucket_rows() {
+        let row = |v: [&str; 17]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+        let rows = vec![row([
+            "1", "2", "2", "1", "0", "1.0", "90", "2.0", "40", "0.5", "0", "1.0", "10", "0.5", "9.0", "2.5", "12.0",
+        ])];
+        let parsed = bucket_rows(&rows).unwrap();
+        assert_eq!(parsed[0].is, [true, false, false, true]);
+        assert_eq!(parsed[0].min, Point { ts_us: 40, value: 0.5 });
+        assert_eq!(parsed[0].n_all, 10);
+        let bad = vec![row([
+            "1", "1", "1", "1", "x", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1",
+        ])];
+        assert!(bucket_rows(&bad).unwrap_err().contains("not a number"));
     }
 
     #[test]
-    fn m4_keeps_every_value_a_parameter() {
-        let v = VehicleId::new("veh-01").unwrap();
-        let s = SignalRef {
-            message_name: "M".into(),
-            signal_name: "S".into(),
+    fn only_settled_ranges_reuse_results() {
+        let now = chrono::Utc::now().timestamp_micros();
+        let at = |to_us| {
+            crate::history::plan::plan(
+                crate::history::TimeRange::new(to_us - 3_600_000_000, to_us).unwrap(),
+                100,
+            )
         };
-        let sql = m4_sql(&v, &s, TimeRange::new(0, 1_000_000).unwrap(), 100);
-        assert_eq!(sql.text.matches('?').count(), sql.params.len());
-        assert_eq!(sql.params.last(), Some(&Param::Int(10_000)));
+        assert_eq!(reuse_minutes(&at(now - 2 * 3_600_000_000)), Some(60));
+        assert_eq!(reuse_minutes(&at(now)), None);
     }
 }

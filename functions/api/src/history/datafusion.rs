@@ -1,5 +1,5 @@
 //! [`History`] on DataFusion: Athena's part on the local stack. The same SQL
-//! runs over the same Parquet objects, read through the S3 endpoint (moto) or
+//! text runs over the same Parquet objects (decoded and the rollup tiers), read through the S3 endpoint (moto) or
 //! from a folder laid out like the bucket. The tables are Hive-partitioned
 //! listings, so a per-vehicle query lists only that vehicle's dates and
 //! row-group statistics skip the other signals.
@@ -17,13 +17,13 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
-use crate::history::{
-    FleetStat, History, HistoryError, Param, SignalRef, Sql, TimeRange, fleet_stat, fleet_stats_sql, points_sql,
-};
+use crate::history::plan::{BucketRow, Plan, Reduced, reduce, series_sql};
+use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, fleet_stat, fleet_stats_sql};
 use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::lake::archive::archive_schema;
 use canopy::format::lake::decoded::decoded_schema;
+use canopy::format::lake::rollup::{TIERS, rollup_schema};
 
 fn failed(message: impl ToString) -> HistoryError {
     HistoryError::Failed {
@@ -79,6 +79,16 @@ impl DataFusionHistory {
                 &["vehicle_id", "date"],
             )
             .await?;
+        for tier in TIERS {
+            history
+                .register(
+                    tier.table,
+                    rollup_schema(),
+                    &format!("{base}{}", tier.prefix),
+                    &["vehicle_id", "date"],
+                )
+                .await?;
+        }
         history
             .register("telemetry", archive_schema(), &format!("{base}telemetry/"), &["date"])
             .await?;
@@ -134,28 +144,46 @@ fn column(batch: &RecordBatch, i: usize, to: &DataType) -> Result<Arc<dyn Array>
     cast(batch.column(i), to).map_err(failed)
 }
 
-impl History for DataFusionHistory {
-    async fn points(
-        &self,
-        vehicle: &VehicleId,
-        signal: &SignalRef,
-        range: TimeRange,
-        _max_points: usize,
-    ) -> Result<Vec<Point>, HistoryError> {
-        let batches = self.run(&points_sql("decoded", vehicle, signal, range)).await?;
-        let mut points = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
-        for batch in &batches {
-            let ts = column(batch, 0, &DataType::Int64)?;
-            let values = column(batch, 1, &DataType::Float64)?;
-            let (ts, values) = (ts.as_primitive::<Int64Type>(), values.as_primitive::<Float64Type>());
-            points.extend(
-                ts.values()
-                    .iter()
-                    .zip(values.values().iter())
-                    .map(|(&ts_us, &value)| Point { ts_us, value }),
-            );
+/// A [`series_sql`] answer's rows, from DataFusion's batches.
+pub fn bucket_rows(batches: &[RecordBatch]) -> Result<Vec<BucketRow>, HistoryError> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        let ints: Vec<Arc<dyn Array>> = [0, 1, 2, 3, 4, 6, 8, 10, 12]
+            .iter()
+            .map(|&i| column(batch, i, &DataType::Int64))
+            .collect::<Result<_, _>>()?;
+        let floats: Vec<Arc<dyn Array>> = [5, 7, 9, 11, 13, 14, 15, 16]
+            .iter()
+            .map(|&i| column(batch, i, &DataType::Float64))
+            .collect::<Result<_, _>>()?;
+        let int = |k: usize, row: usize| ints[k].as_primitive::<Int64Type>().value(row);
+        let float = |k: usize, row: usize| floats[k].as_primitive::<Float64Type>().value(row);
+        for row in 0..batch.num_rows() {
+            let point = |t: usize, v: usize| Point {
+                ts_us: int(t, row),
+                value: float(v, row),
+            };
+            rows.push(BucketRow {
+                is: [int(0, row) == 1, int(1, row) == 1, int(2, row) == 1, int(3, row) == 1],
+                first: point(4, 0),
+                last: point(5, 1),
+                min: point(6, 2),
+                max: point(7, 3),
+                n_all: int(8, row) as u64,
+                min_all: float(4, row),
+                max_all: float(5, row),
+                mean_all: float(6, row),
+                m2_all: float(7, row),
+            });
         }
-        Ok(points)
+    }
+    Ok(rows)
+}
+
+impl History for DataFusionHistory {
+    async fn reduced(&self, vehicle: &VehicleId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
+        let batches = self.run(&series_sql(plan, vehicle, signal)).await?;
+        Ok(reduce(plan, &bucket_rows(&batches)?))
     }
 
     async fn fleet_stats(&self, date: NaiveDate) -> Result<Vec<FleetStat>, HistoryError> {

@@ -1,16 +1,18 @@
 //! [`History`] in memory: series and fleet statistics given by the test, with
-//! the same answers a SQL backend gives (points in range, in time order) and
-//! [`Faults`] to fail or delay queries.
+//! the answers the SQL gives (each bucket's first, lowest, highest and last
+//! point; exact statistics) and [`Faults`] to fail or delay queries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use canopy::adapters::memory::Faults;
 use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
+use canopy::format::lake::rollup::Agg;
 use chrono::NaiveDate;
 
-use super::{FleetStat, History, HistoryError, SignalRef, TimeRange};
+use super::plan::{self, BucketRow, Plan, Reduced};
+use super::{FleetStat, History, HistoryError, SignalRef};
 
 #[derive(Debug, Default)]
 pub struct MemoryHistory {
@@ -47,25 +49,50 @@ impl MemoryHistory {
 }
 
 impl History for MemoryHistory {
-    async fn points(
-        &self,
-        vehicle: &VehicleId,
-        signal: &SignalRef,
-        range: TimeRange,
-        _max_points: usize,
-    ) -> Result<Vec<Point>, HistoryError> {
+    /// What the SQL answers, computed over the held points as if they were
+    /// the decoded values: one row per bucket with all four of its points.
+    async fn reduced(&self, vehicle: &VehicleId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
         self.enter("points").await?;
         let series = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(series
-            .get(&(vehicle.clone(), signal.clone()))
-            .map(|points| {
-                points
-                    .iter()
-                    .filter(|p| (range.from_us..range.to_us).contains(&p.ts_us))
-                    .copied()
-                    .collect()
+        let mut buckets: BTreeMap<i64, Agg> = BTreeMap::new();
+        for p in series.get(&(vehicle.clone(), signal.clone())).into_iter().flatten() {
+            if !(plan.range.from_us..plan.range.to_us).contains(&p.ts_us) || p.value.is_nan() {
+                continue;
+            }
+            let one = Agg::of(p.ts_us, p.value);
+            buckets
+                .entry((p.ts_us - plan.range.from_us) / plan.bucket_us)
+                .and_modify(|a| a.merge(&one))
+                .or_insert(one);
+        }
+        let mut all: Option<Agg> = None;
+        for a in buckets.values() {
+            match &mut all {
+                Some(all) => all.merge(a),
+                None => all = Some(*a),
+            }
+        }
+        let rows: Vec<BucketRow> = buckets
+            .values()
+            .zip(std::iter::repeat(all))
+            .filter_map(|(a, all)| {
+                let all = all?;
+                let point = |ts_us, value| Point { ts_us, value };
+                Some(BucketRow {
+                    is: [true; 4],
+                    first: point(a.t_first, a.v_first),
+                    last: point(a.t_last, a.v_last),
+                    min: point(a.t_min, a.v_min),
+                    max: point(a.t_max, a.v_max),
+                    n_all: all.n,
+                    min_all: all.v_min,
+                    max_all: all.v_max,
+                    mean_all: all.mean(),
+                    m2_all: all.v_m2,
+                })
             })
-            .unwrap_or_default())
+            .collect();
+        Ok(plan::reduce(plan, &rows))
     }
 
     async fn fleet_stats(&self, date: NaiveDate) -> Result<Vec<FleetStat>, HistoryError> {

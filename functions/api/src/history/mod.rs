@@ -5,14 +5,15 @@
 //! memory for tests ([`memory`], feature `memory`).
 //!
 //! Every input is validated here before any backend sees it, and the SQL
-//! carries values only as parameters; the one text both backends share is
-//! below, so they answer the same question.
+//! carries values only as parameters; both backends run the same text
+//! ([`plan::series_sql`], [`fleet_stats_sql`]), so they answer the same question.
 
 pub mod athena;
 #[cfg(feature = "datafusion")]
 pub mod datafusion;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
+pub mod plan;
 
 use std::future::Future;
 
@@ -24,6 +25,8 @@ use canopy::domain::vehicle::VehicleId;
 use canopy::format::dbc::Database;
 use canopy::format::lake::keys::date_of;
 use canopy::runtime::text::truncate_chars;
+
+pub use plan::{Plan, Reduced, Stats};
 
 /// The longest time range one query may span.
 pub const MAX_RANGE_US: i64 = 31 * 24 * 3600 * 1_000_000;
@@ -198,10 +201,12 @@ pub struct Series {
     pub message_name: String,
     pub signal_name: String,
     pub unit: String,
-    /// Points the backend returned before LTTB.
+    /// Points the backend returned (each bucket's first, lowest, highest and last) before LTTB.
     pub source_points: usize,
     pub downsampled: bool,
     pub points: Vec<Point>,
+    /// Over every value of the range (not only the points drawn); `None` when it holds none.
+    pub stats: Option<Stats>,
 }
 
 /// Per vehicle and hour of one day, from the telemetry archive.
@@ -234,29 +239,6 @@ pub struct Sql {
 pub enum Param {
     Str(String),
     Int(i64),
-}
-
-/// A signal's points in a range, exact, in time order. `decoded` is the
-/// partitioned table; the date predicates prune partitions, the message and
-/// signal predicates row groups.
-pub fn points_sql(table: &str, vehicle: &VehicleId, signal: &SignalRef, range: TimeRange) -> Sql {
-    let (first, last) = range.dates();
-    Sql {
-        text: format!(
-            "SELECT ts_us, value FROM {table} \
-             WHERE vehicle_id = ? AND \"date\" BETWEEN ? AND ? AND message = ? AND signal = ? \
-             AND ts_us >= ? AND ts_us < ? ORDER BY ts_us"
-        ),
-        params: vec![
-            Param::Str(vehicle.to_string()),
-            Param::Str(first.format("%Y-%m-%d").to_string()),
-            Param::Str(last.format("%Y-%m-%d").to_string()),
-            Param::Str(signal.message_name.clone()),
-            Param::Str(signal.signal_name.clone()),
-            Param::Int(range.from_us),
-            Param::Int(range.to_us),
-        ],
-    }
 }
 
 /// Fleet statistics of one day from the telemetry archive (partitioned by date only).
@@ -295,18 +277,20 @@ pub fn fleet_stat(vehicle_id: String, hour_s: i64, messages: u64, v: [f64; 10]) 
 pub trait History: Send + Sync {
     /// A signal's points in the range, in time order. A backend may reduce a
     /// long series in SQL first (to at least `max_points`), never below it.
-    fn points(
+    /// Runs [`plan::series_sql`] for `plan`: each bucket's first, lowest,
+    /// highest and last points, and the statistics of the range.
+    fn reduced(
         &self,
         vehicle: &VehicleId,
         signal: &SignalRef,
-        range: TimeRange,
-        max_points: usize,
-    ) -> impl Future<Output = Result<Vec<Point>, HistoryError>> + Send;
+        plan: &Plan,
+    ) -> impl Future<Output = Result<Reduced, HistoryError>> + Send;
 
     fn fleet_stats(&self, date: NaiveDate) -> impl Future<Output = Result<Vec<FleetStat>, HistoryError>> + Send;
 }
 
-/// A signal's history reduced to `max_points` with LTTB.
+/// A signal's history: planned onto the coarsest source that keeps
+/// `max_points` apart, reduced per bucket in SQL, then to `max_points` with LTTB.
 pub async fn series<H: History>(
     history: &H,
     entry: &CatalogEntry,
@@ -318,16 +302,27 @@ pub async fn series<H: History>(
         message_name: entry.message.clone(),
         signal_name: entry.signal.clone(),
     };
-    let points = history.points(vehicle, &signal, range, max_points).await?;
-    let source_points = points.len();
-    let points = lttb(&points, max_points);
+    let reduced = history
+        .reduced(vehicle, &signal, &plan::plan(range, max_points))
+        .await?;
+    let source_points = reduced.points.len();
+    // The plan reads whole buckets; the answer keeps to the asked range.
+    let inside: Vec<Point> = reduced
+        .points
+        .into_iter()
+        .filter(|p| (range.from_us..range.to_us).contains(&p.ts_us))
+        .collect();
+    let points = lttb(&inside, max_points);
+    let values = reduced.stats.map_or(0, |s| s.count);
     Ok(Series {
         message_name: entry.message.clone(),
         signal_name: entry.signal.clone(),
         unit: entry.unit.clone(),
         source_points,
-        downsampled: points.len() < source_points,
+        // Fewer points than values: the tiers, the buckets or LTTB left some out.
+        downsampled: (points.len() as u64) < values,
         points,
+        stats: reduced.stats,
     })
 }
 
@@ -399,7 +394,7 @@ mod tests {
             signal_name: "S".into(),
         };
         let r = TimeRange::new(0, 1_000_000).unwrap();
-        let sql = points_sql("decoded", &v, &s, r);
+        let sql = plan::series_sql(&plan::plan(r, 100), &v, &s);
         assert!(!sql.text.contains("veh-01"));
         assert_eq!(sql.text.matches('?').count(), sql.params.len());
         let stats = fleet_stats_sql("telemetry", NaiveDate::from_ymd_opt(2025, 3, 1).unwrap());

@@ -47,6 +47,11 @@ impl MemoryStore {
         lock(&self.inner.objects).keys().cloned().collect()
     }
 
+    /// The body held under `key`, if any.
+    pub fn bytes(&self, key: &str) -> Option<Bytes> {
+        lock(&self.inner.objects).get(key).map(|o| o.body.clone())
+    }
+
     /// Multipart uploads started and neither completed nor aborted.
     pub fn open_uploads(&self) -> usize {
         lock(&self.inner.uploads).len()

@@ -26,6 +26,7 @@ use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Arra
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 
+use super::rollup::{RollupBuilder, RollupFile};
 use super::{LakeError, writer_properties};
 use crate::format::dbc::{Database, SignalValue};
 
@@ -49,6 +50,8 @@ pub struct DecodedWriterOptions {
     pub sort_window_rows: usize,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
+    /// Also aggregate the rollup tiers ([`DecodedWriter::finish_with_rollups`]).
+    pub rollups: bool,
 }
 
 impl Default for DecodedWriterOptions {
@@ -56,6 +59,7 @@ impl Default for DecodedWriterOptions {
         Self {
             sort_window_rows: 2_000_000,
             row_group_rows: 131_072,
+            rollups: false,
         }
     }
 }
@@ -226,6 +230,7 @@ pub struct DecodedWriter<W: Write + Send> {
     options: DecodedWriterOptions,
     stats: DecodedFileStats,
     source_name: Arc<str>,
+    rollups: Option<RollupBuilder>,
 }
 
 impl<W: Write + Send> DecodedWriter<W> {
@@ -243,6 +248,7 @@ impl<W: Write + Send> DecodedWriter<W> {
         .map_err(|e| LakeError::parquet(&source_name, e))?;
         let catalog = Catalog::new(db);
         let buckets = (0..catalog.names.len()).map(|_| Bucket::default()).collect();
+        let rollups = options.rollups.then(|| RollupBuilder::new(catalog.names.len()));
         Ok(Self {
             writer,
             catalog,
@@ -251,6 +257,7 @@ impl<W: Write + Send> DecodedWriter<W> {
             options,
             stats: DecodedFileStats::default(),
             source_name,
+            rollups,
         })
     }
 
@@ -294,6 +301,9 @@ impl<W: Write + Send> DecodedWriter<W> {
         let mut batch = BatchBuilder::with_capacity(group.min(self.held));
         for key in 0..self.buckets.len() {
             self.buckets[key].sort();
+            if let Some(rollups) = &mut self.rollups {
+                rollups.add(key, &self.buckets[key].ts_us, &self.buckets[key].values);
+            }
             let len = self.buckets[key].ts_us.len();
             let mut from = 0;
             while from < len {
@@ -344,13 +354,28 @@ impl<W: Write + Send> DecodedWriter<W> {
     }
 
     /// Sorts and writes what is held, then the footer; returns the sink.
-    pub fn finish(mut self) -> Result<(W, DecodedFileStats), LakeError> {
+    pub fn finish(self) -> Result<(W, DecodedFileStats), LakeError> {
+        let (sink, stats, _) = self.finish_with_rollups()?;
+        Ok((sink, stats))
+    }
+
+    /// As [`finish`](Self::finish), and each rollup tier's object when the
+    /// options asked for them (none otherwise).
+    pub fn finish_with_rollups(mut self) -> Result<(W, DecodedFileStats, Vec<RollupFile>), LakeError> {
         self.write_window()?;
         let sink = self
             .writer
             .into_inner()
             .map_err(|e| LakeError::parquet(&self.source_name, e))?;
-        Ok((sink, self.stats))
+        let files = match self.rollups {
+            Some(rollups) => rollups.write(
+                &self.catalog.names,
+                [&self.catalog.messages, &self.catalog.signals, &self.catalog.units],
+                &self.source_name,
+            )?,
+            None => Vec::new(),
+        };
+        Ok((sink, self.stats, files))
     }
 }
 
@@ -449,6 +474,7 @@ BO_ 1 Alpha: 1 E
         let options = DecodedWriterOptions {
             sort_window_rows: 10,
             row_group_rows: 4,
+            ..DecodedWriterOptions::default()
         };
         let mut w = DecodedWriter::new(&db, Vec::new(), "out", options).unwrap();
         let zeta = db.messages().iter().position(|m| m.name == "Zeta").unwrap();

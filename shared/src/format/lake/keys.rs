@@ -65,6 +65,12 @@ impl RawKey {
         format!("{DECODED_PREFIX}{}/{}.parquet", self.partitions(), self.stem())
     }
 
+    /// A rollup tier's object of this raw object: the tier's prefix, same
+    /// partitions, same stem.
+    pub fn rollup_key(&self, tier: &super::rollup::Tier) -> String {
+        format!("{}{}/{}.parquet", tier.prefix, self.partitions(), self.stem())
+    }
+
     /// Parses a raw key (already URL-decoded).
     pub fn parse(key: &str) -> Result<Self, KeyError> {
         let err = |problem| KeyError {

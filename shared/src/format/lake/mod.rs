@@ -1,10 +1,12 @@
 //! The data lake's formats: raw CAN Parquet, decoded long-format Parquet,
-//! their object keys, and the decoding of one into the other.
+//! the rollup tiers beside it, their object keys, and the decoding of one
+//! into the other.
 
 pub mod archive;
 pub mod decoded;
 pub mod keys;
 pub mod raw;
+pub mod rollup;
 pub mod transcode;
 
 use std::sync::Arc;

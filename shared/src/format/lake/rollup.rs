@@ -1,0 +1,405 @@
+//! Rollup tiers: for each (message, signal) and time bucket of a tier, the
+//! aggregates a chart and its statistics need, so a day's chart reads tens of
+//! thousands of rows instead of millions. The decoder writes them in the same
+//! pass as the decoded object, beside it: same partitions, same stem, under
+//! each tier's prefix.
+//!
+//! | column | type | |
+//! | --- | --- | --- |
+//! | `ts_us` | INT64 | the bucket's start (a multiple of the tier's width) |
+//! | `message`, `signal`, `unit` | STRING (dictionary) | |
+//! | `n` | INT64 | values in the bucket |
+//! | `v_min`, `t_min` | DOUBLE, INT64 | the lowest value and its time (the first, on ties) |
+//! | `v_max`, `t_max` | DOUBLE, INT64 | the highest value and its time (the first, on ties) |
+//! | `t_first`, `v_first` | INT64, DOUBLE | the first value |
+//! | `t_last`, `v_last` | INT64, DOUBLE | the last value |
+//! | `v_sum` | DOUBLE | the sum |
+//! | `v_m2` | DOUBLE | the sum of squared deviations from the bucket's mean |
+//!
+//! `v_m2` rather than a sum of squares: each bucket's is computed in two
+//! passes, and merging buckets with Chan's formula keeps the standard
+//! deviation exact where `Σx² − n·mean²` would cancel away the digits of a
+//! signal with a large mean and a small spread.
+//!
+//! Values that are NaN (possible only for IEEE float signals) are left out of
+//! the tiers. Two objects may each hold part of one bucket (a batch boundary
+//! inside a second): readers merge rows of the same bucket, which the
+//! aggregates allow.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::types::Int32Type;
+use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+
+use super::{LakeError, writer_properties};
+
+/// One rollup tier: its bucket width and where its objects and table live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier {
+    /// `1s`, `1m`.
+    pub name: &'static str,
+    /// The Glue (and DataFusion) table.
+    pub table: &'static str,
+    /// The key prefix of its objects, like `decoded/`.
+    pub prefix: &'static str,
+    pub width_us: i64,
+}
+
+/// The tiers, finest first. A chart of a range picks the coarsest whose
+/// bucket is no wider than range / points: 1 s serves an hour to a day at
+/// 2,000 points, 1 min a day to a month.
+pub const TIERS: [Tier; 2] = [
+    Tier {
+        name: "1s",
+        table: "rollup_1s",
+        prefix: "rollup_1s/",
+        width_us: 1_000_000,
+    },
+    Tier {
+        name: "1m",
+        table: "rollup_1m",
+        prefix: "rollup_1m/",
+        width_us: 60_000_000,
+    },
+];
+
+/// The rollup schema.
+pub fn rollup_schema() -> SchemaRef {
+    let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    Arc::new(Schema::new(vec![
+        Field::new("ts_us", DataType::Int64, false),
+        Field::new("message", dict(), false),
+        Field::new("signal", dict(), false),
+        Field::new("unit", dict(), false),
+        Field::new("n", DataType::Int64, false),
+        Field::new("v_min", DataType::Float64, false),
+        Field::new("t_min", DataType::Int64, false),
+        Field::new("v_max", DataType::Float64, false),
+        Field::new("t_max", DataType::Int64, false),
+        Field::new("t_first", DataType::Int64, false),
+        Field::new("v_first", DataType::Float64, false),
+        Field::new("t_last", DataType::Int64, false),
+        Field::new("v_last", DataType::Float64, false),
+        Field::new("v_sum", DataType::Float64, false),
+        Field::new("v_m2", DataType::Float64, false),
+    ]))
+}
+
+/// The aggregates of one bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Agg {
+    pub n: u64,
+    pub v_min: f64,
+    pub t_min: i64,
+    pub v_max: f64,
+    pub t_max: i64,
+    pub t_first: i64,
+    pub v_first: f64,
+    pub t_last: i64,
+    pub v_last: f64,
+    pub v_sum: f64,
+    pub v_m2: f64,
+}
+
+impl Agg {
+    pub fn of(ts_us: i64, value: f64) -> Self {
+        Self {
+            n: 1,
+            v_min: value,
+            t_min: ts_us,
+            v_max: value,
+            t_max: ts_us,
+            t_first: ts_us,
+            v_first: value,
+            t_last: ts_us,
+            v_last: value,
+            v_sum: value,
+            v_m2: 0.0,
+        }
+    }
+
+    /// Adds `other`'s values (disjoint from this one's). Ties keep the earlier
+    /// time, so the result does not depend on the order of merging.
+    pub fn merge(&mut self, other: &Agg) {
+        let (n_a, n_b) = (self.n as f64, other.n as f64);
+        let n = n_a + n_b;
+        let delta = other.v_sum / n_b - self.v_sum / n_a;
+        self.v_m2 += other.v_m2 + delta * delta * n_a * n_b / n;
+        self.v_sum += other.v_sum;
+        self.n += other.n;
+        if (other.v_min, other.t_min) < (self.v_min, self.t_min) {
+            (self.v_min, self.t_min) = (other.v_min, other.t_min);
+        }
+        if other.v_max > self.v_max || (other.v_max == self.v_max && other.t_max < self.t_max) {
+            (self.v_max, self.t_max) = (other.v_max, other.t_max);
+        }
+        if other.t_first < self.t_first {
+            (self.t_first, self.v_first) = (other.t_first, other.v_first);
+        }
+        if other.t_last >= self.t_last {
+            (self.t_last, self.v_last) = (other.t_last, other.v_last);
+        }
+    }
+
+    pub fn mean(&self) -> f64 {
+        self.v_sum / self.n as f64
+    }
+
+    /// The population standard deviation (numpy's default, ddof = 0).
+    pub fn stddev(&self) -> f64 {
+        (self.v_m2 / self.n as f64).sqrt()
+    }
+}
+
+/// Aggregates of one tier's buckets from values in time order. Each run of
+/// values in one bucket is summed in two passes (its mean, then the squared
+/// deviations from it), as numpy does, then merged into what the bucket holds.
+fn add_sorted(buckets: &mut BTreeMap<i64, Agg>, width_us: i64, ts_us: &[i64], values: &[f64]) {
+    let mut i = 0;
+    while i < ts_us.len() {
+        let bucket = ts_us[i].div_euclid(width_us) * width_us;
+        let end = bucket.saturating_add(width_us);
+        let start = i;
+        while i < ts_us.len() && ts_us[i] < end {
+            i += 1;
+        }
+        let run = || (start..i).map(|k| (ts_us[k], values[k])).filter(|(_, v)| !v.is_nan());
+        let mut agg: Option<Agg> = None;
+        for (t, v) in run() {
+            match &mut agg {
+                None => agg = Some(Agg::of(t, v)),
+                Some(a) => {
+                    a.n += 1;
+                    a.v_sum += v;
+                    if v < a.v_min {
+                        (a.v_min, a.t_min) = (v, t);
+                    }
+                    if v > a.v_max {
+                        (a.v_max, a.t_max) = (v, t);
+                    }
+                    (a.t_last, a.v_last) = (t, v);
+                }
+            }
+        }
+        let Some(mut agg) = agg else { continue };
+        let mean = agg.mean();
+        agg.v_m2 = run().map(|(_, v)| (v - mean) * (v - mean)).sum();
+        buckets.entry(bucket).and_modify(|a| a.merge(&agg)).or_insert(agg);
+    }
+}
+
+/// What the writer of a decoded object accumulates for the tiers, by the
+/// decoded writer's sort key (so rows come out sorted as the decoded object's).
+pub(crate) struct RollupBuilder {
+    /// tier → sort key → bucket start → aggregates.
+    tiers: Vec<Vec<BTreeMap<i64, Agg>>>,
+}
+
+/// One tier's object, ready to upload.
+#[derive(Debug, Clone)]
+pub struct RollupFile {
+    pub tier: Tier,
+    pub bytes: Vec<u8>,
+    pub rows: u64,
+}
+
+impl RollupBuilder {
+    pub(crate) fn new(keys: usize) -> Self {
+        Self {
+            tiers: TIERS.iter().map(|_| vec![BTreeMap::new(); keys]).collect(),
+        }
+    }
+
+    /// Values of sort key `key`, in time order.
+    pub(crate) fn add(&mut self, key: usize, ts_us: &[i64], values: &[f64]) {
+        for (tier, buckets) in TIERS.iter().zip(&mut self.tiers) {
+            add_sorted(&mut buckets[key], tier.width_us, ts_us, values);
+        }
+    }
+
+    /// Each tier as a Parquet object; `names` gives each sort key's
+    /// (message, signal, unit) ids in the three dictionaries.
+    pub(crate) fn write(
+        self,
+        names: &[(i32, i32, i32)],
+        dictionaries: [&ArrayRef; 3],
+        source_name: &Arc<str>,
+    ) -> Result<Vec<RollupFile>, LakeError> {
+        let mut files = Vec::with_capacity(TIERS.len());
+        for (tier, buckets) in TIERS.iter().zip(self.tiers) {
+            let rows: usize = buckets.iter().map(BTreeMap::len).sum();
+            let mut columns = Columns::with_capacity(rows);
+            for (key, buckets) in buckets.iter().enumerate() {
+                for (&start, agg) in buckets {
+                    columns.push(start, names[key], agg);
+                }
+            }
+            let batch = columns
+                .finish(dictionaries)
+                .map_err(|e| LakeError::arrow(source_name, e))?;
+            let mut bytes = Vec::new();
+            write_batch(&mut bytes, &batch, source_name)?;
+            files.push(RollupFile {
+                tier: *tier,
+                bytes,
+                rows: rows as u64,
+            });
+        }
+        Ok(files)
+    }
+}
+
+fn write_batch<W: Write + Send>(sink: W, batch: &RecordBatch, source_name: &Arc<str>) -> Result<(), LakeError> {
+    let properties = writer_properties(
+        1 << 20,
+        &[
+            "ts_us", "v_min", "t_min", "v_max", "t_max", "t_first", "v_first", "t_last", "v_last", "v_sum", "v_m2",
+        ],
+        &["unit"],
+    );
+    let mut writer = ArrowWriter::try_new(sink, rollup_schema(), Some(properties))
+        .map_err(|e| LakeError::parquet(source_name, e))?;
+    writer.write(batch).map_err(|e| LakeError::parquet(source_name, e))?;
+    writer.close().map_err(|e| LakeError::parquet(source_name, e))?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct Columns {
+    ts_us: Vec<i64>,
+    names: [Vec<i32>; 3],
+    n: Vec<i64>,
+    v_min: Vec<f64>,
+    t_min: Vec<i64>,
+    v_max: Vec<f64>,
+    t_max: Vec<i64>,
+    t_first: Vec<i64>,
+    v_first: Vec<f64>,
+    t_last: Vec<i64>,
+    v_last: Vec<f64>,
+    v_sum: Vec<f64>,
+    v_m2: Vec<f64>,
+}
+
+impl Columns {
+    fn with_capacity(rows: usize) -> Self {
+        let mut c = Self::default();
+        c.ts_us.reserve(rows);
+        c
+    }
+
+    fn push(&mut self, start: i64, names: (i32, i32, i32), a: &Agg) {
+        self.ts_us.push(start);
+        self.names[0].push(names.0);
+        self.names[1].push(names.1);
+        self.names[2].push(names.2);
+        self.n.push(a.n as i64);
+        self.v_min.push(a.v_min);
+        self.t_min.push(a.t_min);
+        self.v_max.push(a.v_max);
+        self.t_max.push(a.t_max);
+        self.t_first.push(a.t_first);
+        self.v_first.push(a.v_first);
+        self.t_last.push(a.t_last);
+        self.v_last.push(a.v_last);
+        self.v_sum.push(a.v_sum);
+        self.v_m2.push(a.v_m2);
+    }
+
+    fn finish(self, dictionaries: [&ArrayRef; 3]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        let [messages, signals, units] = self.names;
+        let dict = |keys: Vec<i32>, values: &ArrayRef| -> Result<ArrayRef, arrow_schema::ArrowError> {
+            Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
+                Int32Array::from(keys),
+                values.clone(),
+            )?))
+        };
+        let int = |v: Vec<i64>| -> ArrayRef { Arc::new(Int64Array::from(v)) };
+        let float = |v: Vec<f64>| -> ArrayRef { Arc::new(Float64Array::from(v)) };
+        RecordBatch::try_new(
+            rollup_schema(),
+            vec![
+                int(self.ts_us),
+                dict(messages, dictionaries[0])?,
+                dict(signals, dictionaries[1])?,
+                dict(units, dictionaries[2])?,
+                int(self.n),
+                float(self.v_min),
+                int(self.t_min),
+                float(self.v_max),
+                int(self.t_max),
+                int(self.t_first),
+                float(self.v_first),
+                int(self.t_last),
+                float(self.v_last),
+                float(self.v_sum),
+                float(self.v_m2),
+            ],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(values: &[f64]) -> (f64, f64) {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+        (mean, var.sqrt())
+    }
+
+    #[test]
+    fn buckets_hold_first_last_extremes_and_exact_moments() {
+        // A large mean and a small spread (a pack voltage's millivolt ripple):
+        // where a sum of squares minus n·mean² keeps about 5 digits of 16.
+        let ts: Vec<i64> = (0..5_000).map(|i| i * 1_000).collect();
+        let values: Vec<f64> = ts.iter().map(|&t| 380.0 + ((t / 1000) % 17) as f64 * 1e-3).collect();
+        let mut buckets = BTreeMap::new();
+        add_sorted(&mut buckets, 1_000_000, &ts, &values);
+        assert_eq!(buckets.len(), 5);
+        let first = buckets[&0];
+        assert_eq!((first.n, first.t_first, first.t_last), (1000, 0, 999_000));
+        let (mean, stddev) = exact(&values[..1000]);
+        assert!((first.mean() - mean).abs() / mean < 1e-12);
+        assert!(
+            (first.stddev() - stddev).abs() / stddev < 1e-9,
+            "{} {}",
+            first.stddev(),
+            stddev
+        );
+        assert_eq!(first.v_max, values[16]);
+        assert_eq!(first.t_max, 16_000, "the first of equal maxima");
+
+        // Merging every bucket equals one pass over every value.
+        let mut all = *buckets.values().next().unwrap();
+        for a in buckets.values().skip(1) {
+            all.merge(a);
+        }
+        let (mean, stddev) = exact(&values);
+        assert_eq!(all.n, 5_000);
+        assert!((all.stddev() - stddev).abs() / stddev < 1e-9);
+        assert!((all.mean() - mean).abs() / mean < 1e-12);
+        assert_eq!((all.t_first, all.t_last), (0, 4_999_000));
+    }
+
+    #[test]
+    fn a_bucket_split_between_calls_merges_and_nan_is_left_out() {
+        let mut split = BTreeMap::new();
+        add_sorted(&mut split, 60_000_000, &[1, 2, 3], &[5.0, f64::NAN, -1.0]);
+        add_sorted(&mut split, 60_000_000, &[4, 70_000_000], &[9.0, 2.0]);
+        let a = split[&0];
+        assert_eq!((a.n, a.v_min, a.t_min, a.v_max, a.t_max), (3, -1.0, 3, 9.0, 4));
+        assert_eq!((a.v_first, a.v_last, a.v_sum), (5.0, 9.0, 13.0));
+        assert_eq!(split[&60_000_000].n, 1);
+        // Negative times fall in the bucket below, as SQL's floor would put them.
+        let mut early = BTreeMap::new();
+        add_sorted(&mut early, 1_000_000, &[-1], &[1.0]);
+        assert!(early.contains_key(&-1_000_000));
+    }
+}
