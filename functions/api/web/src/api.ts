@@ -47,6 +47,18 @@ export interface Point {
   value: number;
 }
 
+/** Exact statistics of every value in the range (not only the points drawn). */
+export interface RangeStats {
+  count: number;
+  min: number;
+  max: number;
+  mean: number;
+  stddev: number;
+  from_us: number;
+  to_us: number;
+  source: string;
+}
+
 export interface Series {
   message_name: string;
   signal_name: string;
@@ -54,6 +66,7 @@ export interface Series {
   source_points: number;
   downsampled: boolean;
   points: Point[];
+  stats?: RangeStats | null;
 }
 
 export interface History {

@@ -116,14 +116,23 @@ export function Vehicle({ route }: { route: VehicleRoute }) {
           {history.loading && <Loading what="history" />}
           {signals.length === 0 && catalog.data && <p className="muted">Pick signals to chart.</p>}
           {shown?.series.map((s, i) => {
-            const stats = statsOf(s.points);
+            const exact = s.stats ?? null;
+            const plotted = exact ? null : statsOf(s.points);
+            const stats = exact ?? plotted;
+            const about = exact
+              ? `of all ${exact.count.toLocaleString('en')} values`
+              : `of the ${plotted?.count ?? 0} plotted points`;
             return (
               <figure key={signalKey(s)} className="chart-card">
                 <figcaption>
                   <strong>{s.signal_name}</strong> <span className="muted">{s.message_name}{s.unit ? ` · ${s.unit}` : ''}</span>
-                  <span className="stats" title="Computed from the plotted points until the API returns statistics of the range">
+                  <span
+                    className="stats"
+                    data-exact={exact ? 'true' : 'false'}
+                    title={exact ? `Exact, from ${exact.source}, over ${when(exact.from_us / 1000)} – ${when(exact.to_us / 1000)}` : 'Computed from the plotted points: the API returned no statistics'}
+                  >
                     {stats
-                      ? `min ${num(stats.min, 2)} · max ${num(stats.max, 2)} · mean ${num(stats.mean, 2)} · stddev ${num(stats.stddev, 2)} (of ${stats.count} plotted points${s.downsampled ? ` from ${s.source_points}` : ''})`
+                      ? `min ${num(stats.min, 2)} · max ${num(stats.max, 2)} · mean ${num(stats.mean, 2)} · stddev ${num(stats.stddev, 2)} (${about})`
                       : 'no data in this range'}
                   </span>
                 </figcaption>
