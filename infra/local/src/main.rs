@@ -68,6 +68,9 @@ enum Command {
         /// Objects the day is split into (24: hourly batches; 1440: the edge's default 60 s).
         #[arg(long, value_delimiter = ',', default_value = "24,1440")]
         objects: Vec<usize>,
+        /// Days of the month chart (0 skips it).
+        #[arg(long, default_value_t = 31)]
+        month_days: i64,
     },
     /// Latency through the stack, p50 and p95: MQTT publish → state in
     /// DynamoDB, and raw object upload → decoded object readable.
@@ -166,7 +169,12 @@ async fn main() -> Result<()> {
                 until_ctrl_c().await?;
             }
         }
-        Command::BenchApi { dbc, runs, objects } => canopy_local::bench_api::run(&dbc, runs, &objects).await?,
+        Command::BenchApi {
+            dbc,
+            runs,
+            objects,
+            month_days,
+        } => canopy_local::bench_api::run(&dbc, runs, &objects, month_days).await?,
         Command::Latency {
             stack: args,
             samples,
