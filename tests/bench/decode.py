@@ -8,8 +8,9 @@
    `canopy-edge bench-codec`), and end to end from the log's text (line
    parsing included: a Python loop against `canopy-edge decode --format summary`).
 2. Raw lake Parquet to decoded lake Parquet (`canopy-edge decode --raw ...
-   --format parquet`) for a 10 MB raw file and a 4x larger one: wall time and
-   peak RSS, to show that memory does not grow with the input.
+   --format parquet`) for a 10 MB raw file and a 4x larger one, alone and with
+   the rollup tiers (`--rollups`, as the cloud's decoder writes them): wall
+   time and peak RSS, to show that memory does not grow with the input.
 """
 
 import argparse
@@ -133,14 +134,23 @@ def main():
     for scale in (1, 4):
         raw = simulate(args.edge, work, int(args.raw_mb * scale * 1e6 / bytes_per_second), "raw")
         out = work / f"decoded{scale}.parquet"
-        runs = [timed([args.edge, "decode", "--dbc", args.dbc, "--raw", raw, "--format", "parquet", "--output", out])
-                for _ in range(3)]
         stats = json.loads(subprocess.run([args.edge, "decode", "--dbc", args.dbc, "--raw", raw, "--format", "summary"],
                                           check=True, capture_output=True, text=True).stdout)
-        wall = sorted(r[0] for r in runs)[1]
-        rss = max(r[1] for r in runs)
+        decode = [args.edge, "decode", "--dbc", args.dbc, "--raw", raw, "--format", "parquet", "--output", out]
+        # Decoded alone and decoded with the rollup tiers (what the cloud's decoder writes), pair by pair.
+        alone, tiers = [], []
+        for _ in range(3):
+            alone.append(timed(decode))
+            tiers.append(timed([*decode, "--rollups"]))
         print(f"  {raw.stat().st_size / 1e6:6.1f} MB raw ({stats['frames']:,} frames, {stats['values']:,} values) "
-              f"-> {out.stat().st_size / 1e6:.1f} MB decoded: {wall:.2f} s, peak RSS {rss:.0f} MB")
+              f"-> {out.stat().st_size / 1e6:.1f} MB decoded:")
+        for name, runs in (("decoded", alone), ("decoded + tiers", tiers)):
+            wall = sorted(r[0] for r in runs)[1]
+            rss = max(r[1] for r in runs)
+            print(f"    {name:<16} {wall:.2f} s, peak RSS {rss:.0f} MB")
+        for tier in work.glob(f"decoded{scale}.parquet.rollup_*.parquet"):
+            print(f"    {tier.name.split('.')[-2]}: {tier.stat().st_size / 1e3:.0f} kB")
+            tier.unlink()
         raw.unlink()
     if not args.work:
         for f in work.iterdir():

@@ -144,6 +144,7 @@ fn lake() -> (tempfile::TempDir, Vec<Point>, Vec<Point>) {
         "decoded/vehicle_id=veh-01/date=2023-11-20",
         "rollup_1s/vehicle_id=veh-03/date=2023-11-14",
         "rollup_1s/vehicle_id=veh-01/date=2023-11-20",
+        "rollup_10s/vehicle_id=veh-01/date=2023-11-20",
         "rollup_1m/vehicle_id=veh-01/date=2023-11-20",
     ] {
         std::fs::create_dir_all(root.path().join(bad)).unwrap();
@@ -554,7 +555,7 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
             max: Duration::from_millis(40),
             deadline: Duration::from_secs(5),
         });
-    // An hour of the lake's veh-01 at 360 points: the 1 s tier, 10 s buckets.
+    // An hour of the lake's veh-01 at 360 points: the 10 s tier, 10 s buckets.
     let range = TimeRange::new(DAY1_US + 3_600_000_000, DAY1_US + 7_200_000_000).unwrap();
     let chart = plan(range, 360);
 
@@ -609,7 +610,7 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
     let execution = execution.query_execution().unwrap();
     let text = execution.query().unwrap();
     assert!(
-        text.contains("FROM rollup_1s WHERE vehicle_id = ? AND \"date\" BETWEEN ? AND ?"),
+        text.contains("FROM rollup_10s WHERE vehicle_id = ? AND \"date\" BETWEEN ? AND ?"),
         "{text}"
     );
     assert!(!text.contains("veh-01"));

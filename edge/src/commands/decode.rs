@@ -44,6 +44,10 @@ pub struct DecodeArgs {
     /// standard ids above 11 bits) instead of tolerating them with a warning.
     #[arg(long)]
     pub strict: bool,
+    /// With `--format parquet`: also write the rollup tiers the cloud's
+    /// decoder writes, as `<output>.rollup_1s.parquet` and so on for each tier.
+    #[arg(long)]
+    pub rollups: bool,
 }
 
 pub fn run(args: &DecodeArgs) -> Result<()> {
@@ -72,7 +76,7 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
         }
         Format::Parquet => {
             let path = args.output.as_ref().context("--format parquet needs --output FILE")?;
-            let stats = write_parquet(&db, frames, path)?;
+            let stats = write_parquet(&db, frames, path, args.rollups)?;
             eprintln!(
                 "{} frames: {} decoded into {} values, {} unknown ids, {} shorter than their DBC length, {} invalid, {} remote/error",
                 stats.frames,
@@ -88,22 +92,32 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Decodes frames into a decoded lake file at `path`.
+/// Decodes frames into a decoded lake file at `path`, and with `rollups`
+/// its rollup tiers beside it (`<path>.<table>.parquet`).
 pub fn write_parquet(
     db: &Database,
     frames: impl Iterator<Item = Result<CanFrame>>,
     path: &std::path::Path,
+    rollups: bool,
 ) -> Result<DecodeStats> {
     let name = path.display().to_string();
     let file = File::create(path).with_context(|| format!("creating {name}"))?;
-    let mut writer = DecodedWriter::new(db, BufWriter::new(file), &name, DecodedWriterOptions::default())?;
+    let options = DecodedWriterOptions {
+        rollups,
+        ..DecodedWriterOptions::default()
+    };
+    let mut writer = DecodedWriter::new(db, BufWriter::new(file), &name, options)?;
     let mut decoder = FrameDecoder::new(db);
     for frame in frames {
         let frame = frame?;
         decoder.decode_frame(frame.ts_us, frame.id, frame.flags, frame.data(), &mut writer)?;
     }
-    let (mut sink, _) = writer.finish()?;
+    let (mut sink, _, tiers) = writer.finish_with_rollups()?;
     sink.flush().with_context(|| format!("writing {name}"))?;
+    for tier in tiers {
+        let tier_path = format!("{name}.{}.parquet", tier.tier.table);
+        std::fs::write(&tier_path, tier.bytes).with_context(|| format!("writing {tier_path}"))?;
+    }
     Ok(decoder.stats)
 }
 

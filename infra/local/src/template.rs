@@ -619,6 +619,35 @@ mod tests {
     }
 
     #[test]
+    fn every_rollup_tier_has_its_table_and_rights() {
+        let doc = raw_template();
+        let text = std::fs::read_to_string(TEMPLATE).unwrap();
+        for tier in canopy::format::lake::rollup::TIERS {
+            let table = doc["Resources"]
+                .as_mapping()
+                .unwrap()
+                .values()
+                .find(|r| r["Properties"]["TableInput"]["Name"].as_str() == Some(tier.table));
+            let table = table.unwrap_or_else(|| panic!("no Glue table {}", tier.table));
+            let columns: Vec<String> = seq(&table["Properties"]["TableInput"]["StorageDescriptor"], "Columns")
+                .iter()
+                .filter_map(|c| c["Name"].as_str().map(str::to_string))
+                .collect();
+            let schema = canopy::format::lake::rollup::rollup_schema();
+            let expected: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            assert_eq!(columns, expected, "{}", tier.table);
+            // The decoder writes it, the API reads and lists it.
+            assert_eq!(
+                text.matches(&format!("/{}*", tier.prefix)).count(),
+                2,
+                "{}",
+                tier.prefix
+            );
+            assert!(text.contains(&format!("{}*,", tier.prefix)), "{} listed", tier.prefix);
+        }
+    }
+
+    #[test]
     fn a_vehicle_uploading_too_much_is_an_alarm() {
         let doc = raw_template();
         let alarm = &doc["Resources"]["UploadVolumeAlarm"]["Properties"];

@@ -154,7 +154,7 @@ pub struct Stats {
     /// buckets of the source (`source`).
     pub from_us: i64,
     pub to_us: i64,
-    /// `decoded`, `rollup_1s` or `rollup_1m`.
+    /// `decoded` or a tier's table (`rollup_1s`, `rollup_10s`, `rollup_1m`, `rollup_10m`).
     pub source: &'static str,
 }
 
@@ -200,17 +200,27 @@ mod tests {
         let hour = 3_600_000_000;
         let day = TimeRange::new(0, 24 * hour).unwrap();
         let p = plan(day, 2000);
-        assert_eq!(p.source.name(), "rollup_1s");
-        assert_eq!(p.bucket_us, 44_000_000, "43.2 s rounded up to whole seconds");
+        assert_eq!(p.source.name(), "rollup_10s");
+        assert_eq!(
+            p.bucket_us, 50_000_000,
+            "43.2 s rounded up to whole buckets of the tier"
+        );
+        let hour_chart = plan(TimeRange::new(0, hour).unwrap(), 2000);
+        assert_eq!(
+            (hour_chart.source.name(), hour_chart.bucket_us),
+            ("rollup_1s", 2_000_000)
+        );
+        let week = TimeRange::new(0, 7 * 24 * hour).unwrap();
+        assert_eq!(plan(week, 2000).source.name(), "rollup_1m");
         let month = TimeRange::new(0, 31 * 24 * hour).unwrap();
-        assert_eq!(plan(month, 2000).source.name(), "rollup_1m");
+        assert_eq!(plan(month, 2000).source.name(), "rollup_10m");
         let minutes = TimeRange::new(0, 10 * 60_000_000).unwrap();
         let p = plan(minutes, 2000);
         assert_eq!((p.source, p.bucket_us), (Source::Decoded, 300_000));
         // A range off the seconds is widened to whole buckets of its tier.
-        let odd = TimeRange::new(1_500_000, 24 * hour - 250_000).unwrap();
+        let odd = TimeRange::new(11_500_000, 24 * hour - 250_000).unwrap();
         let p = plan(odd, 2000);
-        assert_eq!((p.range.from_us, p.range.to_us), (1_000_000, 24 * hour));
+        assert_eq!((p.range.from_us, p.range.to_us), (10_000_000, 24 * hour));
     }
 
     #[test]

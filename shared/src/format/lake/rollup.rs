@@ -49,10 +49,11 @@ pub struct Tier {
     pub width_us: i64,
 }
 
-/// The tiers, finest first. A chart of a range picks the coarsest whose
-/// bucket is no wider than range / points: 1 s serves an hour to a day at
-/// 2,000 points, 1 min a day to a month.
-pub const TIERS: [Tier; 2] = [
+/// The tiers, finest first, each ten or six times the last. A chart of a
+/// range reads the coarsest whose bucket is no wider than range / points: at
+/// 2,000 points, 1 s serves up to 33 min–5.5 h, 10 s up to a day and a half,
+/// 1 min up to 9 days, 10 min a month (8,640 rows a day at most, 4,464 a month).
+pub const TIERS: [Tier; 4] = [
     Tier {
         name: "1s",
         table: "rollup_1s",
@@ -60,10 +61,22 @@ pub const TIERS: [Tier; 2] = [
         width_us: 1_000_000,
     },
     Tier {
+        name: "10s",
+        table: "rollup_10s",
+        prefix: "rollup_10s/",
+        width_us: 10_000_000,
+    },
+    Tier {
         name: "1m",
         table: "rollup_1m",
         prefix: "rollup_1m/",
         width_us: 60_000_000,
+    },
+    Tier {
+        name: "10m",
+        table: "rollup_10m",
+        prefix: "rollup_10m/",
+        width_us: 600_000_000,
     },
 ];
 
