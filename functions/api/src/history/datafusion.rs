@@ -64,10 +64,7 @@ impl DataFusionHistory {
     async fn with_base(base: &str, store: Option<Arc<dyn object_store::ObjectStore>>) -> Result<Self, HistoryError> {
         let config = SessionConfig::new()
             .with_target_partitions(2)
-            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-            // No file statistics at planning: they cost a footer read per object
-            // before the scan reads it again; partitions and row groups prune as well.
-            .set_bool("datafusion.execution.collect_statistics", false);
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
         let ctx = SessionContext::new_with_config(config);
         if let Some(store) = store {
             let url = url::Url::parse(base).map_err(failed)?;
