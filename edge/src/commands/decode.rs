@@ -107,16 +107,35 @@ pub fn write_parquet(
         ..DecodedWriterOptions::default()
     };
     let mut writer = DecodedWriter::new(db, BufWriter::new(file), &name, options)?;
+    let tier_path = |table: &str| format!("{name}.{table}.parquet");
+    let mut tier_files = Vec::new();
+    for (tier, _) in writer.rollup_sinks_mut() {
+        let path = tier_path(tier.table);
+        tier_files.push(File::create(&path).with_context(|| format!("creating {path}"))?);
+    }
+    // The tiers' bytes go to their files as they are written, so memory stays flat.
+    let mut drain = |writer: &mut DecodedWriter<BufWriter<File>>| -> Result<()> {
+        for ((tier, bytes), file) in writer.rollup_sinks_mut().zip(&mut tier_files) {
+            file.write_all(bytes)
+                .with_context(|| format!("writing {}", tier_path(tier.table)))?;
+            bytes.clear();
+        }
+        Ok(())
+    };
     let mut decoder = FrameDecoder::new(db);
-    for frame in frames {
+    for (n, frame) in frames.enumerate() {
         let frame = frame?;
         decoder.decode_frame(frame.ts_us, frame.id, frame.flags, frame.data(), &mut writer)?;
+        if n % 65_536 == 0 {
+            drain(&mut writer)?;
+        }
     }
+    drain(&mut writer)?;
     let (mut sink, _, tiers) = writer.finish_with_rollups()?;
     sink.flush().with_context(|| format!("writing {name}"))?;
-    for tier in tiers {
-        let tier_path = format!("{name}.{}.parquet", tier.tier.table);
-        std::fs::write(&tier_path, tier.bytes).with_context(|| format!("writing {tier_path}"))?;
+    for (tier, mut file) in tiers.into_iter().zip(tier_files) {
+        file.write_all(&tier.bytes)
+            .with_context(|| format!("writing {}", tier_path(tier.tier.table)))?;
     }
     Ok(decoder.stats)
 }

@@ -13,6 +13,7 @@ use canopy::format::lake::LakeError;
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
 use canopy::format::lake::keys::{KeyError, RawKey};
 use canopy::format::lake::raw::{RawBatch, check_schema};
+use canopy::format::lake::rollup::TIERS;
 use canopy::format::lake::transcode::{DecodeStats, FrameDecoder};
 use canopy::ports::store::{ObjectStore, StoreError, UploadSink};
 
@@ -178,6 +179,12 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
     };
     let mut writer = DecodedWriter::new(db, Vec::new(), &decoded_key, writer_options)?;
     let mut sink = UploadSink::new(store, &decoded_key, options.part_size);
+    // Each tier streams out too, so memory holds about one sort window of any of them.
+    let rollup_keys: Vec<String> = TIERS.iter().map(|t| key.rollup_key(t)).collect();
+    let mut tier_sinks: Vec<UploadSink<'_, S>> = rollup_keys
+        .iter()
+        .map(|k| UploadSink::new(store, k, options.part_size))
+        .collect();
     let mut decoder = FrameDecoder::new(db);
     let mut next_row = 0u64;
     let result: Result<(), DecodeObjectError> = async {
@@ -187,25 +194,31 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
             next_row += raw.len() as u64;
             decoder.decode_batch(&raw, &mut writer)?;
             sink.write(writer.sink_mut()).await?;
+            for ((_, bytes), tier_sink) in writer.rollup_sinks_mut().zip(&mut tier_sinks) {
+                tier_sink.write(bytes).await?;
+            }
         }
         Ok(())
     }
     .await;
-    if let Err(e) = result {
-        sink.abort().await;
-        return Err(e);
-    }
-    let (mut rest, file, rollups) = writer.finish_with_rollups()?;
+    let finished = result.and_then(|()| Ok(writer.finish_with_rollups()?));
+    let (mut rest, file, rollups) = match finished {
+        Ok(done) => done,
+        Err(e) => {
+            sink.abort().await;
+            for tier_sink in tier_sinks {
+                tier_sink.abort().await;
+            }
+            return Err(e);
+        }
+    };
     sink.write(&mut rest).await?;
     let bytes_out = sink.finish().await?;
     // After the decoded object: a reader that finds a tier's object finds its source too.
-    let mut rollup_keys = Vec::with_capacity(rollups.len());
     let mut rollup_bytes = 0;
-    for rollup in rollups {
-        let rollup_key = key.rollup_key(&rollup.tier);
-        rollup_bytes += rollup.bytes.len() as u64;
-        store.put(&rollup_key, rollup.bytes.into(), None).await?;
-        rollup_keys.push(rollup_key);
+    for (mut rollup, mut tier_sink) in rollups.into_iter().zip(tier_sinks) {
+        tier_sink.write(&mut rollup.bytes).await?;
+        rollup_bytes += tier_sink.finish().await?;
     }
     Ok(DecodeOutcome {
         raw_key: raw_key.to_string(),

@@ -248,7 +248,10 @@ impl<W: Write + Send> DecodedWriter<W> {
         .map_err(|e| LakeError::parquet(&source_name, e))?;
         let catalog = Catalog::new(db);
         let buckets = (0..catalog.names.len()).map(|_| Bucket::default()).collect();
-        let rollups = options.rollups.then(|| RollupBuilder::new(catalog.names.len()));
+        let rollups = match options.rollups {
+            true => Some(RollupBuilder::new(catalog.names.len(), &source_name)?),
+            false => None,
+        };
         Ok(Self {
             writer,
             catalog,
@@ -289,6 +292,12 @@ impl<W: Write + Send> DecodedWriter<W> {
     /// The sink, to drain bytes already written (a multipart upload does).
     pub fn sink_mut(&mut self) -> &mut W {
         self.writer.inner_mut()
+    }
+
+    /// Each rollup tier's bytes written so far and not drained: a caller that
+    /// streams them out (a multipart upload) keeps memory to about one window.
+    pub fn rollup_sinks_mut(&mut self) -> impl Iterator<Item = (super::rollup::Tier, &mut Vec<u8>)> {
+        self.rollups.iter_mut().flat_map(RollupBuilder::sinks_mut)
     }
 
     /// Bytes the Parquet writer has passed to the sink so far.
@@ -333,6 +342,13 @@ impl<W: Write + Send> DecodedWriter<W> {
         if batch.len() > 0 {
             self.write_batch(&mut batch)?;
         }
+        if let Some(rollups) = &mut self.rollups {
+            rollups.flush(
+                &self.catalog.names,
+                [&self.catalog.messages, &self.catalog.signals, &self.catalog.units],
+                &self.source_name,
+            )?;
+        }
         self.held = 0;
         Ok(())
     }
@@ -360,7 +376,8 @@ impl<W: Write + Send> DecodedWriter<W> {
     }
 
     /// As [`finish`](Self::finish), and each rollup tier's object when the
-    /// options asked for them (none otherwise).
+    /// options asked for them (none otherwise): the bytes not drained through
+    /// [`rollup_sinks_mut`](Self::rollup_sinks_mut) yet, footer included.
     pub fn finish_with_rollups(mut self) -> Result<(W, DecodedFileStats, Vec<RollupFile>), LakeError> {
         self.write_window()?;
         let sink = self
@@ -368,11 +385,7 @@ impl<W: Write + Send> DecodedWriter<W> {
             .into_inner()
             .map_err(|e| LakeError::parquet(&self.source_name, e))?;
         let files = match self.rollups {
-            Some(rollups) => rollups.write(
-                &self.catalog.names,
-                [&self.catalog.messages, &self.catalog.signals, &self.catalog.units],
-                &self.source_name,
-            )?,
+            Some(rollups) => rollups.finish(&self.source_name)?,
             None => Vec::new(),
         };
         Ok((sink, self.stats, files))

@@ -27,7 +27,6 @@
 //! aggregates allow.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use arrow_array::types::Int32Type;
@@ -206,13 +205,24 @@ fn add_sorted(buckets: &mut BTreeMap<i64, Agg>, width_us: i64, ts_us: &[i64], va
 }
 
 /// What the writer of a decoded object accumulates for the tiers, by the
-/// decoded writer's sort key (so rows come out sorted as the decoded object's).
+/// decoded writer's sort key, and each tier's Parquet writer. The decoded
+/// writer flushes the aggregates after each sort window as one row group per
+/// tier (sorted by message, signal and time, as the decoded rows), so memory
+/// holds one window's buckets; the bytes written wait in each tier's buffer
+/// until the caller drains them ([`DecodedWriter::rollup_sinks_mut`]).
+///
+/// A bucket that straddles two windows gets a row in each row group, as one
+/// straddling two objects does: readers merge the rows of a bucket.
+///
+/// [`DecodedWriter::rollup_sinks_mut`]: super::decoded::DecodedWriter::rollup_sinks_mut
 pub(crate) struct RollupBuilder {
-    /// tier → sort key → bucket start → aggregates.
+    /// tier → sort key → bucket start → aggregates of the current window.
     tiers: Vec<Vec<BTreeMap<i64, Agg>>>,
+    writers: Vec<ArrowWriter<Vec<u8>>>,
+    rows: Vec<u64>,
 }
 
-/// One tier's object, ready to upload.
+/// One tier's object, ready to upload: what was not drained yet.
 #[derive(Debug, Clone)]
 pub struct RollupFile {
     pub tier: Tier,
@@ -221,10 +231,24 @@ pub struct RollupFile {
 }
 
 impl RollupBuilder {
-    pub(crate) fn new(keys: usize) -> Self {
-        Self {
+    pub(crate) fn new(keys: usize, source_name: &Arc<str>) -> Result<Self, LakeError> {
+        let properties = writer_properties(
+            1 << 20,
+            &[
+                "ts_us", "v_min", "t_min", "v_max", "t_max", "t_first", "v_first", "t_last", "v_last", "v_sum", "v_m2",
+            ],
+            &["unit"],
+        );
+        let writers = TIERS
+            .iter()
+            .map(|_| ArrowWriter::try_new(Vec::new(), rollup_schema(), Some(properties.clone())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| LakeError::parquet(source_name, e))?;
+        Ok(Self {
             tiers: TIERS.iter().map(|_| vec![BTreeMap::new(); keys]).collect(),
-        }
+            writers,
+            rows: vec![0; TIERS.len()],
+        })
     }
 
     /// Values of sort key `key`, in time order.
@@ -234,51 +258,59 @@ impl RollupBuilder {
         }
     }
 
-    /// Each tier as a Parquet object; `names` gives each sort key's
-    /// (message, signal, unit) ids in the three dictionaries.
-    pub(crate) fn write(
-        self,
+    /// Writes what the window accumulated as a row group of each tier; `names`
+    /// gives each sort key's (message, signal, unit) ids in the three dictionaries.
+    pub(crate) fn flush(
+        &mut self,
         names: &[(i32, i32, i32)],
         dictionaries: [&ArrayRef; 3],
         source_name: &Arc<str>,
-    ) -> Result<Vec<RollupFile>, LakeError> {
-        let mut files = Vec::with_capacity(TIERS.len());
-        for (tier, buckets) in TIERS.iter().zip(self.tiers) {
+    ) -> Result<(), LakeError> {
+        for ((buckets, writer), written) in self.tiers.iter_mut().zip(&mut self.writers).zip(&mut self.rows) {
             let rows: usize = buckets.iter().map(BTreeMap::len).sum();
+            if rows == 0 {
+                continue;
+            }
             let mut columns = Columns::with_capacity(rows);
-            for (key, buckets) in buckets.iter().enumerate() {
-                for (&start, agg) in buckets {
-                    columns.push(start, names[key], agg);
+            for (key, buckets) in buckets.iter_mut().enumerate() {
+                for (start, agg) in std::mem::take(buckets) {
+                    columns.push(start, names[key], &agg);
                 }
             }
             let batch = columns
                 .finish(dictionaries)
                 .map_err(|e| LakeError::arrow(source_name, e))?;
-            let mut bytes = Vec::new();
-            write_batch(&mut bytes, &batch, source_name)?;
-            files.push(RollupFile {
-                tier: *tier,
-                bytes,
-                rows: rows as u64,
-            });
+            writer.write(&batch).map_err(|e| LakeError::parquet(source_name, e))?;
+            writer.flush().map_err(|e| LakeError::parquet(source_name, e))?;
+            *written += rows as u64;
         }
-        Ok(files)
+        Ok(())
     }
-}
 
-fn write_batch<W: Write + Send>(sink: W, batch: &RecordBatch, source_name: &Arc<str>) -> Result<(), LakeError> {
-    let properties = writer_properties(
-        1 << 20,
-        &[
-            "ts_us", "v_min", "t_min", "v_max", "t_max", "t_first", "v_first", "t_last", "v_last", "v_sum", "v_m2",
-        ],
-        &["unit"],
-    );
-    let mut writer = ArrowWriter::try_new(sink, rollup_schema(), Some(properties))
-        .map_err(|e| LakeError::parquet(source_name, e))?;
-    writer.write(batch).map_err(|e| LakeError::parquet(source_name, e))?;
-    writer.close().map_err(|e| LakeError::parquet(source_name, e))?;
-    Ok(())
+    /// Each tier's bytes written and not yet drained.
+    pub(crate) fn sinks_mut(&mut self) -> impl Iterator<Item = (Tier, &mut Vec<u8>)> {
+        TIERS
+            .iter()
+            .copied()
+            .zip(self.writers.iter_mut().map(|w| w.inner_mut()))
+    }
+
+    /// Closes each tier's file: the bytes not drained yet, footer included.
+    pub(crate) fn finish(self, source_name: &Arc<str>) -> Result<Vec<RollupFile>, LakeError> {
+        TIERS
+            .iter()
+            .zip(self.writers)
+            .zip(self.rows)
+            .map(|((tier, writer), rows)| {
+                let bytes = writer.into_inner().map_err(|e| LakeError::parquet(source_name, e))?;
+                Ok(RollupFile {
+                    tier: *tier,
+                    bytes,
+                    rows,
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(Default)]
