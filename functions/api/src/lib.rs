@@ -165,6 +165,14 @@ impl Api<AthenaHistory, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
     }
 }
 
+impl<H, S, A, Q: QuotaCounter> Api<H, S, A, Q> {
+    /// Counts one history query of `identity` against its quota (429 when spent).
+    async fn admit_history(&self, identity: &Identity) -> Result<(), ApiError> {
+        let now_s = chrono::Utc::now().timestamp();
+        self.history_quota.admit(&self.quota_counter, identity, now_s).await
+    }
+}
+
 pub fn router<H, S, A, Q>(api: Arc<Api<H, S, A, Q>>) -> Router
 where
     H: History + 'static,
@@ -268,6 +276,32 @@ async fn signals<H, S, A, Q>(State(api): Shared<H, S, A, Q>, identity: Identity)
     Ok(Json(json!({ "signals": api.catalog.entries() })))
 }
 
+/// The latest states of vehicles in `scope`, listed from `after`: up to
+/// `want` of them, from at most `max_pages` table pages; and where the next
+/// listing starts.
+async fn states_in_scope<S: LatestStateStore>(
+    state: &S,
+    scope: &access::Scope,
+    mut after: Option<String>,
+    want: usize,
+    max_pages: usize,
+) -> Result<(Vec<LatestState>, Option<String>), ApiError> {
+    let mut items = Vec::new();
+    for _ in 0..max_pages {
+        let page = state.list((want - items.len()).min(MAX_PAGE), after.as_deref()).await?;
+        items.extend(
+            page.items
+                .into_iter()
+                .filter(|s| scope.allows(s.telemetry.vehicle_id.as_str())),
+        );
+        after = page.next;
+        if after.is_none() || items.len() >= want {
+            break;
+        }
+    }
+    Ok((items, after))
+}
+
 /// Table pages read for one answer at most: a caller in a small group of a
 /// large fleet gets a short page and a `next` rather than a slow answer.
 const MAX_PAGES_PER_LISTING: usize = 10;
@@ -279,25 +313,13 @@ async fn vehicles<H, S: LatestStateStore, A, Q>(
 ) -> Answer {
     let scope = api.access.scope(&identity)?;
     let limit = page_limit(&params)?;
-    let mut after = params
+    let after = params
         .get("after")
         .map(|a| vehicle_id(a))
         .transpose()?
         .map(|v| v.to_string());
-    let mut items = Vec::new();
-    for _ in 0..MAX_PAGES_PER_LISTING {
-        let page = api.state.list(limit - items.len(), after.as_deref()).await?;
-        items.extend(
-            page.items
-                .iter()
-                .filter(|s| scope.allows(s.telemetry.vehicle_id.as_str()))
-                .map(state_json),
-        );
-        after = page.next;
-        if after.is_none() || items.len() == limit {
-            break;
-        }
-    }
+    let (states, after) = states_in_scope(&api.state, &scope, after, limit, MAX_PAGES_PER_LISTING).await?;
+    let items: Vec<Value> = states.iter().map(state_json).collect();
     Ok(Json(json!({ "vehicles": items, "next": after })))
 }
 
@@ -352,21 +374,8 @@ async fn fleet_alerts<H, S: LatestStateStore, A: AlertLog, Q>(
     let scope = api.access.scope(&identity)?;
     let limit = page_limit(&params)?;
     let before = before_us(&params)?;
-    let mut vehicles = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = api.state.list(MAX_PAGE, after.as_deref()).await?;
-        vehicles.extend(
-            page.items
-                .into_iter()
-                .map(|s| s.telemetry.vehicle_id)
-                .filter(|v| scope.allows(v.as_str())),
-        );
-        after = page.next;
-        if after.is_none() || vehicles.len() >= MAX_FLEET_ALERT_VEHICLES {
-            break;
-        }
-    }
+    let (states, _) = states_in_scope(&api.state, &scope, None, MAX_FLEET_ALERT_VEHICLES, usize::MAX).await?;
+    let vehicles: Vec<VehicleId> = states.into_iter().map(|s| s.telemetry.vehicle_id).collect();
     let mut alerts = Vec::new();
     for chunk in vehicles.chunks(ALERT_READS_AT_ONCE) {
         let reads = chunk.iter().map(|v| api.alerts.alerts(v, limit, before));
@@ -398,9 +407,7 @@ async fn signal_history<H: History, S, A, Q: QuotaCounter>(
         chrono::Utc::now(),
     )?;
     let max_points = max_points(number(&params, "max_points")?)?;
-    api.history_quota
-        .admit(&api.quota_counter, &identity, chrono::Utc::now().timestamp())
-        .await?;
+    api.admit_history(&identity).await?;
     let series = history::series(&api.history, entry, &id, range, max_points).await?;
     Ok(Json(
         json!({ "vehicle_id": id, "from_us": range.from_us, "to_us": range.to_us, "series": series }),
@@ -442,9 +449,7 @@ async fn query<H: History, S, A, Q: QuotaCounter>(
         .collect::<Result<Vec<_>, _>>()?;
     let range = TimeRange::parse(body.start_time.as_deref(), body.end_time.as_deref(), chrono::Utc::now())?;
     let max_points = max_points(body.max_points)?;
-    api.history_quota
-        .admit(&api.quota_counter, &identity, chrono::Utc::now().timestamp())
-        .await?;
+    api.admit_history(&identity).await?;
     let mut series = Vec::with_capacity(entries.len());
     for entry in entries {
         series.push(history::series(&api.history, entry, &id, range, max_points).await?);
@@ -464,9 +469,7 @@ async fn fleet_stats<H: History, S, A, Q: QuotaCounter>(
         Some(d) => history::parse_date(d)?,
         None => chrono::Utc::now().date_naive(),
     };
-    api.history_quota
-        .admit(&api.quota_counter, &identity, chrono::Utc::now().timestamp())
-        .await?;
+    api.admit_history(&identity).await?;
     let mut stats = api.history.fleet_stats(date).await?;
     stats.retain(|s| scope.allows(&s.vehicle_id));
     Ok(Json(json!({ "date": date.to_string(), "stats": stats })))
