@@ -35,8 +35,9 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let dist = manifest.join("web/dist");
-    // A directory: cargo rebuilds when anything under it changes.
-    println!("cargo:rerun-if-changed=web/dist");
+    // A directory: cargo rebuilds when anything under it changes. Absolute,
+    // so a checkout at another path sharing the target directory reruns this.
+    println!("cargo:rerun-if-changed={}", dist.display());
     let mut found = Vec::new();
     files(&dist, &mut found);
     found.sort();

@@ -13,6 +13,7 @@ use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoQuotaCounter, Dynamo
 use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::dbc::{Database, SignalValue};
+use canopy::format::lake::compact::BatchCopy;
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
 use canopy::format::telemetry::Telemetry;
 use canopy::ports::state::LatestStateStore;
@@ -59,7 +60,8 @@ fn write_decoded(root: &Path, vehicle: &str, date: &str, name: &str, points: &[P
         rollups: true,
         ..DecodedWriterOptions::default()
     };
-    let mut writer = DecodedWriter::new(&db, file, name, options).unwrap();
+    let stem = name.trim_end_matches(".parquet");
+    let mut writer = DecodedWriter::new(&db, file, name, &BatchCopy::new(stem, 1), options).unwrap();
     for p in points {
         let values = [
             SignalValue { signal, value: p.value },

@@ -3,6 +3,7 @@
 //! broker, and the pipeline end to end.
 
 mod api;
+mod compaction;
 mod contracts;
 mod decoder;
 mod e2e;

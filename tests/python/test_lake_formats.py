@@ -27,6 +27,9 @@ DECODED_SCHEMA = {
     "value": pa.float64(),
     "unit": pa.dictionary(pa.int32(), pa.string()),
     "source_address": pa.int32(),
+    # Which batch, and which copy of it (README, Compaction).
+    "batch": pa.dictionary(pa.int32(), pa.string()),
+    "written_us": pa.int64(),
 }
 
 

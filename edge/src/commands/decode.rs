@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use canopy::format::dbc::{Database, DecodeError, LoadOptions, Message, SignalValue};
 use canopy::format::frame::CanFrame;
+use canopy::format::lake::compact::BatchCopy;
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
 use canopy::format::lake::transcode::{DecodeStats, FrameDecoder};
 
@@ -106,7 +107,13 @@ pub fn write_parquet(
         rollups,
         ..DecodedWriterOptions::default()
     };
-    let mut writer = DecodedWriter::new(db, BufWriter::new(file), &name, options)?;
+    // The lake's batch is the file's stem (a raw object's, when it is one).
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let copy = BatchCopy::new(&stem, chrono::Utc::now().timestamp_micros());
+    let mut writer = DecodedWriter::new(db, BufWriter::new(file), &name, &copy, options)?;
     let tier_path = |table: &str| format!("{name}.{table}.parquet");
     let mut tier_files = Vec::new();
     for (tier, _) in writer.rollup_sinks_mut() {

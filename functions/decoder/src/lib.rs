@@ -6,7 +6,9 @@
 //!   (the Lambda's `main.rs` and the local stack call the same constructor).
 //! - [`object`]: decoding one object, knowing nothing of Lambda.
 //! - [`dbc_cache`]: the DBC each vehicle's objects are decoded with.
+//! - [`compact`]: merging closed hours' objects (the `compactor` binary).
 
+pub mod compact;
 pub mod dbc_cache;
 pub mod event;
 pub mod object;
@@ -244,6 +246,11 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
             .await
             .map_err(|e| e.to_string())?;
         log_outcome(&outcome);
+        // After the objects are written: a compaction that listed the hour
+        // without them is followed by another.
+        compact::mark_if_late(&self.store, &key, chrono::Utc::now().timestamp_micros())
+            .await
+            .map_err(|e| format!("marking a late batch's hour for compaction: {e}"))?;
         // Per vehicle, for the upload-volume alarm: who sends what.
         let mut per_vehicle = Metrics::new("decoder").with_dimension("VehicleId", key.vehicle.as_str());
         per_vehicle.add("RawBytes", outcome.bytes_in as f64, Unit::Bytes);

@@ -10,6 +10,7 @@ use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use crate::remote::StoreFileReader;
 use canopy::format::dbc::{Database, LoadError};
 use canopy::format::lake::LakeError;
+use canopy::format::lake::compact::BatchCopy;
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
 use canopy::format::lake::keys::{KeyError, RawKey};
 use canopy::format::lake::raw::{RawBatch, check_schema};
@@ -177,7 +178,8 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
         rollups: true,
         ..options.writer
     };
-    let mut writer = DecodedWriter::new(db, Vec::new(), &decoded_key, writer_options)?;
+    let copy = BatchCopy::new(&key.stem(), chrono::Utc::now().timestamp_micros());
+    let mut writer = DecodedWriter::new(db, Vec::new(), &decoded_key, &copy, writer_options)?;
     let mut sink = UploadSink::new(store, &decoded_key, options.part_size);
     // Each tier streams out too, so memory holds about one sort window of any of them.
     let rollup_keys: Vec<String> = TIERS.iter().map(|t| key.rollup_key(t)).collect();

@@ -9,7 +9,10 @@
 //!   then LTTB.
 //!
 //! Days are laid out as the edge uploads them (one object per sealed batch),
-//! each decoded object with its rollup tiers as the decoder writes them. For
+//! each decoded object with its rollup tiers as the decoder writes them; and
+//! as compaction leaves them (the same `compact` the compactor runs, with
+//! what it copied deleted): a day at 23:xx has 23 compacted hours and the
+//! current hour's batches, a past month one object a day per tier. For
 //! each chart the bench also reports the bytes Athena would scan: the
 //! compressed column chunks of the columns the query reads, in the row groups
 //! whose statistics do not exclude the signal or the time range.
@@ -23,6 +26,7 @@ use arrow_array::types::{Float64Type, Int64Type};
 use canopy::domain::lttb::{Point, lttb};
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::dbc::{Database, SignalValue};
+use canopy::format::lake::compact::{BatchCopy, LakeObject, Period, Table, Unit, compact};
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
 use canopy::format::lake::keys::RawKey;
 use canopy_api::history::datafusion::DataFusionHistory;
@@ -66,7 +70,7 @@ fn write_days(db: &Database, root: &Path, vehicle: &VehicleId, days: i64, per_da
         let path = root.join(&key);
         std::fs::create_dir_all(path.parent().context("key has a folder")?)?;
         let file = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        let mut writer = DecodedWriter::new(db, file, &key, options)?;
+        let mut writer = DecodedWriter::new(db, file, &key, &BatchCopy::new(&raw.stem(), 1), options)?;
         let mut ts = first;
         let mut n = 0u64;
         while ts < first + per_object {
@@ -139,10 +143,24 @@ fn scanned_bytes(root: &Path, vehicle: &VehicleId, plan: &Plan) -> Result<u64> {
         Source::Tier(t) => t.prefix,
     };
     let columns: &[&str] = match plan.source {
-        Source::Decoded => &["ts_us", "message", "signal", "value"],
+        Source::Decoded => &["ts_us", "message", "signal", "value", "batch", "written_us"],
         Source::Tier(_) => &[
-            "ts_us", "message", "signal", "n", "v_min", "t_min", "v_max", "t_max", "t_first", "v_first", "t_last",
-            "v_last", "v_sum", "v_m2",
+            "ts_us",
+            "message",
+            "signal",
+            "n",
+            "v_min",
+            "t_min",
+            "v_max",
+            "t_max",
+            "t_first",
+            "v_first",
+            "t_last",
+            "v_last",
+            "v_sum",
+            "v_m2",
+            "batch",
+            "written_us",
         ],
     };
     let (first, last) = plan.range.dates();
@@ -178,6 +196,59 @@ fn scanned_bytes(root: &Path, vehicle: &VehicleId, plan: &Plan) -> Result<u64> {
         day = day.succ_opt().context("a next day")?;
     }
     Ok(total)
+}
+
+/// How much of a layout compaction has merged.
+#[derive(Clone, Copy, PartialEq)]
+enum Compaction {
+    None,
+    /// Every hour but the last of each day (a day seen at 23:xx).
+    HoursButTheLast,
+    /// Every hour, then every day.
+    Days,
+}
+
+/// Compacts the tiers' objects in `root` as the compactor would, and deletes
+/// what it copied (as after the grace period); the objects the layout then has.
+fn compact_tiers(root: &Path, vehicle: &VehicleId, days: i64, how: Compaction) -> Result<usize> {
+    let mut units = Vec::new();
+    for day in 0..days {
+        let start = DAY_START_US + day * DAY_US;
+        let hours = if how == Compaction::HoursButTheLast { 23 } else { 24 };
+        units.extend((0..hours).map(|h| (Period::Hour, start + h * Period::Hour.width_us())));
+        if how == Compaction::Days {
+            units.push((Period::Day, start));
+        }
+    }
+    for (period, start_us) in units {
+        let unit = Unit {
+            vehicle: vehicle.clone(),
+            period,
+            start_us,
+        };
+        for table in Table::all().filter(|t| t != &Table::Decoded && t.periods().contains(&period)) {
+            let dir = root.join(unit.partition(table));
+            let mut inputs = Vec::new();
+            for entry in std::fs::read_dir(&dir)? {
+                let path = entry?.path();
+                let name = path.to_string_lossy().into_owned();
+                if LakeObject::parse(&name).is_some_and(|o| unit.covers(&o)) {
+                    inputs.push((name, bytes::Bytes::from(std::fs::read(&path)?)));
+                }
+            }
+            let (out, done) = compact(table, &inputs, Vec::new())?;
+            for (path, _) in &inputs {
+                std::fs::remove_file(path)?;
+            }
+            std::fs::write(root.join(unit.compacted_key(table, done.written_us)), out)?;
+        }
+    }
+    let ten_s = root.join(format!("rollup_10s/vehicle_id={vehicle}"));
+    let mut objects = 0;
+    for day in std::fs::read_dir(ten_s)? {
+        objects += std::fs::read_dir(day?.path())?.count();
+    }
+    Ok(objects)
 }
 
 fn within_bytes(s: &parquet::file::statistics::ValueStatistics<parquet::data_type::ByteArray>, v: &str) -> bool {
@@ -223,16 +294,48 @@ pub async fn run(dbc: &Path, runs: usize, layouts: &[usize], month_days: i64) ->
         "{MESSAGE}.{SIGNAL} at 100 Hz to {POINTS} points, DataFusion over local Parquet, {runs} runs; \
          previous engine (every value, then LTTB) beside the new (rollup tier, per-bucket M4 and statistics in SQL, then LTTB)\n"
     );
-    let mut charts: Vec<(String, i64, usize)> =
-        layouts.iter().map(|&o| (format!("1 day, {o} objects"), 1, o)).collect();
-    if month_days > 0 {
-        charts.push((format!("{month_days} days, 24 objects a day"), month_days, 24));
+    let mut charts: Vec<(String, i64, usize, Compaction)> = layouts
+        .iter()
+        .map(|&o| (format!("1 day, {o} objects"), 1, o, Compaction::None))
+        .collect();
+    if let Some(&most) = layouts.iter().max() {
+        charts.push((
+            format!("1 day, {most} objects, 23 hours compacted"),
+            1,
+            most,
+            Compaction::HoursButTheLast,
+        ));
     }
-    for (name, days, per_day) in charts {
+    if month_days > 0 {
+        charts.push((
+            format!("{month_days} days, 24 objects a day"),
+            month_days,
+            24,
+            Compaction::None,
+        ));
+        charts.push((
+            format!("{month_days} days, 24 objects a day, days compacted"),
+            month_days,
+            24,
+            Compaction::Days,
+        ));
+    }
+    for (name, days, per_day, compaction) in charts {
         let dir = tempfile::tempdir()?;
         let started = Instant::now();
         let written = write_days(&db, dir.path(), &vehicle, days, per_day)?;
         let wrote_s = started.elapsed().as_secs_f64();
+        let compacted = match compaction {
+            Compaction::None => String::new(),
+            _ => {
+                let started = Instant::now();
+                let objects = compact_tiers(dir.path(), &vehicle, days, compaction)?;
+                format!(
+                    "; tiers compacted in {:.1} s, {objects} objects of the 10 s tier left",
+                    started.elapsed().as_secs_f64()
+                )
+            }
+        };
         let history = DataFusionHistory::local(dir.path()).await?;
         let range = TimeRange::new(DAY_START_US, DAY_START_US + days * DAY_US)?;
         let chart = plan(range, POINTS);
@@ -255,7 +358,7 @@ pub async fn run(dbc: &Path, runs: usize, layouts: &[usize], month_days: i64) ->
         };
         let scanned_previous = scanned_bytes(dir.path(), &vehicle, &decoded_plan)?;
         println!(
-            "{name} ({written} values, written with tiers in {wrote_s:.1} s), source {}:",
+            "{name} ({written} values, written with tiers in {wrote_s:.1} s{compacted}), source {}:",
             chart.source.name()
         );
         // The previous engine holds every value: a month of 100 Hz is 268 M points, so it runs on a day only.

@@ -160,6 +160,12 @@ impl Stack {
                 )));
             }
         }
+        for f in template.functions.iter().filter(|f| f.binary == "compactor") {
+            if let Some(every) = f.every {
+                let compactor = canopy_decoder::compact::Compactor::from_env(&f.environment, &sdk)?;
+                tasks.push(tokio::spawn(run_schedule(compactor, every)));
+            }
+        }
         tasks.push(tokio::spawn(run_rules(
             template.clone(),
             mqtt,
@@ -240,8 +246,28 @@ fn handler(binary: &str, env: &BTreeMap<String, String>, sdk: &aws_config::SdkCo
         "alerts" => Handler::Alerts(canopy_alerts::AlertsHandler::from_env(env, sdk)?.with_metrics(sink)),
         // Served over HTTP instead (serve_api).
         "api" => return Ok(None),
+        // Run on its schedule instead (run_schedule).
+        "compactor" => return Ok(None),
         other => bail!("the template's function binary {other:?} has no local handler"),
     }))
+}
+
+/// The compactor's schedule: a run as of now, every `every`, as EventBridge
+/// would invoke it; a failed run is logged and the next one redoes it.
+async fn run_schedule(compactor: canopy_decoder::compact::Compactor<S3Store>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match compactor.run(chrono::Utc::now().timestamp_micros()).await {
+            Ok(report) => info!(
+                compacted = report.compacted.len(),
+                deleted = report.deleted,
+                "compaction run"
+            ),
+            Err(e) => warn!(error = %e, "compaction run failed"),
+        }
+    }
 }
 
 /// Creates the template's tables, queues, topics and buckets in moto; the data bucket's name.

@@ -61,6 +61,8 @@ pub struct Function {
     pub environment: BTreeMap<String, String>,
     /// SQS event sources: (queue name, batch size).
     pub queues: Vec<(String, usize)>,
+    /// A `Schedule` event source's `rate(N minutes)`.
+    pub every: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -344,8 +346,14 @@ impl Template {
             }
         }
         let mut queues = Vec::new();
+        let mut every = None;
         if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
             for (_, event) in events {
+                if event.get("Type").and_then(Value::as_str) == Some("Schedule") {
+                    let rate = event["Properties"].get("Schedule").map(scalar).unwrap_or_default();
+                    every =
+                        Some(parse_rate(&rate).ok_or_else(|| invalid(id, "a Schedule other than rate(N minutes)"))?);
+                }
                 if event.get("Type").and_then(Value::as_str) == Some("SQS") {
                     let p = event.get("Properties").cloned().unwrap_or(Value::Null);
                     let arn = p.get("Queue").map(|v| self.resolve(v)).unwrap_or_default();
@@ -363,6 +371,7 @@ impl Template {
             binary,
             environment,
             queues,
+            every,
         })
     }
 
@@ -424,6 +433,20 @@ fn field(v: &Value, name: &str) -> String {
 
 fn seq(v: &Value, name: &str) -> Vec<Value> {
     v.get(name).and_then(Value::as_sequence).cloned().unwrap_or_default()
+}
+
+/// `rate(5 minutes)`, `rate(1 minute)`, `rate(2 hours)`.
+fn parse_rate(rate: &str) -> Option<std::time::Duration> {
+    let inner = rate.strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.split_once(' ')?;
+    let n: u64 = n.parse().ok()?;
+    let seconds = match unit {
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3600,
+        "day" | "days" => 86_400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(n * seconds))
 }
 
 #[cfg(test)]
@@ -636,10 +659,10 @@ mod tests {
             let schema = canopy::format::lake::rollup::rollup_schema();
             let expected: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
             assert_eq!(columns, expected, "{}", tier.table);
-            // The decoder writes it, the API reads and lists it.
+            // The decoder writes it, the compactor merges it, the API reads and lists it.
             assert_eq!(
                 text.matches(&format!("/{}*", tier.prefix)).count(),
-                2,
+                3,
                 "{}",
                 tier.prefix
             );
@@ -691,6 +714,12 @@ mod tests {
         assert_eq!(decoder.environment["DATA_BUCKET"], "canopy-data-123456789012-us-east-1");
         assert_eq!(decoder.environment["DBC_KEY"], "dbc/ev_powertrain.dbc");
         assert_eq!(decoder.queues, [("RawObjectsQueue".into(), 10)]);
+        assert_eq!(decoder.every, None);
+        let compactor = t.function("CompactorFunction").unwrap();
+        assert_eq!(compactor.binary, "compactor");
+        assert_eq!(compactor.every, Some(std::time::Duration::from_secs(300)));
+        assert_eq!(parse_rate("rate(1 minute)"), Some(std::time::Duration::from_secs(60)));
+        assert_eq!(parse_rate("cron(0 * * * ? *)"), None);
         let alerts = t.function("AlertsFunction").unwrap();
         assert_eq!(
             alerts.environment["ALERT_TOPIC_ARN"],

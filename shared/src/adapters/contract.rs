@@ -103,6 +103,14 @@ pub async fn object_store<S: ObjectStore>(store: &S, tag: &str) {
         .map(|(k, _)| k)
         .collect();
     assert_eq!(listed, [key("a"), key("ab")]);
+    for name in ["d/x=1/f", "d/x=1/g", "d/x=2/y/f", "d/top"] {
+        store.put(&key(name), Bytes::new(), None).await.expect("put");
+    }
+    assert_eq!(
+        store.list_dirs(&key("d/")).await.expect("list dirs"),
+        [key("d/x=1/"), key("d/x=2/")],
+        "one entry per folder right under the prefix, no plain objects"
+    );
 
     store
         .put(&key("a"), Bytes::from_static(b"new"), None)

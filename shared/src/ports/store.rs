@@ -60,6 +60,11 @@ pub trait ObjectStore: Send + Sync {
     /// Every object whose key starts with `prefix`, with its size and ETag.
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<(String, ObjectInfo)>, StoreError>> + Send;
 
+    /// The "folders" right under `prefix` (which ends in `/`): each distinct
+    /// `prefix<segment>/` of the keys below it, as S3 lists with a delimiter,
+    /// so a caller need not list every object to learn the partitions.
+    fn list_dirs(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Starts a multipart upload; returns its id.

@@ -10,6 +10,7 @@
 
 use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
+use canopy::format::lake::compact::newest_copy_sql;
 use canopy::format::lake::rollup::{TIERS, Tier};
 use serde::Serialize;
 
@@ -70,17 +71,18 @@ pub fn plan(range: TimeRange, max_points: usize) -> Plan {
     }
 }
 
-/// The rows of `source` as rollup rows: a decoded value is a bucket of one.
+/// The rollup columns every source's rows are read as.
+const ROW_COLUMNS: &str = "ts_us, n, v_min, t_min, v_max, t_max, t_first, v_first, t_last, v_last, v_sum, v_m2";
+
+/// The rows of `source` as rollup rows (a decoded value is a bucket of one),
+/// with the columns that say which copy of which batch they are.
 fn source_rows(source: Source) -> String {
     match source {
         Source::Decoded => "SELECT ts_us, CAST(1 AS BIGINT) AS n, value AS v_min, ts_us AS t_min, value AS v_max, \
              ts_us AS t_max, ts_us AS t_first, value AS v_first, ts_us AS t_last, value AS v_last, \
-             value AS v_sum, CAST(0 AS DOUBLE) AS v_m2 FROM decoded"
+             value AS v_sum, CAST(0 AS DOUBLE) AS v_m2, batch, written_us FROM decoded"
             .to_string(),
-        Source::Tier(t) => format!(
-            "SELECT ts_us, n, v_min, t_min, v_max, t_max, t_first, v_first, t_last, v_last, v_sum, v_m2 FROM {}",
-            t.table
-        ),
+        Source::Tier(t) => format!("SELECT {ROW_COLUMNS}, batch, written_us FROM {}", t.table),
     }
 }
 
@@ -91,8 +93,7 @@ fn source_rows(source: Source) -> String {
 pub fn series_sql(plan: &Plan, vehicle: &VehicleId, signal: &SignalRef) -> Sql {
     let (first, last) = plan.range.dates();
     let text = format!(
-        "WITH t AS ({rows} WHERE vehicle_id = ? AND \"date\" BETWEEN ? AND ? AND message = ? AND signal = ? \
-         AND ts_us >= ? AND ts_us < ?), \
+        "WITH t AS ({rows}), \
          b AS (SELECT (ts_us - ?) / ? AS bucket, n, v_min, t_min, v_max, t_max, t_first, v_first, t_last, v_last, \
          v_sum, v_m2, sum(v_sum) OVER () / sum(n) OVER () AS mean_all FROM t), \
          r AS (SELECT bucket, v_min, t_min, v_max, t_max, t_first, v_first, t_last, v_last, mean_all, \
@@ -105,7 +106,15 @@ pub fn series_sql(plan: &Plan, vehicle: &VehicleId, signal: &SignalRef) -> Sql {
          SELECT r_first, r_last, r_min, r_max, t_first, v_first, t_last, v_last, t_min, v_min, t_max, v_max, \
          n_all, min_all, max_all, mean_all, m2_all \
          FROM r WHERE r_first = 1 OR r_last = 1 OR r_min = 1 OR r_max = 1 ORDER BY bucket, t_first",
-        rows = source_rows(plan.source)
+        // Each batch from its newest copy: compaction may have copied it.
+        rows = newest_copy_sql(
+            ROW_COLUMNS,
+            &format!(
+                "{} WHERE vehicle_id = ? AND \"date\" BETWEEN ? AND ? AND message = ? AND signal = ? \
+                 AND ts_us >= ? AND ts_us < ?",
+                source_rows(plan.source)
+            )
+        )
     );
     Sql {
         text,

@@ -141,6 +141,20 @@ impl ObjectStore for MemoryStore {
             .collect())
     }
 
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.enter("list", prefix).await?;
+        let mut dirs: Vec<String> = lock(&self.inner.objects)
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, _)| {
+                let rest = &k[prefix.len()..];
+                rest.find('/').map(|i| format!("{prefix}{}", &rest[..=i]))
+            })
+            .collect();
+        dirs.dedup();
+        Ok(dirs)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.enter("delete", key).await?;
         lock(&self.inner.objects).remove(key);

@@ -8,6 +8,8 @@
 //! | `value` | DOUBLE |
 //! | `unit` | STRING (dictionary) |
 //! | `source_address` | INT32, nullable: the sender of a J1939 message (null for other messages) |
+//! | `batch` | STRING (dictionary): the raw object's stem |
+//! | `written_us` | INT64: when this copy of the batch was written ([`compact`](super::compact)) |
 //!
 //! Rows are sorted by (message, signal, ts_us) so that row-group statistics
 //! let Athena skip what a query does not ask for. Sorting needs the rows in
@@ -26,6 +28,7 @@ use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Arra
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 
+use super::compact::BatchCopy;
 use super::rollup::{RollupBuilder, RollupFile};
 use super::{LakeError, writer_properties};
 use crate::format::dbc::{Database, SignalValue};
@@ -40,7 +43,18 @@ pub fn decoded_schema() -> SchemaRef {
         Field::new("value", DataType::Float64, false),
         Field::new("unit", dict(), false),
         Field::new("source_address", DataType::Int32, true),
+        Field::new("batch", dict(), true),
+        Field::new("written_us", DataType::Int64, true),
     ]))
+}
+
+/// How decoded objects are encoded (the decoder's and compaction's).
+pub(crate) fn writer_properties_for_decoded() -> parquet::file::properties::WriterProperties {
+    writer_properties(
+        DecodedWriterOptions::default().row_group_rows,
+        &["ts_us", "value"],
+        &["unit"],
+    )
 }
 
 /// How much the decoded writer holds and how it cuts row groups.
@@ -202,12 +216,13 @@ impl BatchBuilder {
     }
 
     /// The record batch of what was added; leaves the builder empty.
-    fn finish(&mut self, catalog: &Catalog) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    fn finish(&mut self, catalog: &Catalog, copy: &Copy) -> Result<RecordBatch, arrow_schema::ArrowError> {
         let dict = |keys: &mut Vec<i32>, values: &ArrayRef| -> Result<ArrayRef, arrow_schema::ArrowError> {
             let keys = Int32Array::from(std::mem::take(keys));
             Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values.clone())?))
         };
         let sources = self.source_column();
+        let [batch, written] = copy.columns(self.ts_us.len())?;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(std::mem::take(&mut self.ts_us))),
             dict(&mut self.messages, &catalog.messages)?,
@@ -215,6 +230,8 @@ impl BatchBuilder {
             Arc::new(Float64Array::from(std::mem::take(&mut self.values))),
             dict(&mut self.units, &catalog.units)?,
             sources,
+            batch,
+            written,
         ];
         RecordBatch::try_new(decoded_schema(), columns)
     }
@@ -230,11 +247,45 @@ pub struct DecodedWriter<W: Write + Send> {
     options: DecodedWriterOptions,
     stats: DecodedFileStats,
     source_name: Arc<str>,
+    copy: Copy,
     rollups: Option<RollupBuilder>,
 }
 
+/// The `batch` and `written_us` columns' values, as the writer repeats them.
+pub(crate) struct Copy {
+    pub(crate) batch: ArrayRef,
+    pub(crate) written_us: i64,
+}
+
+impl Copy {
+    pub(crate) fn new(copy: &BatchCopy) -> Self {
+        Self {
+            batch: Arc::new(StringArray::from(vec![copy.batch.as_ref()])),
+            written_us: copy.written_us,
+        }
+    }
+
+    /// The two columns for `n` rows.
+    pub(crate) fn columns(&self, n: usize) -> Result<[ArrayRef; 2], arrow_schema::ArrowError> {
+        Ok([
+            Arc::new(DictionaryArray::<Int32Type>::try_new(
+                Int32Array::from(vec![0; n]),
+                self.batch.clone(),
+            )?),
+            Arc::new(Int64Array::from(vec![self.written_us; n])),
+        ])
+    }
+}
+
 impl<W: Write + Send> DecodedWriter<W> {
-    pub fn new(db: &Database, sink: W, source_name: &str, options: DecodedWriterOptions) -> Result<Self, LakeError> {
+    /// A writer of the rows of `copy`'s batch; `source_name` names the output in errors.
+    pub fn new(
+        db: &Database,
+        sink: W,
+        source_name: &str,
+        copy: &BatchCopy,
+        options: DecodedWriterOptions,
+    ) -> Result<Self, LakeError> {
         let source_name: Arc<str> = Arc::from(source_name);
         let writer = ArrowWriter::try_new(
             sink,
@@ -260,6 +311,7 @@ impl<W: Write + Send> DecodedWriter<W> {
             options,
             stats: DecodedFileStats::default(),
             source_name,
+            copy: Copy::new(copy),
             rollups,
         })
     }
@@ -346,6 +398,7 @@ impl<W: Write + Send> DecodedWriter<W> {
             rollups.flush(
                 &self.catalog.names,
                 [&self.catalog.messages, &self.catalog.signals, &self.catalog.units],
+                &self.copy,
                 &self.source_name,
             )?;
         }
@@ -356,7 +409,7 @@ impl<W: Write + Send> DecodedWriter<W> {
     fn write_batch(&mut self, rows: &mut BatchBuilder) -> Result<(), LakeError> {
         let n = rows.len();
         let batch = rows
-            .finish(&self.catalog)
+            .finish(&self.catalog, &self.copy)
             .map_err(|e| LakeError::arrow(&self.source_name, e))?;
         self.writer
             .write(&batch)
@@ -395,6 +448,7 @@ impl<W: Write + Send> DecodedWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::lake::compact::BatchCopy;
     use arrow_array::Array;
     use bytes::Bytes;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -450,7 +504,14 @@ BO_ 1 Alpha: 1 E
     #[test]
     fn rows_are_sorted_by_message_signal_and_time_with_units() {
         let db = Database::from_text(DBC, "t.dbc").unwrap();
-        let mut w = DecodedWriter::new(&db, Vec::new(), "out", DecodedWriterOptions::default()).unwrap();
+        let mut w = DecodedWriter::new(
+            &db,
+            Vec::new(),
+            "out",
+            &BatchCopy::new("b", 1),
+            DecodedWriterOptions::default(),
+        )
+        .unwrap();
         let zeta = db.messages().iter().position(|m| m.name == "Zeta").unwrap();
         let alpha = db.messages().iter().position(|m| m.name == "Alpha").unwrap();
         let mut values = Vec::new();
@@ -489,7 +550,7 @@ BO_ 1 Alpha: 1 E
             row_group_rows: 4,
             ..DecodedWriterOptions::default()
         };
-        let mut w = DecodedWriter::new(&db, Vec::new(), "out", options).unwrap();
+        let mut w = DecodedWriter::new(&db, Vec::new(), "out", &BatchCopy::new("b", 1), options).unwrap();
         let zeta = db.messages().iter().position(|m| m.name == "Zeta").unwrap();
         let mut values = Vec::new();
         for ts in 0..10 {

@@ -48,7 +48,8 @@ impl RawKey {
         }
     }
 
-    fn stem(&self) -> String {
+    /// `<id>_<first µs>_<seq>`: the batch's name in every table of the lake.
+    pub fn stem(&self) -> String {
         format!("{}_{}_{:06}", self.vehicle, self.first_ts_us, self.seq)
     }
 

@@ -1,8 +1,9 @@
 //! The data lake's formats: raw CAN Parquet, decoded long-format Parquet,
-//! the rollup tiers beside it, their object keys, and the decoding of one
-//! into the other.
+//! the rollup tiers beside it, their object keys, the decoding of one into
+//! the other, and the compaction of closed hours.
 
 pub mod archive;
+pub mod compact;
 pub mod decoded;
 pub mod keys;
 pub mod raw;

@@ -15,6 +15,7 @@
 //! | `t_last`, `v_last` | INT64, DOUBLE | the last value |
 //! | `v_sum` | DOUBLE | the sum |
 //! | `v_m2` | DOUBLE | the sum of squared deviations from the bucket's mean |
+//! | `batch`, `written_us` | STRING (dictionary), INT64 | the batch and its copy ([`compact`](super::compact)) |
 //!
 //! `v_m2` rather than a sum of squares: each bucket's is computed in two
 //! passes, and merging buckets with Chan's formula keeps the standard
@@ -98,6 +99,12 @@ pub fn rollup_schema() -> SchemaRef {
         Field::new("v_last", DataType::Float64, false),
         Field::new("v_sum", DataType::Float64, false),
         Field::new("v_m2", DataType::Float64, false),
+        Field::new(
+            "batch",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        ),
+        Field::new("written_us", DataType::Int64, true),
     ]))
 }
 
@@ -230,15 +237,20 @@ pub struct RollupFile {
     pub rows: u64,
 }
 
+/// How tier objects are encoded (the decoder's and compaction's).
+pub(crate) fn writer_properties_for_tiers() -> parquet::file::properties::WriterProperties {
+    writer_properties(
+        1 << 20,
+        &[
+            "ts_us", "v_min", "t_min", "v_max", "t_max", "t_first", "v_first", "t_last", "v_last", "v_sum", "v_m2",
+        ],
+        &["unit"],
+    )
+}
+
 impl RollupBuilder {
     pub(crate) fn new(keys: usize, source_name: &Arc<str>) -> Result<Self, LakeError> {
-        let properties = writer_properties(
-            1 << 20,
-            &[
-                "ts_us", "v_min", "t_min", "v_max", "t_max", "t_first", "v_first", "t_last", "v_last", "v_sum", "v_m2",
-            ],
-            &["unit"],
-        );
+        let properties = writer_properties_for_tiers();
         let writers = TIERS
             .iter()
             .map(|_| ArrowWriter::try_new(Vec::new(), rollup_schema(), Some(properties.clone())))
@@ -264,6 +276,7 @@ impl RollupBuilder {
         &mut self,
         names: &[(i32, i32, i32)],
         dictionaries: [&ArrayRef; 3],
+        copy: &super::decoded::Copy,
         source_name: &Arc<str>,
     ) -> Result<(), LakeError> {
         for ((buckets, writer), written) in self.tiers.iter_mut().zip(&mut self.writers).zip(&mut self.rows) {
@@ -278,7 +291,7 @@ impl RollupBuilder {
                 }
             }
             let batch = columns
-                .finish(dictionaries)
+                .finish(dictionaries, copy)
                 .map_err(|e| LakeError::arrow(source_name, e))?;
             writer.write(&batch).map_err(|e| LakeError::parquet(source_name, e))?;
             writer.flush().map_err(|e| LakeError::parquet(source_name, e))?;
@@ -355,7 +368,12 @@ impl Columns {
         self.v_m2.push(a.v_m2);
     }
 
-    fn finish(self, dictionaries: [&ArrayRef; 3]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    fn finish(
+        self,
+        dictionaries: [&ArrayRef; 3],
+        copy: &super::decoded::Copy,
+    ) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        let [batch, written] = copy.columns(self.ts_us.len())?;
         let [messages, signals, units] = self.names;
         let dict = |keys: Vec<i32>, values: &ArrayRef| -> Result<ArrayRef, arrow_schema::ArrowError> {
             Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
@@ -383,6 +401,8 @@ impl Columns {
                 float(self.v_last),
                 float(self.v_sum),
                 float(self.v_m2),
+                batch,
+                written,
             ],
         )
     }

@@ -1,0 +1,352 @@
+//! Compaction of closed hours and days ([`canopy::format::lake::compact`]
+//! says what is merged and why readers never see a value twice): which units
+//! are due, and the object-store work of one run. Knows nothing of Lambda;
+//! the `compactor` binary runs it on a schedule, the local stack on a timer.
+//!
+//! Bookkeeping lives in the bucket, under `compaction/`:
+//! - `done/<hour|day>/<start µs>`: every vehicle's unit was compacted;
+//! - `late/<vehicle>/<hour start µs>`: the decoder wrote a batch of an hour
+//!   already closed (a late upload, a redelivery, a redecode), so that hour
+//!   (and its day, when done) is compacted again;
+//! - `superseded/<delete after µs>_<unit>.json`: objects a compaction copied,
+//!   deleted once the grace period has passed, so queries already running
+//!   still find what they listed.
+
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::lake::LakeError;
+use canopy::format::lake::compact::{Compacted, LakeObject, Period, Table, Unit, compact};
+use canopy::format::lake::keys::{DECODED_PREFIX, RawKey};
+use canopy::ports::store::{ObjectStore, StoreError, UploadSink};
+use canopy::runtime::env;
+use tracing::info;
+
+/// An hour (or day) is closed this long after it ends: the edge seals a
+/// batch every minute and uploads it within seconds when online.
+pub const SETTLE_US: i64 = 15 * 60 * 1_000_000;
+/// How long a compacted object's inputs stay after it is written: longer than
+/// any query (the API's deadline is 25 s).
+pub const GRACE_US: i64 = 10 * 60 * 1_000_000;
+/// How far back a run looks for closed hours and days not done (a compactor
+/// that was down catches up this far; older hours stay uncompacted, which
+/// only makes their reads slower).
+pub const LOOKBACK_HOURS: i64 = 48;
+
+const DONE: &str = "compaction/done/";
+const LATE: &str = "compaction/late/";
+const SUPERSEDED: &str = "compaction/superseded/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{unit}: {error}")]
+    Lake { unit: String, error: LakeError },
+    #[error("{key}: {problem}")]
+    Bookkeeping { key: String, problem: String },
+}
+
+/// What one run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// `(unit, table prefix, rows, inputs)` of each object written.
+    pub compacted: Vec<(Unit, &'static str, u64, usize)>,
+    /// Objects deleted after their grace period.
+    pub deleted: usize,
+}
+
+/// Whether a batch starting at `first_ts_us`, written at `now_us`, is late:
+/// its hour was closed before the write completed, so a compaction of that
+/// hour may already have listed its partition without it.
+pub fn is_late(first_ts_us: i64, now_us: i64) -> bool {
+    Period::Hour.start_of(first_ts_us) + Period::Hour.width_us() + SETTLE_US <= now_us
+}
+
+/// Marks a batch's hour for compaction again when the batch is late. Called
+/// after its objects are written, so that either the hour's compaction lists
+/// the batch or this marker exists.
+pub async fn mark_if_late<S: ObjectStore>(store: &S, key: &RawKey, now_us: i64) -> Result<bool, StoreError> {
+    if !is_late(key.first_ts_us, now_us) {
+        return Ok(false);
+    }
+    let marker = format!("{LATE}{}/{}", key.vehicle, Period::Hour.start_of(key.first_ts_us));
+    store.put(&marker, bytes::Bytes::new(), None).await?;
+    Ok(true)
+}
+
+/// One compaction pass over the lake in `store`.
+pub struct Compactor<S> {
+    store: S,
+    part_size: usize,
+}
+
+impl Compactor<canopy::adapters::aws::s3::S3Store> {
+    /// The compactor as deployed: `DATA_BUCKET` from `vars`, the lake on S3.
+    pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, env::EnvError> {
+        let bucket = env::required(vars, "DATA_BUCKET")?;
+        Ok(Self::new(canopy::adapters::aws::s3::S3Store::new(sdk, &bucket)))
+    }
+}
+
+impl<S: ObjectStore> Compactor<S> {
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            part_size: 8 * 1024 * 1024,
+        }
+    }
+
+    /// Deletes what earlier runs superseded, then compacts every closed unit
+    /// not done yet and every hour marked late, as of `now_us`.
+    pub async fn run(&self, now_us: i64) -> Result<RunReport, CompactError> {
+        let mut report = RunReport::default();
+        self.purge(now_us, &mut report).await?;
+        let done: Vec<String> = self.store.list(DONE).await?.into_iter().map(|(k, _)| k).collect();
+        let due = due(now_us, &done);
+        let vehicles = match due.is_empty() {
+            true => Vec::new(),
+            false => self.vehicles().await?,
+        };
+        for (period, start_us) in due {
+            for vehicle in &vehicles {
+                let unit = Unit {
+                    vehicle: vehicle.clone(),
+                    period,
+                    start_us,
+                };
+                self.compact_unit(&unit, now_us, &mut report).await?;
+            }
+            self.store
+                .put(&done_key(period, start_us), bytes::Bytes::new(), None)
+                .await?;
+        }
+        for (key, _) in self.store.list(LATE).await? {
+            let Some(hour) = late_unit(&key) else {
+                return Err(CompactError::Bookkeeping {
+                    key,
+                    problem: "not compaction/late/<vehicle>/<hour start µs>".into(),
+                });
+            };
+            // Deleted first: a batch written while this runs marks the hour again.
+            self.store.delete(&key).await?;
+            let day = Unit {
+                period: Period::Day,
+                start_us: Period::Day.start_of(hour.start_us),
+                vehicle: hour.vehicle.clone(),
+            };
+            let result = async {
+                self.compact_unit(&hour, now_us, &mut report).await?;
+                if is_closed(Period::Day, day.start_us, now_us) {
+                    self.compact_unit(&day, now_us, &mut report).await?;
+                }
+                Ok::<(), CompactError>(())
+            }
+            .await;
+            if let Err(e) = result {
+                self.store.put(&key, bytes::Bytes::new(), None).await?;
+                return Err(e);
+            }
+        }
+        // Done markers older than the lookback are never asked for again.
+        for key in done {
+            if done_start(&key).is_some_and(|start| start < now_us - (LOOKBACK_HOURS + 24) * Period::Hour.width_us()) {
+                self.store.delete(&key).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The vehicles with decoded data: every table's objects follow a decoded one.
+    async fn vehicles(&self) -> Result<Vec<VehicleId>, CompactError> {
+        Ok(self
+            .store
+            .list_dirs(DECODED_PREFIX)
+            .await?
+            .iter()
+            .filter_map(|dir| {
+                let id = dir
+                    .strip_prefix(DECODED_PREFIX)?
+                    .strip_prefix("vehicle_id=")?
+                    .strip_suffix('/')?;
+                VehicleId::new(id).ok()
+            })
+            .collect())
+    }
+
+    /// Merges the unit's objects in each table that compacts its period.
+    pub async fn compact_unit(&self, unit: &Unit, now_us: i64, report: &mut RunReport) -> Result<(), CompactError> {
+        let mut superseded = Vec::new();
+        for table in Table::all().filter(|t| t.periods().contains(&unit.period)) {
+            let inputs: Vec<(String, LakeObject)> = self
+                .store
+                .list(&unit.partition(table))
+                .await?
+                .into_iter()
+                .filter_map(|(key, _)| LakeObject::parse(&key).map(|o| (key, o)))
+                .filter(|(_, o)| unit.covers(o))
+                .collect();
+            let already = matches!(
+                inputs.as_slice(),
+                [(_, LakeObject::Compacted { period, .. })] if *period == unit.period
+            );
+            if inputs.is_empty() || already {
+                continue;
+            }
+            let mut bodies = Vec::with_capacity(inputs.len());
+            for (key, _) in &inputs {
+                match self.store.get(key).await {
+                    Ok(object) => bodies.push((key.clone(), object.body)),
+                    // Deleted by an earlier run's purge after this listing:
+                    // a newer copy of its batches is among the inputs.
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if bodies.is_empty() {
+                continue;
+            }
+            let (bytes, compacted) = compact(table, &bodies, Vec::new()).map_err(|error| CompactError::Lake {
+                unit: unit.describe(),
+                error,
+            })?;
+            let Compacted { rows, written_us, .. } = compacted;
+            let key = unit.compacted_key(table, written_us);
+            let mut sink = UploadSink::new(&self.store, &key, self.part_size);
+            let mut bytes = bytes;
+            sink.write(&mut bytes).await?;
+            sink.finish().await?;
+            info!(unit = %unit.describe(), table = table.prefix(), rows, inputs = bodies.len(), key, "compacted");
+            report
+                .compacted
+                .push((unit.clone(), table.prefix(), rows, bodies.len()));
+            superseded.extend(bodies.into_iter().map(|(k, _)| k).filter(|k| *k != key));
+        }
+        if !superseded.is_empty() {
+            let key = format!(
+                "{SUPERSEDED}{}_{}_{}_{}.json",
+                now_us + GRACE_US,
+                unit.vehicle,
+                unit.period.name(),
+                unit.start_us
+            );
+            let body = serde_json::to_vec(&superseded).map_err(|e| CompactError::Bookkeeping {
+                key: key.clone(),
+                problem: e.to_string(),
+            })?;
+            self.store.put(&key, body.into(), None).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the objects of superseded lists whose grace period is over.
+    async fn purge(&self, now_us: i64, report: &mut RunReport) -> Result<(), CompactError> {
+        for (key, _) in self.store.list(SUPERSEDED).await? {
+            let after = key
+                .strip_prefix(SUPERSEDED)
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|t| t.parse::<i64>().ok());
+            let Some(after) = after else {
+                return Err(CompactError::Bookkeeping {
+                    key,
+                    problem: "not compaction/superseded/<delete after µs>_….json".into(),
+                });
+            };
+            if after > now_us {
+                continue;
+            }
+            let list = self.store.get(&key).await?;
+            let keys: Vec<String> = serde_json::from_slice(&list.body).map_err(|e| CompactError::Bookkeeping {
+                key: key.clone(),
+                problem: e.to_string(),
+            })?;
+            for old in &keys {
+                match self.store.delete(old).await {
+                    Ok(()) => report.deleted += 1,
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.store.delete(&key).await?;
+        }
+        Ok(())
+    }
+}
+
+fn is_closed(period: Period, start_us: i64, now_us: i64) -> bool {
+    start_us + period.width_us() + SETTLE_US <= now_us
+}
+
+fn done_key(period: Period, start_us: i64) -> String {
+    format!("{DONE}{}/{start_us}", period.name())
+}
+
+fn done_start(key: &str) -> Option<i64> {
+    key.rsplit('/').next()?.parse().ok()
+}
+
+/// Closed hours and days within the lookback without a done marker, oldest
+/// first, hours before the day that holds them.
+fn due(now_us: i64, done: &[String]) -> Vec<(Period, i64)> {
+    let hour = Period::Hour.width_us();
+    let mut due = Vec::new();
+    let newest = Period::Hour.start_of(now_us - SETTLE_US) - hour;
+    for back in (0..LOOKBACK_HOURS).rev() {
+        let start = newest - back * hour;
+        if !done.contains(&done_key(Period::Hour, start)) {
+            due.push((Period::Hour, start));
+        }
+        let day = Period::Day.start_of(start);
+        if start + hour == day + Period::Day.width_us()
+            && is_closed(Period::Day, day, now_us)
+            && !done.contains(&done_key(Period::Day, day))
+        {
+            due.push((Period::Day, day));
+        }
+    }
+    due
+}
+
+fn late_unit(key: &str) -> Option<Unit> {
+    let mut parts = key.strip_prefix(LATE)?.split('/');
+    let (Some(vehicle), Some(start), None) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    Some(Unit {
+        vehicle: VehicleId::new(vehicle).ok()?,
+        period: Period::Hour,
+        start_us: start.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000_000;
+    const DAY0: i64 = 1_764_201_600_000_000; // 2025-11-27T00:00Z
+
+    #[test]
+    fn an_hour_is_due_once_settled_and_a_day_after_its_last_hour() {
+        let now = DAY0 + 10 * H + SETTLE_US;
+        let due_now = due(now, &[]);
+        assert_eq!(
+            due_now.last(),
+            Some(&(Period::Hour, DAY0 + 9 * H)),
+            "9:00 closed at 10:15"
+        );
+        assert_eq!(due_now.len() as i64, LOOKBACK_HOURS + 2, "and two closed days");
+        assert!(due_now.contains(&(Period::Day, DAY0 - 24 * H)));
+        assert!(!due(now - 1, &[]).contains(&(Period::Hour, DAY0 + 9 * H)));
+        let done: Vec<String> = due_now.iter().map(|&(p, s)| done_key(p, s)).collect();
+        assert_eq!(due(now, &done), []);
+        assert!(is_late(DAY0 + 9 * H, now));
+        assert!(!is_late(DAY0 + 9 * H, now - 1));
+    }
+
+    #[test]
+    fn late_markers_name_a_vehicle_hour() {
+        let unit = late_unit("compaction/late/veh-001/7200000000").unwrap();
+        assert_eq!((unit.vehicle.as_str(), unit.start_us), ("veh-001", 2 * H));
+        assert_eq!(late_unit("compaction/late/veh-001/x"), None);
+        assert_eq!(late_unit("compaction/late/veh-001/1/2"), None);
+    }
+}

@@ -1,0 +1,459 @@
+//! Compaction: a closed vehicle-hour's (or vehicle-day's) objects of one lake
+//! table merged into one object, so a day's chart opens a few dozen objects
+//! instead of 1,440.
+//!
+//! ## The invariant: each batch is read from its newest copy only
+//!
+//! Every row of the decoded lake and of the tiers names the batch it came
+//! from (`batch`: the raw object's stem) and when its copy was written
+//! (`written_us`). The decoder writes a batch's own objects; compaction
+//! writes copies of many batches in one object, with a `written_us` above
+//! every copy it read. So at any moment a batch may have several copies in
+//! the lake (its own object, its hour's, its day's), and readers keep, per
+//! batch, the rows of the copy with the highest `written_us`
+//! ([`newest_copy_sql`] says how in SQL). Then, whatever a reader lists while
+//! compaction runs, it reads each value exactly once:
+//!
+//! - a compacted object is written whole (one PUT) before anything it
+//!   copies is deleted, and what it copies is deleted only after a grace
+//!   period longer than any query, so a listing holds at least one copy of
+//!   every batch;
+//! - two copies of a batch in one listing are told apart by `written_us`;
+//! - a batch decoded again after compaction (a redelivered event, a DBC
+//!   change) is newer than its compacted copy and wins until the hour is
+//!   compacted again; a late batch is its own batch and is read beside the
+//!   compacted hour until then.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array};
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use chrono::DateTime;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::keys::date_of;
+use super::rollup::Tier;
+use super::{LakeError, decoded, rollup};
+use crate::domain::vehicle::VehicleId;
+
+/// Which batch a lake file's rows come from and when this copy was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchCopy {
+    /// The raw object's stem (`<vehicle>_<first µs>_<seq>`).
+    pub batch: Arc<str>,
+    /// Microseconds since the epoch.
+    pub written_us: i64,
+}
+
+impl BatchCopy {
+    pub fn new(batch: &str, written_us: i64) -> Self {
+        Self {
+            batch: Arc::from(batch),
+            written_us,
+        }
+    }
+}
+
+/// The SQL that keeps each batch's newest copy of the rows `rows` selects
+/// (which must include `batch` and `written_us`): a window over the rows a
+/// query already filtered, one scan of the table, so the choice is made
+/// over one listing of the lake. Plain window SQL that Athena and DataFusion
+/// both run. Rows written before the two columns existed read as one batch
+/// and one copy.
+pub fn newest_copy_sql(columns: &str, rows: &str) -> String {
+    format!(
+        "SELECT {columns} FROM (SELECT {columns}, coalesce(written_us, 0) AS copy_us, \
+         max(coalesce(written_us, 0)) OVER (PARTITION BY batch) AS newest_us FROM ({rows})) AS copies \
+         WHERE copy_us = newest_us"
+    )
+}
+
+/// What compaction merges: an hour of a table, or a day of a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Period {
+    Hour,
+    Day,
+}
+
+impl Period {
+    pub fn width_us(self) -> i64 {
+        match self {
+            Period::Hour => 3_600_000_000,
+            Period::Day => 86_400_000_000,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::Hour => "hour",
+            Period::Day => "day",
+        }
+    }
+
+    /// The start of the period holding `ts_us`.
+    pub fn start_of(self, ts_us: i64) -> i64 {
+        ts_us.div_euclid(self.width_us()) * self.width_us()
+    }
+}
+
+/// A lake table that compaction merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Decoded,
+    Tier(Tier),
+}
+
+impl Table {
+    /// The decoded lake, then every tier.
+    pub fn all() -> impl Iterator<Item = Table> {
+        std::iter::once(Table::Decoded).chain(rollup::TIERS.iter().copied().map(Table::Tier))
+    }
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Table::Decoded => super::keys::DECODED_PREFIX,
+            Table::Tier(t) => t.prefix,
+        }
+    }
+
+    /// Hours for every table; days too for the tiers from 10 s up, which a
+    /// chart of days or weeks reads (a day of the 1 s tier is 86,400 rows per
+    /// signal, and of the decoded lake a whole vehicle-day: too big for one
+    /// object that a function rewrites).
+    pub fn periods(self) -> &'static [Period] {
+        match self {
+            Table::Tier(t) if t.width_us >= 10_000_000 => &[Period::Hour, Period::Day],
+            _ => &[Period::Hour],
+        }
+    }
+
+    fn schema(self) -> SchemaRef {
+        match self {
+            Table::Decoded => decoded::decoded_schema(),
+            Table::Tier(_) => rollup::rollup_schema(),
+        }
+    }
+}
+
+/// One object of a table's vehicle-date partition, by its file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LakeObject {
+    /// A batch's own object: `<vehicle>_<first µs>_<seq>.parquet`.
+    Batch { first_ts_us: i64 },
+    /// A compacted one: `<vehicle>_<start µs>_<hour|day>_<written µs>.parquet`.
+    Compacted {
+        period: Period,
+        start_us: i64,
+        written_us: i64,
+    },
+}
+
+impl LakeObject {
+    /// What the file name of `key` says, if it is one of the lake's.
+    pub fn parse(key: &str) -> Option<Self> {
+        let stem = key.rsplit('/').next()?.strip_suffix(".parquet")?;
+        let fields: Vec<&str> = stem.rsplitn(4, '_').collect();
+        let number = |s: &str| s.parse::<i64>().ok();
+        match fields.as_slice() {
+            [written, "hour", start, _] => Some(Self::Compacted {
+                period: Period::Hour,
+                start_us: number(start)?,
+                written_us: number(written)?,
+            }),
+            [written, "day", start, _] => Some(Self::Compacted {
+                period: Period::Day,
+                start_us: number(start)?,
+                written_us: number(written)?,
+            }),
+            [seq, first, ..] if seq.chars().all(|c| c.is_ascii_digit()) => Some(Self::Batch {
+                first_ts_us: number(first)?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A vehicle's hour or day: what one compaction merges in each table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Unit {
+    pub vehicle: VehicleId,
+    pub period: Period,
+    pub start_us: i64,
+}
+
+impl Unit {
+    /// The table's partition that holds the unit's objects. A batch belongs to
+    /// the date and hour of its first frame (its key's), as its objects do.
+    pub fn partition(&self, table: Table) -> String {
+        format!(
+            "{}vehicle_id={}/date={}/",
+            table.prefix(),
+            self.vehicle,
+            date_of(self.start_us).format("%Y-%m-%d")
+        )
+    }
+
+    pub fn end_us(&self) -> i64 {
+        self.start_us + self.period.width_us()
+    }
+
+    /// Whether an object of the unit's partition is one the unit merges:
+    /// batches that start in it, and compacted objects of it or of a shorter
+    /// period inside it.
+    pub fn covers(&self, object: &LakeObject) -> bool {
+        let inside = |t: i64| t >= self.start_us && t < self.end_us();
+        match *object {
+            LakeObject::Batch { first_ts_us } => inside(first_ts_us),
+            LakeObject::Compacted { period, start_us, .. } => period <= self.period && inside(start_us),
+        }
+    }
+
+    /// The key of the unit's compacted object in `table`, written at `written_us`.
+    pub fn compacted_key(&self, table: Table, written_us: i64) -> String {
+        format!(
+            "{}{}_{}_{}_{}.parquet",
+            self.partition(table),
+            self.vehicle,
+            self.start_us,
+            self.period.name(),
+            written_us
+        )
+    }
+
+    /// For messages: `veh-001 hour 2026-11-27T10:00Z`.
+    pub fn describe(&self) -> String {
+        let start = DateTime::from_timestamp_micros(self.start_us).unwrap_or_default();
+        format!(
+            "{} {} {}",
+            self.vehicle,
+            self.period.name(),
+            start.format("%Y-%m-%dT%H:%MZ")
+        )
+    }
+}
+
+/// What a compaction wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    pub rows: u64,
+    /// Batches it holds.
+    pub batches: usize,
+    /// Its copies' `written_us`: above every copy it read.
+    pub written_us: i64,
+}
+
+/// Merges lake objects of `table` (`(name, bytes)`, for messages and the
+/// Parquet) into one object written to `out`: per batch the rows of its
+/// newest copy among `inputs`, all marked as written at one past the newest
+/// copy read, so the result is newer than all it copies and the same inputs
+/// always give the same output. The tiers' rows are sorted by (message,
+/// signal, time) as the decoder writes them; the decoded rows keep each
+/// input's row groups (already sorted), so memory holds one input at a time.
+pub fn compact<W: Write + Send>(table: Table, inputs: &[(String, Bytes)], out: W) -> Result<(W, Compacted), LakeError> {
+    let mut newest: HashMap<String, i64> = HashMap::new();
+    for (name, bytes) in inputs {
+        for batch in read(name, bytes, Some(&["batch", "written_us"]))? {
+            let (batches, written) = copy_columns(name, &batch)?;
+            for row in 0..batch.num_rows() {
+                let entry = newest.entry(batches(row).to_string()).or_insert(i64::MIN);
+                *entry = (*entry).max(written.value(row));
+            }
+        }
+    }
+    let written_us = newest.values().copied().max().unwrap_or(0).saturating_add(1);
+    let name: Arc<str> = Arc::from(format!("compaction of {} objects", inputs.len()));
+    let properties = match table {
+        Table::Decoded => decoded::writer_properties_for_decoded(),
+        Table::Tier(_) => rollup::writer_properties_for_tiers(),
+    };
+    let mut writer =
+        ArrowWriter::try_new(out, table.schema(), Some(properties)).map_err(|e| LakeError::parquet(&name, e))?;
+    let mut kept: Vec<RecordBatch> = Vec::new();
+    let mut rows = 0u64;
+    for (source, bytes) in inputs {
+        for batch in read(source, bytes, None)? {
+            if batch.schema().fields() != table.schema().fields() {
+                return Err(LakeError::schema(
+                    &Arc::from(source.as_str()),
+                    "*",
+                    format!("not the {} schema", table.prefix().trim_end_matches('/')),
+                ));
+            }
+            let (batches, written) = copy_columns(source, &batch)?;
+            let live: BooleanArray = (0..batch.num_rows())
+                .map(|row| Some(newest.get(batches(row)) == Some(&written.value(row))))
+                .collect();
+            let batch = arrow_select::filter::filter_record_batch(&batch, &live)
+                .and_then(|b| with_written(b, written_us))
+                .map_err(|e| LakeError::arrow(&name, e))?;
+            rows += batch.num_rows() as u64;
+            match table {
+                Table::Decoded => writer.write(&batch).map_err(|e| LakeError::parquet(&name, e))?,
+                Table::Tier(_) => kept.push(batch),
+            }
+        }
+        if table == Table::Decoded {
+            writer.flush().map_err(|e| LakeError::parquet(&name, e))?;
+        }
+    }
+    if !kept.is_empty() {
+        let all =
+            arrow_select::concat::concat_batches(&table.schema(), &kept).map_err(|e| LakeError::arrow(&name, e))?;
+        let sorted = sort_by_series(&all).map_err(|e| LakeError::arrow(&name, e))?;
+        writer.write(&sorted).map_err(|e| LakeError::parquet(&name, e))?;
+    }
+    let out = writer.into_inner().map_err(|e| LakeError::parquet(&name, e))?;
+    Ok((
+        out,
+        Compacted {
+            rows,
+            batches: newest.len(),
+            written_us,
+        },
+    ))
+}
+
+fn read(name: &str, bytes: &Bytes, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>, LakeError> {
+    let source: Arc<str> = Arc::from(name);
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| LakeError::parquet(&source, e))?;
+    let builder = match columns {
+        Some(columns) => {
+            let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+            builder.with_projection(mask)
+        }
+        None => builder,
+    };
+    let reader = builder
+        .with_batch_size(131_072)
+        .build()
+        .map_err(|e| LakeError::parquet(&source, e))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| LakeError::arrow(&source, e))
+}
+
+/// The `batch` (by row) and `written_us` columns of a lake batch.
+fn copy_columns<'b>(
+    name: &str,
+    batch: &'b RecordBatch,
+) -> Result<(impl Fn(usize) -> &'b str + 'b, &'b Int64Array), LakeError> {
+    let source: Arc<str> = Arc::from(name);
+    let missing = |column: &str| {
+        LakeError::schema(
+            &source,
+            column,
+            "missing: the object predates copy tracking; decode it again",
+        )
+    };
+    let batches = batch
+        .column_by_name("batch")
+        .and_then(|c| c.as_dictionary_opt::<Int32Type>())
+        .ok_or_else(|| missing("batch"))?;
+    let written = batch
+        .column_by_name("written_us")
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .ok_or_else(|| missing("written_us"))?;
+    let keys = batches.keys();
+    let values = batches.values().as_string::<i32>();
+    Ok((move |row: usize| values.value(keys.value(row) as usize), written))
+}
+
+fn with_written(batch: RecordBatch, written_us: i64) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let schema = batch.schema();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    if let Ok(i) = schema.index_of("written_us") {
+        columns[i] = Arc::new(Int64Array::from(vec![written_us; batch.num_rows()]));
+    }
+    RecordBatch::try_new(schema, columns)
+}
+
+/// Rows ordered by (message, signal, ts_us), as the decoder writes them, so
+/// row-group statistics prune by signal.
+fn sort_by_series(batch: &RecordBatch) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let messages = strings(batch, "message")?;
+    let signals = strings(batch, "signal")?;
+    let ts = batch
+        .column_by_name("ts_us")
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .ok_or_else(|| arrow_schema::ArrowError::SchemaError("no INT64 ts_us column".into()))?;
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        (messages[a], signals[a], ts.value(a)).cmp(&(messages[b], signals[b], ts.value(b)))
+    });
+    let indices = UInt32Array::from(order);
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| arrow_select::take::take(c.as_ref(), &indices, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(batch.schema(), columns)
+}
+
+/// A dictionary column's value on each row.
+fn strings<'b>(batch: &'b RecordBatch, name: &str) -> Result<Vec<&'b str>, arrow_schema::ArrowError> {
+    let dict = batch
+        .column_by_name(name)
+        .and_then(|c| c.as_dictionary_opt::<Int32Type>())
+        .ok_or_else(|| arrow_schema::ArrowError::SchemaError(format!("no dictionary column {name}")))?;
+    let values = dict.values().as_string::<i32>();
+    Ok(dict
+        .keys()
+        .iter()
+        .map(|k| k.map_or("", |k| values.value(k as usize)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_say_batch_or_compacted() {
+        let batch = "decoded/vehicle_id=veh_1/date=2025-11-27/veh_1_1764237600000000_000042.parquet";
+        assert_eq!(
+            LakeObject::parse(batch),
+            Some(LakeObject::Batch {
+                first_ts_us: 1_764_237_600_000_000
+            })
+        );
+        let unit = Unit {
+            vehicle: VehicleId::new("veh_1").unwrap(),
+            period: Period::Hour,
+            start_us: 1_764_237_600_000_000,
+        };
+        let key = unit.compacted_key(Table::Decoded, 99);
+        assert_eq!(
+            key,
+            "decoded/vehicle_id=veh_1/date=2025-11-27/veh_1_1764237600000000_hour_99.parquet"
+        );
+        let compacted = LakeObject::parse(&key).unwrap();
+        assert_eq!(
+            compacted,
+            LakeObject::Compacted {
+                period: Period::Hour,
+                start_us: unit.start_us,
+                written_us: 99
+            }
+        );
+        assert!(unit.covers(&compacted));
+        assert!(unit.covers(&LakeObject::parse(batch).unwrap()));
+        let day = Unit {
+            period: Period::Day,
+            start_us: Period::Day.start_of(unit.start_us),
+            ..unit.clone()
+        };
+        assert!(day.covers(&compacted), "a day merges its hours");
+        assert!(!unit.covers(&LakeObject::parse(&day.compacted_key(Table::Decoded, 1)).unwrap()));
+        assert_eq!(LakeObject::parse("decoded/x/notes.txt"), None);
+        assert_eq!(LakeObject::parse("decoded/x/a_b_c.parquet"), None);
+    }
+}
