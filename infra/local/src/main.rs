@@ -9,6 +9,9 @@ use canopy_local::demo::{self, FleetOptions};
 use canopy_local::stack::{Stack, StackOptions, find_template};
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "canopy-local",

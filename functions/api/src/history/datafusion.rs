@@ -65,6 +65,7 @@ impl DataFusionHistory {
         let config = SessionConfig::new()
             .with_target_partitions(2)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+        let config = with_env_overrides(config)?;
         let ctx = SessionContext::new_with_config(config);
         if let Some(store) = store {
             let url = url::Url::parse(base).map_err(failed)?;
@@ -138,6 +139,22 @@ impl DataFusionHistory {
         let frame = frame.with_param_values(values).map_err(failed)?;
         frame.collect().await.map_err(failed)
     }
+}
+
+/// DataFusion's own variables (`DATAFUSION_EXECUTION_TARGET_PARTITIONS` for
+/// `datafusion.execution.target_partitions`, and so on) over these defaults,
+/// to tune the local backend or a bench without a build.
+fn with_env_overrides(mut config: SessionConfig) -> Result<SessionConfig, HistoryError> {
+    let keys: Vec<String> = config.options().entries().into_iter().map(|e| e.key).collect();
+    for key in keys {
+        if let Ok(value) = std::env::var(key.to_uppercase().replace('.', "_")) {
+            config
+                .options_mut()
+                .set(&key, &value)
+                .map_err(|e| failed(format!("{key}: {e}")))?;
+        }
+    }
+    Ok(config)
 }
 
 fn column(batch: &RecordBatch, i: usize, to: &DataType) -> Result<Arc<dyn Array>, HistoryError> {
