@@ -317,6 +317,7 @@ async fn the_router_answers_validates_and_documents_every_route() {
         quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
         history_quota: HistoryQuota { per_minute: 1_000 },
         console_auth: None,
+        history_deadline: std::time::Duration::from_secs(25),
     });
     let app = router(api.clone());
 
@@ -697,9 +698,47 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
             .as_str(),
         "CANCELLED"
     );
+    let app = athena_app(slow, Duration::from_secs(25)).await;
+    let uri = format!("/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T00:00:00Z&to=2023-11-14T01:00:00Z");
+    let (status, body) = call(&app, "GET", &uri, None).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(body["error"]["query_id"].as_str().is_some_and(|id| !id.is_empty()));
+
+    // Several signals run at once under the request's deadline, shorter than
+    // each query's own: at it, every query is stopped and named.
+    let app = athena_app(history.clone(), Duration::from_millis(500)).await;
+    let query = json!({"signals": [{"message_name": MESSAGE, "signal_name": SIGNAL},
+        {"message_name": MESSAGE, "signal_name": "PackVoltage"}],
+        "start_time": "2023-11-14T00:00:00Z", "end_time": "2023-11-14T01:00:00Z"});
+    let (status, body) = call(&app, "POST", "/vehicles/veh-01/query", Some(query)).await;
+    athena_transition(None);
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    let ids = body["error"]["query_ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 2, "{body}");
+    for id in ids {
+        let state = athena
+            .get_query_execution()
+            .query_execution_id(id.as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let state = state
+            .query_execution()
+            .unwrap()
+            .status()
+            .unwrap()
+            .state()
+            .unwrap()
+            .clone();
+        assert_eq!(state.as_str(), "CANCELLED", "{id}");
+    }
+}
+
+/// The router over `history` (Athena on moto) and DynamoDB tables on moto.
+async fn athena_app(history: AthenaHistory, history_deadline: Duration) -> axum::Router {
     let dynamodb = local::dynamodb().await;
-    let app = router(Arc::new(Api {
-        history: slow,
+    router(Arc::new(Api {
+        history,
         state: DynamoStateTable::new(dynamodb.clone(), &local::table(state_table, "api-state").await),
         alerts: DynamoAlertLog::new(dynamodb.clone(), &local::table(alerts_table, "api-alerts").await),
         catalog: built_in_catalog().unwrap(),
@@ -707,10 +746,6 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
         quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
         history_quota: HistoryQuota { per_minute: 1_000 },
         console_auth: None,
-    }));
-    let uri = format!("/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T00:00:00Z&to=2023-11-14T01:00:00Z");
-    let (status, body) = call(&app, "GET", &uri, None).await;
-    athena_transition(None);
-    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
-    assert!(body["error"]["query_id"].as_str().is_some_and(|id| !id.is_empty()));
+        history_deadline,
+    }))
 }

@@ -1,5 +1,5 @@
 //! Errors as JSON with a status that says what happened:
-//! `{"error": {"status", "message", "field"?, "query_id"?, "request_id"?}}`.
+//! `{"error": {"status", "message", "field"?, "query_id"? or "query_ids"?, "request_id"?}}`.
 //!
 //! A failure of AWS behind the API (a table, a query) is answered with a
 //! generic message and a `request_id`; the AWS error text, which names
@@ -13,13 +13,23 @@ use serde_json::json;
 
 use crate::history::{HistoryError, InvalidQuery};
 
+/// Which history queries an error names.
+#[derive(Debug)]
+pub(crate) enum Queries {
+    /// The one that failed or timed out (`query_id`).
+    One(String),
+    /// Every query of a request past its deadline (`query_ids`).
+    All(Vec<String>),
+}
+
 /// An error as JSON.
 #[derive(Debug)]
 pub struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) message: String,
     pub(crate) field: Option<String>,
-    pub(crate) query_id: Option<String>,
+    /// The history queries the error is about (boxed: errors stay small).
+    pub(crate) queries: Option<Box<Queries>>,
     pub(crate) request_id: Option<String>,
     /// Sent as `Retry-After` (a 429).
     pub(crate) retry_after_s: Option<u64>,
@@ -31,7 +41,7 @@ impl ApiError {
             status,
             message: message.into(),
             field: None,
-            query_id: None,
+            queries: None,
             request_id: None,
             retry_after_s: None,
         }
@@ -47,6 +57,26 @@ impl ApiError {
             ..Self::new(
                 status,
                 format!("{message} (request {request_id}; the log has the details)"),
+            )
+        }
+    }
+}
+
+impl ApiError {
+    /// A request's history queries did not all finish within `deadline`
+    /// (they were stopped): a 504 naming every one.
+    pub(crate) fn deadline(query_ids: Vec<String>, deadline: std::time::Duration) -> Self {
+        let error = format!(
+            "history queries {} did not finish within {} s",
+            query_ids.join(", "),
+            deadline.as_secs_f64()
+        );
+        Self {
+            queries: Some(Box::new(Queries::All(query_ids))),
+            ..Self::internal(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the history queries did not finish in time",
+                &error,
             )
         }
     }
@@ -81,7 +111,7 @@ impl From<HistoryError> for ApiError {
     fn from(e: HistoryError) -> Self {
         match &e {
             HistoryError::Timeout { query_id, .. } => Self {
-                query_id: Some(query_id.clone()),
+                queries: Some(Box::new(Queries::One(query_id.clone()))),
                 ..Self::internal(
                     StatusCode::GATEWAY_TIMEOUT,
                     "the history query did not finish in time",
@@ -89,7 +119,7 @@ impl From<HistoryError> for ApiError {
                 )
             },
             HistoryError::Failed { query_id, .. } => Self {
-                query_id: Some(query_id.clone()),
+                queries: Some(Box::new(Queries::One(query_id.clone()))),
                 ..Self::internal(StatusCode::BAD_GATEWAY, "the history query failed", &e)
             },
         }
@@ -102,8 +132,10 @@ impl IntoResponse for ApiError {
         if let Some(field) = self.field {
             error["field"] = json!(field);
         }
-        if let Some(id) = self.query_id {
-            error["query_id"] = json!(id);
+        match self.queries.map(|q| *q) {
+            Some(Queries::One(id)) => error["query_id"] = json!(id),
+            Some(Queries::All(ids)) => error["query_ids"] = json!(ids),
+            None => {}
         }
         if let Some(id) = self.request_id {
             error["request_id"] = json!(id);

@@ -20,7 +20,9 @@ pub mod history;
 pub mod quota;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -39,7 +41,7 @@ use crate::access::{AccessPolicy, Identity, VehicleGroups};
 use crate::console::ConsoleAuth;
 use crate::error::ApiError;
 use crate::history::athena::AthenaHistory;
-use crate::history::{Catalog, History, InvalidQuery, MAX_SIGNALS, SignalRef, TimeRange, max_points};
+use crate::history::{Catalog, History, HistoryError, InvalidQuery, MAX_SIGNALS, SignalRef, TimeRange, max_points};
 use crate::quota::HistoryQuota;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -86,6 +88,9 @@ pub struct Config {
     pub vehicle_groups: VehicleGroups,
     /// `CONSOLE_AUTH_DOMAIN` and `CONSOLE_CLIENT_ID` (both or neither): the console's sign-in.
     pub console_auth: Option<ConsoleAuth>,
+    /// `HISTORY_DEADLINE_SECONDS` (default 25, at most 28): one request's
+    /// history queries all end by then, below the function's 29 s timeout.
+    pub history_deadline: Duration,
 }
 
 impl Config {
@@ -105,6 +110,16 @@ impl Config {
                 problem,
             })?,
             console_auth: console::auth_from_vars(vars)?,
+            history_deadline: {
+                let seconds: u64 = env::parse_or(vars, "HISTORY_DEADLINE_SECONDS", 25)?;
+                if !(1..=28).contains(&seconds) {
+                    return Err(EnvError {
+                        name: "HISTORY_DEADLINE_SECONDS".into(),
+                        problem: format!("{seconds} is not within 1..=28 (the function times out at 29 s)"),
+                    });
+                }
+                Duration::from_secs(seconds)
+            },
         })
     }
 }
@@ -130,6 +145,8 @@ pub struct Api<H, S, A, Q> {
     pub history_quota: HistoryQuota,
     /// What `/config.json` tells the console about sign-in.
     pub console_auth: Option<ConsoleAuth>,
+    /// When a request's history queries are stopped and answered with a 504.
+    pub history_deadline: Duration,
 }
 
 impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
@@ -149,6 +166,7 @@ impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
             quota_counter: DynamoQuotaCounter::new(client, &config.quota_table),
             history_quota: config.history_quota,
             console_auth: config.console_auth.clone(),
+            history_deadline: config.history_deadline,
         })
     }
 }
@@ -165,7 +183,25 @@ impl Api<AthenaHistory, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
     }
 }
 
-impl<H, S, A, Q: QuotaCounter> Api<H, S, A, Q> {
+impl<H: History, S, A, Q: QuotaCounter> Api<H, S, A, Q> {
+    /// Runs a request's history `work` under the deadline. Past it, or when
+    /// a query fails (the others are then dropped), what was started is
+    /// stopped; past it the answer is a 504 naming every query.
+    async fn run_history<T>(&self, work: impl Future<Output = Result<T, HistoryError>>) -> Result<T, ApiError> {
+        let (answer, ids) = history::within(self.history_deadline, work).await;
+        match answer {
+            Some(Ok(done)) => Ok(done),
+            Some(Err(e)) => {
+                self.history.cancel(&ids).await;
+                Err(e.into())
+            }
+            None => {
+                self.history.cancel(&ids).await;
+                Err(ApiError::deadline(ids, self.history_deadline))
+            }
+        }
+    }
+
     /// Counts one history query of `identity` against its quota (429 when spent).
     async fn admit_history(&self, identity: &Identity) -> Result<(), ApiError> {
         let now_s = chrono::Utc::now().timestamp();
@@ -408,7 +444,9 @@ async fn signal_history<H: History, S, A, Q: QuotaCounter>(
     )?;
     let max_points = max_points(number(&params, "max_points")?)?;
     api.admit_history(&identity).await?;
-    let series = history::series(&api.history, entry, &id, range, max_points).await?;
+    let series = api
+        .run_history(history::series(&api.history, entry, &id, range, max_points))
+        .await?;
     Ok(Json(
         json!({ "vehicle_id": id, "from_us": range.from_us, "to_us": range.to_us, "series": series }),
     ))
@@ -450,10 +488,12 @@ async fn query<H: History, S, A, Q: QuotaCounter>(
     let range = TimeRange::parse(body.start_time.as_deref(), body.end_time.as_deref(), chrono::Utc::now())?;
     let max_points = max_points(body.max_points)?;
     api.admit_history(&identity).await?;
-    let mut series = Vec::with_capacity(entries.len());
-    for entry in entries {
-        series.push(history::series(&api.history, entry, &id, range, max_points).await?);
-    }
+    // All at once, under one deadline: one after another, 20 slow queries
+    // would outlast the function.
+    let queries = entries
+        .into_iter()
+        .map(|entry| history::series(&api.history, entry, &id, range, max_points));
+    let series = api.run_history(futures::future::try_join_all(queries)).await?;
     Ok(Json(
         json!({ "vehicle_id": id, "from_us": range.from_us, "to_us": range.to_us, "series": series }),
     ))

@@ -32,6 +32,7 @@ async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryAp
         quota_counter: MemoryQuotaCounter::default(),
         history_quota,
         console_auth: None,
+        history_deadline: Duration::from_secs(25),
     };
     let v = VehicleId::new("veh-001").unwrap();
     api.state.put_if_newer(&telemetry(&v, 7, 0), 1).await.unwrap();
@@ -358,4 +359,106 @@ async fn fleet_alerts_are_newest_first_and_scoped() {
         .map(|a| a["vehicle_id"].as_str().unwrap())
         .collect();
     assert_eq!(vehicles, ["veh-001"], "another group's alerts stay hidden");
+}
+
+async fn post_query(api: &Arc<MemoryApi>, signals: &[&str]) -> (StatusCode, Value) {
+    let signals: Vec<Value> = signals
+        .iter()
+        .map(|s| serde_json::json!({"message_name": "BMS_PackStatus", "signal_name": s}))
+        .collect();
+    let body = serde_json::json!({"signals": signals, "start_time": "2023-11-14T22:13:20Z", "end_time": "2023-11-14T23:13:20Z"});
+    let response = router(api.clone())
+        .oneshot(
+            Request::post("/vehicles/veh-001/query")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn pack(signal: &str) -> SignalRef {
+    SignalRef {
+        message_name: "BMS_PackStatus".into(),
+        signal_name: signal.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_multi_signal_query_runs_its_queries_at_once_under_one_deadline() {
+    let mut api = api_with(AccessPolicy::default(), HistoryQuota { per_minute: 1_000 }).await;
+    api.history_deadline = Duration::from_millis(1_500);
+    let api = Arc::new(api);
+    let signals = ["PackCurrent", "PackVoltage", "StateOfCharge"];
+    for s in signals {
+        api.history.slow(&pack(s), Duration::from_millis(600));
+    }
+    // One after another they would take 1.8 s.
+    let (status, body) = post_query(&api, &signals).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["series"].as_array().unwrap().len(), 3);
+    assert_eq!(body["series"][0]["stats"]["max"], 500.0);
+    assert!(api.history.cancelled.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn past_the_deadline_every_query_is_stopped_and_named_in_a_504() {
+    let mut api = api_with(AccessPolicy::default(), HistoryQuota { per_minute: 1_000 }).await;
+    api.history_deadline = Duration::from_millis(300);
+    let api = Arc::new(api);
+    api.history.slow(&pack("PackVoltage"), Duration::from_secs(60));
+    let started = std::time::Instant::now();
+    let (status, body) = post_query(&api, &["PackCurrent", "PackVoltage", "StateOfCharge"]).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "answered at the deadline");
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    let mut named: Vec<String> = body["error"]["query_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            "memory-BMS_PackStatus.PackCurrent",
+            "memory-BMS_PackStatus.PackVoltage",
+            "memory-BMS_PackStatus.StateOfCharge"
+        ]
+    );
+    let mut cancelled = api.history.cancelled.lock().unwrap().clone();
+    cancelled.sort();
+    assert_eq!(cancelled, named, "what may still run is stopped");
+    assert!(body["error"]["request_id"].is_string());
+
+    // The single-signal route holds the same deadline.
+    let uri = "/vehicles/veh-001/signals/BMS_PackStatus/PackVoltage?from=2023-11-14T22:13:20Z&to=2023-11-14T23:13:20Z";
+    let (status, body) = get(&api, uri).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"]["query_ids"][0], "memory-BMS_PackStatus.PackVoltage");
+}
+
+#[test]
+fn a_deadline_past_the_functions_timeout_is_refused_at_start() {
+    let mut vars: std::collections::BTreeMap<String, String> = [
+        ("STATE_TABLE", "s"),
+        ("ALERTS_TABLE", "a"),
+        ("ATHENA_WORKGROUP", "w"),
+        ("GLUE_DATABASE", "g"),
+        ("QUOTA_TABLE", "q"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(
+        Config::from_vars(&vars).unwrap().history_deadline,
+        Duration::from_secs(25)
+    );
+    vars.insert("HISTORY_DEADLINE_SECONDS".into(), "29".into());
+    let e = Config::from_vars(&vars).unwrap_err();
+    assert_eq!(e.name, "HISTORY_DEADLINE_SECONDS");
 }

@@ -120,7 +120,9 @@ impl AthenaHistory {
             .send()
             .await
             .map_err(|e| failed("(not started)", error_text(&e)))?;
-        Ok(started.query_execution_id().unwrap_or_default().to_string())
+        let id = started.query_execution_id().unwrap_or_default().to_string();
+        crate::history::started(&id);
+        Ok(id)
     }
 
     /// Polls with backoff until the query succeeds; stops it at the deadline.
@@ -317,6 +319,18 @@ impl History for AthenaHistory {
                 query_id: "(results)".into(),
                 message,
             })
+    }
+
+    /// Stops each query (one that already ended answers with an error, ignored).
+    async fn cancel(&self, query_ids: &[String]) {
+        let stops = query_ids
+            .iter()
+            .map(|id| self.client.stop_query_execution().query_execution_id(id).send());
+        for (id, result) in query_ids.iter().zip(futures::future::join_all(stops).await) {
+            if let Err(e) = result {
+                tracing::info!(query_id = %id, error = %error_text(&e), "query not stopped");
+            }
+        }
     }
 }
 

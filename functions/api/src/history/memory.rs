@@ -18,6 +18,10 @@ use super::{FleetStat, History, HistoryError, SignalRef};
 pub struct MemoryHistory {
     series: Mutex<HashMap<(VehicleId, SignalRef), Vec<Point>>>,
     stats: Mutex<HashMap<NaiveDate, Vec<FleetStat>>>,
+    /// How long a query of a signal takes (none for the others).
+    slow: Mutex<HashMap<SignalRef, std::time::Duration>>,
+    /// The queries [`History::cancel`] was asked to stop.
+    pub cancelled: Mutex<Vec<String>>,
     pub faults: Faults,
 }
 
@@ -28,6 +32,14 @@ impl MemoryHistory {
         let held = series.entry((vehicle.clone(), signal.clone())).or_default();
         held.extend(points);
         held.sort_by_key(|p| p.ts_us);
+    }
+
+    /// Makes each query of `signal` take `delay`.
+    pub fn slow(&self, signal: &SignalRef, delay: std::time::Duration) {
+        self.slow
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(signal.clone(), delay);
     }
 
     pub fn insert_stats(&self, date: NaiveDate, stats: Vec<FleetStat>) {
@@ -53,6 +65,16 @@ impl History for MemoryHistory {
     /// the decoded values: one row per bucket with all four of its points.
     async fn reduced(&self, vehicle: &VehicleId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
         self.enter("points").await?;
+        super::started(&format!("memory-{}.{}", signal.message_name, signal.signal_name));
+        let delay = self
+            .slow
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(signal)
+            .copied();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         let series = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut buckets: BTreeMap<i64, Agg> = BTreeMap::new();
         for p in series.get(&(vehicle.clone(), signal.clone())).into_iter().flatten() {
@@ -99,5 +121,12 @@ impl History for MemoryHistory {
         self.enter("fleet_stats").await?;
         let stats = self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(stats.get(&date).cloned().unwrap_or_default())
+    }
+
+    async fn cancel(&self, query_ids: &[String]) {
+        self.cancelled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(query_ids);
     }
 }

@@ -16,6 +16,8 @@ pub mod memory;
 pub mod plan;
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -287,6 +289,42 @@ pub trait History: Send + Sync {
     ) -> impl Future<Output = Result<Reduced, HistoryError>> + Send;
 
     fn fleet_stats(&self, date: NaiveDate) -> impl Future<Output = Result<Vec<FleetStat>, HistoryError>> + Send;
+
+    /// Stops queries nobody will read (a request past its deadline). An
+    /// engine that runs nothing after its caller has gone does nothing.
+    fn cancel(&self, query_ids: &[String]) -> impl Future<Output = ()> + Send {
+        let _ = query_ids;
+        async {}
+    }
+}
+
+tokio::task_local! {
+    /// The ids of the queries started by the request being served.
+    static STARTED: Arc<Mutex<Vec<String>>>;
+}
+
+/// Notes that an engine started query `id` for the request being served
+/// (inside [`within`]; elsewhere nobody asks).
+pub fn started(id: &str) {
+    let _ = STARTED.try_with(|ids| {
+        ids.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(id.to_string())
+    });
+}
+
+/// Runs a request's history `work` under one `deadline` (below the
+/// function's timeout, so the caller gets an answer and not a gateway
+/// error); `None` when the deadline came first. With it, the id of every
+/// query the work started, finished or not.
+pub async fn within<F: Future>(deadline: Duration, work: F) -> (Option<F::Output>, Vec<String>) {
+    let ids: Arc<Mutex<Vec<String>>> = Arc::default();
+    let answer = STARTED
+        .scope(ids.clone(), tokio::time::timeout(deadline, work))
+        .await
+        .ok();
+    let ids = ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    (answer, ids)
 }
 
 /// A signal's history: planned onto the coarsest source that keeps
