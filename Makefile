@@ -59,7 +59,7 @@ $(CHROMIUM):
 # ---- tests ---------------------------------------------------------------------
 
 .PHONY: test
-test: fmt-check console clippy lint unit console-test oracle oracle-opendbc python-tests ## everything CI runs
+test: fmt-check console clippy lint unit console-test conformance oracle oracle-opendbc python-tests ## everything CI runs
 
 .PHONY: fmt-check
 fmt-check:
@@ -129,6 +129,11 @@ console-test: venv console $(CHROMIUM) ## the console: Vitest, then Chromium aga
 	@# The same build as `unit` (features resolved alike), so no second build of the dependencies.
 	$(CARGO) build --workspace --all-targets
 	cd $(WEB) && CANOPY_LOCAL=$(LOCAL) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server CHROMIUM=$(CHROMIUM) node e2e/console.e2e.mjs
+
+.PHONY: conformance
+conformance: venv console ## a client driven by openapi.json (schemathesis, every check) against the local stack with a fleet: zero failures
+	$(CARGO) build --workspace --all-targets
+	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(PY) tests/conformance/run.py --local $(LOCAL) --schemathesis $(VENV)/bin/schemathesis
 
 .PHONY: python-tests
 python-tests: venv edge-release ## the files Canopy writes, read by pyarrow and DuckDB

@@ -395,7 +395,7 @@ async fn the_router_answers_validates_and_documents_every_route() {
             None,
             "signal",
         ),
-        ("GET", history_uri("veh-01", "Nope", SIGNAL, ""), None, "signal"),
+        ("GET", history_uri("veh-01", "No-pe", SIGNAL, ""), None, "message"),
         (
             "GET",
             history_uri(
@@ -447,8 +447,8 @@ async fn the_router_answers_validates_and_documents_every_route() {
         (
             "POST",
             "/vehicles/veh-01/query".to_string(),
-            Some(json!({"signals": [{"message_name": "x", "signal_name": "y"}]})),
-            "signal",
+            Some(json!({"signals": [{"message_name": "", "signal_name": "y"}]})),
+            "message",
         ),
         (
             "POST",
@@ -462,6 +462,20 @@ async fn the_router_answers_validates_and_documents_every_route() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
         assert_eq!(answer["error"]["field"], field, "{uri}: {answer}");
     }
+    // A message or signal the catalog lacks is a resource that does not exist.
+    for (method, uri, body) in [
+        ("GET", history_uri("veh-01", "Nope", SIGNAL, ""), None),
+        ("GET", history_uri("veh-01", MESSAGE, "Nope", ""), None),
+        (
+            "POST",
+            "/vehicles/veh-01/query".to_string(),
+            Some(json!({"signals": [{"message_name": "x", "signal_name": "y"}]})),
+        ),
+    ] {
+        let (status, answer) = call(&app, method, &uri, body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {answer}");
+        assert_eq!(answer["error"]["field"], "signal", "{uri}: {answer}");
+    }
     assert_eq!(api.history.queries.load(Ordering::SeqCst), ran, "bad input ran a query");
     let (status, _) = call(&app, "GET", "/nowhere", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -470,7 +484,12 @@ async fn the_router_answers_validates_and_documents_every_route() {
     let (status, served) = call(&app, "GET", "/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
     let doc: Value = serde_json::from_str(OPENAPI).unwrap();
-    assert_eq!(served, doc);
+    // Served by the local stack (no sign-in): the same, without the security requirement.
+    assert!(doc["security"].is_array() && served.get("security").is_none());
+    assert_eq!(served["paths"], doc["paths"]);
+    assert_eq!(served["components"], doc["components"]);
+    let signed_in: Value = serde_json::from_str(&canopy_api::openapi_document(true)).unwrap();
+    assert_eq!(signed_in, doc);
     let mut documented = Vec::new();
     for (path, operations) in doc["paths"].as_object().unwrap() {
         for method in operations.as_object().unwrap().keys() {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use canopy::ports::TableError;
 use serde_json::json;
 
-use crate::history::{HistoryError, InvalidQuery};
+use crate::history::{CatalogError, HistoryError, InvalidQuery};
 
 /// Which history queries an error names.
 #[derive(Debug)]
@@ -90,6 +90,18 @@ fn request_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     format!("{nanos:016x}-{:04x}", COUNTER.fetch_add(1, Ordering::Relaxed) & 0xFFFF)
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Invalid(e) => e.into(),
+            CatalogError::Unknown(message) => Self {
+                field: Some("signal".into()),
+                ..Self::new(StatusCode::NOT_FOUND, message)
+            },
+        }
+    }
 }
 
 impl From<InvalidQuery> for ApiError {

@@ -65,6 +65,7 @@ fn invalid(field: &str, problem: impl Into<String>) -> InvalidQuery {
 
 /// A signal of the catalog, by message and signal name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignalRef {
     pub message_name: String,
     pub signal_name: String,
@@ -120,19 +121,46 @@ impl Catalog {
             .map(|i| &self.entries[i])
     }
 
-    /// The entry for `r`, or why there is none.
-    pub fn check(&self, r: &SignalRef) -> Result<&CatalogEntry, InvalidQuery> {
+    /// The entry for `r`, or why there is none: a name that cannot be a
+    /// DBC name is bad input (400), a name the catalog lacks is a resource
+    /// that does not exist (404).
+    pub fn check(&self, r: &SignalRef) -> Result<&CatalogEntry, CatalogError> {
+        for (field, name) in [("message", &r.message_name), ("signal", &r.signal_name)] {
+            if !is_dbc_name(name) {
+                return Err(CatalogError::Invalid(invalid(
+                    field,
+                    format!(
+                        "{:?} is not a DBC name (a letter or _, then letters, digits or _; at most 128)",
+                        truncate_chars(name, 80)
+                    ),
+                )));
+            }
+        }
         self.find(&r.message_name, &r.signal_name).ok_or_else(|| {
-            invalid(
-                "signal",
-                format!(
-                    "unknown signal {:?} of message {:?} (GET /signals lists them)",
-                    truncate_chars(&r.signal_name, 80),
-                    truncate_chars(&r.message_name, 80)
-                ),
-            )
+            CatalogError::Unknown(format!(
+                "no signal {:?} of message {:?} (GET /signals lists them)",
+                r.signal_name, r.message_name
+            ))
         })
     }
+}
+
+/// Why [`Catalog::check`] found no entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Invalid(InvalidQuery),
+    #[error("{0}")]
+    Unknown(String),
+}
+
+/// `^[A-Za-z_][A-Za-z0-9_]{0,127}$`, as the OpenAPI document says: what a
+/// DBC names messages and signals with.
+fn is_dbc_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && name.len() <= 128
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// A validated time range, `[from_us, to_us)`.
@@ -188,6 +216,16 @@ pub fn max_points(requested: Option<usize>) -> Result<usize, InvalidQuery> {
         None => Ok(DEFAULT_POINTS),
         Some(n) if (3..=MAX_POINTS).contains(&n) => Ok(n),
         Some(n) => Err(invalid("max_points", format!("{n} is outside 3..={MAX_POINTS}"))),
+    }
+}
+
+/// A JSON body's count as an integer: `800.0` is 800 (JSON Schema's
+/// `integer` takes it), `800.5` or `-1` is bad input.
+pub fn whole_number(field: &str, n: Option<f64>) -> Result<Option<usize>, InvalidQuery> {
+    match n {
+        None => Ok(None),
+        Some(n) if n.fract() == 0.0 && (0.0..=usize::MAX as f64).contains(&n) => Ok(Some(n as usize)),
+        Some(n) => Err(invalid(field, format!("{n} is not a whole number"))),
     }
 }
 
@@ -405,6 +443,9 @@ mod tests {
         assert_eq!(max_points(Some(2000)), Ok(2000));
         assert!(max_points(Some(2)).is_err());
         assert!(max_points(Some(MAX_POINTS + 1)).is_err());
+        assert_eq!(whole_number("max_points", Some(800.0)), Ok(Some(800)));
+        assert!(whole_number("max_points", Some(800.5)).is_err());
+        assert!(whole_number("max_points", Some(-3.0)).is_err());
     }
 
     #[test]
@@ -421,7 +462,18 @@ mod tests {
             message_name: "BMS_PackStatus' OR '1'='1".into(),
             signal_name: first.signal.clone(),
         };
-        assert_eq!(catalog.check(&sneaky).unwrap_err().field, "signal");
+        assert!(
+            matches!(catalog.check(&sneaky), Err(CatalogError::Invalid(e)) if e.field == "message"),
+            "not a DBC name: bad input"
+        );
+        let unknown = SignalRef {
+            message_name: first.message.clone(),
+            signal_name: "NoSuchSignal".into(),
+        };
+        assert!(
+            matches!(catalog.check(&unknown), Err(CatalogError::Unknown(_))),
+            "a name the catalog lacks"
+        );
     }
 
     #[test]
