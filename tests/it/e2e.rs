@@ -123,6 +123,7 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
         moto_endpoint: Some(local::moto().endpoint.clone()),
         mqtt_port: 0,
         api_port: 0,
+        visibility_timeout_s: None,
     })
     .await
     .unwrap();

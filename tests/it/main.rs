@@ -8,4 +8,5 @@ mod contracts;
 mod decoder;
 mod e2e;
 mod edge;
+mod redrive;
 mod telemetry;

@@ -49,6 +49,18 @@ enum Command {
     },
     /// Start the local stack and keep it up until Ctrl-C.
     Up(StackArgs),
+    /// Move a running local stack's dead letters back to their source queue
+    /// (after the cause is fixed; in AWS: `aws sqs start-message-move-task`).
+    Redrive {
+        /// The running stack's moto endpoint (`canopy-local up` prints it).
+        #[arg(long)]
+        moto: String,
+        /// The dead-letter queue, by its name in the template.
+        #[arg(long, default_value = "RawObjectsDeadLetterQueue")]
+        queue: String,
+        #[arg(long)]
+        template: Option<PathBuf>,
+    },
     /// The local stack, a simulated fleet through it, and a summary.
     Demo {
         #[command(flatten)]
@@ -98,6 +110,7 @@ async fn start(args: &StackArgs) -> Result<Stack> {
         moto_endpoint: args.moto.clone(),
         mqtt_port: args.mqtt_port,
         api_port: args.api_port,
+        visibility_timeout_s: None,
     })
     .await?;
     // `make watch` runs `cargo lambda watch` with these, so invoked functions
@@ -136,6 +149,17 @@ async fn main() -> Result<()> {
     canopy::runtime::logging::init_text_or("warn,canopy_local=info,rumqttd=off");
     match Cli::parse().command {
         Command::Broker { listen } => canopy_local::broker::run(listen)?,
+        Command::Redrive { moto, queue, template } => {
+            let template = match template {
+                Some(t) => t,
+                None => find_template(&std::env::current_dir()?)
+                    .context("no template.yaml here or above; pass --template")?,
+            };
+            let template = canopy_local::template::Template::load(&template)?;
+            let sdk = canopy_local::services::sdk_config(&moto).await;
+            let moved = canopy_local::stack::redrive_queue(&template, &sdk, &queue).await?;
+            println!("{moved} messages moved from {queue} back to its source queue");
+        }
         Command::Up(args) => {
             let stack = start(&args).await?;
             banner(&stack);

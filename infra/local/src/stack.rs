@@ -46,6 +46,9 @@ pub struct StackOptions {
     pub mqtt_port: u16,
     /// The API's port; 0 picks a free one.
     pub api_port: u16,
+    /// Every queue's visibility timeout instead of the template's: a test
+    /// sees a failing message reach its dead-letter queue in seconds.
+    pub visibility_timeout_s: Option<u64>,
 }
 
 /// What the stack has done, for summaries and tests.
@@ -137,7 +140,7 @@ impl Stack {
         crate::broker::wait_listening(mqtt)?;
 
         let sdk = crate::services::sdk_config(&endpoint).await;
-        let bucket = create_resources(&template, &sdk).await?;
+        let bucket = create_resources(&template, &sdk, options.visibility_timeout_s).await?;
         let counters = Arc::new(StackCounters::default());
         let mut handlers: BTreeMap<String, Arc<Handler>> = BTreeMap::new();
         for f in &template.functions {
@@ -206,6 +209,12 @@ impl Stack {
         Some(env)
     }
 
+    /// Moves the dead letters of `dead_letter_queue` (a template name, like
+    /// `RawObjectsDeadLetterQueue`) back to the queue that sends it them.
+    pub async fn redrive(&self, dead_letter_queue: &str) -> Result<u64> {
+        redrive_queue(&self.template, &self.sdk, dead_letter_queue).await
+    }
+
     /// Messages waiting or in flight in every queue: zero when the pipeline is idle.
     pub async fn queued(&self) -> Result<u64> {
         let sqs = aws_sdk_sqs::Client::new(&self.sdk);
@@ -270,8 +279,23 @@ async fn run_schedule(compactor: canopy_decoder::compact::Compactor<S3Store>, ev
     }
 }
 
+/// [`Stack::redrive`] for a stack already running on `sdk`'s endpoint.
+pub async fn redrive_queue(template: &Template, sdk: &aws_config::SdkConfig, dead_letter_queue: &str) -> Result<u64> {
+    let source = template
+        .queues
+        .iter()
+        .find(|q| q.redrive.as_ref().is_some_and(|(dlq, _)| dlq == dead_letter_queue))
+        .with_context(|| format!("no queue of the template sends its dead letters to {dead_letter_queue}"))?;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    crate::redrive::redrive(&sqs, &queue_url(dead_letter_queue), &queue_url(&source.name)).await
+}
+
 /// Creates the template's tables, queues, topics and buckets in moto; the data bucket's name.
-async fn create_resources(template: &Template, sdk: &aws_config::SdkConfig) -> Result<String> {
+async fn create_resources(
+    template: &Template,
+    sdk: &aws_config::SdkConfig,
+    visibility_timeout_s: Option<u64>,
+) -> Result<String> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     for t in &template.tables {
         let spec = TableSpec {
@@ -291,7 +315,7 @@ async fn create_resources(template: &Template, sdk: &aws_config::SdkConfig) -> R
     queues.sort_by_key(|q| q.redrive.is_some());
     for q in &queues {
         let mut request = sqs.create_queue().queue_name(&q.name);
-        if let Some(timeout) = q.visibility_timeout_s {
+        if let Some(timeout) = visibility_timeout_s.or(q.visibility_timeout_s) {
             request = request.attributes(QueueAttributeName::VisibilityTimeout, timeout.to_string());
         }
         if let Some((dlq, count)) = &q.redrive {

@@ -1,0 +1,96 @@
+//! Dead letters after a fix: an object the decoder cannot decode (its
+//! vehicle's DBC does not parse) fails until it lands in the dead-letter
+//! queue; once the DBC is fixed, a redrive decodes it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use bytes::Bytes;
+use canopy::adapters::aws::s3::S3Store;
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::lake::keys::RawKey;
+use canopy::ports::store::ObjectStore;
+use canopy_local::stack::{Stack, StackOptions};
+use canopy_local::template::queue_url;
+use canopy_tests::fixtures::{self, database};
+
+async fn waiting(sqs: &aws_sdk_sqs::Client, queue: &str) -> u64 {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url(queue))
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !done().await {
+        assert!(started.elapsed() < Duration::from_secs(90), "{what}: not in 90 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_decoded_once_its_dbc_is_fixed_and_the_queue_redriven() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Its own moto: this stack's queues must not meet another test's stack.
+    let stack = Stack::start(StackOptions {
+        template: repo.join("template.yaml"),
+        moto_endpoint: None,
+        mqtt_port: 0,
+        api_port: 0,
+        visibility_timeout_s: Some(1),
+    })
+    .await
+    .unwrap();
+    let store = S3Store::new(&stack.sdk, &stack.bucket);
+    let vehicle = VehicleId::new("veh-dlq").unwrap();
+    let dbc_key = format!("dbc/vehicles/{vehicle}.dbc");
+    store
+        .put(&dbc_key, Bytes::from_static(b"BO_ 1 Broken: 8 X\n SG_ nope"), None)
+        .await
+        .unwrap();
+    let frames = fixtures::frames(&database(), 500, 1_700_000_000_000_000, 3, 0);
+    let raw = RawKey::new(vehicle.clone(), frames[0].ts_us, 1);
+    store
+        .put(&raw.raw_key(), Bytes::from(fixtures::raw_file(&frames)), None)
+        .await
+        .unwrap();
+
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    until("the object in the dead-letter queue", || async {
+        waiting(&sqs, "RawObjectsDeadLetterQueue").await == 1
+    })
+    .await;
+    assert!(store.exists(&raw.decoded_key()).await.unwrap().is_none());
+
+    // The fix: the vehicle's DBC, valid. Then the redrive.
+    store
+        .put(&dbc_key, Bytes::from(std::fs::read(fixtures::DBC).unwrap()), None)
+        .await
+        .unwrap();
+    assert_eq!(stack.redrive("RawObjectsDeadLetterQueue").await.unwrap(), 1);
+    until("the object decoded", || async {
+        store.exists(&raw.decoded_key()).await.unwrap().is_some()
+    })
+    .await;
+    assert_eq!(waiting(&sqs, "RawObjectsDeadLetterQueue").await, 0);
+    assert_eq!(
+        stack.redrive("RawObjectsDeadLetterQueue").await.unwrap(),
+        0,
+        "nothing left"
+    );
+    assert!(stack.redrive("NoSuchQueue").await.is_err());
+}
