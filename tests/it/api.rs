@@ -524,17 +524,16 @@ async fn the_router_answers_validates_and_documents_every_route() {
 }
 
 /// The columns of a chart query's answer (`series_sql`).
-const SERIES_COLUMNS: [&str; 17] = [
-    "r_first", "r_last", "r_min", "r_max", "t_first", "v_first", "t_last", "v_last", "t_min", "v_min", "t_max",
-    "v_max", "n_all", "min_all", "max_all", "mean_all", "m2_all",
-];
+fn series_columns() -> [&'static str; 17] {
+    canopy_api::history::plan::SERIES_COLUMNS.map(|(name, _)| name)
+}
 
 fn seed_athena(rows: &[&[&str]]) {
     let rows: Vec<Value> = rows
         .iter()
         .map(|r| json!({"Data": r.iter().map(|v| json!({"VarCharValue": v})).collect::<Vec<_>>()}))
         .collect();
-    let columns = SERIES_COLUMNS;
+    let columns = series_columns();
     let info: Vec<Value> = columns.iter().map(|c| json!({"Name": c, "Type": "varchar"})).collect();
     let body = json!({"region": "us-east-1", "results": [{"rows": rows, "column_info": info}]}).to_string();
     let (status, _) = canopy_local::services::http(
@@ -584,7 +583,7 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
     // Polled through QUEUED and RUNNING; header row dropped; flagged rows become points.
     athena_transition(Some(2));
     seed_athena(&[
-        &SERIES_COLUMNS,
+        &series_columns(),
         &[
             "1", "1", "2", "1", "100", "1.5", "900", "2.5", "400", "-3.0", "800", "7.25", "20", "-3.0", "7.25", "2.0",
             "10.0",

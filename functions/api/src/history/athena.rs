@@ -16,10 +16,9 @@ use aws_sdk_athena::types::{
 };
 use chrono::NaiveDate;
 
-use crate::history::plan::{BucketRow, Plan, Reduced, reduce, series_sql};
+use crate::history::plan::{BucketRow, Plan, Reduced, SERIES_COLUMNS, reduce, series_sql};
 use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, fleet_stat, fleet_stats_sql};
 use canopy::adapters::aws::error_text;
-use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
 
 /// How a query is waited for.
@@ -260,30 +259,10 @@ fn number<T: std::str::FromStr>(row: &[Option<String>], i: usize, what: &str) ->
 fn bucket_rows(rows: &[Vec<Option<String>>]) -> Result<Vec<BucketRow>, String> {
     rows.iter()
         .map(|row| {
-            let flag = |i: usize, what: &str| number::<i64>(row, i, what).map(|v| v == 1);
-            let point = |i: usize| -> Result<Point, String> {
-                Ok(Point {
-                    ts_us: number(row, i, "time")?,
-                    value: number(row, i + 1, "value")?,
-                })
-            };
-            Ok(BucketRow {
-                is: [
-                    flag(0, "r_first")?,
-                    flag(1, "r_last")?,
-                    flag(2, "r_min")?,
-                    flag(3, "r_max")?,
-                ],
-                first: point(4)?,
-                last: point(6)?,
-                min: point(8)?,
-                max: point(10)?,
-                n_all: number(row, 12, "n_all")?,
-                min_all: number(row, 13, "min_all")?,
-                max_all: number(row, 14, "max_all")?,
-                mean_all: number(row, 15, "mean_all")?,
-                m2_all: number(row, 16, "m2_all")?,
-            })
+            BucketRow::from_cells(
+                |i| number(row, i, SERIES_COLUMNS[i].0),
+                |i| number(row, i, SERIES_COLUMNS[i].0),
+            )
         })
         .collect()
 }
@@ -353,7 +332,7 @@ mod tests {
         ])];
         let parsed = bucket_rows(&rows).unwrap();
         assert_eq!(parsed[0].is, [true, false, false, true]);
-        assert_eq!(parsed[0].min, Point { ts_us: 40, value: 0.5 });
+        assert_eq!(parsed[0].min, canopy::domain::lttb::Point { ts_us: 40, value: 0.5 });
         assert_eq!(parsed[0].n_all, 10);
         let bad = vec![row([
             "1", "1", "1", "1", "x", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1",

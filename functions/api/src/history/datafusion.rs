@@ -17,9 +17,8 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
-use crate::history::plan::{BucketRow, Plan, Reduced, reduce, series_sql};
+use crate::history::plan::{BucketRow, Kind, Plan, Reduced, SERIES_COLUMNS, reduce, series_sql};
 use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, fleet_stat, fleet_stats_sql};
-use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::lake::archive::archive_schema;
 use canopy::format::lake::decoded::decoded_schema;
@@ -165,33 +164,19 @@ fn column(batch: &RecordBatch, i: usize, to: &DataType) -> Result<Arc<dyn Array>
 pub fn bucket_rows(batches: &[RecordBatch]) -> Result<Vec<BucketRow>, HistoryError> {
     let mut rows = Vec::new();
     for batch in batches {
-        let ints: Vec<Arc<dyn Array>> = [0, 1, 2, 3, 4, 6, 8, 10, 12]
+        let columns: Vec<Arc<dyn Array>> = SERIES_COLUMNS
             .iter()
-            .map(|&i| column(batch, i, &DataType::Int64))
+            .enumerate()
+            .map(|(i, (_, kind))| match kind {
+                Kind::Int => column(batch, i, &DataType::Int64),
+                Kind::Float => column(batch, i, &DataType::Float64),
+            })
             .collect::<Result<_, _>>()?;
-        let floats: Vec<Arc<dyn Array>> = [5, 7, 9, 11, 13, 14, 15, 16]
-            .iter()
-            .map(|&i| column(batch, i, &DataType::Float64))
-            .collect::<Result<_, _>>()?;
-        let int = |k: usize, row: usize| ints[k].as_primitive::<Int64Type>().value(row);
-        let float = |k: usize, row: usize| floats[k].as_primitive::<Float64Type>().value(row);
         for row in 0..batch.num_rows() {
-            let point = |t: usize, v: usize| Point {
-                ts_us: int(t, row),
-                value: float(v, row),
-            };
-            rows.push(BucketRow {
-                is: [int(0, row) == 1, int(1, row) == 1, int(2, row) == 1, int(3, row) == 1],
-                first: point(4, 0),
-                last: point(5, 1),
-                min: point(6, 2),
-                max: point(7, 3),
-                n_all: int(8, row) as u64,
-                min_all: float(4, row),
-                max_all: float(5, row),
-                mean_all: float(6, row),
-                m2_all: float(7, row),
-            });
+            rows.push(BucketRow::from_cells(
+                |i| Ok::<_, HistoryError>(columns[i].as_primitive::<Int64Type>().value(row)),
+                |i| Ok(columns[i].as_primitive::<Float64Type>().value(row)),
+            )?);
         }
     }
     Ok(rows)

@@ -103,9 +103,8 @@ pub fn series_sql(plan: &Plan, vehicle: &VehicleId, signal: &SignalRef) -> Sql {
          row_number() OVER (PARTITION BY bucket ORDER BY t_last DESC) AS r_last, \
          row_number() OVER (PARTITION BY bucket ORDER BY v_min, t_min) AS r_min, \
          row_number() OVER (PARTITION BY bucket ORDER BY v_max DESC, t_max) AS r_max FROM b) \
-         SELECT r_first, r_last, r_min, r_max, t_first, v_first, t_last, v_last, t_min, v_min, t_max, v_max, \
-         n_all, min_all, max_all, mean_all, m2_all \
-         FROM r WHERE r_first = 1 OR r_last = 1 OR r_min = 1 OR r_max = 1 ORDER BY bucket, t_first",
+         SELECT {columns} FROM r WHERE r_first = 1 OR r_last = 1 OR r_min = 1 OR r_max = 1 ORDER BY bucket, t_first",
+        columns = SERIES_COLUMNS.map(|(name, _)| name).join(", "),
         // Each batch from its newest copy: compaction may have copied it.
         rows = newest_copy_sql(
             ROW_COLUMNS,
@@ -132,6 +131,35 @@ pub fn series_sql(plan: &Plan, vehicle: &VehicleId, signal: &SignalRef) -> Sql {
     }
 }
 
+/// Whether a column of [`series_sql`]'s answer holds integers or doubles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Float,
+}
+
+/// The columns of [`series_sql`]'s answer, in order: the one list the SQL,
+/// the backends' readers ([`BucketRow::from_cells`]) and the tests share.
+pub const SERIES_COLUMNS: [(&str, Kind); 17] = [
+    ("r_first", Kind::Int),
+    ("r_last", Kind::Int),
+    ("r_min", Kind::Int),
+    ("r_max", Kind::Int),
+    ("t_first", Kind::Int),
+    ("v_first", Kind::Float),
+    ("t_last", Kind::Int),
+    ("v_last", Kind::Float),
+    ("t_min", Kind::Int),
+    ("v_min", Kind::Float),
+    ("t_max", Kind::Int),
+    ("v_max", Kind::Float),
+    ("n_all", Kind::Int),
+    ("min_all", Kind::Float),
+    ("max_all", Kind::Float),
+    ("mean_all", Kind::Float),
+    ("m2_all", Kind::Float),
+];
+
 /// One row of [`series_sql`]'s answer, as a backend read it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BucketRow {
@@ -147,6 +175,34 @@ pub struct BucketRow {
     pub max_all: f64,
     pub mean_all: f64,
     pub m2_all: f64,
+}
+
+impl BucketRow {
+    /// A row from its cells: `int(i)` and `float(i)` read column `i` of
+    /// [`SERIES_COLUMNS`] as the kind it has there.
+    pub fn from_cells<E>(
+        int: impl Fn(usize) -> Result<i64, E>,
+        float: impl Fn(usize) -> Result<f64, E>,
+    ) -> Result<Self, E> {
+        let point = |t: usize| -> Result<Point, E> {
+            Ok(Point {
+                ts_us: int(t)?,
+                value: float(t + 1)?,
+            })
+        };
+        Ok(Self {
+            is: [int(0)? == 1, int(1)? == 1, int(2)? == 1, int(3)? == 1],
+            first: point(4)?,
+            last: point(6)?,
+            min: point(8)?,
+            max: point(10)?,
+            n_all: int(12)? as u64,
+            min_all: float(13)?,
+            max_all: float(14)?,
+            mean_all: float(15)?,
+            m2_all: float(16)?,
+        })
+    }
 }
 
 /// A signal's statistics over the range a query read: exact over every
