@@ -699,23 +699,7 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
     let HistoryError::Timeout { query_id, .. } = &err else {
         panic!("{err:?}")
     };
-    let state = athena
-        .get_query_execution()
-        .query_execution_id(query_id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        state
-            .query_execution()
-            .unwrap()
-            .status()
-            .unwrap()
-            .state()
-            .unwrap()
-            .as_str(),
-        "CANCELLED"
-    );
+    assert_eq!(query_state(&athena, query_id).await, "CANCELLED");
     let app = athena_app(slow, Duration::from_secs(25)).await;
     let uri = format!("/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T00:00:00Z&to=2023-11-14T01:00:00Z");
     let (status, body) = call(&app, "GET", &uri, None).await;
@@ -734,22 +718,23 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
     let ids = body["error"]["query_ids"].as_array().unwrap();
     assert_eq!(ids.len(), 2, "{body}");
     for id in ids {
-        let state = athena
-            .get_query_execution()
-            .query_execution_id(id.as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        let state = state
-            .query_execution()
-            .unwrap()
-            .status()
-            .unwrap()
-            .state()
-            .unwrap()
-            .clone();
-        assert_eq!(state.as_str(), "CANCELLED", "{id}");
+        assert_eq!(query_state(&athena, id.as_str().unwrap()).await, "CANCELLED", "{id}");
     }
+}
+
+/// The state Athena (moto) reports for a query.
+async fn query_state(athena: &aws_sdk_athena::Client, id: &str) -> String {
+    let execution = athena
+        .get_query_execution()
+        .query_execution_id(id)
+        .send()
+        .await
+        .unwrap();
+    let status = execution.query_execution().and_then(|q| q.status());
+    status
+        .and_then(|s| s.state())
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default()
 }
 
 /// The router over `history` (Athena on moto) and DynamoDB tables on moto.
