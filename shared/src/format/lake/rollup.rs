@@ -237,7 +237,10 @@ pub struct RollupFile {
     pub rows: u64,
 }
 
-/// How tier objects are encoded (the decoder's and compaction's).
+/// How tier objects are encoded (the decoder's and compaction's). Snappy,
+/// not ZSTD: a chart opens dozens of small tier objects, and the parquet
+/// reader sets up a ZSTD context of some 100 kB for every page it inflates,
+/// which cost more than the bytes it saved (`make bench-api`).
 pub(crate) fn writer_properties_for_tiers() -> parquet::file::properties::WriterProperties {
     writer_properties(
         1 << 20,
@@ -246,6 +249,9 @@ pub(crate) fn writer_properties_for_tiers() -> parquet::file::properties::Writer
         ],
         &["unit"],
     )
+    .into_builder()
+    .set_compression(parquet::basic::Compression::SNAPPY)
+    .build()
 }
 
 impl RollupBuilder {
