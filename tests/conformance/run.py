@@ -62,7 +62,9 @@ def main() -> int:
                     args.seed,
                     "--workers",
                     "2",
-                ]
+                ],
+                # Its caches go to the scratch folder, not the checkout.
+                cwd=work,
             )
         finally:
             stack.terminate()
