@@ -138,10 +138,7 @@ async fn previous(history: &DataFusionHistory, vehicle: &VehicleId, range: TimeR
 /// query names, the compressed chunks of the columns it reads, in every row
 /// group whose min/max statistics do not rule the signal or range out.
 fn scanned_bytes(root: &Path, vehicle: &VehicleId, plan: &Plan) -> Result<u64> {
-    let prefix = match plan.source {
-        Source::Decoded => "decoded/",
-        Source::Tier(t) => t.prefix,
-    };
+    let prefix = plan.source.prefix();
     let columns: &[&str] = match plan.source {
         Source::Decoded => &["ts_us", "message", "signal", "value", "batch", "written_us"],
         Source::Tier(_) => &[

@@ -11,28 +11,15 @@
 use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::lake::compact::newest_copy_sql;
-use canopy::format::lake::rollup::{TIERS, Tier};
+use canopy::format::lake::rollup::TIERS;
 use serde::Serialize;
 
 use super::{Param, SignalRef, Sql, TimeRange};
 
-/// Where a query reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// Every decoded value (ranges short enough that a tier's bucket would
-    /// be wider than a point).
-    Decoded,
-    Tier(Tier),
-}
-
-impl Source {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Source::Decoded => "decoded",
-            Source::Tier(t) => t.table,
-        }
-    }
-}
+/// Where a query reads: every decoded value (ranges short enough that a
+/// tier's bucket would be wider than a point) or a tier. The lake's own list
+/// of its tables, which compaction merges too.
+pub use canopy::format::lake::compact::Table as Source;
 
 /// A query's plan: the source, the range it reads (the asked range widened
 /// to whole buckets of the source), and the width of one output bucket.

@@ -116,6 +116,14 @@ impl Table {
         std::iter::once(Table::Decoded).chain(rollup::TIERS.iter().copied().map(Table::Tier))
     }
 
+    /// The Glue (and DataFusion) table: `decoded`, `rollup_1s`, …
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Decoded => "decoded",
+            Table::Tier(t) => t.table,
+        }
+    }
+
     pub fn prefix(self) -> &'static str {
         match self {
             Table::Decoded => super::keys::DECODED_PREFIX,
