@@ -7,10 +7,15 @@
    the codec alone (frames already in memory: `decode_message` against
    `canopy-edge bench-codec`), and end to end from the log's text (line
    parsing included: a Python loop against `canopy-edge decode --format summary`).
-2. Raw lake Parquet to decoded lake Parquet (`canopy-edge decode --raw ...
+2. The same log to decoded lake Parquet (`canopy-edge decode --candump ...
+   --format parquet`), whole process, against the same cantools loop: on all
+   of the machine's cores (the writer encodes on a thread of its own) and
+   pinned to one.
+3. Raw lake Parquet to decoded lake Parquet (`canopy-edge decode --raw ...
    --format parquet`) for a 10 MB raw file and a 4x larger one, alone and with
    the rollup tiers (`--rollups`, as the cloud's decoder writes them): wall
-   time and peak RSS, to show that memory does not grow with the input.
+   time on all cores, CPU time and peak RSS, to show that memory does not
+   grow with the input.
 """
 
 import argparse
@@ -80,14 +85,16 @@ def cantools_log_rate(db, path):
     return frames / (time.perf_counter() - start)
 
 
-def timed(cmd):
-    """Wall time and peak RSS (MB) of a command, via GNU time."""
-    fmt = "%e %M"
-    result = subprocess.run(["/usr/bin/time", "-f", fmt, *cmd], capture_output=True, text=True)
+def timed(cmd, cores=None):
+    """Wall time, peak RSS (MB), stdout and CPU time (user + system) of a
+    command, via GNU time; `cores` pins it to that many cores."""
+    fmt = "%e %M %U %S"
+    pin = ["taskset", "-c", ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:cores])] if cores else []
+    result = subprocess.run([*pin, "/usr/bin/time", "-f", fmt, *map(str, cmd)], capture_output=True, text=True)
     if result.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{result.stderr}")
-    wall, rss_kb = result.stderr.strip().splitlines()[-1].split()
-    return float(wall), int(rss_kb) / 1024, result.stdout
+        sys.exit(f"{' '.join(map(str, cmd))} failed:\n{result.stderr}")
+    wall, rss_kb, user, system = result.stderr.strip().splitlines()[-1].split()
+    return float(wall), int(rss_kb) / 1024, result.stdout, float(user) + float(system)
 
 
 def main():
@@ -103,8 +110,10 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     db = cantools.database.load_file(args.dbc)
     args.edge = pathlib.Path(args.edge)
-    # One core for everything, cantools in this process and canopy-edge in its children.
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    # One core for the codec comparisons, cantools in this process and
+    # canopy-edge in its children; the Parquet writers get the machine's cores back.
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
 
     # The simulated network sends about 496 frames a second.
     log = simulate(args.edge, work, max(1, round(args.frames / 496)), "candump")
@@ -127,10 +136,21 @@ def main():
     print(f"  from the candump text   : cantools {cantools_log:>11,.0f}/s   canopy {canopy_log:>13,.0f}/s   "
           f"{canopy_log / cantools_log:5.0f}x  (canopy: whole process, median of 3)")
 
+    os.sched_setaffinity(0, cores)
+    parquet = [args.edge, "decode", "--dbc", args.dbc, "--candump", log, "--format", "parquet",
+               "--output", work / "candump.parquet"]
+    for label, pinned in ((f"{len(cores)} cores", None), ("1 core", 1)):
+        runs = sorted(timed(parquet, pinned) for _ in range(3))
+        rate = args.frames / runs[1][0]
+        print(f"  to decoded Parquet      : cantools decode loop {cantools_codec:>11,.0f}/s   canopy {rate:>13,.0f}/s   "
+              f"{rate / cantools_codec:5.1f}x  (canopy: whole process, {label}, median of 3, peak RSS {runs[1][1]:.0f} MB)")
+    (work / "candump.parquet").unlink()
+
     # Raw Parquet of the requested sizes, from simulated drives of the right length.
     probe = simulate(args.edge, work, 600, "raw")
     bytes_per_second = probe.stat().st_size / 600
-    print("raw lake Parquet -> decoded lake Parquet (stated figure for a Python Lambda decoder: about 2 s for 10 MB)")
+    print(f"raw lake Parquet -> decoded lake Parquet, {len(cores)} cores "
+          "(stated figure for a Python Lambda decoder: about 2 s for 10 MB)")
     for scale in (1, 4):
         raw = simulate(args.edge, work, int(args.raw_mb * scale * 1e6 / bytes_per_second), "raw")
         out = work / f"decoded{scale}.parquet"
@@ -146,8 +166,9 @@ def main():
               f"-> {out.stat().st_size / 1e6:.1f} MB decoded:")
         for name, runs in (("decoded", alone), ("decoded + tiers", tiers)):
             wall = sorted(r[0] for r in runs)[1]
+            cpu = sorted(r[3] for r in runs)[1]
             rss = max(r[1] for r in runs)
-            print(f"    {name:<16} {wall:.2f} s, peak RSS {rss:.0f} MB")
+            print(f"    {name:<16} {wall:.2f} s wall, {cpu:.2f} s CPU, peak RSS {rss:.0f} MB")
         for tier in work.glob(f"decoded{scale}.parquet.rollup_*.parquet"):
             print(f"    {tier.name.split('.')[-2]}: {tier.stat().st_size / 1e3:.0f} kB")
             tier.unlink()

@@ -10,6 +10,7 @@ use canopy::format::dbc::{Database, DecodeError, LoadOptions, Message, SignalVal
 use canopy::format::frame::CanFrame;
 use canopy::format::lake::compact::BatchCopy;
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
+use canopy::format::lake::raw::RawFileReader;
 use canopy::format::lake::transcode::{DecodeStats, FrameDecoder};
 
 use super::input;
@@ -56,6 +57,11 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
     for warning in db.warnings() {
         eprintln!("warning: {warning}");
     }
+    if let (Format::Parquet, Some(raw)) = (args.format, &args.raw) {
+        // Arrow batches straight to the decoder, as the cloud's decoder reads them.
+        let batches = RawFileReader::open(raw)?;
+        return write_parquet_reporting(&db, Input::Raw(batches), args);
+    }
     let frames = input::open(args.candump.as_deref(), args.raw.as_deref())?;
     match args.format {
         Format::Jsonl => {
@@ -75,32 +81,37 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
             }
             println!("{}", serde_json::to_string(&decoder.stats)?);
         }
-        Format::Parquet => {
-            let path = args.output.as_ref().context("--format parquet needs --output FILE")?;
-            let stats = write_parquet(&db, frames, path, args.rollups)?;
-            eprintln!(
-                "{} frames: {} decoded into {} values, {} unknown ids, {} shorter than their DBC length, {} invalid, {} remote/error",
-                stats.frames,
-                stats.decoded_frames,
-                stats.values,
-                stats.unknown_ids,
-                stats.short_frames,
-                stats.invalid_frames,
-                stats.skipped_frames
-            );
-        }
+        Format::Parquet => write_parquet_reporting(&db, Input::Frames(frames), args)?,
     }
+    Ok(())
+}
+
+/// Where the frames of a decoded Parquet file come from.
+pub enum Input {
+    Frames(input::Frames),
+    Raw(RawFileReader),
+}
+
+/// `--format parquet`: writes the file and reports what was decoded.
+fn write_parquet_reporting(db: &Database, input: Input, args: &DecodeArgs) -> Result<()> {
+    let path = args.output.as_ref().context("--format parquet needs --output FILE")?;
+    let stats = write_parquet(db, input, path, args.rollups)?;
+    eprintln!(
+        "{} frames: {} decoded into {} values, {} unknown ids, {} shorter than their DBC length, {} invalid, {} remote/error",
+        stats.frames,
+        stats.decoded_frames,
+        stats.values,
+        stats.unknown_ids,
+        stats.short_frames,
+        stats.invalid_frames,
+        stats.skipped_frames
+    );
     Ok(())
 }
 
 /// Decodes frames into a decoded lake file at `path`, and with `rollups`
 /// its rollup tiers beside it (`<path>.<table>.parquet`).
-pub fn write_parquet(
-    db: &Database,
-    frames: impl Iterator<Item = Result<CanFrame>>,
-    path: &std::path::Path,
-    rollups: bool,
-) -> Result<DecodeStats> {
+pub fn write_parquet(db: &Database, input: Input, path: &std::path::Path, rollups: bool) -> Result<DecodeStats> {
     let name = path.display().to_string();
     let file = File::create(path).with_context(|| format!("creating {name}"))?;
     let options = DecodedWriterOptions {
@@ -130,11 +141,21 @@ pub fn write_parquet(
         Ok(())
     };
     let mut decoder = FrameDecoder::new(db);
-    for (n, frame) in frames.enumerate() {
-        let frame = frame?;
-        decoder.decode_frame(frame.ts_us, frame.id, frame.flags, frame.data(), &mut writer)?;
-        if n % 65_536 == 0 {
-            drain(&mut writer)?;
+    match input {
+        Input::Frames(frames) => {
+            for (n, frame) in frames.enumerate() {
+                let frame = frame?;
+                decoder.decode_frame(frame.ts_us, frame.id, frame.flags, frame.data(), &mut writer)?;
+                if n % 65_536 == 0 {
+                    drain(&mut writer)?;
+                }
+            }
+        }
+        Input::Raw(batches) => {
+            for batch in batches {
+                decoder.decode_batch(&batch?, &mut writer)?;
+                drain(&mut writer)?;
+            }
         }
     }
     drain(&mut writer)?;

@@ -13,23 +13,33 @@
 //!
 //! Rows are sorted by (message, signal, ts_us) so that row-group statistics
 //! let Athena skip what a query does not ask for. Sorting needs the rows in
-//! memory, so the writer sorts a window of rows at a time (a few million,
-//! some tens of MB) and writes each window as several small row groups: a
+//! memory, so the writer sorts a window of rows at a time (a million, 16 MB;
+//! up to three are held while the encoder works) and writes each window as several small row groups: a
 //! file that fits one window (every file the edge seals by default) is sorted
 //! as a whole, and a larger one is a sequence of sorted windows, each still
 //! pruned by its row-group statistics. Memory stays bounded whatever the size
 //! of the input.
+//!
+//! The dictionary columns (`message`, `signal`, `unit`, `batch`, `written_us`)
+//! are runs of a few values in sorted rows, and are written from those runs
+//! ([`run_column`](super::run_column)); the Arrow writer encodes the others.
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::thread::JoinHandle;
 
 use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
+use parquet::schema::types::ColumnDescPtr;
 
 use super::compact::BatchCopy;
-use super::rollup::{RollupBuilder, RollupFile};
+use super::rollup::{RollupBuilder, RollupFile, TIERS, Tier};
+use super::run_column::{Dictionary, RunColumn};
 use super::{LakeError, writer_properties};
 use crate::format::dbc::{Database, SignalValue};
 
@@ -60,7 +70,8 @@ pub(crate) fn writer_properties_for_decoded() -> parquet::file::properties::Writ
 /// How much the decoded writer holds and how it cuts row groups.
 #[derive(Clone, Copy, Debug)]
 pub struct DecodedWriterOptions {
-    /// Rows sorted together (24 bytes each in memory).
+    /// Rows sorted together (16 bytes each in memory, and one byte more for
+    /// J1939 messages). A window fills while the two before it are encoded.
     pub sort_window_rows: usize,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
@@ -71,7 +82,7 @@ pub struct DecodedWriterOptions {
 impl Default for DecodedWriterOptions {
     fn default() -> Self {
         Self {
-            sort_window_rows: 2_000_000,
+            sort_window_rows: 1_000_000,
             row_group_rows: 131_072,
             rollups: false,
         }
@@ -88,6 +99,15 @@ struct Bucket {
 }
 
 impl Bucket {
+    /// An empty bucket with room for as many values as `other` holds.
+    fn like(other: &Bucket) -> Self {
+        Self {
+            ts_us: Vec::with_capacity(other.ts_us.len()),
+            values: Vec::with_capacity(other.values.len()),
+            sources: Vec::with_capacity(other.sources.len()),
+        }
+    }
+
     /// Orders by time; input in time order (what the edge writes) is left as is.
     fn sort(&mut self) {
         if self.ts_us.is_sorted() {
@@ -110,6 +130,10 @@ struct Catalog {
     keys: Vec<Vec<u32>>,
     /// sort key → (message name id, signal name id, unit id).
     names: Vec<(i32, i32, i32)>,
+    /// The three dictionaries, as the run columns and the rollup tiers take them.
+    message_names: Vec<String>,
+    signal_names: Vec<String>,
+    unit_names: Vec<String>,
     messages: ArrayRef,
     signals: ArrayRef,
     units: ArrayRef,
@@ -144,13 +168,16 @@ impl Catalog {
                 intern(&mut units, unit),
             ));
         }
-        let array = |v: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let array = |v: &[String]| -> ArrayRef { Arc::new(StringArray::from(v.to_vec())) };
         Self {
             keys,
             names,
-            messages: array(messages),
-            signals: array(signals),
-            units: array(units),
+            messages: array(&messages),
+            signals: array(&signals),
+            units: array(&units),
+            message_names: messages,
+            signal_names: signals,
+            unit_names: units,
         }
     }
 }
@@ -166,9 +193,8 @@ pub struct DecodedFileStats {
 struct BatchBuilder {
     ts_us: Vec<i64>,
     values: Vec<f64>,
-    messages: Vec<i32>,
-    signals: Vec<i32>,
-    units: Vec<i32>,
+    /// `message`, `signal` and `unit`: one run per signal added.
+    names: [RunColumn; 3],
     /// Source addresses of J1939 rows, at their row index; the other rows are null.
     sources: Vec<(usize, i32)>,
 }
@@ -178,10 +204,8 @@ impl BatchBuilder {
         Self {
             ts_us: Vec::with_capacity(n),
             values: Vec::with_capacity(n),
-            messages: Vec::with_capacity(n),
-            signals: Vec::with_capacity(n),
-            units: Vec::with_capacity(n),
-            sources: Vec::with_capacity(n),
+            names: Default::default(),
+            sources: Vec::new(),
         }
     }
 
@@ -191,12 +215,12 @@ impl BatchBuilder {
 
     /// Adds rows of one signal; `sources` is empty or one address per row.
     fn extend(&mut self, names: (i32, i32, i32), ts_us: &[i64], values: &[f64], sources: &[u8]) {
+        let first = self.ts_us.len();
         self.ts_us.extend_from_slice(ts_us);
         self.values.extend_from_slice(values);
-        self.messages.extend(std::iter::repeat_n(names.0, ts_us.len()));
-        self.signals.extend(std::iter::repeat_n(names.1, ts_us.len()));
-        self.units.extend(std::iter::repeat_n(names.2, ts_us.len()));
-        let first = self.ts_us.len() - ts_us.len();
+        for (column, id) in self.names.iter_mut().zip([names.0, names.1, names.2]) {
+            column.push(id as u32, ts_us.len());
+        }
         self.sources
             .extend(sources.iter().enumerate().map(|(i, &a)| (first + i, i32::from(a))));
     }
@@ -215,45 +239,100 @@ impl BatchBuilder {
         Arc::new(Int32Array::from(column))
     }
 
-    /// The record batch of what was added; leaves the builder empty.
-    fn finish(&mut self, catalog: &Catalog, copy: &Copy) -> Result<RecordBatch, arrow_schema::ArrowError> {
-        let dict = |keys: &mut Vec<i32>, values: &ArrayRef| -> Result<ArrayRef, arrow_schema::ArrowError> {
-            let keys = Int32Array::from(std::mem::take(keys));
-            Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values.clone())?))
-        };
+    /// Writes what was added as one row group, in the schema's column order;
+    /// leaves the builder empty.
+    fn write<W: Write + Send>(
+        &mut self,
+        group: &mut SerializedRowGroupWriter<'_, W>,
+        arrow_writers: Vec<ArrowColumnWriter>,
+        descriptors: &[ColumnDescPtr],
+        catalog: &Catalog,
+        copy: &Copy,
+    ) -> parquet::errors::Result<()> {
+        let n = self.len();
+        let schema = decoded_schema();
         let sources = self.source_column();
-        let [batch, written] = copy.columns(self.ts_us.len())?;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(std::mem::take(&mut self.ts_us))),
-            dict(&mut self.messages, &catalog.messages)?,
-            dict(&mut self.signals, &catalog.signals)?,
-            Arc::new(Float64Array::from(std::mem::take(&mut self.values))),
-            dict(&mut self.units, &catalog.units)?,
-            sources,
-            batch,
-            written,
+        // The next row group's columns are as long: reserve now rather than grow by copying.
+        let ts_us: ArrayRef = Arc::new(Int64Array::from(std::mem::replace(
+            &mut self.ts_us,
+            Vec::with_capacity(n),
+        )));
+        let values: ArrayRef = Arc::new(Float64Array::from(std::mem::replace(
+            &mut self.values,
+            Vec::with_capacity(n),
+        )));
+        let [messages, signals, units] = &self.names;
+        let (batch, written) = (RunColumn::of(0, n), RunColumn::of(0, n));
+        let arrow = |i: usize, array: ArrayRef| Column::Arrow(i, array);
+        let columns = [
+            arrow(0, ts_us),
+            Column::Runs(messages, Dictionary::Utf8(&catalog.message_names)),
+            Column::Runs(signals, Dictionary::Utf8(&catalog.signal_names)),
+            arrow(3, values),
+            Column::Runs(units, Dictionary::Utf8(&catalog.unit_names)),
+            arrow(5, sources),
+            Column::Runs(&batch, Dictionary::Utf8(&copy.batch_name)),
+            Column::Runs(&written, Dictionary::Int64(std::slice::from_ref(&copy.written_us))),
         ];
-        RecordBatch::try_new(decoded_schema(), columns)
+        // One Arrow writer per column, in the schema's order (a flat schema:
+        // one leaf per field); the run columns leave theirs unused.
+        for ((column, mut writer), descriptor) in columns.into_iter().zip(arrow_writers).zip(descriptors) {
+            match column {
+                Column::Arrow(i, array) => {
+                    for leaf in compute_leaves(schema.field(i), &array)? {
+                        writer.write(&leaf)?;
+                    }
+                    writer.close()?.append_to_row_group(group)?;
+                }
+                Column::Runs(runs, dictionary) => {
+                    let (bytes, close) = runs.encode(descriptor.clone(), dictionary)?;
+                    group.append_column(&bytes, close)?;
+                }
+            }
+        }
+        for column in &mut self.names {
+            column.clear();
+        }
+        Ok(())
     }
 }
 
+/// How one column of a row group is written.
+enum Column<'a> {
+    /// By the Arrow writer: (field index, values).
+    Arrow(usize, ArrayRef),
+    Runs(&'a RunColumn, Dictionary<'a>),
+}
+
 /// Writes decoded values as a decoded lake file.
+///
+/// The caller's thread decodes into a window while an encoder thread writes
+/// the window before it: its row groups, and beside them (on a thread of
+/// its own) the rollup tiers' aggregates. At most two windows are held, the
+/// one filling and the one encoding, so memory stays flat in the input's size.
 pub struct DecodedWriter<W: Write + Send> {
-    writer: ArrowWriter<W>,
-    catalog: Catalog,
+    sink: W,
+    catalog: Arc<Catalog>,
     /// One bucket per signal, in sort-key order: rows are sorted by filling them.
     buckets: Vec<Bucket>,
     held: usize,
     options: DecodedWriterOptions,
-    stats: DecodedFileStats,
     source_name: Arc<str>,
-    copy: Copy,
-    rollups: Option<RollupBuilder>,
+    /// Each rollup tier's bytes encoded and not drained yet.
+    tier_bytes: Vec<(Tier, Vec<u8>)>,
+    encoder: EncoderThread,
+    /// Buckets of a written window, to fill next.
+    spare: Vec<Vec<Bucket>>,
 }
+
+/// Windows handed to the encoder and not written yet, at most.
+const WINDOWS_IN_FLIGHT: usize = 2;
 
 /// The `batch` and `written_us` columns' values, as the writer repeats them.
 pub(crate) struct Copy {
     pub(crate) batch: ArrayRef,
+    /// The batch's name, as the one-entry dictionary of a run column.
+    batch_name: [String; 1],
     pub(crate) written_us: i64,
 }
 
@@ -261,6 +340,7 @@ impl Copy {
     pub(crate) fn new(copy: &BatchCopy) -> Self {
         Self {
             batch: Arc::new(StringArray::from(vec![copy.batch.as_ref()])),
+            batch_name: [copy.batch.to_string()],
             written_us: copy.written_us,
         }
     }
@@ -287,32 +367,24 @@ impl<W: Write + Send> DecodedWriter<W> {
         options: DecodedWriterOptions,
     ) -> Result<Self, LakeError> {
         let source_name: Arc<str> = Arc::from(source_name);
-        let writer = ArrowWriter::try_new(
-            sink,
-            decoded_schema(),
-            Some(writer_properties(
-                options.row_group_rows,
-                &["ts_us", "value"],
-                &["unit"],
-            )),
-        )
-        .map_err(|e| LakeError::parquet(&source_name, e))?;
-        let catalog = Catalog::new(db);
+        let catalog = Arc::new(Catalog::new(db));
+        let copy = Arc::new(Copy::new(copy));
+        let encoder = Encoder::new(catalog.clone(), copy, &options, source_name.clone())?;
         let buckets = (0..catalog.names.len()).map(|_| Bucket::default()).collect();
-        let rollups = match options.rollups {
-            true => Some(RollupBuilder::new(catalog.names.len(), &source_name)?),
-            false => None,
+        let tier_bytes = match options.rollups {
+            true => TIERS.iter().map(|t| (*t, Vec::new())).collect(),
+            false => Vec::new(),
         };
         Ok(Self {
-            writer,
+            sink,
             catalog,
             buckets,
             held: 0,
             options,
-            stats: DecodedFileStats::default(),
             source_name,
-            copy: Copy::new(copy),
-            rollups,
+            tier_bytes,
+            encoder: EncoderThread::spawn(encoder),
+            spare: Vec::new(),
         })
     }
 
@@ -343,33 +415,275 @@ impl<W: Write + Send> DecodedWriter<W> {
 
     /// The sink, to drain bytes already written (a multipart upload does).
     pub fn sink_mut(&mut self) -> &mut W {
-        self.writer.inner_mut()
+        &mut self.sink
     }
 
     /// Each rollup tier's bytes written so far and not drained: a caller that
     /// streams them out (a multipart upload) keeps memory to about one window.
-    pub fn rollup_sinks_mut(&mut self) -> impl Iterator<Item = (super::rollup::Tier, &mut Vec<u8>)> {
-        self.rollups.iter_mut().flat_map(RollupBuilder::sinks_mut)
+    pub fn rollup_sinks_mut(&mut self) -> impl Iterator<Item = (Tier, &mut Vec<u8>)> {
+        self.tier_bytes.iter_mut().map(|(tier, bytes)| (*tier, bytes))
     }
 
-    /// Bytes the Parquet writer has passed to the sink so far.
-    pub fn bytes_written(&self) -> usize {
-        self.writer.bytes_written()
-    }
-
+    /// Hands the window to the encoder thread, once that has written the window before it.
+    ///
+    /// Two windows may wait for the encoder, so decoding goes on while it
+    /// writes; the buckets of a written window are filled again.
     fn write_window(&mut self) -> Result<(), LakeError> {
-        let group = self.options.row_group_rows.max(1);
-        let mut batch = BatchBuilder::with_capacity(group.min(self.held));
-        for key in 0..self.buckets.len() {
-            self.buckets[key].sort();
-            if let Some(rollups) = &mut self.rollups {
-                rollups.add(key, &self.buckets[key].ts_us, &self.buckets[key].values);
+        if self.encoder.in_flight == WINDOWS_IN_FLIGHT {
+            let written = self.encoder.wait()?;
+            let emptied = self.take(written)?;
+            self.spare.push(emptied);
+        }
+        let next = match self.spare.pop() {
+            Some(emptied) => emptied,
+            None => match self.encoder.try_wait()? {
+                Some(written) => self.take(written)?,
+                // As long as this window's: the next is likely alike, and
+                // buckets that grow by doubling copy what they hold.
+                None => self.buckets.iter().map(Bucket::like).collect(),
+            },
+        };
+        self.encoder.send(std::mem::replace(&mut self.buckets, next))?;
+        self.held = 0;
+        Ok(())
+    }
+
+    /// Passes an encoded window's bytes to the sinks; its emptied buckets.
+    fn take(&mut self, written: Written) -> Result<Vec<Bucket>, LakeError> {
+        self.sink
+            .write_all(&written.bytes)
+            .map_err(|e| LakeError::parquet(&self.source_name, e.into()))?;
+        for ((_, bytes), tier) in self.tier_bytes.iter_mut().zip(written.tiers) {
+            bytes.extend_from_slice(&tier);
+        }
+        Ok(written.buckets)
+    }
+
+    /// Sorts and writes what is held, then the footer; returns the sink.
+    pub fn finish(self) -> Result<(W, DecodedFileStats), LakeError> {
+        let (sink, stats, _) = self.finish_with_rollups()?;
+        Ok((sink, stats))
+    }
+
+    /// As [`finish`](Self::finish), and each rollup tier's object when the
+    /// options asked for them (none otherwise): the bytes not drained through
+    /// [`rollup_sinks_mut`](Self::rollup_sinks_mut) yet, footer included.
+    pub fn finish_with_rollups(mut self) -> Result<(W, DecodedFileStats, Vec<RollupFile>), LakeError> {
+        self.write_window()?;
+        while self.encoder.in_flight > 0 {
+            let written = self.encoder.wait()?;
+            self.take(written)?;
+        }
+        let (footer, stats, mut files) = self.encoder.finish()?;
+        self.sink
+            .write_all(&footer)
+            .map_err(|e| LakeError::parquet(&self.source_name, e.into()))?;
+        for (file, (_, undrained)) in files.iter_mut().zip(self.tier_bytes) {
+            file.bytes.splice(0..0, undrained);
+        }
+        Ok((self.sink, stats, files))
+    }
+}
+
+/// An encoded window: its bytes, each tier's, and its buckets emptied for the next window.
+struct Written {
+    bytes: Vec<u8>,
+    tiers: Vec<Vec<u8>>,
+    buckets: Vec<Bucket>,
+}
+
+/// What the encoder thread ends with: the bytes after the last window (the
+/// footer), the file's stats and the rest of each tier's object.
+type Finished = (Vec<u8>, DecodedFileStats, Vec<RollupFile>);
+
+/// The encoder on its own thread: one window in, one [`Written`] out.
+struct EncoderThread {
+    windows: Option<SyncSender<Vec<Bucket>>>,
+    written: Receiver<Result<Written, LakeError>>,
+    thread: Option<JoinHandle<Result<Finished, LakeError>>>,
+    source_name: Arc<str>,
+    /// Windows sent whose bytes were not taken yet.
+    in_flight: usize,
+}
+
+impl EncoderThread {
+    fn spawn(mut encoder: Encoder) -> Self {
+        let source_name = encoder.source_name.clone();
+        let (windows, incoming) = sync_channel::<Vec<Bucket>>(WINDOWS_IN_FLIGHT);
+        let (done, written) = sync_channel(WINDOWS_IN_FLIGHT);
+        let thread = std::thread::spawn(move || {
+            for mut buckets in incoming {
+                let result = encoder
+                    .write_window(&mut buckets)
+                    .map(|(bytes, tiers)| Written { bytes, tiers, buckets });
+                let failed = result.is_err();
+                if done.send(result).is_err() || failed {
+                    break;
+                }
             }
-            let len = self.buckets[key].ts_us.len();
+            encoder.finish()
+        });
+        Self {
+            windows: Some(windows),
+            written,
+            thread: Some(thread),
+            source_name,
+            in_flight: 0,
+        }
+    }
+
+    fn send(&mut self, buckets: Vec<Bucket>) -> Result<(), LakeError> {
+        let sent = self.windows.as_ref().is_some_and(|w| w.send(buckets).is_ok());
+        if !sent {
+            return Err(self.stopped());
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// The oldest window in flight, once written.
+    fn wait(&mut self) -> Result<Written, LakeError> {
+        match self.written.recv() {
+            Ok(written) => {
+                self.in_flight -= 1;
+                written
+            }
+            Err(_) => Err(self.stopped()),
+        }
+    }
+
+    /// The oldest window in flight if it is written already.
+    fn try_wait(&mut self) -> Result<Option<Written>, LakeError> {
+        match self.written.try_recv() {
+            Ok(written) => {
+                self.in_flight -= 1;
+                written.map(Some)
+            }
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(self.stopped()),
+        }
+    }
+
+    /// Ends the thread.
+    fn finish(mut self) -> Result<Finished, LakeError> {
+        self.windows = None;
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(self.stopped()),
+        }
+    }
+
+    fn stopped(&self) -> LakeError {
+        LakeError::Parquet {
+            source_name: self.source_name.to_string(),
+            error: "the encoder thread stopped".into(),
+        }
+    }
+}
+
+impl Drop for EncoderThread {
+    /// A writer dropped unfinished (its caller failed) lets its thread end.
+    fn drop(&mut self) {
+        self.windows = None;
+    }
+}
+
+/// Writes windows of buckets as row groups of the decoded object and of each tier.
+struct Encoder {
+    writer: SerializedFileWriter<Vec<u8>>,
+    /// Makes the Arrow column writers of each row group.
+    arrow_columns: ArrowRowGroupWriterFactory,
+    catalog: Arc<Catalog>,
+    copy: Arc<Copy>,
+    row_group_rows: usize,
+    stats: DecodedFileStats,
+    source_name: Arc<str>,
+    rollups: Option<RollupBuilder>,
+}
+
+impl Encoder {
+    fn new(
+        catalog: Arc<Catalog>,
+        copy: Arc<Copy>,
+        options: &DecodedWriterOptions,
+        source_name: Arc<str>,
+    ) -> Result<Self, LakeError> {
+        let properties = writer_properties(options.row_group_rows, &["ts_us", "value"], &["unit"]);
+        let (writer, arrow_columns) = ArrowWriter::try_new(Vec::new(), decoded_schema(), Some(properties))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(|e| LakeError::parquet(&source_name, e))?;
+        let rollups = match options.rollups {
+            true => Some(RollupBuilder::new(catalog.names.len(), &source_name)?),
+            false => None,
+        };
+        Ok(Self {
+            writer,
+            arrow_columns,
+            catalog,
+            copy,
+            row_group_rows: options.row_group_rows.max(1),
+            stats: DecodedFileStats::default(),
+            source_name,
+            rollups,
+        })
+    }
+
+    /// Sorts a window's buckets, writes them and empties them: the bytes
+    /// written to the decoded object and to each tier's. The tiers are
+    /// aggregated on a thread of their own meanwhile.
+    fn write_window(&mut self, buckets: &mut [Bucket]) -> Result<(Vec<u8>, Vec<Vec<u8>>), LakeError> {
+        for bucket in buckets.iter_mut() {
+            bucket.sort();
+        }
+        let mut rollups = self.rollups.take();
+        let (catalog, copy, source_name) = (self.catalog.clone(), self.copy.clone(), self.source_name.clone());
+        let (decoded, tiers) = std::thread::scope(|scope| {
+            let tiers = scope.spawn(|| -> Result<Vec<Vec<u8>>, LakeError> {
+                let Some(rollups) = &mut rollups else {
+                    return Ok(Vec::new());
+                };
+                for (key, bucket) in buckets.iter().enumerate() {
+                    rollups.add(key, &bucket.ts_us, &bucket.values);
+                }
+                rollups.flush(
+                    &catalog.names,
+                    [&catalog.messages, &catalog.signals, &catalog.units],
+                    &copy,
+                    &source_name,
+                )?;
+                Ok(rollups.sinks_mut().map(|(_, bytes)| std::mem::take(bytes)).collect())
+            });
+            let decoded = self.write_rows(buckets);
+            (decoded, tiers.join())
+        });
+        self.rollups = rollups;
+        let tiers = tiers.map_err(|_| LakeError::Parquet {
+            source_name: self.source_name.to_string(),
+            error: "the rollup thread stopped".into(),
+        })??;
+        decoded?;
+        for bucket in buckets.iter_mut() {
+            bucket.ts_us.clear();
+            bucket.values.clear();
+            bucket.sources.clear();
+        }
+        // Out of the Parquet writer's buffer, so the window's bytes go out whole.
+        self.writer
+            .flush()
+            .map_err(|e| LakeError::parquet(&self.source_name, e.into()))?;
+        Ok((std::mem::take(self.writer.inner_mut()), tiers))
+    }
+
+    /// Writes sorted buckets as row groups.
+    fn write_rows(&mut self, buckets: &[Bucket]) -> Result<(), LakeError> {
+        let group = self.row_group_rows;
+        let held: usize = buckets.iter().map(|b| b.ts_us.len()).sum();
+        let mut batch = BatchBuilder::with_capacity(group.min(held));
+        for (key, bucket) in buckets.iter().enumerate() {
+            let len = bucket.ts_us.len();
             let mut from = 0;
             while from < len {
                 let take = (group - batch.len()).min(len - from);
-                let bucket = &self.buckets[key];
                 let sources = if bucket.sources.is_empty() {
                     &[][..]
                 } else {
@@ -386,62 +700,40 @@ impl<W: Write + Send> DecodedWriter<W> {
                     self.write_batch(&mut batch)?;
                 }
             }
-            let bucket = &mut self.buckets[key];
-            bucket.ts_us.clear();
-            bucket.values.clear();
-            bucket.sources.clear();
         }
         if batch.len() > 0 {
             self.write_batch(&mut batch)?;
         }
-        if let Some(rollups) = &mut self.rollups {
-            rollups.flush(
-                &self.catalog.names,
-                [&self.catalog.messages, &self.catalog.signals, &self.catalog.units],
-                &self.copy,
-                &self.source_name,
-            )?;
-        }
-        self.held = 0;
         Ok(())
     }
 
     fn write_batch(&mut self, rows: &mut BatchBuilder) -> Result<(), LakeError> {
         let n = rows.len();
-        let batch = rows
-            .finish(&self.catalog, &self.copy)
-            .map_err(|e| LakeError::arrow(&self.source_name, e))?;
-        self.writer
-            .write(&batch)
-            .map_err(|e| LakeError::parquet(&self.source_name, e))?;
-        self.writer
-            .flush()
-            .map_err(|e| LakeError::parquet(&self.source_name, e))?;
+        let descriptors = self.writer.schema_descr().columns().to_vec();
+        (|| {
+            let arrow_writers = self
+                .arrow_columns
+                .create_column_writers(self.stats.row_groups as usize)?;
+            let mut group = self.writer.next_row_group()?;
+            rows.write(&mut group, arrow_writers, &descriptors, &self.catalog, &self.copy)?;
+            group.close().map(drop)
+        })()
+        .map_err(|e| LakeError::parquet(&self.source_name, e))?;
         self.stats.rows += n as u64;
         self.stats.row_groups += 1;
         Ok(())
     }
 
-    /// Sorts and writes what is held, then the footer; returns the sink.
-    pub fn finish(self) -> Result<(W, DecodedFileStats), LakeError> {
-        let (sink, stats, _) = self.finish_with_rollups()?;
-        Ok((sink, stats))
-    }
-
-    /// As [`finish`](Self::finish), and each rollup tier's object when the
-    /// options asked for them (none otherwise): the bytes not drained through
-    /// [`rollup_sinks_mut`](Self::rollup_sinks_mut) yet, footer included.
-    pub fn finish_with_rollups(mut self) -> Result<(W, DecodedFileStats, Vec<RollupFile>), LakeError> {
-        self.write_window()?;
-        let sink = self
+    fn finish(self) -> Result<Finished, LakeError> {
+        let footer = self
             .writer
             .into_inner()
             .map_err(|e| LakeError::parquet(&self.source_name, e))?;
-        let files = match self.rollups {
+        let tiers = match self.rollups {
             Some(rollups) => rollups.finish(&self.source_name)?,
             None => Vec::new(),
         };
-        Ok((sink, self.stats, files))
+        Ok((footer, self.stats, tiers))
     }
 }
 
@@ -580,5 +872,86 @@ BO_ 1 Alpha: 1 E
                 ("B", 4)
             ]
         );
+    }
+
+    #[test]
+    fn many_windows_in_flight_come_out_whole_and_in_order_with_their_tiers() {
+        let db = Database::from_text(DBC, "t.dbc").unwrap();
+        let options = DecodedWriterOptions {
+            sort_window_rows: 6,
+            row_group_rows: 4,
+            rollups: true,
+        };
+        let mut w = DecodedWriter::new(&db, Vec::new(), "out", &BatchCopy::new("b", 1), options).unwrap();
+        let zeta = db.messages().iter().position(|m| m.name == "Zeta").unwrap();
+        let mut values = Vec::new();
+        // 100 frames a second apart: 200 rows in 34 windows, drained as a multipart upload would.
+        let mut tier_bytes = vec![0; TIERS.len()];
+        let mut drained = Vec::new();
+        for ts in 0..100i64 {
+            db.messages()[zeta].decode(&[ts as u8, 1], &mut values).unwrap();
+            w.push(ts * 1_000_000, zeta, None, &values).unwrap();
+            drained.append(w.sink_mut());
+            for (i, (_, bytes)) in w.rollup_sinks_mut().enumerate() {
+                tier_bytes[i] += bytes.len();
+                bytes.clear();
+            }
+        }
+        let (rest, stats, tiers) = w.finish_with_rollups().unwrap();
+        drained.extend(rest);
+        assert_eq!(stats.rows, 200);
+        let (rows, _, _) = rows(drained);
+        let times: Vec<i64> = rows.iter().filter(|r| r.1 == "B").map(|r| r.2).collect();
+        assert_eq!(times, (0..100).map(|t| t * 1_000_000).collect::<Vec<_>>());
+        // The 1 s tier: a row per signal and second, across every window.
+        assert_eq!(tiers[0].rows, 200);
+        assert!(tier_bytes[0] > 0, "tier bytes stream out before the end");
+    }
+
+    /// A sink that refuses every write.
+    struct Refusing;
+
+    impl Write for Refusing {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk full"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_fails_the_writer_by_name_and_a_dropped_writer_lets_its_thread_go() {
+        let db = Database::from_text(DBC, "t.dbc").unwrap();
+        let options = DecodedWriterOptions {
+            sort_window_rows: 2,
+            ..DecodedWriterOptions::default()
+        };
+        let zeta = db.messages().iter().position(|m| m.name == "Zeta").unwrap();
+        let mut values = Vec::new();
+        db.messages()[zeta].decode(&[1, 2], &mut values).unwrap();
+
+        let mut w = DecodedWriter::new(&db, Refusing, "s3://lake/out", &BatchCopy::new("b", 1), options).unwrap();
+        let mut failed = None;
+        for ts in 0..10 {
+            if let Err(e) = w.push(ts, zeta, None, &values) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let error = failed
+            .expect("a window's bytes reach the sink while pushing")
+            .to_string();
+        assert!(
+            error.contains("s3://lake/out") && error.contains("disk full"),
+            "{error}"
+        );
+
+        // Dropped with windows in flight: the test ends, so the thread did.
+        let mut w = DecodedWriter::new(&db, Vec::new(), "out", &BatchCopy::new("b", 1), options).unwrap();
+        for ts in 0..5 {
+            w.push(ts, zeta, None, &values).unwrap();
+        }
+        drop(w);
     }
 }

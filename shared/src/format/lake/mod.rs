@@ -8,6 +8,7 @@ pub mod decoded;
 pub mod keys;
 pub mod raw;
 pub mod rollup;
+mod run_column;
 pub mod transcode;
 
 use std::sync::Arc;

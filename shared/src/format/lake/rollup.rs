@@ -27,7 +27,6 @@
 //! inside a second): readers merge rows of the same bucket, which the
 //! aggregates allow.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::types::Int32Type;
@@ -174,10 +173,14 @@ impl Agg {
     }
 }
 
+/// Buckets of one tier, by start, in ascending order.
+type Buckets = Vec<(i64, Agg)>;
+
 /// Aggregates of one tier's buckets from values in time order. Each run of
 /// values in one bucket is summed in two passes (its mean, then the squared
-/// deviations from it), as numpy does, then merged into what the bucket holds.
-fn add_sorted(buckets: &mut BTreeMap<i64, Agg>, width_us: i64, ts_us: &[i64], values: &[f64]) {
+/// deviations from it), as numpy does.
+fn aggregate(width_us: i64, ts_us: &[i64], values: &[f64]) -> Buckets {
+    let mut out = Buckets::new();
     let mut i = 0;
     while i < ts_us.len() {
         let bucket = ts_us[i].div_euclid(width_us) * width_us;
@@ -207,7 +210,32 @@ fn add_sorted(buckets: &mut BTreeMap<i64, Agg>, width_us: i64, ts_us: &[i64], va
         let Some(mut agg) = agg else { continue };
         let mean = agg.mean();
         agg.v_m2 = run().map(|(_, v)| (v - mean) * (v - mean)).sum();
-        buckets.entry(bucket).and_modify(|a| a.merge(&agg)).or_insert(agg);
+        out.push((bucket, agg));
+    }
+    out
+}
+
+/// Buckets of a finer tier (in ascending order) merged into the buckets of
+/// a coarser one: the aggregates merge exactly, so a coarse tier costs a
+/// tenth of a pass over the values.
+fn coarsen(width_us: i64, finer: &[(i64, Agg)]) -> Buckets {
+    let mut out = Buckets::new();
+    for (start, agg) in finer {
+        merge_into(&mut out, start.div_euclid(width_us) * width_us, agg);
+    }
+    out
+}
+
+/// Adds one bucket's aggregates to `buckets`, merging with the bucket of the
+/// same start (the last one, when buckets arrive in order).
+fn merge_into(buckets: &mut Buckets, start: i64, agg: &Agg) {
+    match buckets.last_mut() {
+        Some((last, a)) if *last == start => a.merge(agg),
+        Some((last, _)) if *last > start => match buckets.binary_search_by_key(&start, |(s, _)| *s) {
+            Ok(i) => buckets[i].1.merge(agg),
+            Err(i) => buckets.insert(i, (start, *agg)),
+        },
+        _ => buckets.push((start, *agg)),
     }
 }
 
@@ -223,8 +251,8 @@ fn add_sorted(buckets: &mut BTreeMap<i64, Agg>, width_us: i64, ts_us: &[i64], va
 ///
 /// [`DecodedWriter::rollup_sinks_mut`]: super::decoded::DecodedWriter::rollup_sinks_mut
 pub(crate) struct RollupBuilder {
-    /// tier → sort key → bucket start → aggregates of the current window.
-    tiers: Vec<Vec<BTreeMap<i64, Agg>>>,
+    /// tier → sort key → the current window's buckets.
+    tiers: Vec<Vec<Buckets>>,
     writers: Vec<ArrowWriter<Vec<u8>>>,
     rows: Vec<u64>,
 }
@@ -263,7 +291,7 @@ impl RollupBuilder {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| LakeError::parquet(source_name, e))?;
         Ok(Self {
-            tiers: TIERS.iter().map(|_| vec![BTreeMap::new(); keys]).collect(),
+            tiers: TIERS.iter().map(|_| vec![Buckets::new(); keys]).collect(),
             writers,
             rows: vec![0; TIERS.len()],
         })
@@ -271,8 +299,15 @@ impl RollupBuilder {
 
     /// Values of sort key `key`, in time order.
     pub(crate) fn add(&mut self, key: usize, ts_us: &[i64], values: &[f64]) {
-        for (tier, buckets) in TIERS.iter().zip(&mut self.tiers) {
-            add_sorted(&mut buckets[key], tier.width_us, ts_us, values);
+        // The finest tier from the values, each coarser one from the tier below.
+        let mut finer = aggregate(TIERS[0].width_us, ts_us, values);
+        for (i, (tier, buckets)) in TIERS.iter().zip(&mut self.tiers).enumerate() {
+            if i > 0 {
+                finer = coarsen(tier.width_us, &finer);
+            }
+            for (start, agg) in &finer {
+                merge_into(&mut buckets[key], *start, agg);
+            }
         }
     }
 
@@ -286,7 +321,7 @@ impl RollupBuilder {
         source_name: &Arc<str>,
     ) -> Result<(), LakeError> {
         for ((buckets, writer), written) in self.tiers.iter_mut().zip(&mut self.writers).zip(&mut self.rows) {
-            let rows: usize = buckets.iter().map(BTreeMap::len).sum();
+            let rows: usize = buckets.iter().map(Vec::len).sum();
             if rows == 0 {
                 continue;
             }
@@ -431,10 +466,9 @@ mod tests {
         // where a sum of squares minus n·mean² keeps about 5 digits of 16.
         let ts: Vec<i64> = (0..5_000).map(|i| i * 1_000).collect();
         let values: Vec<f64> = ts.iter().map(|&t| 380.0 + ((t / 1000) % 17) as f64 * 1e-3).collect();
-        let mut buckets = BTreeMap::new();
-        add_sorted(&mut buckets, 1_000_000, &ts, &values);
+        let buckets = aggregate(1_000_000, &ts, &values);
         assert_eq!(buckets.len(), 5);
-        let first = buckets[&0];
+        let first = buckets[0].1;
         assert_eq!((first.n, first.t_first, first.t_last), (1000, 0, 999_000));
         let (mean, stddev) = exact(&values[..1000]);
         assert!((first.mean() - mean).abs() / mean < 1e-12);
@@ -448,8 +482,8 @@ mod tests {
         assert_eq!(first.t_max, 16_000, "the first of equal maxima");
 
         // Merging every bucket equals one pass over every value.
-        let mut all = *buckets.values().next().unwrap();
-        for a in buckets.values().skip(1) {
+        let mut all = buckets[0].1;
+        for (_, a) in &buckets[1..] {
             all.merge(a);
         }
         let (mean, stddev) = exact(&values);
@@ -461,16 +495,69 @@ mod tests {
 
     #[test]
     fn a_bucket_split_between_calls_merges_and_nan_is_left_out() {
-        let mut split = BTreeMap::new();
-        add_sorted(&mut split, 60_000_000, &[1, 2, 3], &[5.0, f64::NAN, -1.0]);
-        add_sorted(&mut split, 60_000_000, &[4, 70_000_000], &[9.0, 2.0]);
-        let a = split[&0];
+        let mut split = Buckets::new();
+        for (ts, values) in [
+            (&[1, 2, 3][..], &[5.0, f64::NAN, -1.0][..]),
+            (&[4, 70_000_000], &[9.0, 2.0]),
+        ] {
+            for (start, agg) in aggregate(60_000_000, ts, values) {
+                merge_into(&mut split, start, &agg);
+            }
+        }
+        let a = split[0].1;
         assert_eq!((a.n, a.v_min, a.t_min, a.v_max, a.t_max), (3, -1.0, 3, 9.0, 4));
         assert_eq!((a.v_first, a.v_last, a.v_sum), (5.0, 9.0, 13.0));
-        assert_eq!(split[&60_000_000].n, 1);
+        assert_eq!(split[1], (60_000_000, Agg::of(70_000_000, 2.0)));
         // Negative times fall in the bucket below, as SQL's floor would put them.
-        let mut early = BTreeMap::new();
-        add_sorted(&mut early, 1_000_000, &[-1], &[1.0]);
-        assert!(early.contains_key(&-1_000_000));
+        assert_eq!(aggregate(1_000_000, &[-1], &[1.0])[0].0, -1_000_000);
+        // A bucket arriving out of order lands in its place.
+        merge_into(&mut split, 30_000_000, &Agg::of(30_000_000, 1.0));
+        let starts: Vec<i64> = split.iter().map(|(s, _)| *s).collect();
+        assert_eq!(starts, [0, 30_000_000, 60_000_000]);
+    }
+
+    #[test]
+    fn coarse_tiers_from_fine_buckets_equal_tiers_from_the_values() {
+        for pair in TIERS.windows(2) {
+            assert_eq!(
+                pair[1].width_us % pair[0].width_us,
+                0,
+                "{} is not a multiple of {}",
+                pair[1].name,
+                pair[0].name
+            );
+        }
+        // 50 Hz for 25 minutes, a large mean with ripple and a few NaN.
+        let ts: Vec<i64> = (0..75_000).map(|i| i * 20_000 + 7).collect();
+        let values: Vec<f64> = (0..75_000)
+            .map(|i| {
+                if i % 9_999 == 5 {
+                    f64::NAN
+                } else {
+                    400.0 + ((i * 7919) % 101) as f64 * 1e-3
+                }
+            })
+            .collect();
+        let mut finer = aggregate(TIERS[0].width_us, &ts, &values);
+        for tier in &TIERS[1..] {
+            finer = coarsen(tier.width_us, &finer);
+            let direct = aggregate(tier.width_us, &ts, &values);
+            assert_eq!(finer.len(), direct.len(), "{}", tier.name);
+            for ((s, a), (d, b)) in finer.iter().zip(&direct) {
+                assert_eq!(s, d);
+                assert_eq!(
+                    (
+                        a.n, a.v_min, a.t_min, a.v_max, a.t_max, a.t_first, a.v_first, a.t_last, a.v_last
+                    ),
+                    (
+                        b.n, b.v_min, b.t_min, b.v_max, b.t_max, b.t_first, b.v_first, b.t_last, b.v_last
+                    ),
+                    "{} bucket {s}",
+                    tier.name
+                );
+                assert!((a.v_sum - b.v_sum).abs() / b.v_sum < 1e-12, "{}", tier.name);
+                assert!((a.stddev() - b.stddev()).abs() / b.stddev() < 1e-9, "{}", tier.name);
+            }
+        }
     }
 }
