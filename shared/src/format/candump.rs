@@ -269,7 +269,7 @@ const NOT_HEX: u8 = 0xff;
 fn parse_hex_payload(text: &str, out: &mut [u8; MAX_PAYLOAD], max: usize) -> Result<usize, LineError> {
     let bytes = text.as_bytes();
     // The common case: pairs without dots, one table look-up a digit.
-    if bytes.len() % 2 == 0 && bytes.len() / 2 <= max {
+    if bytes.len().is_multiple_of(2) && bytes.len() / 2 <= max {
         let mut ok = true;
         for (i, pair) in bytes.chunks_exact(2).enumerate() {
             let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
