@@ -14,11 +14,11 @@
 //! Rows are sorted by (message, signal, ts_us) so that row-group statistics
 //! let Athena skip what a query does not ask for. Sorting needs the rows in
 //! memory, so the writer sorts a window of rows at a time (a million, 16 MB;
-//! up to three are held while the encoder works) and writes each window as several small row groups: a
-//! file that fits one window (every file the edge seals by default) is sorted
-//! as a whole, and a larger one is a sequence of sorted windows, each still
-//! pruned by its row-group statistics. Memory stays bounded whatever the size
-//! of the input.
+//! up to three are held while the encoder works) and writes each window as
+//! several small row groups: a file that fits one window (every file the edge
+//! seals by default) is sorted as a whole, and a larger one is a sequence of
+//! sorted windows, each still pruned by its row-group statistics. Memory stays
+//! bounded whatever the size of the input.
 //!
 //! The dictionary columns (`message`, `signal`, `unit`, `batch`, `written_us`)
 //! are runs of a few values in sorted rows, and are written from those runs
@@ -307,9 +307,10 @@ enum Column<'a> {
 /// Writes decoded values as a decoded lake file.
 ///
 /// The caller's thread decodes into a window while an encoder thread writes
-/// the window before it: its row groups, and beside them (on a thread of
-/// its own) the rollup tiers' aggregates. At most two windows are held, the
-/// one filling and the one encoding, so memory stays flat in the input's size.
+/// the windows before it: their row groups, and beside them (on a thread of
+/// its own) the rollup tiers' aggregates. At most three windows are held, the
+/// one filling and two handed to the encoder, so memory stays flat in the
+/// input's size.
 pub struct DecodedWriter<W: Write + Send> {
     sink: W,
     catalog: Arc<Catalog>,
@@ -424,10 +425,9 @@ impl<W: Write + Send> DecodedWriter<W> {
         self.tier_bytes.iter_mut().map(|(tier, bytes)| (*tier, bytes))
     }
 
-    /// Hands the window to the encoder thread, once that has written the window before it.
-    ///
-    /// Two windows may wait for the encoder, so decoding goes on while it
-    /// writes; the buckets of a written window are filled again.
+    /// Hands the window to the encoder thread and takes empty buckets for the
+    /// next: those of a written window when there is one (waiting for the
+    /// oldest when two are in flight), else new ones.
     fn write_window(&mut self) -> Result<(), LakeError> {
         if self.encoder.in_flight == WINDOWS_IN_FLIGHT {
             let written = self.encoder.wait()?;
