@@ -59,11 +59,12 @@ $(CHROMIUM):
 # ---- tests ---------------------------------------------------------------------
 
 .PHONY: test
-test: fmt-check console clippy lint unit console-test conformance oracle oracle-opendbc python-tests ## everything CI runs
+test: fmt-check console clippy lint unit console-test conformance oracle oracle-opendbc python-tests fuzz-replay ## everything CI runs
 
 .PHONY: fmt-check
 fmt-check:
 	$(CARGO) fmt --all -- --check
+	cd fuzz && $(CARGO) fmt -- --check
 
 .PHONY: clippy
 clippy:
@@ -138,6 +139,34 @@ conformance: venv console ## a client driven by openapi.json (schemathesis, ever
 .PHONY: python-tests
 python-tests: venv edge-release ## the files Canopy writes, read by pyarrow and DuckDB
 	CANOPY_EDGE=$(EDGE) $(PY) -m pytest -q tests/python
+
+# ---- fuzzing -------------------------------------------------------------------
+# cargo-fuzz (libFuzzer, AddressSanitizer) over every parser input reaches:
+# fuzz/fuzz_targets. It needs nightly flags; RUSTC_BOOTSTRAP lets the stable
+# toolchain take them. Seeds are committed (fuzz/seeds, each crash found among
+# them); what a run adds stays in fuzz/corpus.
+FUZZ_TARGETS := candump dbc raw_parquet telemetry
+FUZZ_SECONDS ?= 600
+CARGO_FUZZ := $(CANOPY_CACHE)/cargo-fuzz/bin/cargo-fuzz
+FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) run -O
+
+$(CARGO_FUZZ):
+	$(CARGO) install --quiet --locked cargo-fuzz --version 0.13.2 --root $(CANOPY_CACHE)/cargo-fuzz
+
+.PHONY: fuzz
+fuzz: $(CARGO_FUZZ) ## each fuzz target for FUZZ_SECONDS (default 600), growing fuzz/corpus
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t; \
+	  ( $(FUZZ) $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 ); \
+	done
+
+.PHONY: fuzz-replay
+fuzz-replay: $(CARGO_FUZZ) ## CI: every seed through each target, then each target for 15 s
+	for t in $(FUZZ_TARGETS); do \
+	  work=$$(mktemp -d); \
+	  ( $(FUZZ) $$t $$work seeds/$$t -- -max_total_time=15 -rss_limit_mb=2048 -timeout=10 2>&1 | tail -n 3 ); \
+	  rm -rf $$work; \
+	done
 
 # ---- benchmarks ------------------------------------------------------------------
 

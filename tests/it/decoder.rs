@@ -223,9 +223,23 @@ async fn a_corrupt_object_fails_only_its_own_message_in_a_batch() {
         .await
         .unwrap();
     let missing_key = raw_key("sim-003", 4); // never uploaded
+    // A file the parquet crate panics on (found by `make fuzz`): it must fail
+    // alone, not take the process and the batch's other objects with it.
+    let panics = raw_key("sim-003", 5);
+    store
+        .put(
+            &panics,
+            Bytes::from_static(include_bytes!(
+                "../../shared/src/format/lake/testdata/raw-bit-width-panic.parquet"
+            )),
+            None,
+        )
+        .await
+        .unwrap();
 
     let batch = json!({"Records": [
         sqs_message("m-good-1", &s3_event(store.bucket(), &good[0])),
+        sqs_message("m-panics", &s3_event(store.bucket(), &panics)),
         sqs_message("m-corrupt", &s3_event(store.bucket(), &corrupt)),
         sqs_message("m-test-event", &json!({"Service": "Amazon S3", "Event": "s3:TestEvent"})),
         sqs_message("m-good-2", &s3_event(store.bucket(), &good[1])),
@@ -240,7 +254,7 @@ async fn a_corrupt_object_fails_only_its_own_message_in_a_batch() {
         .iter()
         .map(|f| f["itemIdentifier"].as_str().unwrap())
         .collect();
-    assert_eq!(failed, ["m-corrupt", "m-missing", "m-not-json"]);
+    assert_eq!(failed, ["m-panics", "m-corrupt", "m-missing", "m-not-json"]);
     let mut want: Vec<String> = good.iter().map(|k| RawKey::parse(k).unwrap().decoded_key()).collect();
     want.sort();
     assert_eq!(decoded_keys(&store).await, want);

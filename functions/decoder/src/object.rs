@@ -2,9 +2,10 @@
 //! Lambda: streaming row group by row group through ranged reads, and out
 //! through a multipart upload, so memory holds about one row group and one part.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
 use crate::remote::StoreFileReader;
@@ -13,7 +14,7 @@ use canopy::format::lake::LakeError;
 use canopy::format::lake::compact::BatchCopy;
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
 use canopy::format::lake::keys::{KeyError, RawKey};
-use canopy::format::lake::raw::{RawBatch, check_schema};
+use canopy::format::lake::raw::{RawBatch, check_schema, unreadable};
 use canopy::format::lake::rollup::TIERS;
 use canopy::format::lake::transcode::{DecodeStats, FrameDecoder};
 use canopy::ports::store::{ObjectStore, StoreError, UploadSink};
@@ -164,8 +165,13 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
     options.limits.check_object(info.size).map_err(limit)?;
 
     let reader = StoreFileReader::new(store.clone(), raw_key, info.size).with_max_footer(options.limits.footer_bytes);
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+    // The Parquet reader panics on some malformed files (see `contain_panics`):
+    // that is this object's error, not the end of the batch's other objects.
+    let panicked = |panic| unreadable(&source, panic);
+    let builder = AssertUnwindSafe(ParquetRecordBatchStreamBuilder::new(reader))
+        .catch_unwind()
         .await
+        .map_err(panicked)?
         .map_err(parquet_error)?;
     options.limits.check_row_groups(builder.metadata()).map_err(limit)?;
     check_schema(builder.schema(), &source)?;
@@ -190,7 +196,11 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
     let mut decoder = FrameDecoder::new(db);
     let mut next_row = 0u64;
     let result: Result<(), DecodeObjectError> = async {
-        while let Some(batch) = batches.next().await {
+        while let Some(batch) = AssertUnwindSafe(batches.next())
+            .catch_unwind()
+            .await
+            .map_err(panicked)?
+        {
             let batch = batch.map_err(parquet_error)?;
             let raw = RawBatch::try_new(&batch, next_row, &source)?;
             next_row += raw.len() as u64;

@@ -454,6 +454,8 @@ pub struct RawFileReader {
     next_row: u64,
     rows: u64,
     source_name: Arc<str>,
+    /// The Parquet reader panicked: its state is unknown, so reading ends.
+    broken: bool,
 }
 
 impl RawFileReader {
@@ -472,8 +474,9 @@ impl RawFileReader {
 
     fn new<R: ChunkReader + 'static>(input: R, source_name: &str) -> Result<Self, LakeError> {
         let source_name: Arc<str> = Arc::from(source_name);
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(input).map_err(|e| LakeError::parquet(&source_name, e))?;
+        let builder = contain_panics(&source_name, || {
+            ParquetRecordBatchReaderBuilder::try_new(input).map_err(|e| LakeError::parquet(&source_name, e))
+        })?;
         let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
         check_schema(builder.schema(), &source_name)?;
         let inner = builder
@@ -485,12 +488,35 @@ impl RawFileReader {
             next_row: 0,
             rows,
             source_name,
+            broken: false,
         })
     }
 
     /// Rows in the file, from its footer.
     pub fn num_rows(&self) -> u64 {
         self.rows
+    }
+}
+
+/// Runs the Parquet reader over bytes from outside: it asserts on some
+/// malformed encodings (a bit width wider than its type, found by `make
+/// fuzz`), and such a panic becomes an error that names the object instead
+/// of ending the process and every other object with it.
+pub fn contain_panics<T>(source_name: &Arc<str>, read: impl FnOnce() -> Result<T, LakeError>) -> Result<T, LakeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+        .unwrap_or_else(|panic| Err(unreadable(source_name, panic)))
+}
+
+/// The error of an object the Parquet reader panicked on.
+pub fn unreadable(source_name: &str, panic: Box<dyn std::any::Any + Send>) -> LakeError {
+    let message = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => text,
+        (_, Some(text)) => text.as_str(),
+        _ => "a panic without a message",
+    };
+    LakeError::Parquet {
+        source_name: source_name.to_string(),
+        error: format!("not a readable Parquet file: the reader failed with: {message}"),
     }
 }
 
@@ -536,9 +562,19 @@ impl Iterator for RawFileReader {
     type Item = Result<RawBatch, LakeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let batch = match self.inner.next()? {
-            Ok(b) => b,
-            Err(e) => return Some(Err(LakeError::arrow(&self.source_name, e))),
+        if self.broken {
+            return None;
+        }
+        let source_name = self.source_name.clone();
+        let read = contain_panics(&source_name, || Ok(self.inner.next()));
+        let batch = match read {
+            Ok(None) => return None,
+            Ok(Some(Ok(b))) => b,
+            Ok(Some(Err(e))) => return Some(Err(LakeError::arrow(&self.source_name, e))),
+            Err(e) => {
+                self.broken = true;
+                return Some(Err(e));
+            }
         };
         let first_row = self.next_row;
         self.next_row += batch.num_rows() as u64;
@@ -647,6 +683,27 @@ mod tests {
         );
         let ts: Vec<i64> = read(bytes).unwrap().iter().map(|f| f.ts_us).collect();
         assert_eq!(ts, [97, 98, 99, 100, 93, 94, 95, 96, 91, 92]);
+    }
+
+    #[test]
+    fn a_file_the_parquet_reader_panics_on_is_an_error_that_names_it() {
+        // Found by `make fuzz` (the raw_parquet target): a page whose bit width
+        // is wider than its type trips an assertion inside the parquet crate.
+        let bytes = Bytes::from_static(include_bytes!("testdata/raw-bit-width-panic.parquet"));
+        let errors: Vec<String> = match RawFileReader::from_bytes(bytes, "s3://lake/raw/x.parquet") {
+            Err(e) => vec![e.to_string()],
+            // Reading ends at the panic: the reader's state is unknown after it.
+            Ok(reader) => reader
+                .take(100)
+                .filter_map(Result::err)
+                .map(|e| e.to_string())
+                .collect(),
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("s3://lake/raw/x.parquet") && errors[0].contains("not a readable Parquet file"),
+            "{errors:?}"
+        );
     }
 
     #[test]
