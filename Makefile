@@ -144,8 +144,10 @@ python-tests: venv edge-release ## the files Canopy writes, read by pyarrow and 
 # cargo-fuzz (libFuzzer, AddressSanitizer) over every parser input reaches:
 # fuzz/fuzz_targets. It needs nightly flags; RUSTC_BOOTSTRAP lets the stable
 # toolchain take them. Seeds are committed (fuzz/seeds, each crash found among
-# them); what a run adds stays in fuzz/corpus.
+# them, beside the repository's own DBC files and sample events); what a run
+# adds stays in fuzz/corpus. Paths are from fuzz/.
 FUZZ_TARGETS := candump dbc raw_parquet telemetry
+FUZZ_SEEDS = seeds/$$t $$(case $$t in dbc) echo ../dbc ../tests/oracle/dbc ../tests/oracle/dbc/lenient;; telemetry) echo ../events;; esac)
 FUZZ_SECONDS ?= 600
 CARGO_FUZZ := $(CANOPY_CACHE)/cargo-fuzz/bin/cargo-fuzz
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) run -O
@@ -156,15 +158,15 @@ $(CARGO_FUZZ):
 .PHONY: fuzz
 fuzz: $(CARGO_FUZZ) ## each fuzz target for FUZZ_SECONDS (default 600), growing fuzz/corpus
 	for t in $(FUZZ_TARGETS); do \
-	  mkdir -p fuzz/corpus/$$t; \
-	  ( $(FUZZ) $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 ); \
+	  mkdir -p fuzz/corpus/$$t fuzz/seeds/$$t; \
+	  ( $(FUZZ) $$t corpus/$$t $(FUZZ_SEEDS) -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 ); \
 	done
 
 .PHONY: fuzz-replay
 fuzz-replay: $(CARGO_FUZZ) ## CI: every seed through each target, then each target for 15 s
 	for t in $(FUZZ_TARGETS); do \
-	  work=$$(mktemp -d); \
-	  ( $(FUZZ) $$t $$work seeds/$$t -- -max_total_time=15 -rss_limit_mb=2048 -timeout=10 2>&1 | tail -n 3 ); \
+	  work=$$(mktemp -d); mkdir -p fuzz/seeds/$$t; \
+	  ( $(FUZZ) $$t $$work $(FUZZ_SEEDS) -- -max_total_time=15 -rss_limit_mb=2048 -timeout=10 2>&1 | tail -n 3 ); \
 	  rm -rf $$work; \
 	done
 
