@@ -143,11 +143,11 @@ python-tests: venv edge-release ## the files Canopy writes, read by pyarrow and 
 # ---- fuzzing -------------------------------------------------------------------
 # cargo-fuzz (libFuzzer, AddressSanitizer) over every parser input reaches:
 # fuzz/fuzz_targets. It needs nightly flags; RUSTC_BOOTSTRAP lets the stable
-# toolchain take them. Seeds are committed (fuzz/seeds, each crash found among
-# them, beside the repository's own DBC files and sample events); what a run
-# adds stays in fuzz/corpus. Paths are from fuzz/.
+# toolchain take them. Seeds are committed in fuzz/seeds, beside the
+# repository's own DBC files, sample events and the regression tests' inputs
+# (each crash found is one); what a run adds stays in fuzz/corpus. Paths are from fuzz/.
 FUZZ_TARGETS := candump dbc raw_parquet telemetry
-FUZZ_SEEDS = seeds/$$t $$(case $$t in dbc) echo ../dbc ../tests/oracle/dbc ../tests/oracle/dbc/lenient;; telemetry) echo ../events;; esac)
+FUZZ_SEEDS = seeds/$$t $$(case $$t in dbc) echo ../dbc ../tests/oracle/dbc ../tests/oracle/dbc/lenient;; raw_parquet) echo ../shared/src/format/lake/testdata;; telemetry) echo ../events;; esac)
 FUZZ_SECONDS ?= 600
 CARGO_FUZZ := $(CANOPY_CACHE)/cargo-fuzz/bin/cargo-fuzz
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) run -O

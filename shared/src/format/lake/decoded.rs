@@ -130,13 +130,10 @@ struct Catalog {
     keys: Vec<Vec<u32>>,
     /// sort key → (message name id, signal name id, unit id).
     names: Vec<(i32, i32, i32)>,
-    /// The three dictionaries, as the run columns and the rollup tiers take them.
+    /// The three dictionaries, by id.
     message_names: Vec<String>,
     signal_names: Vec<String>,
     unit_names: Vec<String>,
-    messages: ArrayRef,
-    signals: ArrayRef,
-    units: ArrayRef,
 }
 
 impl Catalog {
@@ -168,13 +165,9 @@ impl Catalog {
                 intern(&mut units, unit),
             ));
         }
-        let array = |v: &[String]| -> ArrayRef { Arc::new(StringArray::from(v.to_vec())) };
         Self {
             keys,
             names,
-            messages: array(&messages),
-            signals: array(&signals),
-            units: array(&units),
             message_names: messages,
             signal_names: signals,
             unit_names: units,
@@ -331,8 +324,7 @@ const WINDOWS_IN_FLIGHT: usize = 2;
 
 /// The `batch` and `written_us` columns' values, as the writer repeats them.
 pub(crate) struct Copy {
-    pub(crate) batch: ArrayRef,
-    /// The batch's name, as the one-entry dictionary of a run column.
+    /// The batch's name: the one-entry dictionary of its column.
     batch_name: [String; 1],
     pub(crate) written_us: i64,
 }
@@ -340,7 +332,6 @@ pub(crate) struct Copy {
 impl Copy {
     pub(crate) fn new(copy: &BatchCopy) -> Self {
         Self {
-            batch: Arc::new(StringArray::from(vec![copy.batch.as_ref()])),
             batch_name: [copy.batch.to_string()],
             written_us: copy.written_us,
         }
@@ -351,7 +342,7 @@ impl Copy {
         Ok([
             Arc::new(DictionaryArray::<Int32Type>::try_new(
                 Int32Array::from(vec![0; n]),
-                self.batch.clone(),
+                Arc::new(StringArray::from(self.batch_name.to_vec())),
             )?),
             Arc::new(Int64Array::from(vec![self.written_us; n])),
         ])
@@ -582,9 +573,13 @@ impl EncoderThread {
 }
 
 impl Drop for EncoderThread {
-    /// A writer dropped unfinished (its caller failed) lets its thread end.
+    /// A writer dropped unfinished (its caller failed) ends its thread and
+    /// waits for it, so the windows it holds are freed before the caller goes on.
     fn drop(&mut self) {
         self.windows = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -635,19 +630,19 @@ impl Encoder {
         for bucket in buckets.iter_mut() {
             bucket.sort();
         }
-        let mut rollups = self.rollups.take();
+        let Some(mut rollups) = self.rollups.take() else {
+            self.write_rows(buckets)?;
+            return self.take_window(buckets, Vec::new());
+        };
         let (catalog, copy, source_name) = (self.catalog.clone(), self.copy.clone(), self.source_name.clone());
         let (decoded, tiers) = std::thread::scope(|scope| {
             let tiers = scope.spawn(|| -> Result<Vec<Vec<u8>>, LakeError> {
-                let Some(rollups) = &mut rollups else {
-                    return Ok(Vec::new());
-                };
                 for (key, bucket) in buckets.iter().enumerate() {
                     rollups.add(key, &bucket.ts_us, &bucket.values);
                 }
                 rollups.flush(
                     &catalog.names,
-                    [&catalog.messages, &catalog.signals, &catalog.units],
+                    [&catalog.message_names, &catalog.signal_names, &catalog.unit_names],
                     &copy,
                     &source_name,
                 )?;
@@ -656,12 +651,21 @@ impl Encoder {
             let decoded = self.write_rows(buckets);
             (decoded, tiers.join())
         });
-        self.rollups = rollups;
+        self.rollups = Some(rollups);
         let tiers = tiers.map_err(|_| LakeError::Parquet {
             source_name: self.source_name.to_string(),
             error: "the rollup thread stopped".into(),
         })??;
         decoded?;
+        self.take_window(buckets, tiers)
+    }
+
+    /// Empties a written window's buckets; its bytes, and each tier's.
+    fn take_window(
+        &mut self,
+        buckets: &mut [Bucket],
+        tiers: Vec<Vec<u8>>,
+    ) -> Result<(Vec<u8>, Vec<Vec<u8>>), LakeError> {
         for bucket in buckets.iter_mut() {
             bucket.ts_us.clear();
             bucket.values.clear();
@@ -947,7 +951,7 @@ BO_ 1 Alpha: 1 E
             "{error}"
         );
 
-        // Dropped with windows in flight: the test ends, so the thread did.
+        // Dropped with windows in flight: the drop waits for the thread to end.
         let mut w = DecodedWriter::new(&db, Vec::new(), "out", &BatchCopy::new("b", 1), options).unwrap();
         for ts in 0..5 {
             w.push(ts, zeta, None, &values).unwrap();

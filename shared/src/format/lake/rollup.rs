@@ -30,7 +30,7 @@
 use std::sync::Arc;
 
 use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch};
+use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 
@@ -316,7 +316,7 @@ impl RollupBuilder {
     pub(crate) fn flush(
         &mut self,
         names: &[(i32, i32, i32)],
-        dictionaries: [&ArrayRef; 3],
+        dictionaries: [&[String]; 3],
         copy: &super::decoded::Copy,
         source_name: &Arc<str>,
     ) -> Result<(), LakeError> {
@@ -411,15 +411,15 @@ impl Columns {
 
     fn finish(
         self,
-        dictionaries: [&ArrayRef; 3],
+        dictionaries: [&[String]; 3],
         copy: &super::decoded::Copy,
     ) -> Result<RecordBatch, arrow_schema::ArrowError> {
         let [batch, written] = copy.columns(self.ts_us.len())?;
         let [messages, signals, units] = self.names;
-        let dict = |keys: Vec<i32>, values: &ArrayRef| -> Result<ArrayRef, arrow_schema::ArrowError> {
+        let dict = |keys: Vec<i32>, values: &[String]| -> Result<ArrayRef, arrow_schema::ArrowError> {
             Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
                 Int32Array::from(keys),
-                values.clone(),
+                Arc::new(StringArray::from(values.to_vec())),
             )?))
         };
         let int = |v: Vec<i64>| -> ArrayRef { Arc::new(Int64Array::from(v)) };
