@@ -3,10 +3,11 @@
 use std::path::Path;
 
 /// (layer folder, the layers it must not name).
-const FORBIDDEN: [(&str, &[&str]); 3] = [
-    ("format", &["crate::ports", "crate::adapters"]),
-    ("domain", &["crate::ports", "crate::adapters"]),
-    ("ports", &["crate::adapters"]),
+const FORBIDDEN: [(&str, &[&str]); 4] = [
+    ("format", &["crate::ports", "crate::services", "crate::adapters"]),
+    ("domain", &["crate::ports", "crate::services", "crate::adapters"]),
+    ("ports", &["crate::adapters", "crate::services"]),
+    ("services", &["crate::adapters"]),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -23,7 +23,7 @@ use canopy_api::history::datafusion::DataFusionHistory;
 use canopy_api::history::plan::{Plan, Reduced, plan, reduce};
 use canopy_api::history::{FleetStat, History, HistoryError, SignalRef, Sql, TimeRange};
 use canopy_api::quota::HistoryQuota;
-use canopy_api::{Api, OPENAPI, built_in_catalog, router};
+use canopy_api::{Api, OPENAPI, catalogs, router};
 use canopy_local::resources::{alerts_table, quota_table, state_table};
 use canopy_tests::local;
 use chrono::NaiveDate;
@@ -312,7 +312,7 @@ async fn the_router_answers_validates_and_documents_every_route() {
         history,
         state,
         alerts: DynamoAlertLog::new(dynamodb.clone(), &local::table(alerts_table, "api-alerts").await),
-        catalog: built_in_catalog().unwrap(),
+        catalogs: Box::new(Arc::new(catalogs::built_in().unwrap())),
         access: AccessPolicy::default(),
         quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
         history_quota: HistoryQuota { per_minute: 1_000 },
@@ -744,7 +744,7 @@ async fn athena_app(history: AthenaHistory, history_deadline: Duration) -> axum:
         history,
         state: DynamoStateTable::new(dynamodb.clone(), &local::table(state_table, "api-state").await),
         alerts: DynamoAlertLog::new(dynamodb.clone(), &local::table(alerts_table, "api-alerts").await),
-        catalog: built_in_catalog().unwrap(),
+        catalogs: Box::new(Arc::new(catalogs::built_in().unwrap())),
         access: AccessPolicy::default(),
         quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
         history_quota: HistoryQuota { per_minute: 1_000 },

@@ -105,9 +105,11 @@ impl ObjectStore for Recorder {
 fn decoder(store: MemoryStore) -> Decoder<MemoryStore> {
     let config = Config {
         bucket: "lake".into(),
-        dbc_key: "dbc/ev_powertrain.dbc".into(),
-        dbc_refresh: Duration::ZERO,
-        dbc: canopy::format::dbc::LoadOptions::default(),
+        dbc: canopy::services::dbc_cache::DbcSource {
+            default_key: "dbc/ev_powertrain.dbc".into(),
+            refresh: Duration::ZERO,
+            options: canopy::format::dbc::LoadOptions::default(),
+        },
         options: DecoderOptions::default(),
     };
     Decoder::new(store, config).unwrap()

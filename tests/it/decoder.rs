@@ -26,9 +26,11 @@ type Row = (String, String, i64, f64, String);
 fn config(bucket: &str) -> Config {
     Config {
         bucket: bucket.to_string(),
-        dbc_key: "dbc/ev_powertrain.dbc".to_string(),
-        dbc_refresh: Duration::ZERO,
-        dbc: canopy::format::dbc::LoadOptions::default(),
+        dbc: canopy::services::dbc_cache::DbcSource {
+            default_key: "dbc/ev_powertrain.dbc".into(),
+            refresh: Duration::ZERO,
+            options: canopy::format::dbc::LoadOptions::default(),
+        },
         options: DecoderOptions::default(),
     }
 }

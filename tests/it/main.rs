@@ -3,6 +3,7 @@
 //! broker, and the pipeline end to end.
 
 mod api;
+mod catalogs;
 mod compaction;
 mod contracts;
 mod decoder;

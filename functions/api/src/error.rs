@@ -49,7 +49,7 @@ impl ApiError {
 
     /// A failure behind the API: logged whole under a new request id,
     /// answered with `message` and that id only.
-    fn internal(status: StatusCode, message: &str, error: &dyn std::fmt::Display) -> Self {
+    pub(crate) fn internal(status: StatusCode, message: &str, error: &dyn std::fmt::Display) -> Self {
         let request_id = request_id();
         tracing::error!(%request_id, error = %error, "{message}");
         Self {

@@ -7,12 +7,14 @@
 //! - [`Config`], [`Api::from_env`]: the wiring the Lambda's `main.rs` uses.
 //! - [`history`]: signal history and fleet statistics, with both backends
 //!   side by side (Athena in AWS, DataFusion on the local stack).
+//! - [`catalogs`]: the signals of each vehicle's DBC, which names are checked against.
 //! - [`access`]: which vehicles a caller reads; [`quota`]: how many history
 //!   queries a minute.
 //! - [`console`]: the web console, embedded in the binary and served at `/`;
 //!   [`etag`]: 304s for JSON answers that did not change.
 
 pub mod access;
+pub mod catalogs;
 pub mod console;
 pub mod error;
 pub mod etag;
@@ -30,18 +32,21 @@ use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoQuotaCounter, DynamoStateTable};
+use canopy::adapters::aws::s3::S3Store;
 use canopy::domain::vehicle::VehicleId;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::quota::QuotaCounter;
 use canopy::ports::state::{LatestState, LatestStateStore};
 use canopy::runtime::env::{self, EnvError};
+use canopy::services::dbc_cache::DbcSource;
 
 use crate::access::{AccessPolicy, Identity, VehicleGroups};
+use crate::catalogs::Catalogs;
 use crate::console::ConsoleAuth;
 use crate::error::ApiError;
 use crate::history::athena::AthenaHistory;
 use crate::history::{
-    Catalog, History, HistoryError, InvalidQuery, MAX_SIGNALS, SignalRef, TimeRange, max_points, whole_number,
+    History, HistoryError, InvalidQuery, MAX_SIGNALS, SignalRef, TimeRange, max_points, whole_number,
 };
 use crate::quota::HistoryQuota;
 use serde::Deserialize;
@@ -53,7 +58,7 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 const MAX_PAGE: usize = 100;
 
 /// Every route of [`router`], as `openapi.json` must list it.
-pub const ROUTES: [(&str, &str); 14] = [
+pub const ROUTES: [(&str, &str); 15] = [
     ("GET", "/"),
     ("GET", "/docs"),
     ("GET", "/assets/{file}"),
@@ -65,6 +70,7 @@ pub const ROUTES: [(&str, &str); 14] = [
     ("GET", "/vehicles"),
     ("GET", "/vehicles/{id}"),
     ("GET", "/vehicles/{id}/alerts"),
+    ("GET", "/vehicles/{id}/signals"),
     ("GET", "/vehicles/{id}/signals/{message}/{signal}"),
     ("POST", "/vehicles/{id}/query"),
     ("GET", "/fleet/stats"),
@@ -83,6 +89,11 @@ pub struct Config {
     pub database: String,
     /// `QUOTA_TABLE`: history queries per user and minute.
     pub quota_table: String,
+    /// `DATA_BUCKET`: the lake's bucket, whose `dbc/` holds the DBC files.
+    pub data_bucket: String,
+    /// `DBC_KEY`, `DBC_REFRESH_SECONDS`, `DBC_STRICT`: as the decoder's, so
+    /// both read a vehicle's signals from the same DBC.
+    pub dbc: DbcSource,
     /// `HISTORY_QUERIES_PER_MINUTE` (default 60; 0 for no quota).
     pub history_quota: HistoryQuota,
     /// `VEHICLE_GROUPS` (optional): `north=veh-001,veh-002;south=veh-1*`.
@@ -103,6 +114,8 @@ impl Config {
             workgroup: env::required(vars, "ATHENA_WORKGROUP")?,
             database: env::required(vars, "GLUE_DATABASE")?,
             quota_table: env::required(vars, "QUOTA_TABLE")?,
+            data_bucket: env::required(vars, "DATA_BUCKET")?,
+            dbc: DbcSource::from_vars(vars)?,
             history_quota: HistoryQuota {
                 per_minute: env::parse_or(vars, "HISTORY_QUERIES_PER_MINUTE", HistoryQuota::DEFAULT_PER_MINUTE)?,
             },
@@ -140,7 +153,7 @@ pub struct Api<H, S, A, Q> {
     pub history: H,
     pub state: S,
     pub alerts: A,
-    pub catalog: Catalog,
+    pub catalogs: Box<dyn Catalogs>,
     pub access: AccessPolicy,
     pub quota_counter: Q,
     pub history_quota: HistoryQuota,
@@ -159,7 +172,10 @@ impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
             history,
             state: DynamoStateTable::new(client.clone(), &config.state_table),
             alerts: DynamoAlertLog::new(client.clone(), &config.alerts_table),
-            catalog: built_in_catalog()?,
+            catalogs: Box::new(catalogs::from_bucket(
+                S3Store::new(sdk, &config.data_bucket),
+                &config.dbc,
+            )?),
             access: AccessPolicy {
                 vehicle_groups: config.vehicle_groups.clone(),
                 identity_required: false,
@@ -237,6 +253,7 @@ where
         .route("/vehicles", get(vehicles::<H, S, A, Q>))
         .route("/vehicles/{id}", get(vehicle::<H, S, A, Q>))
         .route("/vehicles/{id}/alerts", get(alerts::<H, S, A, Q>))
+        .route("/vehicles/{id}/signals", get(vehicle_signals::<H, S, A, Q>))
         .route(
             "/vehicles/{id}/signals/{message}/{signal}",
             get(signal_history::<H, S, A, Q>),
@@ -331,9 +348,21 @@ pub fn openapi_document(signed_in: bool) -> String {
     serde_json::to_string_pretty(&doc).unwrap_or_else(|_| OPENAPI.to_string())
 }
 
+/// The fleet's signals: those of vehicles without a DBC of their own.
 async fn signals<H, S, A, Q>(State(api): Shared<H, S, A, Q>, identity: Identity) -> Answer {
     api.access.scope(&identity)?;
-    Ok(Json(json!({ "signals": api.catalog.entries() })))
+    Ok(Json(json!({ "signals": api.catalogs.fleet().await?.entries() })))
+}
+
+/// The signals of the DBC a vehicle's data is decoded with.
+async fn vehicle_signals<H, S, A, Q>(
+    State(api): Shared<H, S, A, Q>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = readable_vehicle(&api, &identity, &id)?;
+    let catalog = api.catalogs.for_vehicle(&id).await?;
+    Ok(Json(json!({ "vehicle_id": id, "signals": catalog.entries() })))
 }
 
 /// The latest states of vehicles in `scope`, listed from `after`: up to
@@ -457,7 +486,8 @@ async fn signal_history<H: History, S, A, Q: QuotaCounter>(
     Query(params): Query<HashMap<String, String>>,
 ) -> Answer {
     let id = readable_vehicle(&api, &identity, &id)?;
-    let entry = api.catalog.check(&SignalRef {
+    let catalog = api.catalogs.for_vehicle(&id).await?;
+    let entry = catalog.check(&SignalRef {
         message_name: message,
         signal_name: signal,
     })?;
@@ -505,10 +535,11 @@ async fn query<H: History, S, A, Q: QuotaCounter>(
         .into());
     }
     // Every name is checked before any query runs.
+    let catalog = api.catalogs.for_vehicle(&id).await?;
     let entries = body
         .signals
         .iter()
-        .map(|s| api.catalog.check(s))
+        .map(|s| catalog.check(s))
         .collect::<Result<Vec<_>, _>>()?;
     let range = TimeRange::parse(body.start_time.as_deref(), body.end_time.as_deref(), chrono::Utc::now())?;
     let max_points = max_points(whole_number("max_points", body.max_points)?)?;
@@ -538,11 +569,6 @@ async fn fleet_stats<H: History, S, A, Q: QuotaCounter>(
     let mut stats = api.history.fleet_stats(date).await?;
     stats.retain(|s| scope.allows(&s.vehicle_id));
     Ok(Json(json!({ "date": date.to_string(), "stats": stats })))
-}
-
-/// The catalog of the built-in DBC, the decoder's fallback.
-pub fn built_in_catalog() -> Result<Catalog, canopy::format::dbc::LoadError> {
-    Ok(Catalog::from_database(&canopy::format::dbc::built_in()?))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryAp
         history: MemoryHistory::default(),
         state: MemoryStateTable::default(),
         alerts: MemoryAlertLog::default(),
-        catalog: built_in_catalog().unwrap(),
+        catalogs: Box::new(Arc::new(catalogs::built_in().unwrap())),
         access,
         quota_counter: MemoryQuotaCounter::default(),
         history_quota,
@@ -450,6 +450,7 @@ fn a_deadline_past_the_functions_timeout_is_refused_at_start() {
         ("ATHENA_WORKGROUP", "w"),
         ("GLUE_DATABASE", "g"),
         ("QUOTA_TABLE", "q"),
+        ("DATA_BUCKET", "lake"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -461,4 +462,101 @@ fn a_deadline_past_the_functions_timeout_is_refused_at_start() {
     vars.insert("HISTORY_DEADLINE_SECONDS".into(), "29".into());
     let e = Config::from_vars(&vars).unwrap_err();
     assert_eq!(e.name, "HISTORY_DEADLINE_SECONDS");
+}
+
+/// The built-in DBC with one more message, as a vehicle's own DBC.
+fn own_dbc() -> String {
+    String::from_utf8_lossy(canopy::format::dbc::BUILT_IN).replacen(
+        "BO_ 256 ",
+        "BO_ 1792 Pump_Status: 8 BMS\r\n SG_ PumpSpeed : 0|16@1+ (1,0) [0|8000] \"rpm\" Vector__XXX\r\n\r\nBO_ 256 ",
+        1,
+    )
+}
+
+#[tokio::test]
+async fn a_vehicle_with_its_own_dbc_is_listed_and_charted_by_its_own_signals() {
+    use canopy::adapters::memory::MemoryStore;
+    use canopy::ports::store::ObjectStore;
+    use canopy::services::dbc_cache::DbcSource;
+
+    let store = MemoryStore::new("lake");
+    store
+        .put("dbc/vehicles/veh-002.dbc", own_dbc().into_bytes().into(), None)
+        .await
+        .unwrap();
+    let source = DbcSource {
+        default_key: "dbc/ev_powertrain.dbc".into(),
+        refresh: Duration::ZERO,
+        options: Default::default(),
+    };
+    let mut api = api_with(AccessPolicy::default(), HistoryQuota { per_minute: 1_000 }).await;
+    api.catalogs = Box::new(catalogs::from_bucket(store.clone(), &source).unwrap());
+    let pump = SignalRef {
+        message_name: "Pump_Status".into(),
+        signal_name: "PumpSpeed".into(),
+    };
+    let v2 = VehicleId::new("veh-002").unwrap();
+    api.history.insert(
+        &v2,
+        &pump,
+        (0..100).map(|i| Point {
+            ts_us: T0_US + i * 1_000_000,
+            value: f64::from(i as u32),
+        }),
+    );
+    let api = Arc::new(api);
+    let named = |body: &Value, message: &str| {
+        body["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["message"] == message)
+    };
+
+    let (status, own) = get(&api, "/vehicles/veh-002/signals").await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert!(named(&own, "Pump_Status") && named(&own, "BMS_PackStatus"));
+    assert_eq!(own["vehicle_id"], "veh-002");
+    let (_, fleet) = get(&api, "/signals").await;
+    assert!(!named(&fleet, "Pump_Status"), "the fleet's DBC lacks it");
+    let (_, other) = get(&api, "/vehicles/veh-001/signals").await;
+    assert_eq!(
+        other["signals"], fleet["signals"],
+        "a vehicle without its own DBC has the fleet's"
+    );
+
+    let range = "from=2023-11-14T22:13:20Z&to=2023-11-14T23:13:20Z";
+    let (status, body) = get(
+        &api,
+        &format!("/vehicles/veh-002/signals/Pump_Status/PumpSpeed?{range}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["series"]["stats"]["count"], 100);
+    let (status, body) = get(
+        &api,
+        &format!("/vehicles/veh-001/signals/Pump_Status/PumpSpeed?{range}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // A DBC that no longer compiles names itself; the fleet's routes go on.
+    store
+        .put(
+            "dbc/vehicles/veh-002.dbc",
+            b"BO_ 1 Broken: 8 X\n SG_ nope".to_vec().into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let (status, body) = get(&api, "/vehicles/veh-002/signals").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dbc/vehicles/veh-002.dbc"),
+        "{body}"
+    );
+    assert_eq!(get(&api, "/vehicles/veh-001/signals").await.0, StatusCode::OK);
 }

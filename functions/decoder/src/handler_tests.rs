@@ -194,10 +194,8 @@ async fn a_vehicles_dbc_with_tolerated_problems_decodes_and_strict_mode_refuses_
         "handle reported the warning in its metrics"
     );
 
-    let strict = Config {
-        dbc: LoadOptions { strict: true },
-        ..config()
-    };
+    let mut strict = config();
+    strict.dbc.options = canopy::format::dbc::LoadOptions { strict: true };
     let err = Decoder::new(store.clone(), strict)
         .unwrap()
         .handle(event)

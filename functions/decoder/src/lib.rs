@@ -5,29 +5,27 @@
 //! - [`Decoder`]: the handler, built once per instance by [`Decoder::from_env`]
 //!   (the Lambda's `main.rs` and the local stack call the same constructor).
 //! - [`object`]: decoding one object, knowing nothing of Lambda.
-//! - [`dbc_cache`]: the DBC each vehicle's objects are decoded with.
 //! - [`compact`]: merging closed hours' objects (the `compactor` binary).
 
 pub mod compact;
-pub mod dbc_cache;
 pub mod event;
 pub mod object;
 mod remote;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use canopy::adapters::aws::s3::S3Store;
-use canopy::format::dbc::{self, LoadError, LoadOptions};
+use canopy::format::dbc::{self, LoadError};
 use canopy::format::lake::decoded::DecodedWriterOptions;
 use canopy::format::lake::keys::{RAW_PREFIX, RawKey};
 use canopy::ports::store::ObjectStore;
 use canopy::runtime::env::{self, EnvError};
 use canopy::runtime::metrics::{Metrics, MetricsSink, Unit};
+use canopy::services::dbc_cache::{DbcCache, DbcSource};
 use tracing::{info, warn};
 
-use crate::dbc_cache::DbcCache;
 use crate::event::{DecoderEvent, DecoderResponse, ObjectRef, S3Notification};
 use crate::object::{DecodeOutcome, DecoderOptions, Limits, decode_object};
 
@@ -36,13 +34,8 @@ use crate::object::{DecodeOutcome, DecoderOptions, Limits, decode_object};
 pub struct Config {
     /// `DATA_BUCKET`: the lake's bucket.
     pub bucket: String,
-    /// `DBC_KEY`: the DBC for vehicles without their own `dbc/vehicles/<id>.dbc`.
-    pub dbc_key: String,
-    /// `DBC_REFRESH_SECONDS`: how often a cached DBC's ETag is checked.
-    pub dbc_refresh: Duration,
-    /// `DBC_STRICT` (`true` or `false`, default false): refuse the DBC problems
-    /// cantools' strict mode refuses, instead of tolerating them with a warning.
-    pub dbc: LoadOptions,
+    /// `DBC_KEY`, `DBC_REFRESH_SECONDS`, `DBC_STRICT`: the DBC files.
+    pub dbc: DbcSource,
     pub options: DecoderOptions,
 }
 
@@ -86,11 +79,7 @@ impl Config {
         };
         Ok(Self {
             bucket: env::required(vars, "DATA_BUCKET")?,
-            dbc_key: env::or(vars, "DBC_KEY", "dbc/ev_powertrain.dbc"),
-            dbc_refresh: Duration::from_secs(env::parse_or(vars, "DBC_REFRESH_SECONDS", 60)?),
-            dbc: LoadOptions {
-                strict: env::parse_or(vars, "DBC_STRICT", false)?,
-            },
+            dbc: DbcSource::from_vars(vars)?,
             options: DecoderOptions {
                 writer: DecodedWriterOptions {
                     sort_window_rows: window,
@@ -141,10 +130,8 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
     pub fn new(store: S, config: Config) -> Result<Self, LoadError> {
         let dbcs = DbcCache::new(
             store.clone(),
-            &config.dbc_key,
+            &config.dbc,
             (dbc::BUILT_IN_NAME.to_string(), Arc::new(dbc::built_in()?)),
-            config.dbc_refresh,
-            config.dbc,
         );
         Ok(Self {
             store,

@@ -138,7 +138,7 @@ impl Catalog {
         }
         self.find(&r.message_name, &r.signal_name).ok_or_else(|| {
             CatalogError::Unknown(format!(
-                "no signal {:?} of message {:?} (GET /signals lists them)",
+                "no signal {:?} of message {:?} in this vehicle's DBC (GET /vehicles/{{id}}/signals lists them)",
                 r.signal_name, r.message_name
             ))
         })

@@ -23,7 +23,9 @@ const MAX_POINTS = Math.min(2000, Math.max(300, Math.round(typeof window === 'un
 export function Vehicle({ route }: { route: VehicleRoute }) {
   const { client } = useConsole();
   const id = route.id;
-  const catalog = useResource('signals', () => client.get<{ signals: CatalogEntry[] }>('/signals'));
+  const catalog = useResource(`signals:${id}`, () =>
+    client.get<{ signals: CatalogEntry[] }>(`/vehicles/${encodeURIComponent(id)}/signals`),
+  );
   const state = useResource(`vehicle:${id}`, () => client.get<VehicleState>(`/vehicles/${encodeURIComponent(id)}`), 10_000);
   const alerts = useResource(`alerts:${id}`, () =>
     client.get<{ alerts: Alert[] }>(`/vehicles/${encodeURIComponent(id)}/alerts?limit=100`),
