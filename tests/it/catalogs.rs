@@ -2,7 +2,6 @@
 //! its own DBC (a message the fleet's lacks) has that message decoded by the
 //! decoder, listed by the API and charted through it; other vehicles do not.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,8 +12,8 @@ use canopy::format::dbc::{self, Database};
 use canopy::format::frame::{CanFrame, FrameFlags};
 use canopy::format::lake::keys::RawKey;
 use canopy::ports::store::ObjectStore;
-use canopy_local::stack::{Stack, StackOptions};
-use canopy_tests::fixtures;
+use canopy_local::stack::Stack;
+use canopy_tests::{fixtures, local};
 use serde_json::{Value, json};
 
 /// The built-in DBC with one more message, `Pump_Status.PumpSpeed` in rpm.
@@ -49,18 +48,7 @@ fn names(body: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_vehicle_with_its_own_dbc_is_decoded_listed_and_charted_by_its_own_signals() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // Its own moto: the lake's bucket is named by the template, so another
-    // test's stack on a shared moto would see these objects.
-    let stack = Stack::start(StackOptions {
-        template: repo.join("template.yaml"),
-        moto_endpoint: None,
-        mqtt_port: 0,
-        api_port: 0,
-        visibility_timeout_s: Some(1),
-    })
-    .await
-    .unwrap();
+    let stack = local::own_stack().await;
     let store = S3Store::new(&stack.sdk, &stack.bucket);
     let vehicle = VehicleId::new("veh-own").unwrap();
     let text = own_dbc();

@@ -2,7 +2,6 @@
 //! vehicle's DBC does not parse) fails until it lands in the dead-letter
 //! queue; once the DBC is fixed, a redrive decodes it.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -11,9 +10,9 @@ use canopy::adapters::aws::s3::S3Store;
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::lake::keys::RawKey;
 use canopy::ports::store::ObjectStore;
-use canopy_local::stack::{Stack, StackOptions};
 use canopy_local::template::queue_url;
 use canopy_tests::fixtures::{self, database};
+use canopy_tests::local;
 
 async fn waiting(sqs: &aws_sdk_sqs::Client, queue: &str) -> u64 {
     let attributes = sqs
@@ -44,17 +43,7 @@ where
 
 #[tokio::test]
 async fn a_dead_letter_is_decoded_once_its_dbc_is_fixed_and_the_queue_redriven() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // Its own moto: this stack's queues must not meet another test's stack.
-    let stack = Stack::start(StackOptions {
-        template: repo.join("template.yaml"),
-        moto_endpoint: None,
-        mqtt_port: 0,
-        api_port: 0,
-        visibility_timeout_s: Some(1),
-    })
-    .await
-    .unwrap();
+    let stack = local::own_stack().await;
     let store = S3Store::new(&stack.sdk, &stack.bucket);
     let vehicle = VehicleId::new("veh-dlq").unwrap();
     let dbc_key = format!("dbc/vehicles/{vehicle}.dbc");

@@ -143,3 +143,19 @@ impl SnsCapture {
         }
     }
 }
+
+/// The local stack of the repository's template on a moto of its own (the
+/// lake's bucket is named by the template, so another test's stack on a
+/// shared moto would see its objects), every queue's visibility timeout 1 s.
+pub async fn own_stack() -> canopy_local::stack::Stack {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    canopy_local::stack::Stack::start(canopy_local::stack::StackOptions {
+        template: repo.join("template.yaml"),
+        moto_endpoint: None,
+        mqtt_port: 0,
+        api_port: 0,
+        visibility_timeout_s: Some(1),
+    })
+    .await
+    .unwrap()
+}

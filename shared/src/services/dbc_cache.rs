@@ -33,10 +33,8 @@ pub enum DbcCacheError {
 /// and fetched again when its ETag changes (checked at most every `refresh`).
 pub struct DbcCache<S, T = Database> {
     store: S,
-    default_key: String,
+    source: DbcSource,
     fallback: (String, Arc<T>),
-    refresh: Duration,
-    options: LoadOptions,
     compile: fn(Database) -> T,
     entries: Mutex<HashMap<String, Entry<T>>>,
     /// Problems tolerated in DBC files compiled since the last [`Self::take_warnings`].
@@ -113,10 +111,8 @@ impl<S: ObjectStore, T> DbcCache<S, T> {
     pub fn compiling(store: S, source: &DbcSource, fallback: (String, Arc<T>), compile: fn(Database) -> T) -> Self {
         Self {
             store,
-            default_key: source.default_key.clone(),
+            source: source.clone(),
             fallback,
-            refresh: source.refresh,
-            options: source.options,
             compile,
             entries: Mutex::new(HashMap::new()),
             warnings: AtomicU64::new(0),
@@ -135,16 +131,17 @@ impl<S: ObjectStore, T> DbcCache<S, T> {
 
     /// The DBC for `vehicle` and the name it goes by (its key, or `built-in:<name>`).
     pub async fn for_vehicle(&self, vehicle: &VehicleId) -> Result<(String, Arc<T>), DbcCacheError> {
-        if let Some(compiled) = self.lookup(&Self::vehicle_key(vehicle)).await? {
-            return Ok((Self::vehicle_key(vehicle), compiled));
+        let key = Self::vehicle_key(vehicle);
+        if let Some(compiled) = self.lookup(&key).await? {
+            return Ok((key, compiled));
         }
         self.fleet_default().await
     }
 
     /// The DBC of vehicles without their own: the default key's, else the fallback.
     pub async fn fleet_default(&self) -> Result<(String, Arc<T>), DbcCacheError> {
-        Ok(match self.lookup(&self.default_key).await? {
-            Some(compiled) => (self.default_key.clone(), compiled),
+        Ok(match self.lookup(&self.source.default_key).await? {
+            Some(compiled) => (self.source.default_key.clone(), compiled),
             None => self.fallback.clone(),
         })
     }
@@ -155,7 +152,7 @@ impl<S: ObjectStore, T> DbcCache<S, T> {
             .lock()
             .map_err(|_| poisoned(key))?
             .get(key)
-            .map(|e| (e.cached.clone(), e.checked.elapsed() < self.refresh));
+            .map(|e| (e.cached.clone(), e.checked.elapsed() < self.source.refresh));
         if let Some((cached, true)) = &known {
             return Ok(cached.compiled());
         }
@@ -166,7 +163,7 @@ impl<S: ObjectStore, T> DbcCache<S, T> {
                 _ => {
                     let object = self.store.get(key).await?;
                     let name = format!("s3://{}/{key}", self.store.bucket());
-                    let db = Database::from_bytes_with(&object.body, &name, self.options).map_err(|error| {
+                    let db = Database::from_bytes_with(&object.body, &name, self.source.options).map_err(|error| {
                         DbcCacheError::Dbc {
                             key: key.to_string(),
                             error,
