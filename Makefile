@@ -146,7 +146,9 @@ python-tests: venv edge-release ## the files Canopy writes, read by pyarrow and 
 # toolchain take them. Seeds are committed in fuzz/seeds, beside the
 # repository's own DBC files, sample events and the regression tests' inputs
 # (each crash found is one); what a run adds stays in fuzz/corpus. Paths are from fuzz/.
-FUZZ_TARGETS := candump dbc raw_parquet telemetry
+# api drives the real router over the memory adapters; rule_sql the local stack's
+# IoT rule engine.
+FUZZ_TARGETS := candump dbc raw_parquet telemetry api rule_sql
 FUZZ_SEEDS = seeds/$$t $$(case $$t in dbc) echo ../dbc ../tests/oracle/dbc ../tests/oracle/dbc/lenient;; raw_parquet) echo ../shared/src/format/lake/testdata;; telemetry) echo ../events;; esac)
 FUZZ_SECONDS ?= 600
 CARGO_FUZZ := $(CANOPY_CACHE)/cargo-fuzz/bin/cargo-fuzz

@@ -4,13 +4,13 @@
 //! needs to sign in. All four are open; the data routes keep the authorizer.
 
 use axum::Json;
-use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use canopy::runtime::env::{self, EnvError};
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::extract::ApiPath;
 
 /// One built file: its bytes and, when `scripts/compress.mjs` made them, gzipped.
 pub struct Asset {
@@ -71,7 +71,7 @@ pub async fn page(request: HeaderMap) -> Response {
     }
 }
 
-pub async fn file(Path(path): Path<String>, request: HeaderMap) -> Response {
+pub async fn file(ApiPath(path): ApiPath<String>, request: HeaderMap) -> Response {
     match asset(&format!("/assets/{path}")) {
         Some(a) => serve(a, &request, IMMUTABLE),
         None => ApiError::new(StatusCode::NOT_FOUND, format!("no console file assets/{path}")).into_response(),

@@ -4,20 +4,25 @@
 //!
 //! - [`router`]: the routes. Handlers validate, call the domain and map the
 //!   outcome to JSON with a status that says what happened ([`error`]).
-//! - [`Config`], [`Api::from_env`]: the wiring the Lambda's `main.rs` uses.
+//! - [`Config`], `Api::from_env` (feature `aws`, on by default): the wiring
+//!   the Lambda's `main.rs` uses.
 //! - [`history`]: signal history and fleet statistics, with both backends
 //!   side by side (Athena in AWS, DataFusion on the local stack).
 //! - [`catalogs`]: the signals of each vehicle's DBC, which names are checked against.
 //! - [`access`]: which vehicles a caller reads; [`quota`]: how many history
 //!   queries a minute.
+//! - [`extract`]: path and query extractors that reject with JSON errors.
 //! - [`console`]: the web console, embedded in the binary and served at `/`;
 //!   [`etag`]: 304s for JSON answers that did not change.
 
 pub mod access;
+#[cfg(feature = "aws")]
+mod aws;
 pub mod catalogs;
 pub mod console;
 pub mod error;
 pub mod etag;
+pub mod extract;
 pub mod history;
 pub mod quota;
 
@@ -26,13 +31,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoQuotaCounter, DynamoStateTable};
-use canopy::adapters::aws::s3::S3Store;
 use canopy::domain::vehicle::VehicleId;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::quota::QuotaCounter;
@@ -44,7 +47,7 @@ use crate::access::{AccessPolicy, Identity, VehicleGroups};
 use crate::catalogs::Catalogs;
 use crate::console::ConsoleAuth;
 use crate::error::ApiError;
-use crate::history::athena::AthenaHistory;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::history::{
     History, HistoryError, InvalidQuery, MAX_SIGNALS, SignalRef, TimeRange, max_points, whole_number,
 };
@@ -163,43 +166,6 @@ pub struct Api<H, S, A, Q> {
     pub history_deadline: Duration,
 }
 
-impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
-    /// The API over DynamoDB with `history` (Athena in Lambda, DataFusion on
-    /// the local stack). Without sign-in (the local stack) every caller reads every vehicle.
-    pub fn with_history(config: &Config, sdk: &aws_config::SdkConfig, history: H) -> Result<Self, StartError> {
-        let client = dynamodb::client(sdk);
-        Ok(Self {
-            history,
-            state: DynamoStateTable::new(client.clone(), &config.state_table),
-            alerts: DynamoAlertLog::new(client.clone(), &config.alerts_table),
-            catalogs: Box::new(catalogs::from_bucket(
-                S3Store::new(sdk, &config.data_bucket),
-                &config.dbc,
-            )?),
-            access: AccessPolicy {
-                vehicle_groups: config.vehicle_groups.clone(),
-                identity_required: false,
-            },
-            quota_counter: DynamoQuotaCounter::new(client, &config.quota_table),
-            history_quota: config.history_quota,
-            console_auth: config.console_auth.clone(),
-            history_deadline: config.history_deadline,
-        })
-    }
-}
-
-impl Api<AthenaHistory, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
-    /// The API as deployed: configuration from `vars`, DynamoDB and Athena,
-    /// every data route behind the JWT authorizer.
-    pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, StartError> {
-        let config = Config::from_vars(vars)?;
-        let history = AthenaHistory::new(sdk, &config.workgroup, &config.database);
-        let mut api = Self::with_history(&config, sdk, history)?;
-        api.access.identity_required = true;
-        Ok(api)
-    }
-}
-
 impl<H: History, S, A, Q: QuotaCounter> Api<H, S, A, Q> {
     /// Runs a request's history `work` under the deadline. Past it, or when
     /// a query fails (the others are then dropped), what was started is
@@ -261,6 +227,13 @@ where
         .route("/vehicles/{id}/query", post(query::<H, S, A, Q>))
         .route("/fleet/stats", get(fleet_stats::<H, S, A, Q>))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route (GET /openapi.json lists them)") })
+        // axum keeps the Allow header; the body is JSON like every other error.
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("this route does not answer {method} (the Allow header says what it answers)"),
+            )
+        })
         .layer(axum::middleware::from_fn(etag::etag))
         .with_state(api)
 }
@@ -358,7 +331,7 @@ async fn signals<H, S, A, Q>(State(api): Shared<H, S, A, Q>, identity: Identity)
 async fn vehicle_signals<H, S, A, Q>(
     State(api): Shared<H, S, A, Q>,
     identity: Identity,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Answer {
     let id = readable_vehicle(&api, &identity, &id)?;
     let catalog = api.catalogs.for_vehicle(&id).await?;
@@ -398,7 +371,7 @@ const MAX_PAGES_PER_LISTING: usize = 10;
 async fn vehicles<H, S: LatestStateStore, A, Q>(
     State(api): Shared<H, S, A, Q>,
     identity: Identity,
-    Query(params): Query<HashMap<String, String>>,
+    ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Answer {
     let scope = api.access.scope(&identity)?;
     let limit = page_limit(&params)?;
@@ -415,7 +388,7 @@ async fn vehicles<H, S: LatestStateStore, A, Q>(
 async fn vehicle<H, S: LatestStateStore, A, Q>(
     State(api): Shared<H, S, A, Q>,
     identity: Identity,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Answer {
     let id = readable_vehicle(&api, &identity, &id)?;
     match api.state.get(&id).await? {
@@ -427,8 +400,8 @@ async fn vehicle<H, S: LatestStateStore, A, Q>(
 async fn alerts<H, S, A: AlertLog, Q>(
     State(api): Shared<H, S, A, Q>,
     identity: Identity,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Answer {
     let id = readable_vehicle(&api, &identity, &id)?;
     let limit = page_limit(&params)?;
@@ -458,7 +431,7 @@ const ALERT_READS_AT_ONCE: usize = 16;
 async fn fleet_alerts<H, S: LatestStateStore, A: AlertLog, Q>(
     State(api): Shared<H, S, A, Q>,
     identity: Identity,
-    Query(params): Query<HashMap<String, String>>,
+    ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Answer {
     let scope = api.access.scope(&identity)?;
     let limit = page_limit(&params)?;
@@ -482,8 +455,8 @@ async fn fleet_alerts<H, S: LatestStateStore, A: AlertLog, Q>(
 async fn signal_history<H: History, S, A, Q: QuotaCounter>(
     State(api): Shared<H, S, A, Q>,
     identity: Identity,
-    Path((id, message, signal)): Path<(String, String, String)>,
-    Query(params): Query<HashMap<String, String>>,
+    ApiPath((id, message, signal)): ApiPath<(String, String, String)>,
+    ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Answer {
     let id = readable_vehicle(&api, &identity, &id)?;
     let catalog = api.catalogs.for_vehicle(&id).await?;
@@ -519,7 +492,7 @@ pub struct QueryBody {
 async fn query<H: History, S, A, Q: QuotaCounter>(
     State(api): Shared<H, S, A, Q>,
     identity: Identity,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Json<QueryBody>, JsonRejection>,
 ) -> Answer {
     let id = readable_vehicle(&api, &identity, &id)?;
@@ -558,7 +531,7 @@ async fn query<H: History, S, A, Q: QuotaCounter>(
 async fn fleet_stats<H: History, S, A, Q: QuotaCounter>(
     State(api): Shared<H, S, A, Q>,
     identity: Identity,
-    Query(params): Query<HashMap<String, String>>,
+    ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Answer {
     let scope = api.access.scope(&identity)?;
     let date = match params.get("date") {

@@ -560,3 +560,29 @@ async fn a_vehicle_with_its_own_dbc_is_listed_and_charted_by_its_own_signals() {
     );
     assert_eq!(get(&api, "/vehicles/veh-001/signals").await.0, StatusCode::OK);
 }
+
+/// Found by the api fuzz target: a 405 came with an empty body.
+#[tokio::test]
+async fn a_method_a_route_does_not_answer_gets_a_json_405_with_allow() {
+    let api = api().await;
+    let request = Request::post("/vehicles/veh-001").body(Body::empty()).unwrap();
+    let (status, headers, body) = raw(&api, request).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(headers[header::ALLOW].to_str().unwrap().contains("GET"), "{headers:?}");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("POST"), "{body}");
+}
+
+/// Found by the api fuzz target: a path that does not decode was answered in plain text.
+#[tokio::test]
+async fn a_path_that_does_not_decode_is_a_json_400() {
+    let api = api().await;
+    for uri in [
+        "/vehicles/veh-%ac01",
+        "/vehicles/veh-001/signals/BMS_PackStatus/P%ackVoltage",
+    ] {
+        let (status, body) = get(&api, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(body["error"]["field"], "path", "{uri}: {body}");
+    }
+}

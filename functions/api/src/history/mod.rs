@@ -8,6 +8,7 @@
 //! carries values only as parameters; both backends run the same text
 //! ([`plan::series_sql`], [`fleet_stats_sql`]), so they answer the same question.
 
+#[cfg(feature = "aws")]
 pub mod athena;
 #[cfg(feature = "datafusion")]
 pub mod datafusion;

@@ -1,0 +1,49 @@
+//! The API over AWS (feature `aws`, on by default): DynamoDB for state,
+//! alerts and quotas, the lake's bucket for DBC files, and Athena or
+//! DataFusion for history. Without it the router runs on the memory adapters
+//! alone (the fuzz target), with no AWS SDK to build.
+
+use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoQuotaCounter, DynamoStateTable};
+use canopy::adapters::aws::s3::S3Store;
+use canopy::runtime::env;
+
+use crate::access::AccessPolicy;
+use crate::history::athena::AthenaHistory;
+use crate::{Api, Config, StartError, catalogs};
+
+impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
+    /// The API over DynamoDB with `history` (Athena in Lambda, DataFusion on
+    /// the local stack). Without sign-in (the local stack) every caller reads every vehicle.
+    pub fn with_history(config: &Config, sdk: &aws_config::SdkConfig, history: H) -> Result<Self, StartError> {
+        let client = dynamodb::client(sdk);
+        Ok(Self {
+            history,
+            state: DynamoStateTable::new(client.clone(), &config.state_table),
+            alerts: DynamoAlertLog::new(client.clone(), &config.alerts_table),
+            catalogs: Box::new(catalogs::from_bucket(
+                S3Store::new(sdk, &config.data_bucket),
+                &config.dbc,
+            )?),
+            access: AccessPolicy {
+                vehicle_groups: config.vehicle_groups.clone(),
+                identity_required: false,
+            },
+            quota_counter: DynamoQuotaCounter::new(client, &config.quota_table),
+            history_quota: config.history_quota,
+            console_auth: config.console_auth.clone(),
+            history_deadline: config.history_deadline,
+        })
+    }
+}
+
+impl Api<AthenaHistory, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
+    /// The API as deployed: configuration from `vars`, DynamoDB and Athena,
+    /// every data route behind the JWT authorizer.
+    pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, StartError> {
+        let config = Config::from_vars(vars)?;
+        let history = AthenaHistory::new(sdk, &config.workgroup, &config.database);
+        let mut api = Self::with_history(&config, sdk, history)?;
+        api.access.identity_required = true;
+        Ok(api)
+    }
+}
