@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Provisions one vehicle in AWS IoT Core for a deployed Canopy stack and
-# writes its edge configuration:
+# writes its bundle:
 #
-#   infra/provision-vehicle.sh <vehicle-id> <csr-file> [stack-name] [out-dir]
+#   infra/provision-vehicle.sh [--install-dir DIR] <vehicle-id> <csr-file> [stack-name] [out-dir]
 #
 # The CSR comes from the vehicle (infra/vehicle-key.sh there): the private key
 # never leaves it. Creates the thing (named after the vehicle, so the IoT
@@ -11,21 +11,44 @@
 # certificate and the certificate to the thing as its only principal
 # (EXCLUSIVE_THING), then detaches and deactivates the certificates the thing
 # had before: running it again with a new CSR is how a vehicle's certificate
-# is rotated. Writes <out-dir>/<vehicle-id>/ with:
+# is rotated. Writes the bundle <out-dir>/<vehicle-id>/:
 #   cert.pem, AmazonRootCA1.pem   the device's certificate and the CA to trust
-#   edge.toml                     canopy-edge's configuration
-#   aws-config                    an AWS profile whose credentials come from
-#                                 the IoT credentials provider (S3 uploads)
-# Copy them to the vehicle beside its key.pem. Needs the AWS CLI v2 and curl,
-# with credentials for the account.
+#   ev_powertrain.dbc             the DBC the edge's telemetry decodes with
+#   edge.toml                     canopy-edge's configuration: MQTT with the
+#                                 certificate, S3 uploads with credentials the
+#                                 edge buys with it from the IoT credentials provider
+# Copy the bundle to the vehicle beside its key.pem; the vehicle then needs
+# canopy-edge and nothing else. Paths in edge.toml are relative to the file
+# (so the bundle works wherever it is put), or absolute under DIR with
+# --install-dir. Needs the AWS CLI v2 and curl here, with credentials for the account.
 set -euo pipefail
 
-usage="usage: provision-vehicle.sh <vehicle-id> <csr-file> [stack-name] [out-dir]"
+usage="usage: provision-vehicle.sh [--install-dir DIR] <vehicle-id> <csr-file> [stack-name] [out-dir]"
+install_dir=""
+args=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --install-dir) install_dir="${2:?$usage}"; shift 2 ;;
+    --install-dir=*) install_dir="${1#*=}"; shift ;;
+    -*) echo "$1: unknown option; $usage" >&2; exit 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+set -- "${args[@]}"
 vehicle="${1:?$usage}"
 csr="${2:?$usage}"
 stack="${3:-canopy}"
 out="${4:-vehicles}/$vehicle"
 here="$(cd "$(dirname "$0")" && pwd)"
+
+if [[ -n "$install_dir" && "$install_dir" != /* ]]; then
+  echo "--install-dir $install_dir: give the absolute directory the bundle will have on the vehicle" >&2
+  exit 2
+fi
+# A bundle file as edge.toml names it: beside it, or where --install-dir puts it.
+on_vehicle() {
+  if [[ -n "$install_dir" ]]; then echo "${install_dir%/}/$1"; else echo "$1"; fi
+}
 
 if ! [[ "$vehicle" =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ ]]; then
   echo "vehicle id '$vehicle': use 1-64 letters, digits, '-' or '_'" >&2
@@ -70,18 +93,12 @@ for old in $previous; do
 done
 curl -fsS https://www.amazontrust.com/repository/AmazonRootCA1.pem -o "$out/AmazonRootCA1.pem"
 
-cat > "$out/aws-config" <<CONFIG
-[profile canopy-$vehicle]
-region = $region
-credential_process = /etc/canopy/iot-credentials.sh https://$credentials_endpoint $role_alias $vehicle /etc/canopy/cert.pem /etc/canopy/key.pem
-CONFIG
-
 cat > "$out/edge.toml" <<TOML
-# canopy-edge for $vehicle, stack $stack. Run with
-# on the vehicle, with this folder's files in /etc/canopy beside key.pem:
-#   AWS_CONFIG_FILE=/etc/canopy/aws-config AWS_PROFILE=canopy-$vehicle canopy-edge run --config /etc/canopy/edge.toml
+# canopy-edge for $vehicle, stack $stack. On the vehicle, with this bundle
+# beside key.pem (paths below are relative to this file unless absolute):
+#   canopy-edge run --config $(on_vehicle edge.toml)
 vehicle_id = "$vehicle"
-dbc = "/etc/canopy/ev_powertrain.dbc"
+dbc = "$(on_vehicle ev_powertrain.dbc)"
 
 [source]
 kind = "socketcan"
@@ -94,6 +111,13 @@ dir = "/var/lib/canopy/spool"
 bucket = "$bucket"
 region = "$region"
 
+[upload.credentials]
+endpoint = "https://$credentials_endpoint"
+role_alias = "$role_alias"
+ca = "$(on_vehicle AmazonRootCA1.pem)"
+cert = "$(on_vehicle cert.pem)"
+key = "$(on_vehicle key.pem)"
+
 [telemetry]
 interval_ms = 1000
 
@@ -102,11 +126,11 @@ host = "$data_endpoint"
 port = 8883
 
 [mqtt.tls]
-ca = "AmazonRootCA1.pem"
-cert = "cert.pem"
-key = "key.pem"
+ca = "$(on_vehicle AmazonRootCA1.pem)"
+cert = "$(on_vehicle cert.pem)"
+key = "$(on_vehicle key.pem)"
 TOML
 
-cp "$here/../dbc/ev_powertrain.dbc" "$here/iot-credentials.sh" "$out/"
+cp "$here/../dbc/ev_powertrain.dbc" "$out/"
 echo "provisioned $vehicle: $cert_arn"
 echo "edge configuration: $out/edge.toml"

@@ -21,6 +21,7 @@ use crate::agent_counters::AgentCounters;
 use crate::aggregator::Aggregator;
 use crate::config::{Config, SourceConfig};
 use crate::ev_model::Params;
+use crate::iot_credentials::IotCredentials;
 use crate::mqtt;
 use crate::source::replay::Replay;
 use crate::source::simulator::Simulator;
@@ -42,6 +43,19 @@ type Task = JoinHandle<Result<()>>;
 enum Ending {
     SourceEnded,
     Stopped,
+}
+
+/// `run --check`: every file the configuration names, read as `run` reads
+/// it, without capturing, connecting or touching the spool.
+pub fn check(config: &Config) -> Result<()> {
+    Database::load(&config.dbc)?;
+    if let Some(m) = &config.mqtt {
+        mqtt::options(m, &config.mqtt_client_id())?;
+    }
+    if let Some(c) = &config.upload.credentials {
+        IotCredentials::new(c, config.vehicle_id.as_str())?;
+    }
+    Ok(())
 }
 
 pub async fn run(config: Config) -> Result<serde_json::Value> {
@@ -155,7 +169,7 @@ async fn spawn_uploader(
         return Ok(None);
     }
     let uploader = upload::Uploader {
-        store: upload::store(&config.upload).await?,
+        store: upload::store(&config.upload, &config.vehicle_id).await?,
         config: config.upload.clone(),
         vehicle: config.vehicle_id.clone(),
         layout: spool.layout().clone(),

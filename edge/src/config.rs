@@ -134,6 +134,23 @@ pub struct UploadConfig {
     /// Files larger than this go up in parts.
     #[serde(default = "default_multipart_bytes")]
     pub multipart_above_bytes: u64,
+    /// Where upload credentials come from: the AWS IoT credentials provider
+    /// when set, else the SDK's default chain (environment, profile, ...).
+    pub credentials: Option<IotCredentialsConfig>,
+}
+
+/// The AWS IoT credentials provider, asked with the vehicle's certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IotCredentialsConfig {
+    /// `https://<prefix>.credentials.iot.<region>.amazonaws.com`.
+    pub endpoint: String,
+    /// The stack's role alias (output `VehicleUploadRoleAlias`).
+    pub role_alias: String,
+    /// The CA the endpoint's certificate chains to (AmazonRootCA1.pem).
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for UploadConfig {
@@ -146,6 +163,7 @@ impl Default for UploadConfig {
             retry_initial_ms: default_retry_initial(),
             retry_max_ms: default_retry_max(),
             multipart_above_bytes: default_multipart_bytes(),
+            credentials: None,
         }
     }
 }
@@ -341,6 +359,11 @@ impl Config {
             resolve(&mut tls.cert);
             resolve(&mut tls.key);
         }
+        if let Some(c) = self.upload.credentials.as_mut() {
+            resolve(&mut c.ca);
+            resolve(&mut c.cert);
+            resolve(&mut c.key);
+        }
     }
 
     fn validate(&self) -> Result<()> {
@@ -390,6 +413,12 @@ impl Config {
             bail!(
                 "upload.endpoint: {endpoint} must be https:// (only a loopback endpoint may go without TLS: raw CAN traffic and credentials cross it)"
             );
+        }
+        if let Some(c) = &self.upload.credentials {
+            crate::iot_credentials::check_endpoint(&c.endpoint)?;
+            if c.role_alias.is_empty() {
+                bail!("upload.credentials.role_alias: required (the stack's output VehicleUploadRoleAlias)");
+            }
         }
         if self.upload.retry_initial_ms == 0 || self.upload.retry_max_ms < self.upload.retry_initial_ms {
             bail!("upload.retry_initial_ms / upload.retry_max_ms: need 0 < initial <= max");
@@ -516,6 +545,31 @@ dir = "spool"
         for bad in ["http://s3.example.com", "http://10.0.0.5:9000", "ftp://127.0.0.1"] {
             assert!(error(&with(bad)).contains("upload.endpoint"), "{bad}");
         }
+    }
+
+    #[test]
+    fn iot_credentials_come_from_the_bundle_beside_the_file() {
+        let with = |endpoint: &str| {
+            format!(
+                "{MINIMAL}[upload]\nbucket = \"b\"\n[upload.credentials]\nendpoint = \"{endpoint}\"\n\
+                 role_alias = \"canopy-upload\"\nca = \"AmazonRootCA1.pem\"\ncert = \"cert.pem\"\nkey = \"/secure/key.pem\"\n"
+            )
+        };
+        let c = parse(&with("https://c2abc.credentials.iot.eu-west-1.amazonaws.com")).unwrap();
+        let credentials = c.upload.credentials.unwrap();
+        assert_eq!(credentials.ca, PathBuf::from("/etc/canopy/AmazonRootCA1.pem"));
+        assert_eq!(credentials.cert, PathBuf::from("/etc/canopy/cert.pem"));
+        assert_eq!(credentials.key, PathBuf::from("/secure/key.pem"));
+        for bad in [
+            "http://c2abc.credentials.iot",
+            "https://h/role-aliases/x",
+            "https://h:port",
+        ] {
+            assert!(error(&with(bad)).contains("upload.credentials.endpoint"), "{bad}");
+        }
+        assert!(
+            error(&with("https://h").replace("\"canopy-upload\"", "\"\"")).contains("upload.credentials.role_alias")
+        );
     }
 
     #[test]

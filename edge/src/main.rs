@@ -12,6 +12,7 @@ mod aggregator;
 mod commands;
 mod config;
 mod ev_model;
+mod iot_credentials;
 mod mqtt;
 mod source;
 mod spool;
@@ -19,6 +20,7 @@ mod upload;
 
 use commands::{bench_codec, convert, decode, simulate};
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -39,6 +41,10 @@ enum Command {
         /// The agent's TOML configuration.
         #[arg(long)]
         config: std::path::PathBuf,
+        /// Only check the configuration and the files it names (DBC,
+        /// certificates, keys), then exit.
+        #[arg(long)]
+        check: bool,
     },
     /// Simulate vehicles' CAN traffic into files (candump or raw Parquet).
     Simulate(simulate::SimulateArgs),
@@ -54,9 +60,14 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => {
+        Command::Run { config: path, check } => {
             canopy::runtime::logging::init_text();
-            let config = config::Config::load(&config)?;
+            let config = config::Config::load(&path)?;
+            if check {
+                agent::check(&config).with_context(|| format!("in {}", path.display()))?;
+                println!("{}: ok", path.display());
+                return Ok(());
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()

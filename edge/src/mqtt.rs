@@ -87,7 +87,7 @@ impl Queue {
     }
 }
 
-fn options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions> {
+pub fn options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions> {
     let mut options = MqttOptions::new(client_id, &config.host, config.port);
     options.set_keep_alive(Duration::from_secs(config.keep_alive_s.max(5)));
     options.set_clean_session(true);

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use base64::Engine;
 use bytes::Bytes;
 use canopy::adapters::aws::s3::S3Store;
@@ -21,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::agent_counters::AgentCounters;
 use crate::config::UploadConfig;
+use crate::iot_credentials::IotCredentials;
 use crate::spool::{Layout, key_of_outbox_file};
 
 /// What the agent asks of the uploader.
@@ -32,9 +34,11 @@ pub enum Phase {
     Stop,
 }
 
-pub async fn store(config: &UploadConfig) -> Result<S3Store> {
+/// The lake bucket's store, with credentials from the IoT credentials
+/// provider when `upload.credentials` says so.
+pub async fn store(config: &UploadConfig, vehicle: &VehicleId) -> Result<S3Store> {
     let bucket = config.bucket.as_deref().context("upload.bucket is required")?;
-    let sdk = match &config.endpoint {
+    let mut sdk = match &config.endpoint {
         Some(endpoint) => canopy::adapters::aws::config_for_endpoint(endpoint).await,
         None => {
             let mut loader = aws_config_loader();
@@ -44,6 +48,13 @@ pub async fn store(config: &UploadConfig) -> Result<S3Store> {
             loader.load().await
         }
     };
+    if let Some(credentials) = &config.credentials {
+        let provider = IotCredentials::new(credentials, vehicle.as_str())?;
+        sdk = sdk
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build();
+    }
     Ok(S3Store::new(&sdk, bucket))
 }
 
@@ -162,4 +173,61 @@ fn jittered(d: Duration) -> Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |t| t.subsec_nanos());
     d.mul_f64(0.75 + f64::from(nanos % 1000) / 2000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::iot_credentials::tests::{Pki, bundle, endpoint};
+
+    #[tokio::test]
+    async fn uploads_are_signed_with_the_credentials_the_certificate_bought() {
+        let (server_pki, vehicle_pki) = (Pki::new(), Pki::new());
+        let credentials = endpoint(&server_pki, &vehicle_pki).await;
+        let dir = tempfile::tempdir().unwrap();
+        // S3's part: keeps the first request's head and says it stored the object.
+        let s3 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s3_port = s3.local_addr().unwrap().port();
+        let head = tokio::spawn(async move {
+            let (mut tcp, _) = s3.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = tcp.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request ended early");
+                head.extend_from_slice(&buf[..n]);
+            }
+            tcp.write_all(b"HTTP/1.1 200 OK\r\nETag: \"e\"\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&head).to_lowercase()
+        });
+        let config = UploadConfig {
+            enabled: true,
+            bucket: Some("lake".into()),
+            endpoint: Some(format!("http://127.0.0.1:{s3_port}")),
+            credentials: Some(bundle(
+                dir.path(),
+                &server_pki,
+                &vehicle_pki,
+                credentials.port,
+                "canopy-upload",
+            )),
+            ..UploadConfig::default()
+        };
+        let store = store(&config, &VehicleId::new("veh-001").unwrap()).await.unwrap();
+        store
+            .put("raw/x.parquet", Bytes::from_static(b"abc"), None)
+            .await
+            .unwrap();
+        let head = head.await.unwrap();
+        assert!(
+            head.starts_with("put /lake/raw/x.parquet") || head.starts_with("put /raw/x.parquet"),
+            "{head}"
+        );
+        assert!(head.contains("credential=asiavehicle1/"), "{head}");
+        assert!(head.contains("\r\nx-amz-security-token: token\r\n"), "{head}");
+    }
 }

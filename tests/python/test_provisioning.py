@@ -1,9 +1,11 @@
 """infra/provision-vehicle.sh and infra/vehicle-key.sh with a stand-in AWS CLI
 that records its calls: the key is made on the vehicle and never leaves it,
-the certificate is the thing's only one, and the previous one is retired."""
+the certificate is the thing's only one, the previous one is retired, and the
+bundle is all a vehicle needs beside canopy-edge, wherever it is put."""
 
 import os
 import pathlib
+import shutil
 import stat
 import subprocess
 
@@ -17,12 +19,12 @@ case "$1 $2" in
   "iot describe-endpoint") echo "abc-ats.iot.us-east-1.amazonaws.com" ;;
   "iot list-thing-principals") echo "${STUB_PREVIOUS:-None}" ;;
   "iot create-certificate-from-csr") echo "arn:aws:iot:us-east-1:123456789012:cert/new0001" ;;
-  "iot describe-certificate") printf -- "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" ;;
+  "iot describe-certificate") cat "$STUB_CERT" ;;
 esac
 """
 
 STUB_CURL = r"""#!/usr/bin/env bash
-while [[ $# -gt 0 ]]; do [[ "$1" == "-o" ]] && { echo "CA" > "$2"; exit 0; }; shift; done
+while [[ $# -gt 0 ]]; do [[ "$1" == "-o" ]] && { cp "$STUB_CERT" "$2"; exit 0; }; shift; done
 """
 
 
@@ -34,8 +36,18 @@ def stubs(tmp_path):
         path.write_text(text)
         path.chmod(0o755)
     log = tmp_path / "aws.log"
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", STUB_LOG=str(log))
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", STUB_LOG=str(log),
+               STUB_CERT=str(tmp_path / "issued.pem"))
     return env, log
+
+
+def issue(tmp_path, device, csr):
+    """What IoT Core does with the CSR: a certificate for the vehicle's key
+    (self-signed here, and standing in for Amazon's root CA too)."""
+    extensions = tmp_path / "v3.cnf"
+    extensions.write_text("basicConstraints=CA:FALSE\nsubjectKeyIdentifier=hash\n")  # X.509 v3, as IoT issues
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-key", device / "key.pem", "-days", "1",
+                    "-extfile", extensions, "-out", tmp_path / "issued.pem"], check=True, capture_output=True)
 
 
 def vehicle_csr(tmp_path):
@@ -49,6 +61,7 @@ def vehicle_csr(tmp_path):
 def test_the_key_stays_on_the_vehicle_and_the_certificate_is_the_things_only_one(tmp_path):
     env, log = stubs(tmp_path)
     device, csr = vehicle_csr(tmp_path)
+    issue(tmp_path, device, csr)
     subprocess.run([REPO / "infra" / "provision-vehicle.sh", "veh-007", csr, "canopy", tmp_path / "out"],
                    check=True, env=env, capture_output=True, text=True)
     calls = log.read_text().splitlines()
@@ -59,16 +72,57 @@ def test_the_key_stays_on_the_vehicle_and_the_certificate_is_the_things_only_one
     bundle = tmp_path / "out" / "veh-007"
     assert (bundle / "cert.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
     assert not (bundle / "key.pem").exists()
-    assert (bundle / "iot-credentials.sh").exists() and (bundle / "ev_powertrain.dbc").exists()
-    config = (bundle / "edge.toml").read_text()
-    assert 'dbc = "/etc/canopy/ev_powertrain.dbc"' in config and str(tmp_path) not in config
+    assert sorted(p.name for p in bundle.iterdir()) == ["AmazonRootCA1.pem", "cert.pem", "edge.toml",
+                                                        "ev_powertrain.dbc"]
     assert not any(c.startswith("iot update-certificate") for c in calls)
+
+
+def test_the_bundle_is_all_the_vehicle_needs_wherever_it_is_put(tmp_path):
+    """Paths relative to edge.toml, S3 credentials from the IoT credentials
+    provider by canopy-edge itself: no helper script, no AWS profile, and
+    nothing of the provisioning machine's file system."""
+    env, _ = stubs(tmp_path)
+    device, csr = vehicle_csr(tmp_path)
+    issue(tmp_path, device, csr)
+    subprocess.run([REPO / "infra" / "provision-vehicle.sh", "veh-007", csr, "canopy", tmp_path / "out"],
+                   check=True, env=env, capture_output=True, text=True)
+    config = (tmp_path / "out" / "veh-007" / "edge.toml").read_text()
+    assert str(tmp_path) not in config and str(REPO) not in config
+    assert '[upload.credentials]' in config and 'role_alias = "stack-output"' in config
+    assert 'dbc = "ev_powertrain.dbc"' in config and 'key = "key.pem"' in config
+    # On the vehicle: the bundle copied somewhere else, beside the key made there.
+    vehicle = tmp_path / "vehicle" / "opt" / "canopy"
+    shutil.copytree(tmp_path / "out" / "veh-007", vehicle)
+    shutil.copy(device / "key.pem", vehicle / "key.pem")
+    edge = os.environ["CANOPY_EDGE"]
+    checked = subprocess.run([edge, "run", "--config", vehicle / "edge.toml", "--check"],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    (vehicle / "key.pem").unlink()
+    missing = subprocess.run([edge, "run", "--config", vehicle / "edge.toml", "--check"],
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "key.pem" in missing.stderr, missing.stderr
+
+
+def test_install_dir_writes_absolute_paths_on_the_vehicle(tmp_path):
+    env, _ = stubs(tmp_path)
+    device, csr = vehicle_csr(tmp_path)
+    issue(tmp_path, device, csr)
+    subprocess.run([REPO / "infra" / "provision-vehicle.sh", "--install-dir", "/etc/canopy", "veh-007", csr,
+                    "canopy", tmp_path / "out"], check=True, env=env, capture_output=True, text=True)
+    config = (tmp_path / "out" / "veh-007" / "edge.toml").read_text()
+    assert 'dbc = "/etc/canopy/ev_powertrain.dbc"' in config and 'cert = "/etc/canopy/cert.pem"' in config
+    assert str(tmp_path) not in config
+    relative = subprocess.run([REPO / "infra" / "provision-vehicle.sh", "--install-dir", "etc", "veh-007", csr],
+                              env=env, capture_output=True, text=True)
+    assert relative.returncode == 2 and "absolute" in relative.stderr
 
 
 def test_provisioning_again_retires_the_previous_certificate(tmp_path):
     env, log = stubs(tmp_path)
     env["STUB_PREVIOUS"] = "arn:aws:iot:us-east-1:123456789012:cert/old0001"
-    _, csr = vehicle_csr(tmp_path)
+    device, csr = vehicle_csr(tmp_path)
+    issue(tmp_path, device, csr)
     subprocess.run([REPO / "infra" / "provision-vehicle.sh", "veh-007", csr, "canopy", tmp_path / "out"],
                    check=True, env=env, capture_output=True, text=True)
     calls = log.read_text().splitlines()
