@@ -26,19 +26,35 @@ const VEHICLES: usize = 3;
 const SECONDS: u32 = 420;
 /// An hour ago, to the second: the functions refuse telemetry whose clock is
 /// more than a week behind the server's, so the drive must be recent.
-fn recent_start_us() -> i64 {
+pub(crate) fn recent_start_us() -> i64 {
     (chrono::Utc::now().timestamp() - 3600) * 1_000_000
 }
 
-type Counts = BTreeMap<(String, String, String), u64>;
+pub(crate) type Counts = BTreeMap<(String, String, String), u64>;
+
+/// `canopy-edge simulate` of `vehicles` drives of `seconds` into `<logs>/veh-NNN.log`, with `extra` arguments.
+pub(crate) fn simulate(logs: &Path, vehicles: usize, seconds: u32, start_us: i64, extra: &[&str]) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let status = Command::new(local::binary("canopy-edge"))
+        .args(["simulate", "--prefix", "veh", "--seed", "5"])
+        .args(extra)
+        .args(["--vehicles", &vehicles.to_string(), "--duration", &seconds.to_string()])
+        .args(["--start-us", &start_us.to_string(), "--dbc"])
+        .arg(repo.join("dbc/ev_powertrain.dbc"))
+        .arg("--output")
+        .arg(logs)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
 
 /// Every signal value of every frame in the drives' logs, counted per vehicle and signal,
-/// and one series to compare the API with.
-fn ground_truth(db: &Database, logs: &Path) -> (Counts, Vec<(i64, f64)>) {
+/// and one series (veh-002's PackCurrent) to compare the API with.
+pub(crate) fn ground_truth(db: &Database, logs: &Path, vehicles: usize) -> (Counts, Vec<(i64, f64)>) {
     let mut counts = Counts::new();
     let mut series = Vec::new();
     let mut values = Vec::new();
-    for i in 1..=VEHICLES {
+    for i in 1..=vehicles {
         let vehicle = vehicle_id(i).to_string();
         let file = std::fs::File::open(logs.join(format!("{vehicle}.log"))).unwrap();
         for frame in CandumpReader::new(std::io::BufReader::new(file), "log") {
@@ -60,7 +76,7 @@ fn ground_truth(db: &Database, logs: &Path) -> (Counts, Vec<(i64, f64)>) {
     (counts, series)
 }
 
-async fn lake_counts(stack: &Stack) -> Counts {
+pub(crate) async fn lake_counts(stack: &Stack) -> Counts {
     let history = DataFusionHistory::s3(&stack.endpoint, &stack.bucket).await.unwrap();
     let sql = Sql {
         text: "SELECT vehicle_id, message, signal, count(*) FROM decoded GROUP BY 1, 2, 3".into(),
@@ -95,28 +111,15 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let work = tempfile::tempdir().unwrap();
     let logs = work.path().join("logs");
-    let status = Command::new(local::binary("canopy-edge"))
-        .args([
-            "simulate",
-            "--prefix",
-            "veh",
-            "--seed",
-            "5",
-            "--overheat-vehicle",
-            "1",
-            "--overheat-module",
-            "3",
-            "--overheat-after",
-            "30",
-        ])
-        .args(["--vehicles", &VEHICLES.to_string(), "--duration", &SECONDS.to_string()])
-        .args(["--start-us", &start_us.to_string(), "--dbc"])
-        .arg(repo.join("dbc/ev_powertrain.dbc"))
-        .arg("--output")
-        .arg(&logs)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let overheat = [
+        "--overheat-vehicle",
+        "1",
+        "--overheat-module",
+        "3",
+        "--overheat-after",
+        "30",
+    ];
+    simulate(&logs, VEHICLES, SECONDS, start_us, &overheat);
 
     let stack = Stack::start(StackOptions {
         template: repo.join("template.yaml"),
@@ -124,6 +127,7 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
         mqtt_port: 0,
         api_port: 0,
         visibility_timeout_s: None,
+        functions_endpoint: None,
     })
     .await
     .unwrap();
@@ -139,6 +143,8 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
         dbc: repo.join("dbc/ev_powertrain.dbc"),
         work: work.path().join("fleet"),
         replay_dir: Some(logs.clone()),
+        replay_speed: 0.0,
+        via: None,
     };
     let counters = run_fleet(&stack, &options).await.unwrap();
     wait_idle(&stack, Duration::from_secs(180)).await.unwrap();
@@ -146,7 +152,7 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
     // Every frame decoded exactly once: the lake's values per vehicle and signal
     // are the logs' values per vehicle and signal.
     let db = Database::load(repo.join("dbc/ev_powertrain.dbc")).unwrap();
-    let (truth, series) = ground_truth(&db, &logs);
+    let (truth, series) = ground_truth(&db, &logs, VEHICLES);
     assert_eq!(lake_counts(&stack).await, truth);
     for (vehicle, c) in &counters {
         assert_eq!(c["frames_dropped"], 0, "{vehicle}: {c}");

@@ -9,5 +9,6 @@ mod contracts;
 mod decoder;
 mod e2e;
 mod edge;
+mod faults;
 mod redrive;
 mod telemetry;

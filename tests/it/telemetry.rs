@@ -51,10 +51,11 @@ async fn dynamo_ingest(store: S3Store, options: IngestOptions) -> Ingest<DynamoS
     }
 }
 
-async fn archive_rows<S: ObjectStore>(store: &S) -> Vec<(String, i64)> {
+/// Every archived message's vehicle and sequence number, from objects whose keys all start with `prefix`.
+pub(crate) async fn archive_rows<S: ObjectStore>(store: &S, prefix: &str) -> Vec<(String, i64)> {
     let mut rows = Vec::new();
     for (key, _) in store.list("telemetry/").await.unwrap() {
-        assert!(key.starts_with("telemetry/date=2023-11-1"), "{key}");
+        assert!(key.starts_with(prefix), "{key}");
         let body: Bytes = store.get(&key).await.unwrap().body;
         for batch in ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap() {
             let batch = batch.unwrap();
@@ -128,7 +129,7 @@ async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once
 
     assert_eq!(rejected, 40);
     assert_eq!(failed, 0);
-    let rows = archive_rows(store).await;
+    let rows = archive_rows(store, "telemetry/date=2023-11-1").await;
     let unique: BTreeSet<(String, i64)> = rows.iter().cloned().collect();
     assert_eq!(rows.len(), 1200, "every valid message, once");
     assert_eq!(unique.len(), 1200);

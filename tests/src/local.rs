@@ -155,6 +155,7 @@ pub async fn own_stack() -> canopy_local::stack::Stack {
         mqtt_port: 0,
         api_port: 0,
         visibility_timeout_s: Some(1),
+        functions_endpoint: None,
     })
     .await
     .unwrap()

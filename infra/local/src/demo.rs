@@ -32,6 +32,17 @@ pub struct FleetOptions {
     /// Replay `<dir>/veh-NNN.log` (from `canopy-edge simulate --prefix veh`)
     /// instead of simulating in the agent: the logs are then the ground truth.
     pub replay_dir: Option<PathBuf>,
+    /// The replay's speed: 0 as fast as possible, 10 ten times real time.
+    pub replay_speed: f64,
+    /// Where the agents reach S3 and the broker, when not the stack's own
+    /// addresses (proxies a test takes down).
+    pub via: Option<Via>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Via {
+    pub upload_endpoint: String,
+    pub mqtt_port: u16,
 }
 
 pub fn vehicle_id(i: usize) -> VehicleId {
@@ -47,8 +58,9 @@ pub fn edge_config(stack: &Stack, options: &FleetOptions, i: usize) -> String {
     };
     let source = match &options.replay_dir {
         Some(dir) => format!(
-            "kind = \"replay\"\nfile = \"{}\"\nspeed = 0\n",
-            dir.join(format!("{}.log", vehicle_id(i))).display()
+            "kind = \"replay\"\nfile = \"{}\"\nspeed = {}\n",
+            dir.join(format!("{}.log", vehicle_id(i))).display(),
+            options.replay_speed
         ),
         None => format!(
             "kind = \"simulator\"\nseed = {i}\nduration_s = {}\nspeed = 0\nstart_us = {}\n{overheat}",
@@ -84,8 +96,8 @@ port = {port}
         dbc = options.dbc.display(),
         spool = options.work.join(format!("spool-{i}")).display(),
         bucket = stack.bucket,
-        endpoint = stack.endpoint,
-        port = stack.mqtt.port(),
+        endpoint = options.via.as_ref().map_or(&stack.endpoint, |v| &v.upload_endpoint),
+        port = options.via.as_ref().map_or(stack.mqtt.port(), |v| v.mqtt_port),
     )
 }
 

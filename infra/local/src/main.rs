@@ -111,6 +111,7 @@ async fn start(args: &StackArgs) -> Result<Stack> {
         mqtt_port: args.mqtt_port,
         api_port: args.api_port,
         visibility_timeout_s: None,
+        functions_endpoint: None,
     })
     .await?;
     // `make watch` runs `cargo lambda watch` with these, so invoked functions
@@ -186,6 +187,8 @@ async fn main() -> Result<()> {
                 dbc: stack.template_dir().join("dbc/ev_powertrain.dbc"),
                 work: work.path().to_path_buf(),
                 replay_dir: None,
+                replay_speed: 0.0,
+                via: None,
             };
             println!("\nSimulating {vehicles} vehicles for {minutes} minutes each (veh-001 overheats)...");
             let counters = demo::run_fleet(&stack, &options).await?;

@@ -49,6 +49,39 @@ pub struct StackOptions {
     /// Every queue's visibility timeout instead of the template's: a test
     /// sees a failing message reach its dead-letter queue in seconds.
     pub visibility_timeout_s: Option<u64>,
+    /// Where the functions (and the API) reach AWS, when not where moto is:
+    /// a proxy a test takes down plays an outage between the functions and
+    /// the services, while IoT Core's and Lambda's own parts (the rules
+    /// engine, the event source mappings) keep reaching moto, as in AWS.
+    pub functions_endpoint: Option<String>,
+}
+
+/// Faults a test injects into the functions' invocations.
+#[derive(Default, Debug)]
+pub struct InvocationFaults {
+    /// Invocations still to kill, and how long each runs before it is.
+    kill: std::sync::Mutex<(u32, Duration)>,
+}
+
+impl InvocationFaults {
+    /// Kills the next `count` queue invocations still running `after` they
+    /// start, as a Lambda runtime dies mid-batch (a timeout, out of memory):
+    /// whatever the handler did by then stays done, nothing of the batch is
+    /// deleted, and every record comes back after the visibility timeout.
+    pub fn kill_next(&self, count: u32, after: Duration) {
+        *self.kill.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (count, after);
+    }
+
+    /// How long the next invocation may run, when it is to be killed.
+    fn deadline(&self) -> Option<Duration> {
+        let kill = self.kill.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (kill.0 > 0).then_some(kill.1)
+    }
+
+    fn killed(&self) {
+        let mut kill = self.kill.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        kill.0 = kill.0.saturating_sub(1);
+    }
 }
 
 /// What the stack has done, for summaries and tests.
@@ -58,6 +91,8 @@ pub struct StackCounters {
     pub rule_matches: AtomicU64,
     pub invocations: AtomicU64,
     pub failed_invocations: AtomicU64,
+    /// Invocations [`InvocationFaults`] killed mid-batch.
+    pub killed_invocations: AtomicU64,
     pub records_retried: AtomicU64,
 }
 
@@ -107,6 +142,7 @@ pub struct Stack {
     pub template_path: PathBuf,
     pub sdk: aws_config::SdkConfig,
     pub counters: Arc<StackCounters>,
+    pub faults: Arc<InvocationFaults>,
     tasks: Vec<JoinHandle<()>>,
     _moto: Option<Moto>,
 }
@@ -141,10 +177,13 @@ impl Stack {
 
         let sdk = crate::services::sdk_config(&endpoint).await;
         let bucket = create_resources(&template, &sdk, options.visibility_timeout_s).await?;
+        let functions_endpoint = options.functions_endpoint.clone().unwrap_or_else(|| endpoint.clone());
+        let functions_sdk = crate::services::sdk_config(&functions_endpoint).await;
         let counters = Arc::new(StackCounters::default());
+        let faults = Arc::new(InvocationFaults::default());
         let mut handlers: BTreeMap<String, Arc<Handler>> = BTreeMap::new();
         for f in &template.functions {
-            if let Some(h) = handler(&f.binary, &f.environment, &sdk)? {
+            if let Some(h) = handler(&f.binary, &f.environment, &functions_sdk)? {
                 handlers.insert(f.logical_id.clone(), Arc::new(h));
             }
         }
@@ -160,12 +199,13 @@ impl Stack {
                     *batch,
                     h.clone(),
                     counters.clone(),
+                    faults.clone(),
                 )));
             }
         }
         for f in template.functions.iter().filter(|f| f.binary == "compactor") {
             if let Some(every) = f.every {
-                let compactor = canopy_decoder::compact::Compactor::from_env(&f.environment, &sdk)?;
+                let compactor = canopy_decoder::compact::Compactor::from_env(&f.environment, &functions_sdk)?;
                 tasks.push(tokio::spawn(run_schedule(compactor, every)));
             }
         }
@@ -177,7 +217,14 @@ impl Stack {
             counters.clone(),
         )?));
 
-        let api = serve_api(&template, &sdk, &endpoint, &bucket, options.api_port).await?;
+        let api = serve_api(
+            &template,
+            &functions_sdk,
+            &functions_endpoint,
+            &bucket,
+            options.api_port,
+        )
+        .await?;
         tasks.push(api.1);
         info!(%endpoint, %mqtt, api = %api.0, %bucket, "local stack up");
         Ok(Stack {
@@ -189,6 +236,7 @@ impl Stack {
             template_path: options.template.clone(),
             sdk,
             counters,
+            faults,
             tasks,
             _moto: moto,
         })
@@ -381,6 +429,7 @@ async fn poll_queue(
     batch: usize,
     handler: Arc<Handler>,
     counters: Arc<StackCounters>,
+    faults: Arc<InvocationFaults>,
 ) {
     let url = queue_url(&queue);
     let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}");
@@ -392,7 +441,17 @@ async fn poll_queue(
         let mut event = SqsEvent::default();
         event.records = messages.iter().map(|m| sqs_record(m, &arn)).collect();
         counters.invocations.fetch_add(1, Ordering::Relaxed);
-        let failed: Vec<String> = match handler.invoke_batch(event).await {
+        let outcome = match faults.deadline() {
+            Some(after) => tokio::time::timeout(after, handler.invoke_batch(event)).await.ok(),
+            None => Some(handler.invoke_batch(event).await),
+        };
+        let Some(outcome) = outcome else {
+            faults.killed();
+            counters.killed_invocations.fetch_add(1, Ordering::Relaxed);
+            warn!(%queue, "invocation killed mid-batch; the whole batch returns to the queue");
+            continue;
+        };
+        let failed: Vec<String> = match outcome {
             Ok(failed) => failed,
             Err(e) => {
                 counters.failed_invocations.fetch_add(1, Ordering::Relaxed);

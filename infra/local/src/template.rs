@@ -670,6 +670,29 @@ mod tests {
         }
     }
 
+    /// A killed invocation leaves its claims; the message must be taken over
+    /// at a later delivery, not reach the dead-letter queue first.
+    #[test]
+    fn a_telemetry_claim_goes_stale_after_its_invocation_and_before_the_dead_letter_queue() {
+        let doc = raw_template();
+        let resources = &doc["Resources"];
+        let function = &resources["TelemetryFunction"]["Properties"];
+        let stale: u64 = function["Environment"]["Variables"]["CLAIM_STALE_SECONDS"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let timeout = function["Timeout"].as_u64().unwrap();
+        let queue = &resources["TelemetryQueue"]["Properties"];
+        let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
+        let receives = queue["RedrivePolicy"]["maxReceiveCount"].as_u64().unwrap();
+        assert!(stale > timeout, "a claim outlives the invocation that made it");
+        assert!(
+            stale < visibility * (receives - 1),
+            "taken over at a redelivery: {stale} s against {receives} deliveries {visibility} s apart"
+        );
+    }
+
     #[test]
     fn a_vehicle_uploading_too_much_is_an_alarm() {
         let doc = raw_template();
