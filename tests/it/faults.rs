@@ -16,14 +16,12 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use canopy::adapters::aws::s3::S3Store;
 use canopy::format::dbc::Database;
 use canopy_local::demo::{FleetOptions, Via, run_fleet, wait_idle};
 use canopy_local::services::{Moto, moto_server_path};
 use canopy_local::stack::{Stack, StackOptions};
-use canopy_local::template::queue_url;
-use canopy_tests::local;
+use canopy_tests::local::{self, waiting};
 use canopy_tests::proxy::Proxy;
 use tokio::time::sleep;
 
@@ -43,19 +41,7 @@ async fn dead_letters(stack: &Stack) -> BTreeMap<String, u64> {
         .iter()
         .filter_map(|q| q.redrive.as_ref().map(|r| &r.0))
     {
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(queue_url(dlq))
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .unwrap();
-        let n = attributes
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        resting.insert(dlq.clone(), n);
+        resting.insert(dlq.clone(), waiting(&sqs, dlq).await);
     }
     resting
 }

@@ -4,30 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use bytes::Bytes;
 use canopy::adapters::aws::s3::S3Store;
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::lake::keys::RawKey;
 use canopy::ports::store::ObjectStore;
-use canopy_local::template::queue_url;
 use canopy_tests::fixtures::{self, database};
-use canopy_tests::local;
-
-async fn waiting(sqs: &aws_sdk_sqs::Client, queue: &str) -> u64 {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(queue_url(queue))
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
-        .await
-        .unwrap();
-    attributes
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
+use canopy_tests::local::{self, waiting};
 
 async fn until<F, Fut>(what: &str, mut done: F)
 where

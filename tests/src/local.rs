@@ -144,6 +144,22 @@ impl SnsCapture {
     }
 }
 
+/// Messages waiting (visible) in the template's queue `queue`.
+pub async fn waiting(sqs: &aws_sdk_sqs::Client, queue: &str) -> u64 {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(canopy_local::template::queue_url(queue))
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("queue {queue}: {e}"));
+    attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The local stack of the repository's template on a moto of its own (the
 /// lake's bucket is named by the template, so another test's stack on a
 /// shared moto would see its objects), every queue's visibility timeout 1 s.
