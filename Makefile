@@ -246,7 +246,7 @@ DEMO_ARGS ?=
 
 .PHONY: local-build
 local-build: console
-	$(CARGO) build -p canopy-edge -p canopy-local
+	$(CARGO) build -p canopy-edge -p canopy-local -p canopy-ingest
 
 .PHONY: demo
 demo: venv local-build ## a simulated fleet through the whole pipeline on this machine (DEMO_ARGS=--once to exit after the summary)

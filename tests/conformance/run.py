@@ -3,6 +3,7 @@
 it. Exits with schemathesis' status: zero failures or the run fails."""
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -15,8 +16,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
 
-def start_stack(local: str, work: str) -> tuple[subprocess.Popen, str]:
-    """The local stack with two simulated vehicles; its API's base URL once it is up."""
+def start_stack(local: str, work: str) -> tuple[subprocess.Popen, str, str]:
+    """The local stack with two simulated vehicles; its API's base URL and
+    its moto endpoint once it is up."""
     out = open(os.path.join(work, "stack.log"), "w+")
     stack = subprocess.Popen(
         [local, "demo", "--vehicles", "2", "--minutes", "3", "--mqtt-port", "0", "--api-port", "0"],
@@ -33,8 +35,9 @@ def start_stack(local: str, work: str) -> tuple[subprocess.Popen, str]:
         out.seek(0)
         log = out.read()
         api = re.search(r"^API\s+(http://\S+)", log, re.M)
-        if api and "Up until Ctrl-C" in log:
-            return stack, api.group(1)
+        moto = re.search(r"^moto \(.*\)\s+(http://\S+)", log, re.M)
+        if api and moto and "Up until Ctrl-C" in log:
+            return stack, api.group(1), moto.group(1)
         time.sleep(1)
     stack.kill()
     sys.exit("the local stack was not up in 8 minutes")
@@ -47,8 +50,15 @@ def main() -> int:
     parser.add_argument("--seed", default="1")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        stack, api = start_stack(args.local, work)
+        stack, api, moto = start_stack(args.local, work)
         try:
+            # A key of the fleet's veh-001, so POST /ingest is exercised past its key check.
+            made = subprocess.run(
+                [str(Path(args.local).with_name("device-keys")), "--endpoint", moto, "--table", "DeviceKeysTable",
+                 "create", "--device", "veh-001", "--rate", "6000", "--label", "conformance"],
+                check=True, capture_output=True, text=True,
+            )
+            key = json.loads(made.stdout)["key"]
             return subprocess.call(
                 [
                     args.schemathesis,
@@ -62,6 +72,8 @@ def main() -> int:
                     args.seed,
                     "--workers",
                     "2",
+                    "--header",
+                    f"x-api-key: {key}",
                 ],
                 # Its caches go to the scratch folder, not the checkout.
                 cwd=work,

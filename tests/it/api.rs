@@ -21,7 +21,7 @@ use canopy_api::access::AccessPolicy;
 use canopy_api::history::athena::{AthenaHistory, Polling};
 use canopy_api::history::datafusion::DataFusionHistory;
 use canopy_api::history::plan::{Plan, Reduced, plan, reduce};
-use canopy_api::history::{FleetStat, History, HistoryError, SignalRef, Sql, TimeRange};
+use canopy_api::history::{FleetStat, History, HistoryError, SignalRef, Sql, TimeRange, TripRow};
 use canopy_api::quota::HistoryQuota;
 use canopy_api::{Api, OPENAPI, catalogs, router};
 use canopy_local::resources::{alerts_table, quota_table, state_table};
@@ -258,6 +258,114 @@ async fn fleet_stats_come_from_the_telemetry_archive() {
     );
 }
 
+/// A telemetry message of `vehicle` at `ts_s` with the measures a trip integrates.
+fn sample(vehicle: &str, seq: i64, ts_s: i64, speed_kph: f64, current_a: f64, soc_pct: f64, temp_c: f64) -> Telemetry {
+    let ts = chrono::DateTime::from_timestamp(ts_s, 0).unwrap().to_rfc3339();
+    Telemetry::from_json(&json!({"v": 1, "vehicle_id": vehicle, "ts": ts, "seq": seq,
+        "soc_pct": soc_pct, "pack_voltage_v": 400.0, "pack_current_a": current_a, "cell_voltage_min_v": 3.9,
+        "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0, "cell_temp_max_c": temp_c, "speed_kph": speed_kph}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn trips_are_split_by_gaps_and_integrated_from_the_telemetry_archive() {
+    // veh-01 drives twice, by hand:
+    // - 23:30:00-23:40:00 at 36 km/h drawing 400 V x 50 A, with a 2 min stop
+    //   (no messages 23:33:20-23:35:20): 6 km, 20 kW x 600 s = 3.333 kWh out;
+    // - 23:55:00-00:00:00 accelerating evenly from 0 to 120 km/h while
+    //   regenerating 400 V x -100 A: 5 km, 40 kW x 300 s = 3.333 kWh in. It
+    //   ends on the next day's partition.
+    // veh-02 drives at the same times, faster; it is not veh-01's.
+    let t0 = 1_700_004_600; // 2023-11-14T23:30:00Z
+    let mut day1 = Vec::new();
+    let mut day2 = Vec::new();
+    for i in (0..=600).filter(|i| !(201..320).contains(i)) {
+        day1.push(sample(
+            "veh-01",
+            i,
+            t0 + i,
+            36.0,
+            50.0,
+            80.0 - i as f64 / 100.0,
+            30.0 + (i % 5) as f64,
+        ));
+        day1.push(sample("veh-02", i, t0 + i, 99.0, 10.0, 50.0, 44.0));
+    }
+    for i in 0..=300 {
+        let m = sample(
+            "veh-01",
+            1_000 + i,
+            t0 + 1_500 + i,
+            120.0 * i as f64 / 300.0,
+            -100.0,
+            74.0 + i as f64 / 100.0,
+            33.0,
+        );
+        if m.ts_us() < 1_700_006_400_000_000 {
+            day1.push(m)
+        } else {
+            day2.push(m)
+        }
+    }
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("decoded")).unwrap();
+    for (date, messages) in [("2023-11-14", &day1), ("2023-11-15", &day2)] {
+        let dir = root.path().join(format!("telemetry/date={date}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows: Vec<&Telemetry> = messages.iter().collect();
+        std::fs::write(
+            dir.join("batch.parquet"),
+            canopy::format::lake::archive::write(&rows, "batch").unwrap(),
+        )
+        .unwrap();
+    }
+    let history = DataFusionHistory::local(root.path()).await.unwrap();
+    let vehicle = VehicleId::new("veh-01").unwrap();
+    let day = TimeRange::new(1_699_920_000_000_000, 1_700_092_800_000_000).unwrap();
+
+    let trips = history.trips(&vehicle, day, 300_000_000).await.unwrap();
+    assert_eq!(trips.len(), 2, "{trips:#?}");
+    let (a, b) = (trips[0], trips[1]);
+    assert_eq!(
+        (a.start_us, a.end_us, a.samples),
+        (t0 * 1_000_000, (t0 + 600) * 1_000_000, 482)
+    );
+    assert!(close(a.distance_km, 6.0), "{}", a.distance_km);
+    assert!(
+        close(a.energy_out_kwh, 20_000.0 * 600.0 / 3.6e6),
+        "{}",
+        a.energy_out_kwh
+    );
+    assert_eq!(
+        (a.energy_in_kwh, a.soc_start_pct, a.soc_end_pct, a.cell_temp_max_c),
+        (0.0, 80.0, 74.0, 34.0)
+    );
+    assert_eq!(
+        (b.start_us, b.end_us, b.samples),
+        ((t0 + 1_500) * 1_000_000, (t0 + 1_800) * 1_000_000, 301)
+    );
+    assert!(close(b.distance_km, 5.0), "{}", b.distance_km);
+    assert!(close(b.energy_in_kwh, 40_000.0 * 300.0 / 3.6e6), "{}", b.energy_in_kwh);
+    assert_eq!((b.energy_out_kwh, b.soc_start_pct, b.soc_end_pct), (0.0, 74.0, 77.0));
+
+    // A gap of a minute splits the first drive at its stop; the stop's 120 s count in neither half.
+    let split = history.trips(&vehicle, day, 60_000_000).await.unwrap();
+    assert_eq!(split.len(), 3);
+    assert!(close(split[0].distance_km + split[1].distance_km, 6.0 * 480.0 / 600.0));
+    // The range cuts a trip: from 23:35:20, the first drive is its last 280 s.
+    let cut = TimeRange::new((t0 + 320) * 1_000_000, day.to_us).unwrap();
+    let trips = history.trips(&vehicle, cut, 300_000_000).await.unwrap();
+    assert_eq!(trips[0].start_us, (t0 + 320) * 1_000_000);
+    assert!(close(trips[0].distance_km, 36.0 * 280.0 / 3600.0));
+    assert!(
+        history
+            .trips(&VehicleId::new("veh-03").unwrap(), day, 300_000_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// DataFusion, counting the queries that reach it.
 struct Counting {
     inner: DataFusionHistory,
@@ -272,6 +380,10 @@ impl History for Counting {
     async fn fleet_stats(&self, date: NaiveDate) -> Result<Vec<FleetStat>, HistoryError> {
         self.queries.fetch_add(1, Ordering::SeqCst);
         self.inner.fleet_stats(date).await
+    }
+    async fn trips(&self, vehicle: &VehicleId, range: TimeRange, gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        self.inner.trips(vehicle, range, gap_us).await
     }
 }
 
@@ -497,6 +609,17 @@ async fn the_router_answers_validates_and_documents_every_route() {
         }
     }
     documented.sort();
+    // The document is the API Gateway's: the ingest function's route is on it too.
+    let ingest = canopy_ingest::service::HttpIngest::new(
+        canopy::adapters::memory::MemoryKeyStore::default(),
+        canopy::adapters::memory::MemoryQueue::default(),
+        canopy::adapters::memory::MemoryLedger::default(),
+        canopy::adapters::memory::MemoryQuotaCounter::default(),
+        canopy_ingest::service::IngestOptions::default(),
+    );
+    let app = app
+        .clone()
+        .merge(canopy_ingest::router::router(std::sync::Arc::new(ingest)));
     for (method, path) in &documented {
         let concrete = path
             .replace("{id}", "veh-01")
@@ -514,8 +637,11 @@ async fn the_router_answers_validates_and_documents_every_route() {
             "{method} {path}: {status}"
         );
     }
-    assert_eq!(documented.len(), canopy_api::ROUTES.len());
-    for (method, path) in canopy_api::ROUTES {
+    assert_eq!(
+        documented.len(),
+        canopy_api::ROUTES.len() + canopy_ingest::router::ROUTES.len()
+    );
+    for (method, path) in canopy_api::ROUTES.iter().chain(&canopy_ingest::router::ROUTES) {
         assert!(
             documented.contains(&(method.to_string(), path.to_string())),
             "{method} {path} is not documented"
@@ -524,7 +650,7 @@ async fn the_router_answers_validates_and_documents_every_route() {
 }
 
 /// The columns of a chart query's answer (`series_sql`).
-fn series_columns() -> [&'static str; 17] {
+fn series_columns() -> [&'static str; 18] {
     canopy_api::history::plan::SERIES_COLUMNS.map(|(name, _)| name)
 }
 
@@ -586,15 +712,15 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
         &series_columns(),
         &[
             "1", "1", "2", "1", "100", "1.5", "900", "2.5", "400", "-3.0", "800", "7.25", "20", "-3.0", "7.25", "2.0",
-            "10.0",
+            "10.0", "4",
         ],
         &[
             "1", "1", "1", "1", "1000", "2.0", "1900", "2.0", "1000", "2.0", "1900", "2.0", "20", "-3.0", "7.25",
-            "2.0", "10.0",
+            "2.0", "10.0", "4",
         ],
         &[
             "2", "3", "1", "2", "1200", "9.0", "1300", "9.0", "1250", "1.0", "1200", "9.0", "20", "-3.0", "7.25",
-            "2.0", "10.0",
+            "2.0", "10.0", "4",
         ],
     ]);
     let answer = history.reduced(&veh("veh-01"), &signal(), &chart).await.unwrap();
@@ -613,6 +739,7 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
     let stats = answer.stats.unwrap();
     assert_eq!((stats.count, stats.min, stats.max, stats.mean), (20, -3.0, 7.25, 2.0));
     assert!(close(stats.stddev, 0.5f64.sqrt()));
+    assert_eq!(stats.out_of_range, 4);
 
     // What reached Athena: the text with placeholders, the values as quoted literals.
     let ids = athena

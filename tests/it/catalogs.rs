@@ -146,3 +146,120 @@ async fn a_vehicle_with_its_own_dbc_is_decoded_listed_and_charted_by_its_own_sig
     let (status, body) = api(&stack, "POST", "/vehicles/veh-other/query", Some(&query)).await;
     assert_eq!(status, 404, "{body}");
 }
+
+/// The fleet's DBC with ranges a drive exceeds: pack current within ±40 A
+/// and vehicle speed below 30 km/h.
+fn narrow_dbc() -> String {
+    String::from_utf8_lossy(dbc::BUILT_IN)
+        .replacen("(0.1,0) [-1000|1000] \"A\"", "(0.1,0) [-40|40] \"A\"", 1)
+        .replacen("(0.01,0) [0|250] \"km/h\"", "(0.01,0) [0|30] \"km/h\"", 1)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_past_a_vehicles_dbc_ranges_are_stored_flagged_and_counted() {
+    let stack = local::own_stack().await;
+    let store = S3Store::new(&stack.sdk, &stack.bucket);
+    let text = narrow_dbc();
+    assert_ne!(text.as_bytes(), dbc::BUILT_IN, "the ranges were narrowed");
+    store
+        .put("dbc/vehicles/veh-oor.dbc", Bytes::from(text.clone()), None)
+        .await
+        .unwrap();
+
+    // Three minutes of a simulated drive, which knows nothing of the narrow ranges.
+    let logs = tempfile::tempdir().unwrap();
+    let start_us = crate::e2e::recent_start_us();
+    crate::e2e::simulate(logs.path(), 1, 180, start_us, &[]);
+    let file = std::fs::File::open(logs.path().join("veh-001.log")).unwrap();
+    let frames: Vec<CanFrame> = canopy::format::candump::CandumpReader::new(std::io::BufReader::new(file), "log")
+        .map(Result::unwrap)
+        .collect();
+    // What the narrow DBC says lies out of range, value by value.
+    let db = Database::from_bytes(text.as_bytes(), "narrow").unwrap();
+    let mut truth: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    let mut values = Vec::new();
+    for frame in &frames {
+        let Some(message) = db.lookup(frame.id) else { continue };
+        message.decode(frame.data(), &mut values).unwrap();
+        for v in &values {
+            let signal = &message.signals[usize::from(v.signal)];
+            let entry = truth.entry(format!("{}.{}", message.name, signal.name)).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(signal.range().is_some_and(|r| r.excludes(v.value)));
+        }
+    }
+    for signal in ["BMS_PackStatus.PackCurrent", "VCU_VehicleStatus.VehicleSpeed"] {
+        let (n, out) = truth[signal];
+        assert!(
+            out > 0 && out < n,
+            "{signal}: the drive goes past the range only some of the time ({out} of {n})"
+        );
+    }
+
+    let raw = RawKey::new(VehicleId::new("veh-oor").unwrap(), frames[0].ts_us, 1);
+    store
+        .put(&raw.raw_key(), Bytes::from(fixtures::raw_file(&frames)), None)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while store.exists(&raw.decoded_key()).await.unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(90), "not decoded in 90 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    canopy_local::demo::wait_idle(&stack, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    // Stored all the same, flagged in the lake: every value, and exactly those out of range.
+    let history = canopy_api::history::datafusion::DataFusionHistory::s3(&stack.endpoint, &stack.bucket)
+        .await
+        .unwrap();
+    let sql = canopy_api::history::Sql {
+        text: "SELECT message, signal, count(*), sum(CASE WHEN out_of_range THEN 1 ELSE 0 END) FROM decoded \
+               WHERE vehicle_id = 'veh-oor' GROUP BY 1, 2"
+            .into(),
+        params: vec![],
+    };
+    let mut lake: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for batch in history.run(&sql).await.unwrap() {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::compute::cast;
+        use datafusion::arrow::datatypes::{DataType, Int64Type};
+        let text = |i: usize| cast(batch.column(i), &DataType::Utf8).unwrap();
+        let number = |i: usize| cast(batch.column(i), &DataType::Int64).unwrap();
+        let (m, s, n, o) = (text(0), text(1), number(2), number(3));
+        for row in 0..batch.num_rows() {
+            lake.insert(
+                format!(
+                    "{}.{}",
+                    m.as_string::<i32>().value(row),
+                    s.as_string::<i32>().value(row)
+                ),
+                (
+                    n.as_primitive::<Int64Type>().value(row) as u64,
+                    o.as_primitive::<Int64Type>().value(row) as u64,
+                ),
+            );
+        }
+    }
+    assert_eq!(lake, truth);
+
+    // The API's statistics count them, from the decoded values and from a tier alike.
+    let iso = |us: i64| chrono::DateTime::from_timestamp_micros(us).unwrap().to_rfc3339();
+    let range = format!("from={}&to={}", iso(start_us), iso(start_us + 180_000_000));
+    let want = truth["BMS_PackStatus.PackCurrent"].1;
+    for (max_points, source) in [(10_000, "decoded"), (10, "rollup_10s")] {
+        let (status, body) = api(
+            &stack,
+            "GET",
+            &format!("/vehicles/veh-oor/signals/BMS_PackStatus/PackCurrent?{range}&max_points={max_points}")
+                .replace('+', "%2B"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let stats = &body["series"]["stats"];
+        assert_eq!(stats["source"], source, "{stats}");
+        assert_eq!(stats["out_of_range"], want, "{source}: {stats}");
+    }
+}

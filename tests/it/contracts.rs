@@ -2,11 +2,14 @@
 //! adapters on moto: the same suites the memory adapters pass in the
 //! library's unit tests, so a service tested on memory is tested on what AWS does.
 
-use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoLedger, DynamoQuotaCounter, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{
+    DynamoAlertLog, DynamoKeyStore, DynamoLedger, DynamoQuotaCounter, DynamoStateTable,
+};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
+use canopy::adapters::aws::sqs::SqsQueue;
 use canopy::adapters::contract;
-use canopy_local::resources::{alerts_table, create_topic, ledger_table, quota_table, state_table};
+use canopy_local::resources::{alerts_table, create_topic, keys_table, ledger_table, quota_table, state_table};
 use canopy_tests::local;
 
 #[tokio::test]
@@ -50,4 +53,42 @@ async fn sns_and_iot_keep_the_messaging_contracts() {
     })
     .await;
     contract::device_publisher(&IotPublisher::new(&sdk), "iot").await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_key_store_contract() {
+    let table = local::table(keys_table, "contract-keys").await;
+    contract::key_store(&DynamoKeyStore::new(local::dynamodb().await, &table), "ddb").await;
+}
+
+#[tokio::test]
+async fn sqs_keeps_the_message_queue_contract() {
+    let sdk = local::sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let name = local::unique("contract-queue");
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    contract::message_queue(&SqsQueue::new(&sdk, &url), "sqs", async || {
+        let mut bodies = Vec::new();
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            if got.messages().is_empty() {
+                return bodies;
+            }
+            bodies.extend(got.messages().iter().filter_map(|m| m.body().map(str::to_string)));
+        }
+    })
+    .await;
 }

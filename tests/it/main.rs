@@ -10,5 +10,6 @@ mod decoder;
 mod e2e;
 mod edge;
 mod faults;
+mod ingest;
 mod redrive;
 mod telemetry;

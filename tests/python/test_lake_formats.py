@@ -30,6 +30,8 @@ DECODED_SCHEMA = {
     # Which batch, and which copy of it (README, Compaction).
     "batch": pa.dictionary(pa.int32(), pa.string()),
     "written_us": pa.int64(),
+    # Outside the signal's DBC [min, max] (README, "Out-of-range values").
+    "out_of_range": pa.bool_(),
 }
 
 
@@ -171,3 +173,41 @@ def test_j1939_frames_of_two_sources_decode_to_one_message_each_and_keep_their_s
         f"SELECT source_address, min(value), max(value) FROM '{decoded}' WHERE message = 'EEC1' GROUP BY ALL ORDER BY 1"
     ).fetchall()
     assert speeds == [(0x00, 600.0, 798.0), (0x0F, 601.0, 799.0)]
+
+
+def test_values_past_their_dbc_range_are_flagged_as_cantools_ranges_say(tmp_path, edge, dbc):
+    """Frames whose values go up to half again past each signal's DBC range:
+    the lake flags exactly the values outside cantools' minimum and maximum,
+    and the 1 s tier counts as many."""
+    db = cantools.database.load_file(str(dbc))
+    rng = random.Random(11)
+    lines, ts = [], 1_700_000_000_000_000
+    for i in range(2000):
+        msg = rng.choice([m for m in db.messages if not m.is_multiplexed()])
+        values = {}
+        for s in msg.signals:
+            lo = s.minimum if s.minimum is not None else 0
+            hi = s.maximum if s.maximum is not None else 1
+            span = hi - lo
+            values[s.name] = rng.uniform(lo - span / 2, hi + span / 2)
+        data = msg.encode(values, strict=False, scaling=True)
+        ts += 1000
+        ident = f"{msg.frame_id:08X}" if msg.is_extended_frame else f"{msg.frame_id:03X}"
+        body = f"{ident}##1{data.hex().upper()}" if msg.length > 8 else f"{ident}#{data.hex().upper()}"
+        lines.append(f"({ts // 1_000_000}.{ts % 1_000_000:06d}) can0 {body}")
+    log = tmp_path / "wild.log"
+    log.write_text("\n".join(lines) + "\n")
+    decoded = tmp_path / "decoded.parquet"
+    edge("decode", "--dbc", dbc, "--candump", log, "--format", "parquet", "--output", decoded, "--rollups")
+    ranges = {(m.name, s.name): (s.minimum, s.maximum) for m in db.messages for s in m.signals}
+    outside = 0
+    for message, signal, value in duckdb.sql(f"SELECT message, signal, value FROM '{decoded}'").fetchall():
+        lo, hi = ranges[(message, signal)]
+        if lo is None or hi is None or (lo == 0 and hi == 0):
+            continue
+        tolerance = 1e-9 * max(abs(lo), abs(hi), 1)
+        outside += value < lo - tolerance or value > hi + tolerance
+    flagged = duckdb.sql(f"SELECT count(*) FROM '{decoded}' WHERE out_of_range").fetchone()[0]
+    assert flagged == outside > 100
+    tier = f"{decoded}.rollup_1s.parquet"
+    assert duckdb.sql(f"SELECT sum(n_out_of_range) FROM '{tier}'").fetchone()[0] == outside

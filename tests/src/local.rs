@@ -164,13 +164,20 @@ pub async fn waiting(sqs: &aws_sdk_sqs::Client, queue: &str) -> u64 {
 /// lake's bucket is named by the template, so another test's stack on a
 /// shared moto would see its objects), every queue's visibility timeout 1 s.
 pub async fn own_stack() -> canopy_local::stack::Stack {
+    own_stack_with_visibility(1).await
+}
+
+/// [`own_stack`] with every queue's visibility timeout `seconds`: longer than
+/// a batch of the telemetry function takes under a flood, so a message is not
+/// delivered again while its first delivery is still being handled.
+pub async fn own_stack_with_visibility(seconds: u64) -> canopy_local::stack::Stack {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     canopy_local::stack::Stack::start(canopy_local::stack::StackOptions {
         template: repo.join("template.yaml"),
         moto_endpoint: None,
         mqtt_port: 0,
         api_port: 0,
-        visibility_timeout_s: Some(1),
+        visibility_timeout_s: Some(seconds),
         functions_endpoint: None,
     })
     .await

@@ -61,7 +61,7 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 const MAX_PAGE: usize = 100;
 
 /// Every route of [`router`], as `openapi.json` must list it.
-pub const ROUTES: [(&str, &str); 15] = [
+pub const ROUTES: [(&str, &str); 16] = [
     ("GET", "/"),
     ("GET", "/docs"),
     ("GET", "/assets/{file}"),
@@ -74,6 +74,7 @@ pub const ROUTES: [(&str, &str); 15] = [
     ("GET", "/vehicles/{id}"),
     ("GET", "/vehicles/{id}/alerts"),
     ("GET", "/vehicles/{id}/signals"),
+    ("GET", "/vehicles/{id}/trips"),
     ("GET", "/vehicles/{id}/signals/{message}/{signal}"),
     ("POST", "/vehicles/{id}/query"),
     ("GET", "/fleet/stats"),
@@ -220,6 +221,7 @@ where
         .route("/vehicles/{id}", get(vehicle::<H, S, A, Q>))
         .route("/vehicles/{id}/alerts", get(alerts::<H, S, A, Q>))
         .route("/vehicles/{id}/signals", get(vehicle_signals::<H, S, A, Q>))
+        .route("/vehicles/{id}/trips", get(vehicle_trips::<H, S, A, Q>))
         .route(
             "/vehicles/{id}/signals/{message}/{signal}",
             get(signal_history::<H, S, A, Q>),
@@ -477,6 +479,67 @@ async fn signal_history<H: History, S, A, Q: QuotaCounter>(
     Ok(Json(
         json!({ "vehicle_id": id, "from_us": range.from_us, "to_us": range.to_us, "series": series }),
     ))
+}
+
+/// A vehicle's trips in the range, each with the alerts raised on the way.
+async fn vehicle_trips<H: History, S, A: AlertLog, Q: QuotaCounter>(
+    State(api): Shared<H, S, A, Q>,
+    identity: Identity,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<HashMap<String, String>>,
+) -> Answer {
+    let id = readable_vehicle(&api, &identity, &id)?;
+    let range = TimeRange::parse(
+        params.get("from").map(String::as_str),
+        params.get("to").map(String::as_str),
+        chrono::Utc::now(),
+    )?;
+    let gap_us = history::trips::gap_us(number(&params, "gap_s")?)?;
+    api.admit_history(&identity).await?;
+    let rows = api.run_history(api.history.trips(&id, range, gap_us)).await?;
+    let alerts = alerts_in(&api.alerts, &id, range).await?;
+    Ok(Json(json!({
+        "vehicle_id": id,
+        "from_us": range.from_us,
+        "to_us": range.to_us,
+        "gap_s": gap_us / 1_000_000,
+        "trips": history::trips::trips(&rows, &alerts),
+    })))
+}
+
+/// Pages of the alert log read for one range at most (cooldowns keep alerts
+/// sparse: one per rule per window).
+const MAX_ALERT_PAGES: usize = 10;
+
+/// A vehicle's alerts in `range`, newest first, up to [`MAX_ALERT_PAGES`] pages.
+async fn alerts_in<A: AlertLog>(
+    log: &A,
+    vehicle: &VehicleId,
+    range: TimeRange,
+) -> Result<Vec<canopy::domain::alert::Alert>, ApiError> {
+    let mut found: Vec<canopy::domain::alert::Alert> = Vec::new();
+    let mut before = Some(range.to_us);
+    for _ in 0..MAX_ALERT_PAGES {
+        let page = log.alerts(vehicle, MAX_PAGE, before).await?;
+        let full = page.len() == MAX_PAGE;
+        let oldest = page.last().map(|a| a.ts_us);
+        let new: Vec<_> = page
+            .into_iter()
+            .filter(|a| !found.iter().any(|f| f.ts_us == a.ts_us && f.rule == a.rule))
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        found.extend(new);
+        match oldest {
+            // The next page starts at the oldest time again (one past it, as
+            // `before` is exclusive), for alerts of other rules at that time.
+            Some(oldest) if full && oldest >= range.from_us => before = Some(oldest + 1),
+            _ => break,
+        }
+    }
+    found.retain(|a| a.ts_us >= range.from_us);
+    Ok(found)
 }
 
 #[derive(Deserialize)]

@@ -586,3 +586,52 @@ async fn a_path_that_does_not_decode_is_a_json_400() {
         assert_eq!(body["error"]["field"], "path", "{uri}: {body}");
     }
 }
+
+#[tokio::test]
+async fn trips_carry_the_alerts_raised_during_them() {
+    let api = api().await;
+    let v = VehicleId::new("veh-001").unwrap();
+    let trip = |start_us: i64, end_us: i64| crate::history::TripRow {
+        start_us,
+        end_us,
+        samples: ((end_us - start_us) / 1_000_000 + 1) as u64,
+        distance_km: 12.5,
+        energy_out_kwh: 2.0,
+        energy_in_kwh: 0.25,
+        soc_start_pct: 80.0,
+        soc_end_pct: 76.5,
+        cell_temp_max_c: 61.5,
+    };
+    // The alert of api_with is raised at T0: inside the first trip.
+    api.history.insert_trips(
+        &v,
+        vec![
+            trip(T0_US - 600_000_000, T0_US + 60_000_000),
+            trip(T0_US + 3_600_000_000, T0_US + 4_200_000_000),
+        ],
+    );
+    let (status, body) = get(
+        &api,
+        "/vehicles/veh-001/trips?from=2023-11-14T21:00:00Z&to=2023-11-15T00:00:00Z&gap_s=120",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["gap_s"], 120);
+    let trips = body["trips"].as_array().unwrap();
+    assert_eq!(trips.len(), 2);
+    assert_eq!(trips[0]["start"], "2023-11-14T22:03:20.000Z");
+    assert_eq!(trips[0]["duration_s"], 660.0);
+    assert_eq!(trips[0]["distance_km"], 12.5);
+    assert_eq!(trips[0]["alerts"][0]["rule"], "over-temperature");
+    assert!(trips[1]["alerts"].as_array().unwrap().is_empty());
+
+    let (status, body) = get(&api, "/vehicles/veh-001/trips?gap_s=1").await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("gap_s"))
+    );
+    let (status, _) = get(&api, "/vehicles/veh-001/trips?gap_s=soon").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    api.history.faults.fail_next_of("trips", 1);
+    assert_eq!(get(&api, "/vehicles/veh-001/trips").await.0, StatusCode::BAD_GATEWAY);
+}

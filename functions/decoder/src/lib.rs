@@ -242,6 +242,9 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
         let mut per_vehicle = Metrics::new("decoder").with_dimension("VehicleId", key.vehicle.as_str());
         per_vehicle.add("RawBytes", outcome.bytes_in as f64, Unit::Bytes);
         per_vehicle.emit(self.metrics);
+        for signal in out_of_range_metrics(&outcome) {
+            signal.emit(self.metrics);
+        }
         Ok(Some(outcome))
     }
 }
@@ -263,6 +266,7 @@ fn log_outcome(outcome: &DecodeOutcome) {
         bytes_in = outcome.bytes_in,
         bytes_out = outcome.bytes_out,
         rollup_bytes = outcome.rollup_bytes,
+        out_of_range = outcome.out_of_range.iter().map(|o| o.values).sum::<u64>(),
         "decoded"
     );
     if !outcome.stats.unknown_id_counts.is_empty() {
@@ -276,9 +280,26 @@ fn log_outcome(outcome: &DecodeOutcome) {
     }
 }
 
+/// Per signal that had any, its values outside the DBC's range: a metric
+/// with a `Signal` dimension (`Message.Signal`), so an alarm can watch one
+/// sensor. Only signals that had such values emit one, so a fleet pays for
+/// the metrics of misbehaving signals only.
+pub fn out_of_range_metrics(outcome: &DecodeOutcome) -> Vec<Metrics> {
+    outcome
+        .out_of_range
+        .iter()
+        .map(|o| {
+            let mut m = Metrics::new("decoder").with_dimension("Signal", &format!("{}.{}", o.message, o.signal));
+            m.count("OutOfRangeValues", o.values);
+            m
+        })
+        .collect()
+}
+
 fn record_outcome(metrics: &mut Metrics, outcome: &DecodeOutcome) {
     let s = &outcome.stats;
     metrics
+        .count("OutOfRangeValues", outcome.out_of_range.iter().map(|o| o.values).sum())
         .count("Objects", 1)
         .count("Frames", s.frames)
         .count("ValuesDecoded", s.values)

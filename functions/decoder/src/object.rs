@@ -12,7 +12,7 @@ use crate::remote::StoreFileReader;
 use canopy::format::dbc::{Database, LoadError};
 use canopy::format::lake::LakeError;
 use canopy::format::lake::compact::BatchCopy;
-use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
+use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions, OutOfRange};
 use canopy::format::lake::keys::{KeyError, RawKey};
 use canopy::format::lake::raw::{RawBatch, check_schema, unreadable};
 use canopy::format::lake::rollup::TIERS;
@@ -50,6 +50,8 @@ pub struct DecodeOutcome {
     pub dbc: String,
     pub stats: DecodeStats,
     pub rows: u64,
+    /// Values outside their signal's DBC range (stored, and flagged in the lake), per signal.
+    pub out_of_range: Vec<OutOfRange>,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -240,6 +242,7 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
         dbc: dbc_name.to_string(),
         stats: decoder.stats,
         rows: file.rows,
+        out_of_range: file.out_of_range,
         bytes_in: info.size,
         bytes_out,
     })

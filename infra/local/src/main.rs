@@ -134,6 +134,10 @@ fn banner(stack: &Stack) {
     println!("API                                      http://{}", stack.api);
     println!("console                                  http://{}/", stack.api);
     println!("data bucket                              {}", stack.bucket);
+    println!(
+        "device keys (POST /ingest)               device-keys --endpoint {} --table DeviceKeysTable create --device veh-001",
+        stack.endpoint
+    );
 }
 
 async fn until_ctrl_c() -> Result<()> {

@@ -68,6 +68,16 @@ pub fn quota_table(name: &str) -> TableSpec<'_> {
     }
 }
 
+/// The device keys of HTTP ingest.
+pub fn keys_table(name: &str) -> TableSpec<'_> {
+    TableSpec {
+        name,
+        hash: ("key_id", ScalarAttributeType::S),
+        range: None,
+        ttl: None,
+    }
+}
+
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, spec: &TableSpec<'_>) -> Result<(), ResourceError> {
     let mut keys = vec![(spec.hash.0, spec.hash.1.clone(), KeyType::Hash)];
     if let Some((name, kind)) = &spec.range {

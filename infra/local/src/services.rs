@@ -147,13 +147,28 @@ pub fn spawn_tied_to_process(program: &Path, args: &[String]) -> Result<Child, S
 
 /// A minimal HTTP/1.1 exchange on loopback (moto's own API needs no more).
 pub fn http(endpoint: &str, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String), ServiceError> {
+    http_with(endpoint, method, path, &[], body)
+}
+
+/// [`http`] with more request headers (a device key, say).
+pub fn http_with(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<(u16, String), ServiceError> {
     let address = endpoint.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.unwrap_or("");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = String::new();

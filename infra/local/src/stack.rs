@@ -2,7 +2,8 @@
 //! template's resources created in moto under their local names, every SQS
 //! event source polled into its function's handler (as Lambda's event source
 //! mappings do, with partial batch failures), the IoT topic rules evaluated on
-//! the MQTT stream, and the API router served with DataFusion for history.
+//! the MQTT stream, and the API router served with DataFusion for history,
+//! with the ingest function's `POST /ingest` on the same port.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -302,7 +303,7 @@ fn handler(binary: &str, env: &BTreeMap<String, String>, sdk: &aws_config::SdkCo
         "telemetry" => Handler::Telemetry(canopy_telemetry::TelemetryHandler::from_env(env, sdk)?.with_metrics(sink)),
         "alerts" => Handler::Alerts(canopy_alerts::AlertsHandler::from_env(env, sdk)?.with_metrics(sink)),
         // Served over HTTP instead (serve_api).
-        "api" => return Ok(None),
+        "api" | "ingest" => return Ok(None),
         // Run on its schedule instead (run_schedule).
         "compactor" => return Ok(None),
         other => bail!("the template's function binary {other:?} has no local handler"),
@@ -642,7 +643,13 @@ async fn serve_api(
     config.console_auth = None;
     let history = DataFusionHistory::s3(endpoint, bucket).await?;
     let api = canopy_api::Api::with_history(&config, sdk, history)?;
-    let app = canopy_api::router(Arc::new(api));
+    let mut app = canopy_api::router(Arc::new(api));
+    // API Gateway serves the ingest function's route on the API's URL; so does this port.
+    if let Some(f) = template.functions.iter().find(|f| f.binary == "ingest") {
+        let ingest = canopy_ingest::Ingest::from_env(&f.environment, sdk)
+            .with_context(|| format!("function {}", f.logical_id))?;
+        app = app.merge(canopy_ingest::router::router(Arc::new(ingest)));
+    }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let address = listener.local_addr()?;
     let task = tokio::spawn(async move {

@@ -480,7 +480,10 @@ mod tests {
                 assert_eq!(resource[policy].as_str(), Some("Retain"), "{id:?} {policy}");
             }
         }
-        assert_eq!(checked, 7, "three buckets, three tables, the key");
+        assert_eq!(
+            checked, 8,
+            "three buckets, four tables (state, ledger, alerts, device keys), the key"
+        );
     }
 
     /// The `Sid`s of the statements of a policy resource's document.
@@ -597,7 +600,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_console_and_the_description_are_open() {
+    fn only_the_console_the_description_and_ingest_are_open() {
         let doc = raw_template();
         let mut open = Vec::new();
         for (id, resource) in doc["Resources"].as_mapping().unwrap() {
@@ -621,9 +624,16 @@ mod tests {
                 "GET /config.json",
                 "GET /docs",
                 "GET /health",
-                "GET /openapi.json"
+                "GET /openapi.json",
+                // Devices hold no token: the ingest function checks their keys itself.
+                "POST /ingest"
             ]
         );
+        let ingest = &template().function("IngestFunction").unwrap().environment.clone();
+        for name in ["KEYS_TABLE", "LEDGER_TABLE", "QUOTA_TABLE", "TELEMETRY_QUEUE_URL"] {
+            assert!(ingest.contains_key(name), "{name}");
+        }
+        assert_eq!(ingest["TELEMETRY_QUEUE_URL"], queue_url("TelemetryQueue"));
         // The console signs in with the code flow and comes back to the API's own URL.
         let client = &doc["Resources"]["ConsoleClient"]["Properties"];
         assert_eq!(seq(client, "AllowedOAuthFlows"), [Value::from("code")]);

@@ -11,12 +11,15 @@ use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 
 use crate::domain::alert::{Alert, Comparison, Severity};
+use crate::domain::device_key::DeviceKey;
 use crate::domain::measure::Measure;
 use crate::domain::vehicle::VehicleId;
 use crate::format::telemetry::Telemetry;
 use crate::ports::alert_log::AlertLog;
+use crate::ports::keys::KeyStore;
 use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
 use crate::ports::messaging::{DevicePublisher, Notifier};
+use crate::ports::queue::MessageQueue;
 use crate::ports::quota::QuotaCounter;
 use crate::ports::state::LatestStateStore;
 use crate::ports::store::{ObjectStore, UploadSink};
@@ -221,6 +224,15 @@ pub async fn ledger<L: Ledger>(ledger: &L, tag: &str) {
         Claim::Taken(existing) => assert_eq!(existing.archive_key, "obj-c"),
         Claim::Claimed => panic!("the reclaimed message belongs to obj-c"),
     }
+
+    // Which messages are claimed, in the order asked, across BatchGetItem's 100-key pages.
+    let seqs: Vec<u64> = (0..250).rev().chain([2, 1, 2]).collect();
+    let claimed = ledger.claimed(&v, &seqs).await.expect("claimed");
+    let want: Vec<bool> = seqs.iter().map(|s| matches!(s, 1 | 2)).collect();
+    assert_eq!(claimed, want);
+    let other = vehicle(tag, 2);
+    assert_eq!(ledger.claimed(&other, &[1, 2]).await.expect("claimed"), [false, false]);
+    assert!(ledger.claimed(&v, &[]).await.expect("claimed").is_empty());
 }
 
 /// One alert per vehicle and rule per window; the log newest first.
@@ -340,6 +352,75 @@ pub async fn device_publisher<D: DevicePublisher>(device: &D, tag: &str) {
         .expect("publish");
 }
 
+/// Keys are created once per id, read back whole, listed page by page,
+/// and revoked once.
+pub async fn key_store<K: KeyStore>(keys: &K, tag: &str) {
+    let device = vehicle(tag, 1);
+    let issued: Vec<DeviceKey> = (0..5)
+        .map(|i| {
+            crate::domain::device_key::issue(device.clone(), 60 + i, &format!("rig {i}"), 1_000)
+                .expect("a key")
+                .record
+        })
+        .collect();
+    for key in &issued {
+        assert!(keys.create(key).await.expect("create"));
+    }
+    let mut impostor = issued[0].clone();
+    impostor.device_id = vehicle(tag, 2);
+    assert!(
+        !keys.create(&impostor).await.expect("create"),
+        "an id in use is not replaced"
+    );
+    assert_eq!(
+        keys.get(&issued[0].key_id).await.expect("get").as_ref(),
+        Some(&issued[0])
+    );
+    assert_eq!(keys.get("000000000000").await.expect("get"), None);
+
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..1_000 {
+        let page = keys.list(2, after.as_deref()).await.expect("list");
+        assert!(page.items.len() <= 2);
+        listed.extend(page.items.into_iter().filter(|k| k.device_id == device));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    listed.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    let mut want = issued.clone();
+    want.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    assert_eq!(listed, want, "every key once, across pages");
+
+    assert!(keys.revoke(&issued[1].key_id, 5_000).await.expect("revoke"));
+    assert!(keys.revoke(&issued[1].key_id, 6_000).await.expect("revoke"));
+    let revoked = keys.get(&issued[1].key_id).await.expect("get").expect("the key");
+    assert_eq!(revoked.revoked_at_ms, Some(5_000), "the first revocation's time stays");
+    assert_eq!(revoked.secret_sha256, issued[1].secret_sha256);
+    assert!(!keys.revoke("000000000000", 5_000).await.expect("revoke"));
+    assert_eq!(
+        keys.get("000000000000").await.expect("get"),
+        None,
+        "revoking creates nothing"
+    );
+}
+
+/// Every body sent arrives once; `received` is what a consumer got.
+pub async fn message_queue<Q: MessageQueue>(queue: &Q, tag: &str, received: impl AsyncFn() -> Vec<String>) {
+    let bodies: Vec<String> = (0..25).map(|i| format!(r#"{{"tag":"{tag}","n":{i}}}"#)).collect();
+    let outcomes = queue.send_all(&bodies).await;
+    assert_eq!(outcomes.len(), bodies.len());
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert!(queue.send_all(&[]).await.is_empty());
+    let mut got: Vec<String> = received().await.into_iter().filter(|b| b.contains(tag)).collect();
+    got.sort();
+    let mut want = bodies;
+    want.sort();
+    assert_eq!(got, want);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +433,9 @@ mod tests {
         ledger(&MemoryLedger::default(), "t1").await;
         alert_log(&MemoryAlertLog::default(), "t1").await;
         quota_counter(&MemoryQuotaCounter::default(), "t1").await;
+        key_store(&MemoryKeyStore::default(), "t1").await;
+        let q = MemoryQueue::default();
+        message_queue(&q, "t1", async || q.take()).await;
         let n = MemoryNotifier::default();
         notifier(&n, "t1", async || {
             n.sent().into_iter().map(|s| (s.subject, s.body)).collect()

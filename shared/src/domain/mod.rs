@@ -4,8 +4,10 @@
 //! - [`measure`]: the telemetry measures by name, unit and meaning.
 //! - [`alert`]: alert rules as data, evaluating them, and the alert they raise.
 //! - [`lttb`]: downsampling a series for a chart.
+//! - [`device_key`]: the keys devices post telemetry over HTTPS with.
 
 pub mod alert;
+pub mod device_key;
 pub mod lttb;
 pub mod measure;
 pub mod vehicle;

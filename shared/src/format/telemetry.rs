@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::measure::Measure;
 use crate::domain::vehicle::VehicleId;
+use crate::runtime::text::truncate_chars;
 
 pub const VERSION: u64 = 1;
 
@@ -88,10 +89,23 @@ pub struct Telemetry {
 #[error("{reason}")]
 pub struct Rejection {
     pub reason: String,
+    /// The field at fault, when one is.
+    pub field: Option<String>,
 }
 
 fn reject(reason: impl Into<String>) -> Rejection {
-    Rejection { reason: reason.into() }
+    Rejection {
+        reason: reason.into(),
+        field: None,
+    }
+}
+
+/// A rejection for what `field` holds (or lacks).
+fn reject_at(field: &str, reason: impl Into<String>) -> Rejection {
+    Rejection {
+        reason: reason.into(),
+        field: Some(field.to_string()),
+    }
 }
 
 impl Telemetry {
@@ -156,13 +170,19 @@ impl Telemetry {
 
     fn check_ranges(&self) -> Result<(), Rejection> {
         if !(0.0..=100.0).contains(&self.soc_pct) {
-            return Err(reject(format!("field soc_pct {} is outside 0..100", self.soc_pct)));
+            return Err(reject_at(
+                "soc_pct",
+                format!("field soc_pct {} is outside 0..100", self.soc_pct),
+            ));
         }
         if self.cell_voltage_min_v > self.cell_voltage_max_v {
-            return Err(reject("cell_voltage_min_v is above cell_voltage_max_v"));
+            return Err(reject_at(
+                "cell_voltage_min_v",
+                "cell_voltage_min_v is above cell_voltage_max_v",
+            ));
         }
         if self.cell_temp_min_c > self.cell_temp_max_c {
-            return Err(reject("cell_temp_min_c is above cell_temp_max_c"));
+            return Err(reject_at("cell_temp_min_c", "cell_temp_min_c is above cell_temp_max_c"));
         }
         Ok(())
     }
@@ -177,20 +197,26 @@ impl Telemetry {
         let server_ms = self.server_time_ms(now_ms);
         let ts_ms = self.ts.timestamp_millis();
         if ts_ms > server_ms.saturating_add(bounds.max_ahead_ms) {
-            return Err(reject(format!(
-                "field ts {} is {} s ahead of the time IoT Core received the message (at most {} s)",
-                self.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
-                (ts_ms - server_ms) / 1000,
-                bounds.max_ahead_ms / 1000
-            )));
+            return Err(reject_at(
+                "ts",
+                format!(
+                    "field ts {} is {} s ahead of the time IoT Core received the message (at most {} s)",
+                    self.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
+                    (ts_ms - server_ms) / 1000,
+                    bounds.max_ahead_ms / 1000
+                ),
+            ));
         }
         if ts_ms < server_ms.saturating_sub(bounds.max_behind_ms) {
-            return Err(reject(format!(
-                "field ts {} is {} s behind the time IoT Core received the message (at most {} s)",
-                self.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
-                (server_ms - ts_ms) / 1000,
-                bounds.max_behind_ms / 1000
-            )));
+            return Err(reject_at(
+                "ts",
+                format!(
+                    "field ts {} is {} s behind the time IoT Core received the message (at most {} s)",
+                    self.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
+                    (server_ms - ts_ms) / 1000,
+                    bounds.max_behind_ms / 1000
+                ),
+            ));
         }
         Ok(())
     }
@@ -259,20 +285,22 @@ type Object = Map<String, Value>;
 
 fn check_version(object: &Object) -> Result<(), Rejection> {
     match object.get("v") {
-        None => Err(reject("missing field v")),
+        None => Err(reject_at("v", "missing field v")),
         Some(v) if v.as_u64() == Some(VERSION) => Ok(()),
-        Some(v) => Err(reject(format!("unsupported version v={v}; this accepts v=1"))),
+        Some(v) => Err(reject_at("v", format!("unsupported version v={v}; this accepts v=1"))),
     }
 }
 
 fn vehicle_field(object: &Object) -> Result<VehicleId, Rejection> {
     match object.get("vehicle_id") {
-        None => Err(reject("missing field vehicle_id")),
-        Some(Value::String(s)) => VehicleId::new(s.clone()).map_err(|e| reject(format!("field vehicle_id: {e}"))),
-        Some(other) => Err(reject(format!(
-            "field vehicle_id must be a string, found {}",
-            kind(other)
-        ))),
+        None => Err(reject_at("vehicle_id", "missing field vehicle_id")),
+        Some(Value::String(s)) => {
+            VehicleId::new(s.clone()).map_err(|e| reject_at("vehicle_id", format!("field vehicle_id: {e}")))
+        }
+        Some(other) => Err(reject_at(
+            "vehicle_id",
+            format!("field vehicle_id must be a string, found {}", kind(other)),
+        )),
     }
 }
 
@@ -281,32 +309,35 @@ fn check_topic(object: &Object, vehicle_id: &VehicleId) -> Result<(), Rejection>
     match object.get(TOPIC_VEHICLE_ID) {
         None => Ok(()),
         Some(Value::String(topic)) if topic == vehicle_id.as_str() => Ok(()),
-        Some(topic) => Err(reject(format!(
-            "field vehicle_id {:?} is not the vehicle of the topic the message came on ({topic})",
-            vehicle_id.as_str()
-        ))),
+        Some(topic) => Err(reject_at(
+            "vehicle_id",
+            format!(
+                "field vehicle_id {:?} is not the vehicle of the topic the message came on ({topic})",
+                vehicle_id.as_str()
+            ),
+        )),
     }
 }
 
 fn time_field(object: &Object) -> Result<DateTime<Utc>, Rejection> {
     match object.get("ts") {
-        None => Err(reject("missing field ts")),
+        None => Err(reject_at("ts", "missing field ts")),
         Some(Value::String(s)) => Ok(DateTime::parse_from_rfc3339(s)
-            .map_err(|e| reject(format!("field ts {s:?} is not an RFC 3339 time: {e}")))?
+            .map_err(|e| reject_at("ts", format!("field ts {s:?} is not an RFC 3339 time: {e}")))?
             .with_timezone(&Utc)),
-        Some(other) => Err(reject(format!(
-            "field ts must be an RFC 3339 string, found {}",
-            kind(other)
-        ))),
+        Some(other) => Err(reject_at(
+            "ts",
+            format!("field ts must be an RFC 3339 string, found {}", kind(other)),
+        )),
     }
 }
 
 fn seq_field(object: &Object) -> Result<u64, Rejection> {
     match object.get("seq") {
-        None => Err(reject("missing field seq")),
+        None => Err(reject_at("seq", "missing field seq")),
         Some(v) => v
             .as_u64()
-            .ok_or_else(|| reject(format!("field seq must be a non-negative integer, found {v}"))),
+            .ok_or_else(|| reject_at("seq", format!("field seq must be a non-negative integer, found {v}"))),
     }
 }
 
@@ -315,8 +346,11 @@ fn number_field(m: Measure, v: &Value) -> Result<f64, Rejection> {
         Value::Number(n) => n
             .as_f64()
             .filter(|v| v.is_finite())
-            .ok_or_else(|| reject(format!("field {m} is not a finite number"))),
-        other => Err(reject(format!("field {m} must be a number, found {}", kind(other)))),
+            .ok_or_else(|| reject_at(m.name(), format!("field {m} is not a finite number"))),
+        other => Err(reject_at(
+            m.name(),
+            format!("field {m} must be a number, found {}", kind(other)),
+        )),
     }
 }
 
@@ -326,7 +360,7 @@ fn required_measures(object: &Object) -> Result<[f64; Measure::REQUIRED.len()], 
     for (slot, m) in values.iter_mut().zip(Measure::REQUIRED) {
         let v = object
             .get(m.name())
-            .ok_or_else(|| reject(format!("missing field {m}")))?;
+            .ok_or_else(|| reject_at(m.name(), format!("missing field {m}")))?;
         *slot = number_field(m, v)?;
     }
     Ok(values)
@@ -361,22 +395,29 @@ fn unknown_fields(object: &Object) -> Result<BTreeMap<String, Value>, Rejection>
             && name.starts_with(|c: char| c.is_ascii_alphabetic())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !identifier {
-            return Err(reject(format!(
-                "field name {:?} is not a name of letters, digits and _ of at most {MAX_EXTRA_NAME} characters",
-                name.chars().take(80).collect::<String>()
-            )));
+            return Err(reject_at(
+                truncate_chars(name, 80),
+                format!(
+                    "field name {:?} is not a name of letters, digits and _ of at most {MAX_EXTRA_NAME} characters",
+                    name.chars().take(80).collect::<String>()
+                ),
+            ));
         }
         match value {
             Value::String(text) if text.chars().count() > MAX_EXTRA_STRING => {
-                return Err(reject(format!(
-                    "field {name} is a string of more than {MAX_EXTRA_STRING} characters"
-                )));
+                return Err(reject_at(
+                    name,
+                    format!("field {name} is a string of more than {MAX_EXTRA_STRING} characters"),
+                ));
             }
             Value::Array(_) | Value::Object(_) => {
-                return Err(reject(format!(
-                    "field {name} must be a number, string, boolean or null, found {}",
-                    kind(value)
-                )));
+                return Err(reject_at(
+                    name,
+                    format!(
+                        "field {name} must be a number, string, boolean or null, found {}",
+                        kind(value)
+                    ),
+                ));
             }
             _ => {}
         }
@@ -462,7 +503,10 @@ mod tests {
                 "{} does not start with {reason}",
                 err.reason
             );
+            let field = err.field.as_deref().expect("each of these names its field");
+            assert!(reason.contains(field), "{field} is the field of {reason}");
         }
+        assert_eq!(Telemetry::parse("[1]").unwrap_err().field, None, "no field is at fault");
         assert_eq!(
             Telemetry::parse("{").unwrap_err().reason.split(':').next(),
             Some("message is not JSON")

@@ -43,4 +43,8 @@ pub trait Ledger: Send + Sync {
         archive_key: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, TableError>> + Send;
+
+    /// Which of `seqs` of `vehicle` are claimed already, in their order: a
+    /// message posted again finds out it is a duplicate before it is queued.
+    fn claimed(&self, vehicle: &VehicleId, seqs: &[u64]) -> impl Future<Output = Result<Vec<bool>, TableError>> + Send;
 }

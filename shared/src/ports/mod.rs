@@ -11,10 +11,14 @@
 //! | [`quota::QuotaCounter`] | requests per caller and window | DynamoDB |
 //! | [`messaging::Notifier`] | alerts to people | SNS |
 //! | [`messaging::DevicePublisher`] | messages to vehicles | IoT Core's data plane |
+//! | [`keys::KeyStore`] | the keys devices post telemetry with | DynamoDB |
+//! | [`queue::MessageQueue`] | messages into a queue | SQS |
 
 pub mod alert_log;
+pub mod keys;
 pub mod ledger;
 pub mod messaging;
+pub mod queue;
 pub mod quota;
 pub mod state;
 pub mod store;

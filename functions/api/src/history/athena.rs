@@ -17,7 +17,8 @@ use aws_sdk_athena::types::{
 use chrono::NaiveDate;
 
 use crate::history::plan::{BucketRow, Plan, Reduced, SERIES_COLUMNS, reduce, series_sql};
-use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, fleet_stat, fleet_stats_sql};
+use crate::history::trips::{TRIP_COLUMNS, TripRow, trips_sql};
+use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, TimeRange, fleet_stat, fleet_stats_sql};
 use canopy::adapters::aws::error_text;
 use canopy::domain::vehicle::VehicleId;
 
@@ -197,8 +198,13 @@ impl AthenaHistory {
 /// an hour ago (later uploads are rare then; the edge sends within minutes),
 /// never while the range is still filling.
 pub fn reuse_minutes(plan: &Plan) -> Option<i32> {
+    settled_reuse(plan.range)
+}
+
+/// An hour's reuse for a range that ended an hour ago.
+fn settled_reuse(range: TimeRange) -> Option<i32> {
     let settled_us = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
-    (plan.range.to_us <= settled_us).then_some(60)
+    (range.to_us <= settled_us).then_some(60)
 }
 
 fn failed(query_id: &str, message: String) -> HistoryError {
@@ -300,6 +306,23 @@ impl History for AthenaHistory {
             })
     }
 
+    async fn trips(&self, vehicle: &VehicleId, range: TimeRange, gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
+        let sql = trips_sql("telemetry", vehicle, range, gap_us);
+        let rows = self.run_reusing(&sql, settled_reuse(range)).await?;
+        rows.iter()
+            .map(|row| {
+                TripRow::from_cells(
+                    |i| number(row, i, TRIP_COLUMNS[i].0),
+                    |i| number(row, i, TRIP_COLUMNS[i].0),
+                )
+            })
+            .collect::<Result<_, String>>()
+            .map_err(|message| HistoryError::Failed {
+                query_id: "(results)".into(),
+                message,
+            })
+    }
+
     /// Stops each query (one that already ended answers with an error, ignored).
     async fn cancel(&self, query_ids: &[String]) {
         let stops = query_ids
@@ -326,16 +349,17 @@ mod tests {
 
     #[test]
     fn rows_as_text_become_bucket_rows() {
-        let row = |v: [&str; 17]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+        let row = |v: [&str; 18]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
         let rows = vec![row([
             "1", "2", "2", "1", "0", "1.0", "90", "2.0", "40", "0.5", "0", "1.0", "10", "0.5", "9.0", "2.5", "12.0",
+            "3",
         ])];
         let parsed = bucket_rows(&rows).unwrap();
         assert_eq!(parsed[0].is, [true, false, false, true]);
         assert_eq!(parsed[0].min, canopy::domain::lttb::Point { ts_us: 40, value: 0.5 });
-        assert_eq!(parsed[0].n_all, 10);
+        assert_eq!((parsed[0].n_all, parsed[0].oor_all), (10, 3));
         let bad = vec![row([
-            "1", "1", "1", "1", "x", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1",
+            "1", "1", "1", "1", "x", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "0",
         ])];
         assert!(bucket_rows(&bad).unwrap_err().contains("not a number"));
     }

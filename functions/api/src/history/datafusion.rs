@@ -18,7 +18,8 @@ use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
 use crate::history::plan::{BucketRow, Kind, Plan, Reduced, SERIES_COLUMNS, reduce, series_sql};
-use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, fleet_stat, fleet_stats_sql};
+use crate::history::trips::{TRIP_COLUMNS, TripRow, trips_sql};
+use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, TimeRange, fleet_stat, fleet_stats_sql};
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::lake::archive::archive_schema;
 use canopy::format::lake::decoded::decoded_schema;
@@ -163,11 +164,19 @@ fn column(batch: &RecordBatch, i: usize, to: &DataType) -> Result<Arc<dyn Array>
     cast(batch.column(i), to).map_err(failed)
 }
 
-/// A [`series_sql`] answer's rows, from DataFusion's batches.
-pub fn bucket_rows(batches: &[RecordBatch]) -> Result<Vec<BucketRow>, HistoryError> {
+/// An answer's rows from DataFusion's batches: `row` builds one from its
+/// cells, read as `kinds` lists the columns.
+fn typed_rows<T>(
+    batches: &[RecordBatch],
+    kinds: &[(&str, Kind)],
+    row: impl Fn(
+        &dyn Fn(usize) -> Result<i64, HistoryError>,
+        &dyn Fn(usize) -> Result<f64, HistoryError>,
+    ) -> Result<T, HistoryError>,
+) -> Result<Vec<T>, HistoryError> {
     let mut rows = Vec::new();
     for batch in batches {
-        let columns: Vec<Arc<dyn Array>> = SERIES_COLUMNS
+        let columns: Vec<Arc<dyn Array>> = kinds
             .iter()
             .enumerate()
             .map(|(i, (_, kind))| match kind {
@@ -175,14 +184,18 @@ pub fn bucket_rows(batches: &[RecordBatch]) -> Result<Vec<BucketRow>, HistoryErr
                 Kind::Float => column(batch, i, &DataType::Float64),
             })
             .collect::<Result<_, _>>()?;
-        for row in 0..batch.num_rows() {
-            rows.push(BucketRow::from_cells(
-                |i| Ok::<_, HistoryError>(columns[i].as_primitive::<Int64Type>().value(row)),
-                |i| Ok(columns[i].as_primitive::<Float64Type>().value(row)),
-            )?);
+        for r in 0..batch.num_rows() {
+            let int = |i: usize| Ok(columns[i].as_primitive::<Int64Type>().value(r));
+            let float = |i: usize| Ok(columns[i].as_primitive::<Float64Type>().value(r));
+            rows.push(row(&int, &float)?);
         }
     }
     Ok(rows)
+}
+
+/// A [`series_sql`] answer's rows, from DataFusion's batches.
+pub fn bucket_rows(batches: &[RecordBatch]) -> Result<Vec<BucketRow>, HistoryError> {
+    typed_rows(batches, &SERIES_COLUMNS, |int, float| BucketRow::from_cells(int, float))
 }
 
 impl History for DataFusionHistory {
@@ -216,5 +229,10 @@ impl History for DataFusionHistory {
             }
         }
         Ok(stats)
+    }
+
+    async fn trips(&self, vehicle: &VehicleId, range: TimeRange, gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
+        let batches = self.run(&trips_sql("telemetry", vehicle, range, gap_us)).await?;
+        typed_rows(&batches, &TRIP_COLUMNS, |int, float| TripRow::from_cells(int, float))
     }
 }

@@ -1,4 +1,4 @@
-//! [`History`] in memory: series and fleet statistics given by the test, with
+//! [`History`] in memory: series, fleet statistics and trips given by the test, with
 //! the answers the SQL gives (each bucket's first, lowest, highest and last
 //! point; exact statistics) and [`Faults`] to fail or delay queries.
 
@@ -12,12 +12,13 @@ use canopy::format::lake::rollup::Agg;
 use chrono::NaiveDate;
 
 use super::plan::{self, BucketRow, Plan, Reduced};
-use super::{FleetStat, History, HistoryError, SignalRef};
+use super::{FleetStat, History, HistoryError, SignalRef, TimeRange, TripRow};
 
 #[derive(Debug, Default)]
 pub struct MemoryHistory {
     series: Mutex<HashMap<(VehicleId, SignalRef), Vec<Point>>>,
     stats: Mutex<HashMap<NaiveDate, Vec<FleetStat>>>,
+    trips: Mutex<HashMap<VehicleId, Vec<TripRow>>>,
     /// How long a query of a signal takes (none for the others).
     slow: Mutex<HashMap<SignalRef, std::time::Duration>>,
     /// The queries [`History::cancel`] was asked to stop.
@@ -47,6 +48,14 @@ impl MemoryHistory {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(date, stats);
+    }
+
+    /// Trips of `vehicle`, as the SQL would find them.
+    pub fn insert_trips(&self, vehicle: &VehicleId, trips: Vec<TripRow>) {
+        self.trips
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(vehicle.clone(), trips);
     }
 
     async fn enter(&self, operation: &'static str) -> Result<(), HistoryError> {
@@ -111,6 +120,7 @@ impl History for MemoryHistory {
                     max_all: all.v_max,
                     mean_all: all.mean(),
                     m2_all: all.v_m2,
+                    oor_all: all.n_out_of_range,
                 })
             })
             .collect();
@@ -121,6 +131,19 @@ impl History for MemoryHistory {
         self.enter("fleet_stats").await?;
         let stats = self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(stats.get(&date).cloned().unwrap_or_default())
+    }
+
+    /// The held trips that start in the range (the gap was the test's to apply).
+    async fn trips(&self, vehicle: &VehicleId, range: TimeRange, _gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
+        self.enter("trips").await?;
+        let trips = self.trips.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(trips
+            .get(vehicle)
+            .into_iter()
+            .flatten()
+            .filter(|t| (range.from_us..range.to_us).contains(&t.start_us))
+            .copied()
+            .collect())
     }
 
     async fn cancel(&self, query_ids: &[String]) {

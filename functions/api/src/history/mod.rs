@@ -6,7 +6,8 @@
 //!
 //! Every input is validated here before any backend sees it, and the SQL
 //! carries values only as parameters; both backends run the same text
-//! ([`plan::series_sql`], [`fleet_stats_sql`]), so they answer the same question.
+//! ([`plan::series_sql`], [`fleet_stats_sql`], [`trips::trips_sql`]), so they
+//! answer the same question.
 
 #[cfg(feature = "aws")]
 pub mod athena;
@@ -15,6 +16,7 @@ pub mod datafusion;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod plan;
+pub mod trips;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -30,6 +32,7 @@ use canopy::format::lake::keys::date_of;
 use canopy::runtime::text::truncate_chars;
 
 pub use plan::{Plan, Reduced, Stats};
+pub use trips::TripRow;
 
 /// The longest time range one query may span.
 pub const MAX_RANGE_US: i64 = 31 * 24 * 3600 * 1_000_000;
@@ -328,6 +331,15 @@ pub trait History: Send + Sync {
     ) -> impl Future<Output = Result<Reduced, HistoryError>> + Send;
 
     fn fleet_stats(&self, date: NaiveDate) -> impl Future<Output = Result<Vec<FleetStat>, HistoryError>> + Send;
+
+    /// A vehicle's trips in the range, split by gaps of more than `gap_us`:
+    /// runs [`trips::trips_sql`] over the telemetry archive.
+    fn trips(
+        &self,
+        vehicle: &VehicleId,
+        range: TimeRange,
+        gap_us: i64,
+    ) -> impl Future<Output = Result<Vec<TripRow>, HistoryError>> + Send;
 
     /// Stops queries nobody will read (a request past its deadline). An
     /// engine that runs nothing after its caller has gone does nothing.

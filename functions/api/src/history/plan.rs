@@ -58,18 +58,26 @@ pub fn plan(range: TimeRange, max_points: usize) -> Plan {
     }
 }
 
-/// The rollup columns every source's rows are read as.
-const ROW_COLUMNS: &str = "ts_us, n, v_min, t_min, v_max, t_max, t_first, v_first, t_last, v_last, v_sum, v_m2";
+/// The rollup columns every source's rows are read as (with `n_oor`, the
+/// values out of their DBC range).
+const ROW_COLUMNS: &str = "ts_us, n, v_min, t_min, v_max, t_max, t_first, v_first, t_last, v_last, v_sum, v_m2, n_oor";
 
 /// The rows of `source` as rollup rows (a decoded value is a bucket of one),
-/// with the columns that say which copy of which batch they are.
+/// with the columns that say which copy of which batch they are. Objects
+/// written before the out-of-range columns existed count none.
 fn source_rows(source: Source) -> String {
     match source {
         Source::Decoded => "SELECT ts_us, CAST(1 AS BIGINT) AS n, value AS v_min, ts_us AS t_min, value AS v_max, \
              ts_us AS t_max, ts_us AS t_first, value AS v_first, ts_us AS t_last, value AS v_last, \
-             value AS v_sum, CAST(0 AS DOUBLE) AS v_m2, batch, written_us FROM decoded"
+             value AS v_sum, CAST(0 AS DOUBLE) AS v_m2, \
+             CASE WHEN out_of_range THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END AS n_oor, \
+             batch, written_us FROM decoded"
             .to_string(),
-        Source::Tier(t) => format!("SELECT {ROW_COLUMNS}, batch, written_us FROM {}", t.table),
+        Source::Tier(t) => format!(
+            "SELECT ts_us, n, v_min, t_min, v_max, t_max, t_first, v_first, t_last, v_last, v_sum, v_m2, \
+             coalesce(n_out_of_range, CAST(0 AS BIGINT)) AS n_oor, batch, written_us FROM {}",
+            t.table
+        ),
     }
 }
 
@@ -82,9 +90,10 @@ pub fn series_sql(plan: &Plan, vehicle: &VehicleId, signal: &SignalRef) -> Sql {
     let text = format!(
         "WITH t AS ({rows}), \
          b AS (SELECT (ts_us - ?) / ? AS bucket, n, v_min, t_min, v_max, t_max, t_first, v_first, t_last, v_last, \
-         v_sum, v_m2, sum(v_sum) OVER () / sum(n) OVER () AS mean_all FROM t), \
+         v_sum, v_m2, n_oor, sum(v_sum) OVER () / sum(n) OVER () AS mean_all FROM t), \
          r AS (SELECT bucket, v_min, t_min, v_max, t_max, t_first, v_first, t_last, v_last, mean_all, \
          sum(n) OVER () AS n_all, min(v_min) OVER () AS min_all, max(v_max) OVER () AS max_all, \
+         sum(n_oor) OVER () AS oor_all, \
          sum(v_m2 + n * (v_sum / n - mean_all) * (v_sum / n - mean_all)) OVER () AS m2_all, \
          row_number() OVER (PARTITION BY bucket ORDER BY t_first) AS r_first, \
          row_number() OVER (PARTITION BY bucket ORDER BY t_last DESC) AS r_last, \
@@ -127,7 +136,7 @@ pub enum Kind {
 
 /// The columns of [`series_sql`]'s answer, in order: the one list the SQL,
 /// the backends' readers ([`BucketRow::from_cells`]) and the tests share.
-pub const SERIES_COLUMNS: [(&str, Kind); 17] = [
+pub const SERIES_COLUMNS: [(&str, Kind); 18] = [
     ("r_first", Kind::Int),
     ("r_last", Kind::Int),
     ("r_min", Kind::Int),
@@ -145,6 +154,7 @@ pub const SERIES_COLUMNS: [(&str, Kind); 17] = [
     ("max_all", Kind::Float),
     ("mean_all", Kind::Float),
     ("m2_all", Kind::Float),
+    ("oor_all", Kind::Int),
 ];
 
 /// One row of [`series_sql`]'s answer, as a backend read it.
@@ -162,6 +172,8 @@ pub struct BucketRow {
     pub max_all: f64,
     pub mean_all: f64,
     pub m2_all: f64,
+    /// Values of the range outside their DBC range.
+    pub oor_all: u64,
 }
 
 impl BucketRow {
@@ -188,6 +200,7 @@ impl BucketRow {
             max_all: float(14)?,
             mean_all: float(15)?,
             m2_all: float(16)?,
+            oor_all: int(17)? as u64,
         })
     }
 }
@@ -202,6 +215,8 @@ pub struct Stats {
     pub mean: f64,
     /// Population standard deviation (ddof = 0, numpy's default).
     pub stddev: f64,
+    /// Values outside the signal's DBC `[min, max]` (stored all the same).
+    pub out_of_range: u64,
     /// The range the statistics cover: the asked range widened to whole
     /// buckets of the source (`source`).
     pub from_us: i64,
@@ -236,6 +251,7 @@ pub fn reduce(plan: &Plan, rows: &[BucketRow]) -> Reduced {
         max: r.max_all,
         mean: r.mean_all,
         stddev: (r.m2_all / r.n_all as f64).sqrt(),
+        out_of_range: r.oor_all,
         from_us: plan.range.from_us,
         to_us: plan.range.to_us,
         source: plan.source.name(),
@@ -309,6 +325,7 @@ mod tests {
             max_all: 9.0,
             mean_all: 2.0,
             m2_all: 16.0,
+            oor_all: 1,
         };
         let rows = [
             row([true, true, true, true], p(0, 1.0), p(90, 2.0), p(40, -1.0), p(90, 2.0)),
@@ -332,7 +349,7 @@ mod tests {
         let ts: Vec<i64> = reduced.points.iter().map(|p| p.ts_us).collect();
         assert_eq!(ts, [0, 40, 90, 100, 120, 150, 190]);
         let stats = reduced.stats.unwrap();
-        assert_eq!((stats.count, stats.stddev), (4, 2.0));
+        assert_eq!((stats.count, stats.stddev, stats.out_of_range), (4, 2.0, 1));
         assert!(reduce(&plan, &[]).stats.is_none());
     }
 }

@@ -228,6 +228,33 @@ async function main() {
     const pngBytes = readFileSync(await png.path());
     check('the PNG export is a PNG', pngBytes.subarray(1, 4).toString() === 'PNG' && pngBytes.length > 2000, `${pngBytes.length} bytes`);
 
+    // ---- trips: the API's, and a click charts one ----
+    await page.waitForSelector('table.trips tbody tr', { timeout: 20_000 });
+    const tripsShown = await page.$$eval('table.trips tbody tr', (trs) =>
+      trs.map((tr) => ({ start: Number(tr.getAttribute('data-trip')), km: tr.querySelector('td[data-key="distance_km"]').textContent.trim() })),
+    );
+    const nowMin = Math.ceil(Date.now() / 60_000) * 60_000;
+    const apiTrips = (await api(base, `/vehicles/${HOT_VEHICLE}/trips?from=${new Date(nowMin - 7 * 86_400_000).toISOString()}&to=${new Date(nowMin).toISOString()}`)).trips;
+    const sameTrips =
+      apiTrips.length >= 1 &&
+      tripsShown.length === apiTrips.length &&
+      apiTrips.every((t) => tripsShown.some((r) => r.start === t.start_us && r.km === `${fixed(t.distance_km, 1)} km`));
+    check("the vehicle's trips are the API's", sameTrips, `${tripsShown.length} shown, ${apiTrips.length} from the API, ${apiTrips.map((t) => fixed(t.distance_km, 2)).join(' ')} km`);
+    const trip = apiTrips[apiTrips.length - 1];
+    const tripQuery = page.waitForRequest((r) => r.url().endsWith(`/vehicles/${HOT_VEHICLE}/query`) && r.method() === 'POST');
+    await page.click(`table.trips tr[data-trip="${trip.start_us}"] button`);
+    const tripBody = JSON.parse((await tripQuery).postData());
+    const tripFrom = Date.parse(tripBody.start_time);
+    const tripTo = Date.parse(tripBody.end_time);
+    check(
+      'a click on a trip charts the trip',
+      tripFrom <= trip.start_us / 1000 && tripTo >= trip.end_us / 1000 && tripTo - tripFrom < (trip.end_us - trip.start_us) / 1000 + 5 * 60_000,
+      `${tripBody.start_time} – ${tripBody.end_time} for ${trip.start} – ${trip.end}`,
+    );
+    await page.waitForSelector(`table.trips tr[data-trip="${trip.start_us}"][aria-current="true"]`, { timeout: 10_000 }).catch(() => null);
+    check('the charted trip is marked', (await page.$(`table.trips tr[data-trip="${trip.start_us}"][aria-current="true"]`)) !== null);
+    await page.screenshot({ path: join(out, 'vehicle-trip.png'), fullPage: true });
+
     // ---- alerts page ----
     await page.goto(`${base}/#/alerts`);
     await page.waitForSelector('table.alerts tbody tr');

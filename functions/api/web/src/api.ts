@@ -54,6 +54,8 @@ export interface RangeStats {
   max: number;
   mean: number;
   stddev: number;
+  /** Values outside the signal's DBC range (older API answers lack it). */
+  out_of_range?: number;
   from_us: number;
   to_us: number;
   source: string;
@@ -74,6 +76,23 @@ export interface History {
   from_us: number;
   to_us: number;
   series: Series[];
+}
+
+/** A contiguous period of telemetry (GET /vehicles/{id}/trips). */
+export interface Trip {
+  start: string;
+  end: string;
+  start_us: number;
+  end_us: number;
+  duration_s: number;
+  samples: number;
+  distance_km: number;
+  energy_out_kwh: number;
+  energy_in_kwh: number;
+  soc_start_pct: number;
+  soc_end_pct: number;
+  cell_temp_max_c: number;
+  alerts: Alert[];
 }
 
 export interface SignalRef {

@@ -13,6 +13,8 @@ pub mod iot;
 pub mod s3;
 #[cfg(feature = "sns")]
 pub mod sns;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 
 /// The SDK configuration from the environment (region, credentials, endpoint).
 pub async fn config() -> aws_config::SdkConfig {

@@ -67,4 +67,13 @@ impl Ledger for MemoryLedger {
         );
         Ok(true)
     }
+
+    async fn claimed(&self, vehicle: &VehicleId, seqs: &[u64]) -> Result<Vec<bool>, TableError> {
+        self.enter("claimed").await?;
+        let claims = lock(&self.claims);
+        Ok(seqs
+            .iter()
+            .map(|seq| claims.contains_key(&(vehicle.clone(), *seq)))
+            .collect())
+    }
 }

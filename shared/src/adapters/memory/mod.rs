@@ -4,16 +4,20 @@
 
 mod alert_log;
 mod faults;
+mod keys;
 mod ledger;
 mod messaging;
+mod queue;
 mod quota;
 mod state;
 mod store;
 
 pub use alert_log::MemoryAlertLog;
 pub use faults::Faults;
+pub use keys::MemoryKeyStore;
 pub use ledger::MemoryLedger;
 pub use messaging::{MemoryDevicePublisher, MemoryNotifier, Notification};
+pub use queue::MemoryQueue;
 pub use quota::MemoryQuotaCounter;
 pub use state::MemoryStateTable;
 pub use store::MemoryStore;

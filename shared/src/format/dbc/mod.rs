@@ -35,7 +35,7 @@ use std::path::Path;
 pub use bits::ByteOrder;
 pub use error::{DecodeError, EncodeError, LoadError, LoadWarning};
 pub use message::{Message, SignalValue};
-pub use signal::{Multiplexed, Signal, ValueKind};
+pub use signal::{Multiplexed, Signal, ValueKind, ValueRange};
 
 use crate::format::frame::CanId;
 

@@ -311,7 +311,32 @@ impl Codec {
     }
 }
 
+/// A signal's `[min|max]` as its DBC sets it (`[0|0]` sets none).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ValueRange {
+    pub min: f64,
+    pub max: f64,
+}
+
+impl ValueRange {
+    /// Whether `value` lies outside the range by more than scaling rounds
+    /// (a billionth of the range's magnitude: `raw * factor + offset` may
+    /// land an ulp past a bound the DBC wrote in decimal). NaN is not judged.
+    pub fn excludes(&self, value: f64) -> bool {
+        let tolerance = 1e-9 * self.min.abs().max(self.max.abs()).max(1.0);
+        value < self.min - tolerance || value > self.max + tolerance
+    }
+}
+
 impl Signal {
+    /// The range the DBC gives the signal's physical values, if it gives one.
+    pub fn range(&self) -> Option<ValueRange> {
+        Some(ValueRange {
+            min: self.minimum?,
+            max: self.maximum?,
+        })
+    }
+
     pub(crate) fn physical(&self, buf: &Padded) -> f64 {
         self.codec.physical(buf)
     }
@@ -357,6 +382,19 @@ fn sign_extend(bits: u64, length: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_excludes_what_lies_past_it_not_what_scaling_rounded() {
+        let r = ValueRange { min: -40.0, max: 215.0 };
+        assert!(!r.excludes(-40.0) && !r.excludes(215.0) && !r.excludes(0.0));
+        assert!(r.excludes(215.5) && r.excludes(-40.1));
+        // 0.1 * 2147 is 214.70000000000002: inside a bound of 214.7.
+        let tight = ValueRange { min: 0.0, max: 214.7 };
+        assert!(!tight.excludes(0.1 * 2147.0));
+        assert!(tight.excludes(0.1 * 2148.0));
+        assert!(!r.excludes(f64::NAN), "NaN is not judged");
+        assert!(r.excludes(f64::INFINITY));
+    }
 
     #[test]
     fn sign_extension() {

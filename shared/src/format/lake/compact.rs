@@ -287,13 +287,13 @@ pub fn compact<W: Write + Send>(table: Table, inputs: &[(String, Bytes)], out: W
     let mut rows = 0u64;
     for (source, bytes) in inputs {
         for batch in read(source, bytes, None)? {
-            if batch.schema().fields() != table.schema().fields() {
-                return Err(LakeError::schema(
+            let batch = conform(&batch, &table.schema()).ok_or_else(|| {
+                LakeError::schema(
                     &Arc::from(source.as_str()),
                     "*",
                     format!("not the {} schema", table.prefix().trim_end_matches('/')),
-                ));
-            }
+                )
+            })?;
             let (batches, written) = copy_columns(source, &batch)?;
             let live: BooleanArray = (0..batch.num_rows())
                 .map(|row| Some(newest.get(batches(row)) == Some(&written.value(row))))
@@ -326,6 +326,25 @@ pub fn compact<W: Write + Send>(table: Table, inputs: &[(String, Bytes)], out: W
             written_us,
         },
     ))
+}
+
+/// `batch` in `schema`: its own columns, by name, and null ones for the
+/// nullable columns it lacks (an object written before they were added).
+/// `None` when a column is missing that may not be null, or has another type.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Option<RecordBatch> {
+    if batch.schema().fields() == schema.fields() {
+        return Some(batch.clone());
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => Some(column.clone()),
+            None if field.is_nullable() => Some(arrow_array::new_null_array(field.data_type(), batch.num_rows())),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns).ok()
 }
 
 fn read(name: &str, bytes: &Bytes, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>, LakeError> {
@@ -463,5 +482,80 @@ mod tests {
         assert!(!unit.covers(&LakeObject::parse(&day.compacted_key(Table::Decoded, 1)).unwrap()));
         assert_eq!(LakeObject::parse("decoded/x/notes.txt"), None);
         assert_eq!(LakeObject::parse("decoded/x/a_b_c.parquet"), None);
+    }
+
+    /// A decoded object of `rows` values of one signal, in `schema` (the
+    /// current one, or one from before a column was added).
+    fn object(schema: SchemaRef, batch_name: &str, rows: usize) -> Bytes {
+        use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray};
+        let dict = |v: &str| -> ArrayRef {
+            Arc::new(
+                arrow_array::DictionaryArray::<arrow_array::types::Int32Type>::try_new(
+                    Int32Array::from(vec![0; rows]),
+                    Arc::new(StringArray::from(vec![v])),
+                )
+                .unwrap(),
+            )
+        };
+        let all: Vec<(&str, ArrayRef)> = vec![
+            ("ts_us", Arc::new(Int64Array::from_iter_values(0..rows as i64))),
+            ("message", dict("M")),
+            ("signal", dict("S")),
+            (
+                "value",
+                Arc::new(Float64Array::from_iter_values((0..rows).map(|i| i as f64))),
+            ),
+            ("unit", dict("V")),
+            ("source_address", Arc::new(Int32Array::new_null(rows))),
+            ("batch", dict(batch_name)),
+            ("written_us", Arc::new(Int64Array::from(vec![1; rows]))),
+            (
+                "out_of_range",
+                Arc::new(BooleanArray::from_iter((0..rows).map(|i| Some(i == 0)))),
+            ),
+        ];
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| all.iter().find(|(n, _)| n == f.name()).unwrap().1.clone())
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        Bytes::from(writer.into_inner().unwrap())
+    }
+
+    #[test]
+    fn objects_written_before_a_column_was_added_compact_with_it_null() {
+        use arrow_array::Array;
+        let current = decoded::decoded_schema();
+        let older: SchemaRef = Arc::new(arrow_schema::Schema::new(
+            current
+                .fields()
+                .iter()
+                .filter(|f| f.name() != "out_of_range")
+                .cloned()
+                .collect::<Vec<_>>(),
+        ));
+        let inputs = [
+            ("old".to_string(), object(older.clone(), "old", 3)),
+            ("new".to_string(), object(current.clone(), "new", 2)),
+        ];
+        let (out, compacted) = compact(Table::Decoded, &inputs, Vec::new()).unwrap();
+        assert_eq!(compacted.rows, 5);
+        let batches = read("out", &Bytes::from(out), None).unwrap();
+        let flags: Vec<Option<bool>> = batches
+            .iter()
+            .flat_map(|b| {
+                let column = b.column_by_name("out_of_range").unwrap().as_boolean().clone();
+                (0..column.len()).map(move |i| column.is_valid(i).then(|| column.value(i)))
+            })
+            .collect();
+        assert_eq!(flags, [None, None, None, Some(true), Some(false)]);
+        // A column of another type is not this table's.
+        let mut wrong: Vec<arrow_schema::Field> = older.fields().iter().map(|f| f.as_ref().clone()).collect();
+        wrong[3] = arrow_schema::Field::new("value", arrow_schema::DataType::Int64, false);
+        let wrong = Arc::new(arrow_schema::Schema::new(wrong));
+        assert!(conform(&RecordBatch::new_empty(wrong), &current).is_none());
     }
 }

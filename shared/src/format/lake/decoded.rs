@@ -10,6 +10,11 @@
 //! | `source_address` | INT32, nullable: the sender of a J1939 message (null for other messages) |
 //! | `batch` | STRING (dictionary): the raw object's stem |
 //! | `written_us` | INT64: when this copy of the batch was written ([`compact`](super::compact)) |
+//! | `out_of_range` | BOOLEAN, nullable: the value lies outside its signal's DBC `[min, max]` (false where the DBC sets no range; null in objects written before the column) |
+//!
+//! A value out of its range is stored all the same: the flag lets a query
+//! find them (`WHERE out_of_range`, a column of a few bits per row group)
+//! and the writer counts them per signal ([`DecodedFileStats::out_of_range`]).
 //!
 //! Rows are sorted by (message, signal, ts_us) so that row-group statistics
 //! let Athena skip what a query does not ask for. Sorting needs the rows in
@@ -30,7 +35,8 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 
 use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
+use arrow_array::{ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
+use arrow_buffer::BooleanBufferBuilder;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
@@ -41,7 +47,7 @@ use super::compact::BatchCopy;
 use super::rollup::{RollupBuilder, RollupFile, TIERS, Tier};
 use super::run_column::{Dictionary, RunColumn};
 use super::{LakeError, writer_properties};
-use crate::format::dbc::{Database, SignalValue};
+use crate::format::dbc::{Database, SignalValue, ValueRange};
 
 /// The decoded lake schema.
 pub fn decoded_schema() -> SchemaRef {
@@ -55,6 +61,7 @@ pub fn decoded_schema() -> SchemaRef {
         Field::new("source_address", DataType::Int32, true),
         Field::new("batch", dict(), true),
         Field::new("written_us", DataType::Int64, true),
+        Field::new("out_of_range", DataType::Boolean, true),
     ]))
 }
 
@@ -130,6 +137,8 @@ struct Catalog {
     keys: Vec<Vec<u32>>,
     /// sort key → (message name id, signal name id, unit id).
     names: Vec<(i32, i32, i32)>,
+    /// sort key → the signal's DBC range, if it has one.
+    ranges: Vec<Option<ValueRange>>,
     /// The three dictionaries, by id.
     message_names: Vec<String>,
     signal_names: Vec<String>,
@@ -138,13 +147,15 @@ struct Catalog {
 
 impl Catalog {
     fn new(db: &Database) -> Self {
-        let mut entries: Vec<(&str, &str, &str, usize, usize)> = Vec::new();
-        for (mi, m) in db.messages().iter().enumerate() {
-            for (si, s) in m.signals.iter().enumerate() {
-                entries.push((&m.name, &s.name, &s.unit, mi, si));
-            }
-        }
-        entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        // (message index, signal index) of every signal, in (message, signal) name order.
+        let messages = db.messages();
+        let mut entries: Vec<(usize, usize)> = (messages.iter().enumerate())
+            .flat_map(|(mi, m)| (0..m.signals.len()).map(move |si| (mi, si)))
+            .collect();
+        entries.sort_by(|&(ma, sa), &(mb, sb)| {
+            (&messages[ma].name, &messages[ma].signals[sa].name)
+                .cmp(&(&messages[mb].name, &messages[mb].signals[sb].name))
+        });
         let intern = |values: &mut Vec<String>, v: &str| -> i32 {
             match values.iter().position(|x| x == v) {
                 Some(i) => i as i32,
@@ -154,32 +165,46 @@ impl Catalog {
                 }
             }
         };
-        let (mut messages, mut signals, mut units) = (Vec::new(), Vec::new(), Vec::new());
-        let mut keys: Vec<Vec<u32>> = db.messages().iter().map(|m| vec![0; m.signals.len()]).collect();
+        let (mut message_names, mut signal_names, mut unit_names) = (Vec::new(), Vec::new(), Vec::new());
+        let mut keys: Vec<Vec<u32>> = messages.iter().map(|m| vec![0; m.signals.len()]).collect();
         let mut names = Vec::with_capacity(entries.len());
-        for (key, (message, signal, unit, mi, si)) in entries.into_iter().enumerate() {
+        let mut ranges = Vec::with_capacity(entries.len());
+        for (key, (mi, si)) in entries.into_iter().enumerate() {
+            let (message, signal) = (&messages[mi], &messages[mi].signals[si]);
             keys[mi][si] = key as u32;
+            ranges.push(signal.range());
             names.push((
-                intern(&mut messages, message),
-                intern(&mut signals, signal),
-                intern(&mut units, unit),
+                intern(&mut message_names, &message.name),
+                intern(&mut signal_names, &signal.name),
+                intern(&mut unit_names, &signal.unit),
             ));
         }
         Self {
             keys,
             names,
-            message_names: messages,
-            signal_names: signals,
-            unit_names: units,
+            ranges,
+            message_names,
+            signal_names,
+            unit_names,
         }
     }
 }
 
 /// What a finished decoded file holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DecodedFileStats {
     pub rows: u64,
     pub row_groups: u64,
+    /// Values outside their signal's DBC range, for each signal that had any.
+    pub out_of_range: Vec<OutOfRange>,
+}
+
+/// How many values of one signal lay outside its DBC range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutOfRange {
+    pub message: String,
+    pub signal: String,
+    pub values: u64,
 }
 
 /// Columns of one row group being assembled.
@@ -190,6 +215,8 @@ struct BatchBuilder {
     names: [RunColumn; 3],
     /// Source addresses of J1939 rows, at their row index; the other rows are null.
     sources: Vec<(usize, i32)>,
+    /// Rows whose value is out of its signal's range (few or none).
+    out_of_range: Vec<usize>,
 }
 
 impl BatchBuilder {
@@ -199,6 +226,7 @@ impl BatchBuilder {
             values: Vec::with_capacity(n),
             names: Default::default(),
             sources: Vec::new(),
+            out_of_range: Vec::new(),
         }
     }
 
@@ -207,7 +235,15 @@ impl BatchBuilder {
     }
 
     /// Adds rows of one signal; `sources` is empty or one address per row.
-    fn extend(&mut self, names: (i32, i32, i32), ts_us: &[i64], values: &[f64], sources: &[u8]) {
+    /// How many of its values lie outside `range`.
+    fn extend(
+        &mut self,
+        names: (i32, i32, i32),
+        range: Option<ValueRange>,
+        ts_us: &[i64],
+        values: &[f64],
+        sources: &[u8],
+    ) -> u64 {
         let first = self.ts_us.len();
         self.ts_us.extend_from_slice(ts_us);
         self.values.extend_from_slice(values);
@@ -216,6 +252,27 @@ impl BatchBuilder {
         }
         self.sources
             .extend(sources.iter().enumerate().map(|(i, &a)| (first + i, i32::from(a))));
+        let flagged = self.out_of_range.len();
+        if let Some(range) = range {
+            self.out_of_range.extend(
+                values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| range.excludes(**v))
+                    .map(|(i, _)| first + i),
+            );
+        }
+        (self.out_of_range.len() - flagged) as u64
+    }
+
+    /// The `out_of_range` column: all false but the flagged rows.
+    fn out_of_range_column(&mut self) -> ArrayRef {
+        let mut bits = BooleanBufferBuilder::new(self.ts_us.len());
+        bits.append_n(self.ts_us.len(), false);
+        for row in self.out_of_range.drain(..) {
+            bits.set_bit(row, true);
+        }
+        Arc::new(BooleanArray::new(bits.finish(), None))
     }
 
     /// The `source_address` column: all null unless J1939 rows were added
@@ -245,6 +302,7 @@ impl BatchBuilder {
         let n = self.len();
         let schema = decoded_schema();
         let sources = self.source_column();
+        let out_of_range = self.out_of_range_column();
         // The next row group's columns are as long: reserve now rather than grow by copying.
         let ts_us: ArrayRef = Arc::new(Int64Array::from(std::mem::replace(
             &mut self.ts_us,
@@ -266,6 +324,7 @@ impl BatchBuilder {
             arrow(5, sources),
             Column::Runs(&batch, Dictionary::Utf8(&copy.batch_name)),
             Column::Runs(&written, Dictionary::Int64(std::slice::from_ref(&copy.written_us))),
+            arrow(8, out_of_range),
         ];
         // One Arrow writer per column, in the schema's order (a flat schema:
         // one leaf per field); the run columns leave theirs unused.
@@ -592,6 +651,8 @@ struct Encoder {
     copy: Arc<Copy>,
     row_group_rows: usize,
     stats: DecodedFileStats,
+    /// sort key → values out of its range so far.
+    out_of_range: Vec<u64>,
     source_name: Arc<str>,
     rollups: Option<RollupBuilder>,
 }
@@ -614,6 +675,7 @@ impl Encoder {
         Ok(Self {
             writer,
             arrow_columns,
+            out_of_range: vec![0; catalog.names.len()],
             catalog,
             copy,
             row_group_rows: options.row_group_rows.max(1),
@@ -638,7 +700,7 @@ impl Encoder {
         let (decoded, tiers) = std::thread::scope(|scope| {
             let tiers = scope.spawn(|| -> Result<Vec<Vec<u8>>, LakeError> {
                 for (key, bucket) in buckets.iter().enumerate() {
-                    rollups.add(key, &bucket.ts_us, &bucket.values);
+                    rollups.add(key, catalog.ranges[key], &bucket.ts_us, &bucket.values);
                 }
                 rollups.flush(
                     &catalog.names,
@@ -693,8 +755,9 @@ impl Encoder {
                 } else {
                     &bucket.sources[from..from + take]
                 };
-                batch.extend(
+                self.out_of_range[key] += batch.extend(
                     self.catalog.names[key],
+                    self.catalog.ranges[key],
                     &bucket.ts_us[from..from + take],
                     &bucket.values[from..from + take],
                     sources,
@@ -728,11 +791,23 @@ impl Encoder {
         Ok(())
     }
 
-    fn finish(self) -> Result<Finished, LakeError> {
+    fn finish(mut self) -> Result<Finished, LakeError> {
         let footer = self
             .writer
             .into_inner()
             .map_err(|e| LakeError::parquet(&self.source_name, e))?;
+        let catalog = &self.catalog;
+        self.stats.out_of_range = (self.out_of_range.iter().enumerate())
+            .filter(|(_, n)| **n > 0)
+            .map(|(key, n)| {
+                let (message, signal, _) = catalog.names[key];
+                OutOfRange {
+                    message: catalog.message_names[message as usize].clone(),
+                    signal: catalog.signal_names[signal as usize].clone(),
+                    values: *n,
+                }
+            })
+            .collect();
         let tiers = match self.rollups {
             Some(rollups) => rollups.finish(&self.source_name)?,
             None => Vec::new(),
@@ -910,6 +985,68 @@ BO_ 1 Alpha: 1 E
         // The 1 s tier: a row per signal and second, across every window.
         assert_eq!(tiers[0].rows, 200);
         assert!(tier_bytes[0] > 0, "tier bytes stream out before the end");
+    }
+
+    #[test]
+    fn values_past_their_dbc_range_are_flagged_and_counted_per_signal() {
+        let db = Database::from_text(
+            r#"
+BO_ 3 Temps: 2 E
+ SG_ Hot : 0|8@1+ (1,-40) [-20|100] "degC" X
+ SG_ Free : 8|8@1+ (1,0) [0|0] "" X
+"#,
+            "t.dbc",
+        )
+        .unwrap();
+        let options = DecodedWriterOptions {
+            row_group_rows: 3,
+            rollups: true,
+            ..DecodedWriterOptions::default()
+        };
+        let mut w = DecodedWriter::new(&db, Vec::new(), "out", &BatchCopy::new("b", 1), options).unwrap();
+        let mut values = Vec::new();
+        // Hot: -40 (below), 0, 100 (at the bound), 101 (above), 215 (above).
+        for (ts, raw) in [(1, 0u8), (2, 40), (3, 140), (4, 141), (5, 255)] {
+            db.messages()[0].decode(&[raw, 255], &mut values).unwrap();
+            w.push(ts, 0, None, &values).unwrap();
+        }
+        let (bytes, stats, tiers) = w.finish_with_rollups().unwrap();
+        assert_eq!(
+            stats.out_of_range,
+            [OutOfRange {
+                message: "Temps".into(),
+                signal: "Hot".into(),
+                values: 3
+            }],
+            "Free sets no range: nothing of it is out of one"
+        );
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes))
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut flags = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let column = batch.column(8).as_any().downcast_ref::<BooleanArray>().unwrap();
+            flags.extend((0..column.len()).map(|i| column.value(i)));
+        }
+        // Sorted by signal: Free's five values, then Hot's, across row groups of three.
+        assert_eq!(
+            flags,
+            [false, false, false, false, false, true, false, false, true, true]
+        );
+        let tier = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(tiers[0].bytes.clone()))
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut counted = 0;
+        for batch in tier {
+            let batch = batch.unwrap();
+            let column = batch.column_by_name("n_out_of_range").unwrap();
+            let column = column.as_any().downcast_ref::<Int64Array>().unwrap();
+            counted += column.values().iter().sum::<i64>();
+        }
+        assert_eq!(counted, 3, "the 1 s tier counts them too");
     }
 
     /// A sink that refuses every write.

@@ -16,6 +16,7 @@
 //! | `v_sum` | DOUBLE | the sum |
 //! | `v_m2` | DOUBLE | the sum of squared deviations from the bucket's mean |
 //! | `batch`, `written_us` | STRING (dictionary), INT64 | the batch and its copy ([`compact`](super::compact)) |
+//! | `n_out_of_range` | INT64, nullable | values of the bucket outside the signal's DBC `[min, max]` (null in objects written before the column) |
 //!
 //! `v_m2` rather than a sum of squares: each bucket's is computed in two
 //! passes, and merging buckets with Chan's formula keeps the standard
@@ -35,6 +36,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 
 use super::{LakeError, writer_properties};
+use crate::format::dbc::ValueRange;
 
 /// One rollup tier: its bucket width and where its objects and table live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +106,7 @@ pub fn rollup_schema() -> SchemaRef {
             true,
         ),
         Field::new("written_us", DataType::Int64, true),
+        Field::new("n_out_of_range", DataType::Int64, true),
     ]))
 }
 
@@ -121,6 +124,8 @@ pub struct Agg {
     pub v_last: f64,
     pub v_sum: f64,
     pub v_m2: f64,
+    /// Values outside the signal's DBC range.
+    pub n_out_of_range: u64,
 }
 
 impl Agg {
@@ -137,6 +142,7 @@ impl Agg {
             v_last: value,
             v_sum: value,
             v_m2: 0.0,
+            n_out_of_range: 0,
         }
     }
 
@@ -149,6 +155,7 @@ impl Agg {
         self.v_m2 += other.v_m2 + delta * delta * n_a * n_b / n;
         self.v_sum += other.v_sum;
         self.n += other.n;
+        self.n_out_of_range += other.n_out_of_range;
         if (other.v_min, other.t_min) < (self.v_min, self.t_min) {
             (self.v_min, self.t_min) = (other.v_min, other.t_min);
         }
@@ -176,10 +183,10 @@ impl Agg {
 /// Buckets of one tier, by start, in ascending order.
 type Buckets = Vec<(i64, Agg)>;
 
-/// Aggregates of one tier's buckets from values in time order. Each run of
-/// values in one bucket is summed in two passes (its mean, then the squared
-/// deviations from it), as numpy does.
-fn aggregate(width_us: i64, ts_us: &[i64], values: &[f64]) -> Buckets {
+/// Aggregates of one tier's buckets from values in time order, counting those
+/// outside `range`. Each run of values in one bucket is summed in two passes
+/// (its mean, then the squared deviations from it), as numpy does.
+fn aggregate(width_us: i64, ts_us: &[i64], values: &[f64], range: Option<ValueRange>) -> Buckets {
     let mut out = Buckets::new();
     let mut i = 0;
     while i < ts_us.len() {
@@ -210,6 +217,9 @@ fn aggregate(width_us: i64, ts_us: &[i64], values: &[f64]) -> Buckets {
         let Some(mut agg) = agg else { continue };
         let mean = agg.mean();
         agg.v_m2 = run().map(|(_, v)| (v - mean) * (v - mean)).sum();
+        if let Some(range) = range {
+            agg.n_out_of_range = run().filter(|(_, v)| range.excludes(*v)).count() as u64;
+        }
         out.push((bucket, agg));
     }
     out
@@ -297,10 +307,10 @@ impl RollupBuilder {
         })
     }
 
-    /// Values of sort key `key`, in time order.
-    pub(crate) fn add(&mut self, key: usize, ts_us: &[i64], values: &[f64]) {
+    /// Values of sort key `key`, in time order, and the range of its signal.
+    pub(crate) fn add(&mut self, key: usize, range: Option<ValueRange>, ts_us: &[i64], values: &[f64]) {
         // The finest tier from the values, each coarser one from the tier below.
-        let mut finer = aggregate(TIERS[0].width_us, ts_us, values);
+        let mut finer = aggregate(TIERS[0].width_us, ts_us, values, range);
         for (i, (tier, buckets)) in TIERS.iter().zip(&mut self.tiers).enumerate() {
             if i > 0 {
                 finer = coarsen(tier.width_us, &finer);
@@ -382,6 +392,7 @@ struct Columns {
     v_last: Vec<f64>,
     v_sum: Vec<f64>,
     v_m2: Vec<f64>,
+    n_out_of_range: Vec<i64>,
 }
 
 impl Columns {
@@ -407,6 +418,7 @@ impl Columns {
         self.v_last.push(a.v_last);
         self.v_sum.push(a.v_sum);
         self.v_m2.push(a.v_m2);
+        self.n_out_of_range.push(a.n_out_of_range as i64);
     }
 
     fn finish(
@@ -444,6 +456,7 @@ impl Columns {
                 float(self.v_m2),
                 batch,
                 written,
+                int(self.n_out_of_range),
             ],
         )
     }
@@ -466,7 +479,7 @@ mod tests {
         // where a sum of squares minus n·mean² keeps about 5 digits of 16.
         let ts: Vec<i64> = (0..5_000).map(|i| i * 1_000).collect();
         let values: Vec<f64> = ts.iter().map(|&t| 380.0 + ((t / 1000) % 17) as f64 * 1e-3).collect();
-        let buckets = aggregate(1_000_000, &ts, &values);
+        let buckets = aggregate(1_000_000, &ts, &values, None);
         assert_eq!(buckets.len(), 5);
         let first = buckets[0].1;
         assert_eq!((first.n, first.t_first, first.t_last), (1000, 0, 999_000));
@@ -500,7 +513,7 @@ mod tests {
             (&[1, 2, 3][..], &[5.0, f64::NAN, -1.0][..]),
             (&[4, 70_000_000], &[9.0, 2.0]),
         ] {
-            for (start, agg) in aggregate(60_000_000, ts, values) {
+            for (start, agg) in aggregate(60_000_000, ts, values, None) {
                 merge_into(&mut split, start, &agg);
             }
         }
@@ -509,7 +522,7 @@ mod tests {
         assert_eq!((a.v_first, a.v_last, a.v_sum), (5.0, 9.0, 13.0));
         assert_eq!(split[1], (60_000_000, Agg::of(70_000_000, 2.0)));
         // Negative times fall in the bucket below, as SQL's floor would put them.
-        assert_eq!(aggregate(1_000_000, &[-1], &[1.0])[0].0, -1_000_000);
+        assert_eq!(aggregate(1_000_000, &[-1], &[1.0], None)[0].0, -1_000_000);
         // A bucket arriving out of order lands in its place.
         merge_into(&mut split, 30_000_000, &Agg::of(30_000_000, 1.0));
         let starts: Vec<i64> = split.iter().map(|(s, _)| *s).collect();
@@ -538,19 +551,45 @@ mod tests {
                 }
             })
             .collect();
-        let mut finer = aggregate(TIERS[0].width_us, &ts, &values);
+        let range = Some(ValueRange {
+            min: 400.0,
+            max: 400.09,
+        });
+        let mut finer = aggregate(TIERS[0].width_us, &ts, &values, range);
         for tier in &TIERS[1..] {
             finer = coarsen(tier.width_us, &finer);
-            let direct = aggregate(tier.width_us, &ts, &values);
+            let direct = aggregate(tier.width_us, &ts, &values, range);
             assert_eq!(finer.len(), direct.len(), "{}", tier.name);
+            assert!(
+                direct.iter().any(|(_, b)| b.n_out_of_range > 0),
+                "values past 400.09 are counted"
+            );
             for ((s, a), (d, b)) in finer.iter().zip(&direct) {
                 assert_eq!(s, d);
                 assert_eq!(
                     (
-                        a.n, a.v_min, a.t_min, a.v_max, a.t_max, a.t_first, a.v_first, a.t_last, a.v_last
+                        a.n,
+                        a.v_min,
+                        a.t_min,
+                        a.v_max,
+                        a.t_max,
+                        a.t_first,
+                        a.v_first,
+                        a.t_last,
+                        a.v_last,
+                        a.n_out_of_range
                     ),
                     (
-                        b.n, b.v_min, b.t_min, b.v_max, b.t_max, b.t_first, b.v_first, b.t_last, b.v_last
+                        b.n,
+                        b.v_min,
+                        b.t_min,
+                        b.v_max,
+                        b.t_max,
+                        b.t_first,
+                        b.v_first,
+                        b.t_last,
+                        b.v_last,
+                        b.n_out_of_range
                     ),
                     "{} bucket {s}",
                     tier.name

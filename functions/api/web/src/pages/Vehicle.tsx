@@ -1,9 +1,10 @@
 import { useMemo, useState } from 'react';
 
-import { parseSignalKey, signalKey, type Alert, type CatalogEntry, type History, type VehicleState } from '../api';
+import { parseSignalKey, signalKey, type Alert, type CatalogEntry, type History, type Trip, type VehicleState } from '../api';
 import { Chart, chartsPng } from '../components/Chart';
 import { SignalPicker } from '../components/SignalPicker';
 import { ErrorBox, Loading } from '../components/Status';
+import { TripRows, tripRange } from '../components/Trips';
 import { useConsole } from '../context';
 import { seriesCsv } from '../lib/csv';
 import { age, download, num, toLocalInput, when } from '../lib/format';
@@ -16,6 +17,9 @@ type VehicleRoute = Extract<Route, { page: 'vehicle' }>;
 
 /** What a first visit shows: charge, current and the hottest cell. */
 const DEFAULT_SIGNALS = ['BMS_PackStatus.StateOfCharge', 'BMS_PackStatus.PackCurrent', 'BMS_TemperatureSummary.CellTempMax'];
+
+/** How far back the trip list reaches. */
+const TRIPS_MS = 7 * 86_400_000;
 
 /** Points per chart: about one per pixel of a wide screen. */
 const MAX_POINTS = Math.min(2000, Math.max(300, Math.round(typeof window === 'undefined' ? 1000 : window.innerWidth)));
@@ -43,6 +47,13 @@ export function Vehicle({ route }: { route: VehicleRoute }) {
       end_time: new Date(toMs).toISOString(),
       max_points: MAX_POINTS,
     }),
+  );
+  // The last week's trips, to the minute (so a re-render asks for nothing new).
+  const tripsTo = Math.ceil(Date.now() / 60_000) * 60_000;
+  const trips = useResource(`trips:${id}:${tripsTo}`, () =>
+    client.get<{ trips: Trip[] }>(
+      `/vehicles/${encodeURIComponent(id)}/trips?from=${new Date(tripsTo - TRIPS_MS).toISOString()}&to=${new Date(tripsTo).toISOString()}`,
+    ),
   );
   // While a new range loads, the last answer stays drawn.
   const [shown, setShown] = useState<History | null>(null);
@@ -137,6 +148,11 @@ export function Vehicle({ route }: { route: VehicleRoute }) {
                       ? `min ${num(stats.min, 2)} · max ${num(stats.max, 2)} · mean ${num(stats.mean, 2)} · stddev ${num(stats.stddev, 2)} (${about})`
                       : 'no data in this range'}
                   </span>
+                  {exact && (exact.out_of_range ?? 0) > 0 && (
+                    <span className="badge warning" data-key="out-of-range" title="Values outside the signal's DBC range: stored, and flagged in the lake">
+                      {exact.out_of_range?.toLocaleString('en')} out of range
+                    </span>
+                  )}
                 </figcaption>
                 <Chart
                   series={s}
@@ -149,6 +165,19 @@ export function Vehicle({ route }: { route: VehicleRoute }) {
               </figure>
             );
           })}
+          <h2>Trips</h2>
+          {trips.error && <ErrorBox error={trips.error} what="trips" />}
+          {!trips.data && trips.loading && <Loading what="trips" />}
+          {trips.data && (
+            <TripRows
+              trips={trips.data.trips}
+              shown={{ fromMs, toMs }}
+              onOpen={(t) => {
+                const r = tripRange(t);
+                setRange(r.fromMs, r.toMs);
+              }}
+            />
+          )}
           <h2>Alerts</h2>
           {alerts.error && <ErrorBox error={alerts.error} what="alerts" />}
           {!alerts.data && alerts.loading && <Loading what="alerts" />}

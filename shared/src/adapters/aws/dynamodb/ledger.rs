@@ -1,8 +1,9 @@
 //! [`Ledger`] on DynamoDB: one item per (vehicle, seq), expiring after a week.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::{Item, get_n, get_s, n, s, table_error, written};
 use crate::domain::vehicle::VehicleId;
@@ -100,4 +101,64 @@ impl Ledger for DynamoLedger {
             .await;
         written(&self.table, result)
     }
+
+    async fn claimed(&self, vehicle: &VehicleId, seqs: &[u64]) -> Result<Vec<bool>, TableError> {
+        let mut found = HashSet::new();
+        // BatchGetItem takes 100 keys; what it leaves unprocessed (throttling) is asked again.
+        for chunk in seqs.chunks(100) {
+            let mut keys: Vec<Item> = chunk
+                .iter()
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .map(|seq| {
+                    HashMap::from([
+                        ("vehicle_id".to_string(), s(vehicle.as_str())),
+                        ("seq".to_string(), n(seq)),
+                    ])
+                })
+                .collect();
+            for attempt in 0..MAX_BATCH_ATTEMPTS {
+                if keys.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .projection_expression("seq")
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| table_error(&self.table, e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| table_error(&self.table, e))?;
+                for item in out.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                    found.extend(get_n::<u64>(item, "seq"));
+                }
+                keys = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+            }
+            if !keys.is_empty() {
+                return Err(TableError {
+                    table: self.table.clone(),
+                    message: format!(
+                        "{} keys still unprocessed after {MAX_BATCH_ATTEMPTS} attempts",
+                        keys.len()
+                    ),
+                });
+            }
+        }
+        Ok(seqs.iter().map(|seq| found.contains(seq)).collect())
+    }
 }
+
+/// Rounds of a BatchGetItem with unprocessed keys before the read fails.
+const MAX_BATCH_ATTEMPTS: u32 = 5;

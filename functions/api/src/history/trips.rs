@@ -1,0 +1,254 @@
+//! Trips: the contiguous periods of a vehicle's telemetry, split wherever
+//! two messages are more than a gap apart (5 minutes unless the caller says),
+//! each with what a fleet operator reads off a trip log: when, how long, how
+//! far, how much energy out and back in, the state of charge at both ends,
+//! the hottest cell, and the alerts raised on the way.
+//!
+//! One SQL query over the telemetry archive ([`trips_sql`], window functions
+//! and plain aggregates, the same text on Athena and DataFusion) numbers the
+//! trips and integrates each with the trapezoid rule between consecutive
+//! messages: distance from `speed_kph`, energy from `pack_voltage_v ×
+//! pack_current_a` (positive power is energy out of the pack, negative is
+//! regeneration or charging, energy in). The archive rather than the rollup
+//! tiers: its measures are the same for every vehicle, while the tiers hold
+//! each DBC's own signal names; at one message a second it is also small.
+//! A trip is cut where the asked range cuts it.
+
+use canopy::domain::alert::Alert;
+use canopy::domain::vehicle::VehicleId;
+use chrono::{DateTime, SecondsFormat};
+use serde::Serialize;
+
+use super::plan::Kind;
+use super::{InvalidQuery, Param, Sql, TimeRange, invalid};
+
+/// The gap that splits two trips when the caller names none: 5 minutes.
+pub const DEFAULT_GAP_S: i64 = 300;
+/// The gaps a caller may name, in seconds.
+pub const GAP_RANGE_S: std::ops::RangeInclusive<i64> = 10..=86_400;
+
+/// `gap_s`, bounded; the default when absent.
+pub fn gap_us(requested: Option<i64>) -> Result<i64, InvalidQuery> {
+    match requested {
+        None => Ok(DEFAULT_GAP_S * 1_000_000),
+        Some(s) if GAP_RANGE_S.contains(&s) => Ok(s * 1_000_000),
+        Some(s) => Err(invalid(
+            "gap_s",
+            format!("{s} is outside {}..={}", GAP_RANGE_S.start(), GAP_RANGE_S.end()),
+        )),
+    }
+}
+
+/// The columns of [`trips_sql`]'s answer, in order: the one list the SQL and
+/// the backends' readers ([`TripRow::from_cells`]) share.
+pub const TRIP_COLUMNS: [(&str, Kind); 10] = [
+    ("start_us", Kind::Int),
+    ("end_us", Kind::Int),
+    ("samples", Kind::Int),
+    ("distance_km", Kind::Float),
+    ("energy_out_kwh", Kind::Float),
+    ("energy_in_kwh", Kind::Float),
+    ("soc_start_pct", Kind::Float),
+    ("soc_end_pct", Kind::Float),
+    ("cell_temp_max_c", Kind::Float),
+    ("trip", Kind::Int),
+];
+
+/// The trips of `vehicle` in `range`, split by gaps of more than `gap_us`.
+pub fn trips_sql(table: &str, vehicle: &VehicleId, range: TimeRange, gap_us: i64) -> Sql {
+    let (first, last) = range.dates();
+    // Each step between consecutive messages of a trip: its length and the
+    // mean of its two ends (the trapezoid rule); the first message of a trip has none.
+    let step = |expr: &str| format!("({expr} + lag({expr}) OVER (PARTITION BY trip ORDER BY ts_us, seq)) / 2");
+    let whole_trip =
+        "OVER (PARTITION BY trip ORDER BY ts_us, seq ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)";
+    let text = format!(
+        "WITH s AS (SELECT ts_us, seq, soc_pct, speed_kph, cell_temp_max_c, pack_voltage_v * pack_current_a AS power_w, \
+         lag(ts_us) OVER (ORDER BY ts_us, seq) AS t_prev \
+         FROM {table} WHERE \"date\" BETWEEN ? AND ? AND vehicle_id = ? AND ts_us >= ? AND ts_us < ?), \
+         n AS (SELECT ts_us, seq, soc_pct, speed_kph, cell_temp_max_c, \
+         CASE WHEN power_w > 0 THEN power_w ELSE 0 END AS out_w, CASE WHEN power_w < 0 THEN -power_w ELSE 0 END AS in_w, \
+         sum(CASE WHEN t_prev IS NULL OR ts_us - t_prev > ? THEN 1 ELSE 0 END) \
+         OVER (ORDER BY ts_us, seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS trip FROM s), \
+         d AS (SELECT trip, ts_us, cell_temp_max_c, \
+         ts_us - lag(ts_us) OVER (PARTITION BY trip ORDER BY ts_us, seq) AS dt_us, \
+         {speed} AS speed_step, {out_w} AS out_step, {in_w} AS in_step, \
+         first_value(soc_pct) {whole_trip} AS soc_start, last_value(soc_pct) {whole_trip} AS soc_end FROM n) \
+         SELECT min(ts_us) AS start_us, max(ts_us) AS end_us, count(*) AS samples, \
+         coalesce(sum(speed_step * dt_us), 0) / 3.6e9 AS distance_km, \
+         coalesce(sum(out_step * dt_us), 0) / 3.6e12 AS energy_out_kwh, \
+         coalesce(sum(in_step * dt_us), 0) / 3.6e12 AS energy_in_kwh, \
+         max(soc_start) AS soc_start_pct, max(soc_end) AS soc_end_pct, max(cell_temp_max_c) AS cell_temp_max_c, trip \
+         FROM d GROUP BY trip ORDER BY trip",
+        speed = step("speed_kph"),
+        out_w = step("out_w"),
+        in_w = step("in_w"),
+    );
+    Sql {
+        text,
+        params: vec![
+            Param::Str(first.format("%Y-%m-%d").to_string()),
+            Param::Str(last.format("%Y-%m-%d").to_string()),
+            Param::Str(vehicle.to_string()),
+            Param::Int(range.from_us),
+            Param::Int(range.to_us),
+            Param::Int(gap_us),
+        ],
+    }
+}
+
+/// One row of [`trips_sql`]'s answer, as a backend read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TripRow {
+    pub start_us: i64,
+    pub end_us: i64,
+    pub samples: u64,
+    pub distance_km: f64,
+    pub energy_out_kwh: f64,
+    pub energy_in_kwh: f64,
+    pub soc_start_pct: f64,
+    pub soc_end_pct: f64,
+    pub cell_temp_max_c: f64,
+}
+
+impl TripRow {
+    /// A row from its cells: `int(i)` and `float(i)` read column `i` of
+    /// [`TRIP_COLUMNS`] as the kind it has there.
+    pub fn from_cells<E>(
+        int: impl Fn(usize) -> Result<i64, E>,
+        float: impl Fn(usize) -> Result<f64, E>,
+    ) -> Result<Self, E> {
+        Ok(Self {
+            start_us: int(0)?,
+            end_us: int(1)?,
+            samples: int(2)? as u64,
+            distance_km: float(3)?,
+            energy_out_kwh: float(4)?,
+            energy_in_kwh: float(5)?,
+            soc_start_pct: float(6)?,
+            soc_end_pct: float(7)?,
+            cell_temp_max_c: float(8)?,
+        })
+    }
+}
+
+/// A trip as the API answers it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trip {
+    /// RFC 3339, the first and last messages' times.
+    pub start: String,
+    pub end: String,
+    pub start_us: i64,
+    pub end_us: i64,
+    pub duration_s: f64,
+    /// Telemetry messages the trip holds.
+    pub samples: u64,
+    pub distance_km: f64,
+    pub energy_out_kwh: f64,
+    pub energy_in_kwh: f64,
+    pub soc_start_pct: f64,
+    pub soc_end_pct: f64,
+    /// The hottest cell of the trip.
+    pub cell_temp_max_c: f64,
+    /// Alerts raised by the trip's messages, oldest first.
+    pub alerts: Vec<Alert>,
+}
+
+/// Trips from their rows, each with the `alerts` (any order) its time span holds.
+pub fn trips(rows: &[TripRow], alerts: &[Alert]) -> Vec<Trip> {
+    let time = |us: i64| {
+        DateTime::from_timestamp_micros(us)
+            .unwrap_or_default()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+    };
+    rows.iter()
+        .map(|r| {
+            let mut during: Vec<Alert> = alerts
+                .iter()
+                .filter(|a| (r.start_us..=r.end_us).contains(&a.ts_us))
+                .cloned()
+                .collect();
+            during.sort_by(|a, b| (a.ts_us, &a.rule).cmp(&(b.ts_us, &b.rule)));
+            Trip {
+                start: time(r.start_us),
+                end: time(r.end_us),
+                start_us: r.start_us,
+                end_us: r.end_us,
+                duration_s: (r.end_us - r.start_us) as f64 / 1e6,
+                samples: r.samples,
+                distance_km: r.distance_km,
+                energy_out_kwh: r.energy_out_kwh,
+                energy_in_kwh: r.energy_in_kwh,
+                soc_start_pct: r.soc_start_pct,
+                soc_end_pct: r.soc_end_pct,
+                cell_temp_max_c: r.cell_temp_max_c,
+                alerts: during,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use canopy::domain::alert::{Comparison, Severity};
+    use canopy::domain::measure::Measure;
+
+    use super::*;
+
+    #[test]
+    fn gaps_are_bounded_and_default_to_five_minutes() {
+        assert_eq!(gap_us(None), Ok(300_000_000));
+        assert_eq!(gap_us(Some(60)), Ok(60_000_000));
+        assert_eq!(gap_us(Some(5)).unwrap_err().field, "gap_s");
+        assert!(gap_us(Some(86_401)).is_err());
+    }
+
+    #[test]
+    fn the_text_is_plain_sql_with_every_value_a_parameter() {
+        let v = VehicleId::new("veh-01").unwrap();
+        let sql = trips_sql("telemetry", &v, TimeRange::new(0, 86_400_000_000).unwrap(), 300_000_000);
+        assert_eq!(sql.text.matches('?').count(), sql.params.len());
+        assert!(!sql.text.contains("veh-01"));
+        for engine_only in ["min_by", "max_by", "arbitrary", "greatest", "date_trunc", "count_if"] {
+            assert!(!sql.text.contains(engine_only), "{engine_only}");
+        }
+        for (name, _) in TRIP_COLUMNS {
+            assert!(sql.text.contains(&format!("AS {name}")) || name == "trip", "{name}");
+        }
+    }
+
+    #[test]
+    fn each_trip_gets_the_alerts_of_its_span() {
+        let alert = |ts_us| Alert {
+            vehicle_id: VehicleId::new("veh-01").unwrap(),
+            rule: "over-temperature".into(),
+            severity: Severity::Critical,
+            measure: Measure::CellTempMaxC,
+            value: 61.0,
+            comparison: Comparison::Above,
+            threshold: 60.0,
+            ts: String::new(),
+            ts_us,
+            seq: 1,
+        };
+        let row = |start_us, end_us| TripRow {
+            start_us,
+            end_us,
+            samples: 2,
+            distance_km: 1.0,
+            energy_out_kwh: 0.5,
+            energy_in_kwh: 0.1,
+            soc_start_pct: 80.0,
+            soc_end_pct: 79.0,
+            cell_temp_max_c: 40.0,
+        };
+        let got = trips(
+            &[row(0, 600_000_000), row(1_200_000_000, 1_800_000_000)],
+            &[alert(1_500_000_000), alert(600_000_000), alert(900_000_000)],
+        );
+        assert_eq!(got[0].alerts.len(), 1, "the end is inside the trip");
+        assert_eq!(got[1].alerts[0].ts_us, 1_500_000_000);
+        assert_eq!(got[0].duration_s, 600.0);
+        assert_eq!(got[1].start, "1970-01-01T00:20:00.000Z");
+    }
+}

@@ -1,0 +1,567 @@
+//! HTTP ingest, knowing nothing of HTTP servers or Lambda: a device key and
+//! a body in; each message's fate, or why the whole request was refused, out.
+//!
+//! A request goes through, in order:
+//! 1. **The key** ([`HttpIngest::authenticate`]): missing or malformed → 401,
+//!    unknown or revoked → 403.
+//! 2. **The key's rate** ([`HttpIngest::admit`]): requests per clock minute,
+//!    counted in a table every instance shares → 429 past it.
+//! 3. **The body** ([`HttpIngest::ingest`]): one message or an array of up to
+//!    [`MAX_MESSAGES`]; anything else → 400. A message that names another
+//!    device than the key's → 403 for the whole request, and nothing is queued.
+//! 4. **Each message** is made what the IoT rule makes of an MQTT message
+//!    (`topic_vehicle_id` the key's device, `received_at` the server's time)
+//!    and validated by the same code the telemetry function runs. The valid
+//!    ones go to the telemetry queue, so the archive, the latest state, the
+//!    ledger and the alerts treat both ways in alike: a `(vehicle, seq)` the
+//!    ledger holds already, or that the request holds twice, is a duplicate
+//!    and is not queued again (and were it queued, the ledger would still
+//!    keep it out of the archive).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use canopy::domain::device_key::{DeviceKey, PresentedKey};
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::telemetry::{ClockBounds, RECEIVED_AT, Rejection, TOPIC_VEHICLE_ID, Telemetry};
+use canopy::ports::TableError;
+use canopy::ports::keys::KeyStore;
+use canopy::ports::ledger::Ledger;
+use canopy::ports::queue::MessageQueue;
+use canopy::ports::quota::QuotaCounter;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tracing::warn;
+
+/// The most messages one request may carry.
+pub const MAX_MESSAGES: usize = 500;
+/// The largest body a request may carry: 500 messages of 2 KiB.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// The rate's window.
+const WINDOW_S: i64 = 60;
+
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    /// How far a message's `ts` may be from the server's time.
+    pub clock: ClockBounds,
+    /// How long an instance trusts a key it read: a revoked key stops
+    /// working within this long. Zero reads the table on every request.
+    pub key_cache: Duration,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            clock: ClockBounds::default(),
+            key_cache: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a whole request was refused; nothing of it was queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// 401: no key, or text that cannot be a key.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// 403: a key that is unknown or revoked, or a message of another device.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 429: the key's requests this minute are spent.
+    #[error("more than {limit} requests this minute for this key; retry in {retry_after_s} s")]
+    RateLimited { limit: u32, retry_after_s: u64 },
+    /// 400: a body that is not JSON, too large, or not messages.
+    #[error("{reason}")]
+    BadBody { reason: String, field: Option<String> },
+    /// 503: a table behind ingest failed; the request may be sent again.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+fn bad_body(reason: impl Into<String>) -> Refusal {
+    Refusal::BadBody {
+        reason: reason.into(),
+        field: Some("body".into()),
+    }
+}
+
+impl From<TableError> for Refusal {
+    fn from(e: TableError) -> Self {
+        Refusal::Unavailable(e.to_string())
+    }
+}
+
+/// What became of one message of a request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum MessageResult {
+    /// Queued for the telemetry function.
+    Accepted { seq: u64 },
+    /// Already received (by either way in), or earlier in this request: not queued again.
+    Duplicate { seq: u64 },
+    /// Invalid: never stored; sending it again will not help.
+    Rejected {
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+    },
+    /// Valid, but the queue did not take it: send it again.
+    NotQueued { seq: u64, reason: String },
+}
+
+/// The answer to a request that was not refused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IngestReport {
+    pub device_id: VehicleId,
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub not_queued: usize,
+    /// One per message, in the body's order.
+    pub results: Vec<MessageResult>,
+}
+
+/// The ingest service over its four ports.
+pub struct HttpIngest<K, Q, L, C> {
+    pub keys: K,
+    pub queue: Q,
+    pub ledger: L,
+    pub rate: C,
+    pub options: IngestOptions,
+    cache: Mutex<HashMap<String, (DeviceKey, Instant)>>,
+}
+
+impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter> HttpIngest<K, Q, L, C> {
+    pub fn new(keys: K, queue: Q, ledger: L, rate: C, options: IngestOptions) -> Self {
+        Self {
+            keys,
+            queue,
+            ledger,
+            rate,
+            options,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// The key `presented` (a request's `x-api-key`), when it opens a key of the table.
+    pub async fn authenticate(&self, presented: Option<&str>) -> Result<DeviceKey, Refusal> {
+        let text = presented
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| Refusal::Unauthenticated("no device key: send it in the x-api-key header".into()))?;
+        let presented = PresentedKey::parse(text).map_err(|e| Refusal::Unauthenticated(e.to_string()))?;
+        match self.key_record(presented.key_id).await? {
+            Some(record) if presented.matches(&record) => match record.revoked_at_ms {
+                None => Ok(record),
+                Some(_) => Err(Refusal::Forbidden(format!("device key {} is revoked", record.key_id))),
+            },
+            _ => Err(Refusal::Forbidden("unknown device key".into())),
+        }
+    }
+
+    async fn key_record(&self, key_id: &str) -> Result<Option<DeviceKey>, Refusal> {
+        let cached = self
+            .lock_cache()
+            .get(key_id)
+            .filter(|(_, at)| at.elapsed() < self.options.key_cache)
+            .map(|(key, _)| key.clone());
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let record = self.keys.get(key_id).await?;
+        if let Some(record) = &record
+            && !self.options.key_cache.is_zero()
+        {
+            let mut cache = self.lock_cache();
+            // A key id is random: an instance meets few of them, but never let it grow without bound.
+            if cache.len() >= 10_000 {
+                cache.clear();
+            }
+            cache.insert(key_id.to_string(), (record.clone(), Instant::now()));
+        }
+        Ok(record)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (DeviceKey, Instant)>> {
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts one request of `key` at `now_s` against its rate.
+    pub async fn admit(&self, key: &DeviceKey, now_s: i64) -> Result<(), Refusal> {
+        let window = now_s.div_euclid(WINDOW_S);
+        let counter = format!("ingest#{}#{window}", key.key_id);
+        // Kept a window past its end, then the table's TTL removes it.
+        let expires_at_s = (window + 2) * WINDOW_S;
+        match self.rate.take(&counter, key.rate_per_minute, expires_at_s).await? {
+            Some(_) => Ok(()),
+            None => Err(Refusal::RateLimited {
+                limit: key.rate_per_minute,
+                retry_after_s: (WINDOW_S - now_s.rem_euclid(WINDOW_S)) as u64,
+            }),
+        }
+    }
+
+    /// Validates `body` as `key`'s device's telemetry and queues what is valid and new.
+    pub async fn ingest(&self, key: &DeviceKey, body: &[u8], now_ms: i64) -> Result<IngestReport, Refusal> {
+        let messages = parse_body(body)?;
+        let device = &key.device_id;
+        // A message naming another device refuses the whole request: the
+        // key's device may speak only for itself.
+        for (i, m) in messages.iter().enumerate() {
+            if let Some(named) = m.get("vehicle_id").and_then(Value::as_str)
+                && named != device.as_str()
+            {
+                return Err(Refusal::Forbidden(format!(
+                    "message {i} is telemetry of {named:?}; this key posts only for {device:?}"
+                )));
+            }
+        }
+        let mut results = Vec::with_capacity(messages.len());
+        // (index into results, seq, the body the queue gets) of each valid, new message.
+        let mut valid: Vec<(usize, u64, String)> = Vec::new();
+        let mut seen = HashSet::new();
+        for m in &messages {
+            match as_rule_would_deliver(m, device, now_ms).and_then(|json| {
+                let t = Telemetry::from_json(&json)?;
+                t.check_clock(self.options.clock, now_ms)?;
+                Ok((t.seq, json))
+            }) {
+                Err(rejection) => results.push(MessageResult::Rejected {
+                    reason: rejection.reason,
+                    field: rejection.field,
+                }),
+                Ok((seq, _)) if !seen.insert(seq) => results.push(MessageResult::Duplicate { seq }),
+                Ok((seq, json)) => {
+                    valid.push((results.len(), seq, json.to_string()));
+                    results.push(MessageResult::Accepted { seq });
+                }
+            }
+        }
+        // Already in the ledger: received before, by either way in.
+        let seqs: Vec<u64> = valid.iter().map(|(_, seq, _)| *seq).collect();
+        match self.ledger.claimed(device, &seqs).await {
+            Ok(claimed) => {
+                let mut flags = claimed.into_iter();
+                valid.retain(|(i, seq, _)| {
+                    let duplicate = flags.next().unwrap_or(false);
+                    if duplicate {
+                        results[*i] = MessageResult::Duplicate { seq: *seq };
+                    }
+                    !duplicate
+                });
+            }
+            // Queued anyway: the telemetry function's ledger keeps them out of the archive.
+            Err(e) => warn!(error = %e, "ledger unreadable; duplicates are left to the telemetry function"),
+        }
+        let bodies: Vec<String> = valid.iter().map(|(_, _, body)| body.clone()).collect();
+        for ((i, seq, _), sent) in valid.iter().zip(self.queue.send_all(&bodies).await) {
+            if let Err(e) = sent {
+                warn!(error = %e, seq, "not queued");
+                results[*i] = MessageResult::NotQueued {
+                    seq: *seq,
+                    reason: "the telemetry queue did not take it; send it again".into(),
+                };
+            }
+        }
+        Ok(report(device.clone(), results))
+    }
+}
+
+fn report(device_id: VehicleId, results: Vec<MessageResult>) -> IngestReport {
+    let count = |f: fn(&MessageResult) -> bool| results.iter().filter(|r| f(r)).count();
+    IngestReport {
+        device_id,
+        accepted: count(|r| matches!(r, MessageResult::Accepted { .. })),
+        duplicates: count(|r| matches!(r, MessageResult::Duplicate { .. })),
+        rejected: count(|r| matches!(r, MessageResult::Rejected { .. })),
+        not_queued: count(|r| matches!(r, MessageResult::NotQueued { .. })),
+        results,
+    }
+}
+
+/// The body's messages: one JSON object, or an array of 1 to [`MAX_MESSAGES`]
+/// (whose items are checked one by one, as messages).
+fn parse_body(body: &[u8]) -> Result<Vec<Value>, Refusal> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(bad_body(format!("the body is larger than {MAX_BODY_BYTES} bytes")));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| bad_body(format!("the body is not JSON: {e}")))?;
+    match value {
+        Value::Array(messages) if messages.is_empty() => Err(bad_body("the body is an empty array")),
+        Value::Array(messages) if messages.len() > MAX_MESSAGES => Err(bad_body(format!(
+            "the body holds {} messages; at most {MAX_MESSAGES} a request",
+            messages.len()
+        ))),
+        Value::Array(messages) => Ok(messages),
+        Value::Object(one) => Ok(vec![Value::Object(one)]),
+        _ => Err(bad_body(
+            "the body is a message (a JSON object) or an array of messages",
+        )),
+    }
+}
+
+/// A message as the IoT rule hands an MQTT message to the queue: the
+/// payload with the device it came from and the time it arrived. Fields
+/// that only the server may set are refused (the rule drops such messages).
+fn as_rule_would_deliver(message: &Value, device: &VehicleId, now_ms: i64) -> Result<Value, Rejection> {
+    let Value::Object(object) = message else {
+        return Err(Rejection {
+            reason: "message is not a JSON object".into(),
+            field: None,
+        });
+    };
+    for field in [TOPIC_VEHICLE_ID, RECEIVED_AT] {
+        if object.contains_key(field) {
+            return Err(Rejection {
+                reason: format!("field {field} is set by the server, not by the device"),
+                field: Some(field.to_string()),
+            });
+        }
+    }
+    let mut json: Map<String, Value> = object.clone();
+    json.insert(TOPIC_VEHICLE_ID.into(), device.as_str().into());
+    json.insert(RECEIVED_AT.into(), now_ms.into());
+    Ok(Value::Object(json))
+}
+
+#[cfg(test)]
+mod tests {
+    use canopy::adapters::memory::{MemoryKeyStore, MemoryLedger, MemoryQueue, MemoryQuotaCounter};
+    use canopy::domain::device_key::issue;
+    use canopy::ports::ledger::ExistingClaim;
+    use serde_json::json;
+
+    use super::*;
+
+    type Memory = HttpIngest<MemoryKeyStore, MemoryQueue, MemoryLedger, MemoryQuotaCounter>;
+
+    const NOW_MS: i64 = 1_700_000_000_000;
+
+    fn service() -> Memory {
+        HttpIngest::new(
+            MemoryKeyStore::default(),
+            MemoryQueue::default(),
+            MemoryLedger::default(),
+            MemoryQuotaCounter::default(),
+            IngestOptions {
+                key_cache: Duration::ZERO,
+                ..IngestOptions::default()
+            },
+        )
+    }
+
+    async fn key(service: &Memory, device: &str, rate: u32) -> (DeviceKey, String) {
+        let issued = issue(VehicleId::new(device).unwrap(), rate, "test", NOW_MS).unwrap();
+        assert!(service.keys.create(&issued.record).await.unwrap());
+        (issued.record, issued.plaintext)
+    }
+
+    fn message(device: &str, seq: u64) -> Value {
+        json!({"v":1,"vehicle_id":device,"ts":"2023-11-14T22:13:20.000Z","seq":seq,"soc_pct":81.5,
+               "pack_voltage_v":386.2,"pack_current_a":-12.3,"cell_voltage_min_v":3.951,"cell_voltage_max_v":4.012,
+               "cell_temp_min_c":24.5,"cell_temp_max_c":31.0,"speed_kph":54.2})
+    }
+
+    fn body(v: &Value) -> Vec<u8> {
+        v.to_string().into_bytes()
+    }
+
+    #[tokio::test]
+    async fn keys_are_checked_before_anything_else() {
+        let s = service();
+        let (record, plaintext) = key(&s, "veh-001", 10).await;
+        assert!(matches!(s.authenticate(None).await, Err(Refusal::Unauthenticated(_))));
+        assert!(matches!(
+            s.authenticate(Some("hunter2")).await,
+            Err(Refusal::Unauthenticated(_))
+        ));
+        let unknown = issue(VehicleId::new("veh-001").unwrap(), 10, "", 0).unwrap().plaintext;
+        assert_eq!(
+            s.authenticate(Some(&unknown)).await,
+            Err(Refusal::Forbidden("unknown device key".into()))
+        );
+        assert_eq!(s.authenticate(Some(&plaintext)).await, Ok(record.clone()));
+        assert!(s.keys.revoke(&record.key_id, NOW_MS).await.unwrap());
+        assert_eq!(
+            s.authenticate(Some(&plaintext)).await,
+            Err(Refusal::Forbidden(format!("device key {} is revoked", record.key_id)))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_instance_trusts_a_key_it_read_for_the_cache_time_only() {
+        let mut s = service();
+        s.options.key_cache = Duration::from_millis(200);
+        let (record, plaintext) = key(&s, "veh-001", 10).await;
+        s.authenticate(Some(&plaintext)).await.unwrap();
+        s.keys.revoke(&record.key_id, NOW_MS).await.unwrap();
+        assert!(s.authenticate(Some(&plaintext)).await.is_ok(), "cached");
+        assert_eq!(s.keys.faults.calls("get"), 1);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(matches!(
+            s.authenticate(Some(&plaintext)).await,
+            Err(Refusal::Forbidden(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn each_key_gets_its_own_rate_per_minute() {
+        let s = service();
+        let (slow, _) = key(&s, "veh-001", 2).await;
+        let (fast, _) = key(&s, "veh-002", 3).await;
+        let now_s = NOW_MS / 1000; // 20 s into its minute
+        assert!(s.admit(&slow, now_s).await.is_ok());
+        assert!(s.admit(&slow, now_s).await.is_ok());
+        assert_eq!(
+            s.admit(&slow, now_s).await,
+            Err(Refusal::RateLimited {
+                limit: 2,
+                retry_after_s: 40
+            })
+        );
+        for _ in 0..3 {
+            assert!(s.admit(&fast, now_s).await.is_ok(), "another key counts apart");
+        }
+        assert!(s.admit(&slow, now_s + 40).await.is_ok(), "the next minute starts over");
+    }
+
+    #[tokio::test]
+    async fn valid_messages_are_queued_as_the_iot_rule_delivers_them() {
+        let s = service();
+        let (k, _) = key(&s, "veh-001", 10).await;
+        let mut extra = message("veh-001", 2);
+        extra["firmware"] = json!("1.2.3");
+        let report = s
+            .ingest(&k, &body(&json!([message("veh-001", 1), extra])), NOW_MS)
+            .await
+            .unwrap();
+        assert_eq!((report.accepted, report.rejected, report.duplicates), (2, 0, 0));
+        let queued: Vec<Value> = s
+            .queue
+            .take()
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect();
+        let mut want = message("veh-001", 1);
+        want[TOPIC_VEHICLE_ID] = json!("veh-001");
+        want[RECEIVED_AT] = json!(NOW_MS);
+        assert_eq!(queued[0], want);
+        assert_eq!(queued[1]["firmware"], "1.2.3");
+        // What the telemetry function reads from the queue is what an MQTT message gives it.
+        let t = Telemetry::from_json(&queued[0]).unwrap();
+        assert_eq!((t.seq, t.received_at_ms), (1, Some(NOW_MS)));
+        // A single message need not be an array.
+        let one = s.ingest(&k, &body(&message("veh-001", 3)), NOW_MS).await.unwrap();
+        assert_eq!(one.results, [MessageResult::Accepted { seq: 3 }]);
+    }
+
+    #[tokio::test]
+    async fn each_message_gets_its_own_answer() {
+        let s = service();
+        let (k, _) = key(&s, "veh-001", 10).await;
+        s.ledger.insert(
+            &k.device_id,
+            7,
+            ExistingClaim {
+                archive_key: "telemetry/date=2023-11-14/batch-x.parquet".into(),
+                claimed_at_ms: NOW_MS,
+            },
+        );
+        let mut bad = message("veh-001", 3);
+        bad["soc_pct"] = json!(140);
+        let mut sneaky = message("veh-001", 4);
+        sneaky[RECEIVED_AT] = json!(0);
+        let mut future = message("veh-001", 5);
+        future["ts"] = json!("2099-01-01T00:00:00Z");
+        let batch = json!([
+            message("veh-001", 1),
+            message("veh-001", 1),
+            bad,
+            sneaky,
+            future,
+            "text",
+            message("veh-001", 7)
+        ]);
+        let report = s.ingest(&k, &body(&batch), NOW_MS).await.unwrap();
+        let fields: Vec<Option<&str>> = report
+            .results
+            .iter()
+            .map(|r| match r {
+                MessageResult::Rejected { field, .. } => field.as_deref(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(report.results[0], MessageResult::Accepted { seq: 1 });
+        assert_eq!(
+            report.results[1],
+            MessageResult::Duplicate { seq: 1 },
+            "twice in one request"
+        );
+        assert_eq!(
+            fields[2..6],
+            [Some("soc_pct"), Some(RECEIVED_AT), Some("ts"), None],
+            "{:#?}",
+            report.results
+        );
+        assert_eq!(
+            report.results[6],
+            MessageResult::Duplicate { seq: 7 },
+            "in the ledger already"
+        );
+        assert_eq!((report.accepted, report.duplicates, report.rejected), (1, 2, 4));
+        assert_eq!(s.queue.take().len(), 1, "only the new, valid message is queued");
+    }
+
+    #[tokio::test]
+    async fn a_message_of_another_device_refuses_the_whole_request() {
+        let s = service();
+        let (k, _) = key(&s, "veh-001", 10).await;
+        let batch = json!([message("veh-001", 1), message("veh-002", 2)]);
+        let refused = s.ingest(&k, &body(&batch), NOW_MS).await.unwrap_err();
+        assert!(
+            matches!(&refused, Refusal::Forbidden(m) if m.contains("\"veh-002\"")),
+            "{refused}"
+        );
+        assert!(s.queue.take().is_empty(), "nothing queued");
+    }
+
+    #[tokio::test]
+    async fn bodies_that_are_not_messages_are_refused_whole() {
+        let s = service();
+        let (k, _) = key(&s, "veh-001", 10).await;
+        let many = Value::Array((0..=MAX_MESSAGES as u64).map(|i| message("veh-001", i)).collect());
+        for (body, says) in [
+            (b"{".to_vec(), "not JSON"),
+            (b"[]".to_vec(), "empty array"),
+            (b"42".to_vec(), "a message (a JSON object)"),
+            (body(&many), "at most 500"),
+            (vec![b' '; MAX_BODY_BYTES + 1], "larger than"),
+        ] {
+            match s.ingest(&k, &body, NOW_MS).await {
+                Err(Refusal::BadBody { reason, field }) => {
+                    assert!(reason.contains(says), "{reason}");
+                    assert_eq!(field.as_deref(), Some("body"));
+                }
+                other => panic!("{says}: {other:?}"),
+            }
+        }
+        assert!(s.queue.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn what_the_queue_refuses_is_reported_for_sending_again() {
+        let s = service();
+        let (k, _) = key(&s, "veh-001", 10).await;
+        s.queue.faults.fail_next_of("send", 1);
+        s.ledger.faults.fail_next_of("claimed", 1);
+        let batch = json!([message("veh-001", 1), message("veh-001", 2)]);
+        let report = s.ingest(&k, &body(&batch), NOW_MS).await.unwrap();
+        assert!(matches!(report.results[0], MessageResult::NotQueued { seq: 1, .. }));
+        assert_eq!(
+            report.results[1],
+            MessageResult::Accepted { seq: 2 },
+            "an unreadable ledger does not stop ingest"
+        );
+        assert_eq!((report.accepted, report.not_queued), (1, 1));
+    }
+}

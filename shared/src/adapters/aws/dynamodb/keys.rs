@@ -1,0 +1,114 @@
+//! [`KeyStore`] on DynamoDB: one item per key id; the secret only as its SHA-256.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+
+use super::{Item, get_n, get_s, n, s, table_error, written};
+use crate::domain::device_key::DeviceKey;
+use crate::domain::vehicle::VehicleId;
+use crate::ports::keys::KeyStore;
+use crate::ports::{Page, TableError};
+
+#[derive(Clone, Debug)]
+pub struct DynamoKeyStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoKeyStore {
+    pub fn new(client: Client, table: &str) -> Self {
+        Self {
+            client,
+            table: table.to_string(),
+        }
+    }
+
+    fn item(key: &DeviceKey) -> Item {
+        let mut item = HashMap::from([
+            ("key_id".to_string(), s(&key.key_id)),
+            ("device_id".to_string(), s(key.device_id.as_str())),
+            ("secret_sha256".to_string(), s(&key.secret_sha256)),
+            ("rate_per_minute".to_string(), n(key.rate_per_minute)),
+            ("label".to_string(), s(&key.label)),
+            ("created_at_ms".to_string(), n(key.created_at_ms)),
+        ]);
+        if let Some(at) = key.revoked_at_ms {
+            item.insert("revoked_at_ms".into(), n(at));
+        }
+        item
+    }
+
+    /// The key an item holds; `None` for an item that is not a whole key.
+    fn key_of(item: &Item) -> Option<DeviceKey> {
+        Some(DeviceKey {
+            key_id: get_s(item, "key_id")?.to_string(),
+            device_id: VehicleId::new(get_s(item, "device_id")?).ok()?,
+            secret_sha256: get_s(item, "secret_sha256")?.to_string(),
+            rate_per_minute: get_n(item, "rate_per_minute")?,
+            label: get_s(item, "label").unwrap_or_default().to_string(),
+            created_at_ms: get_n(item, "created_at_ms")?,
+            revoked_at_ms: get_n(item, "revoked_at_ms"),
+        })
+    }
+}
+
+impl KeyStore for DynamoKeyStore {
+    async fn create(&self, key: &DeviceKey) -> Result<bool, TableError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(key)))
+            .condition_expression("attribute_not_exists(key_id)")
+            .send()
+            .await;
+        written(&self.table, result)
+    }
+
+    async fn get(&self, key_id: &str) -> Result<Option<DeviceKey>, TableError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("key_id", s(key_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| table_error(&self.table, e))?;
+        Ok(out.item().and_then(Self::key_of))
+    }
+
+    async fn list(&self, limit: usize, after: Option<&str>) -> Result<Page<DeviceKey>, TableError> {
+        let mut request = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        if let Some(after) = after {
+            request = request.exclusive_start_key("key_id", s(after));
+        }
+        let out = request.send().await.map_err(|e| table_error(&self.table, e))?;
+        let mut items: Vec<DeviceKey> = out.items().iter().filter_map(Self::key_of).collect();
+        items.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        let next = out
+            .last_evaluated_key()
+            .and_then(|k| get_s(k, "key_id"))
+            .map(str::to_string);
+        Ok(Page { items, next })
+    }
+
+    async fn revoke(&self, key_id: &str, now_ms: i64) -> Result<bool, TableError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("key_id", s(key_id))
+            .update_expression("SET revoked_at_ms = if_not_exists(revoked_at_ms, :now)")
+            .condition_expression("attribute_exists(key_id)")
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        written(&self.table, result)
+    }
+}

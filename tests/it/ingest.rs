@@ -1,0 +1,298 @@
+//! HTTP ingest on the local stack: device keys through the real router, the
+//! real telemetry queue and the telemetry function, beside MQTT; exactly once
+//! across both ways in; and the `device-keys` command.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use canopy::adapters::aws::dynamodb::{self, DynamoKeyStore};
+use canopy::adapters::aws::s3::S3Store;
+use canopy::domain::device_key::{DeviceKey, issue};
+use canopy::domain::vehicle::VehicleId;
+use canopy::ports::keys::KeyStore;
+use canopy_local::demo::wait_idle;
+use canopy_local::stack::{Stack, latest_states};
+use canopy_tests::fixtures::Rng;
+use canopy_tests::local;
+use serde_json::{Value, json};
+
+use crate::telemetry::archive_rows;
+
+const KEYS_TABLE: &str = "DeviceKeysTable";
+
+/// A message of `vehicle` taken `seq` seconds into a drive that started an hour ago.
+fn message(vehicle: &str, seq: u64, start_s: i64) -> Value {
+    let ts = chrono::DateTime::from_timestamp(start_s + seq as i64, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    json!({"v": 1, "vehicle_id": vehicle, "ts": ts, "seq": seq, "soc_pct": 80.0 - seq as f64 / 100.0,
+        "pack_voltage_v": 380.0, "pack_current_a": 12.5, "cell_voltage_min_v": 3.9, "cell_voltage_max_v": 3.95,
+        "cell_temp_min_c": 25.0, "cell_temp_max_c": 31.0, "speed_kph": (seq % 120) as f64})
+}
+
+/// A key for `device` in the stack's key table; its plaintext.
+async fn key(stack: &Stack, device: &str, rate: u32) -> (DeviceKey, String) {
+    let keys = DynamoKeyStore::new(dynamodb::client(&stack.sdk), KEYS_TABLE);
+    let issued = issue(VehicleId::new(device).unwrap(), rate, "it", 0).unwrap();
+    assert!(keys.create(&issued.record).await.unwrap());
+    (issued.record, issued.plaintext)
+}
+
+/// `POST /ingest` on the stack's API port, off the runtime that serves it.
+async fn post(stack: &Stack, key: Option<&str>, body: String) -> (u16, Value) {
+    let endpoint = format!("http://{}", stack.api);
+    let key = key.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        let headers: Vec<(&str, &str)> = key.iter().map(|k| ("x-api-key", k.as_str())).collect();
+        let (status, text) =
+            canopy_local::services::http_with(&endpoint, "POST", "/ingest", &headers, Some(&body)).unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+    .await
+    .unwrap()
+}
+
+/// An MQTT client on the stack's broker, publishing as vehicles do, and the
+/// count of its publishes the broker acknowledged.
+fn mqtt(stack: &Stack) -> (rumqttc::AsyncClient, Arc<AtomicUsize>) {
+    let mut options = rumqttc::MqttOptions::new("it-ingest", "127.0.0.1", stack.mqtt.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 1_000);
+    let acked = Arc::new(AtomicUsize::new(0));
+    let count = acked.clone();
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    (client, acked)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_over_mqtt_and_http_with_duplicates_across_both_are_archived_exactly_once() {
+    let stack = local::own_stack_with_visibility(30).await;
+    let start_s = chrono::Utc::now().timestamp() - 3600;
+    let vehicles = ["veh-h1", "veh-h2"];
+    let mut keys = Vec::new();
+    for v in vehicles {
+        keys.push(key(&stack, v, 6_000).await.1);
+    }
+
+    // 1,000 valid messages: 40 % over MQTT only, 40 % over HTTP only, 20 % both;
+    // 100 posted twice more; 40 invalid, half each way.
+    let mut rng = Rng::new(17);
+    // (which vehicle, the message) sent each way.
+    let mut over_mqtt: Vec<(usize, Value)> = Vec::new();
+    let mut over_http: Vec<(usize, Value)> = Vec::new();
+    let mut expected = BTreeSet::new();
+    for (v, vehicle) in vehicles.iter().enumerate() {
+        for seq in 0..500 {
+            let m = message(vehicle, seq, start_s);
+            expected.insert((vehicle.to_string(), seq as i64));
+            match rng.next_u64() % 10 {
+                0..=3 => over_mqtt.push((v, m)),
+                4..=7 => over_http.push((v, m)),
+                _ => {
+                    over_mqtt.push((v, m.clone()));
+                    over_http.push((v, m));
+                }
+            }
+        }
+    }
+    for _ in 0..100 {
+        let again = over_http[(rng.next_u64() % over_http.len() as u64) as usize].clone();
+        over_http.push(again);
+    }
+    let mut invalid_http = 0;
+    for i in 0..40u64 {
+        let v = (i % 2) as usize;
+        let mut m = message(vehicles[v], 10_000 + i, start_s);
+        m["soc_pct"] = json!("full");
+        if i < 20 {
+            over_mqtt.push((v, m));
+        } else {
+            over_http.push((v, m));
+            invalid_http += 1;
+        }
+    }
+    for list in [&mut over_mqtt, &mut over_http] {
+        for i in (1..list.len()).rev() {
+            list.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+    }
+
+    // Both ways at once: MQTT on its own task, HTTP in batches of up to 40 per device.
+    let (client, acked) = mqtt(&stack);
+    let published = over_mqtt.len();
+    let publisher = tokio::spawn(async move {
+        for (_, m) in over_mqtt {
+            let topic = format!("dt/canopy/{}/bms", m["vehicle_id"].as_str().unwrap());
+            client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, m.to_string())
+                .await
+                .unwrap();
+        }
+        client
+    });
+    let (mut answered, mut rejected) = (0, 0);
+    for (v, key) in keys.iter().enumerate() {
+        let ours: Vec<Value> = over_http
+            .iter()
+            .filter(|(d, _)| *d == v)
+            .map(|(_, m)| m.clone())
+            .collect();
+        for batch in ours.chunks(40) {
+            let (status, answer) = post(&stack, Some(key), Value::Array(batch.to_vec()).to_string()).await;
+            assert_eq!(status, 202, "{answer}");
+            answered += answer["results"].as_array().unwrap().len();
+            for r in answer["results"].as_array().unwrap() {
+                if r["status"] == "rejected" {
+                    rejected += 1;
+                    assert_eq!(r["field"], "soc_pct", "{r}");
+                    assert_eq!(r["reason"], "field soc_pct must be a number, found a string");
+                }
+            }
+        }
+    }
+    assert_eq!(answered, over_http.len());
+    assert_eq!(rejected, invalid_http);
+    let client = publisher.await.unwrap();
+    let waited = std::time::Instant::now();
+    while acked.load(Ordering::SeqCst) < published {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the broker acknowledged {acked:?} of {published}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_idle(&stack, Duration::from_secs(120)).await.unwrap();
+    client.disconnect().await.ok();
+
+    let store = S3Store::new(&stack.sdk, &stack.bucket);
+    let mut rows = archive_rows(&store, "telemetry/").await;
+    rows.sort();
+    let archived: BTreeSet<(String, i64)> = rows.iter().cloned().collect();
+    assert_eq!(rows.len(), archived.len(), "a message archived twice");
+    assert_eq!(archived, expected, "every valid message archived, nothing else");
+    // The latest state is each vehicle's newest message, whichever way it came.
+    for state in latest_states(&stack).await.unwrap() {
+        if vehicles.contains(&state.telemetry.vehicle_id.as_str()) {
+            assert_eq!(state.telemetry.seq, 499, "{}", state.telemetry.vehicle_id);
+        }
+    }
+    // Posted again after the fact, everything is a duplicate and nothing is queued.
+    let again: Vec<Value> = (0..10).map(|seq| message(vehicles[0], seq, start_s)).collect();
+    let (status, answer) = post(&stack, Some(&keys[0]), Value::Array(again).to_string()).await;
+    assert_eq!((status, answer["duplicates"].as_u64()), (202, Some(10)), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_are_bound_to_their_device_revocable_and_rate_limited() {
+    let stack = local::own_stack().await;
+    let start_s = chrono::Utc::now().timestamp() - 60;
+    let (_, own) = key(&stack, "veh-k1", 6_000).await;
+    let one = |seq| message("veh-k1", seq, start_s).to_string();
+
+    let (status, answer) = post(&stack, None, one(1)).await;
+    assert_eq!(
+        (status, answer["error"]["status"].as_u64()),
+        (401, Some(401)),
+        "{answer}"
+    );
+    let stranger = issue(VehicleId::new("veh-k1").unwrap(), 10, "", 0).unwrap().plaintext;
+    assert_eq!(post(&stack, Some(&stranger), one(1)).await.0, 403);
+    let foreign = message("veh-k2", 1, start_s).to_string();
+    let (status, answer) = post(&stack, Some(&own), foreign).await;
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = post(&stack, Some(&own), "{not json".into()).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("body")));
+
+    let (revoked, revoked_text) = key(&stack, "veh-k1", 10).await;
+    DynamoKeyStore::new(dynamodb::client(&stack.sdk), KEYS_TABLE)
+        .revoke(&revoked.key_id, 1)
+        .await
+        .unwrap();
+    assert_eq!(post(&stack, Some(&revoked_text), one(2)).await.0, 403);
+
+    let (_, slow) = key(&stack, "veh-k1", 2).await;
+    let mut statuses = Vec::new();
+    for seq in 10..14 {
+        statuses.push(post(&stack, Some(&slow), one(seq)).await.0);
+    }
+    // Four requests at a rate of two a minute: two refused, unless a minute turned between them.
+    assert!(statuses.iter().filter(|s| **s == 429).count() >= 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [202, 429].contains(s)), "{statuses:?}");
+
+    wait_idle(&stack, Duration::from_secs(60)).await.unwrap();
+    let store = S3Store::new(&stack.sdk, &stack.bucket);
+    let rows = archive_rows(&store, "telemetry/").await;
+    assert!(rows.iter().all(|(v, _)| v == "veh-k1"), "veh-k2 got nothing: {rows:?}");
+    let admitted = statuses.iter().filter(|s| **s == 202).count();
+    assert_eq!(rows.len(), admitted, "only the admitted requests' messages: {rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_device_keys_command_makes_lists_and_revokes_keys() {
+    let stack = local::own_stack().await;
+    let run = |args: &[&str]| {
+        let out = Command::new(local::binary("device-keys"))
+            .args(["--endpoint", &stack.endpoint, "--table", KEYS_TABLE])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let made: Value = serde_json::from_str(&run(&[
+        "create", "--device", "veh-c1", "--rate", "30", "--label", "rig",
+    ]))
+    .unwrap();
+    let plaintext = made["key"].as_str().unwrap().to_string();
+    let key_id = made["record"]["key_id"].as_str().unwrap().to_string();
+    assert_eq!(made["record"]["rate_per_minute"], 30);
+    let message = message("veh-c1", 1, chrono::Utc::now().timestamp() - 10).to_string();
+    assert_eq!(post(&stack, Some(&plaintext), message.clone()).await.0, 202);
+
+    let second: Value = serde_json::from_str(&run(&["create", "--device", "veh-c1"])).unwrap();
+    let listed = run(&["list", "--device", "veh-c1"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.contains(&key_id) && !listed.contains(&plaintext[17..]),
+        "ids, never secrets: {listed}"
+    );
+
+    let second_id = second["record"]["key_id"].as_str().unwrap();
+    run(&["revoke", second_id]);
+    assert_eq!(
+        post(&stack, Some(second["key"].as_str().unwrap()), message).await.0,
+        403
+    );
+    let listed: Vec<Value> = run(&["list"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let revoked = listed.iter().find(|k| k["key_id"] == second_id).unwrap();
+    assert!(revoked["revoked_at_ms"].is_i64(), "{revoked}");
+    let failed = Command::new(local::binary("device-keys"))
+        .args([
+            "--endpoint",
+            &stack.endpoint,
+            "--table",
+            KEYS_TABLE,
+            "revoke",
+            "000000000000",
+        ])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("no key \"000000000000\""));
+}
