@@ -37,6 +37,19 @@ async fn api(stack: &Stack, method: &str, path: &str, body: Option<&Value>) -> (
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Uploads `frames` as the raw object `raw`; returns once the decoder wrote its decoded object.
+async fn upload_decoded(store: &S3Store, raw: &RawKey, frames: &[CanFrame]) {
+    store
+        .put(&raw.raw_key(), Bytes::from(fixtures::raw_file(frames)), None)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while store.exists(&raw.decoded_key()).await.unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(90), "not decoded in 90 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 fn names(body: &Value) -> Vec<String> {
     body["signals"]
         .as_array()
@@ -75,16 +88,7 @@ async fn a_vehicle_with_its_own_dbc_is_decoded_listed_and_charted_by_its_own_sig
             .unwrap()
         })
         .collect();
-    let raw = RawKey::new(vehicle.clone(), start_us, 1);
-    store
-        .put(&raw.raw_key(), Bytes::from(fixtures::raw_file(&frames)), None)
-        .await
-        .unwrap();
-    let started = Instant::now();
-    while store.exists(&raw.decoded_key()).await.unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(90), "not decoded in 90 s");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    upload_decoded(&store, &RawKey::new(vehicle.clone(), start_us, 1), &frames).await;
 
     let (status, own) = api(&stack, "GET", "/vehicles/veh-own/signals", None).await;
     assert_eq!(status, 200, "{own}");
@@ -197,15 +201,7 @@ async fn values_past_a_vehicles_dbc_ranges_are_stored_flagged_and_counted() {
     }
 
     let raw = RawKey::new(VehicleId::new("veh-oor").unwrap(), frames[0].ts_us, 1);
-    store
-        .put(&raw.raw_key(), Bytes::from(fixtures::raw_file(&frames)), None)
-        .await
-        .unwrap();
-    let started = Instant::now();
-    while store.exists(&raw.decoded_key()).await.unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(90), "not decoded in 90 s");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    upload_decoded(&store, &raw, &frames).await;
     canopy_local::demo::wait_idle(&stack, Duration::from_secs(60))
         .await
         .unwrap();

@@ -166,7 +166,7 @@ async fn a_raw_object_decodes_to_exactly_the_codecs_values_and_pyarrow_reads_it(
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!(
-            "{} ['int64', '{dict}', '{dict}', 'double', '{dict}', 'int32', '{dict}', 'int64']",
+            "{} ['int64', '{dict}', '{dict}', 'double', '{dict}', 'int32', '{dict}', 'int64', 'bool']",
             expected.len()
         )
     );

@@ -412,6 +412,15 @@ async fn alerts<H, S, A: AlertLog, Q>(
     Ok(Json(json!({ "vehicle_id": id, "alerts": alerts })))
 }
 
+/// `from` and `to`: the range a history route reads.
+fn range_of(params: &HashMap<String, String>) -> Result<TimeRange, ApiError> {
+    Ok(TimeRange::parse(
+        params.get("from").map(String::as_str),
+        params.get("to").map(String::as_str),
+        chrono::Utc::now(),
+    )?)
+}
+
 /// `before`: only alerts older than this time.
 fn before_us(params: &HashMap<String, String>) -> Result<Option<i64>, ApiError> {
     let Some(s) = params.get("before") else { return Ok(None) };
@@ -466,11 +475,7 @@ async fn signal_history<H: History, S, A, Q: QuotaCounter>(
         message_name: message,
         signal_name: signal,
     })?;
-    let range = TimeRange::parse(
-        params.get("from").map(String::as_str),
-        params.get("to").map(String::as_str),
-        chrono::Utc::now(),
-    )?;
+    let range = range_of(&params)?;
     let max_points = max_points(number(&params, "max_points")?)?;
     api.admit_history(&identity).await?;
     let series = api
@@ -489,11 +494,7 @@ async fn vehicle_trips<H: History, S, A: AlertLog, Q: QuotaCounter>(
     ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Answer {
     let id = readable_vehicle(&api, &identity, &id)?;
-    let range = TimeRange::parse(
-        params.get("from").map(String::as_str),
-        params.get("to").map(String::as_str),
-        chrono::Utc::now(),
-    )?;
+    let range = range_of(&params)?;
     let gap_us = history::trips::gap_us(number(&params, "gap_s")?)?;
     api.admit_history(&identity).await?;
     let rows = api.run_history(api.history.trips(&id, range, gap_us)).await?;
