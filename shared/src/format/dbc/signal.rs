@@ -323,8 +323,15 @@ impl ValueRange {
     /// (a billionth of the range's magnitude: `raw * factor + offset` may
     /// land an ulp past a bound the DBC wrote in decimal). NaN is not judged.
     pub fn excludes(&self, value: f64) -> bool {
+        let (lo, hi) = self.limits();
+        value < lo || value > hi
+    }
+
+    /// The lowest and highest values the range admits, its tolerance included:
+    /// for loops that check many values against one range.
+    pub fn limits(&self) -> (f64, f64) {
         let tolerance = 1e-9 * self.min.abs().max(self.max.abs()).max(1.0);
-        value < self.min - tolerance || value > self.max + tolerance
+        (self.min - tolerance, self.max + tolerance)
     }
 }
 

@@ -26,8 +26,9 @@
 //! bounded whatever the size of the input.
 //!
 //! The dictionary columns (`message`, `signal`, `unit`, `batch`, `written_us`)
-//! are runs of a few values in sorted rows, and are written from those runs
-//! ([`run_column`](super::run_column)); the Arrow writer encodes the others.
+//! are runs of a few values in sorted rows, and are written from those runs,
+//! and `out_of_range` from the rows it flags ([`run_column`](super::run_column));
+//! the Arrow writer encodes the others.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -35,9 +36,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 
 use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
-use arrow_buffer::BooleanBufferBuilder;
+use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowSchemaConverter;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
@@ -45,7 +46,7 @@ use parquet::schema::types::ColumnDescPtr;
 
 use super::compact::BatchCopy;
 use super::rollup::{RollupBuilder, RollupFile, TIERS, Tier};
-use super::run_column::{Dictionary, RunColumn};
+use super::run_column::{Dictionary, RunColumn, encode_flags};
 use super::{LakeError, writer_properties};
 use crate::format::dbc::{Database, SignalValue, ValueRange};
 
@@ -254,25 +255,14 @@ impl BatchBuilder {
             .extend(sources.iter().enumerate().map(|(i, &a)| (first + i, i32::from(a))));
         let flagged = self.out_of_range.len();
         if let Some(range) = range {
-            self.out_of_range.extend(
-                values
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| range.excludes(**v))
-                    .map(|(i, _)| first + i),
-            );
+            let (lo, hi) = range.limits();
+            for (i, &v) in values.iter().enumerate() {
+                if v < lo || v > hi {
+                    self.out_of_range.push(first + i);
+                }
+            }
         }
         (self.out_of_range.len() - flagged) as u64
-    }
-
-    /// The `out_of_range` column: all false but the flagged rows.
-    fn out_of_range_column(&mut self) -> ArrayRef {
-        let mut bits = BooleanBufferBuilder::new(self.ts_us.len());
-        bits.append_n(self.ts_us.len(), false);
-        for row in self.out_of_range.drain(..) {
-            bits.set_bit(row, true);
-        }
-        Arc::new(BooleanArray::new(bits.finish(), None))
     }
 
     /// The `source_address` column: all null unless J1939 rows were added
@@ -302,7 +292,6 @@ impl BatchBuilder {
         let n = self.len();
         let schema = decoded_schema();
         let sources = self.source_column();
-        let out_of_range = self.out_of_range_column();
         // The next row group's columns are as long: reserve now rather than grow by copying.
         let ts_us: ArrayRef = Arc::new(Int64Array::from(std::mem::replace(
             &mut self.ts_us,
@@ -324,13 +313,17 @@ impl BatchBuilder {
             arrow(5, sources),
             Column::Runs(&batch, Dictionary::Utf8(&copy.batch_name)),
             Column::Runs(&written, Dictionary::Int64(std::slice::from_ref(&copy.written_us))),
-            arrow(8, out_of_range),
+            Column::Flags(&self.out_of_range),
         ];
-        // One Arrow writer per column, in the schema's order (a flat schema:
-        // one leaf per field); the run columns leave theirs unused.
-        for ((column, mut writer), descriptor) in columns.into_iter().zip(arrow_writers).zip(descriptors) {
+        // The columns in the schema's order (a flat schema: one leaf per
+        // field), each Arrow column with the next of the writers made for them.
+        let mut arrow_writers = arrow_writers.into_iter();
+        for (column, descriptor) in columns.into_iter().zip(descriptors) {
             match column {
                 Column::Arrow(i, array) => {
+                    let mut writer = arrow_writers
+                        .next()
+                        .ok_or_else(|| parquet::errors::ParquetError::General("an Arrow column writer short".into()))?;
                     for leaf in compute_leaves(schema.field(i), &array)? {
                         writer.write(&leaf)?;
                     }
@@ -340,8 +333,13 @@ impl BatchBuilder {
                     let (bytes, close) = runs.encode(descriptor.clone(), dictionary)?;
                     group.append_column(&bytes, close)?;
                 }
+                Column::Flags(rows) => {
+                    let (bytes, close) = encode_flags(descriptor.clone(), n, rows)?;
+                    group.append_column(&bytes, close)?;
+                }
             }
         }
+        self.out_of_range.clear();
         for column in &mut self.names {
             column.clear();
         }
@@ -354,6 +352,8 @@ enum Column<'a> {
     /// By the Arrow writer: (field index, values).
     Arrow(usize, ArrayRef),
     Runs(&'a RunColumn, Dictionary<'a>),
+    /// A BOOLEAN column, true at these rows.
+    Flags(&'a [usize]),
 }
 
 /// Writes decoded values as a decoded lake file.
@@ -646,6 +646,9 @@ impl Drop for EncoderThread {
 struct Encoder {
     writer: SerializedFileWriter<Vec<u8>>,
     /// Makes the Arrow column writers of each row group.
+    /// Makes the writers of the columns the Arrow writer encodes (the others
+    /// are written from runs and flags): only those are made for a row
+    /// group, not one per column, as each sets up its own compressor.
     arrow_columns: ArrowRowGroupWriterFactory,
     catalog: Arc<Catalog>,
     copy: Arc<Copy>,
@@ -657,6 +660,30 @@ struct Encoder {
     rollups: Option<RollupBuilder>,
 }
 
+/// Fields of the decoded schema the Arrow writer encodes.
+const ARROW_COLUMNS: [&str; 3] = ["ts_us", "value", "source_address"];
+
+/// What makes the column writers of [`ARROW_COLUMNS`] with the writer's
+/// `properties`: a factory over a file of those columns alone (the file
+/// itself is never written; its schema and properties are the factory's).
+fn arrow_columns(
+    properties: &parquet::file::properties::WriterProperties,
+) -> parquet::errors::Result<ArrowRowGroupWriterFactory> {
+    let full = decoded_schema();
+    let fields: Vec<Field> = ARROW_COLUMNS
+        .iter()
+        .map(|name| full.field_with_name(name).cloned())
+        .collect::<Result<_, _>>()?;
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let descriptor = ArrowSchemaConverter::new().convert(&schema)?;
+    let file = SerializedFileWriter::new(
+        std::io::sink(),
+        descriptor.root_schema_ptr(),
+        Arc::new(properties.clone()),
+    )?;
+    Ok(ArrowRowGroupWriterFactory::new(&file, schema))
+}
+
 impl Encoder {
     fn new(
         catalog: Arc<Catalog>,
@@ -665,7 +692,8 @@ impl Encoder {
         source_name: Arc<str>,
     ) -> Result<Self, LakeError> {
         let properties = writer_properties(options.row_group_rows, &["ts_us", "value"], &["unit"]);
-        let (writer, arrow_columns) = ArrowWriter::try_new(Vec::new(), decoded_schema(), Some(properties))
+        let arrow_columns = arrow_columns(&properties).map_err(|e| LakeError::parquet(&source_name, e))?;
+        let (writer, _) = ArrowWriter::try_new(Vec::new(), decoded_schema(), Some(properties))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(|e| LakeError::parquet(&source_name, e))?;
         let rollups = match options.rollups {
@@ -820,7 +848,7 @@ impl Encoder {
 mod tests {
     use super::*;
     use crate::format::lake::compact::BatchCopy;
-    use arrow_array::Array;
+    use arrow_array::{Array, BooleanArray};
     use bytes::Bytes;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::Compression;

@@ -12,6 +12,9 @@
 //! [`SerializedRowGroupWriter::append_column`](parquet::file::writer::SerializedRowGroupWriter::append_column).
 //!
 //! The pages are not compressed: a chunk of a few runs is some tens of bytes.
+//!
+//! [`encode_flags`] does the same for a BOOLEAN column that is nearly all
+//! false (`out_of_range`): its bits laid out directly.
 
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, Type as PhysicalType};
@@ -230,6 +233,79 @@ impl RunColumn {
         };
         Ok((bytes, close))
     }
+}
+
+/// A BOOLEAN column of `rows` rows, true at `set` (ascending row numbers) and
+/// false elsewhere, as one PLAIN data page: the bits are laid out directly,
+/// in time proportional to the rows / 8 and the rows set, where the Arrow
+/// writer would push every value through its bit writer and statistics.
+/// A column of flags that are nearly always clear (`out_of_range`) costs a
+/// few bytes of page per row group.
+pub(crate) fn encode_flags(descr: ColumnDescPtr, rows: usize, set: &[usize]) -> Result<(Bytes, ColumnCloseResult)> {
+    if descr.physical_type() != PhysicalType::BOOLEAN || descr.max_rep_level() != 0 {
+        return Err(ParquetError::General(format!(
+            "column {} is not a flat BOOLEAN column",
+            descr.path()
+        )));
+    }
+    let mut data_page = Vec::with_capacity(rows / 8 + 16);
+    if descr.max_def_level() > 0 {
+        let mut levels = Vec::new();
+        put_rle_run(&mut levels, rows as u64, 1, 1);
+        data_page.extend_from_slice(&(levels.len() as u32).to_le_bytes());
+        data_page.extend_from_slice(&levels);
+    }
+    let bits = data_page.len();
+    data_page.resize(bits + rows.div_ceil(8), 0);
+    for &row in set {
+        let byte = data_page.get_mut(bits + row / 8).ok_or_else(|| {
+            ParquetError::General(format!("row {row} of column {} is past its {rows} rows", descr.path()))
+        })?;
+        *byte |= 1 << (row % 8);
+    }
+    let mut sink = TrackedWrite::new(Vec::new());
+    let data_spec = {
+        let mut pages = SerializedPageWriter::new(&mut sink);
+        let spec = pages.write_page(uncompressed(Page::DataPage {
+            buf: Bytes::from(data_page),
+            num_values: rows as u32,
+            encoding: Encoding::PLAIN,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
+        }))?;
+        pages.close()?;
+        spec
+    };
+    let bytes = Bytes::from(sink.into_inner()?);
+    // The smallest value is true only when every row is; the largest, when any is.
+    let (min, max) = (set.len() == rows, !set.is_empty());
+    let mut column_index = ColumnIndexBuilder::new(PhysicalType::BOOLEAN);
+    let mut chunk = ColumnChunkMetaData::builder(descr.clone())
+        .set_encodings(vec![Encoding::PLAIN, Encoding::RLE])
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_num_values(rows as i64)
+        .set_total_compressed_size(bytes.len() as i64)
+        .set_total_uncompressed_size(data_spec.uncompressed_size as i64)
+        .set_data_page_offset(data_spec.offset as i64);
+    if rows > 0 {
+        column_index.append(false, vec![u8::from(min)], vec![u8::from(max)], 0);
+        chunk = chunk.set_statistics(Statistics::boolean(Some(min), Some(max), None, Some(0), false));
+    } else {
+        column_index.append(true, Vec::new(), Vec::new(), 0);
+    }
+    let mut offset_index = OffsetIndexBuilder::new();
+    offset_index.append_row_count(rows as i64);
+    offset_index.append_offset_and_size(data_spec.offset as i64, data_spec.bytes_written as i32);
+    let close = ColumnCloseResult {
+        bytes_written: bytes.len() as u64,
+        rows_written: rows as u64,
+        metadata: chunk.build()?,
+        bloom_filter: None,
+        column_index: Some(column_index.build()?),
+        offset_index: Some(offset_index.build()),
+    };
+    Ok((bytes, close))
 }
 
 fn uncompressed(page: Page) -> CompressedPage {
