@@ -245,9 +245,9 @@ type Shared<H, S, A, Q> = State<Arc<Api<H, S, A, Q>>>;
 
 /// A vehicle id from the path, when the caller may read it.
 fn readable_vehicle<H, S, A, Q>(api: &Api<H, S, A, Q>, identity: &Identity, id: &str) -> Result<VehicleId, ApiError> {
-    let scope = api.access.scope(identity)?;
+    let scope = access::scope(&api.access, identity)?;
     let id = vehicle_id(id)?;
-    scope.check(&id)?;
+    access::check(&scope, &id)?;
     Ok(id)
 }
 
@@ -286,16 +286,6 @@ fn page_limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
     }
 }
 
-fn state_json(state: &LatestState) -> Value {
-    let mut v = state.telemetry.to_json();
-    v["received_at_ms"] = json!(state.telemetry.received_at_ms);
-    if let Some(object) = v.as_object_mut() {
-        object.remove(canopy::format::telemetry::RECEIVED_AT);
-    }
-    v["updated_at_ms"] = json!(state.updated_at_ms);
-    v
-}
-
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -325,7 +315,7 @@ pub fn openapi_document(signed_in: bool) -> String {
 
 /// The fleet's signals: those of vehicles without a DBC of their own.
 async fn signals<H, S, A, Q>(State(api): Shared<H, S, A, Q>, identity: Identity) -> Answer {
-    api.access.scope(&identity)?;
+    access::scope(&api.access, &identity)?;
     Ok(Json(json!({ "signals": api.catalogs.fleet().await?.entries() })))
 }
 
@@ -375,7 +365,7 @@ async fn vehicles<H, S: LatestStateStore, A, Q>(
     identity: Identity,
     ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Answer {
-    let scope = api.access.scope(&identity)?;
+    let scope = access::scope(&api.access, &identity)?;
     let limit = page_limit(&params)?;
     let after = params
         .get("after")
@@ -383,7 +373,7 @@ async fn vehicles<H, S: LatestStateStore, A, Q>(
         .transpose()?
         .map(|v| v.to_string());
     let (states, after) = states_in_scope(&api.state, &scope, after, limit, MAX_PAGES_PER_LISTING).await?;
-    let items: Vec<Value> = states.iter().map(state_json).collect();
+    let items: Vec<Value> = states.iter().map(LatestState::to_json).collect();
     Ok(Json(json!({ "vehicles": items, "next": after })))
 }
 
@@ -394,7 +384,7 @@ async fn vehicle<H, S: LatestStateStore, A, Q>(
 ) -> Answer {
     let id = readable_vehicle(&api, &identity, &id)?;
     match api.state.get(&id).await? {
-        Some(state) => Ok(Json(state_json(&state))),
+        Some(state) => Ok(Json(state.to_json())),
         None => Err(access::no_vehicle(&id)),
     }
 }
@@ -444,7 +434,7 @@ async fn fleet_alerts<H, S: LatestStateStore, A: AlertLog, Q>(
     identity: Identity,
     ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Answer {
-    let scope = api.access.scope(&identity)?;
+    let scope = access::scope(&api.access, &identity)?;
     let limit = page_limit(&params)?;
     let before = before_us(&params)?;
     let (states, _) = states_in_scope(&api.state, &scope, None, MAX_FLEET_ALERT_VEHICLES, usize::MAX).await?;
@@ -597,7 +587,7 @@ async fn fleet_stats<H: History, S, A, Q: QuotaCounter>(
     identity: Identity,
     ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Answer {
-    let scope = api.access.scope(&identity)?;
+    let scope = access::scope(&api.access, &identity)?;
     let date = match params.get("date") {
         Some(d) => history::parse_date(d)?,
         None => chrono::Utc::now().date_naive(),

@@ -13,10 +13,14 @@
 //! | [`messaging::DevicePublisher`] | messages to vehicles | IoT Core's data plane |
 //! | [`keys::KeyStore`] | the keys devices post telemetry with | DynamoDB |
 //! | [`queue::MessageQueue`] | messages into a queue | SQS |
+//! | [`live::ConnectionStore`] | the live stream's connections and subscriptions | DynamoDB |
+//! | [`live::ConnectionPoster`] | a message to one open connection | API Gateway's management API |
+//! | [`live::TokenVerifier`] | who holds an access token | Cognito |
 
 pub mod alert_log;
 pub mod keys;
 pub mod ledger;
+pub mod live;
 pub mod messaging;
 pub mod queue;
 pub mod quota;

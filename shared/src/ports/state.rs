@@ -14,6 +14,20 @@ pub struct LatestState {
     pub updated_at_ms: i64,
 }
 
+impl LatestState {
+    /// The state as the API and the live stream send it: the message (v1)
+    /// with `received_at_ms` and `updated_at_ms`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = self.telemetry.to_json();
+        if let Some(object) = v.as_object_mut() {
+            object.remove(crate::format::telemetry::RECEIVED_AT);
+            object.insert("received_at_ms".into(), self.telemetry.received_at_ms.into());
+            object.insert("updated_at_ms".into(), self.updated_at_ms.into());
+        }
+        v
+    }
+}
+
 pub trait LatestStateStore: Send + Sync {
     /// Writes `t` as its vehicle's latest state unless the stored state is as
     /// new or newer (by `ts`); true when written.

@@ -5,6 +5,10 @@
 //! `AWS_ENDPOINT_URL_<SERVICE>`), which is how the local stack points the very
 //! same code at moto on loopback.
 
+#[cfg(feature = "apigateway")]
+pub mod apigateway;
+#[cfg(feature = "cognito")]
+pub mod cognito;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "iot")]

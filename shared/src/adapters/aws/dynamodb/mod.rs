@@ -5,9 +5,11 @@
 //! - [`alert_log::DynamoAlertLog`]: keys `vehicle_id`, `sk`; `alert#<ts µs>#<rule>` items (the log,
 //!   newest first, TTL `expires_at`) and `cooldown#<rule>` items (the windows).
 //! - [`quota::DynamoQuotaCounter`]: key `key`; requests per caller and window; TTL `expires_at`.
+//! - [`connections::DynamoConnectionStore`]: key `connection_id`; the live stream's connections; TTL `expires_at`.
 //! - [`keys::DynamoKeyStore`]: key `key_id`; the device keys of HTTP ingest, secrets as SHA-256.
 
 pub mod alert_log;
+pub mod connections;
 pub mod keys;
 pub mod ledger;
 pub mod quota;
@@ -20,6 +22,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use alert_log::DynamoAlertLog;
+pub use connections::DynamoConnectionStore;
 pub use keys::DynamoKeyStore;
 pub use ledger::DynamoLedger;
 pub use quota::DynamoQuotaCounter;

@@ -1,0 +1,498 @@
+//! Changes of vehicles' state and new alerts, pushed to the connections
+//! subscribed to them: at most one message per connection per interval
+//! (about a second), carrying everything of that interval.
+//!
+//! The throttle leads: the first change after a quiet interval goes out at
+//! once (an alert reaches the console in the time a read and a post take),
+//! and what follows within the interval is held and sent, merged, when the
+//! interval ends. A vehicle's state is only ever sent newer than the last
+//! one a connection got, and an alert once per connection. A connection
+//! that is gone (410) is forgotten; a slow one delays nobody else (posts go
+//! out concurrently, each with a deadline).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use canopy::domain::access::AccessPolicy;
+use canopy::domain::alert::Alert;
+use canopy::domain::vehicle::VehicleId;
+use canopy::ports::TableError;
+use canopy::ports::alert_log::AlertLog;
+use canopy::ports::live::{Connection, ConnectionPoster, ConnectionStore, PostError};
+use canopy::ports::state::{LatestState, LatestStateStore};
+use futures::stream::{self, StreamExt};
+
+use crate::protocol::ServerMessage;
+
+/// What changed, as a table's stream says it: the item's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// A vehicle's latest state was written.
+    State(VehicleId),
+    /// An alert was logged (`alert#<ts µs>#<rule>`).
+    Alert {
+        vehicle: VehicleId,
+        ts_us: i64,
+        rule: String,
+    },
+}
+
+impl Change {
+    /// A change from an item's keys: the state table's (`vehicle_id`) or the
+    /// alert log's (`vehicle_id`, `sk`); `None` for items that are neither
+    /// (the alert log's cooldown windows).
+    pub fn from_keys(vehicle_id: &str, sk: Option<&str>) -> Option<Self> {
+        let vehicle = VehicleId::new(vehicle_id).ok()?;
+        match sk {
+            None => Some(Self::State(vehicle)),
+            Some(sk) => {
+                let (ts, rule) = sk.strip_prefix("alert#")?.split_once('#')?;
+                Some(Self::Alert {
+                    vehicle,
+                    ts_us: ts.parse().ok()?,
+                    rule: rule.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// What a delivery or a flush did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub sent: usize,
+    pub held: usize,
+    pub gone: usize,
+    pub failed: usize,
+}
+
+/// Alerts remembered per connection, to send each once whatever redelivers it.
+const REMEMBERED_ALERTS: usize = 256;
+/// Posts in flight at once.
+const POSTS_AT_ONCE: usize = 32;
+
+/// Per connection: when it was last sent to, what waits, what it has.
+#[derive(Default)]
+struct Outbox {
+    last_sent_ms: Option<i64>,
+    states: BTreeMap<VehicleId, LatestState>,
+    alerts: Vec<Alert>,
+    /// The newest state time sent per vehicle: states never go back.
+    sent_ts: HashMap<VehicleId, i64>,
+    sent_alerts: VecDeque<(VehicleId, i64, String)>,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.states.is_empty() && self.alerts.is_empty()
+    }
+
+    fn hold(&mut self, states: &[&LatestState], alerts: &[&Alert]) {
+        for s in states {
+            let vehicle = &s.telemetry.vehicle_id;
+            let newer_than_sent = self.sent_ts.get(vehicle).is_none_or(|t| *t < s.telemetry.ts_us());
+            let newer_than_held = self
+                .states
+                .get(vehicle)
+                .is_none_or(|held| held.telemetry.ts_us() < s.telemetry.ts_us());
+            if newer_than_sent && newer_than_held {
+                self.states.insert(vehicle.clone(), (*s).clone());
+            }
+        }
+        for a in alerts {
+            let key = (a.vehicle_id.clone(), a.ts_us, a.rule.clone());
+            let held = self
+                .alerts
+                .iter()
+                .any(|h| (&h.vehicle_id, h.ts_us, &h.rule) == (&key.0, key.1, &key.2));
+            if !held && !self.sent_alerts.contains(&key) {
+                self.alerts.push((*a).clone());
+            }
+        }
+    }
+
+    /// The held changes as one message; the outbox remembers them as sent.
+    fn take(&mut self, now_ms: i64) -> String {
+        let states: Vec<LatestState> = std::mem::take(&mut self.states).into_values().collect();
+        let mut alerts = std::mem::take(&mut self.alerts);
+        alerts.sort_by(|a, b| (a.ts_us, &a.vehicle_id, &a.rule).cmp(&(b.ts_us, &b.vehicle_id, &b.rule)));
+        for s in &states {
+            self.sent_ts.insert(s.telemetry.vehicle_id.clone(), s.telemetry.ts_us());
+        }
+        for a in &alerts {
+            self.sent_alerts
+                .push_back((a.vehicle_id.clone(), a.ts_us, a.rule.clone()));
+            if self.sent_alerts.len() > REMEMBERED_ALERTS {
+                self.sent_alerts.pop_front();
+            }
+        }
+        self.last_sent_ms = Some(now_ms);
+        ServerMessage::Update {
+            states: &states,
+            alerts: &alerts,
+        }
+        .to_text()
+    }
+}
+
+pub struct Fanout<C, P, S, A> {
+    pub connections: C,
+    pub poster: P,
+    pub state: S,
+    pub alerts: A,
+    pub access: AccessPolicy,
+    /// At most one message per connection per interval.
+    pub interval: Duration,
+    /// How long one post may take before it is given up (the client is slow).
+    pub post_timeout: Duration,
+    outboxes: Mutex<HashMap<String, Outbox>>,
+}
+
+impl<C, P, S, A> Fanout<C, P, S, A>
+where
+    C: ConnectionStore,
+    P: ConnectionPoster,
+    S: LatestStateStore,
+    A: AlertLog,
+{
+    pub fn new(connections: C, poster: P, state: S, alerts: A, access: AccessPolicy, interval: Duration) -> Self {
+        Self {
+            connections,
+            poster,
+            state,
+            alerts,
+            access,
+            interval,
+            post_timeout: Duration::from_secs(2),
+            outboxes: Mutex::default(),
+        }
+    }
+
+    fn outboxes(&self) -> MutexGuard<'_, HashMap<String, Outbox>> {
+        self.outboxes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads what `changes` name, holds it for every connection it concerns,
+    /// and sends to those whose interval has passed.
+    pub async fn deliver(&self, changes: &[Change], now_ms: i64) -> Result<Delivery, TableError> {
+        let (states, alerts) = self.read(changes).await?;
+        if states.is_empty() && alerts.is_empty() {
+            return Ok(Delivery::default());
+        }
+        let connections = self.connections.list().await?;
+        {
+            let mut outboxes = self.outboxes();
+            // Connections that closed without a word are forgotten here too.
+            let open: HashSet<&str> = connections.iter().map(|c| c.id.as_str()).collect();
+            outboxes.retain(|id, _| open.contains(id.as_str()));
+            for connection in &connections {
+                let (mine_states, mine_alerts) = self.concerning(connection, &states, &alerts);
+                if !mine_states.is_empty() || !mine_alerts.is_empty() {
+                    outboxes
+                        .entry(connection.id.clone())
+                        .or_default()
+                        .hold(&mine_states, &mine_alerts);
+                }
+            }
+        }
+        Ok(self.flush(now_ms).await)
+    }
+
+    /// Sends what is held for connections whose interval has passed.
+    pub async fn flush(&self, now_ms: i64) -> Delivery {
+        let interval_ms = self.interval.as_millis() as i64;
+        let (due, held): (Vec<(String, String)>, usize) = {
+            let mut outboxes = self.outboxes();
+            let mut due = Vec::new();
+            let mut held = 0;
+            for (id, outbox) in outboxes.iter_mut().filter(|(_, o)| !o.is_empty()) {
+                if outbox.last_sent_ms.is_none_or(|t| now_ms - t >= interval_ms) {
+                    due.push((id.clone(), outbox.take(now_ms)));
+                } else {
+                    held += 1;
+                }
+            }
+            (due, held)
+        };
+        let posts = due.iter().map(|(id, text)| async move {
+            let posted = tokio::time::timeout(self.post_timeout, self.poster.post(id, text)).await;
+            (id, posted)
+        });
+        let results: Vec<_> = stream::iter(posts).buffer_unordered(POSTS_AT_ONCE).collect().await;
+        let mut delivery = Delivery {
+            held,
+            ..Delivery::default()
+        };
+        for (id, posted) in results {
+            match posted {
+                Ok(Ok(())) => delivery.sent += 1,
+                Ok(Err(PostError::Gone(_))) => {
+                    delivery.gone += 1;
+                    self.outboxes().remove(id);
+                    if let Err(e) = self.connections.delete(id).await {
+                        tracing::warn!(error = %e, connection = %id, "gone connection not deleted");
+                    }
+                }
+                Ok(Err(e)) => {
+                    delivery.failed += 1;
+                    tracing::warn!(error = %e, "update not sent");
+                }
+                Err(_) => {
+                    delivery.failed += 1;
+                    tracing::warn!(connection = %id, "update not sent in time: a slow client");
+                }
+            }
+        }
+        delivery
+    }
+
+    /// When the next held message is due (ms), if one is held.
+    pub fn next_due_ms(&self) -> Option<i64> {
+        let interval_ms = self.interval.as_millis() as i64;
+        self.outboxes()
+            .values()
+            .filter(|o| !o.is_empty())
+            .map(|o| o.last_sent_ms.map_or(0, |t| t + interval_ms))
+            .min()
+    }
+
+    /// Flushes until nothing is held (a Lambda invocation's end: nothing may
+    /// wait past it). Holds at most one interval.
+    pub async fn drain(&self) -> Delivery {
+        let mut total = Delivery::default();
+        while let Some(due_ms) = self.next_due_ms() {
+            let now = chrono::Utc::now().timestamp_millis();
+            if due_ms > now {
+                tokio::time::sleep(Duration::from_millis((due_ms - now) as u64)).await;
+            }
+            let d = self.flush(chrono::Utc::now().timestamp_millis()).await;
+            total.sent += d.sent;
+            total.gone += d.gone;
+            total.failed += d.failed;
+        }
+        total
+    }
+
+    /// The states and alerts `changes` name, as the tables hold them now.
+    async fn read(&self, changes: &[Change]) -> Result<(Vec<LatestState>, Vec<Alert>), TableError> {
+        let vehicles: HashSet<&VehicleId> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::State(v) => Some(v),
+                Change::Alert { .. } => None,
+            })
+            .collect();
+        let reads = vehicles.into_iter().map(|v| self.state.get(v));
+        let mut states = Vec::new();
+        for state in stream::iter(reads).buffer_unordered(16).collect::<Vec<_>>().await {
+            states.extend(state?);
+        }
+        let mut alerts = Vec::new();
+        for change in changes {
+            if let Change::Alert { vehicle, ts_us, rule } = change {
+                let near = self.alerts.alerts(vehicle, 10, Some(ts_us + 1)).await?;
+                alerts.extend(near.into_iter().filter(|a| a.ts_us == *ts_us && &a.rule == rule));
+            }
+        }
+        Ok((states, alerts))
+    }
+
+    /// What of `states` and `alerts` the connection subscribed to and may read.
+    fn concerning<'a>(
+        &self,
+        connection: &Connection,
+        states: &'a [LatestState],
+        alerts: &'a [Alert],
+    ) -> (Vec<&'a LatestState>, Vec<&'a Alert>) {
+        let (Some(subscription), Ok(scope)) = (&connection.subscription, self.access.scope(connection.caller.as_ref()))
+        else {
+            return (Vec::new(), Vec::new());
+        };
+        let wanted = |v: &VehicleId| subscription.includes(v) && scope.allows(v.as_str());
+        (
+            states.iter().filter(|s| wanted(&s.telemetry.vehicle_id)).collect(),
+            alerts.iter().filter(|a| wanted(&a.vehicle_id)).collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use canopy::adapters::contract::{alert, telemetry};
+    use canopy::adapters::memory::{MemoryAlertLog, MemoryConnectionStore, MemoryPoster, MemoryStateTable};
+    use canopy::domain::access::{Caller, VehicleGroups};
+    use canopy::ports::live::Subscription;
+    use serde_json::Value;
+
+    use super::*;
+
+    type Memory = Fanout<MemoryConnectionStore, MemoryPoster, MemoryStateTable, MemoryAlertLog>;
+
+    fn v(id: &str) -> VehicleId {
+        VehicleId::new(id).unwrap()
+    }
+
+    fn fanout() -> Memory {
+        Fanout::new(
+            MemoryConnectionStore::default(),
+            MemoryPoster::default(),
+            MemoryStateTable::default(),
+            MemoryAlertLog::default(),
+            AccessPolicy::default(),
+            Duration::from_millis(1000),
+        )
+    }
+
+    async fn connect(f: &Memory, id: &str, caller: Option<Caller>, subscription: Subscription) {
+        f.connections
+            .put(&Connection {
+                id: id.into(),
+                caller,
+                subscription: Some(subscription),
+                connected_at_ms: 0,
+                expires_at_s: i64::MAX,
+            })
+            .await
+            .unwrap();
+    }
+
+    fn only(ids: &[&str]) -> Subscription {
+        Subscription::Vehicles(ids.iter().map(|i| v(i)).collect())
+    }
+
+    /// The (vehicle, seq) of each state and the rules of the alerts of each message posted to `id`.
+    fn updates(f: &Memory, id: &str) -> Vec<(Vec<(String, u64)>, Vec<String>)> {
+        f.poster
+            .to(id)
+            .iter()
+            .map(|text| {
+                let m: Value = serde_json::from_str(text).unwrap();
+                assert_eq!(m["type"], "update");
+                let states = m["states"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| {
+                        (
+                            s["vehicle_id"].as_str().unwrap().to_string(),
+                            s["seq"].as_u64().unwrap(),
+                        )
+                    })
+                    .collect();
+                let alerts = m["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| format!("{}:{}", a["vehicle_id"].as_str().unwrap(), a["rule"].as_str().unwrap()))
+                    .collect();
+                (states, alerts)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_change_reaches_the_connections_subscribed_to_it_only() {
+        let f = fanout();
+        connect(&f, "a", None, only(&["veh-001"])).await;
+        connect(&f, "b", None, only(&["veh-002"])).await;
+        connect(&f, "fleet", None, Subscription::Fleet).await;
+        f.state.put_if_newer(&telemetry(&v("veh-001"), 1, 10), 1).await.unwrap();
+        let d = f.deliver(&[Change::State(v("veh-001"))], 0).await.unwrap();
+        assert_eq!(d.sent, 2);
+        assert_eq!(updates(&f, "a"), [(vec![("veh-001".into(), 1)], vec![])]);
+        assert!(f.poster.to("b").is_empty());
+        assert_eq!(updates(&f, "fleet").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn one_message_per_interval_carries_the_newest_and_never_goes_back() {
+        let f = fanout();
+        connect(&f, "a", None, Subscription::Fleet).await;
+        let vehicle = v("veh-001");
+        f.state.put_if_newer(&telemetry(&vehicle, 1, 10), 1).await.unwrap();
+        f.deliver(&[Change::State(vehicle.clone())], 0).await.unwrap();
+        // Within the interval: held, then sent merged once it has passed.
+        f.state.put_if_newer(&telemetry(&vehicle, 2, 11), 1).await.unwrap();
+        assert_eq!(f.deliver(&[Change::State(vehicle.clone())], 300).await.unwrap().held, 1);
+        f.state.put_if_newer(&telemetry(&vehicle, 3, 12), 1).await.unwrap();
+        f.deliver(&[Change::State(vehicle.clone())], 600).await.unwrap();
+        assert_eq!(f.poster.to("a").len(), 1, "at most one message an interval");
+        assert_eq!(f.next_due_ms(), Some(1000));
+        assert_eq!(f.flush(999).await.sent, 0);
+        assert_eq!(f.flush(1000).await.sent, 1);
+        assert_eq!(
+            updates(&f, "a"),
+            [
+                (vec![("veh-001".into(), 1)], vec![]),
+                (vec![("veh-001".into(), 3)], vec![])
+            ]
+        );
+        // A state older than one sent is not sent again (a late read, a replay).
+        let older = LatestState {
+            telemetry: telemetry(&vehicle, 2, 11),
+            updated_at_ms: 1,
+        };
+        f.outboxes().get_mut("a").unwrap().hold(&[&older], &[]);
+        assert_eq!(f.flush(5000).await.sent, 0);
+    }
+
+    #[tokio::test]
+    async fn each_alert_once_whatever_redelivers_it() {
+        let f = fanout();
+        connect(&f, "a", None, only(&["veh-001"])).await;
+        let raised = alert(&v("veh-001"), 7, 5);
+        f.alerts.record(&raised, 1).await.unwrap();
+        let change = Change::from_keys("veh-001", Some(&format!("alert#{}#{}", raised.ts_us, raised.rule))).unwrap();
+        f.deliver(std::slice::from_ref(&change), 0).await.unwrap();
+        f.deliver(&[change.clone(), change], 5_000).await.unwrap();
+        assert_eq!(
+            updates(&f, "a"),
+            [(vec![], vec!["veh-001:over-temperature".to_string()])]
+        );
+        assert_eq!(Change::from_keys("veh-001", Some("cooldown#over-temperature")), None);
+    }
+
+    #[tokio::test]
+    async fn gone_connections_are_forgotten_and_a_slow_one_delays_nobody() {
+        let mut f = fanout();
+        f.post_timeout = Duration::from_millis(100);
+        for id in ["gone", "slow", "fine"] {
+            connect(&f, id, None, Subscription::Fleet).await;
+        }
+        f.poster.close("gone");
+        f.poster.slow("slow", Duration::from_secs(5));
+        f.state.put_if_newer(&telemetry(&v("veh-001"), 1, 10), 1).await.unwrap();
+        let started = std::time::Instant::now();
+        let d = f.deliver(&[Change::State(v("veh-001"))], 0).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert_eq!((d.sent, d.gone, d.failed), (1, 1, 1));
+        let left: BTreeSet<String> = f.connections.list().await.unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(left, ["fine".to_string(), "slow".to_string()].into());
+    }
+
+    #[tokio::test]
+    async fn a_connection_hears_only_of_vehicles_its_caller_reads() {
+        let mut f = fanout();
+        f.access = AccessPolicy {
+            vehicle_groups: VehicleGroups::parse("north=veh-001").unwrap(),
+            identity_required: true,
+        };
+        let north = Caller {
+            subject: "u1".into(),
+            groups: ["viewer".to_string(), "north".to_string()].into(),
+        };
+        connect(&f, "north", Some(north), Subscription::Fleet).await;
+        connect(&f, "nobody", None, Subscription::Fleet).await;
+        for (id, seq) in [("veh-001", 1), ("veh-002", 2)] {
+            f.state.put_if_newer(&telemetry(&v(id), seq, 10), 1).await.unwrap();
+        }
+        f.deliver(&[Change::State(v("veh-001")), Change::State(v("veh-002"))], 0)
+            .await
+            .unwrap();
+        assert_eq!(updates(&f, "north"), [(vec![("veh-001".into(), 1)], vec![])]);
+        assert!(f.poster.to("nobody").is_empty(), "no caller where sign-in is required");
+    }
+}

@@ -1,0 +1,122 @@
+//! The live stream's ports in memory.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{Faults, lock};
+use crate::domain::access::Caller;
+use crate::ports::TableError;
+use crate::ports::live::{Connection, ConnectionPoster, ConnectionStore, PostError, Subscription, TokenVerifier};
+
+#[derive(Debug, Default)]
+pub struct MemoryConnectionStore {
+    connections: Mutex<BTreeMap<String, Connection>>,
+    pub faults: Faults,
+}
+
+impl MemoryConnectionStore {
+    async fn enter(&self, operation: &'static str) -> Result<(), TableError> {
+        self.faults.enter(operation).await.map_err(|message| TableError {
+            table: "memory-connections".into(),
+            message,
+        })
+    }
+}
+
+impl ConnectionStore for MemoryConnectionStore {
+    async fn put(&self, connection: &Connection) -> Result<(), TableError> {
+        self.enter("put").await?;
+        lock(&self.connections).insert(connection.id.clone(), connection.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Connection>, TableError> {
+        self.enter("get").await?;
+        Ok(lock(&self.connections).get(id).cloned())
+    }
+
+    async fn subscribe(&self, id: &str, subscription: Option<&Subscription>) -> Result<bool, TableError> {
+        self.enter("subscribe").await?;
+        Ok(match lock(&self.connections).get_mut(id) {
+            Some(c) => {
+                c.subscription = subscription.cloned();
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), TableError> {
+        self.enter("delete").await?;
+        lock(&self.connections).remove(id);
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<Connection>, TableError> {
+        self.enter("list").await?;
+        Ok(lock(&self.connections).values().cloned().collect())
+    }
+}
+
+/// What was posted to which connection, in order; some connections gone or slow.
+#[derive(Debug, Default)]
+pub struct MemoryPoster {
+    posted: Mutex<Vec<(String, String)>>,
+    gone: Mutex<HashSet<String>>,
+    slow: Mutex<HashMap<String, Duration>>,
+}
+
+impl MemoryPoster {
+    pub fn posted(&self) -> Vec<(String, String)> {
+        lock(&self.posted).clone()
+    }
+
+    /// The texts posted to `id`.
+    pub fn to(&self, id: &str) -> Vec<String> {
+        lock(&self.posted)
+            .iter()
+            .filter(|(to, _)| to == id)
+            .map(|(_, text)| text.clone())
+            .collect()
+    }
+
+    /// Posts to `id` answer Gone from now on.
+    pub fn close(&self, id: &str) {
+        lock(&self.gone).insert(id.to_string());
+    }
+
+    /// Posts to `id` take `delay` (a client on a bad link).
+    pub fn slow(&self, id: &str, delay: Duration) {
+        lock(&self.slow).insert(id.to_string(), delay);
+    }
+}
+
+impl ConnectionPoster for MemoryPoster {
+    async fn post(&self, id: &str, text: &str) -> Result<(), PostError> {
+        let delay = lock(&self.slow).get(id).copied();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        if lock(&self.gone).contains(id) {
+            return Err(PostError::Gone(id.to_string()));
+        }
+        lock(&self.posted).push((id.to_string(), text.to_string()));
+        Ok(())
+    }
+}
+
+/// Tokens and the callers they belong to.
+#[derive(Debug, Default)]
+pub struct MemoryTokenVerifier {
+    pub tokens: Mutex<HashMap<String, Caller>>,
+}
+
+impl TokenVerifier for MemoryTokenVerifier {
+    async fn verify(&self, token: &str) -> Result<Caller, String> {
+        lock(&self.tokens)
+            .get(token)
+            .cloned()
+            .ok_or_else(|| "the access token is not valid".to_string())
+    }
+}

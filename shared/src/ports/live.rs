@@ -1,0 +1,80 @@
+//! The live stream's connections: who is connected, what each subscribed
+//! to, and sending a message to one of them.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use super::TableError;
+use crate::domain::access::Caller;
+use crate::domain::vehicle::VehicleId;
+
+/// What a connection asked to hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscription {
+    /// Every vehicle the caller reads.
+    Fleet,
+    /// These vehicles (those the caller reads).
+    Vehicles(BTreeSet<VehicleId>),
+}
+
+impl Subscription {
+    pub fn includes(&self, vehicle: &VehicleId) -> bool {
+        match self {
+            Self::Fleet => true,
+            Self::Vehicles(ids) => ids.contains(vehicle),
+        }
+    }
+}
+
+/// One open connection of the live stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub id: String,
+    /// Who signed in (none where nobody signs in: the local stack).
+    pub caller: Option<Caller>,
+    /// None until the client subscribes.
+    pub subscription: Option<Subscription>,
+    pub connected_at_ms: i64,
+    /// When the record is dropped (TTL) if the disconnect never came.
+    pub expires_at_s: i64,
+}
+
+pub trait ConnectionStore: Send + Sync {
+    fn put(&self, connection: &Connection) -> impl Future<Output = Result<(), TableError>> + Send;
+
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Connection>, TableError>> + Send;
+
+    /// Sets a connection's subscription; false when there is no such connection.
+    fn subscribe(
+        &self,
+        id: &str,
+        subscription: Option<&Subscription>,
+    ) -> impl Future<Output = Result<bool, TableError>> + Send;
+
+    fn delete(&self, id: &str) -> impl Future<Output = Result<(), TableError>> + Send;
+
+    /// Every connection.
+    fn list(&self) -> impl Future<Output = Result<Vec<Connection>, TableError>> + Send;
+}
+
+/// Why a message did not reach a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PostError {
+    /// The connection is closed: forget it.
+    #[error("connection {0} is gone")]
+    Gone(String),
+    #[error("posting to {id}: {message}")]
+    Failed { id: String, message: String },
+}
+
+/// Messages to open connections (API Gateway's management API in AWS, the
+/// sockets themselves on the local stack).
+pub trait ConnectionPoster: Send + Sync {
+    fn post(&self, id: &str, text: &str) -> impl Future<Output = Result<(), PostError>> + Send;
+}
+
+/// Who holds an access token (Cognito in AWS).
+pub trait TokenVerifier: Send + Sync {
+    /// The caller the token belongs to, or why it is refused.
+    fn verify(&self, token: &str) -> impl Future<Output = Result<Caller, String>> + Send;
+}
