@@ -428,7 +428,7 @@ async fn the_router_answers_validates_and_documents_every_route() {
         access: AccessPolicy::default(),
         quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
         history_quota: HistoryQuota { per_minute: 1_000 },
-        console_auth: None,
+        console: Default::default(),
         history_deadline: std::time::Duration::from_secs(25),
     });
     let app = router(api.clone());
@@ -875,7 +875,7 @@ async fn athena_app(history: AthenaHistory, history_deadline: Duration) -> axum:
         access: AccessPolicy::default(),
         quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
         history_quota: HistoryQuota { per_minute: 1_000 },
-        console_auth: None,
+        console: Default::default(),
         history_deadline,
     }))
 }

@@ -11,5 +11,6 @@ mod e2e;
 mod edge;
 mod faults;
 mod ingest;
+mod live;
 mod redrive;
 mod telemetry;

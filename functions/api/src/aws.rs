@@ -30,7 +30,7 @@ impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
             },
             quota_counter: DynamoQuotaCounter::new(client, &config.quota_table),
             history_quota: config.history_quota,
-            console_auth: config.console_auth.clone(),
+            console: config.console.clone(),
             history_deadline: config.history_deadline,
         })
     }

@@ -87,6 +87,25 @@ pub struct ConsoleAuth {
     pub client_id: String,
 }
 
+/// What the console learns from `/config.json` before its first request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConsoleConfig {
+    /// Cognito managed login; none where there is no sign-in (the local stack).
+    pub auth: Option<ConsoleAuth>,
+    /// `LIVE_URL`: the live stream's `wss://` URL; none where it is this
+    /// server's own `/live` (the local stack).
+    pub live_url: Option<String>,
+}
+
+impl ConsoleConfig {
+    pub fn from_vars(vars: &impl env::Vars) -> Result<Self, EnvError> {
+        Ok(Self {
+            auth: auth_from_vars(vars)?,
+            live_url: vars.var("LIVE_URL").filter(|u| !u.trim().is_empty()),
+        })
+    }
+}
+
 /// `CONSOLE_AUTH_DOMAIN` and `CONSOLE_CLIENT_ID`: both or neither.
 pub fn auth_from_vars(vars: &impl env::Vars) -> Result<Option<ConsoleAuth>, EnvError> {
     let domain = env::or(vars, "CONSOLE_AUTH_DOMAIN", "");
@@ -105,8 +124,8 @@ pub fn auth_from_vars(vars: &impl env::Vars) -> Result<Option<ConsoleAuth>, EnvE
     }
 }
 
-pub fn config_json(auth: &Option<ConsoleAuth>) -> Response {
-    let mut response = Json(serde_json::json!({ "auth": auth })).into_response();
+pub fn config_json(config: &ConsoleConfig) -> Response {
+    let mut response = Json(config).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));

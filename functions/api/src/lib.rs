@@ -45,7 +45,7 @@ use canopy::services::dbc_cache::DbcSource;
 
 use crate::access::{AccessPolicy, Identity, VehicleGroups};
 use crate::catalogs::Catalogs;
-use crate::console::ConsoleAuth;
+use crate::console::ConsoleConfig;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::history::{
@@ -102,8 +102,9 @@ pub struct Config {
     pub history_quota: HistoryQuota,
     /// `VEHICLE_GROUPS` (optional): `north=veh-001,veh-002;south=veh-1*`.
     pub vehicle_groups: VehicleGroups,
-    /// `CONSOLE_AUTH_DOMAIN` and `CONSOLE_CLIENT_ID` (both or neither): the console's sign-in.
-    pub console_auth: Option<ConsoleAuth>,
+    /// `CONSOLE_AUTH_DOMAIN` and `CONSOLE_CLIENT_ID` (both or neither): the
+    /// console's sign-in; `LIVE_URL`: its live stream.
+    pub console: ConsoleConfig,
     /// `HISTORY_DEADLINE_SECONDS` (default 25, at most 28): one request's
     /// history queries all end by then, below the function's 29 s timeout.
     pub history_deadline: Duration,
@@ -127,7 +128,7 @@ impl Config {
                 name: "VEHICLE_GROUPS".into(),
                 problem,
             })?,
-            console_auth: console::auth_from_vars(vars)?,
+            console: ConsoleConfig::from_vars(vars)?,
             history_deadline: {
                 let seconds: u64 = env::parse_or(vars, "HISTORY_DEADLINE_SECONDS", 25)?;
                 if !(1..=28).contains(&seconds) {
@@ -161,8 +162,8 @@ pub struct Api<H, S, A, Q> {
     pub access: AccessPolicy,
     pub quota_counter: Q,
     pub history_quota: HistoryQuota,
-    /// What `/config.json` tells the console about sign-in.
-    pub console_auth: Option<ConsoleAuth>,
+    /// What `/config.json` tells the console: sign-in and the live stream.
+    pub console: ConsoleConfig,
     /// When a request's history queries are stopped and answered with a 504.
     pub history_deadline: Duration,
 }
@@ -200,7 +201,7 @@ where
     A: AlertLog + 'static,
     Q: QuotaCounter + 'static,
 {
-    let console_auth = api.console_auth.clone();
+    let console_config = api.console.clone();
     let document: Arc<str> = Arc::from(openapi_document(api.access.identity_required));
     Router::new()
         .route("/", get(console::page))
@@ -208,7 +209,7 @@ where
         .route("/assets/{*file}", get(console::file))
         .route(
             "/config.json",
-            get(move || async move { console::config_json(&console_auth) }),
+            get(move || async move { console::config_json(&console_config) }),
         )
         .route("/health", get(health))
         .route(

@@ -31,7 +31,7 @@ async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryAp
         access,
         quota_counter: MemoryQuotaCounter::default(),
         history_quota,
-        console_auth: None,
+        console: Default::default(),
         history_deadline: Duration::from_secs(25),
     };
     let v = VehicleId::new("veh-001").unwrap();
@@ -295,7 +295,11 @@ async fn the_console_is_served_with_the_cache_headers_its_names_allow() {
     let (status, _, _) = raw(&api, Request::get("/assets/nope-123.js").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, body) = get(&api, "/config.json").await;
-    assert_eq!(body, serde_json::json!({"auth": null}), "no sign-in on the local stack");
+    assert_eq!(
+        body,
+        serde_json::json!({"auth": null, "live_url": null}),
+        "no sign-in on the local stack, and its live stream is its own /live"
+    );
 }
 
 #[tokio::test]

@@ -215,10 +215,8 @@ where
             }
             (due, held)
         };
-        let posts = due.iter().map(|(id, text)| async move {
-            let posted = tokio::time::timeout(self.post_timeout, self.poster.post(id, text)).await;
-            (id, posted)
-        });
+        // Futures collected first (see `read`).
+        let posts: Vec<_> = due.iter().map(|(id, text)| self.post(id, text)).collect();
         let results: Vec<_> = stream::iter(posts).buffer_unordered(POSTS_AT_ONCE).collect().await;
         let mut delivery = Delivery {
             held,
@@ -245,6 +243,17 @@ where
             }
         }
         delivery
+    }
+
+    async fn post<'a>(
+        &self,
+        id: &'a str,
+        text: &str,
+    ) -> (&'a str, Result<Result<(), PostError>, tokio::time::error::Elapsed>) {
+        (
+            id,
+            tokio::time::timeout(self.post_timeout, self.poster.post(id, text)).await,
+        )
     }
 
     /// When the next held message is due (ms), if one is held.
@@ -283,7 +292,9 @@ where
                 Change::Alert { .. } => None,
             })
             .collect();
-        let reads = vehicles.into_iter().map(|v| self.state.get(v));
+        // Collected first: a lazy map in the stream would keep its closure in
+        // the future, which the compiler then cannot show to be Send.
+        let reads: Vec<_> = vehicles.into_iter().map(|v| self.state.get(v)).collect();
         let mut states = Vec::new();
         for state in stream::iter(reads).buffer_unordered(16).collect::<Vec<_>>().await {
             states.extend(state?);

@@ -1,6 +1,8 @@
 //! `make bench-local`: end-to-end latency on the local stack, p50 and p95.
 //! - MQTT publish → the state visible in DynamoDB (IoT rule, queue, telemetry
 //!   function, conditional write);
+//! - MQTT publish → a live stream client holds the state (the same, then the
+//!   state table's stream, the fan-out, the WebSocket);
 //! - raw object PUT → the decoded object readable (S3 notification, queue,
 //!   decoder, multipart upload).
 
@@ -87,6 +89,63 @@ pub async fn telemetry(stack: &Stack, samples: usize) -> Result<Vec<f64>> {
         out.push(started.elapsed().as_secs_f64() * 1000.0);
         // A second apart, as the edge publishes.
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(out)
+}
+
+/// Publish → a subscribed client's update: `samples` messages, spread over
+/// four vehicles each watched by a client of its own, so that each client's
+/// messages come more than an interval apart (what a console watching one
+/// vehicle at 1 Hz sees), while the samples take a quarter of the time.
+pub async fn live(stack: &Stack, samples: usize) -> Result<Vec<f64>> {
+    const WATCHED: usize = 4;
+    let mut options = MqttOptions::new("canopy-latency-live", "127.0.0.1", stack.mqtt.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = AsyncClient::new(options, 64);
+    tokio::spawn(async move {
+        loop {
+            if events.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    let vehicles: Vec<String> = (1..=WATCHED).map(|i| format!("latency-live-{i}")).collect();
+    let mut watchers = Vec::new();
+    for v in &vehicles {
+        let mut watcher = crate::live::LiveClient::connect(stack.api).await?;
+        watcher.subscribe(&[v.as_str()]).await?;
+        watchers.push(watcher);
+    }
+    let mut out = Vec::with_capacity(samples);
+    for seq in 0..samples as u64 {
+        let i = seq as usize % WATCHED;
+        let ts = chrono::Utc::now();
+        let message = json!({"v": 1, "vehicle_id": vehicles[i], "ts": ts.to_rfc3339(), "seq": seq,
+            "soc_pct": 70.0, "pack_voltage_v": 380.0, "pack_current_a": 20.0, "cell_voltage_min_v": 3.9,
+            "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0, "cell_temp_max_c": 30.0, "speed_kph": 50.0});
+        let started = Instant::now();
+        client
+            .publish(
+                format!("dt/canopy/{}/bms", vehicles[i]),
+                QoS::AtLeastOnce,
+                false,
+                message.to_string(),
+            )
+            .await?;
+        loop {
+            let update = watchers[i]
+                .next(Duration::from_secs(30))
+                .await?
+                .with_context(|| format!("live update of seq {seq}"))?;
+            let has = update["states"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["seq"].as_u64() == Some(seq)));
+            if has {
+                break;
+            }
+        }
+        out.push(started.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     Ok(out)
 }

@@ -4,6 +4,7 @@ pub mod bench_api;
 pub mod broker;
 pub mod demo;
 pub mod latency;
+pub mod live;
 pub mod redrive;
 pub mod resources;
 pub mod rules;

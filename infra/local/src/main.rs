@@ -225,6 +225,8 @@ async fn main() -> Result<()> {
             };
             let telemetry = canopy_local::latency::telemetry(&stack, samples).await?;
             report("MQTT publish -> state in DynamoDB", 1000.0, telemetry);
+            let live = canopy_local::latency::live(&stack, samples.max(200)).await?;
+            report("MQTT publish -> live stream client", 250.0, live);
             let decode = canopy_local::latency::decode(&stack, samples, frames).await?;
             report(
                 &format!("raw upload ({frames} frames) -> decoded object"),

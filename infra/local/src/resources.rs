@@ -2,7 +2,8 @@
 //! with the same keys and names, so the functions run unchanged.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -20,12 +21,13 @@ fn failed<E: std::fmt::Debug>(resource: &str, e: E) -> ResourceError {
 }
 
 /// A DynamoDB table as the template defines it: on-demand, a hash key and
-/// maybe a range key, maybe a TTL attribute.
+/// maybe a range key, maybe a TTL attribute, maybe a stream (of keys).
 pub struct TableSpec<'a> {
     pub name: &'a str,
     pub hash: (&'a str, ScalarAttributeType),
     pub range: Option<(&'a str, ScalarAttributeType)>,
     pub ttl: Option<&'a str>,
+    pub stream: bool,
 }
 
 /// The latest-state table: one item per vehicle.
@@ -35,6 +37,7 @@ pub fn state_table(name: &str) -> TableSpec<'_> {
         hash: ("vehicle_id", ScalarAttributeType::S),
         range: None,
         ttl: None,
+        stream: false,
     }
 }
 
@@ -45,6 +48,7 @@ pub fn ledger_table(name: &str) -> TableSpec<'_> {
         hash: ("vehicle_id", ScalarAttributeType::S),
         range: Some(("seq", ScalarAttributeType::N)),
         ttl: Some("expires_at"),
+        stream: false,
     }
 }
 
@@ -55,6 +59,7 @@ pub fn alerts_table(name: &str) -> TableSpec<'_> {
         hash: ("vehicle_id", ScalarAttributeType::S),
         range: Some(("sk", ScalarAttributeType::S)),
         ttl: Some("expires_at"),
+        stream: false,
     }
 }
 
@@ -65,6 +70,18 @@ pub fn quota_table(name: &str) -> TableSpec<'_> {
         hash: ("key", ScalarAttributeType::S),
         range: None,
         ttl: Some("expires_at"),
+        stream: false,
+    }
+}
+
+/// The live stream's connections.
+pub fn connections_table(name: &str) -> TableSpec<'_> {
+    TableSpec {
+        name,
+        hash: ("connection_id", ScalarAttributeType::S),
+        range: None,
+        ttl: Some("expires_at"),
+        stream: false,
     }
 }
 
@@ -75,6 +92,7 @@ pub fn keys_table(name: &str) -> TableSpec<'_> {
         hash: ("key_id", ScalarAttributeType::S),
         range: None,
         ttl: None,
+        stream: false,
     }
 }
 
@@ -99,6 +117,15 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, spec: &TableSpec<'_
             .build()
             .map_err(|e| failed(spec.name, e))?;
         request = request.attribute_definitions(definition).key_schema(key);
+    }
+    if spec.stream {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::KeysOnly)
+                .build()
+                .map_err(|e| failed(spec.name, e))?,
+        );
     }
     request.send().await.map_err(|e| failed(spec.name, e))?;
     if let Some(attribute) = spec.ttl {

@@ -144,6 +144,8 @@ pub struct Stack {
     pub sdk: aws_config::SdkConfig,
     pub counters: Arc<StackCounters>,
     pub faults: Arc<InvocationFaults>,
+    /// The live stream, when the template has its functions.
+    pub live: Option<Arc<crate::live::LocalLive>>,
     tasks: Vec<JoinHandle<()>>,
     _moto: Option<Moto>,
 }
@@ -210,6 +212,7 @@ impl Stack {
                 tasks.push(tokio::spawn(run_schedule(compactor, every)));
             }
         }
+        let live = start_live(&template, &functions_sdk, &mut tasks)?;
         tasks.push(tokio::spawn(run_rules(
             template.clone(),
             mqtt,
@@ -224,6 +227,7 @@ impl Stack {
             &functions_endpoint,
             &bucket,
             options.api_port,
+            live.clone(),
         )
         .await?;
         tasks.push(api.1);
@@ -238,6 +242,7 @@ impl Stack {
             sdk,
             counters,
             faults,
+            live,
             tasks,
             _moto: moto,
         })
@@ -302,8 +307,9 @@ fn handler(binary: &str, env: &BTreeMap<String, String>, sdk: &aws_config::SdkCo
         )),
         "telemetry" => Handler::Telemetry(canopy_telemetry::TelemetryHandler::from_env(env, sdk)?.with_metrics(sink)),
         "alerts" => Handler::Alerts(canopy_alerts::AlertsHandler::from_env(env, sdk)?.with_metrics(sink)),
-        // Served over HTTP instead (serve_api).
-        "api" | "ingest" => return Ok(None),
+        // Served over HTTP instead (serve_api); the live stream's fan-out
+        // runs on its tables' streams (start_live).
+        "api" | "ingest" | "live" | "live-fanout" => return Ok(None),
         // Run on its schedule instead (run_schedule).
         "compactor" => return Ok(None),
         other => bail!("the template's function binary {other:?} has no local handler"),
@@ -355,6 +361,7 @@ async fn create_resources(
                 .as_ref()
                 .map(|(n, k)| (n.as_str(), ScalarAttributeType::from(k.as_str()))),
             ttl: t.ttl.as_deref(),
+            stream: t.stream,
         };
         create_table(&dynamodb, &spec).await?;
     }
@@ -626,12 +633,43 @@ async fn deliver(
     }
 }
 
+/// The live stream: its sessions behind the API's `/live`, and its fan-out
+/// on the streams of the tables the template's `live-fanout` function reads,
+/// polled as often as Lambda polls a stream (four times a second, here ten).
+fn start_live(
+    template: &Template,
+    sdk: &aws_config::SdkConfig,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<Option<Arc<crate::live::LocalLive>>> {
+    let Some(fanout) = template.functions.iter().find(|f| f.binary == "live-fanout") else {
+        return Ok(None);
+    };
+    let live = Arc::new(
+        crate::live::LocalLive::new(&fanout.environment, sdk)
+            .with_context(|| format!("function {}", fanout.logical_id))?,
+    );
+    for table in &fanout.streams {
+        tasks.push(tokio::spawn(crate::live::poll_stream(
+            live.clone(),
+            sdk.clone(),
+            table.clone(),
+            Duration::from_millis(100),
+        )));
+    }
+    tasks.push(tokio::spawn(crate::live::flush_held(
+        live.clone(),
+        Duration::from_millis(50),
+    )));
+    Ok(Some(live))
+}
+
 async fn serve_api(
     template: &Template,
     sdk: &aws_config::SdkConfig,
     endpoint: &str,
     bucket: &str,
     port: u16,
+    live: Option<Arc<crate::live::LocalLive>>,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
     let f = template
         .functions
@@ -640,7 +678,7 @@ async fn serve_api(
         .ok_or_else(|| anyhow!("the template has no api function"))?;
     let mut config = canopy_api::Config::from_vars(&f.environment)?;
     // There is no sign-in here: the console calls the API as it is.
-    config.console_auth = None;
+    config.console.auth = None;
     let history = DataFusionHistory::s3(endpoint, bucket).await?;
     let api = canopy_api::Api::with_history(&config, sdk, history)?;
     let mut app = canopy_api::router(Arc::new(api));
@@ -649,6 +687,10 @@ async fn serve_api(
         let ingest = canopy_ingest::Ingest::from_env(&f.environment, sdk)
             .with_context(|| format!("function {}", f.logical_id))?;
         app = app.merge(canopy_ingest::router::router(Arc::new(ingest)));
+    }
+    // The WebSocket API has its own URL in AWS; here it is the API's `/live`.
+    if let Some(live) = live {
+        app = app.merge(crate::live::router(live));
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let address = listener.local_addr()?;

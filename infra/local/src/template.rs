@@ -36,6 +36,8 @@ pub struct Table {
     pub hash: (String, String),
     pub range: Option<(String, String)>,
     pub ttl: Option<String>,
+    /// Whether the table has a stream (`StreamSpecification`).
+    pub stream: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +65,8 @@ pub struct Function {
     pub queues: Vec<(String, usize)>,
     /// A `Schedule` event source's `rate(N minutes)`.
     pub every: Option<std::time::Duration>,
+    /// DynamoDB event sources: the tables whose streams feed the function.
+    pub streams: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -265,6 +269,7 @@ impl Template {
             hash: hash.ok_or_else(|| invalid(id, "no HASH key"))?,
             range,
             ttl,
+            stream: props.get("StreamSpecification").is_some(),
         })
     }
 
@@ -347,12 +352,21 @@ impl Template {
         }
         let mut queues = Vec::new();
         let mut every = None;
+        let mut streams = Vec::new();
         if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
             for (_, event) in events {
                 if event.get("Type").and_then(Value::as_str) == Some("Schedule") {
                     let rate = event["Properties"].get("Schedule").map(scalar).unwrap_or_default();
                     every =
                         Some(parse_rate(&rate).ok_or_else(|| invalid(id, "a Schedule other than rate(N minutes)"))?);
+                }
+                if event.get("Type").and_then(Value::as_str) == Some("DynamoDB") {
+                    // `!GetAtt <table>.StreamArn` resolves to `<table>.StreamArn` here.
+                    let stream = event["Properties"]
+                        .get("Stream")
+                        .map(|v| self.resolve(v))
+                        .unwrap_or_default();
+                    streams.push(stream.split('.').next().unwrap_or_default().to_string());
                 }
                 if event.get("Type").and_then(Value::as_str) == Some("SQS") {
                     let p = event.get("Properties").cloned().unwrap_or(Value::Null);
@@ -372,6 +386,7 @@ impl Template {
             environment,
             queues,
             every,
+            streams,
         })
     }
 

@@ -1,0 +1,291 @@
+//! The live stream on the local stack: the WebSocket API's routes on the
+//! API's port (`GET /live` upgrades), and the fan-out fed from moto's
+//! DynamoDB streams, as Lambda's event source mappings feed it in AWS. The
+//! same sessions and fan-out code runs; the messages go to the sockets
+//! themselves instead of API Gateway's management API, and nobody signs in.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoConnectionStore, DynamoStateTable};
+use canopy::ports::live::{ConnectionPoster, PostError};
+use canopy_live::fanout::{Change, Fanout};
+use canopy_live::sessions::{NoSignIn, Sessions};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+/// Messages queued for one socket at most; past it the client is too slow
+/// and misses updates (the next one carries the newest state again).
+const SOCKET_QUEUE: usize = 256;
+
+/// The open sockets, by connection id: where posts go.
+#[derive(Clone, Default)]
+pub struct LocalPoster {
+    sockets: Arc<Mutex<HashMap<String, mpsc::Sender<String>>>>,
+}
+
+impl LocalPoster {
+    fn sockets(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<String>>> {
+        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sockets open now.
+    pub fn open(&self) -> usize {
+        self.sockets().len()
+    }
+}
+
+impl ConnectionPoster for LocalPoster {
+    async fn post(&self, id: &str, text: &str) -> Result<(), PostError> {
+        let sender = self.sockets().get(id).cloned();
+        let Some(sender) = sender else {
+            return Err(PostError::Gone(id.to_string()));
+        };
+        match sender.try_send(text.to_string()) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(PostError::Gone(id.to_string())),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(PostError::Failed {
+                id: id.to_string(),
+                message: format!("{SOCKET_QUEUE} messages wait for this client already"),
+            }),
+        }
+    }
+}
+
+pub type LocalSessions = Sessions<DynamoConnectionStore, LocalPoster, DynamoStateTable, NoSignIn>;
+pub type LocalFanout = Fanout<DynamoConnectionStore, LocalPoster, DynamoStateTable, DynamoAlertLog>;
+
+/// The live stream's two halves, over moto's tables, sharing the sockets.
+pub struct LocalLive {
+    pub sessions: LocalSessions,
+    pub fanout: LocalFanout,
+    pub poster: LocalPoster,
+    next_id: AtomicU64,
+}
+
+impl LocalLive {
+    /// From the live functions' environment in the template.
+    pub fn new(env: &std::collections::BTreeMap<String, String>, sdk: &aws_config::SdkConfig) -> Result<Self> {
+        let config = canopy_live::Config::from_vars(env)?;
+        // Nobody signs in here: every connection reads every vehicle, as the API's callers do.
+        let access = canopy::domain::access::AccessPolicy {
+            vehicle_groups: config.vehicle_groups.clone(),
+            identity_required: false,
+        };
+        let client = dynamodb::client(sdk);
+        let poster = LocalPoster::default();
+        let connections = || DynamoConnectionStore::new(client.clone(), &config.connections_table);
+        Ok(Self {
+            sessions: Sessions {
+                connections: connections(),
+                poster: poster.clone(),
+                state: DynamoStateTable::new(client.clone(), &config.state_table),
+                verifier: None,
+                access: access.clone(),
+                ttl_s: canopy_live::CONNECTION_TTL_S,
+            },
+            fanout: Fanout::new(
+                connections(),
+                poster.clone(),
+                DynamoStateTable::new(client.clone(), &config.state_table),
+                DynamoAlertLog::new(client, &config.alerts_table),
+                access,
+                config.interval,
+            ),
+            poster,
+            next_id: AtomicU64::new(1),
+        })
+    }
+}
+
+/// `GET /live`: the WebSocket API's routes.
+pub fn router(live: Arc<LocalLive>) -> axum::Router {
+    axum::Router::new().route("/live", get(upgrade)).with_state(live)
+}
+
+async fn upgrade(ws: WebSocketUpgrade, State(live): State<Arc<LocalLive>>) -> Response {
+    ws.on_upgrade(move |socket| serve(socket, live))
+}
+
+/// One connection, as API Gateway would drive the routes: `$connect`, a
+/// `$default` per message, `$disconnect`.
+async fn serve(socket: WebSocket, live: Arc<LocalLive>) {
+    let id = format!("local-{}", live.next_id.fetch_add(1, Ordering::Relaxed));
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    if let Err(e) = live.sessions.connect(&id, None, now_ms).await {
+        warn!(error = %e, "live connection refused");
+        return;
+    }
+    let (tx, mut rx) = mpsc::channel::<String>(SOCKET_QUEUE);
+    live.poster.sockets().insert(id.clone(), tx);
+    let (mut sink, mut incoming) = socket.split();
+    let writer = tokio::spawn(async move {
+        while let Some(text) = rx.recv().await {
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(message)) = incoming.next().await {
+        let text = match message {
+            Message::Text(t) => t.to_string(),
+            Message::Binary(_) => "(a binary message)".to_string(),
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        if let Err(e) = live.sessions.message(&id, &text).await {
+            warn!(error = %e, connection = %id, "live message failed");
+        }
+    }
+    live.poster.sockets().remove(&id);
+    writer.abort();
+    if let Err(e) = live.sessions.disconnect(&id).await {
+        warn!(error = %e, connection = %id, "live disconnect failed");
+    }
+}
+
+/// Lambda's DynamoDB event source mapping, for one table: its stream's new
+/// records, from now on, every `every`, into the fan-out.
+pub async fn poll_stream(live: Arc<LocalLive>, sdk: aws_config::SdkConfig, table: String, every: Duration) {
+    loop {
+        if let Err(e) = follow_stream(&live, &sdk, &table, every).await {
+            warn!(%table, error = %e, "stream poller lost its place; starting again");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+async fn follow_stream(live: &LocalLive, sdk: &aws_config::SdkConfig, table: &str, every: Duration) -> Result<()> {
+    let tables = aws_sdk_dynamodb::Client::new(sdk);
+    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+    let described = tables.describe_table().table_name(table).send().await?;
+    let arn = described
+        .table()
+        .and_then(|t| t.latest_stream_arn())
+        .with_context(|| format!("table {table} has no stream"))?
+        .to_string();
+    let stream = streams.describe_stream().stream_arn(&arn).send().await?;
+    let mut iterators = Vec::new();
+    for shard in stream.stream_description().map(|d| d.shards()).unwrap_or_default() {
+        let Some(shard_id) = shard.shard_id() else { continue };
+        let it = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard_id)
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::Latest)
+            .send()
+            .await?;
+        iterators.extend(it.shard_iterator().map(str::to_string));
+    }
+    anyhow::ensure!(!iterators.is_empty(), "stream {arn} has no open shard");
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let mut next = Vec::with_capacity(iterators.len());
+        let mut changes = Vec::new();
+        for iterator in &iterators {
+            let got = streams.get_records().shard_iterator(iterator).send().await?;
+            for record in got.records() {
+                let Some(keys) = record.dynamodb().and_then(|r| r.keys()) else {
+                    continue;
+                };
+                let text = |name: &str| keys.get(name).and_then(|v| v.as_s().ok()).map(String::as_str);
+                let removed = record.event_name().is_some_and(|e| e.as_str() == "REMOVE");
+                if let (false, Some(vehicle)) = (removed, text("vehicle_id"))
+                    && let Some(change) = Change::from_keys(vehicle, text("sk"))
+                {
+                    changes.push(change);
+                }
+            }
+            next.extend(got.next_shard_iterator().map(str::to_string));
+        }
+        anyhow::ensure!(!next.is_empty(), "every shard of {arn} closed");
+        iterators = next;
+        if !changes.is_empty() {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            if let Err(e) = live.fanout.deliver(&changes, now_ms).await {
+                warn!(%table, error = %e, "fan-out failed; its changes are overtaken by the next");
+            }
+        }
+    }
+}
+
+/// Sends what the fan-out holds as each connection's interval ends (in
+/// Lambda each invocation drains itself before it returns).
+pub async fn flush_held(live: Arc<LocalLive>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        live.fanout.flush(chrono::Utc::now().timestamp_millis()).await;
+    }
+}
+
+/// A client of the live stream, as a console is: for the latency bench and the tests.
+pub struct LiveClient {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl LiveClient {
+    /// Connects to the stack's `/live` at `api` (`127.0.0.1:port`).
+    pub async fn connect(api: std::net::SocketAddr) -> Result<Self> {
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{api}/live"))
+            .await
+            .context("connecting to /live")?;
+        Ok(Self { socket })
+    }
+
+    pub async fn send(&mut self, text: &str) -> Result<()> {
+        use tokio_tungstenite::tungstenite::Message as WsMessage;
+        self.socket.send(WsMessage::text(text)).await?;
+        Ok(())
+    }
+
+    /// Subscribes to `vehicles` (the fleet when empty) and waits for the
+    /// confirmation and the snapshot that follows it; the snapshot.
+    pub async fn subscribe(&mut self, vehicles: &[&str]) -> Result<serde_json::Value> {
+        let message = if vehicles.is_empty() {
+            serde_json::json!({"action": "subscribe", "fleet": true})
+        } else {
+            serde_json::json!({"action": "subscribe", "vehicles": vehicles})
+        };
+        self.send(&message.to_string()).await?;
+        let confirmed = self
+            .next(Duration::from_secs(10))
+            .await?
+            .context("no answer to subscribe")?;
+        anyhow::ensure!(confirmed["type"] == "subscribed", "not subscribed: {confirmed}");
+        self.next(Duration::from_secs(10))
+            .await?
+            .context("no snapshot after subscribing")
+    }
+
+    /// The next message, or `None` if none came within `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Result<Option<serde_json::Value>> {
+        use tokio_tungstenite::tungstenite::Message as WsMessage;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let Ok(message) = tokio::time::timeout_at(deadline, self.socket.next()).await else {
+                return Ok(None);
+            };
+            match message {
+                Some(Ok(WsMessage::Text(text))) => return Ok(Some(serde_json::from_str(&text)?)),
+                Some(Ok(WsMessage::Close(_))) | None => anyhow::bail!("the live stream closed the connection"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub async fn close(mut self) -> Result<()> {
+        self.socket.close(None).await?;
+        Ok(())
+    }
+}

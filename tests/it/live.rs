@@ -1,0 +1,282 @@
+//! The live stream on the local stack, with real WebSocket clients: telemetry
+//! published over MQTT reaches the clients subscribed to its vehicle as a
+//! state update, an alert as an alert, and nobody else; bad messages get an
+//! error reply; closed clients are forgotten; and 200 clients watching 20
+//! vehicles for a minute each end with every vehicle's newest state, never
+//! saw one go back, and got each alert once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use canopy::adapters::aws::dynamodb::{self, DynamoConnectionStore};
+use canopy::ports::live::ConnectionStore;
+use canopy_local::live::LiveClient;
+use canopy_local::stack::Stack;
+use canopy_tests::fixtures::Rng;
+use canopy_tests::local;
+use serde_json::{Value, json};
+
+/// Telemetry of `vehicle`, `seq` seconds into a drive that started a minute ago.
+fn message(vehicle: &str, seq: u64, start_s: i64, temp_c: f64) -> String {
+    let ts = chrono::DateTime::from_timestamp(start_s + seq as i64, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    json!({"v": 1, "vehicle_id": vehicle, "ts": ts, "seq": seq, "soc_pct": 70.0, "pack_voltage_v": 380.0,
+        "pack_current_a": 20.0, "cell_voltage_min_v": 3.9, "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0,
+        "cell_temp_max_c": temp_c, "speed_kph": 50.0})
+    .to_string()
+}
+
+async fn mqtt(stack: &Stack, name: &str) -> rumqttc::AsyncClient {
+    let mut options = rumqttc::MqttOptions::new(name, "127.0.0.1", stack.mqtt.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 1_000);
+    let (up, connected) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut up = Some(up);
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                    if let Some(up) = up.take() {
+                        let _ = up.send(());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    connected.await.unwrap();
+    client
+}
+
+async fn publish(client: &rumqttc::AsyncClient, vehicle: &str, text: String) {
+    client
+        .publish(
+            format!("dt/canopy/{vehicle}/bms"),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            text,
+        )
+        .await
+        .unwrap();
+}
+
+/// Messages of `client` until one satisfies `want`, within `wait`.
+async fn until(client: &mut LiveClient, wait: Duration, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match client.next(left).await.unwrap() {
+            Some(m) if want(&m) => return m,
+            Some(_) => {}
+            None => panic!("nothing wanted within {wait:?}"),
+        }
+    }
+}
+
+fn has_state(m: &Value, vehicle: &str) -> bool {
+    m["type"] == "update"
+        && m["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["vehicle_id"] == vehicle)
+}
+
+fn has_alert(m: &Value, vehicle: &str) -> bool {
+    m["type"] == "update"
+        && m["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["vehicle_id"] == vehicle)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_get_their_vehicles_states_and_alerts_and_nothing_else() {
+    let stack = local::own_stack_with_visibility(30).await;
+    let start_s = chrono::Utc::now().timestamp() - 60;
+    let mut one = LiveClient::connect(stack.api).await.unwrap();
+    let mut other = LiveClient::connect(stack.api).await.unwrap();
+    let snapshot = one.subscribe(&["veh-w1"]).await.unwrap();
+    assert_eq!(snapshot, json!({"type": "update", "v": 1, "states": [], "alerts": []}));
+    other.subscribe(&["veh-w2"]).await.unwrap();
+
+    let publisher = mqtt(&stack, "it-live").await;
+    publish(&publisher, "veh-w1", message("veh-w1", 1, start_s, 30.0)).await;
+    let update = until(&mut one, Duration::from_secs(20), |m| has_state(m, "veh-w1")).await;
+    let state = &update["states"][0];
+    assert_eq!(
+        (state["seq"].as_u64(), state["cell_temp_max_c"].as_f64()),
+        (Some(1), Some(30.0))
+    );
+    assert!(state["received_at_ms"].is_i64(), "{state}");
+
+    // Over the threshold: an alert, and the state that raised it.
+    publish(&publisher, "veh-w1", message("veh-w1", 2, start_s, 71.5)).await;
+    let alerted = until(&mut one, Duration::from_secs(20), |m| has_alert(m, "veh-w1")).await;
+    assert_eq!(alerted["alerts"][0]["rule"], "over-temperature", "{alerted}");
+    // The other client is subscribed to another vehicle: it heard nothing.
+    assert_eq!(other.next(Duration::from_secs(2)).await.unwrap(), None);
+
+    // A message the stream cannot use is answered, and the connection stays.
+    one.send("{not json").await.unwrap();
+    let error = until(&mut one, Duration::from_secs(5), |m| m["type"] == "error").await;
+    assert_eq!(error["code"], "bad_json");
+    one.send(r#"{"action":"ping"}"#).await.unwrap();
+    until(&mut one, Duration::from_secs(5), |m| m["type"] == "pong").await;
+
+    // A subscriber that goes away is forgotten at once, or at the next push at the latest.
+    let connections = DynamoConnectionStore::new(dynamodb::client(&stack.sdk), "LiveConnectionsTable");
+    assert_eq!(connections.list().await.unwrap().len(), 2);
+    other.close().await.unwrap();
+    publish(&publisher, "veh-w2", message("veh-w2", 1, start_s, 30.0)).await;
+    let started = Instant::now();
+    while connections.list().await.unwrap().len() > 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the closed connection stays"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stack.live.as_ref().unwrap().poster.open(), 1);
+}
+
+/// Resident memory of this process (the stack runs in it), in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+/// What one client saw: per vehicle the states' seqs in arrival order, and the alerts.
+#[derive(Default)]
+struct Seen {
+    seqs: BTreeMap<String, Vec<u64>>,
+    alerts: Vec<String>,
+    messages: usize,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_clients_watch_twenty_vehicles_for_a_minute() {
+    const VEHICLES: usize = 20;
+    const CLIENTS: usize = 200;
+    const SECONDS: u64 = 60;
+    let stack = local::own_stack_with_visibility(30).await;
+    let vehicle = |i: usize| format!("veh-l{i:02}");
+    // Each client watches the fleet (one in ten) or three vehicles.
+    let mut rng = Rng::new(3);
+    let mut watches: Vec<BTreeSet<String>> = Vec::new();
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let mut client = LiveClient::connect(stack.api).await.unwrap();
+        let wanted: BTreeSet<String> = if c % 10 == 0 {
+            (0..VEHICLES).map(vehicle).collect()
+        } else {
+            (0..3)
+                .map(|_| vehicle((rng.next_u64() % VEHICLES as u64) as usize))
+                .collect()
+        };
+        let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let subscription: &[&str] = if c % 10 == 0 { &[] } else { &names };
+        client.subscribe(subscription).await.unwrap();
+        watches.push(wanted);
+        clients.push(client);
+    }
+    // Every client reads in a task of its own until the drive is over and quiet.
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let mut seen = Seen::default();
+                let end = Instant::now() + Duration::from_secs(SECONDS + 25);
+                while Instant::now() < end {
+                    let Some(m) = client.next(Duration::from_secs(1)).await.unwrap() else {
+                        continue;
+                    };
+                    seen.messages += 1;
+                    for s in m["states"].as_array().into_iter().flatten() {
+                        let v = s["vehicle_id"].as_str().unwrap().to_string();
+                        seen.seqs.entry(v).or_default().push(s["seq"].as_u64().unwrap());
+                    }
+                    for a in m["alerts"].as_array().into_iter().flatten() {
+                        seen.alerts.push(format!(
+                            "{}:{}",
+                            a["vehicle_id"].as_str().unwrap(),
+                            a["rule"].as_str().unwrap()
+                        ));
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+
+    // 20 vehicles at 1 Hz; every fifth overheats from its 20th second (one alert each: the cooldown is 10 min).
+    let publisher = mqtt(&stack, "it-live-load").await;
+    let start_s = chrono::Utc::now().timestamp() - 2;
+    let started = Instant::now();
+    let mut rss = Vec::new();
+    for second in 0..SECONDS {
+        for i in 0..VEHICLES {
+            let hot = i % 5 == 0 && second >= 20;
+            publish(
+                &publisher,
+                &vehicle(i),
+                message(&vehicle(i), second, start_s, if hot { 70.0 } else { 30.0 }),
+            )
+            .await;
+        }
+        if second == 15 || second == SECONDS - 1 {
+            rss.push(rss_mib());
+        }
+        let next = started + Duration::from_secs(second + 1);
+        tokio::time::sleep_until(next.into()).await;
+    }
+    let mut total_messages = 0;
+    for (c, reader) in readers.into_iter().enumerate() {
+        let seen = reader.await.unwrap();
+        total_messages += seen.messages;
+        for v in &watches[c] {
+            let seqs = seen
+                .seqs
+                .get(v)
+                .unwrap_or_else(|| panic!("client {c} heard nothing of {v}"));
+            assert_eq!(seqs.last(), Some(&(SECONDS - 1)), "client {c}: {v}'s newest state");
+            assert!(
+                seqs.windows(2).all(|w| w[0] < w[1]),
+                "client {c}: {v} went back in time: {seqs:?}"
+            );
+        }
+        assert!(
+            seen.seqs.keys().all(|v| watches[c].contains(v)),
+            "client {c} heard of others"
+        );
+        let mut want: Vec<String> = watches[c]
+            .iter()
+            .filter(|v| v[5..].parse::<usize>().unwrap() % 5 == 0)
+            .map(|v| format!("{v}:over-temperature"))
+            .collect();
+        let mut got = seen.alerts.clone();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "client {c}: each alert of its vehicles once");
+        // At most about a message a second (the drive and the quiet after it).
+        assert!(
+            seen.messages as u64 <= SECONDS + 25 + 5,
+            "client {c}: {} messages",
+            seen.messages
+        );
+    }
+    println!(
+        "{CLIENTS} clients, {VEHICLES} vehicles at 1 Hz for {SECONDS} s: {total_messages} messages; RSS {:.0} MiB at 15 s, {:.0} MiB at {SECONDS} s",
+        rss[0], rss[1]
+    );
+    assert!(rss[1] - rss[0] < 64.0, "memory grows: {rss:?} MiB");
+}
