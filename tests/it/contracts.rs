@@ -3,13 +3,15 @@
 //! library's unit tests, so a service tested on memory is tested on what AWS does.
 
 use canopy::adapters::aws::dynamodb::{
-    DynamoAlertLog, DynamoKeyStore, DynamoLedger, DynamoQuotaCounter, DynamoStateTable,
+    DynamoAlertLog, DynamoConnectionStore, DynamoKeyStore, DynamoLedger, DynamoQuotaCounter, DynamoStateTable,
 };
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::adapters::aws::sqs::SqsQueue;
 use canopy::adapters::contract;
-use canopy_local::resources::{alerts_table, create_topic, keys_table, ledger_table, quota_table, state_table};
+use canopy_local::resources::{
+    alerts_table, connections_table, create_topic, keys_table, ledger_table, quota_table, state_table,
+};
 use canopy_tests::local;
 
 #[tokio::test]
@@ -91,4 +93,10 @@ async fn sqs_keeps_the_message_queue_contract() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_connection_store_contract() {
+    let table = local::table(connections_table, "contract-connections").await;
+    contract::connection_store(&DynamoConnectionStore::new(local::dynamodb().await, &table), "ddb").await;
 }

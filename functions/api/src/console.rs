@@ -51,23 +51,39 @@ fn serve(asset: &'static Asset, request: &HeaderMap, cache: &'static str) -> Res
 }
 
 /// The app's page, for `/` and `/docs` (the app renders the route it finds).
-pub async fn page(request: HeaderMap) -> Response {
+pub async fn page(request: HeaderMap, config: &ConsoleConfig) -> Response {
     match asset("/index.html") {
         Some(index) => {
             let mut response = serve(index, &request, REVALIDATE);
             // Scripts and styles from this origin only; the API is this origin, the
-            // managed login a redirect, and the token exchange goes to Cognito.
-            response.headers_mut().insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; \
-                     connect-src 'self' https://*.amazoncognito.com; \
-                     frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-                ),
+            // managed login a redirect, the token exchange goes to Cognito, and
+            // the live stream to its own API's origin (this one's `/live` where it has none).
+            let live = config.live_url.as_deref().map(origin).unwrap_or_default();
+            let policy = format!(
+                "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; \
+                 connect-src 'self' https://*.amazoncognito.com{live}; \
+                 frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
             );
+            if let Ok(value) = HeaderValue::from_str(&policy) {
+                response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+            }
             response
         }
         None => ApiError::new(StatusCode::NOT_FOUND, "the console is not built").into_response(),
+    }
+}
+
+/// ` <scheme>://<host>` of a URL, for a CSP source list (nothing for what is not one).
+fn origin(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return String::new();
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    let clean = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b));
+    if clean(scheme) && clean(host) && !host.is_empty() {
+        format!(" {scheme}://{host}")
+    } else {
+        String::new()
     }
 }
 
@@ -137,6 +153,17 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn the_live_streams_origin_joins_the_pages_connect_sources() {
+        assert_eq!(
+            origin("wss://abc123.execute-api.eu-west-1.amazonaws.com/live"),
+            " wss://abc123.execute-api.eu-west-1.amazonaws.com"
+        );
+        for not_one in ["", "live", "wss://", "wss://a b/live", "wss://x'; script-src *"] {
+            assert_eq!(origin(not_one), "", "{not_one:?}");
+        }
+    }
 
     #[test]
     fn the_page_is_always_there() {

@@ -202,10 +202,15 @@ where
     Q: QuotaCounter + 'static,
 {
     let console_config = api.console.clone();
+    let page_config = Arc::new(api.console.clone());
+    let page = move |request: axum::http::HeaderMap| {
+        let config = page_config.clone();
+        async move { console::page(request, &config).await }
+    };
     let document: Arc<str> = Arc::from(openapi_document(api.access.identity_required));
     Router::new()
-        .route("/", get(console::page))
-        .route("/docs", get(console::page))
+        .route("/", get(page.clone()))
+        .route("/docs", get(page))
         .route("/assets/{*file}", get(console::file))
         .route(
             "/config.json",

@@ -2,6 +2,10 @@
 //! subscribed to them: at most one message per connection per interval
 //! (about a second), carrying everything of that interval.
 //!
+//! The changes come whole from the tables' streams (their new images), so
+//! nothing is read per change: a fleet's writes cost the fan-out nothing
+//! while no console watches.
+//!
 //! The throttle leads: the first change after a quiet interval goes out at
 //! once (an alert reaches the console in the time a read and a post take),
 //! and what follows within the interval is held and sent, merged, when the
@@ -14,46 +18,35 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use canopy::adapters::aws::dynamodb::images;
 use canopy::domain::access::AccessPolicy;
 use canopy::domain::alert::Alert;
 use canopy::domain::vehicle::VehicleId;
 use canopy::ports::TableError;
-use canopy::ports::alert_log::AlertLog;
 use canopy::ports::live::{Connection, ConnectionPoster, ConnectionStore, PostError};
-use canopy::ports::state::{LatestState, LatestStateStore};
+use canopy::ports::state::LatestState;
 use futures::stream::{self, StreamExt};
 
 use crate::protocol::ServerMessage;
 
-/// What changed, as a table's stream says it: the item's keys.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What changed, as a table's stream carries it: the item as written.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// A vehicle's latest state was written.
-    State(VehicleId),
-    /// An alert was logged (`alert#<ts µs>#<rule>`).
-    Alert {
-        vehicle: VehicleId,
-        ts_us: i64,
-        rule: String,
-    },
+    State(LatestState),
+    /// An alert was logged.
+    Alert(Alert),
 }
 
 impl Change {
-    /// A change from an item's keys: the state table's (`vehicle_id`) or the
-    /// alert log's (`vehicle_id`, `sk`); `None` for items that are neither
-    /// (the alert log's cooldown windows).
-    pub fn from_keys(vehicle_id: &str, sk: Option<&str>) -> Option<Self> {
-        let vehicle = VehicleId::new(vehicle_id).ok()?;
-        match sk {
-            None => Some(Self::State(vehicle)),
-            Some(sk) => {
-                let (ts, rule) = sk.strip_prefix("alert#")?.split_once('#')?;
-                Some(Self::Alert {
-                    vehicle,
-                    ts_us: ts.parse().ok()?,
-                    rule: rule.to_string(),
-                })
-            }
+    /// A change from a stream record's new image, in DynamoDB's JSON: a
+    /// latest-state item (its key is `vehicle_id` alone) or an alert of the
+    /// log; `None` for the log's cooldown windows and what is neither.
+    pub fn from_image(image: &serde_json::Value) -> Option<Self> {
+        if image.get("sk").is_some() {
+            images::alert_from_image(image).map(Self::Alert)
+        } else {
+            images::state_from_image(image).map(Self::State)
         }
     }
 }
@@ -136,11 +129,9 @@ impl Outbox {
     }
 }
 
-pub struct Fanout<C, P, S, A> {
+pub struct Fanout<C, P> {
     pub connections: C,
     pub poster: P,
-    pub state: S,
-    pub alerts: A,
     pub access: AccessPolicy,
     /// At most one message per connection per interval.
     pub interval: Duration,
@@ -149,19 +140,11 @@ pub struct Fanout<C, P, S, A> {
     outboxes: Mutex<HashMap<String, Outbox>>,
 }
 
-impl<C, P, S, A> Fanout<C, P, S, A>
-where
-    C: ConnectionStore,
-    P: ConnectionPoster,
-    S: LatestStateStore,
-    A: AlertLog,
-{
-    pub fn new(connections: C, poster: P, state: S, alerts: A, access: AccessPolicy, interval: Duration) -> Self {
+impl<C: ConnectionStore, P: ConnectionPoster> Fanout<C, P> {
+    pub fn new(connections: C, poster: P, access: AccessPolicy, interval: Duration) -> Self {
         Self {
             connections,
             poster,
-            state,
-            alerts,
             access,
             interval,
             post_timeout: Duration::from_secs(2),
@@ -173,10 +156,17 @@ where
         self.outboxes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads what `changes` name, holds it for every connection it concerns,
-    /// and sends to those whose interval has passed.
+    /// Holds `changes` for every connection they concern, and sends to those
+    /// whose interval has passed.
     pub async fn deliver(&self, changes: &[Change], now_ms: i64) -> Result<Delivery, TableError> {
-        let (states, alerts) = self.read(changes).await?;
+        let mut states = Vec::new();
+        let mut alerts = Vec::new();
+        for change in changes {
+            match change {
+                Change::State(s) => states.push(s.clone()),
+                Change::Alert(a) => alerts.push(a.clone()),
+            }
+        }
         if states.is_empty() && alerts.is_empty() {
             return Ok(Delivery::default());
         }
@@ -283,32 +273,6 @@ where
         total
     }
 
-    /// The states and alerts `changes` name, as the tables hold them now.
-    async fn read(&self, changes: &[Change]) -> Result<(Vec<LatestState>, Vec<Alert>), TableError> {
-        let vehicles: HashSet<&VehicleId> = changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::State(v) => Some(v),
-                Change::Alert { .. } => None,
-            })
-            .collect();
-        // Collected first: a lazy map in the stream would keep its closure in
-        // the future, which the compiler then cannot show to be Send.
-        let reads: Vec<_> = vehicles.into_iter().map(|v| self.state.get(v)).collect();
-        let mut states = Vec::new();
-        for state in stream::iter(reads).buffer_unordered(16).collect::<Vec<_>>().await {
-            states.extend(state?);
-        }
-        let mut alerts = Vec::new();
-        for change in changes {
-            if let Change::Alert { vehicle, ts_us, rule } = change {
-                let near = self.alerts.alerts(vehicle, 10, Some(ts_us + 1)).await?;
-                alerts.extend(near.into_iter().filter(|a| a.ts_us == *ts_us && &a.rule == rule));
-            }
-        }
-        Ok((states, alerts))
-    }
-
     /// What of `states` and `alerts` the connection subscribed to and may read.
     fn concerning<'a>(
         &self,
@@ -333,14 +297,14 @@ mod tests {
     use std::collections::BTreeSet;
 
     use canopy::adapters::contract::{alert, telemetry};
-    use canopy::adapters::memory::{MemoryAlertLog, MemoryConnectionStore, MemoryPoster, MemoryStateTable};
+    use canopy::adapters::memory::{MemoryConnectionStore, MemoryPoster};
     use canopy::domain::access::{Caller, VehicleGroups};
     use canopy::ports::live::Subscription;
     use serde_json::Value;
 
     use super::*;
 
-    type Memory = Fanout<MemoryConnectionStore, MemoryPoster, MemoryStateTable, MemoryAlertLog>;
+    type Memory = Fanout<MemoryConnectionStore, MemoryPoster>;
 
     fn v(id: &str) -> VehicleId {
         VehicleId::new(id).unwrap()
@@ -350,11 +314,17 @@ mod tests {
         Fanout::new(
             MemoryConnectionStore::default(),
             MemoryPoster::default(),
-            MemoryStateTable::default(),
-            MemoryAlertLog::default(),
             AccessPolicy::default(),
             Duration::from_millis(1000),
         )
+    }
+
+    /// A state change of `id` at message `seq`, `ts_s` into the contract suites' day.
+    fn state(id: &str, seq: u64, ts_s: i64) -> Change {
+        Change::State(LatestState {
+            telemetry: telemetry(&v(id), seq, ts_s),
+            updated_at_ms: 1,
+        })
     }
 
     async fn connect(f: &Memory, id: &str, caller: Option<Caller>, subscription: Subscription) {
@@ -410,8 +380,7 @@ mod tests {
         connect(&f, "a", None, only(&["veh-001"])).await;
         connect(&f, "b", None, only(&["veh-002"])).await;
         connect(&f, "fleet", None, Subscription::Fleet).await;
-        f.state.put_if_newer(&telemetry(&v("veh-001"), 1, 10), 1).await.unwrap();
-        let d = f.deliver(&[Change::State(v("veh-001"))], 0).await.unwrap();
+        let d = f.deliver(&[state("veh-001", 1, 10)], 0).await.unwrap();
         assert_eq!(d.sent, 2);
         assert_eq!(updates(&f, "a"), [(vec![("veh-001".into(), 1)], vec![])]);
         assert!(f.poster.to("b").is_empty());
@@ -423,13 +392,10 @@ mod tests {
         let f = fanout();
         connect(&f, "a", None, Subscription::Fleet).await;
         let vehicle = v("veh-001");
-        f.state.put_if_newer(&telemetry(&vehicle, 1, 10), 1).await.unwrap();
-        f.deliver(&[Change::State(vehicle.clone())], 0).await.unwrap();
+        f.deliver(&[state("veh-001", 1, 10)], 0).await.unwrap();
         // Within the interval: held, then sent merged once it has passed.
-        f.state.put_if_newer(&telemetry(&vehicle, 2, 11), 1).await.unwrap();
-        assert_eq!(f.deliver(&[Change::State(vehicle.clone())], 300).await.unwrap().held, 1);
-        f.state.put_if_newer(&telemetry(&vehicle, 3, 12), 1).await.unwrap();
-        f.deliver(&[Change::State(vehicle.clone())], 600).await.unwrap();
+        assert_eq!(f.deliver(&[state("veh-001", 2, 11)], 300).await.unwrap().held, 1);
+        f.deliver(&[state("veh-001", 3, 12)], 600).await.unwrap();
         assert_eq!(f.poster.to("a").len(), 1, "at most one message an interval");
         assert_eq!(f.next_due_ms(), Some(1000));
         assert_eq!(f.flush(999).await.sent, 0);
@@ -454,16 +420,13 @@ mod tests {
     async fn each_alert_once_whatever_redelivers_it() {
         let f = fanout();
         connect(&f, "a", None, only(&["veh-001"])).await;
-        let raised = alert(&v("veh-001"), 7, 5);
-        f.alerts.record(&raised, 1).await.unwrap();
-        let change = Change::from_keys("veh-001", Some(&format!("alert#{}#{}", raised.ts_us, raised.rule))).unwrap();
+        let change = Change::Alert(alert(&v("veh-001"), 7, 5));
         f.deliver(std::slice::from_ref(&change), 0).await.unwrap();
         f.deliver(&[change.clone(), change], 5_000).await.unwrap();
         assert_eq!(
             updates(&f, "a"),
             [(vec![], vec!["veh-001:over-temperature".to_string()])]
         );
-        assert_eq!(Change::from_keys("veh-001", Some("cooldown#over-temperature")), None);
     }
 
     #[tokio::test]
@@ -475,9 +438,8 @@ mod tests {
         }
         f.poster.close("gone");
         f.poster.slow("slow", Duration::from_secs(5));
-        f.state.put_if_newer(&telemetry(&v("veh-001"), 1, 10), 1).await.unwrap();
         let started = std::time::Instant::now();
-        let d = f.deliver(&[Change::State(v("veh-001"))], 0).await.unwrap();
+        let d = f.deliver(&[state("veh-001", 1, 10)], 0).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
         assert_eq!((d.sent, d.gone, d.failed), (1, 1, 1));
         let left: BTreeSet<String> = f.connections.list().await.unwrap().into_iter().map(|c| c.id).collect();
@@ -497,10 +459,7 @@ mod tests {
         };
         connect(&f, "north", Some(north), Subscription::Fleet).await;
         connect(&f, "nobody", None, Subscription::Fleet).await;
-        for (id, seq) in [("veh-001", 1), ("veh-002", 2)] {
-            f.state.put_if_newer(&telemetry(&v(id), seq, 10), 1).await.unwrap();
-        }
-        f.deliver(&[Change::State(v("veh-001")), Change::State(v("veh-002"))], 0)
+        f.deliver(&[state("veh-001", 1, 10), state("veh-002", 2, 10)], 0)
             .await
             .unwrap();
         assert_eq!(updates(&f, "north"), [(vec![("veh-001".into(), 1)], vec![])]);

@@ -22,7 +22,7 @@ use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsock
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use canopy::adapters::aws::apigateway::ApiGatewayPoster;
 use canopy::adapters::aws::cognito::CognitoVerifier;
-use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoConnectionStore, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{self, DynamoConnectionStore, DynamoStateTable};
 use canopy::domain::access::{AccessPolicy, VehicleGroups};
 use canopy::ports::live::{ConnectionPoster, ConnectionStore, TokenVerifier};
 use canopy::ports::state::LatestStateStore;
@@ -36,9 +36,8 @@ use crate::sessions::{Refused, Sessions};
 pub struct Config {
     /// `CONNECTIONS_TABLE`: open connections and their subscriptions.
     pub connections_table: String,
-    /// `STATE_TABLE`, `ALERTS_TABLE`: what the fan-out reads.
+    /// `STATE_TABLE`: where a subscription's snapshot is read.
     pub state_table: String,
-    pub alerts_table: String,
     /// `USER_POOL_ID`: where access tokens are checked; unset where nobody
     /// signs in (the local stack).
     pub user_pool_id: Option<String>,
@@ -63,7 +62,6 @@ impl Config {
         Ok(Self {
             connections_table: env::required(vars, "CONNECTIONS_TABLE")?,
             state_table: env::required(vars, "STATE_TABLE")?,
-            alerts_table: env::required(vars, "ALERTS_TABLE")?,
             user_pool_id: optional("USER_POOL_ID"),
             vehicle_groups: VehicleGroups::parse(&env::or(vars, "VEHICLE_GROUPS", "")).map_err(|problem| EnvError {
                 name: "VEHICLE_GROUPS".into(),
@@ -87,7 +85,7 @@ pub const CONNECTION_TTL_S: i64 = 2 * 3600;
 
 /// The deployed adapters.
 pub type AwsSessions = Sessions<DynamoConnectionStore, ApiGatewayPoster, DynamoStateTable, CognitoVerifier>;
-pub type AwsFanout = Fanout<DynamoConnectionStore, ApiGatewayPoster, DynamoStateTable, DynamoAlertLog>;
+pub type AwsFanout = Fanout<DynamoConnectionStore, ApiGatewayPoster>;
 
 /// The two services on AWS, built from the environment.
 pub struct Live;
@@ -119,12 +117,9 @@ impl Live {
 
     pub fn fanout(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<AwsFanout, EnvError> {
         let config = Config::from_vars(vars)?;
-        let client = dynamodb::client(sdk);
         Ok(Fanout::new(
-            DynamoConnectionStore::new(client.clone(), &config.connections_table),
+            DynamoConnectionStore::new(dynamodb::client(sdk), &config.connections_table),
             Self::poster(&config, sdk)?,
-            DynamoStateTable::new(client.clone(), &config.state_table),
-            DynamoAlertLog::new(client, &config.alerts_table),
             config.access(),
             config.interval,
         ))
@@ -176,22 +171,14 @@ where
     }
 }
 
-/// The changes a stream batch names: state writes and new alerts (a
-/// removed item, or an alert log's cooldown window, changes nothing a client sees).
+/// The changes of a stream batch: state writes and new alerts, from the
+/// records' new images (a removed item, or an alert log's cooldown window,
+/// changes nothing a client sees).
 pub fn changes_of(event: &StreamEvent) -> Vec<Change> {
     event
         .records
         .iter()
         .filter(|r| r.event_name != "REMOVE")
-        .filter_map(|r| {
-            // The keys in DynamoDB's JSON, `{"vehicle_id": {"S": "veh-001"}}`.
-            let keys = serde_json::to_value(&r.change.keys).ok()?;
-            let text = |name: &str| {
-                keys.get(name)
-                    .and_then(|v| v.get("S"))
-                    .and_then(serde_json::Value::as_str)
-            };
-            Change::from_keys(text("vehicle_id")?, text("sk"))
-        })
+        .filter_map(|r| Change::from_image(&serde_json::to_value(&r.change.new_image).ok()?))
         .collect()
 }

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
-use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoConnectionStore, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{self, DynamoConnectionStore, DynamoStateTable};
 use canopy::ports::live::{ConnectionPoster, PostError};
 use canopy_live::fanout::{Change, Fanout};
 use canopy_live::sessions::{NoSignIn, Sessions};
@@ -61,7 +61,7 @@ impl ConnectionPoster for LocalPoster {
 }
 
 pub type LocalSessions = Sessions<DynamoConnectionStore, LocalPoster, DynamoStateTable, NoSignIn>;
-pub type LocalFanout = Fanout<DynamoConnectionStore, LocalPoster, DynamoStateTable, DynamoAlertLog>;
+pub type LocalFanout = Fanout<DynamoConnectionStore, LocalPoster>;
 
 /// The live stream's two halves, over moto's tables, sharing the sockets.
 pub struct LocalLive {
@@ -92,14 +92,7 @@ impl LocalLive {
                 access: access.clone(),
                 ttl_s: canopy_live::CONNECTION_TTL_S,
             },
-            fanout: Fanout::new(
-                connections(),
-                poster.clone(),
-                DynamoStateTable::new(client.clone(), &config.state_table),
-                DynamoAlertLog::new(client, &config.alerts_table),
-                access,
-                config.interval,
-            ),
+            fanout: Fanout::new(connections(), poster.clone(), access, config.interval),
             poster,
             next_id: AtomicU64::new(1),
         })
@@ -194,16 +187,13 @@ async fn follow_stream(live: &LocalLive, sdk: &aws_config::SdkConfig, table: &st
         for iterator in &iterators {
             let got = streams.get_records().shard_iterator(iterator).send().await?;
             for record in got.records() {
-                let Some(keys) = record.dynamodb().and_then(|r| r.keys()) else {
+                if record.event_name().is_some_and(|e| e.as_str() == "REMOVE") {
+                    continue;
+                }
+                let Some(image) = record.dynamodb().and_then(|r| r.new_image()) else {
                     continue;
                 };
-                let text = |name: &str| keys.get(name).and_then(|v| v.as_s().ok()).map(String::as_str);
-                let removed = record.event_name().is_some_and(|e| e.as_str() == "REMOVE");
-                if let (false, Some(vehicle)) = (removed, text("vehicle_id"))
-                    && let Some(change) = Change::from_keys(vehicle, text("sk"))
-                {
-                    changes.push(change);
-                }
+                changes.extend(Change::from_image(&image_json(image)));
             }
             next.extend(got.next_shard_iterator().map(str::to_string));
         }
@@ -288,4 +278,25 @@ impl LiveClient {
         self.socket.close(None).await?;
         Ok(())
     }
+}
+
+/// A stream record's image in DynamoDB's JSON, as Lambda hands it to the fan-out.
+fn image_json(image: &HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>) -> serde_json::Value {
+    use aws_sdk_dynamodbstreams::types::AttributeValue as A;
+    use serde_json::{Value, json};
+    fn one(v: &A) -> Value {
+        match v {
+            A::S(s) => json!({"S": s}),
+            A::N(n) => json!({"N": n}),
+            A::Bool(b) => json!({"BOOL": b}),
+            A::Null(_) => json!({"NULL": true}),
+            A::Ss(v) => json!({"SS": v}),
+            A::Ns(v) => json!({"NS": v}),
+            A::L(items) => json!({"L": items.iter().map(one).collect::<Vec<_>>()}),
+            A::M(map) => json!({"M": map.iter().map(|(k, v)| (k.clone(), one(v))).collect::<serde_json::Map<_, _>>()}),
+            // Binary attributes: none in the tables the fan-out follows.
+            _ => Value::Null,
+        }
+    }
+    Value::Object(image.iter().map(|(k, v)| (k.clone(), one(v))).collect())
 }

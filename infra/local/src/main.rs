@@ -133,6 +133,7 @@ fn banner(stack: &Stack) {
     println!("MQTT broker                              mqtt://{}", stack.mqtt);
     println!("API                                      http://{}", stack.api);
     println!("console                                  http://{}/", stack.api);
+    println!("live stream (docs/live-protocol.md)      ws://{}/live", stack.api);
     println!("data bucket                              {}", stack.bucket);
     println!(
         "device keys (POST /ingest)               device-keys --endpoint {} --table DeviceKeysTable create --device veh-001",

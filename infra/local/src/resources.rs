@@ -21,7 +21,7 @@ fn failed<E: std::fmt::Debug>(resource: &str, e: E) -> ResourceError {
 }
 
 /// A DynamoDB table as the template defines it: on-demand, a hash key and
-/// maybe a range key, maybe a TTL attribute, maybe a stream (of keys).
+/// maybe a range key, maybe a TTL attribute, maybe a stream (of new items).
 pub struct TableSpec<'a> {
     pub name: &'a str,
     pub hash: (&'a str, ScalarAttributeType),
@@ -122,7 +122,7 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, spec: &TableSpec<'_
         request = request.stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
-                .stream_view_type(StreamViewType::KeysOnly)
+                .stream_view_type(StreamViewType::NewImage)
                 .build()
                 .map_err(|e| failed(spec.name, e))?,
         );

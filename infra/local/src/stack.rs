@@ -679,6 +679,8 @@ async fn serve_api(
     let mut config = canopy_api::Config::from_vars(&f.environment)?;
     // There is no sign-in here: the console calls the API as it is.
     config.console.auth = None;
+    // The live stream is this server's own `/live` (the console finds it there).
+    config.console.live_url = None;
     let history = DataFusionHistory::s3(endpoint, bucket).await?;
     let api = canopy_api::Api::with_history(&config, sdk, history)?;
     let mut app = canopy_api::router(Arc::new(api));

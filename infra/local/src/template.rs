@@ -486,8 +486,9 @@ mod tests {
         let mut checked = 0;
         for (id, resource) in doc["Resources"].as_mapping().unwrap() {
             let kind = resource["Type"].as_str().unwrap_or_default();
-            // The quota table holds the last minutes' request counts: nothing to keep.
-            if !kept.contains(&kind) || id.as_str() == Some("QuotaTable") {
+            // The quota table holds the last minutes' request counts, the live
+            // stream's table who is connected now: nothing to keep.
+            if !kept.contains(&kind) || matches!(id.as_str(), Some("QuotaTable" | "LiveConnectionsTable")) {
                 continue;
             }
             checked += 1;
@@ -586,6 +587,33 @@ mod tests {
             }
         }
         assert!(roles >= 5, "{roles} roles");
+    }
+
+    #[test]
+    fn the_live_functions_manage_connections_of_their_own_api_only() {
+        let doc = raw_template();
+        let mut granted = 0;
+        for (id, resource) in doc["Resources"].as_mapping().unwrap() {
+            let text = serde_yaml::to_string(&resource["Properties"]).unwrap();
+            if !text.contains("execute-api:ManageConnections") {
+                continue;
+            }
+            granted += 1;
+            assert!(
+                text.contains("${LiveApi}/live/POST/@connections/*") && !text.contains("execute-api:*"),
+                "{id:?} may manage connections beyond the live API's"
+            );
+        }
+        assert_eq!(granted, 2, "the routes' function and the fan-out");
+        let t = template();
+        let fanout = t.functions.iter().find(|f| f.binary == "live-fanout").unwrap();
+        assert_eq!(fanout.streams, ["StateTable", "AlertsTable"]);
+        for table in ["StateTable", "AlertsTable"] {
+            assert!(
+                t.tables.iter().any(|x| x.name == table && x.stream),
+                "{table} has a stream"
+            );
+        }
     }
 
     #[test]

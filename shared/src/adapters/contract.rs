@@ -18,6 +18,7 @@ use crate::format::telemetry::Telemetry;
 use crate::ports::alert_log::AlertLog;
 use crate::ports::keys::KeyStore;
 use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
+use crate::ports::live::{Connection, ConnectionStore, Subscription};
 use crate::ports::messaging::{DevicePublisher, Notifier};
 use crate::ports::queue::MessageQueue;
 use crate::ports::quota::QuotaCounter;
@@ -421,6 +422,64 @@ pub async fn message_queue<Q: MessageQueue>(queue: &Q, tag: &str, received: impl
     assert_eq!(got, want);
 }
 
+/// Connections are kept whole, subscribed and unsubscribed, listed, and deleted.
+pub async fn connection_store<C: ConnectionStore>(store: &C, tag: &str) {
+    let id = |n: u32| format!("{tag}-conn-{n}");
+    let caller = crate::domain::access::Caller {
+        subject: format!("{tag}-user"),
+        groups: ["viewer".to_string(), "north".to_string()].into(),
+    };
+    let first = Connection {
+        id: id(1),
+        caller: Some(caller),
+        subscription: None,
+        connected_at_ms: 1_000,
+        expires_at_s: 8_200,
+    };
+    store.put(&first).await.expect("put");
+    store
+        .put(&Connection {
+            id: id(2),
+            caller: None,
+            subscription: Some(Subscription::Fleet),
+            ..first.clone()
+        })
+        .await
+        .expect("put");
+    assert_eq!(store.get(&id(1)).await.expect("get").as_ref(), Some(&first));
+    let only = Subscription::Vehicles([vehicle(tag, 1), vehicle(tag, 2)].into());
+    assert!(store.subscribe(&id(1), Some(&only)).await.expect("subscribe"));
+    assert_eq!(
+        store.get(&id(1)).await.expect("get").and_then(|c| c.subscription),
+        Some(only)
+    );
+    assert!(store.subscribe(&id(1), None).await.expect("subscribe"));
+    assert_eq!(store.get(&id(1)).await.expect("get").and_then(|c| c.subscription), None);
+    assert!(
+        !store
+            .subscribe(&id(9), Some(&Subscription::Fleet))
+            .await
+            .expect("subscribe"),
+        "no such connection"
+    );
+    assert!(
+        store.get(&id(9)).await.expect("get").is_none(),
+        "subscribing creates nothing"
+    );
+    let mine: Vec<String> = store
+        .list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| c.id)
+        .filter(|c| c.starts_with(tag))
+        .collect();
+    assert_eq!(mine.len(), 2);
+    store.delete(&id(1)).await.expect("delete");
+    store.delete(&id(1)).await.expect("deleting twice is fine");
+    assert!(store.get(&id(1)).await.expect("get").is_none());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +493,7 @@ mod tests {
         alert_log(&MemoryAlertLog::default(), "t1").await;
         quota_counter(&MemoryQuotaCounter::default(), "t1").await;
         key_store(&MemoryKeyStore::default(), "t1").await;
+        connection_store(&MemoryConnectionStore::default(), "t1").await;
         let q = MemoryQueue::default();
         message_queue(&q, "t1", async || q.take()).await;
         let n = MemoryNotifier::default();

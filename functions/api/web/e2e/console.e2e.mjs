@@ -5,7 +5,7 @@
 //
 //   CANOPY_LOCAL=target/debug/canopy-local CANOPY_MOTO_SERVER=… node e2e/console.e2e.mjs
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -254,6 +254,59 @@ async function main() {
     await page.waitForSelector(`table.trips tr[data-trip="${trip.start_us}"][aria-current="true"]`, { timeout: 10_000 }).catch(() => null);
     check('the charted trip is marked', (await page.$(`table.trips tr[data-trip="${trip.start_us}"][aria-current="true"]`)) !== null);
     await page.screenshot({ path: join(out, 'vehicle-trip.png'), fullPage: true });
+
+    // ---- the live stream: pushed, not polled; polling again when it is down ----
+    await page.goto(`${base}/`);
+    await page.waitForSelector('table.fleet tbody tr');
+    await page.waitForSelector('.live-badge[data-status="live"]', { timeout: 15_000 }).catch(() => null);
+    check('the console is on the live stream', (await page.getAttribute('.live-badge', 'data-status')) === 'live');
+    const moto = stack.summary().match(/^moto \(.*\)\s+(http:\/\/\S+)/m)?.[1];
+    const made = JSON.parse(
+      execFileSync(join(dirname(LOCAL), 'device-keys'), ['--endpoint', moto, '--table', 'DeviceKeysTable', 'create', '--device', 'veh-002'], {
+        encoding: 'utf8',
+      }),
+    );
+    const polls = [];
+    const countPolls = (r) => {
+      if (new URL(r.url()).pathname === '/vehicles') polls.push(r.url());
+    };
+    page.on('request', countPolls);
+    const pushed = { v: 1, vehicle_id: 'veh-002', ts: new Date().toISOString(), seq: 9_000_000, soc_pct: 55.5, pack_voltage_v: 371.0,
+      pack_current_a: 12.0, cell_voltage_min_v: 3.9, cell_voltage_max_v: 3.95, cell_temp_min_c: 25.0, cell_temp_max_c: 31.0, speed_kph: 123.4 };
+    const posted = await fetch(`${base}/ingest`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': made.key },
+      body: JSON.stringify(pushed),
+    });
+    const pushStarted = Date.now();
+    const seen = await page
+      .waitForFunction(() => document.querySelector('tr[data-vehicle="veh-002"] td[data-key="speed_kph"]')?.textContent?.trim() === '123', null, { timeout: 15_000 })
+      .then(() => true)
+      .catch(() => false);
+    check(
+      'a state posted to /ingest reaches the fleet page pushed, without a poll',
+      posted.status === 202 && seen && polls.length === 0,
+      `ingest ${posted.status}, shown after ${Date.now() - pushStarted} ms, ${polls.length} polls`,
+    );
+    page.off('request', countPolls);
+    await page.routeWebSocket(/\/live/, (ws) => ws.close());
+    const reads = [];
+    const countReads = (r) => {
+      if (new URL(r.url()).pathname === '/vehicles') reads.push(Date.now());
+    };
+    page.on('request', countReads);
+    await page.goto(`${base}/`);
+    await page.waitForSelector('table.fleet tbody tr');
+    // The first read is the page's own load; a second one is a poll.
+    const deadline = Date.now() + 15_000;
+    while (reads.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    page.off('request', countReads);
+    check(
+      'without the live stream the console polls',
+      reads.length >= 2 && (await page.getAttribute('.live-badge', 'data-status')) !== 'live',
+      `${reads.length} reads of /vehicles, badge ${await page.getAttribute('.live-badge', 'data-status')}`,
+    );
+    await page.unrouteAll();
 
     // ---- alerts page ----
     await page.goto(`${base}/#/alerts`);

@@ -2,6 +2,7 @@ import { Component, useEffect, useState, type ReactNode } from 'react';
 
 import { signOut } from './auth';
 import { useConsole } from './context';
+import { useLiveStatus } from './live';
 import { Alerts } from './pages/Alerts';
 import { Docs } from './pages/Docs';
 import { Fleet } from './pages/Fleet';
@@ -54,6 +55,19 @@ class Boundary extends Component<{ children: ReactNode; resetKey: string }, { er
   }
 }
 
+/** Whether updates are pushed (the live stream) or read by polling. */
+function LiveBadge() {
+  const status = useLiveStatus();
+  const label = status === 'live' ? 'live' : status === 'connecting' ? 'connecting…' : 'polling';
+  const title =
+    status === 'live' ? 'States and alerts are pushed as they change' : 'The live stream is down: pages read every few seconds';
+  return (
+    <span className="live-badge" data-status={status} title={title} aria-live="polite">
+      ● {label}
+    </span>
+  );
+}
+
 export function App() {
   const route = useRoute();
   const [theme, toggleTheme] = useTheme();
@@ -76,6 +90,7 @@ export function App() {
           {link('docs', '/docs', 'API')}
         </nav>
         <span className="spacer" />
+        <LiveBadge />
         <button type="button" onClick={toggleTheme} aria-label={`Switch to the ${theme === 'dark' ? 'light' : 'dark'} theme`}>
           {theme === 'dark' ? '☀' : '☾'}
         </button>

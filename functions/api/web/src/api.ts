@@ -104,6 +104,8 @@ export interface SignalRef {
 export interface ConsoleConfig {
   /** Cognito managed login; null where there is no sign-in (the local stack). */
   auth: { domain: string; client_id: string } | null;
+  /** The live stream (wss://…); null or absent: this server's own /live. */
+  live_url?: string | null;
 }
 
 /** A request that failed, with the API's own message when it sent one. */

@@ -5,6 +5,7 @@ import { createClient, type ConsoleConfig } from './api';
 import { App } from './App';
 import { ensureSignedIn, token } from './auth';
 import { Context } from './context';
+import { startLive } from './live';
 import './styles.css';
 
 async function start(root: HTMLElement) {
@@ -23,6 +24,7 @@ async function start(root: HTMLElement) {
     return;
   }
   const client = createClient('', () => token());
+  startLive(config, () => token());
   view.render(
     <StrictMode>
       <Context.Provider value={{ client, config }}>

@@ -37,6 +37,22 @@ export function refresh<T>(key: string, load: () => Promise<T>): Promise<void> {
   return tracked;
 }
 
+/**
+ * Changes a loaded answer in place (a pushed update): `update` gets what is
+ * held and returns what replaces it; an answer not loaded yet is left alone,
+ * its first load brings the news anyway.
+ */
+export function patch<T>(key: string, update: (data: T) => T): void {
+  const entry = entries.get(key) as Resource<T> | undefined;
+  if (entry?.data === undefined) return;
+  set(key, { ...entry, data: update(entry.data) });
+}
+
+/** What is held for `key` now, outside a component. */
+export function peek<T>(key: string): T | undefined {
+  return entries.get(key)?.data as T | undefined;
+}
+
 /** Forgets every answer (sign-out, tests). */
 export function clear(): void {
   entries.clear();

@@ -5,19 +5,23 @@ import { ErrorBox, Loading } from '../components/Status';
 import { useConsole } from '../context';
 import { COLUMNS, alertCounts, fleetRows, lastSeenMs } from '../lib/fleet';
 import { age, num } from '../lib/format';
+import { useLiveStatus } from '../live';
 import { formatRoute, navigate, type Route } from '../route';
 import { useResource } from '../store';
 
+/** How often the fleet is read while the live stream is down (it pushes otherwise). */
 const POLL_MS = 5_000;
 
 export function useRecentAlerts() {
   const { client } = useConsole();
-  return useResource('alerts:fleet', () => client.get<{ alerts: Alert[] }>('/alerts?limit=100'), 15_000);
+  const live = useLiveStatus() === 'live';
+  return useResource('alerts:fleet', () => client.get<{ alerts: Alert[] }>('/alerts?limit=100'), live ? undefined : 15_000);
 }
 
 export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
   const { client } = useConsole();
-  const vehicles = useResource('vehicles', () => allVehicles(client), POLL_MS);
+  const live = useLiveStatus() === 'live';
+  const vehicles = useResource('vehicles', () => allVehicles(client), live ? undefined : POLL_MS);
   const alerts = useRecentAlerts();
   const [now, setNow] = useState(Date.now());
   useEffect(() => {

@@ -4,6 +4,7 @@ import { parseSignalKey, signalKey, type Alert, type CatalogEntry, type History,
 import { Chart, chartsPng } from '../components/Chart';
 import { SignalPicker } from '../components/SignalPicker';
 import { ErrorBox, Loading } from '../components/Status';
+import { useLiveStatus } from '../live';
 import { TripRows, tripRange } from '../components/Trips';
 import { useConsole } from '../context';
 import { seriesCsv } from '../lib/csv';
@@ -30,7 +31,13 @@ export function Vehicle({ route }: { route: VehicleRoute }) {
   const catalog = useResource(`signals:${id}`, () =>
     client.get<{ signals: CatalogEntry[] }>(`/vehicles/${encodeURIComponent(id)}/signals`),
   );
-  const state = useResource(`vehicle:${id}`, () => client.get<VehicleState>(`/vehicles/${encodeURIComponent(id)}`), 10_000);
+  // Pushed while the live stream is up; read every 10 s while it is down.
+  const live = useLiveStatus() === 'live';
+  const state = useResource(
+    `vehicle:${id}`,
+    () => client.get<VehicleState>(`/vehicles/${encodeURIComponent(id)}`),
+    live ? undefined : 10_000,
+  );
   const alerts = useResource(`alerts:${id}`, () =>
     client.get<{ alerts: Alert[] }>(`/vehicles/${encodeURIComponent(id)}/alerts?limit=100`),
   );

@@ -29,7 +29,7 @@ impl DynamoAlertLog {
         }
     }
 
-    fn alert_of(item: &Item) -> Option<Alert> {
+    pub(crate) fn alert_of(item: &Item) -> Option<Alert> {
         Some(Alert {
             vehicle_id: VehicleId::new(get_s(item, "vehicle_id")?).ok()?,
             rule: get_s(item, "rule")?.to_string(),

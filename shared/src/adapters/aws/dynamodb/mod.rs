@@ -10,6 +10,7 @@
 
 pub mod alert_log;
 pub mod connections;
+pub mod images;
 pub mod keys;
 pub mod ledger;
 pub mod quota;

@@ -46,7 +46,7 @@ impl DynamoStateTable {
         item
     }
 
-    fn state_of(item: &Item) -> Option<LatestState> {
+    pub(crate) fn state_of(item: &Item) -> Option<LatestState> {
         let mut json = serde_json::Map::new();
         json.insert("v".into(), 1.into());
         json.insert("vehicle_id".into(), get_s(item, "vehicle_id")?.into());
