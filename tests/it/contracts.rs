@@ -100,3 +100,93 @@ async fn dynamodb_keeps_the_connection_store_contract() {
     let table = local::table(connections_table, "contract-connections").await;
     contract::connection_store(&DynamoConnectionStore::new(local::dynamodb().await, &table), "ddb").await;
 }
+
+/// The live stream's `$connect` check against a user pool: a token of a user
+/// names the user and their groups; a forged one is refused.
+#[tokio::test]
+async fn cognito_names_the_holder_of_an_access_token_and_their_groups() {
+    use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, ExplicitAuthFlowsType};
+    use canopy::adapters::aws::cognito::CognitoVerifier;
+    use canopy::ports::live::TokenVerifier;
+
+    let sdk = local::sdk().await;
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    let pool = cognito
+        .create_user_pool()
+        .pool_name(local::unique("pool"))
+        .send()
+        .await
+        .unwrap()
+        .user_pool
+        .unwrap()
+        .id
+        .unwrap();
+    let app = cognito
+        .create_user_pool_client()
+        .user_pool_id(&pool)
+        .client_name("console")
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowAdminUserPasswordAuth)
+        .send()
+        .await
+        .unwrap()
+        .user_pool_client
+        .unwrap()
+        .client_id
+        .unwrap();
+    let user = "operator@example.com";
+    cognito
+        .admin_create_user()
+        .user_pool_id(&pool)
+        .username(user)
+        .user_attributes(AttributeType::builder().name("email").value(user).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    cognito
+        .admin_set_user_password()
+        .user_pool_id(&pool)
+        .username(user)
+        .password("Correct-Horse-9")
+        .permanent(true)
+        .send()
+        .await
+        .unwrap();
+    for group in ["viewer", "north"] {
+        cognito
+            .create_group()
+            .user_pool_id(&pool)
+            .group_name(group)
+            .send()
+            .await
+            .unwrap();
+        cognito
+            .admin_add_user_to_group()
+            .user_pool_id(&pool)
+            .username(user)
+            .group_name(group)
+            .send()
+            .await
+            .unwrap();
+    }
+    let auth = cognito
+        .admin_initiate_auth()
+        .user_pool_id(&pool)
+        .client_id(&app)
+        .auth_flow(AuthFlowType::AdminUserPasswordAuth)
+        .auth_parameters("USERNAME", user)
+        .auth_parameters("PASSWORD", "Correct-Horse-9")
+        .send()
+        .await
+        .unwrap();
+    let token = auth
+        .authentication_result()
+        .and_then(|r| r.access_token())
+        .unwrap()
+        .to_string();
+
+    let verifier = CognitoVerifier::new(&sdk, &pool);
+    let caller = verifier.verify(&token).await.unwrap();
+    assert_eq!(caller.groups, ["north".to_string(), "viewer".to_string()].into());
+    assert!(!caller.subject.is_empty());
+    assert!(verifier.verify("forged.token.value").await.is_err());
+}
