@@ -344,8 +344,11 @@ mod tests {
         Subscription::Vehicles(ids.iter().map(|i| v(i)).collect())
     }
 
-    /// The (vehicle, seq) of each state and the rules of the alerts of each message posted to `id`.
-    fn updates(f: &Memory, id: &str) -> Vec<(Vec<(String, u64)>, Vec<String>)> {
+    /// An update as the tests compare it: (vehicle, seq) of each state, `vehicle:rule` of each alert.
+    type Update = (Vec<(String, u64)>, Vec<String>);
+
+    /// The updates posted to `id`, in order.
+    fn updates(f: &Memory, id: &str) -> Vec<Update> {
         f.poster
             .to(id)
             .iter()
