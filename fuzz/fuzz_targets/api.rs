@@ -37,7 +37,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<MemoryApi> {
         quota_counter: MemoryQuotaCounter::default(),
         // The fuzzer sends millions of history requests a minute.
         history_quota: HistoryQuota { per_minute: u32::MAX },
-        console_auth: None,
+        console: Default::default(),
         history_deadline: Duration::from_secs(25),
     };
     let v = VehicleId::new("veh-001").expect("an id");
