@@ -1,11 +1,18 @@
 //! A candump log: every line parses to a frame or to an error that names it,
-//! and a frame that parses writes back as a line that parses to the same frame.
+//! a frame that parses writes back as a line that parses to the same frame,
+//! and the parser's one-pass fast path reads every line as its general one does.
 #![no_main]
 
-use canopy::format::candump::{CandumpReader, write_frame};
+use canopy::format::candump::{BusNames, CandumpReader, parse_line, parse_line_general, write_frame};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        for line in text.lines().take(64) {
+            let (mut a, mut b) = (BusNames::default(), BusNames::default());
+            assert_eq!(parse_line(line, &mut a), parse_line_general(line, &mut b), "{line:?}");
+        }
+    }
     for item in CandumpReader::new(data, "fuzz.log") {
         let Ok(frame) = item else { continue };
         let mut line = Vec::new();

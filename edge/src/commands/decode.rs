@@ -143,12 +143,11 @@ pub fn write_parquet(db: &Database, input: Input, path: &std::path::Path, rollup
     let mut decoder = FrameDecoder::new(db);
     match input {
         Input::Frames(frames) => {
-            for (n, frame) in input::read_ahead(frames).enumerate() {
-                let frame = frame?;
-                decoder.decode_frame(frame.ts_us, frame.id, frame.flags, frame.data(), &mut writer)?;
-                if n % 65_536 == 0 {
-                    drain(&mut writer)?;
+            for chunk in input::read_ahead(frames) {
+                for (ts_us, id, flags, data) in chunk?.iter() {
+                    decoder.decode_frame(ts_us, id, flags, data, &mut writer)?;
                 }
+                drain(&mut writer)?;
             }
         }
         Input::Raw(batches) => {

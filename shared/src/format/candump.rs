@@ -130,6 +130,103 @@ fn next_field(text: &str) -> Option<(&str, &str)> {
 /// Parses one log line (without its line ending).
 pub fn parse_line(line: &str, buses: &mut BusNames) -> Result<CanFrame, LineError> {
     let line = line.trim();
+    match parse_common(line.as_bytes(), buses) {
+        Some(frame) => Ok(frame),
+        None => parse_line_general(line, buses),
+    }
+}
+
+/// The line nearly every log is made of, `(<seconds>.<fraction>) <bus>
+/// <id>#<hex pairs>` (a classic data frame: no dots, no direction, no raw
+/// DLC), read in one pass over its bytes; `None` for any other line, which
+/// [`parse_line_general`] then reads or names the problem of. Where this
+/// reads a line, the general parser reads the same frame from it (a test
+/// and the candump fuzz target check). `perf`: the general parser's several
+/// passes were the most of `decode --format parquet`'s busiest thread.
+fn parse_common(line: &[u8], buses: &mut BusNames) -> Option<CanFrame> {
+    let mut at = 1;
+    if line.first() != Some(&b'(') {
+        return None;
+    }
+    let digits = |at: &mut usize, max: usize| -> Option<(i64, usize)> {
+        let (start, mut value) = (*at, 0i64);
+        while let Some(d) = line.get(*at).filter(|b| b.is_ascii_digit()) {
+            if *at - start == max {
+                return None;
+            }
+            value = value * 10 + i64::from(d - b'0');
+            *at += 1;
+        }
+        Some((value, *at - start)).filter(|(_, n)| *n > 0)
+    };
+    let (sec, _) = digits(&mut at, 12)?;
+    if line.get(at) != Some(&b'.') {
+        return None;
+    }
+    at += 1;
+    let (fraction, places) = digits(&mut at, 9)?;
+    let micros = match places {
+        ..=6 => fraction * 10i64.pow(6 - places as u32),
+        _ => fraction / 10i64.pow(places as u32 - 6),
+    };
+    if line.get(at..at + 2) != Some(&b") "[..]) {
+        return None;
+    }
+    at += 2;
+    let bus_start = at;
+    while line.get(at).is_some_and(|b| b.is_ascii_graphic()) {
+        at += 1;
+    }
+    let bus = std::str::from_utf8(&line[bus_start..at])
+        .ok()
+        .filter(|b| !b.is_empty())?;
+    if line.get(at) != Some(&b' ') {
+        return None;
+    }
+    at += 1;
+    let id_start = at;
+    let mut raw: u32 = 0;
+    while let Some(&nibble) = line.get(at).map(|&b| &HEX[usize::from(b)]).filter(|&&n| n != NOT_HEX) {
+        if at - id_start == 8 {
+            return None;
+        }
+        raw = (raw << 4) | u32::from(nibble);
+        at += 1;
+    }
+    let id = match at - id_start {
+        3 => CanId::standard(raw)?,
+        8 if raw & CAN_ERR_FLAG == 0 => CanId::extended(raw)?,
+        _ => return None,
+    };
+    if line.get(at) != Some(&b'#') {
+        return None;
+    }
+    let payload = &line[at + 1..];
+    if !payload.len().is_multiple_of(2) || payload.len() / 2 > MAX_CLASSIC_PAYLOAD {
+        return None;
+    }
+    let mut data = [0u8; MAX_CLASSIC_PAYLOAD];
+    for (byte, pair) in data.iter_mut().zip(payload.chunks_exact(2)) {
+        let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+        if high == NOT_HEX || low == NOT_HEX {
+            return None;
+        }
+        *byte = (high << 4) | low;
+    }
+    let bus = buses.checked(bus).ok()?;
+    Some(frame(
+        sec * 1_000_000 + micros,
+        bus,
+        id,
+        FrameFlags::empty(),
+        &data[..payload.len() / 2],
+    ))
+}
+
+/// Parses one log line (without its line ending) the long way, whatever its
+/// shape: what [`parse_line`] falls back to, and checks its fast path against.
+pub fn parse_line_general(line: &str, buses: &mut BusNames) -> Result<CanFrame, LineError> {
+    let line = line.trim();
     let rest = line.strip_prefix('(').ok_or(LineError::Timestamp)?;
     let (ts, rest) = split_at_byte(rest, b')').ok_or(LineError::Timestamp)?;
     let ts_us = parse_timestamp(ts)?;
@@ -553,6 +650,83 @@ mod tests {
             "drive.log:3: expected <id>#<data> or <id>##<flags><data>, found \"bad\""
         );
         assert_eq!(items[2].as_ref().unwrap().id, CanId::Standard(0x124));
+    }
+
+    #[test]
+    fn lines_across_the_readers_buffer_read_as_lines_within_it() {
+        let mut input = b"(1.000000) can0 123#00\r\n\n  \n(2.000000) can0 bad\n".to_vec();
+        input.extend_from_slice(b"(2.500000) can0 1\xff3#00\n(3.000000) vcan12 18FF50E5##1");
+        input.extend_from_slice("AB".repeat(64).as_bytes());
+        input.extend_from_slice(b"\n(4.000000) can0 124#01");
+        let read = |capacity: usize| -> Vec<String> {
+            let reader = io::BufReader::with_capacity(capacity, &input[..]);
+            CandumpReader::new(reader, "x.log")
+                .map(|item| match item {
+                    Ok(f) => format!("{} {} {:?} {:?}", f.ts_us, f.bus, f.id, f.data()),
+                    Err(e) => e.to_string(),
+                })
+                .collect()
+        };
+        let whole = read(1 << 16);
+        assert_eq!(whole.len(), 5, "{whole:?}");
+        assert_eq!(whole[2], "x.log:5: line is not valid UTF-8");
+        assert!(whole[4].starts_with("4000000 can0"), "{whole:?}");
+        // Every line crosses a 7-byte buffer's end.
+        assert_eq!(read(7), whole);
+    }
+
+    /// Lines near the common shape, each cut, doubled or changed at every
+    /// byte: where the one-pass parser reads a line, it reads what the
+    /// general parser reads, and it leaves every line it refuses to it.
+    #[test]
+    fn the_common_lines_read_as_the_general_parser_reads_them() {
+        let seeds = [
+            "(1700000000.000100) can0 1F0#0011223344556677",
+            "(1700000000.1) vcan12 18FF50E5#0102",
+            "(1.123456789) can0 7FF#",
+            "(999999999999.000001) can0 123#aBcD",
+            "(1700000000.000100) can0 800#00",
+            "(1700000000.000100) can0 20000080#0000000000000000",
+            "(1700000000.000100) can0 123#R4",
+            "(1700000000.000100) can0 123##1AB",
+            "(1700000000.000100) can0 123#11.22",
+            "(1700000000.000100) can0 123#1122 R",
+            "(1700000000.000100)  can0\t123#11_9",
+            "(1700000000.000100) can\u{e9} 123#11",
+        ];
+        let replacements = [
+            b'0', b'9', b'a', b'F', b'g', b'#', b'.', b' ', b'(', b')', b'\t', b'R', b'_',
+        ];
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for seed in seeds {
+            let bytes = seed.as_bytes();
+            for i in 0..=bytes.len() {
+                lines.push(bytes[..i].to_vec());
+                let mut doubled = bytes.to_vec();
+                if i < bytes.len() {
+                    doubled.insert(i, bytes[i]);
+                    lines.push(doubled);
+                    for &r in &replacements {
+                        let mut changed = bytes.to_vec();
+                        changed[i] = r;
+                        lines.push(changed);
+                    }
+                }
+            }
+        }
+        let (mut fast, mut total) = (0, 0);
+        for line in &lines {
+            let Ok(text) = std::str::from_utf8(line) else { continue };
+            let text = text.trim();
+            total += 1;
+            let general = parse_line_general(text, &mut BusNames::default());
+            if let Some(frame) = parse_common(text.as_bytes(), &mut BusNames::default()) {
+                fast += 1;
+                assert_eq!(general.as_ref(), Ok(&frame), "{text:?}");
+            }
+            assert_eq!(parse(text), general, "{text:?}");
+        }
+        assert!(fast > 200 && fast < total / 2, "{fast} of {total} read the quick way");
     }
 
     #[test]
