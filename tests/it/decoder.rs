@@ -238,10 +238,24 @@ async fn a_corrupt_object_fails_only_its_own_message_in_a_batch() {
         )
         .await
         .unwrap();
+    // A 2 kB footer of lists that declare billions of elements (found by
+    // `make fuzz`): refused before the parquet crate spends seconds on it.
+    let endless = raw_key("sim-003", 6);
+    store
+        .put(
+            &endless,
+            Bytes::from_static(include_bytes!(
+                "../../shared/src/format/lake/testdata/raw-footer-endless-lists.parquet"
+            )),
+            None,
+        )
+        .await
+        .unwrap();
 
     let batch = json!({"Records": [
         sqs_message("m-good-1", &s3_event(store.bucket(), &good[0])),
         sqs_message("m-panics", &s3_event(store.bucket(), &panics)),
+        sqs_message("m-endless", &s3_event(store.bucket(), &endless)),
         sqs_message("m-corrupt", &s3_event(store.bucket(), &corrupt)),
         sqs_message("m-test-event", &json!({"Service": "Amazon S3", "Event": "s3:TestEvent"})),
         sqs_message("m-good-2", &s3_event(store.bucket(), &good[1])),
@@ -256,7 +270,10 @@ async fn a_corrupt_object_fails_only_its_own_message_in_a_batch() {
         .iter()
         .map(|f| f["itemIdentifier"].as_str().unwrap())
         .collect();
-    assert_eq!(failed, ["m-panics", "m-corrupt", "m-missing", "m-not-json"]);
+    assert_eq!(
+        failed,
+        ["m-panics", "m-endless", "m-corrupt", "m-missing", "m-not-json"]
+    );
     let mut want: Vec<String> = good.iter().map(|k| RawKey::parse(k).unwrap().decoded_key()).collect();
     want.sort();
     assert_eq!(decoded_keys(&store).await, want);

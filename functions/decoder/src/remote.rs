@@ -106,6 +106,14 @@ impl<S: ObjectStore + Clone + 'static> AsyncFileReader for StoreFileReader<S> {
                         self.max_footer
                     )));
                 }
+                // A footer the metadata reader would spend unbounded work on is refused first.
+                if let Some(start) = (size - 8).checked_sub(footer) {
+                    let bytes = self
+                        .read(start..size - 8)
+                        .await
+                        .map_err(|e| ParquetError::External(Box::new(e)))?;
+                    canopy::format::lake::footer::check(&bytes).map_err(ParquetError::General)?;
+                }
             }
             // No page index: decoding reads every row.
             let reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(FOOTER_PREFETCH));
