@@ -225,32 +225,23 @@ async fn a_corrupt_object_fails_only_its_own_message_in_a_batch() {
         .await
         .unwrap();
     let missing_key = raw_key("sim-003", 4); // never uploaded
-    // A file the parquet crate panics on (found by `make fuzz`): it must fail
-    // alone, not take the process and the batch's other objects with it.
-    let panics = raw_key("sim-003", 5);
-    store
-        .put(
+    // Two objects found by `make fuzz`, each of which must fail alone, not take
+    // the process and the batch's other objects with it: a file the parquet
+    // crate panics on, and a 2 kB footer of lists that declare billions of
+    // elements (refused before the parquet crate spends seconds on it).
+    let (panics, endless) = (raw_key("sim-003", 5), raw_key("sim-003", 6));
+    for (key, bytes) in [
+        (
             &panics,
-            Bytes::from_static(include_bytes!(
-                "../../shared/src/format/lake/testdata/raw-bit-width-panic.parquet"
-            )),
-            None,
-        )
-        .await
-        .unwrap();
-    // A 2 kB footer of lists that declare billions of elements (found by
-    // `make fuzz`): refused before the parquet crate spends seconds on it.
-    let endless = raw_key("sim-003", 6);
-    store
-        .put(
+            &include_bytes!("../../shared/src/format/lake/testdata/raw-bit-width-panic.parquet")[..],
+        ),
+        (
             &endless,
-            Bytes::from_static(include_bytes!(
-                "../../shared/src/format/lake/testdata/raw-footer-endless-lists.parquet"
-            )),
-            None,
-        )
-        .await
-        .unwrap();
+            &include_bytes!("../../shared/src/format/lake/testdata/raw-footer-endless-lists.parquet")[..],
+        ),
+    ] {
+        store.put(key, Bytes::from_static(bytes), None).await.unwrap();
+    }
 
     let batch = json!({"Records": [
         sqs_message("m-good-1", &s3_event(store.bucket(), &good[0])),

@@ -140,7 +140,15 @@ async fn previous(history: &DataFusionHistory, vehicle: &VehicleId, range: TimeR
 fn scanned_bytes(root: &Path, vehicle: &VehicleId, plan: &Plan) -> Result<u64> {
     let prefix = plan.source.prefix();
     let columns: &[&str] = match plan.source {
-        Source::Decoded => &["ts_us", "message", "signal", "value", "batch", "written_us"],
+        Source::Decoded => &[
+            "ts_us",
+            "message",
+            "signal",
+            "value",
+            "batch",
+            "written_us",
+            "out_of_range",
+        ],
         Source::Tier(_) => &[
             "ts_us",
             "message",
@@ -158,6 +166,7 @@ fn scanned_bytes(root: &Path, vehicle: &VehicleId, plan: &Plan) -> Result<u64> {
             "v_m2",
             "batch",
             "written_us",
+            "n_out_of_range",
         ],
     };
     let (first, last) = plan.range.dates();

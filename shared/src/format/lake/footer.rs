@@ -24,14 +24,6 @@ pub fn check(footer: &[u8]) -> Result<(), String> {
         .map_err(|problem| format!("malformed footer at byte {} of {}: {problem}", walk.at, footer.len()))
 }
 
-/// The footer of a whole Parquet file in `file`, when it has one: its
-/// length is the four bytes before the closing magic.
-pub fn of_file(file: &[u8]) -> Option<&[u8]> {
-    let tail = file.len().checked_sub(8)?;
-    let length = u32::from_le_bytes(file[tail..tail + 4].try_into().ok()?) as usize;
-    file.get(tail.checked_sub(length)?..tail)
-}
-
 /// A compact-protocol type code.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Type(u8);
@@ -153,6 +145,14 @@ impl Walk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The footer of a whole Parquet file, when it has one: its length is
+    /// the four bytes before the closing magic.
+    fn of_file(file: &[u8]) -> Option<&[u8]> {
+        let tail = file.len().checked_sub(8)?;
+        let length = u32::from_le_bytes(file[tail..tail + 4].try_into().ok()?) as usize;
+        file.get(tail.checked_sub(length)?..tail)
+    }
 
     /// A footer of `fields` struct fields, each a list of booleans that
     /// declares `count` elements and holds none.
