@@ -144,8 +144,8 @@ fn spawn_sealer(
             match seal(&segment, &vehicle, &layout, &used) {
                 Ok(sealed) => {
                     AgentCounters::add(&counters.frames_sealed, sealed.frames);
-                    if let Some(file) = sealed.file {
-                        AgentCounters::add(&counters.files_sealed, 1);
+                    AgentCounters::add(&counters.files_sealed, sealed.files.len() as u64);
+                    for file in &sealed.files {
                         info!(file = %file.display(), frames = sealed.frames, "sealed");
                     }
                     wake.notify_one();

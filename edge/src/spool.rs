@@ -597,19 +597,42 @@ fn parquet_rows(path: &Path) -> Option<u64> {
 /// What sealing a segment produced.
 #[derive(Debug)]
 pub struct Sealed {
-    pub file: Option<PathBuf>,
+    /// The raw files written, in the order their first frames came: one per
+    /// UTC date the segment's frames fall on (usually one).
+    pub files: Vec<PathBuf>,
     pub frames: u64,
 }
 
-/// Seals a closed segment into a raw lake file in the outbox, then deletes
-/// the segment. The file's name (and S3 key) follows from the vehicle, the
-/// first frame's time and the segment number, so sealing the same segment
-/// again after a crash writes the same file.
+/// Raw files a segment's sealing keeps open at once. Frames around midnight
+/// can interleave dates (two buses whose clocks differ by a second), so
+/// two are open; a third date closes the earliest, and a frame of that date
+/// coming later still starts a file of its own.
+const OPEN_DATES: usize = 2;
+
+/// One raw file being written while a segment is sealed.
+struct Outfile {
+    key: RawKey,
+    tmp: PathBuf,
+    writer: RawWriter<io::BufWriter<File>>,
+}
+
+/// Seals a closed segment into raw lake files in the outbox, then deletes the
+/// segment.
+///
+/// Every raw file holds frames of one UTC date only, the date in its key: the
+/// lake is partitioned by date and readers open only the dates a query's
+/// range touches, so a file whose frames ran past midnight would hide them
+/// from a query of the next day. A segment that spans midnight is written as
+/// one file per date. Each file's name (and S3 key) follows from the vehicle,
+/// its first frame's time and the segment number, so sealing the same segment
+/// again after a crash writes the same files.
 pub fn seal(segment: &ClosedSegment, vehicle: &VehicleId, layout: &Layout, used: &AtomicU64) -> Result<Sealed> {
     let file = File::open(&segment.path).with_context(|| format!("opening {}", segment.path.display()))?;
     let segment_size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = SegmentReader::new(BufReader::with_capacity(1 << 18, file));
-    let mut writer: Option<(RawKey, PathBuf, RawWriter<io::BufWriter<File>>)> = None;
+    let mut open: Vec<Outfile> = Vec::with_capacity(OPEN_DATES);
+    let mut keys: Vec<RawKey> = Vec::new();
+    let mut done: Vec<Outfile> = Vec::new();
     let mut cursor = None;
     let mut frames = 0u64;
     while let Some(record) = reader
@@ -619,38 +642,32 @@ pub fn seal(segment: &ClosedSegment, vehicle: &VehicleId, layout: &Layout, used:
         match record {
             Record::Cursor(c) => cursor = Some(c),
             Record::Frame(frame) => {
-                if writer.is_none() {
-                    let key = RawKey::new(vehicle.clone(), frame.ts_us, segment.seq);
-                    let tmp = layout.outbox.join(format!("{}.parquet.tmp", file_stem(&key)));
-                    let out = create_private(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-                    let name = tmp.display().to_string();
-                    writer = Some((
-                        key,
-                        tmp,
-                        RawWriter::new(io::BufWriter::with_capacity(1 << 20, out), &name)?,
-                    ));
-                }
-                if let Some((_, _, w)) = writer.as_mut() {
-                    w.push(frame)?;
-                }
+                let date = canopy::format::lake::keys::date_of(frame.ts_us);
+                let at = match open.iter().position(|o| o.key.date == date) {
+                    Some(at) => at,
+                    None => {
+                        if open.len() == OPEN_DATES
+                            && let Some(earliest) = (0..open.len()).min_by_key(|&i| open[i].key.date)
+                        {
+                            done.push(open.remove(earliest));
+                        }
+                        let key = unique_key(&keys, vehicle, frame.ts_us, segment.seq);
+                        keys.push(key.clone());
+                        open.push(Outfile::create(key, layout)?);
+                        open.len() - 1
+                    }
+                };
+                open[at].writer.push(frame)?;
                 frames += 1;
             }
         }
     }
-    let mut sealed_file = None;
-    if let Some((key, tmp, w)) = writer {
-        let (sink, _) = w.finish()?;
-        let out = sink
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        out.sync_all()?;
-        let size = out.metadata().map(|m| m.len()).unwrap_or(0);
-        let path = layout.outbox.join(format!("{}.parquet", file_stem(&key)));
-        fs::rename(&tmp, &path).with_context(|| format!("renaming {}", tmp.display()))?;
-        sync_dir(&layout.outbox);
-        used.fetch_add(size, Ordering::Relaxed);
-        sealed_file = Some(path);
+    done.extend(open);
+    // In the order the files were started, so the uploader's order is the frames'.
+    done.sort_by_key(|o| keys.iter().position(|k| *k == o.key));
+    let mut files = Vec::with_capacity(done.len());
+    for out in done {
+        files.push(out.finish(layout, used)?);
     }
     if let Some(position) = cursor {
         let position = layout.read_cursor().map_or(position, |old| old.max(position));
@@ -659,10 +676,42 @@ pub fn seal(segment: &ClosedSegment, vehicle: &VehicleId, layout: &Layout, used:
     fs::remove_file(&segment.path).with_context(|| format!("deleting {}", segment.path.display()))?;
     sync_dir(&layout.segments);
     used.fetch_sub(segment_size.min(used.load(Ordering::Relaxed)), Ordering::Relaxed);
-    Ok(Sealed {
-        file: sealed_file,
-        frames,
-    })
+    Ok(Sealed { files, frames })
+}
+
+/// The key of a segment's next file: its first frame's time, moved on by a
+/// microsecond in the rare case an earlier file of the segment has it
+/// (a date seen again after a third one closed it).
+fn unique_key(taken: &[RawKey], vehicle: &VehicleId, mut first_ts_us: i64, seq: u64) -> RawKey {
+    while taken.iter().any(|k| k.first_ts_us == first_ts_us) {
+        first_ts_us += 1;
+    }
+    RawKey::new(vehicle.clone(), first_ts_us, seq)
+}
+
+impl Outfile {
+    fn create(key: RawKey, layout: &Layout) -> Result<Self> {
+        let tmp = layout.outbox.join(format!("{}.parquet.tmp", file_stem(&key)));
+        let out = create_private(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let writer = RawWriter::new(io::BufWriter::with_capacity(1 << 20, out), &tmp.display().to_string())?;
+        Ok(Self { key, tmp, writer })
+    }
+
+    /// Finishes the file and moves it into the outbox under its final name.
+    fn finish(self, layout: &Layout, used: &AtomicU64) -> Result<PathBuf> {
+        let (sink, _) = self.writer.finish()?;
+        let out = sink
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", self.tmp.display()))?;
+        out.sync_all()?;
+        let size = out.metadata().map(|m| m.len()).unwrap_or(0);
+        let path = layout.outbox.join(format!("{}.parquet", file_stem(&self.key)));
+        fs::rename(&self.tmp, &path).with_context(|| format!("renaming {}", self.tmp.display()))?;
+        sync_dir(&layout.outbox);
+        used.fetch_add(size, Ordering::Relaxed);
+        Ok(path)
+    }
 }
 
 /// `<vehicle>_<first µs>_<seq>`: the object key's file name without `.parquet`.
@@ -810,7 +859,8 @@ mod tests {
         let vehicle = VehicleId::new("veh-1").unwrap();
         let sealed = seal(&closed, &vehicle, spool.layout(), &spool.used()).unwrap();
         assert_eq!(sealed.frames, 100);
-        let file = sealed.file.unwrap();
+        assert_eq!(sealed.files.len(), 1);
+        let file = sealed.files[0].clone();
         assert_eq!(file.file_name().unwrap(), "veh-1_1700000000000000_000001.parquet");
         assert!(!closed.path.exists());
         assert_eq!(spool.layout().read_cursor(), Some(100));
@@ -825,15 +875,78 @@ mod tests {
         seal(&closed, &vehicle, spool.layout(), &spool.used()).unwrap();
         assert_eq!(fs::read(&file).unwrap(), first);
         // The frames survive: read the raw file back.
+        assert_eq!(read_raw(&file), written);
+    }
+
+    fn read_raw(file: &Path) -> Vec<CanFrame> {
         let mut read = Vec::new();
         let mut buses = canopy::format::candump::BusNames::default();
-        for batch in canopy::format::lake::raw::RawFileReader::open(&file).unwrap() {
+        for batch in canopy::format::lake::raw::RawFileReader::open(file).unwrap() {
             let batch = batch.unwrap();
             for i in 0..batch.len() {
                 read.push(batch.row(i).unwrap().to_frame(&mut buses).unwrap());
             }
         }
-        assert_eq!(read, written);
+        read
+    }
+
+    #[test]
+    fn a_segment_over_midnight_seals_one_file_per_utc_date() {
+        use canopy::format::lake::keys::date_of;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let (mut spool, _) = Spool::open(&cfg, Arc::default()).unwrap();
+        const MIDNIGHT: i64 = 1_700_006_400_000_000; // 2023-11-15T00:00Z
+        const DAY: i64 = 86_400_000_000;
+        // Two buses whose clocks differ: dates interleave around midnight,
+        // then a replay jumps a day ahead and a straggler of the first date
+        // comes after the third date closed it.
+        let mut written = frames(40, MIDNIGHT - 20);
+        for (i, f) in written.iter_mut().enumerate() {
+            if i % 2 == 1 {
+                f.ts_us -= 15;
+            }
+        }
+        written.extend(frames(10, MIDNIGHT + DAY + 5));
+        written.extend(frames(3, MIDNIGHT - 1_000));
+        spool.append(&written, Some(53)).unwrap();
+        let closed = spool.close().unwrap().unwrap();
+        let copy = dir.path().join("copy.seg");
+        fs::copy(&closed.path, &copy).unwrap();
+        let vehicle = VehicleId::new("veh-1").unwrap();
+        let sealed = seal(&closed, &vehicle, spool.layout(), &spool.used()).unwrap();
+        assert_eq!(sealed.frames, 53);
+        let keys: Vec<RawKey> = sealed
+            .files
+            .iter()
+            .map(|f| key_of_outbox_file(f, &vehicle).unwrap())
+            .collect();
+        let dates: Vec<String> = keys.iter().map(|k| k.date.to_string()).collect();
+        assert_eq!(dates, ["2023-11-14", "2023-11-15", "2023-11-16", "2023-11-14"]);
+        let mut read = Vec::new();
+        for (file, key) in sealed.files.iter().zip(&keys) {
+            let frames = read_raw(file);
+            assert!(
+                frames.iter().any(|f| f.ts_us == key.first_ts_us),
+                "{key:?} is named by the first frame it was given"
+            );
+            assert!(
+                frames.iter().all(|f| date_of(f.ts_us) == key.date),
+                "{key:?} holds its date only"
+            );
+            read.extend(frames);
+        }
+        let mut expected = written.clone();
+        read.sort_by_key(|f| format!("{f:?}"));
+        expected.sort_by_key(|f| format!("{f:?}"));
+        assert_eq!(read, expected, "every frame once");
+        // Sealing again after a crash writes the same files.
+        let first: Vec<Vec<u8>> = sealed.files.iter().map(|f| fs::read(f).unwrap()).collect();
+        fs::rename(&copy, &closed.path).unwrap();
+        let again = seal(&closed, &vehicle, spool.layout(), &spool.used()).unwrap();
+        assert_eq!(again.files, sealed.files);
+        let second: Vec<Vec<u8>> = again.files.iter().map(|f| fs::read(f).unwrap()).collect();
+        assert_eq!(first, second);
     }
 
     #[test]

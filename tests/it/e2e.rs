@@ -105,9 +105,47 @@ mod datafusion_arrow {
     pub use datafusion::arrow::datatypes::{DataType, Int64Type};
 }
 
+/// A drive of `seconds` that crosses the last UTC midnight at its middle (the
+/// one before, if the last is too recent for the drive to be over).
+fn start_over_midnight_us(seconds: u32) -> (i64, i64) {
+    const DAY_S: i64 = 86_400;
+    let now = chrono::Utc::now().timestamp();
+    let mut midnight = now - now.rem_euclid(DAY_S);
+    if now - midnight < i64::from(seconds) {
+        midnight -= DAY_S;
+    }
+    ((midnight - i64::from(seconds / 2)) * 1_000_000, midnight * 1_000_000)
+}
+
+/// `GET` a signal's history between two times, as (time, value) points.
+fn api_series(stack: &Stack, vehicle: &str, signal: &str, from_us: i64, to_us: i64) -> Vec<(i64, f64)> {
+    let iso = |us: i64| {
+        chrono::DateTime::from_timestamp_micros(us)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string()
+    };
+    let url = format!(
+        "/vehicles/{vehicle}/signals/{signal}?from={}&to={}&max_points=10000",
+        iso(from_us),
+        iso(to_us)
+    );
+    let (status, body) = canopy_local::services::http(&format!("http://{}", stack.api), "GET", &url, None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    body["series"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["ts_us"].as_i64().unwrap(), p["value"].as_f64().unwrap()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
-    let start_us = recent_start_us();
+    // Over midnight: the edge seals the drive as one segment, and the values
+    // after midnight must still be found by a query of the new day only.
+    let (start_us, midnight_us) = start_over_midnight_us(SECONDS);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let work = tempfile::tempdir().unwrap();
     let logs = work.path().join("logs");
@@ -160,34 +198,21 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
         assert_eq!(c["telemetry_built"], c["telemetry_published"], "{vehicle}: {c}");
     }
 
-    // The API's history of a signal is the log's, value for value.
-    let (from_us, to_us) = (start_us + 30_000_000, start_us + 90_000_000);
-    let expected: Vec<(i64, f64)> = series
-        .into_iter()
-        .filter(|(t, _)| (from_us..to_us).contains(t))
-        .collect();
-    let iso = |us: i64| {
-        chrono::DateTime::from_timestamp_micros(us)
-            .unwrap()
-            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-            .to_string()
-    };
-    let url = format!(
-        "/vehicles/veh-002/signals/BMS_PackStatus/PackCurrent?from={}&to={}&max_points=10000",
-        iso(from_us),
-        iso(to_us)
-    );
-    let (status, body) = canopy_local::services::http(&format!("http://{}", stack.api), "GET", &url, None).unwrap();
-    assert_eq!(status, 200, "{body}");
-    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let got: Vec<(i64, f64)> = body["series"]["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["ts_us"].as_i64().unwrap(), p["value"].as_f64().unwrap()))
-        .collect();
-    assert!(expected.len() > 100, "{}", expected.len());
-    assert_eq!(got, expected);
+    // The API's history of a signal is the log's, value for value: a minute
+    // into the drive, and the first minute of the new day.
+    for (from_us, to_us) in [
+        (start_us + 30_000_000, start_us + 90_000_000),
+        (midnight_us, midnight_us + 60_000_000),
+    ] {
+        let expected: Vec<(i64, f64)> = series
+            .iter()
+            .copied()
+            .filter(|(t, _)| (from_us..to_us).contains(t))
+            .collect();
+        assert!(expected.len() > 100, "{}", expected.len());
+        let got = api_series(&stack, "veh-002", "BMS_PackStatus/PackCurrent", from_us, to_us);
+        assert_eq!(got, expected, "{from_us}..{to_us}");
+    }
 
     // One vehicle overheats: exactly one alert, for it; the others none.
     let sent = alerts.received().await;
