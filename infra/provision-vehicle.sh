@@ -59,6 +59,15 @@ output() {
   aws cloudformation describe-stacks --stack-name "$stack" \
     --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
 }
+# The alerts function's thresholds, so the vehicle decides its alerts as the cloud does.
+parameter() {
+  aws cloudformation describe-stacks --stack-name "$stack" \
+    --query "Stacks[0].Parameters[?ParameterKey=='$1'].ParameterValue" --output text
+}
+over_temperature="$(parameter OverTemperatureC)"
+low_soc="$(parameter LowSocPct)"
+imbalance="$(parameter CellImbalanceV)"
+cooldown="$(parameter AlertCooldownSeconds)"
 bucket="$(output DataBucketName)"
 policy="$(output VehiclePolicyName)"
 credentials_policy="$(output VehicleCredentialsPolicyName)"
@@ -120,6 +129,32 @@ key = "$(on_vehicle key.pem)"
 
 [telemetry]
 interval_ms = 1000
+publish_interval_ms = 5000
+
+# The stack's alert rules: a sample that trips one goes at once.
+[[telemetry.alert_rules]]
+name = "over-temperature"
+measure = "cell_temp_max_c"
+comparison = ">"
+threshold = $over_temperature
+severity = "critical"
+cooldown = $cooldown
+
+[[telemetry.alert_rules]]
+name = "low-state-of-charge"
+measure = "soc_pct"
+comparison = "<"
+threshold = $low_soc
+severity = "warning"
+cooldown = $cooldown
+
+[[telemetry.alert_rules]]
+name = "cell-imbalance"
+measure = "cell_voltage_spread_v"
+comparison = ">"
+threshold = $imbalance
+severity = "warning"
+cooldown = $cooldown
 
 [mqtt]
 host = "$data_endpoint"

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use canopy::format::dbc::Database;
-use canopy::format::telemetry::{Telemetry, topic};
+use canopy::format::telemetry::topic;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::agent_counters::AgentCounters;
-use crate::aggregator::Aggregator;
+use crate::aggregator::{Aggregator, Sample};
 use crate::config::{Config, SourceConfig};
 use crate::ev_model::Params;
 use crate::iot_credentials::IotCredentials;
@@ -74,7 +74,7 @@ pub async fn run(config: Config) -> Result<serde_json::Value> {
     }
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let uploader = spawn_uploader(&config, &spool, &counters, &wake, phase_rx).await?;
-    let (telemetry_tx, telemetry_rx) = mpsc::channel::<Telemetry>(1024);
+    let (telemetry_tx, telemetry_rx) = mpsc::channel::<Sample>(1024);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (aggregator, publisher) = spawn_telemetry(&config, &db, &counters, telemetry_rx, stop_rx)?;
 
@@ -185,7 +185,7 @@ fn spawn_telemetry(
     config: &Config,
     db: &Arc<Database>,
     counters: &Arc<AgentCounters>,
-    telemetry: mpsc::Receiver<Telemetry>,
+    telemetry: mpsc::Receiver<Sample>,
     stop: watch::Receiver<bool>,
 ) -> Result<(Option<Aggregator>, Option<Task>)> {
     let (true, Some(mqtt_config)) = (config.telemetry.enabled, &config.mqtt) else {
@@ -196,13 +196,18 @@ fn spawn_telemetry(
         config.vehicle_id.clone(),
         config.telemetry.interval_ms,
         &config.telemetry.signals,
+        &config.telemetry.alert_rules,
     )?;
     let publisher = tokio::spawn(mqtt::run(
         mqtt_config.clone(),
         config.mqtt_client_id(),
         topic(&config.vehicle_id),
         telemetry,
-        config.telemetry.max_buffered,
+        mqtt::Batching {
+            samples_per_message: config.telemetry.samples_per_message(),
+            publish_interval: Duration::from_millis(config.telemetry.publish_interval_ms),
+            capacity: config.telemetry.max_buffered,
+        },
         counters.clone(),
         stop,
     ));
@@ -278,15 +283,16 @@ fn capture(
     mut source: Box<dyn Source>,
     spool: &mut Spool,
     mut aggregator: Option<Aggregator>,
-    telemetry: &mpsc::Sender<Telemetry>,
+    telemetry: &mpsc::Sender<Sample>,
     seal_tx: &std_mpsc::Sender<ClosedSegment>,
     counters: &AgentCounters,
     stop: &AtomicBool,
 ) -> Result<Ending> {
     let mut frames = Vec::with_capacity(BATCH);
-    let publish = |t: Telemetry| {
+    let mut samples = Vec::new();
+    let publish = |s: Sample| {
         AgentCounters::add(&counters.telemetry_built, 1);
-        if telemetry.try_send(t).is_err() {
+        if telemetry.try_send(s).is_err() {
             AgentCounters::add(&counters.telemetry_dropped, 1);
         }
     };
@@ -305,10 +311,9 @@ fn capture(
         spool.append(&frames, cursor)?;
         if let Some(aggregator) = aggregator.as_mut() {
             for frame in &frames {
-                if let Some(t) = aggregator.observe(frame) {
-                    publish(t);
-                }
+                aggregator.observe(frame, &mut samples);
             }
+            samples.drain(..).for_each(publish);
         }
         if let Some(segment) = spool.seal_if_due()? {
             let _ = seal_tx.send(segment);
@@ -318,8 +323,11 @@ fn capture(
             break Ending::SourceEnded;
         }
     };
-    if let Some(t) = aggregator.as_mut().and_then(Aggregator::flush) {
-        publish(t);
+    if let Some(telemetry) = aggregator.as_mut().and_then(Aggregator::flush) {
+        publish(Sample {
+            telemetry,
+            tripped: None,
+        });
     }
     if let Some(segment) = spool.close()? {
         let _ = seal_tx.send(segment);

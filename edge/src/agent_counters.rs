@@ -17,6 +17,8 @@ pub struct AgentCounters {
     pub upload_failures: AtomicU64,
     pub telemetry_built: AtomicU64,
     pub telemetry_published: AtomicU64,
+    /// Telemetry messages the broker acknowledged (each of one or more samples).
+    pub messages_published: AtomicU64,
     pub telemetry_dropped: AtomicU64,
 }
 
@@ -42,6 +44,7 @@ impl AgentCounters {
             "upload_failures": g(&self.upload_failures),
             "telemetry_built": g(&self.telemetry_built),
             "telemetry_published": g(&self.telemetry_published),
+            "messages_published": g(&self.messages_published),
             "telemetry_dropped": g(&self.telemetry_dropped),
         })
     }

@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use canopy::domain::alert::Rule;
 use canopy::domain::measure::Measure;
 use canopy::domain::vehicle::VehicleId;
+use canopy::format::telemetry::MAX_SAMPLES;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,14 +188,35 @@ fn default_multipart_bytes() -> u64 {
 pub struct TelemetryConfig {
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// How often a sample is taken (the interval its extremes cover).
     #[serde(default = "default_interval")]
     pub interval_ms: u64,
+    /// How often a message goes out with the samples taken since (telemetry
+    /// v2); equal to `interval_ms`, every sample goes alone as a v1 message.
+    /// A sample that trips an alert rule goes at once.
+    #[serde(default = "default_publish_interval")]
+    pub publish_interval_ms: u64,
     /// Messages held while the broker is unreachable; the oldest go first.
     #[serde(default = "default_max_buffered")]
     pub max_buffered: usize,
     /// Which DBC signal feeds each field, as `Message.Signal`.
     #[serde(default)]
     pub signals: SignalMap,
+    /// The alert rules the edge decides on every BMS frame: the alerts
+    /// function's rules (its `ALERT_RULES`), as `[[telemetry.alert_rules]]`
+    /// tables of `name`, `measure`, `comparison` (`">"` or `"<"`),
+    /// `threshold`, `severity` and `cooldown` (s). None: the cloud decides alone.
+    #[serde(default)]
+    pub alert_rules: Vec<Rule>,
+}
+
+impl TelemetryConfig {
+    /// Samples a message carries at most.
+    pub fn samples_per_message(&self) -> usize {
+        usize::try_from(self.publish_interval_ms.div_ceil(self.interval_ms.max(1)))
+            .unwrap_or(1)
+            .clamp(1, MAX_SAMPLES)
+    }
 }
 
 impl Default for TelemetryConfig {
@@ -201,14 +224,19 @@ impl Default for TelemetryConfig {
         Self {
             enabled: false,
             interval_ms: default_interval(),
+            publish_interval_ms: default_publish_interval(),
             max_buffered: default_max_buffered(),
             signals: SignalMap::default(),
+            alert_rules: Vec::new(),
         }
     }
 }
 
 fn default_interval() -> u64 {
     1_000
+}
+fn default_publish_interval() -> u64 {
+    5_000
 }
 fn default_max_buffered() -> usize {
     3_600
@@ -430,6 +458,24 @@ impl Config {
                     self.telemetry.interval_ms
                 );
             }
+            let t = &self.telemetry;
+            if t.publish_interval_ms < t.interval_ms || t.publish_interval_ms > t.interval_ms * MAX_SAMPLES as u64 {
+                bail!(
+                    "telemetry.publish_interval_ms: {} is outside interval_ms ({}) to {MAX_SAMPLES} × interval_ms",
+                    t.publish_interval_ms,
+                    t.interval_ms
+                );
+            }
+            if let Some(rule) = t
+                .alert_rules
+                .iter()
+                .find(|r| !r.threshold.is_finite() || r.name.is_empty())
+            {
+                bail!(
+                    "telemetry.alert_rules: rule {:?} needs a name and a finite threshold",
+                    rule.name
+                );
+            }
             if self.telemetry.max_buffered == 0 {
                 bail!("telemetry.max_buffered: must be positive");
             }
@@ -579,5 +625,41 @@ dir = "spool"
         ))
         .unwrap();
         assert_eq!(c.mqtt_client_id(), "sim-001");
+    }
+
+    #[test]
+    fn samples_go_every_publish_interval_and_alert_rules_are_the_alerts_functions() {
+        let with = |telemetry: &str| {
+            format!("{MINIMAL}[telemetry]\nenabled = true\n{telemetry}\n[mqtt]\nhost = \"127.0.0.1\"\n")
+        };
+        let c = parse(&with("")).unwrap();
+        assert_eq!(
+            (c.telemetry.publish_interval_ms, c.telemetry.samples_per_message()),
+            (5_000, 5)
+        );
+        assert!(
+            c.telemetry.alert_rules.is_empty(),
+            "the cloud decides alone unless told"
+        );
+        let c = parse(&with("interval_ms = 2000\npublish_interval_ms = 2000")).unwrap();
+        assert_eq!(c.telemetry.samples_per_message(), 1, "each sample alone, as v1");
+        let err = error(&with("publish_interval_ms = 500"));
+        assert!(
+            err.starts_with("telemetry.publish_interval_ms: 500 is outside"),
+            "{err}"
+        );
+        let rules = r#"
+[[telemetry.alert_rules]]
+name = "over-temperature"
+measure = "cell_temp_max_c"
+comparison = ">"
+threshold = 60
+severity = "critical"
+cooldown = 600"#;
+        let c = parse(&with(rules)).unwrap();
+        let rule = &c.telemetry.alert_rules[0];
+        assert_eq!((rule.measure, rule.threshold), (Measure::CellTempMaxC, 60.0));
+        let err = error(&with(&rules.replace("cell_temp_max_c", "oil_temp_c")));
+        assert!(err.contains("oil_temp_c"), "{err}");
     }
 }

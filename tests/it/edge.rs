@@ -308,3 +308,138 @@ port = {port}
     broker.kill().unwrap();
     broker.wait().unwrap();
 }
+
+/// A drive of `seconds` of the four telemetry messages every 100 ms, the pack
+/// at 30 °C but over the threshold (65 °C) from `hot_at_s` for a second.
+fn drive_with_a_hot_second(path: &Path, seconds: u32, hot_at_s: f64) {
+    let db = canopy::format::dbc::Database::load(canopy_tests::fixtures::DBC).unwrap();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let t0 = 1_700_000_000_000_000i64;
+    for tick in 0..seconds as i64 * 10 {
+        let at_s = tick as f64 / 10.0;
+        let hot = (hot_at_s..hot_at_s + 1.0).contains(&at_s);
+        let messages: [(&str, &[(&str, f64)]); 4] = [
+            (
+                "BMS_PackStatus",
+                &[("StateOfCharge", 80.0), ("PackVoltage", 380.0), ("PackCurrent", 12.5)],
+            ),
+            (
+                "BMS_CellVoltageSummary",
+                &[("CellVoltageMin", 3.90), ("CellVoltageMax", 3.95)],
+            ),
+            (
+                "BMS_TemperatureSummary",
+                &[("CellTempMin", 25.0), ("CellTempMax", if hot { 65.0 } else { 30.0 })],
+            ),
+            ("VCU_VehicleStatus", &[("VehicleSpeed", 50.0)]),
+        ];
+        for (i, (name, values)) in messages.iter().enumerate() {
+            let m = db.message_by_name(name).unwrap();
+            let payload = m
+                .encode(|_, s| {
+                    Some(
+                        values
+                            .iter()
+                            .find(|(n, _)| *n == s.name)
+                            .map_or(s.minimum.unwrap_or(0.0), |(_, v)| *v),
+                    )
+                })
+                .unwrap();
+            let ts = t0 + tick * 100_000 + i as i64 * 1_000;
+            let frame = CanFrame::new(ts, std::sync::Arc::from("can0"), m.id, Default::default(), &payload).unwrap();
+            canopy::format::candump::write_frame(&mut out, &frame).unwrap();
+        }
+    }
+    use std::io::Write;
+    out.flush().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frame_over_the_threshold_reaches_sns_within_a_second_on_the_edges_own_decision() {
+    const VEHICLES: usize = 50;
+    const AT_ONCE: usize = 10;
+    // A moto of its own: the other tests' calls would queue before its own.
+    let stack = local::own_stack().await;
+    let alerts =
+        canopy_tests::local::SnsCapture::subscribe_on(&stack.sdk, &canopy_local::template::topic_arn("AlertTopic"))
+            .await;
+    let rules = canopy_local::demo::edge_alert_rules(&stack);
+    assert!(rules.contains("over-temperature"), "{rules}");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("drive.log");
+    drive_with_a_hot_second(&log, 6, 3.0);
+    // 50 vehicles, ten at a time, each replaying the drive in real time with
+    // the publish interval at its 5 s default: one trial each.
+    for group in 0..VEHICLES / AT_ONCE {
+        let mut running = Vec::new();
+        for i in 0..AT_ONCE {
+            let n = group * AT_ONCE + i + 1;
+            let vehicle_dir = dir.path().join(format!("veh-{n:03}"));
+            std::fs::create_dir_all(&vehicle_dir).unwrap();
+            let edge = Edge::write(
+                &vehicle_dir,
+                &format!(
+                    r#"
+vehicle_id = "hot-{n:03}"
+dbc = "{dbc}"
+[source]
+kind = "replay"
+file = "{log}"
+speed = 1
+rebase_time = true
+[spool]
+dir = "{spool}"
+[telemetry]
+enabled = true
+interval_ms = 1000
+publish_interval_ms = 5000
+{rules}
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+"#,
+                    dbc = canopy_tests::fixtures::DBC,
+                    log = log.display(),
+                    spool = vehicle_dir.join("spool").display(),
+                    port = stack.mqtt.port(),
+                ),
+            );
+            let child = edge.spawn();
+            running.push((edge, child));
+        }
+        for (edge, child) in &mut running {
+            wait(child, Duration::from_secs(60), edge);
+            assert!(edge.log().contains("alert rule tripped on the edge"), "{}", edge.log());
+        }
+    }
+    // Every vehicle's alert, once, and how long after its frame SNS sent it.
+    let started = Instant::now();
+    let mut sent: Vec<(String, String, i64)> = Vec::new();
+    while sent.iter().filter(|(_, body, _)| body.contains("hot-")).count() < VEHICLES
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        sent.extend(alerts.received_timed().await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await; // the interval's regular messages, held back by the cooldown
+    sent.extend(alerts.received_timed().await);
+    let mut vehicles = BTreeSet::new();
+    let mut latencies: Vec<f64> = sent
+        .iter()
+        .filter_map(|(_, body, sent_ms)| {
+            let json: serde_json::Value = serde_json::from_str(&body[body.find('{').unwrap()..]).unwrap();
+            // Other tests' vehicles share the topic.
+            json["vehicle_id"].as_str()?.starts_with("hot-").then_some(())?;
+            assert_eq!(json["rule"], "over-temperature");
+            assert!(
+                vehicles.insert(json["vehicle_id"].as_str().unwrap().to_string()),
+                "one alert per vehicle: {json}"
+            );
+            Some((*sent_ms - json["ts_us"].as_i64().unwrap() / 1000) as f64)
+        })
+        .collect();
+    assert_eq!(vehicles.len(), VEHICLES);
+    let (p50, p95, max) = canopy_local::latency::percentiles(&mut latencies);
+    eprintln!("frame over the threshold -> SNS, {VEHICLES} trials: p50 {p50:.0} ms, p95 {p95:.0} ms, max {max:.0} ms");
+    assert!(p95 <= 1000.0, "p95 {p95} ms");
+}

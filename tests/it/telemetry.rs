@@ -56,21 +56,28 @@ pub(crate) async fn archive_rows<S: ObjectStore>(store: &S, prefix: &str) -> Vec
     let mut rows = Vec::new();
     for (key, _) in store.list("telemetry/").await.unwrap() {
         assert!(key.starts_with(prefix), "{key}");
-        let body: Bytes = store.get(&key).await.unwrap().body;
-        for batch in ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap() {
-            let batch = batch.unwrap();
-            let vehicles = batch
-                .column_by_name("vehicle_id")
-                .unwrap()
-                .as_dictionary::<arrow_array::types::Int32Type>();
-            let names = vehicles.values().as_string::<i32>();
-            let seqs = batch.column_by_name("seq").unwrap().as_primitive::<Int64Type>();
-            for i in 0..batch.num_rows() {
-                rows.push((
-                    names.value(vehicles.keys().value(i) as usize).to_string(),
-                    seqs.value(i),
-                ));
-            }
+        rows.extend(object_rows(store, &key).await);
+    }
+    rows
+}
+
+/// The vehicle and sequence number of each row of one archive object.
+async fn object_rows<S: ObjectStore>(store: &S, key: &str) -> Vec<(String, i64)> {
+    let mut rows = Vec::new();
+    let body: Bytes = store.get(key).await.unwrap().body;
+    for batch in ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap() {
+        let batch = batch.unwrap();
+        let vehicles = batch
+            .column_by_name("vehicle_id")
+            .unwrap()
+            .as_dictionary::<arrow_array::types::Int32Type>();
+        let names = vehicles.values().as_string::<i32>();
+        let seqs = batch.column_by_name("seq").unwrap().as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            rows.push((
+                names.value(vehicles.keys().value(i) as usize).to_string(),
+                seqs.value(i),
+            ));
         }
     }
     rows
@@ -141,6 +148,125 @@ async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once
     }
     let page = ingest.state.list(50, None).await.unwrap();
     assert_eq!(page.items.len(), 20);
+}
+
+/// A v2 message of `vehicle`'s samples at `seconds` (what the edge sends every 5 s).
+fn samples_message(vehicle: usize, seconds: std::ops::Range<i64>) -> Value {
+    let samples: Vec<canopy::format::telemetry::Telemetry> = seconds
+        .map(|s| {
+            let mut m = message(vehicle, s, 30.0);
+            m.as_object_mut().unwrap().remove("received_at");
+            canopy::format::telemetry::Telemetry::from_json(&m).unwrap()
+        })
+        .collect();
+    let last = samples.last().unwrap().ts.timestamp_millis();
+    let mut v2 = canopy::format::telemetry::Message::to_json(&samples);
+    v2["received_at"] = json!(last + 150);
+    v2
+}
+
+#[tokio::test]
+async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() {
+    let ingest = dynamo_ingest(local::bucket("telemetry-v2").await, IngestOptions::default()).await;
+    let store = &ingest.store;
+    // Vehicles 1..=10 send v1 (60 messages), 11..=20 v2 (12 messages of 5
+    // samples), 21 v2 messages that run over midnight (T0 + 6400 s).
+    let mut messages: Vec<Value> = Vec::new();
+    let mut expected: BTreeSet<(String, i64)> = BTreeSet::new();
+    let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+    for v in 1..=21usize {
+        let base = if v == 21 { 6_378 } else { 0 };
+        for s in base..base + 60 {
+            expected.insert((format!("veh-{v:02}"), T0 + s));
+        }
+        newest.insert(format!("veh-{v:02}"), T0 + base + 59);
+        if v <= 10 {
+            messages.extend((0..60).map(|s| message(v, s, 30.0)));
+        } else {
+            messages.extend((0..12).map(|m| samples_message(v, base + m * 5..base + m * 5 + 5)));
+        }
+    }
+    // Ten v2 messages carry a bad sample: it alone is refused.
+    let mut rng = Rng::new(7);
+    for i in 0..10 {
+        let m = &mut messages[600 + i * 13];
+        let v = m["vehicle_id"].as_str().unwrap().to_string();
+        let seq = m["samples"][i % 5]["seq"].as_i64().unwrap();
+        m["samples"][i % 5]["soc_pct"] = json!(-5);
+        expected.remove(&(v, seq));
+    }
+    for _ in 0..150 {
+        let copy = messages[(rng.next_u64() % messages.len() as u64) as usize].clone();
+        messages.push(copy);
+    }
+    for i in (1..messages.len()).rev() {
+        messages.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    let bad = messages
+        .iter()
+        .filter(|m| m.to_string().contains(r#""soc_pct":-5"#))
+        .count();
+    let incoming: Vec<Incoming> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Incoming {
+            id: format!("msg-{i:04}"),
+            body: m.to_string(),
+        })
+        .collect();
+
+    let now = (T0 + 7_000) * 1000;
+    let (mut rejected, mut failed) = (0, 0);
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    for batch in incoming.chunks(40) {
+        let outcome = ingest.process(batch, now).await;
+        rejected += outcome.rejected;
+        failed += outcome.failed.len();
+        // The state never moves back in time, whatever order the batches come in.
+        for vehicle in newest.keys() {
+            let id = VehicleId::new(vehicle.clone()).unwrap();
+            if let Some(state) = ingest.state.get(&id).await.unwrap() {
+                let before = seen.insert(vehicle.clone(), state.telemetry.seq).unwrap_or(0);
+                assert!(
+                    state.telemetry.seq >= before,
+                    "{vehicle}: {} after {before}",
+                    state.telemetry.seq
+                );
+            }
+        }
+    }
+    // SQS redelivers whole batches: nothing is archived twice.
+    for batch in incoming[200..400].chunks(40) {
+        assert!(ingest.process(batch, now).await.failed.is_empty());
+    }
+    assert!(bad >= 10);
+    assert_eq!((rejected, failed), (bad as u64, 0), "the bad samples alone, each copy");
+    let rows = archive_rows(store, "telemetry/date=2023-11-1").await;
+    let unique: BTreeSet<(String, i64)> = rows.iter().cloned().collect();
+    assert_eq!(rows.len(), unique.len(), "no sample twice");
+    assert_eq!(unique, expected, "every valid sample");
+    // veh-21's samples after midnight are in the new day's partition.
+    let next_day = archive_rows_under(store, "telemetry/date=2023-11-15/").await;
+    assert_eq!(next_day.len(), 38);
+    assert!(next_day.iter().all(|(v, seq)| v == "veh-21" && *seq >= T0 + 6_400));
+    for (vehicle, seq) in &newest {
+        let latest = ingest
+            .state
+            .get(&VehicleId::new(vehicle.clone()).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(latest.telemetry.seq, *seq as u64, "{vehicle}: the newest sample");
+    }
+}
+
+/// Every archived sample's vehicle and sequence number in the objects under `prefix`.
+async fn archive_rows_under<S: ObjectStore>(store: &S, prefix: &str) -> Vec<(String, i64)> {
+    let mut rows = Vec::new();
+    for (key, _) in store.list(prefix).await.unwrap() {
+        rows.extend(object_rows(store, &key).await);
+    }
+    rows
 }
 
 #[tokio::test]

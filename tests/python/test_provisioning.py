@@ -14,7 +14,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 STUB_AWS = r"""#!/usr/bin/env bash
 echo "$*" >> "$STUB_LOG"
 case "$1 $2" in
-  "cloudformation describe-stacks") echo "stack-output" ;;
+  "cloudformation describe-stacks") if [[ "$*" == *Parameters* ]]; then echo "60"; else echo "stack-output"; fi ;;
   "configure get") echo "us-east-1" ;;
   "iot describe-endpoint") echo "abc-ats.iot.us-east-1.amazonaws.com" ;;
   "iot list-thing-principals") echo "${STUB_PREVIOUS:-None}" ;;
@@ -90,6 +90,8 @@ def test_the_bundle_is_all_the_vehicle_needs_wherever_it_is_put(tmp_path):
     assert str(tmp_path) not in config and str(REPO) not in config
     assert '[upload.credentials]' in config and 'role_alias = "stack-output"' in config
     assert 'dbc = "ev_powertrain.dbc"' in config and 'key = "key.pem"' in config
+    # The stack's alert thresholds, so the vehicle sends a tripping sample at once.
+    assert config.count("[[telemetry.alert_rules]]") == 3 and "threshold = 60" in config
     # On the vehicle: the bundle copied somewhere else, beside the key made there.
     vehicle = tmp_path / "vehicle" / "opt" / "canopy"
     shutil.copytree(tmp_path / "out" / "veh-007", vehicle)

@@ -83,7 +83,12 @@ pub struct SnsCapture {
 
 impl SnsCapture {
     pub async fn subscribe(topic_arn: &str) -> SnsCapture {
-        let sdk = sdk().await;
+        Self::subscribe_on(&sdk().await, topic_arn).await
+    }
+
+    /// [`Self::subscribe`] on the moto server `sdk` reaches (a stack's own).
+    pub async fn subscribe_on(sdk: &aws_config::SdkConfig, topic_arn: &str) -> SnsCapture {
+        let sdk = sdk.clone();
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue_url = sqs
             .create_queue()
@@ -118,6 +123,16 @@ impl SnsCapture {
 
     /// Everything delivered so far, oldest first: (subject, message).
     pub async fn received(&self) -> Vec<(String, String)> {
+        self.received_timed()
+            .await
+            .into_iter()
+            .map(|(subject, message, _)| (subject, message))
+            .collect()
+    }
+
+    /// [`Self::received`], each with when SNS delivered it (ms since the epoch).
+    pub async fn received_timed(&self) -> Vec<(String, String, i64)> {
+        use aws_sdk_sqs::types::MessageSystemAttributeName;
         let mut out = Vec::new();
         loop {
             let batch = self
@@ -125,6 +140,7 @@ impl SnsCapture {
                 .receive_message()
                 .queue_url(&self.queue_url)
                 .max_number_of_messages(10)
+                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("receive: {e:?}"));
@@ -135,9 +151,15 @@ impl SnsCapture {
             for m in messages {
                 let envelope: serde_json::Value =
                     serde_json::from_str(m.body().unwrap_or_default()).unwrap_or_else(|e| panic!("SNS envelope: {e}"));
+                let sent_ms = m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or_default();
                 out.push((
                     envelope["Subject"].as_str().unwrap_or_default().to_string(),
                     envelope["Message"].as_str().unwrap_or_default().to_string(),
+                    sent_ms,
                 ));
             }
         }

@@ -3,11 +3,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use canopy::format::telemetry::Telemetry;
+use canopy::format::telemetry::{Message, Telemetry};
 
 pub struct TelemetrySubscriber {
-    /// Every message received, in arrival order.
+    /// Every sample received (a v1 message is one), in arrival order.
     pub received: Arc<Mutex<Vec<Telemetry>>>,
+    /// How many samples each message held, in arrival order.
+    pub messages: Arc<Mutex<Vec<usize>>>,
     connected: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -15,8 +17,9 @@ impl TelemetrySubscriber {
     /// Subscribes to every vehicle's telemetry on the broker at `port`.
     pub fn start(port: u16) -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
+        let messages = Arc::new(Mutex::new(Vec::new()));
         let connected = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (sink, counter) = (received.clone(), connected.clone());
+        let (sink, sizes, counter) = (received.clone(), messages.clone(), connected.clone());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -38,8 +41,10 @@ impl TelemetrySubscriber {
                             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         }
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                            let t = Telemetry::parse(std::str::from_utf8(&p.payload).unwrap()).unwrap();
-                            sink.lock().unwrap().push(t);
+                            let m = Message::parse(std::str::from_utf8(&p.payload).unwrap()).unwrap();
+                            assert!(m.rejected.is_empty(), "{:?}", m.rejected);
+                            sizes.lock().unwrap().push(m.samples.len());
+                            sink.lock().unwrap().extend(m.samples);
                         }
                         Ok(_) => {}
                         Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -47,7 +52,11 @@ impl TelemetrySubscriber {
                 }
             });
         });
-        Self { received, connected }
+        Self {
+            received,
+            messages,
+            connected,
+        }
     }
 
     /// Waits until the subscription was made `times` times (once per connection).

@@ -15,7 +15,7 @@ use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::domain::alert::{self, Rule};
-use canopy::format::telemetry::{ClockBounds, Telemetry};
+use canopy::format::telemetry::{ClockBounds, Message};
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::messaging::{DevicePublisher, Notifier};
 use canopy::runtime::env::{self, EnvError};
@@ -132,9 +132,23 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> AlertsHandler<A, N, D> {
         let started = Instant::now();
         let mut metrics = Metrics::new("alerts");
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let checked = Telemetry::from_json(&event).and_then(|t| t.check_clock(self.clock, now_ms).map(|()| t));
-        let telemetry = match checked {
-            Ok(t) => t,
+        // A v1 message is one sample; of a v2 message, the valid samples count.
+        let checked = Message::from_json(&event).and_then(|m| {
+            let mut rejected = m.rejected;
+            let mut samples = Vec::with_capacity(m.samples.len());
+            for t in m.samples {
+                match t.check_clock(self.clock, now_ms) {
+                    Ok(()) => samples.push(t),
+                    Err(r) => rejected.push(r),
+                }
+            }
+            match rejected.into_iter().next() {
+                Some(rejection) if samples.is_empty() => Err(rejection),
+                _ => Ok(samples),
+            }
+        });
+        let samples = match checked {
+            Ok(samples) => samples,
             Err(rejection) => {
                 warn!(reason = %rejection, "message rejected");
                 metrics.count("MessagesRejected", 1).emit(self.metrics);
@@ -143,7 +157,7 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> AlertsHandler<A, N, D> {
                 });
             }
         };
-        let raised = self.raiser.raise(&telemetry, now_ms).await;
+        let raised = self.raiser.raise_samples(&samples, now_ms).await;
         metrics.add(
             "DurationMs",
             started.elapsed().as_secs_f64() * 1000.0,
@@ -196,6 +210,18 @@ mod tests {
             handler.handle(hot).await.unwrap(),
             AlertsResponse::Raised { sent: 1, .. }
         ));
+        // Three hot samples of one v2 message: one alert, from the first.
+        let hot_v2: Value = serde_json::from_str(include_str!("../../../events/telemetry-v2-hot.json")).unwrap();
+        assert!(matches!(
+            handler.handle(hot_v2).await.unwrap(),
+            AlertsResponse::Raised {
+                sent: 1,
+                suppressed: 0,
+                ..
+            }
+        ));
+        let sent = handler.raiser.notifier.sent();
+        assert!(sent.last().unwrap().body.contains("61.20 °C"), "{sent:?}");
         let cool: Value = serde_json::from_str(include_str!("../../../events/telemetry.json")).unwrap();
         assert!(matches!(
             handler.handle(cool).await.unwrap(),

@@ -82,9 +82,27 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
     /// finds the cooldown its own and sends again only if the log does not
     /// hold the alert.
     pub async fn raise(&self, t: &Telemetry, now_ms: i64) -> Result<Raised, RaiseError> {
+        self.raise_samples(std::slice::from_ref(t), now_ms).await
+    }
+
+    /// Raises the alerts of a message's samples (in seq order): for each
+    /// rule, the first sample that trips it; a later one would only meet the
+    /// cooldown the first claims.
+    pub async fn raise_samples(&self, samples: &[Telemetry], now_ms: i64) -> Result<Raised, RaiseError> {
         let mut raised = Raised::default();
-        let server_us = t.server_time_ms(now_ms).saturating_mul(1000);
-        for alert in evaluate(&self.rules, t) {
+        let Some(first) = samples.first() else {
+            return Ok(raised);
+        };
+        let server_us = first.server_time_ms(now_ms).saturating_mul(1000);
+        let mut alerts: Vec<Alert> = Vec::new();
+        for t in samples {
+            for alert in evaluate(&self.rules, t) {
+                if !alerts.iter().any(|a| a.rule == alert.rule) {
+                    alerts.push(alert);
+                }
+            }
+        }
+        for alert in alerts {
             self.raise_one(&alert, server_us, &mut raised)
                 .await
                 .map_err(|message| RaiseError {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use canopy::domain::device_key::{DeviceKey, PresentedKey};
 use canopy::domain::vehicle::VehicleId;
-use canopy::format::telemetry::{ClockBounds, RECEIVED_AT, Rejection, TOPIC_VEHICLE_ID, Telemetry};
+use canopy::format::telemetry::{ClockBounds, Message, RECEIVED_AT, Rejection, TOPIC_VEHICLE_ID, VERSION_SAMPLES};
 use canopy::ports::TableError;
 use canopy::ports::keys::KeyStore;
 use canopy::ports::ledger::Ledger;
@@ -96,8 +96,16 @@ impl From<TableError> for Refusal {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum MessageResult {
-    /// Queued for the telemetry function.
-    Accepted { seq: u64 },
+    /// Queued for the telemetry function. `seq` is the message's (a v2
+    /// message's: its first valid sample's); a v2 message also says how many
+    /// samples were queued and which were refused.
+    Accepted {
+        seq: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        samples: Option<usize>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        rejected_samples: Vec<RejectedSample>,
+    },
     /// Already received (by either way in), or earlier in this request: not queued again.
     Duplicate { seq: u64 },
     /// Invalid: never stored; sending it again will not help.
@@ -108,6 +116,14 @@ pub enum MessageResult {
     },
     /// Valid, but the queue did not take it: send it again.
     NotQueued { seq: u64, reason: String },
+}
+
+/// A sample of a v2 message that was refused (the others go on).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RejectedSample {
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// The answer to a request that was not refused.
@@ -221,19 +237,19 @@ impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter> HttpIngest<K, Q, 
         let mut valid: Vec<(usize, u64, String)> = Vec::new();
         let mut seen = HashSet::new();
         for m in &messages {
-            match as_rule_would_deliver(m, device, now_ms).and_then(|json| {
-                let t = Telemetry::from_json(&json)?;
-                t.check_clock(self.options.clock, now_ms)?;
-                Ok((t.seq, json))
-            }) {
+            match as_rule_would_deliver(m, device, now_ms).and_then(|json| validate(json, self.options.clock, now_ms)) {
                 Err(rejection) => results.push(MessageResult::Rejected {
                     reason: rejection.reason,
                     field: rejection.field,
                 }),
-                Ok((seq, _)) if !seen.insert(seq) => results.push(MessageResult::Duplicate { seq }),
-                Ok((seq, json)) => {
-                    valid.push((results.len(), seq, json.to_string()));
-                    results.push(MessageResult::Accepted { seq });
+                Ok(checked) if !seen.insert(checked.seq) => results.push(MessageResult::Duplicate { seq: checked.seq }),
+                Ok(checked) => {
+                    valid.push((results.len(), checked.seq, checked.body));
+                    results.push(MessageResult::Accepted {
+                        seq: checked.seq,
+                        samples: checked.samples,
+                        rejected_samples: checked.rejected_samples,
+                    });
                 }
             }
         }
@@ -277,6 +293,53 @@ fn report(device_id: VehicleId, results: Vec<MessageResult>) -> IngestReport {
         not_queued: count(|r| matches!(r, MessageResult::NotQueued { .. })),
         results,
     }
+}
+
+/// A message that passed validation, as the queue gets it.
+struct Checked {
+    /// The ledger's key of the message: its (first valid sample's) seq.
+    seq: u64,
+    /// For a v2 message, its valid samples.
+    samples: Option<usize>,
+    rejected_samples: Vec<RejectedSample>,
+    body: String,
+}
+
+/// A message as the telemetry function will judge it: a v1 message valid or
+/// not; a v2 message valid when one sample is, its bad samples named.
+fn validate(json: Value, clock: ClockBounds, now_ms: i64) -> Result<Checked, Rejection> {
+    let v2 = json.get("v").and_then(Value::as_u64) == Some(VERSION_SAMPLES);
+    let message = Message::from_json(&json)?;
+    let mut rejected: Vec<Rejection> = message.rejected;
+    let mut first = None;
+    let mut samples = 0;
+    for t in &message.samples {
+        match t.check_clock(clock, now_ms) {
+            Ok(()) => {
+                first = first.or(Some(t.seq));
+                samples += 1;
+            }
+            Err(r) => rejected.push(r),
+        }
+    }
+    let Some(seq) = first else {
+        return Err(rejected.into_iter().next().unwrap_or_else(|| Rejection {
+            reason: "the message holds no valid sample".into(),
+            field: Some("samples".into()),
+        }));
+    };
+    Ok(Checked {
+        seq,
+        samples: v2.then_some(samples),
+        rejected_samples: rejected
+            .into_iter()
+            .map(|r| RejectedSample {
+                reason: r.reason,
+                field: r.field,
+            })
+            .collect(),
+        body: json.to_string(),
+    })
 }
 
 /// The body's messages: one JSON object, or an array of 1 to [`MAX_MESSAGES`]
@@ -366,6 +429,89 @@ mod tests {
         v.to_string().into_bytes()
     }
 
+    fn accepted(seq: u64) -> MessageResult {
+        MessageResult::Accepted {
+            seq,
+            samples: None,
+            rejected_samples: Vec::new(),
+        }
+    }
+
+    /// A v2 message of `device`'s samples `seqs`.
+    fn samples_message(device: &str, seqs: std::ops::Range<u64>) -> Value {
+        let samples: Vec<Value> = seqs
+            .map(|seq| {
+                let mut m = message(device, seq);
+                let o = m.as_object_mut().unwrap();
+                o.remove("v");
+                o.remove("vehicle_id");
+                m
+            })
+            .collect();
+        json!({"v": 2, "vehicle_id": device, "samples": samples})
+    }
+
+    #[tokio::test]
+    async fn a_v2_message_is_queued_whole_with_its_bad_samples_named() {
+        let s = service();
+        let (k, _) = key(&s, "veh-001", 10).await;
+        let mut partly = samples_message("veh-001", 20..25);
+        partly["samples"][1]["soc_pct"] = json!(140);
+        let mut none = samples_message("veh-001", 30..32);
+        none["samples"][0]["soc_pct"] = json!(-1);
+        none["samples"][1]["soc_pct"] = json!(-1);
+        let batch = json!([
+            samples_message("veh-001", 10..15),
+            partly,
+            samples_message("veh-001", 10..15),
+            none
+        ]);
+        let report = s.ingest(&k, &body(&batch), NOW_MS).await.unwrap();
+        assert_eq!(
+            report.results[0],
+            MessageResult::Accepted {
+                seq: 10,
+                samples: Some(5),
+                rejected_samples: vec![]
+            }
+        );
+        let MessageResult::Accepted {
+            seq: 20,
+            samples: Some(4),
+            rejected_samples,
+        } = &report.results[1]
+        else {
+            panic!("{:?}", report.results[1]);
+        };
+        assert_eq!(rejected_samples[0].field.as_deref(), Some("samples[1].soc_pct"));
+        assert_eq!(report.results[2], MessageResult::Duplicate { seq: 10 });
+        assert!(
+            matches!(&report.results[3], MessageResult::Rejected { field: Some(f), .. } if f == "samples[0].soc_pct"),
+            "{:?}",
+            report.results[3]
+        );
+        // Queued whole, as the IoT rule would deliver it; the telemetry function reads every sample.
+        let queued = s.queue.take();
+        assert_eq!(queued.len(), 2);
+        let first = Message::parse(&queued[0]).unwrap();
+        assert_eq!(first.samples.len(), 5);
+        assert!(first.samples.iter().all(|t| t.received_at_ms == Some(NOW_MS)));
+        // Received before (the ledger holds its first seq): a duplicate.
+        s.ledger.insert(
+            &k.device_id,
+            40,
+            ExistingClaim {
+                archive_key: "telemetry/date=2023-11-14/batch-x.parquet".into(),
+                claimed_at_ms: NOW_MS,
+            },
+        );
+        let again = s
+            .ingest(&k, &body(&samples_message("veh-001", 40..45)), NOW_MS)
+            .await
+            .unwrap();
+        assert_eq!(again.results, [MessageResult::Duplicate { seq: 40 }]);
+    }
+
     #[tokio::test]
     async fn keys_are_checked_before_anything_else() {
         let s = service();
@@ -448,11 +594,11 @@ mod tests {
         assert_eq!(queued[0], want);
         assert_eq!(queued[1]["firmware"], "1.2.3");
         // What the telemetry function reads from the queue is what an MQTT message gives it.
-        let t = Telemetry::from_json(&queued[0]).unwrap();
+        let t = canopy::format::telemetry::Telemetry::from_json(&queued[0]).unwrap();
         assert_eq!((t.seq, t.received_at_ms), (1, Some(NOW_MS)));
         // A single message need not be an array.
         let one = s.ingest(&k, &body(&message("veh-001", 3)), NOW_MS).await.unwrap();
-        assert_eq!(one.results, [MessageResult::Accepted { seq: 3 }]);
+        assert_eq!(one.results, [accepted(3)]);
     }
 
     #[tokio::test]
@@ -491,7 +637,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(report.results[0], MessageResult::Accepted { seq: 1 });
+        assert_eq!(report.results[0], accepted(1));
         assert_eq!(
             report.results[1],
             MessageResult::Duplicate { seq: 1 },
@@ -559,7 +705,7 @@ mod tests {
         assert!(matches!(report.results[0], MessageResult::NotQueued { seq: 1, .. }));
         assert_eq!(
             report.results[1],
-            MessageResult::Accepted { seq: 2 },
+            accepted(2),
             "an unreadable ledger does not stop ingest"
         );
         assert_eq!((report.accepted, report.not_queued), (1, 1));

@@ -2,23 +2,32 @@
 //! messages from the IoT rule's queue in; the archive, the latest state and
 //! the list of messages to retry out.
 //!
-//! - Invalid messages are rejected with their reason: counted, logged, never
+//! - Messages are v1 (one sample) or v2 (several). Invalid messages and
+//!   invalid samples are rejected with their reason: counted, logged, never
 //!   stored, and not retried (they would fail again).
-//! - The archive holds every valid message exactly once. A batch writes one
+//! - The archive holds every valid sample exactly once. A batch writes one
 //!   object per date, named after the batch, so a retried batch rewrites its
-//!   own object. Across batches a ledger (one conditional write per message)
-//!   decides which object holds a (vehicle, seq): a duplicate finds it claimed
-//!   by an object that exists and is skipped; a claim whose object never
-//!   appeared (its batch failed) is taken over once stale; a claim still in
-//!   flight sends the message back to the queue for later.
-//! - The latest state gets the newest message per vehicle of the batch, by a
-//!   conditional write that never lets an older message win.
+//!   own object. Across batches a ledger decides which object holds what,
+//!   with one conditional write per *unit*: a message's samples of one UTC
+//!   date (a v1 message is one unit; a v2 message one, or two over midnight),
+//!   keyed by (vehicle, its first sample's seq). A duplicate finds its unit
+//!   claimed by an object that exists and is skipped; a claim whose object
+//!   never appeared (its batch failed) is taken over once stale; a claim
+//!   still in flight sends the message back to the queue for later.
+//! - Why a claim per unit is still exactly once per sample: a vehicle's seqs
+//!   are its samples' own and never reused, and an edge builds each message
+//!   once and resends it whole (MQTT redelivery, an HTTP retry, an SQS
+//!   redelivery), so two units of one vehicle either are the same samples
+//!   (a duplicate) or share none. One write per unit instead of per sample is
+//!   what makes v2 cheap: a 5-sample message costs one ledger write, not five.
+//! - The latest state gets the newest sample per vehicle of the batch, by a
+//!   conditional write that never lets an older sample win.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use canopy::format::lake::archive;
 use canopy::format::lake::keys::date_of;
-use canopy::format::telemetry::{ClockBounds, Telemetry};
+use canopy::format::telemetry::{ClockBounds, Message, Telemetry};
 use canopy::ports::ledger::{Claim, Ledger};
 use canopy::ports::state::LatestStateStore;
 use canopy::ports::store::ObjectStore;
@@ -55,7 +64,9 @@ impl Default for IngestOptions {
     }
 }
 
-/// What a batch did.
+/// What a batch did. `received` counts queue messages; the other counts
+/// are samples (a v1 message is one), `rejected` also counting messages
+/// refused whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
     /// Queue message ids to retry.
@@ -71,16 +82,24 @@ pub struct IngestOutcome {
     pub state_stale: u64,
 }
 
-/// A valid message and the queue message that brought it.
-struct Valid {
+/// A unit of the ledger: a message's valid samples of one UTC date (in seq
+/// order, never empty), and the queue message that brought them.
+struct Unit {
     id: String,
-    telemetry: Telemetry,
+    samples: Vec<Telemetry>,
 }
 
-/// One batch on its way through: its valid messages, what it did so far, and
+impl Unit {
+    /// The unit's first sample: its vehicle, date and ledger seq.
+    fn first(&self) -> &Telemetry {
+        &self.samples[0]
+    }
+}
+
+/// One batch on its way through: its valid units, what it did so far, and
 /// the queue message ids to retry.
 struct Run {
-    valid: Vec<Valid>,
+    valid: Vec<Unit>,
     now_ms: i64,
     outcome: IngestOutcome,
     failed: Vec<String>,
@@ -148,22 +167,19 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
         let mut by_date: BTreeMap<NaiveDate, Vec<usize>> = BTreeMap::new();
         for &i in unique {
             by_date
-                .entry(date_of(run.valid[i].telemetry.ts_us()))
+                .entry(date_of(run.valid[i].first().ts_us()))
                 .or_default()
                 .push(i);
         }
         for (date, members) in by_date {
             let ids: Vec<&str> = members.iter().map(|&i| run.valid[i].id.as_str()).collect();
             let key = archive::archive_key(date, &batch_name(&ids));
-            let mut rows = self.claim_all(run, &members, &key).await;
-            if rows.is_empty() {
+            let units = self.claim_all(run, &members, &key).await;
+            if units.is_empty() {
                 continue;
             }
-            rows.sort_by_key(|&i| {
-                let t = &run.valid[i].telemetry;
-                (t.vehicle_id.clone(), t.ts_us(), t.seq)
-            });
-            let messages: Vec<&Telemetry> = rows.iter().map(|&i| &run.valid[i].telemetry).collect();
+            let mut messages: Vec<&Telemetry> = units.iter().flat_map(|&i| &run.valid[i].samples).collect();
+            messages.sort_by_key(|t| (t.vehicle_id.clone(), t.ts_us(), t.seq));
             let written = match archive::write(&messages, &key) {
                 Ok(bytes) => self
                     .store
@@ -174,22 +190,22 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
             };
             match written {
                 Ok(()) => {
-                    run.outcome.archived += rows.len() as u64;
+                    run.outcome.archived += messages.len() as u64;
                     run.outcome.archive_objects.push(key);
                 }
                 Err(reason) => {
-                    warn!(%key, %reason, messages = rows.len(), "archive object not written; its messages go back to the queue");
-                    run.failed.extend(rows.iter().map(|&i| run.valid[i].id.clone()));
+                    warn!(%key, %reason, samples = messages.len(), "archive object not written; its messages go back to the queue");
+                    run.failed.extend(units.iter().map(|&i| run.valid[i].id.clone()));
                 }
             }
         }
     }
 
-    /// Claims `members` for archive object `key`; the ones it holds.
+    /// Claims units `members` for archive object `key`; the ones it holds.
     async fn claim_all(&self, run: &mut Run, members: &[usize], key: &str) -> Vec<usize> {
         let (valid, now_ms) = (&run.valid, run.now_ms);
         let claims: Vec<(usize, Result<bool, String>)> = stream::iter(members.iter().copied())
-            .map(|i| async move { (i, self.claim(&valid[i].telemetry, key, now_ms).await) })
+            .map(|i| async move { (i, self.claim(valid[i].first(), key, now_ms).await) })
             .buffered(self.options.concurrency.max(1))
             .collect()
             .await;
@@ -197,7 +213,7 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
         for (i, claimed) in claims {
             match claimed {
                 Ok(true) => rows.push(i),
-                Ok(false) => run.outcome.duplicates += 1,
+                Ok(false) => run.outcome.duplicates += run.valid[i].samples.len() as u64,
                 Err(reason) => {
                     warn!(message_id = %run.valid[i].id, %reason, "not archived now; the queue will bring it back");
                     run.failed.push(run.valid[i].id.clone());
@@ -207,7 +223,7 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
         rows
     }
 
-    /// True when the message belongs in `key`; false when another object holds it.
+    /// True when the unit starting at `t` belongs in `key`; false when another object holds it.
     async fn claim(&self, t: &Telemetry, key: &str, now_ms: i64) -> Result<bool, String> {
         let (vehicle, seq) = (&t.vehicle_id, t.seq);
         let existing = match self
@@ -239,35 +255,38 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
         }
     }
 
-    /// Writes the newest valid message of each vehicle (duplicates too: a
+    /// Writes the newest valid sample of each vehicle (duplicates too: a
     /// retry must still be able to update the state).
     async fn update_state(&self, run: &mut Run) {
         let valid = &run.valid;
-        let mut newest: HashMap<&str, usize> = HashMap::new();
-        for (i, v) in valid.iter().enumerate() {
-            let entry = newest.entry(v.telemetry.vehicle_id.as_str()).or_insert(i);
-            let current = &valid[*entry].telemetry;
-            if (v.telemetry.ts, v.telemetry.seq) > (current.ts, current.seq) {
-                *entry = i;
+        // (unit, sample) of each vehicle's newest sample.
+        let mut newest: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (u, unit) in valid.iter().enumerate() {
+            for (i, t) in unit.samples.iter().enumerate() {
+                let entry = newest.entry(t.vehicle_id.as_str()).or_insert((u, i));
+                let current = &valid[entry.0].samples[entry.1];
+                if (t.ts, t.seq) > (current.ts, current.seq) {
+                    *entry = (u, i);
+                }
             }
         }
         let now_ms = run.now_ms;
-        let writes: Vec<(usize, Result<bool, String>)> = stream::iter(newest.into_values())
-            .map(|i| async move {
-                let written = self.state.put_if_newer(&valid[i].telemetry, now_ms).await;
-                (i, written.map_err(|e| e.to_string()))
+        let writes: Vec<((usize, usize), Result<bool, String>)> = stream::iter(newest.into_values())
+            .map(|(u, i)| async move {
+                let written = self.state.put_if_newer(&valid[u].samples[i], now_ms).await;
+                ((u, i), written.map_err(|e| e.to_string()))
             })
             .buffered(self.options.concurrency.max(1))
             .collect()
             .await;
-        for (i, written) in writes {
+        for ((u, _), written) in writes {
             match written {
                 Ok(true) => run.outcome.state_written += 1,
                 Ok(false) => run.outcome.state_stale += 1,
                 Err(reason) => {
-                    let vehicle = &run.valid[i].telemetry.vehicle_id;
+                    let vehicle = &run.valid[u].first().vehicle_id;
                     warn!(%vehicle, %reason, "latest state not written; the vehicle's messages go back to the queue");
-                    let ids = run.valid.iter().filter(|v| &v.telemetry.vehicle_id == vehicle);
+                    let ids = run.valid.iter().filter(|v| &v.first().vehicle_id == vehicle);
                     run.failed.extend(ids.map(|v| v.id.clone()).collect::<Vec<_>>());
                 }
             }
@@ -275,34 +294,56 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
     }
 }
 
-/// Keeps the valid messages; the others are counted and logged, never
-/// retried (they would fail again).
+/// Keeps the valid samples, as units; the others are counted and logged,
+/// never retried (they would fail again).
 fn validate(batch: &[Incoming], clock: ClockBounds, run: &mut Run) {
     for message in batch {
-        let parsed = Telemetry::parse(&message.body).and_then(|t| t.check_clock(clock, run.now_ms).map(|()| t));
-        match parsed {
-            Ok(telemetry) => run.valid.push(Valid {
-                id: message.id.clone(),
-                telemetry,
-            }),
+        let parsed = match Message::parse(&message.body) {
+            Ok(parsed) => parsed,
             Err(rejection) => {
                 run.outcome.rejected += 1;
                 warn!(message_id = %message.id, reason = %rejection, body = %truncate_chars(&message.body, 300), "telemetry rejected");
+                continue;
+            }
+        };
+        let mut rejected = parsed.rejected;
+        let mut samples = Vec::with_capacity(parsed.samples.len());
+        for t in parsed.samples {
+            match t.check_clock(clock, run.now_ms) {
+                Ok(()) => samples.push(t),
+                Err(r) => rejected.push(r),
+            }
+        }
+        for rejection in &rejected {
+            warn!(message_id = %message.id, reason = %rejection, "telemetry sample rejected");
+        }
+        run.outcome.rejected += rejected.len() as u64;
+        run.outcome.valid += samples.len() as u64;
+        // Samples rise in seq; a message over midnight is a unit per date.
+        for t in samples {
+            match run.valid.last_mut() {
+                Some(unit) if unit.id == message.id && date_of(unit.first().ts_us()) == date_of(t.ts_us()) => {
+                    unit.samples.push(t)
+                }
+                _ => run.valid.push(Unit {
+                    id: message.id.clone(),
+                    samples: vec![t],
+                }),
             }
         }
     }
-    run.outcome.valid = run.valid.len() as u64;
 }
 
-/// Indexes of the first copy of each (vehicle, seq); the others are duplicates already.
+/// Indexes of the first copy of each unit (vehicle, first seq); the others
+/// are duplicates already.
 fn first_of_each(run: &mut Run) -> Vec<usize> {
     let mut seen: HashSet<(&str, u64)> = HashSet::new();
     let mut unique = Vec::new();
-    for (i, v) in run.valid.iter().enumerate() {
-        if seen.insert((v.telemetry.vehicle_id.as_str(), v.telemetry.seq)) {
+    for (i, u) in run.valid.iter().enumerate() {
+        if seen.insert((u.first().vehicle_id.as_str(), u.first().seq)) {
             unique.push(i);
         } else {
-            run.outcome.duplicates += 1;
+            run.outcome.duplicates += u.samples.len() as u64;
         }
     }
     unique

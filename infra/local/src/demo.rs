@@ -87,7 +87,8 @@ retry_max_ms = 2000
 [telemetry]
 enabled = true
 interval_ms = 1000
-
+publish_interval_ms = 5000
+{rules}
 [mqtt]
 host = "127.0.0.1"
 port = {port}
@@ -98,7 +99,35 @@ port = {port}
         bucket = stack.bucket,
         endpoint = options.via.as_ref().map_or(&stack.endpoint, |v| &v.upload_endpoint),
         port = options.via.as_ref().map_or(stack.mqtt.port(), |v| v.mqtt_port),
+        rules = edge_alert_rules(stack),
     )
+}
+
+/// The alerts function's rules (from its environment in the template), as
+/// the edge's `[[telemetry.alert_rules]]`: the vehicle decides what the
+/// cloud would, and sends a tripping sample at once.
+pub fn edge_alert_rules(stack: &Stack) -> String {
+    let Some(f) = stack.template.functions.iter().find(|f| f.binary == "alerts") else {
+        return String::new();
+    };
+    let Ok(config) = canopy_alerts::Config::from_vars(&f.environment) else {
+        return String::new(); // the stack refuses to start on it anyway
+    };
+    config
+        .rules
+        .iter()
+        .map(|r| {
+            format!(
+                "[[telemetry.alert_rules]]\nname = {:?}\nmeasure = {:?}\ncomparison = {:?}\nthreshold = {:?}\nseverity = {:?}\ncooldown = {}\n",
+                r.name,
+                r.measure.name(),
+                r.comparison.symbol(),
+                r.threshold,
+                r.severity.as_str(),
+                r.cooldown.as_secs()
+            )
+        })
+        .collect()
 }
 
 /// Runs one canopy-edge per vehicle to the end of its simulation; their

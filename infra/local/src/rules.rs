@@ -531,7 +531,8 @@ mod tests {
         FROM 'dt/canopy/+/bms' WHERE isUndefined(topic_vehicle_id) AND isUndefined(received_at)";
     const ALERTS: &str = "SELECT *, topic(3) AS topic_vehicle_id, timestamp() AS received_at FROM 'dt/canopy/+/bms' \
         WHERE isUndefined(topic_vehicle_id) AND isUndefined(received_at) \
-        AND (cell_temp_max_c > 60 OR soc_pct < 10 OR (cell_voltage_max_v - cell_voltage_min_v) > 0.1)";
+        AND (cell_temp_max_c > 60 OR soc_pct < 10 OR (cell_voltage_max_v - cell_voltage_min_v) > 0.1 \
+        OR peak.cell_temp_max_c > 60 OR peak.soc_pct < 10)";
 
     fn payload(temp: f64, soc: f64, vmin: f64, vmax: f64) -> Vec<u8> {
         json!({"vehicle_id": "spoofed", "cell_temp_max_c": temp, "soc_pct": soc,
@@ -576,6 +577,19 @@ mod tests {
         // A missing field compares as not true, as in IoT Core.
         assert!(rule.apply(topic, br#"{"soc_pct": 50}"#, 0).is_none());
         assert!(rule.apply(topic, br#"{"cell_temp_max_c": "hot"}"#, 0).is_none());
+        // A v2 message by its samples' peak.
+        assert!(
+            rule.apply(topic, br#"{"v": 2, "peak": {"cell_temp_max_c": 61, "soc_pct": 50}}"#, 0)
+                .is_some()
+        );
+        assert!(
+            rule.apply(topic, br#"{"v": 2, "peak": {"cell_temp_max_c": 40, "soc_pct": 5}}"#, 0)
+                .is_some()
+        );
+        assert!(
+            rule.apply(topic, br#"{"v": 2, "peak": {"cell_temp_max_c": 40, "soc_pct": 50}}"#, 0)
+                .is_none()
+        );
     }
 
     #[test]

@@ -11,6 +11,22 @@
 //! extremes over it, so a spike shorter than the interval still reaches the
 //! alert rule. Unknown fields are kept (the archive stores them); a missing
 //! field or a wrong type is a [`Rejection`] naming the field.
+//!
+//! Version 2 carries several samples (the edge's 1 Hz samples of a publish
+//! interval), each what a v1 message is without `v` and `vehicle_id`:
+//!
+//! ```json
+//! {"v":2,"vehicle_id":"sim-001",
+//!  "samples":[{"ts":"2023-11-14T22:13:20.000Z","seq":42,"soc_pct":81.5,…},
+//!             {"ts":"2023-11-14T22:13:21.000Z","seq":43,"soc_pct":81.5,…}],
+//!  "peak":{"cell_temp_max_c":31.0,"soc_pct":81.5,"cell_voltage_spread_v":0.061}}
+//! ```
+//! Sample `seq`s rise within a message. `peak` holds the extremes of the
+//! samples that the alert rules compare (the highest temperature and spread,
+//! the lowest state of charge), so the IoT rule's filter reads one field per
+//! rule for either version; the functions decide from the samples. A bad
+//! sample is refused alone ([`Message::rejected`], its field named
+//! `samples[i].<field>`); a bad envelope refuses the message.
 
 use std::collections::BTreeMap;
 
@@ -126,7 +142,15 @@ impl Telemetry {
         };
         let mut t = Self::from_measures(vehicle_id, ts, seq, required);
         t.cell_voltage_spread_v = cell_voltage_spread_v;
-        t.received_at_ms = object.get(RECEIVED_AT).and_then(Value::as_i64);
+        t.received_at_ms = match object.get(RECEIVED_AT) {
+            None => None,
+            Some(at) => Some(at.as_i64().ok_or_else(|| {
+                reject_at(
+                    RECEIVED_AT,
+                    format!("field received_at must be whole milliseconds, found {}", kind(at)),
+                )
+            })?),
+        };
         t.extra = unknown_fields(object)?;
         t.check_ranges()?;
         Ok(t)
@@ -281,13 +305,193 @@ impl Telemetry {
     }
 }
 
+/// The version of a message of several samples.
+pub const VERSION_SAMPLES: u64 = 2;
+/// The most samples one v2 message may carry (five minutes at 1 Hz; about
+/// 75 kB, under IoT Core's 128 kB).
+pub const MAX_SAMPLES: usize = 300;
+/// The v2 field of the samples' alert-relevant extremes.
+pub const PEAK: &str = "peak";
+/// The measures `peak` holds, and whether the lowest (`true`) or the highest is kept.
+pub const PEAK_MEASURES: [(Measure, bool); 3] = [
+    (Measure::CellTempMaxC, false),
+    (Measure::SocPct, true),
+    (Measure::CellVoltageSpreadV, false),
+];
+
+/// A message of either version, validated: its valid samples in order, and
+/// the samples it refused (a v1 message is one sample, valid or refused whole).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub samples: Vec<Telemetry>,
+    pub rejected: Vec<Rejection>,
+}
+
+impl Message {
+    /// Parses and validates message text of either version.
+    pub fn parse(text: &str) -> Result<Self, Rejection> {
+        let value: Value = serde_json::from_str(text).map_err(|e| reject(format!("message is not JSON: {e}")))?;
+        Self::from_json(&value)
+    }
+
+    /// Validates a parsed JSON message of either version. `Err` refuses the
+    /// whole message (not an object, a bad version, vehicle or sample list).
+    pub fn from_json(value: &Value) -> Result<Self, Rejection> {
+        let object = value
+            .as_object()
+            .ok_or_else(|| reject("message is not a JSON object"))?;
+        match object.get("v").and_then(Value::as_u64) {
+            Some(VERSION_SAMPLES) => samples_message(object),
+            _ => Ok(Self {
+                samples: vec![Telemetry::from_json(value)?],
+                rejected: Vec::new(),
+            }),
+        }
+    }
+
+    /// A v2 message of `samples` (one vehicle's, in order), with their peak.
+    pub fn to_json(samples: &[Telemetry]) -> Value {
+        let vehicle = samples.first().map_or("", |t| t.vehicle_id.as_str());
+        let mut peak = Map::new();
+        for (m, lowest) in PEAK_MEASURES {
+            let values = samples.iter().map(|t| t.value(m));
+            let extreme = if lowest {
+                values.fold(f64::INFINITY, f64::min)
+            } else {
+                values.fold(f64::NEG_INFINITY, f64::max)
+            };
+            if let Some(n) = serde_json::Number::from_f64(extreme) {
+                peak.insert(m.name().into(), Value::Number(n));
+            }
+        }
+        let samples: Vec<Value> = samples
+            .iter()
+            .map(|t| {
+                let mut sample = match t.to_json() {
+                    Value::Object(o) => o,
+                    _ => Map::new(),
+                };
+                sample.remove("v");
+                sample.remove("vehicle_id");
+                sample.remove(RECEIVED_AT);
+                Value::Object(sample)
+            })
+            .collect();
+        serde_json::json!({"v": VERSION_SAMPLES, "vehicle_id": vehicle, "samples": samples, PEAK: peak})
+    }
+}
+
+/// The fields of a v2 message outside its samples.
+const ENVELOPE: [&str; 6] = ["v", "vehicle_id", "samples", PEAK, TOPIC_VEHICLE_ID, RECEIVED_AT];
+
+fn samples_message(object: &Object) -> Result<Message, Rejection> {
+    let vehicle_id = vehicle_field(object)?;
+    check_topic(object, &vehicle_id)?;
+    if let Some(field) = object.keys().find(|k| !ENVELOPE.contains(&k.as_str())) {
+        return Err(reject_at(
+            truncate_chars(field, 80),
+            format!(
+                "field {:?} is not part of a v2 message (a sample's fields go inside samples)",
+                truncate_chars(field, 80)
+            ),
+        ));
+    }
+    if let Some(at) = object.get(RECEIVED_AT).filter(|at| !at.is_i64()) {
+        return Err(reject_at(
+            RECEIVED_AT,
+            format!("field received_at must be whole milliseconds, found {}", kind(at)),
+        ));
+    }
+    if let Some(peak) = object.get(PEAK).filter(|p| !p.is_object()) {
+        return Err(reject_at(
+            PEAK,
+            format!("field peak must be an object, found {}", kind(peak)),
+        ));
+    }
+    let samples = match object.get("samples") {
+        None => return Err(reject_at("samples", "missing field samples")),
+        Some(Value::Array(a)) if a.is_empty() => return Err(reject_at("samples", "field samples is empty")),
+        Some(Value::Array(a)) if a.len() > MAX_SAMPLES => {
+            return Err(reject_at(
+                "samples",
+                format!("field samples holds {} samples; at most {MAX_SAMPLES}", a.len()),
+            ));
+        }
+        Some(Value::Array(a)) => a,
+        Some(other) => {
+            return Err(reject_at(
+                "samples",
+                format!("field samples must be an array, found {}", kind(other)),
+            ));
+        }
+    };
+    let mut message = Message {
+        samples: Vec::with_capacity(samples.len()),
+        rejected: Vec::new(),
+    };
+    for (i, sample) in samples.iter().enumerate() {
+        match sample_of(object, &vehicle_id, sample) {
+            Ok(t) => {
+                if let Some(previous) = message.samples.last()
+                    && t.seq <= previous.seq
+                {
+                    return Err(reject_at(
+                        &format!("samples[{i}].seq"),
+                        format!(
+                            "samples[{i}].seq {} is not above the previous sample's ({}): seqs rise within a message",
+                            t.seq, previous.seq
+                        ),
+                    ));
+                }
+                message.samples.push(t);
+            }
+            Err(r) => message.rejected.push(Rejection {
+                reason: format!("samples[{i}]: {}", r.reason),
+                field: Some(match r.field {
+                    Some(f) => format!("samples[{i}].{f}"),
+                    None => format!("samples[{i}]"),
+                }),
+            }),
+        }
+    }
+    Ok(message)
+}
+
+/// One sample of a v2 message, validated as the v1 message it stands for.
+fn sample_of(envelope: &Object, vehicle_id: &VehicleId, sample: &Value) -> Result<Telemetry, Rejection> {
+    let fields = sample
+        .as_object()
+        .ok_or_else(|| reject(format!("a sample must be a JSON object, found {}", kind(sample))))?;
+    if let Some(field) = ["v", "vehicle_id", TOPIC_VEHICLE_ID, RECEIVED_AT]
+        .into_iter()
+        .find(|f| fields.contains_key(*f))
+    {
+        return Err(reject_at(
+            field,
+            format!("field {field} belongs to the message, not a sample"),
+        ));
+    }
+    let mut v1 = fields.clone();
+    v1.insert("v".into(), VERSION.into());
+    v1.insert("vehicle_id".into(), vehicle_id.as_str().into());
+    for field in [TOPIC_VEHICLE_ID, RECEIVED_AT] {
+        if let Some(value) = envelope.get(field) {
+            v1.insert(field.into(), value.clone());
+        }
+    }
+    Telemetry::from_json(&Value::Object(v1))
+}
+
 type Object = Map<String, Value>;
 
 fn check_version(object: &Object) -> Result<(), Rejection> {
     match object.get("v") {
         None => Err(reject_at("v", "missing field v")),
         Some(v) if v.as_u64() == Some(VERSION) => Ok(()),
-        Some(v) => Err(reject_at("v", format!("unsupported version v={v}; this accepts v=1"))),
+        Some(v) => Err(reject_at(
+            "v",
+            format!("unsupported version v={v}; this accepts v=1 and v=2"),
+        )),
     }
 }
 
@@ -381,7 +585,7 @@ fn unknown_fields(object: &Object) -> Result<BTreeMap<String, Value>, Rejection>
         |k: &str| matches!(k, "v" | "vehicle_id" | "ts" | "seq" | TOPIC_VEHICLE_ID) || Measure::from_name(k).is_some();
     let extra: BTreeMap<String, Value> = object
         .iter()
-        .filter(|(k, v)| !(known(k) || (k.as_str() == RECEIVED_AT && v.is_i64())))
+        .filter(|(k, _)| !(known(k) || k.as_str() == RECEIVED_AT))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if extra.len() > MAX_EXTRA_FIELDS {
@@ -459,6 +663,100 @@ mod tests {
         assert_eq!(t.received_at_ms, Some(1_700_000_000_123));
         assert_eq!(t.extra.len(), 1);
         assert_eq!(t.to_json(), v);
+    }
+
+    /// Samples `seq`, `seq + 1`, … of `valid()`, a second apart, hottest at `hot`.
+    fn samples(seq: u64, n: usize, hot: usize) -> Vec<Telemetry> {
+        (0..n)
+            .map(|i| {
+                let mut v = valid();
+                v["seq"] = json!(seq + i as u64);
+                v["ts"] = json!(format!("2023-11-14T22:13:{:02}.000Z", 20 + i));
+                v["cell_temp_max_c"] = json!(if i == hot { 58.5 } else { 31.0 });
+                v["soc_pct"] = json!(81.5 - i as f64);
+                Telemetry::from_json(&v).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_v2_message_round_trips_its_samples_and_names_their_peak() {
+        let written = samples(40, 5, 2);
+        let json = Message::to_json(&written);
+        assert_eq!(json["peak"]["cell_temp_max_c"], json!(58.5));
+        assert_eq!(json["peak"]["soc_pct"], json!(77.5));
+        assert!(
+            json["samples"][0].get("vehicle_id").is_none(),
+            "the envelope says it once"
+        );
+        let read = Message::parse(&json.to_string()).unwrap();
+        assert_eq!(read.samples, written);
+        assert!(read.rejected.is_empty());
+        // What the IoT rule adds to the envelope reaches every sample.
+        let mut ruled = json.clone();
+        ruled["received_at"] = json!(1_700_000_000_123u64);
+        ruled["topic_vehicle_id"] = json!("sim-001");
+        let read = Message::from_json(&ruled).unwrap();
+        assert!(read.samples.iter().all(|t| t.received_at_ms == Some(1_700_000_000_123)));
+        ruled["topic_vehicle_id"] = json!("sim-002");
+        assert_eq!(
+            Message::from_json(&ruled).unwrap_err().field.as_deref(),
+            Some("vehicle_id")
+        );
+        // A v1 message is a message of one sample.
+        let one = Message::from_json(&valid()).unwrap();
+        assert_eq!(one.samples.len(), 1);
+        assert_eq!(one.samples[0].seq, 42);
+    }
+
+    #[test]
+    fn a_bad_sample_is_refused_alone_and_a_bad_envelope_refuses_the_message() {
+        let mut json = Message::to_json(&samples(40, 4, 9));
+        json["samples"][1]["soc_pct"] = json!(140);
+        json["samples"][2]["received_at"] = json!(5);
+        let read = Message::from_json(&json).unwrap();
+        assert_eq!(read.samples.iter().map(|t| t.seq).collect::<Vec<_>>(), [40, 43]);
+        let fields: Vec<_> = read.rejected.iter().map(|r| r.field.clone().unwrap()).collect();
+        assert_eq!(fields, ["samples[1].soc_pct", "samples[2].received_at"]);
+        assert!(
+            read.rejected[0].reason.starts_with("samples[1]: field soc_pct"),
+            "{:?}",
+            read.rejected
+        );
+
+        let refused = |edit: &dyn Fn(&mut Value)| {
+            let mut json = Message::to_json(&samples(40, 3, 9));
+            edit(&mut json);
+            let r = Message::from_json(&json).unwrap_err();
+            (r.field.unwrap_or_default(), r.reason)
+        };
+        assert_eq!(refused(&|j| j["samples"] = json!([])).0, "samples");
+        assert_eq!(refused(&|j| j["samples"] = json!({"a": 1})).0, "samples");
+        assert_eq!(
+            refused(&|j| j["samples"] = json!(vec![valid(); MAX_SAMPLES + 1])).0,
+            "samples"
+        );
+        assert_eq!(refused(&|j| j["seq"] = json!(3)).0, "seq");
+        assert_eq!(refused(&|j| j["peak"] = json!(3)).0, "peak");
+        // Found by make fuzz: the rule's receive time as a float reached each sample as an extra field.
+        assert_eq!(refused(&|j| j["received_at"] = json!(1e86)).0, "received_at");
+        let mut v1 = valid();
+        v1["received_at"] = json!(1.7e21);
+        assert_eq!(
+            Telemetry::from_json(&v1).unwrap_err().field.as_deref(),
+            Some("received_at")
+        );
+        assert_eq!(refused(&|j| j["vehicle_id"] = json!("bad id!")).0, "vehicle_id");
+        let (field, reason) = refused(&|j| j["samples"][2]["seq"] = json!(41));
+        assert_eq!(field, "samples[2].seq");
+        assert!(reason.contains("not above the previous sample's (41)"), "{reason}");
+        assert!(
+            Message::parse("[")
+                .unwrap_err()
+                .reason
+                .starts_with("message is not JSON")
+        );
+        assert!(Message::parse(r#"{"v":3}"#).unwrap_err().reason.contains("v=1 and v=2"));
     }
 
     #[test]
