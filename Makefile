@@ -76,6 +76,8 @@ unit: venv console ## Rust unit and integration tests (these start moto server a
 	@# resolves features as cargo test does (dev-dependencies included), so the two share one build of the dependencies.
 	$(CARGO) build --workspace --all-targets
 	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace
+	@# Latency bounds, alone: beside the other tests they would measure the machine's load.
+	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test -p canopy-tests --test it -- --ignored --nocapture
 
 .PHONY: oracle
 oracle: venv edge-release ## the codec against cantools: the corpus, then our own DBC files
@@ -177,6 +179,10 @@ fuzz-replay: $(CARGO_FUZZ) ## CI: every seed through each target, then each targ
 .PHONY: bench-decode
 bench-decode: venv edge-release ## Canopy's decoder beside cantools; raw -> decoded Parquet time and memory
 	$(PY) tests/bench/decode.py --edge $(EDGE)
+
+.PHONY: bench-storage
+bench-storage: venv edge-release ## bytes per CAN frame of raw, decoded and each rollup tier, and their largest columns
+	$(PY) tests/bench/storage.py --edge $(EDGE)
 
 .PHONY: bench-decoder
 bench-decoder: venv ## the decoder handler on 10 MB and 200 MB raw files against moto: time and memory

@@ -354,7 +354,10 @@ fn drive_with_a_hot_second(path: &Path, seconds: u32, hot_at_s: f64) {
     out.flush().unwrap();
 }
 
+/// A latency bound, so it runs alone (`make test` runs it after the others:
+/// beside them, a shared 2-core machine measures the others' load).
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "a latency bound: make test runs it alone, after the other tests"]
 async fn a_frame_over_the_threshold_reaches_sns_within_a_second_on_the_edges_own_decision() {
     const VEHICLES: usize = 50;
     const AT_ONCE: usize = 10;

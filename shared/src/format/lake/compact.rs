@@ -279,7 +279,7 @@ pub fn compact<W: Write + Send>(table: Table, inputs: &[(String, Bytes)], out: W
     let name: Arc<str> = Arc::from(format!("compaction of {} objects", inputs.len()));
     let properties = match table {
         Table::Decoded => decoded::writer_properties_for_decoded(),
-        Table::Tier(_) => rollup::writer_properties_for_tiers(),
+        Table::Tier(tier) => rollup::writer_properties_for_tier(&tier),
     };
     let mut writer =
         ArrowWriter::try_new(out, table.schema(), Some(properties)).map_err(|e| LakeError::parquet(&name, e))?;

@@ -276,11 +276,20 @@ pub struct RollupFile {
     pub rows: u64,
 }
 
-/// How tier objects are encoded (the decoder's and compaction's). Snappy,
-/// not ZSTD: a chart opens dozens of small tier objects, and the parquet
-/// reader sets up a ZSTD context of some 100 kB for every page it inflates,
-/// which cost more than the bytes it saved (`make bench-api`).
-pub(crate) fn writer_properties_for_tiers() -> parquet::file::properties::WriterProperties {
+/// How a tier's objects are encoded (the decoder's and compaction's). Snappy
+/// for the coarser tiers: a chart of a day opens dozens of their small
+/// objects, and the parquet reader sets up a ZSTD context of some 100 kB for
+/// every page it inflates, which cost more than the bytes it saved (`make
+/// bench-api`). ZSTD for the 1 s tier: it is the largest table after the
+/// decoded lake (a row per signal and second), ZSTD halves it (5.2 → 2.6 B
+/// per frame, `make bench-storage`), and the charts that read it (33 min to
+/// 5.5 h) open a few hour objects.
+pub(crate) fn writer_properties_for_tier(tier: &Tier) -> parquet::file::properties::WriterProperties {
+    let compression = if tier.width_us == TIERS[0].width_us {
+        parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::default())
+    } else {
+        parquet::basic::Compression::SNAPPY
+    };
     writer_properties(
         1 << 20,
         &[
@@ -300,7 +309,7 @@ pub(crate) fn writer_properties_for_tiers() -> parquet::file::properties::Writer
         &["unit"],
     )
     .into_builder()
-    .set_compression(parquet::basic::Compression::SNAPPY)
+    .set_compression(compression)
     // Nearly always zero: a few bytes a page, and no hashing per row.
     .set_column_encoding(
         parquet::schema::types::ColumnPath::from("n_out_of_range"),
@@ -311,10 +320,9 @@ pub(crate) fn writer_properties_for_tiers() -> parquet::file::properties::Writer
 
 impl RollupBuilder {
     pub(crate) fn new(keys: usize, source_name: &Arc<str>) -> Result<Self, LakeError> {
-        let properties = writer_properties_for_tiers();
         let writers = TIERS
             .iter()
-            .map(|_| ArrowWriter::try_new(Vec::new(), rollup_schema(), Some(properties.clone())))
+            .map(|tier| ArrowWriter::try_new(Vec::new(), rollup_schema(), Some(writer_properties_for_tier(tier))))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| LakeError::parquet(source_name, e))?;
         Ok(Self {
