@@ -251,16 +251,7 @@ mod tests {
 
     fn frame(db: &Database, ts_us: i64, message: &str, values: &[(&str, f64)]) -> CanFrame {
         let m = db.message_by_name(message).unwrap();
-        let payload = m
-            .encode(|_, s| {
-                Some(
-                    values
-                        .iter()
-                        .find(|(n, _)| *n == s.name)
-                        .map_or(s.minimum.unwrap_or(0.0), |(_, v)| *v),
-                )
-            })
-            .unwrap();
+        let payload = m.encode_named_or_minimum(values).unwrap();
         CanFrame::new(ts_us, Arc::from("can0"), m.id, FrameFlags::empty(), &payload).unwrap()
     }
 
@@ -288,17 +279,21 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn extremes_over_the_interval_keep_a_short_spike() {
-        let db = db();
-        let mut agg = Aggregator::new(
+    fn aggregator(db: &Arc<Database>, rules: &[Rule]) -> Aggregator {
+        Aggregator::new(
             db.clone(),
             VehicleId::new("v1").unwrap(),
             1000,
             &SignalMap::default(),
-            &[],
+            rules,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn extremes_over_the_interval_keep_a_short_spike() {
+        let db = db();
+        let mut agg = aggregator(&db, &[]);
         let t0 = 1_700_000_000_000_000;
         let mut out = Vec::new();
         for (i, temp) in [30.0, 61.5, 31.0].iter().enumerate() {
@@ -332,14 +327,7 @@ mod tests {
     #[test]
     fn the_spread_is_measured_within_a_frame_not_across_the_interval() {
         let db = db();
-        let mut agg = Aggregator::new(
-            db.clone(),
-            VehicleId::new("v1").unwrap(),
-            1000,
-            &SignalMap::default(),
-            &[],
-        )
-        .unwrap();
+        let mut agg = aggregator(&db, &[]);
         let t0 = 1_700_000_000_000_000;
         for f in all_fields(&db, t0, 30.0) {
             agg.observe(&f, &mut Vec::new());
@@ -364,14 +352,7 @@ mod tests {
     #[test]
     fn nothing_is_sent_before_every_field_was_seen() {
         let db = db();
-        let mut agg = Aggregator::new(
-            db.clone(),
-            VehicleId::new("v1").unwrap(),
-            1000,
-            &SignalMap::default(),
-            &[],
-        )
-        .unwrap();
+        let mut agg = aggregator(&db, &[]);
         let mut out = Vec::new();
         agg.observe(&frame(&db, 0, "BMS_PackStatus", &[("StateOfCharge", 80.0)]), &mut out);
         agg.observe(&frame(&db, 2_000_000, "BMS_PackStatus", &[]), &mut out);
@@ -382,14 +363,7 @@ mod tests {
     fn a_rule_that_starts_to_trip_sends_its_sample_at_once_and_once() {
         let db = db();
         let rules = canopy::domain::alert::default_rules(60.0, 10.0, 0.1, std::time::Duration::from_secs(600));
-        let mut agg = Aggregator::new(
-            db.clone(),
-            VehicleId::new("v1").unwrap(),
-            1000,
-            &SignalMap::default(),
-            &rules,
-        )
-        .unwrap();
+        let mut agg = aggregator(&db, &rules);
         let t0 = 1_700_000_000_000_000;
         let mut out = Vec::new();
         for f in all_fields(&db, t0, 30.0) {

@@ -239,8 +239,12 @@ pub async fn run(
             },
             _ = stop.changed() => {
                 if *stop.borrow() {
-                    if !queue.messages.is_empty() {
-                        warn!(unacknowledged = queue.messages.len(), "stopping with telemetry not acknowledged");
+                    if !queue.messages.is_empty() || !gathered.samples.is_empty() {
+                        warn!(
+                            unacknowledged = queue.messages.len(),
+                            samples_not_sent = gathered.samples.len(),
+                            "stopping with telemetry not acknowledged"
+                        );
                     }
                     return Ok(());
                 }

@@ -335,16 +335,7 @@ fn drive_with_a_hot_second(path: &Path, seconds: u32, hot_at_s: f64) {
         ];
         for (i, (name, values)) in messages.iter().enumerate() {
             let m = db.message_by_name(name).unwrap();
-            let payload = m
-                .encode(|_, s| {
-                    Some(
-                        values
-                            .iter()
-                            .find(|(n, _)| *n == s.name)
-                            .map_or(s.minimum.unwrap_or(0.0), |(_, v)| *v),
-                    )
-                })
-                .unwrap();
+            let payload = m.encode_named_or_minimum(values).unwrap();
             let ts = t0 + tick * 100_000 + i as i64 * 1_000;
             let frame = CanFrame::new(ts, std::sync::Arc::from("can0"), m.id, Default::default(), &payload).unwrap();
             canopy::format::candump::write_frame(&mut out, &frame).unwrap();

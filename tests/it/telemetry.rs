@@ -83,6 +83,25 @@ async fn object_rows<S: ObjectStore>(store: &S, key: &str) -> Vec<(String, i64)>
     rows
 }
 
+/// Fisher-Yates, from `rng`.
+fn shuffle(messages: &mut [Value], rng: &mut Rng) {
+    for i in (1..messages.len()).rev() {
+        messages.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+}
+
+/// The messages as the telemetry queue delivers them, each its own id.
+fn queued(messages: &[Value]) -> Vec<Incoming> {
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Incoming {
+            id: format!("msg-{i:04}"),
+            body: m.to_string(),
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once() {
     let ingest = dynamo_ingest(local::bucket("telemetry").await, IngestOptions::default()).await;
@@ -109,17 +128,8 @@ async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once
         invalid.push(m);
     }
     messages.extend(invalid);
-    for i in (1..messages.len()).rev() {
-        messages.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-    }
-    let incoming: Vec<Incoming> = messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| Incoming {
-            id: format!("msg-{i:04}"),
-            body: m.to_string(),
-        })
-        .collect();
+    shuffle(&mut messages, &mut rng);
+    let incoming = queued(&messages);
 
     let now = chrono::Utc::now().timestamp_millis();
     let (mut rejected, mut failed) = (0, 0);
@@ -199,21 +209,12 @@ async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() 
         let copy = messages[(rng.next_u64() % messages.len() as u64) as usize].clone();
         messages.push(copy);
     }
-    for i in (1..messages.len()).rev() {
-        messages.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-    }
+    shuffle(&mut messages, &mut rng);
     let bad = messages
         .iter()
         .filter(|m| m.to_string().contains(r#""soc_pct":-5"#))
         .count();
-    let incoming: Vec<Incoming> = messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| Incoming {
-            id: format!("msg-{i:04}"),
-            body: m.to_string(),
-        })
-        .collect();
+    let incoming = queued(&messages);
 
     let now = (T0 + 7_000) * 1000;
     let (mut rejected, mut failed) = (0, 0);

@@ -234,6 +234,19 @@ impl Message {
         self.encode(|_, signal| values.iter().find(|(n, _)| *n == signal.name).map(|(_, v)| *v))
     }
 
+    /// [`Self::encode_named`], every signal not named at its minimum (or 0):
+    /// a frame of a few signals of interest, as tests and replays make them.
+    pub fn encode_named_or_minimum(&self, values: &[(&str, f64)]) -> Result<Vec<u8>, EncodeError> {
+        self.encode(|_, signal| {
+            Some(
+                values
+                    .iter()
+                    .find(|(n, _)| *n == signal.name)
+                    .map_or(signal.minimum.unwrap_or(0.0), |(_, v)| *v),
+            )
+        })
+    }
+
     fn encode_node(
         &self,
         node: usize,
