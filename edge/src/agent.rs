@@ -145,9 +145,8 @@ fn spawn_sealer(
                 Ok(sealed) => {
                     AgentCounters::add(&counters.frames_sealed, sealed.frames);
                     AgentCounters::add(&counters.files_sealed, sealed.files.len() as u64);
-                    for file in &sealed.files {
-                        info!(file = %file.display(), frames = sealed.frames, "sealed");
-                    }
+                    let files: Vec<String> = sealed.files.iter().map(|f| f.display().to_string()).collect();
+                    info!(?files, frames = sealed.frames, "sealed");
                     wake.notify_one();
                 }
                 Err(e) => error!(segment = %segment.path.display(), error = %format!("{e:#}"), "sealing failed; the segment stays for the next start"),

@@ -63,6 +63,8 @@ pub struct Aggregator {
     spread: Option<f64>,
     scratch: Vec<SignalValue>,
     rules: Vec<Rule>,
+    /// Per rule: the telemetry slot of its measure (`None`: the spread).
+    rule_slots: Vec<Option<usize>>,
     /// Per rule: whether its measure trips it now (a rule fires as it starts to).
     tripping: Vec<bool>,
 }
@@ -113,6 +115,7 @@ impl Aggregator {
             spread: None,
             scratch: Vec::new(),
             rules: rules.to_vec(),
+            rule_slots: rules.iter().map(|r| slot(r.measure)).collect(),
             tripping: vec![false; rules.len()],
         })
     }
@@ -181,21 +184,16 @@ impl Aggregator {
     /// The first rule the frame of DBC message `index` makes start to trip.
     fn starts_to_trip(&mut self, index: usize) -> Option<String> {
         let mut fired = None;
-        for (rule, tripping) in self.rules.iter().zip(self.tripping.iter_mut()) {
-            let value = match rule.measure {
-                Measure::CellVoltageSpreadV => match self.spread_pair {
+        let rules = self.rules.iter().zip(&self.rule_slots).zip(self.tripping.iter_mut());
+        for ((rule, slot), tripping) in rules {
+            let value = match slot {
+                None => match self.spread_pair {
                     Some((mi, ..)) if mi == index => self.spread,
                     _ => continue,
                 },
-                m => {
-                    let Some(slot) = Measure::REQUIRED.iter().position(|r| *r == m) else {
-                        continue;
-                    };
-                    if !self.wanted[index].iter().any(|(_, s)| *s == slot) {
-                        continue; // this frame does not carry the measure
-                    }
-                    self.values[slot]
-                }
+                // Only a frame that carries the measure can move it.
+                Some(slot) if self.wanted[index].iter().any(|(_, s)| s == slot) => self.values[*slot],
+                Some(_) => continue,
             };
             let Some(value) = value else { continue };
             let trips = rule.comparison.trips(value, rule.threshold);

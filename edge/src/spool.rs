@@ -630,9 +630,9 @@ pub fn seal(segment: &ClosedSegment, vehicle: &VehicleId, layout: &Layout, used:
     let file = File::open(&segment.path).with_context(|| format!("opening {}", segment.path.display()))?;
     let segment_size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = SegmentReader::new(BufReader::with_capacity(1 << 18, file));
-    let mut open: Vec<Outfile> = Vec::with_capacity(OPEN_DATES);
-    let mut keys: Vec<RawKey> = Vec::new();
-    let mut done: Vec<Outfile> = Vec::new();
+    // Every file started, in the order started; `open`: the ones frames may still go to.
+    let mut files: Vec<Outfile> = Vec::new();
+    let mut open: Vec<usize> = Vec::with_capacity(OPEN_DATES);
     let mut cursor = None;
     let mut frames = 0u64;
     while let Some(record) = reader
@@ -643,32 +643,29 @@ pub fn seal(segment: &ClosedSegment, vehicle: &VehicleId, layout: &Layout, used:
             Record::Cursor(c) => cursor = Some(c),
             Record::Frame(frame) => {
                 let date = canopy::format::lake::keys::date_of(frame.ts_us);
-                let at = match open.iter().position(|o| o.key.date == date) {
+                let at = match open.iter().copied().find(|&i| files[i].key.date == date) {
                     Some(at) => at,
                     None => {
                         if open.len() == OPEN_DATES
-                            && let Some(earliest) = (0..open.len()).min_by_key(|&i| open[i].key.date)
+                            && let Some(earliest) = (0..open.len()).min_by_key(|&o| files[open[o]].key.date)
                         {
-                            done.push(open.remove(earliest));
+                            open.remove(earliest);
                         }
-                        let key = unique_key(&keys, vehicle, frame.ts_us, segment.seq);
-                        keys.push(key.clone());
-                        open.push(Outfile::create(key, layout)?);
-                        open.len() - 1
+                        let key = unique_key(&files, vehicle, frame.ts_us, segment.seq);
+                        files.push(Outfile::create(key, layout)?);
+                        open.push(files.len() - 1);
+                        files.len() - 1
                     }
                 };
-                open[at].writer.push(frame)?;
+                files[at].writer.push(frame)?;
                 frames += 1;
             }
         }
     }
-    done.extend(open);
-    // In the order the files were started, so the uploader's order is the frames'.
-    done.sort_by_key(|o| keys.iter().position(|k| *k == o.key));
-    let mut files = Vec::with_capacity(done.len());
-    for out in done {
-        files.push(out.finish(layout, used)?);
-    }
+    let files = files
+        .into_iter()
+        .map(|out| out.finish(layout, used))
+        .collect::<Result<Vec<_>>>()?;
     if let Some(position) = cursor {
         let position = layout.read_cursor().map_or(position, |old| old.max(position));
         layout.write_cursor(position)?;
@@ -682,8 +679,8 @@ pub fn seal(segment: &ClosedSegment, vehicle: &VehicleId, layout: &Layout, used:
 /// The key of a segment's next file: its first frame's time, moved on by a
 /// microsecond in the rare case an earlier file of the segment has it
 /// (a date seen again after a third one closed it).
-fn unique_key(taken: &[RawKey], vehicle: &VehicleId, mut first_ts_us: i64, seq: u64) -> RawKey {
-    while taken.iter().any(|k| k.first_ts_us == first_ts_us) {
+fn unique_key(taken: &[Outfile], vehicle: &VehicleId, mut first_ts_us: i64, seq: u64) -> RawKey {
+    while taken.iter().any(|f| f.key.first_ts_us == first_ts_us) {
         first_ts_us += 1;
     }
     RawKey::new(vehicle.clone(), first_ts_us, seq)

@@ -133,20 +133,7 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> AlertsHandler<A, N, D> {
         let mut metrics = Metrics::new("alerts");
         let now_ms = chrono::Utc::now().timestamp_millis();
         // A v1 message is one sample; of a v2 message, the valid samples count.
-        let checked = Message::from_json(&event).and_then(|m| {
-            let mut rejected = m.rejected;
-            let mut samples = Vec::with_capacity(m.samples.len());
-            for t in m.samples {
-                match t.check_clock(self.clock, now_ms) {
-                    Ok(()) => samples.push(t),
-                    Err(r) => rejected.push(r),
-                }
-            }
-            match rejected.into_iter().next() {
-                Some(rejection) if samples.is_empty() => Err(rejection),
-                _ => Ok(samples),
-            }
-        });
+        let checked = Message::from_json(&event).and_then(|m| m.within_clock(self.clock, now_ms).into_valid());
         let samples = match checked {
             Ok(samples) => samples,
             Err(rejection) => {

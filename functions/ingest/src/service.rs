@@ -104,7 +104,7 @@ pub enum MessageResult {
         #[serde(skip_serializing_if = "Option::is_none")]
         samples: Option<usize>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
-        rejected_samples: Vec<RejectedSample>,
+        rejected_samples: Vec<Rejection>,
     },
     /// Already received (by either way in), or earlier in this request: not queued again.
     Duplicate { seq: u64 },
@@ -116,14 +116,6 @@ pub enum MessageResult {
     },
     /// Valid, but the queue did not take it: send it again.
     NotQueued { seq: u64, reason: String },
-}
-
-/// A sample of a v2 message that was refused (the others go on).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RejectedSample {
-    pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
 }
 
 /// The answer to a request that was not refused.
@@ -301,7 +293,7 @@ struct Checked {
     seq: u64,
     /// For a v2 message, its valid samples.
     samples: Option<usize>,
-    rejected_samples: Vec<RejectedSample>,
+    rejected_samples: Vec<Rejection>,
     body: String,
 }
 
@@ -309,35 +301,17 @@ struct Checked {
 /// not; a v2 message valid when one sample is, its bad samples named.
 fn validate(json: Value, clock: ClockBounds, now_ms: i64) -> Result<Checked, Rejection> {
     let v2 = json.get("v").and_then(Value::as_u64) == Some(VERSION_SAMPLES);
-    let message = Message::from_json(&json)?;
-    let mut rejected: Vec<Rejection> = message.rejected;
-    let mut first = None;
-    let mut samples = 0;
-    for t in &message.samples {
-        match t.check_clock(clock, now_ms) {
-            Ok(()) => {
-                first = first.or(Some(t.seq));
-                samples += 1;
-            }
-            Err(r) => rejected.push(r),
-        }
-    }
-    let Some(seq) = first else {
+    let Message { samples, rejected } = Message::from_json(&json)?.within_clock(clock, now_ms);
+    let Some(first) = samples.first() else {
         return Err(rejected.into_iter().next().unwrap_or_else(|| Rejection {
             reason: "the message holds no valid sample".into(),
             field: Some("samples".into()),
         }));
     };
     Ok(Checked {
-        seq,
-        samples: v2.then_some(samples),
-        rejected_samples: rejected
-            .into_iter()
-            .map(|r| RejectedSample {
-                reason: r.reason,
-                field: r.field,
-            })
-            .collect(),
+        seq: first.seq,
+        samples: v2.then_some(samples.len()),
+        rejected_samples: rejected,
         body: json.to_string(),
     })
 }

@@ -306,14 +306,7 @@ fn validate(batch: &[Incoming], clock: ClockBounds, run: &mut Run) {
                 continue;
             }
         };
-        let mut rejected = parsed.rejected;
-        let mut samples = Vec::with_capacity(parsed.samples.len());
-        for t in parsed.samples {
-            match t.check_clock(clock, run.now_ms) {
-                Ok(()) => samples.push(t),
-                Err(r) => rejected.push(r),
-            }
-        }
+        let Message { samples, rejected } = parsed.within_clock(clock, run.now_ms);
         for rejection in &rejected {
             warn!(message_id = %message.id, reason = %rejection, "telemetry sample rejected");
         }

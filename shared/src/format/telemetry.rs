@@ -101,11 +101,12 @@ pub struct Telemetry {
 }
 
 /// Why a message was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[error("{reason}")]
 pub struct Rejection {
     pub reason: String,
     /// The field at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
 
@@ -142,15 +143,7 @@ impl Telemetry {
         };
         let mut t = Self::from_measures(vehicle_id, ts, seq, required);
         t.cell_voltage_spread_v = cell_voltage_spread_v;
-        t.received_at_ms = match object.get(RECEIVED_AT) {
-            None => None,
-            Some(at) => Some(at.as_i64().ok_or_else(|| {
-                reject_at(
-                    RECEIVED_AT,
-                    format!("field received_at must be whole milliseconds, found {}", kind(at)),
-                )
-            })?),
-        };
+        t.received_at_ms = received_at_field(object)?;
         t.extra = unknown_fields(object)?;
         t.check_ranges()?;
         Ok(t)
@@ -349,6 +342,26 @@ impl Message {
         }
     }
 
+    /// The message with the samples whose `ts` is outside `bounds` around
+    /// the server's time moved to the refused ones.
+    pub fn within_clock(mut self, bounds: ClockBounds, now_ms: i64) -> Self {
+        let (ok, late): (Vec<Telemetry>, Vec<Telemetry>) = std::mem::take(&mut self.samples)
+            .into_iter()
+            .partition(|t| t.check_clock(bounds, now_ms).is_ok());
+        self.rejected
+            .extend(late.iter().filter_map(|t| t.check_clock(bounds, now_ms).err()));
+        self.samples = ok;
+        self
+    }
+
+    /// The valid samples, or why there are none: the first refusal.
+    pub fn into_valid(self) -> Result<Vec<Telemetry>, Rejection> {
+        match self.rejected.into_iter().next() {
+            Some(rejection) if self.samples.is_empty() => Err(rejection),
+            _ => Ok(self.samples),
+        }
+    }
+
     /// A v2 message of `samples` (one vehicle's, in order), with their peak.
     pub fn to_json(samples: &[Telemetry]) -> Value {
         let vehicle = samples.first().map_or("", |t| t.vehicle_id.as_str());
@@ -396,12 +409,7 @@ fn samples_message(object: &Object) -> Result<Message, Rejection> {
             ),
         ));
     }
-    if let Some(at) = object.get(RECEIVED_AT).filter(|at| !at.is_i64()) {
-        return Err(reject_at(
-            RECEIVED_AT,
-            format!("field received_at must be whole milliseconds, found {}", kind(at)),
-        ));
-    }
+    received_at_field(object)?;
     if let Some(peak) = object.get(PEAK).filter(|p| !p.is_object()) {
         return Err(reject_at(
             PEAK,
@@ -520,6 +528,19 @@ fn check_topic(object: &Object, vehicle_id: &VehicleId) -> Result<(), Rejection>
                 vehicle_id.as_str()
             ),
         )),
+    }
+}
+
+/// The rule's receive time, whole milliseconds when present.
+fn received_at_field(object: &Object) -> Result<Option<i64>, Rejection> {
+    match object.get(RECEIVED_AT) {
+        None => Ok(None),
+        Some(at) => at.as_i64().map(Some).ok_or_else(|| {
+            reject_at(
+                RECEIVED_AT,
+                format!("field received_at must be whole milliseconds, found {}", kind(at)),
+            )
+        }),
     }
 }
 
