@@ -72,6 +72,8 @@ bucket="$(output DataBucketName)"
 policy="$(output VehiclePolicyName)"
 credentials_policy="$(output VehicleCredentialsPolicyName)"
 role_alias="$(output VehicleUploadRoleAlias)"
+telemetry_rule="$(output TelemetryRuleName)"
+alerts_rule="$(output AlertsRuleName)"
 region="$(aws configure get region || echo "${AWS_REGION:-us-east-1}")"
 data_endpoint="$(aws iot describe-endpoint --endpoint-type iot:Data-ATS --query endpointAddress --output text)"
 credentials_endpoint="$(aws iot describe-endpoint --endpoint-type iot:CredentialProvider --query endpointAddress --output text)"
@@ -159,6 +161,11 @@ cooldown = $cooldown
 [mqtt]
 host = "$data_endpoint"
 port = 8883
+
+# Basic Ingest: straight to the stack's rules, not billed as messaging.
+[mqtt.basic_ingest]
+telemetry_rule = "$telemetry_rule"
+alerts_rule = "$alerts_rule"
 
 [mqtt.tls]
 ca = "$(on_vehicle AmazonRootCA1.pem)"

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use canopy::format::dbc::Database;
-use canopy::format::telemetry::topic;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -200,7 +199,11 @@ fn spawn_telemetry(
     let publisher = tokio::spawn(mqtt::run(
         mqtt_config.clone(),
         config.mqtt_client_id(),
-        topic(&config.vehicle_id),
+        mqtt::Topics::new(
+            &config.vehicle_id,
+            mqtt_config.basic_ingest.as_ref(),
+            !config.telemetry.alert_rules.is_empty(),
+        ),
         telemetry,
         mqtt::Batching {
             samples_per_message: config.telemetry.samples_per_message(),

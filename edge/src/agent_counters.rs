@@ -17,7 +17,8 @@ pub struct AgentCounters {
     pub upload_failures: AtomicU64,
     pub telemetry_built: AtomicU64,
     pub telemetry_published: AtomicU64,
-    /// Telemetry messages the broker acknowledged (each of one or more samples).
+    /// Publishes the broker acknowledged (each a message of one or more
+    /// samples; with Basic Ingest one that goes to both rules counts twice).
     pub messages_published: AtomicU64,
     pub telemetry_dropped: AtomicU64,
 }

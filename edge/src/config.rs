@@ -339,6 +339,20 @@ pub struct MqttConfig {
     /// X.509 client authentication, as AWS IoT Core requires. Only a loopback
     /// broker may go without.
     pub tls: Option<TlsConfig>,
+    /// Publish straight to the stack's topic rules (AWS IoT Basic Ingest,
+    /// which is not billed as messaging) instead of through the broker.
+    pub basic_ingest: Option<BasicIngestConfig>,
+}
+
+/// The stack's two topic rules, by name (its outputs `TelemetryRuleName` and
+/// `AlertsRuleName`). Every message goes to the telemetry rule; to the alerts
+/// rule go the messages the cloud must judge: those holding a sample that
+/// tripped one of the edge's alert rules, or all of them when the edge has none.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicIngestConfig {
+    pub telemetry_rule: String,
+    pub alerts_rule: String,
 }
 
 fn default_mqtt_port() -> u16 {
@@ -482,6 +496,13 @@ impl Config {
             let Some(mqtt) = &self.mqtt else {
                 bail!("mqtt: a [mqtt] section is required when telemetry.enabled is true");
             };
+            if let Some(b) = &mqtt.basic_ingest {
+                for (key, name) in [("telemetry_rule", &b.telemetry_rule), ("alerts_rule", &b.alerts_rule)] {
+                    if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+                        bail!("mqtt.basic_ingest.{key}: {name:?} is not a topic rule name (letters, digits and '_')");
+                    }
+                }
+            }
             if mqtt.tls.is_none() && !is_loopback_host(&mqtt.host) {
                 bail!(
                     "mqtt.tls: ca, cert and key are required for {} (only a loopback broker may go without TLS)",
@@ -625,6 +646,22 @@ dir = "spool"
         ))
         .unwrap();
         assert_eq!(c.mqtt_client_id(), "sim-001");
+    }
+
+    #[test]
+    fn basic_ingest_names_both_rules() {
+        let with = |rules: &str| {
+            format!(
+                "{MINIMAL}[telemetry]\nenabled = true\n[mqtt]\nhost = \"127.0.0.1\"\n[mqtt.basic_ingest]\n{rules}\n"
+            )
+        };
+        let c = parse(&with("telemetry_rule = \"T_1\"\nalerts_rule = \"A_2\"")).unwrap();
+        let b = c.mqtt.unwrap().basic_ingest.unwrap();
+        assert_eq!((b.telemetry_rule.as_str(), b.alerts_rule.as_str()), ("T_1", "A_2"));
+        let err = error(&with("telemetry_rule = \"T_1\""));
+        assert!(err.contains("missing field `alerts_rule`"), "{err}");
+        let err = error(&with("telemetry_rule = \"T-1\"\nalerts_rule = \"A_2\""));
+        assert!(err.starts_with("mqtt.basic_ingest.telemetry_rule: \"T-1\""), "{err}");
     }
 
     #[test]

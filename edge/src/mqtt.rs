@@ -13,30 +13,79 @@
 //! queue is sent again from its oldest unacknowledged message. That can
 //! repeat a message the broker had received; `seq` lets the cloud drop it.
 //! When the queue is full the oldest message goes, counted.
+//!
+//! With Basic Ingest a message goes to the stack's telemetry rule, and the
+//! ones the cloud must judge for alerts also to its alerts rule: IoT Core
+//! runs only the rule a Basic Ingest topic names.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use canopy::format::telemetry::{Message, Telemetry};
+use canopy::domain::vehicle::VehicleId;
+use canopy::format::telemetry::{Message, Telemetry, basic_ingest_topic, topic};
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::agent_counters::AgentCounters;
 use crate::aggregator::Sample;
-use crate::config::MqttConfig;
+use crate::config::{BasicIngestConfig, MqttConfig};
 
 /// Requests the client library holds between us and the socket.
 const CLIENT_CHANNEL: usize = 64;
 
 struct Queued {
-    /// The message's first sample's.
-    seq: u64,
+    /// Unique in the queue (a message may wait for two topics).
+    id: u64,
     samples: u64,
+    to: Destination,
     payload: Vec<u8>,
     sent: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    /// What is archived: the samples count as published when acknowledged here.
+    Telemetry,
+    /// The alerts rule's own copy (Basic Ingest only).
+    Alerts,
+}
+
+/// Where messages go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topics {
+    /// Every message: the vehicle's telemetry topic, or the telemetry rule's Basic Ingest topic.
+    pub telemetry: String,
+    /// The alerts rule's Basic Ingest topic, for the messages the cloud must judge.
+    pub alerts: Option<String>,
+    /// Every message goes there too (the edge decides no alerts itself), not just tripping ones.
+    pub alerts_every_message: bool,
+}
+
+impl Topics {
+    pub fn new(vehicle: &VehicleId, basic_ingest: Option<&BasicIngestConfig>, edge_decides_alerts: bool) -> Self {
+        match basic_ingest {
+            None => Self {
+                telemetry: topic(vehicle),
+                alerts: None,
+                alerts_every_message: false,
+            },
+            Some(b) => Self {
+                telemetry: basic_ingest_topic(&b.telemetry_rule, vehicle),
+                alerts: Some(basic_ingest_topic(&b.alerts_rule, vehicle)),
+                alerts_every_message: !edge_decides_alerts,
+            },
+        }
+    }
+
+    fn of(&self, to: Destination) -> &str {
+        match (to, &self.alerts) {
+            (Destination::Alerts, Some(alerts)) => alerts,
+            _ => &self.telemetry,
+        }
+    }
 }
 
 /// How samples become messages.
@@ -55,13 +104,33 @@ struct Gathered {
     samples: Vec<Telemetry>,
     /// When the first of them came (a message goes out a publish interval later at the latest).
     since: Option<tokio::time::Instant>,
+    /// One of them tripped an alert rule on the edge.
+    tripped: bool,
+}
+
+/// A message built from gathered samples.
+struct Built {
+    samples: u64,
+    payload: Vec<u8>,
+    tripped: bool,
 }
 
 impl Gathered {
-    /// The message of what is gathered, emptying it: `(first seq, samples, payload)`.
-    fn take(&mut self, batching: &Batching) -> Option<(u64, u64, Vec<u8>)> {
+    fn new(batching: &Batching) -> Self {
+        Self {
+            samples: Vec::with_capacity(batching.samples_per_message),
+            since: None,
+            tripped: false,
+        }
+    }
+
+    /// The message of what is gathered, emptying it.
+    fn take(&mut self, batching: &Batching) -> Option<Built> {
         self.since = None;
-        let first = self.samples.first()?.seq;
+        let tripped = std::mem::take(&mut self.tripped);
+        if self.samples.is_empty() {
+            return None;
+        }
         let payload = if batching.samples_per_message == 1 && self.samples.len() == 1 {
             self.samples[0].to_json()
         } else {
@@ -69,7 +138,11 @@ impl Gathered {
         };
         let n = self.samples.len() as u64;
         self.samples.clear();
-        Some((first, n, payload.to_string().into_bytes()))
+        Some(Built {
+            samples: n,
+            payload: payload.to_string().into_bytes(),
+            tripped,
+        })
     }
 }
 
@@ -77,7 +150,8 @@ impl Gathered {
 struct Queue {
     messages: VecDeque<Queued>,
     capacity: usize,
-    /// Sequence numbers handed to the client, in order, waiting for their packet id.
+    next_id: u64,
+    /// Messages handed to the client, in order, waiting for their packet id.
     awaiting_id: VecDeque<u64>,
     by_packet: HashMap<u16, u64>,
 }
@@ -87,20 +161,28 @@ impl Queue {
         Self {
             messages: VecDeque::new(),
             capacity,
+            next_id: 0,
             awaiting_id: VecDeque::new(),
             by_packet: HashMap::new(),
         }
     }
 
-    /// Adds a message; returns how many samples of old ones were dropped to make room.
-    fn push(&mut self, seq: u64, samples: u64, payload: Vec<u8>) -> u64 {
+    /// Adds a message for `to`; returns how many samples of old telemetry
+    /// messages were dropped to make room.
+    fn push(&mut self, samples: u64, to: Destination, payload: Vec<u8>) -> u64 {
         let mut dropped = 0;
         while self.messages.len() >= self.capacity {
-            dropped += self.messages.pop_front().map_or(0, |m| m.samples);
+            dropped += self
+                .messages
+                .pop_front()
+                .filter(|m| m.to == Destination::Telemetry)
+                .map_or(0, |m| m.samples);
         }
+        self.next_id += 1;
         self.messages.push_back(Queued {
-            seq,
+            id: self.next_id,
             samples,
+            to,
             payload,
             sent: false,
         });
@@ -116,11 +198,11 @@ impl Queue {
         self.by_packet.clear();
     }
 
-    /// The samples of the message the broker acknowledged, the first time it does.
-    fn acknowledged(&mut self, packet: u16) -> Option<u64> {
-        let seq = self.by_packet.remove(&packet)?;
-        let i = self.messages.iter().position(|m| m.seq == seq)?;
-        self.messages.remove(i).map(|m| m.samples)
+    /// The message the broker acknowledged, the first time it does.
+    fn acknowledged(&mut self, packet: u16) -> Option<Queued> {
+        let id = self.by_packet.remove(&packet)?;
+        let i = self.messages.iter().position(|m| m.id == id)?;
+        self.messages.remove(i)
     }
 }
 
@@ -142,13 +224,13 @@ pub fn options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions> {
     Ok(options)
 }
 
-/// Publishes the samples that arrive on `samples` to `topic`, gathered into
+/// Publishes the samples that arrive on `samples` to `topics`, gathered into
 /// messages, until the channel closes and the queue is acknowledged (or
 /// `stop` says so).
 pub async fn run(
     config: MqttConfig,
     client_id: String,
-    topic: String,
+    topics: Topics,
     mut samples: mpsc::Receiver<Sample>,
     batching: Batching,
     counters: Arc<AgentCounters>,
@@ -157,13 +239,15 @@ pub async fn run(
     let (client, mut events) = AsyncClient::new(options(&config, &client_id)?, CLIENT_CHANNEL);
     let capacity = batching.capacity;
     let mut queue = Queue::new(capacity);
-    let mut gathered = Gathered {
-        samples: Vec::with_capacity(batching.samples_per_message),
-        since: None,
-    };
+    let mut gathered = Gathered::new(&batching);
     let enqueue = |queue: &mut Queue, gathered: &mut Gathered| {
-        if let Some((seq, n, payload)) = gathered.take(&batching) {
-            let dropped = queue.push(seq, n, payload);
+        if let Some(m) = gathered.take(&batching) {
+            let mut dropped = 0;
+            // The alerts rule's copy first: it is the one in a hurry.
+            if topics.alerts.is_some() && (m.tripped || topics.alerts_every_message) {
+                dropped += queue.push(m.samples, Destination::Alerts, m.payload.clone());
+            }
+            dropped += queue.push(m.samples, Destination::Telemetry, m.payload);
             if dropped > 0 {
                 AgentCounters::add(&counters.telemetry_dropped, dropped);
                 warn!(dropped, capacity, "telemetry queue full: the oldest samples dropped");
@@ -176,10 +260,10 @@ pub async fn run(
     loop {
         if connected {
             for m in queue.messages.iter_mut().filter(|m| !m.sent) {
-                match client.try_publish(&topic, QoS::AtLeastOnce, false, m.payload.clone()) {
+                match client.try_publish(topics.of(m.to), QoS::AtLeastOnce, false, m.payload.clone()) {
                     Ok(()) => {
                         m.sent = true;
-                        queue.awaiting_id.push_back(m.seq);
+                        queue.awaiting_id.push_back(m.id);
                     }
                     Err(_) => break, // the client's channel is full: later
                 }
@@ -197,6 +281,7 @@ pub async fn run(
                         info!(rule = %rule, seq = sample.telemetry.seq, "alert rule tripped on the edge: sending now");
                     }
                     let urgent = sample.tripped.is_some();
+                    gathered.tripped |= urgent;
                     gathered.since.get_or_insert_with(tokio::time::Instant::now);
                     gathered.samples.push(sample.telemetry);
                     if urgent || gathered.samples.len() >= batching.samples_per_message {
@@ -217,14 +302,16 @@ pub async fn run(
                     queue.reset();
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(packet))) => {
-                    if let Some(seq) = queue.awaiting_id.pop_front() {
-                        queue.by_packet.insert(packet, seq);
+                    if let Some(id) = queue.awaiting_id.pop_front() {
+                        queue.by_packet.insert(packet, id);
                     }
                 }
                 Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                    if let Some(n) = queue.acknowledged(ack.pkid) {
-                        AgentCounters::add(&counters.telemetry_published, n);
+                    if let Some(m) = queue.acknowledged(ack.pkid) {
                         AgentCounters::add(&counters.messages_published, 1);
+                        if m.to == Destination::Telemetry {
+                            AgentCounters::add(&counters.telemetry_published, m.samples);
+                        }
                     }
                 }
                 Ok(_) => {}
@@ -280,20 +367,22 @@ mod tests {
         let mut g = Gathered {
             samples: (1..=3).map(sample).collect(),
             since: Some(tokio::time::Instant::now()),
+            tripped: true,
         };
-        let (seq, n, payload) = g.take(&v2).unwrap();
-        assert_eq!((seq, n), (1, 3));
-        let read = Message::parse(std::str::from_utf8(&payload).unwrap()).unwrap();
+        let m = g.take(&v2).unwrap();
+        assert_eq!((m.samples, m.tripped), (3, true));
+        let read = Message::parse(std::str::from_utf8(&m.payload).unwrap()).unwrap();
         assert_eq!(read.samples, (1..=3).map(sample).collect::<Vec<_>>());
-        assert!(g.samples.is_empty() && g.since.is_none());
+        assert!(g.samples.is_empty() && g.since.is_none() && !g.tripped);
         assert!(g.take(&v2).is_none(), "nothing gathered, nothing sent");
         let v1 = Batching {
             samples_per_message: 1,
             ..v2
         };
         g.samples.push(sample(9));
-        let (_, _, payload) = g.take(&v1).unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        let m = g.take(&v1).unwrap();
+        assert!(!m.tripped);
+        let json: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
         assert_eq!(json["v"], 1);
         assert_eq!(Telemetry::from_json(&json).unwrap(), sample(9));
     }
@@ -302,27 +391,77 @@ mod tests {
     fn the_queue_drops_the_oldest_and_resends_everything_after_a_reconnect() {
         let mut q = Queue::new(3);
         for seq in 1..=4 {
-            let dropped = q.push(seq, 5, vec![]);
+            let dropped = q.push(5, Destination::Telemetry, vec![seq]);
             assert_eq!(dropped, if seq == 4 { 5 } else { 0 }, "the dropped message's samples");
         }
-        assert_eq!(q.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3, 4]);
+        assert_eq!(q.messages.iter().map(|m| m.payload[0]).collect::<Vec<_>>(), [2, 3, 4]);
         for m in &mut q.messages {
             m.sent = true;
-            q.awaiting_id.push_back(m.seq);
+            q.awaiting_id.push_back(m.id);
         }
         for packet in 1..=3 {
-            let seq = q.awaiting_id.pop_front().unwrap();
-            q.by_packet.insert(packet, seq);
+            let id = q.awaiting_id.pop_front().unwrap();
+            q.by_packet.insert(packet, id);
         }
-        assert_eq!(q.acknowledged(1), Some(5));
-        assert_eq!(q.acknowledged(1), None, "an ack counts once");
+        assert_eq!(q.acknowledged(1).map(|m| m.samples), Some(5));
+        assert!(q.acknowledged(1).is_none(), "an ack counts once");
         q.reset();
         assert!(q.messages.iter().all(|m| !m.sent));
-        assert_eq!(q.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4]);
-        assert_eq!(
-            q.acknowledged(2),
-            None,
+        assert_eq!(q.messages.iter().map(|m| m.payload[0]).collect::<Vec<_>>(), [3, 4]);
+        assert!(
+            q.acknowledged(2).is_none(),
             "packet ids from before the reconnect mean nothing"
         );
+    }
+
+    #[test]
+    fn a_message_for_both_rules_is_acknowledged_per_topic_and_dropped_samples_count_once() {
+        let mut q = Queue::new(2);
+        q.push(5, Destination::Alerts, vec![]);
+        q.push(5, Destination::Telemetry, vec![]);
+        let (alerts, telemetry) = (q.messages[0].id, q.messages[1].id);
+        q.by_packet.insert(1, telemetry);
+        q.by_packet.insert(2, alerts);
+        assert_eq!(q.acknowledged(1).map(|m| m.to), Some(Destination::Telemetry));
+        assert_eq!(
+            q.messages.iter().map(|m| m.to).collect::<Vec<_>>(),
+            [Destination::Alerts]
+        );
+        q.push(5, Destination::Alerts, vec![]);
+        assert_eq!(
+            q.push(5, Destination::Telemetry, vec![]),
+            0,
+            "an alerts copy's samples are the telemetry copy's"
+        );
+        assert_eq!(q.push(5, Destination::Telemetry, vec![]), 0);
+        assert_eq!(q.push(5, Destination::Telemetry, vec![]), 5);
+    }
+
+    #[test]
+    fn basic_ingest_names_each_rule_and_sends_alerts_what_the_cloud_must_judge() {
+        let vehicle = VehicleId::new("veh-001").unwrap();
+        assert_eq!(
+            Topics::new(&vehicle, None, true),
+            Topics {
+                telemetry: "dt/canopy/veh-001/bms".into(),
+                alerts: None,
+                alerts_every_message: false,
+            }
+        );
+        let rules = BasicIngestConfig {
+            telemetry_rule: "TelemetryRule_1".into(),
+            alerts_rule: "AlertsRule_2".into(),
+        };
+        let t = Topics::new(&vehicle, Some(&rules), true);
+        assert_eq!(
+            t.of(Destination::Telemetry),
+            "$aws/rules/TelemetryRule_1/dt/canopy/veh-001/bms"
+        );
+        assert_eq!(
+            t.of(Destination::Alerts),
+            "$aws/rules/AlertsRule_2/dt/canopy/veh-001/bms"
+        );
+        assert!(!t.alerts_every_message);
+        assert!(Topics::new(&vehicle, Some(&rules), false).alerts_every_message);
     }
 }

@@ -359,6 +359,9 @@ async fn a_frame_over_the_threshold_reaches_sns_within_a_second_on_the_edges_own
             .await;
     let rules = canopy_local::demo::edge_alert_rules(&stack);
     assert!(rules.contains("over-temperature"), "{rules}");
+    // As provisioned: by Basic Ingest, a tripping message to both rules.
+    let basic_ingest = canopy_local::demo::basic_ingest(&stack);
+    assert!(basic_ingest.contains("[mqtt.basic_ingest]"), "{basic_ingest}");
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("drive.log");
     drive_with_a_hot_second(&log, 6, 3.0);
@@ -391,7 +394,7 @@ publish_interval_ms = 5000
 [mqtt]
 host = "127.0.0.1"
 port = {port}
-"#,
+{basic_ingest}"#,
                     dbc = canopy_tests::fixtures::DBC,
                     log = log.display(),
                     spool = vehicle_dir.join("spool").display(),

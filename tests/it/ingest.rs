@@ -15,8 +15,10 @@ use canopy::domain::vehicle::VehicleId;
 use canopy::ports::keys::KeyStore;
 use canopy_local::demo::wait_idle;
 use canopy_local::stack::{Stack, latest_states};
+use canopy_local::template::topic_arn;
 use canopy_tests::fixtures::Rng;
-use canopy_tests::local;
+use canopy_tests::local::{self, SnsCapture};
+use canopy_tests::mqtt::TelemetrySubscriber;
 use serde_json::{Value, json};
 
 use crate::telemetry::archive_rows;
@@ -295,4 +297,68 @@ async fn the_device_keys_command_makes_lists_and_revokes_keys() {
         .unwrap();
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("no key \"000000000000\""));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_basic_ingest_message_reaches_the_rule_it_names_and_no_other() {
+    let stack = local::own_stack().await;
+    let alerts = SnsCapture::subscribe_on(&stack.sdk, &topic_arn("AlertTopic")).await;
+    let subscriber = TelemetrySubscriber::start(stack.mqtt.port());
+    subscriber.wait_subscribed(1);
+    let start_s = chrono::Utc::now().timestamp() - 60;
+    let hot = |vehicle: &str| {
+        let mut m = message(vehicle, 1, start_s);
+        m["cell_temp_max_c"] = json!(75.0);
+        m
+    };
+    let rule = |name: &str, vehicle: &str| {
+        let name = &stack.template.outputs[name];
+        canopy::format::telemetry::basic_ingest_topic(name, &VehicleId::new(vehicle).unwrap())
+    };
+    let sent = [
+        (rule("TelemetryRuleName", "veh-b1"), hot("veh-b1")),
+        (rule("AlertsRuleName", "veh-b2"), hot("veh-b2")),
+        ("$aws/rules/NoSuchRule/dt/canopy/veh-b3/bms".to_string(), hot("veh-b3")),
+        // Through the broker: both rules, as before.
+        ("dt/canopy/veh-b4/bms".to_string(), hot("veh-b4")),
+    ];
+    let (client, acked) = mqtt(&stack);
+    for (topic, m) in &sent {
+        client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, m.to_string())
+            .await
+            .unwrap();
+    }
+    let waited = std::time::Instant::now();
+    while acked.load(Ordering::SeqCst) < sent.len() {
+        assert!(waited.elapsed() < Duration::from_secs(30), "acknowledged {acked:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_idle(&stack, Duration::from_secs(60)).await.unwrap();
+    client.disconnect().await.ok();
+
+    let rows = archive_rows(&S3Store::new(&stack.sdk, &stack.bucket), "telemetry/").await;
+    let archived: BTreeSet<&str> = rows.iter().map(|(v, _)| v.as_str()).collect();
+    assert_eq!(archived, BTreeSet::from(["veh-b1", "veh-b4"]), "the telemetry rule's");
+    let mut alerted: Vec<String> = alerts
+        .received()
+        .await
+        .into_iter()
+        .filter_map(|(_, m)| {
+            ["veh-b1", "veh-b2", "veh-b3", "veh-b4"]
+                .into_iter()
+                .find(|v| m.contains(v))
+        })
+        .map(str::to_string)
+        .collect();
+    alerted.sort();
+    assert_eq!(alerted, ["veh-b2", "veh-b4"], "the alerts rule's");
+    let seen: Vec<String> = subscriber
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.vehicle_id.to_string())
+        .collect();
+    assert_eq!(seen, ["veh-b4"], "subscribers see only what went through the broker");
 }

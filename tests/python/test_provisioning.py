@@ -14,7 +14,12 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 STUB_AWS = r"""#!/usr/bin/env bash
 echo "$*" >> "$STUB_LOG"
 case "$1 $2" in
-  "cloudformation describe-stacks") if [[ "$*" == *Parameters* ]]; then echo "60"; else echo "stack-output"; fi ;;
+  "cloudformation describe-stacks")
+    case "$*" in
+      *Parameters*) echo "60" ;;
+      *RuleName*) [[ "$*" == *Telemetry* ]] && echo "TelemetryTopicRule_Xy1" || echo "AlertsTopicRule_Zw2" ;;
+      *) echo "stack-output" ;;
+    esac ;;
   "configure get") echo "us-east-1" ;;
   "iot describe-endpoint") echo "abc-ats.iot.us-east-1.amazonaws.com" ;;
   "iot list-thing-principals") echo "${STUB_PREVIOUS:-None}" ;;
@@ -89,6 +94,7 @@ def test_the_bundle_is_all_the_vehicle_needs_wherever_it_is_put(tmp_path):
     config = (tmp_path / "out" / "veh-007" / "edge.toml").read_text()
     assert str(tmp_path) not in config and str(REPO) not in config
     assert '[upload.credentials]' in config and 'role_alias = "stack-output"' in config
+    assert '[mqtt.basic_ingest]\ntelemetry_rule = "TelemetryTopicRule_Xy1"\nalerts_rule = "AlertsTopicRule_Zw2"' in config
     assert 'dbc = "ev_powertrain.dbc"' in config and 'key = "key.pem"' in config
     # The stack's alert thresholds, so the vehicle sends a tripping sample at once.
     assert config.count("[[telemetry.alert_rules]]") == 3 and "threshold = 60" in config

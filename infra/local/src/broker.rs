@@ -1,7 +1,8 @@
-//! An MQTT broker on loopback (rumqttd), playing AWS IoT Core's message broker.
+//! An MQTT broker on loopback (rumqttd), playing AWS IoT Core's message
+//! broker, behind the gateway that carries Basic Ingest topics past it.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
@@ -43,28 +44,45 @@ fn config(address: SocketAddr) -> Config {
     }
 }
 
-/// Runs a broker on `address` until the process ends (blocks).
+/// Runs IoT Core's endpoint on `address` until the process ends (blocks).
 pub fn run(address: SocketAddr) -> Result<(), BrokerError> {
-    Broker::new(config(address)).start().map_err(|e| BrokerError {
-        address,
-        message: e.to_string(),
-    })
+    let (listener, broker) = start(address)?;
+    crate::basic_ingest::serve(listener, broker);
+    Ok(())
 }
 
-/// Starts a broker on `address` on a thread of its own and waits until it accepts connections.
+/// Starts IoT Core's endpoint on `address` on threads of its own; it accepts connections on return.
 pub fn spawn(address: SocketAddr) -> Result<(), BrokerError> {
+    let (listener, broker) = start(address)?;
+    std::thread::Builder::new()
+        .name("basic-ingest-gateway".into())
+        .spawn(move || crate::basic_ingest::serve(listener, broker))
+        .map_err(|e| failed(address, e))?;
+    Ok(())
+}
+
+/// The endpoint's listener, and the broker behind it on a port of its own.
+fn start(address: SocketAddr) -> Result<(TcpListener, SocketAddr), BrokerError> {
+    let listener = TcpListener::bind(address).map_err(|e| failed(address, e))?;
+    let port = crate::services::free_port().map_err(|e| failed(address, e))?;
+    let broker = SocketAddr::from(([127, 0, 0, 1], port));
     std::thread::Builder::new()
         .name("mqtt-broker".into())
         .spawn(move || {
-            if let Err(e) = run(address) {
+            if let Err(e) = Broker::new(config(broker)).start() {
                 tracing::error!(error = %e, "MQTT broker stopped");
             }
         })
-        .map_err(|e| BrokerError {
-            address,
-            message: e.to_string(),
-        })?;
-    wait_listening(address)
+        .map_err(|e| failed(broker, e))?;
+    wait_listening(broker)?;
+    Ok((listener, broker))
+}
+
+fn failed(address: SocketAddr, e: impl std::fmt::Display) -> BrokerError {
+    BrokerError {
+        address,
+        message: e.to_string(),
+    }
 }
 
 /// Waits up to 10 s for something to accept connections on `address`.

@@ -92,7 +92,7 @@ publish_interval_ms = 5000
 [mqtt]
 host = "127.0.0.1"
 port = {port}
-"#,
+{basic_ingest}"#,
         vehicle = vehicle_id(i),
         dbc = options.dbc.display(),
         spool = options.work.join(format!("spool-{i}")).display(),
@@ -100,7 +100,19 @@ port = {port}
         endpoint = options.via.as_ref().map_or(&stack.endpoint, |v| &v.upload_endpoint),
         port = options.via.as_ref().map_or(stack.mqtt.port(), |v| v.mqtt_port),
         rules = edge_alert_rules(stack),
+        basic_ingest = basic_ingest(stack),
     )
+}
+
+/// The `[mqtt.basic_ingest]` of the stack's rules, as provisioning writes it from the outputs.
+pub fn basic_ingest(stack: &Stack) -> String {
+    let outputs = &stack.template.outputs;
+    match (outputs.get("TelemetryRuleName"), outputs.get("AlertsRuleName")) {
+        (Some(telemetry), Some(alerts)) => {
+            format!("\n[mqtt.basic_ingest]\ntelemetry_rule = {telemetry:?}\nalerts_rule = {alerts:?}\n")
+        }
+        _ => String::new(),
+    }
 }
 
 /// The alerts function's rules (from its environment in the template), as

@@ -1,5 +1,6 @@
 //! The local stack: what AWS does for Canopy, played on one machine.
 
+pub mod basic_ingest;
 pub mod bench_api;
 pub mod broker;
 pub mod demo;

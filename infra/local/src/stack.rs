@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::basic_ingest::LOCAL_PREFIX;
 use crate::resources::{TableSpec, create_table};
 use crate::rules::TopicRule;
 use crate::services::{Moto, free_port, moto_server_path};
@@ -544,7 +545,9 @@ fn sqs_record(m: &aws_sdk_sqs::types::Message, arn: &str) -> SqsMessage {
     record
 }
 
-/// IoT Core's rules engine: every message on the broker through every rule.
+/// IoT Core's rules engine: every message on the broker through every
+/// rule, and a Basic Ingest message through the rule it names alone. A
+/// rule's name here is its logical id (in AWS, `Ref` gives a generated one).
 fn run_rules(
     template: Template,
     mqtt: SocketAddr,
@@ -552,12 +555,12 @@ fn run_rules(
     handlers: BTreeMap<String, Arc<Handler>>,
     counters: Arc<StackCounters>,
 ) -> Result<impl Future<Output = ()>> {
-    let rules: Vec<(TopicRule, Vec<RuleTarget>)> = template
+    let rules: Vec<(String, TopicRule, Vec<RuleTarget>)> = template
         .rules
         .iter()
         .map(|r| {
             TopicRule::parse(&r.sql)
-                .map(|rule| (rule, r.targets.clone()))
+                .map(|rule| (r.logical_id.clone(), rule, r.targets.clone()))
                 .with_context(|| format!("topic rule {}", r.logical_id))
         })
         .collect::<Result<_>>()?;
@@ -565,7 +568,10 @@ fn run_rules(
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut events) = AsyncClient::new(options, 1024);
-    let filters: Vec<String> = rules.iter().map(|(r, _)| r.topic_filter.clone()).collect();
+    let filters: Vec<String> = rules
+        .iter()
+        .flat_map(|(name, r, _)| [r.topic_filter.clone(), format!("{LOCAL_PREFIX}{name}/#")])
+        .collect();
     Ok(async move {
         loop {
             match events.poll().await {
@@ -579,8 +585,12 @@ fn run_rules(
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                     counters.mqtt_messages.fetch_add(1, Ordering::Relaxed);
                     let now_ms = chrono::Utc::now().timestamp_millis();
-                    for (rule, targets) in &rules {
-                        let Some(message) = rule.apply(&p.topic, &p.payload, now_ms) else {
+                    let (only, topic) = match crate::basic_ingest::split(&p.topic) {
+                        Some((rule, topic)) => (Some(rule), topic),
+                        None => (None, p.topic.as_str()),
+                    };
+                    for (_, rule, targets) in rules.iter().filter(|(name, ..)| only.is_none_or(|o| o == name)) {
+                        let Some(message) = rule.apply(topic, &p.payload, now_ms) else {
                             continue;
                         };
                         counters.rule_matches.fetch_add(1, Ordering::Relaxed);

@@ -91,6 +91,8 @@ pub struct Template {
     pub buckets: Vec<Bucket>,
     pub functions: Vec<Function>,
     pub rules: Vec<TopicRule>,
+    /// The stack's outputs as they resolve locally (a topic rule's name is its logical id).
+    pub outputs: BTreeMap<String, String>,
     resources: BTreeMap<String, String>,
 }
 
@@ -145,6 +147,12 @@ impl Template {
                     (1, "AWS::IoT::TopicRule") => t.rules.push(t.rule(id, &props)?),
                     _ => {}
                 }
+            }
+        }
+        if let Some(outputs) = doc.get("Outputs").and_then(Value::as_mapping) {
+            for (name, spec) in outputs {
+                let value = spec.get("Value").map(|v| t.resolve(v)).unwrap_or_default();
+                t.outputs.insert(scalar(name), value);
             }
         }
         Ok(t)
@@ -826,6 +834,37 @@ mod tests {
         let rule = t.rules.iter().find(|r| r.logical_id == "TelemetryTopicRule").unwrap();
         assert_eq!(rule.targets, [RuleTarget::Queue("TelemetryQueue".into())]);
         assert!(t.topics.contains(&"AlertTopic".to_string()));
+        // A vehicle learns the rules' names for Basic Ingest from the outputs.
+        assert_eq!(t.outputs["TelemetryRuleName"], "TelemetryTopicRule");
+        assert_eq!(t.outputs["AlertsRuleName"], "AlertsTopicRule");
+    }
+
+    #[test]
+    fn a_vehicle_may_publish_to_each_rule_by_basic_ingest_only_as_itself() {
+        let doc = raw_template();
+        let statements = doc["Resources"]["VehiclePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .unwrap();
+        let publish = statements
+            .iter()
+            .find(|s| s["Sid"].as_str() == Some("PublishItsTelemetry"))
+            .unwrap();
+        let t = template();
+        let resources: Vec<String> = publish["Resource"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|r| t.resolve(r))
+            .collect();
+        let arn = "arn:aws:iot:us-east-1:123456789012:topic/";
+        assert_eq!(
+            resources,
+            [
+                format!("{arn}dt/canopy/${{iot:Connection.Thing.ThingName}}/*"),
+                format!("{arn}$aws/rules/TelemetryTopicRule/dt/canopy/${{iot:Connection.Thing.ThingName}}/*"),
+                format!("{arn}$aws/rules/AlertsTopicRule/dt/canopy/${{iot:Connection.Thing.ThingName}}/*"),
+            ]
+        );
     }
 
     #[test]

@@ -73,6 +73,16 @@ pub fn topic(vehicle: &VehicleId) -> String {
     format!("dt/canopy/{vehicle}/bms")
 }
 
+/// The Basic Ingest topic of the topic rule `rule` for a vehicle's
+/// telemetry: that rule alone gets the message, and sees it on
+/// [`topic`] (IoT Core strips the prefix), so `topic(3)` is the vehicle.
+pub fn basic_ingest_topic(rule: &str, vehicle: &VehicleId) -> String {
+    format!("{BASIC_INGEST_PREFIX}{rule}/{}", topic(vehicle))
+}
+
+/// What a Basic Ingest topic starts with, before the rule's name.
+pub const BASIC_INGEST_PREFIX: &str = "$aws/rules/";
+
 /// MQTT topic a vehicle receives alerts on.
 pub fn alert_topic(vehicle: &VehicleId) -> String {
     format!("cmd/canopy/{vehicle}/alert")
