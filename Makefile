@@ -271,6 +271,11 @@ watch: $(SAM_VENV)/.installed ## cargo lambda watch against the running local st
 bench-local: venv local-build ## latency on the local stack, p50/p95: publish -> state, upload -> decoded
 	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(LOCAL) latency --mqtt-port 0 --api-port 0
 
+.PHONY: cost
+cost: venv ## the standard workload's dollars per vehicle-month by part, measured on the local stack (release build; COST_ARGS=--vehicles 5)
+	$(CARGO) build --release -p canopy-local -p canopy-edge
+	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(TARGET_DIR)/release/canopy-local cost $(COST_ARGS)
+
 .PHONY: bench-api
 bench-api: ## history of one vehicle-day at 100 Hz (8.64 M points) to 2,000 points: p50/p95 (release build)
 	$(CARGO) build --release -p canopy-local

@@ -93,7 +93,10 @@ pub struct SpoolConfig {
     /// fdatasync interval: what a power cut can take at most.
     #[serde(default = "default_sync_interval")]
     pub sync_interval_ms: u64,
-    /// A batch is sealed this long after its first frame...
+    /// A batch is sealed this long after its first frame (default 5 min:
+    /// each raw object costs its decoding, tier and compaction requests, so
+    /// fewer, larger objects cost less — `make cost`; 60 makes the decoded
+    /// history fresher)...
     #[serde(default = "default_seal_after")]
     pub seal_after_s: f64,
     /// ...or at this many frames, whichever comes first.
@@ -110,7 +113,7 @@ fn default_sync_interval() -> u64 {
     200
 }
 fn default_seal_after() -> f64 {
-    60.0
+    300.0
 }
 fn default_seal_max_frames() -> u64 {
     2_000_000
@@ -570,7 +573,7 @@ dir = "spool"
         let c = parse(MINIMAL).unwrap();
         assert_eq!(c.dbc, PathBuf::from("/etc/canopy/ev.dbc"));
         assert_eq!(c.spool.dir, PathBuf::from("/etc/canopy/spool"));
-        assert_eq!(c.spool.seal_after_s, 60.0);
+        assert_eq!(c.spool.seal_after_s, 300.0);
         assert_eq!(c.spool.full_policy, FullPolicy::DropOldest);
         assert!(!c.upload.enabled && !c.telemetry.enabled);
         assert!(matches!(c.source, SourceConfig::Replay { speed, .. } if speed == 1.0));

@@ -167,6 +167,7 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
         api_port: 0,
         visibility_timeout_s: None,
         functions_endpoint: None,
+        batching_windows: false,
     })
     .await
     .unwrap();
@@ -184,6 +185,7 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
         replay_dir: Some(logs.clone()),
         replay_speed: 0.0,
         via: None,
+        settings: Default::default(),
     };
     let counters = run_fleet(&stack, &options).await.unwrap();
     wait_idle(&stack, Duration::from_secs(180)).await.unwrap();

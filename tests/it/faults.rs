@@ -66,6 +66,7 @@ async fn outages_and_killed_invocations_lose_and_double_nothing() {
         // (CLAIM_STALE_SECONDS, 60 s) go stale before the fifth delivery.
         visibility_timeout_s: Some(25),
         functions_endpoint: Some(format!("http://{}", aws.address)),
+        batching_windows: false,
     })
     .await
     .unwrap();
@@ -85,6 +86,7 @@ async fn outages_and_killed_invocations_lose_and_double_nothing() {
             upload_endpoint: format!("http://{}", aws.address),
             mqtt_port: broker.address.port(),
         }),
+        settings: Default::default(),
     };
     let faults = async {
         sleep(Duration::from_secs(4)).await;

@@ -6,6 +6,7 @@ mod api;
 mod catalogs;
 mod compaction;
 mod contracts;
+mod cost;
 mod decoder;
 mod e2e;
 mod edge;

@@ -201,6 +201,7 @@ pub async fn own_stack_with_visibility(seconds: u64) -> canopy_local::stack::Sta
         api_port: 0,
         visibility_timeout_s: Some(seconds),
         functions_endpoint: None,
+        batching_windows: false,
     })
     .await
     .unwrap()

@@ -188,6 +188,15 @@ impl<S: ObjectStore> Compactor<S> {
                 inputs.as_slice(),
                 [(_, LakeObject::Compacted { period, .. })] if *period == unit.period
             );
+            // The decoder writes a batch's tiers beside its decoded object, so
+            // an hour without decoded objects has no tier objects to merge
+            // either: most vehicle-hours are not driven, and this saves their
+            // tiers' listings. (A tier object left by a decoder that died
+            // between the two writes is merged when its redelivery, late,
+            // marks the hour again; until then readers read it as it is.)
+            if inputs.is_empty() && table == Table::Decoded && unit.period == Period::Hour {
+                break;
+            }
             if inputs.is_empty() || already {
                 continue;
             }

@@ -37,6 +37,33 @@ pub struct FleetOptions {
     /// Where the agents reach S3 and the broker, when not the stack's own
     /// addresses (proxies a test takes down).
     pub via: Option<Via>,
+    pub settings: EdgeSettings,
+}
+
+/// How the fleet's edges seal and send.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeSettings {
+    /// 1000: a v1 message a sample; more: v2 messages.
+    pub publish_interval_ms: u64,
+    /// By Basic Ingest straight to the rules, or through the broker.
+    pub basic_ingest: bool,
+    /// The edges decide the alert rules themselves.
+    pub edge_rules: bool,
+    /// Seal a raw object every this many frames as well as every minute (a
+    /// simulation faster than real time makes its minutes' worth this way).
+    pub seal_max_frames: Option<u64>,
+}
+
+impl Default for EdgeSettings {
+    /// As provisioning sets a vehicle up.
+    fn default() -> Self {
+        Self {
+            publish_interval_ms: 5_000,
+            basic_ingest: true,
+            edge_rules: true,
+            seal_max_frames: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +103,7 @@ dbc = "{dbc}"
 [spool]
 dir = "{spool}"
 seal_after_s = 60
-
+{seal_max_frames}
 [upload]
 enabled = true
 bucket = "{bucket}"
@@ -87,7 +114,7 @@ retry_max_ms = 2000
 [telemetry]
 enabled = true
 interval_ms = 1000
-publish_interval_ms = 5000
+publish_interval_ms = {publish_interval_ms}
 {rules}
 [mqtt]
 host = "127.0.0.1"
@@ -99,8 +126,21 @@ port = {port}
         bucket = stack.bucket,
         endpoint = options.via.as_ref().map_or(&stack.endpoint, |v| &v.upload_endpoint),
         port = options.via.as_ref().map_or(stack.mqtt.port(), |v| v.mqtt_port),
-        rules = edge_alert_rules(stack),
-        basic_ingest = basic_ingest(stack),
+        publish_interval_ms = options.settings.publish_interval_ms,
+        seal_max_frames = options
+            .settings
+            .seal_max_frames
+            .map_or(String::new(), |n| format!("seal_max_frames = {n}\n")),
+        rules = if options.settings.edge_rules {
+            edge_alert_rules(stack)
+        } else {
+            String::new()
+        },
+        basic_ingest = if options.settings.basic_ingest {
+            basic_ingest(stack)
+        } else {
+            String::new()
+        },
     )
 }
 

@@ -3,6 +3,7 @@
 pub mod basic_ingest;
 pub mod bench_api;
 pub mod broker;
+pub mod cost;
 pub mod demo;
 pub mod latency;
 pub mod live;

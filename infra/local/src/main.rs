@@ -74,6 +74,21 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// The standard workload's cost per vehicle-month, from requests, messages,
+    /// bytes and durations measured on stacks of its own (`make cost`).
+    Cost {
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+        #[arg(long, default_value = "infra/prices.toml")]
+        prices: PathBuf,
+        #[arg(long, default_value = "dbc/ev_powertrain.dbc")]
+        dbc: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        vehicles: usize,
+        /// Simulated seconds of driving per vehicle.
+        #[arg(long, default_value_t = 1200)]
+        seconds: u32,
+    },
     /// The history API's local backend on one vehicle-day of a 100 Hz signal.
     BenchApi {
         #[arg(long, default_value = "dbc/ev_powertrain.dbc")]
@@ -112,6 +127,7 @@ async fn start(args: &StackArgs) -> Result<Stack> {
         api_port: args.api_port,
         visibility_timeout_s: None,
         functions_endpoint: None,
+        batching_windows: false,
     })
     .await?;
     // `make watch` runs `cargo lambda watch` with these, so invoked functions
@@ -194,6 +210,7 @@ async fn main() -> Result<()> {
                 replay_dir: None,
                 replay_speed: 0.0,
                 via: None,
+                settings: Default::default(),
             };
             println!("\nSimulating {vehicles} vehicles for {minutes} minutes each (veh-001 overheats)...");
             let counters = demo::run_fleet(&stack, &options).await?;
@@ -203,6 +220,24 @@ async fn main() -> Result<()> {
             if !once {
                 until_ctrl_c().await?;
             }
+        }
+        Command::Cost {
+            template,
+            prices,
+            dbc,
+            vehicles,
+            seconds,
+        } => {
+            let absolute = |p: PathBuf| std::fs::canonicalize(&p).with_context(|| format!("{}", p.display()));
+            let options = canopy_local::cost::CostOptions {
+                template: absolute(template)?,
+                prices: absolute(prices)?,
+                edge: demo::edge_binary()?,
+                dbc: absolute(dbc)?,
+                vehicles,
+                seconds,
+            };
+            print!("{}", canopy_local::cost::run(&options).await?);
         }
         Command::BenchApi {
             dbc,

@@ -60,6 +60,12 @@ pub struct Moto {
 
 impl Moto {
     pub fn start(program: &Path) -> Result<Self, ServiceError> {
+        Self::start_in(program, None)
+    }
+
+    /// A moto server working in `dir`, where its request recorder writes
+    /// `moto_recording` (`POST /moto-api/recorder/start-recording` starts it).
+    pub fn start_in(program: &Path, dir: Option<&Path>) -> Result<Self, ServiceError> {
         let port = free_port()?;
         let args = [
             "-H".to_string(),
@@ -67,7 +73,7 @@ impl Moto {
             "-p".to_string(),
             port.to_string(),
         ];
-        let child = spawn_tied_to_process(program, &args)?;
+        let child = spawn_tied_to_process_in(program, &args, dir)?;
         let moto = Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -114,9 +120,15 @@ impl Drop for Moto {
 /// parent-death signal follows the spawning *thread*, so a thread that lives as
 /// long as the process does the spawning and then parks.
 pub fn spawn_tied_to_process(program: &Path, args: &[String]) -> Result<Child, ServiceError> {
+    spawn_tied_to_process_in(program, args, None)
+}
+
+/// [`spawn_tied_to_process`] in the working directory `dir`.
+pub fn spawn_tied_to_process_in(program: &Path, args: &[String], dir: Option<&Path>) -> Result<Child, ServiceError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let program_path = program.to_path_buf();
     let args = args.to_vec();
+    let dir = dir.map(Path::to_path_buf);
     std::thread::Builder::new()
         .name("service-parent".into())
         .spawn(move || {
@@ -126,6 +138,9 @@ pub fn spawn_tied_to_process(program: &Path, args: &[String]) -> Result<Child, S
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
+            if let Some(dir) = &dir {
+                command.current_dir(dir);
+            }
             // SAFETY: prctl is async-signal-safe; it only asks for SIGTERM when this thread dies.
             unsafe {
                 command.pre_exec(|| {

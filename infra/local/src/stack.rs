@@ -56,6 +56,10 @@ pub struct StackOptions {
     /// the services, while IoT Core's and Lambda's own parts (the rules
     /// engine, the event source mappings) keep reaching moto, as in AWS.
     pub functions_endpoint: Option<String>,
+    /// Hold SQS batches for their event source's MaximumBatchingWindowInSeconds,
+    /// as Lambda does (`make cost`: a batch is an archive PUT); off, a batch
+    /// goes as soon as messages are there, so latency tests measure the code.
+    pub batching_windows: bool,
 }
 
 /// Faults a test injects into the functions' invocations.
@@ -86,16 +90,48 @@ impl InvocationFaults {
     }
 }
 
-/// What the stack has done, for summaries and tests.
+/// What the stack has done, for summaries, tests and `make cost`.
 #[derive(Default, Debug)]
 pub struct StackCounters {
     pub mqtt_messages: AtomicU64,
+    /// Of them, sent through the broker (billed as messaging), in IoT Core's 5 KB units.
+    pub broker_units: AtomicU64,
+    /// Of them, sent by Basic Ingest (not billed as messaging).
+    pub basic_ingest_messages: AtomicU64,
+    /// Rules whose topic filter a message matched, in 5 KB units (IoT Core bills each).
+    pub rules_triggered_units: AtomicU64,
+    /// Rule actions run, in 5 KB units.
+    pub rule_action_units: AtomicU64,
     pub rule_matches: AtomicU64,
     pub invocations: AtomicU64,
     pub failed_invocations: AtomicU64,
     /// Invocations [`InvocationFaults`] killed mid-batch.
     pub killed_invocations: AtomicU64,
     pub records_retried: AtomicU64,
+    /// Invocations and their durations, by function (logical id).
+    pub functions: std::sync::Mutex<BTreeMap<String, FunctionUse>>,
+}
+
+/// A function's invocations and their billed time (each rounded up to 1 ms, as Lambda bills).
+#[derive(Default, Debug, Clone, Copy, PartialEq)]
+pub struct FunctionUse {
+    pub invocations: u64,
+    pub billed_ms: u64,
+}
+
+impl StackCounters {
+    pub fn invoked(&self, function: &str, took: Duration) {
+        if let Ok(mut functions) = self.functions.lock() {
+            let f = functions.entry(function.to_string()).or_default();
+            f.invocations += 1;
+            f.billed_ms += took.as_nanos().div_ceil(1_000_000) as u64;
+        }
+    }
+}
+
+/// IoT Core meters messages, rules and actions in 5 KB units.
+pub fn iot_units(payload_bytes: usize) -> u64 {
+    payload_bytes.div_ceil(5 * 1024).max(1) as u64
 }
 
 /// A function's handler, built by the same constructor as its Lambda's `main.rs`.
@@ -196,11 +232,20 @@ impl Stack {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         for f in &template.functions {
             let Some(h) = handlers.get(&f.logical_id) else { continue };
-            for (queue, batch) in &f.queues {
+            for (queue, batch, window) in &f.queues {
+                let source = EventSource {
+                    queue: queue.clone(),
+                    batch: *batch,
+                    window: if options.batching_windows {
+                        *window
+                    } else {
+                        Duration::ZERO
+                    },
+                };
                 tasks.push(tokio::spawn(poll_queue(
+                    f.logical_id.clone(),
                     sqs.clone(),
-                    queue.clone(),
-                    *batch,
+                    source,
                     h.clone(),
                     counters.clone(),
                     faults.clone(),
@@ -210,7 +255,12 @@ impl Stack {
         for f in template.functions.iter().filter(|f| f.binary == "compactor") {
             if let Some(every) = f.every {
                 let compactor = canopy_decoder::compact::Compactor::from_env(&f.environment, &functions_sdk)?;
-                tasks.push(tokio::spawn(run_schedule(compactor, every)));
+                tasks.push(tokio::spawn(run_schedule(
+                    f.logical_id.clone(),
+                    compactor,
+                    every,
+                    counters.clone(),
+                )));
             }
         }
         let live = start_live(&template, &functions_sdk, &mut tasks)?;
@@ -319,12 +369,20 @@ fn handler(binary: &str, env: &BTreeMap<String, String>, sdk: &aws_config::SdkCo
 
 /// The compactor's schedule: a run as of now, every `every`, as EventBridge
 /// would invoke it; a failed run is logged and the next one redoes it.
-async fn run_schedule(compactor: canopy_decoder::compact::Compactor<S3Store>, every: std::time::Duration) {
+async fn run_schedule(
+    function: String,
+    compactor: canopy_decoder::compact::Compactor<S3Store>,
+    every: std::time::Duration,
+    counters: Arc<StackCounters>,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match compactor.run(chrono::Utc::now().timestamp_micros()).await {
+        let started = std::time::Instant::now();
+        let outcome = compactor.run(chrono::Utc::now().timestamp_micros()).await;
+        counters.invoked(&function, started.elapsed());
+        match outcome {
             Ok(report) => info!(
                 compacted = report.compacted.len(),
                 deleted = report.deleted,
@@ -433,9 +491,9 @@ async fn create_resources(
 /// the handler reports failed stay in the queue (back after the visibility
 /// timeout, to the dead-letter queue after maxReceiveCount).
 async fn poll_queue(
+    function: String,
     sqs: aws_sdk_sqs::Client,
-    queue: String,
-    batch: usize,
+    EventSource { queue, batch, window }: EventSource,
     handler: Arc<Handler>,
     counters: Arc<StackCounters>,
     faults: Arc<InvocationFaults>,
@@ -443,17 +501,19 @@ async fn poll_queue(
     let url = queue_url(&queue);
     let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}");
     loop {
-        let messages = receive_batch(&sqs, &url, batch).await;
+        let messages = receive_batch(&sqs, &url, batch, window).await;
         if messages.is_empty() {
             continue;
         }
         let mut event = SqsEvent::default();
         event.records = messages.iter().map(|m| sqs_record(m, &arn)).collect();
         counters.invocations.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let outcome = match faults.deadline() {
             Some(after) => tokio::time::timeout(after, handler.invoke_batch(event)).await.ok(),
             None => Some(handler.invoke_batch(event).await),
         };
+        counters.invoked(&function, started.elapsed());
         let Some(outcome) = outcome else {
             faults.killed();
             counters.killed_invocations.fetch_add(1, Ordering::Relaxed);
@@ -483,10 +543,27 @@ async fn poll_queue(
 }
 
 /// Up to `batch` messages: a long poll for the first, then whatever is waiting.
-async fn receive_batch(sqs: &aws_sdk_sqs::Client, url: &str, batch: usize) -> Vec<aws_sdk_sqs::types::Message> {
+/// A function's SQS event source mapping.
+struct EventSource {
+    queue: String,
+    batch: usize,
+    /// How long a batch is held for more messages (its MaximumBatchingWindowInSeconds).
+    window: Duration,
+}
+
+/// Up to `batch` messages; with a batching `window`, gathered until the
+/// batch is full or the window since the first one has passed, as Lambda does.
+async fn receive_batch(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    batch: usize,
+    window: Duration,
+) -> Vec<aws_sdk_sqs::types::Message> {
     let mut messages = Vec::new();
+    let mut first = None::<std::time::Instant>;
     while messages.len() < batch {
-        let wait = if messages.is_empty() { 1 } else { 0 };
+        let open = first.is_some_and(|at: std::time::Instant| at.elapsed() < window);
+        let wait = if messages.is_empty() || open { 1 } else { 0 };
         let received = sqs
             .receive_message()
             .queue_url(url)
@@ -495,7 +572,11 @@ async fn receive_batch(sqs: &aws_sdk_sqs::Client, url: &str, batch: usize) -> Ve
             .send()
             .await;
         match received {
-            Ok(r) if !r.messages().is_empty() => messages.extend(r.messages.unwrap_or_default()),
+            Ok(r) if !r.messages().is_empty() => {
+                first.get_or_insert_with(std::time::Instant::now);
+                messages.extend(r.messages.unwrap_or_default());
+            }
+            Ok(_) if open => {}
             Ok(_) => break,
             Err(e) => {
                 warn!(%url, error = %canopy::adapters::aws::error_text(&e), "receive failed");
@@ -584,16 +665,29 @@ fn run_rules(
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                     counters.mqtt_messages.fetch_add(1, Ordering::Relaxed);
+                    let units = iot_units(p.payload.len());
                     let now_ms = chrono::Utc::now().timestamp_millis();
                     let (only, topic) = match crate::basic_ingest::split(&p.topic) {
-                        Some((rule, topic)) => (Some(rule), topic),
-                        None => (None, p.topic.as_str()),
+                        Some((rule, topic)) => {
+                            counters.basic_ingest_messages.fetch_add(1, Ordering::Relaxed);
+                            (Some(rule), topic)
+                        }
+                        None => {
+                            counters.broker_units.fetch_add(units, Ordering::Relaxed);
+                            (None, p.topic.as_str())
+                        }
                     };
                     for (_, rule, targets) in rules.iter().filter(|(name, ..)| only.is_none_or(|o| o == name)) {
+                        if crate::rules::topic_matches(&rule.topic_filter, topic) {
+                            counters.rules_triggered_units.fetch_add(units, Ordering::Relaxed);
+                        }
                         let Some(message) = rule.apply(topic, &p.payload, now_ms) else {
                             continue;
                         };
                         counters.rule_matches.fetch_add(1, Ordering::Relaxed);
+                        counters
+                            .rule_action_units
+                            .fetch_add(units * targets.len() as u64, Ordering::Relaxed);
                         for target in targets {
                             deliver(target, &message, &sqs, &handlers, &counters).await;
                         }
@@ -635,7 +729,10 @@ async fn deliver(
             };
             counters.invocations.fetch_add(1, Ordering::Relaxed);
             // IoT invokes asynchronously and retries; here a failure is logged.
-            if let Err(e) = handler.invoke_rule(message.clone()).await {
+            let started = std::time::Instant::now();
+            let outcome = handler.invoke_rule(message.clone()).await;
+            counters.invoked(id, started.elapsed());
+            if let Err(e) = outcome {
                 counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
                 warn!(function = %id, error = %e, "rule invocation failed");
             }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_yaml::Value;
 
@@ -61,8 +62,8 @@ pub struct Function {
     pub logical_id: String,
     pub binary: String,
     pub environment: BTreeMap<String, String>,
-    /// SQS event sources: (queue name, batch size).
-    pub queues: Vec<(String, usize)>,
+    /// SQS event sources: (queue name, batch size, batching window).
+    pub queues: Vec<(String, usize, Duration)>,
     /// A `Schedule` event source's `rate(N minutes)`.
     pub every: Option<std::time::Duration>,
     /// DynamoDB event sources: the tables whose streams feed the function.
@@ -384,7 +385,12 @@ impl Template {
                         .map(scalar)
                         .and_then(|s| s.parse().ok())
                         .unwrap_or(10);
-                    queues.push((arn.rsplit(':').next().unwrap_or_default().to_string(), batch));
+                    let window = p
+                        .get("MaximumBatchingWindowInSeconds")
+                        .map(scalar)
+                        .and_then(|s| s.parse().ok())
+                        .map_or(Duration::ZERO, Duration::from_secs);
+                    queues.push((arn.rsplit(':').next().unwrap_or_default().to_string(), batch, window));
                 }
             }
         }
@@ -806,7 +812,12 @@ mod tests {
         assert_eq!(decoder.binary, "decoder");
         assert_eq!(decoder.environment["DATA_BUCKET"], "canopy-data-123456789012-us-east-1");
         assert_eq!(decoder.environment["DBC_KEY"], "dbc/ev_powertrain.dbc");
-        assert_eq!(decoder.queues, [("RawObjectsQueue".into(), 10)]);
+        assert_eq!(decoder.queues, [("RawObjectsQueue".into(), 10, Duration::from_secs(5))]);
+        let telemetry = t.function("TelemetryFunction").unwrap();
+        assert_eq!(
+            telemetry.queues,
+            [("TelemetryQueue".into(), 100, Duration::from_secs(5))]
+        );
         assert_eq!(decoder.every, None);
         let compactor = t.function("CompactorFunction").unwrap();
         assert_eq!(compactor.binary, "compactor");
