@@ -163,16 +163,11 @@ pub fn classify(entry: &Value) -> Option<Call> {
     };
     if service == "s3" {
         let (action, key) = s3_action(method, url, header("x-amz-copy-source").is_some());
-        let body_bytes = if entry["body_encoded"].as_bool() == Some(true) {
-            body.len() / 4 * 3
-        } else {
-            body.len()
-        };
         return Some(Call {
             service,
             action,
             key,
-            body_bytes,
+            body_bytes: 0, // S3 bills requests, not their size
             capacity_units: 0,
         });
     }
