@@ -3,14 +3,16 @@
 //! library's unit tests, so a service tested on memory is tested on what AWS does.
 
 use canopy::adapters::aws::dynamodb::{
-    DynamoAlertLog, DynamoConnectionStore, DynamoKeyStore, DynamoLedger, DynamoQuotaCounter, DynamoStateTable,
+    DynamoAlertLog, DynamoConnectionStore, DynamoDeviceStateTable, DynamoKeyStore, DynamoLedger, DynamoQuotaCounter,
+    DynamoStateTable,
 };
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::adapters::aws::sqs::SqsQueue;
 use canopy::adapters::contract;
 use canopy_local::resources::{
-    alerts_table, connections_table, create_topic, keys_table, ledger_table, quota_table, state_table,
+    alerts_table, connections_table, create_topic, device_state_table, keys_table, ledger_table, quota_table,
+    state_table,
 };
 use canopy_tests::local;
 
@@ -23,6 +25,12 @@ async fn s3_keeps_the_object_store_contract() {
 async fn dynamodb_keeps_the_latest_state_contract() {
     let table = local::table(state_table, "contract-state").await;
     contract::latest_state(&DynamoStateTable::new(local::dynamodb().await, &table), "ddb").await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_device_state_contract() {
+    let table = local::table(device_state_table, "contract-devices").await;
+    contract::device_state(&DynamoDeviceStateTable::new(local::dynamodb().await, &table), "ddb").await;
 }
 
 #[tokio::test]

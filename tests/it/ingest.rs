@@ -59,7 +59,7 @@ async fn post(stack: &Stack, key: Option<&str>, body: String) -> (u16, Value) {
 
 /// An MQTT client on the stack's broker, publishing as vehicles do, and the
 /// count of its publishes the broker acknowledged.
-fn mqtt(stack: &Stack) -> (rumqttc::AsyncClient, Arc<AtomicUsize>) {
+pub(crate) fn mqtt(stack: &Stack) -> (rumqttc::AsyncClient, Arc<AtomicUsize>) {
     let mut options = rumqttc::MqttOptions::new("it-ingest", "127.0.0.1", stack.mqtt.port());
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = rumqttc::AsyncClient::new(options, 1_000);

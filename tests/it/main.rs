@@ -14,4 +14,5 @@ mod faults;
 mod ingest;
 mod live;
 mod redrive;
+mod stations;
 mod telemetry;

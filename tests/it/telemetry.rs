@@ -8,11 +8,12 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use aws_lambda_events::event::sqs::SqsEvent;
 use bytes::Bytes;
-use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoDeviceStateTable, DynamoLedger, DynamoStateTable};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::s3::S3Store;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::domain::alert::default_rules;
+use canopy::domain::kind::Kinds;
 use canopy::domain::vehicle::VehicleId;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::ledger::Ledger;
@@ -20,7 +21,7 @@ use canopy::ports::state::LatestStateStore;
 use canopy::ports::store::ObjectStore;
 use canopy_alerts::raise::Raiser;
 use canopy_alerts::{AlertsHandler, AlertsResponse};
-use canopy_local::resources::{alerts_table, create_topic, ledger_table, state_table};
+use canopy_local::resources::{alerts_table, create_topic, device_state_table, ledger_table, state_table};
 use canopy_telemetry::TelemetryHandler;
 use canopy_telemetry::ingest::{Incoming, Ingest, IngestOptions};
 use canopy_tests::fixtures::Rng;
@@ -41,12 +42,17 @@ fn message(vehicle: usize, second: i64, temp_max: f64) -> Value {
 }
 
 /// The ingest service on moto's DynamoDB and S3, with fresh tables.
-async fn dynamo_ingest(store: S3Store, options: IngestOptions) -> Ingest<DynamoStateTable, DynamoLedger, S3Store> {
+pub(crate) async fn dynamo_ingest(
+    store: S3Store,
+    options: IngestOptions,
+) -> Ingest<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store> {
     let client = local::dynamodb().await;
     Ingest {
         state: DynamoStateTable::new(client.clone(), &local::table(state_table, "state").await),
+        devices: DynamoDeviceStateTable::new(client.clone(), &local::table(device_state_table, "devices").await),
         ledger: DynamoLedger::new(client, &local::table(ledger_table, "ledger").await),
         store,
+        kinds: Kinds::builtin(),
         options,
     }
 }
@@ -309,7 +315,7 @@ async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
     ingest
         .ledger
         .claim(
-            &vehicle,
+            vehicle.as_str(),
             (T0 + 5) as u64,
             "telemetry/date=2023-11-14/batch-dead.parquet",
             0,
@@ -327,7 +333,7 @@ async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
     ingest
         .ledger
         .claim(
-            &vehicle,
+            vehicle.as_str(),
             (T0 + 6) as u64,
             "telemetry/date=2023-11-14/batch-running.parquet",
             now,
@@ -351,13 +357,16 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
         .unwrap();
     let capture = local::SnsCapture::subscribe(&topic).await;
     let alert_log = DynamoAlertLog::new(local::dynamodb().await, &table);
-    let handler = AlertsHandler::new(Raiser {
-        log: alert_log.clone(),
-        notifier: SnsNotifier::new(&sdk, &topic),
-        device: IotPublisher::new(&sdk),
-        rules: default_rules(60.0, 10.0, 0.1, Duration::from_secs(600)),
-        retention: Duration::from_secs(90 * 24 * 3600),
-    });
+    let handler = AlertsHandler::new(
+        Raiser {
+            log: alert_log.clone(),
+            notifier: SnsNotifier::new(&sdk, &topic),
+            device: IotPublisher::new(&sdk),
+            rules: default_rules(60.0, 10.0, 0.1, Duration::from_secs(600)),
+            retention: Duration::from_secs(90 * 24 * 3600),
+        },
+        canopy::adapters::memory::MemoryDeviceStateTable::default(),
+    );
     let sent_of = |r: AlertsResponse| match r {
         AlertsResponse::Raised { sent, .. } => sent,
         AlertsResponse::Rejected { rejected } => panic!("rejected: {rejected}"),
@@ -388,22 +397,13 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
             .all(|(subject, _)| subject.starts_with("[CRITICAL] veh-03: hottest cell temperature"))
     );
     assert!(notifications[0].1.contains("\"rule\": \"over-temperature\""));
-    let log = alert_log
-        .alerts(&VehicleId::new("veh-03").unwrap(), 10, None)
-        .await
-        .unwrap();
+    let log = alert_log.alerts("veh-03", 10, None).await.unwrap();
     assert_eq!(
         log.iter().map(|a| a.ts_us).collect::<Vec<_>>(),
         [(T0 + 600) * 1_000_000, T0 * 1_000_000],
         "newest first"
     );
-    assert!(
-        alert_log
-            .alerts(&VehicleId::new("veh-04").unwrap(), 10, None)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(alert_log.alerts("veh-04", 10, None).await.unwrap().is_empty());
     // An invalid message is answered, not retried.
     match handler.handle(json!({"v": 1, "vehicle_id": "veh-03"})).await.unwrap() {
         AlertsResponse::Rejected { rejected } => assert!(rejected.starts_with("missing field ts"), "{rejected}"),

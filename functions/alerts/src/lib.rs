@@ -1,6 +1,8 @@
-//! The `alerts` Lambda: the IoT rule invokes it with telemetry that trips a
-//! rule; it raises the alerts through SNS, the alert log, and the vehicle's
-//! alert topic, once per vehicle and rule per cooldown.
+//! The `alerts` Lambda: the IoT rules invoke it with telemetry that trips a
+//! rule and with every device status (a station's, judged by its kind's
+//! declaration); a schedule invokes it to find silent devices. It raises
+//! the alerts through SNS, the alert log, and the vehicle's or device's
+//! alert topic, once per vehicle or device and rule per cooldown.
 //!
 //! - [`Config`]: its environment, validated at start-up.
 //! - [`AlertsHandler`]: the handler, built by [`AlertsHandler::from_env`]
@@ -11,12 +13,15 @@ pub mod raise;
 
 use std::time::{Duration, Instant};
 
-use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog};
+use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoDeviceStateTable};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::domain::alert::{self, Rule};
+use canopy::domain::kind::Kinds;
+use canopy::format::device::{DeviceRecord, TOPIC_KIND};
 use canopy::format::telemetry::{ClockBounds, Message};
 use canopy::ports::alert_log::AlertLog;
+use canopy::ports::device_state::DeviceStateStore;
 use canopy::ports::messaging::{DevicePublisher, Notifier};
 use canopy::runtime::env::{self, EnvError};
 use canopy::runtime::metrics::{Metrics, MetricsSink, Unit};
@@ -24,7 +29,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::warn;
 
-use crate::raise::Raiser;
+use crate::raise::{RaiseError, Raised, Raiser};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -32,6 +37,8 @@ pub struct Config {
     pub table: String,
     /// `ALERT_TOPIC_ARN`: the SNS topic people subscribe to.
     pub topic_arn: String,
+    /// `DEVICE_STATE_TABLE`: the devices a silence check reads.
+    pub device_state_table: String,
     pub rules: Vec<Rule>,
     /// `ALERT_RETENTION_DAYS`: how long the log keeps an alert.
     pub retention: Duration,
@@ -61,6 +68,7 @@ impl Config {
         Ok(Self {
             table: env::required(vars, "ALERTS_TABLE")?,
             topic_arn: env::required(vars, "ALERT_TOPIC_ARN")?,
+            device_state_table: env::required(vars, "DEVICE_STATE_TABLE")?,
             rules,
             retention: Duration::from_secs(days * 24 * 3600),
             clock: env::clock_bounds(vars)?,
@@ -85,32 +93,42 @@ pub enum AlertsResponse {
     },
 }
 
-/// The handler: one telemetry message as the IoT rule delivers it.
-pub struct AlertsHandler<A, N, D> {
+/// Devices a silence check reads per page of the device-state table.
+const SILENCE_PAGE: usize = 100;
+
+/// The handler: one telemetry message or device status as an IoT rule
+/// delivers it, or a scheduled silence check.
+pub struct AlertsHandler<A, N, D, S> {
     raiser: Raiser<A, N, D>,
+    devices: S,
+    kinds: Kinds,
     clock: ClockBounds,
     metrics: MetricsSink,
 }
 
-impl AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher> {
+impl AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher, DynamoDeviceStateTable> {
     /// The function as deployed: configuration from `vars`, DynamoDB, SNS and IoT Core.
     pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, EnvError> {
         let config = Config::from_vars(vars)?;
+        let client = dynamodb::client(sdk);
         let raiser = Raiser {
-            log: DynamoAlertLog::new(dynamodb::client(sdk), &config.table),
+            log: DynamoAlertLog::new(client.clone(), &config.table),
             notifier: SnsNotifier::new(sdk, &config.topic_arn),
             device: IotPublisher::new(sdk),
             rules: config.rules,
             retention: config.retention,
         };
-        Ok(Self::new(raiser).with_clock(config.clock))
+        let devices = DynamoDeviceStateTable::new(client, &config.device_state_table);
+        Ok(Self::new(raiser, devices).with_clock(config.clock))
     }
 }
 
-impl<A: AlertLog, N: Notifier, D: DevicePublisher> AlertsHandler<A, N, D> {
-    pub fn new(raiser: Raiser<A, N, D>) -> Self {
+impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore> AlertsHandler<A, N, D, S> {
+    pub fn new(raiser: Raiser<A, N, D>, devices: S) -> Self {
         Self {
             raiser,
+            devices,
+            kinds: Kinds::builtin(),
             clock: ClockBounds::default(),
             metrics: MetricsSink::default(),
         }
@@ -126,25 +144,33 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> AlertsHandler<A, N, D> {
         self
     }
 
-    /// Handles one message. A failure to send fails the invocation, so
-    /// Lambda retries it; the cooldown keeps the retry from sending twice.
+    /// Handles one message or a scheduled check. A failure to send fails
+    /// the invocation, so Lambda retries it; the cooldown keeps the retry
+    /// from sending twice.
     pub async fn handle(&self, event: Value) -> Result<AlertsResponse, AlertError> {
         let started = Instant::now();
         let mut metrics = Metrics::new("alerts");
         let now_ms = chrono::Utc::now().timestamp_millis();
-        // A v1 message is one sample; of a v2 message, the valid samples count.
-        let checked = Message::from_json(&event).and_then(|m| m.within_clock(self.clock, now_ms).into_valid());
-        let samples = match checked {
-            Ok(samples) => samples,
-            Err(rejection) => {
-                warn!(reason = %rejection, "message rejected");
-                metrics.count("MessagesRejected", 1).emit(self.metrics);
-                return Ok(AlertsResponse::Rejected {
-                    rejected: rejection.reason,
-                });
+        let raised = if is_schedule(&event) {
+            self.check_silence(now_ms).await
+        } else if event.get(TOPIC_KIND).is_some() {
+            let checked = DeviceRecord::from_json(&self.kinds, &event)
+                .and_then(|r| r.check_clock(self.clock, now_ms).map(|()| r));
+            match checked {
+                Ok(r) => match self.kinds.get(&r.kind) {
+                    Some(kind) => self.raiser.raise_device(kind, &r, now_ms).await,
+                    None => return Err(AlertError(format!("kind {} validated but not declared", r.kind))),
+                },
+                Err(rejection) => return Ok(self.rejected(&rejection.reason, metrics)),
+            }
+        } else {
+            // A v1 message is one sample; of a v2 message, the valid samples count.
+            let checked = Message::from_json(&event).and_then(|m| m.within_clock(self.clock, now_ms).into_valid());
+            match checked {
+                Ok(samples) => self.raiser.raise_samples(&samples, now_ms).await,
+                Err(rejection) => return Ok(self.rejected(&rejection.reason, metrics)),
             }
         };
-        let raised = self.raiser.raise_samples(&samples, now_ms).await;
         metrics.add(
             "DurationMs",
             started.elapsed().as_secs_f64() * 1000.0,
@@ -170,11 +196,52 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> AlertsHandler<A, N, D> {
             }
         }
     }
+
+    fn rejected(&self, reason: &str, mut metrics: Metrics) -> AlertsResponse {
+        warn!(%reason, "message rejected");
+        metrics.count("MessagesRejected", 1).emit(self.metrics);
+        AlertsResponse::Rejected {
+            rejected: reason.to_string(),
+        }
+    }
+
+    /// Every declared kind's silence rules over all its devices.
+    async fn check_silence(&self, now_ms: i64) -> Result<Raised, RaiseError> {
+        let mut total = Raised::default();
+        for kind in self.kinds.iter().filter(|k| k.silent_rules().next().is_some()) {
+            let mut after: Option<String> = None;
+            loop {
+                let page = self
+                    .devices
+                    .list(&kind.name, SILENCE_PAGE, after.as_deref())
+                    .await
+                    .map_err(|e| RaiseError {
+                        alert: format!("{}/*#silence", kind.name),
+                        message: e.to_string(),
+                    })?;
+                let r = self.raiser.raise_silent(kind, &page.items, now_ms).await?;
+                total.sent += r.sent;
+                total.suppressed += r.suppressed;
+                total.already_sent += r.already_sent;
+                total.vehicle_notify_failures += r.vehicle_notify_failures;
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// An EventBridge schedule's event (what the silence check runs on).
+fn is_schedule(event: &Value) -> bool {
+    event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
 }
 
 #[cfg(test)]
 mod tests {
-    use canopy::adapters::memory::{MemoryAlertLog, MemoryDevicePublisher, MemoryNotifier};
+    use canopy::adapters::memory::{MemoryAlertLog, MemoryDevicePublisher, MemoryDeviceStateTable, MemoryNotifier};
 
     use super::*;
 
@@ -183,15 +250,19 @@ mod tests {
         let vars = std::collections::BTreeMap::from([
             ("ALERTS_TABLE".to_string(), "t".to_string()),
             ("ALERT_TOPIC_ARN".to_string(), "arn".to_string()),
+            ("DEVICE_STATE_TABLE".to_string(), "d".to_string()),
         ]);
         let config = Config::from_vars(&vars).unwrap();
-        let handler = AlertsHandler::new(Raiser {
-            log: MemoryAlertLog::default(),
-            notifier: MemoryNotifier::default(),
-            device: MemoryDevicePublisher::default(),
-            rules: config.rules,
-            retention: config.retention,
-        });
+        let handler = AlertsHandler::new(
+            Raiser {
+                log: MemoryAlertLog::default(),
+                notifier: MemoryNotifier::default(),
+                device: MemoryDevicePublisher::default(),
+                rules: config.rules,
+                retention: config.retention,
+            },
+            MemoryDeviceStateTable::default(),
+        );
         let hot: Value = serde_json::from_str(include_str!("../../../events/telemetry-hot.json")).unwrap();
         assert!(matches!(
             handler.handle(hot).await.unwrap(),
@@ -225,6 +296,7 @@ mod tests {
         let vars = std::collections::BTreeMap::from([
             ("ALERTS_TABLE".to_string(), "t".to_string()),
             ("ALERT_TOPIC_ARN".to_string(), "arn".to_string()),
+            ("DEVICE_STATE_TABLE".to_string(), "d".to_string()),
             (
                 "ALERT_RULES".to_string(),
                 r#"[{"name":"x","measure":"oil","comparison":">","threshold":1,"severity":"info","cooldown":1}]"#
@@ -235,6 +307,138 @@ mod tests {
         assert!(
             err.contains("ALERT_RULES") && err.contains("unknown measure \"oil\""),
             "{err}"
+        );
+    }
+
+    /// A station's status as the device rule delivers it, `seconds` ago.
+    fn station(id: &str, seq: u64, seconds_ago: i64, available: i64, slot_temp: f64) -> Value {
+        let now = chrono::Utc::now() - chrono::Duration::seconds(seconds_ago);
+        serde_json::json!({"station_id": id, "ts": now.to_rfc3339(), "seq": seq, "slots": 2,
+            "batteries_available": available, "charging": 2 - available, "faulted": 0, "swaps_today": 3,
+            "temperature_c": 20.0, "grid_power_kw": 11.0, "slot_soc_pct": [100, 50], "slot_temp_c": [25.0, slot_temp],
+            "topic_kind": "canopy-station", "topic_device_id": id, "received_at": now.timestamp_millis()})
+    }
+
+    fn memory_handler() -> AlertsHandler<MemoryAlertLog, MemoryNotifier, MemoryDevicePublisher, MemoryDeviceStateTable>
+    {
+        AlertsHandler::new(
+            Raiser {
+                log: MemoryAlertLog::default(),
+                notifier: MemoryNotifier::default(),
+                device: MemoryDevicePublisher::default(),
+                rules: Vec::new(),
+                retention: Duration::from_secs(3600),
+            },
+            MemoryDeviceStateTable::default(),
+        )
+    }
+
+    fn counts(r: AlertsResponse) -> (u64, u64) {
+        match r {
+            AlertsResponse::Raised { sent, suppressed, .. } => (sent, suppressed),
+            AlertsResponse::Rejected { rejected } => panic!("rejected: {rejected}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_station_with_no_charged_battery_alerts_once_per_cooldown() {
+        let handler = memory_handler();
+        // Five statuses of an empty station within its 900 s cooldown: one alert.
+        let mut sent = 0;
+        for seq in 0..5 {
+            sent += counts(
+                handler
+                    .handle(station("st-01", seq, 600 - seq as i64 * 60, 0, 30.0))
+                    .await
+                    .unwrap(),
+            )
+            .0;
+        }
+        assert_eq!(sent, 1);
+        // Another station's window is its own; a hot slot is its own rule.
+        assert_eq!(
+            counts(handler.handle(station("st-02", 1, 500, 0, 30.0)).await.unwrap()),
+            (1, 0)
+        );
+        assert_eq!(
+            counts(handler.handle(station("st-03", 1, 500, 2, 58.5)).await.unwrap()),
+            (1, 0)
+        );
+        assert_eq!(
+            counts(handler.handle(station("st-04", 1, 500, 2, 30.0)).await.unwrap()),
+            (0, 0)
+        );
+        let notes = handler.raiser.notifier.sent();
+        assert!(
+            notes[0]
+                .body
+                .starts_with("The station st-01 reported a Charged batteries ready to swap of 0.00"),
+            "{}",
+            notes[0].body
+        );
+        assert!(notes[2].subject.contains("58.5"), "{}", notes[2].subject);
+        let logged = handler.raiser.log.alerts("station/st-01", 10, None).await.unwrap();
+        assert_eq!(logged.len(), 1);
+        assert_eq!(logged[0].device_topic(), "cmd/canopy-station/st-01/alert");
+        let json = serde_json::to_value(&logged[0]).unwrap();
+        assert_eq!(
+            (json["kind"].as_str(), json["device_id"].as_str()),
+            (Some("station"), Some("st-01"))
+        );
+        assert!(json.get("vehicle_id").is_none());
+        // A bad status is refused with its reason, not retried.
+        let mut bad = station("st-05", 1, 10, 0, 30.0);
+        bad["batteries_available"] = serde_json::json!(3);
+        match handler.handle(bad).await.unwrap() {
+            AlertsResponse::Rejected { rejected } => assert!(rejected.contains("more than slots"), "{rejected}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_station_alerts_once_per_cooldown_and_a_heard_one_never() {
+        let handler = memory_handler();
+        let kinds = Kinds::builtin();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        for (id, seconds_ago) in [("st-quiet", 700), ("st-fine", 20)] {
+            let r = DeviceRecord::from_json(&kinds, &station(id, 1, seconds_ago, 1, 30.0)).unwrap();
+            handler.devices.put_if_newer(&r, now_ms).await.unwrap();
+        }
+        let tick = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        assert_eq!(counts(handler.handle(tick.clone()).await.unwrap()), (1, 0));
+        // The same silence is the same alert (named after the last status heard): sent already.
+        assert!(matches!(
+            handler.handle(tick).await.unwrap(),
+            AlertsResponse::Raised {
+                sent: 0,
+                already_sent: 1,
+                ..
+            }
+        ));
+        assert_eq!(
+            handler
+                .raiser
+                .log
+                .alerts("station/st-quiet", 10, None)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let note = &handler.raiser.notifier.sent()[0];
+        assert!(
+            note.body.contains("st-quiet has not been heard from for 7"),
+            "{}",
+            note.body
+        );
+        assert!(
+            handler
+                .raiser
+                .log
+                .alerts("station/st-fine", 10, None)
+                .await
+                .unwrap()
+                .is_empty()
         );
     }
 }

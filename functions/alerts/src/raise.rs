@@ -7,9 +7,12 @@
 
 use std::time::Duration;
 
-use canopy::domain::alert::{Alert, Rule, evaluate};
-use canopy::format::telemetry::{Telemetry, alert_topic};
+use canopy::domain::alert::{Alert, Rule, SILENT_FOR_S, evaluate, evaluate_device, silence};
+use canopy::domain::kind::Kind;
+use canopy::format::device::DeviceRecord;
+use canopy::format::telemetry::Telemetry;
 use canopy::ports::alert_log::AlertLog;
+use canopy::ports::device_state::DeviceState;
 use canopy::ports::messaging::{DevicePublisher, Notifier};
 use serde_json::json;
 use tracing::{info, warn};
@@ -29,14 +32,30 @@ pub fn message(alert: &Alert) -> (String, String) {
         unit
     );
     let subject: String = subject.chars().take(100).collect();
+    let (who, whom) = match &alert.kind {
+        None => (format!("Vehicle {}", alert.vehicle_id), "vehicle".to_string()),
+        Some(kind) => (format!("The {kind} {}", alert.vehicle_id), kind.clone()),
+    };
+    let what_happened = if alert.measure.name() == SILENT_FOR_S {
+        format!(
+            "{who} has not been heard from for {value:.0} s, longer than the {rule} rule's {threshold} s; its last status was at {ts}.",
+            value = alert.value,
+            rule = alert.rule,
+            threshold = alert.threshold,
+            ts = alert.ts,
+        )
+    } else {
+        format!(
+            "{who} reported a {what} of {value:.2} {unit} at {ts}, {words} the {rule} threshold of {threshold} {unit}.",
+            value = alert.value,
+            ts = alert.ts,
+            rule = alert.rule,
+            threshold = alert.threshold,
+        )
+    };
     let body = format!(
-        "Vehicle {vehicle} reported a {what} of {value:.2} {unit} at {ts}, {words} the {rule} threshold of {threshold} {unit}.\n\
-         Severity: {severity}. Further alerts of this rule for this vehicle are held back for the rule's cooldown.\n\n{json}\n",
-        vehicle = alert.vehicle_id,
-        value = alert.value,
-        ts = alert.ts,
-        rule = alert.rule,
-        threshold = alert.threshold,
+        "{what_happened}\n\
+         Severity: {severity}. Further alerts of this rule for this {whom} are held back for the rule's cooldown.\n\n{json}\n",
         severity = alert.severity,
         json = serde_json::to_string_pretty(alert).unwrap_or_default(),
     );
@@ -89,7 +108,7 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
     /// rule, the first sample that trips it; a later one would only meet the
     /// cooldown the first claims.
     pub async fn raise_samples(&self, samples: &[Telemetry], now_ms: i64) -> Result<Raised, RaiseError> {
-        let mut raised = Raised::default();
+        let raised = Raised::default();
         let Some(first) = samples.first() else {
             return Ok(raised);
         };
@@ -102,8 +121,47 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
                 }
             }
         }
+        let cooldown = |alert: &Alert| {
+            self.rules
+                .iter()
+                .find(|r| r.name == alert.rule)
+                .map_or(Duration::ZERO, |r| r.cooldown)
+        };
+        self.raise_all(&alerts, cooldown, server_us, raised).await
+    }
+
+    /// Raises the alerts a device's status trips among its kind's rules.
+    pub async fn raise_device(&self, kind: &Kind, r: &DeviceRecord, now_ms: i64) -> Result<Raised, RaiseError> {
+        let server_us = r.server_time_ms(now_ms).saturating_mul(1000);
+        self.raise_all(
+            &evaluate_device(kind, r),
+            |a| kind_cooldown(kind, a),
+            server_us,
+            Raised::default(),
+        )
+        .await
+    }
+
+    /// Raises the silence alerts of a kind's devices, as of server time `now_ms`.
+    pub async fn raise_silent(&self, kind: &Kind, states: &[DeviceState], now_ms: i64) -> Result<Raised, RaiseError> {
+        let alerts: Vec<Alert> = states
+            .iter()
+            .flat_map(|s| silence(kind, &s.record, s.heard_at_ms(), now_ms))
+            .collect();
+        let server_us = now_ms.saturating_mul(1000);
+        self.raise_all(&alerts, |a| kind_cooldown(kind, a), server_us, Raised::default())
+            .await
+    }
+
+    async fn raise_all(
+        &self,
+        alerts: &[Alert],
+        cooldown: impl Fn(&Alert) -> Duration,
+        server_us: i64,
+        mut raised: Raised,
+    ) -> Result<Raised, RaiseError> {
         for alert in alerts {
-            self.raise_one(&alert, server_us, &mut raised)
+            self.raise_one(alert, cooldown(alert), server_us, &mut raised)
                 .await
                 .map_err(|message| RaiseError {
                     alert: alert.id(),
@@ -113,12 +171,13 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
         Ok(raised)
     }
 
-    async fn raise_one(&self, alert: &Alert, server_us: i64, raised: &mut Raised) -> Result<(), String> {
-        let cooldown = self
-            .rules
-            .iter()
-            .find(|r| r.name == alert.rule)
-            .map_or(Duration::ZERO, |r| r.cooldown);
+    async fn raise_one(
+        &self,
+        alert: &Alert,
+        cooldown: Duration,
+        server_us: i64,
+        raised: &mut Raised,
+    ) -> Result<(), String> {
         let until_us = server_us.saturating_add(i64::try_from(cooldown.as_micros()).unwrap_or(i64::MAX));
         if !self
             .log
@@ -137,6 +196,7 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
         let (subject, body) = message(alert);
         let attributes = [
             ("vehicle_id", alert.vehicle_id.as_str()),
+            ("kind", alert.kind.as_deref().unwrap_or("vehicle")),
             ("rule", alert.rule.as_str()),
             ("severity", alert.severity.as_str()),
         ];
@@ -146,7 +206,7 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
             .map_err(|e| e.to_string())?;
         // Telling the vehicle is best effort: failing here would send the email again.
         let payload = json!({"alert": alert, "message": subject}).to_string().into_bytes();
-        if let Err(e) = self.device.publish(&alert_topic(&alert.vehicle_id), payload).await {
+        if let Err(e) = self.device.publish(&alert.device_topic(), payload).await {
             raised.vehicle_notify_failures += 1;
             warn!(alert = %alert.id(), error = %e, "alert not delivered to the vehicle");
         }
@@ -156,6 +216,14 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
         info!(alert = %alert.id(), %subject, "alert sent");
         Ok(())
     }
+}
+
+/// A device alert's cooldown: its kind's rule's.
+fn kind_cooldown(kind: &Kind, alert: &Alert) -> Duration {
+    kind.rules
+        .iter()
+        .find(|r| r.name == alert.rule)
+        .map_or(Duration::ZERO, |r| r.cooldown)
 }
 
 #[cfg(test)]

@@ -74,7 +74,11 @@ async fn one_alert_per_cooldown_and_a_retry_sends_nothing_twice() {
     assert_eq!(s.notifier.sent().len(), 2);
     assert_eq!(s.device.published().len(), 2);
     assert_eq!(s.device.published()[0].0, "cmd/canopy/veh-001/alert");
-    let logged = s.log.alerts(&hot(1, 0, 61.0).vehicle_id, 10, None).await.unwrap();
+    let logged = s
+        .log
+        .alerts(hot(1, 0, 61.0).vehicle_id.as_str(), 10, None)
+        .await
+        .unwrap();
     assert_eq!(logged.iter().map(|a| a.seq).collect::<Vec<_>>(), [3, 1]);
     // 2023-11-14T22:00:00Z plus the 90 days of retention.
     assert_eq!(s.log.expiry(&logged[1]), Some(1_699_999_200 + 90 * 86_400));
@@ -130,7 +134,7 @@ async fn a_vehicle_clock_far_ahead_holds_back_no_later_alert_and_its_row_expires
     // A faulty clock stamps 2099; IoT Core received it at T0.
     let wrong = stamped(1, "2099-01-01T00:00:00Z", T0_MS, 61.0);
     assert_eq!(s.raise(&wrong, 0).await.unwrap().sent, 1);
-    let logged = s.log.alerts(&wrong.vehicle_id, 10, None).await.unwrap();
+    let logged = s.log.alerts(wrong.vehicle_id.as_str(), 10, None).await.unwrap();
     assert_eq!(
         s.log.expiry(&logged[0]),
         Some(T0_MS / 1000 + 90 * 86_400),

@@ -404,7 +404,7 @@ async fn alerts<H, S, A: AlertLog, Q>(
     let id = readable_vehicle(&api, &identity, &id)?;
     let limit = page_limit(&params)?;
     let before = before_us(&params)?;
-    let alerts = api.alerts.alerts(&id, limit, before).await?;
+    let alerts = api.alerts.alerts(id.as_str(), limit, before).await?;
     Ok(Json(json!({ "vehicle_id": id, "alerts": alerts })))
 }
 
@@ -447,7 +447,7 @@ async fn fleet_alerts<H, S: LatestStateStore, A: AlertLog, Q>(
     let vehicles: Vec<VehicleId> = states.into_iter().map(|s| s.telemetry.vehicle_id).collect();
     let mut alerts = Vec::new();
     for chunk in vehicles.chunks(ALERT_READS_AT_ONCE) {
-        let reads = chunk.iter().map(|v| api.alerts.alerts(v, limit, before));
+        let reads = chunk.iter().map(|v| api.alerts.alerts(v.as_str(), limit, before));
         for read in futures::future::join_all(reads).await {
             alerts.extend(read?);
         }
@@ -517,7 +517,7 @@ async fn alerts_in<A: AlertLog>(
     let mut found: Vec<canopy::domain::alert::Alert> = Vec::new();
     let mut before = Some(range.to_us);
     for _ in 0..MAX_ALERT_PAGES {
-        let page = log.alerts(vehicle, MAX_PAGE, before).await?;
+        let page = log.alerts(vehicle.as_str(), MAX_PAGE, before).await?;
         let full = page.len() == MAX_PAGE;
         let oldest = page.last().map(|a| a.ts_us);
         let new: Vec<_> = page

@@ -247,7 +247,7 @@ impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter> HttpIngest<K, Q, 
         }
         // Already in the ledger: received before, by either way in.
         let seqs: Vec<u64> = valid.iter().map(|(_, seq, _)| *seq).collect();
-        match self.ledger.claimed(device, &seqs).await {
+        match self.ledger.claimed(device.as_str(), &seqs).await {
             Ok(claimed) => {
                 let mut flags = claimed.into_iter();
                 valid.retain(|(i, seq, _)| {
@@ -472,7 +472,7 @@ mod tests {
         assert!(first.samples.iter().all(|t| t.received_at_ms == Some(NOW_MS)));
         // Received before (the ledger holds its first seq): a duplicate.
         s.ledger.insert(
-            &k.device_id,
+            k.device_id.as_str(),
             40,
             ExistingClaim {
                 archive_key: "telemetry/date=2023-11-14/batch-x.parquet".into(),
@@ -580,7 +580,7 @@ mod tests {
         let s = service();
         let (k, _) = key(&s, "veh-001", 10).await;
         s.ledger.insert(
-            &k.device_id,
+            k.device_id.as_str(),
             7,
             ExistingClaim {
                 archive_key: "telemetry/date=2023-11-14/batch-x.parquet".into(),

@@ -22,18 +22,27 @@
 //!   what makes v2 cheap: a 5-sample message costs one ledger write, not five.
 //! - The latest state gets the newest sample per vehicle of the batch, by a
 //!   conditional write that never lets an older sample win.
+//! - Status messages of devices of a declared kind (a station's, marked by
+//!   the device rule's `topic_kind`) take the same way, a [`Lane`] apart:
+//!   validated against their kind's declaration, archived under
+//!   `devices/kind=<kind>/`, claimed in the ledger as `<kind>/<id>`, their
+//!   newest status in the device-state table.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use canopy::format::lake::archive;
+use canopy::domain::kind::Kinds;
+use canopy::format::device::{DeviceRecord, TOPIC_KIND};
 use canopy::format::lake::keys::date_of;
-use canopy::format::telemetry::{ClockBounds, Message, Telemetry};
+use canopy::format::lake::{archive, devices};
+use canopy::format::telemetry::{ClockBounds, Message, Rejection, Telemetry};
+use canopy::ports::TableError;
+use canopy::ports::device_state::DeviceStateStore;
 use canopy::ports::ledger::{Claim, Ledger};
 use canopy::ports::state::LatestStateStore;
 use canopy::ports::store::ObjectStore;
 use canopy::runtime::text::truncate_chars;
-use chrono::NaiveDate;
 use futures::stream::{self, StreamExt};
+use serde_json::Value;
 use tracing::{info, warn};
 
 /// One message as the queue delivers it.
@@ -65,8 +74,8 @@ impl Default for IngestOptions {
 }
 
 /// What a batch did. `received` counts queue messages; the other counts
-/// are samples (a v1 message is one), `rejected` also counting messages
-/// refused whole.
+/// are samples (a v1 message or a device status is one), `rejected` also
+/// counting messages refused whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
     /// Queue message ids to retry.
@@ -82,24 +91,117 @@ pub struct IngestOutcome {
     pub state_stale: u64,
 }
 
-/// A unit of the ledger: a message's valid samples of one UTC date (in seq
-/// order, never empty), and the queue message that brought them.
-struct Unit {
-    id: String,
-    samples: Vec<Telemetry>,
+/// What the ingest needs of a sample: a vehicle's telemetry or a device's status.
+pub trait Sample: Send + Sync {
+    /// Its ledger key: the vehicle id, or `<kind>/<id>`.
+    fn stream(&self) -> String;
+    fn seq(&self) -> u64;
+    fn ts_us(&self) -> i64;
 }
 
-impl Unit {
-    /// The unit's first sample: its vehicle, date and ledger seq.
-    fn first(&self) -> &Telemetry {
-        &self.samples[0]
+impl Sample for Telemetry {
+    fn stream(&self) -> String {
+        self.vehicle_id.to_string()
+    }
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn ts_us(&self) -> i64 {
+        Telemetry::ts_us(self)
     }
 }
 
-/// One batch on its way through: its valid units, what it did so far, and
-/// the queue message ids to retry.
+impl Sample for DeviceRecord {
+    fn stream(&self) -> String {
+        DeviceRecord::stream(self)
+    }
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn ts_us(&self) -> i64 {
+        DeviceRecord::ts_us(self)
+    }
+}
+
+/// Where one kind of sample is archived and its state kept.
+pub trait Lane: Sync {
+    type Sample: Sample;
+    /// The archive object of the samples like `first` of a batch named `batch`.
+    fn archive_key(&self, first: &Self::Sample, batch: &str) -> String;
+    fn write(&self, samples: &[&Self::Sample], key: &str) -> Result<Vec<u8>, String>;
+    fn put_state(&self, sample: &Self::Sample, now_ms: i64) -> impl Future<Output = Result<bool, TableError>> + Send;
+}
+
+/// Vehicles: `telemetry/date=<date>/`, the latest-state table.
+struct Vehicles<'a, S>(&'a S);
+
+impl<S: LatestStateStore> Lane for Vehicles<'_, S> {
+    type Sample = Telemetry;
+    fn archive_key(&self, first: &Telemetry, batch: &str) -> String {
+        archive::archive_key(date_of(first.ts_us()), batch)
+    }
+    fn write(&self, samples: &[&Telemetry], key: &str) -> Result<Vec<u8>, String> {
+        archive::write(samples, key).map_err(|e| e.to_string())
+    }
+    fn put_state(&self, t: &Telemetry, now_ms: i64) -> impl Future<Output = Result<bool, TableError>> + Send {
+        self.0.put_if_newer(t, now_ms)
+    }
+}
+
+/// Devices of the declared kinds: `devices/kind=<kind>/date=<date>/`, the device-state table.
+struct Devices<'a, D> {
+    states: &'a D,
+    kinds: &'a Kinds,
+}
+
+impl<D: DeviceStateStore> Lane for Devices<'_, D> {
+    type Sample = DeviceRecord;
+    fn archive_key(&self, first: &DeviceRecord, batch: &str) -> String {
+        devices::archive_key(&first.kind, date_of(first.ts_us()), batch)
+    }
+    fn write(&self, samples: &[&DeviceRecord], key: &str) -> Result<Vec<u8>, String> {
+        // A unit's samples share their kind: the archive key holds it.
+        let kind = samples
+            .first()
+            .and_then(|r| self.kinds.get(&r.kind))
+            .ok_or_else(|| format!("{key}: no declared kind"))?;
+        devices::write(kind, samples, key).map_err(|e| e.to_string())
+    }
+    fn put_state(&self, r: &DeviceRecord, now_ms: i64) -> impl Future<Output = Result<bool, TableError>> + Send {
+        self.states.put_if_newer(r, now_ms)
+    }
+}
+
+/// A unit of the ledger: a message's valid samples of one UTC date (in seq
+/// order, never empty), and the queue message that brought them.
+struct Unit<T> {
+    id: String,
+    samples: Vec<T>,
+}
+
+impl<T: Sample> Unit<T> {
+    /// The unit's first sample: its stream, date and ledger seq.
+    fn first(&self) -> &T {
+        &self.samples[0]
+    }
+
+    /// Adds `sample` of message `id` to the last unit when it is the same
+    /// message's on the same date, else starts a unit.
+    fn push(units: &mut Vec<Self>, id: &str, sample: T) {
+        match units.last_mut() {
+            Some(unit) if unit.id == id && date_of(unit.first().ts_us()) == date_of(sample.ts_us()) => {
+                unit.samples.push(sample)
+            }
+            _ => units.push(Unit {
+                id: id.to_string(),
+                samples: vec![sample],
+            }),
+        }
+    }
+}
+
+/// One batch on its way through: what it did so far, and the queue message ids to retry.
 struct Run {
-    valid: Vec<Unit>,
     now_ms: i64,
     outcome: IngestOutcome,
     failed: Vec<String>,
@@ -120,20 +222,21 @@ fn batch_name(ids: &[&str]) -> String {
     format!("batch-{a:016x}{b:016x}")
 }
 
-/// The ingest service over its three ports.
-pub struct Ingest<S, L, O> {
+/// The ingest service over its four ports and the kinds it knows.
+pub struct Ingest<S, D, L, O> {
     pub state: S,
+    pub devices: D,
     pub ledger: L,
     pub store: O,
+    pub kinds: Kinds,
     pub options: IngestOptions,
 }
 
-impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
+impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> Ingest<S, D, L, O> {
     /// Ingests one batch: validate, archive each new message once, update the
     /// latest state; the outcome names the messages to retry.
     pub async fn process(&self, batch: &[Incoming], now_ms: i64) -> IngestOutcome {
         let mut run = Run {
-            valid: Vec::new(),
             now_ms,
             outcome: IngestOutcome {
                 received: batch.len() as u64,
@@ -141,10 +244,13 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
             },
             failed: Vec::new(),
         };
-        validate(batch, self.options.clock, &mut run);
-        let unique = first_of_each(&mut run);
-        self.archive(&mut run, &unique).await;
-        self.update_state(&mut run).await;
+        let (vehicles, devices) = validate(batch, &self.kinds, self.options.clock, &mut run);
+        self.lane(&mut run, &Vehicles(&self.state), vehicles).await;
+        let lane = Devices {
+            states: &self.devices,
+            kinds: &self.kinds,
+        };
+        self.lane(&mut run, &lane, devices).await;
         let mut outcome = run.outcome;
         outcome.failed = run.failed;
         outcome.failed.sort();
@@ -161,32 +267,43 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
         outcome
     }
 
-    /// Writes one archive object per date, named after the batch's messages,
-    /// holding the messages the ledger gives it.
-    async fn archive(&self, run: &mut Run, unique: &[usize]) {
-        let mut by_date: BTreeMap<NaiveDate, Vec<usize>> = BTreeMap::new();
+    async fn lane<A: Lane>(&self, run: &mut Run, lane: &A, units: Vec<Unit<A::Sample>>) {
+        if units.is_empty() {
+            return;
+        }
+        let unique = first_of_each(run, &units);
+        self.archive(run, lane, &units, &unique).await;
+        self.update_state(run, lane, &units).await;
+    }
+
+    /// Writes one archive object per partition (date, and kind for
+    /// devices), named after the batch's messages, holding the messages
+    /// the ledger gives it.
+    async fn archive<A: Lane>(&self, run: &mut Run, lane: &A, units: &[Unit<A::Sample>], unique: &[usize]) {
+        // The key of an unnamed batch stands for the partition.
+        let mut by_partition: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for &i in unique {
-            by_date
-                .entry(date_of(run.valid[i].first().ts_us()))
+            by_partition
+                .entry(lane.archive_key(units[i].first(), ""))
                 .or_default()
                 .push(i);
         }
-        for (date, members) in by_date {
-            let ids: Vec<&str> = members.iter().map(|&i| run.valid[i].id.as_str()).collect();
-            let key = archive::archive_key(date, &batch_name(&ids));
-            let units = self.claim_all(run, &members, &key).await;
-            if units.is_empty() {
+        for members in by_partition.into_values() {
+            let ids: Vec<&str> = members.iter().map(|&i| units[i].id.as_str()).collect();
+            let key = lane.archive_key(units[members[0]].first(), &batch_name(&ids));
+            let claimed = self.claim_all(run, units, &members, &key).await;
+            if claimed.is_empty() {
                 continue;
             }
-            let mut messages: Vec<&Telemetry> = units.iter().flat_map(|&i| &run.valid[i].samples).collect();
-            messages.sort_by_key(|t| (t.vehicle_id.clone(), t.ts_us(), t.seq));
-            let written = match archive::write(&messages, &key) {
+            let mut messages: Vec<&A::Sample> = claimed.iter().flat_map(|&i| &units[i].samples).collect();
+            messages.sort_by_cached_key(|t| (t.stream(), t.ts_us(), t.seq()));
+            let written = match lane.write(&messages, &key) {
                 Ok(bytes) => self
                     .store
                     .put(&key, bytes.into(), None)
                     .await
                     .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             };
             match written {
                 Ok(()) => {
@@ -195,17 +312,17 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
                 }
                 Err(reason) => {
                     warn!(%key, %reason, samples = messages.len(), "archive object not written; its messages go back to the queue");
-                    run.failed.extend(units.iter().map(|&i| run.valid[i].id.clone()));
+                    run.failed.extend(claimed.iter().map(|&i| units[i].id.clone()));
                 }
             }
         }
     }
 
     /// Claims units `members` for archive object `key`; the ones it holds.
-    async fn claim_all(&self, run: &mut Run, members: &[usize], key: &str) -> Vec<usize> {
-        let (valid, now_ms) = (&run.valid, run.now_ms);
+    async fn claim_all<T: Sample>(&self, run: &mut Run, units: &[Unit<T>], members: &[usize], key: &str) -> Vec<usize> {
+        let now_ms = run.now_ms;
         let claims: Vec<(usize, Result<bool, String>)> = stream::iter(members.iter().copied())
-            .map(|i| async move { (i, self.claim(valid[i].first(), key, now_ms).await) })
+            .map(|i| async move { (i, self.claim(units[i].first(), key, now_ms).await) })
             .buffered(self.options.concurrency.max(1))
             .collect()
             .await;
@@ -213,10 +330,10 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
         for (i, claimed) in claims {
             match claimed {
                 Ok(true) => rows.push(i),
-                Ok(false) => run.outcome.duplicates += run.valid[i].samples.len() as u64,
+                Ok(false) => run.outcome.duplicates += units[i].samples.len() as u64,
                 Err(reason) => {
-                    warn!(message_id = %run.valid[i].id, %reason, "not archived now; the queue will bring it back");
-                    run.failed.push(run.valid[i].id.clone());
+                    warn!(message_id = %units[i].id, %reason, "not archived now; the queue will bring it back");
+                    run.failed.push(units[i].id.clone());
                 }
             }
         }
@@ -224,11 +341,11 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
     }
 
     /// True when the unit starting at `t` belongs in `key`; false when another object holds it.
-    async fn claim(&self, t: &Telemetry, key: &str, now_ms: i64) -> Result<bool, String> {
-        let (vehicle, seq) = (&t.vehicle_id, t.seq);
+    async fn claim<T: Sample>(&self, t: &T, key: &str, now_ms: i64) -> Result<bool, String> {
+        let (stream, seq) = (t.stream(), t.seq());
         let existing = match self
             .ledger
-            .claim(vehicle, seq, key, now_ms)
+            .claim(&stream, seq, key, now_ms)
             .await
             .map_err(|e| e.to_string())?
         {
@@ -242,7 +359,7 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
                 // Its batch failed before writing; this one takes the message.
                 let taken = self
                     .ledger
-                    .reclaim(vehicle, seq, &existing, key, now_ms)
+                    .reclaim(&stream, seq, &existing, key, now_ms)
                     .await
                     .map_err(|e| e.to_string())?;
                 if taken {
@@ -255,38 +372,36 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
         }
     }
 
-    /// Writes the newest valid sample of each vehicle (duplicates too: a
+    /// Writes the newest valid sample of each stream (duplicates too: a
     /// retry must still be able to update the state).
-    async fn update_state(&self, run: &mut Run) {
-        let valid = &run.valid;
-        // (unit, sample) of each vehicle's newest sample.
-        let mut newest: HashMap<&str, (usize, usize)> = HashMap::new();
-        for (u, unit) in valid.iter().enumerate() {
+    async fn update_state<A: Lane>(&self, run: &mut Run, lane: &A, units: &[Unit<A::Sample>]) {
+        // (unit, sample) of each stream's newest sample.
+        let mut newest: HashMap<String, (usize, usize)> = HashMap::new();
+        for (u, unit) in units.iter().enumerate() {
             for (i, t) in unit.samples.iter().enumerate() {
-                let entry = newest.entry(t.vehicle_id.as_str()).or_insert((u, i));
-                let current = &valid[entry.0].samples[entry.1];
-                if (t.ts, t.seq) > (current.ts, current.seq) {
+                let entry = newest.entry(t.stream()).or_insert((u, i));
+                let current = &units[entry.0].samples[entry.1];
+                if (t.ts_us(), t.seq()) > (current.ts_us(), current.seq()) {
                     *entry = (u, i);
                 }
             }
         }
         let now_ms = run.now_ms;
-        let writes: Vec<((usize, usize), Result<bool, String>)> = stream::iter(newest.into_values())
-            .map(|(u, i)| async move {
-                let written = self.state.put_if_newer(&valid[u].samples[i], now_ms).await;
-                ((u, i), written.map_err(|e| e.to_string()))
+        let writes: Vec<(String, Result<bool, String>)> = stream::iter(newest)
+            .map(|(stream, (u, i))| async move {
+                let written = lane.put_state(&units[u].samples[i], now_ms).await;
+                (stream, written.map_err(|e| e.to_string()))
             })
             .buffered(self.options.concurrency.max(1))
             .collect()
             .await;
-        for ((u, _), written) in writes {
+        for (stream, written) in writes {
             match written {
                 Ok(true) => run.outcome.state_written += 1,
                 Ok(false) => run.outcome.state_stale += 1,
                 Err(reason) => {
-                    let vehicle = &run.valid[u].first().vehicle_id;
-                    warn!(%vehicle, %reason, "latest state not written; the vehicle's messages go back to the queue");
-                    let ids = run.valid.iter().filter(|v| &v.first().vehicle_id == vehicle);
+                    warn!(%stream, %reason, "latest state not written; the stream's messages go back to the queue");
+                    let ids = units.iter().filter(|v| v.first().stream() == stream);
                     run.failed.extend(ids.map(|v| v.id.clone()).collect::<Vec<_>>());
                 }
             }
@@ -294,15 +409,48 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> Ingest<S, L, O> {
     }
 }
 
-/// Keeps the valid samples, as units; the others are counted and logged,
-/// never retried (they would fail again).
-fn validate(batch: &[Incoming], clock: ClockBounds, run: &mut Run) {
+/// Keeps the valid samples, as units of vehicles and of devices; the
+/// others are counted and logged, never retried (they would fail again).
+fn validate(
+    batch: &[Incoming],
+    kinds: &Kinds,
+    clock: ClockBounds,
+    run: &mut Run,
+) -> (Vec<Unit<Telemetry>>, Vec<Unit<DeviceRecord>>) {
+    let (mut vehicles, mut devices) = (Vec::new(), Vec::new());
+    let refuse = |run: &mut Run, message: &Incoming, rejection: &Rejection| {
+        run.outcome.rejected += 1;
+        warn!(message_id = %message.id, reason = %rejection, body = %truncate_chars(&message.body, 300), "telemetry rejected");
+    };
     for message in batch {
-        let parsed = match Message::parse(&message.body) {
+        let value: Value = match serde_json::from_str(&message.body) {
+            Ok(value) => value,
+            Err(e) => {
+                refuse(
+                    run,
+                    message,
+                    &Rejection {
+                        reason: format!("message is not JSON: {e}"),
+                        field: None,
+                    },
+                );
+                continue;
+            }
+        };
+        if value.get(TOPIC_KIND).is_some() {
+            match DeviceRecord::from_json(kinds, &value).and_then(|r| r.check_clock(clock, run.now_ms).map(|()| r)) {
+                Ok(record) => {
+                    run.outcome.valid += 1;
+                    Unit::push(&mut devices, &message.id, record);
+                }
+                Err(rejection) => refuse(run, message, &rejection),
+            }
+            continue;
+        }
+        let parsed = match Message::from_json(&value) {
             Ok(parsed) => parsed,
             Err(rejection) => {
-                run.outcome.rejected += 1;
-                warn!(message_id = %message.id, reason = %rejection, body = %truncate_chars(&message.body, 300), "telemetry rejected");
+                refuse(run, message, &rejection);
                 continue;
             }
         };
@@ -314,26 +462,19 @@ fn validate(batch: &[Incoming], clock: ClockBounds, run: &mut Run) {
         run.outcome.valid += samples.len() as u64;
         // Samples rise in seq; a message over midnight is a unit per date.
         for t in samples {
-            match run.valid.last_mut() {
-                Some(unit) if unit.id == message.id && date_of(unit.first().ts_us()) == date_of(t.ts_us()) => {
-                    unit.samples.push(t)
-                }
-                _ => run.valid.push(Unit {
-                    id: message.id.clone(),
-                    samples: vec![t],
-                }),
-            }
+            Unit::push(&mut vehicles, &message.id, t);
         }
     }
+    (vehicles, devices)
 }
 
-/// Indexes of the first copy of each unit (vehicle, first seq); the others
+/// Indexes of the first copy of each unit (stream, first seq); the others
 /// are duplicates already.
-fn first_of_each(run: &mut Run) -> Vec<usize> {
-    let mut seen: HashSet<(&str, u64)> = HashSet::new();
+fn first_of_each<T: Sample>(run: &mut Run, units: &[Unit<T>]) -> Vec<usize> {
+    let mut seen: HashSet<(String, u64)> = HashSet::new();
     let mut unique = Vec::new();
-    for (i, u) in run.valid.iter().enumerate() {
-        if seen.insert((u.first().vehicle_id.as_str(), u.first().seq)) {
+    for (i, u) in units.iter().enumerate() {
+        if seen.insert((u.first().stream(), u.first().seq())) {
             unique.push(i);
         } else {
             run.outcome.duplicates += u.samples.len() as u64;

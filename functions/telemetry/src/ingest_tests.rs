@@ -1,7 +1,7 @@
 //! The ingest service on the memory adapters: every branch, no server.
 
 use canopy::adapters::contract::telemetry;
-use canopy::adapters::memory::{MemoryLedger, MemoryStateTable, MemoryStore};
+use canopy::adapters::memory::{MemoryDeviceStateTable, MemoryLedger, MemoryStateTable, MemoryStore};
 use canopy::domain::vehicle::VehicleId;
 use canopy::ports::ledger::ExistingClaim;
 use canopy::ports::state::LatestStateStore;
@@ -10,11 +10,13 @@ use super::*;
 
 const NOW_MS: i64 = 1_800_000_000_000;
 
-fn service() -> Ingest<MemoryStateTable, MemoryLedger, MemoryStore> {
+fn service() -> Ingest<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, MemoryStore> {
     Ingest {
         state: MemoryStateTable::default(),
+        devices: MemoryDeviceStateTable::default(),
         ledger: MemoryLedger::default(),
         store: MemoryStore::new("lake"),
+        kinds: Kinds::builtin(),
         options: IngestOptions::default(),
     }
 }
@@ -78,7 +80,7 @@ async fn a_claim_still_in_flight_sends_the_message_back_to_the_queue() {
     let v = vehicle(1);
     // Another batch claimed seq 1 a moment ago and has not written its object yet.
     s.ledger.insert(
-        &v,
+        v.as_str(),
         1,
         ExistingClaim {
             archive_key: "telemetry/date=2023-11-14/batch-other.parquet".into(),
@@ -96,7 +98,7 @@ async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
     let s = service();
     let v = vehicle(1);
     s.ledger.insert(
-        &v,
+        v.as_str(),
         1,
         ExistingClaim {
             archive_key: "telemetry/date=2023-11-14/batch-died.parquet".into(),

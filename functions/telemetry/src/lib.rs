@@ -1,6 +1,6 @@
-//! The `telemetry` Lambda: batches from the IoT rule's SQS queue into the
-//! latest-state table and the telemetry archive, reporting the messages to
-//! retry.
+//! The `telemetry` Lambda: batches from the IoT rules' SQS queue (vehicles'
+//! telemetry and devices' status) into the latest-state tables and the
+//! archives, reporting the messages to retry.
 //!
 //! - [`Config`]: its environment, validated at start-up.
 //! - [`TelemetryHandler`]: the handler, built by [`TelemetryHandler::from_env`]
@@ -12,8 +12,10 @@ pub mod ingest;
 use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use canopy::adapters::aws::dynamodb::{self, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{self, DynamoDeviceStateTable, DynamoLedger, DynamoStateTable};
 use canopy::adapters::aws::s3::S3Store;
+use canopy::domain::kind::Kinds;
+use canopy::ports::device_state::DeviceStateStore;
 use canopy::ports::ledger::Ledger;
 use canopy::ports::state::LatestStateStore;
 use canopy::ports::store::ObjectStore;
@@ -28,6 +30,8 @@ pub struct Config {
     pub bucket: String,
     /// `STATE_TABLE`: latest state per vehicle.
     pub state_table: String,
+    /// `DEVICE_STATE_TABLE`: latest state per device of a declared kind.
+    pub device_state_table: String,
     /// `LEDGER_TABLE`: which archive object holds which message.
     pub ledger_table: String,
     pub options: IngestOptions,
@@ -46,6 +50,7 @@ impl Config {
         Ok(Self {
             bucket: env::required(vars, "DATA_BUCKET")?,
             state_table: env::required(vars, "STATE_TABLE")?,
+            device_state_table: env::required(vars, "DEVICE_STATE_TABLE")?,
             ledger_table: env::required(vars, "LEDGER_TABLE")?,
             options: IngestOptions {
                 claim_stale_after_ms: stale_s * 1000,
@@ -57,27 +62,29 @@ impl Config {
 }
 
 /// The handler: an SQS batch in, the messages to retry out.
-pub struct TelemetryHandler<S, L, O> {
-    ingest: Ingest<S, L, O>,
+pub struct TelemetryHandler<S, D, L, O> {
+    ingest: Ingest<S, D, L, O>,
     metrics: MetricsSink,
 }
 
-impl TelemetryHandler<DynamoStateTable, DynamoLedger, S3Store> {
+impl TelemetryHandler<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store> {
     /// The function as deployed: configuration from `vars`, DynamoDB and S3.
     pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, EnvError> {
         let config = Config::from_vars(vars)?;
         let client = dynamodb::client(sdk);
         Ok(Self::new(Ingest {
             state: DynamoStateTable::new(client.clone(), &config.state_table),
+            devices: DynamoDeviceStateTable::new(client.clone(), &config.device_state_table),
             ledger: DynamoLedger::new(client, &config.ledger_table),
             store: S3Store::new(sdk, &config.bucket),
+            kinds: Kinds::builtin(),
             options: config.options,
         }))
     }
 }
 
-impl<S: LatestStateStore, L: Ledger, O: ObjectStore> TelemetryHandler<S, L, O> {
-    pub fn new(ingest: Ingest<S, L, O>) -> Self {
+impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> TelemetryHandler<S, D, L, O> {
+    pub fn new(ingest: Ingest<S, D, L, O>) -> Self {
         Self {
             ingest,
             metrics: MetricsSink::default(),
@@ -132,7 +139,7 @@ impl<S: LatestStateStore, L: Ledger, O: ObjectStore> TelemetryHandler<S, L, O> {
 
 #[cfg(test)]
 mod tests {
-    use canopy::adapters::memory::{MemoryLedger, MemoryStateTable, MemoryStore};
+    use canopy::adapters::memory::{MemoryDeviceStateTable, MemoryLedger, MemoryStateTable, MemoryStore};
 
     use super::*;
 
@@ -140,8 +147,10 @@ mod tests {
     async fn the_sample_event_is_handled_and_failures_are_reported_by_message_id() {
         let handler = TelemetryHandler::new(Ingest {
             state: MemoryStateTable::default(),
+            devices: MemoryDeviceStateTable::default(),
             ledger: MemoryLedger::default(),
             store: MemoryStore::new("lake"),
+            kinds: Kinds::builtin(),
             options: IngestOptions::default(),
         });
         let event: SqsEvent = serde_json::from_str(include_str!("../../../events/sqs-telemetry.json")).unwrap();

@@ -288,7 +288,7 @@ pub async fn summary(stack: &Stack, counters: &BTreeMap<VehicleId, Value>) -> Re
             a.severity,
             a.vehicle_id,
             a.rule,
-            a.measure,
+            a.measure.name(),
             a.value,
             a.unit(),
             a.comparison.symbol(),

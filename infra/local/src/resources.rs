@@ -41,7 +41,18 @@ pub fn state_table(name: &str) -> TableSpec<'_> {
     }
 }
 
-/// The archive ledger: which object holds (vehicle, seq).
+/// The latest status of each device of a declared kind.
+pub fn device_state_table(name: &str) -> TableSpec<'_> {
+    TableSpec {
+        name,
+        hash: ("kind", ScalarAttributeType::S),
+        range: Some(("device_id", ScalarAttributeType::S)),
+        ttl: None,
+        stream: false,
+    }
+}
+
+/// The archive ledger: which object holds (stream, seq).
 pub fn ledger_table(name: &str) -> TableSpec<'_> {
     TableSpec {
         name,

@@ -20,7 +20,7 @@ use aws_sdk_s3::types::{
     S3KeyFilter,
 };
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
-use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoDeviceStateTable, DynamoLedger, DynamoStateTable};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::s3::S3Store;
 use canopy::adapters::aws::sns::SnsNotifier;
@@ -137,8 +137,8 @@ pub fn iot_units(payload_bytes: usize) -> u64 {
 /// A function's handler, built by the same constructor as its Lambda's `main.rs`.
 enum Handler {
     Decoder(Box<canopy_decoder::Decoder<S3Store>>),
-    Telemetry(canopy_telemetry::TelemetryHandler<DynamoStateTable, DynamoLedger, S3Store>),
-    Alerts(canopy_alerts::AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher>),
+    Telemetry(canopy_telemetry::TelemetryHandler<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store>),
+    Alerts(canopy_alerts::AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher, DynamoDeviceStateTable>),
 }
 
 impl Handler {
@@ -232,6 +232,14 @@ impl Stack {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         for f in &template.functions {
             let Some(h) = handlers.get(&f.logical_id) else { continue };
+            if let (Some(every), Handler::Alerts(_)) = (f.every, h.as_ref()) {
+                tasks.push(tokio::spawn(run_alerts_schedule(
+                    f.logical_id.clone(),
+                    h.clone(),
+                    every,
+                    counters.clone(),
+                )));
+            }
             for (queue, batch, window) in &f.queues {
                 let source = EventSource {
                     queue: queue.clone(),
@@ -389,6 +397,28 @@ async fn run_schedule(
                 "compaction run"
             ),
             Err(e) => warn!(error = %e, "compaction run failed"),
+        }
+    }
+}
+
+/// The alerts function's schedule (its silence check), invoked every
+/// `every` with the event EventBridge sends.
+async fn run_alerts_schedule(function: String, handler: Arc<Handler>, every: Duration, counters: Arc<StackCounters>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let started = std::time::Instant::now();
+        let event = serde_json::json!({
+            "source": "aws.events",
+            "detail-type": "Scheduled Event",
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "detail": {},
+        });
+        let outcome = handler.invoke_rule(event).await;
+        counters.invoked(&function, started.elapsed());
+        if let Err(e) = outcome {
+            warn!(%function, error = %e, "scheduled run failed");
         }
     }
 }
@@ -845,7 +875,7 @@ pub async fn alerts_of(
         .and_then(|f| f.environment.get("ALERTS_TABLE").cloned())
         .unwrap_or_else(|| "AlertsTable".into());
     let log = DynamoAlertLog::new(canopy::adapters::aws::dynamodb::client(&stack.sdk), &table);
-    Ok(log.alerts(vehicle, 100, None).await?)
+    Ok(log.alerts(vehicle.as_str(), 100, None).await?)
 }
 
 /// The repository's template.yaml, found from the working directory upwards.

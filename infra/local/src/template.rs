@@ -511,8 +511,8 @@ mod tests {
             }
         }
         assert_eq!(
-            checked, 8,
-            "three buckets, four tables (state, ledger, alerts, device keys), the key"
+            checked, 9,
+            "three buckets, five tables (state, device state, ledger, alerts, device keys), the key"
         );
     }
 

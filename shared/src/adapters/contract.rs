@@ -10,12 +10,14 @@
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 
-use crate::domain::alert::{Alert, Comparison, Severity};
+use crate::domain::alert::{Alert, Comparison, Quantity, Severity};
 use crate::domain::device_key::DeviceKey;
 use crate::domain::measure::Measure;
 use crate::domain::vehicle::VehicleId;
+use crate::format::device::{DeviceRecord, FieldValue};
 use crate::format::telemetry::Telemetry;
 use crate::ports::alert_log::AlertLog;
+use crate::ports::device_state::DeviceStateStore;
 use crate::ports::keys::KeyStore;
 use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
 use crate::ports::live::{Connection, ConnectionStore, Subscription};
@@ -56,9 +58,10 @@ pub fn telemetry(vehicle: &VehicleId, seq: u64, ts_s: i64) -> Telemetry {
 pub fn alert(vehicle: &VehicleId, seq: u64, ts_s: i64) -> Alert {
     Alert {
         vehicle_id: vehicle.clone(),
+        kind: None,
         rule: "over-temperature".into(),
         severity: Severity::Critical,
-        measure: Measure::CellTempMaxC,
+        measure: Quantity::Measure(Measure::CellTempMaxC),
         value: 61.5,
         comparison: Comparison::Above,
         threshold: 60.0,
@@ -189,51 +192,120 @@ pub async fn latest_state<S: LatestStateStore>(states: &S, tag: &str) {
     assert_eq!(ours, expected, "every vehicle listed exactly once");
 }
 
+/// A valid station status of `id` at `ts_s` seconds past 2023-11-14T22:13:20Z.
+pub fn station_status(id: &str, seq: u64, ts_s: i64) -> DeviceRecord {
+    DeviceRecord {
+        kind: "station".into(),
+        id: VehicleId::new(id).expect("contract suites take tags that make valid ids"),
+        ts: Utc
+            .timestamp_opt(1_700_000_000 + ts_s, 0)
+            .single()
+            .expect("a valid time"),
+        seq,
+        values: [
+            ("slots".to_string(), FieldValue::Integer(2)),
+            ("batteries_available".to_string(), FieldValue::Integer(1)),
+            ("slot_temp_c".to_string(), FieldValue::Numbers(vec![25.5, 31.0])),
+            ("temperature_c".to_string(), FieldValue::Number(19.25)),
+        ]
+        .into(),
+        received_at_ms: Some((1_700_000_000 + ts_s) * 1000 + 40),
+    }
+}
+
+/// One state per (kind, device), replaced only by a newer status; a kind's
+/// devices listed in id order, each once, across pages.
+pub async fn device_state<S: DeviceStateStore>(states: &S, tag: &str) {
+    let s1 = vehicle(tag, 1).to_string();
+    assert_eq!(states.get("station", &s1).await.expect("get"), None);
+    let first = station_status(&s1, 10, 100);
+    assert!(states.put_if_newer(&first, 5_000).await.expect("put"));
+    assert!(
+        !states
+            .put_if_newer(&station_status(&s1, 9, 90), 6_000)
+            .await
+            .expect("put"),
+        "an older status never wins"
+    );
+    assert!(
+        !states
+            .put_if_newer(&station_status(&s1, 11, 100), 6_000)
+            .await
+            .expect("put"),
+        "nor one of the same time"
+    );
+    let stored = states.get("station", &s1).await.expect("get").expect("a state");
+    assert_eq!(stored.record, first, "the status comes back whole");
+    assert_eq!(stored.updated_at_ms, 5_000);
+    assert_eq!(
+        states.get("pump", &s1).await.expect("get"),
+        None,
+        "kinds do not share ids"
+    );
+    for n in 2..=5 {
+        states
+            .put_if_newer(&station_status(&vehicle(tag, n).to_string(), 1, 1), 1)
+            .await
+            .expect("put");
+    }
+    let mut pump = station_status(&vehicle(tag, 9).to_string(), 1, 1);
+    pump.kind = "pump".into();
+    states.put_if_newer(&pump, 1).await.expect("put");
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..100 {
+        let page = states.list("station", 2, after.as_deref()).await.expect("list");
+        seen.extend(page.items.into_iter().map(|s| s.record.id.to_string()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let ours: Vec<String> = seen.into_iter().filter(|v| v.starts_with(tag)).collect();
+    let expected: Vec<String> = (1..=5).map(|n| vehicle(tag, n).to_string()).collect();
+    assert_eq!(ours, expected, "every station listed once, in id order, and no pump");
+}
+
 /// A (vehicle, seq) belongs to one archive object; stale claims are taken over only as they were.
 pub async fn ledger<L: Ledger>(ledger: &L, tag: &str) {
     let v = vehicle(tag, 1);
+    let v = v.as_str();
+    assert_eq!(ledger.claim(v, 1, "obj-a", 1_000).await.expect("claim"), Claim::Claimed);
     assert_eq!(
-        ledger.claim(&v, 1, "obj-a", 1_000).await.expect("claim"),
-        Claim::Claimed
-    );
-    assert_eq!(
-        ledger.claim(&v, 1, "obj-a", 2_000).await.expect("claim"),
+        ledger.claim(v, 1, "obj-a", 2_000).await.expect("claim"),
         Claim::Claimed,
         "a retried batch claims its messages again"
     );
-    let taken = match ledger.claim(&v, 1, "obj-b", 3_000).await.expect("claim") {
+    let taken = match ledger.claim(v, 1, "obj-b", 3_000).await.expect("claim") {
         Claim::Taken(existing) => existing,
         Claim::Claimed => panic!("a second object must not claim a claimed message"),
     };
     assert_eq!(taken.archive_key, "obj-a");
     assert_eq!(taken.claimed_at_ms, 2_000);
-    assert_eq!(
-        ledger.claim(&v, 2, "obj-b", 3_000).await.expect("claim"),
-        Claim::Claimed
-    );
+    assert_eq!(ledger.claim(v, 2, "obj-b", 3_000).await.expect("claim"), Claim::Claimed);
 
     let wrong = ExistingClaim {
         archive_key: "obj-a".into(),
         claimed_at_ms: 1_000,
     };
     assert!(
-        !ledger.reclaim(&v, 1, &wrong, "obj-c", 4_000).await.expect("reclaim"),
+        !ledger.reclaim(v, 1, &wrong, "obj-c", 4_000).await.expect("reclaim"),
         "a claim that changed since it was read is not taken over"
     );
-    assert!(ledger.reclaim(&v, 1, &taken, "obj-c", 4_000).await.expect("reclaim"));
-    match ledger.claim(&v, 1, "obj-a", 5_000).await.expect("claim") {
+    assert!(ledger.reclaim(v, 1, &taken, "obj-c", 4_000).await.expect("reclaim"));
+    match ledger.claim(v, 1, "obj-a", 5_000).await.expect("claim") {
         Claim::Taken(existing) => assert_eq!(existing.archive_key, "obj-c"),
         Claim::Claimed => panic!("the reclaimed message belongs to obj-c"),
     }
 
     // Which messages are claimed, in the order asked, across BatchGetItem's 100-key pages.
     let seqs: Vec<u64> = (0..250).rev().chain([2, 1, 2]).collect();
-    let claimed = ledger.claimed(&v, &seqs).await.expect("claimed");
+    let claimed = ledger.claimed(v, &seqs).await.expect("claimed");
     let want: Vec<bool> = seqs.iter().map(|s| matches!(s, 1 | 2)).collect();
     assert_eq!(claimed, want);
-    let other = vehicle(tag, 2);
+    let other = format!("station/{tag}");
     assert_eq!(ledger.claimed(&other, &[1, 2]).await.expect("claimed"), [false, false]);
-    assert!(ledger.claimed(&v, &[]).await.expect("claimed").is_empty());
+    assert!(ledger.claimed(v, &[]).await.expect("claimed").is_empty());
 }
 
 /// One alert per vehicle and rule per window; the log newest first.
@@ -277,22 +349,50 @@ pub async fn alert_log<A: AlertLog>(log: &A, tag: &str) {
         log.record(a, 1_800_000_000).await.expect("record");
     }
     assert!(log.recorded(&first).await.expect("recorded"));
-    let all = log.alerts(&v, 10, None).await.expect("alerts");
+    let all = log.alerts(v.as_str(), 10, None).await.expect("alerts");
     assert_eq!(
         all,
         [after.clone(), other_rule.clone(), first.clone()],
         "newest first, whole"
     );
     assert_eq!(
-        log.alerts(&v, 1, None).await.expect("alerts"),
+        log.alerts(v.as_str(), 1, None).await.expect("alerts"),
         std::slice::from_ref(&after)
     );
     assert_eq!(
-        log.alerts(&v, 10, Some(after.ts_us)).await.expect("alerts"),
-        [other_rule, first],
+        log.alerts(v.as_str(), 10, Some(after.ts_us)).await.expect("alerts"),
+        [other_rule, first.clone()],
         "before is exclusive"
     );
-    assert!(log.alerts(&vehicle(tag, 2), 10, None).await.expect("alerts").is_empty());
+    assert!(
+        log.alerts(vehicle(tag, 2).as_str(), 10, None)
+            .await
+            .expect("alerts")
+            .is_empty()
+    );
+
+    // A device's alerts: their own windows and log, beside a vehicle of the same id.
+    let station = Alert {
+        kind: Some("station".into()),
+        rule: "over-temperature".into(),
+        measure: Quantity::Field {
+            name: "slot_temp_c".into(),
+            unit: "°C".into(),
+            description: "Battery temperature per slot".into(),
+        },
+        ..first.clone()
+    };
+    assert_eq!(station.stream(), format!("station/{v}"));
+    assert!(
+        log.claim_cooldown(&station, now(300), now(900)).await.expect("claim"),
+        "a device's window is not its namesake vehicle's"
+    );
+    log.record(&station, 1_800_000_000).await.expect("record");
+    assert_eq!(
+        log.alerts(&station.stream(), 10, None).await.expect("alerts"),
+        [station]
+    );
+    assert_eq!(log.alerts(v.as_str(), 10, None).await.expect("alerts").len(), 3);
 }
 
 /// A quota counts up to its limit and no further; keys count apart; a
@@ -490,6 +590,7 @@ mod tests {
         object_store(&MemoryStore::new("lake"), "t1").await;
         latest_state(&MemoryStateTable::default(), "t1").await;
         ledger(&MemoryLedger::default(), "t1").await;
+        device_state(&MemoryDeviceStateTable::default(), "t1").await;
         alert_log(&MemoryAlertLog::default(), "t1").await;
         quota_counter(&MemoryQuotaCounter::default(), "t1").await;
         key_store(&MemoryKeyStore::default(), "t1").await;

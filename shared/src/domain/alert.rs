@@ -1,6 +1,9 @@
 //! Alert rules as data, and the alert a rule raises.
 //!
-//! A rule compares one [`Measure`] of a telemetry message with a threshold.
+//! A rule compares one [`Measure`] of a telemetry message with a threshold;
+//! a device kind's rules ([`crate::domain::kind`]) compare a declared field
+//! or watch for silence ([`evaluate_device`], [`silence`]). Either way the
+//! alert is an [`Alert`], through the same cooldowns, log and topic.
 //! Raising the alert (cooldowns, SNS, the alert log, the vehicle) is the
 //! alerts function's work; deciding whether a message trips a rule is here so
 //! that every part of the platform decides it the same way.
@@ -10,8 +13,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::kind::{Condition, Kind};
 use crate::domain::measure::Measure;
 use crate::domain::vehicle::VehicleId;
+use crate::format::device::{DeviceRecord, stream};
 use crate::format::telemetry::Telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,14 +136,54 @@ pub fn default_rules(over_temp_c: f64, low_soc_pct: f64, imbalance_v: f64, coold
     ]
 }
 
+/// What an alert's rule compared: a vehicle's measure or a device's field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Quantity {
+    Measure(Measure),
+    Field {
+        name: String,
+        unit: String,
+        description: String,
+    },
+}
+
+impl Quantity {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Measure(m) => m.name(),
+            Self::Field { name, .. } => name,
+        }
+    }
+
+    pub fn unit(&self) -> &str {
+        match self {
+            Self::Measure(m) => m.unit(),
+            Self::Field { unit, .. } => unit,
+        }
+    }
+
+    pub fn description(&self) -> &str {
+        match self {
+            Self::Measure(m) => m.description(),
+            Self::Field { description, .. } => description,
+        }
+    }
+}
+
+/// What a silence rule's alert compares: seconds since the device was heard.
+pub const SILENT_FOR_S: &str = "silent_for_s";
+
 /// An alert that fired.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
+    /// The vehicle, or the device when `kind` names its kind.
     pub vehicle_id: VehicleId,
+    /// The device's kind; `None` for a vehicle.
+    pub kind: Option<String>,
     pub rule: String,
     pub severity: Severity,
     /// What the rule compares, with its value and threshold.
-    pub measure: Measure,
+    pub measure: Quantity,
     pub value: f64,
     pub comparison: Comparison,
     pub threshold: f64,
@@ -151,11 +196,31 @@ pub struct Alert {
 impl Alert {
     /// The alert's identity: retries of the same message raise the same alert.
     pub fn id(&self) -> String {
-        format!("{}#{}#{}", self.vehicle_id, self.seq, self.rule)
+        format!("{}#{}#{}", self.stream(), self.seq, self.rule)
     }
 
-    pub fn unit(&self) -> &'static str {
+    /// Whose log and cooldowns hold it: the vehicle id, or `<kind>/<id>`.
+    pub fn stream(&self) -> String {
+        match &self.kind {
+            None => self.vehicle_id.to_string(),
+            Some(kind) => stream(kind, self.vehicle_id.as_str()),
+        }
+    }
+
+    pub fn unit(&self) -> &str {
         self.measure.unit()
+    }
+
+    /// The topic the vehicle or device hears its alerts on.
+    pub fn device_topic(&self) -> String {
+        match &self.kind {
+            None => crate::format::telemetry::alert_topic(&self.vehicle_id),
+            Some(kind) => format!(
+                "cmd/{}{kind}/{}/alert",
+                crate::domain::kind::TOPIC_PREFIX,
+                self.vehicle_id
+            ),
+        }
     }
 }
 
@@ -165,23 +230,30 @@ impl Serialize for Alert {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct Json<'a> {
-            vehicle_id: &'a VehicleId,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            vehicle_id: Option<&'a VehicleId>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            kind: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            device_id: Option<&'a str>,
             rule: &'a str,
             severity: Severity,
-            measure: Measure,
+            measure: &'a str,
             value: f64,
             comparison: Comparison,
             threshold: f64,
-            unit: &'static str,
+            unit: &'a str,
             ts: &'a str,
             ts_us: i64,
             seq: u64,
         }
         Json {
-            vehicle_id: &self.vehicle_id,
+            vehicle_id: self.kind.is_none().then_some(&self.vehicle_id),
+            kind: self.kind.as_deref(),
+            device_id: self.kind.is_some().then_some(self.vehicle_id.as_str()),
             rule: &self.rule,
             severity: self.severity,
-            measure: self.measure,
+            measure: self.measure.name(),
             value: self.value,
             comparison: self.comparison,
             threshold: self.threshold,
@@ -202,9 +274,10 @@ pub fn evaluate(rules: &[Rule], t: &Telemetry) -> Vec<Alert> {
             let value = t.value(rule.measure);
             rule.comparison.trips(value, rule.threshold).then(|| Alert {
                 vehicle_id: t.vehicle_id.clone(),
+                kind: None,
                 rule: rule.name.clone(),
                 severity: rule.severity,
-                measure: rule.measure,
+                measure: Quantity::Measure(rule.measure),
                 value,
                 comparison: rule.comparison,
                 threshold: rule.threshold,
@@ -214,6 +287,92 @@ pub fn evaluate(rules: &[Rule], t: &Telemetry) -> Vec<Alert> {
             })
         })
         .collect()
+}
+
+/// The alerts status `r` trips among `kind`'s threshold rules. A list
+/// field trips when any element does; the alert carries the element
+/// furthest past the threshold.
+pub fn evaluate_device(kind: &Kind, r: &DeviceRecord) -> Vec<Alert> {
+    kind.rules
+        .iter()
+        .filter_map(|rule| {
+            let Condition::Threshold {
+                field,
+                comparison,
+                threshold,
+            } = &rule.condition
+            else {
+                return None;
+            };
+            let values = r.values.get(field)?.values();
+            let worst =
+                values
+                    .into_iter()
+                    .filter(|v| comparison.trips(*v, *threshold))
+                    .reduce(|a, b| match comparison {
+                        Comparison::Above => a.max(b),
+                        Comparison::Below => a.min(b),
+                    })?;
+            let declared = kind.field(field);
+            Some(device_alert(
+                kind,
+                r,
+                rule,
+                Quantity::Field {
+                    name: field.clone(),
+                    unit: declared.map(|f| f.unit.clone()).unwrap_or_default(),
+                    description: declared.map(|f| f.description.clone()).unwrap_or_default(),
+                },
+                (worst, *comparison, *threshold),
+            ))
+        })
+        .collect()
+}
+
+/// The alerts of `kind`'s silence rules for a device whose last status
+/// `last` the cloud heard at `heard_at_ms`, at server time `now_ms`. The alert is the silence's, named after the last
+/// status heard (its `ts` and `seq`), so every check during one silence
+/// raises the same alert and the cooldown holds back the repeats.
+pub fn silence(kind: &Kind, last: &DeviceRecord, heard_at_ms: i64, now_ms: i64) -> Vec<Alert> {
+    let silent_ms = now_ms.saturating_sub(heard_at_ms);
+    kind.silent_rules()
+        .filter(|(_, after)| i128::from(silent_ms) > after.as_millis() as i128)
+        .map(|(rule, after)| {
+            device_alert(
+                kind,
+                last,
+                rule,
+                Quantity::Field {
+                    name: SILENT_FOR_S.into(),
+                    unit: "s".into(),
+                    description: "silence".into(),
+                },
+                ((silent_ms / 1000) as f64, Comparison::Above, after.as_secs() as f64),
+            )
+        })
+        .collect()
+}
+
+fn device_alert(
+    kind: &Kind,
+    r: &DeviceRecord,
+    rule: &crate::domain::kind::KindRule,
+    measure: Quantity,
+    (value, comparison, threshold): (f64, Comparison, f64),
+) -> Alert {
+    Alert {
+        vehicle_id: r.id.clone(),
+        kind: Some(kind.name.clone()),
+        rule: rule.name.clone(),
+        severity: rule.severity,
+        measure,
+        value,
+        comparison,
+        threshold,
+        ts: r.ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ts_us: r.ts_us(),
+        seq: r.seq,
+    }
 }
 
 #[cfg(test)]

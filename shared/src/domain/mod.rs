@@ -10,6 +10,7 @@
 pub mod access;
 pub mod alert;
 pub mod device_key;
+pub mod kind;
 pub mod lttb;
 pub mod measure;
 pub mod vehicle;

@@ -10,6 +10,7 @@
 
 pub mod candump;
 pub mod dbc;
+pub mod device;
 pub mod frame;
 pub mod lake;
 pub mod telemetry;

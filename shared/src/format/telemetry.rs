@@ -120,7 +120,7 @@ pub struct Rejection {
     pub field: Option<String>,
 }
 
-fn reject(reason: impl Into<String>) -> Rejection {
+pub(crate) fn reject(reason: impl Into<String>) -> Rejection {
     Rejection {
         reason: reason.into(),
         field: None,
@@ -128,7 +128,7 @@ fn reject(reason: impl Into<String>) -> Rejection {
 }
 
 /// A rejection for what `field` holds (or lacks).
-fn reject_at(field: &str, reason: impl Into<String>) -> Rejection {
+pub(crate) fn reject_at(field: &str, reason: impl Into<String>) -> Rejection {
     Rejection {
         reason: reason.into(),
         field: Some(field.to_string()),
@@ -221,31 +221,7 @@ impl Telemetry {
 
     /// Rejects a message whose `ts` is outside `bounds` around the server's time.
     pub fn check_clock(&self, bounds: ClockBounds, now_ms: i64) -> Result<(), Rejection> {
-        let server_ms = self.server_time_ms(now_ms);
-        let ts_ms = self.ts.timestamp_millis();
-        if ts_ms > server_ms.saturating_add(bounds.max_ahead_ms) {
-            return Err(reject_at(
-                "ts",
-                format!(
-                    "field ts {} is {} s ahead of the time IoT Core received the message (at most {} s)",
-                    self.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
-                    (ts_ms - server_ms) / 1000,
-                    bounds.max_ahead_ms / 1000
-                ),
-            ));
-        }
-        if ts_ms < server_ms.saturating_sub(bounds.max_behind_ms) {
-            return Err(reject_at(
-                "ts",
-                format!(
-                    "field ts {} is {} s behind the time IoT Core received the message (at most {} s)",
-                    self.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
-                    (server_ms - ts_ms) / 1000,
-                    bounds.max_behind_ms / 1000
-                ),
-            ));
-        }
-        Ok(())
+        check_clock(self.ts, self.server_time_ms(now_ms), bounds)
     }
 
     /// Parses and validates message text.
@@ -500,7 +476,37 @@ fn sample_of(envelope: &Object, vehicle_id: &VehicleId, sample: &Value) -> Resul
     Telemetry::from_json(&Value::Object(v1))
 }
 
-type Object = Map<String, Value>;
+/// Rejects a `ts` outside `bounds` around `server_ms`, the time IoT Core
+/// received the message (or the server's clock when the rule did not say).
+pub(crate) fn check_clock(ts: DateTime<Utc>, server_ms: i64, bounds: ClockBounds) -> Result<(), Rejection> {
+    let ts_ms = ts.timestamp_millis();
+    let at = || ts.to_rfc3339_opts(SecondsFormat::Millis, true);
+    if ts_ms > server_ms.saturating_add(bounds.max_ahead_ms) {
+        return Err(reject_at(
+            "ts",
+            format!(
+                "field ts {} is {} s ahead of the time IoT Core received the message (at most {} s)",
+                at(),
+                (ts_ms - server_ms) / 1000,
+                bounds.max_ahead_ms / 1000
+            ),
+        ));
+    }
+    if ts_ms < server_ms.saturating_sub(bounds.max_behind_ms) {
+        return Err(reject_at(
+            "ts",
+            format!(
+                "field ts {} is {} s behind the time IoT Core received the message (at most {} s)",
+                at(),
+                (server_ms - ts_ms) / 1000,
+                bounds.max_behind_ms / 1000
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) type Object = Map<String, Value>;
 
 fn check_version(object: &Object) -> Result<(), Rejection> {
     match object.get("v") {
@@ -542,7 +548,7 @@ fn check_topic(object: &Object, vehicle_id: &VehicleId) -> Result<(), Rejection>
 }
 
 /// The rule's receive time, whole milliseconds when present.
-fn received_at_field(object: &Object) -> Result<Option<i64>, Rejection> {
+pub(crate) fn received_at_field(object: &Object) -> Result<Option<i64>, Rejection> {
     match object.get(RECEIVED_AT) {
         None => Ok(None),
         Some(at) => at.as_i64().map(Some).ok_or_else(|| {
@@ -554,7 +560,7 @@ fn received_at_field(object: &Object) -> Result<Option<i64>, Rejection> {
     }
 }
 
-fn time_field(object: &Object) -> Result<DateTime<Utc>, Rejection> {
+pub(crate) fn time_field(object: &Object) -> Result<DateTime<Utc>, Rejection> {
     match object.get("ts") {
         None => Err(reject_at("ts", "missing field ts")),
         Some(Value::String(s)) => Ok(DateTime::parse_from_rfc3339(s)
@@ -567,7 +573,7 @@ fn time_field(object: &Object) -> Result<DateTime<Utc>, Rejection> {
     }
 }
 
-fn seq_field(object: &Object) -> Result<u64, Rejection> {
+pub(crate) fn seq_field(object: &Object) -> Result<u64, Rejection> {
     match object.get("seq") {
         None => Err(reject_at("seq", "missing field seq")),
         Some(v) => v
@@ -660,7 +666,7 @@ fn unknown_fields(object: &Object) -> Result<BTreeMap<String, Value>, Rejection>
     Ok(extra)
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

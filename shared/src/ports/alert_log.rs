@@ -1,11 +1,11 @@
 //! The alert log, newest first, and the cooldown windows that keep one alert
-//! per vehicle and rule per window.
+//! per vehicle (or device) and rule per window. Both are keyed by the
+//! alert's stream ([`Alert::stream`]): a vehicle id, or `<kind>/<id>`.
 
 use std::future::Future;
 
 use super::TableError;
 use crate::domain::alert::Alert;
-use crate::domain::vehicle::VehicleId;
 
 pub trait AlertLog: Send + Sync {
     /// Claims the cooldown window of (vehicle, rule) for `alert` until
@@ -24,10 +24,11 @@ pub trait AlertLog: Send + Sync {
     /// Adds `alert` to the vehicle's log, kept until `expires_at_s` (TTL).
     fn record(&self, alert: &Alert, expires_at_s: i64) -> impl Future<Output = Result<(), TableError>> + Send;
 
-    /// A vehicle's alerts, newest first, older than `before_us` when given.
+    /// A stream's alerts (a vehicle id, or a device's `<kind>/<id>`),
+    /// newest first, older than `before_us` when given.
     fn alerts(
         &self,
-        vehicle: &VehicleId,
+        stream: &str,
         limit: usize,
         before_us: Option<i64>,
     ) -> impl Future<Output = Result<Vec<Alert>, TableError>> + Send;

@@ -1,12 +1,12 @@
 //! The ledger that keeps the telemetry archive free of duplicates: which
-//! archive object holds each (vehicle, seq).
+//! archive object holds each (stream, seq), a stream being a vehicle id
+//! or a device's `<kind>/<id>` ([`crate::format::device::stream`]).
 
 use std::future::Future;
 
 use super::TableError;
-use crate::domain::vehicle::VehicleId;
 
-/// What the ledger holds for a (vehicle, seq) someone else claimed.
+/// What the ledger holds for a (stream, seq) someone else claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingClaim {
     pub archive_key: String,
@@ -23,11 +23,11 @@ pub enum Claim {
 }
 
 pub trait Ledger: Send + Sync {
-    /// Claims (vehicle, seq) for archive object `archive_key`; claiming again
+    /// Claims (stream, seq) for archive object `archive_key`; claiming again
     /// for the same object succeeds, so a retried batch claims its messages again.
     fn claim(
         &self,
-        vehicle: &VehicleId,
+        stream: &str,
         seq: u64,
         archive_key: &str,
         now_ms: i64,
@@ -37,14 +37,14 @@ pub trait Ledger: Send + Sync {
     /// only if it is still exactly `old`.
     fn reclaim(
         &self,
-        vehicle: &VehicleId,
+        stream: &str,
         seq: u64,
         old: &ExistingClaim,
         archive_key: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, TableError>> + Send;
 
-    /// Which of `seqs` of `vehicle` are claimed already, in their order: a
+    /// Which of `seqs` of `stream` are claimed already, in their order: a
     /// message posted again finds out it is a duplicate before it is queued.
-    fn claimed(&self, vehicle: &VehicleId, seqs: &[u64]) -> impl Future<Output = Result<Vec<bool>, TableError>> + Send;
+    fn claimed(&self, stream: &str, seqs: &[u64]) -> impl Future<Output = Result<Vec<bool>, TableError>> + Send;
 }

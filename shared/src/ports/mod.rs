@@ -18,6 +18,7 @@
 //! | [`live::TokenVerifier`] | who holds an access token | Cognito |
 
 pub mod alert_log;
+pub mod device_state;
 pub mod keys;
 pub mod ledger;
 pub mod live;

@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use aws_lambda_events::event::sqs::SqsEvent;
-use canopy::adapters::aws::dynamodb::{DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{DynamoDeviceStateTable, DynamoLedger, DynamoStateTable};
 use canopy::adapters::aws::s3::S3Store;
-use canopy_local::resources::{create_table, ledger_table, state_table};
+use canopy::domain::kind::Kinds;
+use canopy_local::resources::{create_table, device_state_table, ledger_table, state_table};
 use canopy_telemetry::TelemetryHandler;
 use canopy_telemetry::ingest::{Ingest, IngestOptions};
 use canopy_tests::fixtures::Rng;
@@ -33,6 +34,7 @@ async fn main() -> Result<()> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     create_table(&dynamodb, &state_table("bench-state")).await?;
     create_table(&dynamodb, &ledger_table("bench-ledger")).await?;
+    create_table(&dynamodb, &device_state_table("bench-devices")).await?;
     let store = S3Store::new(&sdk, "bench-telemetry");
     store
         .client()
@@ -43,8 +45,10 @@ async fn main() -> Result<()> {
         .context("create bucket")?;
     let handler = TelemetryHandler::new(Ingest {
         state: DynamoStateTable::new(dynamodb.clone(), "bench-state"),
+        devices: DynamoDeviceStateTable::new(dynamodb.clone(), "bench-devices"),
         ledger: DynamoLedger::new(dynamodb, "bench-ledger"),
         store,
+        kinds: Kinds::builtin(),
         options: IngestOptions::default(),
     });
 

@@ -190,7 +190,7 @@ pub fn trips(rows: &[TripRow], alerts: &[Alert]) -> Vec<Trip> {
 
 #[cfg(test)]
 mod tests {
-    use canopy::domain::alert::{Comparison, Severity};
+    use canopy::domain::alert::{Comparison, Quantity, Severity};
     use canopy::domain::measure::Measure;
 
     use super::*;
@@ -221,9 +221,10 @@ mod tests {
     fn each_trip_gets_the_alerts_of_its_span() {
         let alert = |ts_us| Alert {
             vehicle_id: VehicleId::new("veh-01").unwrap(),
+            kind: None,
             rule: "over-temperature".into(),
             severity: Severity::Critical,
-            measure: Measure::CellTempMaxC,
+            measure: Quantity::Measure(Measure::CellTempMaxC),
             value: 61.0,
             comparison: Comparison::Above,
             threshold: 60.0,

@@ -5,18 +5,17 @@ use std::sync::Mutex;
 
 use super::{Faults, lock};
 use crate::domain::alert::Alert;
-use crate::domain::vehicle::VehicleId;
 use crate::ports::TableError;
 use crate::ports::alert_log::AlertLog;
 
-/// A vehicle's log: (ts µs, rule) → (alert, expires at s).
+/// A stream's log: (ts µs, rule) → (alert, expires at s).
 type VehicleLog = BTreeMap<(i64, String), (Alert, i64)>;
 
 #[derive(Debug, Default)]
 pub struct MemoryAlertLog {
-    /// (vehicle, rule) → (until µs, alert id).
-    cooldowns: Mutex<HashMap<(VehicleId, String), (i64, String)>>,
-    log: Mutex<HashMap<VehicleId, VehicleLog>>,
+    /// (stream, rule) → (until µs, alert id).
+    cooldowns: Mutex<HashMap<(String, String), (i64, String)>>,
+    log: Mutex<HashMap<String, VehicleLog>>,
     pub faults: Faults,
 }
 
@@ -31,7 +30,7 @@ impl MemoryAlertLog {
     /// When the log forgets `alert` (s since the epoch), if it holds it.
     pub fn expiry(&self, alert: &Alert) -> Option<i64> {
         lock(&self.log)
-            .get(&alert.vehicle_id)
+            .get(&alert.stream())
             .and_then(|l| l.get(&(alert.ts_us, alert.rule.clone())))
             .map(|(_, at)| *at)
     }
@@ -41,7 +40,7 @@ impl AlertLog for MemoryAlertLog {
     async fn claim_cooldown(&self, alert: &Alert, now_us: i64, until_us: i64) -> Result<bool, TableError> {
         self.enter("claim_cooldown").await?;
         let mut cooldowns = lock(&self.cooldowns);
-        let key = (alert.vehicle_id.clone(), alert.rule.clone());
+        let key = (alert.stream(), alert.rule.clone());
         let free = cooldowns
             .get(&key)
             .is_none_or(|(until, id)| *until <= now_us || *id == alert.id());
@@ -54,28 +53,23 @@ impl AlertLog for MemoryAlertLog {
     async fn recorded(&self, alert: &Alert) -> Result<bool, TableError> {
         self.enter("recorded").await?;
         Ok(lock(&self.log)
-            .get(&alert.vehicle_id)
+            .get(&alert.stream())
             .is_some_and(|l| l.contains_key(&(alert.ts_us, alert.rule.clone()))))
     }
 
     async fn record(&self, alert: &Alert, expires_at_s: i64) -> Result<(), TableError> {
         self.enter("record").await?;
         lock(&self.log)
-            .entry(alert.vehicle_id.clone())
+            .entry(alert.stream())
             .or_default()
             .insert((alert.ts_us, alert.rule.clone()), (alert.clone(), expires_at_s));
         Ok(())
     }
 
-    async fn alerts(
-        &self,
-        vehicle: &VehicleId,
-        limit: usize,
-        before_us: Option<i64>,
-    ) -> Result<Vec<Alert>, TableError> {
+    async fn alerts(&self, stream: &str, limit: usize, before_us: Option<i64>) -> Result<Vec<Alert>, TableError> {
         self.enter("alerts").await?;
         Ok(lock(&self.log)
-            .get(vehicle)
+            .get(stream)
             .map(|l| {
                 l.values()
                     .rev()

@@ -4,13 +4,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{Faults, lock};
-use crate::domain::vehicle::VehicleId;
 use crate::ports::TableError;
 use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
 
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
-    claims: Mutex<HashMap<(VehicleId, u64), ExistingClaim>>,
+    claims: Mutex<HashMap<(String, u64), ExistingClaim>>,
     pub faults: Faults,
 }
 
@@ -23,19 +22,21 @@ impl MemoryLedger {
     }
 
     /// Puts a claim as another batch would have left it.
-    pub fn insert(&self, vehicle: &VehicleId, seq: u64, claim: ExistingClaim) {
-        lock(&self.claims).insert((vehicle.clone(), seq), claim);
+    pub fn insert(&self, stream: &str, seq: u64, claim: ExistingClaim) {
+        lock(&self.claims).insert((stream.to_string(), seq), claim);
     }
 }
 
 impl Ledger for MemoryLedger {
-    async fn claim(&self, vehicle: &VehicleId, seq: u64, archive_key: &str, now_ms: i64) -> Result<Claim, TableError> {
+    async fn claim(&self, stream: &str, seq: u64, archive_key: &str, now_ms: i64) -> Result<Claim, TableError> {
         self.enter("claim").await?;
         let mut claims = lock(&self.claims);
-        let slot = claims.entry((vehicle.clone(), seq)).or_insert_with(|| ExistingClaim {
-            archive_key: archive_key.to_string(),
-            claimed_at_ms: now_ms,
-        });
+        let slot = claims
+            .entry((stream.to_string(), seq))
+            .or_insert_with(|| ExistingClaim {
+                archive_key: archive_key.to_string(),
+                claimed_at_ms: now_ms,
+            });
         if slot.archive_key == archive_key {
             slot.claimed_at_ms = now_ms;
             Ok(Claim::Claimed)
@@ -46,7 +47,7 @@ impl Ledger for MemoryLedger {
 
     async fn reclaim(
         &self,
-        vehicle: &VehicleId,
+        stream: &str,
         seq: u64,
         old: &ExistingClaim,
         archive_key: &str,
@@ -54,7 +55,7 @@ impl Ledger for MemoryLedger {
     ) -> Result<bool, TableError> {
         self.enter("reclaim").await?;
         let mut claims = lock(&self.claims);
-        let key = (vehicle.clone(), seq);
+        let key = (stream.to_string(), seq);
         if claims.get(&key).is_some_and(|c| c != old) {
             return Ok(false);
         }
@@ -68,12 +69,12 @@ impl Ledger for MemoryLedger {
         Ok(true)
     }
 
-    async fn claimed(&self, vehicle: &VehicleId, seqs: &[u64]) -> Result<Vec<bool>, TableError> {
+    async fn claimed(&self, stream: &str, seqs: &[u64]) -> Result<Vec<bool>, TableError> {
         self.enter("claimed").await?;
         let claims = lock(&self.claims);
         Ok(seqs
             .iter()
-            .map(|seq| claims.contains_key(&(vehicle.clone(), *seq)))
+            .map(|seq| claims.contains_key(&(stream.to_string(), *seq)))
             .collect())
     }
 }

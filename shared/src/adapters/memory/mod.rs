@@ -3,6 +3,7 @@
 //! [`Faults`] to fail or delay its calls.
 
 mod alert_log;
+mod device_state;
 mod faults;
 mod keys;
 mod ledger;
@@ -14,6 +15,7 @@ mod state;
 mod store;
 
 pub use alert_log::MemoryAlertLog;
+pub use device_state::MemoryDeviceStateTable;
 pub use faults::Faults;
 pub use keys::MemoryKeyStore;
 pub use ledger::MemoryLedger;

@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod compact;
 pub mod decoded;
+pub mod devices;
 pub mod footer;
 pub mod keys;
 pub mod raw;

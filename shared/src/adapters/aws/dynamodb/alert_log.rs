@@ -1,11 +1,12 @@
 //! [`AlertLog`] on DynamoDB: `alert#<ts µs>#<rule>` items (the log, newest
 //! first, TTL `expires_at`) and `cooldown#<rule>` items (the windows), keyed
-//! by vehicle.
+//! by the alert's stream (a vehicle id or a device's `<kind>/<id>`) in the
+//! key attribute that keeps its first name, `vehicle_id`.
 
 use aws_sdk_dynamodb::Client;
 
 use super::{Item, get_n, get_s, n, s, table_error, written};
-use crate::domain::alert::{Alert, Comparison, Severity};
+use crate::domain::alert::{Alert, Comparison, Quantity, Severity};
 use crate::domain::measure::Measure;
 use crate::domain::vehicle::VehicleId;
 use crate::ports::TableError;
@@ -30,11 +31,27 @@ impl DynamoAlertLog {
     }
 
     pub(crate) fn alert_of(item: &Item) -> Option<Alert> {
+        let kind = get_s(item, "kind").map(str::to_string);
+        let stream = get_s(item, "vehicle_id")?;
+        let id = match &kind {
+            None => stream,
+            Some(kind) => stream.strip_prefix(kind.as_str())?.strip_prefix('/')?,
+        };
+        let name = get_s(item, "measure")?;
+        let measure = match &kind {
+            None => Quantity::Measure(Measure::from_name(name)?),
+            Some(_) => Quantity::Field {
+                name: name.to_string(),
+                unit: get_s(item, "unit").unwrap_or_default().to_string(),
+                description: get_s(item, "description").unwrap_or_default().to_string(),
+            },
+        };
         Some(Alert {
-            vehicle_id: VehicleId::new(get_s(item, "vehicle_id")?).ok()?,
+            vehicle_id: VehicleId::new(id).ok()?,
+            kind,
             rule: get_s(item, "rule")?.to_string(),
             severity: Severity::from_name(get_s(item, "severity")?)?,
-            measure: Measure::from_name(get_s(item, "measure")?)?,
+            measure,
             value: get_n(item, "value")?,
             comparison: Comparison::from_symbol(get_s(item, "comparison")?)?,
             threshold: get_n(item, "threshold")?,
@@ -51,7 +68,7 @@ impl AlertLog for DynamoAlertLog {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("vehicle_id", s(alert.vehicle_id.as_str()))
+            .item("vehicle_id", s(alert.stream()))
             .item("sk", s(format!("cooldown#{}", alert.rule)))
             .item("until_us", n(until_us))
             .item("alert_id", s(alert.id()))
@@ -68,7 +85,7 @@ impl AlertLog for DynamoAlertLog {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("vehicle_id", s(alert.vehicle_id.as_str()))
+            .key("vehicle_id", s(alert.stream()))
             .key("sk", s(alert_sk(alert)))
             .consistent_read(true)
             .send()
@@ -78,10 +95,14 @@ impl AlertLog for DynamoAlertLog {
     }
 
     async fn record(&self, alert: &Alert, expires_at_s: i64) -> Result<(), TableError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("vehicle_id", s(alert.vehicle_id.as_str()))
+        let mut put = self.client.put_item();
+        if let Some(kind) = &alert.kind {
+            put = put
+                .item("kind", s(kind))
+                .item("description", s(alert.measure.description()));
+        }
+        put.table_name(&self.table)
+            .item("vehicle_id", s(alert.stream()))
             .item("sk", s(alert_sk(alert)))
             .item("rule", s(&alert.rule))
             .item("severity", s(alert.severity.as_str()))
@@ -100,12 +121,7 @@ impl AlertLog for DynamoAlertLog {
             .map_err(|e| table_error(&self.table, e))
     }
 
-    async fn alerts(
-        &self,
-        vehicle: &VehicleId,
-        limit: usize,
-        before_us: Option<i64>,
-    ) -> Result<Vec<Alert>, TableError> {
+    async fn alerts(&self, stream: &str, limit: usize, before_us: Option<i64>) -> Result<Vec<Alert>, TableError> {
         let upper = match before_us {
             Some(us) => format!("alert#{:020}", us.max(0)),
             None => "alert#~".to_string(),
@@ -115,7 +131,7 @@ impl AlertLog for DynamoAlertLog {
             .query()
             .table_name(&self.table)
             .key_condition_expression("vehicle_id = :v AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":v", s(vehicle.as_str()))
+            .expression_attribute_values(":v", s(stream))
             .expression_attribute_values(":lo", s("alert#"))
             .expression_attribute_values(":hi", s(upper))
             .scan_index_forward(false)

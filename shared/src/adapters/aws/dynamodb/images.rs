@@ -61,7 +61,8 @@ pub fn alert_from_image(image: &Value) -> Option<Alert> {
     if !sk.starts_with("alert#") {
         return None;
     }
-    DynamoAlertLog::alert_of(&item)
+    // The live stream follows vehicles; a device's alerts are not theirs.
+    DynamoAlertLog::alert_of(&item).filter(|a| a.kind.is_none())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! [`Ledger`] on DynamoDB: one item per (vehicle, seq), expiring after a week.
+//! [`Ledger`] on DynamoDB: one item per (stream, seq), expiring after a week;
+//! the key attribute keeps its first name, `vehicle_id`, for a table already deployed.
 
 use std::collections::{HashMap, HashSet};
 
@@ -6,7 +7,6 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::{Item, get_n, get_s, n, s, table_error, written};
-use crate::domain::vehicle::VehicleId;
 use crate::ports::TableError;
 use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
 
@@ -27,12 +27,12 @@ impl DynamoLedger {
         }
     }
 
-    async fn read_claim(&self, vehicle: &VehicleId, seq: u64) -> Result<Option<ExistingClaim>, TableError> {
+    async fn read_claim(&self, stream: &str, seq: u64) -> Result<Option<ExistingClaim>, TableError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("vehicle_id", s(vehicle.as_str()))
+            .key("vehicle_id", s(stream))
             .key("seq", n(seq))
             .consistent_read(true)
             .send()
@@ -46,9 +46,9 @@ impl DynamoLedger {
         }))
     }
 
-    fn claim_item(vehicle: &VehicleId, seq: u64, archive_key: &str, now_ms: i64) -> Item {
+    fn claim_item(stream: &str, seq: u64, archive_key: &str, now_ms: i64) -> Item {
         HashMap::from([
-            ("vehicle_id".to_string(), s(vehicle.as_str())),
+            ("vehicle_id".to_string(), s(stream)),
             ("seq".to_string(), n(seq)),
             ("archive_key".to_string(), s(archive_key)),
             ("claimed_at_ms".to_string(), n(now_ms)),
@@ -58,12 +58,12 @@ impl DynamoLedger {
 }
 
 impl Ledger for DynamoLedger {
-    async fn claim(&self, vehicle: &VehicleId, seq: u64, archive_key: &str, now_ms: i64) -> Result<Claim, TableError> {
+    async fn claim(&self, stream: &str, seq: u64, archive_key: &str, now_ms: i64) -> Result<Claim, TableError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(Self::claim_item(vehicle, seq, archive_key, now_ms)))
+            .set_item(Some(Self::claim_item(stream, seq, archive_key, now_ms)))
             .condition_expression("attribute_not_exists(vehicle_id) OR archive_key = :key")
             .expression_attribute_values(":key", s(archive_key))
             .send()
@@ -71,7 +71,7 @@ impl Ledger for DynamoLedger {
         if written(&self.table, result)? {
             return Ok(Claim::Claimed);
         }
-        Ok(Claim::Taken(match self.read_claim(vehicle, seq).await? {
+        Ok(Claim::Taken(match self.read_claim(stream, seq).await? {
             Some(existing) => existing,
             // Expired between the two requests: stale at once, so the caller takes it over.
             None => ExistingClaim {
@@ -83,7 +83,7 @@ impl Ledger for DynamoLedger {
 
     async fn reclaim(
         &self,
-        vehicle: &VehicleId,
+        stream: &str,
         seq: u64,
         old: &ExistingClaim,
         archive_key: &str,
@@ -93,7 +93,7 @@ impl Ledger for DynamoLedger {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(Self::claim_item(vehicle, seq, archive_key, now_ms)))
+            .set_item(Some(Self::claim_item(stream, seq, archive_key, now_ms)))
             .condition_expression("attribute_not_exists(vehicle_id) OR (archive_key = :old AND claimed_at_ms = :at)")
             .expression_attribute_values(":old", s(&old.archive_key))
             .expression_attribute_values(":at", n(old.claimed_at_ms))
@@ -102,7 +102,7 @@ impl Ledger for DynamoLedger {
         written(&self.table, result)
     }
 
-    async fn claimed(&self, vehicle: &VehicleId, seqs: &[u64]) -> Result<Vec<bool>, TableError> {
+    async fn claimed(&self, stream: &str, seqs: &[u64]) -> Result<Vec<bool>, TableError> {
         let mut found = HashSet::new();
         // BatchGetItem takes 100 keys; what it leaves unprocessed (throttling) is asked again.
         for chunk in seqs.chunks(100) {
@@ -110,12 +110,7 @@ impl Ledger for DynamoLedger {
                 .iter()
                 .collect::<HashSet<_>>()
                 .into_iter()
-                .map(|seq| {
-                    HashMap::from([
-                        ("vehicle_id".to_string(), s(vehicle.as_str())),
-                        ("seq".to_string(), n(seq)),
-                    ])
-                })
+                .map(|seq| HashMap::from([("vehicle_id".to_string(), s(stream)), ("seq".to_string(), n(seq))]))
                 .collect();
             for attempt in 0..MAX_BATCH_ATTEMPTS {
                 if keys.is_empty() {

@@ -10,6 +10,7 @@
 
 pub mod alert_log;
 pub mod connections;
+pub mod device_state;
 pub mod images;
 pub mod keys;
 pub mod ledger;
@@ -24,6 +25,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use alert_log::DynamoAlertLog;
 pub use connections::DynamoConnectionStore;
+pub use device_state::DynamoDeviceStateTable;
 pub use keys::DynamoKeyStore;
 pub use ledger::DynamoLedger;
 pub use quota::DynamoQuotaCounter;
