@@ -78,31 +78,9 @@ region="$(aws configure get region || echo "${AWS_REGION:-us-east-1}")"
 data_endpoint="$(aws iot describe-endpoint --endpoint-type iot:Data-ATS --query endpointAddress --output text)"
 credentials_endpoint="$(aws iot describe-endpoint --endpoint-type iot:CredentialProvider --query endpointAddress --output text)"
 
-if [[ ! -f "$csr" ]] || ! grep -q "BEGIN CERTIFICATE REQUEST" "$csr"; then
-  echo "$csr: not a certificate signing request (make one on the vehicle with infra/vehicle-key.sh)" >&2
-  exit 2
-fi
-mkdir -p "$out"
-chmod 700 "$out"
-
-aws iot describe-thing --thing-name "$vehicle" >/dev/null 2>&1 || aws iot create-thing --thing-name "$vehicle" >/dev/null
-previous="$(aws iot list-thing-principals --thing-name "$vehicle" --query 'principals[]' --output text)"
-cert_arn="$(aws iot create-certificate-from-csr --set-as-active \
-  --certificate-signing-request "file://$csr" \
-  --query certificateArn --output text)"
-aws iot describe-certificate --certificate-id "${cert_arn##*/}" \
-  --query certificateDescription.certificatePem --output text > "$out/cert.pem"
-aws iot attach-policy --policy-name "$policy" --target "$cert_arn"
-aws iot attach-policy --policy-name "$credentials_policy" --target "$cert_arn"
-aws iot attach-thing-principal --thing-name "$vehicle" --principal "$cert_arn" --thing-principal-type EXCLUSIVE_THING
-# Rotation: the certificates the vehicle had before stop working now.
-for old in $previous; do
-  [[ "$old" == "None" || "$old" == "$cert_arn" ]] && continue
-  aws iot detach-thing-principal --thing-name "$vehicle" --principal "$old"
-  aws iot update-certificate --certificate-id "${old##*/}" --new-status INACTIVE
-  echo "deactivated the previous certificate ${old##*/}"
-done
-curl -fsS https://www.amazontrust.com/repository/AmazonRootCA1.pem -o "$out/AmazonRootCA1.pem"
+# shellcheck source=infra/iot-thing.sh
+source "$here/iot-thing.sh"
+issue_certificate "$vehicle" "$csr" "$out" "$policy" "$credentials_policy"
 
 cat > "$out/edge.toml" <<TOML
 # canopy-edge for $vehicle, stack $stack. On the vehicle, with this bundle

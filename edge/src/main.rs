@@ -16,9 +16,10 @@ mod iot_credentials;
 mod mqtt;
 mod source;
 mod spool;
+mod station_model;
 mod upload;
 
-use commands::{bench_codec, convert, decode, simulate};
+use commands::{bench_codec, convert, decode, simulate, station};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -48,6 +49,8 @@ enum Command {
     },
     /// Simulate vehicles' CAN traffic into files (candump or raw Parquet).
     Simulate(simulate::SimulateArgs),
+    /// An edge for a battery-swap station: its model, published over MQTT.
+    Station(station::StationArgs),
     /// Decode a candump log or raw lake file with a DBC.
     Decode(decode::DecodeArgs),
     /// Convert between candump logs and raw lake Parquet.
@@ -78,6 +81,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => simulate::run(&args),
+        Command::Station(args) => station::run(&args),
         Command::Decode(args) => decode::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::BenchCodec(args) => bench_codec::run(&args),

@@ -11,7 +11,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use canopy::adapters::contract::{alert, telemetry};
-use canopy::adapters::memory::{MemoryAlertLog, MemoryQuotaCounter, MemoryStateTable};
+use canopy::adapters::memory::{MemoryAlertLog, MemoryDeviceStateTable, MemoryQuotaCounter, MemoryStateTable};
+use canopy::domain::kind::Kinds;
 use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
 use canopy::ports::alert_log::AlertLog;
@@ -32,6 +33,8 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<MemoryApi> {
         history: MemoryHistory::default(),
         state: MemoryStateTable::default(),
         alerts: MemoryAlertLog::default(),
+        devices: Box::new(MemoryDeviceStateTable::default()),
+        kinds: Kinds::builtin(),
         catalogs: Box::new(Arc::new(catalogs::built_in().expect("the built-in DBC"))),
         access: AccessPolicy::default(),
         quota_counter: MemoryQuotaCounter::default(),

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoQuotaCounter, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoDeviceStateTable, DynamoQuotaCounter, DynamoStateTable};
+use canopy::domain::kind::Kinds;
 use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::dbc::{Database, SignalValue};
@@ -24,7 +25,7 @@ use canopy_api::history::plan::{Plan, Reduced, plan, reduce};
 use canopy_api::history::{FleetStat, History, HistoryError, SignalRef, Sql, TimeRange, TripRow};
 use canopy_api::quota::HistoryQuota;
 use canopy_api::{Api, OPENAPI, catalogs, router};
-use canopy_local::resources::{alerts_table, quota_table, state_table};
+use canopy_local::resources::{alerts_table, device_state_table, quota_table, state_table};
 use canopy_tests::local;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
@@ -385,6 +386,16 @@ impl History for Counting {
         self.queries.fetch_add(1, Ordering::SeqCst);
         self.inner.trips(vehicle, range, gap_us).await
     }
+    async fn device_points(
+        &self,
+        kind: &canopy::domain::kind::Kind,
+        id: &VehicleId,
+        field: &str,
+        range: TimeRange,
+    ) -> Result<Vec<canopy::domain::lttb::Point>, HistoryError> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        self.inner.device_points(kind, id, field, range).await
+    }
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -424,6 +435,11 @@ async fn the_router_answers_validates_and_documents_every_route() {
         history,
         state,
         alerts: DynamoAlertLog::new(dynamodb.clone(), &local::table(alerts_table, "api-alerts").await),
+        devices: Box::new(DynamoDeviceStateTable::new(
+            dynamodb.clone(),
+            &local::table(device_state_table, "api-devices").await,
+        )),
+        kinds: Kinds::builtin(),
         catalogs: Box::new(Arc::new(catalogs::built_in().unwrap())),
         access: AccessPolicy::default(),
         quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
@@ -595,13 +611,18 @@ async fn the_router_answers_validates_and_documents_every_route() {
     // The OpenAPI document: served, and it lists exactly the routes the router answers.
     let (status, served) = call(&app, "GET", "/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
-    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    // As API Gateway serves it: openapi.json with the device kinds' paths added.
+    let doc: Value = serde_json::from_str(&canopy_api::openapi_document(true, &Kinds::builtin())).unwrap();
+    let written: Value = serde_json::from_str(OPENAPI).unwrap();
+    for (path, operations) in written["paths"].as_object().unwrap() {
+        assert_eq!(&doc["paths"][path], operations, "{path}");
+    }
+    assert_eq!(doc["components"], written["components"]);
+    assert!(doc["paths"]["/stations/{id}/history/{field}"].is_object());
     // Served by the local stack (no sign-in): the same, without the security requirement.
     assert!(doc["security"].is_array() && served.get("security").is_none());
     assert_eq!(served["paths"], doc["paths"]);
     assert_eq!(served["components"], doc["components"]);
-    let signed_in: Value = serde_json::from_str(&canopy_api::openapi_document(true)).unwrap();
-    assert_eq!(signed_in, doc);
     let mut documented = Vec::new();
     for (path, operations) in doc["paths"].as_object().unwrap() {
         for method in operations.as_object().unwrap().keys() {
@@ -623,6 +644,7 @@ async fn the_router_answers_validates_and_documents_every_route() {
     for (method, path) in &documented {
         let concrete = path
             .replace("{id}", "veh-01")
+            .replace("{field}", "batteries_available")
             .replace("{message}", MESSAGE)
             .replace("{signal}", SIGNAL);
         let body = (method == "POST").then(|| json!({"signals": [{"message_name": MESSAGE, "signal_name": SIGNAL}]}));
@@ -637,11 +659,18 @@ async fn the_router_answers_validates_and_documents_every_route() {
             "{method} {path}: {status}"
         );
     }
+    let kinds: Vec<_> = Kinds::builtin().iter().cloned().collect();
+    let device_routes = canopy_api::devices::route_list(&kinds);
     assert_eq!(
         documented.len(),
-        canopy_api::ROUTES.len() + canopy_ingest::router::ROUTES.len()
+        canopy_api::ROUTES.len() + canopy_ingest::router::ROUTES.len() + device_routes.len()
     );
-    for (method, path) in canopy_api::ROUTES.iter().chain(&canopy_ingest::router::ROUTES) {
+    let device_routes: Vec<(&str, &str)> = device_routes.iter().map(|(m, p)| (*m, p.as_str())).collect();
+    for (method, path) in canopy_api::ROUTES
+        .iter()
+        .chain(&canopy_ingest::router::ROUTES)
+        .chain(&device_routes)
+    {
         assert!(
             documented.contains(&(method.to_string(), path.to_string())),
             "{method} {path} is not documented"
@@ -871,6 +900,11 @@ async fn athena_app(history: AthenaHistory, history_deadline: Duration) -> axum:
         history,
         state: DynamoStateTable::new(dynamodb.clone(), &local::table(state_table, "api-state").await),
         alerts: DynamoAlertLog::new(dynamodb.clone(), &local::table(alerts_table, "api-alerts").await),
+        devices: Box::new(DynamoDeviceStateTable::new(
+            dynamodb.clone(),
+            &local::table(device_state_table, "api-devices").await,
+        )),
+        kinds: Kinds::builtin(),
         catalogs: Box::new(Arc::new(catalogs::built_in().unwrap())),
         access: AccessPolicy::default(),
         quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),

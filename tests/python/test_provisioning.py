@@ -146,3 +146,36 @@ def test_a_file_that_is_not_a_csr_is_refused(tmp_path):
                             env=env, capture_output=True, text=True)
     assert result.returncode == 2
     assert "not a certificate signing request" in result.stderr
+
+
+def test_a_station_is_provisioned_as_its_kind_and_its_bundle_checks(tmp_path):
+    """The thing carries kind=station (the device policy's topic is built
+    from it), gets the device policy and one certificate, and the bundle's
+    station.toml is what `canopy-edge station` takes, wherever it is put."""
+    env, log = stubs(tmp_path)
+    env["STUB_PREVIOUS"] = "arn:aws:iot:us-east-1:123456789012:cert/old0001"
+    device, csr = vehicle_csr(tmp_path)
+    issue(tmp_path, device, csr)
+    subprocess.run([REPO / "infra" / "provision-station.sh", "st-007", csr, "canopy", tmp_path / "out"],
+                   check=True, env=env, capture_output=True, text=True)
+    calls = log.read_text().splitlines()
+    created = [c for c in calls if c.startswith("iot create-thing") or c.startswith("iot update-thing")]
+    assert created and all('"kind":"station"' in c for c in created), created
+    assert any("OutputKey=='DevicePolicyName'" in c for c in calls)
+    assert "iot attach-policy --policy-name stack-output --target arn:aws:iot:us-east-1:123456789012:cert/new0001" in calls
+    assert "iot update-certificate --certificate-id old0001 --new-status INACTIVE" in calls
+    bundle = tmp_path / "out" / "st-007"
+    assert sorted(p.name for p in bundle.iterdir()) == ["AmazonRootCA1.pem", "cert.pem", "station.toml"]
+    config = (bundle / "station.toml").read_text()
+    assert 'station_id = "st-007"' in config and str(tmp_path) not in config
+    station = tmp_path / "station" / "opt" / "canopy"
+    shutil.copytree(bundle, station)
+    shutil.copy(device / "key.pem", station / "key.pem")
+    edge = os.environ["CANOPY_EDGE"]
+    checked = subprocess.run([edge, "station", "--config", station / "station.toml", "--check"],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    (station / "key.pem").unlink()
+    missing = subprocess.run([edge, "station", "--config", station / "station.toml", "--check"],
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "key.pem" in missing.stderr, missing.stderr

@@ -1,4 +1,4 @@
-//! The command-line tools beside the agent: `simulate`, `decode`, `convert`
+//! The command-line tools beside the agent: `simulate`, `station`, `decode`, `convert`
 //! and the hidden `bench-codec`, each in its own module, and [`input`], where
 //! their frames come from.
 
@@ -7,3 +7,4 @@ pub mod convert;
 pub mod decode;
 pub mod input;
 pub mod simulate;
+pub mod station;

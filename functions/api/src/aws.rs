@@ -3,8 +3,11 @@
 //! DataFusion for history. Without it the router runs on the memory adapters
 //! alone (the fuzz target), with no AWS SDK to build.
 
-use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoQuotaCounter, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{
+    self, DynamoAlertLog, DynamoDeviceStateTable, DynamoQuotaCounter, DynamoStateTable,
+};
 use canopy::adapters::aws::s3::S3Store;
+use canopy::domain::kind::Kinds;
 use canopy::runtime::env;
 
 use crate::access::AccessPolicy;
@@ -20,6 +23,8 @@ impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
             history,
             state: DynamoStateTable::new(client.clone(), &config.state_table),
             alerts: DynamoAlertLog::new(client.clone(), &config.alerts_table),
+            devices: Box::new(DynamoDeviceStateTable::new(client.clone(), &config.device_state_table)),
+            kinds: Kinds::builtin(),
             catalogs: Box::new(catalogs::from_bucket(
                 S3Store::new(sdk, &config.data_bucket),
                 &config.dbc,

@@ -8,6 +8,8 @@
 //!   the Lambda's `main.rs` uses.
 //! - [`history`]: signal history and fleet statistics, with both backends
 //!   side by side (Athena in AWS, DataFusion on the local stack).
+//! - [`devices`]: the routes of each declared device kind (`/stations`…),
+//!   and their OpenAPI paths, from the kind's declaration.
 //! - [`catalogs`]: the signals of each vehicle's DBC, which names are checked against.
 //! - [`access`]: which vehicles a caller reads; [`quota`]: how many history
 //!   queries a minute.
@@ -20,6 +22,7 @@ pub mod access;
 mod aws;
 pub mod catalogs;
 pub mod console;
+pub mod devices;
 pub mod error;
 pub mod etag;
 pub mod extract;
@@ -36,6 +39,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use canopy::domain::kind::Kinds;
 use canopy::domain::vehicle::VehicleId;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::quota::QuotaCounter;
@@ -46,6 +50,7 @@ use canopy::services::dbc_cache::DbcSource;
 use crate::access::{AccessPolicy, Identity, VehicleGroups};
 use crate::catalogs::Catalogs;
 use crate::console::ConsoleConfig;
+use crate::devices::DeviceReads;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::history::{
@@ -60,7 +65,8 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 
 const MAX_PAGE: usize = 100;
 
-/// Every route of [`router`], as `openapi.json` must list it.
+/// Every route of [`router`] but the device kinds' ([`devices::route_list`]),
+/// as `openapi.json` must list it.
 pub const ROUTES: [(&str, &str); 16] = [
     ("GET", "/"),
     ("GET", "/docs"),
@@ -87,6 +93,8 @@ pub struct Config {
     pub state_table: String,
     /// `ALERTS_TABLE`: the alert log.
     pub alerts_table: String,
+    /// `DEVICE_STATE_TABLE`: each declared device's latest state.
+    pub device_state_table: String,
     /// `ATHENA_WORKGROUP`: where history queries run.
     pub workgroup: String,
     /// `GLUE_DATABASE`: the lake's tables.
@@ -116,6 +124,7 @@ impl Config {
         Ok(Self {
             state_table: env::required(vars, "STATE_TABLE")?,
             alerts_table: env::required(vars, "ALERTS_TABLE")?,
+            device_state_table: env::required(vars, "DEVICE_STATE_TABLE")?,
             workgroup: env::required(vars, "ATHENA_WORKGROUP")?,
             database: env::required(vars, "GLUE_DATABASE")?,
             quota_table: env::required(vars, "QUOTA_TABLE")?,
@@ -152,12 +161,15 @@ pub enum StartError {
     Dbc(#[from] canopy::format::dbc::LoadError),
 }
 
-/// What the handlers share: history, the latest-state table, the alert log,
+/// What the handlers share: history, the latest-state tables, the alert log,
 /// the catalog names are checked against, who reads what, and the quota.
 pub struct Api<H, S, A, Q> {
     pub history: H,
     pub state: S,
     pub alerts: A,
+    /// The declared devices' latest states, and their kinds.
+    pub devices: Box<dyn DeviceReads>,
+    pub kinds: Kinds,
     pub catalogs: Box<dyn Catalogs>,
     pub access: AccessPolicy,
     pub quota_counter: Q,
@@ -207,8 +219,9 @@ where
         let config = page_config.clone();
         async move { console::page(request, &config).await }
     };
-    let document: Arc<str> = Arc::from(openapi_document(api.access.identity_required));
-    Router::new()
+    let document: Arc<str> = Arc::from(openapi_document(api.access.identity_required, &api.kinds));
+    let kinds: Vec<canopy::domain::kind::Kind> = api.kinds.iter().cloned().collect();
+    let app = Router::new()
         .route("/", get(page.clone()))
         .route("/docs", get(page))
         .route("/assets/{*file}", get(console::file))
@@ -233,7 +246,8 @@ where
             get(signal_history::<H, S, A, Q>),
         )
         .route("/vehicles/{id}/query", post(query::<H, S, A, Q>))
-        .route("/fleet/stats", get(fleet_stats::<H, S, A, Q>))
+        .route("/fleet/stats", get(fleet_stats::<H, S, A, Q>));
+    devices::routes(app, &kinds)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route (GET /openapi.json lists them)") })
         // axum keeps the Allow header; the body is JSON like every other error.
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
@@ -300,11 +314,15 @@ async fn health() -> Json<Value> {
 /// (API Gateway's JWT authorizer in AWS); without its security requirement
 /// where nobody signs in (the local stack), so that a client generated from
 /// it sends what that server takes.
-pub fn openapi_document(signed_in: bool) -> String {
-    if signed_in {
-        return OPENAPI.to_string();
-    }
+pub fn openapi_document(signed_in: bool, kinds: &Kinds) -> String {
     let mut doc: Value = serde_json::from_str(OPENAPI).unwrap_or_else(|_| json!({}));
+    let kinds: Vec<canopy::domain::kind::Kind> = kinds.iter().cloned().collect();
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        paths.extend(devices::openapi_paths(&kinds));
+    }
+    if signed_in {
+        return serde_json::to_string_pretty(&doc).unwrap_or_else(|_| OPENAPI.to_string());
+    }
     if let Some(doc) = doc.as_object_mut() {
         doc.remove("security");
         doc.insert("x-canopy-local".into(), json!(true));

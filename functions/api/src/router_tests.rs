@@ -2,10 +2,12 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use canopy::adapters::contract::{alert, telemetry};
-use canopy::adapters::memory::{MemoryAlertLog, MemoryQuotaCounter, MemoryStateTable};
+use canopy::adapters::contract::{alert, station_status, telemetry};
+use canopy::adapters::memory::{MemoryAlertLog, MemoryDeviceStateTable, MemoryQuotaCounter, MemoryStateTable};
 use canopy::domain::lttb::Point;
+use canopy::format::device::FieldValue;
 use canopy::ports::alert_log::AlertLog;
+use canopy::ports::device_state::DeviceStateStore;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -27,6 +29,8 @@ async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryAp
         history: MemoryHistory::default(),
         state: MemoryStateTable::default(),
         alerts: MemoryAlertLog::default(),
+        devices: Box::new(stations().await),
+        kinds: Kinds::builtin(),
         catalogs: Box::new(Arc::new(catalogs::built_in().unwrap())),
         access,
         quota_counter: MemoryQuotaCounter::default(),
@@ -53,6 +57,20 @@ async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryAp
         }),
     );
     api
+}
+
+/// Stations st-01..st-03 with their latest status.
+async fn stations() -> MemoryDeviceStateTable {
+    let table = MemoryDeviceStateTable::default();
+    for (n, available) in [(1, 0), (2, 1), (3, 2)] {
+        let id = format!("st-{n:02}");
+        let mut status = station_status(&id, 10 + n, 0);
+        status
+            .values
+            .insert("batteries_available".into(), FieldValue::Integer(available));
+        table.put_if_newer(&status, 5).await.unwrap();
+    }
+    table
 }
 
 async fn get(api: &Arc<MemoryApi>, uri: &str) -> (StatusCode, Value) {
@@ -450,6 +468,7 @@ async fn past_the_deadline_every_query_is_stopped_and_named_in_a_504() {
 fn a_deadline_past_the_functions_timeout_is_refused_at_start() {
     let mut vars: std::collections::BTreeMap<String, String> = [
         ("STATE_TABLE", "s"),
+        ("DEVICE_STATE_TABLE", "d"),
         ("ALERTS_TABLE", "a"),
         ("ATHENA_WORKGROUP", "w"),
         ("GLUE_DATABASE", "g"),
@@ -638,4 +657,98 @@ async fn trips_carry_the_alerts_raised_during_them() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     api.history.faults.fail_next_of("trips", 1);
     assert_eq!(get(&api, "/vehicles/veh-001/trips").await.0, StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test]
+async fn stations_are_listed_read_and_charted_from_their_declaration() {
+    let api = api().await;
+    let (status, body) = get(&api, "/stations?limit=2").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: Vec<&str> = body["stations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["station_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["st-01", "st-02"]);
+    assert_eq!(body["next"], "st-02");
+    let (_, rest) = get(&api, "/stations?limit=2&after=st-02").await;
+    assert_eq!(rest["stations"][0]["station_id"], "st-03");
+    assert_eq!(rest["next"], Value::Null);
+    let (status, one) = get(&api, "/stations/st-01").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (one["kind"].as_str(), one["batteries_available"].as_i64()),
+        (Some("station"), Some(0))
+    );
+    assert_eq!(one["slot_temp_c"], serde_json::json!([25.5, 31.0]));
+    let (status, missing) = get(&api, "/stations/st-99").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no station st-99")
+    );
+    // A vehicle's id is not a station's.
+    assert_eq!(get(&api, "/stations/veh-001").await.0, StatusCode::NOT_FOUND);
+
+    // Its alerts come from the same log, under its own stream.
+    let mut alert = alert(&VehicleId::new("st-01").unwrap(), 3, 60);
+    alert.kind = Some("station".into());
+    alert.rule = "no-charged-battery".into();
+    api.alerts.record(&alert, 2_000_000_000).await.unwrap();
+    let (_, alerts) = get(&api, "/stations/st-01/alerts").await;
+    assert_eq!(alerts["alerts"][0]["rule"], "no-charged-battery", "{alerts}");
+    assert_eq!(alerts["alerts"][0]["device_id"], "st-01");
+    assert!(
+        get(&api, "/stations/st-02/alerts").await.1["alerts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        get(&api, "/vehicles/veh-001/alerts").await.1["alerts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A day of a field: reduced by LTTB, statistics exact over every value.
+    let id = VehicleId::new("st-01").unwrap();
+    let values: Vec<f64> = (0..2880).map(|i| ((i * 7) % 9) as f64).collect();
+    api.history.insert_device(
+        "station",
+        &id,
+        "batteries_available",
+        values.iter().enumerate().map(|(i, v)| Point {
+            ts_us: T0_US + i as i64 * 30_000_000,
+            value: *v,
+        }),
+    );
+    let uri =
+        "/stations/st-01/history/batteries_available?from=2023-11-14T22:13:20Z&to=2023-11-15T22:13:20Z&max_points=100";
+    let (status, chart) = get(&api, uri).await;
+    assert_eq!(status, StatusCode::OK, "{chart}");
+    assert_eq!(chart["points"].as_array().unwrap().len(), 100);
+    assert_eq!(chart["stats"]["count"], 2880);
+    let mean = values.iter().sum::<f64>() / 2880.0;
+    assert!((chart["stats"]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert_eq!(
+        (chart["stats"]["min"].as_f64(), chart["stats"]["max"].as_f64()),
+        (Some(0.0), Some(8.0))
+    );
+    // A list field, or one not declared, has no history: a missing resource.
+    for field in ["slot_temp_c", "pressure_bar"] {
+        let (status, body) = get(&api, &format!("/stations/st-01/history/{field}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{field}: {body}");
+        assert_eq!(body["error"]["field"], "field");
+    }
+    assert_eq!(
+        get(&api, "/stations/st-01/history/batteries_available?max_points=2")
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
 }

@@ -15,7 +15,7 @@ use canopy::ports::state::LatestState;
 use canopy::ports::store::ObjectStore;
 use serde_json::Value;
 
-use crate::stack::{Stack, StackCounters, alerts_of, latest_states};
+use crate::stack::{Stack, StackCounters, alerts_of, device_state_table, latest_states};
 
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
@@ -220,6 +220,126 @@ pub async fn run_fleet(stack: &Stack, options: &FleetOptions) -> Result<BTreeMap
     Ok(counters)
 }
 
+/// The demo's stations, (id, slots): the last, small and busy, runs out
+/// of charged batteries.
+pub const DEMO_STATIONS: [(&str, usize); 3] = [("st-001", 8), ("st-002", 6), ("st-003", 2)];
+
+/// A station edge's configuration on the local stack's broker.
+pub fn station_config(stack: &Stack, id: &str, slots: usize, seed: u64, publish_interval_s: u64) -> String {
+    format!(
+        "station_id = \"{id}\"\nslots = {slots}\npublish_interval_s = {publish_interval_s}\nseed = {seed}\n\
+         [mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"{id}\"\n",
+        port = stack.mqtt.port()
+    )
+}
+
+/// Runs `canopy-edge station` for each of `stations` for `seconds`, the
+/// model `time_scale` times faster than the clock; their final counters.
+pub async fn run_stations(
+    stack: &Stack,
+    edge: &Path,
+    work: &Path,
+    stations: &[(&str, usize)],
+    seconds: u64,
+    time_scale: f64,
+) -> Result<BTreeMap<String, Value>> {
+    std::fs::create_dir_all(work)?;
+    let mut children = Vec::new();
+    for (i, (id, slots)) in stations.iter().enumerate() {
+        let config = work.join(format!("{id}.toml"));
+        std::fs::write(&config, station_config(stack, id, *slots, i as u64 + 1, 2))?;
+        let log_path = work.join(format!("{id}.log"));
+        let child = tokio::process::Command::new(edge)
+            .args(["station", "--config"])
+            .arg(&config)
+            .args([
+                "--duration-s",
+                &seconds.to_string(),
+                "--time-scale",
+                &time_scale.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log_path)?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", edge.display()))?;
+        children.push((id.to_string(), child, log_path));
+    }
+    let mut counters = BTreeMap::new();
+    for (id, child, log) in children {
+        let output = child.wait_with_output().await?;
+        if !output.status.success() {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "canopy-edge station {id} failed ({}):\n{}",
+                output.status,
+                tail(&log, 3000)
+            );
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let last = stdout.lines().last().unwrap_or("{}");
+        counters.insert(id, serde_json::from_str(last).unwrap_or(Value::Null));
+    }
+    Ok(counters)
+}
+
+/// The stations' latest states and alerts, as the API would list them.
+pub async fn station_summary(stack: &Stack, counters: &BTreeMap<String, Value>) -> Result<String> {
+    use canopy::ports::device_state::DeviceStateStore;
+    let page = device_state_table(stack).list("station", 100, None).await?;
+    let mut out = String::from("\nStations (kinds/station.toml):\n");
+    out.push_str("  station  charged  charging  faulted  swaps today  published  temperature  grid\n");
+    for s in &page.items {
+        let v = s.record.to_json("station_id");
+        let published = counters
+            .get(s.record.id.as_str())
+            .and_then(|c| c["acknowledged"].as_u64())
+            .unwrap_or(0);
+        out.push_str(&format!(
+            "  {:<7}  {:>3}/{:<3}  {:>8}  {:>7}  {:>11}  {:>9}  {:>8.1} °C  {:>6.1} kW\n",
+            s.record.id,
+            v["batteries_available"],
+            v["slots"],
+            v["charging"],
+            v["faulted"],
+            v["swaps_today"],
+            published,
+            v["temperature_c"].as_f64().unwrap_or(f64::NAN),
+            v["grid_power_kw"].as_f64().unwrap_or(f64::NAN),
+        ));
+    }
+    let mut alerts = Vec::new();
+    for s in &page.items {
+        alerts.extend(alerts_of(stack, &s.record.stream()).await?);
+    }
+    out.push_str(&format!("Station alerts through SNS: {}\n", alerts.len()));
+    for a in &alerts {
+        out.push_str(&format!(
+            "  [{}] {} {}: {} = {:.1} {} (threshold {} {}) at {}\n",
+            a.severity,
+            a.vehicle_id,
+            a.rule,
+            a.measure.name(),
+            a.value,
+            a.unit(),
+            a.comparison.symbol(),
+            a.threshold,
+            a.ts
+        ));
+    }
+    let api = format!("http://{}", stack.api);
+    let first = page
+        .items
+        .first()
+        .map_or("st-001".to_string(), |s| s.record.id.to_string());
+    out.push_str(&format!(
+        "  curl -s {api}/stations | jq '.stations[] | {{station_id, batteries_available, slots}}'\n\
+         \x20 curl -s {api}/stations/{first}/alerts | jq\n\
+         \x20 curl -s '{api}/stations/{first}/history/batteries_available?max_points=100' | jq .stats\n"
+    ));
+    Ok(out.replace("+00:00", "Z"))
+}
+
 fn tail(s: &str, n: usize) -> &str {
     let start = s.len().saturating_sub(n);
     let start = (start..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
@@ -279,7 +399,7 @@ pub async fn summary(stack: &Stack, counters: &BTreeMap<VehicleId, Value>) -> Re
     out.push_str(&wiring_line(&stack.counters));
     let mut alerts = Vec::new();
     for vehicle in counters.keys() {
-        alerts.extend(alerts_of(stack, vehicle).await?);
+        alerts.extend(alerts_of(stack, vehicle.as_str()).await?);
     }
     out.push_str(&format!("\nAlerts sent through SNS: {}\n", alerts.len()));
     for a in &alerts {

@@ -213,10 +213,17 @@ async fn main() -> Result<()> {
                 settings: Default::default(),
             };
             println!("\nSimulating {vehicles} vehicles for {minutes} minutes each (veh-001 overheats)...");
-            let counters = demo::run_fleet(&stack, &options).await?;
+            println!("and 3 battery-swap stations for 40 s, their model 900 times faster (st-003 runs out)...");
+            let stations_work = work.path().join("stations");
+            let (counters, stations) = tokio::join!(
+                demo::run_fleet(&stack, &options),
+                demo::run_stations(&stack, &options.edge, &stations_work, &demo::DEMO_STATIONS, 40, 900.0),
+            );
+            let (counters, stations) = (counters?, stations?);
             println!("Waiting for the decoder and the queues to settle...");
             demo::wait_idle(&stack, Duration::from_secs(300)).await?;
             print!("{}", demo::summary(&stack, &counters).await?);
+            print!("{}", demo::station_summary(&stack, &stations).await?);
             if !once {
                 until_ctrl_c().await?;
             }

@@ -841,6 +841,16 @@ async fn serve_api(
     Ok((address, task))
 }
 
+/// The device-state table, as the telemetry function is configured.
+pub fn device_state_table(stack: &Stack) -> DynamoDeviceStateTable {
+    let table = stack
+        .template
+        .function("TelemetryFunction")
+        .and_then(|f| f.environment.get("DEVICE_STATE_TABLE").cloned())
+        .unwrap_or_else(|| "DeviceStateTable".into());
+    DynamoDeviceStateTable::new(canopy::adapters::aws::dynamodb::client(&stack.sdk), &table)
+}
+
 /// The latest-state table, as the telemetry function is configured.
 pub fn state_table(stack: &Stack) -> DynamoStateTable {
     let table = stack
@@ -865,17 +875,15 @@ pub async fn latest_states(stack: &Stack) -> Result<Vec<canopy::ports::state::La
     }
 }
 
-pub async fn alerts_of(
-    stack: &Stack,
-    vehicle: &canopy::domain::vehicle::VehicleId,
-) -> Result<Vec<canopy::domain::alert::Alert>> {
+/// The alert log of `stream`: a vehicle id, or a device's `<kind>/<id>`.
+pub async fn alerts_of(stack: &Stack, stream: &str) -> Result<Vec<canopy::domain::alert::Alert>> {
     let table = stack
         .template
         .function("AlertsFunction")
         .and_then(|f| f.environment.get("ALERTS_TABLE").cloned())
         .unwrap_or_else(|| "AlertsTable".into());
     let log = DynamoAlertLog::new(canopy::adapters::aws::dynamodb::client(&stack.sdk), &table);
-    Ok(log.alerts(vehicle.as_str(), 100, None).await?)
+    Ok(log.alerts(stream, 100, None).await?)
 }
 
 /// The repository's template.yaml, found from the working directory upwards.

@@ -746,6 +746,52 @@ mod tests {
         }
     }
 
+    /// Athena reads each kind's archive by a Glue table whose columns and
+    /// types are the ones the telemetry function writes from the declaration.
+    #[test]
+    fn every_device_kind_has_its_archive_table() {
+        let doc = raw_template();
+        for kind in canopy::domain::kind::Kinds::builtin().iter() {
+            let name = format!("devices_{}", kind.name.replace('-', "_"));
+            let table = doc["Resources"]
+                .as_mapping()
+                .unwrap()
+                .values()
+                .find(|r| r["Properties"]["TableInput"]["Name"].as_str() == Some(name.as_str()))
+                .unwrap_or_else(|| {
+                    panic!("no Glue table {name}: a kind's archive needs one (see StationArchiveTable)")
+                });
+            let input = &table["Properties"]["TableInput"];
+            let columns: Vec<(String, String)> = seq(&input["StorageDescriptor"], "Columns")
+                .iter()
+                .map(|c| (scalar(&c["Name"]), scalar(&c["Type"])))
+                .collect();
+            let expected: Vec<(String, String)> = canopy::format::lake::devices::schema(kind)
+                .fields()
+                .iter()
+                .map(|f| {
+                    let t = f.data_type();
+                    let glue = if t.is_integer() {
+                        "bigint"
+                    } else if t.is_floating() {
+                        "double"
+                    } else if t.is_nested() {
+                        "array<double>"
+                    } else {
+                        "string"
+                    };
+                    (f.name().clone(), glue.to_string())
+                })
+                .collect();
+            assert_eq!(columns, expected, "{name}");
+            let location = format!("{:?}", input["Parameters"]["storage.location.template"]);
+            assert!(
+                location.contains(&format!("/devices/kind={}/date=", kind.name)),
+                "{location}"
+            );
+        }
+    }
+
     /// A killed invocation leaves its claims; the message must be taken over
     /// at a later delivery, not reach the dead-letter queue first.
     #[test]

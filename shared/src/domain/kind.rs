@@ -103,6 +103,8 @@ pub struct Kind {
     /// archive's `devices/<name>/`, the state table's partition.
     pub name: String,
     pub title: String,
+    /// The API's collection of its devices: `/<path>`, `/<path>/{id}`…
+    pub path: String,
     pub id_field: String,
     pub publish_interval: Duration,
     pub fields: Vec<Field>,
@@ -114,6 +116,7 @@ pub struct Kind {
 struct KindFile {
     kind: String,
     title: String,
+    path: String,
     id_field: String,
     publish_interval_s: u64,
     fields: Vec<Field>,
@@ -132,6 +135,20 @@ struct RuleFile {
     severity: String,
     cooldown_s: u64,
 }
+
+/// The API's own top-level routes, which no kind's `path` may take.
+pub const RESERVED_PATHS: [&str; 10] = [
+    "vehicles",
+    "alerts",
+    "signals",
+    "fleet",
+    "health",
+    "docs",
+    "assets",
+    "openapi.json",
+    "ingest",
+    "live",
+];
 
 /// The fields every message has besides the declared ones.
 pub const ENVELOPE: [&str; 2] = ["ts", "seq"];
@@ -155,6 +172,21 @@ impl Kind {
             return Err(error(
                 "kind".into(),
                 format!("{:?}: use lowercase letters, digits and '-'", raw.kind),
+            ));
+        }
+        if !is_kind_name(&raw.path) || RESERVED_PATHS.contains(&raw.path.as_str()) {
+            return Err(error(
+                "path".into(),
+                format!(
+                    "{:?}: use lowercase letters, digits and '-', not one of {RESERVED_PATHS:?}",
+                    raw.path
+                ),
+            ));
+        }
+        if !is_field_name(&raw.id_field) {
+            return Err(error(
+                "id_field".into(),
+                format!("{:?}: use lowercase letters, digits and '_'", raw.id_field),
             ));
         }
         if raw.publish_interval_s == 0 {
@@ -214,6 +246,7 @@ impl Kind {
         Ok(Self {
             name: raw.kind,
             title: raw.title,
+            path: raw.path,
             id_field: raw.id_field,
             publish_interval: Duration::from_secs(raw.publish_interval_s),
             fields: raw.fields,
@@ -323,12 +356,19 @@ impl Kinds {
             .iter()
             .map(|(file, text)| Kind::parse(file, text))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut names = BTreeSet::new();
+        let (mut names, mut paths) = (BTreeSet::new(), BTreeSet::new());
         if let Some(twice) = kinds.iter().find(|k| !names.insert(k.name.as_str())) {
             return Err(KindError {
                 file: "kinds/".into(),
                 key: "kind".into(),
                 problem: format!("{:?} is declared twice", twice.name),
+            });
+        }
+        if let Some(twice) = kinds.iter().find(|k| !paths.insert(k.path.as_str())) {
+            return Err(KindError {
+                file: "kinds/".into(),
+                key: "path".into(),
+                problem: format!("{:?} is the path of two kinds", twice.path),
             });
         }
         Ok(Self(kinds))
@@ -357,6 +397,7 @@ mod tests {
         let kinds = Kinds::builtin();
         let station = kinds.get("station").expect("station");
         assert_eq!(station.id_field, "station_id");
+        assert_eq!(station.path, "stations");
         assert_eq!(station.topic("st-01"), "dt/canopy-station/st-01/status");
         assert_eq!(kinds.of_topic_segment("canopy-station"), Some(station));
         assert_eq!(kinds.of_topic_segment("station"), None);
@@ -368,7 +409,8 @@ mod tests {
         Kind::parse("k.toml", text)
     }
 
-    const HEAD: &str = "kind = \"pump\"\ntitle = \"Pump\"\nid_field = \"pump_id\"\npublish_interval_s = 10\n";
+    const HEAD: &str =
+        "kind = \"pump\"\ntitle = \"Pump\"\npath = \"pumps\"\nid_field = \"pump_id\"\npublish_interval_s = 10\n";
 
     #[test]
     fn errors_name_the_key_at_fault() {
@@ -397,6 +439,8 @@ mod tests {
                 "alerts[0].field",
             ),
         ];
+        let vehicles = parse(&HEAD.replace("\"pumps\"", "\"vehicles\"")).unwrap_err();
+        assert_eq!(vehicles.key, "path", "{vehicles}");
         for (body, key) in cases {
             let err = parse(&format!("{HEAD}{body}")).unwrap_err();
             assert!(err.key.starts_with(key), "{body}: {err}");

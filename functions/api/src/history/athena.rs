@@ -16,10 +16,12 @@ use aws_sdk_athena::types::{
 };
 use chrono::NaiveDate;
 
+use crate::history::devices::device_points_sql;
 use crate::history::plan::{BucketRow, Plan, Reduced, SERIES_COLUMNS, reduce, series_sql};
 use crate::history::trips::{TRIP_COLUMNS, TripRow, trips_sql};
 use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, TimeRange, fleet_stat, fleet_stats_sql};
 use canopy::adapters::aws::error_text;
+use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
 
 /// How a query is waited for.
@@ -315,6 +317,29 @@ impl History for AthenaHistory {
                     |i| number(row, i, TRIP_COLUMNS[i].0),
                     |i| number(row, i, TRIP_COLUMNS[i].0),
                 )
+            })
+            .collect::<Result<_, String>>()
+            .map_err(|message| HistoryError::Failed {
+                query_id: "(results)".into(),
+                message,
+            })
+    }
+
+    async fn device_points(
+        &self,
+        kind: &canopy::domain::kind::Kind,
+        id: &VehicleId,
+        field: &str,
+        range: TimeRange,
+    ) -> Result<Vec<Point>, HistoryError> {
+        let sql = device_points_sql(kind, field, id, range);
+        let rows = self.run_reusing(&sql, settled_reuse(range)).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Point {
+                    ts_us: number(row, 0, "ts_us")?,
+                    value: number(row, 1, "value")?,
+                })
             })
             .collect::<Result<_, String>>()
             .map_err(|message| HistoryError::Failed {

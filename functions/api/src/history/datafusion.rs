@@ -17,9 +17,11 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
+use crate::history::devices::{device_points_sql, device_table};
 use crate::history::plan::{BucketRow, Kind, Plan, Reduced, SERIES_COLUMNS, reduce, series_sql};
 use crate::history::trips::{TRIP_COLUMNS, TripRow, trips_sql};
 use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, TimeRange, fleet_stat, fleet_stats_sql};
+use canopy::domain::lttb::Point;
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::lake::archive::archive_schema;
 use canopy::format::lake::decoded::decoded_schema;
@@ -96,6 +98,17 @@ impl DataFusionHistory {
         history
             .register("telemetry", archive_schema(), &format!("{base}telemetry/"), &["date"])
             .await?;
+        for kind in canopy::domain::kind::Kinds::builtin().iter() {
+            let prefix = canopy::format::lake::devices::kind_prefix(&kind.name);
+            history
+                .register(
+                    &device_table(kind),
+                    canopy::format::lake::devices::schema(kind),
+                    &format!("{base}{prefix}/"),
+                    &["date"],
+                )
+                .await?;
+        }
         Ok(history)
     }
 
@@ -234,5 +247,22 @@ impl History for DataFusionHistory {
     async fn trips(&self, vehicle: &VehicleId, range: TimeRange, gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
         let batches = self.run(&trips_sql("telemetry", vehicle, range, gap_us)).await?;
         typed_rows(&batches, &TRIP_COLUMNS, |int, float| TripRow::from_cells(int, float))
+    }
+
+    async fn device_points(
+        &self,
+        kind: &canopy::domain::kind::Kind,
+        id: &VehicleId,
+        field: &str,
+        range: TimeRange,
+    ) -> Result<Vec<Point>, HistoryError> {
+        let batches = self.run(&device_points_sql(kind, field, id, range)).await?;
+        let columns = [("ts_us", Kind::Int), ("value", Kind::Float)];
+        typed_rows(&batches, &columns, |int, float| {
+            Ok(Point {
+                ts_us: int(0)?,
+                value: float(1)?,
+            })
+        })
     }
 }

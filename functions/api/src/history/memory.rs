@@ -19,6 +19,8 @@ pub struct MemoryHistory {
     series: Mutex<HashMap<(VehicleId, SignalRef), Vec<Point>>>,
     stats: Mutex<HashMap<NaiveDate, Vec<FleetStat>>>,
     trips: Mutex<HashMap<VehicleId, Vec<TripRow>>>,
+    /// (kind, device, field) → points.
+    devices: Mutex<HashMap<(String, VehicleId, String), Vec<Point>>>,
     /// How long a query of a signal takes (none for the others).
     slow: Mutex<HashMap<SignalRef, std::time::Duration>>,
     /// The queries [`History::cancel`] was asked to stop.
@@ -48,6 +50,16 @@ impl MemoryHistory {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(date, stats);
+    }
+
+    /// Points of a device's `field`, in any order.
+    pub fn insert_device(&self, kind: &str, id: &VehicleId, field: &str, points: impl IntoIterator<Item = Point>) {
+        let mut devices = self.devices.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let held = devices
+            .entry((kind.to_string(), id.clone(), field.to_string()))
+            .or_default();
+        held.extend(points);
+        held.sort_by_key(|p| p.ts_us);
     }
 
     /// Trips of `vehicle`, as the SQL would find them.
@@ -142,6 +154,24 @@ impl History for MemoryHistory {
             .into_iter()
             .flatten()
             .filter(|t| (range.from_us..range.to_us).contains(&t.start_us))
+            .copied()
+            .collect())
+    }
+
+    async fn device_points(
+        &self,
+        kind: &canopy::domain::kind::Kind,
+        id: &VehicleId,
+        field: &str,
+        range: TimeRange,
+    ) -> Result<Vec<Point>, HistoryError> {
+        self.enter("device_points").await?;
+        let devices = self.devices.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(devices
+            .get(&(kind.name.clone(), id.clone(), field.to_string()))
+            .into_iter()
+            .flatten()
+            .filter(|p| (range.from_us..range.to_us).contains(&p.ts_us))
             .copied()
             .collect())
     }

@@ -13,6 +13,7 @@
 pub mod athena;
 #[cfg(feature = "datafusion")]
 pub mod datafusion;
+pub mod devices;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod plan;
@@ -340,6 +341,16 @@ pub trait History: Send + Sync {
         range: TimeRange,
         gap_us: i64,
     ) -> impl Future<Output = Result<Vec<TripRow>, HistoryError>> + Send;
+
+    /// A device's values of a chartable field in the range, in time order:
+    /// runs [`devices::device_points_sql`] over the kind's archive.
+    fn device_points(
+        &self,
+        kind: &canopy::domain::kind::Kind,
+        id: &VehicleId,
+        field: &str,
+        range: TimeRange,
+    ) -> impl Future<Output = Result<Vec<Point>, HistoryError>> + Send;
 
     /// Stops queries nobody will read (a request past its deadline). An
     /// engine that runs nothing after its caller has gone does nothing.

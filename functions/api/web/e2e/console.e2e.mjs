@@ -315,6 +315,42 @@ async function main() {
     check('the alerts page shows the overheating vehicle', fleetAlerts.includes(HOT_VEHICLE), fleetAlerts.join(' '));
     await page.screenshot({ path: join(out, 'alerts.png') });
 
+    // ---- stations: availability at a glance, one station's slots and history ----
+    const stationsApi = await api(base, '/stations?limit=100');
+    await page.goto(`${base}/#/stations`);
+    await page.waitForSelector('li.station-card');
+    const cards = await page.$$eval('li.station-card', (lis) =>
+      lis.map((li) => ({
+        id: li.getAttribute('data-station'),
+        level: li.getAttribute('data-availability'),
+        available: li.querySelector('[data-key="available"]').textContent.trim(),
+      })),
+    );
+    check('the stations page lists every station', cards.length === stationsApi.stations.length && cards.length === 3, `${cards.length} cards, API ${stationsApi.stations.length}`);
+    const wrong = stationsApi.stations.filter((st) => cards.find((c) => c.id === st.station_id)?.available !== String(st.batteries_available));
+    check("the stations page shows the API's charged batteries", wrong.length === 0, wrong.map((w) => w.station_id).join(' '));
+    const emptyFirst = cards.findIndex((c) => c.level !== 'empty');
+    check('stations without a charged battery come first', cards.slice(emptyFirst < 0 ? cards.length : emptyFirst).every((c) => c.level !== 'empty'), cards.map((c) => `${c.id}:${c.level}`).join(' '));
+    await page.screenshot({ path: join(out, 'stations.png') });
+    const busiest = stationsApi.stations.find((st) => st.station_id === 'st-003') ?? stationsApi.stations[0];
+    const stationHistory = page.waitForResponse((r) => r.url().includes(`/stations/${busiest.station_id}/history/batteries_available`));
+    await page.goto(`${base}/#/stations/${busiest.station_id}`);
+    const chartAnswer = await (await stationHistory).json();
+    await page.waitForSelector('ol.slots li.slot');
+    const tiles = await page.$$('ol.slots li.slot');
+    check("a station's page shows a tile per slot", tiles.length === busiest.slots, `${tiles.length} tiles, ${busiest.slots} slots`);
+    const stationKey = `${busiest.station_id}.batteries_available`;
+    await page.waitForFunction((key) => (window.canopy?.charts.get(key)?.data?.[0]?.length ?? 0) > 0, stationKey, { timeout: 15_000 }).catch(() => null);
+    const stationPlotted = await page.evaluate((key) => window.canopy.charts.get(key)?.data?.[0]?.length ?? 0, stationKey);
+    check("a station's chart plots the API's points", chartAnswer.points.length > 0 && stationPlotted === chartAnswer.points.length, `${stationPlotted} plotted, ${chartAnswer.points.length} from the API`);
+    const stationAlerts = await api(base, `/stations/${busiest.station_id}/alerts`);
+    await page
+      .waitForFunction((n) => document.querySelectorAll('section.station table.alerts tbody tr').length === n, stationAlerts.alerts.length, { timeout: 10_000 })
+      .catch(() => null);
+    const alertRows = await page.$$('section.station table.alerts tbody tr');
+    check("a station's page lists its alerts", alertRows.length === stationAlerts.alerts.length, `${alertRows.length} rows, API ${stationAlerts.alerts.length}`);
+    await page.screenshot({ path: join(out, 'station.png'), fullPage: true });
+
     // ---- API docs, from the binary ----
     await page.goto(`${base}/docs`);
     await page.waitForSelector('article.operation');

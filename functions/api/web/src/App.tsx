@@ -6,6 +6,8 @@ import { useLiveStatus } from './live';
 import { Alerts } from './pages/Alerts';
 import { Docs } from './pages/Docs';
 import { Fleet } from './pages/Fleet';
+import { Station } from './pages/Station';
+import { Stations } from './pages/Stations';
 import { Vehicle } from './pages/Vehicle';
 import { useRoute, type Route } from './route';
 
@@ -29,6 +31,10 @@ function Page({ route }: { route: Route }) {
       return <Vehicle key={route.id} route={route} />;
     case 'alerts':
       return <Alerts />;
+    case 'stations':
+      return <Stations />;
+    case 'station':
+      return <Station key={route.id} route={route} />;
     case 'docs':
       return <Docs />;
   }
@@ -87,6 +93,9 @@ export function App() {
         <nav aria-label="Pages">
           {link('fleet', '/#/', 'Fleet')}
           {link('alerts', '/#/alerts', 'Alerts')}
+          <a href="/#/stations" aria-current={route.page === 'stations' || route.page === 'station' ? 'page' : undefined}>
+            Stations
+          </a>
           {link('docs', '/docs', 'API')}
         </nav>
         <span className="spacer" />

@@ -32,6 +32,42 @@ export interface Alert {
   seq: number;
 }
 
+/** A battery-swap station's latest status (kinds/station.toml; GET /stations). */
+export interface StationState {
+  kind: 'station';
+  station_id: string;
+  ts: string;
+  seq: number;
+  slots: number;
+  batteries_available: number;
+  charging: number;
+  faulted: number;
+  swaps_today: number;
+  temperature_c: number;
+  grid_power_kw: number;
+  slot_soc_pct: number[];
+  slot_temp_c: number[];
+  received_at_ms?: number | null;
+  updated_at_ms: number;
+}
+
+/** An alert of a declared device (a station): its kind and id instead of a vehicle's. */
+export interface DeviceAlert extends Omit<Alert, 'vehicle_id'> {
+  kind: string;
+  device_id: string;
+}
+
+/** A device field over a range (GET /stations/{id}/history/{field}). */
+export interface FieldHistory {
+  station_id: string;
+  field: string;
+  unit: string;
+  from_us: number;
+  to_us: number;
+  stats: { count: number; min: number; max: number; mean: number; stddev: number } | null;
+  points: Point[];
+}
+
 export interface CatalogEntry {
   message: string;
   message_id: number;
@@ -191,6 +227,20 @@ export async function allVehicles(client: Client): Promise<VehicleState[]> {
     const query: string = after ? `/vehicles?limit=100&after=${encodeURIComponent(after)}` : '/vehicles?limit=100';
     const answer = await client.get<{ vehicles: VehicleState[]; next: string | null }>(query);
     out.push(...answer.vehicles);
+    after = answer.next;
+    if (!after) break;
+  }
+  return out;
+}
+
+/** Every station, following `next` until the listing ends. */
+export async function allStations(client: Client): Promise<StationState[]> {
+  const out: StationState[] = [];
+  let after: string | null = null;
+  for (let page = 0; page < 1000; page++) {
+    const query: string = after ? `/stations?limit=100&after=${encodeURIComponent(after)}` : '/stations?limit=100';
+    const answer = await client.get<{ stations: StationState[]; next: string | null }>(query);
+    out.push(...answer.stations);
     after = answer.next;
     if (!after) break;
   }

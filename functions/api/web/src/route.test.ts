@@ -10,6 +10,9 @@ describe('routes', () => {
       { page: 'vehicle', id: 'veh-001', signals: ['BMS_PackStatus.PackCurrent', 'A.B'], preset: '1d', from: null, to: null },
       { page: 'vehicle', id: 'veh-001', signals: [], preset: null, from: '2026-11-27T10:00:00.000Z', to: '2026-11-27T11:00:00.000Z' },
       { page: 'alerts' },
+      { page: 'stations' },
+      { page: 'station', id: 'st-001', field: 'batteries_available', preset: '1d', from: null, to: null },
+      { page: 'station', id: 'st-002', field: 'grid_power_kw', preset: null, from: '2026-11-27T10:00:00.000Z', to: '2026-11-27T11:00:00.000Z' },
     ];
     for (const route of routes) {
       const url = formatRoute(route);
@@ -27,10 +30,10 @@ describe('routes', () => {
 
   it('give a preset range ending at the next minute and an absolute one as is', () => {
     const now = Date.parse('2026-11-27T10:00:30Z');
-    const preset = rangeOf({ page: 'vehicle', id: 'v', signals: [], preset: '1h', from: null, to: null }, now);
+    const preset = rangeOf({ preset: '1h', from: null, to: null }, now);
     expect(preset).toEqual({ fromMs: Date.parse('2026-11-27T09:01:00Z'), toMs: Date.parse('2026-11-27T10:01:00Z') });
     const absolute = rangeOf(
-      { page: 'vehicle', id: 'v', signals: [], preset: null, from: '2026-11-27T08:00:00Z', to: '2026-11-27T08:30:00Z' },
+      { preset: null, from: '2026-11-27T08:00:00Z', to: '2026-11-27T08:30:00Z' },
       now,
     );
     expect(absolute.toMs - absolute.fromMs).toBe(1_800_000);

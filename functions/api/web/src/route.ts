@@ -14,7 +14,12 @@ export type Route =
   | { page: 'fleet'; filter: string; sort: string }
   | { page: 'vehicle'; id: string; signals: string[]; preset: Preset | null; from: string | null; to: string | null }
   | { page: 'alerts' }
+  | { page: 'stations' }
+  | { page: 'station'; id: string; field: string; preset: Preset | null; from: string | null; to: string | null }
   | { page: 'docs' };
+
+/** What a station's chart shows first. */
+export const DEFAULT_STATION_FIELD = 'batteries_available';
 
 export const MAX_CHARTS = 8;
 
@@ -36,6 +41,20 @@ export function parseRoute(pathname: string, hash: string): Route {
       to: from && to ? to : null,
     };
   }
+  if (parts[0] === 'stations' && parts[1]) {
+    const preset = params.get('range');
+    const from = params.get('from');
+    const to = params.get('to');
+    return {
+      page: 'station',
+      id: parts[1],
+      field: params.get('field') || DEFAULT_STATION_FIELD,
+      preset: from && to ? null : preset && preset in PRESETS ? (preset as Preset) : '1d',
+      from: from && to ? from : null,
+      to: from && to ? to : null,
+    };
+  }
+  if (parts[0] === 'stations') return { page: 'stations' };
   if (parts[0] === 'alerts') return { page: 'alerts' };
   if (parts[0] === 'docs') return { page: 'docs' };
   return { page: 'fleet', filter: params.get('q') ?? '', sort: params.get('sort') ?? 'vehicle_id' };
@@ -63,13 +82,25 @@ export function formatRoute(route: Route): string {
       ])}`;
     case 'alerts':
       return '#/alerts';
+    case 'stations':
+      return '#/stations';
+    case 'station':
+      return `#/stations/${encodeURIComponent(route.id)}${query([
+        ['field', route.field === DEFAULT_STATION_FIELD ? null : route.field],
+        ['range', route.from ? null : route.preset],
+        ['from', route.from],
+        ['to', route.to],
+      ])}`;
     case 'docs':
       return '/docs';
   }
 }
 
-/** The range a vehicle route shows, in ms since the epoch. */
-export function rangeOf(route: Extract<Route, { page: 'vehicle' }>, nowMs: number): { fromMs: number; toMs: number } {
+/** The range a vehicle's or a station's route shows, in ms since the epoch. */
+export function rangeOf(
+  route: { preset: Preset | null; from: string | null; to: string | null },
+  nowMs: number,
+): { fromMs: number; toMs: number } {
   if (route.from && route.to) {
     const fromMs = Date.parse(route.from);
     const toMs = Date.parse(route.to);

@@ -24,7 +24,8 @@ interface Props {
   series: Series;
   fromMs: number;
   toMs: number;
-  alerts: readonly Alert[];
+  /** Where to draw alert markers: any alert, a vehicle's or a device's. */
+  alerts: readonly Pick<Alert, 'ts_us'>[];
   showTimeAxis: boolean;
   onZoom: (fromMs: number, toMs: number) => void;
 }
