@@ -439,7 +439,11 @@ mod tests {
                 "alerts[0].field",
             ),
         ];
-        let vehicles = parse(&HEAD.replace("\"pumps\"", "\"vehicles\"")).unwrap_err();
+        let vehicles = parse(&format!(
+            "{}[[fields]]\nname = \"a\"\ntype = \"number\"\n",
+            HEAD.replace("\"pumps\"", "\"vehicles\"")
+        ))
+        .unwrap_err();
         assert_eq!(vehicles.key, "path", "{vehicles}");
         for (body, key) in cases {
             let err = parse(&format!("{HEAD}{body}")).unwrap_err();
