@@ -35,18 +35,17 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 
-use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
+use arrow_array::{ArrayRef, Float64Array, Int32Array, Int64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::ArrowSchemaConverter;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::types::ColumnDescPtr;
 
 use super::compact::BatchCopy;
 use super::rollup::{RollupBuilder, RollupFile, TIERS, Tier};
-use super::run_column::{Dictionary, RunColumn, encode_flags};
+use super::row_group::{self, Column};
+use super::run_column::{Dictionary, RunColumn};
 use super::{LakeError, writer_properties};
 use crate::format::dbc::{Database, SignalValue, ValueRange};
 
@@ -303,57 +302,24 @@ impl BatchBuilder {
         )));
         let [messages, signals, units] = &self.names;
         let (batch, written) = (RunColumn::of(0, n), RunColumn::of(0, n));
-        let arrow = |i: usize, array: ArrayRef| Column::Arrow(i, array);
-        let columns = [
-            arrow(0, ts_us),
+        let columns = vec![
+            Column::Arrow(ts_us),
             Column::Runs(messages, Dictionary::Utf8(&catalog.message_names)),
             Column::Runs(signals, Dictionary::Utf8(&catalog.signal_names)),
-            arrow(3, values),
+            Column::Arrow(values),
             Column::Runs(units, Dictionary::Utf8(&catalog.unit_names)),
-            arrow(5, sources),
+            Column::Arrow(sources),
             Column::Runs(&batch, Dictionary::Utf8(&copy.batch_name)),
             Column::Runs(&written, Dictionary::Int64(std::slice::from_ref(&copy.written_us))),
             Column::Flags(&self.out_of_range),
         ];
-        // The columns in the schema's order (a flat schema: one leaf per
-        // field), each Arrow column with the next of the writers made for them.
-        let mut arrow_writers = arrow_writers.into_iter();
-        for (column, descriptor) in columns.into_iter().zip(descriptors) {
-            match column {
-                Column::Arrow(i, array) => {
-                    let mut writer = arrow_writers
-                        .next()
-                        .ok_or_else(|| parquet::errors::ParquetError::General("an Arrow column writer short".into()))?;
-                    for leaf in compute_leaves(schema.field(i), &array)? {
-                        writer.write(&leaf)?;
-                    }
-                    writer.close()?.append_to_row_group(group)?;
-                }
-                Column::Runs(runs, dictionary) => {
-                    let (bytes, close) = runs.encode(descriptor.clone(), dictionary)?;
-                    group.append_column(&bytes, close)?;
-                }
-                Column::Flags(rows) => {
-                    let (bytes, close) = encode_flags(descriptor.clone(), n, rows)?;
-                    group.append_column(&bytes, close)?;
-                }
-            }
-        }
+        row_group::write(group, &schema, descriptors, arrow_writers, n, columns)?;
         self.out_of_range.clear();
         for column in &mut self.names {
             column.clear();
         }
         Ok(())
     }
-}
-
-/// How one column of a row group is written.
-enum Column<'a> {
-    /// By the Arrow writer: (field index, values).
-    Arrow(usize, ArrayRef),
-    Runs(&'a RunColumn, Dictionary<'a>),
-    /// A BOOLEAN column, true at these rows.
-    Flags(&'a [usize]),
 }
 
 /// Writes decoded values as a decoded lake file.
@@ -384,7 +350,7 @@ const WINDOWS_IN_FLIGHT: usize = 2;
 /// The `batch` and `written_us` columns' values, as the writer repeats them.
 pub(crate) struct Copy {
     /// The batch's name: the one-entry dictionary of its column.
-    batch_name: [String; 1],
+    pub(crate) batch_name: [String; 1],
     pub(crate) written_us: i64,
 }
 
@@ -394,17 +360,6 @@ impl Copy {
             batch_name: [copy.batch.to_string()],
             written_us: copy.written_us,
         }
-    }
-
-    /// The two columns for `n` rows.
-    pub(crate) fn columns(&self, n: usize) -> Result<[ArrayRef; 2], arrow_schema::ArrowError> {
-        Ok([
-            Arc::new(DictionaryArray::<Int32Type>::try_new(
-                Int32Array::from(vec![0; n]),
-                Arc::new(StringArray::from(self.batch_name.to_vec())),
-            )?),
-            Arc::new(Int64Array::from(vec![self.written_us; n])),
-        ])
     }
 }
 
@@ -645,10 +600,7 @@ impl Drop for EncoderThread {
 /// Writes windows of buckets as row groups of the decoded object and of each tier.
 struct Encoder {
     writer: SerializedFileWriter<Vec<u8>>,
-    /// Makes the Arrow column writers of each row group.
-    /// Makes the writers of the columns the Arrow writer encodes (the others
-    /// are written from runs and flags): only those are made for a row
-    /// group, not one per column, as each sets up its own compressor.
+    /// Makes the writers of [`ARROW_COLUMNS`] for each row group.
     arrow_columns: ArrowRowGroupWriterFactory,
     catalog: Arc<Catalog>,
     copy: Arc<Copy>,
@@ -663,27 +615,6 @@ struct Encoder {
 /// Fields of the decoded schema the Arrow writer encodes.
 const ARROW_COLUMNS: [&str; 3] = ["ts_us", "value", "source_address"];
 
-/// What makes the column writers of [`ARROW_COLUMNS`] with the writer's
-/// `properties`: a factory over a file of those columns alone (the file
-/// itself is never written; its schema and properties are the factory's).
-fn arrow_columns(
-    properties: &parquet::file::properties::WriterProperties,
-) -> parquet::errors::Result<ArrowRowGroupWriterFactory> {
-    let full = decoded_schema();
-    let fields: Vec<Field> = ARROW_COLUMNS
-        .iter()
-        .map(|name| full.field_with_name(name).cloned())
-        .collect::<Result<_, _>>()?;
-    let schema: SchemaRef = Arc::new(Schema::new(fields));
-    let descriptor = ArrowSchemaConverter::new().convert(&schema)?;
-    let file = SerializedFileWriter::new(
-        std::io::sink(),
-        descriptor.root_schema_ptr(),
-        Arc::new(properties.clone()),
-    )?;
-    Ok(ArrowRowGroupWriterFactory::new(&file, schema))
-}
-
 impl Encoder {
     fn new(
         catalog: Arc<Catalog>,
@@ -692,7 +623,8 @@ impl Encoder {
         source_name: Arc<str>,
     ) -> Result<Self, LakeError> {
         let properties = writer_properties(options.row_group_rows, &["ts_us", "value"], &["unit"]);
-        let arrow_columns = arrow_columns(&properties).map_err(|e| LakeError::parquet(&source_name, e))?;
+        let arrow_columns = row_group::arrow_writers(&decoded_schema(), &ARROW_COLUMNS, &properties)
+            .map_err(|e| LakeError::parquet(&source_name, e))?;
         let (writer, _) = ArrowWriter::try_new(Vec::new(), decoded_schema(), Some(properties))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(|e| LakeError::parquet(&source_name, e))?;
@@ -848,7 +780,8 @@ impl Encoder {
 mod tests {
     use super::*;
     use crate::format::lake::compact::BatchCopy;
-    use arrow_array::{Array, BooleanArray};
+    use arrow_array::types::Int32Type;
+    use arrow_array::{Array, BooleanArray, DictionaryArray, StringArray};
     use bytes::Bytes;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::Compression;

@@ -10,6 +10,7 @@ pub mod footer;
 pub mod keys;
 pub mod raw;
 pub mod rollup;
+mod row_group;
 mod run_column;
 pub mod transcode;
 

@@ -30,11 +30,14 @@
 
 use std::sync::Arc;
 
-use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Float64Array, Int64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory;
+use parquet::file::writer::SerializedFileWriter;
 
+use super::row_group::{self, Column};
+use super::run_column::{Dictionary, RunColumn};
 use super::{LakeError, writer_properties};
 use crate::format::dbc::ValueRange;
 
@@ -264,9 +267,35 @@ fn merge_into(buckets: &mut Buckets, start: i64, agg: &Agg) {
 pub(crate) struct RollupBuilder {
     /// tier → sort key → the current window's buckets.
     tiers: Vec<Vec<Buckets>>,
-    writers: Vec<ArrowWriter<Vec<u8>>>,
-    rows: Vec<u64>,
+    writers: Vec<TierWriter>,
 }
+
+/// One tier's file: the names and the batch's columns are written from their
+/// runs (rows are sorted by name, and one batch is written at one time), the
+/// numbers by the Arrow writer.
+struct TierWriter {
+    writer: SerializedFileWriter<Vec<u8>>,
+    arrow_columns: ArrowRowGroupWriterFactory,
+    row_groups: usize,
+    rows: u64,
+}
+
+/// Fields of the rollup schema the Arrow writer encodes.
+const ARROW_COLUMNS: [&str; 13] = [
+    "ts_us",
+    "n",
+    "v_min",
+    "t_min",
+    "v_max",
+    "t_max",
+    "t_first",
+    "v_first",
+    "t_last",
+    "v_last",
+    "v_sum",
+    "v_m2",
+    "n_out_of_range",
+];
 
 /// One tier's object, ready to upload: what was not drained yet.
 #[derive(Debug, Clone)]
@@ -322,13 +351,23 @@ impl RollupBuilder {
     pub(crate) fn new(keys: usize, source_name: &Arc<str>) -> Result<Self, LakeError> {
         let writers = TIERS
             .iter()
-            .map(|tier| ArrowWriter::try_new(Vec::new(), rollup_schema(), Some(writer_properties_for_tier(tier))))
-            .collect::<Result<Vec<_>, _>>()
+            .map(|tier| {
+                let properties = writer_properties_for_tier(tier);
+                let arrow_columns = row_group::arrow_writers(&rollup_schema(), &ARROW_COLUMNS, &properties)?;
+                let (writer, _) =
+                    ArrowWriter::try_new(Vec::new(), rollup_schema(), Some(properties))?.into_serialized_writer()?;
+                Ok(TierWriter {
+                    writer,
+                    arrow_columns,
+                    row_groups: 0,
+                    rows: 0,
+                })
+            })
+            .collect::<Result<Vec<_>, parquet::errors::ParquetError>>()
             .map_err(|e| LakeError::parquet(source_name, e))?;
         Ok(Self {
             tiers: TIERS.iter().map(|_| vec![Buckets::new(); keys]).collect(),
             writers,
-            rows: vec![0; TIERS.len()],
         })
     }
 
@@ -355,23 +394,20 @@ impl RollupBuilder {
         copy: &super::decoded::Copy,
         source_name: &Arc<str>,
     ) -> Result<(), LakeError> {
-        for ((buckets, writer), written) in self.tiers.iter_mut().zip(&mut self.writers).zip(&mut self.rows) {
+        for (buckets, tier) in self.tiers.iter_mut().zip(&mut self.writers) {
             let rows: usize = buckets.iter().map(Vec::len).sum();
             if rows == 0 {
                 continue;
             }
             let mut columns = Columns::with_capacity(rows);
             for (key, buckets) in buckets.iter_mut().enumerate() {
-                for (start, agg) in std::mem::take(buckets) {
-                    columns.push(start, names[key], &agg);
+                columns.push_key(names[key], buckets.len());
+                for (start, agg) in buckets.drain(..) {
+                    columns.push(start, &agg);
                 }
             }
-            let batch = columns
-                .finish(dictionaries, copy)
-                .map_err(|e| LakeError::arrow(source_name, e))?;
-            writer.write(&batch).map_err(|e| LakeError::parquet(source_name, e))?;
-            writer.flush().map_err(|e| LakeError::parquet(source_name, e))?;
-            *written += rows as u64;
+            tier.write(columns, dictionaries, copy)
+                .map_err(|e| LakeError::parquet(source_name, e))?;
         }
         Ok(())
     }
@@ -381,7 +417,7 @@ impl RollupBuilder {
         TIERS
             .iter()
             .copied()
-            .zip(self.writers.iter_mut().map(|w| w.inner_mut()))
+            .zip(self.writers.iter_mut().map(|w| w.writer.inner_mut()))
     }
 
     /// Closes each tier's file: the bytes not drained yet, footer included.
@@ -389,9 +425,12 @@ impl RollupBuilder {
         TIERS
             .iter()
             .zip(self.writers)
-            .zip(self.rows)
-            .map(|((tier, writer), rows)| {
-                let bytes = writer.into_inner().map_err(|e| LakeError::parquet(source_name, e))?;
+            .map(|(tier, writer)| {
+                let rows = writer.rows;
+                let bytes = writer
+                    .writer
+                    .into_inner()
+                    .map_err(|e| LakeError::parquet(source_name, e))?;
                 Ok(RollupFile {
                     tier: *tier,
                     bytes,
@@ -402,10 +441,59 @@ impl RollupBuilder {
     }
 }
 
+impl TierWriter {
+    /// Writes `columns` as a row group.
+    fn write(
+        &mut self,
+        columns: Columns,
+        dictionaries: [&[String]; 3],
+        copy: &super::decoded::Copy,
+    ) -> parquet::errors::Result<()> {
+        let rows = columns.ts_us.len();
+        let schema = rollup_schema();
+        let descriptors = self.writer.schema_descr().columns().to_vec();
+        let arrow_writers = self.arrow_columns.create_column_writers(self.row_groups)?;
+        let int = |v: Vec<i64>| -> ArrayRef { Arc::new(Int64Array::from(v)) };
+        let float = |v: Vec<f64>| -> ArrayRef { Arc::new(Float64Array::from(v)) };
+        let [messages, signals, units] = &columns.names;
+        let (batch, written) = (RunColumn::of(0, rows), RunColumn::of(0, rows));
+        let written_us = [copy.written_us];
+        let ordered = vec![
+            Column::Arrow(int(columns.ts_us)),
+            Column::Runs(messages, Dictionary::Utf8(dictionaries[0])),
+            Column::Runs(signals, Dictionary::Utf8(dictionaries[1])),
+            Column::Runs(units, Dictionary::Utf8(dictionaries[2])),
+            Column::Arrow(int(columns.n)),
+            Column::Arrow(float(columns.v_min)),
+            Column::Arrow(int(columns.t_min)),
+            Column::Arrow(float(columns.v_max)),
+            Column::Arrow(int(columns.t_max)),
+            Column::Arrow(int(columns.t_first)),
+            Column::Arrow(float(columns.v_first)),
+            Column::Arrow(int(columns.t_last)),
+            Column::Arrow(float(columns.v_last)),
+            Column::Arrow(float(columns.v_sum)),
+            Column::Arrow(float(columns.v_m2)),
+            Column::Runs(&batch, Dictionary::Utf8(&copy.batch_name)),
+            Column::Runs(&written, Dictionary::Int64(&written_us)),
+            Column::Arrow(int(columns.n_out_of_range)),
+        ];
+        let mut group = self.writer.next_row_group()?;
+        row_group::write(&mut group, &schema, &descriptors, arrow_writers, rows, ordered)?;
+        group.close()?;
+        self.writer.flush()?;
+        self.row_groups += 1;
+        self.rows += rows as u64;
+        Ok(())
+    }
+}
+
+/// One row group of a tier: the numbers by column, the names as runs.
 #[derive(Default)]
 struct Columns {
     ts_us: Vec<i64>,
-    names: [Vec<i32>; 3],
+    /// `message`, `signal` and `unit`: a run per sort key.
+    names: [RunColumn; 3],
     n: Vec<i64>,
     v_min: Vec<f64>,
     t_min: Vec<i64>,
@@ -422,16 +510,33 @@ struct Columns {
 
 impl Columns {
     fn with_capacity(rows: usize) -> Self {
-        let mut c = Self::default();
-        c.ts_us.reserve(rows);
-        c
+        Self {
+            ts_us: Vec::with_capacity(rows),
+            n: Vec::with_capacity(rows),
+            v_min: Vec::with_capacity(rows),
+            t_min: Vec::with_capacity(rows),
+            v_max: Vec::with_capacity(rows),
+            t_max: Vec::with_capacity(rows),
+            t_first: Vec::with_capacity(rows),
+            v_first: Vec::with_capacity(rows),
+            t_last: Vec::with_capacity(rows),
+            v_last: Vec::with_capacity(rows),
+            v_sum: Vec::with_capacity(rows),
+            v_m2: Vec::with_capacity(rows),
+            n_out_of_range: Vec::with_capacity(rows),
+            ..Self::default()
+        }
     }
 
-    fn push(&mut self, start: i64, names: (i32, i32, i32), a: &Agg) {
+    /// The next `rows` rows are of the sort key named `names`.
+    fn push_key(&mut self, names: (i32, i32, i32), rows: usize) {
+        for (column, id) in self.names.iter_mut().zip([names.0, names.1, names.2]) {
+            column.push(id as u32, rows);
+        }
+    }
+
+    fn push(&mut self, start: i64, a: &Agg) {
         self.ts_us.push(start);
-        self.names[0].push(names.0);
-        self.names[1].push(names.1);
-        self.names[2].push(names.2);
         self.n.push(a.n as i64);
         self.v_min.push(a.v_min);
         self.t_min.push(a.t_min);
@@ -444,46 +549,6 @@ impl Columns {
         self.v_sum.push(a.v_sum);
         self.v_m2.push(a.v_m2);
         self.n_out_of_range.push(a.n_out_of_range as i64);
-    }
-
-    fn finish(
-        self,
-        dictionaries: [&[String]; 3],
-        copy: &super::decoded::Copy,
-    ) -> Result<RecordBatch, arrow_schema::ArrowError> {
-        let [batch, written] = copy.columns(self.ts_us.len())?;
-        let [messages, signals, units] = self.names;
-        let dict = |keys: Vec<i32>, values: &[String]| -> Result<ArrayRef, arrow_schema::ArrowError> {
-            Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
-                Int32Array::from(keys),
-                Arc::new(StringArray::from(values.to_vec())),
-            )?))
-        };
-        let int = |v: Vec<i64>| -> ArrayRef { Arc::new(Int64Array::from(v)) };
-        let float = |v: Vec<f64>| -> ArrayRef { Arc::new(Float64Array::from(v)) };
-        RecordBatch::try_new(
-            rollup_schema(),
-            vec![
-                int(self.ts_us),
-                dict(messages, dictionaries[0])?,
-                dict(signals, dictionaries[1])?,
-                dict(units, dictionaries[2])?,
-                int(self.n),
-                float(self.v_min),
-                int(self.t_min),
-                float(self.v_max),
-                int(self.t_max),
-                int(self.t_first),
-                float(self.v_first),
-                int(self.t_last),
-                float(self.v_last),
-                float(self.v_sum),
-                float(self.v_m2),
-                batch,
-                written,
-                int(self.n_out_of_range),
-            ],
-        )
     }
 }
 
