@@ -14,6 +14,9 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 EDGE := $(TARGET_DIR)/release/canopy-edge
+# The edge the tests run: the dev build `unit` makes anyway, with debug
+# assertions, so an overflow in the codec fails the oracle instead of wrapping.
+EDGE_DEV := $(TARGET_DIR)/debug/canopy-edge
 # The team kit's oracle beside the repository when present, else the copy in tests/oracle.
 ORACLE_DIR ?= $(firstword $(wildcard $(CURDIR)/../shared/oracle) $(CURDIR)/tests/oracle)
 
@@ -34,6 +37,13 @@ venv: $(VENV)/.installed ## the Python tools of tests and benchmarks
 .PHONY: edge-release
 edge-release:
 	$(CARGO) build --release -p canopy-edge
+
+# Every crate and test of the workspace, dev profile: what the tests run.
+# --all-targets resolves features as cargo test does (dev-dependencies
+# included), so the tests' own build shares its dependencies.
+.PHONY: dev-build
+dev-build: console
+	$(CARGO) build --workspace --all-targets
 
 # The web console (functions/api/web): npm packages from the committed lock,
 # built into web/dist, which the api crate embeds (functions/api/build.rs).
@@ -59,7 +69,7 @@ $(CHROMIUM):
 # ---- tests ---------------------------------------------------------------------
 
 .PHONY: test
-test: fmt-check console clippy lint unit console-test conformance oracle oracle-opendbc python-tests fuzz-replay ## everything CI runs
+test: fmt-check console clippy lint unit edge-arm-test console-test conformance oracle oracle-opendbc python-tests fuzz-replay ## everything CI runs
 
 .PHONY: fmt-check
 fmt-check:
@@ -71,16 +81,15 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: unit
-unit: venv console ## Rust unit and integration tests (these start moto server and MQTT brokers on loopback)
-	@# The integration tests run canopy-edge and canopy-local, which cargo test does not build. --all-targets
-	@# resolves features as cargo test does (dev-dependencies included), so the two share one build of the dependencies.
-	$(CARGO) build --workspace --all-targets
+unit: venv dev-build ## Rust unit and integration tests (these start moto server and MQTT brokers on loopback)
+	@# The integration tests run canopy-edge, canopy-local and the functions' binaries, which cargo test does not build: dev-build does.
 	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace
 	@# Latency bounds, alone: beside the other tests they would measure the machine's load.
-	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test -p canopy-tests --test it -- --ignored --nocapture
+	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace --test it -- --ignored --nocapture
 
 .PHONY: oracle
-oracle: venv edge-release ## the codec against cantools: the corpus, then our own DBC files
+oracle: EDGE := $(EDGE_DEV)
+oracle: venv dev-build ## the codec against cantools: the corpus, then our own DBC files
 	ORACLE_PYTHON=$(PY) $(ORACLE_DIR)/run_oracle.sh '$(EDGE) decode'
 	@work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
 	$(PY) $(ORACLE_DIR)/gen_cases.py dbc "$$work/cases" --frames 300 --seed 20241123 2>/dev/null; \
@@ -110,7 +119,8 @@ $(OPENDBC)/.installed:
 	touch $@
 
 .PHONY: oracle-opendbc
-oracle-opendbc: venv edge-release $(OPENDBC)/.installed ## real cars' DBC files: how many load, strict and lenient; the lenient decode against cantools non-strict
+oracle-opendbc: EDGE := $(EDGE_DEV)
+oracle-opendbc: venv dev-build $(OPENDBC)/.installed ## real cars' DBC files: how many load, strict and lenient; the lenient decode against cantools non-strict
 	@dbcs=$(OPENDBC)/wheel/opendbc/dbc; strict=0; lenient=0; total=0; : > $(OPENDBC)/empty.log; \
 	for f in $$dbcs/*.dbc; do total=$$((total+1)); \
 	  $(EDGE) decode --strict --dbc $$f --candump $(OPENDBC)/empty.log --format summary >/dev/null 2>&1 && strict=$$((strict+1)); \
@@ -127,20 +137,17 @@ oracle-opendbc: venv edge-release $(OPENDBC)/.installed ## real cars' DBC files:
 	awk '{p += $$2; f += $$4} END {printf "opendbc (non-strict): %d passed, %d failed\n", p, f; exit (f > 0)}' "$$work/results"
 
 .PHONY: console-test
-console-test: venv console $(CHROMIUM) ## the console: Vitest, then Chromium against the local stack with a simulated fleet
+console-test: venv dev-build $(CHROMIUM) ## the console: Vitest, then Chromium against the local stack with a simulated fleet
 	cd $(WEB) && npx vitest run
-	@# The same build as `unit` (features resolved alike), so no second build of the dependencies.
-	$(CARGO) build --workspace --all-targets
 	cd $(WEB) && CANOPY_LOCAL=$(LOCAL) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server CHROMIUM=$(CHROMIUM) node e2e/console.e2e.mjs
 
 .PHONY: conformance
-conformance: venv console ## a client driven by openapi.json (schemathesis, every check) against the local stack with a fleet: zero failures
-	$(CARGO) build --workspace --all-targets
+conformance: venv dev-build ## a client driven by openapi.json (schemathesis, every check) against the local stack with a fleet: zero failures
 	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(PY) tests/conformance/run.py --local $(LOCAL) --schemathesis $(VENV)/bin/schemathesis
 
 .PHONY: python-tests
-python-tests: venv edge-release ## the files Canopy writes, read by pyarrow and DuckDB
-	CANOPY_EDGE=$(EDGE) $(PY) -m pytest -q tests/python
+python-tests: venv dev-build ## the files Canopy writes, read by pyarrow and DuckDB
+	CANOPY_EDGE=$(EDGE_DEV) $(PY) -m pytest -q tests/python
 
 # ---- fuzzing -------------------------------------------------------------------
 # cargo-fuzz (libFuzzer, AddressSanitizer) over every parser input reaches:
@@ -190,13 +197,48 @@ bench-decoder: venv ## the decoder handler on 10 MB and 200 MB raw files against
 	$(PY) tests/bench/decoder.py --target $(TARGET_DIR)/release --moto $(VENV)/bin/moto_server
 
 .PHONY: bench-edge
-bench-edge: venv edge-dist ## edge throughput through spool -> sealed Parquet, peak RSS, binary size
+bench-edge: venv edge-dist edge-arm ## edge throughput through spool -> sealed Parquet, peak RSS, binary size; the ARM builds under qemu-user
 	$(CARGO) build --release -p canopy-edge
-	$(PY) tests/bench/edge.py --edge $(EDGE) --dist $(TARGET_DIR)/dist/canopy-edge
+	$(PY) tests/bench/edge.py --edge $(EDGE) --dist $(TARGET_DIR)/dist/canopy-edge \
+	  --cross aarch64:$(TARGET_DIR)/aarch64-unknown-linux-gnu/dist/canopy-edge:qemu-aarch64-static:/usr/aarch64-linux-gnu \
+	  --cross armv7:$(TARGET_DIR)/armv7-unknown-linux-gnueabihf/dist/canopy-edge:qemu-arm-static:/usr/arm-linux-gnueabihf
 
 .PHONY: edge-dist
-edge-dist: ## the edge agent as shipped: optimized for size, LTO (target/dist/canopy-edge)
-	$(CARGO) build --profile dist -p canopy-edge
+edge-dist: ## the edge agent as shipped: optimized for size, LTO, without the laptop tools (target/dist/canopy-edge)
+	$(CARGO) build --profile dist -p canopy-edge --no-default-features
+
+# ---- the edge on ARM: vehicles and gateways ----------------------------------------
+# rustup's standard library for each target, Debian's cross compilers as the
+# linkers and for the C that ring and zstd build, and qemu-user to run what
+# they make (-L: the target's C library, from the cross packages).
+ARM_TARGETS := aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf
+CROSS_ENV := \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER='qemu-aarch64-static -L /usr/aarch64-linux-gnu' \
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
+	CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar \
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER='qemu-arm-static -L /usr/arm-linux-gnueabihf'
+CROSS_TOOLS := /usr/bin/qemu-aarch64-static
+
+$(CROSS_TOOLS):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-user-static >/dev/null
+
+.PHONY: cross-tools
+cross-tools: $(CROSS_TOOLS)
+	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu && rustup target list --installed | grep -qx armv7-unknown-linux-gnueabihf \
+	  || rustup target add $(ARM_TARGETS)
+
+.PHONY: edge-arm-test
+edge-arm-test: cross-tools ## the edge's tests built for aarch64 and run under qemu-user, as vehicles get it (without the laptop tools)
+	$(CROSS_ENV) $(CARGO) test -p canopy-edge --no-default-features --target aarch64-unknown-linux-gnu
+
+.PHONY: edge-arm
+edge-arm: cross-tools ## canopy-edge as shipped to ARM vehicles (dist profile): target/<triple>/dist/canopy-edge for aarch64 and armv7
+	for t in $(ARM_TARGETS); do $(CROSS_ENV) $(CARGO) build --profile dist -p canopy-edge --no-default-features --target $$t; done
+	@for t in $(ARM_TARGETS); do ls -l $(TARGET_DIR)/$$t/dist/canopy-edge; done
 
 .PHONY: clean
 clean: ## remove build output (not the tool cache)
@@ -275,6 +317,17 @@ bench-local: venv local-build ## latency on the local stack, p50/p95: publish ->
 cost: venv ## the standard workload's dollars per vehicle-month by part, measured on the local stack (release build; COST_ARGS=--vehicles 5)
 	$(CARGO) build --release -p canopy-local -p canopy-edge
 	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(TARGET_DIR)/release/canopy-local cost $(COST_ARGS)
+
+# The template's functions (their BuildProperties Binary).
+LAMBDAS := $(shell sed -n 's/^ *Binary: *//p' template.yaml)
+
+.PHONY: bench-lambdas
+bench-lambdas: venv dev-build cross-tools ## each function's bootstrap size (arm64, release: what sam build ships) and init time (x86 release, with the stack's environment)
+	$(CARGO) build --release $(addprefix --bin ,$(LAMBDAS))
+	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(LOCAL) init-time --bin-dir $(TARGET_DIR)/release --mqtt-port 0 --api-port 0
+	$(CROSS_ENV) $(CARGO) build --release --target aarch64-unknown-linux-gnu $(addprefix --bin ,$(LAMBDAS))
+	@echo "arm64 bootstraps (MB):"; for f in $(LAMBDAS); do \
+	  printf '  %-12s %6.2f\n' $$f "$$(stat -c %s $(TARGET_DIR)/aarch64-unknown-linux-gnu/release/$$f | awk '{print $$1 / 1e6}')"; done
 
 .PHONY: bench-api
 bench-api: ## history of one vehicle-day at 100 Hz (8.64 M points) to 2,000 points: p50/p95 (release build)

@@ -301,7 +301,11 @@ pub(crate) mod tests {
             }
         }
 
-        fn issue(&self, name: &str) -> (rcgen::Certificate, KeyPair) {
+        pub(crate) fn ca_pem(&self) -> String {
+            self.ca.pem()
+        }
+
+        pub(crate) fn issue(&self, name: &str) -> (rcgen::Certificate, KeyPair) {
             let key = KeyPair::generate().unwrap();
             let cert = CertificateParams::new(vec![name.to_string()])
                 .unwrap()

@@ -19,7 +19,9 @@ mod spool;
 mod station_model;
 mod upload;
 
-use commands::{bench_codec, convert, decode, simulate, station};
+#[cfg(feature = "tools")]
+use commands::{bench_codec, convert, decode};
+use commands::{simulate, station};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -52,11 +54,14 @@ enum Command {
     /// An edge for a battery-swap station: its model, published over MQTT.
     Station(station::StationArgs),
     /// Decode a candump log or raw lake file with a DBC.
+    #[cfg(feature = "tools")]
     Decode(decode::DecodeArgs),
     /// Convert between candump logs and raw lake Parquet.
+    #[cfg(feature = "tools")]
     Convert(convert::ConvertArgs),
     /// Time the DBC codec alone on frames held in memory (for `make bench-decode`).
     #[command(hide = true)]
+    #[cfg(feature = "tools")]
     BenchCodec(bench_codec::BenchArgs),
 }
 
@@ -82,8 +87,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Simulate(args) => simulate::run(&args),
         Command::Station(args) => station::run(&args),
+        #[cfg(feature = "tools")]
         Command::Decode(args) => decode::run(&args),
+        #[cfg(feature = "tools")]
         Command::Convert(args) => convert::run(&args),
+        #[cfg(feature = "tools")]
         Command::BenchCodec(args) => bench_codec::run(&args),
     }
 }

@@ -41,7 +41,7 @@ pub async fn store(config: &UploadConfig, vehicle: &VehicleId) -> Result<S3Store
     let mut sdk = match &config.endpoint {
         Some(endpoint) => canopy::adapters::aws::config_for_endpoint(endpoint).await,
         None => {
-            let mut loader = aws_config_loader();
+            let mut loader = canopy::adapters::aws::loader();
             if let Some(region) = &config.region {
                 loader = loader.region(aws_config::Region::new(region.clone()));
             }
@@ -56,10 +56,6 @@ pub async fn store(config: &UploadConfig, vehicle: &VehicleId) -> Result<S3Store
             .build();
     }
     Ok(S3Store::new(&sdk, bucket))
-}
-
-fn aws_config_loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
 }
 
 /// Uploads one sealed file under `key`; returns its size.
@@ -229,5 +225,60 @@ mod tests {
         );
         assert!(head.contains("credential=asiavehicle1/"), "{head}");
         assert!(head.contains("\r\nx-amz-security-token: token\r\n"), "{head}");
+    }
+
+    /// The SDKs' one HTTPS client (rustls on ring, `canopy::adapters::aws::loader_with`)
+    /// completes a handshake with a server its trust store names, and an upload over it.
+    #[tokio::test]
+    async fn the_sdk_client_uploads_over_tls_with_rustls_on_ring() {
+        use canopy::adapters::aws::{TlsContext, TrustStore};
+        use rustls::pki_types::PrivateKeyDer;
+        use rustls::pki_types::pem::PemObject;
+
+        let pki = Pki::new();
+        let (cert, key) = pki.issue("localhost");
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let head = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tls = acceptor.accept(tcp).await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = tls.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request ended early");
+                head.extend_from_slice(&buf[..n]);
+            }
+            tls.write_all(b"HTTP/1.1 200 OK\r\nETag: \"e\"\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            tls.shutdown().await.ok();
+            String::from_utf8_lossy(&head).to_lowercase()
+        });
+        let trust = TrustStore::empty().with_pem_certificate(pki.ca_pem().into_bytes());
+        let sdk = canopy::adapters::aws::loader_with(TlsContext::builder().with_trust_store(trust).build().unwrap())
+            .endpoint_url(format!("https://localhost:{port}"))
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
+            .load()
+            .await;
+        S3Store::new(&sdk, "lake")
+            .put("raw/x.parquet", Bytes::from_static(b"abc"), None)
+            .await
+            .unwrap();
+        let head = head.await.unwrap();
+        assert!(head.starts_with("put /lake/raw/x.parquet"), "{head}");
     }
 }

@@ -7,6 +7,13 @@ lake Parquet. Pinned to one core. Reports frames per second (the target is at
 least 200,000, more than twenty saturated 1 Mbit/s buses), peak RSS (target:
 under 30 MB), and the size of the binary, as built for release and for
 shipping (`make edge-dist`).
+
+`--cross NAME:BINARY:QEMU:SYSROOT` adds a binary built for another processor
+(`make edge-arm`), run under qemu-user. Its frames per second are the
+emulator's, not the processor's; its peak RSS is the emulator's process, the
+translator's own memory included, so it bounds the program's from above
+(beside it, the RSS of `--version` under the same emulator: the floor that
+translator and binary alone take).
 """
 
 import argparse
@@ -34,6 +41,8 @@ def main():
     parser.add_argument("--edge", default=str(REPO / "target" / "release" / "canopy-edge"))
     parser.add_argument("--dist", default=str(REPO / "target" / "dist" / "canopy-edge"))
     parser.add_argument("--seconds", type=int, default=3600, help="simulated seconds of driving to replay")
+    parser.add_argument("--cross", action="append", default=[], metavar="NAME:BINARY:QEMU:SYSROOT",
+                        help="a binary for another processor and the qemu-user that runs it")
     args = parser.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
@@ -59,21 +68,26 @@ seal_after_s = 3600
 seal_max_frames = 250000
 """)
         print(f"canopy-edge run: {frames:,} frames of a simulated drive, candump replay -> spool -> sealed raw Parquet, one core")
-        for name, binary in (("release", args.edge), ("dist", args.dist)):
+        runs = [(name, binary, []) for name, binary in (("release", args.edge), ("dist", args.dist))]
+        for cross in args.cross:
+            name, binary, qemu, sysroot = cross.split(":")
+            runs.append((name, binary, [qemu, "-L", sysroot]))
+        for name, binary, runner in runs:
             if not pathlib.Path(binary).exists():
-                print(f"  {name:8}: {binary} not built (make edge-dist)")
+                print(f"  {name:8}: {binary} not built (make edge-dist, make edge-arm)")
                 continue
             results = []
             for _ in range(3):
                 subprocess.run(["rm", "-rf", str(spool)], check=True)
-                results.append(timed([binary, "run", "--config", config]))
+                results.append(timed([*runner, binary, "run", "--config", config]))
             sealed = sum(pq.ParquetFile(p).metadata.num_rows for p in (spool / "outbox").glob("*.parquet"))
             if sealed != frames:
                 sys.exit(f"{name}: sealed {sealed} frames of {frames}")
             wall = sorted(r[0] for r in results)[1]
             rss = max(r[1] for r in results)
             size = pathlib.Path(binary).stat().st_size / 1e6
-            print(f"  {name:8}: {frames / wall:>10,.0f} frames/s ({wall:.2f} s, median of 3), peak RSS {rss:.1f} MB, "
+            floor = f" (--version: {timed([*runner, binary, '--version'])[1]:.1f} MB)" if runner else ""
+            print(f"  {name:8}: {frames / wall:>10,.0f} frames/s ({wall:.2f} s, median of 3), peak RSS {rss:.1f} MB{floor}, "
                   f"binary {size:.1f} MB; all {sealed:,} frames sealed")
 
 

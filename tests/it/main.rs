@@ -12,6 +12,7 @@ mod e2e;
 mod edge;
 mod faults;
 mod ingest;
+mod init;
 mod live;
 mod redrive;
 mod stations;

@@ -1,10 +1,19 @@
 //! The command-line tools beside the agent: `simulate`, `station`, `decode`, `convert`
 //! and the hidden `bench-codec`, each in its own module, and [`input`], where
 //! their frames come from.
+//!
+//! `decode`, `convert` and `bench-codec` are laptop tools, behind the `tools`
+//! feature (on by default): the binary shipped to vehicles (`make edge-dist`,
+//! `make edge-arm`) leaves them out, and with them the Parquet reader and the
+//! decoded lake's writer, a third of its size.
 
+#[cfg(feature = "tools")]
 pub mod bench_codec;
+#[cfg(feature = "tools")]
 pub mod convert;
+#[cfg(feature = "tools")]
 pub mod decode;
+#[cfg(feature = "tools")]
 pub mod input;
 pub mod simulate;
 pub mod station;

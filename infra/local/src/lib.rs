@@ -5,6 +5,7 @@ pub mod bench_api;
 pub mod broker;
 pub mod cost;
 pub mod demo;
+pub mod init_time;
 pub mod latency;
 pub mod live;
 pub mod redrive;

@@ -102,6 +102,18 @@ enum Command {
         #[arg(long, default_value_t = 31)]
         month_days: i64,
     },
+    /// Each Lambda's init time (process start to its first request for an
+    /// event) and binary size, started with the stack's environment
+    /// (`make bench-lambdas`).
+    InitTime {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Where the Lambda binaries are (a release build: target/release).
+        #[arg(long)]
+        bin_dir: PathBuf,
+        #[arg(long, default_value_t = 11)]
+        runs: usize,
+    },
     /// Latency through the stack, p50 and p95: MQTT publish → state in
     /// DynamoDB, and raw object upload → decoded object readable.
     Latency {
@@ -252,6 +264,15 @@ async fn main() -> Result<()> {
             objects,
             month_days,
         } => canopy_local::bench_api::run(&dbc, runs, &objects, month_days).await?,
+        Command::InitTime {
+            stack: args,
+            bin_dir,
+            runs,
+        } => {
+            let stack = start(&args).await?;
+            let times = canopy_local::init_time::measure(&stack, &bin_dir, runs).await?;
+            print!("{}", canopy_local::init_time::report(&times));
+        }
         Command::Latency {
             stack: args,
             samples,

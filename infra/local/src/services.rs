@@ -205,7 +205,7 @@ pub fn http_with(
 /// environment says (a developer's real keys never leave for loopback).
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     let credentials = aws_credential_types::Credentials::new("testing", "testing", None, None, "canopy-local");
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    canopy::adapters::aws::loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(crate::template::REGION))
         .credentials_provider(credentials)

@@ -1,15 +1,21 @@
 //! Structured logs: JSON lines (what CloudWatch Logs indexes) filtered by
 //! `RUST_LOG`, `info` by default.
+//!
+//! `RUST_LOG` takes levels by target (`info`, `warn,canopy_decoder=debug`),
+//! parsed as [`Targets`]: the directives every binary here is run with,
+//! without `EnvFilter`'s span and field matching and the regex engine it
+//! compiles into every Lambda and the vehicle's binary.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// JSON logs on standard output, for Lambda.
 pub fn init_json() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
+    let format = tracing_subscriber::fmt::layer().json().with_current_span(false);
+    let _ = tracing_subscriber::registry()
+        .with(format)
+        .with(filter("info"))
         .try_init();
 }
 
@@ -20,9 +26,45 @@ pub fn init_text() {
 
 /// Text logs filtered by `RUST_LOG`, else by `default`.
 pub fn init_text_or(default: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
+    let format = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let _ = tracing_subscriber::registry()
+        .with(format)
+        .with(filter(default))
         .try_init();
+}
+
+/// The filter `RUST_LOG` names, else `default`. A `RUST_LOG` that does not
+/// parse is said on standard error and `default` used: a typo in a log
+/// setting must not stop a function or a vehicle.
+fn filter(default: &str) -> Targets {
+    let fallback = || parse(default).unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
+    match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => parse(&directives).unwrap_or_else(|e| {
+            eprintln!("RUST_LOG={directives:?} does not parse ({e}); logging at {default:?}");
+            fallback()
+        }),
+        _ => fallback(),
+    }
+}
+
+fn parse(directives: &str) -> Result<Targets, tracing_subscriber::filter::ParseError> {
+    directives.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::*;
+
+    #[test]
+    fn directives_set_levels_by_target() {
+        let targets = parse("warn,canopy_local=info,rumqttd=off").unwrap();
+        assert!(targets.would_enable("canopy_local::stack", &Level::INFO));
+        assert!(!targets.would_enable("canopy_local::stack", &Level::DEBUG));
+        assert!(!targets.would_enable("rumqttd::router", &Level::ERROR));
+        assert!(targets.would_enable("aws_config", &Level::WARN));
+        assert!(!targets.would_enable("aws_config", &Level::INFO));
+        assert!(parse("info,=[").is_err());
+    }
 }

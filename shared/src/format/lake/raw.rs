@@ -37,7 +37,7 @@ use crate::format::candump::BusNames;
 use crate::format::frame::{BusName, CanFrame, CanId, FrameError, FrameFlags, MAX_PAYLOAD};
 
 /// Frames per row group: small enough that the edge stays within a few MB.
-pub const DEFAULT_RAW_ROW_GROUP: usize = 65_536;
+pub const DEFAULT_RAW_ROW_GROUP: usize = 16_384;
 
 /// The raw lake schema.
 pub fn raw_schema() -> SchemaRef {
