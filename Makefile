@@ -219,9 +219,10 @@ CROSS_ENV := \
 	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
 	CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar \
 	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER='qemu-arm-static -L /usr/arm-linux-gnueabihf'
-CROSS_TOOLS := /usr/bin/qemu-aarch64-static
+CROSS_TOOLS := /usr/bin/aarch64-linux-gnu-gcc /usr/bin/arm-linux-gnueabihf-gcc /usr/bin/qemu-aarch64-static /usr/bin/qemu-arm-static
 
-$(CROSS_TOOLS):
+# One install for whichever of them is missing (&: a grouped target).
+$(CROSS_TOOLS) &:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	  gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-user-static >/dev/null

@@ -351,6 +351,88 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 mod tests {
     use super::*;
 
+    /// AWS IoT Core takes MQTT only over TLS with a client certificate. The
+    /// client is built with rustls' process default, which exists only while
+    /// one crypto provider is compiled in (ring: a second, such as rumqttc's
+    /// default aws-lc, leaves none and the connection panics).
+    #[tokio::test]
+    async fn connects_over_mutual_tls_as_aws_iot_requires() {
+        use crate::iot_credentials::tests::Pki;
+        use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (servers, vehicles) = (Pki::new(), Pki::new());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from_pem_slice(vehicles.ca_pem().as_bytes()).unwrap())
+            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
+        let (cert, key) = servers.issue("localhost");
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // The broker's part: take the CONNECT, accept it (CONNACK, session absent, code 0).
+        let broker = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tls = acceptor
+                .accept(tcp)
+                .await
+                .expect("the client's certificate is accepted");
+            let mut connect = [0u8; 2];
+            tls.read_exact(&mut connect).await.unwrap();
+            assert_eq!(connect[0], 0x10, "the first packet is CONNECT");
+            let mut rest = vec![0u8; connect[1] as usize];
+            tls.read_exact(&mut rest).await.unwrap();
+            tls.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+            String::from_utf8_lossy(&rest).into_owned()
+        });
+
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = vehicles.issue("veh-001");
+        std::fs::write(dir.path().join("ca.pem"), servers.ca_pem()).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        let config = MqttConfig {
+            host: "localhost".into(),
+            port,
+            client_id: None,
+            keep_alive_s: 30,
+            tls: Some(crate::config::TlsConfig {
+                ca: dir.path().join("ca.pem"),
+                cert: dir.path().join("cert.pem"),
+                key: dir.path().join("key.pem"),
+            }),
+            basic_ingest: None,
+        };
+        let (_client, mut events) = AsyncClient::new(options(&config, "veh-001").unwrap(), 8);
+        let connected = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Event::Incoming(Packet::ConnAck(ack)) = events.poll().await.expect("connects over TLS") {
+                    return ack;
+                }
+            }
+        })
+        .await
+        .expect("a CONNACK within 10 s");
+        assert_eq!(connected.code, rumqttc::ConnectReturnCode::Success);
+        assert!(
+            broker.await.unwrap().contains("veh-001"),
+            "the client id is the thing name"
+        );
+    }
+
     fn sample(seq: u64) -> Telemetry {
         let ts = chrono::DateTime::from_timestamp(1_700_000_000 + seq as i64, 0).unwrap();
         let vehicle = canopy::domain::vehicle::VehicleId::new("v1").unwrap();

@@ -68,6 +68,15 @@ pub async fn init_time(binary: &Path, env: &std::collections::BTreeMap<String, S
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
+    // Read as it comes: a function that logs more than a pipe holds would
+    // otherwise block in its init, and be reported as one that never asked.
+    let stderr = child.stderr.take().map(|mut e| {
+        tokio::spawn(async move {
+            let mut text = String::new();
+            e.read_to_string(&mut text).await.ok();
+            text
+        })
+    });
     let first = async {
         let (stream, _) = listener.accept().await?;
         let mut lines = BufReader::new(stream);
@@ -78,10 +87,10 @@ pub async fn init_time(binary: &Path, env: &std::collections::BTreeMap<String, S
     let outcome = tokio::select! {
         first = tokio::time::timeout(GIVE_UP, first) => first,
         status = child.wait() => {
-            let mut stderr = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                e.read_to_string(&mut stderr).await.ok();
-            }
+            let stderr = match stderr {
+                Some(task) => task.await.unwrap_or_default(),
+                None => String::new(),
+            };
             bail!("{name} exited before asking for an event ({}): {}", status?, stderr.trim());
         }
     };

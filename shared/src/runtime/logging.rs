@@ -47,8 +47,21 @@ fn filter(default: &str) -> Targets {
     }
 }
 
-fn parse(directives: &str) -> Result<Targets, tracing_subscriber::filter::ParseError> {
-    directives.parse()
+/// `Targets` parses each comma-separated piece as it is: an empty piece (a
+/// trailing comma) would be a directive for every target at TRACE, and
+/// `EnvFilter`'s span and field syntax a directive that never matches. Both
+/// are refused here instead, so they fall back with a message.
+fn parse(directives: &str) -> Result<Targets, String> {
+    let pieces: Vec<&str> = directives.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    if let Some(piece) = pieces.iter().find(|p| p.contains(['[', '{'])) {
+        return Err(format!(
+            "{piece:?}: span and field filters are not supported, only target=level"
+        ));
+    }
+    pieces
+        .join(",")
+        .parse()
+        .map_err(|e: tracing_subscriber::filter::ParseError| e.to_string())
 }
 
 #[cfg(test)]
@@ -66,5 +79,13 @@ mod tests {
         assert!(targets.would_enable("aws_config", &Level::WARN));
         assert!(!targets.would_enable("aws_config", &Level::INFO));
         assert!(parse("info,=[").is_err());
+        assert!(parse("canopy[span]=debug").is_err());
+
+        // A stray comma or space adds nothing: still INFO, not TRACE everywhere.
+        for lenient in ["info,", " info , canopy=debug", "info,,canopy=debug"] {
+            let targets = parse(lenient).unwrap();
+            assert!(targets.would_enable("aws_config", &Level::INFO), "{lenient}");
+            assert!(!targets.would_enable("aws_config", &Level::DEBUG), "{lenient}");
+        }
     }
 }
