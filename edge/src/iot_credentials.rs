@@ -324,11 +324,13 @@ pub(crate) mod tests {
         lifetime_s: Arc<AtomicI64>,
     }
 
-    pub(crate) async fn endpoint(server: &Pki, vehicles: &Pki) -> Endpoint {
+    /// A TLS server for `localhost` with a certificate of `server`, taking only
+    /// clients with a certificate of `clients`, as AWS IoT's endpoints do.
+    pub(crate) fn mutual_tls(server: &Pki, clients: &Pki) -> TlsAcceptor {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut clients = rustls::RootCertStore::empty();
-        clients.add(vehicles.ca.der().clone()).unwrap();
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(clients), provider.clone())
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(clients.ca.der().clone()).unwrap();
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .unwrap();
         let (cert, key) = server.issue("localhost");
@@ -341,7 +343,11 @@ pub(crate) mod tests {
                 PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
             )
             .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        TlsAcceptor::from(Arc::new(config))
+    }
+
+    pub(crate) async fn endpoint(server: &Pki, vehicles: &Pki) -> Endpoint {
+        let acceptor = mutual_tls(server, vehicles);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let exchanges = Arc::new(AtomicUsize::new(0));

@@ -357,30 +357,11 @@ mod tests {
     /// default aws-lc, leaves none and the connection panics).
     #[tokio::test]
     async fn connects_over_mutual_tls_as_aws_iot_requires() {
-        use crate::iot_credentials::tests::Pki;
-        use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+        use crate::iot_credentials::tests::{Pki, mutual_tls};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
         let (servers, vehicles) = (Pki::new(), Pki::new());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(rustls::pki_types::CertificateDer::from_pem_slice(vehicles.ca_pem().as_bytes()).unwrap())
-            .unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .unwrap();
-        let (cert, key) = servers.issue("localhost");
-        let server = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                vec![cert.der().clone()],
-                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let acceptor = mutual_tls(&servers, &vehicles);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         // The broker's part: take the CONNECT, accept it (CONNACK, session absent, code 0).
