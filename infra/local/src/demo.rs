@@ -202,20 +202,28 @@ pub async fn run_fleet(stack: &Stack, options: &FleetOptions) -> Result<BTreeMap
             .with_context(|| format!("starting {}", options.edge.display()))?;
         children.push((vehicle_id(i), child, options.work.join(format!("edge-{i}.log"))));
     }
+    final_counters(children).await
+}
+
+/// Waits for each edge (device id, its process, its log); the counters each
+/// printed last, by device, or the log's end of the first that failed.
+async fn final_counters<K: Ord + std::fmt::Display>(
+    children: Vec<(K, tokio::process::Child, PathBuf)>,
+) -> Result<BTreeMap<K, Value>> {
     let mut counters = BTreeMap::new();
-    for (vehicle, child, log) in children {
+    for (device, child, log) in children {
         let output = child.wait_with_output().await?;
         if !output.status.success() {
             let log = std::fs::read_to_string(&log).unwrap_or_default();
             bail!(
-                "canopy-edge for {vehicle} failed ({}):\n{}",
+                "canopy-edge for {device} failed ({}):\n{}",
                 output.status,
                 tail(&log, 3000)
             );
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
         let last = stdout.lines().last().unwrap_or("{}");
-        counters.insert(vehicle, serde_json::from_str(last).unwrap_or(Value::Null));
+        counters.insert(device, serde_json::from_str(last).unwrap_or(Value::Null));
     }
     Ok(counters)
 }
@@ -265,22 +273,7 @@ pub async fn run_stations(
             .with_context(|| format!("starting {}", edge.display()))?;
         children.push((id.to_string(), child, log_path));
     }
-    let mut counters = BTreeMap::new();
-    for (id, child, log) in children {
-        let output = child.wait_with_output().await?;
-        if !output.status.success() {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            bail!(
-                "canopy-edge station {id} failed ({}):\n{}",
-                output.status,
-                tail(&log, 3000)
-            );
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let last = stdout.lines().last().unwrap_or("{}");
-        counters.insert(id, serde_json::from_str(last).unwrap_or(Value::Null));
-    }
-    Ok(counters)
+    final_counters(children).await
 }
 
 /// The stations' latest states and alerts, as the API would list them.

@@ -367,6 +367,7 @@ impl RawBatch {
         self.ts.is_empty()
     }
 
+    #[cold]
     fn row_error(&self, i: usize, problem: String) -> LakeError {
         LakeError::Row {
             source_name: self.source_name.to_string(),
@@ -377,6 +378,30 @@ impl RawBatch {
 
     /// Row `i` of the batch (`i < len()`), checked.
     pub fn row(&self, i: usize) -> Result<RawRow<'_>, LakeError> {
+        let row = self.frame(i)?;
+        let bus = match &self.bus {
+            BusColumn::Dictionary(dict, values) => {
+                if dict.is_null(i) {
+                    ""
+                } else {
+                    values.value(dict.keys().value(i) as usize)
+                }
+            }
+            BusColumn::Plain(values) => {
+                if values.is_null(i) {
+                    ""
+                } else {
+                    values.value(i)
+                }
+            }
+        };
+        Ok(RawRow { bus, ..row })
+    }
+
+    /// Row `i` without its bus name (`bus` is empty), checked as [`row`](Self::row)
+    /// checks it: what decoding needs, inlined into the decoder's loop.
+    #[inline]
+    pub fn frame(&self, i: usize) -> Result<RawRow<'_>, LakeError> {
         let raw_id = self.can_id.value(i);
         let extended = self.extended.value(i);
         let fd = self.fd.value(i);
@@ -421,25 +446,9 @@ impl RawBatch {
             .ok()
             .filter(|&d| usize::from(d) <= max)
             .ok_or_else(|| self.row_error(i, format!("dlc {dlc} is not a payload length")))?;
-        let bus = match &self.bus {
-            BusColumn::Dictionary(dict, values) => {
-                if dict.is_null(i) {
-                    ""
-                } else {
-                    values.value(dict.keys().value(i) as usize)
-                }
-            }
-            BusColumn::Plain(values) => {
-                if values.is_null(i) {
-                    ""
-                } else {
-                    values.value(i)
-                }
-            }
-        };
         Ok(RawRow {
             ts_us: self.ts.value(i),
-            bus,
+            bus: "",
             id,
             flags,
             dlc,

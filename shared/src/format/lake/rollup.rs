@@ -190,6 +190,7 @@ type Buckets = Vec<(i64, Agg)>;
 /// outside `range`. Each run of values in one bucket is summed in two passes
 /// (its mean, then the squared deviations from it), as numpy does.
 fn aggregate(width_us: i64, ts_us: &[i64], values: &[f64], range: Option<ValueRange>) -> Buckets {
+    let limits = range.map_or((f64::NEG_INFINITY, f64::INFINITY), |r| r.limits());
     let mut out = Buckets::new();
     let mut i = 0;
     while i < ts_us.len() {
@@ -199,34 +200,43 @@ fn aggregate(width_us: i64, ts_us: &[i64], values: &[f64], range: Option<ValueRa
         while i < ts_us.len() && ts_us[i] < end {
             i += 1;
         }
-        let run = || (start..i).map(|k| (ts_us[k], values[k])).filter(|(_, v)| !v.is_nan());
-        let mut agg: Option<Agg> = None;
-        let mut outside = 0;
-        let (lo, hi) = range.map_or((f64::NEG_INFINITY, f64::INFINITY), |r| r.limits());
-        for (t, v) in run() {
-            outside += u64::from(v < lo || v > hi);
-            match &mut agg {
-                None => agg = Some(Agg::of(t, v)),
-                Some(a) => {
-                    a.n += 1;
-                    a.v_sum += v;
-                    if v < a.v_min {
-                        (a.v_min, a.t_min) = (v, t);
-                    }
-                    if v > a.v_max {
-                        (a.v_max, a.t_max) = (v, t);
-                    }
-                    (a.t_last, a.v_last) = (t, v);
-                }
-            }
+        let (ts, vs) = (&ts_us[start..i], &values[start..i]);
+        let agg = if vs.iter().any(|v| v.is_nan()) {
+            // Only IEEE float signals can hold NaN: the slow way, without them.
+            let (ts, vs): (Vec<i64>, Vec<f64>) = ts.iter().zip(vs).filter(|(_, v)| !v.is_nan()).unzip();
+            summarize(&ts, &vs, limits)
+        } else {
+            summarize(ts, vs, limits)
+        };
+        if let Some(agg) = agg {
+            out.push((bucket, agg));
         }
-        let Some(mut agg) = agg else { continue };
-        let mean = agg.mean();
-        agg.v_m2 = run().map(|(_, v)| (v - mean) * (v - mean)).sum();
-        agg.n_out_of_range = outside;
-        out.push((bucket, agg));
     }
     out
+}
+
+/// The aggregates of one bucket's values (none NaN, in time order), `None`
+/// for none; counts those outside `(lo, hi)`.
+fn summarize(ts: &[i64], vs: &[f64], (lo, hi): (f64, f64)) -> Option<Agg> {
+    let (&t0, &v0) = (ts.first()?, vs.first()?);
+    let mut agg = Agg::of(t0, v0);
+    let mut outside = u64::from(v0 < lo || v0 > hi);
+    for (&t, &v) in ts[1..].iter().zip(&vs[1..]) {
+        agg.v_sum += v;
+        if v < agg.v_min {
+            (agg.v_min, agg.t_min) = (v, t);
+        }
+        if v > agg.v_max {
+            (agg.v_max, agg.t_max) = (v, t);
+        }
+        outside += u64::from(v < lo || v > hi);
+    }
+    agg.n = vs.len() as u64;
+    (agg.t_last, agg.v_last) = (ts[ts.len() - 1], vs[vs.len() - 1]);
+    let mean = agg.mean();
+    agg.v_m2 = vs.iter().map(|v| (v - mean) * (v - mean)).sum();
+    agg.n_out_of_range = outside;
+    Some(agg)
 }
 
 /// Buckets of a finer tier (in ascending order) merged into the buckets of
@@ -297,6 +307,10 @@ const ARROW_COLUMNS: [&str; 13] = [
     "n_out_of_range",
 ];
 
+/// Of [`ARROW_COLUMNS`], the ones worth a dictionary: a bucket's count
+/// repeats (a signal's rate times the width); the other numbers rarely do.
+const DICTIONARY_COLUMNS: [&str; 1] = ["n"];
+
 /// One tier's object, ready to upload: what was not drained yet.
 #[derive(Debug, Clone)]
 pub struct RollupFile {
@@ -319,32 +333,18 @@ pub(crate) fn writer_properties_for_tier(tier: &Tier) -> parquet::file::properti
     } else {
         parquet::basic::Compression::SNAPPY
     };
-    writer_properties(
-        1 << 20,
-        &[
-            "ts_us",
-            "v_min",
-            "t_min",
-            "v_max",
-            "t_max",
-            "t_first",
-            "v_first",
-            "t_last",
-            "v_last",
-            "v_sum",
-            "v_m2",
-            "n_out_of_range",
-        ],
-        &["unit"],
-    )
-    .into_builder()
-    .set_compression(compression)
-    // Nearly always zero: a few bytes a page, and no hashing per row.
-    .set_column_encoding(
-        parquet::schema::types::ColumnPath::from("n_out_of_range"),
-        parquet::basic::Encoding::DELTA_BINARY_PACKED,
-    )
-    .build()
+    let plain: Vec<&str> = (ARROW_COLUMNS.iter().copied())
+        .filter(|column| !DICTIONARY_COLUMNS.contains(column))
+        .collect();
+    writer_properties(1 << 20, &plain, &["unit"])
+        .into_builder()
+        .set_compression(compression)
+        // Nearly always zero: a few bytes a page, and no hashing per row.
+        .set_column_encoding(
+            parquet::schema::types::ColumnPath::from("n_out_of_range"),
+            parquet::basic::Encoding::DELTA_BINARY_PACKED,
+        )
+        .build()
 }
 
 impl RollupBuilder {

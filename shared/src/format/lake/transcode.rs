@@ -80,7 +80,7 @@ impl<'db> FrameDecoder<'db> {
         out: &mut DecodedWriter<W>,
     ) -> Result<(), LakeError> {
         for i in 0..batch.len() {
-            let row = batch.row(i)?;
+            let row = batch.frame(i)?;
             self.decode_frame(row.ts_us, row.id, row.flags, row.data, out)?;
         }
         Ok(())

@@ -1,11 +1,13 @@
-import type { Alert } from '../api';
+import type { Alert, DeviceAlert } from '../api';
 import { ErrorBox, Loading } from '../components/Status';
 import { num, when } from '../lib/format';
 import { formatRoute } from '../route';
 import { useRecentAlerts } from './Fleet';
 
-export function AlertRows({ alerts, showVehicle }: { alerts: readonly Alert[]; showVehicle: boolean }) {
+/** An alert log as a table, a vehicle's or a device's; `showVehicle` adds a column linking each vehicle. */
+export function AlertRows({ alerts, showVehicle }: { alerts: readonly (Alert | DeviceAlert)[]; showVehicle: boolean }) {
   if (alerts.length === 0) return <p className="muted">No alerts.</p>;
+  const source = (a: Alert | DeviceAlert) => ('vehicle_id' in a ? a.vehicle_id : `${a.kind}/${a.device_id}`);
   return (
     <div className="table-wrap">
       <table className="alerts">
@@ -20,13 +22,17 @@ export function AlertRows({ alerts, showVehicle }: { alerts: readonly Alert[]; s
         </thead>
         <tbody>
           {alerts.map((a) => (
-            <tr key={`${a.vehicle_id}/${a.ts_us}/${a.rule}`} data-alert={a.rule} data-vehicle={a.vehicle_id}>
+            <tr key={`${source(a)}/${a.ts_us}/${a.rule}`} data-alert={a.rule} data-vehicle={'vehicle_id' in a ? a.vehicle_id : undefined}>
               <td>{when(a.ts_us / 1000)}</td>
               {showVehicle && (
                 <td>
-                  <a href={formatRoute({ page: 'vehicle', id: a.vehicle_id, signals: [], preset: '1h', from: null, to: null })}>
-                    {a.vehicle_id}
-                  </a>
+                  {'vehicle_id' in a ? (
+                    <a href={formatRoute({ page: 'vehicle', id: a.vehicle_id, signals: [], preset: '1h', from: null, to: null })}>
+                      {a.vehicle_id}
+                    </a>
+                  ) : (
+                    source(a)
+                  )}
                 </td>
               )}
               <td>{a.rule}</td>

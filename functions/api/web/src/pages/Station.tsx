@@ -2,9 +2,10 @@ import { useState } from 'react';
 
 import type { DeviceAlert, FieldHistory, Series, StationState } from '../api';
 import { Chart } from '../components/Chart';
+import { AlertRows } from './Alerts';
 import { ErrorBox, Loading } from '../components/Status';
 import { useConsole } from '../context';
-import { age, num, when } from '../lib/format';
+import { age, num } from '../lib/format';
 import { CHARTABLE, availability, slots } from '../lib/stations';
 import { PRESETS, navigate, rangeOf, type Preset, type Route } from '../route';
 import { useResource } from '../store';
@@ -112,35 +113,7 @@ export function Station({ route }: { route: StationRoute }) {
 
       <h2>Alerts</h2>
       {alerts.error && <ErrorBox error={alerts.error} what="alerts" />}
-      {alerts.data && alerts.data.alerts.length === 0 && <p className="muted">No alerts.</p>}
-      {alerts.data && alerts.data.alerts.length > 0 && (
-        <div className="table-wrap">
-          <table className="alerts">
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Rule</th>
-                <th scope="col">Severity</th>
-                <th scope="col">Value</th>
-              </tr>
-            </thead>
-            <tbody>
-              {alerts.data.alerts.map((a) => (
-                <tr key={`${a.ts_us}/${a.rule}`} data-alert={a.rule}>
-                  <td>{when(a.ts_us / 1000)}</td>
-                  <td>{a.rule}</td>
-                  <td>
-                    <span className={`badge ${a.severity}`}>{a.severity}</span>
-                  </td>
-                  <td className="num">
-                    {a.measure} {num(a.value, 1)} {a.unit} {a.comparison} {num(a.threshold, 1)}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      {alerts.data && <AlertRows alerts={alerts.data.alerts} showVehicle={false} />}
     </section>
   );
 }
