@@ -1,5 +1,12 @@
-# Sourced by infra/provision-vehicle.sh and infra/provision-station.sh: the
-# thing and its one certificate.
+# Sourced by infra/provision-vehicle.sh and infra/provision-station.sh: their
+# command line, and the thing with its one certificate.
+#
+#   bundle_args <script> <noun> <default-out-dir> "$@"
+#
+# Reads [--install-dir DIR] <id> <csr-file> [stack-name] [out-dir] and sets
+# device, csr, stack, out (<out-dir>/<id>) and install_dir, or exits 2
+# saying what is wrong. in_bundle <file> then names a bundle file as the
+# device's configuration does: beside it, or under --install-dir.
 #
 #   issue_certificate <thing> <csr-file> <out-dir> <policy>...
 #
@@ -11,6 +18,39 @@
 # the certificates the thing had before: running it again with a new CSR
 # rotates the certificate. Writes <out-dir>/cert.pem and AmazonRootCA1.pem,
 # and sets cert_arn.
+
+bundle_args() {
+  local script="$1" noun="$2" default_out="$3"
+  shift 3
+  local usage="usage: $script [--install-dir DIR] <$noun-id> <csr-file> [stack-name] [out-dir]"
+  local args=()
+  install_dir=""
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --install-dir) install_dir="${2:?$usage}"; shift 2 ;;
+      --install-dir=*) install_dir="${1#*=}"; shift ;;
+      -*) echo "$1: unknown option; $usage" >&2; exit 2 ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
+  set -- "${args[@]+"${args[@]}"}"
+  device="${1:?$usage}"
+  csr="${2:?$usage}"
+  stack="${3:-canopy}"
+  out="${4:-$default_out}/$device"
+  if [[ -n "$install_dir" && "$install_dir" != /* ]]; then
+    echo "--install-dir $install_dir: give the absolute directory the bundle will have on the $noun" >&2
+    exit 2
+  fi
+  if ! [[ "$device" =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ ]]; then
+    echo "$noun id '$device': use 1-64 letters, digits, '-' or '_'" >&2
+    exit 2
+  fi
+}
+
+in_bundle() {
+  if [[ -n "$install_dir" ]]; then echo "${install_dir%/}/$1"; else echo "$1"; fi
+}
 
 issue_certificate() {
   local thing="$1" csr="$2" out="$3"

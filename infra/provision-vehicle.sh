@@ -23,37 +23,11 @@
 # --install-dir. Needs the AWS CLI v2 and curl here, with credentials for the account.
 set -euo pipefail
 
-usage="usage: provision-vehicle.sh [--install-dir DIR] <vehicle-id> <csr-file> [stack-name] [out-dir]"
-install_dir=""
-args=()
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --install-dir) install_dir="${2:?$usage}"; shift 2 ;;
-    --install-dir=*) install_dir="${1#*=}"; shift ;;
-    -*) echo "$1: unknown option; $usage" >&2; exit 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
-set -- "${args[@]}"
-vehicle="${1:?$usage}"
-csr="${2:?$usage}"
-stack="${3:-canopy}"
-out="${4:-vehicles}/$vehicle"
 here="$(cd "$(dirname "$0")" && pwd)"
-
-if [[ -n "$install_dir" && "$install_dir" != /* ]]; then
-  echo "--install-dir $install_dir: give the absolute directory the bundle will have on the vehicle" >&2
-  exit 2
-fi
-# A bundle file as edge.toml names it: beside it, or where --install-dir puts it.
-on_vehicle() {
-  if [[ -n "$install_dir" ]]; then echo "${install_dir%/}/$1"; else echo "$1"; fi
-}
-
-if ! [[ "$vehicle" =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ ]]; then
-  echo "vehicle id '$vehicle': use 1-64 letters, digits, '-' or '_'" >&2
-  exit 2
-fi
+# shellcheck source=infra/iot-thing.sh
+source "$here/iot-thing.sh"
+bundle_args provision-vehicle.sh vehicle vehicles "$@"
+vehicle="$device"
 
 output() {
   aws cloudformation describe-stacks --stack-name "$stack" \
@@ -78,16 +52,14 @@ region="$(aws configure get region || echo "${AWS_REGION:-us-east-1}")"
 data_endpoint="$(aws iot describe-endpoint --endpoint-type iot:Data-ATS --query endpointAddress --output text)"
 credentials_endpoint="$(aws iot describe-endpoint --endpoint-type iot:CredentialProvider --query endpointAddress --output text)"
 
-# shellcheck source=infra/iot-thing.sh
-source "$here/iot-thing.sh"
 issue_certificate "$vehicle" "$csr" "$out" "$policy" "$credentials_policy"
 
 cat > "$out/edge.toml" <<TOML
 # canopy-edge for $vehicle, stack $stack. On the vehicle, with this bundle
 # beside key.pem (paths below are relative to this file unless absolute):
-#   canopy-edge run --config $(on_vehicle edge.toml)
+#   canopy-edge run --config $(in_bundle edge.toml)
 vehicle_id = "$vehicle"
-dbc = "$(on_vehicle ev_powertrain.dbc)"
+dbc = "$(in_bundle ev_powertrain.dbc)"
 
 [source]
 kind = "socketcan"
@@ -103,9 +75,9 @@ region = "$region"
 [upload.credentials]
 endpoint = "https://$credentials_endpoint"
 role_alias = "$role_alias"
-ca = "$(on_vehicle AmazonRootCA1.pem)"
-cert = "$(on_vehicle cert.pem)"
-key = "$(on_vehicle key.pem)"
+ca = "$(in_bundle AmazonRootCA1.pem)"
+cert = "$(in_bundle cert.pem)"
+key = "$(in_bundle key.pem)"
 
 [telemetry]
 interval_ms = 1000
@@ -146,9 +118,9 @@ telemetry_rule = "$telemetry_rule"
 alerts_rule = "$alerts_rule"
 
 [mqtt.tls]
-ca = "$(on_vehicle AmazonRootCA1.pem)"
-cert = "$(on_vehicle cert.pem)"
-key = "$(on_vehicle key.pem)"
+ca = "$(in_bundle AmazonRootCA1.pem)"
+cert = "$(in_bundle cert.pem)"
+key = "$(in_bundle key.pem)"
 TOML
 
 cp "$here/../dbc/ev_powertrain.dbc" "$out/"

@@ -160,7 +160,7 @@ async fn messages_over_mqtt_and_http_with_duplicates_across_both_are_archived_ex
                 if r["status"] == "rejected" {
                     rejected += 1;
                     assert_eq!(r["field"], "soc_pct", "{r}");
-                    assert_eq!(r["reason"], "field soc_pct must be a number, found a string");
+                    assert_eq!(r["reason"], "field soc_pct must be a finite number, found a string");
                 }
             }
         }

@@ -18,6 +18,7 @@ use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::domain::alert::{self, Rule};
 use canopy::domain::kind::Kinds;
+use canopy::domain::measure::Measure;
 use canopy::format::device::{DeviceRecord, TOPIC_KIND};
 use canopy::format::telemetry::{ClockBounds, Message};
 use canopy::ports::alert_log::AlertLog;
@@ -49,20 +50,26 @@ pub struct Config {
 
 impl Config {
     /// Rules from `ALERT_RULES` (a JSON array of rules) or, when unset, the
-    /// platform's three rules with thresholds from `OVER_TEMPERATURE_C`,
-    /// `LOW_SOC_PCT`, `CELL_IMBALANCE_V` and `ALERT_COOLDOWN_SECONDS`.
+    /// vehicle kind's rules as `kinds/vehicle.toml` declares them, with the
+    /// thresholds `OVER_TEMPERATURE_C`, `LOW_SOC_PCT`, `CELL_IMBALANCE_V` and
+    /// the cooldown `ALERT_COOLDOWN_SECONDS` set where given.
     pub fn from_vars(vars: &impl env::Vars) -> Result<Self, EnvError> {
         let rules = match vars.var("ALERT_RULES").filter(|s| !s.trim().is_empty()) {
             Some(json) => serde_json::from_str::<Vec<Rule>>(&json).map_err(|e| EnvError {
                 name: "ALERT_RULES".into(),
                 problem: format!("not a JSON array of rules: {e}"),
             })?,
-            None => alert::default_rules(
-                env::parse_or(vars, "OVER_TEMPERATURE_C", 60.0)?,
-                env::parse_or(vars, "LOW_SOC_PCT", 10.0)?,
-                env::parse_or(vars, "CELL_IMBALANCE_V", 0.15)?,
-                Duration::from_secs(env::parse_or(vars, "ALERT_COOLDOWN_SECONDS", 600)?),
-            ),
+            None => {
+                let mut rules = alert::vehicle_rules();
+                for rule in &mut rules {
+                    if let Some(var) = threshold_var(rule.measure) {
+                        rule.threshold = env::parse_or(vars, var, rule.threshold)?;
+                    }
+                    rule.cooldown =
+                        Duration::from_secs(env::parse_or(vars, "ALERT_COOLDOWN_SECONDS", rule.cooldown.as_secs())?);
+                }
+                rules
+            }
         };
         let days: u64 = env::parse_or(vars, "ALERT_RETENTION_DAYS", 90)?;
         Ok(Self {
@@ -73,6 +80,17 @@ impl Config {
             retention: Duration::from_secs(days * 24 * 3600),
             clock: env::clock_bounds(vars)?,
         })
+    }
+}
+
+/// The variable (the template's parameter) that sets the threshold of the
+/// vehicle rule on `measure`.
+fn threshold_var(measure: Measure) -> Option<&'static str> {
+    match measure {
+        Measure::CellTempMaxC => Some("OVER_TEMPERATURE_C"),
+        Measure::SocPct => Some("LOW_SOC_PCT"),
+        Measure::CellVoltageSpreadV => Some("CELL_IMBALANCE_V"),
+        _ => None,
     }
 }
 
@@ -289,6 +307,45 @@ mod tests {
             handler.handle(serde_json::json!({"v": 1})).await.unwrap(),
             AlertsResponse::Rejected { .. }
         ));
+    }
+
+    #[test]
+    fn the_vehicle_rules_are_the_declared_ones_with_the_deployments_thresholds() {
+        let mut vars = std::collections::BTreeMap::from([
+            ("ALERTS_TABLE".to_string(), "t".to_string()),
+            ("ALERT_TOPIC_ARN".to_string(), "arn".to_string()),
+            ("DEVICE_STATE_TABLE".to_string(), "d".to_string()),
+        ]);
+        let summary = |rules: &[Rule]| -> Vec<(String, f64, u64)> {
+            rules
+                .iter()
+                .map(|r| (r.name.clone(), r.threshold, r.cooldown.as_secs()))
+                .collect()
+        };
+        let declared = Config::from_vars(&vars).unwrap().rules;
+        assert_eq!(declared, alert::vehicle_rules());
+        assert_eq!(
+            summary(&declared),
+            [
+                ("over-temperature".into(), 60.0, 600),
+                ("low-state-of-charge".into(), 10.0, 600),
+                ("cell-imbalance".into(), 0.15, 600)
+            ]
+        );
+        vars.insert("OVER_TEMPERATURE_C".into(), "70".into());
+        vars.insert("CELL_IMBALANCE_V".into(), "0.2".into());
+        vars.insert("ALERT_COOLDOWN_SECONDS".into(), "30".into());
+        assert_eq!(
+            summary(&Config::from_vars(&vars).unwrap().rules),
+            [
+                ("over-temperature".into(), 70.0, 30),
+                ("low-state-of-charge".into(), 10.0, 30),
+                ("cell-imbalance".into(), 0.2, 30)
+            ]
+        );
+        vars.insert("LOW_SOC_PCT".into(), "low".into());
+        let err = Config::from_vars(&vars).unwrap_err().to_string();
+        assert!(err.contains("LOW_SOC_PCT"), "{err}");
     }
 
     #[test]

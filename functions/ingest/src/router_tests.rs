@@ -77,7 +77,7 @@ async fn accepted_messages_answer_202_with_a_result_each() {
         json!({"device_id":"veh-001","accepted":1,"duplicates":1,"rejected":1,"not_queued":0,"results":[
             {"status":"accepted","seq":1},
             {"status":"duplicate","seq":1},
-            {"status":"rejected","reason":"field speed_kph must be a number, found a string","field":"speed_kph"}]})
+            {"status":"rejected","reason":"field speed_kph must be a finite number, found a string","field":"speed_kph"}]})
     );
     assert_eq!(s.queue.take().len(), 1);
 }

@@ -28,6 +28,7 @@
 //!   `devices/kind=<kind>/`, claimed in the ledger as `<kind>/<id>`, their
 //!   newest status in the device-state table.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use canopy::domain::kind::Kinds;
@@ -93,15 +94,15 @@ pub struct IngestOutcome {
 
 /// What the ingest needs of a sample: a vehicle's telemetry or a device's status.
 pub trait Sample: Send + Sync {
-    /// Its ledger key: the vehicle id, or `<kind>/<id>`.
-    fn stream(&self) -> String;
+    /// Its ledger key: the vehicle id (borrowed), or `<kind>/<id>`.
+    fn stream(&self) -> Cow<'_, str>;
     fn seq(&self) -> u64;
     fn ts_us(&self) -> i64;
 }
 
 impl Sample for Telemetry {
-    fn stream(&self) -> String {
-        self.vehicle_id.to_string()
+    fn stream(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.vehicle_id.as_str())
     }
     fn seq(&self) -> u64 {
         self.seq
@@ -112,8 +113,8 @@ impl Sample for Telemetry {
 }
 
 impl Sample for DeviceRecord {
-    fn stream(&self) -> String {
-        DeviceRecord::stream(self)
+    fn stream(&self) -> Cow<'_, str> {
+        Cow::Owned(DeviceRecord::stream(self))
     }
     fn seq(&self) -> u64 {
         self.seq
@@ -296,7 +297,7 @@ impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> Ingest
                 continue;
             }
             let mut messages: Vec<&A::Sample> = claimed.iter().flat_map(|&i| &units[i].samples).collect();
-            messages.sort_by_cached_key(|t| (t.stream(), t.ts_us(), t.seq()));
+            messages.sort_by_cached_key(|&t| (t.stream(), t.ts_us(), t.seq()));
             let written = match lane.write(&messages, &key) {
                 Ok(bytes) => self
                     .store
@@ -342,7 +343,9 @@ impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> Ingest
 
     /// True when the unit starting at `t` belongs in `key`; false when another object holds it.
     async fn claim<T: Sample>(&self, t: &T, key: &str, now_ms: i64) -> Result<bool, String> {
-        let (stream, seq) = (t.stream(), t.seq());
+        // Owned: a borrow held across the awaits below makes the future not
+        // general enough for tokio::spawn.
+        let (stream, seq) = (t.stream().into_owned(), t.seq());
         let existing = match self
             .ledger
             .claim(&stream, seq, key, now_ms)
@@ -376,7 +379,7 @@ impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> Ingest
     /// retry must still be able to update the state).
     async fn update_state<A: Lane>(&self, run: &mut Run, lane: &A, units: &[Unit<A::Sample>]) {
         // (unit, sample) of each stream's newest sample.
-        let mut newest: HashMap<String, (usize, usize)> = HashMap::new();
+        let mut newest: HashMap<Cow<'_, str>, (usize, usize)> = HashMap::new();
         for (u, unit) in units.iter().enumerate() {
             for (i, t) in unit.samples.iter().enumerate() {
                 let entry = newest.entry(t.stream()).or_insert((u, i));
@@ -387,6 +390,8 @@ impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> Ingest
             }
         }
         let now_ms = run.now_ms;
+        // Owned for the same reason as in `claim`: one string per stream.
+        let newest: Vec<(String, (usize, usize))> = newest.into_iter().map(|(s, at)| (s.into_owned(), at)).collect();
         let writes: Vec<(String, Result<bool, String>)> = stream::iter(newest)
             .map(|(stream, (u, i))| async move {
                 let written = lane.put_state(&units[u].samples[i], now_ms).await;
@@ -471,7 +476,7 @@ fn validate(
 /// Indexes of the first copy of each unit (stream, first seq); the others
 /// are duplicates already.
 fn first_of_each<T: Sample>(run: &mut Run, units: &[Unit<T>]) -> Vec<usize> {
-    let mut seen: HashSet<(String, u64)> = HashSet::new();
+    let mut seen: HashSet<(Cow<'_, str>, u64)> = HashSet::new();
     let mut unique = Vec::new();
     for (i, u) in units.iter().enumerate() {
         if seen.insert((u.first().stream(), u.first().seq())) {

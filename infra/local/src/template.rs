@@ -631,6 +631,30 @@ mod tests {
     }
 
     #[test]
+    fn the_alert_parameters_default_to_the_vehicle_kinds_declared_rules() {
+        let doc = raw_template();
+        let default = |name: &str| doc["Parameters"][name]["Default"].as_f64().unwrap_or(f64::NAN);
+        let rules = canopy::domain::alert::vehicle_rules();
+        let declared = |rule: &str| rules.iter().find(|r| r.name == rule).unwrap();
+        for (parameter, rule) in [
+            ("OverTemperatureC", "over-temperature"),
+            ("LowSocPct", "low-state-of-charge"),
+            ("CellImbalanceV", "cell-imbalance"),
+        ] {
+            assert_eq!(
+                default(parameter),
+                declared(rule).threshold,
+                "{parameter}: kinds/vehicle.toml"
+            );
+            assert_eq!(
+                default("AlertCooldownSeconds"),
+                declared(rule).cooldown.as_secs_f64(),
+                "{rule}"
+            );
+        }
+    }
+
+    #[test]
     fn the_api_takes_access_tokens_and_queries_under_its_own_lower_cap() {
         let doc = raw_template();
         let data = &doc["Resources"]["ApiDataRoute"]["Properties"];

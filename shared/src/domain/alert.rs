@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::kind::{Condition, Kind};
+use crate::domain::kind::{self, Condition, Kind};
 use crate::domain::measure::Measure;
 use crate::domain::vehicle::VehicleId;
 use crate::format::device::{DeviceRecord, stream};
@@ -106,34 +106,46 @@ mod seconds {
     }
 }
 
-/// The platform's rules: over-temperature, low state of charge, cell imbalance.
+/// The vehicle kind's rules as `kinds/vehicle.toml` declares them
+/// (over-temperature, low state of charge, cell imbalance), each on its measure.
+pub fn vehicle_rules() -> Vec<Rule> {
+    kind::vehicle()
+        .rules
+        .iter()
+        .filter_map(|r| match &r.condition {
+            Condition::Threshold {
+                field,
+                comparison,
+                threshold,
+            } => Some(Rule {
+                name: r.name.clone(),
+                // Every field of the vehicle kind is a measure (a test holds it).
+                measure: Measure::from_name(field)?,
+                comparison: *comparison,
+                threshold: *threshold,
+                severity: r.severity,
+                cooldown: r.cooldown,
+            }),
+            Condition::Silent { .. } => None,
+        })
+        .collect()
+}
+
+/// The vehicle rules with the thresholds and the one cooldown a deployment
+/// sets (the template's OverTemperatureC, LowSocPct, CellImbalanceV and
+/// AlertCooldownSeconds).
 pub fn default_rules(over_temp_c: f64, low_soc_pct: f64, imbalance_v: f64, cooldown: Duration) -> Vec<Rule> {
-    vec![
-        Rule {
-            name: "over-temperature".into(),
-            measure: Measure::CellTempMaxC,
-            comparison: Comparison::Above,
-            threshold: over_temp_c,
-            severity: Severity::Critical,
-            cooldown,
-        },
-        Rule {
-            name: "low-state-of-charge".into(),
-            measure: Measure::SocPct,
-            comparison: Comparison::Below,
-            threshold: low_soc_pct,
-            severity: Severity::Warning,
-            cooldown,
-        },
-        Rule {
-            name: "cell-imbalance".into(),
-            measure: Measure::CellVoltageSpreadV,
-            comparison: Comparison::Above,
-            threshold: imbalance_v,
-            severity: Severity::Warning,
-            cooldown,
-        },
-    ]
+    let mut rules = vehicle_rules();
+    for rule in &mut rules {
+        rule.cooldown = cooldown;
+        rule.threshold = match rule.measure {
+            Measure::CellTempMaxC => over_temp_c,
+            Measure::SocPct => low_soc_pct,
+            Measure::CellVoltageSpreadV => imbalance_v,
+            _ => rule.threshold,
+        };
+    }
+    rules
 }
 
 /// What an alert's rule compared: a vehicle's measure or a device's field.
@@ -304,15 +316,15 @@ pub fn evaluate_device(kind: &Kind, r: &DeviceRecord) -> Vec<Alert> {
             else {
                 return None;
             };
-            let values = r.values.get(field)?.values();
-            let worst =
-                values
-                    .into_iter()
-                    .filter(|v| comparison.trips(*v, *threshold))
-                    .reduce(|a, b| match comparison {
-                        Comparison::Above => a.max(b),
-                        Comparison::Below => a.min(b),
-                    })?;
+            let worst = r
+                .values
+                .get(field)?
+                .values()
+                .filter(|v| comparison.trips(*v, *threshold))
+                .reduce(|a, b| match comparison {
+                    Comparison::Above => a.max(b),
+                    Comparison::Below => a.min(b),
+                })?;
             let declared = kind.field(field);
             Some(device_alert(
                 kind,

@@ -8,20 +8,33 @@
 //! threshold, or a device silent for too long). The telemetry function
 //! validates, archives and keeps the latest state from it; the alerts
 //! function raises its rules; the API and the console list its devices.
-//! A third kind is a third file and an entry in [`Kinds::builtin`].
+//! A third kind is a third file under `kinds/`: [`Kinds::builtin`] holds
+//! every file there but the vehicle's.
 //!
-//! Vehicles are not (yet) a declared kind: their messages come from the
-//! DBC-driven edge with its own typed format ([`crate::format::telemetry`]).
+//! Vehicles are a kind too, [`vehicle`] (`kinds/vehicle.toml`), read by the
+//! same parser and checks: their fields' units, ranges and limits are what
+//! [`crate::format::telemetry`] validates a sample against, and their rules
+//! are the alerts function's vehicle rules. What stays a vehicle's own is
+//! the message around the fields (one sample or several, with their peak,
+//! from the DBC-driven edge) and its typed handle on them,
+//! [`crate::domain::measure::Measure`], which a test holds to the
+//! declaration one for one. So [`Kinds`], the kinds the device lane and the
+//! `/<path>` routes serve, does not hold it.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::domain::alert::{Comparison, Severity};
 
-/// The declarations this build knows, by file.
-const BUILTIN: &[(&str, &str)] = &[("kinds/station.toml", include_str!("../../../kinds/station.toml"))];
+/// The device kinds' declarations this build knows, by file: every
+/// `kinds/*.toml` but the vehicle's, listed by `shared/build.rs`.
+const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/device_kinds.rs"));
+
+/// The vehicle kind's declaration.
+const VEHICLE: (&str, &str) = ("kinds/vehicle.toml", include_str!("../../../kinds/vehicle.toml"));
 
 /// What the topic segment of a declared kind starts with:
 /// `dt/canopy-<kind>/<id>/status`.
@@ -64,7 +77,8 @@ pub struct Field {
     pub min: Option<f64>,
     /// The highest valid value (of each element, for a list).
     pub max: Option<f64>,
-    /// An integer field this one may not exceed (charged batteries ≤ slots).
+    /// A required field of the same type this one may not exceed (charged
+    /// batteries ≤ slots, the coldest cell ≤ the hottest).
     pub at_most: Option<String>,
     /// An integer field a list's length must equal (a value per slot).
     pub length: Option<String>,
@@ -136,7 +150,7 @@ struct RuleFile {
     cooldown_s: u64,
 }
 
-/// The API's own top-level routes, which no kind's `path` may take.
+/// The API's own top-level routes, which no device kind's `path` may take.
 pub const RESERVED_PATHS: [&str; 10] = [
     "vehicles",
     "alerts",
@@ -174,13 +188,10 @@ impl Kind {
                 format!("{:?}: use lowercase letters, digits and '-'", raw.kind),
             ));
         }
-        if !is_kind_name(&raw.path) || RESERVED_PATHS.contains(&raw.path.as_str()) {
+        if !is_kind_name(&raw.path) {
             return Err(error(
                 "path".into(),
-                format!(
-                    "{:?}: use lowercase letters, digits and '-', not one of {RESERVED_PATHS:?}",
-                    raw.path
-                ),
+                format!("{:?}: use lowercase letters, digits and '-'", raw.path),
             ));
         }
         if !is_field_name(&raw.id_field) {
@@ -213,15 +224,23 @@ impl Kind {
             {
                 return Err(error(key("min"), format!("{lo} is above max {hi}")));
             }
-            for (k, other) in [("at_most", &f.at_most), ("length", &f.length)] {
-                let Some(other) = other else { continue };
-                let target = raw.fields.iter().find(|g| &g.name == other);
-                if !target.is_some_and(|g| g.ty == FieldType::Integer && g.required) {
-                    return Err(error(
-                        key(k),
-                        format!("{other:?} is not a required integer field of this kind"),
-                    ));
-                }
+            let required =
+                |name: &str, ty: FieldType| raw.fields.iter().any(|g| g.name == name && g.ty == ty && g.required);
+            if let Some(other) = &f.at_most
+                && (f.ty == FieldType::Numbers || !required(other, f.ty))
+            {
+                return Err(error(
+                    key("at_most"),
+                    format!("{other:?} is not a required field of this kind of the same type (integer or number)"),
+                ));
+            }
+            if let Some(other) = &f.length
+                && !required(other, FieldType::Integer)
+            {
+                return Err(error(
+                    key("length"),
+                    format!("{other:?} is not a required integer field of this kind"),
+                ));
             }
             if f.length.is_some() && f.ty != FieldType::Numbers {
                 return Err(error(
@@ -340,21 +359,47 @@ fn is_field_name(s: &str) -> bool {
         && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
-/// The kinds one deployment serves.
+/// The vehicle kind (`kinds/vehicle.toml`), parsed once. It is checked by
+/// a test, so a bad declaration fails the build's tests, never a function.
+pub fn vehicle() -> &'static Kind {
+    static VEHICLE_KIND: LazyLock<Kind> = LazyLock::new(|| {
+        Kind::parse(VEHICLE.0, VEHICLE.1).unwrap_or_else(|e| panic!("built-in kind declaration: {e}"))
+    });
+    &VEHICLE_KIND
+}
+
+/// The device kinds one deployment serves (the vehicle kind has its own lane).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Kinds(Vec<Kind>);
 
 impl Kinds {
-    /// The declarations under `kinds/`, compiled in. They are checked by a
-    /// test, so a bad one fails the build's tests, never a running function.
+    /// The device kinds' declarations under `kinds/`, compiled in and parsed
+    /// once. They are checked by a test, so a bad one fails the build's
+    /// tests, never a running function.
     pub fn builtin() -> Self {
-        Self::from_declarations(BUILTIN).unwrap_or_else(|e| panic!("built-in kind declaration: {e}"))
+        static BUILTIN_KINDS: LazyLock<Kinds> = LazyLock::new(|| {
+            Kinds::from_declarations(BUILTIN).unwrap_or_else(|e| panic!("built-in kind declaration: {e}"))
+        });
+        BUILTIN_KINDS.clone()
     }
 
     pub fn from_declarations(files: &[(&str, &str)]) -> Result<Self, KindError> {
         let kinds = files
             .iter()
-            .map(|(file, text)| Kind::parse(file, text))
+            .map(|(file, text)| {
+                let kind = Kind::parse(file, text)?;
+                if RESERVED_PATHS.contains(&kind.path.as_str()) || kind.name == vehicle().name {
+                    return Err(KindError {
+                        file: file.to_string(),
+                        key: "path".into(),
+                        problem: format!(
+                            "kind {:?} at path {:?}: the API's own routes are {RESERVED_PATHS:?}, and vehicles have their own lane",
+                            kind.name, kind.path
+                        ),
+                    });
+                }
+                Ok(kind)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let (mut names, mut paths) = (BTreeSet::new(), BTreeSet::new());
         if let Some(twice) = kinds.iter().find(|k| !names.insert(k.name.as_str())) {
@@ -403,6 +448,16 @@ mod tests {
         assert_eq!(kinds.of_topic_segment("station"), None);
         assert!(station.field("slot_temp_c").is_some_and(|f| f.ty == FieldType::Numbers));
         assert_eq!(station.silent_rules().count(), 1);
+        let vehicle = vehicle();
+        assert_eq!(
+            (vehicle.name.as_str(), vehicle.id_field.as_str()),
+            ("vehicle", "vehicle_id")
+        );
+        assert_eq!(kinds.get("vehicle"), None, "vehicles have their own lane");
+        assert_eq!(
+            vehicle.field("cell_temp_min_c").and_then(|f| f.at_most.as_deref()),
+            Some("cell_temp_max_c")
+        );
     }
 
     fn parse(text: &str) -> Result<Kind, KindError> {
@@ -427,6 +482,14 @@ mod tests {
                 "fields[0].at_most",
             ),
             (
+                "[[fields]]\nname = \"a\"\ntype = \"number\"\nat_most = \"b\"\n[[fields]]\nname = \"b\"\ntype = \"integer\"\n",
+                "fields[0].at_most",
+            ),
+            (
+                "[[fields]]\nname = \"a\"\ntype = \"numbers\"\nlength = \"b\"\n[[fields]]\nname = \"b\"\ntype = \"number\"\n",
+                "fields[0].length",
+            ),
+            (
                 "[[fields]]\nname = \"a\"\ntype = \"number\"\n[[alerts]]\nname = \"x\"\nfield = \"b\"\ncomparison = \">\"\nthreshold = 1\nseverity = \"info\"\ncooldown_s = 1\n",
                 "alerts[0].field",
             ),
@@ -439,12 +502,14 @@ mod tests {
                 "alerts[0].field",
             ),
         ];
-        let vehicles = parse(&format!(
-            "{}[[fields]]\nname = \"a\"\ntype = \"number\"\n",
-            HEAD.replace("\"pumps\"", "\"vehicles\"")
-        ))
-        .unwrap_err();
-        assert_eq!(vehicles.key, "path", "{vehicles}");
+        for (from, to) in [("\"pumps\"", "\"vehicles\""), ("\"pump\"", "\"vehicle\"")] {
+            let text = format!(
+                "{}[[fields]]\nname = \"a\"\ntype = \"number\"\n",
+                HEAD.replace(from, to)
+            );
+            let taken = Kinds::from_declarations(&[("k.toml", &text)]).unwrap_err();
+            assert_eq!((taken.file.as_str(), taken.key.as_str()), ("k.toml", "path"), "{taken}");
+        }
         for (body, key) in cases {
             let err = parse(&format!("{HEAD}{body}")).unwrap_err();
             assert!(err.key.starts_with(key), "{body}: {err}");

@@ -1,9 +1,12 @@
-//! The telemetry measures: one name, unit and meaning for each numeric field
-//! of the telemetry message, used wherever a measure is named (the edge's
-//! aggregator, validation, alert rules, the state table, the archive).
+//! The telemetry measures: a typed handle on each field of the vehicle kind
+//! (`kinds/vehicle.toml`, which gives its unit, meaning and range), used
+//! wherever a measure is named (the edge's aggregator, validation, alert
+//! rules, the state table, the archive).
 
 use std::fmt;
 use std::str::FromStr;
+
+use crate::domain::kind::{self, Field};
 
 /// A numeric measure of a telemetry message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,34 +62,27 @@ impl Measure {
         }
     }
 
-    pub const fn unit(self) -> &'static str {
-        match self {
-            Self::SocPct => "%",
-            Self::PackVoltageV | Self::CellVoltageMinV | Self::CellVoltageMaxV | Self::CellVoltageSpreadV => "V",
-            Self::PackCurrentA => "A",
-            Self::CellTempMinC | Self::CellTempMaxC => "°C",
-            Self::SpeedKph => "km/h",
-        }
+    /// Its declaration in `kinds/vehicle.toml`: unit, description, range.
+    pub fn field(self) -> &'static Field {
+        // A test holds the declaration to the measures one for one, so the
+        // lookup cannot miss in a tested build.
+        kind::vehicle()
+            .field(self.name())
+            .unwrap_or_else(|| panic!("kinds/vehicle.toml declares no field {}", self.name()))
+    }
+
+    pub fn unit(self) -> &'static str {
+        &self.field().unit
     }
 
     /// What it means, for people (alert messages).
-    pub const fn description(self) -> &'static str {
-        match self {
-            Self::SocPct => "state of charge",
-            Self::PackVoltageV => "pack voltage",
-            Self::PackCurrentA => "pack current",
-            Self::CellVoltageMinV => "lowest cell voltage",
-            Self::CellVoltageMaxV => "highest cell voltage",
-            Self::CellTempMinC => "coldest cell temperature",
-            Self::CellTempMaxC => "hottest cell temperature",
-            Self::SpeedKph => "speed",
-            Self::CellVoltageSpreadV => "cell voltage spread (max - min)",
-        }
+    pub fn description(self) -> &'static str {
+        &self.field().description
     }
 
     /// Whether every v1 message carries it.
     pub fn is_required(self) -> bool {
-        !Self::OPTIONAL.contains(&self)
+        self.field().required
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -128,6 +124,7 @@ impl<'de> serde::Deserialize<'de> for Measure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::kind::FieldType;
 
     #[test]
     fn names_round_trip_and_are_unique() {
@@ -140,6 +137,21 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), Measure::REQUIRED.len() + Measure::OPTIONAL.len());
         assert!(Measure::REQUIRED.iter().all(|m| m.is_required()));
+        assert!(Measure::OPTIONAL.iter().all(|m| !m.is_required()));
+    }
+
+    #[test]
+    fn the_measures_are_the_vehicle_kinds_fields_one_for_one() {
+        let declared: Vec<&str> = kind::vehicle().fields.iter().map(|f| f.name.as_str()).collect();
+        let measures: Vec<&str> = Measure::all().map(Measure::name).collect();
+        assert_eq!(declared, measures, "kinds/vehicle.toml and Measure, in the same order");
+        for m in Measure::all() {
+            assert_eq!(m.field().ty, FieldType::Number, "{m}");
+            assert!(!m.unit().is_empty() && !m.description().is_empty(), "{m}");
+        }
+        assert_eq!((Measure::CellTempMaxC.unit(), Measure::SpeedKph.unit()), ("°C", "km/h"));
+        let rules: Vec<&str> = kind::vehicle().rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(rules, ["over-temperature", "low-state-of-charge", "cell-imbalance"]);
         let err = "cell_temp".parse::<Measure>().unwrap_err().to_string();
         assert!(
             err.starts_with("unknown measure \"cell_temp\"; the measures are soc_pct"),

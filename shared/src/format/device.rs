@@ -43,11 +43,21 @@ pub enum FieldValue {
 
 impl FieldValue {
     /// The values a rule compares: one, or a list's elements.
-    pub fn values(&self) -> Vec<f64> {
+    pub fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        let (one, list) = match self {
+            Self::Integer(i) => (Some(*i as f64), &[][..]),
+            Self::Number(x) => (Some(*x), &[][..]),
+            Self::Numbers(xs) => (None, xs.as_slice()),
+        };
+        one.into_iter().chain(list.iter().copied())
+    }
+
+    /// The value of a one-value field; `None` for a list.
+    pub fn scalar(&self) -> Option<f64> {
         match self {
-            Self::Integer(i) => vec![*i as f64],
-            Self::Number(x) => vec![*x],
-            Self::Numbers(xs) => xs.clone(),
+            Self::Integer(i) => Some(*i as f64),
+            Self::Number(x) => Some(*x),
+            Self::Numbers(_) => None,
         }
     }
 }
@@ -95,19 +105,7 @@ impl DeviceRecord {
             }
         };
         let id = id_field(kind, object)?;
-        let mut values = BTreeMap::new();
-        for field in &kind.fields {
-            match object.get(&field.name) {
-                None if field.required => {
-                    return Err(reject_at(&field.name, format!("missing field {}", field.name)));
-                }
-                None => {}
-                Some(v) => {
-                    values.insert(field.name.clone(), field_value(field, v)?);
-                }
-            }
-        }
-        check_relations(kind, &values)?;
+        let values = declared_values(kind, object)?;
         let known = |name: &str| {
             name == kind.id_field
                 || kind.field(name).is_some()
@@ -217,6 +215,26 @@ fn id_field(kind: &Kind, object: &Object) -> Result<VehicleId, Rejection> {
     }
 }
 
+/// The fields of `kind` that `object` carries, each checked against its
+/// declaration (type, range) and against the limits fields set each other;
+/// a missing required field is refused. Other fields are the caller's.
+pub(crate) fn declared_values(kind: &Kind, object: &Object) -> Result<BTreeMap<String, FieldValue>, Rejection> {
+    let mut values = BTreeMap::new();
+    for field in &kind.fields {
+        match object.get(&field.name) {
+            None if field.required => {
+                return Err(reject_at(&field.name, format!("missing field {}", field.name)));
+            }
+            None => {}
+            Some(v) => {
+                values.insert(field.name.clone(), field_value(field, v)?);
+            }
+        }
+    }
+    check_relations(kind, &values)?;
+    Ok(values)
+}
+
 fn field_value(field: &Field, v: &Value) -> Result<FieldValue, Rejection> {
     let name = field.name.as_str();
     let finite = |v: &Value, at: &str| -> Result<f64, Rejection> {
@@ -282,13 +300,16 @@ fn check_relations(kind: &Kind, values: &BTreeMap<String, FieldValue>) -> Result
     };
     for field in &kind.fields {
         let Some(value) = values.get(&field.name) else { continue };
-        if let (Some(limit_name), FieldValue::Integer(i)) = (&field.at_most, value)
-            && let Some(limit) = integer(limit_name)
-            && *i > limit
+        // The declaration holds both to one type, so comparing as f64 is exact
+        // for integers up to 2^53 and for any two numbers.
+        if let Some(limit_name) = &field.at_most
+            && let Some(x) = value.scalar()
+            && let Some(limit) = values.get(limit_name).and_then(FieldValue::scalar)
+            && x > limit
         {
             return Err(reject_at(
                 &field.name,
-                format!("field {} = {i} is more than {limit_name} = {limit}", field.name),
+                format!("field {} = {x} is more than {limit_name} = {limit}", field.name),
             ));
         }
         if let (Some(length_name), FieldValue::Numbers(xs)) = (&field.length, value)

@@ -33,8 +33,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
+use crate::domain::kind;
 use crate::domain::measure::Measure;
 use crate::domain::vehicle::VehicleId;
+use crate::format::device::{FieldValue, declared_values};
 use crate::runtime::text::truncate_chars;
 
 pub const VERSION: u64 = 1;
@@ -146,16 +148,17 @@ impl Telemetry {
         check_topic(object, &vehicle_id)?;
         let ts = time_field(object)?;
         let seq = seq_field(object)?;
-        let required = required_measures(object)?;
-        let cell_voltage_spread_v = match object.get(Measure::CellVoltageSpreadV.name()) {
-            None => None,
-            Some(v) => Some(number_field(Measure::CellVoltageSpreadV, v)?),
-        };
+        // Types, ranges and limits as kinds/vehicle.toml declares them.
+        let values = declared_values(kind::vehicle(), object)?;
+        let number = |m: Measure| values.get(m.name()).and_then(FieldValue::scalar);
+        let mut required = [0.0; Measure::REQUIRED.len()];
+        for (slot, m) in required.iter_mut().zip(Measure::REQUIRED) {
+            *slot = number(m).ok_or_else(|| reject_at(m.name(), format!("missing field {m}")))?;
+        }
         let mut t = Self::from_measures(vehicle_id, ts, seq, required);
-        t.cell_voltage_spread_v = cell_voltage_spread_v;
+        t.cell_voltage_spread_v = number(Measure::CellVoltageSpreadV);
         t.received_at_ms = received_at_field(object)?;
         t.extra = unknown_fields(object)?;
-        t.check_ranges()?;
         Ok(t)
     }
 
@@ -193,25 +196,6 @@ impl Telemetry {
             received_at_ms: None,
             extra: BTreeMap::new(),
         }
-    }
-
-    fn check_ranges(&self) -> Result<(), Rejection> {
-        if !(0.0..=100.0).contains(&self.soc_pct) {
-            return Err(reject_at(
-                "soc_pct",
-                format!("field soc_pct {} is outside 0..100", self.soc_pct),
-            ));
-        }
-        if self.cell_voltage_min_v > self.cell_voltage_max_v {
-            return Err(reject_at(
-                "cell_voltage_min_v",
-                "cell_voltage_min_v is above cell_voltage_max_v",
-            ));
-        }
-        if self.cell_temp_min_c > self.cell_temp_max_c {
-            return Err(reject_at("cell_temp_min_c", "cell_temp_min_c is above cell_temp_max_c"));
-        }
-        Ok(())
     }
 
     /// The time IoT Core received the message (ms), else `now_ms` (a direct invocation).
@@ -582,32 +566,6 @@ pub(crate) fn seq_field(object: &Object) -> Result<u64, Rejection> {
     }
 }
 
-fn number_field(m: Measure, v: &Value) -> Result<f64, Rejection> {
-    match v {
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|v| v.is_finite())
-            .ok_or_else(|| reject_at(m.name(), format!("field {m} is not a finite number"))),
-        other => Err(reject_at(
-            m.name(),
-            format!("field {m} must be a number, found {}", kind(other)),
-        )),
-    }
-}
-
-/// The required measures, in [`Measure::REQUIRED`] order.
-fn required_measures(object: &Object) -> Result<[f64; Measure::REQUIRED.len()], Rejection> {
-    let mut values = [0.0; Measure::REQUIRED.len()];
-    for (slot, m) in values.iter_mut().zip(Measure::REQUIRED) {
-        let v = object
-            .get(m.name())
-            .ok_or_else(|| reject_at(m.name(), format!("missing field {m}")))?;
-        *slot = number_field(m, v)?;
-    }
-    Ok(values)
-}
-
-/// The fields v1 does not define.
 /// The most fields beyond v1 a message may carry (the edge sends none).
 pub const MAX_EXTRA_FIELDS: usize = 16;
 /// The longest name and string value of such a field.
@@ -806,7 +764,7 @@ mod tests {
             ),
             (
                 Box::new(|v| v["speed_kph"] = json!("fast")),
-                "field speed_kph must be a number, found a string",
+                "field speed_kph must be a finite number, found a string",
             ),
             (
                 Box::new(|v| v["v"] = json!(2)),
@@ -822,11 +780,15 @@ mod tests {
             ),
             (
                 Box::new(|v| v["soc_pct"] = json!(140)),
-                "field soc_pct 140 is outside 0..100",
+                "field soc_pct = 140 is outside 0 to 100 %",
             ),
             (
                 Box::new(|v| v["cell_temp_min_c"] = json!(99)),
-                "cell_temp_min_c is above cell_temp_max_c",
+                "field cell_temp_min_c = 99 is more than cell_temp_max_c = 31",
+            ),
+            (
+                Box::new(|v| v["cell_voltage_spread_v"] = json!(-0.5)),
+                "field cell_voltage_spread_v = -0.5 is outside 0 to 10 V",
             ),
         ];
         for (mutate, reason) in cases {
