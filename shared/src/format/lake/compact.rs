@@ -278,7 +278,9 @@ pub fn compact<W: Write + Send>(table: Table, inputs: &[(String, Bytes)], out: W
     let written_us = newest.values().copied().max().unwrap_or(0).saturating_add(1);
     let name: Arc<str> = Arc::from(format!("compaction of {} objects", inputs.len()));
     let properties = match table {
-        Table::Decoded => decoded::writer_properties_for_decoded(),
+        Table::Decoded => {
+            decoded::writer_properties_for_decoded(decoded::DecodedWriterOptions::default().row_group_rows)
+        }
         Table::Tier(tier) => rollup::writer_properties_for_tier(&tier),
     };
     let mut writer =
