@@ -163,6 +163,25 @@ pub fn read_ahead(frames: Frames) -> impl Iterator<Item = Result<FrameChunk>> {
     incoming.into_iter()
 }
 
+/// The items of `items`, made `depth` ahead on a thread of their own, so
+/// making them (reading and decompressing a raw file's batches) overlaps
+/// with what the caller does with them. When the caller stops reading, the
+/// thread stops at its next item.
+pub fn ahead<T: Send + 'static>(
+    items: impl Iterator<Item = T> + Send + 'static,
+    depth: usize,
+) -> impl Iterator<Item = T> {
+    let (made, incoming) = std::sync::mpsc::sync_channel::<T>(depth);
+    std::thread::spawn(move || {
+        for item in items {
+            if made.send(item).is_err() {
+                return;
+            }
+        }
+    });
+    incoming.into_iter()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +228,31 @@ mod tests {
             error.as_ref().err().map(ToString::to_string).as_deref(),
             Some("line 5001: bad")
         );
+    }
+
+    #[test]
+    fn ahead_keeps_order_and_stops_with_its_reader() {
+        assert_eq!(ahead(0..10_000, 2).collect::<Vec<_>>(), (0..10_000).collect::<Vec<_>>());
+        let (made, counted) = std::sync::mpsc::channel();
+        let first: Vec<u64> = ahead(
+            (0..u64::MAX).inspect(move |&i| {
+                let _ = made.send(i);
+            }),
+            2,
+        )
+        .take(3)
+        .collect();
+        assert_eq!(first, [0, 1, 2]);
+        // The thread made at most the three taken, the two queued and the one it was sending.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut made_count = 0;
+        while counted
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .is_ok()
+        {
+            made_count += 1;
+        }
+        assert!(made_count <= 6, "made {made_count}");
     }
 
     #[test]
