@@ -307,23 +307,13 @@ const ARROW_COLUMNS: [&str; 13] = [
     "n_out_of_range",
 ];
 
-/// Columns no query filters on, without page statistics: they would cost
-/// the writer a min and max per page and every reader a larger footer.
-/// Queries filter a tier on its partitions, `message`, `signal` and
-/// `ts_us`; `n`, `v_min` and `v_max` keep theirs for analysts' searches
-/// (`WHERE v_max > 60`). `message`, `signal` and `unit` are run columns,
-/// which write their own.
-const TIER_UNFILTERED_COLUMNS: [&str; 9] = [
-    "t_min",
-    "t_max",
-    "t_first",
-    "v_first",
-    "t_last",
-    "v_last",
-    "v_sum",
-    "v_m2",
-    "n_out_of_range",
-];
+/// Of [`ARROW_COLUMNS`], the ones with page statistics: `ts_us`, which
+/// queries filter a tier on (with its partitions, `message` and `signal`,
+/// run columns that write their own), and `n`, `v_min` and `v_max`, for
+/// analysts' searches (`WHERE v_max > 60`). The others (the times of the
+/// extremes, first and last values, sums) go without: statistics would only
+/// cost the writer a min and max per page and every reader a larger footer.
+const STATISTICS_COLUMNS: [&str; 4] = ["ts_us", "n", "v_min", "v_max"];
 
 /// Of [`ARROW_COLUMNS`], the ones worth a dictionary: a bucket's count
 /// repeats (a signal's rate times the width); the other numbers rarely do.
@@ -354,7 +344,10 @@ pub(crate) fn writer_properties_for_tier(tier: &Tier) -> parquet::file::properti
     let plain: Vec<&str> = (ARROW_COLUMNS.iter().copied())
         .filter(|column| !DICTIONARY_COLUMNS.contains(column))
         .collect();
-    writer_properties(1 << 20, &plain, &TIER_UNFILTERED_COLUMNS)
+    let no_statistics: Vec<&str> = (ARROW_COLUMNS.iter().copied())
+        .filter(|column| !STATISTICS_COLUMNS.contains(column))
+        .collect();
+    writer_properties(1 << 20, &plain, &no_statistics)
         .into_builder()
         .set_compression(compression)
         // Nearly always zero: a few bytes a page, and no hashing per row.
