@@ -137,30 +137,36 @@ impl FrameChunk {
 /// frames before it, as it would the source.
 pub fn read_ahead(frames: Frames) -> impl Iterator<Item = Result<FrameChunk>> {
     const CHUNK: usize = 4_096;
-    let (chunks, incoming) = std::sync::mpsc::sync_channel::<Result<FrameChunk>>(4);
-    std::thread::spawn(move || {
-        let mut frames = frames.peekable();
-        while frames.peek().is_some() {
-            let mut chunk = FrameChunk::with_capacity(CHUNK);
-            for frame in frames.by_ref().take(CHUNK) {
-                match frame {
-                    Ok(frame) => chunk.push(&frame),
-                    Err(e) => {
-                        if !chunk.is_empty() {
-                            let _ = chunks.send(Ok(chunk));
-                        }
-                        let _ = chunks.send(Err(e));
-                        return;
-                    }
+    let mut frames = frames.peekable();
+    // The error that ended a chunk, to send after it; then nothing more.
+    let mut failed: Option<anyhow::Error> = None;
+    let mut ended = false;
+    let chunks = std::iter::from_fn(move || {
+        if ended {
+            return None;
+        }
+        if let Some(e) = failed.take() {
+            ended = true;
+            return Some(Err(e));
+        }
+        frames.peek()?;
+        let mut chunk = FrameChunk::with_capacity(CHUNK);
+        for frame in frames.by_ref().take(CHUNK) {
+            match frame {
+                Ok(frame) => chunk.push(&frame),
+                Err(e) if chunk.is_empty() => {
+                    ended = true;
+                    return Some(Err(e));
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
                 }
             }
-            // The caller stopped reading: so do we.
-            if chunks.send(Ok(chunk)).is_err() {
-                return;
-            }
         }
+        Some(Ok(chunk))
     });
-    incoming.into_iter()
+    ahead(chunks, 4)
 }
 
 /// The items of `items`, made `depth` ahead on a thread of their own, so

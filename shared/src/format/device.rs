@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use crate::domain::kind::{Field, FieldType, Kind, Kinds};
 use crate::domain::vehicle::VehicleId;
 use crate::format::telemetry::{
-    ClockBounds, Object, RECEIVED_AT, Rejection, check_clock, kind as json_kind, received_at_field, reject, reject_at,
+    ClockBounds, Object, RECEIVED_AT, Rejection, check_clock, json_kind, received_at_field, reject, reject_at,
     seq_field, time_field,
 };
 

@@ -383,7 +383,7 @@ fn samples_message(object: &Object) -> Result<Message, Rejection> {
     if let Some(peak) = object.get(PEAK).filter(|p| !p.is_object()) {
         return Err(reject_at(
             PEAK,
-            format!("field peak must be an object, found {}", kind(peak)),
+            format!("field peak must be an object, found {}", json_kind(peak)),
         ));
     }
     let samples = match object.get("samples") {
@@ -399,7 +399,7 @@ fn samples_message(object: &Object) -> Result<Message, Rejection> {
         Some(other) => {
             return Err(reject_at(
                 "samples",
-                format!("field samples must be an array, found {}", kind(other)),
+                format!("field samples must be an array, found {}", json_kind(other)),
             ));
         }
     };
@@ -439,7 +439,7 @@ fn samples_message(object: &Object) -> Result<Message, Rejection> {
 fn sample_of(envelope: &Object, vehicle_id: &VehicleId, sample: &Value) -> Result<Telemetry, Rejection> {
     let fields = sample
         .as_object()
-        .ok_or_else(|| reject(format!("a sample must be a JSON object, found {}", kind(sample))))?;
+        .ok_or_else(|| reject(format!("a sample must be a JSON object, found {}", json_kind(sample))))?;
     if let Some(field) = ["v", "vehicle_id", TOPIC_VEHICLE_ID, RECEIVED_AT]
         .into_iter()
         .find(|f| fields.contains_key(*f))
@@ -511,7 +511,7 @@ fn vehicle_field(object: &Object) -> Result<VehicleId, Rejection> {
         }
         Some(other) => Err(reject_at(
             "vehicle_id",
-            format!("field vehicle_id must be a string, found {}", kind(other)),
+            format!("field vehicle_id must be a string, found {}", json_kind(other)),
         )),
     }
 }
@@ -538,7 +538,7 @@ pub(crate) fn received_at_field(object: &Object) -> Result<Option<i64>, Rejectio
         Some(at) => at.as_i64().map(Some).ok_or_else(|| {
             reject_at(
                 RECEIVED_AT,
-                format!("field received_at must be whole milliseconds, found {}", kind(at)),
+                format!("field received_at must be whole milliseconds, found {}", json_kind(at)),
             )
         }),
     }
@@ -552,7 +552,7 @@ pub(crate) fn time_field(object: &Object) -> Result<DateTime<Utc>, Rejection> {
             .with_timezone(&Utc)),
         Some(other) => Err(reject_at(
             "ts",
-            format!("field ts must be an RFC 3339 string, found {}", kind(other)),
+            format!("field ts must be an RFC 3339 string, found {}", json_kind(other)),
         )),
     }
 }
@@ -614,7 +614,7 @@ fn unknown_fields(object: &Object) -> Result<BTreeMap<String, Value>, Rejection>
                     name,
                     format!(
                         "field {name} must be a number, string, boolean or null, found {}",
-                        kind(value)
+                        json_kind(value)
                     ),
                 ));
             }
@@ -624,7 +624,7 @@ fn unknown_fields(object: &Object) -> Result<BTreeMap<String, Value>, Rejection>
     Ok(extra)
 }
 
-pub(crate) fn kind(v: &Value) -> &'static str {
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
