@@ -60,13 +60,16 @@ impl Config {
                 problem: format!("not a JSON array of rules: {e}"),
             })?,
             None => {
+                // One cooldown for every rule where it is set; each declared one otherwise.
+                let cooldown: Option<u64> = env::parse(vars, "ALERT_COOLDOWN_SECONDS")?;
                 let mut rules = alert::vehicle_rules();
                 for rule in &mut rules {
                     if let Some(var) = threshold_var(rule.measure) {
                         rule.threshold = env::parse_or(vars, var, rule.threshold)?;
                     }
-                    rule.cooldown =
-                        Duration::from_secs(env::parse_or(vars, "ALERT_COOLDOWN_SECONDS", rule.cooldown.as_secs())?);
+                    if let Some(seconds) = cooldown {
+                        rule.cooldown = Duration::from_secs(seconds);
+                    }
                 }
                 rules
             }
@@ -346,6 +349,10 @@ mod tests {
         vars.insert("LOW_SOC_PCT".into(), "low".into());
         let err = Config::from_vars(&vars).unwrap_err().to_string();
         assert!(err.contains("LOW_SOC_PCT"), "{err}");
+        vars.remove("LOW_SOC_PCT");
+        vars.insert("ALERT_COOLDOWN_SECONDS".into(), "soon".into());
+        let err = Config::from_vars(&vars).unwrap_err().to_string();
+        assert!(err.contains("ALERT_COOLDOWN_SECONDS") && err.contains("soon"), "{err}");
     }
 
     #[test]

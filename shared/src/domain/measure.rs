@@ -19,10 +19,7 @@ pub enum Measure {
     CellTempMinC,
     CellTempMaxC,
     SpeedKph,
-    /// The widest spread between the highest and lowest cell voltage within
-    /// one BMS frame over the interval. Optional in v1: `cell_voltage_max_v -
-    /// cell_voltage_min_v` mixes moments (a sag under load moves both
-    /// extremes) and so overstates imbalance.
+    /// `cell_voltage_spread_v`: optional, and why, in `kinds/vehicle.toml`.
     CellVoltageSpreadV,
 }
 

@@ -59,12 +59,20 @@ pub fn parse_or<T: FromStr>(vars: &impl Vars, name: &str, default: T) -> Result<
 where
     T::Err: std::fmt::Display,
 {
+    Ok(parse(vars, name)?.unwrap_or(default))
+}
+
+/// A variable parsed as `T`; `None` when unset (or blank).
+pub fn parse<T: FromStr>(vars: &impl Vars, name: &str) -> Result<Option<T>, EnvError>
+where
+    T::Err: std::fmt::Display,
+{
     match vars.var(name) {
-        Some(v) if !v.trim().is_empty() => v.trim().parse().map_err(|e| EnvError {
+        Some(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|e| EnvError {
             name: name.to_string(),
             problem: format!("{v:?} is not valid: {e}"),
         }),
-        _ => Ok(default),
+        _ => Ok(None),
     }
 }
 
