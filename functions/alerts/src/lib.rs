@@ -18,7 +18,6 @@ use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::domain::alert::{self, Rule};
 use canopy::domain::kind::Kinds;
-use canopy::domain::measure::Measure;
 use canopy::format::device::{DeviceRecord, TOPIC_KIND};
 use canopy::format::telemetry::{ClockBounds, Message};
 use canopy::ports::alert_log::AlertLog;
@@ -51,8 +50,9 @@ pub struct Config {
 impl Config {
     /// Rules from `ALERT_RULES` (a JSON array of rules) or, when unset, the
     /// vehicle kind's rules as `kinds/vehicle.toml` declares them, with the
-    /// thresholds `OVER_TEMPERATURE_C`, `LOW_SOC_PCT`, `CELL_IMBALANCE_V` and
-    /// the cooldown `ALERT_COOLDOWN_SECONDS` set where given.
+    /// thresholds of their `threshold_variable`s (`OVER_TEMPERATURE_C`,
+    /// `LOW_SOC_PCT`, `CELL_IMBALANCE_V`) and the cooldown
+    /// `ALERT_COOLDOWN_SECONDS` set where given.
     pub fn from_vars(vars: &impl env::Vars) -> Result<Self, EnvError> {
         let rules = match vars.var("ALERT_RULES").filter(|s| !s.trim().is_empty()) {
             Some(json) => serde_json::from_str::<Vec<Rule>>(&json).map_err(|e| EnvError {
@@ -60,14 +60,10 @@ impl Config {
                 problem: format!("not a JSON array of rules: {e}"),
             })?,
             None => {
+                let mut rules = alert::vehicle_rules_with(|variable| env::parse(vars, variable))?;
                 // One cooldown for every rule where it is set; each declared one otherwise.
-                let cooldown: Option<u64> = env::parse(vars, "ALERT_COOLDOWN_SECONDS")?;
-                let mut rules = alert::vehicle_rules();
-                for rule in &mut rules {
-                    if let Some(var) = threshold_var(rule.measure) {
-                        rule.threshold = env::parse_or(vars, var, rule.threshold)?;
-                    }
-                    if let Some(seconds) = cooldown {
+                if let Some(seconds) = env::parse::<u64>(vars, "ALERT_COOLDOWN_SECONDS")? {
+                    for rule in &mut rules {
                         rule.cooldown = Duration::from_secs(seconds);
                     }
                 }
@@ -83,17 +79,6 @@ impl Config {
             retention: Duration::from_secs(days * 24 * 3600),
             clock: env::clock_bounds(vars)?,
         })
-    }
-}
-
-/// The variable (the template's parameter) that sets the threshold of the
-/// vehicle rule on `measure`.
-fn threshold_var(measure: Measure) -> Option<&'static str> {
-    match measure {
-        Measure::CellTempMaxC => Some("OVER_TEMPERATURE_C"),
-        Measure::SocPct => Some("LOW_SOC_PCT"),
-        Measure::CellVoltageSpreadV => Some("CELL_IMBALANCE_V"),
-        _ => None,
     }
 }
 

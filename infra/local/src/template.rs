@@ -634,24 +634,36 @@ mod tests {
     fn the_alert_parameters_default_to_the_vehicle_kinds_declared_rules() {
         let doc = raw_template();
         let default = |name: &str| doc["Parameters"][name]["Default"].as_f64().unwrap_or(f64::NAN);
-        let rules = canopy::domain::alert::vehicle_rules();
-        let declared = |rule: &str| rules.iter().find(|r| r.name == rule).unwrap();
-        for (parameter, rule) in [
-            ("OverTemperatureC", "over-temperature"),
-            ("LowSocPct", "low-state-of-charge"),
-            ("CellImbalanceV", "cell-imbalance"),
-        ] {
+        let variables = &doc["Resources"]["AlertsFunction"]["Properties"]["Environment"]["Variables"];
+        // The parameter the template sets a variable of the alerts function from.
+        let parameter = |variable: &str| match &variables[variable] {
+            Value::Tagged(tagged) if tagged.tag == "!Ref" => tagged.value.as_str().unwrap().to_string(),
+            other => panic!("AlertsFunction's {variable} is {other:?}, not a !Ref of a parameter"),
+        };
+        let mut set = 0;
+        for rule in &canopy::domain::kind::vehicle().rules {
+            let canopy::domain::kind::Condition::Threshold { threshold, .. } = rule.condition else {
+                continue;
+            };
+            let name = &rule.name;
+            let variable = rule
+                .threshold_variable
+                .as_deref()
+                .unwrap_or_else(|| panic!("{name}: no threshold_variable"));
+            let threshold_parameter = parameter(variable);
             assert_eq!(
-                default(parameter),
-                declared(rule).threshold,
-                "{parameter}: kinds/vehicle.toml"
+                default(&threshold_parameter),
+                threshold,
+                "{threshold_parameter}: kinds/vehicle.toml's {name}"
             );
             assert_eq!(
-                default("AlertCooldownSeconds"),
-                declared(rule).cooldown.as_secs_f64(),
-                "{rule}"
+                default(&parameter("ALERT_COOLDOWN_SECONDS")),
+                rule.cooldown.as_secs_f64(),
+                "{name}"
             );
+            set += 1;
         }
+        assert_eq!(set, 3, "over-temperature, low state of charge, cell imbalance");
     }
 
     #[test]

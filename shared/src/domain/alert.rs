@@ -107,28 +107,45 @@ mod seconds {
 }
 
 /// The vehicle kind's rules as `kinds/vehicle.toml` declares them
-/// (over-temperature, low state of charge, cell imbalance), each on its measure.
+/// (over-temperature, low state of charge, cell imbalance), each on its
+/// measure, as `kinds/vehicle.toml` declares them.
 pub fn vehicle_rules() -> Vec<Rule> {
-    kind::vehicle()
-        .rules
-        .iter()
-        .filter_map(|r| match &r.condition {
-            Condition::Threshold {
-                field,
-                comparison,
-                threshold,
-            } => Some(Rule {
-                name: r.name.clone(),
-                // Every field of the vehicle kind is a measure (a test holds it).
-                measure: Measure::from_name(field)?,
-                comparison: *comparison,
-                threshold: *threshold,
-                severity: r.severity,
-                cooldown: r.cooldown,
-            }),
-            Condition::Silent { .. } => None,
-        })
-        .collect()
+    let Ok(rules) = vehicle_rules_with(|_| Ok::<_, std::convert::Infallible>(None));
+    rules
+}
+
+/// The vehicle rules with a deployment's thresholds: `threshold(variable)`
+/// gives the value of a rule's declared `threshold_variable`, `None` where
+/// it is not set (the rule keeps its declared threshold).
+pub fn vehicle_rules_with<E>(mut threshold: impl FnMut(&str) -> Result<Option<f64>, E>) -> Result<Vec<Rule>, E> {
+    let mut rules = Vec::new();
+    for r in &kind::vehicle().rules {
+        let Condition::Threshold {
+            field,
+            comparison,
+            threshold: declared,
+        } = &r.condition
+        else {
+            continue;
+        };
+        // Every field of the vehicle kind is a measure (a test holds it).
+        let Some(measure) = Measure::from_name(field) else {
+            continue;
+        };
+        let set = match &r.threshold_variable {
+            Some(variable) => threshold(variable)?,
+            None => None,
+        };
+        rules.push(Rule {
+            name: r.name.clone(),
+            measure,
+            comparison: *comparison,
+            threshold: set.unwrap_or(*declared),
+            severity: r.severity,
+            cooldown: r.cooldown,
+        });
+    }
+    Ok(rules)
 }
 
 /// The vehicle rules with the thresholds and the one cooldown a deployment

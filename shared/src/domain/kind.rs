@@ -108,6 +108,9 @@ pub struct KindRule {
     pub condition: Condition,
     pub severity: Severity,
     pub cooldown: Duration,
+    /// The environment variable, set from a template parameter, by which a
+    /// deployment replaces the declared threshold (none: it keeps it).
+    pub threshold_variable: Option<String>,
 }
 
 /// A device kind.
@@ -148,6 +151,7 @@ struct RuleFile {
     silent_for_s: Option<u64>,
     severity: String,
     cooldown_s: u64,
+    threshold_variable: Option<String>,
 }
 
 /// The API's own top-level routes, which no device kind's `path` may take.
@@ -335,11 +339,32 @@ fn rule(fields: &[Field], r: &RuleFile) -> Result<KindRule, (&'static str, Strin
             ));
         }
     };
+    let threshold_variable = match (&r.threshold_variable, &condition) {
+        (None, _) => None,
+        (Some(variable), Condition::Threshold { .. })
+            if !variable.is_empty()
+                && variable
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            Some(variable.clone())
+        }
+        (Some(variable), Condition::Threshold { .. }) => {
+            return Err((
+                "threshold_variable",
+                format!("{variable:?}: use uppercase letters, digits and '_'"),
+            ));
+        }
+        (Some(_), Condition::Silent { .. }) => {
+            return Err(("threshold_variable", "only a rule with a threshold has one".into()));
+        }
+    };
     Ok(KindRule {
         name: r.name.clone(),
         condition,
         severity,
         cooldown: Duration::from_secs(r.cooldown_s),
+        threshold_variable,
     })
 }
 
@@ -500,6 +525,14 @@ mod tests {
             (
                 "[[fields]]\nname = \"a\"\ntype = \"number\"\n[[alerts]]\nname = \"x\"\nseverity = \"info\"\ncooldown_s = 1\n",
                 "alerts[0].field",
+            ),
+            (
+                "[[fields]]\nname = \"a\"\ntype = \"number\"\n[[alerts]]\nname = \"x\"\nfield = \"a\"\ncomparison = \">\"\nthreshold = 1\nseverity = \"info\"\ncooldown_s = 1\nthreshold_variable = \"a-limit\"\n",
+                "alerts[0].threshold_variable",
+            ),
+            (
+                "[[fields]]\nname = \"a\"\ntype = \"number\"\n[[alerts]]\nname = \"x\"\nsilent_for_s = 60\nseverity = \"info\"\ncooldown_s = 1\nthreshold_variable = \"A\"\n",
+                "alerts[0].threshold_variable",
             ),
         ];
         for (from, to) in [("\"pumps\"", "\"vehicles\""), ("\"pump\"", "\"vehicle\"")] {
