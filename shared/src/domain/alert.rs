@@ -107,8 +107,7 @@ mod seconds {
 }
 
 /// The vehicle kind's rules as `kinds/vehicle.toml` declares them
-/// (over-temperature, low state of charge, cell imbalance), each on its
-/// measure, as `kinds/vehicle.toml` declares them.
+/// (over-temperature, low state of charge, cell imbalance), each on its measure.
 pub fn vehicle_rules() -> Vec<Rule> {
     let Ok(rules) = vehicle_rules_with(|_| Ok::<_, std::convert::Infallible>(None));
     rules
