@@ -151,8 +151,8 @@ pub fn write_parquet(db: &Database, input: Input, path: &std::path::Path, rollup
             }
         }
         Input::Raw(batches) => {
-            // Read a batch ahead: the decode loop is the process's critical
-            // path (0.96 of the wall time, pair by pair, on a 9.6 MB object).
+            // Read a batch ahead, on a thread of its own: reading the raw
+            // object (0.11 s of CPU for 9.6 MB, perf) overlaps the decode.
             for batch in input::ahead(batches, 2) {
                 decoder.decode_batch(&batch?, &mut writer)?;
                 drain(&mut writer)?;

@@ -24,6 +24,7 @@ use can_dbc::{
 };
 
 use super::bits::{ByteOrder, Layout};
+use super::columns::ColumnDecoder;
 use super::error::{LoadError, LoadWarning};
 use super::message::{Branch, Message, Mux, Node};
 use super::signal::{Codec, Conversion, DecodeOp, Multiplexed, Signal, ValueKind};
@@ -341,6 +342,7 @@ impl<'a> Builder<'a> {
             cycle_time_ms: self.cycle_time(dbc_id),
             signals: Vec::new(),
             nodes: Vec::new(),
+            columns: None,
         };
         let tree = TreeBuilder::new(&drafts)
             .build()
@@ -367,6 +369,7 @@ impl<'a> Builder<'a> {
                 .map(|&i| DecodeOp::new(message.signals[usize::from(i)].codec))
                 .collect();
         }
+        message.columns = ColumnDecoder::new(&message);
         Ok(message)
     }
 

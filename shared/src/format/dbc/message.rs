@@ -1,6 +1,7 @@
 //! One message: its signals, its multiplexing tree, decoding and encoding.
 
 use super::bits::{PADDED, Padded};
+use super::columns::ColumnDecoder;
 use super::error::{DecodeError, EncodeError};
 use super::signal::{DecodeOp, Signal, ValueKind};
 use crate::format::frame::{CanId, MAX_PAYLOAD};
@@ -29,7 +30,7 @@ pub(crate) struct Node {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Mux {
     pub signal: u16,
-    op: DecodeOp,
+    pub op: DecodeOp,
     /// Sorted, disjoint inclusive ranges of selector values and their node.
     pub branches: Vec<Branch>,
     /// For selector values within a small span (the usual 0..N): node by
@@ -71,7 +72,7 @@ impl Mux {
     }
 
     #[inline]
-    fn find(&self, value: i128) -> Option<u32> {
+    pub(super) fn find(&self, value: i128) -> Option<u32> {
         if let Some((base, table)) = &self.direct {
             let node = usize::try_from(value - base).ok().and_then(|i| table.get(i)).copied();
             return node.filter(|&n| n != NO_NODE);
@@ -81,7 +82,7 @@ impl Mux {
     }
 
     /// The valid selector values, as cantools lists them in its error.
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let mut parts: Vec<String> = self
             .branches
             .iter()
@@ -121,6 +122,8 @@ pub struct Message {
     /// Sorted by start bit, as cantools sorts them.
     pub signals: Vec<Signal>,
     pub(crate) nodes: Vec<Node>,
+    /// How its frames decode by columns, when they can.
+    pub(crate) columns: Option<ColumnDecoder>,
 }
 
 impl Message {
@@ -131,6 +134,12 @@ impl Message {
 
     pub fn signal(&self, name: &str) -> Option<&Signal> {
         self.signals.iter().find(|s| s.name == name)
+    }
+
+    /// How this message's frames decode a signal at a time across frames,
+    /// when they can ([`ColumnDecoder::new`] says when).
+    pub fn columns(&self) -> Option<&ColumnDecoder> {
+        self.columns.as_ref()
     }
 
     pub fn is_multiplexed(&self) -> bool {

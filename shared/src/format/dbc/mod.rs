@@ -25,6 +25,7 @@
 //! ```
 
 mod bits;
+pub mod columns;
 mod error;
 mod load;
 mod message;

@@ -176,6 +176,33 @@ impl DecodeOp {
         } else {
             u64::from_le_bytes(word)
         };
+        self.scale(word)
+    }
+
+    /// Whether [`Self::physical_word`] can decode the signal: a fast one
+    /// whose 8-byte load starts within the first 8 bytes.
+    pub fn fits_word(&self) -> bool {
+        self.fast && self.byte < 8
+    }
+
+    /// [`Self::physical`] of a classic frame, given its payload as one
+    /// little-endian word (bytes past the message's length zero), for a
+    /// signal that [fits](Self::fits_word): the 8 bytes `physical` loads
+    /// from the padded buffer are this word shifted by the load's offset.
+    #[inline(always)]
+    pub fn physical_word(&self, le: u64) -> f64 {
+        let at = 8 * u32::from(self.byte);
+        let word = if self.big_endian {
+            le.swap_bytes() << at
+        } else {
+            le >> at
+        };
+        self.scale(word)
+    }
+
+    /// The physical value of the signal's bits at `self.shift` in the loaded word.
+    #[inline(always)]
+    fn scale(&self, word: u64) -> f64 {
         let bits = (word >> self.shift) & self.mask;
         let raw = ((bits << self.sign_shift) as i64) >> self.sign_shift;
         raw as f64 * self.factor + self.offset

@@ -1,5 +1,6 @@
 //! A row group assembled column by column, each column written the cheapest
-//! way its values allow: by the Arrow writer (numbers), from runs of
+//! way its values allow: by Parquet's column writer straight from slices of
+//! numbers, by the Arrow writer (nullable numbers), from runs of
 //! dictionary ids (names, in rows sorted by them), or from the few rows a
 //! nearly-all-false flag sets ([`run_column`](super::run_column)). The decoded
 //! objects and the rollup tiers are written this way.
@@ -11,6 +12,7 @@ use arrow_array::ArrayRef;
 use arrow_schema::{Field, Schema, SchemaRef};
 use parquet::arrow::ArrowSchemaConverter;
 use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::data_type::{DataType, DoubleType, Int64Type};
 use parquet::errors::{ParquetError, Result};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedRowGroupWriter;
@@ -20,6 +22,12 @@ use super::run_column::{Dictionary, RunColumn, encode_flags};
 
 /// How one column of a row group is written.
 pub(crate) enum Column<'a> {
+    /// A non-null INT64 column: these slices, one after the other. Parquet's
+    /// own column writer takes them as they are, where the Arrow writer would
+    /// need them copied into one array and then gathers them again value by value.
+    Int64(&'a [&'a [i64]]),
+    /// A non-null DOUBLE column, as [`Column::Int64`].
+    Double(&'a [&'a [f64]]),
     /// By the Arrow writer.
     Arrow(ArrayRef),
     /// From runs of ids into a dictionary.
@@ -74,6 +82,8 @@ pub(crate) fn write<W: Write + Send>(
     let mut arrow_writers = arrow_writers.into_iter();
     for ((column, descriptor), field) in columns.into_iter().zip(descriptors).zip(schema.fields()) {
         match column {
+            Column::Int64(slices) => write_slices::<Int64Type, W>(group, descriptor, slices)?,
+            Column::Double(slices) => write_slices::<DoubleType, W>(group, descriptor, slices)?,
             Column::Arrow(array) => {
                 let mut writer = arrow_writers
                     .next()
@@ -94,4 +104,26 @@ pub(crate) fn write<W: Write + Send>(
         }
     }
     Ok(())
+}
+
+/// Writes the next column of `group`, non-null values of type `T`, from `slices` in order.
+fn write_slices<T: DataType, W: Write + Send>(
+    group: &mut SerializedRowGroupWriter<'_, W>,
+    descriptor: &ColumnDescPtr,
+    slices: &[&[T::T]],
+) -> Result<()> {
+    if descriptor.physical_type() != T::get_physical_type() || descriptor.max_def_level() != 0 {
+        return Err(ParquetError::General(format!(
+            "column {} is not a required {} column",
+            descriptor.path(),
+            T::get_physical_type()
+        )));
+    }
+    let mut column = group
+        .next_column()?
+        .ok_or_else(|| ParquetError::General(format!("no column {} left to write", descriptor.path())))?;
+    for slice in slices {
+        column.typed::<T>().write_batch(slice, None, None)?;
+    }
+    column.close()
 }

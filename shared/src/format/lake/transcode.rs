@@ -94,43 +94,75 @@ impl<'db> FrameDecoder<'db> {
         data: &[u8],
         out: &mut DecodedWriter<W>,
     ) -> Result<(), LakeError> {
-        let db = self.db;
-        match self.decode(id, flags, data) {
-            Some((index, values)) => {
-                let source = id.source_address().filter(|_| db.messages()[index].is_j1939);
-                out.push(ts_us, index, source, values)
+        let Some(index) = self.message_index(id, flags) else {
+            return Ok(());
+        };
+        let message = &self.db.messages()[index];
+        let source = id.source_address().filter(|_| message.is_j1939);
+        // The writer decodes the frames of most messages itself, a signal
+        // at a time over many frames; only reading the frame is left here.
+        let Some(columns) = message.columns() else {
+            return match self.decode_message(index, data) {
+                Some(values) => out.push(ts_us, index, source, values),
+                None => Ok(()),
+            };
+        };
+        match columns.frame(data) {
+            Ok(frame) => {
+                self.count_decoded(columns.values(frame));
+                out.push_frame(ts_us, index, source, frame)
             }
-            None => Ok(()),
+            Err(e) => {
+                self.count_failed(&e);
+                Ok(())
+            }
         }
     }
 
     /// Decodes one frame and counts it; the message index and values when
     /// the frame decodes.
     pub fn decode(&mut self, id: CanId, flags: FrameFlags, data: &[u8]) -> Option<(usize, &[SignalValue])> {
+        let index = self.message_index(id, flags)?;
+        self.decode_message(index, data).map(|values| (index, values))
+    }
+
+    /// Counts a frame; the index of its message when it has one to decode.
+    fn message_index(&mut self, id: CanId, flags: FrameFlags) -> Option<usize> {
         self.stats.frames += 1;
         if flags.contains(FrameFlags::REMOTE) || flags.contains(FrameFlags::ERROR) {
             self.stats.skipped_frames += 1;
             return None;
         }
-        let Some(index) = self.db.message_index(id) else {
+        let index = self.db.message_index(id);
+        if index.is_none() {
             self.stats.unknown_ids += 1;
             self.stats.count_unknown(id, 1);
-            return None;
-        };
+        }
+        index
+    }
+
+    fn decode_message(&mut self, index: usize, data: &[u8]) -> Option<&[SignalValue]> {
         match self.db.messages()[index].decode(data, &mut self.values) {
             Ok(()) => {
-                self.stats.decoded_frames += 1;
-                self.stats.values += self.values.len() as u64;
-                Some((index, &self.values))
+                self.count_decoded(self.values.len());
+                Some(&self.values)
             }
-            Err(DecodeError::WrongLength { .. }) => {
-                self.stats.short_frames += 1;
+            Err(e) => {
+                self.count_failed(&e);
                 None
             }
-            Err(_) => {
-                self.stats.invalid_frames += 1;
-                None
-            }
+        }
+    }
+
+    fn count_decoded(&mut self, values: usize) {
+        self.stats.decoded_frames += 1;
+        self.stats.values += values as u64;
+    }
+
+    fn count_failed(&mut self, error: &DecodeError) {
+        match error {
+            DecodeError::WrongLength { .. } => self.stats.short_frames += 1,
+            _ => self.stats.invalid_frames += 1,
         }
     }
 }
