@@ -111,10 +111,10 @@ impl ColumnDecoder {
     /// How many values a frame decodes into.
     pub fn values(&self, frame: ColumnFrame) -> usize {
         let group = match frame.node {
-            0 => 0,
-            node => self.nodes[node as usize].signals.len(),
+            0 => None,
+            node => self.nodes.get(node as usize),
         };
-        self.nodes[0].signals.len() + group
+        self.nodes[0].signals.len() + group.map_or(0, |g| g.signals.len())
     }
 
     /// The number of nodes a [`ColumnFrame::node`] is below.

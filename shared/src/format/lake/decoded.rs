@@ -182,7 +182,11 @@ impl Frames {
         }
         let mut groups: Vec<Frames> = (0..decoder.nodes()).map(|_| Frames::default()).collect();
         for (i, &node) in self.nodes.iter().enumerate() {
-            let group = &mut groups[node as usize];
+            // Only a frame read by `decoder` is here, so its node is one of
+            // the decoder's; any other would have counted its root alone.
+            let Some(group) = groups.get_mut(node as usize) else {
+                continue;
+            };
             group.ts_us.push(self.ts_us[i]);
             group.words.push(self.words[i]);
             if let Some(&address) = self.sources.get(i) {
