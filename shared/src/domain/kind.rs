@@ -341,14 +341,7 @@ fn rule(fields: &[Field], r: &RuleFile) -> Result<KindRule, (&'static str, Strin
     };
     let threshold_variable = match (&r.threshold_variable, &condition) {
         (None, _) => None,
-        (Some(variable), Condition::Threshold { .. })
-            if !variable.is_empty()
-                && variable
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
-        {
-            Some(variable.clone())
-        }
+        (Some(variable), Condition::Threshold { .. }) if is_variable_name(variable) => Some(variable.clone()),
         (Some(variable), Condition::Threshold { .. }) => {
             return Err((
                 "threshold_variable",
@@ -366,6 +359,14 @@ fn rule(fields: &[Field], r: &RuleFile) -> Result<KindRule, (&'static str, Strin
         cooldown: Duration::from_secs(r.cooldown_s),
         threshold_variable,
     })
+}
+
+/// An environment variable's name as the template sets them: `LOW_SOC_PCT`.
+fn is_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn is_kind_name(s: &str) -> bool {

@@ -177,7 +177,9 @@ fn a_value_table_entry_makes_a_multiplexer_value_valid() {
     assert!(decode(&db, CanId::Standard(102), &[6, 9, 0, 0, 0, 0, 0, 0]).is_err());
 }
 
-const EXTENDED_MUX: &str = r#"
+/// Nested multiplexing and value ranges (`SG_MUL_VAL_`); also what
+/// [`columns`](super::columns) must refuse.
+pub(super) const EXTENDED_MUX: &str = r#"
 BO_ 200 Nested: 8 ECU
  SG_ Outer M : 0|4@1+ (1,0) [0|0] "" X
  SG_ Inner m1M : 4|4@1+ (1,0) [0|0] "" X
