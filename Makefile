@@ -38,12 +38,20 @@ venv: $(VENV)/.installed ## the Python tools of tests and benchmarks
 edge-release:
 	$(CARGO) build --release -p canopy-edge
 
-# Every crate and test of the workspace, dev profile: what the tests run.
-# --all-targets resolves features as cargo test does (dev-dependencies
+# Clippy's lints, run as the workspace's crates compile: clippy-driver
+# stands in for rustc on them (as `cargo clippy` has it do for a check) and
+# compiles them too, so the lints cost no second pass over the dependencies.
+# Every cargo command of `make test` sets the same, or the workspace's crates
+# would compile again.
+CLIPPY_DRIVER := $(shell rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
+LINTED := RUSTC_WORKSPACE_WRAPPER=$(CLIPPY_DRIVER) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+
+# Every crate and test of the workspace, dev profile, linted: what the tests
+# run. --all-targets resolves features as cargo test does (dev-dependencies
 # included), so the tests' own build shares its dependencies.
 .PHONY: dev-build
 dev-build: console
-	$(CARGO) build --workspace --all-targets
+	$(LINTED) $(CARGO) build --workspace --all-targets
 
 # The web console (functions/api/web): npm packages from the committed lock,
 # built into web/dist, which the api crate embeds (functions/api/build.rs).
@@ -69,7 +77,7 @@ $(CHROMIUM):
 # ---- tests ---------------------------------------------------------------------
 
 .PHONY: test
-test: fmt-check console clippy lint unit edge-arm-test console-test conformance oracle oracle-opendbc python-tests fuzz-replay ## everything CI runs
+test: fmt-check console lint unit edge-arm-test console-test conformance oracle oracle-opendbc python-tests ## everything CI runs (clippy's lints with the build, the fuzz seeds with the tests)
 
 .PHONY: fmt-check
 fmt-check:
@@ -77,15 +85,15 @@ fmt-check:
 	cd fuzz && $(CARGO) fmt -- --check
 
 .PHONY: clippy
-clippy:
+clippy: ## clippy alone, without building (make test lints as it builds)
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: unit
 unit: venv dev-build ## Rust unit and integration tests (these start moto server and MQTT brokers on loopback)
 	@# The integration tests run canopy-edge, canopy-local and the functions' binaries, which cargo test does not build: dev-build does.
-	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace
+	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(LINTED) $(CARGO) test --workspace
 	@# Latency bounds, alone: beside the other tests they would measure the machine's load.
-	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test --workspace --test it -- --ignored --nocapture
+	CANOPY_PYTHON=$(PY) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(LINTED) $(CARGO) test --workspace --test it -- --ignored --nocapture
 
 .PHONY: oracle
 oracle: EDGE := $(EDGE_DEV)
@@ -150,13 +158,15 @@ python-tests: venv dev-build ## the files Canopy writes, read by pyarrow and Duc
 	CANOPY_EDGE=$(EDGE_DEV) $(PY) -m pytest -q tests/python
 
 # ---- fuzzing -------------------------------------------------------------------
-# cargo-fuzz (libFuzzer, AddressSanitizer) over every parser input reaches:
-# fuzz/fuzz_targets. It needs nightly flags; RUSTC_BOOTSTRAP lets the stable
-# toolchain take them. Seeds are committed in fuzz/seeds, beside the
-# repository's own DBC files, sample events and the regression tests' inputs
-# (each crash found is one); what a run adds stays in fuzz/corpus. Paths are from fuzz/.
-# api drives the real router over the memory adapters; rule_sql the local stack's
-# IoT rule engine.
+# cargo-fuzz (libFuzzer, AddressSanitizer) over every parser input reaches.
+# What each target checks is fuzz/targets (a crate of the workspace); the
+# tests replay every seed through it, so CI needs no sanitizer build and
+# stays deterministic. Fuzzing itself is `make fuzz`: it needs nightly
+# flags, which RUSTC_BOOTSTRAP lets the stable toolchain take. Seeds are
+# committed in fuzz/seeds, beside the repository's own DBC files, sample
+# events and the regression tests' inputs (each crash found is one); what a
+# run adds stays in fuzz/corpus. Paths are from fuzz/. api drives the real
+# router over the memory adapters; rule_sql the local stack's IoT rule engine.
 FUZZ_TARGETS := candump dbc raw_parquet telemetry api rule_sql
 FUZZ_SEEDS = seeds/$$t $$(case $$t in dbc) echo ../dbc ../tests/oracle/dbc ../tests/oracle/dbc/lenient;; raw_parquet) echo ../shared/src/format/lake/testdata;; telemetry) echo ../events;; esac)
 FUZZ_SECONDS ?= 600
@@ -171,14 +181,6 @@ fuzz: $(CARGO_FUZZ) ## each fuzz target for FUZZ_SECONDS (default 600), growing 
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus/$$t fuzz/seeds/$$t; \
 	  ( $(FUZZ) $$t corpus/$$t $(FUZZ_SEEDS) -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 ); \
-	done
-
-.PHONY: fuzz-replay
-fuzz-replay: $(CARGO_FUZZ) ## CI: every seed through each target, then each target for 15 s
-	for t in $(FUZZ_TARGETS); do \
-	  work=$$(mktemp -d); mkdir -p fuzz/seeds/$$t; \
-	  ( $(FUZZ) $$t $$work $(FUZZ_SEEDS) -- -max_total_time=15 -rss_limit_mb=2048 -timeout=10 2>&1 | tail -n 3 ); \
-	  rm -rf $$work; \
 	done
 
 # ---- benchmarks ------------------------------------------------------------------

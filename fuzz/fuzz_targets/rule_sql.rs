@@ -7,25 +7,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// canopy-local carries DataFusion and the whole local stack; its rule engine
-// is one self-contained file, so this target compiles that file alone.
-#[path = "../../infra/local/src/rules.rs"]
-#[allow(dead_code)]
-mod rules;
-
-fuzz_target!(|data: &[u8]| {
-    let mut parts = data.splitn(3, |&b| b == 0);
-    let Ok(sql) = std::str::from_utf8(parts.next().unwrap_or_default()) else {
-        return;
-    };
-    let topic = std::str::from_utf8(parts.next().unwrap_or_default()).unwrap_or("dt/canopy/veh-001/bms");
-    let payload = parts.next().unwrap_or_default();
-    match rules::TopicRule::parse(sql) {
-        Ok(rule) => {
-            if let Some(message) = rule.apply(topic, payload, 1_700_000_000_000) {
-                assert!(message.is_object(), "{sql}: selected {message}");
-            }
-        }
-        Err(e) => assert!(e.at <= sql.len(), "{sql}: error at {} past the end", e.at),
-    }
-});
+fuzz_target!(|data: &[u8]| canopy_fuzz_targets::rule_sql::run(data));

@@ -144,6 +144,7 @@ fn api_series(stack: &Stack, vehicle: &str, signal: &str, from_us: i64, to_us: i
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
+    canopy_tests::local::log_warnings();
     // Over midnight: the edge seals the drive as one segment, and the values
     // after midnight must still be found by a query of the new day only.
     let (start_us, midnight_us) = start_over_midnight_us(SECONDS);

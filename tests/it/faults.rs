@@ -48,6 +48,7 @@ async fn dead_letters(stack: &Stack) -> BTreeMap<String, u64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn outages_and_killed_invocations_lose_and_double_nothing() {
+    canopy_tests::local::log_warnings();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let start_us = recent_start_us();
     let work = tempfile::tempdir().unwrap();

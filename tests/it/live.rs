@@ -8,12 +8,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use canopy::adapters::aws::dynamodb::{self, DynamoConnectionStore};
+use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoConnectionStore};
+use canopy::adapters::contract;
+use canopy::domain::vehicle::VehicleId;
+use canopy::ports::alert_log::AlertLog;
 use canopy::ports::live::ConnectionStore;
 use canopy_local::live::LiveClient;
-use canopy_local::stack::Stack;
+use canopy_local::services::{Moto, moto_server_path};
+use canopy_local::stack::{Stack, StackOptions};
 use canopy_tests::fixtures::Rng;
 use canopy_tests::local;
+use canopy_tests::proxy::Proxy;
 use serde_json::{Value, json};
 
 /// Telemetry of `vehicle`, `seq` seconds into a drive that started a minute ago.
@@ -62,15 +67,16 @@ async fn publish(client: &rumqttc::AsyncClient, vehicle: &str, text: String) {
         .unwrap();
 }
 
-/// Messages of `client` until one satisfies `want`, within `wait`.
-async fn until(client: &mut LiveClient, wait: Duration, want: impl Fn(&Value) -> bool) -> Value {
+/// Messages of `client` until one satisfies `want` (which `what` names), within `wait`.
+async fn until(client: &mut LiveClient, what: &str, wait: Duration, want: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + wait;
+    let mut others = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match client.next(left).await.unwrap() {
             Some(m) if want(&m) => return m,
-            Some(_) => {}
-            None => panic!("nothing wanted within {wait:?}"),
+            Some(m) => others.push(m),
+            None => panic!("no {what} within {wait:?}; the client got {others:?} meanwhile"),
         }
     }
 }
@@ -105,7 +111,10 @@ async fn subscribers_get_their_vehicles_states_and_alerts_and_nothing_else() {
 
     let publisher = mqtt(&stack, "it-live").await;
     publish(&publisher, "veh-w1", message("veh-w1", 1, start_s, 30.0)).await;
-    let update = until(&mut one, Duration::from_secs(20), |m| has_state(m, "veh-w1")).await;
+    let update = until(&mut one, "state of veh-w1", Duration::from_secs(20), |m| {
+        has_state(m, "veh-w1")
+    })
+    .await;
     let state = &update["states"][0];
     assert_eq!(
         (state["seq"].as_u64(), state["cell_temp_max_c"].as_f64()),
@@ -115,17 +124,23 @@ async fn subscribers_get_their_vehicles_states_and_alerts_and_nothing_else() {
 
     // Over the threshold: an alert, and the state that raised it.
     publish(&publisher, "veh-w1", message("veh-w1", 2, start_s, 71.5)).await;
-    let alerted = until(&mut one, Duration::from_secs(20), |m| has_alert(m, "veh-w1")).await;
+    let alerted = until(&mut one, "alert of veh-w1", Duration::from_secs(20), |m| {
+        has_alert(m, "veh-w1")
+    })
+    .await;
     assert_eq!(alerted["alerts"][0]["rule"], "over-temperature", "{alerted}");
     // The other client is subscribed to another vehicle: it heard nothing.
     assert_eq!(other.next(Duration::from_secs(2)).await.unwrap(), None);
 
     // A message the stream cannot use is answered, and the connection stays.
     one.send("{not json").await.unwrap();
-    let error = until(&mut one, Duration::from_secs(5), |m| m["type"] == "error").await;
+    let error = until(&mut one, "error reply", Duration::from_secs(5), |m| {
+        m["type"] == "error"
+    })
+    .await;
     assert_eq!(error["code"], "bad_json");
     one.send(r#"{"action":"ping"}"#).await.unwrap();
-    until(&mut one, Duration::from_secs(5), |m| m["type"] == "pong").await;
+    until(&mut one, "pong", Duration::from_secs(5), |m| m["type"] == "pong").await;
 
     // A subscriber that goes away is forgotten at once, or at the next push at the latest.
     let connections = DynamoConnectionStore::new(dynamodb::client(&stack.sdk), "LiveConnectionsTable");
@@ -141,6 +156,70 @@ async fn subscribers_get_their_vehicles_states_and_alerts_and_nothing_else() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(stack.live.as_ref().unwrap().poster.open(), 1);
+}
+
+/// Logs an over-temperature alert of `vehicle` in the stack's alert log, as the alerts function does.
+async fn log_alert(stack: &Stack, vehicle: &str) {
+    let log = DynamoAlertLog::new(dynamodb::client(&stack.sdk), "AlertsTable");
+    let alert = contract::alert(&VehicleId::new(vehicle).unwrap(), 1, 0);
+    log.record(&alert, chrono::Utc::now().timestamp() + 86_400)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_logged_while_aws_is_unreachable_reaches_its_subscriber() {
+    local::log_warnings();
+    let moto = Moto::start(&moto_server_path()).unwrap();
+    let aws = Proxy::start(moto.endpoint.trim_start_matches("http://").parse().unwrap(), true);
+    let stack = Stack::start(StackOptions {
+        template: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
+        moto_endpoint: Some(moto.endpoint.clone()),
+        mqtt_port: 0,
+        api_port: 0,
+        visibility_timeout_s: Some(30),
+        // The fan-out's stream readers reach moto through the proxy.
+        functions_endpoint: Some(format!("http://{}", aws.address)),
+        batching_windows: false,
+    })
+    .await
+    .unwrap();
+    let mut client = LiveClient::connect(stack.api).await.unwrap();
+    client.subscribe(&["veh-o1"]).await.unwrap();
+
+    // Longer than the SDK's retries of one call: the readers' calls fail.
+    aws.set_up(false);
+    log_alert(&stack, "veh-o1").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        aws.refused.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "nobody met the outage"
+    );
+    aws.set_up(true);
+    let alerted = until(
+        &mut client,
+        "alert logged during the outage",
+        Duration::from_secs(20),
+        |m| has_alert(m, "veh-o1"),
+    )
+    .await;
+    assert_eq!(alerted["alerts"][0]["rule"], "over-temperature", "{alerted}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_logged_as_the_stack_starts_reaches_the_fan_out() {
+    let stack = local::own_stack_with_visibility(30).await;
+    // At once: the stream readers already read, and from the stream's first record.
+    log_alert(&stack, "veh-o2").await;
+    let live = stack.live.as_ref().unwrap();
+    let started = Instant::now();
+    while live.changes_delivered.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the alert logged as the stack started never reached the fan-out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Resident memory of this process (the stack runs in it), in MiB.

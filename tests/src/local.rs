@@ -10,8 +10,22 @@ use canopy_local::services::{Moto, moto_server_path};
 static MOTO: OnceLock<Moto> = OnceLock::new();
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// Warnings and errors of the stack and the functions, into the output of
+/// the test that caused them (shown when it fails): a retry, a dropped
+/// record or a failed invocation is then in the report, not guessed at.
+pub fn log_warnings() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 /// The moto server of this test run.
 pub fn moto() -> &'static Moto {
+    log_warnings();
     MOTO.get_or_init(|| {
         let path = moto_server_path();
         Moto::start(&path).unwrap_or_else(|e| panic!("the tests need moto server: {e}"))
@@ -193,6 +207,7 @@ pub async fn own_stack() -> canopy_local::stack::Stack {
 /// a batch of the telemetry function takes under a flood, so a message is not
 /// delivered again while its first delivery is still being handled.
 pub async fn own_stack_with_visibility(seconds: u64) -> canopy_local::stack::Stack {
+    log_warnings();
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     canopy_local::stack::Stack::start(canopy_local::stack::StackOptions {
         template: repo.join("template.yaml"),

@@ -10,7 +10,6 @@ pub mod latency;
 pub mod live;
 pub mod redrive;
 pub mod resources;
-pub mod rules;
 pub mod services;
 pub mod stack;
 pub mod template;

@@ -22,6 +22,8 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use crate::template::StreamSource;
+
 /// Messages queued for one socket at most; past it the client is too slow
 /// and misses updates (the next one carries the newest state again).
 const SOCKET_QUEUE: usize = 256;
@@ -68,6 +70,8 @@ pub struct LocalLive {
     pub sessions: LocalSessions,
     pub fanout: LocalFanout,
     pub poster: LocalPoster,
+    /// Changes the tables' streams handed to the fan-out, and it took.
+    pub changes_delivered: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -94,6 +98,7 @@ impl LocalLive {
             },
             fanout: Fanout::new(connections(), poster.clone(), access, config.interval),
             poster,
+            changes_delivered: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
         })
     }
@@ -145,64 +150,178 @@ async fn serve(socket: WebSocket, live: Arc<LocalLive>) {
     }
 }
 
-/// Lambda's DynamoDB event source mapping, for one table: its stream's new
-/// records, from now on, every `every`, into the fan-out.
-pub async fn poll_stream(live: Arc<LocalLive>, sdk: aws_config::SdkConfig, table: String, every: Duration) {
+/// Lambda's DynamoDB event source mapping, for one table's stream: its
+/// records in order, a batch at a time, into the fan-out.
+///
+/// As Lambda does, it keeps its place: it starts at the stream's oldest
+/// record (the stack creates its tables empty), moves past a batch only once
+/// the fan-out took it or the batch's retries are spent, and after an error
+/// reading the stream resumes after the last record it handled, so nothing
+/// written while moto was unreachable is skipped. `ready` is told once it
+/// reads the stream.
+pub async fn poll_stream(
+    live: Arc<LocalLive>,
+    sdk: aws_config::SdkConfig,
+    source: StreamSource,
+    every: Duration,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut reader = StreamReader::new(&sdk, &source.table);
+    let mut ready = Some(ready);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if let Err(e) = follow_stream(&live, &sdk, &table, every).await {
-            warn!(%table, error = %e, "stream poller lost its place; starting again");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        tick.tick().await;
+        let records = match reader.next_batch(source.batch).await {
+            Ok(records) => records,
+            Err(e) => {
+                warn!(table = %source.table, error = %e, "reading the stream failed; resuming after the last record handled");
+                reader.lose_place();
+                continue;
+            }
+        };
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
         }
+        let Some(last) = records.last().map(|r| r.sequence.clone()) else {
+            continue;
+        };
+        let changes: Vec<Change> = records.into_iter().filter_map(|r| r.change).collect();
+        live.deliver_with_retries(&source, &changes).await;
+        reader.handled(last);
     }
 }
 
-async fn follow_stream(live: &LocalLive, sdk: &aws_config::SdkConfig, table: &str, every: Duration) -> Result<()> {
-    let tables = aws_sdk_dynamodb::Client::new(sdk);
-    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
-    let described = tables.describe_table().table_name(table).send().await?;
-    let arn = described
-        .table()
-        .and_then(|t| t.latest_stream_arn())
-        .with_context(|| format!("table {table} has no stream"))?
-        .to_string();
-    let stream = streams.describe_stream().stream_arn(&arn).send().await?;
-    let mut iterators = Vec::new();
-    for shard in stream.stream_description().map(|d| d.shards()).unwrap_or_default() {
-        let Some(shard_id) = shard.shard_id() else { continue };
-        let it = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(shard_id)
-            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::Latest)
+/// One record of a stream: its sequence number, and the change it carries
+/// (none for a removal or an item that is neither a state nor an alert).
+struct StreamRecord {
+    sequence: String,
+    change: Option<Change>,
+}
+
+/// A reader of one table's stream (one shard: moto's streams have one) that
+/// remembers the last record handled.
+struct StreamReader {
+    tables: aws_sdk_dynamodb::Client,
+    streams: aws_sdk_dynamodbstreams::Client,
+    table: String,
+    /// The shard and the iterator the next read uses; none until (re)attached.
+    at: Option<(String, String)>,
+    /// The sequence number of the last record handled.
+    handled: Option<String>,
+}
+
+impl StreamReader {
+    fn new(sdk: &aws_config::SdkConfig, table: &str) -> Self {
+        Self {
+            tables: aws_sdk_dynamodb::Client::new(sdk),
+            streams: aws_sdk_dynamodbstreams::Client::new(sdk),
+            table: table.to_string(),
+            at: None,
+            handled: None,
+        }
+    }
+
+    /// An iterator after the last record handled, or at the oldest.
+    async fn attach(&self) -> Result<(String, String)> {
+        use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+        let described = self.tables.describe_table().table_name(&self.table).send().await?;
+        let arn = described
+            .table()
+            .and_then(|t| t.latest_stream_arn())
+            .with_context(|| format!("table {} has no stream", self.table))?
+            .to_string();
+        let stream = self.streams.describe_stream().stream_arn(&arn).send().await?;
+        let shards = stream.stream_description().map(|d| d.shards()).unwrap_or_default();
+        let [shard] = shards else {
+            anyhow::bail!("stream {arn} has {} shards; the local stack reads one", shards.len());
+        };
+        let shard_id = shard.shard_id().context("a shard without an id")?.to_string();
+        let request = self.streams.get_shard_iterator().stream_arn(&arn).shard_id(&shard_id);
+        let request = match &self.handled {
+            Some(sequence) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(sequence),
+            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        let iterator = request
+            .send()
+            .await?
+            .shard_iterator()
+            .context("no shard iterator")?
+            .to_string();
+        Ok((shard_id, iterator))
+    }
+
+    /// The next records, up to `batch` (none when the stream holds no more yet).
+    async fn next_batch(&mut self, batch: usize) -> Result<Vec<StreamRecord>> {
+        let (shard, iterator) = match self.at.take() {
+            Some(at) => at,
+            None => self.attach().await?,
+        };
+        let got = self
+            .streams
+            .get_records()
+            .shard_iterator(&iterator)
+            .limit(batch.clamp(1, 1000) as i32)
             .send()
             .await?;
-        iterators.extend(it.shard_iterator().map(str::to_string));
-    }
-    anyhow::ensure!(!iterators.is_empty(), "stream {arn} has no open shard");
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        let mut next = Vec::with_capacity(iterators.len());
-        let mut changes = Vec::new();
-        for iterator in &iterators {
-            let got = streams.get_records().shard_iterator(iterator).send().await?;
-            for record in got.records() {
-                if record.event_name().is_some_and(|e| e.as_str() == "REMOVE") {
-                    continue;
-                }
-                let Some(image) = record.dynamodb().and_then(|r| r.new_image()) else {
-                    continue;
+        let next = got.next_shard_iterator().context("the shard closed")?.to_string();
+        self.at = Some((shard, next));
+        Ok(got
+            .records()
+            .iter()
+            .filter_map(|record| {
+                let stream = record.dynamodb()?;
+                let change = match record.event_name().map(|e| e.as_str()) {
+                    Some("REMOVE") => None,
+                    _ => stream
+                        .new_image()
+                        .and_then(|image| Change::from_image(&image_json(image))),
                 };
-                changes.extend(Change::from_image(&image_json(image)));
-            }
-            next.extend(got.next_shard_iterator().map(str::to_string));
-        }
-        anyhow::ensure!(!next.is_empty(), "every shard of {arn} closed");
-        iterators = next;
-        if !changes.is_empty() {
+                Some(StreamRecord {
+                    sequence: stream.sequence_number()?.to_string(),
+                    change,
+                })
+            })
+            .collect())
+    }
+
+    /// The batch up to `sequence` is done with: a reattachment starts after it.
+    fn handled(&mut self, sequence: String) {
+        self.handled = Some(sequence);
+    }
+
+    /// The iterator may be stale after an error: the next read attaches again.
+    fn lose_place(&mut self) {
+        self.at = None;
+    }
+}
+
+impl LocalLive {
+    /// The fan-out's delivery of one batch, retried as the event source's
+    /// `MaximumRetryAttempts` says (a redelivered change is not sent twice:
+    /// the fan-out remembers what each connection got); past them the batch
+    /// is skipped, as Lambda skips it.
+    async fn deliver_with_retries(&self, source: &StreamSource, changes: &[Change]) {
+        let mut attempt = 0u32;
+        loop {
             let now_ms = chrono::Utc::now().timestamp_millis();
-            if let Err(e) = live.fanout.deliver(&changes, now_ms).await {
-                warn!(%table, error = %e, "fan-out failed; its changes are overtaken by the next");
+            match self.fanout.deliver(changes, now_ms).await {
+                Ok(_) => {
+                    self.changes_delivered
+                        .fetch_add(changes.len() as u64, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) if source.retries.is_none_or(|most| attempt < most) => {
+                    attempt += 1;
+                    warn!(table = %source.table, error = %e, attempt, "fan-out failed; the batch is retried");
+                    tokio::time::sleep(Duration::from_millis(250 << attempt.min(5))).await;
+                }
+                Err(e) => {
+                    tracing::error!(table = %source.table, error = %e, changes = changes.len(), "fan-out failed and its retries are spent; the batch is skipped");
+                    return;
+                }
             }
         }
     }

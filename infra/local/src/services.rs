@@ -200,15 +200,29 @@ pub fn http_with(
     Ok((status, body))
 }
 
+/// How long one request to moto may take before it is given up and
+/// retried, and one call with its retries: a stalled request (a moto thread
+/// starved on a loaded machine, a connection it dropped) fails instead of
+/// parking the poller or the rules engine that made it.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The SDK configuration for moto on `endpoint`: the region the template's
-/// local names assume and moto's placeholder credentials, whatever the
-/// environment says (a developer's real keys never leave for loopback).
+/// local names assume, moto's placeholder credentials, whatever the
+/// environment says (a developer's real keys never leave for loopback), and
+/// timeouts on every call.
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     let credentials = aws_credential_types::Credentials::new("testing", "testing", None, None, "canopy-local");
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
     canopy::adapters::aws::loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(crate::template::REGION))
         .credentials_provider(credentials)
+        .timeout_config(timeouts)
         .load()
         .await
 }

@@ -36,9 +36,12 @@ use tracing::{info, warn};
 
 use crate::basic_ingest::LOCAL_PREFIX;
 use crate::resources::{TableSpec, create_table};
-use crate::rules::TopicRule;
 use crate::services::{Moto, free_port, moto_server_path};
 use crate::template::{ACCOUNT, REGION, RuleTarget, Template, queue_url};
+use canopy_rules::TopicRule;
+
+/// How long the stack's own parts may take to start listening.
+const READY_WITHIN: Duration = Duration::from_secs(60);
 
 pub struct StackOptions {
     pub template: PathBuf,
@@ -108,6 +111,9 @@ pub struct StackCounters {
     /// Invocations [`InvocationFaults`] killed mid-batch.
     pub killed_invocations: AtomicU64,
     pub records_retried: AtomicU64,
+    /// Asynchronous invocations (the rules' Lambda actions) started and not
+    /// yet done, retries included: pending work, as queued messages are.
+    pub async_in_flight: AtomicU64,
     /// Invocations and their durations, by function (logical id).
     pub functions: std::sync::Mutex<BTreeMap<String, FunctionUse>>,
 }
@@ -162,12 +168,96 @@ impl Handler {
             .collect())
     }
 
-    /// An IoT rule's asynchronous invocation with the message.
-    async fn invoke_rule(&self, message: Value) -> Result<(), String> {
+    /// An asynchronous invocation (an IoT rule's, a schedule's) with `event`.
+    async fn invoke_event(&self, event: Value) -> Result<(), String> {
         match self {
-            Handler::Alerts(h) => h.handle(message).await.map(|_| ()).map_err(|e| e.to_string()),
-            _ => Err("only the alerts function is a rule target".into()),
+            Handler::Alerts(h) => h.handle(event).await.map(|_| ()).map_err(|e| e.to_string()),
+            _ => Err("only the alerts function is invoked asynchronously".into()),
         }
+    }
+}
+
+/// Lambda retries a failed asynchronous invocation after a minute, then
+/// after two more; here after a second and two, so a test sees the retries.
+const ASYNC_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+
+/// A function of the template and its handler, invoked as Lambda invokes it.
+struct LocalFunction {
+    logical_id: String,
+    handler: Handler,
+    /// An invocation still running after this long is stopped (its `Timeout`).
+    timeout: Option<Duration>,
+    /// Retries of a failed asynchronous invocation.
+    async_retries: u32,
+    /// Where an asynchronous event goes once its retries are spent.
+    dead_letter_queue: Option<String>,
+}
+
+impl LocalFunction {
+    /// `work` under the function's timeout; `None` when it ran out.
+    async fn within_timeout<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        match self.timeout {
+            Some(limit) => tokio::time::timeout(limit, work).await.ok(),
+            None => Some(work.await),
+        }
+    }
+
+    /// One attempt of an asynchronous invocation, timed and counted.
+    async fn attempt_event(&self, event: &Value, counters: &StackCounters) -> Result<(), String> {
+        counters.invocations.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let outcome = self
+            .within_timeout(self.handler.invoke_event(event.clone()))
+            .await
+            .unwrap_or_else(|| Err(format!("timed out after {:?}", self.timeout.unwrap_or_default())));
+        counters.invoked(&self.logical_id, started.elapsed());
+        if outcome.is_err() {
+            counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+}
+
+/// Lambda's asynchronous invocation, as an IoT rule's Lambda action makes
+/// it: the caller does not wait; a failed attempt is retried as the
+/// function's `EventInvokeConfig` says, and an event whose retries are spent
+/// goes to the function's dead-letter queue.
+fn invoke_async(function: Arc<LocalFunction>, event: Value, sqs: aws_sdk_sqs::Client, counters: Arc<StackCounters>) {
+    counters.async_in_flight.fetch_add(1, Ordering::SeqCst);
+    tokio::spawn(async move {
+        run_async(&function, &event, &sqs, &counters).await;
+        counters.async_in_flight.fetch_sub(1, Ordering::SeqCst);
+    });
+}
+
+/// One asynchronous event through its attempts, then to the dead-letter queue.
+async fn run_async(function: &LocalFunction, event: &Value, sqs: &aws_sdk_sqs::Client, counters: &StackCounters) {
+    let mut attempt = 0usize;
+    let error = loop {
+        match function.attempt_event(event, counters).await {
+            Ok(()) => return,
+            Err(e) if attempt < function.async_retries as usize => {
+                warn!(function = %function.logical_id, error = %e, attempt, "asynchronous invocation failed; retrying");
+                let delay = ASYNC_RETRY_DELAYS[attempt.min(ASYNC_RETRY_DELAYS.len() - 1)];
+                attempt += 1;
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => break e,
+        }
+    };
+    let Some(queue) = &function.dead_letter_queue else {
+        tracing::error!(function = %function.logical_id, %error, "asynchronous invocation failed and its retries are spent; the event is dropped");
+        return;
+    };
+    tracing::error!(function = %function.logical_id, %error, %queue, "asynchronous invocation failed and its retries are spent; the event goes to the dead-letter queue");
+    let sent = sqs
+        .send_message()
+        .queue_url(queue_url(queue))
+        .message_body(event.to_string())
+        .send()
+        .await;
+    if let Err(e) = sent {
+        tracing::error!(function = %function.logical_id, %queue, error = %canopy::adapters::aws::error_text(&e), "the dead-letter queue did not take the event; it is lost");
     }
 }
 
@@ -221,10 +311,17 @@ impl Stack {
         let functions_sdk = crate::services::sdk_config(&functions_endpoint).await;
         let counters = Arc::new(StackCounters::default());
         let faults = Arc::new(InvocationFaults::default());
-        let mut handlers: BTreeMap<String, Arc<Handler>> = BTreeMap::new();
+        let mut handlers: BTreeMap<String, Arc<LocalFunction>> = BTreeMap::new();
         for f in &template.functions {
-            if let Some(h) = handler(&f.binary, &f.environment, &functions_sdk)? {
-                handlers.insert(f.logical_id.clone(), Arc::new(h));
+            if let Some(handler) = handler(&f.binary, &f.environment, &functions_sdk)? {
+                let function = LocalFunction {
+                    logical_id: f.logical_id.clone(),
+                    handler,
+                    timeout: f.timeout,
+                    async_retries: f.async_retries,
+                    dead_letter_queue: f.dead_letter_queue.clone(),
+                };
+                handlers.insert(f.logical_id.clone(), Arc::new(function));
             }
         }
 
@@ -232,13 +329,8 @@ impl Stack {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         for f in &template.functions {
             let Some(h) = handlers.get(&f.logical_id) else { continue };
-            if let (Some(every), Handler::Alerts(_)) = (f.every, h.as_ref()) {
-                tasks.push(tokio::spawn(run_alerts_schedule(
-                    f.logical_id.clone(),
-                    h.clone(),
-                    every,
-                    counters.clone(),
-                )));
+            if let (Some(every), Handler::Alerts(_)) = (f.every, &h.handler) {
+                tasks.push(tokio::spawn(run_alerts_schedule(h.clone(), every, counters.clone())));
             }
             for (queue, batch, window) in &f.queues {
                 let source = EventSource {
@@ -251,7 +343,6 @@ impl Stack {
                     },
                 };
                 tasks.push(tokio::spawn(poll_queue(
-                    f.logical_id.clone(),
                     sqs.clone(),
                     source,
                     h.clone(),
@@ -271,14 +362,26 @@ impl Stack {
                 )));
             }
         }
-        let live = start_live(&template, &functions_sdk, &mut tasks)?;
+        // What must be listening before a test or a vehicle may write: the
+        // stream readers and the rules engine's subscriptions.
+        let mut ready = Vec::new();
+        let live = start_live(&template, &functions_sdk, &mut tasks, &mut ready)?;
+        let (subscribed, rules_ready) = tokio::sync::oneshot::channel();
+        ready.push(("the rules engine's subscriptions".to_string(), rules_ready));
         tasks.push(tokio::spawn(run_rules(
             template.clone(),
             mqtt,
             sqs.clone(),
-            handlers.clone(),
+            handlers,
             counters.clone(),
+            subscribed,
         )?));
+        for (what, listening) in ready {
+            match tokio::time::timeout(READY_WITHIN, listening).await {
+                Ok(Ok(())) => {}
+                _ => bail!("{what} did not start within {READY_WITHIN:?}"),
+            }
+        }
 
         let api = serve_api(
             &template,
@@ -330,17 +433,14 @@ impl Stack {
 
     /// Messages waiting or in flight in every queue: zero when the pipeline is idle.
     pub async fn queued(&self) -> Result<u64> {
+        Ok(self.queued_by_queue().await?.values().sum())
+    }
+
+    /// [`Self::queued`] per queue (dead-letter queues, which rest, left out).
+    pub async fn queued_by_queue(&self) -> Result<BTreeMap<String, u64>> {
         let sqs = aws_sdk_sqs::Client::new(&self.sdk);
-        let mut total = 0;
+        let mut queued = BTreeMap::new();
         for q in &self.template.queues {
-            let attributes = sqs
-                .get_queue_attributes()
-                .queue_url(queue_url(&q.name))
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await
-                .with_context(|| format!("queue {}", q.name))?;
             if q.redrive.is_none()
                 && self
                     .template
@@ -350,11 +450,23 @@ impl Stack {
             {
                 continue; // a dead-letter queue: resting, not pending
             }
-            for value in attributes.attributes().into_iter().flat_map(|a| a.values()) {
-                total += value.parse::<u64>().unwrap_or(0);
-            }
+            let attributes = sqs
+                .get_queue_attributes()
+                .queue_url(queue_url(&q.name))
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .with_context(|| format!("queue {}", q.name))?;
+            let count = attributes
+                .attributes()
+                .into_iter()
+                .flat_map(|a| a.values())
+                .map(|value| value.parse::<u64>().unwrap_or(0))
+                .sum();
+            queued.insert(q.name.clone(), count);
         }
-        Ok(total)
+        Ok(queued)
     }
 }
 
@@ -403,22 +515,20 @@ async fn run_schedule(
 
 /// The alerts function's schedule (its silence check), invoked every
 /// `every` with the event EventBridge sends.
-async fn run_alerts_schedule(function: String, handler: Arc<Handler>, every: Duration, counters: Arc<StackCounters>) {
+async fn run_alerts_schedule(function: Arc<LocalFunction>, every: Duration, counters: Arc<StackCounters>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let started = std::time::Instant::now();
         let event = serde_json::json!({
             "source": "aws.events",
             "detail-type": "Scheduled Event",
             "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "detail": {},
         });
-        let outcome = handler.invoke_rule(event).await;
-        counters.invoked(&function, started.elapsed());
-        if let Err(e) = outcome {
-            warn!(%function, error = %e, "scheduled run failed");
+        // The next tick runs the check again: no retry, as for a schedule's missed run.
+        if let Err(e) = function.attempt_event(&event, &counters).await {
+            warn!(function = %function.logical_id, error = %e, "scheduled run failed");
         }
     }
 }
@@ -521,10 +631,9 @@ async fn create_resources(
 /// the handler reports failed stay in the queue (back after the visibility
 /// timeout, to the dead-letter queue after maxReceiveCount).
 async fn poll_queue(
-    function: String,
     sqs: aws_sdk_sqs::Client,
     EventSource { queue, batch, window }: EventSource,
-    handler: Arc<Handler>,
+    function: Arc<LocalFunction>,
     counters: Arc<StackCounters>,
     faults: Arc<InvocationFaults>,
 ) {
@@ -539,15 +648,22 @@ async fn poll_queue(
         event.records = messages.iter().map(|m| sqs_record(m, &arn)).collect();
         counters.invocations.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let outcome = match faults.deadline() {
-            Some(after) => tokio::time::timeout(after, handler.invoke_batch(event)).await.ok(),
-            None => Some(handler.invoke_batch(event).await),
+        let kill_after = faults.deadline();
+        let invocation = function.handler.invoke_batch(event);
+        let outcome = match kill_after {
+            Some(after) => tokio::time::timeout(after, invocation).await.ok(),
+            None => function.within_timeout(invocation).await,
         };
-        counters.invoked(&function, started.elapsed());
+        counters.invoked(&function.logical_id, started.elapsed());
         let Some(outcome) = outcome else {
-            faults.killed();
-            counters.killed_invocations.fetch_add(1, Ordering::Relaxed);
-            warn!(%queue, "invocation killed mid-batch; the whole batch returns to the queue");
+            if kill_after.is_some() {
+                faults.killed();
+                counters.killed_invocations.fetch_add(1, Ordering::Relaxed);
+                warn!(%queue, "invocation killed mid-batch; the whole batch returns to the queue");
+            } else {
+                counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
+                warn!(%queue, timeout = ?function.timeout, "invocation timed out; the whole batch returns to the queue");
+            }
             continue;
         };
         let failed: Vec<String> = match outcome {
@@ -659,19 +775,26 @@ fn sqs_record(m: &aws_sdk_sqs::types::Message, arn: &str) -> SqsMessage {
 /// IoT Core's rules engine: every message on the broker through every
 /// rule, and a Basic Ingest message through the rule it names alone. A
 /// rule's name here is its logical id (in AWS, `Ref` gives a generated one).
+/// `subscribed` is told once the broker acknowledged every subscription.
 fn run_rules(
     template: Template,
     mqtt: SocketAddr,
     sqs: aws_sdk_sqs::Client,
-    handlers: BTreeMap<String, Arc<Handler>>,
+    functions: BTreeMap<String, Arc<LocalFunction>>,
     counters: Arc<StackCounters>,
+    subscribed: tokio::sync::oneshot::Sender<()>,
 ) -> Result<impl Future<Output = ()>> {
-    let rules: Vec<(String, TopicRule, Vec<RuleTarget>)> = template
+    let rules: Vec<Rule> = template
         .rules
         .iter()
         .map(|r| {
             TopicRule::parse(&r.sql)
-                .map(|rule| (r.logical_id.clone(), rule, r.targets.clone()))
+                .map(|sql| Rule {
+                    name: r.logical_id.clone(),
+                    sql,
+                    targets: r.targets.clone(),
+                    error_queue: r.error_queue.clone(),
+                })
                 .with_context(|| format!("topic rule {}", r.logical_id))
         })
         .collect::<Result<_>>()?;
@@ -681,16 +804,32 @@ fn run_rules(
     let (client, mut events) = AsyncClient::new(options, 1024);
     let filters: Vec<String> = rules
         .iter()
-        .flat_map(|(name, r, _)| [r.topic_filter.clone(), format!("{LOCAL_PREFIX}{name}/#")])
+        .flat_map(|r| [r.sql.topic_filter.clone(), format!("{LOCAL_PREFIX}{}/#", r.name)])
         .collect();
+    let actions = RuleActions {
+        sqs,
+        functions,
+        counters: counters.clone(),
+    };
     Ok(async move {
+        let mut subscribed = Some(subscribed);
+        let mut acknowledged = 0;
         loop {
             match events.poll().await {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    acknowledged = 0;
                     for filter in &filters {
                         if let Err(e) = client.subscribe(filter, QoS::AtLeastOnce).await {
                             warn!(%filter, error = %e, "subscribe failed");
                         }
+                    }
+                }
+                Ok(MqttEvent::Incoming(Packet::SubAck(_))) => {
+                    acknowledged += 1;
+                    if acknowledged == filters.len()
+                        && let Some(subscribed) = subscribed.take()
+                    {
+                        let _ = subscribed.send(());
                     }
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
@@ -707,20 +846,18 @@ fn run_rules(
                             (None, p.topic.as_str())
                         }
                     };
-                    for (_, rule, targets) in rules.iter().filter(|(name, ..)| only.is_none_or(|o| o == name)) {
-                        if crate::rules::topic_matches(&rule.topic_filter, topic) {
+                    for rule in rules.iter().filter(|r| only.is_none_or(|o| o == r.name)) {
+                        if canopy_rules::topic_matches(&rule.sql.topic_filter, topic) {
                             counters.rules_triggered_units.fetch_add(units, Ordering::Relaxed);
                         }
-                        let Some(message) = rule.apply(topic, &p.payload, now_ms) else {
+                        let Some(message) = rule.sql.apply(topic, &p.payload, now_ms) else {
                             continue;
                         };
                         counters.rule_matches.fetch_add(1, Ordering::Relaxed);
                         counters
                             .rule_action_units
-                            .fetch_add(units * targets.len() as u64, Ordering::Relaxed);
-                        for target in targets {
-                            deliver(target, &message, &sqs, &handlers, &counters).await;
-                        }
+                            .fetch_add(units * rule.targets.len() as u64, Ordering::Relaxed);
+                        actions.run(rule, topic, &p.payload, &message).await;
                     }
                 }
                 Ok(_) => {}
@@ -733,39 +870,79 @@ fn run_rules(
     })
 }
 
-async fn deliver(
-    target: &RuleTarget,
-    message: &Value,
-    sqs: &aws_sdk_sqs::Client,
-    handlers: &BTreeMap<String, Arc<Handler>>,
-    counters: &StackCounters,
-) {
-    match target {
-        RuleTarget::Queue(queue) => {
-            let sent = sqs
-                .send_message()
-                .queue_url(queue_url(queue))
-                .message_body(message.to_string())
-                .send()
-                .await;
-            if let Err(e) = sent {
-                warn!(%queue, error = %canopy::adapters::aws::error_text(&e), "rule action failed");
+/// A topic rule of the template, its SQL parsed.
+struct Rule {
+    name: String,
+    sql: TopicRule,
+    targets: Vec<RuleTarget>,
+    error_queue: Option<String>,
+}
+
+/// What a rule's actions reach.
+struct RuleActions {
+    sqs: aws_sdk_sqs::Client,
+    functions: BTreeMap<String, Arc<LocalFunction>>,
+    counters: Arc<StackCounters>,
+}
+
+impl RuleActions {
+    /// Runs each of `rule`'s actions on the message it selected. A Lambda
+    /// action is an asynchronous invocation (Lambda retries it); an SQS
+    /// action that fails sends IoT's error message to the rule's error action.
+    async fn run(&self, rule: &Rule, topic: &str, payload: &[u8], message: &Value) {
+        for target in &rule.targets {
+            match target {
+                RuleTarget::Queue(queue) => {
+                    let sent = self
+                        .sqs
+                        .send_message()
+                        .queue_url(queue_url(queue))
+                        .message_body(message.to_string())
+                        .send()
+                        .await;
+                    if let Err(e) = sent {
+                        let error = canopy::adapters::aws::error_text(&e);
+                        warn!(rule = %rule.name, %queue, %error, "rule action failed");
+                        self.error_action(rule, topic, payload, &format!("SqsAction {queue}"), &error)
+                            .await;
+                    }
+                }
+                RuleTarget::Function(id) => match self.functions.get(id) {
+                    Some(function) => invoke_async(
+                        function.clone(),
+                        message.clone(),
+                        self.sqs.clone(),
+                        self.counters.clone(),
+                    ),
+                    None => warn!(function = %id, "rule targets a function without a local handler"),
+                },
             }
         }
-        RuleTarget::Function(id) => {
-            let Some(handler) = handlers.get(id) else {
-                warn!(function = %id, "rule targets a function without a local handler");
-                return;
-            };
-            counters.invocations.fetch_add(1, Ordering::Relaxed);
-            // IoT invokes asynchronously and retries; here a failure is logged.
-            let started = std::time::Instant::now();
-            let outcome = handler.invoke_rule(message.clone()).await;
-            counters.invoked(id, started.elapsed());
-            if let Err(e) = outcome {
-                counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
-                warn!(function = %id, error = %e, "rule invocation failed");
-            }
+    }
+
+    /// The rule's error action: IoT's error message, the original payload in base64.
+    async fn error_action(&self, rule: &Rule, topic: &str, payload: &[u8], action: &str, error: &str) {
+        use base64::Engine as _;
+        let Some(queue) = &rule.error_queue else {
+            tracing::error!(rule = %rule.name, "an action failed and the rule has no error action; the message is lost");
+            return;
+        };
+        let body = json!({
+            "ruleName": rule.name,
+            "topic": topic,
+            "clientId": "",
+            "base64OriginalPayload": base64::engine::general_purpose::STANDARD.encode(payload),
+            "failures": [{"failedAction": action, "failedResource": action, "errorMessage": error}],
+        });
+        let sent = self
+            .sqs
+            .send_message()
+            .queue_url(queue_url(queue))
+            .message_body(body.to_string())
+            .send()
+            .await;
+        if let Err(e) = sent {
+            tracing::error!(rule = %rule.name, %queue, error = %canopy::adapters::aws::error_text(&e), "the error action failed too; the message is lost");
         }
     }
 }
@@ -777,6 +954,7 @@ fn start_live(
     template: &Template,
     sdk: &aws_config::SdkConfig,
     tasks: &mut Vec<JoinHandle<()>>,
+    ready: &mut Vec<(String, tokio::sync::oneshot::Receiver<()>)>,
 ) -> Result<Option<Arc<crate::live::LocalLive>>> {
     let Some(fanout) = template.functions.iter().find(|f| f.binary == "live-fanout") else {
         return Ok(None);
@@ -785,12 +963,15 @@ fn start_live(
         crate::live::LocalLive::new(&fanout.environment, sdk)
             .with_context(|| format!("function {}", fanout.logical_id))?,
     );
-    for table in &fanout.streams {
+    for source in &fanout.streams {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        ready.push((format!("the stream of {}", source.table), rx));
         tasks.push(tokio::spawn(crate::live::poll_stream(
             live.clone(),
             sdk.clone(),
-            table.clone(),
+            source.clone(),
             Duration::from_millis(100),
+            tx,
         )));
     }
     tasks.push(tokio::spawn(crate::live::flush_held(

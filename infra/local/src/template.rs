@@ -66,8 +66,27 @@ pub struct Function {
     pub queues: Vec<(String, usize, Duration)>,
     /// A `Schedule` event source's `rate(N minutes)`.
     pub every: Option<std::time::Duration>,
-    /// DynamoDB event sources: the tables whose streams feed the function.
-    pub streams: Vec<String>,
+    /// DynamoDB event sources: the streams that feed the function.
+    pub streams: Vec<StreamSource>,
+    /// How long one invocation may run (`Timeout`, else the Globals').
+    pub timeout: Option<Duration>,
+    /// Asynchronous invocations (an IoT rule's): retries after a failure
+    /// (`EventInvokeConfig.MaximumRetryAttempts`; Lambda's default is 2).
+    pub async_retries: u32,
+    /// Where an asynchronous invocation goes when its retries are spent (`DeadLetterQueue`).
+    pub dead_letter_queue: Option<String>,
+}
+
+/// A DynamoDB stream event source of a function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSource {
+    /// The table whose stream it is.
+    pub table: String,
+    /// Records per invocation at most (`BatchSize`, default 100).
+    pub batch: usize,
+    /// Retries of a failed batch before its records are skipped
+    /// (`MaximumRetryAttempts`; Lambda's default, -1, retries until the records expire).
+    pub retries: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,11 +100,15 @@ pub struct TopicRule {
     pub logical_id: String,
     pub sql: String,
     pub targets: Vec<RuleTarget>,
+    /// Where a message goes when one of its actions fails (`ErrorAction`, a queue).
+    pub error_queue: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Template {
     pub parameters: BTreeMap<String, String>,
+    /// `Globals.Function.Timeout`.
+    function_timeout: Option<Duration>,
     pub tables: Vec<Table>,
     pub queues: Vec<Queue>,
     pub topics: Vec<String>,
@@ -125,6 +148,12 @@ impl Template {
                 t.parameters.insert(name, default);
             }
         }
+        t.function_timeout = doc
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Timeout"))
+            .and_then(|v| scalar(v).parse().ok())
+            .map(Duration::from_secs);
         let resources = doc
             .get("Resources")
             .and_then(Value::as_mapping)
@@ -370,12 +399,23 @@ impl Template {
                         Some(parse_rate(&rate).ok_or_else(|| invalid(id, "a Schedule other than rate(N minutes)"))?);
                 }
                 if event.get("Type").and_then(Value::as_str) == Some("DynamoDB") {
+                    let p = &event["Properties"];
                     // `!GetAtt <table>.StreamArn` resolves to `<table>.StreamArn` here.
-                    let stream = event["Properties"]
-                        .get("Stream")
-                        .map(|v| self.resolve(v))
-                        .unwrap_or_default();
-                    streams.push(stream.split('.').next().unwrap_or_default().to_string());
+                    let stream = p.get("Stream").map(|v| self.resolve(v)).unwrap_or_default();
+                    let retries: i64 = p
+                        .get("MaximumRetryAttempts")
+                        .map(scalar)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(-1);
+                    streams.push(StreamSource {
+                        table: stream.split('.').next().unwrap_or_default().to_string(),
+                        batch: p
+                            .get("BatchSize")
+                            .map(scalar)
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(100),
+                        retries: u32::try_from(retries).ok(),
+                    });
                 }
                 if event.get("Type").and_then(Value::as_str) == Some("SQS") {
                     let p = event.get("Properties").cloned().unwrap_or(Value::Null);
@@ -394,6 +434,20 @@ impl Template {
                 }
             }
         }
+        let timeout = props
+            .get("Timeout")
+            .and_then(|v| scalar(v).parse().ok())
+            .map(Duration::from_secs)
+            .or(self.function_timeout);
+        let async_retries = props
+            .get("EventInvokeConfig")
+            .and_then(|c| c.get("MaximumRetryAttempts"))
+            .and_then(|v| scalar(v).parse().ok())
+            .unwrap_or(2);
+        let dead_letter_queue = props
+            .get("DeadLetterQueue")
+            .and_then(|d| d.get("TargetArn"))
+            .map(|v| self.resolve(v).rsplit(':').next().unwrap_or_default().to_string());
         Ok(Function {
             logical_id: id.to_string(),
             binary,
@@ -401,6 +455,9 @@ impl Template {
             queues,
             every,
             streams,
+            timeout,
+            async_retries,
+            dead_letter_queue,
         })
     }
 
@@ -426,10 +483,16 @@ impl Template {
                 return Err(invalid(id, "only Sqs and Lambda actions run locally"));
             }
         }
+        let error_queue = payload
+            .get("ErrorAction")
+            .and_then(|a| a.get("Sqs"))
+            .and_then(|sqs| sqs.get("QueueUrl"))
+            .map(|v| self.resolve(v).rsplit('/').next().unwrap_or_default().to_string());
         Ok(TopicRule {
             logical_id: id.to_string(),
             sql,
             targets,
+            error_queue,
         })
     }
 
@@ -621,7 +684,13 @@ mod tests {
         assert_eq!(granted, 2, "the routes' function and the fan-out");
         let t = template();
         let fanout = t.functions.iter().find(|f| f.binary == "live-fanout").unwrap();
-        assert_eq!(fanout.streams, ["StateTable", "AlertsTable"]);
+        let tables: Vec<&str> = fanout.streams.iter().map(|s| s.table.as_str()).collect();
+        assert_eq!(tables, ["StateTable", "AlertsTable"]);
+        assert!(
+            fanout.streams.iter().all(|s| (s.batch, s.retries) == (100, Some(2))),
+            "{:?}",
+            fanout.streams
+        );
         for table in ["StateTable", "AlertsTable"] {
             assert!(
                 t.tables.iter().any(|x| x.name == table && x.stream),
@@ -924,6 +993,16 @@ mod tests {
             rule.sql
         );
         assert_eq!(rule.targets, [RuleTarget::Function("AlertsFunction".into())]);
+        assert_eq!(rule.error_queue.as_deref(), Some("AlertsDeadLetterQueue"));
+        assert_eq!(
+            (
+                alerts.timeout,
+                alerts.async_retries,
+                alerts.dead_letter_queue.as_deref()
+            ),
+            (Some(Duration::from_secs(15)), 2, Some("AlertsDeadLetterQueue"))
+        );
+        assert_eq!(decoder.timeout, Some(Duration::from_secs(900)));
         let rule = t.rules.iter().find(|r| r.logical_id == "TelemetryTopicRule").unwrap();
         assert_eq!(rule.targets, [RuleTarget::Queue("TelemetryQueue".into())]);
         assert!(t.topics.contains(&"AlertTopic".to_string()));
