@@ -446,6 +446,7 @@ async fn the_router_answers_validates_and_documents_every_route() {
         history_quota: HistoryQuota { per_minute: 1_000 },
         console: Default::default(),
         history_deadline: std::time::Duration::from_secs(25),
+        cursors: canopy_api::cursor::Cursors::ephemeral(),
     });
     let app = router(api.clone());
 
@@ -636,6 +637,11 @@ async fn the_router_answers_validates_and_documents_every_route() {
         canopy::adapters::memory::MemoryQueue::default(),
         canopy::adapters::memory::MemoryLedger::default(),
         canopy::adapters::memory::MemoryQuotaCounter::default(),
+        canopy_ingest::service::AlertRoute {
+            publisher: canopy::adapters::memory::MemoryDevicePublisher::default(),
+            rule_name: "AlertsTopicRule".into(),
+            rules: canopy::domain::alert::vehicle_rules(),
+        },
         canopy_ingest::service::IngestOptions::default(),
     );
     let app = app
@@ -911,5 +917,6 @@ async fn athena_app(history: AthenaHistory, history_deadline: Duration) -> axum:
         history_quota: HistoryQuota { per_minute: 1_000 },
         console: Default::default(),
         history_deadline,
+        cursors: canopy_api::cursor::Cursors::ephemeral(),
     }))
 }

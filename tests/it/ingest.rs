@@ -362,3 +362,87 @@ async fn a_basic_ingest_message_reaches_the_rule_it_names_and_no_other() {
         .collect();
     assert_eq!(seen, ["veh-b4"], "subscribers see only what went through the broker");
 }
+
+/// The alert log of `vehicle` once it holds at least one alert.
+async fn first_alerts(stack: &Stack, vehicle: &str) -> Vec<canopy::domain::alert::Alert> {
+    let waited = std::time::Instant::now();
+    loop {
+        let alerts = canopy_local::stack::alerts_of(stack, vehicle).await.unwrap();
+        if !alerts.is_empty() {
+            return alerts;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "no alert of {vehicle} in the log"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the IoT rules have selected `matches` messages in all.
+async fn rules_matched(stack: &Stack, matches: u64) {
+    let waited = std::time::Instant::now();
+    while stack.counters.rule_matches.load(Ordering::SeqCst) < matches {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the rules selected fewer than {matches}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hot_message_alerts_over_http_as_over_mqtt_once_per_cooldown_across_both() {
+    let stack = local::own_stack_with_visibility(30).await;
+    let sns = SnsCapture::subscribe_on(&stack.sdk, &topic_arn("AlertTopic")).await;
+    let start_s = chrono::Utc::now().timestamp() - 60;
+    let hot = |vehicle: &str, seq: u64| {
+        let mut m = message(vehicle, seq, start_s);
+        m["cell_temp_max_c"] = json!(78.0);
+        m
+    };
+
+    // Over HTTP alone: the alert MQTT would have raised.
+    let (_, over_http) = key(&stack, "veh-a1", 6_000).await;
+    let (status, answer) = post(&stack, Some(&over_http), hot("veh-a1", 1).to_string()).await;
+    assert_eq!(status, 202, "{answer}");
+    let alerts = first_alerts(&stack, "veh-a1").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!((alerts[0].rule.as_str(), alerts[0].value), ("over-temperature", 78.0));
+
+    // Over MQTT, then over HTTP within the cooldown: one alert for both.
+    let (client, _) = mqtt(&stack);
+    client
+        .publish(
+            "dt/canopy/veh-a2/bms",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            hot("veh-a2", 1).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first_alerts(&stack, "veh-a2").await.len(), 1);
+    let (_, both) = key(&stack, "veh-a2", 6_000).await;
+    let matched = stack.counters.rule_matches.load(Ordering::SeqCst);
+    let (status, answer) = post(&stack, Some(&both), hot("veh-a2", 2).to_string()).await;
+    assert_eq!(status, 202, "{answer}");
+    // The telemetry rule is not asked (HTTP goes to the queue itself); the alerts rule is.
+    rules_matched(&stack, matched + 1).await;
+    client.disconnect().await.ok();
+    wait_idle(&stack, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        canopy_local::stack::alerts_of(&stack, "veh-a2").await.unwrap().len(),
+        1,
+        "the cooldown holds across both ways in"
+    );
+
+    let mut told: Vec<String> = sns
+        .received()
+        .await
+        .into_iter()
+        .filter_map(|(_, m)| ["veh-a1", "veh-a2"].into_iter().find(|v| m.contains(v)))
+        .map(str::to_string)
+        .collect();
+    told.sort();
+    assert_eq!(told, ["veh-a1", "veh-a2"], "one notification each");
+}

@@ -359,3 +359,114 @@ async fn two_hundred_clients_watch_twenty_vehicles_for_a_minute() {
     );
     assert!(rss[1] - rss[0] < 64.0, "memory grows: {rss:?} MiB");
 }
+
+/// The live stream's `$connect`, run by the live function's own route handler,
+/// against two of moto's user pools: only an unexpired access token of our
+/// pool, issued to one of our app clients and signed by the pool, opens a
+/// connection, and it carries exactly the groups the token names.
+#[tokio::test]
+async fn connect_takes_only_our_pools_unexpired_access_tokens_for_our_apps() {
+    use canopy::adapters::aws::cognito::CognitoVerifier;
+    use canopy::adapters::memory::{MemoryConnectionStore, MemoryPoster, MemoryStateTable};
+    use canopy::domain::access::{AccessPolicy, VehicleGroups};
+    use canopy_live::sessions::{Refused, Sessions};
+    use canopy_tests::cognito;
+
+    let (ours, app, other_app, theirs, their_app, admin) = tokio::task::spawn_blocking(|| {
+        let ours = cognito::pool("ours");
+        let theirs = cognito::pool("theirs");
+        let (app, other_app, their_app) = (
+            cognito::app_client(&ours, "console"),
+            cognito::app_client(&ours, "other"),
+            cognito::app_client(&theirs, "console"),
+        );
+        // Someone with a pool of their own names a user as our admin is named.
+        let admin = "admin@example.com";
+        cognito::user(&ours, admin, &["fleet-admin"]);
+        cognito::user(&theirs, admin, &["fleet-admin"]);
+        cognito::user(&ours, "north@example.com", &["viewer", "north"]);
+        (ours, app, other_app, theirs, their_app, admin)
+    })
+    .await
+    .unwrap();
+    let tokens = {
+        let (ours, app, other_app, theirs, their_app) = (
+            ours.clone(),
+            app.clone(),
+            other_app.clone(),
+            theirs.clone(),
+            their_app.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            (
+                cognito::sign_in(&ours, &app, "north@example.com"),
+                cognito::sign_in(&ours, &other_app, "north@example.com"),
+                cognito::sign_in(&theirs, &their_app, admin),
+            )
+        })
+        .await
+        .unwrap()
+    };
+    let ((north, north_id), (other_app_token, _), (theirs_token, _)) = tokens;
+
+    let verifier = CognitoVerifier::new("us-east-1", &ours, [app].into(), Some(cognito::jwks_url(&ours))).unwrap();
+    let sessions = Sessions {
+        connections: MemoryConnectionStore::default(),
+        poster: MemoryPoster::default(),
+        state: MemoryStateTable::default(),
+        verifier: Some(verifier),
+        access: AccessPolicy {
+            vehicle_groups: VehicleGroups::parse("north=veh-1*").unwrap(),
+            identity_required: true,
+        },
+        ttl_s: 7200,
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let exp = cognito::claim(&north, "exp").as_i64().unwrap();
+    let refused = [
+        (
+            "a token of another pool for a user named like our admin",
+            theirs_token.as_str(),
+            now_ms,
+        ),
+        (
+            "a token of our pool issued to another app client",
+            other_app_token.as_str(),
+            now_ms,
+        ),
+        ("an ID token", north_id.as_str(), now_ms),
+        ("an expired token", north.as_str(), (exp + 1) * 1000),
+        (
+            "a token whose groups were changed after signing",
+            &cognito::tampered(&north, "cognito:groups", json!(["fleet-admin"])),
+            now_ms,
+        ),
+        ("no token at all", "", now_ms),
+    ];
+    for (what, token, at_ms) in refused {
+        match sessions.connect("c", Some(token), at_ms).await {
+            Err(Refused::Unauthenticated(why)) => eprintln!("{what}: refused, {why}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert!(sessions.connections.list().await.unwrap().is_empty());
+
+    // Through the function's route handler, as API Gateway invokes it.
+    let mut event = aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest::default();
+    event.request_context.connection_id = Some("lambda".into());
+    event.request_context.route_key = Some("$connect".into());
+    let query = |token: &str| std::collections::HashMap::from([("token".to_string(), token.to_string())]).into();
+    event.query_string_parameters = query(&theirs_token);
+    assert_eq!(
+        canopy_live::handle_route(&sessions, event.clone()).await.status_code,
+        401
+    );
+    event.query_string_parameters = query(&north);
+    assert_eq!(canopy_live::handle_route(&sessions, event).await.status_code, 200);
+
+    let connection = sessions.connections.get("lambda").await.unwrap().unwrap();
+    let caller = connection.caller.unwrap();
+    assert_eq!(caller.groups, ["north".to_string(), "viewer".to_string()].into());
+    assert_eq!(json!(caller.subject), cognito::claim(&north, "sub"));
+    assert_eq!(connection.expires_at_s, exp, "the connection ends with its token");
+}

@@ -19,7 +19,7 @@ use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::domain::alert::{self, Rule};
 use canopy::domain::kind::Kinds;
 use canopy::format::device::{DeviceRecord, TOPIC_KIND};
-use canopy::format::telemetry::{ClockBounds, Message};
+use canopy::format::telemetry::{ClockBounds, Message, SERVER_FIELDS, TOPIC_VEHICLE_ID};
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::device_state::DeviceStateStore;
 use canopy::ports::messaging::{DevicePublisher, Notifier};
@@ -159,7 +159,7 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore> AlertsHa
         let now_ms = chrono::Utc::now().timestamp_millis();
         let raised = if is_schedule(&event) {
             self.check_silence(now_ms).await
-        } else if event.get(TOPIC_KIND).is_some() {
+        } else if event.get(TOPIC_KIND).is_some() && event.get(TOPIC_VEHICLE_ID).is_none() {
             let checked = DeviceRecord::from_json(&self.kinds, &event)
                 .and_then(|r| r.check_clock(self.clock, now_ms).map(|()| r));
             match checked {
@@ -240,9 +240,13 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore> AlertsHa
     }
 }
 
-/// An EventBridge schedule's event (what the silence check runs on).
+/// An EventBridge schedule's event (what the silence check runs on). A
+/// message through an IoT rule always carries the rule's topic fields, which
+/// no payload may bring itself, so no device can make its message look like one.
 fn is_schedule(event: &Value) -> bool {
-    event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+    event.get("source").and_then(Value::as_str) == Some("aws.events")
+        && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+        && SERVER_FIELDS.iter().all(|field| event.get(field).is_none())
 }
 
 #[cfg(test)]
@@ -295,6 +299,40 @@ mod tests {
             handler.handle(serde_json::json!({"v": 1})).await.unwrap(),
             AlertsResponse::Rejected { .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_vehicle_message_dressed_as_a_schedule_is_judged_as_telemetry() {
+        let handler = memory_handler();
+        let mut forged: Value = serde_json::from_str(include_str!("../../../events/telemetry.json")).unwrap();
+        forged["source"] = serde_json::json!("aws.events");
+        forged["detail-type"] = serde_json::json!("Scheduled Event");
+        forged[TOPIC_VEHICLE_ID] = forged["vehicle_id"].clone();
+        assert!(!is_schedule(&forged), "the rule's topic field gives it away");
+        let schedule = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        assert!(is_schedule(&schedule));
+        assert!(
+            !is_schedule(&serde_json::json!({"detail-type": "Scheduled Event"})),
+            "from EventBridge only"
+        );
+        // A device's fields beside a vehicle's: the vehicle's way, never a device's.
+        let mut both = forged.clone();
+        both[TOPIC_KIND] = serde_json::json!("canopy-station");
+        both["topic_device_id"] = serde_json::json!("st-01");
+        // Judged as a vehicle's message (and refused: `detail-type` is no field of telemetry).
+        assert!(matches!(
+            handler.handle(both).await.unwrap(),
+            AlertsResponse::Rejected { .. }
+        ));
+        assert!(
+            handler
+                .devices
+                .list("canopy-station", 10, None)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
     }
 
     #[test]

@@ -37,6 +37,10 @@ impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
             history_quota: config.history_quota,
             console: config.console.clone(),
             history_deadline: config.history_deadline,
+            cursors: match &config.cursor_secret {
+                Some(secret) => crate::cursor::Cursors::new(secret),
+                None => crate::cursor::Cursors::ephemeral(),
+            },
         })
     }
 }
@@ -46,6 +50,13 @@ impl Api<AthenaHistory, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
     /// every data route behind the JWT authorizer.
     pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, StartError> {
         let config = Config::from_vars(vars)?;
+        if config.cursor_secret.is_none() {
+            return Err(canopy::runtime::env::EnvError {
+                name: "CURSOR_SECRET".into(),
+                problem: "is not set: each instance would seal cursors under a key of its own, and the next page, read by another, would be refused".into(),
+            }
+            .into());
+        }
         let history = AthenaHistory::new(sdk, &config.workgroup, &config.database);
         let mut api = Self::with_history(&config, sdk, history)?;
         api.access.identity_required = true;

@@ -56,12 +56,18 @@ pub async fn page(request: HeaderMap, config: &ConsoleConfig) -> Response {
         Some(index) => {
             let mut response = serve(index, &request, REVALIDATE);
             // Scripts and styles from this origin only; the API is this origin, the
-            // managed login a redirect, the token exchange goes to Cognito, and
-            // the live stream to its own API's origin (this one's `/live` where it has none).
+            // managed login a redirect, the token exchange goes to the user
+            // pool's own domain (no other pool's), and the live stream to its
+            // own API's origin (this one's `/live` where it has none).
             let live = config.live_url.as_deref().map(origin).unwrap_or_default();
+            let cognito = config
+                .auth
+                .as_ref()
+                .map(|auth| origin(&format!("https://{}", auth.domain)))
+                .unwrap_or_default();
             let policy = format!(
                 "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; \
-                 connect-src 'self' https://*.amazoncognito.com{live}; \
+                 connect-src 'self'{cognito}{live}; \
                  frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
             );
             if let Ok(value) = HeaderValue::from_str(&policy) {
@@ -183,6 +189,37 @@ mod tests {
                 assert!(stem.contains('-'), "{} is not hashed", a.path);
             }
         }
+    }
+
+    #[tokio::test]
+    async fn the_page_may_connect_to_its_own_pools_domain_and_no_other() {
+        let config = ConsoleConfig {
+            auth: Some(ConsoleAuth {
+                domain: "canopy-7.auth.eu-west-1.amazoncognito.com".into(),
+                client_id: "abc".into(),
+            }),
+            live_url: Some("wss://live.example.com/live".into()),
+        };
+        let response = page(HeaderMap::new(), &config).await;
+        let policy = response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let connect = policy
+            .split(';')
+            .find(|d| d.trim().starts_with("connect-src"))
+            .unwrap()
+            .trim();
+        assert_eq!(
+            connect,
+            "connect-src 'self' https://canopy-7.auth.eu-west-1.amazoncognito.com wss://live.example.com"
+        );
+        let local = page(HeaderMap::new(), &ConsoleConfig::default()).await;
+        let policy = local.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(policy.contains("connect-src 'self';"), "{policy}");
     }
 
     #[test]

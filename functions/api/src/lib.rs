@@ -22,6 +22,7 @@ pub mod access;
 mod aws;
 pub mod catalogs;
 pub mod console;
+pub mod cursor;
 pub mod devices;
 pub mod error;
 pub mod etag;
@@ -116,6 +117,10 @@ pub struct Config {
     /// `HISTORY_DEADLINE_SECONDS` (default 25, at most 28): one request's
     /// history queries all end by then, below the function's 29 s timeout.
     pub history_deadline: Duration,
+    /// `CURSOR_SECRET`: the key listings' cursors are sealed under, the same
+    /// for every instance; unset (one process: the local stack), a key of
+    /// the process's own.
+    pub cursor_secret: Option<String>,
 }
 
 impl Config {
@@ -148,6 +153,7 @@ impl Config {
                 }
                 Duration::from_secs(seconds)
             },
+            cursor_secret: vars.var("CURSOR_SECRET").filter(|s| !s.trim().is_empty()),
         })
     }
 }
@@ -178,6 +184,8 @@ pub struct Api<H, S, A, Q> {
     pub console: ConsoleConfig,
     /// When a request's history queries are stopped and answered with a 504.
     pub history_deadline: Duration,
+    /// Seals the listings' cursors.
+    pub cursors: cursor::Cursors,
 }
 
 impl<H: History, S, A, Q: QuotaCounter> Api<H, S, A, Q> {
@@ -391,14 +399,13 @@ async fn vehicles<H, S: LatestStateStore, A, Q>(
 ) -> Answer {
     let scope = access::scope(&api.access, &identity)?;
     let limit = page_limit(&params)?;
-    let after = params
-        .get("after")
-        .map(|a| vehicle_id(a))
-        .transpose()?
-        .map(|v| v.to_string());
+    // The cursor is sealed: where the table's scan stopped may be another
+    // group's vehicle, which this caller may not learn of.
+    let after = params.get("after").map(|a| api.cursors.open("after", a)).transpose()?;
     let (states, after) = states_in_scope(&api.state, &scope, after, limit, MAX_PAGES_PER_LISTING).await?;
     let items: Vec<Value> = states.iter().map(LatestState::to_json).collect();
-    Ok(Json(json!({ "vehicles": items, "next": after })))
+    let next = after.map(|position| api.cursors.seal(&position));
+    Ok(Json(json!({ "vehicles": items, "next": next })))
 }
 
 async fn vehicle<H, S: LatestStateStore, A, Q>(

@@ -32,7 +32,7 @@ impl HistoryQuota {
         let key = format!("history#{who}#{window}");
         // Kept a window past its end, then DynamoDB's TTL removes it.
         let expires_at_s = (window + 2) * WINDOW_S;
-        match counter.take(&key, self.per_minute, expires_at_s).await? {
+        match counter.take(&key, 1, self.per_minute, expires_at_s).await? {
             Some(_) => Ok(()),
             None => {
                 let retry_after_s = (WINDOW_S - now_s.rem_euclid(WINDOW_S)) as u64;

@@ -37,6 +37,7 @@ async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryAp
         history_quota,
         console: Default::default(),
         history_deadline: Duration::from_secs(25),
+        cursors: crate::cursor::Cursors::ephemeral(),
     };
     let v = VehicleId::new("veh-001").unwrap();
     api.state.put_if_newer(&telemetry(&v, 7, 0), 1).await.unwrap();
@@ -250,6 +251,55 @@ async fn a_viewer_of_one_group_does_not_see_another_groups_vehicles() {
     );
     let (status, _, _) = signed_in(&api, "u-none", None, "/health").await;
     assert_eq!(status, StatusCode::OK, "health stays open");
+}
+
+#[tokio::test]
+async fn paging_a_listing_shows_no_other_groups_vehicle_anywhere() {
+    let access = AccessPolicy {
+        vehicle_groups: VehicleGroups::parse("north=veh-n*;south=veh-s*").unwrap(),
+        identity_required: true,
+    };
+    let api = Arc::new(api_with(access, HistoryQuota { per_minute: 100 }).await);
+    // South's vehicles far outnumber north's, between and after them in the table's order.
+    for i in 0..1_500 {
+        let id = VehicleId::new(format!("veh-s{i:04}")).unwrap();
+        api.state.put_if_newer(&telemetry(&id, 1, 0), 1).await.unwrap();
+    }
+    for i in [3, 600, 1_400] {
+        let id = VehicleId::new(format!("veh-s{i:04}n")).unwrap();
+        api.state.put_if_newer(&telemetry(&id, 1, 0), 1).await.unwrap();
+        let north = VehicleId::new(format!("veh-n{i:04}")).unwrap();
+        api.state.put_if_newer(&telemetry(&north, 1, 0), 1).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut uri = "/vehicles?limit=2".to_string();
+    for _ in 0..100 {
+        let (status, body, _) = signed_in(&api, "u-north", Some("[viewer north]"), &uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let text = body.to_string();
+        assert!(
+            !text.contains("veh-s") && !text.contains("veh-0"),
+            "another group's id: {text}"
+        );
+        seen.extend(
+            body["vehicles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["vehicle_id"].to_string()),
+        );
+        match body["next"].as_str() {
+            Some(next) => uri = format!("/vehicles?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["\"veh-n0003\"", "\"veh-n0600\"", "\"veh-n1400\""]);
+    let (status, body, _) = signed_in(&api, "u-north", Some("[viewer north]"), "/vehicles?after=veh-s0001").await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("after")),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -4,21 +4,33 @@
 //! the `compactor` binary runs it on a schedule, the local stack on a timer.
 //!
 //! Bookkeeping lives in the bucket, under `compaction/`:
-//! - `done/<hour|day>/<start µs>`: every vehicle's unit was compacted;
+//! - `done/<hour|day>/<start µs>`: every vehicle's unit was compacted (or
+//!   failed and is retried on its own);
 //! - `late/<vehicle>/<hour start µs>`: the decoder wrote a batch of an hour
 //!   already closed (a late upload, a redelivery, a redecode), so that hour
 //!   (and its day, when done) is compacted again;
+//! - `failed/<vehicle>/<hour|day>/<start µs>`: a unit whose compaction
+//!   failed, with how often and why; each run tries it again, up to
+//!   [`MAX_ATTEMPTS`], then moves it to `quarantine/…` (the `CompactionQuarantined`
+//!   metric raises an alarm) and it is left as it is, readable, uncompacted;
 //! - `superseded/<delete after µs>_<unit>.json`: objects a compaction copied,
-//!   deleted once the grace period has passed, so queries already running
-//!   still find what they listed.
+//!   with the ETag each had, deleted once the grace period has passed (and
+//!   only if unchanged), so queries already running still find what they listed.
+//!
+//! One unit failing never stops the others: it is counted and the run goes
+//! on. A unit's inputs are read one at a time (twice: their copies' times,
+//! then their rows), and its output goes out as it is written, in parts of
+//! at most [`Compactor::part_input_bytes`] of input each, so memory stays
+//! flat whatever an hour holds.
 
 use canopy::domain::vehicle::VehicleId;
 use canopy::format::lake::LakeError;
-use canopy::format::lake::compact::{Compacted, LakeObject, Period, Table, Unit, compact};
+use canopy::format::lake::compact::{CompactWriter, LakeObject, NewestCopies, Period, Table, Unit};
 use canopy::format::lake::keys::{DECODED_PREFIX, RawKey};
-use canopy::ports::store::{ObjectStore, StoreError, UploadSink};
+use canopy::ports::store::{ObjectInfo, ObjectStore, StoreError, UploadSink};
 use canopy::runtime::env;
-use tracing::info;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
 
 /// An hour (or day) is closed this long after it ends: the edge seals a
 /// batch every minute and uploads it within seconds when online.
@@ -30,9 +42,13 @@ pub const GRACE_US: i64 = 10 * 60 * 1_000_000;
 /// that was down catches up this far; older hours stay uncompacted, which
 /// only makes their reads slower).
 pub const LOOKBACK_HOURS: i64 = 48;
+/// Runs that try a failing unit before it is quarantined.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 const DONE: &str = "compaction/done/";
 const LATE: &str = "compaction/late/";
+const FAILED: &str = "compaction/failed/";
+const QUARANTINE: &str = "compaction/quarantine/";
 const SUPERSEDED: &str = "compaction/superseded/";
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +68,12 @@ pub struct RunReport {
     pub compacted: Vec<(Unit, &'static str, u64, usize)>,
     /// Objects deleted after their grace period.
     pub deleted: usize,
+    /// Superseded objects left because they changed after they were copied.
+    pub kept_changed: usize,
+    /// Units that failed this run, and why (each is tried again next run).
+    pub failed: Vec<(Unit, String)>,
+    /// Units that failed [`MAX_ATTEMPTS`] runs: left uncompacted.
+    pub quarantined: Vec<Unit>,
 }
 
 /// Whether a batch starting at `first_ts_us`, written at `now_us`, is late:
@@ -73,10 +95,32 @@ pub async fn mark_if_late<S: ObjectStore>(store: &S, key: &RawKey, now_us: i64) 
     Ok(true)
 }
 
+/// A failing unit's record under `failed/` (and `quarantine/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Failure {
+    attempts: u32,
+    error: String,
+}
+
+/// An object a compaction copied, as it was then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Superseded {
+    Copied {
+        key: String,
+        etag: String,
+    },
+    /// A list written before ETags were kept.
+    Key(String),
+}
+
 /// One compaction pass over the lake in `store`.
 pub struct Compactor<S> {
     store: S,
     part_size: usize,
+    /// The most input one compacted object takes; past it the unit's next
+    /// inputs go to another part (256 MiB).
+    pub part_input_bytes: u64,
 }
 
 impl Compactor<canopy::adapters::aws::s3::S3Store> {
@@ -92,11 +136,14 @@ impl<S: ObjectStore> Compactor<S> {
         Self {
             store,
             part_size: 8 * 1024 * 1024,
+            part_input_bytes: 256 * 1024 * 1024,
         }
     }
 
     /// Deletes what earlier runs superseded, then compacts every closed unit
-    /// not done yet and every hour marked late, as of `now_us`.
+    /// not done yet, every hour marked late and every unit that failed
+    /// before, as of `now_us`. A unit that fails is recorded and the run
+    /// goes on; only the bookkeeping failing fails the run.
     pub async fn run(&self, now_us: i64) -> Result<RunReport, CompactError> {
         let mut report = RunReport::default();
         self.purge(now_us, &mut report).await?;
@@ -113,7 +160,7 @@ impl<S: ObjectStore> Compactor<S> {
                     period,
                     start_us,
                 };
-                self.compact_unit(&unit, now_us, &mut report).await?;
+                self.attempt(&unit, now_us, &mut report).await?;
             }
             self.store
                 .put(&done_key(period, start_us), bytes::Bytes::new(), None)
@@ -133,18 +180,21 @@ impl<S: ObjectStore> Compactor<S> {
                 start_us: Period::Day.start_of(hour.start_us),
                 vehicle: hour.vehicle.clone(),
             };
-            let result = async {
-                self.compact_unit(&hour, now_us, &mut report).await?;
-                if is_closed(Period::Day, day.start_us, now_us) {
-                    self.compact_unit(&day, now_us, &mut report).await?;
-                }
-                Ok::<(), CompactError>(())
+            if self.attempt(&hour, now_us, &mut report).await? && is_closed(Period::Day, day.start_us, now_us) {
+                self.attempt(&day, now_us, &mut report).await?;
             }
-            .await;
-            if let Err(e) = result {
-                self.store.put(&key, bytes::Bytes::new(), None).await?;
-                return Err(e);
+        }
+        for (key, _) in self.store.list(FAILED).await? {
+            let Some(unit) = unit_of(FAILED, &key) else {
+                return Err(CompactError::Bookkeeping {
+                    key,
+                    problem: "not compaction/failed/<vehicle>/<hour|day>/<start µs>".into(),
+                });
+            };
+            if report.failed.iter().any(|(u, _)| *u == unit) {
+                continue; // failed this run already
             }
+            self.attempt(&unit, now_us, &mut report).await?;
         }
         // Done markers older than the lookback are never asked for again.
         for key in done {
@@ -153,6 +203,46 @@ impl<S: ObjectStore> Compactor<S> {
             }
         }
         Ok(report)
+    }
+
+    /// Compacts `unit`, recording a failure instead of returning it; whether it succeeded.
+    async fn attempt(&self, unit: &Unit, now_us: i64, report: &mut RunReport) -> Result<bool, CompactError> {
+        let marker = unit_key(FAILED, unit);
+        match self.compact_unit(unit, now_us, report).await {
+            Ok(()) => {
+                if self.store.exists(&marker).await?.is_some() {
+                    self.store.delete(&marker).await?;
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                let error = e.to_string();
+                warn!(unit = %unit.describe(), %error, "compaction of a unit failed; the others go on");
+                let before = match self.store.get(&marker).await {
+                    Ok(object) => serde_json::from_slice::<Failure>(&object.body).map_or(0, |f| f.attempts),
+                    Err(e) if e.is_not_found() => 0,
+                    Err(e) => return Err(e.into()),
+                };
+                let failure = Failure {
+                    attempts: before + 1,
+                    error: error.clone(),
+                };
+                let body = serde_json::to_vec(&failure).map_err(|e| CompactError::Bookkeeping {
+                    key: marker.clone(),
+                    problem: e.to_string(),
+                })?;
+                if failure.attempts >= MAX_ATTEMPTS {
+                    tracing::error!(unit = %unit.describe(), %error, attempts = failure.attempts, "compaction quarantined: the unit stays uncompacted");
+                    self.store.put(&unit_key(QUARANTINE, unit), body.into(), None).await?;
+                    self.store.delete(&marker).await?;
+                    report.quarantined.push(unit.clone());
+                } else {
+                    self.store.put(&marker, body.into(), None).await?;
+                }
+                report.failed.push((unit.clone(), error));
+                Ok(false)
+            }
+        }
     }
 
     /// The vehicles with decoded data: every table's objects follow a decoded one.
@@ -174,20 +264,26 @@ impl<S: ObjectStore> Compactor<S> {
 
     /// Merges the unit's objects in each table that compacts its period.
     pub async fn compact_unit(&self, unit: &Unit, now_us: i64, report: &mut RunReport) -> Result<(), CompactError> {
-        let mut superseded = Vec::new();
+        let mut superseded: Vec<Superseded> = Vec::new();
         for table in Table::all().filter(|t| t.periods().contains(&unit.period)) {
-            let inputs: Vec<(String, LakeObject)> = self
+            let inputs: Vec<(String, ObjectInfo, LakeObject)> = self
                 .store
                 .list(&unit.partition(table))
                 .await?
                 .into_iter()
-                .filter_map(|(key, _)| LakeObject::parse(&key).map(|o| (key, o)))
-                .filter(|(_, o)| unit.covers(o))
+                .filter_map(|(key, info)| LakeObject::parse(&key).map(|o| (key, info, o)))
+                .filter(|(_, _, o)| unit.covers(o))
                 .collect();
-            let already = matches!(
-                inputs.as_slice(),
-                [(_, LakeObject::Compacted { period, .. })] if *period == unit.period
-            );
+            // One compaction's parts and nothing else: done.
+            let already = match inputs.first() {
+                Some((_, _, LakeObject::Compacted { period, written_us, .. })) if *period == unit.period => {
+                    let written = *written_us;
+                    inputs.iter().all(|(_, _, o)| {
+                        matches!(o, LakeObject::Compacted { period, written_us, .. } if *period == unit.period && *written_us == written)
+                    })
+                }
+                _ => false,
+            };
             // The decoder writes a batch's tiers beside its decoded object, so
             // an hour without decoded objects has no tier objects to merge
             // either: most vehicle-hours are not driven, and this saves their
@@ -200,34 +296,13 @@ impl<S: ObjectStore> Compactor<S> {
             if inputs.is_empty() || already {
                 continue;
             }
-            let mut bodies = Vec::with_capacity(inputs.len());
-            for (key, _) in &inputs {
-                match self.store.get(key).await {
-                    Ok(object) => bodies.push((key.clone(), object.body)),
-                    // Deleted by an earlier run's purge after this listing:
-                    // a newer copy of its batches is among the inputs.
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if bodies.is_empty() {
-                continue;
-            }
-            let (bytes, compacted) = compact(table, &bodies, Vec::new()).map_err(|error| CompactError::Lake {
-                unit: unit.describe(),
-                error,
-            })?;
-            let Compacted { rows, written_us, .. } = compacted;
-            let key = unit.compacted_key(table, written_us);
-            let mut sink = UploadSink::new(&self.store, &key, self.part_size);
-            let mut bytes = bytes;
-            sink.write(&mut bytes).await?;
-            sink.finish().await?;
-            info!(unit = %unit.describe(), table = table.prefix(), rows, inputs = bodies.len(), key, "compacted");
-            report
-                .compacted
-                .push((unit.clone(), table.prefix(), rows, bodies.len()));
-            superseded.extend(bodies.into_iter().map(|(k, _)| k).filter(|k| *k != key));
+            let written = self.compact_table(unit, table, &inputs, report).await?;
+            superseded.extend(
+                inputs
+                    .into_iter()
+                    .filter(|(key, _, _)| !written.contains(key))
+                    .map(|(key, info, _)| Superseded::Copied { key, etag: info.etag }),
+            );
         }
         if !superseded.is_empty() {
             let key = format!(
@@ -246,7 +321,89 @@ impl<S: ObjectStore> Compactor<S> {
         Ok(())
     }
 
-    /// Deletes the objects of superseded lists whose grace period is over.
+    /// One table of `unit`: the copies' times from each input, then the rows,
+    /// one input at a time, into parts of at most `part_input_bytes` of
+    /// input; the keys written.
+    async fn compact_table(
+        &self,
+        unit: &Unit,
+        table: Table,
+        inputs: &[(String, ObjectInfo, LakeObject)],
+        report: &mut RunReport,
+    ) -> Result<Vec<String>, CompactError> {
+        let lake = |error| CompactError::Lake {
+            unit: unit.describe(),
+            error,
+        };
+        let mut newest = NewestCopies::default();
+        let mut present = Vec::with_capacity(inputs.len());
+        for (key, info, _) in inputs {
+            match self.store.get(key).await {
+                Ok(object) => {
+                    newest.scan(key, &object.body).map_err(lake)?;
+                    present.push((key.as_str(), info.size));
+                }
+                // Deleted by an earlier run's purge after this listing: a
+                // newer copy of its batches is among the inputs.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if present.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut written = Vec::new();
+        let mut rest = present.as_slice();
+        let mut part = 0u32;
+        while !rest.is_empty() {
+            // At least one input per part, then as many as fit.
+            let mut taken = 1;
+            let mut bytes = rest[0].1;
+            while taken < rest.len() && bytes + rest[taken].1 <= self.part_input_bytes {
+                bytes += rest[taken].1;
+                taken += 1;
+            }
+            let (these, after) = rest.split_at(taken);
+            rest = after;
+            let key = unit.compacted_key(table, newest.written_us(), part);
+            let mut writer = CompactWriter::new(table, &newest, Vec::new()).map_err(lake)?;
+            let mut sink = UploadSink::new(&self.store, &key, self.part_size);
+            let outcome: Result<(), CompactError> = async {
+                for (input, _) in these {
+                    let object = match self.store.get(input).await {
+                        Ok(object) => object,
+                        Err(e) if e.is_not_found() => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    writer.add(&newest, input, &object.body).map_err(lake)?;
+                    sink.write(writer.sink_mut()).await?;
+                }
+                Ok(())
+            }
+            .await;
+            let finished = outcome.and_then(|()| writer.finish(newest.batches()).map_err(lake));
+            let (mut tail, compacted) = match finished {
+                Ok(done) => done,
+                Err(e) => {
+                    sink.abort().await;
+                    return Err(e);
+                }
+            };
+            sink.write(&mut tail).await?;
+            sink.finish().await?;
+            info!(unit = %unit.describe(), table = table.prefix(), part, rows = compacted.rows, inputs = these.len(), key, "compacted");
+            report
+                .compacted
+                .push((unit.clone(), table.prefix(), compacted.rows, these.len()));
+            written.push(key);
+            part += 1;
+        }
+        Ok(written)
+    }
+
+    /// Deletes the objects of superseded lists whose grace period is over,
+    /// each only if it is still the copy that was compacted (same ETag): one
+    /// decoded again since (a DBC fix) stays, and is compacted in its turn.
     async fn purge(&self, now_us: i64, report: &mut RunReport) -> Result<(), CompactError> {
         for (key, _) in self.store.list(SUPERSEDED).await? {
             let after = key
@@ -263,11 +420,23 @@ impl<S: ObjectStore> Compactor<S> {
                 continue;
             }
             let list = self.store.get(&key).await?;
-            let keys: Vec<String> = serde_json::from_slice(&list.body).map_err(|e| CompactError::Bookkeeping {
-                key: key.clone(),
-                problem: e.to_string(),
-            })?;
-            for old in &keys {
+            let entries: Vec<Superseded> =
+                serde_json::from_slice(&list.body).map_err(|e| CompactError::Bookkeeping {
+                    key: key.clone(),
+                    problem: e.to_string(),
+                })?;
+            for entry in &entries {
+                let old = match entry {
+                    Superseded::Copied { key, etag } => match self.store.exists(key).await? {
+                        None => continue,
+                        Some(now) if now.etag != *etag => {
+                            report.kept_changed += 1;
+                            continue;
+                        }
+                        Some(_) => key,
+                    },
+                    Superseded::Key(key) => key,
+                };
                 match self.store.delete(old).await {
                     Ok(()) => report.deleted += 1,
                     Err(e) if e.is_not_found() => {}
@@ -314,6 +483,28 @@ fn due(now_us: i64, done: &[String]) -> Vec<(Period, i64)> {
     due
 }
 
+/// `<prefix><vehicle>/<hour|day>/<start µs>`: a unit's marker.
+fn unit_key(prefix: &str, unit: &Unit) -> String {
+    format!("{prefix}{}/{}/{}", unit.vehicle, unit.period.name(), unit.start_us)
+}
+
+fn unit_of(prefix: &str, key: &str) -> Option<Unit> {
+    let mut parts = key.strip_prefix(prefix)?.split('/');
+    let (Some(vehicle), Some(period), Some(start), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    Some(Unit {
+        vehicle: VehicleId::new(vehicle).ok()?,
+        period: match period {
+            "hour" => Period::Hour,
+            "day" => Period::Day,
+            _ => return None,
+        },
+        start_us: start.parse().ok()?,
+    })
+}
+
 fn late_unit(key: &str) -> Option<Unit> {
     let mut parts = key.strip_prefix(LATE)?.split('/');
     let (Some(vehicle), Some(start), None) = (parts.next(), parts.next(), parts.next()) else {
@@ -352,6 +543,20 @@ mod tests {
     }
 
     #[test]
+    fn failure_markers_name_a_unit() {
+        let unit = Unit {
+            vehicle: VehicleId::new("veh-001").unwrap(),
+            period: Period::Day,
+            start_us: 24 * H,
+        };
+        let key = unit_key(FAILED, &unit);
+        assert_eq!(key, "compaction/failed/veh-001/day/86400000000");
+        assert_eq!(unit_of(FAILED, &key), Some(unit));
+        assert_eq!(unit_of(FAILED, "compaction/failed/veh-001/week/1"), None);
+        assert_eq!(unit_of(FAILED, "compaction/failed/veh-001/hour"), None);
+    }
+
+    #[test]
     fn late_markers_name_a_vehicle_hour() {
         let unit = late_unit("compaction/late/veh-001/7200000000").unwrap();
         assert_eq!((unit.vehicle.as_str(), unit.start_us), ("veh-001", 2 * H));
@@ -359,3 +564,7 @@ mod tests {
         assert_eq!(late_unit("compaction/late/veh-001/1/2"), None);
     }
 }
+
+#[cfg(test)]
+#[path = "compact_tests.rs"]
+mod store_tests;

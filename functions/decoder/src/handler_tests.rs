@@ -140,6 +140,35 @@ async fn each_failed_record_goes_back_alone() {
 }
 
 #[tokio::test]
+async fn an_object_whose_frames_lie_outside_its_keys_date_fails_alone_and_writes_nothing() {
+    let store = MemoryStore::new("lake");
+    let good = raw_object(&store, "veh-001", 100).await;
+    // The frames of 2023-11-14, under a key of the day before.
+    let body = store.get(&good).await.unwrap().body;
+    let elsewhere = RawKey::new(VehicleId::new("veh-002").unwrap(), 1_699_913_600_000_000, 1).raw_key();
+    store.put(&elsewhere, body, None).await.unwrap();
+    let decoder = Decoder::new(store.clone(), config()).unwrap();
+    let failed = failures(
+        decoder
+            .handle(sqs(&[
+                ("m-good", notification(&good)),
+                ("m-elsewhere", notification(&elsewhere)),
+            ]))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(failed, ["m-elsewhere"]);
+    let written: Vec<String> = store
+        .list("decoded/vehicle_id=veh-002/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
+}
+
+#[tokio::test]
 async fn a_failed_upload_fails_its_record_and_leaves_no_object() {
     let store = MemoryStore::new("lake");
     let key = raw_object(&store, "veh-001", 100).await;

@@ -140,6 +140,34 @@ impl Limits {
     }
 }
 
+/// The frames of `raw` lie on the date `key` names, as the edge writes them
+/// (one object per UTC date): a frame of another day would land in the
+/// wrong partition, where no query of its day finds it.
+fn check_date(raw: &RawBatch, key: &RawKey) -> Result<(), String> {
+    let Some((first, last)) = raw.ts_range() else {
+        return Ok(());
+    };
+    let day_start = key
+        .date
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_micros())
+        .unwrap_or_default();
+    let day_end = day_start + 86_400_000_000;
+    for ts in [first, last] {
+        if !(day_start..day_end).contains(&ts) {
+            let at = chrono::DateTime::from_timestamp_micros(ts).map_or_else(
+                || ts.to_string(),
+                |t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            );
+            return Err(format!(
+                "a frame at {at} lies outside the date {} its key names (one object per UTC date)",
+                key.date
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Decodes the raw object `raw_key` (URL-decoded) into its decoded object
 /// and its rollup tiers' objects. The output keys follow from the input key,
 /// so doing it twice writes the same objects twice.
@@ -205,6 +233,7 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
         {
             let batch = batch.map_err(parquet_error)?;
             let raw = RawBatch::try_new(&batch, next_row, &source)?;
+            check_date(&raw, &key).map_err(limit)?;
             next_row += raw.len() as u64;
             decoder.decode_batch(&raw, &mut writer)?;
             sink.write(writer.sink_mut()).await?;

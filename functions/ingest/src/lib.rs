@@ -15,10 +15,13 @@ pub mod service;
 use std::time::Duration;
 
 use canopy::adapters::aws::dynamodb::{self, DynamoKeyStore, DynamoLedger, DynamoQuotaCounter};
+use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sqs::SqsQueue;
+use canopy::domain::alert::{self, Rule};
+use canopy::ports::messaging::DevicePublisher;
 use canopy::runtime::env::{self, EnvError};
 
-use crate::service::{HttpIngest, IngestOptions};
+use crate::service::{AlertRoute, HttpIngest, IngestOptions};
 
 /// Configuration from the environment.
 #[derive(Debug, Clone)]
@@ -31,6 +34,11 @@ pub struct Config {
     pub quota_table: String,
     /// `TELEMETRY_QUEUE_URL`: where valid messages go, as the IoT rule sends them.
     pub queue_url: String,
+    /// `ALERTS_RULE_NAME`: the alerts topic rule, where messages that may alert go.
+    pub alerts_rule: String,
+    /// The vehicle kind's alert rules with the thresholds the alerts
+    /// function reads (`OVER_TEMPERATURE_C`, `LOW_SOC_PCT`, `CELL_IMBALANCE_V`).
+    pub alert_rules: Vec<Rule>,
     /// `KEY_CACHE_SECONDS` (default 30, at most 300), `MAX_CLOCK_AHEAD_SECONDS`, `MAX_MESSAGE_AGE_SECONDS`.
     pub options: IngestOptions,
 }
@@ -49,6 +57,8 @@ impl Config {
             ledger_table: env::required(vars, "LEDGER_TABLE")?,
             quota_table: env::required(vars, "QUOTA_TABLE")?,
             queue_url: env::required(vars, "TELEMETRY_QUEUE_URL")?,
+            alerts_rule: env::required(vars, "ALERTS_RULE_NAME")?,
+            alert_rules: alert::vehicle_rules_with(|variable| env::parse(vars, variable))?,
             options: IngestOptions {
                 clock: env::clock_bounds(vars)?,
                 key_cache: Duration::from_secs(cache_s),
@@ -57,11 +67,20 @@ impl Config {
     }
 }
 
-/// The service as deployed: DynamoDB for keys, ledger and rates, SQS for the queue.
-pub type Ingest = HttpIngest<DynamoKeyStore, SqsQueue, DynamoLedger, DynamoQuotaCounter>;
+/// The service as deployed: DynamoDB for keys, ledger and rates, SQS for
+/// the queue, and IoT Core's Basic Ingest (`P`) to the alerts rule.
+pub type Ingest<P = IotPublisher> = HttpIngest<DynamoKeyStore, SqsQueue, DynamoLedger, DynamoQuotaCounter, P>;
 
 impl Ingest {
     pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, EnvError> {
+        Self::from_env_with(vars, sdk, IotPublisher::new(sdk))
+    }
+}
+
+impl<P: DevicePublisher> Ingest<P> {
+    /// [`Ingest::from_env`], reaching the alerts rule through `publisher`
+    /// (the local stack's broker, where IoT Core is not).
+    pub fn from_env_with(vars: &impl env::Vars, sdk: &aws_config::SdkConfig, publisher: P) -> Result<Self, EnvError> {
         let config = Config::from_vars(vars)?;
         let client = dynamodb::client(sdk);
         Ok(HttpIngest::new(
@@ -69,6 +88,11 @@ impl Ingest {
             SqsQueue::new(sdk, &config.queue_url),
             DynamoLedger::new(client.clone(), &config.ledger_table),
             DynamoQuotaCounter::new(client, &config.quota_table),
+            AlertRoute {
+                publisher,
+                rule_name: config.alerts_rule,
+                rules: config.alert_rules,
+            },
             config.options,
         ))
     }
@@ -86,6 +110,7 @@ mod tests {
             ("LEDGER_TABLE", "ledger"),
             ("QUOTA_TABLE", "quota"),
             ("TELEMETRY_QUEUE_URL", "http://queue"),
+            ("ALERTS_RULE_NAME", "AlertsTopicRule"),
         ]
         .iter()
         .chain(extra)

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use canopy::ports::keys::KeyStore;
 use canopy::ports::ledger::Ledger;
+use canopy::ports::messaging::DevicePublisher;
 use canopy::ports::queue::MessageQueue;
 use canopy::ports::quota::QuotaCounter;
 use serde_json::json;
@@ -28,15 +29,16 @@ pub const KEY_HEADER: &str = "x-api-key";
 /// Every route of [`router`], as `openapi.json` must list it.
 pub const ROUTES: [(&str, &str); 1] = [("POST", "/ingest")];
 
-pub fn router<K, Q, L, C>(ingest: Arc<HttpIngest<K, Q, L, C>>) -> axum::Router
+pub fn router<K, Q, L, C, P>(ingest: Arc<HttpIngest<K, Q, L, C, P>>) -> axum::Router
 where
     K: KeyStore + 'static,
     Q: MessageQueue + 'static,
     L: Ledger + 'static,
     C: QuotaCounter + 'static,
+    P: DevicePublisher + 'static,
 {
     axum::Router::new()
-        .route("/ingest", post(post_ingest::<K, Q, L, C>))
+        .route("/ingest", post(post_ingest::<K, Q, L, C, P>))
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -49,8 +51,26 @@ where
         .with_state(ingest)
 }
 
-async fn post_ingest<K, Q, L, C>(
-    State(ingest): State<Arc<HttpIngest<K, Q, L, C>>>,
+/// Where a request came from: the client's address as API Gateway saw it,
+/// or the peer's where the router is served directly (the local stack).
+fn source(request: &axum::http::Extensions) -> String {
+    if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
+        request.get::<lambda_http::request::RequestContext>()
+        && let Some(ip) = &context.http.source_ip
+    {
+        return ip.clone();
+    }
+    request
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |peer| peer.0.ip().to_string())
+}
+
+/// The service as the route's handler gets it.
+type Shared<K, Q, L, C, P> = State<Arc<HttpIngest<K, Q, L, C, P>>>;
+
+async fn post_ingest<K, Q, L, C, P>(
+    State(ingest): Shared<K, Q, L, C, P>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response
@@ -59,16 +79,15 @@ where
     Q: MessageQueue,
     L: Ledger,
     C: QuotaCounter,
+    P: DevicePublisher,
 {
     let now = chrono::Utc::now();
     let presented = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok());
     let key = match ingest.authenticate(presented).await {
         Ok(key) => key,
-        Err(refusal) => return refused(&refusal),
+        Err(refusal @ Refusal::Unavailable(_)) => return refused(&refusal),
+        Err(refusal) => return refused(&ingest.failed(&source(&extensions), now.timestamp(), refusal).await),
     };
-    if let Err(refusal) = ingest.admit(&key, now.timestamp()).await {
-        return refused(&refusal);
-    }
     let body = match body {
         Ok(body) => body,
         Err(e) => {
@@ -77,6 +96,9 @@ where
             } else {
                 format!("the body could not be read: {}", e.body_text())
             };
+            if let Err(refusal) = ingest.admit(&key, 1, now.timestamp()).await {
+                return refused(&refusal);
+            }
             return refused(&Refusal::BadBody {
                 reason,
                 field: Some("body".into()),

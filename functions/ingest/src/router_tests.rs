@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use canopy::adapters::memory::{MemoryKeyStore, MemoryLedger, MemoryQueue, MemoryQuotaCounter};
+use canopy::adapters::memory::{MemoryDevicePublisher, MemoryKeyStore, MemoryLedger, MemoryQueue, MemoryQuotaCounter};
+use canopy::domain::alert;
 use canopy::domain::device_key::issue;
 use canopy::domain::vehicle::VehicleId;
 use canopy::ports::keys::KeyStore;
@@ -13,9 +14,9 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
-use crate::service::IngestOptions;
+use crate::service::{AlertRoute, IngestOptions, MAX_FAILURES_PER_MINUTE};
 
-type Memory = HttpIngest<MemoryKeyStore, MemoryQueue, MemoryLedger, MemoryQuotaCounter>;
+type Memory = HttpIngest<MemoryKeyStore, MemoryQueue, MemoryLedger, MemoryQuotaCounter, MemoryDevicePublisher>;
 
 fn service() -> Arc<Memory> {
     Arc::new(HttpIngest::new(
@@ -23,6 +24,11 @@ fn service() -> Arc<Memory> {
         MemoryQueue::default(),
         MemoryLedger::default(),
         MemoryQuotaCounter::default(),
+        AlertRoute {
+            publisher: MemoryDevicePublisher::default(),
+            rule_name: "AlertsTopicRule".into(),
+            rules: alert::vehicle_rules(),
+        },
         IngestOptions {
             key_cache: Duration::ZERO,
             ..IngestOptions::default()
@@ -132,6 +138,22 @@ async fn a_key_past_its_rate_gets_429_with_retry_after() {
         let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=60).contains(&retry));
         assert_eq!(s.queue.take().len(), 2, "the refused request queued nothing");
+    }
+}
+
+#[tokio::test]
+async fn an_address_presenting_failed_keys_is_throttled() {
+    let s = service();
+    let stranger = issue(VehicleId::new("veh-001").unwrap(), 10, "", 0).unwrap().plaintext;
+    let body = || json!(message("veh-001", 1)).to_string();
+    for _ in 0..MAX_FAILURES_PER_MINUTE {
+        assert_eq!(post(&s, Some(&stranger), body()).await.0, StatusCode::FORBIDDEN);
+    }
+    let (status, headers, answer) = post(&s, Some(&stranger), body()).await;
+    // The minute could turn between the requests; then it starts over.
+    if status != StatusCode::FORBIDDEN {
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+        assert!(headers.contains_key("retry-after"));
     }
 }
 

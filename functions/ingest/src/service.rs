@@ -4,10 +4,13 @@
 //! A request goes through, in order:
 //! 1. **The key** ([`HttpIngest::authenticate`]): missing or malformed → 401,
 //!    unknown or revoked → 403.
-//! 2. **The key's rate** ([`HttpIngest::admit`]): requests per clock minute,
-//!    counted in a table every instance shares → 429 past it.
-//! 3. **The body** ([`HttpIngest::ingest`]): one message or an array of up to
-//!    [`MAX_MESSAGES`]; anything else → 400. A message that names another
+//!    Failed keys are counted per source address: past
+//!    [`MAX_FAILURES_PER_MINUTE`] a source is answered 429 ([`HttpIngest::failed`]).
+//! 2. **The body** ([`HttpIngest::ingest`]): one message or an array of up to
+//!    [`MAX_MESSAGES`]; anything else → 400.
+//! 3. **The key's rate** ([`HttpIngest::admit`]): messages per clock minute,
+//!    whatever the batching, counted in a table every instance shares → 429
+//!    when the request's messages do not fit. A message that names another
 //!    device than the key's → 403 for the whole request, and nothing is queued.
 //! 4. **Each message** is made what the IoT rule makes of an MQTT message
 //!    (`topic_vehicle_id` the key's device, `received_at` the server's time)
@@ -17,17 +20,25 @@
 //!    ledger holds already, or that the request holds twice, is a duplicate
 //!    and is not queued again (and were it queued, the ledger would still
 //!    keep it out of the archive).
+//! 5. **Alerts**: a valid message that trips one of the vehicle kind's alert
+//!    rules goes first to the alerts topic rule by Basic Ingest, as a
+//!    vehicle's MQTT message does ([`AlertRoute`]), so both ways in raise the
+//!    same alerts under the same cooldown.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use canopy::domain::alert::{self, Rule};
 use canopy::domain::device_key::{DeviceKey, PresentedKey};
 use canopy::domain::vehicle::VehicleId;
-use canopy::format::telemetry::{ClockBounds, Message, RECEIVED_AT, Rejection, TOPIC_VEHICLE_ID, VERSION_SAMPLES};
+use canopy::format::telemetry::{
+    BASIC_INGEST_PREFIX, ClockBounds, Message, RECEIVED_AT, Rejection, SERVER_FIELDS, TOPIC_VEHICLE_ID, VERSION_SAMPLES,
+};
 use canopy::ports::TableError;
 use canopy::ports::keys::KeyStore;
 use canopy::ports::ledger::Ledger;
+use canopy::ports::messaging::DevicePublisher;
 use canopy::ports::queue::MessageQueue;
 use canopy::ports::quota::QuotaCounter;
 use serde::Serialize;
@@ -40,6 +51,9 @@ pub const MAX_MESSAGES: usize = 500;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// The rate's window.
 const WINDOW_S: i64 = 60;
+/// Failed keys one source address may present a minute; past them it is
+/// answered 429 without the key being looked up.
+pub const MAX_FAILURES_PER_MINUTE: u32 = 20;
 
 #[derive(Debug, Clone, Copy)]
 pub struct IngestOptions {
@@ -68,9 +82,9 @@ pub enum Refusal {
     /// 403: a key that is unknown or revoked, or a message of another device.
     #[error("{0}")]
     Forbidden(String),
-    /// 429: the key's requests this minute are spent.
-    #[error("more than {limit} requests this minute for this key; retry in {retry_after_s} s")]
-    RateLimited { limit: u32, retry_after_s: u64 },
+    /// 429: the key's messages this minute are spent, or the source's failed keys.
+    #[error("{reason}; retry in {retry_after_s} s")]
+    RateLimited { reason: String, retry_after_s: u64 },
     /// 400: a body that is not JSON, too large, or not messages.
     #[error("{reason}")]
     BadBody { reason: String, field: Option<String> },
@@ -130,25 +144,67 @@ pub struct IngestReport {
     pub results: Vec<MessageResult>,
 }
 
-/// The ingest service over its four ports.
-pub struct HttpIngest<K, Q, L, C> {
+/// Where a posted message that may alert goes: the alerts topic rule, by
+/// Basic Ingest, which judges it as it judges a vehicle's MQTT message.
+pub struct AlertRoute<P> {
+    pub publisher: P,
+    /// The alerts topic rule's name (`$aws/rules/<name>/…`).
+    pub rule_name: String,
+    /// The vehicle kind's alert rules with the stack's thresholds (those the
+    /// topic rule's WHERE compares): a message that trips none is not sent.
+    pub rules: Vec<Rule>,
+}
+
+impl<P: DevicePublisher> AlertRoute<P> {
+    /// The topic the rule sees for `device`, with the Basic Ingest prefix.
+    fn topic(&self, device: &VehicleId) -> String {
+        format!("{BASIC_INGEST_PREFIX}{}/dt/canopy/{device}/bms", self.rule_name)
+    }
+}
+
+/// The ingest service over its ports.
+pub struct HttpIngest<K, Q, L, C, P> {
     pub keys: K,
     pub queue: Q,
     pub ledger: L,
     pub rate: C,
+    pub alerts: AlertRoute<P>,
     pub options: IngestOptions,
     cache: Mutex<HashMap<String, (DeviceKey, Instant)>>,
 }
 
-impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter> HttpIngest<K, Q, L, C> {
-    pub fn new(keys: K, queue: Q, ledger: L, rate: C, options: IngestOptions) -> Self {
+impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter, P: DevicePublisher> HttpIngest<K, Q, L, C, P> {
+    pub fn new(keys: K, queue: Q, ledger: L, rate: C, alerts: AlertRoute<P>, options: IngestOptions) -> Self {
         Self {
             keys,
             queue,
             ledger,
             rate,
+            alerts,
             options,
             cache: Mutex::default(),
+        }
+    }
+
+    /// Counts a failed key from `source` (an address); past
+    /// [`MAX_FAILURES_PER_MINUTE`] the answer is 429 instead of `refusal`.
+    pub async fn failed(&self, source: &str, now_s: i64, refusal: Refusal) -> Refusal {
+        let window = now_s.div_euclid(WINDOW_S);
+        let counter = format!("ingest-failed#{source}#{window}");
+        match self
+            .rate
+            .take(&counter, 1, MAX_FAILURES_PER_MINUTE, (window + 2) * WINDOW_S)
+            .await
+        {
+            Ok(Some(_)) => refusal,
+            Ok(None) => Refusal::RateLimited {
+                reason: format!("more than {MAX_FAILURES_PER_MINUTE} failed keys this minute from this address"),
+                retry_after_s: (WINDOW_S - now_s.rem_euclid(WINDOW_S)) as u64,
+            },
+            Err(e) => {
+                warn!(error = %e, "failed keys not counted");
+                refusal
+            }
         }
     }
 
@@ -194,24 +250,42 @@ impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter> HttpIngest<K, Q, 
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts one request of `key` at `now_s` against its rate.
-    pub async fn admit(&self, key: &DeviceKey, now_s: i64) -> Result<(), Refusal> {
+    /// Counts `messages` of `key` at `now_s` against its rate (messages a
+    /// minute, however they are batched); all of them or none.
+    pub async fn admit(&self, key: &DeviceKey, messages: u32, now_s: i64) -> Result<(), Refusal> {
         let window = now_s.div_euclid(WINDOW_S);
         let counter = format!("ingest#{}#{window}", key.key_id);
         // Kept a window past its end, then the table's TTL removes it.
         let expires_at_s = (window + 2) * WINDOW_S;
-        match self.rate.take(&counter, key.rate_per_minute, expires_at_s).await? {
+        let limit = key.rate_per_minute;
+        match self.rate.take(&counter, messages, limit, expires_at_s).await? {
             Some(_) => Ok(()),
             None => Err(Refusal::RateLimited {
-                limit: key.rate_per_minute,
+                reason: if messages > limit {
+                    format!(
+                        "this request holds {messages} messages and this key may send {limit} a minute: send fewer at a time"
+                    )
+                } else {
+                    format!("this key's {limit} messages a minute do not hold this request's {messages} more")
+                },
                 retry_after_s: (WINDOW_S - now_s.rem_euclid(WINDOW_S)) as u64,
             }),
         }
     }
 
-    /// Validates `body` as `key`'s device's telemetry and queues what is valid and new.
+    /// Validates `body` as `key`'s device's telemetry, counts its messages
+    /// against the key's rate, and queues what is valid and new.
     pub async fn ingest(&self, key: &DeviceKey, body: &[u8], now_ms: i64) -> Result<IngestReport, Refusal> {
-        let messages = parse_body(body)?;
+        let now_s = now_ms.div_euclid(1000);
+        let messages = match parse_body(body) {
+            Ok(messages) => messages,
+            Err(refusal) => {
+                // A body that is not messages still costs one against the rate.
+                self.admit(key, 1, now_s).await?;
+                return Err(refusal);
+            }
+        };
+        self.admit(key, messages.len() as u32, now_s).await?;
         let device = &key.device_id;
         // A message naming another device refuses the whole request: the
         // key's device may speak only for itself.
@@ -225,35 +299,37 @@ impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter> HttpIngest<K, Q, 
             }
         }
         let mut results = Vec::with_capacity(messages.len());
-        // (index into results, seq, the body the queue gets) of each valid, new message.
-        let mut valid: Vec<(usize, u64, String)> = Vec::new();
+        // Of each valid, new message: its index into results, and what was checked.
+        let mut valid: Vec<(usize, Checked)> = Vec::new();
         let mut seen = HashSet::new();
         for m in &messages {
-            match as_rule_would_deliver(m, device, now_ms).and_then(|json| validate(json, self.options.clock, now_ms)) {
+            let checked = as_rule_would_deliver(m, device, now_ms)
+                .and_then(|json| validate(json, self.options.clock, now_ms, &self.alerts.rules));
+            match checked {
                 Err(rejection) => results.push(MessageResult::Rejected {
                     reason: rejection.reason,
                     field: rejection.field,
                 }),
                 Ok(checked) if !seen.insert(checked.seq) => results.push(MessageResult::Duplicate { seq: checked.seq }),
                 Ok(checked) => {
-                    valid.push((results.len(), checked.seq, checked.body));
                     results.push(MessageResult::Accepted {
                         seq: checked.seq,
                         samples: checked.samples,
-                        rejected_samples: checked.rejected_samples,
+                        rejected_samples: checked.rejected_samples.clone(),
                     });
+                    valid.push((results.len() - 1, checked));
                 }
             }
         }
         // Already in the ledger: received before, by either way in.
-        let seqs: Vec<u64> = valid.iter().map(|(_, seq, _)| *seq).collect();
+        let seqs: Vec<u64> = valid.iter().map(|(_, c)| c.seq).collect();
         match self.ledger.claimed(device.as_str(), &seqs).await {
             Ok(claimed) => {
                 let mut flags = claimed.into_iter();
-                valid.retain(|(i, seq, _)| {
+                valid.retain(|(i, c)| {
                     let duplicate = flags.next().unwrap_or(false);
                     if duplicate {
-                        results[*i] = MessageResult::Duplicate { seq: *seq };
+                        results[*i] = MessageResult::Duplicate { seq: c.seq };
                     }
                     !duplicate
                 });
@@ -261,12 +337,35 @@ impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter> HttpIngest<K, Q, 
             // Queued anyway: the telemetry function's ledger keeps them out of the archive.
             Err(e) => warn!(error = %e, "ledger unreadable; duplicates are left to the telemetry function"),
         }
-        let bodies: Vec<String> = valid.iter().map(|(_, _, body)| body.clone()).collect();
-        for ((i, seq, _), sent) in valid.iter().zip(self.queue.send_all(&bodies).await) {
+        // To the alerts rule before the queue: a message the rule did not
+        // take is answered "send it again" and not queued, so the retry
+        // (not a duplicate then) reaches the rule; one the rule took twice
+        // raises its alert once, the cooldown's claim being the alert's own.
+        let topic = self.alerts.topic(device);
+        let mut queued = Vec::with_capacity(valid.len());
+        for (i, checked) in valid {
+            if checked.alerting
+                && let Err(e) = self
+                    .alerts
+                    .publisher
+                    .publish(&topic, checked.payload.clone().into_bytes())
+                    .await
+            {
+                warn!(error = %e, seq = checked.seq, "not sent to the alerts rule");
+                results[i] = MessageResult::NotQueued {
+                    seq: checked.seq,
+                    reason: "the alerts rule did not take it; send it again".into(),
+                };
+                continue;
+            }
+            queued.push((i, checked));
+        }
+        let bodies: Vec<String> = queued.iter().map(|(_, c)| c.body.clone()).collect();
+        for ((i, checked), sent) in queued.iter().zip(self.queue.send_all(&bodies).await) {
             if let Err(e) = sent {
-                warn!(error = %e, seq, "not queued");
+                warn!(error = %e, seq = checked.seq, "not queued");
                 results[*i] = MessageResult::NotQueued {
-                    seq: *seq,
+                    seq: checked.seq,
                     reason: "the telemetry queue did not take it; send it again".into(),
                 };
             }
@@ -294,12 +393,17 @@ struct Checked {
     /// For a v2 message, its valid samples.
     samples: Option<usize>,
     rejected_samples: Vec<Rejection>,
+    /// As the queue gets it: with the device it came from and when.
     body: String,
+    /// As the device sent it: what the alerts rule gets.
+    payload: String,
+    /// A valid sample trips one of the alert rules.
+    alerting: bool,
 }
 
 /// A message as the telemetry function will judge it: a v1 message valid or
 /// not; a v2 message valid when one sample is, its bad samples named.
-fn validate(json: Value, clock: ClockBounds, now_ms: i64) -> Result<Checked, Rejection> {
+fn validate(json: Value, clock: ClockBounds, now_ms: i64, rules: &[Rule]) -> Result<Checked, Rejection> {
     let v2 = json.get("v").and_then(Value::as_u64) == Some(VERSION_SAMPLES);
     let Message { samples, rejected } = Message::from_json(&json)?.within_clock(clock, now_ms);
     let Some(first) = samples.first() else {
@@ -308,11 +412,18 @@ fn validate(json: Value, clock: ClockBounds, now_ms: i64) -> Result<Checked, Rej
             field: Some("samples".into()),
         }));
     };
+    let mut payload = json.clone();
+    if let Some(object) = payload.as_object_mut() {
+        object.remove(TOPIC_VEHICLE_ID);
+        object.remove(RECEIVED_AT);
+    }
     Ok(Checked {
         seq: first.seq,
         samples: v2.then_some(samples.len()),
+        alerting: samples.iter().any(|t| !alert::evaluate(rules, t).is_empty()),
         rejected_samples: rejected,
         body: json.to_string(),
+        payload: payload.to_string(),
     })
 }
 
@@ -347,7 +458,7 @@ fn as_rule_would_deliver(message: &Value, device: &VehicleId, now_ms: i64) -> Re
             field: None,
         });
     };
-    for field in [TOPIC_VEHICLE_ID, RECEIVED_AT] {
+    for field in SERVER_FIELDS {
         if object.contains_key(field) {
             return Err(Rejection {
                 reason: format!("field {field} is set by the server, not by the device"),
@@ -363,14 +474,16 @@ fn as_rule_would_deliver(message: &Value, device: &VehicleId, now_ms: i64) -> Re
 
 #[cfg(test)]
 mod tests {
-    use canopy::adapters::memory::{MemoryKeyStore, MemoryLedger, MemoryQueue, MemoryQuotaCounter};
+    use canopy::adapters::memory::{
+        MemoryDevicePublisher, MemoryKeyStore, MemoryLedger, MemoryQueue, MemoryQuotaCounter,
+    };
     use canopy::domain::device_key::issue;
     use canopy::ports::ledger::ExistingClaim;
     use serde_json::json;
 
     use super::*;
 
-    type Memory = HttpIngest<MemoryKeyStore, MemoryQueue, MemoryLedger, MemoryQuotaCounter>;
+    type Memory = HttpIngest<MemoryKeyStore, MemoryQueue, MemoryLedger, MemoryQuotaCounter, MemoryDevicePublisher>;
 
     const NOW_MS: i64 = 1_700_000_000_000;
 
@@ -380,6 +493,11 @@ mod tests {
             MemoryQueue::default(),
             MemoryLedger::default(),
             MemoryQuotaCounter::default(),
+            AlertRoute {
+                publisher: MemoryDevicePublisher::default(),
+                rule_name: "AlertsTopicRule".into(),
+                rules: alert::vehicle_rules(),
+            },
             IngestOptions {
                 key_cache: Duration::ZERO,
                 ..IngestOptions::default()
@@ -525,24 +643,102 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn each_key_gets_its_own_rate_per_minute() {
+    async fn each_key_gets_its_own_rate_in_messages_per_minute_whatever_the_batching() {
         let s = service();
-        let (slow, _) = key(&s, "veh-001", 2).await;
+        let (slow, _) = key(&s, "veh-001", 5).await;
         let (fast, _) = key(&s, "veh-002", 3).await;
         let now_s = NOW_MS / 1000; // 20 s into its minute
-        assert!(s.admit(&slow, now_s).await.is_ok());
-        assert!(s.admit(&slow, now_s).await.is_ok());
+        assert!(s.admit(&slow, 3, now_s).await.is_ok());
+        assert!(s.admit(&slow, 2, now_s).await.is_ok());
         assert_eq!(
-            s.admit(&slow, now_s).await,
+            s.admit(&slow, 1, now_s).await,
             Err(Refusal::RateLimited {
-                limit: 2,
+                reason: "this key's 5 messages a minute do not hold this request's 1 more".into(),
                 retry_after_s: 40
             })
         );
         for _ in 0..3 {
-            assert!(s.admit(&fast, now_s).await.is_ok(), "another key counts apart");
+            assert!(s.admit(&fast, 1, now_s).await.is_ok(), "another key counts apart");
         }
-        assert!(s.admit(&slow, now_s + 40).await.is_ok(), "the next minute starts over");
+        assert!(
+            s.admit(&slow, 5, now_s + 40).await.is_ok(),
+            "the next minute starts over"
+        );
+        let Err(Refusal::RateLimited { reason, .. }) = s.admit(&fast, 4, now_s + 40).await else {
+            panic!("four messages of a key of three a minute");
+        };
+        assert!(reason.contains("send fewer at a time"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_key_of_n_a_minute_has_at_most_n_messages_accepted_however_it_batches() {
+        let s = service();
+        let (k, _) = key(&s, "veh-001", 5).await;
+        let batch = |seqs: std::ops::Range<u64>| body(&Value::Array(seqs.map(|q| message("veh-001", q)).collect()));
+        let mut accepted = 0;
+        for (i, seqs) in [0..3, 3..6, 6..8, 8..208, 208..209].into_iter().enumerate() {
+            match s.ingest(&k, &batch(seqs.clone()), NOW_MS + i as i64).await {
+                Ok(report) => accepted += report.accepted,
+                Err(Refusal::RateLimited { .. }) => {}
+                Err(e) => panic!("{seqs:?}: {e}"),
+            }
+        }
+        assert_eq!(accepted, 5, "3, then 2 that fit; 3, 200 and then 1 more refused whole");
+        assert_eq!(s.queue.take().len(), 5);
+        let Err(Refusal::RateLimited { .. }) = s.ingest(&k, b"not json", NOW_MS).await else {
+            panic!("a bad body counts too, and the minute's 5 are spent");
+        };
+    }
+
+    #[tokio::test]
+    async fn failed_keys_from_one_address_are_throttled() {
+        let s = service();
+        let refusal = || Refusal::Forbidden("unknown device key".into());
+        for _ in 0..MAX_FAILURES_PER_MINUTE {
+            assert_eq!(s.failed("203.0.113.9", NOW_MS / 1000, refusal()).await, refusal());
+        }
+        assert!(matches!(
+            s.failed("203.0.113.9", NOW_MS / 1000, refusal()).await,
+            Refusal::RateLimited { .. }
+        ));
+        assert_eq!(
+            s.failed("198.51.100.7", NOW_MS / 1000, refusal()).await,
+            refusal(),
+            "another address"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_that_may_alert_goes_to_the_alerts_rule_before_the_queue() {
+        let s = service();
+        let (k, _) = key(&s, "veh-001", 100).await;
+        let mut hot = message("veh-001", 2);
+        hot["cell_temp_max_c"] = json!(78.0);
+        let report = s
+            .ingest(&k, &body(&json!([message("veh-001", 1), hot])), NOW_MS)
+            .await
+            .unwrap();
+        assert_eq!(report.accepted, 2);
+        let published = s.alerts.publisher.published();
+        assert_eq!(published.len(), 1, "only the hot one");
+        assert_eq!(published[0].0, "$aws/rules/AlertsTopicRule/dt/canopy/veh-001/bms");
+        let sent: Value = serde_json::from_slice(&published[0].1).unwrap();
+        assert_eq!(sent, hot, "as the device sent it: the rule adds the server's fields");
+        assert_eq!(s.queue.take().len(), 2);
+
+        // The rule not taking it: not queued either, so the retry goes to both.
+        let mut hotter = message("veh-001", 3);
+        hotter["cell_temp_max_c"] = json!(80.0);
+        s.alerts.publisher.faults.fail_next_of("publish", 1);
+        let report = s.ingest(&k, &body(&hotter), NOW_MS).await.unwrap();
+        assert!(
+            matches!(report.results[0], MessageResult::NotQueued { seq: 3, .. }),
+            "{report:?}"
+        );
+        assert!(s.queue.take().is_empty());
+        let report = s.ingest(&k, &body(&hotter), NOW_MS).await.unwrap();
+        assert_eq!(report.accepted, 1);
+        assert_eq!(s.alerts.publisher.published().len(), 2);
     }
 
     #[tokio::test]

@@ -27,7 +27,7 @@ use canopy::ports::live::{Connection, ConnectionPoster, ConnectionStore, PostErr
 use canopy::ports::state::LatestState;
 use futures::stream::{self, StreamExt};
 
-use crate::protocol::ServerMessage;
+use crate::protocol::{self, ProtocolError, ServerMessage};
 
 /// What changed, as a table's stream carries it: the item as written.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,8 +105,9 @@ impl Outbox {
         }
     }
 
-    /// The held changes as one message; the outbox remembers them as sent.
-    fn take(&mut self, now_ms: i64) -> String {
+    /// The held changes as messages (one, unless they are too large for
+    /// one); the outbox remembers them as sent.
+    fn take(&mut self, now_ms: i64) -> Vec<String> {
         let states: Vec<LatestState> = std::mem::take(&mut self.states).into_values().collect();
         let mut alerts = std::mem::take(&mut self.alerts);
         alerts.sort_by(|a, b| (a.ts_us, &a.vehicle_id, &a.rule).cmp(&(b.ts_us, &b.vehicle_id, &b.rule)));
@@ -121,11 +122,7 @@ impl Outbox {
             }
         }
         self.last_sent_ms = Some(now_ms);
-        ServerMessage::Update {
-            states: &states,
-            alerts: &alerts,
-        }
-        .to_text()
+        protocol::updates(&states, &alerts, false)
     }
 }
 
@@ -170,7 +167,16 @@ impl<C: ConnectionStore, P: ConnectionPoster> Fanout<C, P> {
         if states.is_empty() && alerts.is_empty() {
             return Ok(Delivery::default());
         }
-        let connections = self.connections.list().await?;
+        let now_s = now_ms.div_euclid(1000);
+        let (connections, ended): (Vec<Connection>, Vec<Connection>) = self
+            .connections
+            .list()
+            .await?
+            .into_iter()
+            .partition(|c| c.expires_at_s > now_s);
+        for connection in &ended {
+            self.end(&connection.id).await;
+        }
         {
             let mut outboxes = self.outboxes();
             // Connections that closed without a word are forgotten here too.
@@ -192,7 +198,7 @@ impl<C: ConnectionStore, P: ConnectionPoster> Fanout<C, P> {
     /// Sends what is held for connections whose interval has passed.
     pub async fn flush(&self, now_ms: i64) -> Delivery {
         let interval_ms = self.interval.as_millis() as i64;
-        let (due, held): (Vec<(String, String)>, usize) = {
+        let (due, held): (Vec<(String, Vec<String>)>, usize) = {
             let mut outboxes = self.outboxes();
             let mut due = Vec::new();
             let mut held = 0;
@@ -206,7 +212,7 @@ impl<C: ConnectionStore, P: ConnectionPoster> Fanout<C, P> {
             (due, held)
         };
         // Futures collected first (see `read`).
-        let posts: Vec<_> = due.iter().map(|(id, text)| self.post(id, text)).collect();
+        let posts: Vec<_> = due.iter().map(|(id, texts)| self.post(id, texts)).collect();
         let results: Vec<_> = stream::iter(posts).buffer_unordered(POSTS_AT_ONCE).collect().await;
         let mut delivery = Delivery {
             held,
@@ -235,15 +241,38 @@ impl<C: ConnectionStore, P: ConnectionPoster> Fanout<C, P> {
         delivery
     }
 
+    /// `texts` to `id` in order, within the post timeout.
     async fn post<'a>(
         &self,
         id: &'a str,
-        text: &str,
+        texts: &[String],
     ) -> (&'a str, Result<Result<(), PostError>, tokio::time::error::Elapsed>) {
-        (
-            id,
-            tokio::time::timeout(self.post_timeout, self.poster.post(id, text)).await,
-        )
+        let all = async {
+            for text in texts {
+                self.poster.post(id, text).await?;
+            }
+            Ok(())
+        };
+        (id, tokio::time::timeout(self.post_timeout, all).await)
+    }
+
+    /// A connection past its end (its token expired, or two hours passed):
+    /// told why, closed and forgotten, so a user whose access was taken away
+    /// hears nothing more once their token runs out.
+    async fn end(&self, id: &str) {
+        self.outboxes().remove(id);
+        let e = ProtocolError {
+            code: "expired",
+            message: "this connection has ended: its access token expired, or it reached two hours; sign in and connect again".into(),
+            field: None,
+        };
+        let _ = self.poster.post(id, &ServerMessage::Error(&e).to_text()).await;
+        if let Err(e) = self.poster.close(id).await {
+            tracing::warn!(error = %e, connection = %id, "ended connection not closed");
+        }
+        if let Err(e) = self.connections.delete(id).await {
+            tracing::warn!(error = %e, connection = %id, "ended connection not deleted");
+        }
     }
 
     /// When the next held message is due (ms), if one is held.
@@ -439,7 +468,7 @@ mod tests {
         for id in ["gone", "slow", "fine"] {
             connect(&f, id, None, Subscription::Fleet).await;
         }
-        f.poster.close("gone");
+        f.poster.hang_up("gone");
         f.poster.slow("slow", Duration::from_secs(5));
         let started = std::time::Instant::now();
         let d = f.deliver(&[state("veh-001", 1, 10)], 0).await.unwrap();
@@ -447,6 +476,28 @@ mod tests {
         assert_eq!((d.sent, d.gone, d.failed), (1, 1, 1));
         let left: BTreeSet<String> = f.connections.list().await.unwrap().into_iter().map(|c| c.id).collect();
         assert_eq!(left, ["fine".to_string(), "slow".to_string()].into());
+    }
+
+    #[tokio::test]
+    async fn a_connection_past_its_end_hears_nothing_more_and_is_closed() {
+        let f = fanout();
+        connect(&f, "a", None, Subscription::Fleet).await;
+        let mut ending = f.connections.get("a").await.unwrap().unwrap();
+        ending.id = "ending".into();
+        ending.expires_at_s = 100;
+        f.connections.put(&ending).await.unwrap();
+        f.deliver(&[state("veh-001", 1, 10)], 100_000).await.unwrap();
+        assert_eq!(updates(&f, "a").len(), 1);
+        let told: Vec<Value> = f
+            .poster
+            .to("ending")
+            .iter()
+            .map(|t| serde_json::from_str(t).unwrap())
+            .collect();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert_eq!(told[0]["code"], "expired");
+        assert_eq!(f.poster.closed(), ["ending".to_string()]);
+        assert!(f.connections.get("ending").await.unwrap().is_none());
     }
 
     #[tokio::test]

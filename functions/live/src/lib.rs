@@ -16,6 +16,7 @@ pub mod fanout;
 pub mod protocol;
 pub mod sessions;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -38,9 +39,16 @@ pub struct Config {
     pub connections_table: String,
     /// `STATE_TABLE`: where a subscription's snapshot is read.
     pub state_table: String,
-    /// `USER_POOL_ID`: where access tokens are checked; unset where nobody
+    /// `USER_POOL_ID`: whose access tokens are taken; unset where nobody
     /// signs in (the local stack).
     pub user_pool_id: Option<String>,
+    /// `COGNITO_CLIENT_IDS`: the pool's app clients whose tokens are taken (comma-separated).
+    pub client_ids: BTreeSet<String>,
+    /// `AWS_REGION` (Lambda sets it): the pool's region, in its issuer.
+    pub region: String,
+    /// `COGNITO_JWKS_URL` (optional): where the pool's keys are read when it
+    /// is not AWS's (moto's, in tests); by default the pool's own JWKS.
+    pub jwks_url: Option<String>,
     /// `VEHICLE_GROUPS`: as the API's.
     pub vehicle_groups: VehicleGroups,
     /// `LIVE_ENDPOINT`: the WebSocket API stage's management URL.
@@ -59,10 +67,20 @@ impl Config {
             });
         }
         let optional = |name: &str| vars.var(name).filter(|v| !v.trim().is_empty());
+        let user_pool_id = optional("USER_POOL_ID");
+        let client_ids: BTreeSet<String> = env::or(vars, "COGNITO_CLIENT_IDS", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
         Ok(Self {
             connections_table: env::required(vars, "CONNECTIONS_TABLE")?,
             state_table: env::required(vars, "STATE_TABLE")?,
-            user_pool_id: optional("USER_POOL_ID"),
+            region: env::or(vars, "AWS_REGION", "us-east-1"),
+            jwks_url: optional("COGNITO_JWKS_URL"),
+            client_ids,
+            user_pool_id,
             vehicle_groups: VehicleGroups::parse(&env::or(vars, "VEHICLE_GROUPS", "")).map_err(|problem| EnvError {
                 name: "VEHICLE_GROUPS".into(),
                 problem,
@@ -106,10 +124,23 @@ impl Live {
             connections: DynamoConnectionStore::new(client.clone(), &config.connections_table),
             poster: Self::poster(&config, sdk)?,
             state: DynamoStateTable::new(client, &config.state_table),
-            verifier: config
-                .user_pool_id
-                .as_deref()
-                .map(|pool| CognitoVerifier::new(sdk, pool)),
+            verifier: match config.user_pool_id.as_deref() {
+                Some(_) if config.client_ids.is_empty() => {
+                    return Err(EnvError {
+                        name: "COGNITO_CLIENT_IDS".into(),
+                        problem: "is empty: with USER_POOL_ID set, name the app clients whose tokens the stream takes"
+                            .into(),
+                    });
+                }
+                Some(pool) => Some(
+                    CognitoVerifier::new(&config.region, pool, config.client_ids.clone(), config.jwks_url.clone())
+                        .map_err(|e| EnvError {
+                            name: "USER_POOL_ID".into(),
+                            problem: format!("the HTTPS client for the pool's keys: {e}"),
+                        })?,
+                ),
+                None => None,
+            },
             access: config.access(),
             ttl_s: CONNECTION_TTL_S,
         })
@@ -156,11 +187,12 @@ where
                 Ok(()) => Ok(()),
                 Err(Refused::Unauthenticated(m)) => return response(401, &m),
                 Err(Refused::Forbidden(m)) => return response(403, &m),
+                Err(Refused::TooMany(m)) => return response(429, &m),
                 Err(Refused::Table(e)) => Err(e),
             }
         }
         Some("$disconnect") => sessions.disconnect(id).await,
-        _ => sessions.message(id, event.body.as_deref().unwrap_or("")).await,
+        _ => sessions.message(id, event.body.as_deref().unwrap_or(""), now_ms).await,
     };
     match outcome {
         Ok(()) => response(200, ""),

@@ -24,6 +24,9 @@ pub const VERSION: u64 = 1;
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
 /// The most vehicles one subscription may name (the fleet is `fleet`).
 pub const MAX_VEHICLES: usize = 100;
+/// The largest message the server sends: API Gateway's WebSocket API posts
+/// at most 128 KB, so an update past this is split in several.
+pub const MAX_PUSH_BYTES: usize = 120 * 1024;
 
 /// What a client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,10 +149,72 @@ impl ServerMessage<'_> {
                 v
             }
         };
-        let mut body = body;
-        body["v"] = json!(VERSION);
-        body.to_string()
+        with_version(body)
     }
+}
+
+fn with_version(mut body: Value) -> String {
+    body["v"] = json!(VERSION);
+    body.to_string()
+}
+
+/// The `update` messages that carry `states` and `alerts`, each at most
+/// [`MAX_PUSH_BYTES`]: one when they fit, more when not (each complete in
+/// itself). A state or alert too large for any message is not pushed: an
+/// `error` says which and where to read it. `partial` marks a snapshot that
+/// does not hold every state the subscription covers.
+pub fn updates(states: &[LatestState], alerts: &[Alert], partial: bool) -> Vec<String> {
+    let envelope = |states: Vec<Value>, alerts: Vec<Value>| {
+        let mut body = json!({"type": "update", "states": states, "alerts": alerts});
+        if partial {
+            body["partial"] = json!(true);
+        }
+        with_version(body)
+    };
+    let overhead = envelope(Vec::new(), Vec::new()).len();
+    let mut out = Vec::new();
+    let (mut held_states, mut held_alerts, mut size) = (Vec::new(), Vec::new(), overhead);
+    let items = states
+        .iter()
+        .map(|s| (true, s.telemetry.vehicle_id.as_str(), s.to_json()))
+        .chain(alerts.iter().map(|a| (false, a.vehicle_id.as_str(), json!(a))));
+    for (is_state, vehicle, item) in items {
+        let len = item.to_string().len() + 1;
+        if overhead + len > MAX_PUSH_BYTES {
+            let what = if is_state { "state" } else { "alert" };
+            let read = if is_state {
+                format!("GET /vehicles/{vehicle}")
+            } else {
+                format!("GET /vehicles/{vehicle}/alerts")
+            };
+            let e = error(
+                "too_large",
+                None,
+                format!(
+                    "{vehicle}'s {what} is larger than a push may be ({MAX_PUSH_BYTES} bytes); read it with {read}"
+                ),
+            );
+            out.push(ServerMessage::Error(&e).to_text());
+            continue;
+        }
+        if size + len > MAX_PUSH_BYTES {
+            out.push(envelope(
+                std::mem::take(&mut held_states),
+                std::mem::take(&mut held_alerts),
+            ));
+            size = overhead;
+        }
+        size += len;
+        if is_state {
+            held_states.push(item);
+        } else {
+            held_alerts.push(item);
+        }
+    }
+    if !held_states.is_empty() || !held_alerts.is_empty() || out.is_empty() {
+        out.push(envelope(held_states, held_alerts));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -195,6 +260,48 @@ mod tests {
             assert_eq!((e.code, e.field), (code, field), "{text}: {e}");
         }
         assert_eq!(parse(&" ".repeat(MAX_MESSAGE_BYTES + 1)).unwrap_err().code, "too_large");
+    }
+
+    #[test]
+    fn large_updates_are_split_and_what_cannot_be_pushed_is_named() {
+        use canopy::adapters::contract::telemetry;
+        let state = |id: &str, extra: usize| {
+            let mut t = telemetry(&VehicleId::new(id).unwrap(), 1, 0);
+            t.extra.insert("note".into(), json!("x".repeat(extra)));
+            LatestState {
+                telemetry: t,
+                updated_at_ms: 1,
+            }
+        };
+        let states: Vec<LatestState> = (0..300).map(|i| state(&format!("veh-{i:03}"), 1_000)).collect();
+        let texts = updates(&states, &[], true);
+        assert!(texts.len() >= 3, "{} messages", texts.len());
+        let mut seen = 0;
+        for text in &texts {
+            assert!(text.len() <= MAX_PUSH_BYTES, "{}", text.len());
+            let v: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                (v["type"].as_str(), v["partial"].as_bool()),
+                (Some("update"), Some(true))
+            );
+            seen += v["states"].as_array().unwrap().len();
+        }
+        assert_eq!(seen, 300, "every state in one message or another");
+        let texts = updates(&[state("veh-big", MAX_PUSH_BYTES), state("veh-001", 10)], &[], false);
+        let v: Vec<Value> = texts.iter().map(|t| serde_json::from_str(t).unwrap()).collect();
+        assert_eq!(v[0]["code"], "too_large");
+        assert!(
+            v[0]["message"].as_str().unwrap().contains("GET /vehicles/veh-big"),
+            "{}",
+            v[0]
+        );
+        assert_eq!(v[1]["states"][0]["vehicle_id"], "veh-001");
+        assert_eq!(v[1].get("partial"), None);
+        let empty: Value = serde_json::from_str(&updates(&[], &[], false)[0]).unwrap();
+        assert_eq!(
+            empty,
+            json!({"type": "update", "v": VERSION, "states": [], "alerts": []})
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ use canopy::domain::kind::Kinds;
 use canopy::format::device::{DeviceRecord, TOPIC_KIND};
 use canopy::format::lake::keys::date_of;
 use canopy::format::lake::{archive, devices};
-use canopy::format::telemetry::{ClockBounds, Message, Rejection, Telemetry};
+use canopy::format::telemetry::{ClockBounds, Message, Rejection, TOPIC_VEHICLE_ID, Telemetry};
 use canopy::ports::TableError;
 use canopy::ports::device_state::DeviceStateStore;
 use canopy::ports::ledger::{Claim, Ledger};
@@ -442,7 +442,9 @@ fn validate(
                 continue;
             }
         };
-        if value.get(TOPIC_KIND).is_some() {
+        // The device rule's fields, and not the vehicle rule's: no payload
+        // brings either itself (the rules and HTTP ingest refuse them).
+        if value.get(TOPIC_KIND).is_some() && value.get(TOPIC_VEHICLE_ID).is_none() {
             match DeviceRecord::from_json(kinds, &value).and_then(|r| r.check_clock(clock, run.now_ms).map(|()| r)) {
                 Ok(record) => {
                     run.outcome.valid += 1;

@@ -3,6 +3,7 @@
 use canopy::adapters::contract::telemetry;
 use canopy::adapters::memory::{MemoryDeviceStateTable, MemoryLedger, MemoryStateTable, MemoryStore};
 use canopy::domain::vehicle::VehicleId;
+use canopy::ports::device_state::DeviceStateStore;
 use canopy::ports::ledger::ExistingClaim;
 use canopy::ports::state::LatestStateStore;
 
@@ -203,6 +204,28 @@ async fn a_vehicle_cannot_speak_for_another() {
     // veh-002's real message with that seq is not taken for a duplicate.
     let real = s.process(&[incoming("real", &b, 5)], NOW_MS).await;
     assert_eq!((real.archived, real.duplicates), (1, 0));
+}
+
+#[tokio::test]
+async fn a_vehicle_message_that_brings_a_device_rules_fields_is_never_a_device() {
+    let s = service();
+    let a = vehicle(1);
+    // A payload with topic_kind, through the vehicle rule (which adds topic_vehicle_id):
+    // were it routed on topic_kind alone, it would write a station's state.
+    let mut forged = telemetry(&a, 5, 5).to_json();
+    forged["topic_kind"] = serde_json::json!("canopy-station");
+    forged["topic_device_id"] = serde_json::json!("st-01");
+    forged[canopy::format::telemetry::TOPIC_VEHICLE_ID] = serde_json::json!(a.as_str());
+    s.process(
+        &[Incoming {
+            id: "forged".into(),
+            body: forged.to_string(),
+        }],
+        NOW_MS,
+    )
+    .await;
+    let stations = s.devices.list("canopy-station", 10, None).await.unwrap();
+    assert!(stations.items.is_empty(), "{:?}", stations.items);
 }
 
 #[tokio::test]

@@ -40,6 +40,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<MemoryApi> {
         history_quota: HistoryQuota { per_minute: u32::MAX },
         console: Default::default(),
         history_deadline: Duration::from_secs(25),
+        cursors: canopy_api::cursor::Cursors::ephemeral(),
     };
     let v = VehicleId::new("veh-001").expect("an id");
     let other = VehicleId::new("veh-002").expect("an id");

@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 
 use canopy::format::telemetry::BASIC_INGEST_PREFIX;
+use canopy::ports::messaging::{DevicePublisher, PublishError};
 
 /// What the broker sees for [`BASIC_INGEST_PREFIX`].
 pub const LOCAL_PREFIX: &str = "_aws/rules/";
@@ -140,6 +141,57 @@ fn carry(client: TcpStream, broker: SocketAddr) {
     let _ = client.shutdown(Shutdown::Both);
     if let Ok(down) = down {
         let _ = down.join();
+    }
+}
+
+/// IoT Core's data plane (`Publish`) on the local stack: a function's
+/// message to a topic goes to the broker as a device's would, through the
+/// gateway, so a Basic Ingest topic reaches its rule alone.
+pub struct BrokerPublisher {
+    client: rumqttc::AsyncClient,
+}
+
+impl BrokerPublisher {
+    /// Connected to the stack's MQTT endpoint `mqtt` (the gateway) as `client_id`.
+    pub async fn connect(mqtt: SocketAddr, client_id: &str) -> Result<Self, String> {
+        let mut options = rumqttc::MqttOptions::new(client_id, mqtt.ip().to_string(), mqtt.port());
+        options.set_keep_alive(std::time::Duration::from_secs(30));
+        let (client, mut events) = rumqttc::AsyncClient::new(options, 1024);
+        let (up, connected) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut up = Some(up);
+            loop {
+                match events.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                        if let Some(up) = up.take() {
+                            let _ = up.send(());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the data plane's publisher lost the broker; reconnecting");
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(10), connected)
+            .await
+            .map_err(|_| format!("the broker on {mqtt} did not accept a connection within 10 s"))?
+            .map_err(|_| "the publisher's event loop ended".to_string())?;
+        Ok(Self { client })
+    }
+}
+
+impl DevicePublisher for BrokerPublisher {
+    async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), PublishError> {
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+            .await
+            .map_err(|e| PublishError {
+                service: "local-broker",
+                message: e.to_string(),
+            })
     }
 }
 

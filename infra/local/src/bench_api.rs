@@ -246,7 +246,7 @@ fn compact_tiers(root: &Path, vehicle: &VehicleId, days: i64, how: Compaction) -
             for (path, _) in &inputs {
                 std::fs::remove_file(path)?;
             }
-            std::fs::write(root.join(unit.compacted_key(table, done.written_us)), out)?;
+            std::fs::write(root.join(unit.compacted_key(table, done.written_us, 0)), out)?;
         }
     }
     let ten_s = root.join(format!("rollup_10s/vehicle_id={vehicle}"));

@@ -28,14 +28,20 @@ use crate::template::StreamSource;
 /// and misses updates (the next one carries the newest state again).
 const SOCKET_QUEUE: usize = 256;
 
+/// What goes to a socket: a text message, or the server's close.
+enum Outgoing {
+    Text(String),
+    Close,
+}
+
 /// The open sockets, by connection id: where posts go.
 #[derive(Clone, Default)]
 pub struct LocalPoster {
-    sockets: Arc<Mutex<HashMap<String, mpsc::Sender<String>>>>,
+    sockets: Arc<Mutex<HashMap<String, mpsc::Sender<Outgoing>>>>,
 }
 
 impl LocalPoster {
-    fn sockets(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<String>>> {
+    fn sockets(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Outgoing>>> {
         self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -51,7 +57,7 @@ impl ConnectionPoster for LocalPoster {
         let Some(sender) = sender else {
             return Err(PostError::Gone(id.to_string()));
         };
-        match sender.try_send(text.to_string()) {
+        match sender.try_send(Outgoing::Text(text.to_string())) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(PostError::Gone(id.to_string())),
             Err(mpsc::error::TrySendError::Full(_)) => Err(PostError::Failed {
@@ -59,6 +65,15 @@ impl ConnectionPoster for LocalPoster {
                 message: format!("{SOCKET_QUEUE} messages wait for this client already"),
             }),
         }
+    }
+
+    async fn close(&self, id: &str) -> Result<(), PostError> {
+        let sender = self.sockets().remove(id);
+        if let Some(sender) = sender {
+            // Waits for room: the close comes after what was posted before it.
+            let _ = sender.send(Outgoing::Close).await;
+        }
+        Ok(())
     }
 }
 
@@ -122,12 +137,17 @@ async fn serve(socket: WebSocket, live: Arc<LocalLive>) {
         warn!(error = %e, "live connection refused");
         return;
     }
-    let (tx, mut rx) = mpsc::channel::<String>(SOCKET_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(SOCKET_QUEUE);
     live.poster.sockets().insert(id.clone(), tx);
     let (mut sink, mut incoming) = socket.split();
     let writer = tokio::spawn(async move {
-        while let Some(text) = rx.recv().await {
-            if sink.send(Message::Text(text.into())).await.is_err() {
+        while let Some(out) = rx.recv().await {
+            let message = match out {
+                Outgoing::Text(text) => Message::Text(text.into()),
+                Outgoing::Close => Message::Close(None),
+            };
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
                 break;
             }
         }
@@ -139,7 +159,8 @@ async fn serve(socket: WebSocket, live: Arc<LocalLive>) {
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        if let Err(e) = live.sessions.message(&id, &text).await {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        if let Err(e) = live.sessions.message(&id, &text, now_ms).await {
             warn!(error = %e, connection = %id, "live message failed");
         }
     }

@@ -390,6 +390,7 @@ impl Stack {
             &bucket,
             options.api_port,
             live.clone(),
+            mqtt,
         )
         .await?;
         tasks.push(api.1);
@@ -503,11 +504,18 @@ async fn run_schedule(
         let outcome = compactor.run(chrono::Utc::now().timestamp_micros()).await;
         counters.invoked(&function, started.elapsed());
         match outcome {
-            Ok(report) => info!(
-                compacted = report.compacted.len(),
-                deleted = report.deleted,
-                "compaction run"
-            ),
+            Ok(report) => {
+                info!(
+                    compacted = report.compacted.len(),
+                    deleted = report.deleted,
+                    failed = report.failed.len(),
+                    quarantined = report.quarantined.len(),
+                    "compaction run"
+                );
+                for (unit, error) in &report.failed {
+                    warn!(unit = %unit.describe(), %error, "a unit failed to compact; it is tried again next run");
+                }
+            }
             Err(e) => warn!(error = %e, "compaction run failed"),
         }
     }
@@ -988,6 +996,7 @@ async fn serve_api(
     bucket: &str,
     port: u16,
     live: Option<Arc<crate::live::LocalLive>>,
+    mqtt: SocketAddr,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
     let f = template
         .functions
@@ -1004,7 +1013,11 @@ async fn serve_api(
     let mut app = canopy_api::router(Arc::new(api));
     // API Gateway serves the ingest function's route on the API's URL; so does this port.
     if let Some(f) = template.functions.iter().find(|f| f.binary == "ingest") {
-        let ingest = canopy_ingest::Ingest::from_env(&f.environment, sdk)
+        // IoT Core's data plane is the broker here: the alerts rule it publishes to runs on it.
+        let publisher = crate::basic_ingest::BrokerPublisher::connect(mqtt, "canopy-local-ingest")
+            .await
+            .map_err(|e| anyhow!("function {}: {e}", f.logical_id))?;
+        let ingest = canopy_ingest::Ingest::from_env_with(&f.environment, sdk, publisher)
             .with_context(|| format!("function {}", f.logical_id))?;
         app = app.merge(canopy_ingest::router::router(Arc::new(ingest)));
     }
@@ -1015,6 +1028,8 @@ async fn serve_api(
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let address = listener.local_addr()?;
     let task = tokio::spawn(async move {
+        // The peer's address: the ingest route counts failed keys per address.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app).await {
             warn!(error = %e, "API server stopped");
         }

@@ -204,6 +204,14 @@ impl Template {
                         let (id, attribute) = target.split_once('.').unwrap_or((&target, "Arn"));
                         self.attribute(id, attribute)
                     }
+                    "!Join" => match inner.as_sequence().map(Vec::as_slice) {
+                        Some([separator, Value::Sequence(items)]) => items
+                            .iter()
+                            .map(|item| self.resolve(item))
+                            .collect::<Vec<_>>()
+                            .join(&scalar(separator)),
+                        _ => String::new(),
+                    },
                     "!Sub" => {
                         let text = match inner {
                             Value::Sequence(parts) => parts.first().map(scalar).unwrap_or_default(),
@@ -1037,6 +1045,43 @@ mod tests {
                 format!("{arn}$aws/rules/AlertsTopicRule/dt/canopy/${{iot:Connection.Thing.ThingName}}/*"),
             ]
         );
+    }
+
+    #[test]
+    fn every_rule_drops_a_payload_that_brings_a_field_the_server_sets() {
+        use canopy::format::telemetry::SERVER_FIELDS;
+        let t = template();
+        assert_eq!(t.rules.len(), 3);
+        for rule in &t.rules {
+            let sql = canopy_rules::TopicRule::parse(&rule.sql).unwrap();
+            let topic = if sql.topic_filter.contains("canopy/") {
+                "dt/canopy/veh-001/bms"
+            } else {
+                "dt/canopy-station/st-01/status"
+            };
+            for field in SERVER_FIELDS {
+                assert!(
+                    rule.sql.contains(&format!("isUndefined({field})")),
+                    "{}: {field}",
+                    rule.logical_id
+                );
+                let payload = serde_json::json!({"vehicle_id": "veh-001", "station_id": "st-01", "cell_temp_max_c": 90,
+                    "soc_pct": 1, field: "forged"});
+                assert_eq!(
+                    sql.apply(topic, payload.to_string().as_bytes(), 0),
+                    None,
+                    "{} takes a payload with {field}",
+                    rule.logical_id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn join_resolves_each_item() {
+        let t = template();
+        let live = t.functions.iter().find(|f| f.binary == "live").unwrap();
+        assert_eq!(live.environment["COGNITO_CLIENT_IDS"], "UserPoolClient,ConsoleClient");
     }
 
     #[test]

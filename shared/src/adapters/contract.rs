@@ -395,33 +395,58 @@ pub async fn alert_log<A: AlertLog>(log: &A, tag: &str) {
     assert_eq!(log.alerts(v.as_str(), 10, None).await.expect("alerts").len(), 3);
 }
 
-/// A quota counts up to its limit and no further; keys count apart; a
-/// refused request does not count.
+/// A quota counts up to its limit and no further, by one or by many at a
+/// time; what does not fit is not counted; keys count apart; a new window
+/// starts at zero.
 pub async fn quota_counter<Q: QuotaCounter>(quota: &Q, tag: &str) {
     let key = format!("{tag}#user-a#1");
     for expected in 1..=3 {
-        assert_eq!(quota.take(&key, 3, 2_000_000_000).await.expect("take"), Some(expected));
+        assert_eq!(
+            quota.take(&key, 1, 3, 2_000_000_000).await.expect("take"),
+            Some(expected)
+        );
     }
     assert_eq!(
-        quota.take(&key, 3, 2_000_000_000).await.expect("take"),
+        quota.take(&key, 1, 3, 2_000_000_000).await.expect("take"),
         None,
         "the fourth of three"
     );
     assert_eq!(
-        quota.take(&key, 4, 2_000_000_000).await.expect("take"),
+        quota.take(&key, 1, 4, 2_000_000_000).await.expect("take"),
         Some(4),
         "refusals were not counted: a higher limit admits exactly one more"
     );
+    let many = format!("{tag}#user-c#1");
+    assert_eq!(quota.take(&many, 40, 100, 2_000_000_000).await.expect("take"), Some(40));
+    assert_eq!(
+        quota.take(&many, 61, 100, 2_000_000_000).await.expect("take"),
+        None,
+        "41 + 60 > 100"
+    );
+    assert_eq!(
+        quota.take(&many, 60, 100, 2_000_000_000).await.expect("take"),
+        Some(100),
+        "exactly the limit"
+    );
+    assert_eq!(quota.take(&many, 1, 100, 2_000_000_000).await.expect("take"), None);
     assert_eq!(
         quota
-            .take(&format!("{tag}#user-b#1"), 3, 2_000_000_000)
+            .take(&format!("{tag}#user-d#1"), 101, 100, 2_000_000_000)
+            .await
+            .expect("take"),
+        None,
+        "more than the limit at once never fits"
+    );
+    assert_eq!(
+        quota
+            .take(&format!("{tag}#user-b#1"), 1, 3, 2_000_000_000)
             .await
             .expect("take"),
         Some(1)
     );
     assert_eq!(
         quota
-            .take(&format!("{tag}#user-a#2"), 3, 2_000_000_000)
+            .take(&format!("{tag}#user-a#2"), 1, 3, 2_000_000_000)
             .await
             .expect("take"),
         Some(1),

@@ -49,6 +49,18 @@ pub const RECEIVED_AT: &str = "received_at";
 /// that carry this field or [`RECEIVED_AT`] themselves, so both are the rule's.
 pub const TOPIC_VEHICLE_ID: &str = "topic_vehicle_id";
 
+/// Every field the server sets on a message and a device may never send:
+/// the vehicle rule's, the device rule's (`topic_kind`, `topic_device_id`)
+/// and the receive time. Each rule refuses a payload that carries any of
+/// them, HTTP ingest too, so which rule a message came through is known
+/// from them alone.
+pub const SERVER_FIELDS: [&str; 4] = [
+    TOPIC_VEHICLE_ID,
+    crate::format::device::TOPIC_KIND,
+    crate::format::device::TOPIC_DEVICE_ID,
+    RECEIVED_AT,
+];
+
 /// How far a message's `ts` may be from the time IoT Core received it: a
 /// vehicle's clock orders its own messages, but a clock far off (a fault, or
 /// a compromised unit) must not freeze its state or its alerts.

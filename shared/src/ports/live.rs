@@ -71,10 +71,21 @@ pub enum PostError {
 /// sockets themselves on the local stack).
 pub trait ConnectionPoster: Send + Sync {
     fn post(&self, id: &str, text: &str) -> impl Future<Output = Result<(), PostError>> + Send;
+
+    /// Closes the connection (one already gone is not an error).
+    fn close(&self, id: &str) -> impl Future<Output = Result<(), PostError>> + Send;
 }
 
-/// Who holds an access token (Cognito in AWS).
+/// The holder of a verified access token, and when the token expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub caller: Caller,
+    /// The token's `exp` (seconds since the epoch): the connection it opened ends then.
+    pub expires_at_s: i64,
+}
+
+/// Who holds an access token (a Cognito user pool in AWS).
 pub trait TokenVerifier: Send + Sync {
-    /// The caller the token belongs to, or why it is refused.
-    fn verify(&self, token: &str) -> impl Future<Output = Result<Caller, String>> + Send;
+    /// The caller the token belongs to at `now_s`, or why it is refused.
+    fn verify(&self, token: &str, now_s: i64) -> impl Future<Output = Result<SignedIn, String>> + Send;
 }

@@ -1,7 +1,9 @@
 //! [`ConnectionPoster`] on API Gateway's management API: `PostToConnection`
-//! to a WebSocket API's stage; a closed connection answers Gone (410).
+//! and `DeleteConnection` on a WebSocket API's stage; a closed connection
+//! answers Gone (410).
 
 use aws_sdk_apigatewaymanagement::Client;
+use aws_sdk_apigatewaymanagement::operation::delete_connection::DeleteConnectionError;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 
@@ -39,6 +41,17 @@ impl ConnectionPoster for ApiGatewayPoster {
             Err(e) if matches!(e.as_service_error(), Some(PostToConnectionError::GoneException(_))) => {
                 Err(PostError::Gone(id.to_string()))
             }
+            Err(e) => Err(PostError::Failed {
+                id: id.to_string(),
+                message: error_text(&e),
+            }),
+        }
+    }
+
+    async fn close(&self, id: &str) -> Result<(), PostError> {
+        match self.client.delete_connection().connection_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.as_service_error(), Some(DeleteConnectionError::GoneException(_))) => Ok(()),
             Err(e) => Err(PostError::Failed {
                 id: id.to_string(),
                 message: error_text(&e),

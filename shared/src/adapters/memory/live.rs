@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::{Faults, lock};
 use crate::domain::access::Caller;
 use crate::ports::TableError;
-use crate::ports::live::{Connection, ConnectionPoster, ConnectionStore, PostError, Subscription, TokenVerifier};
+use crate::ports::live::{
+    Connection, ConnectionPoster, ConnectionStore, PostError, SignedIn, Subscription, TokenVerifier,
+};
 
 #[derive(Debug, Default)]
 pub struct MemoryConnectionStore {
@@ -63,6 +65,7 @@ impl ConnectionStore for MemoryConnectionStore {
 #[derive(Debug, Default)]
 pub struct MemoryPoster {
     posted: Mutex<Vec<(String, String)>>,
+    closed: Mutex<Vec<String>>,
     gone: Mutex<HashSet<String>>,
     slow: Mutex<HashMap<String, Duration>>,
 }
@@ -81,9 +84,14 @@ impl MemoryPoster {
             .collect()
     }
 
-    /// Posts to `id` answer Gone from now on.
-    pub fn close(&self, id: &str) {
+    /// Posts to `id` answer Gone from now on: the client went away.
+    pub fn hang_up(&self, id: &str) {
         lock(&self.gone).insert(id.to_string());
+    }
+
+    /// The connections the server closed, in order.
+    pub fn closed(&self) -> Vec<String> {
+        lock(&self.closed).clone()
     }
 
     /// Posts to `id` take `delay` (a client on a bad link).
@@ -104,19 +112,33 @@ impl ConnectionPoster for MemoryPoster {
         lock(&self.posted).push((id.to_string(), text.to_string()));
         Ok(())
     }
+
+    async fn close(&self, id: &str) -> Result<(), PostError> {
+        lock(&self.closed).push(id.to_string());
+        lock(&self.gone).insert(id.to_string());
+        Ok(())
+    }
 }
 
-/// Tokens and the callers they belong to.
+/// Tokens and who holds them, until when.
 #[derive(Debug, Default)]
 pub struct MemoryTokenVerifier {
-    pub tokens: Mutex<HashMap<String, Caller>>,
+    pub tokens: Mutex<HashMap<String, SignedIn>>,
+}
+
+impl MemoryTokenVerifier {
+    /// `token` is `caller`'s until `expires_at_s`.
+    pub fn issue(&self, token: &str, caller: Caller, expires_at_s: i64) {
+        lock(&self.tokens).insert(token.to_string(), SignedIn { caller, expires_at_s });
+    }
 }
 
 impl TokenVerifier for MemoryTokenVerifier {
-    async fn verify(&self, token: &str) -> Result<Caller, String> {
-        lock(&self.tokens)
-            .get(token)
-            .cloned()
-            .ok_or_else(|| "the access token is not valid".to_string())
+    async fn verify(&self, token: &str, now_s: i64) -> Result<SignedIn, String> {
+        match lock(&self.tokens).get(token) {
+            Some(signed_in) if signed_in.expires_at_s > now_s => Ok(signed_in.clone()),
+            Some(_) => Err("the access token has expired".to_string()),
+            None => Err("the access token is not valid".to_string()),
+        }
     }
 }

@@ -22,17 +22,17 @@ impl MemoryQuotaCounter {
 }
 
 impl QuotaCounter for MemoryQuotaCounter {
-    async fn take(&self, key: &str, limit: u32, expires_at_s: i64) -> Result<Option<u32>, TableError> {
+    async fn take(&self, key: &str, amount: u32, limit: u32, expires_at_s: i64) -> Result<Option<u32>, TableError> {
         self.faults.enter("take").await.map_err(|message| TableError {
             table: "memory-quota".into(),
             message,
         })?;
         let mut counts = lock(&self.counts);
         let slot = counts.entry(key.to_string()).or_insert((0, expires_at_s));
-        if slot.0 >= limit {
+        if slot.0.checked_add(amount).is_none_or(|after| after > limit) {
             return Ok(None);
         }
-        *slot = (slot.0 + 1, expires_at_s);
+        *slot = (slot.0 + amount, expires_at_s);
         Ok(Some(slot.0))
     }
 }

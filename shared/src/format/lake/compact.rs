@@ -155,11 +155,14 @@ impl Table {
 pub enum LakeObject {
     /// A batch's own object: `<vehicle>_<first µs>_<seq>.parquet`.
     Batch { first_ts_us: i64 },
-    /// A compacted one: `<vehicle>_<start µs>_<hour|day>_<written µs>.parquet`.
+    /// A compacted one: `<vehicle>_<start µs>_<hour|day>_<written µs>.parquet`,
+    /// or `…_<written µs>-<part>.parquet` for the parts after the first of a
+    /// unit too large for one object.
     Compacted {
         period: Period,
         start_us: i64,
         written_us: i64,
+        part: u32,
     },
 }
 
@@ -169,17 +172,21 @@ impl LakeObject {
         let stem = key.rsplit('/').next()?.strip_suffix(".parquet")?;
         let fields: Vec<&str> = stem.rsplitn(4, '_').collect();
         let number = |s: &str| s.parse::<i64>().ok();
+        let compacted = |period, start: &str, written: &str| {
+            let (written, part) = match written.split_once('-') {
+                Some((written, part)) => (written, part.parse::<u32>().ok().filter(|p| *p > 0)?),
+                None => (written, 0),
+            };
+            Some(Self::Compacted {
+                period,
+                start_us: number(start)?,
+                written_us: number(written)?,
+                part,
+            })
+        };
         match fields.as_slice() {
-            [written, "hour", start, _] => Some(Self::Compacted {
-                period: Period::Hour,
-                start_us: number(start)?,
-                written_us: number(written)?,
-            }),
-            [written, "day", start, _] => Some(Self::Compacted {
-                period: Period::Day,
-                start_us: number(start)?,
-                written_us: number(written)?,
-            }),
+            [written, "hour", start, _] => compacted(Period::Hour, start, written),
+            [written, "day", start, _] => compacted(Period::Day, start, written),
             [seq, first, ..] if seq.chars().all(|c| c.is_ascii_digit()) => Some(Self::Batch {
                 first_ts_us: number(first)?,
             }),
@@ -223,15 +230,16 @@ impl Unit {
         }
     }
 
-    /// The key of the unit's compacted object in `table`, written at `written_us`.
-    pub fn compacted_key(&self, table: Table, written_us: i64) -> String {
+    /// The key of the unit's compacted object in `table`, written at
+    /// `written_us`: its first part, or a later one.
+    pub fn compacted_key(&self, table: Table, written_us: i64, part: u32) -> String {
+        let part = if part == 0 { String::new() } else { format!("-{part}") };
         format!(
-            "{}{}_{}_{}_{}.parquet",
+            "{}{}_{}_{}_{written_us}{part}.parquet",
             self.partition(table),
             self.vehicle,
             self.start_us,
             self.period.name(),
-            written_us
         )
     }
 
@@ -257,77 +265,155 @@ pub struct Compacted {
     pub written_us: i64,
 }
 
-/// Merges lake objects of `table` (`(name, bytes)`, for messages and the
-/// Parquet) into one object written to `out`: per batch the rows of its
-/// newest copy among `inputs`, all marked as written at one past the newest
-/// copy read, so the result is newer than all it copies and the same inputs
-/// always give the same output. The tiers' rows are sorted by (message,
-/// signal, time) as the decoder writes them; the decoded rows keep each
-/// input's row groups (already sorted), so memory holds one input at a time.
-pub fn compact<W: Write + Send>(table: Table, inputs: &[(String, Bytes)], out: W) -> Result<(W, Compacted), LakeError> {
-    let mut newest: HashMap<String, i64> = HashMap::new();
-    for (name, bytes) in inputs {
+/// The first of compaction's two passes: which copy of each batch is the
+/// newest among a unit's objects (read from their `batch` and `written_us`
+/// columns alone), and so when the compacted copies are written.
+#[derive(Debug, Default)]
+pub struct NewestCopies {
+    by_batch: HashMap<String, i64>,
+}
+
+impl NewestCopies {
+    /// Notes the copies in the object `name`.
+    pub fn scan(&mut self, name: &str, bytes: &Bytes) -> Result<(), LakeError> {
         for batch in read(name, bytes, Some(&["batch", "written_us"]))? {
             let (batches, written) = copy_columns(name, &batch)?;
             for row in 0..batch.num_rows() {
-                let entry = newest.entry(batches(row).to_string()).or_insert(i64::MIN);
+                let entry = self.by_batch.entry(batches(row).to_string()).or_insert(i64::MIN);
                 *entry = (*entry).max(written.value(row));
             }
         }
+        Ok(())
     }
-    let written_us = newest.values().copied().max().unwrap_or(0).saturating_add(1);
-    let name: Arc<str> = Arc::from(format!("compaction of {} objects", inputs.len()));
-    let properties = match table {
-        Table::Decoded => {
-            decoded::writer_properties_for_decoded(decoded::DecodedWriterOptions::default().row_group_rows)
-        }
-        Table::Tier(tier) => rollup::writer_properties_for_tier(&tier),
-    };
-    let mut writer =
-        ArrowWriter::try_new(out, table.schema(), Some(properties)).map_err(|e| LakeError::parquet(&name, e))?;
-    let mut kept: Vec<RecordBatch> = Vec::new();
-    let mut rows = 0u64;
-    for (source, bytes) in inputs {
+
+    /// One past the newest copy read: the compacted copies' time, newer than
+    /// all they copy, the same for the same inputs.
+    pub fn written_us(&self) -> i64 {
+        self.by_batch.values().copied().max().unwrap_or(0).saturating_add(1)
+    }
+
+    pub fn batches(&self) -> usize {
+        self.by_batch.len()
+    }
+}
+
+/// The second pass: one compacted object of `table`, written to `W` one
+/// input at a time, with each batch's rows from its newest copy only, all
+/// marked as written at [`NewestCopies::written_us`]. The decoded rows keep
+/// each input's row groups (already sorted) and go out as each input is
+/// added; a tier's rows are sorted by (message, signal, time) as the decoder
+/// writes them, so they are held until [`Self::finish`]. A unit too large
+/// for one object is written as several (its parts), each a writer of its
+/// own with the same copies: the copies of a batch are in one part or
+/// another, never twice.
+pub struct CompactWriter<W: Write + Send> {
+    table: Table,
+    written_us: i64,
+    writer: ArrowWriter<W>,
+    kept: Vec<RecordBatch>,
+    rows: u64,
+    name: Arc<str>,
+}
+
+impl<W: Write + Send> CompactWriter<W> {
+    pub fn new(table: Table, newest: &NewestCopies, out: W) -> Result<Self, LakeError> {
+        let name: Arc<str> = Arc::from(format!("compaction of {}", table.prefix().trim_end_matches('/')));
+        let properties = match table {
+            Table::Decoded => {
+                decoded::writer_properties_for_decoded(decoded::DecodedWriterOptions::default().row_group_rows)
+            }
+            Table::Tier(tier) => rollup::writer_properties_for_tier(&tier),
+        };
+        let writer =
+            ArrowWriter::try_new(out, table.schema(), Some(properties)).map_err(|e| LakeError::parquet(&name, e))?;
+        Ok(Self {
+            table,
+            written_us: newest.written_us(),
+            writer,
+            kept: Vec::new(),
+            rows: 0,
+            name,
+        })
+    }
+
+    /// Adds the rows of the object `source` that are its batches' newest copies.
+    pub fn add(&mut self, newest: &NewestCopies, source: &str, bytes: &Bytes) -> Result<(), LakeError> {
+        let schema = self.table.schema();
         for batch in read(source, bytes, None)? {
-            let batch = conform(&batch, &table.schema()).ok_or_else(|| {
+            let batch = conform(&batch, &schema).ok_or_else(|| {
                 LakeError::schema(
-                    &Arc::from(source.as_str()),
+                    &Arc::from(source),
                     "*",
-                    format!("not the {} schema", table.prefix().trim_end_matches('/')),
+                    format!("not the {} schema", self.table.prefix().trim_end_matches('/')),
                 )
             })?;
             let (batches, written) = copy_columns(source, &batch)?;
             let live: BooleanArray = (0..batch.num_rows())
-                .map(|row| Some(newest.get(batches(row)) == Some(&written.value(row))))
+                .map(|row| Some(newest.by_batch.get(batches(row)) == Some(&written.value(row))))
                 .collect();
             let batch = arrow_select::filter::filter_record_batch(&batch, &live)
-                .and_then(|b| with_written(b, written_us))
-                .map_err(|e| LakeError::arrow(&name, e))?;
-            rows += batch.num_rows() as u64;
-            match table {
-                Table::Decoded => writer.write(&batch).map_err(|e| LakeError::parquet(&name, e))?,
-                Table::Tier(_) => kept.push(batch),
+                .and_then(|b| with_written(b, self.written_us))
+                .map_err(|e| LakeError::arrow(&self.name, e))?;
+            self.rows += batch.num_rows() as u64;
+            match self.table {
+                Table::Decoded => self
+                    .writer
+                    .write(&batch)
+                    .map_err(|e| LakeError::parquet(&self.name, e))?,
+                Table::Tier(_) => self.kept.push(batch),
             }
         }
-        if table == Table::Decoded {
-            writer.flush().map_err(|e| LakeError::parquet(&name, e))?;
+        if self.table == Table::Decoded {
+            self.writer.flush().map_err(|e| LakeError::parquet(&self.name, e))?;
         }
+        Ok(())
     }
-    if !kept.is_empty() {
-        let all =
-            arrow_select::concat::concat_batches(&table.schema(), &kept).map_err(|e| LakeError::arrow(&name, e))?;
-        let sorted = sort_by_series(&all).map_err(|e| LakeError::arrow(&name, e))?;
-        writer.write(&sorted).map_err(|e| LakeError::parquet(&name, e))?;
+
+    /// What the writer wrote so far and has not been taken: for an upload
+    /// that streams the object out as it grows.
+    pub fn sink_mut(&mut self) -> &mut W {
+        self.writer.inner_mut()
     }
-    let out = writer.into_inner().map_err(|e| LakeError::parquet(&name, e))?;
-    Ok((
-        out,
-        Compacted {
-            rows,
-            batches: newest.len(),
-            written_us,
-        },
-    ))
+
+    /// Writes what is held and the footer; the sink and what was written.
+    pub fn finish(mut self, batches: usize) -> Result<(W, Compacted), LakeError> {
+        if !self.kept.is_empty() {
+            let schema = self.table.schema();
+            let all = arrow_select::concat::concat_batches(&schema, &self.kept)
+                .map_err(|e| LakeError::arrow(&self.name, e))?;
+            let sorted = sort_by_series(&all).map_err(|e| LakeError::arrow(&self.name, e))?;
+            self.writer
+                .write(&sorted)
+                .map_err(|e| LakeError::parquet(&self.name, e))?;
+        }
+        let out = self
+            .writer
+            .into_inner()
+            .map_err(|e| LakeError::parquet(&self.name, e))?;
+        Ok((
+            out,
+            Compacted {
+                rows: self.rows,
+                batches,
+                written_us: self.written_us,
+            },
+        ))
+    }
+}
+
+/// Merges lake objects of `table` (`(name, bytes)`, for messages and the
+/// Parquet) into one object written to `out`: both passes of
+/// [`NewestCopies`] and [`CompactWriter`] over objects held in memory.
+pub fn compact<W: Write + Send>(table: Table, inputs: &[(String, Bytes)], out: W) -> Result<(W, Compacted), LakeError> {
+    let mut newest = NewestCopies::default();
+    for (name, bytes) in inputs {
+        newest.scan(name, bytes)?;
+    }
+    let mut writer = CompactWriter::new(table, &newest, out)?;
+    for (name, bytes) in inputs {
+        writer.add(&newest, name, bytes)?;
+    }
+    writer.finish(newest.batches())
 }
 
 /// `batch` in `schema`: its own columns, by name, and null ones for the
@@ -459,7 +545,7 @@ mod tests {
             period: Period::Hour,
             start_us: 1_764_237_600_000_000,
         };
-        let key = unit.compacted_key(Table::Decoded, 99);
+        let key = unit.compacted_key(Table::Decoded, 99, 0);
         assert_eq!(
             key,
             "decoded/vehicle_id=veh_1/date=2025-11-27/veh_1_1764237600000000_hour_99.parquet"
@@ -470,8 +556,25 @@ mod tests {
             LakeObject::Compacted {
                 period: Period::Hour,
                 start_us: unit.start_us,
-                written_us: 99
+                written_us: 99,
+                part: 0
             }
+        );
+        let second = unit.compacted_key(Table::Decoded, 99, 2);
+        assert!(second.ends_with("_hour_99-2.parquet"), "{second}");
+        assert_eq!(
+            LakeObject::parse(&second),
+            Some(LakeObject::Compacted {
+                period: Period::Hour,
+                start_us: unit.start_us,
+                written_us: 99,
+                part: 2
+            })
+        );
+        assert_eq!(
+            LakeObject::parse(&second.replace("-2.", "-0.")),
+            None,
+            "part 0 has no suffix"
         );
         assert!(unit.covers(&compacted));
         assert!(unit.covers(&LakeObject::parse(batch).unwrap()));
@@ -481,7 +584,7 @@ mod tests {
             ..unit.clone()
         };
         assert!(day.covers(&compacted), "a day merges its hours");
-        assert!(!unit.covers(&LakeObject::parse(&day.compacted_key(Table::Decoded, 1)).unwrap()));
+        assert!(!unit.covers(&LakeObject::parse(&day.compacted_key(Table::Decoded, 1, 0)).unwrap()));
         assert_eq!(LakeObject::parse("decoded/x/notes.txt"), None);
         assert_eq!(LakeObject::parse("decoded/x/a_b_c.parquet"), None);
     }

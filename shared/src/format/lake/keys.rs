@@ -23,6 +23,12 @@ pub struct KeyError {
     pub problem: &'static str,
 }
 
+/// The earliest and (not included) latest first-frame time a raw key may
+/// name: 2000-01-01 and 2100-01-01 UTC. A CAN log is of this century, and the
+/// arithmetic on these times (hour ends, lateness) stays far from overflow.
+pub const MIN_TS_US: i64 = 946_684_800_000_000;
+pub const MAX_TS_US: i64 = 4_102_444_800_000_000;
+
 /// The UTC date of a timestamp in microseconds since the epoch.
 pub fn date_of(ts_us: i64) -> NaiveDate {
     DateTime::from_timestamp_micros(ts_us).unwrap_or_default().date_naive()
@@ -105,7 +111,10 @@ impl RawKey {
         if id != vehicle.as_str() {
             return Err(err("the file name's vehicle differs from the partition's"));
         }
-        let first_ts_us = first.parse().map_err(|_| err("the first timestamp is not a number"))?;
+        let first_ts_us: i64 = first.parse().map_err(|_| err("the first timestamp is not a number"))?;
+        if !(MIN_TS_US..MAX_TS_US).contains(&first_ts_us) {
+            return Err(err("the first timestamp is not between 2000 and 2100"));
+        }
         let seq = seq.parse().map_err(|_| err("the sequence number is not a number"))?;
         let parsed = Self {
             vehicle,
@@ -172,7 +181,7 @@ mod tests {
 
     #[test]
     fn vehicle_ids_with_underscores_parse() {
-        let key = RawKey::new(VehicleId::new("fleet_a_7").unwrap(), 5, 123_456_789);
+        let key = RawKey::new(VehicleId::new("fleet_a_7").unwrap(), 1_700_000_000_000_005, 123_456_789);
         assert_eq!(RawKey::parse(&key.raw_key()).unwrap(), key);
     }
 
@@ -220,6 +229,26 @@ mod tests {
             let err = RawKey::parse(other).unwrap_err();
             assert!(err.problem.starts_with("it is not in canonical form"), "{other}: {err}");
         }
+    }
+
+    #[test]
+    fn a_first_frame_time_outside_this_century_is_refused() {
+        for (first, date) in [
+            (i64::MAX, "1970-01-01"),
+            (i64::MIN, "1970-01-01"),
+            (0, "1970-01-01"),
+            (MAX_TS_US, "2100-01-01"),
+        ] {
+            let key = format!("raw/vehicle_id=v/date={date}/v_{first}_000001.parquet");
+            assert_eq!(
+                RawKey::parse(&key).unwrap_err().problem,
+                "the first timestamp is not between 2000 and 2100",
+                "{key}"
+            );
+        }
+        let last = MAX_TS_US - 1;
+        let key = format!("raw/vehicle_id=v/date={}/v_{last}_000001.parquet", date_of(last));
+        assert!(RawKey::parse(&key).is_ok());
     }
 
     #[test]

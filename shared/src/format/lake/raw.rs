@@ -297,6 +297,12 @@ fn column<'b, T: 'static>(
 }
 
 impl RawBatch {
+    /// The earliest and latest frame times of the batch; none when it is empty.
+    pub fn ts_range(&self) -> Option<(i64, i64)> {
+        let values = self.ts.values();
+        Some((*values.iter().min()?, *values.iter().max()?))
+    }
+
     /// Checks a record batch against the raw schema. `first_row` is the file
     /// row number of its first row, for error messages.
     pub fn try_new(batch: &RecordBatch, first_row: u64, source_name: &Arc<str>) -> Result<Self, LakeError> {

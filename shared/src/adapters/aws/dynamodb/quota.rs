@@ -1,5 +1,5 @@
 //! [`QuotaCounter`] on DynamoDB: one item per key, `requests` raised by an
-//! atomic `ADD` under the condition that it is below the limit, TTL `expires_at`.
+//! atomic `ADD` under the condition that the amount still fits, TTL `expires_at`.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::ReturnValue;
@@ -24,16 +24,19 @@ impl DynamoQuotaCounter {
 }
 
 impl QuotaCounter for DynamoQuotaCounter {
-    async fn take(&self, key: &str, limit: u32, expires_at_s: i64) -> Result<Option<u32>, TableError> {
+    async fn take(&self, key: &str, amount: u32, limit: u32, expires_at_s: i64) -> Result<Option<u32>, TableError> {
+        let Some(room) = limit.checked_sub(amount) else {
+            return Ok(None);
+        };
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("key", s(key))
-            .update_expression("ADD requests :one SET expires_at = :expires")
-            .condition_expression("attribute_not_exists(requests) OR requests < :limit")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(limit))
+            .update_expression("ADD requests :amount SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(requests) OR requests <= :room")
+            .expression_attribute_values(":amount", n(amount))
+            .expression_attribute_values(":room", n(room))
             .expression_attribute_values(":expires", n(expires_at_s))
             .return_values(ReturnValue::UpdatedNew)
             .send()
