@@ -1,5 +1,5 @@
 """The Parquet files Canopy writes, read by pyarrow and DuckDB against the
-documented schemas (README, "Data lake formats")."""
+documented schemas (docs/lake.md)."""
 
 import json
 import pathlib
@@ -27,10 +27,10 @@ DECODED_SCHEMA = {
     "value": pa.float64(),
     "unit": pa.dictionary(pa.int32(), pa.string()),
     "source_address": pa.int32(),
-    # Which batch, and which copy of it (README, Compaction).
+    # Which batch, and which copy of it (docs/lake.md, "Compaction").
     "batch": pa.dictionary(pa.int32(), pa.string()),
     "written_us": pa.int64(),
-    # Outside the signal's DBC [min, max] (README, "Out-of-range values").
+    # Outside the signal's DBC [min, max] (docs/lake.md, "Out-of-range values").
     "out_of_range": pa.bool_(),
 }
 

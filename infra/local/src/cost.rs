@@ -22,7 +22,7 @@ use crate::demo::{EdgeSettings, FleetOptions, run_fleet};
 use crate::services::{Moto, moto_server_path};
 use crate::stack::{FunctionUse, Stack, StackOptions};
 
-/// Issue #19's standard workload, per vehicle and month.
+/// The standard workload the cost model prices, per vehicle and month.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload {
     pub drive_hours_per_day: f64,
@@ -39,7 +39,7 @@ impl Workload {
         history_queries: 50.0,
     };
 
-    /// The README's fleet: the same vehicles driving 8 hours a day.
+    /// The standard fleet: the same vehicles driving 8 hours a day.
     pub const FLEET_8H: Workload = Workload {
         drive_hours_per_day: 8.0,
         ..Workload::STANDARD
@@ -565,7 +565,7 @@ pub struct Design {
 /// Frames a second the simulator makes (its DBC's message rates).
 const SIMULATED_FRAMES_PER_S: u64 = 496;
 
-/// Today's design before issue #19 (a v1 message a second through the
+/// The design before telemetry v2 and Basic Ingest (a v1 message a second through the
 /// broker, a raw object a minute), Canopy's defaults, and the defaults with
 /// the fresher history of a raw object a minute.
 pub const DESIGNS: [Design; 3] = [
@@ -814,7 +814,7 @@ pub fn report(prices: &Prices, workload: &Workload, bills: &[(Design, Measured, 
 }
 
 /// `canopy-local cost`: every design measured once, then priced and
-/// reported for the standard workload and for the README's 8 h/day fleet.
+/// reported for the standard workload and for the 8 h/day fleet.
 pub async fn run(options: &CostOptions) -> Result<String> {
     let prices = Prices::load(&options.prices)?;
     let mut measured = Vec::new();
@@ -827,8 +827,8 @@ pub async fn run(options: &CostOptions) -> Result<String> {
     }
     let mut out = String::new();
     for (title, workload) in [
-        ("The standard workload (issue #19)", Workload::STANDARD),
-        ("The README's fleet, 8 h a day", Workload::FLEET_8H),
+        ("The standard workload", Workload::STANDARD),
+        ("The standard fleet, 8 h a day", Workload::FLEET_8H),
     ] {
         let bills: Vec<(Design, Measured, Vec<Line>)> = measured
             .iter()

@@ -1,7 +1,7 @@
 //! Moving dead letters back to their source queue once their cause is fixed
 //! (a DBC uploaded, a bug deployed). In AWS, SQS does it itself
 //! (`aws sqs start-message-move-task --source-arn <dead-letter queue ARN>`,
-//! README "Dead letters"); moto has no move task, so the local stack moves
+//! docs/deploy.md, "Dead letters"); moto has no move task, so the local stack moves
 //! them with this: receive, send to the source, delete, until none is left.
 
 use anyhow::{Context, Result};
