@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use canopy::domain::alert::Rule;
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::measure::Measure;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::telemetry::Telemetry;
 use canopy::format::dbc::{Database, SignalValue};
 use canopy::format::frame::CanFrame;
-use canopy::format::telemetry::Telemetry;
 use chrono::DateTime;
 
 use crate::config::SignalMap;
@@ -48,7 +48,7 @@ pub struct Sample {
 
 pub struct Aggregator {
     db: Arc<Database>,
-    vehicle: VehicleId,
+    vehicle: DeviceId,
     interval_us: i64,
     /// Per DBC message index: (signal index, telemetry field slot).
     wanted: Vec<Vec<(u16, usize)>>,
@@ -73,7 +73,7 @@ impl Aggregator {
     /// Checks that every mapped `Message.Signal` exists in the DBC.
     pub fn new(
         db: Arc<Database>,
-        vehicle: VehicleId,
+        vehicle: DeviceId,
         interval_ms: u64,
         map: &SignalMap,
         rules: &[Rule],
@@ -280,7 +280,7 @@ mod tests {
     fn aggregator(db: &Arc<Database>, rules: &[Rule]) -> Aggregator {
         Aggregator::new(
             db.clone(),
-            VehicleId::new("v1").unwrap(),
+            DeviceId::new("v1").unwrap(),
             1000,
             &SignalMap::default(),
             rules,
@@ -449,7 +449,7 @@ mod tests {
             speed_kph: "VCU_VehicleStatus.Velocity".into(),
             ..SignalMap::default()
         };
-        let err = Aggregator::new(db(), VehicleId::new("v1").unwrap(), 1000, &map, &[])
+        let err = Aggregator::new(db(), DeviceId::new("v1").unwrap(), 1000, &map, &[])
             .err()
             .unwrap();
         assert_eq!(

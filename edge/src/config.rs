@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use canopy::domain::alert::Rule;
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::measure::Measure;
-use canopy::domain::vehicle::VehicleId;
 use canopy::format::telemetry::MAX_SAMPLES;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub vehicle_id: VehicleId,
+    pub vehicle_id: DeviceId,
     /// The DBC the telemetry summary decodes with.
     pub dbc: PathBuf,
     pub source: SourceConfig,
@@ -585,9 +585,7 @@ dir = "spool"
             error(&MINIMAL.replace("dir = \"spool\"", "dir = \"spool\"\nseal_after_s = 0"))
                 .contains("spool.seal_after_s")
         );
-        assert!(
-            error(&MINIMAL.replace("vehicle_id = \"sim-001\"", "vehicle_id = \"a/b\"")).contains("invalid vehicle id")
-        );
+        assert!(error(&MINIMAL.replace("vehicle_id = \"sim-001\"", "vehicle_id = \"a/b\"")).contains("invalid id"));
         assert!(error(&MINIMAL.replace("[spool]", "[spool]\nbogus = 1")).contains("unknown field `bogus`"));
         assert!(error(&format!("{MINIMAL}[upload]\nenabled = true\n")).contains("upload.bucket"));
         assert!(error(&format!("{MINIMAL}[telemetry]\nenabled = true\n")).contains("mqtt: a [mqtt] section"));

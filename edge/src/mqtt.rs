@@ -23,8 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use canopy::domain::vehicle::VehicleId;
-use canopy::format::telemetry::{Message, Telemetry, basic_ingest_topic, topic};
+use canopy::domain::device_id::DeviceId;
+use canopy::domain::telemetry::Telemetry;
+use canopy::domain::topic::{basic_ingest_topic, topic};
+use canopy::format::telemetry::Message;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -65,7 +67,7 @@ pub struct Topics {
 }
 
 impl Topics {
-    pub fn new(vehicle: &VehicleId, basic_ingest: Option<&BasicIngestConfig>, edge_decides_alerts: bool) -> Self {
+    pub fn new(vehicle: &DeviceId, basic_ingest: Option<&BasicIngestConfig>, edge_decides_alerts: bool) -> Self {
         match basic_ingest {
             None => Self {
                 telemetry: topic(vehicle),
@@ -416,7 +418,7 @@ mod tests {
 
     fn sample(seq: u64) -> Telemetry {
         let ts = chrono::DateTime::from_timestamp(1_700_000_000 + seq as i64, 0).unwrap();
-        let vehicle = canopy::domain::vehicle::VehicleId::new("v1").unwrap();
+        let vehicle = canopy::domain::device_id::DeviceId::new("v1").unwrap();
         Telemetry::from_measures(vehicle, ts, seq, [80.0, 380.0, 12.5, 3.9, 3.95, 25.0, 31.0, 50.0])
     }
 
@@ -502,7 +504,7 @@ mod tests {
 
     #[test]
     fn basic_ingest_names_each_rule_and_sends_alerts_what_the_cloud_must_judge() {
-        let vehicle = VehicleId::new("veh-001").unwrap();
+        let vehicle = DeviceId::new("veh-001").unwrap();
         assert_eq!(
             Topics::new(&vehicle, None, true),
             Topics {

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::format::frame::{BusName, CanFrame, CanId, FrameFlags};
 use canopy::format::lake::keys::RawKey;
 use canopy::format::lake::raw::RawWriter;
@@ -626,7 +626,7 @@ struct Outfile {
 /// one file per date. Each file's name (and S3 key) follows from the vehicle,
 /// its first frame's time and the segment number, so sealing the same segment
 /// again after a crash writes the same files.
-pub fn seal(segment: &ClosedSegment, vehicle: &VehicleId, layout: &Layout, used: &AtomicU64) -> Result<Sealed> {
+pub fn seal(segment: &ClosedSegment, vehicle: &DeviceId, layout: &Layout, used: &AtomicU64) -> Result<Sealed> {
     let file = File::open(&segment.path).with_context(|| format!("opening {}", segment.path.display()))?;
     let segment_size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = SegmentReader::new(BufReader::with_capacity(1 << 18, file));
@@ -679,7 +679,7 @@ pub fn seal(segment: &ClosedSegment, vehicle: &VehicleId, layout: &Layout, used:
 /// The key of a segment's next file: its first frame's time, moved on by a
 /// microsecond in the rare case an earlier file of the segment has it
 /// (a date seen again after a third one closed it).
-fn unique_key(taken: &[Outfile], vehicle: &VehicleId, mut first_ts_us: i64, seq: u64) -> RawKey {
+fn unique_key(taken: &[Outfile], vehicle: &DeviceId, mut first_ts_us: i64, seq: u64) -> RawKey {
     while taken.iter().any(|f| f.key.first_ts_us == first_ts_us) {
         first_ts_us += 1;
     }
@@ -719,7 +719,7 @@ pub fn file_stem(key: &RawKey) -> String {
 }
 
 /// The object key of a sealed file in the outbox.
-pub fn key_of_outbox_file(path: &Path, vehicle: &VehicleId) -> Option<RawKey> {
+pub fn key_of_outbox_file(path: &Path, vehicle: &DeviceId) -> Option<RawKey> {
     let stem = path.file_stem()?.to_str()?;
     let mut parts = stem.rsplitn(3, '_');
     let seq = parts.next()?.parse().ok()?;
@@ -853,7 +853,7 @@ mod tests {
         let closed = spool.close().unwrap().unwrap();
         let copy = dir.path().join("copy.seg");
         fs::copy(&closed.path, &copy).unwrap();
-        let vehicle = VehicleId::new("veh-1").unwrap();
+        let vehicle = DeviceId::new("veh-1").unwrap();
         let sealed = seal(&closed, &vehicle, spool.layout(), &spool.used()).unwrap();
         assert_eq!(sealed.frames, 100);
         assert_eq!(sealed.files.len(), 1);
@@ -910,7 +910,7 @@ mod tests {
         let closed = spool.close().unwrap().unwrap();
         let copy = dir.path().join("copy.seg");
         fs::copy(&closed.path, &copy).unwrap();
-        let vehicle = VehicleId::new("veh-1").unwrap();
+        let vehicle = DeviceId::new("veh-1").unwrap();
         let sealed = seal(&closed, &vehicle, spool.layout(), &spool.used()).unwrap();
         assert_eq!(sealed.frames, 53);
         let keys: Vec<RawKey> = sealed

@@ -174,8 +174,8 @@ pub fn charging_kw(soc_pct: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use canopy::domain::device::DeviceRecord;
     use canopy::domain::kind::Kinds;
-    use canopy::format::device::DeviceRecord;
 
     use super::*;
 

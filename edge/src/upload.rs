@@ -13,7 +13,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use base64::Engine;
 use bytes::Bytes;
 use canopy::adapters::aws::s3::S3Store;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::ports::store::{ObjectStore, UploadSink};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
@@ -36,7 +36,7 @@ pub enum Phase {
 
 /// The lake bucket's store, with credentials from the IoT credentials
 /// provider when `upload.credentials` says so.
-pub async fn store(config: &UploadConfig, vehicle: &VehicleId) -> Result<S3Store> {
+pub async fn store(config: &UploadConfig, vehicle: &DeviceId) -> Result<S3Store> {
     let bucket = config.bucket.as_deref().context("upload.bucket is required")?;
     let mut sdk = match &config.endpoint {
         Some(endpoint) => canopy::adapters::aws::config_for_endpoint(endpoint).await,
@@ -100,7 +100,7 @@ pub async fn upload_file<S: ObjectStore>(store: &S, path: &Path, key: &str, mult
 pub struct Uploader<S> {
     pub store: S,
     pub config: UploadConfig,
-    pub vehicle: VehicleId,
+    pub vehicle: DeviceId,
     pub layout: Layout,
     pub used: Arc<AtomicU64>,
     pub counters: Arc<AgentCounters>,
@@ -213,7 +213,7 @@ mod tests {
             )),
             ..UploadConfig::default()
         };
-        let store = store(&config, &VehicleId::new("veh-001").unwrap()).await.unwrap();
+        let store = store(&config, &DeviceId::new("veh-001").unwrap()).await.unwrap();
         store
             .put("raw/x.parquet", Bytes::from_static(b"abc"), None)
             .await

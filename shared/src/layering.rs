@@ -1,11 +1,16 @@
 //! The layers of `lib.rs`, checked: a module may use only the layers beneath it.
+//! `domain` is the model and sits beneath everything; `format` reads and
+//! writes the model's bytes and text, so it may use `domain`, never the reverse.
 
 use std::path::Path;
 
 /// (layer folder, the layers it must not name).
 const FORBIDDEN: [(&str, &[&str]); 4] = [
     ("format", &["crate::ports", "crate::services", "crate::adapters"]),
-    ("domain", &["crate::ports", "crate::services", "crate::adapters"]),
+    (
+        "domain",
+        &["crate::format", "crate::ports", "crate::services", "crate::adapters"],
+    ),
     ("ports", &["crate::adapters", "crate::services"]),
     ("services", &["crate::adapters"]),
 ];

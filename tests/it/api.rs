@@ -10,13 +10,13 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoDeviceStateTable, DynamoQuotaCounter, DynamoStateTable};
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
 use canopy::domain::lttb::Point;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::telemetry::Telemetry;
 use canopy::format::dbc::{Database, SignalValue};
 use canopy::format::lake::compact::BatchCopy;
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
-use canopy::format::telemetry::Telemetry;
 use canopy::ports::state::LatestStateStore;
 use canopy_api::access::AccessPolicy;
 use canopy_api::history::athena::{AthenaHistory, Polling};
@@ -123,8 +123,8 @@ fn signal() -> SignalRef {
     }
 }
 
-fn veh(id: &str) -> VehicleId {
-    VehicleId::new(id).unwrap()
+fn veh(id: &str) -> DeviceId {
+    DeviceId::new(id).unwrap()
 }
 
 /// Two days of veh-01 at 10 Hz, a day of veh-02, and corrupt objects where a
@@ -321,7 +321,7 @@ async fn trips_are_split_by_gaps_and_integrated_from_the_telemetry_archive() {
         .unwrap();
     }
     let history = DataFusionHistory::local(root.path()).await.unwrap();
-    let vehicle = VehicleId::new("veh-01").unwrap();
+    let vehicle = DeviceId::new("veh-01").unwrap();
     let day = TimeRange::new(1_699_920_000_000_000, 1_700_092_800_000_000).unwrap();
 
     let trips = history.trips(&vehicle, day, 300_000_000).await.unwrap();
@@ -360,7 +360,7 @@ async fn trips_are_split_by_gaps_and_integrated_from_the_telemetry_archive() {
     assert!(close(trips[0].distance_km, 36.0 * 280.0 / 3600.0));
     assert!(
         history
-            .trips(&VehicleId::new("veh-03").unwrap(), day, 300_000_000)
+            .trips(&DeviceId::new("veh-03").unwrap(), day, 300_000_000)
             .await
             .unwrap()
             .is_empty()
@@ -374,7 +374,7 @@ struct Counting {
 }
 
 impl History for Counting {
-    async fn reduced(&self, vehicle: &VehicleId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
+    async fn reduced(&self, vehicle: &DeviceId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
         self.queries.fetch_add(1, Ordering::SeqCst);
         self.inner.reduced(vehicle, signal, plan).await
     }
@@ -382,14 +382,14 @@ impl History for Counting {
         self.queries.fetch_add(1, Ordering::SeqCst);
         self.inner.fleet_stats(date).await
     }
-    async fn trips(&self, vehicle: &VehicleId, range: TimeRange, gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
+    async fn trips(&self, vehicle: &DeviceId, range: TimeRange, gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
         self.queries.fetch_add(1, Ordering::SeqCst);
         self.inner.trips(vehicle, range, gap_us).await
     }
     async fn device_points(
         &self,
         kind: &canopy::domain::kind::Kind,
-        id: &VehicleId,
+        id: &DeviceId,
         field: &str,
         range: TimeRange,
     ) -> Result<Vec<canopy::domain::lttb::Point>, HistoryError> {

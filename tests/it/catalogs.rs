@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use canopy::adapters::aws::s3::S3Store;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::format::dbc::{self, Database};
 use canopy::format::frame::{CanFrame, FrameFlags};
 use canopy::format::lake::keys::RawKey;
@@ -63,7 +63,7 @@ fn names(body: &Value) -> Vec<String> {
 async fn a_vehicle_with_its_own_dbc_is_decoded_listed_and_charted_by_its_own_signals() {
     let stack = local::own_stack().await;
     let store = S3Store::new(&stack.sdk, &stack.bucket);
-    let vehicle = VehicleId::new("veh-own").unwrap();
+    let vehicle = DeviceId::new("veh-own").unwrap();
     let text = own_dbc();
     store
         .put("dbc/vehicles/veh-own.dbc", Bytes::from(text.clone()), None)
@@ -200,7 +200,7 @@ async fn values_past_a_vehicles_dbc_ranges_are_stored_flagged_and_counted() {
         );
     }
 
-    let raw = RawKey::new(VehicleId::new("veh-oor").unwrap(), frames[0].ts_us, 1);
+    let raw = RawKey::new(DeviceId::new("veh-oor").unwrap(), frames[0].ts_us, 1);
     upload_decoded(&store, &raw, &frames).await;
     canopy_local::demo::wait_idle(&stack, Duration::from_secs(60))
         .await

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use canopy::adapters::memory::MemoryStore;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::format::lake::compact::{LakeObject, Period};
 use canopy::format::lake::keys::RawKey;
 use canopy::ports::store::{Object, ObjectInfo, ObjectStore, StoreError};
@@ -118,7 +118,7 @@ fn decoder(store: MemoryStore) -> Decoder<MemoryStore> {
 /// Uploads and decodes a batch of frames from `first_us`; its raw key.
 async fn decode(decoder: &Decoder<MemoryStore>, store: &MemoryStore, first_us: i64, seq: u64) -> String {
     let frames = fixtures::frames(&database(), 3_000, first_us, seq, 0);
-    let key = RawKey::new(VehicleId::new("veh-1").unwrap(), frames[0].ts_us, seq).raw_key();
+    let key = RawKey::new(DeviceId::new("veh-1").unwrap(), frames[0].ts_us, seq).raw_key();
     store
         .put(&key, Bytes::from(fixtures::raw_file(&frames)), None)
         .await
@@ -167,7 +167,7 @@ async fn answers(lake: &BTreeMap<String, Bytes>) -> Vec<Reduced> {
         let plan = plan(range, points);
         out.push(
             history
-                .reduced(&VehicleId::new("veh-1").unwrap(), &signal, &plan)
+                .reduced(&DeviceId::new("veh-1").unwrap(), &signal, &plan)
                 .await
                 .unwrap(),
         );

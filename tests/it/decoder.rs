@@ -8,7 +8,7 @@ use arrow_array::StringArray;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use bytes::Bytes;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::format::dbc::Database;
 use canopy::format::lake::decoded::DecodedWriterOptions;
 use canopy::format::lake::keys::{DECODED_PREFIX, RawKey};
@@ -59,7 +59,7 @@ fn sqs_message(id: &str, body: &Value) -> Value {
 }
 
 fn raw_key(vehicle: &str, seq: u64) -> String {
-    RawKey::new(VehicleId::new(vehicle).unwrap(), 1_700_000_000_000_000, seq).raw_key()
+    RawKey::new(DeviceId::new(vehicle).unwrap(), 1_700_000_000_000_000, seq).raw_key()
 }
 
 /// Every row of a decoded object: (message, signal, ts_us, value, unit).

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use canopy::adapters::aws::dynamodb::{self, DynamoKeyStore};
 use canopy::adapters::aws::s3::S3Store;
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::device_key::{DeviceKey, issue};
-use canopy::domain::vehicle::VehicleId;
 use canopy::ports::keys::KeyStore;
 use canopy_local::demo::wait_idle;
 use canopy_local::stack::{Stack, latest_states};
@@ -38,7 +38,7 @@ fn message(vehicle: &str, seq: u64, start_s: i64) -> Value {
 /// A key for `device` in the stack's key table; its plaintext.
 async fn key(stack: &Stack, device: &str, rate: u32) -> (DeviceKey, String) {
     let keys = DynamoKeyStore::new(dynamodb::client(&stack.sdk), KEYS_TABLE);
-    let issued = issue(VehicleId::new(device).unwrap(), rate, "it", 0).unwrap();
+    let issued = issue(DeviceId::new(device).unwrap(), rate, "it", 0).unwrap();
     assert!(keys.create(&issued.record).await.unwrap());
     (issued.record, issued.plaintext)
 }
@@ -210,7 +210,7 @@ async fn keys_are_bound_to_their_device_revocable_and_rate_limited() {
         (401, Some(401)),
         "{answer}"
     );
-    let stranger = issue(VehicleId::new("veh-k1").unwrap(), 10, "", 0).unwrap().plaintext;
+    let stranger = issue(DeviceId::new("veh-k1").unwrap(), 10, "", 0).unwrap().plaintext;
     assert_eq!(post(&stack, Some(&stranger), one(1)).await.0, 403);
     let foreign = message("veh-k2", 1, start_s).to_string();
     let (status, answer) = post(&stack, Some(&own), foreign).await;
@@ -313,7 +313,7 @@ async fn a_basic_ingest_message_reaches_the_rule_it_names_and_no_other() {
     };
     let rule = |name: &str, vehicle: &str| {
         let name = &stack.template.outputs[name];
-        canopy::format::telemetry::basic_ingest_topic(name, &VehicleId::new(vehicle).unwrap())
+        canopy::domain::topic::basic_ingest_topic(name, &DeviceId::new(vehicle).unwrap())
     };
     let sent = [
         (rule("TelemetryRuleName", "veh-b1"), hot("veh-b1")),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoConnectionStore};
 use canopy::adapters::contract;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::live::ConnectionStore;
 use canopy_local::live::LiveClient;
@@ -161,7 +161,7 @@ async fn subscribers_get_their_vehicles_states_and_alerts_and_nothing_else() {
 /// Logs an over-temperature alert of `vehicle` in the stack's alert log, as the alerts function does.
 async fn log_alert(stack: &Stack, vehicle: &str) {
     let log = DynamoAlertLog::new(dynamodb::client(&stack.sdk), "AlertsTable");
-    let alert = contract::alert(&VehicleId::new(vehicle).unwrap(), 1, 0);
+    let alert = contract::alert(&DeviceId::new(vehicle).unwrap(), 1, 0);
     log.record(&alert, chrono::Utc::now().timestamp() + 86_400)
         .await
         .unwrap();

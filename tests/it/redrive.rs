@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use canopy::adapters::aws::s3::S3Store;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::format::lake::keys::RawKey;
 use canopy::ports::store::ObjectStore;
 use canopy_tests::fixtures::{self, database};
@@ -28,7 +28,7 @@ where
 async fn a_dead_letter_is_decoded_once_its_dbc_is_fixed_and_the_queue_redriven() {
     let stack = local::own_stack().await;
     let store = S3Store::new(&stack.sdk, &stack.bucket);
-    let vehicle = VehicleId::new("veh-dlq").unwrap();
+    let vehicle = DeviceId::new("veh-dlq").unwrap();
     let dbc_key = format!("dbc/vehicles/{vehicle}.dbc");
     store
         .put(&dbc_key, Bytes::from_static(b"BO_ 1 Broken: 8 X\n SG_ nope"), None)

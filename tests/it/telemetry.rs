@@ -13,8 +13,8 @@ use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::s3::S3Store;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::domain::alert::default_rules;
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
-use canopy::domain::vehicle::VehicleId;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::ledger::Ledger;
 use canopy::ports::state::LatestStateStore;
@@ -157,7 +157,7 @@ async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once
     assert_eq!(rows.len(), 1200, "every valid message, once");
     assert_eq!(unique.len(), 1200);
     for v in 1..=20 {
-        let vehicle = VehicleId::new(format!("veh-{v:02}")).unwrap();
+        let vehicle = DeviceId::new(format!("veh-{v:02}")).unwrap();
         let latest = ingest.state.get(&vehicle).await.unwrap().unwrap();
         assert_eq!(latest.telemetry.seq, (T0 + 59) as u64, "{vehicle}: the newest message");
         assert_eq!(latest.telemetry.received_at_ms, Some((T0 + 59) * 1000 + 150));
@@ -168,11 +168,11 @@ async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once
 
 /// A v2 message of `vehicle`'s samples at `seconds` (what the edge sends every 5 s).
 fn samples_message(vehicle: usize, seconds: std::ops::Range<i64>) -> Value {
-    let samples: Vec<canopy::format::telemetry::Telemetry> = seconds
+    let samples: Vec<canopy::domain::telemetry::Telemetry> = seconds
         .map(|s| {
             let mut m = message(vehicle, s, 30.0);
             m.as_object_mut().unwrap().remove("received_at");
-            canopy::format::telemetry::Telemetry::from_json(&m).unwrap()
+            canopy::domain::telemetry::Telemetry::from_json(&m).unwrap()
         })
         .collect();
     let last = samples.last().unwrap().ts.timestamp_millis();
@@ -231,7 +231,7 @@ async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() 
         failed += outcome.failed.len();
         // The state never moves back in time, whatever order the batches come in.
         for vehicle in newest.keys() {
-            let id = VehicleId::new(vehicle.clone()).unwrap();
+            let id = DeviceId::new(vehicle.clone()).unwrap();
             if let Some(state) = ingest.state.get(&id).await.unwrap() {
                 let before = seen.insert(vehicle.clone(), state.telemetry.seq).unwrap_or(0);
                 assert!(
@@ -259,7 +259,7 @@ async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() 
     for (vehicle, seq) in &newest {
         let latest = ingest
             .state
-            .get(&VehicleId::new(vehicle.clone()).unwrap())
+            .get(&DeviceId::new(vehicle.clone()).unwrap())
             .await
             .unwrap()
             .unwrap();
@@ -291,7 +291,7 @@ async fn the_handler_answers_with_the_messages_to_retry_and_older_messages_never
         json!({"batchItemFailures": []}),
         "the invalid message is rejected, not retried"
     );
-    let vehicle = VehicleId::new("sim-001").unwrap();
+    let vehicle = DeviceId::new("sim-001").unwrap();
     assert_eq!(state.get(&vehicle).await.unwrap().unwrap().telemetry.seq, 1_700_000_001);
     // An older message arriving late does not roll the state back.
     let old: SqsEvent = serde_json::from_value(
@@ -310,7 +310,7 @@ async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
         ..IngestOptions::default()
     };
     let ingest = dynamo_ingest(local::bucket("telemetry-stale").await, options).await;
-    let vehicle = VehicleId::new("veh-01").unwrap();
+    let vehicle = DeviceId::new("veh-01").unwrap();
     // A batch claimed the message an hour ago and died before writing its object.
     ingest
         .ledger

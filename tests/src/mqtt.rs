@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use canopy::format::telemetry::{Message, Telemetry};
+use canopy::domain::telemetry::Telemetry;
+use canopy::format::telemetry::Message;
 
 pub struct TelemetrySubscriber {
     /// Every sample received (a v1 message is one), in arrival order.

@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
-use canopy::domain::vehicle::VehicleId;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde::Deserialize;
 use tracing::{info, warn};
@@ -55,7 +55,7 @@ pub struct StationArgs {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StationConfig {
-    pub station_id: VehicleId,
+    pub station_id: DeviceId,
     #[serde(default = "default_slots")]
     pub slots: usize,
     pub publish_interval_s: Option<u64>,

@@ -17,9 +17,11 @@ use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoDeviceStateTab
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::domain::alert::{self, Rule};
+use canopy::domain::device::DeviceRecord;
 use canopy::domain::kind::Kinds;
-use canopy::format::device::{DeviceRecord, TOPIC_KIND};
-use canopy::format::telemetry::{ClockBounds, Message, SERVER_FIELDS, TOPIC_VEHICLE_ID};
+use canopy::domain::telemetry::ClockBounds;
+use canopy::format::device::TOPIC_KIND;
+use canopy::format::telemetry::{Message, SERVER_FIELDS, TOPIC_VEHICLE_ID};
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::device_state::DeviceStateStore;
 use canopy::ports::messaging::{DevicePublisher, Notifier};

@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use canopy::domain::alert::{Alert, Rule, SILENT_FOR_S, evaluate, evaluate_device, silence};
+use canopy::domain::device::DeviceRecord;
 use canopy::domain::kind::Kind;
-use canopy::format::device::DeviceRecord;
-use canopy::format::telemetry::Telemetry;
+use canopy::domain::telemetry::Telemetry;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::device_state::DeviceState;
 use canopy::ports::messaging::{DevicePublisher, Notifier};

@@ -8,7 +8,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use lambda_http::request::RequestContext;
 
 pub use canopy::domain::access::{
@@ -53,7 +53,7 @@ pub fn scope(policy: &AccessPolicy, identity: &Identity) -> Result<Scope, ApiErr
 }
 
 /// `vehicle` when `scope` holds it; otherwise the 404 a missing vehicle gets.
-pub fn check(scope: &Scope, vehicle: &VehicleId) -> Result<(), ApiError> {
+pub fn check(scope: &Scope, vehicle: &DeviceId) -> Result<(), ApiError> {
     if scope.allows(vehicle.as_str()) {
         Ok(())
     } else {
@@ -61,7 +61,7 @@ pub fn check(scope: &Scope, vehicle: &VehicleId) -> Result<(), ApiError> {
     }
 }
 
-pub fn no_vehicle(vehicle: &VehicleId) -> ApiError {
+pub fn no_vehicle(vehicle: &DeviceId) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("no vehicle {vehicle}"))
 }
 
@@ -88,7 +88,7 @@ mod tests {
             subject: "u".into(),
             groups: ["viewer".to_string()].into(),
         }));
-        let denied = check(&scope(&grouped, &viewer).unwrap(), &VehicleId::new("veh-001").unwrap()).unwrap_err();
+        let denied = check(&scope(&grouped, &viewer).unwrap(), &DeviceId::new("veh-001").unwrap()).unwrap_err();
         assert_eq!(denied.status, StatusCode::NOT_FOUND);
     }
 }

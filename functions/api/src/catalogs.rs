@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::format::dbc;
 use canopy::ports::store::ObjectStore;
 use canopy::services::dbc_cache::{DbcCache, DbcCacheError, DbcSource};
@@ -16,7 +16,7 @@ use crate::history::Catalog;
 
 /// Each vehicle's catalog, and the fleet's (for vehicles without their own DBC).
 pub trait Catalogs: Send + Sync {
-    fn for_vehicle<'a>(&'a self, vehicle: &'a VehicleId) -> BoxFuture<'a, Result<Arc<Catalog>, ApiError>>;
+    fn for_vehicle<'a>(&'a self, vehicle: &'a DeviceId) -> BoxFuture<'a, Result<Arc<Catalog>, ApiError>>;
     fn fleet(&self) -> BoxFuture<'_, Result<Arc<Catalog>, ApiError>>;
 }
 
@@ -37,7 +37,7 @@ pub fn built_in() -> Result<Catalog, dbc::LoadError> {
 }
 
 impl<D: ObjectStore> Catalogs for DbcCache<D, Catalog> {
-    fn for_vehicle<'a>(&'a self, vehicle: &'a VehicleId) -> BoxFuture<'a, Result<Arc<Catalog>, ApiError>> {
+    fn for_vehicle<'a>(&'a self, vehicle: &'a DeviceId) -> BoxFuture<'a, Result<Arc<Catalog>, ApiError>> {
         Box::pin(async move { Ok(DbcCache::for_vehicle(self, vehicle).await.map_err(unreadable)?.1) })
     }
 
@@ -48,7 +48,7 @@ impl<D: ObjectStore> Catalogs for DbcCache<D, Catalog> {
 
 /// One catalog for every vehicle, whatever the bucket holds (the router's tests).
 impl Catalogs for Arc<Catalog> {
-    fn for_vehicle<'a>(&'a self, _: &'a VehicleId) -> BoxFuture<'a, Result<Arc<Catalog>, ApiError>> {
+    fn for_vehicle<'a>(&'a self, _: &'a DeviceId) -> BoxFuture<'a, Result<Arc<Catalog>, ApiError>> {
         Box::pin(async move { Ok(self.clone()) })
     }
 

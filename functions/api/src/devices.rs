@@ -19,10 +19,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use canopy::domain::device::stream;
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::{FieldType, Kind};
 use canopy::domain::lttb::Point;
-use canopy::domain::vehicle::VehicleId;
-use canopy::format::device::stream;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::device_state::{DeviceState, DeviceStateStore};
 use canopy::ports::quota::QuotaCounter;
@@ -113,8 +113,8 @@ pub fn route_list(kinds: &[Kind]) -> Vec<(&'static str, String)> {
 
 type Shared<H, S, A, Q> = State<Arc<Api<H, S, A, Q>>>;
 
-fn device_id(field: &str, id: &str) -> Result<VehicleId, ApiError> {
-    VehicleId::new(id).map_err(|e| {
+fn device_id(field: &str, id: &str) -> Result<DeviceId, ApiError> {
+    DeviceId::new(id).map_err(|e| {
         ApiError::from(InvalidQuery {
             field: field.into(),
             problem: e.to_string(),
@@ -122,7 +122,7 @@ fn device_id(field: &str, id: &str) -> Result<VehicleId, ApiError> {
     })
 }
 
-fn no_device(kind: &Kind, id: &VehicleId) -> ApiError {
+fn no_device(kind: &Kind, id: &DeviceId) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("no {} {id}", kind.name))
 }
 
@@ -137,7 +137,7 @@ async fn device_list<H, S, A, Q>(
     let after = params.get("after").map(|a| device_id("after", a)).transpose()?;
     let page = api
         .devices
-        .list(&kind.name, limit, after.as_ref().map(VehicleId::as_str))
+        .list(&kind.name, limit, after.as_ref().map(DeviceId::as_str))
         .await?;
     let items: Vec<Value> = page.items.iter().map(|s| s.to_json(&kind.id_field)).collect();
     Ok(Json(json!({ kind.path.as_str(): items, "next": page.next })))
@@ -149,7 +149,7 @@ async fn existing<H, S, A, Q>(
     identity: &Identity,
     kind: &Kind,
     id: &str,
-) -> Result<(VehicleId, DeviceState), ApiError> {
+) -> Result<(DeviceId, DeviceState), ApiError> {
     access::scope(&api.access, identity)?;
     let id = device_id("id", id)?;
     match api.devices.get(&kind.name, id.as_str()).await? {

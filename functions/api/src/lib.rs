@@ -40,8 +40,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
-use canopy::domain::vehicle::VehicleId;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::quota::QuotaCounter;
 use canopy::ports::state::{LatestState, LatestStateStore};
@@ -272,15 +272,15 @@ type Answer = Result<Json<Value>, ApiError>;
 type Shared<H, S, A, Q> = State<Arc<Api<H, S, A, Q>>>;
 
 /// A vehicle id from the path, when the caller may read it.
-fn readable_vehicle<H, S, A, Q>(api: &Api<H, S, A, Q>, identity: &Identity, id: &str) -> Result<VehicleId, ApiError> {
+fn readable_vehicle<H, S, A, Q>(api: &Api<H, S, A, Q>, identity: &Identity, id: &str) -> Result<DeviceId, ApiError> {
     let scope = access::scope(&api.access, identity)?;
     let id = vehicle_id(id)?;
     access::check(&scope, &id)?;
     Ok(id)
 }
 
-fn vehicle_id(id: &str) -> Result<VehicleId, ApiError> {
-    VehicleId::new(id).map_err(|e| {
+fn vehicle_id(id: &str) -> Result<DeviceId, ApiError> {
+    DeviceId::new(id).map_err(|e| {
         ApiError::from(InvalidQuery {
             field: "id".into(),
             problem: e.to_string(),
@@ -469,7 +469,7 @@ async fn fleet_alerts<H, S: LatestStateStore, A: AlertLog, Q>(
     let limit = page_limit(&params)?;
     let before = before_us(&params)?;
     let (states, _) = states_in_scope(&api.state, &scope, None, MAX_FLEET_ALERT_VEHICLES, usize::MAX).await?;
-    let vehicles: Vec<VehicleId> = states.into_iter().map(|s| s.telemetry.vehicle_id).collect();
+    let vehicles: Vec<DeviceId> = states.into_iter().map(|s| s.telemetry.vehicle_id).collect();
     let mut alerts = Vec::new();
     for chunk in vehicles.chunks(ALERT_READS_AT_ONCE) {
         let reads = chunk.iter().map(|v| api.alerts.alerts(v.as_str(), limit, before));
@@ -536,7 +536,7 @@ const MAX_ALERT_PAGES: usize = 10;
 /// A vehicle's alerts in `range`, newest first, up to [`MAX_ALERT_PAGES`] pages.
 async fn alerts_in<A: AlertLog>(
     log: &A,
-    vehicle: &VehicleId,
+    vehicle: &DeviceId,
     range: TimeRange,
 ) -> Result<Vec<canopy::domain::alert::Alert>, ApiError> {
     let mut found: Vec<canopy::domain::alert::Alert> = Vec::new();

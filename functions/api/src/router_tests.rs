@@ -4,8 +4,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use canopy::adapters::contract::{alert, station_status, telemetry};
 use canopy::adapters::memory::{MemoryAlertLog, MemoryDeviceStateTable, MemoryQuotaCounter, MemoryStateTable};
+use canopy::domain::device::FieldValue;
 use canopy::domain::lttb::Point;
-use canopy::format::device::FieldValue;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::device_state::DeviceStateStore;
 use serde_json::Value;
@@ -39,9 +39,9 @@ async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryAp
         history_deadline: Duration::from_secs(25),
         cursors: crate::cursor::Cursors::ephemeral(),
     };
-    let v = VehicleId::new("veh-001").unwrap();
+    let v = DeviceId::new("veh-001").unwrap();
     api.state.put_if_newer(&telemetry(&v, 7, 0), 1).await.unwrap();
-    let other = VehicleId::new("veh-002").unwrap();
+    let other = DeviceId::new("veh-002").unwrap();
     api.state.put_if_newer(&telemetry(&other, 3, 0), 1).await.unwrap();
     api.alerts.record(&alert(&v, 7, 0), 2_000_000_000).await.unwrap();
     let signal = SignalRef {
@@ -262,13 +262,13 @@ async fn paging_a_listing_shows_no_other_groups_vehicle_anywhere() {
     let api = Arc::new(api_with(access, HistoryQuota { per_minute: 100 }).await);
     // South's vehicles far outnumber north's, between and after them in the table's order.
     for i in 0..1_500 {
-        let id = VehicleId::new(format!("veh-s{i:04}")).unwrap();
+        let id = DeviceId::new(format!("veh-s{i:04}")).unwrap();
         api.state.put_if_newer(&telemetry(&id, 1, 0), 1).await.unwrap();
     }
     for i in [3, 600, 1_400] {
-        let id = VehicleId::new(format!("veh-s{i:04}n")).unwrap();
+        let id = DeviceId::new(format!("veh-s{i:04}n")).unwrap();
         api.state.put_if_newer(&telemetry(&id, 1, 0), 1).await.unwrap();
-        let north = VehicleId::new(format!("veh-n{i:04}")).unwrap();
+        let north = DeviceId::new(format!("veh-n{i:04}")).unwrap();
         api.state.put_if_newer(&telemetry(&north, 1, 0), 1).await.unwrap();
     }
     let mut seen = Vec::new();
@@ -387,7 +387,7 @@ async fn an_unchanged_answer_is_a_304() {
     assert_eq!(status, StatusCode::NOT_MODIFIED);
     assert!(body.is_empty());
     // A newer message for veh-002 changes the listing, so the tag.
-    let v = VehicleId::new("veh-002").unwrap();
+    let v = DeviceId::new("veh-002").unwrap();
     api.state.put_if_newer(&telemetry(&v, 4, 1), 1).await.unwrap();
     let (status, headers, _) = raw(&api, again()).await;
     assert_eq!(status, StatusCode::OK);
@@ -397,7 +397,7 @@ async fn an_unchanged_answer_is_a_304() {
 #[tokio::test]
 async fn fleet_alerts_are_newest_first_and_scoped() {
     let api = Arc::new(api_with(grouped(), HistoryQuota { per_minute: 100 }).await);
-    let other = VehicleId::new("veh-002").unwrap();
+    let other = DeviceId::new("veh-002").unwrap();
     api.alerts.record(&alert(&other, 9, 60), 2_000_000_000).await.unwrap();
     api.alerts.record(&alert(&other, 3, -60), 2_000_000_000).await.unwrap();
     let (status, body, _) = signed_in(&api, "u-admin", Some("[fleet-admin]"), "/alerts").await;
@@ -568,7 +568,7 @@ async fn a_vehicle_with_its_own_dbc_is_listed_and_charted_by_its_own_signals() {
         message_name: "Pump_Status".into(),
         signal_name: "PumpSpeed".into(),
     };
-    let v2 = VehicleId::new("veh-002").unwrap();
+    let v2 = DeviceId::new("veh-002").unwrap();
     api.history.insert(
         &v2,
         &pump,
@@ -663,7 +663,7 @@ async fn a_path_that_does_not_decode_is_a_json_400() {
 #[tokio::test]
 async fn trips_carry_the_alerts_raised_during_them() {
     let api = api().await;
-    let v = VehicleId::new("veh-001").unwrap();
+    let v = DeviceId::new("veh-001").unwrap();
     let trip = |start_us: i64, end_us: i64| crate::history::TripRow {
         start_us,
         end_us,
@@ -744,7 +744,7 @@ async fn stations_are_listed_read_and_charted_from_their_declaration() {
     assert_eq!(get(&api, "/stations/veh-001").await.0, StatusCode::NOT_FOUND);
 
     // Its alerts come from the same log, under its own stream.
-    let mut alert = alert(&VehicleId::new("st-01").unwrap(), 3, 60);
+    let mut alert = alert(&DeviceId::new("st-01").unwrap(), 3, 60);
     alert.kind = Some("station".into());
     alert.rule = "no-charged-battery".into();
     api.alerts.record(&alert, 2_000_000_000).await.unwrap();
@@ -766,7 +766,7 @@ async fn stations_are_listed_read_and_charted_from_their_declaration() {
     );
 
     // A day of a field: reduced by LTTB, statistics exact over every value.
-    let id = VehicleId::new("st-01").unwrap();
+    let id = DeviceId::new("st-01").unwrap();
     let values: Vec<f64> = (0..2880).map(|i| ((i * 7) % 9) as f64).collect();
     api.history.insert_device(
         "station",

@@ -23,7 +23,7 @@
 //! at most [`Compactor::part_input_bytes`] of input each, so memory stays
 //! flat whatever an hour holds.
 
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::format::lake::LakeError;
 use canopy::format::lake::compact::{CompactWriter, LakeObject, NewestCopies, Period, Table, Unit};
 use canopy::format::lake::keys::{DECODED_PREFIX, RawKey};
@@ -246,7 +246,7 @@ impl<S: ObjectStore> Compactor<S> {
     }
 
     /// The vehicles with decoded data: every table's objects follow a decoded one.
-    async fn vehicles(&self) -> Result<Vec<VehicleId>, CompactError> {
+    async fn vehicles(&self) -> Result<Vec<DeviceId>, CompactError> {
         Ok(self
             .store
             .list_dirs(DECODED_PREFIX)
@@ -257,7 +257,7 @@ impl<S: ObjectStore> Compactor<S> {
                     .strip_prefix(DECODED_PREFIX)?
                     .strip_prefix("vehicle_id=")?
                     .strip_suffix('/')?;
-                VehicleId::new(id).ok()
+                DeviceId::new(id).ok()
             })
             .collect())
     }
@@ -495,7 +495,7 @@ fn unit_of(prefix: &str, key: &str) -> Option<Unit> {
         return None;
     };
     Some(Unit {
-        vehicle: VehicleId::new(vehicle).ok()?,
+        vehicle: DeviceId::new(vehicle).ok()?,
         period: match period {
             "hour" => Period::Hour,
             "day" => Period::Day,
@@ -511,7 +511,7 @@ fn late_unit(key: &str) -> Option<Unit> {
         return None;
     };
     Some(Unit {
-        vehicle: VehicleId::new(vehicle).ok()?,
+        vehicle: DeviceId::new(vehicle).ok()?,
         period: Period::Hour,
         start_us: start.parse().ok()?,
     })
@@ -545,7 +545,7 @@ mod tests {
     #[test]
     fn failure_markers_name_a_unit() {
         let unit = Unit {
-            vehicle: VehicleId::new("veh-001").unwrap(),
+            vehicle: DeviceId::new("veh-001").unwrap(),
             period: Period::Day,
             start_us: 24 * H,
         };

@@ -46,7 +46,7 @@ async fn drive(store: &MemoryStore, vehicle: &str, batches: u64) {
             .unwrap();
             writer.push(frame).unwrap();
         }
-        let key = RawKey::new(VehicleId::new(vehicle).unwrap(), first, seq).raw_key();
+        let key = RawKey::new(DeviceId::new(vehicle).unwrap(), first, seq).raw_key();
         store
             .put(&key, Bytes::from(writer.finish().unwrap().0), None)
             .await
@@ -61,7 +61,7 @@ async fn drive(store: &MemoryStore, vehicle: &str, batches: u64) {
 
 fn hour(vehicle: &str) -> Unit {
     Unit {
-        vehicle: VehicleId::new(vehicle).unwrap(),
+        vehicle: DeviceId::new(vehicle).unwrap(),
         period: Period::Hour,
         start_us: HOUR0,
     }

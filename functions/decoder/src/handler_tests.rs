@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use canopy::adapters::memory::MemoryStore;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::format::frame::{CanFrame, FrameFlags};
 use canopy::format::lake::keys::RawKey;
 use canopy::format::lake::raw::RawWriter;
@@ -39,7 +39,7 @@ async fn raw_object(store: &MemoryStore, vehicle: &str, n: usize) -> String {
         .unwrap();
         writer.push(frame).unwrap();
     }
-    let key = RawKey::new(VehicleId::new(vehicle).unwrap(), 1_700_000_000_000_000, 1).raw_key();
+    let key = RawKey::new(DeviceId::new(vehicle).unwrap(), 1_700_000_000_000_000, 1).raw_key();
     store
         .put(&key, Bytes::from(writer.finish().unwrap().0), None)
         .await
@@ -123,7 +123,7 @@ fn rows_and_copy(store: &MemoryStore, key: &str) -> (bytes::Bytes, Vec<arrow_arr
 async fn each_failed_record_goes_back_alone() {
     let store = MemoryStore::new("lake");
     let good = raw_object(&store, "veh-001", 100).await;
-    let missing = RawKey::new(VehicleId::new("veh-002").unwrap(), 1_700_000_000_000_000, 9).raw_key();
+    let missing = RawKey::new(DeviceId::new("veh-002").unwrap(), 1_700_000_000_000_000, 9).raw_key();
     let event = sqs(&[
         ("m-good", notification(&good)),
         ("m-missing", notification(&missing)),
@@ -145,7 +145,7 @@ async fn an_object_whose_frames_lie_outside_its_keys_date_fails_alone_and_writes
     let good = raw_object(&store, "veh-001", 100).await;
     // The frames of 2023-11-14, under a key of the day before.
     let body = store.get(&good).await.unwrap().body;
-    let elsewhere = RawKey::new(VehicleId::new("veh-002").unwrap(), 1_699_913_600_000_000, 1).raw_key();
+    let elsewhere = RawKey::new(DeviceId::new("veh-002").unwrap(), 1_699_913_600_000_000, 1).raw_key();
     store.put(&elsewhere, body, None).await.unwrap();
     let decoder = Decoder::new(store.clone(), config()).unwrap();
     let failed = failures(
@@ -264,7 +264,7 @@ async fn j1939_frames_of_two_sources_land_in_one_message_with_their_source_addre
         .unwrap();
         writer.push(frame).unwrap();
     }
-    let key = RawKey::new(VehicleId::new("truck-01").unwrap(), 1_700_000_000_000_000, 1).raw_key();
+    let key = RawKey::new(DeviceId::new("truck-01").unwrap(), 1_700_000_000_000_000, 1).raw_key();
     store
         .put(&key, Bytes::from(writer.finish().unwrap().0), None)
         .await

@@ -7,8 +7,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use canopy::adapters::memory::{MemoryDevicePublisher, MemoryKeyStore, MemoryLedger, MemoryQueue, MemoryQuotaCounter};
 use canopy::domain::alert;
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::device_key::issue;
-use canopy::domain::vehicle::VehicleId;
 use canopy::ports::keys::KeyStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -37,7 +37,7 @@ fn service() -> Arc<Memory> {
 }
 
 async fn key(service: &Memory, device: &str, rate: u32) -> String {
-    let issued = issue(VehicleId::new(device).unwrap(), rate, "", 0).unwrap();
+    let issued = issue(DeviceId::new(device).unwrap(), rate, "", 0).unwrap();
     service.keys.create(&issued.record).await.unwrap();
     issued.plaintext
 }
@@ -100,7 +100,7 @@ async fn missing_malformed_unknown_revoked_and_foreign_keys_are_refused() {
     assert_eq!(answer["error"]["status"], 401);
     assert_eq!(post(&s, Some("Bearer abc"), body()).await.0, StatusCode::UNAUTHORIZED);
 
-    let stranger = issue(VehicleId::new("veh-001").unwrap(), 10, "", 0).unwrap().plaintext;
+    let stranger = issue(DeviceId::new("veh-001").unwrap(), 10, "", 0).unwrap().plaintext;
     let (status, _, answer) = post(&s, Some(&stranger), body()).await;
     assert_eq!(
         (status, answer["error"]["message"].as_str()),
@@ -144,7 +144,7 @@ async fn a_key_past_its_rate_gets_429_with_retry_after() {
 #[tokio::test]
 async fn an_address_presenting_failed_keys_is_throttled() {
     let s = service();
-    let stranger = issue(VehicleId::new("veh-001").unwrap(), 10, "", 0).unwrap().plaintext;
+    let stranger = issue(DeviceId::new("veh-001").unwrap(), 10, "", 0).unwrap().plaintext;
     let body = || json!(message("veh-001", 1)).to_string();
     for _ in 0..MAX_FAILURES_PER_MINUTE {
         assert_eq!(post(&s, Some(&stranger), body()).await.0, StatusCode::FORBIDDEN);

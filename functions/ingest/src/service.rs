@@ -30,11 +30,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use canopy::domain::alert::{self, Rule};
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::device_key::{DeviceKey, PresentedKey};
-use canopy::domain::vehicle::VehicleId;
-use canopy::format::telemetry::{
-    BASIC_INGEST_PREFIX, ClockBounds, Message, RECEIVED_AT, Rejection, SERVER_FIELDS, TOPIC_VEHICLE_ID, VERSION_SAMPLES,
-};
+use canopy::domain::rejection::Rejection;
+use canopy::domain::telemetry::ClockBounds;
+use canopy::domain::topic::BASIC_INGEST_PREFIX;
+use canopy::format::telemetry::{Message, RECEIVED_AT, SERVER_FIELDS, TOPIC_VEHICLE_ID, VERSION_SAMPLES};
 use canopy::ports::TableError;
 use canopy::ports::keys::KeyStore;
 use canopy::ports::ledger::Ledger;
@@ -135,7 +136,7 @@ pub enum MessageResult {
 /// The answer to a request that was not refused.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IngestReport {
-    pub device_id: VehicleId,
+    pub device_id: DeviceId,
     pub accepted: usize,
     pub duplicates: usize,
     pub rejected: usize,
@@ -157,7 +158,7 @@ pub struct AlertRoute<P> {
 
 impl<P: DevicePublisher> AlertRoute<P> {
     /// The topic the rule sees for `device`, with the Basic Ingest prefix.
-    fn topic(&self, device: &VehicleId) -> String {
+    fn topic(&self, device: &DeviceId) -> String {
         format!("{BASIC_INGEST_PREFIX}{}/dt/canopy/{device}/bms", self.rule_name)
     }
 }
@@ -374,7 +375,7 @@ impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter, P: DevicePublishe
     }
 }
 
-fn report(device_id: VehicleId, results: Vec<MessageResult>) -> IngestReport {
+fn report(device_id: DeviceId, results: Vec<MessageResult>) -> IngestReport {
     let count = |f: fn(&MessageResult) -> bool| results.iter().filter(|r| f(r)).count();
     IngestReport {
         device_id,
@@ -451,7 +452,7 @@ fn parse_body(body: &[u8]) -> Result<Vec<Value>, Refusal> {
 /// A message as the IoT rule hands an MQTT message to the queue: the
 /// payload with the device it came from and the time it arrived. Fields
 /// that only the server may set are refused (the rule drops such messages).
-fn as_rule_would_deliver(message: &Value, device: &VehicleId, now_ms: i64) -> Result<Value, Rejection> {
+fn as_rule_would_deliver(message: &Value, device: &DeviceId, now_ms: i64) -> Result<Value, Rejection> {
     let Value::Object(object) = message else {
         return Err(Rejection {
             reason: "message is not a JSON object".into(),
@@ -506,7 +507,7 @@ mod tests {
     }
 
     async fn key(service: &Memory, device: &str, rate: u32) -> (DeviceKey, String) {
-        let issued = issue(VehicleId::new(device).unwrap(), rate, "test", NOW_MS).unwrap();
+        let issued = issue(DeviceId::new(device).unwrap(), rate, "test", NOW_MS).unwrap();
         assert!(service.keys.create(&issued.record).await.unwrap());
         (issued.record, issued.plaintext)
     }
@@ -613,7 +614,7 @@ mod tests {
             s.authenticate(Some("hunter2")).await,
             Err(Refusal::Unauthenticated(_))
         ));
-        let unknown = issue(VehicleId::new("veh-001").unwrap(), 10, "", 0).unwrap().plaintext;
+        let unknown = issue(DeviceId::new("veh-001").unwrap(), 10, "", 0).unwrap().plaintext;
         assert_eq!(
             s.authenticate(Some(&unknown)).await,
             Err(Refusal::Forbidden("unknown device key".into()))
@@ -764,7 +765,7 @@ mod tests {
         assert_eq!(queued[0], want);
         assert_eq!(queued[1]["firmware"], "1.2.3");
         // What the telemetry function reads from the queue is what an MQTT message gives it.
-        let t = canopy::format::telemetry::Telemetry::from_json(&queued[0]).unwrap();
+        let t = canopy::domain::telemetry::Telemetry::from_json(&queued[0]).unwrap();
         assert_eq!((t.seq, t.received_at_ms), (1, Some(NOW_MS)));
         // A single message need not be an array.
         let one = s.ingest(&k, &body(&message("veh-001", 3)), NOW_MS).await.unwrap();

@@ -21,7 +21,7 @@ use std::time::Duration;
 use canopy::adapters::aws::dynamodb::images;
 use canopy::domain::access::AccessPolicy;
 use canopy::domain::alert::Alert;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::ports::TableError;
 use canopy::ports::live::{Connection, ConnectionPoster, ConnectionStore, PostError};
 use canopy::ports::state::LatestState;
@@ -69,11 +69,11 @@ const POSTS_AT_ONCE: usize = 32;
 #[derive(Default)]
 struct Outbox {
     last_sent_ms: Option<i64>,
-    states: BTreeMap<VehicleId, LatestState>,
+    states: BTreeMap<DeviceId, LatestState>,
     alerts: Vec<Alert>,
     /// The newest state time sent per vehicle: states never go back.
-    sent_ts: HashMap<VehicleId, i64>,
-    sent_alerts: VecDeque<(VehicleId, i64, String)>,
+    sent_ts: HashMap<DeviceId, i64>,
+    sent_alerts: VecDeque<(DeviceId, i64, String)>,
 }
 
 impl Outbox {
@@ -313,7 +313,7 @@ impl<C: ConnectionStore, P: ConnectionPoster> Fanout<C, P> {
         else {
             return (Vec::new(), Vec::new());
         };
-        let wanted = |v: &VehicleId| subscription.includes(v) && scope.allows(v.as_str());
+        let wanted = |v: &DeviceId| subscription.includes(v) && scope.allows(v.as_str());
         (
             states.iter().filter(|s| wanted(&s.telemetry.vehicle_id)).collect(),
             alerts.iter().filter(|a| wanted(&a.vehicle_id)).collect(),
@@ -335,8 +335,8 @@ mod tests {
 
     type Memory = Fanout<MemoryConnectionStore, MemoryPoster>;
 
-    fn v(id: &str) -> VehicleId {
-        VehicleId::new(id).unwrap()
+    fn v(id: &str) -> DeviceId {
+        DeviceId::new(id).unwrap()
     }
 
     fn fanout() -> Memory {

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use canopy::domain::alert::Alert;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::ports::live::Subscription;
 use canopy::ports::state::LatestState;
 use canopy::runtime::text::truncate_chars;
@@ -101,7 +101,7 @@ fn subscription(object: &serde_json::Map<String, Value>) -> Result<Subscription,
                 let id = id
                     .as_str()
                     .ok_or_else(|| error("bad_subscription", Some("vehicles"), "vehicle ids are strings"))?;
-                let id = VehicleId::new(id).map_err(|e| error("bad_subscription", Some("vehicles"), e.to_string()))?;
+                let id = DeviceId::new(id).map_err(|e| error("bad_subscription", Some("vehicles"), e.to_string()))?;
                 vehicles.insert(id);
             }
             Ok(Subscription::Vehicles(vehicles))
@@ -230,7 +230,7 @@ mod tests {
         let one = parse(r#"{"action":"subscribe","vehicles":["veh-001","veh-001"]}"#).unwrap();
         assert_eq!(
             one,
-            ClientMessage::Subscribe(Subscription::Vehicles([VehicleId::new("veh-001").unwrap()].into()))
+            ClientMessage::Subscribe(Subscription::Vehicles([DeviceId::new("veh-001").unwrap()].into()))
         );
         assert_eq!(parse(r#"{"action":"ping"}"#), Ok(ClientMessage::Ping));
         assert_eq!(parse(r#"{"action":"unsubscribe"}"#), Ok(ClientMessage::Unsubscribe));
@@ -266,7 +266,7 @@ mod tests {
     fn large_updates_are_split_and_what_cannot_be_pushed_is_named() {
         use canopy::adapters::contract::telemetry;
         let state = |id: &str, extra: usize| {
-            let mut t = telemetry(&VehicleId::new(id).unwrap(), 1, 0);
+            let mut t = telemetry(&DeviceId::new(id).unwrap(), 1, 0);
             t.extra.insert("note".into(), json!("x".repeat(extra)));
             LatestState {
                 telemetry: t,

@@ -228,7 +228,7 @@ mod tests {
     use canopy::adapters::contract::telemetry;
     use canopy::adapters::memory::{MemoryConnectionStore, MemoryPoster, MemoryStateTable, MemoryTokenVerifier};
     use canopy::domain::access::VehicleGroups;
-    use canopy::domain::vehicle::VehicleId;
+    use canopy::domain::device_id::DeviceId;
     use serde_json::Value;
 
     use super::*;
@@ -336,7 +336,7 @@ mod tests {
     async fn a_fleet_snapshot_reads_a_bounded_number_of_pages() {
         let s = sessions(None);
         for i in 0..(MAX_SNAPSHOT_PAGES * 100 + 5) {
-            let id = VehicleId::new(format!("veh-{i:05}")).unwrap();
+            let id = DeviceId::new(format!("veh-{i:05}")).unwrap();
             s.state.put_if_newer(&telemetry(&id, 1, 10), 1).await.unwrap();
         }
         s.connect("c1", None, 0).await.unwrap();
@@ -357,7 +357,7 @@ mod tests {
         let s = sessions(None);
         for (id, seq) in [("veh-001", 1), ("veh-002", 2)] {
             s.state
-                .put_if_newer(&telemetry(&VehicleId::new(id).unwrap(), seq, 10), 1)
+                .put_if_newer(&telemetry(&DeviceId::new(id).unwrap(), seq, 10), 1)
                 .await
                 .unwrap();
         }

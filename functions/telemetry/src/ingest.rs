@@ -31,11 +31,14 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use canopy::domain::device::DeviceRecord;
 use canopy::domain::kind::Kinds;
-use canopy::format::device::{DeviceRecord, TOPIC_KIND};
+use canopy::domain::rejection::Rejection;
+use canopy::domain::telemetry::{ClockBounds, Telemetry};
+use canopy::format::device::TOPIC_KIND;
 use canopy::format::lake::keys::date_of;
 use canopy::format::lake::{archive, devices};
-use canopy::format::telemetry::{ClockBounds, Message, Rejection, TOPIC_VEHICLE_ID, Telemetry};
+use canopy::format::telemetry::{Message, TOPIC_VEHICLE_ID};
 use canopy::ports::TableError;
 use canopy::ports::device_state::DeviceStateStore;
 use canopy::ports::ledger::{Claim, Ledger};

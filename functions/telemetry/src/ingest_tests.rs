@@ -2,7 +2,7 @@
 
 use canopy::adapters::contract::telemetry;
 use canopy::adapters::memory::{MemoryDeviceStateTable, MemoryLedger, MemoryStateTable, MemoryStore};
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::ports::device_state::DeviceStateStore;
 use canopy::ports::ledger::ExistingClaim;
 use canopy::ports::state::LatestStateStore;
@@ -22,12 +22,12 @@ fn service() -> Ingest<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, M
     }
 }
 
-fn vehicle(n: u32) -> VehicleId {
-    VehicleId::new(format!("veh-{n:03}")).unwrap()
+fn vehicle(n: u32) -> DeviceId {
+    DeviceId::new(format!("veh-{n:03}")).unwrap()
 }
 
 /// A queue message carrying `vehicle`'s message `seq`, sent at `seq` seconds.
-fn incoming(id: &str, vehicle: &VehicleId, seq: u64) -> Incoming {
+fn incoming(id: &str, vehicle: &DeviceId, seq: u64) -> Incoming {
     Incoming {
         id: id.to_string(),
         body: telemetry(vehicle, seq, seq as i64).to_json().to_string(),

@@ -11,9 +11,9 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use canopy::adapters::contract::{alert, telemetry};
 use canopy::adapters::memory::{MemoryAlertLog, MemoryDeviceStateTable, MemoryQuotaCounter, MemoryStateTable};
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
 use canopy::domain::lttb::Point;
-use canopy::domain::vehicle::VehicleId;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::state::LatestStateStore;
 use canopy_api::access::AccessPolicy;
@@ -42,8 +42,8 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<MemoryApi> {
         history_deadline: Duration::from_secs(25),
         cursors: canopy_api::cursor::Cursors::ephemeral(),
     };
-    let v = VehicleId::new("veh-001").expect("an id");
-    let other = VehicleId::new("veh-002").expect("an id");
+    let v = DeviceId::new("veh-001").expect("an id");
+    let other = DeviceId::new("veh-002").expect("an id");
     runtime.block_on(async {
         api.state
             .put_if_newer(&telemetry(&v, 7, 1_700_000_000), 1)

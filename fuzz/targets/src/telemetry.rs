@@ -2,7 +2,8 @@
 //! accepted or rejected with a reason, never a panic; what it accepts
 //! written back as v2 reads back the same.
 
-use canopy::format::telemetry::{Message, Telemetry};
+use canopy::domain::telemetry::Telemetry;
+use canopy::format::telemetry::Message;
 
 pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 
-use canopy::format::telemetry::BASIC_INGEST_PREFIX;
+use canopy::domain::topic::BASIC_INGEST_PREFIX;
 use canopy::ports::messaging::{DevicePublisher, PublishError};
 
 /// What the broker sees for [`BASIC_INGEST_PREFIX`].

@@ -23,8 +23,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::lttb::{Point, lttb};
-use canopy::domain::vehicle::VehicleId;
 use canopy::format::dbc::{Database, SignalValue};
 use canopy::format::lake::compact::{BatchCopy, LakeObject, Period, Table, Unit, compact};
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
@@ -46,7 +46,7 @@ const POINTS: usize = 2000;
 /// Writes `days` days from the first as `per_day` objects a day, each with
 /// its rollup tiers: PackCurrent at 100 Hz and PackVoltage at 10 Hz, as
 /// BMS_PackStatus carries them. The values written, of PackCurrent.
-fn write_days(db: &Database, root: &Path, vehicle: &VehicleId, days: i64, per_day: usize) -> Result<u64> {
+fn write_days(db: &Database, root: &Path, vehicle: &DeviceId, days: i64, per_day: usize) -> Result<u64> {
     let (index, message) = db
         .messages()
         .iter()
@@ -104,7 +104,7 @@ fn write_days(db: &Database, root: &Path, vehicle: &VehicleId, days: i64, per_da
 }
 
 /// The previous engine: every value of the range, then LTTB.
-async fn previous(history: &DataFusionHistory, vehicle: &VehicleId, range: TimeRange) -> Result<(usize, Vec<Point>)> {
+async fn previous(history: &DataFusionHistory, vehicle: &DeviceId, range: TimeRange) -> Result<(usize, Vec<Point>)> {
     let (first, last) = range.dates();
     let sql = Sql {
         text: "SELECT ts_us, value FROM decoded WHERE vehicle_id = ? AND \"date\" BETWEEN ? AND ? \
@@ -137,7 +137,7 @@ async fn previous(history: &DataFusionHistory, vehicle: &VehicleId, range: TimeR
 /// Bytes Athena would scan for `plan`: in each object of the partitions the
 /// query names, the compressed chunks of the columns it reads, in every row
 /// group whose min/max statistics do not rule the signal or range out.
-fn scanned_bytes(root: &Path, vehicle: &VehicleId, plan: &Plan) -> Result<u64> {
+fn scanned_bytes(root: &Path, vehicle: &DeviceId, plan: &Plan) -> Result<u64> {
     let prefix = plan.source.prefix();
     let columns: &[&str] = match plan.source {
         Source::Decoded => &[
@@ -216,7 +216,7 @@ enum Compaction {
 
 /// Compacts the tiers' objects in `root` as the compactor would, and deletes
 /// what it copied (as after the grace period); the objects the layout then has.
-fn compact_tiers(root: &Path, vehicle: &VehicleId, days: i64, how: Compaction) -> Result<usize> {
+fn compact_tiers(root: &Path, vehicle: &DeviceId, days: i64, how: Compaction) -> Result<usize> {
     let mut units = Vec::new();
     for day in 0..days {
         let start = DAY_START_US + day * DAY_US;
@@ -295,7 +295,7 @@ pub async fn run(dbc: &Path, runs: usize, layouts: &[usize], month_days: i64) ->
     let db = Database::load(dbc)?;
     let catalog = Catalog::from_database(&db);
     let entry = catalog.find(MESSAGE, SIGNAL).context("catalog")?.clone();
-    let vehicle = VehicleId::new("bench-001")?;
+    let vehicle = DeviceId::new("bench-001")?;
     println!(
         "{MESSAGE}.{SIGNAL} at 100 Hz to {POINTS} points, DataFusion over local Parquet, {runs} runs; \
          previous engine (every value, then LTTB) beside the new (rollup tier, per-bucket M4 and statistics in SQL, then LTTB)\n"

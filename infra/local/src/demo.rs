@@ -9,8 +9,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use canopy::domain::vehicle::VehicleId;
-use canopy::format::telemetry::Telemetry;
+use canopy::domain::device_id::DeviceId;
+use canopy::domain::telemetry::Telemetry;
 use canopy::ports::state::LatestState;
 use canopy::ports::store::ObjectStore;
 use serde_json::Value;
@@ -72,8 +72,8 @@ pub struct Via {
     pub mqtt_port: u16,
 }
 
-pub fn vehicle_id(i: usize) -> VehicleId {
-    VehicleId::new(format!("veh-{i:03}")).unwrap_or_else(|_| unreachable!("a fixed pattern"))
+pub fn vehicle_id(i: usize) -> DeviceId {
+    DeviceId::new(format!("veh-{i:03}")).unwrap_or_else(|_| unreachable!("a fixed pattern"))
 }
 
 /// The agent's configuration for simulated vehicle `i`.
@@ -184,7 +184,7 @@ pub fn edge_alert_rules(stack: &Stack) -> String {
 
 /// Runs one canopy-edge per vehicle to the end of its simulation; their
 /// final counters, by vehicle.
-pub async fn run_fleet(stack: &Stack, options: &FleetOptions) -> Result<BTreeMap<VehicleId, Value>> {
+pub async fn run_fleet(stack: &Stack, options: &FleetOptions) -> Result<BTreeMap<DeviceId, Value>> {
     std::fs::create_dir_all(&options.work)?;
     let mut children = Vec::new();
     for i in 1..=options.vehicles {
@@ -403,7 +403,7 @@ pub async fn rows_per_vehicle(stack: &Stack, prefix: &str) -> Result<BTreeMap<St
 }
 
 /// The summary `make demo` prints.
-pub async fn summary(stack: &Stack, counters: &BTreeMap<VehicleId, Value>) -> Result<String> {
+pub async fn summary(stack: &Stack, counters: &BTreeMap<DeviceId, Value>) -> Result<String> {
     let states = latest_states(stack).await?;
     let mut out = String::from("\nCanopy local stack: the fleet's run\n\n");
     out.push_str(&vehicle_table(stack, counters, &states).await?);
@@ -432,7 +432,7 @@ pub async fn summary(stack: &Stack, counters: &BTreeMap<VehicleId, Value>) -> Re
 }
 
 /// Per vehicle: frames captured and uploaded, objects, values decoded, telemetry, latest state.
-async fn vehicle_table(stack: &Stack, counters: &BTreeMap<VehicleId, Value>, states: &[LatestState]) -> Result<String> {
+async fn vehicle_table(stack: &Stack, counters: &BTreeMap<DeviceId, Value>, states: &[LatestState]) -> Result<String> {
     let raw = rows_per_vehicle(stack, "raw/").await?;
     let decoded = rows_per_vehicle(stack, "decoded/").await?;
     let mut out = format!(
@@ -488,7 +488,7 @@ fn wiring_line(c: &StackCounters) -> String {
 }
 
 /// curl commands for every route, on the run's first vehicle and its last 15 minutes.
-fn api_examples(stack: &Stack, counters: &BTreeMap<VehicleId, Value>, states: &[LatestState]) -> String {
+fn api_examples(stack: &Stack, counters: &BTreeMap<DeviceId, Value>, states: &[LatestState]) -> String {
     let api = format!("http://{}", stack.api);
     let first = counters.keys().next().map_or("veh-001".to_string(), |v| v.to_string());
     let day = states

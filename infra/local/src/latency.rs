@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use canopy::adapters::aws::s3::S3Store;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use canopy::format::dbc::Database;
 use canopy::format::frame::{CanFrame, CanId, FrameFlags};
 use canopy::format::lake::keys::RawKey;
@@ -49,7 +49,7 @@ where
 
 /// Publish → state: `samples` messages, one at a time.
 pub async fn telemetry(stack: &Stack, samples: usize) -> Result<Vec<f64>> {
-    let vehicle = VehicleId::new("latency-001")?;
+    let vehicle = DeviceId::new("latency-001")?;
     let tables = crate::stack::state_table(stack);
     let mut options = MqttOptions::new("canopy-latency", "127.0.0.1", stack.mqtt.port());
     options.set_keep_alive(Duration::from_secs(30));
@@ -70,7 +70,7 @@ pub async fn telemetry(stack: &Stack, samples: usize) -> Result<Vec<f64>> {
         }
     });
     connected_rx.await.context("connecting to the broker")?;
-    let topic = canopy::format::telemetry::topic(&vehicle);
+    let topic = canopy::domain::topic::topic(&vehicle);
     let mut out = Vec::with_capacity(samples);
     for seq in 0..samples as u64 {
         let ts = chrono::Utc::now();
@@ -164,7 +164,7 @@ pub async fn decode(stack: &Stack, samples: usize, frames: usize) -> Result<Vec<
     let id = CanId::standard(message.id.raw()).context("standard id")?;
     let store = S3Store::new(&stack.sdk, &stack.bucket);
     let bus: Arc<str> = Arc::from("can0");
-    let vehicle = VehicleId::new("latency-001")?;
+    let vehicle = DeviceId::new("latency-001")?;
     let mut out = Vec::with_capacity(samples);
     for seq in 0..samples as u64 {
         let first_us = chrono::Utc::now().timestamp_micros();

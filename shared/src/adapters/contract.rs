@@ -11,11 +11,11 @@ use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 
 use crate::domain::alert::{Alert, Comparison, Quantity, Severity};
+use crate::domain::device::{DeviceRecord, FieldValue};
+use crate::domain::device_id::DeviceId;
 use crate::domain::device_key::DeviceKey;
 use crate::domain::measure::Measure;
-use crate::domain::vehicle::VehicleId;
-use crate::format::device::{DeviceRecord, FieldValue};
-use crate::format::telemetry::Telemetry;
+use crate::domain::telemetry::Telemetry;
 use crate::ports::alert_log::AlertLog;
 use crate::ports::device_state::DeviceStateStore;
 use crate::ports::keys::KeyStore;
@@ -27,12 +27,12 @@ use crate::ports::quota::QuotaCounter;
 use crate::ports::state::LatestStateStore;
 use crate::ports::store::{ObjectStore, UploadSink};
 
-fn vehicle(tag: &str, n: u32) -> VehicleId {
-    VehicleId::new(format!("{tag}-{n:03}")).expect("contract suites take tags that make valid vehicle ids")
+fn vehicle(tag: &str, n: u32) -> DeviceId {
+    DeviceId::new(format!("{tag}-{n:03}")).expect("contract suites take tags that make valid vehicle ids")
 }
 
 /// A valid message of `vehicle` at `ts_s` seconds past 2023-11-14T22:13:20Z.
-pub fn telemetry(vehicle: &VehicleId, seq: u64, ts_s: i64) -> Telemetry {
+pub fn telemetry(vehicle: &DeviceId, seq: u64, ts_s: i64) -> Telemetry {
     Telemetry {
         vehicle_id: vehicle.clone(),
         ts: Utc
@@ -55,7 +55,7 @@ pub fn telemetry(vehicle: &VehicleId, seq: u64, ts_s: i64) -> Telemetry {
 }
 
 /// An over-temperature alert of `vehicle` raised by message `seq` at `ts_s`.
-pub fn alert(vehicle: &VehicleId, seq: u64, ts_s: i64) -> Alert {
+pub fn alert(vehicle: &DeviceId, seq: u64, ts_s: i64) -> Alert {
     Alert {
         vehicle_id: vehicle.clone(),
         kind: None,
@@ -196,7 +196,7 @@ pub async fn latest_state<S: LatestStateStore>(states: &S, tag: &str) {
 pub fn station_status(id: &str, seq: u64, ts_s: i64) -> DeviceRecord {
     DeviceRecord {
         kind: "station".into(),
-        id: VehicleId::new(id).expect("contract suites take tags that make valid ids"),
+        id: DeviceId::new(id).expect("contract suites take tags that make valid ids"),
         ts: Utc
             .timestamp_opt(1_700_000_000 + ts_s, 0)
             .single()

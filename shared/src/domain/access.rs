@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::domain::vehicle::VehicleId;
+use crate::domain::device_id::DeviceId;
 
 pub const ADMIN_GROUP: &str = "fleet-admin";
 pub const VIEWER_GROUP: &str = "viewer";
@@ -98,7 +98,7 @@ impl VehicleGroups {
                 };
                 // A prefix need not be a whole id, but it must be the start of one.
                 let probe = if prefix { format!("{id}x") } else { id.to_string() };
-                VehicleId::new(&probe).map_err(|e| format!("group {name}: {member:?}: {e}"))?;
+                DeviceId::new(&probe).map_err(|e| format!("group {name}: {member:?}: {e}"))?;
                 patterns.push(if prefix {
                     Pattern::Prefix(id.to_string())
                 } else {

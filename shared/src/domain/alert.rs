@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::device::{DeviceRecord, stream};
+use crate::domain::device_id::DeviceId;
 use crate::domain::kind::{self, Condition, Kind};
 use crate::domain::measure::Measure;
-use crate::domain::vehicle::VehicleId;
-use crate::format::device::{DeviceRecord, stream};
-use crate::format::telemetry::Telemetry;
+use crate::domain::telemetry::Telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Comparison {
@@ -205,7 +205,7 @@ pub const SILENT_FOR_S: &str = "silent_for_s";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     /// The vehicle, or the device when `kind` names its kind.
-    pub vehicle_id: VehicleId,
+    pub vehicle_id: DeviceId,
     /// The device's kind; `None` for a vehicle.
     pub kind: Option<String>,
     pub rule: String,
@@ -242,7 +242,7 @@ impl Alert {
     /// The topic the vehicle or device hears its alerts on.
     pub fn device_topic(&self) -> String {
         match &self.kind {
-            None => crate::format::telemetry::alert_topic(&self.vehicle_id),
+            None => crate::domain::topic::alert_topic(&self.vehicle_id),
             Some(kind) => format!(
                 "cmd/{}{kind}/{}/alert",
                 crate::domain::kind::TOPIC_PREFIX,
@@ -259,7 +259,7 @@ impl Serialize for Alert {
         #[derive(Serialize)]
         struct Json<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
-            vehicle_id: Option<&'a VehicleId>,
+            vehicle_id: Option<&'a DeviceId>,
             #[serde(skip_serializing_if = "Option::is_none")]
             kind: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]

@@ -14,7 +14,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::vehicle::VehicleId;
+use crate::domain::device_id::DeviceId;
 
 const PREFIX: &str = "cnk_";
 const KEY_ID_HEX: usize = 12;
@@ -32,7 +32,7 @@ pub const MAX_LABEL: usize = 128;
 pub struct DeviceKey {
     pub key_id: String,
     /// The device whose telemetry the key posts.
-    pub device_id: VehicleId,
+    pub device_id: DeviceId,
     /// SHA-256 of the secret, lower-case hex.
     #[serde(skip)]
     pub secret_sha256: String,
@@ -109,7 +109,7 @@ impl<'a> PresentedKey<'a> {
 }
 
 /// Makes a key for `device`: fresh random id and secret.
-pub fn issue(device: VehicleId, rate_per_minute: u32, label: &str, now_ms: i64) -> Result<IssuedKey, IssueError> {
+pub fn issue(device: DeviceId, rate_per_minute: u32, label: &str, now_ms: i64) -> Result<IssuedKey, IssueError> {
     if !(1..=MAX_RATE_PER_MINUTE).contains(&rate_per_minute) {
         return Err(IssueError::Rate(rate_per_minute));
     }
@@ -150,8 +150,8 @@ fn sha256_hex(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn device() -> VehicleId {
-        VehicleId::new("veh-001").unwrap()
+    fn device() -> DeviceId {
+        DeviceId::new("veh-001").unwrap()
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //!
 //! Vehicles are a kind too, [`vehicle`] (`kinds/vehicle.toml`), read by the
 //! same parser and checks: their fields' units, ranges and limits are what
-//! [`crate::format::telemetry`] validates a sample against, and their rules
+//! the telemetry reader (`format::telemetry`) validates a sample against, and their rules
 //! are the alerts function's vehicle rules. What stays a vehicle's own is
 //! the message around the fields (one sample or several, with their peak,
 //! from the DBC-driven edge) and its typed handle on them,

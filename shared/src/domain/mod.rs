@@ -1,6 +1,10 @@
 //! Plain types and rules with no I/O.
 //!
-//! - [`vehicle`]: the vehicle id, checked once where it enters.
+//! - [`device_id`]: a device's id (a vehicle's or a station's), checked once where it enters.
+//! - [`telemetry`]: a vehicle's validated telemetry sample and its clock bounds.
+//! - [`device`]: a validated status message of a device of a declared kind.
+//! - [`rejection`]: why a message was refused, and the field at fault.
+//! - [`topic`]: a vehicle's MQTT topics.
 //! - [`access`]: which vehicles a signed-in user reads.
 //! - [`measure`]: the telemetry measures by name, unit and meaning.
 //! - [`alert`]: alert rules as data, evaluating them, and the alert they raise.
@@ -9,8 +13,12 @@
 
 pub mod access;
 pub mod alert;
+pub mod device;
+pub mod device_id;
 pub mod device_key;
 pub mod kind;
 pub mod lttb;
 pub mod measure;
-pub mod vehicle;
+pub mod rejection;
+pub mod telemetry;
+pub mod topic;

@@ -16,67 +16,19 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::SecondsFormat;
 use serde_json::{Map, Value};
 
+use crate::domain::device::{DeviceRecord, FieldValue};
+use crate::domain::device_id::DeviceId;
 use crate::domain::kind::{Field, FieldType, Kind, Kinds};
-use crate::domain::vehicle::VehicleId;
-use crate::format::telemetry::{
-    ClockBounds, Object, RECEIVED_AT, Rejection, check_clock, json_kind, received_at_field, reject, reject_at,
-    seq_field, time_field,
-};
+use crate::domain::rejection::{Rejection, reject, reject_at};
+use crate::format::telemetry::{Object, RECEIVED_AT, json_kind, received_at_field, seq_field, time_field};
 
 /// What the device rule adds: the kind segment of the topic (`topic(2)`).
 pub const TOPIC_KIND: &str = "topic_kind";
 /// What the device rule adds: the device id of the topic (`topic(3)`).
 pub const TOPIC_DEVICE_ID: &str = "topic_device_id";
-
-/// One field's value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum FieldValue {
-    Integer(i64),
-    Number(f64),
-    Numbers(Vec<f64>),
-}
-
-impl FieldValue {
-    /// The values a rule compares: one, or a list's elements.
-    pub fn values(&self) -> impl Iterator<Item = f64> + '_ {
-        let (one, list) = match self {
-            Self::Integer(i) => (Some(*i as f64), &[][..]),
-            Self::Number(x) => (Some(*x), &[][..]),
-            Self::Numbers(xs) => (None, xs.as_slice()),
-        };
-        one.into_iter().chain(list.iter().copied())
-    }
-
-    /// The value of a one-value field; `None` for a list.
-    pub fn scalar(&self) -> Option<f64> {
-        match self {
-            Self::Integer(i) => Some(*i as f64),
-            Self::Number(x) => Some(*x),
-            Self::Numbers(_) => None,
-        }
-    }
-}
-
-/// A valid status message of a device.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeviceRecord {
-    pub kind: String,
-    /// The device's id, by the rules of a vehicle id.
-    pub id: VehicleId,
-    #[serde(with = "rfc3339")]
-    pub ts: DateTime<Utc>,
-    pub seq: u64,
-    /// Declared fields the message carried, by name.
-    pub values: BTreeMap<String, FieldValue>,
-    /// When IoT Core received the message (ms since the epoch), when the rule says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub received_at_ms: Option<i64>,
-}
 
 impl DeviceRecord {
     /// Validates message text that came through the device rule.
@@ -130,26 +82,6 @@ impl DeviceRecord {
         })
     }
 
-    /// The record's key in the ledger and the alert log: `<kind>/<id>`,
-    /// never a vehicle id ('/' is not allowed in one).
-    pub fn stream(&self) -> String {
-        stream(&self.kind, self.id.as_str())
-    }
-
-    pub fn ts_us(&self) -> i64 {
-        self.ts.timestamp_micros()
-    }
-
-    /// The time the cloud received the message: IoT Core's, or `now_ms`.
-    pub fn server_time_ms(&self, now_ms: i64) -> i64 {
-        self.received_at_ms.unwrap_or(now_ms)
-    }
-
-    /// Rejects a message whose `ts` is outside `bounds` around the server's time.
-    pub fn check_clock(&self, bounds: ClockBounds, now_ms: i64) -> Result<(), Rejection> {
-        check_clock(self.ts, self.server_time_ms(now_ms), bounds)
-    }
-
     /// The message as the device sent it (the API's latest state), with
     /// `kind` and `received_at_ms` beside its fields.
     pub fn to_json(&self, id_field: &str) -> Value {
@@ -166,33 +98,11 @@ impl DeviceRecord {
     }
 }
 
-/// `ts` in the stored form as the message's RFC 3339 text.
-mod rfc3339 {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let text = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// The ledger and alert-log key of device `id` of `kind`.
-pub fn stream(kind: &str, id: &str) -> String {
-    format!("{kind}/{id}")
-}
-
-fn id_field(kind: &Kind, object: &Object) -> Result<VehicleId, Rejection> {
+fn id_field(kind: &Kind, object: &Object) -> Result<DeviceId, Rejection> {
     let name = kind.id_field.as_str();
     let id = match object.get(name) {
         None => return Err(reject_at(name, format!("missing field {name}"))),
-        Some(Value::String(s)) => VehicleId::new(s.as_str()).map_err(|_| {
+        Some(Value::String(s)) => DeviceId::new(s.as_str()).map_err(|_| {
             reject_at(
                 name,
                 format!("field {name} {s:?}: use 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'"),

@@ -33,10 +33,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
+use crate::domain::device::FieldValue;
+use crate::domain::device_id::DeviceId;
 use crate::domain::kind;
 use crate::domain::measure::Measure;
-use crate::domain::vehicle::VehicleId;
-use crate::format::device::{FieldValue, declared_values};
+use crate::domain::rejection::{Rejection, reject, reject_at};
+use crate::domain::telemetry::{ClockBounds, Telemetry};
+use crate::format::device::declared_values;
 use crate::runtime::text::truncate_chars;
 
 pub const VERSION: u64 = 1;
@@ -60,94 +63,6 @@ pub const SERVER_FIELDS: [&str; 4] = [
     crate::format::device::TOPIC_DEVICE_ID,
     RECEIVED_AT,
 ];
-
-/// How far a message's `ts` may be from the time IoT Core received it: a
-/// vehicle's clock orders its own messages, but a clock far off (a fault, or
-/// a compromised unit) must not freeze its state or its alerts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClockBounds {
-    /// How far ahead of the receive time `ts` may be.
-    pub max_ahead_ms: i64,
-    /// How far behind the receive time `ts` may be (an edge uploads what it
-    /// buffered while offline).
-    pub max_behind_ms: i64,
-}
-
-impl Default for ClockBounds {
-    fn default() -> Self {
-        Self {
-            max_ahead_ms: 5 * 60 * 1000,
-            max_behind_ms: 7 * 24 * 3600 * 1000,
-        }
-    }
-}
-
-/// MQTT topic a vehicle publishes telemetry to (AWS's `dt/<app>/<thing>/<kind>` pattern).
-pub fn topic(vehicle: &VehicleId) -> String {
-    format!("dt/canopy/{vehicle}/bms")
-}
-
-/// The Basic Ingest topic of the topic rule `rule` for a vehicle's
-/// telemetry: that rule alone gets the message, and sees it on
-/// [`topic`] (IoT Core strips the prefix), so `topic(3)` is the vehicle.
-pub fn basic_ingest_topic(rule: &str, vehicle: &VehicleId) -> String {
-    format!("{BASIC_INGEST_PREFIX}{rule}/{}", topic(vehicle))
-}
-
-/// What a Basic Ingest topic starts with, before the rule's name.
-pub const BASIC_INGEST_PREFIX: &str = "$aws/rules/";
-
-/// MQTT topic a vehicle receives alerts on.
-pub fn alert_topic(vehicle: &VehicleId) -> String {
-    format!("cmd/canopy/{vehicle}/alert")
-}
-
-/// A valid telemetry message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Telemetry {
-    pub vehicle_id: VehicleId,
-    pub ts: DateTime<Utc>,
-    pub seq: u64,
-    pub soc_pct: f64,
-    pub pack_voltage_v: f64,
-    pub pack_current_a: f64,
-    pub cell_voltage_min_v: f64,
-    pub cell_voltage_max_v: f64,
-    pub cell_temp_min_c: f64,
-    pub cell_temp_max_c: f64,
-    pub speed_kph: f64,
-    /// [`Measure::CellVoltageSpreadV`], when the edge sends it.
-    pub cell_voltage_spread_v: Option<f64>,
-    /// When IoT Core received the message (ms since the epoch), when the rule says.
-    pub received_at_ms: Option<i64>,
-    /// Fields v1 does not define, kept for the archive.
-    pub extra: BTreeMap<String, Value>,
-}
-
-/// Why a message was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
-#[error("{reason}")]
-pub struct Rejection {
-    pub reason: String,
-    /// The field at fault, when one is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
-pub(crate) fn reject(reason: impl Into<String>) -> Rejection {
-    Rejection {
-        reason: reason.into(),
-        field: None,
-    }
-}
-
-/// A rejection for what `field` holds (or lacks).
-pub(crate) fn reject_at(field: &str, reason: impl Into<String>) -> Rejection {
-    Rejection {
-        reason: reason.into(),
-        field: Some(field.to_string()),
-    }
-}
 
 impl Telemetry {
     /// Validates a parsed JSON message.
@@ -174,89 +89,10 @@ impl Telemetry {
         Ok(t)
     }
 
-    /// A message of the required measures, in [`Measure::REQUIRED`] order,
-    /// without optional fields.
-    pub fn from_measures(
-        vehicle_id: VehicleId,
-        ts: DateTime<Utc>,
-        seq: u64,
-        measures: [f64; Measure::REQUIRED.len()],
-    ) -> Self {
-        let [
-            soc_pct,
-            pack_voltage_v,
-            pack_current_a,
-            cell_voltage_min_v,
-            cell_voltage_max_v,
-            cell_temp_min_c,
-            cell_temp_max_c,
-            speed_kph,
-        ] = measures;
-        Self {
-            vehicle_id,
-            ts,
-            seq,
-            soc_pct,
-            pack_voltage_v,
-            pack_current_a,
-            cell_voltage_min_v,
-            cell_voltage_max_v,
-            cell_temp_min_c,
-            cell_temp_max_c,
-            speed_kph,
-            cell_voltage_spread_v: None,
-            received_at_ms: None,
-            extra: BTreeMap::new(),
-        }
-    }
-
-    /// The time IoT Core received the message (ms), else `now_ms` (a direct invocation).
-    pub fn server_time_ms(&self, now_ms: i64) -> i64 {
-        self.received_at_ms.unwrap_or(now_ms)
-    }
-
-    /// Rejects a message whose `ts` is outside `bounds` around the server's time.
-    pub fn check_clock(&self, bounds: ClockBounds, now_ms: i64) -> Result<(), Rejection> {
-        check_clock(self.ts, self.server_time_ms(now_ms), bounds)
-    }
-
     /// Parses and validates message text.
     pub fn parse(text: &str) -> Result<Self, Rejection> {
         let value: Value = serde_json::from_str(text).map_err(|e| reject(format!("message is not JSON: {e}")))?;
         Self::from_json(&value)
-    }
-
-    /// The message's value of `measure`. The cell-voltage spread falls back
-    /// to the interval's max - min for edges that do not send it.
-    pub fn value(&self, measure: Measure) -> f64 {
-        match measure {
-            Measure::SocPct => self.soc_pct,
-            Measure::PackVoltageV => self.pack_voltage_v,
-            Measure::PackCurrentA => self.pack_current_a,
-            Measure::CellVoltageMinV => self.cell_voltage_min_v,
-            Measure::CellVoltageMaxV => self.cell_voltage_max_v,
-            Measure::CellTempMinC => self.cell_temp_min_c,
-            Measure::CellTempMaxC => self.cell_temp_max_c,
-            Measure::SpeedKph => self.speed_kph,
-            Measure::CellVoltageSpreadV => self
-                .cell_voltage_spread_v
-                .unwrap_or(self.cell_voltage_max_v - self.cell_voltage_min_v),
-        }
-    }
-
-    /// Microseconds since the epoch of `ts`.
-    pub fn ts_us(&self) -> i64 {
-        self.ts.timestamp_micros()
-    }
-
-    /// What the archive and the state table keep besides the named fields:
-    /// the unknown fields and the optional measures the message carried.
-    pub fn extra_with_optional(&self) -> Map<String, Value> {
-        let mut extra: Map<String, Value> = self.extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        if let Some(spread) = self.cell_voltage_spread_v.and_then(serde_json::Number::from_f64) {
-            extra.insert(Measure::CellVoltageSpreadV.name().into(), Value::Number(spread));
-        }
-        extra
     }
 
     /// The message as JSON, unknown fields included.
@@ -448,7 +284,7 @@ fn samples_message(object: &Object) -> Result<Message, Rejection> {
 }
 
 /// One sample of a v2 message, validated as the v1 message it stands for.
-fn sample_of(envelope: &Object, vehicle_id: &VehicleId, sample: &Value) -> Result<Telemetry, Rejection> {
+fn sample_of(envelope: &Object, vehicle_id: &DeviceId, sample: &Value) -> Result<Telemetry, Rejection> {
     let fields = sample
         .as_object()
         .ok_or_else(|| reject(format!("a sample must be a JSON object, found {}", json_kind(sample))))?;
@@ -472,36 +308,6 @@ fn sample_of(envelope: &Object, vehicle_id: &VehicleId, sample: &Value) -> Resul
     Telemetry::from_json(&Value::Object(v1))
 }
 
-/// Rejects a `ts` outside `bounds` around `server_ms`, the time IoT Core
-/// received the message (or the server's clock when the rule did not say).
-pub(crate) fn check_clock(ts: DateTime<Utc>, server_ms: i64, bounds: ClockBounds) -> Result<(), Rejection> {
-    let ts_ms = ts.timestamp_millis();
-    let at = || ts.to_rfc3339_opts(SecondsFormat::Millis, true);
-    if ts_ms > server_ms.saturating_add(bounds.max_ahead_ms) {
-        return Err(reject_at(
-            "ts",
-            format!(
-                "field ts {} is {} s ahead of the time IoT Core received the message (at most {} s)",
-                at(),
-                (ts_ms - server_ms) / 1000,
-                bounds.max_ahead_ms / 1000
-            ),
-        ));
-    }
-    if ts_ms < server_ms.saturating_sub(bounds.max_behind_ms) {
-        return Err(reject_at(
-            "ts",
-            format!(
-                "field ts {} is {} s behind the time IoT Core received the message (at most {} s)",
-                at(),
-                (server_ms - ts_ms) / 1000,
-                bounds.max_behind_ms / 1000
-            ),
-        ));
-    }
-    Ok(())
-}
-
 pub(crate) type Object = Map<String, Value>;
 
 fn check_version(object: &Object) -> Result<(), Rejection> {
@@ -515,11 +321,11 @@ fn check_version(object: &Object) -> Result<(), Rejection> {
     }
 }
 
-fn vehicle_field(object: &Object) -> Result<VehicleId, Rejection> {
+fn vehicle_field(object: &Object) -> Result<DeviceId, Rejection> {
     match object.get("vehicle_id") {
         None => Err(reject_at("vehicle_id", "missing field vehicle_id")),
         Some(Value::String(s)) => {
-            VehicleId::new(s.clone()).map_err(|e| reject_at("vehicle_id", format!("field vehicle_id: {e}")))
+            DeviceId::new(s.clone()).map_err(|e| reject_at("vehicle_id", format!("field vehicle_id: {e}")))
         }
         Some(other) => Err(reject_at(
             "vehicle_id",
@@ -529,7 +335,7 @@ fn vehicle_field(object: &Object) -> Result<VehicleId, Rejection> {
 }
 
 /// The payload's vehicle id must be the topic's, when the rule says which topic.
-fn check_topic(object: &Object, vehicle_id: &VehicleId) -> Result<(), Rejection> {
+fn check_topic(object: &Object, vehicle_id: &DeviceId) -> Result<(), Rejection> {
     match object.get(TOPIC_VEHICLE_ID) {
         None => Ok(()),
         Some(Value::String(topic)) if topic == vehicle_id.as_str() => Ok(()),
@@ -788,7 +594,7 @@ mod tests {
             ),
             (
                 Box::new(|v| v["vehicle_id"] = json!("a/b")),
-                "field vehicle_id: invalid vehicle id \"a/b\"",
+                "field vehicle_id: invalid id \"a/b\"",
             ),
             (
                 Box::new(|v| v["soc_pct"] = json!(140)),
@@ -890,12 +696,5 @@ mod tests {
             many[format!("f{i}")] = json!(i);
         }
         assert!(Telemetry::from_json(&many).unwrap_err().reason.contains("at most 16"));
-    }
-
-    #[test]
-    fn topics_follow_the_design() {
-        let v = VehicleId::new("sim-001").unwrap();
-        assert_eq!(topic(&v), "dt/canopy/sim-001/bms");
-        assert_eq!(alert_topic(&v), "cmd/canopy/sim-001/alert");
     }
 }

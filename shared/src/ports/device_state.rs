@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use super::{Page, TableError};
-use crate::format::device::DeviceRecord;
+use crate::domain::device::DeviceRecord;
 
 /// A device's newest status and when it was written.
 #[derive(Debug, Clone, PartialEq)]

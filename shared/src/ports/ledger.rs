@@ -1,6 +1,6 @@
 //! The ledger that keeps the telemetry archive free of duplicates: which
 //! archive object holds each (stream, seq), a stream being a vehicle id
-//! or a device's `<kind>/<id>` ([`crate::format::device::stream`]).
+//! or a device's `<kind>/<id>` ([`crate::domain::device::stream`]).
 
 use std::future::Future;
 

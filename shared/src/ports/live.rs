@@ -6,7 +6,7 @@ use std::future::Future;
 
 use super::TableError;
 use crate::domain::access::Caller;
-use crate::domain::vehicle::VehicleId;
+use crate::domain::device_id::DeviceId;
 
 /// What a connection asked to hear about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,11 +14,11 @@ pub enum Subscription {
     /// Every vehicle the caller reads.
     Fleet,
     /// These vehicles (those the caller reads).
-    Vehicles(BTreeSet<VehicleId>),
+    Vehicles(BTreeSet<DeviceId>),
 }
 
 impl Subscription {
-    pub fn includes(&self, vehicle: &VehicleId) -> bool {
+    pub fn includes(&self, vehicle: &DeviceId) -> bool {
         match self {
             Self::Fleet => true,
             Self::Vehicles(ids) => ids.contains(vehicle),

@@ -3,8 +3,8 @@
 use std::future::Future;
 
 use super::{Page, TableError};
-use crate::domain::vehicle::VehicleId;
-use crate::format::telemetry::Telemetry;
+use crate::domain::device_id::DeviceId;
+use crate::domain::telemetry::Telemetry;
 
 /// A vehicle's latest telemetry as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +33,7 @@ pub trait LatestStateStore: Send + Sync {
     /// new or newer (by `ts`); true when written.
     fn put_if_newer(&self, t: &Telemetry, now_ms: i64) -> impl Future<Output = Result<bool, TableError>> + Send;
 
-    fn get(&self, vehicle: &VehicleId) -> impl Future<Output = Result<Option<LatestState>, TableError>> + Send;
+    fn get(&self, vehicle: &DeviceId) -> impl Future<Output = Result<Option<LatestState>, TableError>> + Send;
 
     /// Vehicles' latest states in vehicle order, `limit` at a time, after the `after` cursor.
     fn list(

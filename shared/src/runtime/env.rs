@@ -79,13 +79,13 @@ where
 /// How far a message's clock may be from the server's:
 /// `MAX_CLOCK_AHEAD_SECONDS` (default 300) and `MAX_MESSAGE_AGE_SECONDS`
 /// (default 604,800: a week of buffering on a vehicle offline).
-pub fn clock_bounds(vars: &impl Vars) -> Result<crate::format::telemetry::ClockBounds, EnvError> {
-    let defaults = crate::format::telemetry::ClockBounds::default();
+pub fn clock_bounds(vars: &impl Vars) -> Result<crate::domain::telemetry::ClockBounds, EnvError> {
+    let defaults = crate::domain::telemetry::ClockBounds::default();
     let seconds = |name: &str, default_ms: i64| -> Result<i64, EnvError> {
         let s: u32 = parse_or(vars, name, u32::try_from(default_ms / 1000).unwrap_or(u32::MAX))?;
         Ok(i64::from(s) * 1000)
     };
-    Ok(crate::format::telemetry::ClockBounds {
+    Ok(crate::domain::telemetry::ClockBounds {
         max_ahead_ms: seconds("MAX_CLOCK_AHEAD_SECONDS", defaults.max_ahead_ms)?,
         max_behind_ms: seconds("MAX_MESSAGE_AGE_SECONDS", defaults.max_behind_ms)?,
     })

@@ -40,7 +40,7 @@ impl Metrics {
         }
     }
 
-    /// Adds a dimension (`VehicleId`, ...) to the metrics of this unit of work.
+    /// Adds a dimension (`DeviceId`, ...) to the metrics of this unit of work.
     pub fn with_dimension(mut self, name: &str, value: &str) -> Self {
         self.dimensions.push((name.to_string(), value.to_string()));
         self

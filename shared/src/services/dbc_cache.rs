@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use crate::domain::vehicle::VehicleId;
+use crate::domain::device_id::DeviceId;
 use crate::format::dbc::{Database, LoadError, LoadOptions};
 use crate::format::lake::keys::DBC_PREFIX;
 use crate::ports::store::{ObjectStore, StoreError};
@@ -125,12 +125,12 @@ impl<S: ObjectStore, T> DbcCache<S, T> {
     }
 
     /// The key of a vehicle's own DBC.
-    pub fn vehicle_key(vehicle: &VehicleId) -> String {
+    pub fn vehicle_key(vehicle: &DeviceId) -> String {
         format!("{DBC_PREFIX}vehicles/{vehicle}.dbc")
     }
 
     /// The DBC for `vehicle` and the name it goes by (its key, or `built-in:<name>`).
-    pub async fn for_vehicle(&self, vehicle: &VehicleId) -> Result<(String, Arc<T>), DbcCacheError> {
+    pub async fn for_vehicle(&self, vehicle: &DeviceId) -> Result<(String, Arc<T>), DbcCacheError> {
         let key = Self::vehicle_key(vehicle);
         if let Some(compiled) = self.lookup(&key).await? {
             return Ok((key, compiled));

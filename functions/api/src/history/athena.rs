@@ -21,8 +21,8 @@ use crate::history::plan::{BucketRow, Plan, Reduced, SERIES_COLUMNS, reduce, ser
 use crate::history::trips::{TRIP_COLUMNS, TripRow, trips_sql};
 use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, TimeRange, fleet_stat, fleet_stats_sql};
 use canopy::adapters::aws::error_text;
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::lttb::Point;
-use canopy::domain::vehicle::VehicleId;
 
 /// How a query is waited for.
 #[derive(Debug, Clone, Copy)]
@@ -276,7 +276,7 @@ fn bucket_rows(rows: &[Vec<Option<String>>]) -> Result<Vec<BucketRow>, String> {
 }
 
 impl History for AthenaHistory {
-    async fn reduced(&self, vehicle: &VehicleId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
+    async fn reduced(&self, vehicle: &DeviceId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
         let sql = series_sql(plan, vehicle, signal);
         let rows = self.run_reusing(&sql, reuse_minutes(plan)).await?;
         let rows = bucket_rows(&rows).map_err(|message| HistoryError::Failed {
@@ -308,7 +308,7 @@ impl History for AthenaHistory {
             })
     }
 
-    async fn trips(&self, vehicle: &VehicleId, range: TimeRange, gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
+    async fn trips(&self, vehicle: &DeviceId, range: TimeRange, gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
         let sql = trips_sql("telemetry", vehicle, range, gap_us);
         let rows = self.run_reusing(&sql, settled_reuse(range)).await?;
         rows.iter()
@@ -328,7 +328,7 @@ impl History for AthenaHistory {
     async fn device_points(
         &self,
         kind: &canopy::domain::kind::Kind,
-        id: &VehicleId,
+        id: &DeviceId,
         field: &str,
         range: TimeRange,
     ) -> Result<Vec<Point>, HistoryError> {

@@ -21,8 +21,8 @@ use crate::history::devices::{device_points_sql, device_table};
 use crate::history::plan::{BucketRow, Kind, Plan, Reduced, SERIES_COLUMNS, reduce, series_sql};
 use crate::history::trips::{TRIP_COLUMNS, TripRow, trips_sql};
 use crate::history::{FleetStat, History, HistoryError, Param, SignalRef, Sql, TimeRange, fleet_stat, fleet_stats_sql};
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::lttb::Point;
-use canopy::domain::vehicle::VehicleId;
 use canopy::format::lake::archive::archive_schema;
 use canopy::format::lake::decoded::decoded_schema;
 use canopy::format::lake::rollup::{TIERS, rollup_schema};
@@ -212,7 +212,7 @@ pub fn bucket_rows(batches: &[RecordBatch]) -> Result<Vec<BucketRow>, HistoryErr
 }
 
 impl History for DataFusionHistory {
-    async fn reduced(&self, vehicle: &VehicleId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
+    async fn reduced(&self, vehicle: &DeviceId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
         let batches = self.run(&series_sql(plan, vehicle, signal)).await?;
         Ok(reduce(plan, &bucket_rows(&batches)?))
     }
@@ -244,7 +244,7 @@ impl History for DataFusionHistory {
         Ok(stats)
     }
 
-    async fn trips(&self, vehicle: &VehicleId, range: TimeRange, gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
+    async fn trips(&self, vehicle: &DeviceId, range: TimeRange, gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
         let batches = self.run(&trips_sql("telemetry", vehicle, range, gap_us)).await?;
         typed_rows(&batches, &TRIP_COLUMNS, |int, float| TripRow::from_cells(int, float))
     }
@@ -252,7 +252,7 @@ impl History for DataFusionHistory {
     async fn device_points(
         &self,
         kind: &canopy::domain::kind::Kind,
-        id: &VehicleId,
+        id: &DeviceId,
         field: &str,
         range: TimeRange,
     ) -> Result<Vec<Point>, HistoryError> {

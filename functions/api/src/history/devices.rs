@@ -3,9 +3,9 @@
 //! DataFusion ([`device_points_sql`]); the points are reduced by LTTB and
 //! their statistics computed here, so every backend answers alike.
 
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::{FieldType, Kind};
 use canopy::domain::lttb::{Point, lttb};
-use canopy::domain::vehicle::VehicleId;
 use serde::Serialize;
 
 use super::{InvalidQuery, Param, Sql, TimeRange};
@@ -48,7 +48,7 @@ pub fn chartable_fields(kind: &Kind) -> Vec<&str> {
 /// A device's values of `field` in the range, in time order. `field` is a
 /// declared name (checked by [`chartable`]: lowercase letters, digits and
 /// '_'), so it is written as a quoted identifier; every value is a parameter.
-pub fn device_points_sql(kind: &Kind, field: &str, id: &VehicleId, range: TimeRange) -> Sql {
+pub fn device_points_sql(kind: &Kind, field: &str, id: &DeviceId, range: TimeRange) -> Sql {
     let (first, last) = range.dates();
     let text = format!(
         "SELECT ts_us, CAST(\"{field}\" AS DOUBLE) AS value FROM {table} \
@@ -117,7 +117,7 @@ mod tests {
     fn the_sql_reads_one_declared_field_with_values_as_parameters() {
         let kinds = Kinds::builtin();
         let station = kinds.get("station").unwrap();
-        let id = VehicleId::new("st-01").unwrap();
+        let id = DeviceId::new("st-01").unwrap();
         let range = TimeRange::new(1_700_000_000_000_000, 1_700_086_400_000_000).unwrap();
         let sql = device_points_sql(station, "batteries_available", &id, range);
         assert!(sql.text.contains("FROM devices_station WHERE"), "{}", sql.text);

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use canopy::adapters::memory::Faults;
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::lttb::Point;
-use canopy::domain::vehicle::VehicleId;
 use canopy::format::lake::rollup::Agg;
 use chrono::NaiveDate;
 
@@ -16,11 +16,11 @@ use super::{FleetStat, History, HistoryError, SignalRef, TimeRange, TripRow};
 
 #[derive(Debug, Default)]
 pub struct MemoryHistory {
-    series: Mutex<HashMap<(VehicleId, SignalRef), Vec<Point>>>,
+    series: Mutex<HashMap<(DeviceId, SignalRef), Vec<Point>>>,
     stats: Mutex<HashMap<NaiveDate, Vec<FleetStat>>>,
-    trips: Mutex<HashMap<VehicleId, Vec<TripRow>>>,
+    trips: Mutex<HashMap<DeviceId, Vec<TripRow>>>,
     /// (kind, device, field) → points.
-    devices: Mutex<HashMap<(String, VehicleId, String), Vec<Point>>>,
+    devices: Mutex<HashMap<(String, DeviceId, String), Vec<Point>>>,
     /// How long a query of a signal takes (none for the others).
     slow: Mutex<HashMap<SignalRef, std::time::Duration>>,
     /// The queries [`History::cancel`] was asked to stop.
@@ -30,7 +30,7 @@ pub struct MemoryHistory {
 
 impl MemoryHistory {
     /// Adds points of `signal` for `vehicle`, in any order.
-    pub fn insert(&self, vehicle: &VehicleId, signal: &SignalRef, points: impl IntoIterator<Item = Point>) {
+    pub fn insert(&self, vehicle: &DeviceId, signal: &SignalRef, points: impl IntoIterator<Item = Point>) {
         let mut series = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let held = series.entry((vehicle.clone(), signal.clone())).or_default();
         held.extend(points);
@@ -53,7 +53,7 @@ impl MemoryHistory {
     }
 
     /// Points of a device's `field`, in any order.
-    pub fn insert_device(&self, kind: &str, id: &VehicleId, field: &str, points: impl IntoIterator<Item = Point>) {
+    pub fn insert_device(&self, kind: &str, id: &DeviceId, field: &str, points: impl IntoIterator<Item = Point>) {
         let mut devices = self.devices.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let held = devices
             .entry((kind.to_string(), id.clone(), field.to_string()))
@@ -63,7 +63,7 @@ impl MemoryHistory {
     }
 
     /// Trips of `vehicle`, as the SQL would find them.
-    pub fn insert_trips(&self, vehicle: &VehicleId, trips: Vec<TripRow>) {
+    pub fn insert_trips(&self, vehicle: &DeviceId, trips: Vec<TripRow>) {
         self.trips
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -84,7 +84,7 @@ impl MemoryHistory {
 impl History for MemoryHistory {
     /// What the SQL answers, computed over the held points as if they were
     /// the decoded values: one row per bucket with all four of its points.
-    async fn reduced(&self, vehicle: &VehicleId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
+    async fn reduced(&self, vehicle: &DeviceId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
         self.enter("points").await?;
         super::started(&format!("memory-{}.{}", signal.message_name, signal.signal_name));
         let delay = self
@@ -146,7 +146,7 @@ impl History for MemoryHistory {
     }
 
     /// The held trips that start in the range (the gap was the test's to apply).
-    async fn trips(&self, vehicle: &VehicleId, range: TimeRange, _gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
+    async fn trips(&self, vehicle: &DeviceId, range: TimeRange, _gap_us: i64) -> Result<Vec<TripRow>, HistoryError> {
         self.enter("trips").await?;
         let trips = self.trips.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(trips
@@ -161,7 +161,7 @@ impl History for MemoryHistory {
     async fn device_points(
         &self,
         kind: &canopy::domain::kind::Kind,
-        id: &VehicleId,
+        id: &DeviceId,
         field: &str,
         range: TimeRange,
     ) -> Result<Vec<Point>, HistoryError> {

@@ -26,8 +26,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::lttb::{Point, lttb};
-use canopy::domain::vehicle::VehicleId;
 use canopy::format::dbc::Database;
 use canopy::format::lake::keys::date_of;
 use canopy::runtime::text::truncate_chars;
@@ -326,7 +326,7 @@ pub trait History: Send + Sync {
     /// highest and last points, and the statistics of the range.
     fn reduced(
         &self,
-        vehicle: &VehicleId,
+        vehicle: &DeviceId,
         signal: &SignalRef,
         plan: &Plan,
     ) -> impl Future<Output = Result<Reduced, HistoryError>> + Send;
@@ -337,7 +337,7 @@ pub trait History: Send + Sync {
     /// runs [`trips::trips_sql`] over the telemetry archive.
     fn trips(
         &self,
-        vehicle: &VehicleId,
+        vehicle: &DeviceId,
         range: TimeRange,
         gap_us: i64,
     ) -> impl Future<Output = Result<Vec<TripRow>, HistoryError>> + Send;
@@ -347,7 +347,7 @@ pub trait History: Send + Sync {
     fn device_points(
         &self,
         kind: &canopy::domain::kind::Kind,
-        id: &VehicleId,
+        id: &DeviceId,
         field: &str,
         range: TimeRange,
     ) -> impl Future<Output = Result<Vec<Point>, HistoryError>> + Send;
@@ -394,7 +394,7 @@ pub async fn within<F: Future>(deadline: Duration, work: F) -> (Option<F::Output
 pub async fn series<H: History>(
     history: &H,
     entry: &CatalogEntry,
-    vehicle: &VehicleId,
+    vehicle: &DeviceId,
     range: TimeRange,
     max_points: usize,
 ) -> Result<Series, HistoryError> {
@@ -502,7 +502,7 @@ mod tests {
 
     #[test]
     fn values_travel_as_parameters_not_text() {
-        let v = VehicleId::new("veh-01").unwrap();
+        let v = DeviceId::new("veh-01").unwrap();
         let s = SignalRef {
             message_name: "M".into(),
             signal_name: "S".into(),

@@ -8,8 +8,8 @@
 //! no engine-only functions), so a test can run the exact text Athena gets on
 //! DataFusion over the objects the decoder wrote.
 
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::lttb::Point;
-use canopy::domain::vehicle::VehicleId;
 use canopy::format::lake::compact::newest_copy_sql;
 use canopy::format::lake::rollup::TIERS;
 use serde::Serialize;
@@ -85,7 +85,7 @@ fn source_rows(source: Source) -> String {
 /// lowest, highest and last point (flags say which), and on every row the
 /// statistics of the whole range (count, min, max, mean, and the sum of
 /// squared deviations, merged with Chan's formula: exact, not `Σx² − n·x̄²`).
-pub fn series_sql(plan: &Plan, vehicle: &VehicleId, signal: &SignalRef) -> Sql {
+pub fn series_sql(plan: &Plan, vehicle: &DeviceId, signal: &SignalRef) -> Sql {
     let (first, last) = plan.range.dates();
     let text = format!(
         "WITH t AS ({rows}), \
@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn every_value_is_a_parameter_and_the_text_is_plain_sql() {
-        let v = VehicleId::new("veh-01").unwrap();
+        let v = DeviceId::new("veh-01").unwrap();
         let s = SignalRef {
             message_name: "M".into(),
             signal_name: "S".into(),

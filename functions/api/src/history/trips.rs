@@ -15,7 +15,7 @@
 //! A trip is cut where the asked range cuts it.
 
 use canopy::domain::alert::Alert;
-use canopy::domain::vehicle::VehicleId;
+use canopy::domain::device_id::DeviceId;
 use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 
@@ -55,7 +55,7 @@ pub const TRIP_COLUMNS: [(&str, Kind); 10] = [
 ];
 
 /// The trips of `vehicle` in `range`, split by gaps of more than `gap_us`.
-pub fn trips_sql(table: &str, vehicle: &VehicleId, range: TimeRange, gap_us: i64) -> Sql {
+pub fn trips_sql(table: &str, vehicle: &DeviceId, range: TimeRange, gap_us: i64) -> Sql {
     let (first, last) = range.dates();
     // Each step between consecutive messages of a trip: its length and the
     // mean of its two ends (the trapezoid rule); the first message of a trip has none.
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn the_text_is_plain_sql_with_every_value_a_parameter() {
-        let v = VehicleId::new("veh-01").unwrap();
+        let v = DeviceId::new("veh-01").unwrap();
         let sql = trips_sql("telemetry", &v, TimeRange::new(0, 86_400_000_000).unwrap(), 300_000_000);
         assert_eq!(sql.text.matches('?').count(), sql.params.len());
         assert!(!sql.text.contains("veh-01"));
@@ -220,7 +220,7 @@ mod tests {
     #[test]
     fn each_trip_gets_the_alerts_of_its_span() {
         let alert = |ts_us| Alert {
-            vehicle_id: VehicleId::new("veh-01").unwrap(),
+            vehicle_id: DeviceId::new("veh-01").unwrap(),
             kind: None,
             rule: "over-temperature".into(),
             severity: Severity::Critical,

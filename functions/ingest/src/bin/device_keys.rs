@@ -7,8 +7,8 @@
 
 use anyhow::{Context, Result, bail};
 use canopy::adapters::aws::dynamodb::{self, DynamoKeyStore};
+use canopy::domain::device_id::DeviceId;
 use canopy::domain::device_key::{self, DEFAULT_RATE_PER_MINUTE, DeviceKey};
-use canopy::domain::vehicle::VehicleId;
 use canopy::ports::keys::KeyStore;
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -66,7 +66,7 @@ async fn main() -> Result<()> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     match cli.command {
         Command::Create { device, rate, label } => {
-            let device = VehicleId::new(device).context("--device")?;
+            let device = DeviceId::new(device).context("--device")?;
             // Ids are random; a collision only means another draw.
             for _ in 0..3 {
                 let issued = device_key::issue(device.clone(), rate, &label, now_ms)?;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{Faults, lock};
-use crate::format::device::DeviceRecord;
+use crate::domain::device::DeviceRecord;
 use crate::ports::device_state::{DeviceState, DeviceStateStore};
 use crate::ports::{Page, TableError};
 

@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{Faults, lock};
-use crate::domain::vehicle::VehicleId;
-use crate::format::telemetry::Telemetry;
+use crate::domain::device_id::DeviceId;
+use crate::domain::telemetry::Telemetry;
 use crate::ports::state::{LatestState, LatestStateStore};
 use crate::ports::{Page, TableError};
 
 #[derive(Debug, Default)]
 pub struct MemoryStateTable {
-    states: Mutex<BTreeMap<VehicleId, LatestState>>,
+    states: Mutex<BTreeMap<DeviceId, LatestState>>,
     pub faults: Faults,
 }
 
@@ -44,7 +44,7 @@ impl LatestStateStore for MemoryStateTable {
         Ok(true)
     }
 
-    async fn get(&self, vehicle: &VehicleId) -> Result<Option<LatestState>, TableError> {
+    async fn get(&self, vehicle: &DeviceId) -> Result<Option<LatestState>, TableError> {
         self.enter("get").await?;
         Ok(lock(&self.states).get(vehicle).cloned())
     }

@@ -21,7 +21,7 @@ use parquet::arrow::ArrowWriter;
 use super::keys::TELEMETRY_PREFIX;
 use super::{LakeError, writer_properties};
 use crate::domain::measure::Measure;
-use crate::format::telemetry::Telemetry;
+use crate::domain::telemetry::Telemetry;
 
 pub fn archive_schema() -> SchemaRef {
     let mut fields = vec![

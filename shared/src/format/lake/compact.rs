@@ -41,7 +41,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::keys::date_of;
 use super::rollup::Tier;
 use super::{LakeError, decoded, rollup};
-use crate::domain::vehicle::VehicleId;
+use crate::domain::device_id::DeviceId;
 
 /// Which batch a lake file's rows come from and when this copy was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +198,7 @@ impl LakeObject {
 /// A vehicle's hour or day: what one compaction merges in each table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Unit {
-    pub vehicle: VehicleId,
+    pub vehicle: DeviceId,
     pub period: Period,
     pub start_us: i64,
 }
@@ -541,7 +541,7 @@ mod tests {
             })
         );
         let unit = Unit {
-            vehicle: VehicleId::new("veh_1").unwrap(),
+            vehicle: DeviceId::new("veh_1").unwrap(),
             period: Period::Hour,
             start_us: 1_764_237_600_000_000,
         };

@@ -20,8 +20,8 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 
 use super::{LakeError, writer_properties};
+use crate::domain::device::{DeviceRecord, FieldValue};
 use crate::domain::kind::{FieldType, Kind};
-use crate::format::device::{DeviceRecord, FieldValue};
 
 pub const DEVICES_PREFIX: &str = "devices/";
 

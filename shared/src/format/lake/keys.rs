@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, NaiveDate};
 
-use crate::domain::vehicle::VehicleId;
+use crate::domain::device_id::DeviceId;
 
 pub const RAW_PREFIX: &str = "raw/";
 pub const DECODED_PREFIX: &str = "decoded/";
@@ -37,7 +37,7 @@ pub fn date_of(ts_us: i64) -> NaiveDate {
 /// The parts of a raw object's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawKey {
-    pub vehicle: VehicleId,
+    pub vehicle: DeviceId,
     pub date: NaiveDate,
     pub first_ts_us: i64,
     pub seq: u64,
@@ -45,7 +45,7 @@ pub struct RawKey {
 
 impl RawKey {
     /// The key of a sealed batch whose first frame is at `first_ts_us`.
-    pub fn new(vehicle: VehicleId, first_ts_us: i64, seq: u64) -> Self {
+    pub fn new(vehicle: DeviceId, first_ts_us: i64, seq: u64) -> Self {
         Self {
             date: date_of(first_ts_us),
             vehicle,
@@ -96,7 +96,7 @@ impl RawKey {
         let vehicle = vehicle_part
             .strip_prefix("vehicle_id=")
             .ok_or_else(|| err("no vehicle_id= partition"))?;
-        let vehicle = VehicleId::new(vehicle).map_err(|_| err("the vehicle id is not valid"))?;
+        let vehicle = DeviceId::new(vehicle).map_err(|_| err("the vehicle id is not valid"))?;
         let date = date_part
             .strip_prefix("date=")
             .ok_or_else(|| err("no date= partition"))?;
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn raw_and_decoded_keys_share_partitions_and_stem() {
-        let key = RawKey::new(VehicleId::new("veh-1").unwrap(), 1_700_000_000_000_100, 7);
+        let key = RawKey::new(DeviceId::new("veh-1").unwrap(), 1_700_000_000_000_100, 7);
         assert_eq!(
             key.raw_key(),
             "raw/vehicle_id=veh-1/date=2023-11-14/veh-1_1700000000000100_000007.parquet"
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn vehicle_ids_with_underscores_parse() {
-        let key = RawKey::new(VehicleId::new("fleet_a_7").unwrap(), 1_700_000_000_000_005, 123_456_789);
+        let key = RawKey::new(DeviceId::new("fleet_a_7").unwrap(), 1_700_000_000_000_005, 123_456_789);
         assert_eq!(RawKey::parse(&key.raw_key()).unwrap(), key);
     }
 

@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::Client;
 
 use super::{Item, get_n, get_s, n, s, table_error, written};
 use crate::domain::alert::{Alert, Comparison, Quantity, Severity};
+use crate::domain::device_id::DeviceId;
 use crate::domain::measure::Measure;
-use crate::domain::vehicle::VehicleId;
 use crate::ports::TableError;
 use crate::ports::alert_log::AlertLog;
 
@@ -47,7 +47,7 @@ impl DynamoAlertLog {
             },
         };
         Some(Alert {
-            vehicle_id: VehicleId::new(id).ok()?,
+            vehicle_id: DeviceId::new(id).ok()?,
             kind,
             rule: get_s(item, "rule")?.to_string(),
             severity: Severity::from_name(get_s(item, "severity")?)?,

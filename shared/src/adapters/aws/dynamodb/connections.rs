@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::{Item, get_n, get_s, n, s, table_error, written};
 use crate::domain::access::Caller;
-use crate::domain::vehicle::VehicleId;
+use crate::domain::device_id::DeviceId;
 use crate::ports::TableError;
 use crate::ports::live::{Connection, ConnectionStore, Subscription};
 
@@ -72,7 +72,7 @@ fn parse_subscription(text: &str) -> Option<Subscription> {
     }
     let ids: Vec<String> = serde_json::from_str(text).ok()?;
     Some(Subscription::Vehicles(
-        ids.into_iter().filter_map(|id| VehicleId::new(id).ok()).collect(),
+        ids.into_iter().filter_map(|id| DeviceId::new(id).ok()).collect(),
     ))
 }
 

@@ -6,7 +6,7 @@
 use aws_sdk_dynamodb::Client;
 
 use super::{Item, get_n, get_s, n, s, table_error, written};
-use crate::format::device::DeviceRecord;
+use crate::domain::device::DeviceRecord;
 use crate::ports::device_state::{DeviceState, DeviceStateStore};
 use crate::ports::{Page, TableError};
 

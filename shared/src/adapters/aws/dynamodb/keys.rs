@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 
 use super::{Item, get_n, get_s, n, s, table_error, written};
+use crate::domain::device_id::DeviceId;
 use crate::domain::device_key::DeviceKey;
-use crate::domain::vehicle::VehicleId;
 use crate::ports::keys::KeyStore;
 use crate::ports::{Page, TableError};
 
@@ -43,7 +43,7 @@ impl DynamoKeyStore {
     fn key_of(item: &Item) -> Option<DeviceKey> {
         Some(DeviceKey {
             key_id: get_s(item, "key_id")?.to_string(),
-            device_id: VehicleId::new(get_s(item, "device_id")?).ok()?,
+            device_id: DeviceId::new(get_s(item, "device_id")?).ok()?,
             secret_sha256: get_s(item, "secret_sha256")?.to_string(),
             rate_per_minute: get_n(item, "rate_per_minute")?,
             label: get_s(item, "label").unwrap_or_default().to_string(),

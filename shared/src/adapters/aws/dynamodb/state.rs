@@ -3,9 +3,10 @@
 use aws_sdk_dynamodb::Client;
 
 use super::{Item, get_n, get_s, n, s, table_error, written};
+use crate::domain::device_id::DeviceId;
 use crate::domain::measure::Measure;
-use crate::domain::vehicle::VehicleId;
-use crate::format::telemetry::{RECEIVED_AT, Telemetry};
+use crate::domain::telemetry::Telemetry;
+use crate::format::telemetry::RECEIVED_AT;
 use crate::ports::state::{LatestState, LatestStateStore};
 use crate::ports::{Page, TableError};
 
@@ -89,7 +90,7 @@ impl LatestStateStore for DynamoStateTable {
         written(&self.table, result)
     }
 
-    async fn get(&self, vehicle: &VehicleId) -> Result<Option<LatestState>, TableError> {
+    async fn get(&self, vehicle: &DeviceId) -> Result<Option<LatestState>, TableError> {
         let out = self
             .client
             .get_item()
