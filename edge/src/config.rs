@@ -40,7 +40,9 @@ pub enum SourceConfig {
         #[serde(default)]
         rebase_time: bool,
     },
-    /// The physics-based EV simulator.
+    /// The physics-based EV simulator (the laptop build's; the vehicle build
+    /// reads the setting only to refuse it with a reason).
+    #[cfg_attr(not(feature = "tools"), allow(dead_code))]
     Simulator {
         #[serde(default)]
         seed: u64,
@@ -412,6 +414,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        // The simulators are laptop tools: a vehicle's build has a bus to read.
+        #[cfg(not(feature = "tools"))]
+        if matches!(self.source, SourceConfig::Simulator { .. }) {
+            bail!(
+                "source.kind = \"simulator\": this canopy-edge is the vehicle build, without the simulators; \
+                 use a build with the `tools` feature (the default), or kind = \"socketcan\" or \"replay\""
+            );
+        }
         match &self.source {
             SourceConfig::Socketcan { interfaces } if interfaces.is_empty() => {
                 bail!("source.interfaces: name at least one interface, like [\"can0\"]")
@@ -566,6 +576,17 @@ dir = "spool"
 
     fn error(text: &str) -> String {
         format!("{:#}", parse(text).unwrap_err())
+    }
+
+    #[cfg(not(feature = "tools"))]
+    #[test]
+    fn the_vehicle_build_refuses_the_simulator_with_its_reason() {
+        let text = MINIMAL.replace("kind = \"replay\"\nfile = \"drive.log\"", "kind = \"simulator\"");
+        assert!(
+            error(&text).contains("the vehicle build, without the simulators"),
+            "{}",
+            error(&text)
+        );
     }
 
     #[test]

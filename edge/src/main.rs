@@ -1,7 +1,7 @@
 //! `canopy-edge`: the vehicle-side agent of Canopy.
 //!
 //! `run` is the agent: [`source`] captures frames (SocketCAN, candump replay,
-//! or the simulator over [`ev_model`]), [`spool`] keeps them crash-safe and
+//! or, in the laptop build, the simulator over `ev_model`), [`spool`] keeps them crash-safe and
 //! seals batches, [`upload`] ships sealed batches to S3, and [`aggregator`]
 //! folds BMS signals into telemetry that [`mqtt`] publishes. [`agent`] wires
 //! them under a [`config`]. The other commands are in [`commands`].
@@ -11,17 +11,18 @@ mod agent_counters;
 mod aggregator;
 mod commands;
 mod config;
+#[cfg(feature = "tools")]
 mod ev_model;
 mod iot_credentials;
 mod mqtt;
 mod source;
 mod spool;
+#[cfg(feature = "tools")]
 mod station_model;
 mod upload;
 
 #[cfg(feature = "tools")]
-use commands::{bench_codec, convert, decode};
-use commands::{simulate, station};
+use commands::{bench_codec, convert, decode, simulate, station};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -50,8 +51,10 @@ enum Command {
         check: bool,
     },
     /// Simulate vehicles' CAN traffic into files (candump or raw Parquet).
+    #[cfg(feature = "tools")]
     Simulate(simulate::SimulateArgs),
     /// An edge for a battery-swap station: its model, published over MQTT.
+    #[cfg(feature = "tools")]
     Station(station::StationArgs),
     /// Decode a candump log or raw lake file with a DBC.
     #[cfg(feature = "tools")]
@@ -85,7 +88,9 @@ fn main() -> anyhow::Result<()> {
             println!("{counters}");
             Ok(())
         }
+        #[cfg(feature = "tools")]
         Command::Simulate(args) => simulate::run(&args),
+        #[cfg(feature = "tools")]
         Command::Station(args) => station::run(&args),
         #[cfg(feature = "tools")]
         Command::Decode(args) => decode::run(&args),

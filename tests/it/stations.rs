@@ -9,7 +9,7 @@ use arrow_array::types::Int64Type;
 use bytes::Bytes;
 use canopy::ports::device_state::DeviceStateStore;
 use canopy::ports::store::ObjectStore;
-use canopy_telemetry::ingest::{Incoming, IngestOptions};
+use canopy_telemetry::record::{Incoming, RecordOptions};
 use canopy_tests::fixtures::Rng;
 use canopy_tests::local;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -55,7 +55,7 @@ async fn station_rows<S: ObjectStore>(store: &S) -> Vec<(String, i64)> {
 
 #[tokio::test]
 async fn station_batches_shuffled_with_duplicates_and_invalid_messages_land_exactly_once() {
-    let ingest = dynamo_ingest(local::bucket("stations").await, IngestOptions::default()).await;
+    let ingest = dynamo_ingest(local::bucket("stations").await, RecordOptions::default()).await;
     let store = &ingest.store;
 
     // 20 stations × 50 statuses, 150 duplicates, 40 invalid ones, shuffled.

@@ -23,7 +23,7 @@ use canopy_alerts::raise::Raiser;
 use canopy_alerts::{AlertsHandler, AlertsResponse};
 use canopy_local::resources::{alerts_table, create_topic, device_state_table, ledger_table, state_table};
 use canopy_telemetry::TelemetryHandler;
-use canopy_telemetry::ingest::{Incoming, Ingest, IngestOptions};
+use canopy_telemetry::record::{Incoming, RecordOptions, Recorder};
 use canopy_tests::fixtures::Rng;
 use canopy_tests::local;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -44,10 +44,10 @@ fn message(vehicle: usize, second: i64, temp_max: f64) -> Value {
 /// The ingest service on moto's DynamoDB and S3, with fresh tables.
 pub(crate) async fn dynamo_ingest(
     store: S3Store,
-    options: IngestOptions,
-) -> Ingest<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store> {
+    options: RecordOptions,
+) -> Recorder<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store> {
     let client = local::dynamodb().await;
-    Ingest {
+    Recorder {
         state: DynamoStateTable::new(client.clone(), &local::table(state_table, "state").await),
         devices: DynamoDeviceStateTable::new(client.clone(), &local::table(device_state_table, "devices").await),
         ledger: DynamoLedger::new(client, &local::table(ledger_table, "ledger").await),
@@ -110,7 +110,7 @@ fn queued(messages: &[Value]) -> Vec<Incoming> {
 
 #[tokio::test]
 async fn shuffled_batches_with_duplicates_and_invalid_messages_land_exactly_once() {
-    let ingest = dynamo_ingest(local::bucket("telemetry").await, IngestOptions::default()).await;
+    let ingest = dynamo_ingest(local::bucket("telemetry").await, RecordOptions::default()).await;
     let store = &ingest.store;
 
     // 20 vehicles × 60 messages, 150 duplicates, 40 invalid ones, shuffled.
@@ -183,7 +183,7 @@ fn samples_message(vehicle: usize, seconds: std::ops::Range<i64>) -> Value {
 
 #[tokio::test]
 async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() {
-    let ingest = dynamo_ingest(local::bucket("telemetry-v2").await, IngestOptions::default()).await;
+    let ingest = dynamo_ingest(local::bucket("telemetry-v2").await, RecordOptions::default()).await;
     let store = &ingest.store;
     // Vehicles 1..=10 send v1 (60 messages), 11..=20 v2 (12 messages of 5
     // samples), 21 v2 messages that run over midnight (T0 + 6400 s).
@@ -278,7 +278,7 @@ async fn archive_rows_under<S: ObjectStore>(store: &S, prefix: &str) -> Vec<(Str
 
 #[tokio::test]
 async fn the_handler_answers_with_the_messages_to_retry_and_older_messages_never_win() {
-    let ingest = dynamo_ingest(local::bucket("telemetry-handler").await, IngestOptions::default()).await;
+    let ingest = dynamo_ingest(local::bucket("telemetry-handler").await, RecordOptions::default()).await;
     let state = ingest.state.clone();
     let handler = TelemetryHandler::new(ingest);
     let event: SqsEvent = serde_json::from_str(
@@ -304,10 +304,10 @@ async fn the_handler_answers_with_the_messages_to_retry_and_older_messages_never
 
 #[tokio::test]
 async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
-    let options = IngestOptions {
+    let options = RecordOptions {
         claim_stale_after_ms: 60_000,
         concurrency: 4,
-        ..IngestOptions::default()
+        ..RecordOptions::default()
     };
     let ingest = dynamo_ingest(local::bucket("telemetry-stale").await, options).await;
     let vehicle = DeviceId::new("veh-01").unwrap();

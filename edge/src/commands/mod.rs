@@ -2,10 +2,10 @@
 //! and the hidden `bench-codec`, each in its own module, and [`input`], where
 //! their frames come from.
 //!
-//! `decode`, `convert` and `bench-codec` are laptop tools, behind the `tools`
-//! feature (on by default): the binary shipped to vehicles (`make edge-dist`,
-//! `make edge-arm`) leaves them out, and with them the Parquet reader and the
-//! decoded lake's writer, a third of its size.
+//! All of them are laptop tools, behind the `tools` feature (on by default):
+//! the binary shipped to vehicles (`make edge-dist`, `make edge-arm`) leaves
+//! them out, and with them the simulators, the Parquet reader and the decoded
+//! lake's writer.
 
 #[cfg(feature = "tools")]
 pub mod bench_codec;
@@ -15,5 +15,7 @@ pub mod convert;
 pub mod decode;
 #[cfg(feature = "tools")]
 pub mod input;
+#[cfg(feature = "tools")]
 pub mod simulate;
+#[cfg(feature = "tools")]
 pub mod station;

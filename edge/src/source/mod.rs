@@ -4,6 +4,7 @@
 //! with the frames.
 
 pub mod replay;
+#[cfg(feature = "tools")]
 pub mod simulator;
 pub mod socketcan;
 

@@ -10,7 +10,7 @@
 pub mod compact;
 pub mod event;
 pub mod object;
-mod remote;
+mod ranged_reader;
 
 use std::sync::Arc;
 use std::time::Instant;

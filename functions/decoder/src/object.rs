@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::{FutureExt, StreamExt};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
-use crate::remote::StoreFileReader;
+use crate::ranged_reader::StoreFileReader;
 use canopy::format::dbc::{Database, LoadError};
 use canopy::format::lake::LakeError;
 use canopy::format::lake::compact::BatchCopy;

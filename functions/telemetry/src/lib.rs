@@ -7,7 +7,7 @@
 //!   (the Lambda's `main.rs` and the local stack call the same constructor).
 //! - [`ingest`]: the work, knowing nothing of Lambda.
 
-pub mod ingest;
+pub mod record;
 
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ use canopy::ports::store::ObjectStore;
 use canopy::runtime::env::{self, EnvError};
 use canopy::runtime::metrics::{Metrics, MetricsSink, Unit};
 
-use crate::ingest::{Incoming, Ingest, IngestOptions, IngestOutcome};
+use crate::record::{Incoming, RecordOptions, RecordOutcome, Recorder};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -34,7 +34,7 @@ pub struct Config {
     pub device_state_table: String,
     /// `LEDGER_TABLE`: which archive object holds which message.
     pub ledger_table: String,
-    pub options: IngestOptions,
+    pub options: RecordOptions,
 }
 
 impl Config {
@@ -52,10 +52,10 @@ impl Config {
             state_table: env::required(vars, "STATE_TABLE")?,
             device_state_table: env::required(vars, "DEVICE_STATE_TABLE")?,
             ledger_table: env::required(vars, "LEDGER_TABLE")?,
-            options: IngestOptions {
+            options: RecordOptions {
                 claim_stale_after_ms: stale_s * 1000,
                 clock: env::clock_bounds(vars)?,
-                ..IngestOptions::default()
+                ..RecordOptions::default()
             },
         })
     }
@@ -63,7 +63,7 @@ impl Config {
 
 /// The handler: an SQS batch in, the messages to retry out.
 pub struct TelemetryHandler<S, D, L, O> {
-    ingest: Ingest<S, D, L, O>,
+    ingest: Recorder<S, D, L, O>,
     metrics: MetricsSink,
 }
 
@@ -72,7 +72,7 @@ impl TelemetryHandler<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3
     pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, EnvError> {
         let config = Config::from_vars(vars)?;
         let client = dynamodb::client(sdk);
-        Ok(Self::new(Ingest {
+        Ok(Self::new(Recorder {
             state: DynamoStateTable::new(client.clone(), &config.state_table),
             devices: DynamoDeviceStateTable::new(client.clone(), &config.device_state_table),
             ledger: DynamoLedger::new(client, &config.ledger_table),
@@ -84,7 +84,7 @@ impl TelemetryHandler<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3
 }
 
 impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> TelemetryHandler<S, D, L, O> {
-    pub fn new(ingest: Ingest<S, D, L, O>) -> Self {
+    pub fn new(ingest: Recorder<S, D, L, O>) -> Self {
         Self {
             ingest,
             metrics: MetricsSink::default(),
@@ -117,7 +117,7 @@ impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> Teleme
         response
     }
 
-    fn emit(&self, outcome: &IngestOutcome, started: Instant) {
+    fn emit(&self, outcome: &RecordOutcome, started: Instant) {
         let mut metrics = Metrics::new("telemetry");
         metrics
             .count("MessagesReceived", outcome.received)
@@ -145,13 +145,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_sample_event_is_handled_and_failures_are_reported_by_message_id() {
-        let handler = TelemetryHandler::new(Ingest {
+        let handler = TelemetryHandler::new(Recorder {
             state: MemoryStateTable::default(),
             devices: MemoryDeviceStateTable::default(),
             ledger: MemoryLedger::default(),
             store: MemoryStore::new("lake"),
             kinds: Kinds::builtin(),
-            options: IngestOptions::default(),
+            options: RecordOptions::default(),
         });
         let event: SqsEvent = serde_json::from_str(include_str!("../../../events/sqs-telemetry.json")).unwrap();
         let ids: Vec<String> = event.records.iter().filter_map(|r| r.message_id.clone()).collect();

@@ -29,9 +29,10 @@ use canopy::format::dbc::{Database, SignalValue};
 use canopy::format::lake::compact::{BatchCopy, LakeObject, Period, Table, Unit, compact};
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
 use canopy::format::lake::keys::RawKey;
+use canopy_api::catalogs::Catalog;
 use canopy_api::history::datafusion::DataFusionHistory;
 use canopy_api::history::plan::{Plan, Source, plan};
-use canopy_api::history::{Catalog, Param, Sql, TimeRange, series};
+use canopy_api::history::{Param, Sql, TimeRange, series};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::statistics::Statistics;
 

@@ -14,7 +14,7 @@ use canopy::adapters::aws::s3::S3Store;
 use canopy::domain::kind::Kinds;
 use canopy_local::resources::{create_table, device_state_table, ledger_table, state_table};
 use canopy_telemetry::TelemetryHandler;
-use canopy_telemetry::ingest::{Ingest, IngestOptions};
+use canopy_telemetry::record::{RecordOptions, Recorder};
 use canopy_tests::fixtures::Rng;
 use serde_json::{Value, json};
 
@@ -43,13 +43,13 @@ async fn main() -> Result<()> {
         .send()
         .await
         .context("create bucket")?;
-    let handler = TelemetryHandler::new(Ingest {
+    let handler = TelemetryHandler::new(Recorder {
         state: DynamoStateTable::new(dynamodb.clone(), "bench-state"),
         devices: DynamoDeviceStateTable::new(dynamodb.clone(), "bench-devices"),
         ledger: DynamoLedger::new(dynamodb, "bench-ledger"),
         store,
         kinds: Kinds::builtin(),
-        options: IngestOptions::default(),
+        options: RecordOptions::default(),
     });
 
     // Each vehicle publishes once a second; the queue delivers them mixed.

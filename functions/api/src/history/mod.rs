@@ -28,9 +28,10 @@ use serde::Serialize;
 
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::lttb::{Point, lttb};
-use canopy::format::dbc::Database;
 use canopy::format::lake::keys::date_of;
 use canopy::runtime::text::truncate_chars;
+
+pub use crate::catalogs::{Catalog, CatalogEntry, CatalogError};
 
 pub use plan::{Plan, Reduced, Stats};
 pub use trips::TripRow;
@@ -61,7 +62,7 @@ pub struct InvalidQuery {
     pub problem: String,
 }
 
-fn invalid(field: &str, problem: impl Into<String>) -> InvalidQuery {
+pub(crate) fn invalid(field: &str, problem: impl Into<String>) -> InvalidQuery {
     InvalidQuery {
         field: field.to_string(),
         problem: problem.into(),
@@ -74,98 +75,6 @@ fn invalid(field: &str, problem: impl Into<String>) -> InvalidQuery {
 pub struct SignalRef {
     pub message_name: String,
     pub signal_name: String,
-}
-
-/// One signal of the DBC catalog.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CatalogEntry {
-    pub message: String,
-    pub message_id: u32,
-    pub signal: String,
-    pub unit: String,
-    pub minimum: Option<f64>,
-    pub maximum: Option<f64>,
-    pub comment: Option<String>,
-}
-
-/// The signals a query may name: the DBC's, and nothing else reaches SQL.
-#[derive(Debug, Clone)]
-pub struct Catalog {
-    entries: Vec<CatalogEntry>,
-}
-
-impl Catalog {
-    pub fn from_database(db: &Database) -> Self {
-        let mut entries: Vec<CatalogEntry> = db
-            .messages()
-            .iter()
-            .flat_map(|m| {
-                m.signals.iter().map(move |s| CatalogEntry {
-                    message: m.name.clone(),
-                    message_id: m.id.raw(),
-                    signal: s.name.clone(),
-                    unit: s.unit.clone(),
-                    minimum: s.minimum,
-                    maximum: s.maximum,
-                    comment: s.comment.clone(),
-                })
-            })
-            .collect();
-        entries.sort_by(|a, b| (&a.message, &a.signal).cmp(&(&b.message, &b.signal)));
-        Self { entries }
-    }
-
-    pub fn entries(&self) -> &[CatalogEntry] {
-        &self.entries
-    }
-
-    pub fn find(&self, message: &str, signal: &str) -> Option<&CatalogEntry> {
-        self.entries
-            .binary_search_by(|e| (e.message.as_str(), e.signal.as_str()).cmp(&(message, signal)))
-            .ok()
-            .map(|i| &self.entries[i])
-    }
-
-    /// The entry for `r`, or why there is none: a name that cannot be a
-    /// DBC name is bad input (400), a name the catalog lacks is a resource
-    /// that does not exist (404).
-    pub fn check(&self, r: &SignalRef) -> Result<&CatalogEntry, CatalogError> {
-        for (field, name) in [("message", &r.message_name), ("signal", &r.signal_name)] {
-            if !is_dbc_name(name) {
-                return Err(CatalogError::Invalid(invalid(
-                    field,
-                    format!(
-                        "{:?} is not a DBC name (a letter or _, then letters, digits or _; at most 128)",
-                        truncate_chars(name, 80)
-                    ),
-                )));
-            }
-        }
-        self.find(&r.message_name, &r.signal_name).ok_or_else(|| {
-            CatalogError::Unknown(format!(
-                "no signal {:?} of message {:?} in this vehicle's DBC (GET /vehicles/{{id}}/signals lists them)",
-                r.signal_name, r.message_name
-            ))
-        })
-    }
-}
-
-/// Why [`Catalog::check`] found no entry.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CatalogError {
-    #[error(transparent)]
-    Invalid(InvalidQuery),
-    #[error("{0}")]
-    Unknown(String),
-}
-
-/// `^[A-Za-z_][A-Za-z0-9_]{0,127}$`, as the OpenAPI document says: what a
-/// DBC names messages and signals with.
-fn is_dbc_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
-        && name.len() <= 128
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// A validated time range, `[from_us, to_us)`.

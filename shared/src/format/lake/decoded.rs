@@ -399,7 +399,7 @@ impl<'w> BatchBuilder<'w> {
         arrow_writers: Vec<ArrowColumnWriter>,
         descriptors: &[ColumnDescPtr],
         catalog: &Catalog,
-        copy: &Copy,
+        copy: &CopyColumns,
     ) -> parquet::errors::Result<()> {
         let n = self.rows;
         let schema = decoded_schema();
@@ -457,13 +457,13 @@ pub struct DecodedWriter<W: Write + Send> {
 const WINDOWS_IN_FLIGHT: usize = 2;
 
 /// The `batch` and `written_us` columns' values, as the writer repeats them.
-pub(crate) struct Copy {
+pub(crate) struct CopyColumns {
     /// The batch's name: the one-entry dictionary of its column.
     pub(crate) batch_name: [String; 1],
     pub(crate) written_us: i64,
 }
 
-impl Copy {
+impl CopyColumns {
     pub(crate) fn new(copy: &BatchCopy) -> Self {
         Self {
             batch_name: [copy.batch.to_string()],
@@ -483,7 +483,7 @@ impl<W: Write + Send> DecodedWriter<W> {
     ) -> Result<Self, LakeError> {
         let source_name: Arc<str> = Arc::from(source_name);
         let catalog = Arc::new(Catalog::new(db));
-        let copy = Arc::new(Copy::new(copy));
+        let copy = Arc::new(CopyColumns::new(copy));
         let encoder = Encoder::new(catalog.clone(), copy, &options, source_name.clone())?;
         let window = Window::new(&catalog);
         let tier_bytes = match options.rollups {
@@ -749,7 +749,7 @@ struct Encoder {
     /// Makes the writers of [`ARROW_COLUMNS`] for each row group.
     arrow_columns: ArrowRowGroupWriterFactory,
     catalog: Arc<Catalog>,
-    copy: Arc<Copy>,
+    copy: Arc<CopyColumns>,
     row_group_rows: usize,
     stats: DecodedFileStats,
     /// sort key → values out of its range so far.
@@ -764,7 +764,7 @@ const ARROW_COLUMNS: [&str; 1] = ["source_address"];
 impl Encoder {
     fn new(
         catalog: Arc<Catalog>,
-        copy: Arc<Copy>,
+        copy: Arc<CopyColumns>,
         options: &DecodedWriterOptions,
         source_name: Arc<str>,
     ) -> Result<Self, LakeError> {

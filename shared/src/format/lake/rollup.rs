@@ -402,7 +402,7 @@ impl RollupBuilder {
         &mut self,
         names: &[(i32, i32, i32)],
         dictionaries: [&[String]; 3],
-        copy: &super::decoded::Copy,
+        copy: &super::decoded::CopyColumns,
         source_name: &Arc<str>,
     ) -> Result<(), LakeError> {
         for (buckets, tier) in self.tiers.iter_mut().zip(&mut self.writers) {
@@ -458,7 +458,7 @@ impl TierWriter {
         &mut self,
         columns: Columns,
         dictionaries: [&[String]; 3],
-        copy: &super::decoded::Copy,
+        copy: &super::decoded::CopyColumns,
     ) -> parquet::errors::Result<()> {
         let rows = columns.ts_us.len();
         let schema = rollup_schema();

@@ -58,7 +58,7 @@ pub struct Incoming {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct IngestOptions {
+pub struct RecordOptions {
     /// A claim older than this whose object does not exist is taken over.
     pub claim_stale_after_ms: i64,
     /// Ledger and state writes in flight at once.
@@ -67,7 +67,7 @@ pub struct IngestOptions {
     pub clock: ClockBounds,
 }
 
-impl Default for IngestOptions {
+impl Default for RecordOptions {
     fn default() -> Self {
         Self {
             claim_stale_after_ms: 15 * 60 * 1000,
@@ -81,7 +81,7 @@ impl Default for IngestOptions {
 /// are samples (a v1 message or a device status is one), `rejected` also
 /// counting messages refused whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IngestOutcome {
+pub struct RecordOutcome {
     /// Queue message ids to retry.
     pub failed: Vec<String>,
     pub received: u64,
@@ -207,7 +207,7 @@ impl<T: Sample> Unit<T> {
 /// One batch on its way through: what it did so far, and the queue message ids to retry.
 struct Run {
     now_ms: i64,
-    outcome: IngestOutcome,
+    outcome: RecordOutcome,
     failed: Vec<String>,
 }
 
@@ -227,22 +227,22 @@ fn batch_name(ids: &[&str]) -> String {
 }
 
 /// The ingest service over its four ports and the kinds it knows.
-pub struct Ingest<S, D, L, O> {
+pub struct Recorder<S, D, L, O> {
     pub state: S,
     pub devices: D,
     pub ledger: L,
     pub store: O,
     pub kinds: Kinds,
-    pub options: IngestOptions,
+    pub options: RecordOptions,
 }
 
-impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> Ingest<S, D, L, O> {
+impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> Recorder<S, D, L, O> {
     /// Ingests one batch: validate, archive each new message once, update the
     /// latest state; the outcome names the messages to retry.
-    pub async fn process(&self, batch: &[Incoming], now_ms: i64) -> IngestOutcome {
+    pub async fn process(&self, batch: &[Incoming], now_ms: i64) -> RecordOutcome {
         let mut run = Run {
             now_ms,
-            outcome: IngestOutcome {
+            outcome: RecordOutcome {
                 received: batch.len() as u64,
                 ..Default::default()
             },
@@ -494,5 +494,5 @@ fn first_of_each<T: Sample>(run: &mut Run, units: &[Unit<T>]) -> Vec<usize> {
 }
 
 #[cfg(test)]
-#[path = "ingest_tests.rs"]
+#[path = "record_tests.rs"]
 mod tests;

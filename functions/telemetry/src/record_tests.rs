@@ -11,14 +11,14 @@ use super::*;
 
 const NOW_MS: i64 = 1_800_000_000_000;
 
-fn service() -> Ingest<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, MemoryStore> {
-    Ingest {
+fn service() -> Recorder<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, MemoryStore> {
+    Recorder {
         state: MemoryStateTable::default(),
         devices: MemoryDeviceStateTable::default(),
         ledger: MemoryLedger::default(),
         store: MemoryStore::new("lake"),
         kinds: Kinds::builtin(),
-        options: IngestOptions::default(),
+        options: RecordOptions::default(),
     }
 }
 
@@ -103,7 +103,7 @@ async fn a_stale_claim_whose_object_never_appeared_is_taken_over() {
         1,
         ExistingClaim {
             archive_key: "telemetry/date=2023-11-14/batch-died.parquet".into(),
-            claimed_at_ms: NOW_MS - IngestOptions::default().claim_stale_after_ms - 1,
+            claimed_at_ms: NOW_MS - RecordOptions::default().claim_stale_after_ms - 1,
         },
     );
     let outcome = s.process(&[incoming("m1", &v, 1)], NOW_MS).await;
