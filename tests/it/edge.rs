@@ -436,7 +436,7 @@ port = {port}
         })
         .collect();
     assert_eq!(vehicles.len(), VEHICLES);
-    let (p50, p95, max) = canopy_local::latency::percentiles(&mut latencies);
+    let (p50, p95, max) = canopy_local::bench::latency::percentiles(&mut latencies);
     eprintln!("frame over the threshold -> SNS, {VEHICLES} trials: p50 {p50:.0} ms, p95 {p95:.0} ms, max {max:.0} ms");
     assert!(p95 <= 1000.0, "p95 {p95} ms");
 }

@@ -4,7 +4,7 @@
 //! it cannot parse, an SDK client that cannot be built) posts an init error or
 //! exits instead, and the test names it.
 
-use canopy_local::init_time;
+use canopy_local::bench::init_time;
 use canopy_tests::local;
 
 #[tokio::test]

@@ -263,15 +263,15 @@ async fn main() -> Result<()> {
             runs,
             objects,
             month_days,
-        } => canopy_local::bench_api::run(&dbc, runs, &objects, month_days).await?,
+        } => canopy_local::bench::api::run(&dbc, runs, &objects, month_days).await?,
         Command::InitTime {
             stack: args,
             bin_dir,
             runs,
         } => {
             let stack = start(&args).await?;
-            let times = canopy_local::init_time::measure(&stack, &bin_dir, runs).await?;
-            print!("{}", canopy_local::init_time::report(&times));
+            let times = canopy_local::bench::init_time::measure(&stack, &bin_dir, runs).await?;
+            print!("{}", canopy_local::bench::init_time::report(&times));
         }
         Command::Latency {
             stack: args,
@@ -280,18 +280,18 @@ async fn main() -> Result<()> {
         } => {
             let stack = start(&args).await?;
             let report = |name: &str, target_ms: f64, mut ms: Vec<f64>| {
-                let (p50, p95, max) = canopy_local::latency::percentiles(&mut ms);
+                let (p50, p95, max) = canopy_local::bench::latency::percentiles(&mut ms);
                 let verdict = if p95 < target_ms { "met" } else { "MISSED" };
                 println!(
                     "{name:<42} n={:<4} p50 {p50:>7.1} ms  p95 {p95:>7.1} ms  max {max:>7.1} ms  (target p95 < {target_ms} ms: {verdict})",
                     ms.len()
                 );
             };
-            let telemetry = canopy_local::latency::telemetry(&stack, samples).await?;
+            let telemetry = canopy_local::bench::latency::telemetry(&stack, samples).await?;
             report("MQTT publish -> state in DynamoDB", 1000.0, telemetry);
-            let live = canopy_local::latency::live(&stack, samples.max(200)).await?;
+            let live = canopy_local::bench::latency::live(&stack, samples.max(200)).await?;
             report("MQTT publish -> live stream client", 250.0, live);
-            let decode = canopy_local::latency::decode(&stack, samples, frames).await?;
+            let decode = canopy_local::bench::latency::decode(&stack, samples, frames).await?;
             report(
                 &format!("raw upload ({frames} frames) -> decoded object"),
                 2000.0,

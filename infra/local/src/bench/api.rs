@@ -36,7 +36,7 @@ use canopy_api::history::{Param, Sql, TimeRange, series};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::statistics::Statistics;
 
-use crate::latency::percentiles;
+use crate::bench::latency::percentiles;
 
 const DAY_START_US: i64 = 1_700_006_400_000_000; // 2023-11-15T00:00:00Z
 const DAY_US: i64 = 86_400_000_000;
