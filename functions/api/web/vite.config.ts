@@ -14,12 +14,16 @@ export default defineConfig({
   },
   server: {
     // `npm run dev` against `make up`'s API.
-    proxy: Object.fromEntries(
-      ['/vehicles', '/signals', '/alerts', '/fleet', '/openapi.json', '/config.json', '/health'].map((p) => [
-        p,
-        'http://127.0.0.1:8080',
-      ]),
-    ),
+    // Every path the API serves but the console's own files; /live is the
+    // WebSocket stream.
+    proxy: {
+      ...Object.fromEntries(
+        ['/vehicles', '/signals', '/alerts', '/fleet', '/stations', '/openapi.json', '/docs', '/config.json', '/health'].map(
+          (p) => [p, 'http://127.0.0.1:8080'],
+        ),
+      ),
+      '/live': { target: 'ws://127.0.0.1:8080', ws: true },
+    },
   },
   test: {
     environment: 'node',
