@@ -27,6 +27,7 @@ use canopy_api::quota::HistoryQuota;
 use canopy_api::{Api, OPENAPI, catalogs, router};
 use canopy_local::resources::{alerts_table, device_state_table, quota_table, state_table};
 use canopy_tests::local;
+use canopy_tests::messages;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -223,11 +224,11 @@ async fn fleet_stats_come_from_the_telemetry_archive() {
     std::fs::create_dir_all(&dir).unwrap();
     let messages: Vec<Telemetry> = (0..120)
         .map(|i| {
-            let ts = chrono::DateTime::from_timestamp(1_699_920_000 + i * 60, 0).unwrap().to_rfc3339();
-            Telemetry::from_json(&json!({"v": 1, "vehicle_id": if i % 2 == 0 { "veh-01" } else { "veh-02" }, "ts": ts, "seq": i,
-                "soc_pct": 50.0 + i as f64 / 10.0, "pack_voltage_v": 380.0, "pack_current_a": i as f64, "cell_voltage_min_v": 3.9,
-                "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0, "cell_temp_max_c": 30.0 + (i % 7) as f64, "speed_kph": 10.0}))
-            .unwrap()
+            let vehicle = if i % 2 == 0 { "veh-01" } else { "veh-02" };
+            let sample = messages::telemetry(vehicle, i as u64, 1_699_920_000 + i * 60);
+            let fields = json!({"soc_pct": 50.0 + i as f64 / 10.0, "pack_current_a": i as f64,
+                "cell_temp_max_c": 30.0 + (i % 7) as f64, "speed_kph": 10.0});
+            Telemetry::from_json(&messages::with(sample, fields)).unwrap()
         })
         .collect();
     let rows: Vec<&Telemetry> = messages.iter().collect();
@@ -261,11 +262,9 @@ async fn fleet_stats_come_from_the_telemetry_archive() {
 
 /// A telemetry message of `vehicle` at `ts_s` with the measures a trip integrates.
 fn sample(vehicle: &str, seq: i64, ts_s: i64, speed_kph: f64, current_a: f64, soc_pct: f64, temp_c: f64) -> Telemetry {
-    let ts = chrono::DateTime::from_timestamp(ts_s, 0).unwrap().to_rfc3339();
-    Telemetry::from_json(&json!({"v": 1, "vehicle_id": vehicle, "ts": ts, "seq": seq,
-        "soc_pct": soc_pct, "pack_voltage_v": 400.0, "pack_current_a": current_a, "cell_voltage_min_v": 3.9,
-        "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0, "cell_temp_max_c": temp_c, "speed_kph": speed_kph}))
-    .unwrap()
+    let fields = json!({"soc_pct": soc_pct, "pack_voltage_v": 400.0, "pack_current_a": current_a,
+        "cell_temp_max_c": temp_c, "speed_kph": speed_kph});
+    Telemetry::from_json(&messages::with(messages::telemetry(vehicle, seq as u64, ts_s), fields)).unwrap()
 }
 
 #[tokio::test]
@@ -416,12 +415,10 @@ async fn the_router_answers_validates_and_documents_every_route() {
     let (root, day1, _) = lake();
     let dynamodb = local::dynamodb().await;
     let state = DynamoStateTable::new(dynamodb.clone(), &local::table(state_table, "api-state").await);
-    let latest = Telemetry::from_json(
-        &json!({"v": 1, "vehicle_id": "veh-01", "ts": "2023-11-15T00:59:59Z", "seq": 7,
-        "soc_pct": 71.5, "pack_voltage_v": 380.0, "pack_current_a": 12.0, "cell_voltage_min_v": 3.9,
-        "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0, "cell_temp_max_c": 31.0, "speed_kph": 88.0}),
-    )
-    .unwrap();
+    let fields = json!({"soc_pct": 71.5, "pack_current_a": 12.0, "speed_kph": 88.0});
+    // 2023-11-15T00:59:59Z
+    let latest =
+        Telemetry::from_json(&messages::with(messages::telemetry("veh-01", 7, 1_700_009_999), fields)).unwrap();
     let latest = Telemetry {
         received_at_ms: Some(1),
         ..latest

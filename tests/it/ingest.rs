@@ -18,6 +18,7 @@ use canopy_local::stack::{Stack, latest_states};
 use canopy_local::template::topic_arn;
 use canopy_tests::fixtures::Rng;
 use canopy_tests::local::{self, SnsCapture};
+use canopy_tests::messages;
 use canopy_tests::mqtt::TelemetrySubscriber;
 use serde_json::{Value, json};
 
@@ -27,12 +28,10 @@ const KEYS_TABLE: &str = "DeviceKeysTable";
 
 /// A message of `vehicle` taken `seq` seconds into a drive that started an hour ago.
 fn message(vehicle: &str, seq: u64, start_s: i64) -> Value {
-    let ts = chrono::DateTime::from_timestamp(start_s + seq as i64, 0)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    json!({"v": 1, "vehicle_id": vehicle, "ts": ts, "seq": seq, "soc_pct": 80.0 - seq as f64 / 100.0,
-        "pack_voltage_v": 380.0, "pack_current_a": 12.5, "cell_voltage_min_v": 3.9, "cell_voltage_max_v": 3.95,
-        "cell_temp_min_c": 25.0, "cell_temp_max_c": 31.0, "speed_kph": (seq % 120) as f64})
+    messages::with(
+        messages::telemetry(vehicle, seq, start_s + seq as i64),
+        json!({"soc_pct": 80.0 - seq as f64 / 100.0, "pack_current_a": 12.5, "speed_kph": (seq % 120) as f64}),
+    )
 }
 
 /// A key for `device` in the stack's key table; its plaintext.

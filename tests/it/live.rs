@@ -18,18 +18,14 @@ use canopy_local::services::{Moto, moto_server_path};
 use canopy_local::stack::{Stack, StackOptions};
 use canopy_tests::fixtures::Rng;
 use canopy_tests::local;
+use canopy_tests::messages;
 use canopy_tests::proxy::Proxy;
 use serde_json::{Value, json};
 
 /// Telemetry of `vehicle`, `seq` seconds into a drive that started a minute ago.
 fn message(vehicle: &str, seq: u64, start_s: i64, temp_c: f64) -> String {
-    let ts = chrono::DateTime::from_timestamp(start_s + seq as i64, 0)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    json!({"v": 1, "vehicle_id": vehicle, "ts": ts, "seq": seq, "soc_pct": 70.0, "pack_voltage_v": 380.0,
-        "pack_current_a": 20.0, "cell_voltage_min_v": 3.9, "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0,
-        "cell_temp_max_c": temp_c, "speed_kph": 50.0})
-    .to_string()
+    let sample = messages::telemetry(vehicle, seq, start_s + seq as i64);
+    messages::with(sample, json!({"cell_temp_max_c": temp_c})).to_string()
 }
 
 async fn mqtt(stack: &Stack, name: &str) -> rumqttc::AsyncClient {

@@ -26,19 +26,18 @@ use canopy_telemetry::TelemetryHandler;
 use canopy_telemetry::record::{Incoming, RecordOptions, Recorder};
 use canopy_tests::fixtures::Rng;
 use canopy_tests::local;
+use canopy_tests::messages;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 
 const T0: i64 = 1_700_000_000; // seconds
 
 fn message(vehicle: usize, second: i64, temp_max: f64) -> Value {
-    let ts = chrono::DateTime::from_timestamp(T0 + second, 0)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    json!({"v": 1, "vehicle_id": format!("veh-{vehicle:02}"), "ts": ts, "seq": T0 + second, "soc_pct": 80.0 - second as f64 / 100.0,
-        "pack_voltage_v": 380.0, "pack_current_a": 10.0 + vehicle as f64, "cell_voltage_min_v": 3.9, "cell_voltage_max_v": 3.95,
-        "cell_temp_min_c": 25.0, "cell_temp_max_c": temp_max, "speed_kph": second as f64 % 120.0,
-        "received_at": (T0 + second) * 1000 + 150})
+    messages::with(
+        messages::telemetry(&format!("veh-{vehicle:02}"), (T0 + second) as u64, T0 + second),
+        json!({"soc_pct": 80.0 - second as f64 / 100.0, "pack_current_a": 10.0 + vehicle as f64,
+            "cell_temp_max_c": temp_max, "speed_kph": second as f64 % 120.0, "received_at": (T0 + second) * 1000 + 150}),
+    )
 }
 
 /// The ingest service on moto's DynamoDB and S3, with fresh tables.

@@ -3,5 +3,6 @@
 pub mod cognito;
 pub mod fixtures;
 pub mod local;
+pub mod messages;
 pub mod mqtt;
 pub mod proxy;

@@ -294,14 +294,20 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn a_user_holds_a_bounded_number_of_connections() {
+    /// A verifier that knows token `t`: user `u`, a viewer, for an hour.
+    fn a_viewers_token_t() -> MemoryTokenVerifier {
         let verifier = MemoryTokenVerifier::default();
         let caller = Caller {
             subject: "u".into(),
             groups: ["viewer".to_string()].into(),
         };
         verifier.issue("t", caller, 3_600);
+        verifier
+    }
+
+    #[tokio::test]
+    async fn a_user_holds_a_bounded_number_of_connections() {
+        let verifier = a_viewers_token_t();
         let s = sessions(Some(verifier));
         for i in 0..MAX_CONNECTIONS_PER_USER {
             s.connect(&format!("c{i}"), Some("t"), 0).await.unwrap();
@@ -316,12 +322,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_whose_token_expired_is_told_and_closed_when_it_subscribes() {
-        let verifier = MemoryTokenVerifier::default();
-        let caller = Caller {
-            subject: "u".into(),
-            groups: ["viewer".to_string()].into(),
-        };
-        verifier.issue("t", caller, 3_600);
+        let verifier = a_viewers_token_t();
         let s = sessions(Some(verifier));
         s.connect("c1", Some("t"), 0).await.unwrap();
         s.message("c1", r#"{"action":"subscribe","fleet":true}"#, 3_600_000)

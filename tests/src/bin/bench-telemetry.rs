@@ -16,6 +16,7 @@ use canopy_local::resources::{create_table, device_state_table, ledger_table, st
 use canopy_telemetry::TelemetryHandler;
 use canopy_telemetry::record::{RecordOptions, Recorder};
 use canopy_tests::fixtures::Rng;
+use canopy_tests::messages;
 use serde_json::{Value, json};
 
 const T0: i64 = 1_700_000_000;
@@ -92,11 +93,9 @@ async fn main() -> Result<()> {
 }
 
 fn message(vehicle: usize, second: i64) -> Value {
-    let ts = chrono::DateTime::from_timestamp(T0 + second, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    json!({"v": 1, "vehicle_id": format!("veh-{vehicle:03}"), "ts": ts, "seq": second,
-        "soc_pct": 80.0 - second as f64 / 1000.0, "pack_voltage_v": 380.0, "pack_current_a": 42.0,
-        "cell_voltage_min_v": 3.9, "cell_voltage_max_v": 3.95, "cell_temp_min_c": 25.0, "cell_temp_max_c": 31.0,
-        "speed_kph": (second % 120) as f64, "received_at": (T0 + second) * 1000 + 150})
+    messages::with(
+        messages::telemetry(&format!("veh-{vehicle:03}"), second as u64, T0 + second),
+        json!({"soc_pct": 80.0 - second as f64 / 1000.0, "pack_current_a": 42.0,
+            "speed_kph": (second % 120) as f64, "received_at": (T0 + second) * 1000 + 150}),
+    )
 }
