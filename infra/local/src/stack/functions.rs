@@ -17,10 +17,11 @@ use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::runtime::metrics::MetricsSink;
 use canopy_decoder::event::{DecoderEvent, DecoderResponse};
 use serde_json::Value;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::counters::StackCounters;
-use crate::template::queue_url;
+use crate::template::{Template, queue_url};
 
 /// A function's handler, built by the same constructor as its Lambda's `main.rs`.
 pub(super) enum Handler {
@@ -225,4 +226,55 @@ pub(super) async fn run_alerts_schedule(function: Arc<LocalFunction>, every: Dur
             warn!(function = %function.logical_id, error = %e, "scheduled run failed");
         }
     }
+}
+
+/// The template's functions that run here, by logical id, each with its
+/// handler built from its environment.
+pub(super) fn local_functions(
+    template: &Template,
+    sdk: &aws_config::SdkConfig,
+) -> Result<BTreeMap<String, Arc<LocalFunction>>> {
+    let mut functions = BTreeMap::new();
+    for f in &template.functions {
+        if let Some(handler) = handler(&f.binary, &f.environment, sdk)? {
+            let function = LocalFunction {
+                logical_id: f.logical_id.clone(),
+                handler,
+                timeout: f.timeout,
+                async_retries: f.async_retries,
+                dead_letter_queue: f.dead_letter_queue.clone(),
+            };
+            functions.insert(f.logical_id.clone(), Arc::new(function));
+        }
+    }
+    Ok(functions)
+}
+
+/// The scheduled functions on their schedules: the alerts function's silence
+/// check and the compactor.
+pub(super) fn spawn_schedules(
+    template: &Template,
+    functions: &BTreeMap<String, Arc<LocalFunction>>,
+    sdk: &aws_config::SdkConfig,
+    counters: &Arc<StackCounters>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<()> {
+    for f in &template.functions {
+        let Some(every) = f.every else { continue };
+        if let Some(h) = functions.get(&f.logical_id)
+            && let Handler::Alerts(_) = &h.handler
+        {
+            tasks.push(tokio::spawn(run_alerts_schedule(h.clone(), every, counters.clone())));
+        }
+        if f.binary == "compactor" {
+            let compactor = canopy_decoder::compact::Compactor::from_env(&f.environment, sdk)?;
+            tasks.push(tokio::spawn(run_schedule(
+                f.logical_id.clone(),
+                compactor,
+                every,
+                counters.clone(),
+            )));
+        }
+    }
+    Ok(())
 }

@@ -31,10 +31,10 @@ mod rules;
 
 use api::{serve_api, start_live};
 pub use counters::{FunctionUse, InvocationFaults, StackCounters, iot_units};
-use functions::{Handler, LocalFunction, handler, run_alerts_schedule, run_schedule};
+use functions::{local_functions, spawn_schedules};
 use provision::create_resources;
+use queues::EventSources;
 pub use queues::redrive_queue;
-use queues::{EventSource, poll_queue};
 use rules::run_rules;
 
 /// How long the stack's own parts may take to start listening.
@@ -86,6 +86,18 @@ impl Drop for Stack {
     }
 }
 
+/// Waits for each part that must listen before anything is written, naming
+/// the one that did not.
+async fn wait_ready(ready: Vec<(String, tokio::sync::oneshot::Receiver<()>)>) -> Result<()> {
+    for (what, listening) in ready {
+        match tokio::time::timeout(READY_WITHIN, listening).await {
+            Ok(Ok(())) => {}
+            _ => bail!("{what} did not start within {READY_WITHIN:?}"),
+        }
+    }
+    Ok(())
+}
+
 impl Stack {
     pub async fn start(options: StackOptions) -> Result<Stack> {
         let template = Template::load(&options.template)?;
@@ -112,57 +124,17 @@ impl Stack {
         let functions_sdk = crate::services::sdk_config(&functions_endpoint).await;
         let counters = Arc::new(StackCounters::default());
         let faults = Arc::new(InvocationFaults::default());
-        let mut handlers: BTreeMap<String, Arc<LocalFunction>> = BTreeMap::new();
-        for f in &template.functions {
-            if let Some(handler) = handler(&f.binary, &f.environment, &functions_sdk)? {
-                let function = LocalFunction {
-                    logical_id: f.logical_id.clone(),
-                    handler,
-                    timeout: f.timeout,
-                    async_retries: f.async_retries,
-                    dead_letter_queue: f.dead_letter_queue.clone(),
-                };
-                handlers.insert(f.logical_id.clone(), Arc::new(function));
-            }
-        }
-
+        let handlers = local_functions(&template, &functions_sdk)?;
         let mut tasks = Vec::new();
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        for f in &template.functions {
-            let Some(h) = handlers.get(&f.logical_id) else { continue };
-            if let (Some(every), Handler::Alerts(_)) = (f.every, &h.handler) {
-                tasks.push(tokio::spawn(run_alerts_schedule(h.clone(), every, counters.clone())));
-            }
-            for (queue, batch, window) in &f.queues {
-                let source = EventSource {
-                    queue: queue.clone(),
-                    batch: *batch,
-                    window: if options.batching_windows {
-                        *window
-                    } else {
-                        Duration::ZERO
-                    },
-                };
-                tasks.push(tokio::spawn(poll_queue(
-                    sqs.clone(),
-                    source,
-                    h.clone(),
-                    counters.clone(),
-                    faults.clone(),
-                )));
-            }
-        }
-        for f in template.functions.iter().filter(|f| f.binary == "compactor") {
-            if let Some(every) = f.every {
-                let compactor = canopy_decoder::compact::Compactor::from_env(&f.environment, &functions_sdk)?;
-                tasks.push(tokio::spawn(run_schedule(
-                    f.logical_id.clone(),
-                    compactor,
-                    every,
-                    counters.clone(),
-                )));
-            }
-        }
+        let sources = EventSources {
+            sqs: &sqs,
+            counters: &counters,
+            faults: &faults,
+            batching_windows: options.batching_windows,
+        };
+        sources.spawn(&template, &handlers, &mut tasks);
+        spawn_schedules(&template, &handlers, &functions_sdk, &counters, &mut tasks)?;
         // What must be listening before a test or a vehicle may write: the
         // stream readers and the rules engine's subscriptions.
         let mut ready = Vec::new();
@@ -177,12 +149,7 @@ impl Stack {
             counters.clone(),
             subscribed,
         )?));
-        for (what, listening) in ready {
-            match tokio::time::timeout(READY_WITHIN, listening).await {
-                Ok(Ok(())) => {}
-                _ => bail!("{what} did not start within {READY_WITHIN:?}"),
-            }
-        }
+        wait_ready(ready).await?;
 
         let api = serve_api(
             &template,

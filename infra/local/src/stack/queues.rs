@@ -2,6 +2,7 @@
 //! Lambda's event source mappings do (batches, partial batch failures,
 //! visibility timeouts), and dead letters moved back.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::counters::{InvocationFaults, StackCounters};
@@ -169,6 +171,46 @@ pub(super) fn sqs_record(m: &aws_sdk_sqs::types::Message, arn: &str) -> SqsMessa
     record.event_source_arn = Some(arn.to_string());
     record.aws_region = Some(REGION.into());
     record
+}
+
+/// What the queue pollers share.
+pub(super) struct EventSources<'a> {
+    pub(super) sqs: &'a aws_sdk_sqs::Client,
+    pub(super) counters: &'a Arc<StackCounters>,
+    pub(super) faults: &'a Arc<InvocationFaults>,
+    /// Whether batches wait for their `MaximumBatchingWindowInSeconds`, as
+    /// Lambda's do (the cost model), or go at once (the tests).
+    pub(super) batching_windows: bool,
+}
+
+impl EventSources<'_> {
+    /// A poller for each SQS event source of each function that runs here.
+    pub(super) fn spawn(
+        &self,
+        template: &Template,
+        functions: &BTreeMap<String, Arc<LocalFunction>>,
+        tasks: &mut Vec<JoinHandle<()>>,
+    ) {
+        for f in &template.functions {
+            let Some(h) = functions.get(&f.logical_id) else {
+                continue;
+            };
+            for (queue, batch, window) in &f.queues {
+                let source = EventSource {
+                    queue: queue.clone(),
+                    batch: *batch,
+                    window: if self.batching_windows { *window } else { Duration::ZERO },
+                };
+                tasks.push(tokio::spawn(poll_queue(
+                    self.sqs.clone(),
+                    source,
+                    h.clone(),
+                    self.counters.clone(),
+                    self.faults.clone(),
+                )));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
