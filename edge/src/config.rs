@@ -414,6 +414,16 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        self.validate_source()?;
+        self.validate_spool()?;
+        self.validate_upload()?;
+        if self.telemetry.enabled {
+            self.validate_telemetry()?;
+        }
+        Ok(())
+    }
+
+    fn validate_source(&self) -> Result<()> {
         // The simulators are laptop tools: a vehicle's build has a bus to read.
         #[cfg(not(feature = "tools"))]
         if matches!(self.source, SourceConfig::Simulator { .. }) {
@@ -442,6 +452,10 @@ impl Config {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    fn validate_spool(&self) -> Result<()> {
         let s = &self.spool;
         if s.sync_interval_ms == 0 || s.sync_interval_ms > 60_000 {
             bail!(
@@ -458,6 +472,10 @@ impl Config {
         if s.max_bytes < 16 * 1024 * 1024 {
             bail!("spool.max_bytes: at least 16 MiB (16777216), not {}", s.max_bytes);
         }
+        Ok(())
+    }
+
+    fn validate_upload(&self) -> Result<()> {
         if self.upload.enabled && self.upload.bucket.as_deref().is_none_or(str::is_empty) {
             bail!("upload.bucket: required when upload.enabled is true");
         }
@@ -478,54 +496,57 @@ impl Config {
         if self.upload.retry_initial_ms == 0 || self.upload.retry_max_ms < self.upload.retry_initial_ms {
             bail!("upload.retry_initial_ms / upload.retry_max_ms: need 0 < initial <= max");
         }
-        if self.telemetry.enabled {
-            if self.telemetry.interval_ms < 100 {
-                bail!(
-                    "telemetry.interval_ms: at least 100, not {}",
-                    self.telemetry.interval_ms
-                );
-            }
-            let t = &self.telemetry;
-            if t.publish_interval_ms < t.interval_ms || t.publish_interval_ms > t.interval_ms * MAX_SAMPLES as u64 {
-                bail!(
-                    "telemetry.publish_interval_ms: {} is outside interval_ms ({}) to {MAX_SAMPLES} × interval_ms",
-                    t.publish_interval_ms,
-                    t.interval_ms
-                );
-            }
-            if let Some(rule) = t
-                .alert_rules
-                .iter()
-                .find(|r| !r.threshold.is_finite() || r.name.is_empty())
-            {
-                bail!(
-                    "telemetry.alert_rules: rule {:?} needs a name and a finite threshold",
-                    rule.name
-                );
-            }
-            if self.telemetry.max_buffered == 0 {
-                bail!("telemetry.max_buffered: must be positive");
-            }
-            let Some(mqtt) = &self.mqtt else {
-                bail!("mqtt: a [mqtt] section is required when telemetry.enabled is true");
-            };
-            if let Some(b) = &mqtt.basic_ingest {
-                for (key, name) in [("telemetry_rule", &b.telemetry_rule), ("alerts_rule", &b.alerts_rule)] {
-                    if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
-                        bail!("mqtt.basic_ingest.{key}: {name:?} is not a topic rule name (letters, digits and '_')");
-                    }
+        Ok(())
+    }
+
+    /// Telemetry's settings, and the broker it needs.
+    fn validate_telemetry(&self) -> Result<()> {
+        if self.telemetry.interval_ms < 100 {
+            bail!(
+                "telemetry.interval_ms: at least 100, not {}",
+                self.telemetry.interval_ms
+            );
+        }
+        let t = &self.telemetry;
+        if t.publish_interval_ms < t.interval_ms || t.publish_interval_ms > t.interval_ms * MAX_SAMPLES as u64 {
+            bail!(
+                "telemetry.publish_interval_ms: {} is outside interval_ms ({}) to {MAX_SAMPLES} × interval_ms",
+                t.publish_interval_ms,
+                t.interval_ms
+            );
+        }
+        if let Some(rule) = t
+            .alert_rules
+            .iter()
+            .find(|r| !r.threshold.is_finite() || r.name.is_empty())
+        {
+            bail!(
+                "telemetry.alert_rules: rule {:?} needs a name and a finite threshold",
+                rule.name
+            );
+        }
+        if self.telemetry.max_buffered == 0 {
+            bail!("telemetry.max_buffered: must be positive");
+        }
+        let Some(mqtt) = &self.mqtt else {
+            bail!("mqtt: a [mqtt] section is required when telemetry.enabled is true");
+        };
+        if let Some(b) = &mqtt.basic_ingest {
+            for (key, name) in [("telemetry_rule", &b.telemetry_rule), ("alerts_rule", &b.alerts_rule)] {
+                if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+                    bail!("mqtt.basic_ingest.{key}: {name:?} is not a topic rule name (letters, digits and '_')");
                 }
             }
-            if mqtt.tls.is_none() && !is_loopback_host(&mqtt.host) {
-                bail!(
-                    "mqtt.tls: ca, cert and key are required for {} (only a loopback broker may go without TLS)",
-                    mqtt.host
-                );
-            }
-            for (field, value) in self.telemetry.signals.entries() {
-                if value.split_once('.').is_none_or(|(m, s)| m.is_empty() || s.is_empty()) {
-                    bail!("telemetry.signals.{field}: expected Message.Signal, not {value:?}");
-                }
+        }
+        if mqtt.tls.is_none() && !is_loopback_host(&mqtt.host) {
+            bail!(
+                "mqtt.tls: ca, cert and key are required for {} (only a loopback broker may go without TLS)",
+                mqtt.host
+            );
+        }
+        for (field, value) in self.telemetry.signals.entries() {
+            if value.split_once('.').is_none_or(|(m, s)| m.is_empty() || s.is_empty()) {
+                bail!("telemetry.signals.{field}: expected Message.Signal, not {value:?}");
             }
         }
         Ok(())
