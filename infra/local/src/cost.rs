@@ -118,6 +118,29 @@ impl Prices {
     }
 }
 
+/// moto's recording, one JSON object per request (moto's threads may put
+/// two on a line), split into the requests that began before byte `driven`
+/// (the file's length when the drive ended) and those after. A request in
+/// flight then straddles `driven` (a large PUT is written in pieces), so the
+/// file cannot simply be cut there: it is the fleet's.
+pub fn split_recording(recording: &str, driven: usize) -> Result<(Vec<Value>, Vec<Value>)> {
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    let mut entries = serde_json::Deserializer::from_str(recording).into_iter::<Value>();
+    let mut next = 0;
+    while let Some(entry) = entries.next() {
+        let entry = entry.context("moto's recording")?;
+        let rest = &recording[next..];
+        let began = next + (rest.len() - rest.trim_start().len());
+        next = entries.byte_offset();
+        if began < driven {
+            before.push(entry)
+        } else {
+            after.push(entry)
+        }
+    }
+    Ok((before, after))
+}
+
 /// One AWS request from moto's recording, as billed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
@@ -690,19 +713,16 @@ pub async fn measure(options: &CostOptions, design: &Design) -> Result<(Measured
         ..Measured::default()
     };
     let recording = std::fs::read_to_string(&recording).context("moto's recording")?;
-    let (fleet_calls, compaction_calls) = recording.split_at(driven.min(recording.len()));
-    // One JSON object per request; moto's threads may put two on a line.
-    for entry in serde_json::Deserializer::from_str(fleet_calls).into_iter::<Value>() {
-        if let Some(call) = classify(&entry.context("moto's recording")?) {
-            m.add_call(&call);
-        }
-    }
     m.compaction_unit_hours = unit_hours;
-    for entry in serde_json::Deserializer::from_str(compaction_calls).into_iter::<Value>() {
-        match classify(&entry.context("moto's recording")?) {
-            Some(call) if call.action == "ListObjects" => m.compaction_lists += 1,
-            Some(call) => m.add_call(&call),
-            None => {}
+    let (fleet, compaction) = split_recording(&recording, driven)?;
+    for call in fleet.iter().filter_map(classify) {
+        m.add_call(&call);
+    }
+    for call in compaction.iter().filter_map(classify) {
+        if call.action == "ListObjects" {
+            m.compaction_lists += 1;
+        } else {
+            m.add_call(&call);
         }
     }
     let c = &stack.counters;
@@ -844,6 +864,23 @@ pub async fn run(options: &CostOptions) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_written_across_the_drives_end_is_the_fleets() {
+        let recording = "{\"a\":1}\n{\"b\":\"a long body\"}{\"c\":3}\n{\"d\":4}\n";
+        let inside_b = recording.find("long").unwrap();
+        let (fleet, after) = split_recording(recording, inside_b).unwrap();
+        assert_eq!(fleet, [json!({"a": 1}), json!({"b": "a long body"})]);
+        assert_eq!(after, [json!({"c": 3}), json!({"d": 4})]);
+        let at_d = recording.find("{\"d\"").unwrap();
+        let (fleet, after) = split_recording(recording, at_d - 1).unwrap();
+        assert_eq!(
+            (fleet.len(), after),
+            (3, vec![json!({"d": 4})]),
+            "the newline before d is not d"
+        );
+        assert!(split_recording("{\"a\":", 0).is_err(), "a truncated file is an error");
+    }
     use serde_json::json;
 
     fn entry(headers: Value, method: &str, url: &str, body: &str) -> Value {
