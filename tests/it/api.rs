@@ -14,7 +14,7 @@ use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
 use canopy::domain::lttb::Point;
 use canopy::domain::telemetry::Telemetry;
-use canopy::format::dbc::{Database, SignalValue};
+use canopy::format::dbc::SignalValue;
 use canopy::format::lake::compact::BatchCopy;
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
 use canopy::ports::state::LatestStateStore;
@@ -26,6 +26,7 @@ use canopy_api::history::{FleetStat, History, HistoryError, SignalRef, Sql, Time
 use canopy_api::quota::HistoryQuota;
 use canopy_api::{Api, OPENAPI, catalogs, router};
 use canopy_local::resources::{alerts_table, device_state_table, quota_table, state_table};
+use canopy_tests::fixtures;
 use canopy_tests::local;
 use canopy_tests::messages;
 use chrono::NaiveDate;
@@ -37,15 +38,11 @@ const DAY_US: i64 = 86_400_000_000;
 const MESSAGE: &str = "BMS_PackStatus";
 const SIGNAL: &str = "PackCurrent";
 
-fn db() -> Database {
-    Database::from_text(include_str!("../../dbc/ev_powertrain.dbc"), "ev_powertrain.dbc").unwrap()
-}
-
 /// A decoded lake object at `decoded/vehicle_id=<v>/date=<d>/<name>` holding `points` of MESSAGE.SIGNAL
 /// and, beside them, another signal of the same message; and its rollup tiers'
 /// objects, as the decoder writes them.
 fn write_decoded(root: &Path, vehicle: &str, date: &str, name: &str, points: &[Point]) {
-    let db = db();
+    let db = fixtures::database();
     let (index, message) = db
         .messages()
         .iter()

@@ -205,41 +205,7 @@ async fn main() -> Result<()> {
             vehicles,
             minutes,
             once,
-        } => {
-            let stack = start(&args).await?;
-            banner(&stack);
-            let work = tempfile::tempdir()?;
-            let now_s = chrono::Utc::now().timestamp();
-            let options = FleetOptions {
-                vehicles,
-                seconds: minutes * 60,
-                overheating: Some(1),
-                // The drive ended a minute ago.
-                start_us: (now_s - i64::from(minutes) * 60 - 60) * 1_000_000,
-                edge: demo::edge_binary()?,
-                dbc: stack.template_dir().join("dbc/ev_powertrain.dbc"),
-                work: work.path().to_path_buf(),
-                replay_dir: None,
-                replay_speed: 0.0,
-                via: None,
-                settings: Default::default(),
-            };
-            println!("\nSimulating {vehicles} vehicles for {minutes} minutes each (veh-001 overheats)...");
-            println!("and 3 battery-swap stations for 40 s, their model 900 times faster (st-003 runs out)...");
-            let stations_work = work.path().join("stations");
-            let (counters, stations) = tokio::join!(
-                demo::run_fleet(&stack, &options),
-                demo::run_stations(&stack, &options.edge, &stations_work, &demo::DEMO_STATIONS, 40, 900.0),
-            );
-            let (counters, stations) = (counters?, stations?);
-            println!("Waiting for the decoder and the queues to settle...");
-            demo::wait_idle(&stack, Duration::from_secs(300)).await?;
-            print!("{}", demo::summary(&stack, &counters).await?);
-            print!("{}", demo::station_summary(&stack, &stations).await?);
-            if !once {
-                until_ctrl_c().await?;
-            }
-        }
+        } => demo(&args, vehicles, minutes, once).await?,
         Command::Cost {
             template,
             prices,
@@ -277,27 +243,70 @@ async fn main() -> Result<()> {
             stack: args,
             samples,
             frames,
-        } => {
-            let stack = start(&args).await?;
-            let report = |name: &str, target_ms: f64, mut ms: Vec<f64>| {
-                let (p50, p95, max) = canopy_local::bench::latency::percentiles(&mut ms);
-                let verdict = if p95 < target_ms { "met" } else { "MISSED" };
-                println!(
-                    "{name:<42} n={:<4} p50 {p50:>7.1} ms  p95 {p95:>7.1} ms  max {max:>7.1} ms  (target p95 < {target_ms} ms: {verdict})",
-                    ms.len()
-                );
-            };
-            let telemetry = canopy_local::bench::latency::telemetry(&stack, samples).await?;
-            report("MQTT publish -> state in DynamoDB", 1000.0, telemetry);
-            let live = canopy_local::bench::latency::live(&stack, samples.max(200)).await?;
-            report("MQTT publish -> live stream client", 250.0, live);
-            let decode = canopy_local::bench::latency::decode(&stack, samples, frames).await?;
-            report(
-                &format!("raw upload ({frames} frames) -> decoded object"),
-                2000.0,
-                decode,
-            );
-        }
+        } => latency(&args, samples, frames).await?,
     }
+    Ok(())
+}
+
+/// `canopy-local demo`: a simulated fleet and stations through a stack of
+/// their own, then the summary.
+async fn demo(args: &StackArgs, vehicles: usize, minutes: u32, once: bool) -> Result<()> {
+    let stack = start(args).await?;
+    banner(&stack);
+    let work = tempfile::tempdir()?;
+    let now_s = chrono::Utc::now().timestamp();
+    let options = FleetOptions {
+        vehicles,
+        seconds: minutes * 60,
+        overheating: Some(1),
+        // The drive ended a minute ago.
+        start_us: (now_s - i64::from(minutes) * 60 - 60) * 1_000_000,
+        edge: demo::edge_binary()?,
+        dbc: stack.template_dir().join("dbc/ev_powertrain.dbc"),
+        work: work.path().to_path_buf(),
+        replay_dir: None,
+        replay_speed: 0.0,
+        via: None,
+        settings: Default::default(),
+    };
+    println!("\nSimulating {vehicles} vehicles for {minutes} minutes each (veh-001 overheats)...");
+    println!("and 3 battery-swap stations for 40 s, their model 900 times faster (st-003 runs out)...");
+    let stations_work = work.path().join("stations");
+    let (counters, stations) = tokio::join!(
+        demo::run_fleet(&stack, &options),
+        demo::run_stations(&stack, &options.edge, &stations_work, &demo::DEMO_STATIONS, 40, 900.0),
+    );
+    let (counters, stations) = (counters?, stations?);
+    println!("Waiting for the decoder and the queues to settle...");
+    demo::wait_idle(&stack, Duration::from_secs(300)).await?;
+    print!("{}", demo::summary(&stack, &counters).await?);
+    print!("{}", demo::station_summary(&stack, &stations).await?);
+    if !once {
+        until_ctrl_c().await?;
+    }
+    Ok(())
+}
+
+/// `canopy-local latency`: p50/p95 of what users wait for, against targets.
+async fn latency(args: &StackArgs, samples: usize, frames: usize) -> Result<()> {
+    let stack = start(args).await?;
+    let report = |name: &str, target_ms: f64, mut ms: Vec<f64>| {
+        let (p50, p95, max) = canopy_local::bench::latency::percentiles(&mut ms);
+        let verdict = if p95 < target_ms { "met" } else { "MISSED" };
+        println!(
+            "{name:<42} n={:<4} p50 {p50:>7.1} ms  p95 {p95:>7.1} ms  max {max:>7.1} ms  (target p95 < {target_ms} ms: {verdict})",
+            ms.len()
+        );
+    };
+    let telemetry = canopy_local::bench::latency::telemetry(&stack, samples).await?;
+    report("MQTT publish -> state in DynamoDB", 1000.0, telemetry);
+    let live = canopy_local::bench::latency::live(&stack, samples.max(200)).await?;
+    report("MQTT publish -> live stream client", 250.0, live);
+    let decode = canopy_local::bench::latency::decode(&stack, samples, frames).await?;
+    report(
+        &format!("raw upload ({frames} frames) -> decoded object"),
+        2000.0,
+        decode,
+    );
     Ok(())
 }
