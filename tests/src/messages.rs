@@ -16,10 +16,12 @@ pub fn telemetry(vehicle: &str, seq: u64, ts_s: i64) -> Value {
         "cell_temp_min_c": 25.0, "cell_temp_max_c": 31.0, "speed_kph": 50.0})
 }
 
-/// `message` with each field of `fields` set (added, or replacing its value).
+/// `message` with each field of `fields` (an object) set: added, or
+/// replacing its value.
 pub fn with(mut message: Value, fields: Value) -> Value {
-    if let (Some(message), Value::Object(fields)) = (message.as_object_mut(), fields) {
-        message.extend(fields);
+    match (message.as_object_mut(), fields) {
+        (Some(message), Value::Object(fields)) => message.extend(fields),
+        (_, fields) => panic!("set fields of a message with an object of them, not {fields}"),
     }
     message
 }

@@ -139,20 +139,11 @@ impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> Teleme
 
 #[cfg(test)]
 mod tests {
-    use canopy::adapters::memory::{MemoryDeviceStateTable, MemoryLedger, MemoryStateTable, MemoryStore};
-
     use super::*;
 
     #[tokio::test]
     async fn the_sample_event_is_handled_and_failures_are_reported_by_message_id() {
-        let handler = TelemetryHandler::new(Recorder {
-            state: MemoryStateTable::default(),
-            devices: MemoryDeviceStateTable::default(),
-            ledger: MemoryLedger::default(),
-            store: MemoryStore::new("lake"),
-            kinds: Kinds::builtin(),
-            options: RecordOptions::default(),
-        });
+        let handler = TelemetryHandler::new(crate::record::tests::service());
         let event: SqsEvent = serde_json::from_str(include_str!("../../../events/sqs-telemetry.json")).unwrap();
         let ids: Vec<String> = event.records.iter().filter_map(|r| r.message_id.clone()).collect();
         handler.ingest.store.faults().fail_next_of("put", 1);

@@ -495,4 +495,4 @@ fn first_of_each<T: Sample>(run: &mut Run, units: &[Unit<T>]) -> Vec<usize> {
 
 #[cfg(test)]
 #[path = "record_tests.rs"]
-mod tests;
+pub(crate) mod tests;

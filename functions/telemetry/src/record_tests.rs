@@ -11,7 +11,8 @@ use super::*;
 
 const NOW_MS: i64 = 1_800_000_000_000;
 
-fn service() -> Recorder<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, MemoryStore> {
+/// A recorder on the memory adapters, with the built-in kinds.
+pub(crate) fn service() -> Recorder<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, MemoryStore> {
     Recorder {
         state: MemoryStateTable::default(),
         devices: MemoryDeviceStateTable::default(),
