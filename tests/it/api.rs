@@ -421,22 +421,28 @@ async fn the_router_answers_validates_and_documents_every_route() {
         ..latest
     };
     state.put_if_newer(&latest, 2).await.unwrap();
-    let history = Counting {
+    let history = Arc::new(Counting {
         inner: DataFusionHistory::local(root.path()).await.unwrap(),
         queries: AtomicUsize::new(0),
-    };
+    });
     let api = Arc::new(Api {
-        history,
-        state,
-        alerts: DynamoAlertLog::new(dynamodb.clone(), &local::table(alerts_table, "api-alerts").await),
-        devices: Box::new(DynamoDeviceStateTable::new(
+        history: history.clone(),
+        state: Arc::new(state),
+        alerts: Arc::new(DynamoAlertLog::new(
+            dynamodb.clone(),
+            &local::table(alerts_table, "api-alerts").await,
+        )),
+        devices: Arc::new(DynamoDeviceStateTable::new(
             dynamodb.clone(),
             &local::table(device_state_table, "api-devices").await,
         )),
         kinds: Kinds::builtin(),
         catalogs: Box::new(Arc::new(catalogs::built_in().unwrap())),
         access: AccessPolicy::default(),
-        quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
+        quota_counter: Arc::new(DynamoQuotaCounter::new(
+            dynamodb,
+            &local::table(quota_table, "api-quota").await,
+        )),
         history_quota: HistoryQuota { per_minute: 1_000 },
         console: Default::default(),
         history_deadline: std::time::Duration::from_secs(25),
@@ -500,7 +506,7 @@ async fn the_router_answers_validates_and_documents_every_route() {
     assert_eq!(body["series"][0]["stats"]["count"], 36_000);
     let (status, body) = call(&app, "GET", "/fleet/stats?date=2023-11-14", None).await;
     assert_eq!((status, body["stats"].clone()), (StatusCode::OK, json!([])));
-    let ran = api.history.queries.load(Ordering::SeqCst);
+    let ran = history.queries.load(Ordering::SeqCst);
     assert_eq!(ran, 4);
 
     // Bad input: 400 with the field named, and no query runs.
@@ -599,20 +605,16 @@ async fn the_router_answers_validates_and_documents_every_route() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {answer}");
         assert_eq!(answer["error"]["field"], "signal", "{uri}: {answer}");
     }
-    assert_eq!(api.history.queries.load(Ordering::SeqCst), ran, "bad input ran a query");
+    assert_eq!(history.queries.load(Ordering::SeqCst), ran, "bad input ran a query");
     let (status, _) = call(&app, "GET", "/nowhere", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    // The OpenAPI document: served, and it lists exactly the routes the router answers.
+    // The OpenAPI document: served as generated (and as written to
+    // openapi.json, which the api crate's own test holds to the code), and
+    // every route it lists is answered.
     let (status, served) = call(&app, "GET", "/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
-    // As API Gateway serves it: openapi.json with the device kinds' paths added.
-    let doc: Value = serde_json::from_str(&canopy_api::openapi_document(true, &Kinds::builtin())).unwrap();
-    let written: Value = serde_json::from_str(OPENAPI).unwrap();
-    for (path, operations) in written["paths"].as_object().unwrap() {
-        assert_eq!(&doc["paths"][path], operations, "{path}");
-    }
-    assert_eq!(doc["components"], written["components"]);
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
     assert!(doc["paths"]["/stations/{id}/history/{field}"].is_object());
     // Served by the local stack (no sign-in): the same, without the security requirement.
     assert!(doc["security"].is_array() && served.get("security").is_none());
@@ -659,18 +661,8 @@ async fn the_router_answers_validates_and_documents_every_route() {
             "{method} {path}: {status}"
         );
     }
-    let kinds: Vec<_> = Kinds::builtin().iter().cloned().collect();
-    let device_routes = canopy_api::devices::route_list(&kinds);
-    assert_eq!(
-        documented.len(),
-        canopy_api::ROUTES.len() + canopy_ingest::router::ROUTES.len() + device_routes.len()
-    );
-    let device_routes: Vec<(&str, &str)> = device_routes.iter().map(|(m, p)| (*m, p.as_str())).collect();
-    for (method, path) in canopy_api::ROUTES
-        .iter()
-        .chain(&canopy_ingest::router::ROUTES)
-        .chain(&device_routes)
-    {
+    // The ingest function's route is documented and answered too.
+    for (method, path) in canopy_ingest::router::ROUTES {
         assert!(
             documented.contains(&(method.to_string(), path.to_string())),
             "{method} {path} is not documented"
@@ -897,17 +889,26 @@ async fn query_state(athena: &aws_sdk_athena::Client, id: &str) -> String {
 async fn athena_app(history: AthenaHistory, history_deadline: Duration) -> axum::Router {
     let dynamodb = local::dynamodb().await;
     router(Arc::new(Api {
-        history,
-        state: DynamoStateTable::new(dynamodb.clone(), &local::table(state_table, "api-state").await),
-        alerts: DynamoAlertLog::new(dynamodb.clone(), &local::table(alerts_table, "api-alerts").await),
-        devices: Box::new(DynamoDeviceStateTable::new(
+        history: Arc::new(history),
+        state: Arc::new(DynamoStateTable::new(
+            dynamodb.clone(),
+            &local::table(state_table, "api-state").await,
+        )),
+        alerts: Arc::new(DynamoAlertLog::new(
+            dynamodb.clone(),
+            &local::table(alerts_table, "api-alerts").await,
+        )),
+        devices: Arc::new(DynamoDeviceStateTable::new(
             dynamodb.clone(),
             &local::table(device_state_table, "api-devices").await,
         )),
         kinds: Kinds::builtin(),
         catalogs: Box::new(Arc::new(catalogs::built_in().unwrap())),
         access: AccessPolicy::default(),
-        quota_counter: DynamoQuotaCounter::new(dynamodb, &local::table(quota_table, "api-quota").await),
+        quota_counter: Arc::new(DynamoQuotaCounter::new(
+            dynamodb,
+            &local::table(quota_table, "api-quota").await,
+        )),
         history_quota: HistoryQuota { per_minute: 1_000 },
         console: Default::default(),
         history_deadline,

@@ -6,24 +6,31 @@
 use canopy::adapters::aws::dynamodb::{
     self, DynamoAlertLog, DynamoDeviceStateTable, DynamoQuotaCounter, DynamoStateTable,
 };
+use std::sync::Arc;
+
 use canopy::adapters::aws::s3::S3Store;
 use canopy::domain::kind::Kinds;
 use canopy::runtime::env;
 
 use crate::access::AccessPolicy;
 use crate::history::athena::AthenaHistory;
+use crate::ports::HistoryReads;
 use crate::{Api, Config, StartError, catalogs};
 
-impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
+impl Api {
     /// The API over DynamoDB with `history` (Athena in Lambda, DataFusion on
     /// the local stack). Without sign-in (the local stack) every caller reads every vehicle.
-    pub fn with_history(config: &Config, sdk: &aws_config::SdkConfig, history: H) -> Result<Self, StartError> {
+    pub fn with_history(
+        config: &Config,
+        sdk: &aws_config::SdkConfig,
+        history: impl HistoryReads + 'static,
+    ) -> Result<Self, StartError> {
         let client = dynamodb::client(sdk);
         Ok(Self {
-            history,
-            state: DynamoStateTable::new(client.clone(), &config.state_table),
-            alerts: DynamoAlertLog::new(client.clone(), &config.alerts_table),
-            devices: Box::new(DynamoDeviceStateTable::new(client.clone(), &config.device_state_table)),
+            history: Arc::new(history),
+            state: Arc::new(DynamoStateTable::new(client.clone(), &config.state_table)),
+            alerts: Arc::new(DynamoAlertLog::new(client.clone(), &config.alerts_table)),
+            devices: Arc::new(DynamoDeviceStateTable::new(client.clone(), &config.device_state_table)),
             kinds: Kinds::builtin(),
             catalogs: Box::new(catalogs::from_bucket(
                 S3Store::new(sdk, &config.data_bucket),
@@ -33,7 +40,7 @@ impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
                 vehicle_groups: config.vehicle_groups.clone(),
                 identity_required: false,
             },
-            quota_counter: DynamoQuotaCounter::new(client, &config.quota_table),
+            quota_counter: Arc::new(DynamoQuotaCounter::new(client, &config.quota_table)),
             history_quota: config.history_quota,
             console: config.console.clone(),
             history_deadline: config.history_deadline,
@@ -43,9 +50,7 @@ impl<H> Api<H, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
             },
         })
     }
-}
 
-impl Api<AthenaHistory, DynamoStateTable, DynamoAlertLog, DynamoQuotaCounter> {
     /// The API as deployed: configuration from `vars`, DynamoDB and Athena,
     /// every data route behind the JWT authorizer.
     pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, StartError> {

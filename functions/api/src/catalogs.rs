@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::history::{InvalidQuery, SignalRef, invalid};
 
 /// One signal of the DBC catalog.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CatalogEntry {
     pub message: String,
     pub message_id: u32,

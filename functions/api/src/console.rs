@@ -102,7 +102,7 @@ pub async fn file(ApiPath(path): ApiPath<String>, request: HeaderMap) -> Respons
 
 /// Where the console signs in: Cognito's managed login (authorization code
 /// with PKCE). `None` on the local stack, which has no sign-in.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ConsoleAuth {
     /// The user pool's domain, as `name.auth.region.amazoncognito.com`.
     pub domain: String,
@@ -110,7 +110,7 @@ pub struct ConsoleAuth {
 }
 
 /// What the console learns from `/config.json` before its first request.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ConsoleConfig {
     /// Cognito managed login; none where there is no sign-in (the local stack).
     pub auth: Option<ConsoleAuth>,

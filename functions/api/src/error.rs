@@ -9,7 +9,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use canopy::ports::TableError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::history::{CatalogError, HistoryError, InvalidQuery};
 
@@ -138,21 +139,55 @@ impl From<HistoryError> for ApiError {
     }
 }
 
+/// Every error's body: `{"error": {...}}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, and where.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The HTTP status, again.
+    pub status: u16,
+    pub message: String,
+    /// The input at fault: a query parameter, `path`, `body`, `signal`…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub field: Option<String>,
+    /// The history query that failed or timed out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub query_id: Option<String>,
+    /// A 504: every history query of the request, each stopped at the deadline if still running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<String>, required = false)]
+    pub query_ids: Option<Vec<String>>,
+    /// For a failure behind the API: the id its details are logged under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub request_id: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "status": self.status.as_u16(), "message": self.message });
-        if let Some(field) = self.field {
-            error["field"] = json!(field);
-        }
-        match self.queries.map(|q| *q) {
-            Some(Queries::One(id)) => error["query_id"] = json!(id),
-            Some(Queries::All(ids)) => error["query_ids"] = json!(ids),
-            None => {}
-        }
-        if let Some(id) = self.request_id {
-            error["request_id"] = json!(id);
-        }
-        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        let (query_id, query_ids) = match self.queries.map(|q| *q) {
+            Some(Queries::One(id)) => (Some(id), None),
+            Some(Queries::All(ids)) => (None, Some(ids)),
+            None => (None, None),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                status: self.status.as_u16(),
+                message: self.message,
+                field: self.field,
+                query_id,
+                query_ids,
+                request_id: self.request_id,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after_s {
             response
                 .headers_mut()

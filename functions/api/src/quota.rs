@@ -3,10 +3,10 @@
 //! per clock minute, counted in a table every Lambda instance shares.
 
 use axum::http::StatusCode;
-use canopy::ports::quota::QuotaCounter;
 
 use crate::access::Identity;
 use crate::error::ApiError;
+use crate::ports::QuotaCounts;
 
 const WINDOW_S: i64 = 60;
 
@@ -22,7 +22,7 @@ impl HistoryQuota {
     /// Counts one history request of `identity` at `now_s`; a 429 with
     /// `Retry-After` when the minute's quota is spent. A request naming
     /// several signals counts once: it is one chart.
-    pub async fn admit<Q: QuotaCounter>(&self, counter: &Q, identity: &Identity, now_s: i64) -> Result<(), ApiError> {
+    pub async fn admit(&self, counter: &dyn QuotaCounts, identity: &Identity, now_s: i64) -> Result<(), ApiError> {
         if self.per_minute == 0 {
             return Ok(());
         }

@@ -8,14 +8,38 @@ use canopy::domain::device::FieldValue;
 use canopy::domain::lttb::Point;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::device_state::DeviceStateStore;
-use serde_json::Value;
+use canopy::ports::state::LatestStateStore;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use canopy::domain::device_id::DeviceId;
+use canopy::domain::kind::Kinds;
+
 use super::*;
+use crate::access::{AccessPolicy, VehicleGroups};
+use crate::catalogs;
+use crate::history::SignalRef;
 use crate::history::memory::MemoryHistory;
+use crate::quota::HistoryQuota;
 use axum::http::header;
 
-type MemoryApi = Api<MemoryHistory, MemoryStateTable, MemoryAlertLog, MemoryQuotaCounter>;
+/// The API on the memory adapters, with handles on them to seed and fault.
+struct MemoryApi {
+    history: Arc<MemoryHistory>,
+    state: Arc<MemoryStateTable>,
+    alerts: Arc<MemoryAlertLog>,
+    api: Arc<Api>,
+}
+
+impl MemoryApi {
+    /// The API's settings, while no router serves it yet.
+    fn settings(&mut self) -> &mut Api {
+        Arc::get_mut(&mut self.api).expect("changed before any router serves it")
+    }
+}
 
 const T0_US: i64 = 1_700_000_000_000_000;
 
@@ -25,19 +49,27 @@ async fn api() -> Arc<MemoryApi> {
 
 /// veh-001 (state, an alert, an hour of PackCurrent) and veh-002 (state).
 async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryApi {
-    let api = Api {
-        history: MemoryHistory::default(),
-        state: MemoryStateTable::default(),
-        alerts: MemoryAlertLog::default(),
-        devices: Box::new(stations().await),
-        kinds: Kinds::builtin(),
-        catalogs: Box::new(Arc::new(catalogs::built_in().unwrap())),
-        access,
-        quota_counter: MemoryQuotaCounter::default(),
-        history_quota,
-        console: Default::default(),
-        history_deadline: Duration::from_secs(25),
-        cursors: crate::cursor::Cursors::ephemeral(),
+    let history = Arc::new(MemoryHistory::default());
+    let state = Arc::new(MemoryStateTable::default());
+    let alerts = Arc::new(MemoryAlertLog::default());
+    let api = MemoryApi {
+        api: Arc::new(Api {
+            history: history.clone(),
+            state: state.clone(),
+            alerts: alerts.clone(),
+            devices: Arc::new(stations().await),
+            kinds: Kinds::builtin(),
+            catalogs: Box::new(Arc::new(catalogs::built_in().unwrap())),
+            access,
+            quota_counter: Arc::new(MemoryQuotaCounter::default()),
+            history_quota,
+            console: Default::default(),
+            history_deadline: Duration::from_secs(25),
+            cursors: crate::cursor::Cursors::ephemeral(),
+        }),
+        history,
+        state,
+        alerts,
     };
     let v = DeviceId::new("veh-001").unwrap();
     api.state.put_if_newer(&telemetry(&v, 7, 0), 1).await.unwrap();
@@ -75,7 +107,7 @@ async fn stations() -> MemoryDeviceStateTable {
 }
 
 async fn get(api: &Arc<MemoryApi>, uri: &str) -> (StatusCode, Value) {
-    let response = router(api.clone())
+    let response = router(api.api.clone())
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -179,7 +211,7 @@ async fn signed_in(
     });
     let request = lambda_http::request::from_str(&event.to_string()).unwrap();
     let request = request.map(|b| Body::from(b.to_vec()));
-    let response = router(api.clone()).oneshot(request).await.unwrap();
+    let response = router(api.api.clone()).oneshot(request).await.unwrap();
     let status = response.status();
     let retry_after = response
         .headers()
@@ -328,7 +360,7 @@ async fn history_queries_are_limited_per_user() {
 }
 
 async fn raw(api: &Arc<MemoryApi>, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let response = router(api.clone()).oneshot(request).await.unwrap();
+    let response = router(api.api.clone()).oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, 1 << 24).await.unwrap();
     (parts.status, parts.headers, bytes.to_vec())
@@ -439,7 +471,7 @@ async fn post_query(api: &Arc<MemoryApi>, signals: &[&str]) -> (StatusCode, Valu
         .map(|s| serde_json::json!({"message_name": "BMS_PackStatus", "signal_name": s}))
         .collect();
     let body = serde_json::json!({"signals": signals, "start_time": "2023-11-14T22:13:20Z", "end_time": "2023-11-14T23:13:20Z"});
-    let response = router(api.clone())
+    let response = router(api.api.clone())
         .oneshot(
             Request::post("/vehicles/veh-001/query")
                 .header(header::CONTENT_TYPE, "application/json")
@@ -463,7 +495,7 @@ fn pack(signal: &str) -> SignalRef {
 #[tokio::test]
 async fn a_multi_signal_query_runs_its_queries_at_once_under_one_deadline() {
     let mut api = api_with(AccessPolicy::default(), HistoryQuota { per_minute: 1_000 }).await;
-    api.history_deadline = Duration::from_millis(1_500);
+    api.settings().history_deadline = Duration::from_millis(1_500);
     let api = Arc::new(api);
     let signals = ["PackCurrent", "PackVoltage", "StateOfCharge"];
     for s in signals {
@@ -480,7 +512,7 @@ async fn a_multi_signal_query_runs_its_queries_at_once_under_one_deadline() {
 #[tokio::test]
 async fn past_the_deadline_every_query_is_stopped_and_named_in_a_504() {
     let mut api = api_with(AccessPolicy::default(), HistoryQuota { per_minute: 1_000 }).await;
-    api.history_deadline = Duration::from_millis(300);
+    api.settings().history_deadline = Duration::from_millis(300);
     let api = Arc::new(api);
     api.history.slow(&pack("PackVoltage"), Duration::from_secs(60));
     let started = std::time::Instant::now();
@@ -550,20 +582,19 @@ fn own_dbc() -> String {
 async fn a_vehicle_with_its_own_dbc_is_listed_and_charted_by_its_own_signals() {
     use canopy::adapters::memory::MemoryStore;
     use canopy::ports::store::ObjectStore;
-    use canopy::services::dbc_cache::DbcSource;
 
     let store = MemoryStore::new("lake");
     store
         .put("dbc/vehicles/veh-002.dbc", own_dbc().into_bytes().into(), None)
         .await
         .unwrap();
-    let source = DbcSource {
+    let source = canopy::services::dbc_cache::DbcSource {
         default_key: "dbc/ev_powertrain.dbc".into(),
         refresh: Duration::ZERO,
         options: Default::default(),
     };
     let mut api = api_with(AccessPolicy::default(), HistoryQuota { per_minute: 1_000 }).await;
-    api.catalogs = Box::new(catalogs::from_bucket(store.clone(), &source).unwrap());
+    api.settings().catalogs = Box::new(catalogs::from_bucket(store.clone(), &source).unwrap());
     let pump = SignalRef {
         message_name: "Pump_Status".into(),
         signal_name: "PumpSpeed".into(),

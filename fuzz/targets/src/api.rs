@@ -23,19 +23,20 @@ use canopy_api::quota::HistoryQuota;
 use canopy_api::{Api, catalogs, router};
 use tower::ServiceExt;
 
-type MemoryApi = Api<MemoryHistory, MemoryStateTable, MemoryAlertLog, MemoryQuotaCounter>;
-
 /// veh-001 with state, an alert and a day of PackCurrent at 1 Hz; veh-002 with state.
-fn api(runtime: &tokio::runtime::Runtime) -> Arc<MemoryApi> {
+fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
+    let history = Arc::new(MemoryHistory::default());
+    let state = Arc::new(MemoryStateTable::default());
+    let alerts = Arc::new(MemoryAlertLog::default());
     let api = Api {
-        history: MemoryHistory::default(),
-        state: MemoryStateTable::default(),
-        alerts: MemoryAlertLog::default(),
-        devices: Box::new(MemoryDeviceStateTable::default()),
+        history: history.clone(),
+        state: state.clone(),
+        alerts: alerts.clone(),
+        devices: Arc::new(MemoryDeviceStateTable::default()),
         kinds: Kinds::builtin(),
         catalogs: Box::new(Arc::new(catalogs::built_in().expect("the built-in DBC"))),
         access: AccessPolicy::default(),
-        quota_counter: MemoryQuotaCounter::default(),
+        quota_counter: Arc::new(MemoryQuotaCounter::default()),
         // The fuzzer sends millions of history requests a minute.
         history_quota: HistoryQuota { per_minute: u32::MAX },
         console: Default::default(),
@@ -45,15 +46,15 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<MemoryApi> {
     let v = DeviceId::new("veh-001").expect("an id");
     let other = DeviceId::new("veh-002").expect("an id");
     runtime.block_on(async {
-        api.state
+        state
             .put_if_newer(&telemetry(&v, 7, 1_700_000_000), 1)
             .await
             .expect("memory");
-        api.state
+        state
             .put_if_newer(&telemetry(&other, 3, 1_700_000_000), 1)
             .await
             .expect("memory");
-        api.alerts
+        alerts
             .record(&alert(&v, 7, 1_700_000_000), 2_000_000_000)
             .await
             .expect("memory");
@@ -62,7 +63,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<MemoryApi> {
         message_name: "BMS_PackStatus".into(),
         signal_name: "PackCurrent".into(),
     };
-    api.history.insert(
+    history.insert(
         &v,
         &signal,
         (0..86_400).map(|i| Point {
@@ -75,7 +76,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<MemoryApi> {
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,
-    api: Arc<MemoryApi>,
+    api: Arc<Api>,
 }
 
 fn fixture() -> &'static Fixture {

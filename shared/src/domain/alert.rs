@@ -20,6 +20,7 @@ use crate::domain::measure::Measure;
 use crate::domain::telemetry::Telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Comparison {
     #[serde(rename = ">")]
     Above,
@@ -55,6 +56,7 @@ impl Comparison {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -256,26 +258,7 @@ impl Alert {
 /// measure's unit is spelled out for readers.
 impl Serialize for Alert {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Json<'a> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            vehicle_id: Option<&'a DeviceId>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            kind: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            device_id: Option<&'a str>,
-            rule: &'a str,
-            severity: Severity,
-            measure: &'a str,
-            value: f64,
-            comparison: Comparison,
-            threshold: f64,
-            unit: &'a str,
-            ts: &'a str,
-            ts_us: i64,
-            seq: u64,
-        }
-        Json {
+        AlertJson {
             vehicle_id: self.kind.is_none().then_some(&self.vehicle_id),
             kind: self.kind.as_deref(),
             device_id: self.kind.is_some().then_some(self.vehicle_id.as_str()),
@@ -291,6 +274,55 @@ impl Serialize for Alert {
             seq: self.seq,
         }
         .serialize(s)
+    }
+}
+
+/// An alert as the API, the live stream and the alert notifications send
+/// it: a vehicle's names its `vehicle_id`; a declared device's its `kind`
+/// and `device_id`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct AlertJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = false))]
+    vehicle_id: Option<&'a DeviceId>,
+    /// The device's kind (`station`…); absent for a vehicle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = false))]
+    kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = false))]
+    device_id: Option<&'a str>,
+    rule: &'a str,
+    severity: Severity,
+    /// What the rule compares (a telemetry field, or `silent_for_s`).
+    measure: &'a str,
+    value: f64,
+    comparison: Comparison,
+    threshold: f64,
+    unit: &'a str,
+    /// The time of the message that tripped the rule (RFC 3339).
+    ts: &'a str,
+    ts_us: i64,
+    seq: u64,
+}
+
+/// An alert's schema is that of what it serializes to.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Alert {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <AlertJson as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Alert {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Alert".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <AlertJson as utoipa::ToSchema>::schemas(schemas);
     }
 }
 

@@ -4,6 +4,7 @@
 
 /// One sample of a signal: time in µs since the epoch, and its value.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Point {
     pub ts_us: i64,
     pub value: f64,

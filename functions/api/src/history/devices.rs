@@ -72,7 +72,7 @@ pub fn device_points_sql(kind: &Kind, field: &str, id: &DeviceId, range: TimeRan
 pub const DEVICE_POINT_COLUMNS: [&str; 2] = ["ts_us", "value"];
 
 /// Exact statistics of a field over the points a range read.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldStats {
     pub count: u64,
     pub min: f64,

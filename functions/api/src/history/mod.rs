@@ -70,10 +70,12 @@ pub(crate) fn invalid(field: &str, problem: impl Into<String>) -> InvalidQuery {
 }
 
 /// A signal of the catalog, by message and signal name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalRef {
+    #[schema(pattern = "^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
     pub message_name: String,
+    #[schema(pattern = "^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
     pub signal_name: String,
 }
 
@@ -150,7 +152,7 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, InvalidQuery> {
 }
 
 /// One signal's history, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Series {
     pub message_name: String,
     pub signal_name: String,
@@ -164,10 +166,11 @@ pub struct Series {
 }
 
 /// Per vehicle and hour of one day, from the telemetry archive.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FleetStat {
     pub vehicle_id: String,
     /// The hour's start, RFC 3339.
+    #[schema(format = DateTime)]
     pub hour: String,
     pub messages: u64,
     pub soc_pct_min: f64,
@@ -300,8 +303,8 @@ pub async fn within<F: Future>(deadline: Duration, work: F) -> (Option<F::Output
 
 /// A signal's history: planned onto the coarsest source that keeps
 /// `max_points` apart, reduced per bucket in SQL, then to `max_points` with LTTB.
-pub async fn series<H: History>(
-    history: &H,
+pub async fn series(
+    history: &dyn crate::ports::HistoryReads,
     entry: &CatalogEntry,
     vehicle: &DeviceId,
     range: TimeRange,

@@ -207,7 +207,7 @@ impl BucketRow {
 
 /// A signal's statistics over the range a query read: exact over every
 /// value, whichever source served the chart.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub count: u64,
     pub min: f64,
@@ -222,6 +222,7 @@ pub struct Stats {
     pub from_us: i64,
     pub to_us: i64,
     /// `decoded` or a tier's table (`rollup_1s`, `rollup_10s`, `rollup_1m`, `rollup_10m`).
+    #[schema(value_type = String)]
     pub source: &'static str,
 }
 

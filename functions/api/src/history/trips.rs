@@ -132,11 +132,16 @@ impl TripRow {
     }
 }
 
-/// A trip as the API answers it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A contiguous period of telemetry. Distance and energy are integrated
+/// with the trapezoid rule between consecutive messages: distance from
+/// speed_kph, energy from pack_voltage_v x pack_current_a (positive out of
+/// the pack, negative back in). A trip is cut where the asked range cuts it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Trip {
     /// RFC 3339, the first and last messages' times.
+    #[schema(format = DateTime)]
     pub start: String,
+    #[schema(format = DateTime)]
     pub end: String,
     pub start_us: i64,
     pub end_us: i64,

@@ -1,0 +1,133 @@
+//! What the routes take in their paths and query strings, as types: the
+//! bounds each states (the OpenAPI document is generated from them) and the
+//! checks that turn them into the domain's values. A value that does not
+//! parse is refused by [`crate::extract`], naming the parameter.
+
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::app::MAX_PAGE;
+use crate::error::ApiError;
+use crate::history::{self, InvalidQuery, TimeRange, invalid};
+
+/// A vehicle or device id: 1-64 of A-Z a-z 0-9 _ -.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$";
+/// A DBC name of a message or signal.
+pub const NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
+
+/// `/vehicles/{id}…`
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct VehiclePath {
+    /// Vehicle id: 1-64 of A-Z a-z 0-9 _ -
+    #[param(pattern = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
+    pub id: String,
+}
+
+/// `/vehicles/{id}/signals/{message}/{signal}`
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SignalPath {
+    /// Vehicle id: 1-64 of A-Z a-z 0-9 _ -
+    #[param(pattern = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
+    pub id: String,
+    /// The message's DBC name (GET /vehicles/{id}/signals lists them; an unknown one answers 404)
+    #[param(pattern = "^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+    pub message: String,
+    /// The signal's DBC name (GET /vehicles/{id}/signals lists them; an unknown one answers 404)
+    #[param(pattern = "^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+    pub signal: String,
+}
+
+/// A page of vehicles.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VehiclePage {
+    /// Page size (1-100, default 50)
+    #[param(minimum = 1, maximum = 100, nullable = false)]
+    pub limit: Option<u64>,
+    /// The `next` of the previous page, as it is: an opaque cursor. One this API did not give is refused (400).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,400}$", nullable = false)]
+    pub after: Option<String>,
+}
+
+/// A page of alerts, newest first.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertPage {
+    /// Page size (1-100, default 50)
+    #[param(minimum = 1, maximum = 100, nullable = false)]
+    pub limit: Option<u64>,
+    /// Only alerts before this RFC 3339 time
+    #[param(format = DateTime, nullable = false)]
+    pub before: Option<String>,
+}
+
+/// A time range and how many points to draw it with.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Chart {
+    /// RFC 3339; default: a day before `to`
+    #[param(format = DateTime, nullable = false)]
+    pub from: Option<String>,
+    /// RFC 3339; default: now. At most 31 days after `from`
+    #[param(format = DateTime, nullable = false)]
+    pub to: Option<String>,
+    /// 3-10000, default 1000
+    #[param(minimum = 3, maximum = 10000, nullable = false)]
+    pub max_points: Option<u64>,
+}
+
+/// A time range and the gap that splits trips.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TripRange {
+    /// RFC 3339; default: a day before `to`
+    #[param(format = DateTime, nullable = false)]
+    pub from: Option<String>,
+    /// RFC 3339; default: now. At most 31 days after `from`
+    #[param(format = DateTime, nullable = false)]
+    pub to: Option<String>,
+    /// Seconds between two messages that split trips: 10-86400, default 300 (5 minutes)
+    #[param(minimum = 10, maximum = 86400, nullable = false)]
+    pub gap_s: Option<i64>,
+}
+
+/// A day of fleet statistics.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsDay {
+    /// YYYY-MM-DD (UTC); default today
+    #[param(format = Date, nullable = false)]
+    pub date: Option<String>,
+}
+
+/// `limit`: 50 unless asked, at most [`MAX_PAGE`].
+pub fn page_limit(limit: Option<u64>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=MAX_PAGE as u64).contains(&n) => Ok(n as usize),
+        Some(n) => Err(invalid("limit", format!("{n} is outside 1..={MAX_PAGE}")).into()),
+    }
+}
+
+/// `from` and `to`: the range a history route reads.
+pub fn range(from: Option<&str>, to: Option<&str>) -> Result<TimeRange, ApiError> {
+    Ok(TimeRange::parse(from, to, chrono::Utc::now())?)
+}
+
+/// `before`: only alerts older than this time.
+pub fn before_us(before: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(s) = before else { return Ok(None) };
+    let range = TimeRange::parse(None, Some(s), chrono::Utc::now()).map_err(|e| InvalidQuery {
+        field: "before".into(),
+        problem: e.problem,
+    })?;
+    Ok(Some(range.to_us))
+}
+
+/// `max_points`, bounded; the default when absent.
+pub fn max_points(requested: Option<u64>) -> Result<usize, ApiError> {
+    let requested = requested.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    Ok(history::max_points(requested)?)
+}
