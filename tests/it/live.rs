@@ -64,7 +64,7 @@ async fn publish(client: &rumqttc::AsyncClient, vehicle: &str, text: String) {
 }
 
 /// Messages of `client` until one satisfies `want` (which `what` names), within `wait`.
-async fn until(client: &mut LiveClient, what: &str, wait: Duration, want: impl Fn(&Value) -> bool) -> Value {
+async fn next_matching(client: &mut LiveClient, what: &str, wait: Duration, want: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + wait;
     let mut others = Vec::new();
     loop {
@@ -107,7 +107,7 @@ async fn subscribers_get_their_vehicles_states_and_alerts_and_nothing_else() {
 
     let publisher = mqtt(&stack, "it-live").await;
     publish(&publisher, "veh-w1", message("veh-w1", 1, start_s, 30.0)).await;
-    let update = until(&mut one, "state of veh-w1", Duration::from_secs(20), |m| {
+    let update = next_matching(&mut one, "state of veh-w1", Duration::from_secs(20), |m| {
         has_state(m, "veh-w1")
     })
     .await;
@@ -120,7 +120,7 @@ async fn subscribers_get_their_vehicles_states_and_alerts_and_nothing_else() {
 
     // Over the threshold: an alert, and the state that raised it.
     publish(&publisher, "veh-w1", message("veh-w1", 2, start_s, 71.5)).await;
-    let alerted = until(&mut one, "alert of veh-w1", Duration::from_secs(20), |m| {
+    let alerted = next_matching(&mut one, "alert of veh-w1", Duration::from_secs(20), |m| {
         has_alert(m, "veh-w1")
     })
     .await;
@@ -130,13 +130,13 @@ async fn subscribers_get_their_vehicles_states_and_alerts_and_nothing_else() {
 
     // A message the stream cannot use is answered, and the connection stays.
     one.send("{not json").await.unwrap();
-    let error = until(&mut one, "error reply", Duration::from_secs(5), |m| {
+    let error = next_matching(&mut one, "error reply", Duration::from_secs(5), |m| {
         m["type"] == "error"
     })
     .await;
     assert_eq!(error["code"], "bad_json");
     one.send(r#"{"action":"ping"}"#).await.unwrap();
-    until(&mut one, "pong", Duration::from_secs(5), |m| m["type"] == "pong").await;
+    next_matching(&mut one, "pong", Duration::from_secs(5), |m| m["type"] == "pong").await;
 
     // A subscriber that goes away is forgotten at once, or at the next push at the latest.
     let connections = DynamoConnectionStore::new(dynamodb::client(&stack.sdk), "LiveConnectionsTable");
@@ -192,7 +192,7 @@ async fn an_alert_logged_while_aws_is_unreachable_reaches_its_subscriber() {
         "nobody met the outage"
     );
     aws.set_up(true);
-    let alerted = until(
+    let alerted = next_matching(
         &mut client,
         "alert logged during the outage",
         Duration::from_secs(20),

@@ -16,4 +16,5 @@ mod init;
 mod live;
 mod redrive;
 mod stations;
+mod support;
 mod telemetry;

@@ -2,7 +2,7 @@
 //! vehicle's DBC does not parse) fails until it lands in the dead-letter
 //! queue; once the DBC is fixed, a redrive decodes it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use canopy::adapters::aws::s3::S3Store;
@@ -12,17 +12,10 @@ use canopy::ports::store::ObjectStore;
 use canopy_tests::fixtures::{self, database};
 use canopy_tests::local::{self, waiting};
 
-async fn until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !done().await {
-        assert!(started.elapsed() < Duration::from_secs(90), "{what}: not in 90 s");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+use crate::support::poll::eventually;
+
+/// How long the pipeline has for each step.
+const WAIT: Duration = Duration::from_secs(90);
 
 #[tokio::test]
 async fn a_dead_letter_is_decoded_once_its_dbc_is_fixed_and_the_queue_redriven() {
@@ -42,7 +35,7 @@ async fn a_dead_letter_is_decoded_once_its_dbc_is_fixed_and_the_queue_redriven()
         .unwrap();
 
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
-    until("the object in the dead-letter queue", || async {
+    eventually("the object in the dead-letter queue", WAIT, || async {
         waiting(&sqs, "RawObjectsDeadLetterQueue").await == 1
     })
     .await;
@@ -54,7 +47,7 @@ async fn a_dead_letter_is_decoded_once_its_dbc_is_fixed_and_the_queue_redriven()
         .await
         .unwrap();
     assert_eq!(stack.redrive("RawObjectsDeadLetterQueue").await.unwrap(), 1);
-    until("the object decoded", || async {
+    eventually("the object decoded", WAIT, || async {
         store.exists(&raw.decoded_key()).await.unwrap().is_some()
     })
     .await;

@@ -4,17 +4,14 @@
 
 use std::collections::BTreeSet;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
-use bytes::Bytes;
 use canopy::ports::device_state::DeviceStateStore;
 use canopy::ports::store::ObjectStore;
 use canopy_telemetry::record::{Incoming, RecordOptions};
 use canopy_tests::fixtures::Rng;
 use canopy_tests::local;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 
+use crate::support::lake::id_seq_rows_under;
 use crate::telemetry::dynamo_ingest;
 
 const T0: i64 = 1_700_000_000; // seconds
@@ -34,23 +31,7 @@ pub(crate) fn station_message(n: usize, second: i64, available: i64) -> Value {
 
 /// Each archived status's station and seq under `devices/kind=station/`.
 async fn station_rows<S: ObjectStore>(store: &S) -> Vec<(String, i64)> {
-    let mut rows = Vec::new();
-    for (key, _) in store.list("devices/kind=station/").await.unwrap() {
-        let body: Bytes = store.get(&key).await.unwrap().body;
-        for batch in ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap() {
-            let batch = batch.unwrap();
-            let ids = batch
-                .column_by_name("device_id")
-                .unwrap()
-                .as_dictionary::<arrow_array::types::Int32Type>();
-            let names = ids.values().as_string::<i32>();
-            let seqs = batch.column_by_name("seq").unwrap().as_primitive::<Int64Type>();
-            for i in 0..batch.num_rows() {
-                rows.push((names.value(ids.keys().value(i) as usize).to_string(), seqs.value(i)));
-            }
-        }
-    }
-    rows
+    id_seq_rows_under(store, "devices/kind=station/", "device_id").await
 }
 
 #[tokio::test]

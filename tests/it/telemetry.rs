@@ -4,10 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
 use aws_lambda_events::event::sqs::SqsEvent;
-use bytes::Bytes;
 use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoDeviceStateTable, DynamoLedger, DynamoStateTable};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::s3::S3Store;
@@ -27,8 +24,9 @@ use canopy_telemetry::record::{Incoming, RecordOptions, Recorder};
 use canopy_tests::fixtures::Rng;
 use canopy_tests::local;
 use canopy_tests::messages;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
+
+use crate::support::lake::{id_seq_rows, id_seq_rows_under};
 
 const T0: i64 = 1_700_000_000; // seconds
 
@@ -61,29 +59,7 @@ pub(crate) async fn archive_rows<S: ObjectStore>(store: &S, prefix: &str) -> Vec
     let mut rows = Vec::new();
     for (key, _) in store.list("telemetry/").await.unwrap() {
         assert!(key.starts_with(prefix), "{key}");
-        rows.extend(object_rows(store, &key).await);
-    }
-    rows
-}
-
-/// The vehicle and sequence number of each row of one archive object.
-async fn object_rows<S: ObjectStore>(store: &S, key: &str) -> Vec<(String, i64)> {
-    let mut rows = Vec::new();
-    let body: Bytes = store.get(key).await.unwrap().body;
-    for batch in ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap() {
-        let batch = batch.unwrap();
-        let vehicles = batch
-            .column_by_name("vehicle_id")
-            .unwrap()
-            .as_dictionary::<arrow_array::types::Int32Type>();
-        let names = vehicles.values().as_string::<i32>();
-        let seqs = batch.column_by_name("seq").unwrap().as_primitive::<Int64Type>();
-        for i in 0..batch.num_rows() {
-            rows.push((
-                names.value(vehicles.keys().value(i) as usize).to_string(),
-                seqs.value(i),
-            ));
-        }
+        rows.extend(id_seq_rows(store, &key, "vehicle_id").await);
     }
     rows
 }
@@ -252,7 +228,7 @@ async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() 
     assert_eq!(rows.len(), unique.len(), "no sample twice");
     assert_eq!(unique, expected, "every valid sample");
     // veh-21's samples after midnight are in the new day's partition.
-    let next_day = archive_rows_under(store, "telemetry/date=2023-11-15/").await;
+    let next_day = id_seq_rows_under(store, "telemetry/date=2023-11-15/", "vehicle_id").await;
     assert_eq!(next_day.len(), 38);
     assert!(next_day.iter().all(|(v, seq)| v == "veh-21" && *seq >= T0 + 6_400));
     for (vehicle, seq) in &newest {
@@ -264,15 +240,6 @@ async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() 
             .unwrap();
         assert_eq!(latest.telemetry.seq, *seq as u64, "{vehicle}: the newest sample");
     }
-}
-
-/// Every archived sample's vehicle and sequence number in the objects under `prefix`.
-async fn archive_rows_under<S: ObjectStore>(store: &S, prefix: &str) -> Vec<(String, i64)> {
-    let mut rows = Vec::new();
-    for (key, _) in store.list(prefix).await.unwrap() {
-        rows.extend(object_rows(store, &key).await);
-    }
-    rows
 }
 
 #[tokio::test]
