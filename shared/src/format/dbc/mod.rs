@@ -74,7 +74,7 @@ pub struct LoadOptions {
     /// Reject what cantools' strict mode rejects (overlapping signals, signals
     /// past the message's length, `VAL_` for unknown signals, standard ids
     /// above 11 bits). Off by default: such files load, with a
-    /// [`LoadWarning`] per problem (see `load.rs` for what is tolerated).
+    /// [`LoadWarning`] per problem (see `load/mod.rs` for what is tolerated).
     pub strict: bool,
 }
 
