@@ -311,19 +311,41 @@ pub async fn ledger<L: Ledger>(ledger: &L, tag: &str) {
 /// One alert per vehicle and rule per window; the log newest first.
 pub async fn alert_log<A: AlertLog>(log: &A, tag: &str) {
     let v = vehicle(tag, 1);
-    // Windows run on the server's clock (`now`), whatever the alerts' own times say.
-    let now = |s: i64| (1_800_000_000 + s) * 1_000_000;
-    let first = alert(&v, 1, 0);
-    assert!(log.claim_cooldown(&first, now(0), now(600)).await.expect("claim"));
+    let [first, other_rule, after] = alert_log_windows(log, &v).await;
+    alert_log_history(log, tag, &v, [first.clone(), other_rule, after]).await;
+    alert_log_devices(log, &v, first).await;
+}
+
+/// The server's clock (`now`) at `s` seconds into a contract: windows run on
+/// it, whatever the alerts' own times say.
+fn alert_now(s: i64) -> i64 {
+    (1_800_000_000 + s) * 1_000_000
+}
+
+/// Cooldown windows: claimed once per rule, kept by a retry, not ended early
+/// by a time far ahead; the first, other-rule and after-window alerts claimed.
+async fn alert_log_windows<A: AlertLog>(log: &A, v: &DeviceId) -> [Alert; 3] {
+    let first = alert(v, 1, 0);
     assert!(
-        log.claim_cooldown(&first, now(0), now(600)).await.expect("claim"),
+        log.claim_cooldown(&first, alert_now(0), alert_now(600))
+            .await
+            .expect("claim")
+    );
+    assert!(
+        log.claim_cooldown(&first, alert_now(0), alert_now(600))
+            .await
+            .expect("claim"),
         "the same alert (a retry, with the same receive time) keeps its window"
     );
-    let within = alert(&v, 2, 300);
-    assert!(!log.claim_cooldown(&within, now(300), now(900)).await.expect("claim"));
-    let far_future = alert(&v, 9, 86_400 * 365);
+    let within = alert(v, 2, 300);
     assert!(
-        !log.claim_cooldown(&far_future, now(301), now(901))
+        !log.claim_cooldown(&within, alert_now(300), alert_now(900))
+            .await
+            .expect("claim")
+    );
+    let far_future = alert(v, 9, 86_400 * 365);
+    assert!(
+        !log.claim_cooldown(&far_future, alert_now(301), alert_now(901))
             .await
             .expect("claim"),
         "a message stamped far ahead does not end the window early"
@@ -333,17 +355,24 @@ pub async fn alert_log<A: AlertLog>(log: &A, tag: &str) {
         ..within.clone()
     };
     assert!(
-        log.claim_cooldown(&other_rule, now(300), now(900))
+        log.claim_cooldown(&other_rule, alert_now(300), alert_now(900))
             .await
             .expect("claim"),
         "windows are per rule"
     );
-    let after = alert(&v, 3, 600);
+    let after = alert(v, 3, 600);
     assert!(
-        log.claim_cooldown(&after, now(600), now(1200)).await.expect("claim"),
+        log.claim_cooldown(&after, alert_now(600), alert_now(1200))
+            .await
+            .expect("claim"),
         "a window ends at its end"
     );
+    [first, other_rule, after]
+}
 
+/// The log: what is recorded reads back newest first, whole, a page at a
+/// time, and only for its own vehicle.
+async fn alert_log_history<A: AlertLog>(log: &A, tag: &str, v: &DeviceId, [first, other_rule, after]: [Alert; 3]) {
     assert!(!log.recorded(&first).await.expect("recorded"));
     for a in [&first, &other_rule, &after] {
         log.record(a, 1_800_000_000).await.expect("record");
@@ -370,8 +399,10 @@ pub async fn alert_log<A: AlertLog>(log: &A, tag: &str) {
             .expect("alerts")
             .is_empty()
     );
+}
 
-    // A device's alerts: their own windows and log, beside a vehicle of the same id.
+/// A device's alerts: their own windows and log, beside a vehicle of the same id.
+async fn alert_log_devices<A: AlertLog>(log: &A, v: &DeviceId, first: Alert) {
     let station = Alert {
         kind: Some("station".into()),
         rule: "over-temperature".into(),
@@ -380,11 +411,13 @@ pub async fn alert_log<A: AlertLog>(log: &A, tag: &str) {
             unit: "°C".into(),
             description: "Battery temperature per slot".into(),
         },
-        ..first.clone()
+        ..first
     };
     assert_eq!(station.stream(), format!("station/{v}"));
     assert!(
-        log.claim_cooldown(&station, now(300), now(900)).await.expect("claim"),
+        log.claim_cooldown(&station, alert_now(300), alert_now(900))
+            .await
+            .expect("claim"),
         "a device's window is not its namesake vehicle's"
     );
     log.record(&station, 1_800_000_000).await.expect("record");

@@ -174,7 +174,7 @@ pub const ENVELOPE: [&str; 2] = ["ts", "seq"];
 impl Kind {
     /// Parses and checks the declaration in `text`; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Self, KindError> {
-        let error = |key: String, problem: String| KindError {
+        let error = |(key, problem): (String, String)| KindError {
             file: file.to_string(),
             key,
             problem,
@@ -184,88 +184,11 @@ impl Kind {
                 .span()
                 .map(|s| format!("line {}", text[..s.start].lines().count().max(1)))
                 .unwrap_or_else(|| "document".into());
-            error(key, e.message().to_string())
+            error((key, e.message().to_string()))
         })?;
-        if !is_kind_name(&raw.kind) {
-            return Err(error(
-                "kind".into(),
-                format!("{:?}: use lowercase letters, digits and '-'", raw.kind),
-            ));
-        }
-        if !is_kind_name(&raw.path) {
-            return Err(error(
-                "path".into(),
-                format!("{:?}: use lowercase letters, digits and '-'", raw.path),
-            ));
-        }
-        if !is_field_name(&raw.id_field) {
-            return Err(error(
-                "id_field".into(),
-                format!("{:?}: use lowercase letters, digits and '_'", raw.id_field),
-            ));
-        }
-        if raw.publish_interval_s == 0 {
-            return Err(error("publish_interval_s".into(), "must be at least 1".into()));
-        }
-        let mut names = BTreeSet::from([raw.id_field.as_str()]);
-        names.extend(ENVELOPE);
-        for (i, f) in raw.fields.iter().enumerate() {
-            let key = |k: &str| format!("fields[{i}].{k}");
-            if !is_field_name(&f.name) {
-                return Err(error(
-                    key("name"),
-                    format!("{:?}: use lowercase letters, digits and '_'", f.name),
-                ));
-            }
-            if !names.insert(f.name.as_str()) {
-                return Err(error(
-                    key("name"),
-                    format!("{:?} is declared twice (or is ts, seq or the id field)", f.name),
-                ));
-            }
-            if let (Some(lo), Some(hi)) = (f.min, f.max)
-                && lo > hi
-            {
-                return Err(error(key("min"), format!("{lo} is above max {hi}")));
-            }
-            let required =
-                |name: &str, ty: FieldType| raw.fields.iter().any(|g| g.name == name && g.ty == ty && g.required);
-            if let Some(other) = &f.at_most
-                && (f.ty == FieldType::Numbers || !required(other, f.ty))
-            {
-                return Err(error(
-                    key("at_most"),
-                    format!("{other:?} is not a required field of this kind of the same type (integer or number)"),
-                ));
-            }
-            if let Some(other) = &f.length
-                && !required(other, FieldType::Integer)
-            {
-                return Err(error(
-                    key("length"),
-                    format!("{other:?} is not a required integer field of this kind"),
-                ));
-            }
-            if f.length.is_some() && f.ty != FieldType::Numbers {
-                return Err(error(
-                    key("length"),
-                    "only a list (type \"numbers\") has a length".into(),
-                ));
-            }
-        }
-        let rules = raw
-            .alerts
-            .iter()
-            .enumerate()
-            .map(|(i, r)| rule(&raw.fields, r).map_err(|(k, problem)| error(format!("alerts[{i}].{k}"), problem)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut rule_names = BTreeSet::new();
-        if let Some(twice) = rules.iter().find(|r| !rule_names.insert(r.name.as_str())) {
-            return Err(error(
-                "alerts".into(),
-                format!("rule {:?} is declared twice", twice.name),
-            ));
-        }
+        check_head(&raw).map_err(error)?;
+        check_fields(&raw).map_err(error)?;
+        let rules = rules(&raw).map_err(error)?;
         Ok(Self {
             name: raw.kind,
             title: raw.title,
@@ -298,6 +221,105 @@ impl Kind {
             Condition::Threshold { .. } => None,
         })
     }
+}
+
+/// A problem with a kind's declaration: the key at fault and what is wrong.
+type Problem = (String, String);
+
+/// The kind's own keys: its names and its publish interval.
+fn check_head(raw: &KindFile) -> Result<(), Problem> {
+    if !is_kind_name(&raw.kind) {
+        return Err((
+            "kind".into(),
+            format!("{:?}: use lowercase letters, digits and '-'", raw.kind),
+        ));
+    }
+    if !is_kind_name(&raw.path) {
+        return Err((
+            "path".into(),
+            format!("{:?}: use lowercase letters, digits and '-'", raw.path),
+        ));
+    }
+    if !is_field_name(&raw.id_field) {
+        return Err((
+            "id_field".into(),
+            format!("{:?}: use lowercase letters, digits and '_'", raw.id_field),
+        ));
+    }
+    if raw.publish_interval_s == 0 {
+        return Err(("publish_interval_s".into(), "must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// Each declared field, in order: its name (unique, and none of the
+/// envelope's or the id field), its range, and the fields it refers to.
+fn check_fields(raw: &KindFile) -> Result<(), Problem> {
+    let mut names = BTreeSet::from([raw.id_field.as_str()]);
+    names.extend(ENVELOPE);
+    for (i, f) in raw.fields.iter().enumerate() {
+        let key = |k: &str| format!("fields[{i}].{k}");
+        if !is_field_name(&f.name) {
+            return Err((
+                key("name"),
+                format!("{:?}: use lowercase letters, digits and '_'", f.name),
+            ));
+        }
+        if !names.insert(f.name.as_str()) {
+            return Err((
+                key("name"),
+                format!("{:?} is declared twice (or is ts, seq or the id field)", f.name),
+            ));
+        }
+        check_field_bounds(&raw.fields, f).map_err(|(k, problem)| (key(k), problem))?;
+    }
+    Ok(())
+}
+
+/// A field's `min`, `max`, `at_most` and `length`: a range that is not
+/// empty, and references to required fields of the right type.
+fn check_field_bounds(fields: &[Field], f: &Field) -> Result<(), (&'static str, String)> {
+    if let (Some(lo), Some(hi)) = (f.min, f.max)
+        && lo > hi
+    {
+        return Err(("min", format!("{lo} is above max {hi}")));
+    }
+    let required = |name: &str, ty: FieldType| fields.iter().any(|g| g.name == name && g.ty == ty && g.required);
+    if let Some(other) = &f.at_most
+        && (f.ty == FieldType::Numbers || !required(other, f.ty))
+    {
+        return Err((
+            "at_most",
+            format!("{other:?} is not a required field of this kind of the same type (integer or number)"),
+        ));
+    }
+    if let Some(other) = &f.length
+        && !required(other, FieldType::Integer)
+    {
+        return Err((
+            "length",
+            format!("{other:?} is not a required integer field of this kind"),
+        ));
+    }
+    if f.length.is_some() && f.ty != FieldType::Numbers {
+        return Err(("length", "only a list (type \"numbers\") has a length".into()));
+    }
+    Ok(())
+}
+
+/// The kind's alert rules, each checked, their names unique.
+fn rules(raw: &KindFile) -> Result<Vec<KindRule>, Problem> {
+    let rules = raw
+        .alerts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| rule(&raw.fields, r).map_err(|(k, problem)| (format!("alerts[{i}].{k}"), problem)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rule_names = BTreeSet::new();
+    if let Some(twice) = rules.iter().find(|r| !rule_names.insert(r.name.as_str())) {
+        return Err(("alerts".into(), format!("rule {:?} is declared twice", twice.name)));
+    }
+    Ok(rules)
 }
 
 fn rule(fields: &[Field], r: &RuleFile) -> Result<KindRule, (&'static str, String)> {

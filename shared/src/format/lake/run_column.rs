@@ -18,11 +18,13 @@
 
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, Type as PhysicalType};
-use parquet::column::page::{CompressedPage, Page, PageWriter};
+use parquet::column::page::{CompressedPage, Page, PageWriteSpec, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::data_type::ByteArray;
 use parquet::errors::{ParquetError, Result};
-use parquet::file::metadata::{ColumnChunkMetaData, ColumnIndexBuilder, OffsetIndexBuilder};
+use parquet::file::metadata::{
+    ColumnChunkMetaData, ColumnChunkMetaDataBuilder, ColumnIndexBuilder, OffsetIndexBuilder,
+};
 use parquet::file::statistics::Statistics;
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
@@ -136,50 +138,13 @@ impl RunColumn {
     /// The column chunk of these rows for column `descr`, and its metadata,
     /// with offsets relative to the returned bytes.
     pub(crate) fn encode(&self, descr: ColumnDescPtr, dictionary: Dictionary) -> Result<(Bytes, ColumnCloseResult)> {
-        if descr.physical_type() != dictionary.physical_type() || descr.max_rep_level() != 0 {
-            return Err(ParquetError::General(format!(
-                "column {} is not a flat {:?} column",
-                descr.path(),
-                dictionary.physical_type()
-            )));
-        }
-        // The chunk's own dictionary: the ids it uses, in order of first use
-        // (as the Arrow writer numbers them).
-        let mut local = vec![u32::MAX; dictionary.len()];
-        let mut used: Vec<usize> = Vec::new();
-        for &(id, _) in &self.runs {
-            let slot = local.get_mut(id as usize).ok_or_else(|| {
-                ParquetError::General(format!("dictionary id {id} of column {} is unknown", descr.path()))
-            })?;
-            if *slot == u32::MAX {
-                *slot = used.len() as u32;
-                used.push(id as usize);
-            }
-        }
-
+        check_flat(&descr, dictionary.physical_type())?;
+        let (local, used) = self.chunk_dictionary(&descr, dictionary)?;
         let mut dictionary_page = Vec::new();
         for &id in &used {
             dictionary.put_plain(id, &mut dictionary_page);
         }
-
-        let mut data_page = Vec::new();
-        if descr.max_def_level() > 0 {
-            // Every row is defined: one RLE run of level 1 (bit width 1).
-            let mut levels = Vec::new();
-            put_rle_run(&mut levels, self.rows as u64, 1, 1);
-            data_page.extend_from_slice(&(levels.len() as u32).to_le_bytes());
-            data_page.extend_from_slice(&levels);
-        }
-        let bit_width = bits_for(used.len().saturating_sub(1) as u64);
-        data_page.push(bit_width);
-        for &(id, rows) in &self.runs {
-            put_rle_run(
-                &mut data_page,
-                u64::from(rows),
-                u64::from(local[id as usize]),
-                bit_width,
-            );
-        }
+        let data_page = self.data_page(&descr, &local, used.len());
 
         let mut sink = TrackedWrite::new(Vec::new());
         let (dictionary_spec, data_spec) = {
@@ -190,14 +155,7 @@ impl RunColumn {
                 encoding: Encoding::PLAIN,
                 is_sorted: false,
             }))?;
-            let data_spec = pages.write_page(uncompressed(Page::DataPage {
-                buf: Bytes::from(data_page),
-                num_values: self.rows as u32,
-                encoding: Encoding::RLE_DICTIONARY,
-                def_level_encoding: Encoding::RLE,
-                rep_level_encoding: Encoding::RLE,
-                statistics: None,
-            }))?;
+            let data_spec = pages.write_page(data_page_of(data_page, self.rows, Encoding::RLE_DICTIONARY))?;
             pages.close()?;
             (dictionary_spec, data_spec)
         };
@@ -219,19 +177,43 @@ impl RunColumn {
             }
             None => column_index.append(true, Vec::new(), Vec::new(), 0),
         }
-        let mut offset_index = OffsetIndexBuilder::new();
-        offset_index.append_row_count(self.rows as i64);
-        offset_index.append_offset_and_size(data_spec.offset as i64, data_spec.bytes_written as i32);
+        close_chunk(bytes, self.rows, chunk, column_index, &data_spec)
+    }
 
-        let close = ColumnCloseResult {
-            bytes_written: bytes.len() as u64,
-            rows_written: self.rows as u64,
-            metadata: chunk.build()?,
-            bloom_filter: None,
-            column_index: Some(column_index.build()?),
-            offset_index: Some(offset_index.build()),
-        };
-        Ok((bytes, close))
+    /// The chunk's own dictionary: the ids it uses, in order of first use
+    /// (as the Arrow writer numbers them), and each id's place among them
+    /// (`u32::MAX` for ids it does not use).
+    fn chunk_dictionary(&self, descr: &ColumnDescPtr, dictionary: Dictionary) -> Result<(Vec<u32>, Vec<usize>)> {
+        let mut local = vec![u32::MAX; dictionary.len()];
+        let mut used: Vec<usize> = Vec::new();
+        for &(id, _) in &self.runs {
+            let slot = local.get_mut(id as usize).ok_or_else(|| {
+                ParquetError::General(format!("dictionary id {id} of column {} is unknown", descr.path()))
+            })?;
+            if *slot == u32::MAX {
+                *slot = used.len() as u32;
+                used.push(id as usize);
+            }
+        }
+        Ok((local, used))
+    }
+
+    /// The RLE_DICTIONARY data page: the definition levels where the column
+    /// has them, then a run of the chunk's id per run of rows.
+    fn data_page(&self, descr: &ColumnDescPtr, local: &[u32], used: usize) -> Vec<u8> {
+        let mut data_page = Vec::new();
+        put_all_defined(&mut data_page, descr, self.rows);
+        let bit_width = bits_for(used.saturating_sub(1) as u64);
+        data_page.push(bit_width);
+        for &(id, rows) in &self.runs {
+            put_rle_run(
+                &mut data_page,
+                u64::from(rows),
+                u64::from(local[id as usize]),
+                bit_width,
+            );
+        }
+        data_page
     }
 }
 
@@ -243,19 +225,42 @@ impl RunColumn {
 /// row group, where PLAIN bits cost one byte per 8 rows (1.4 MB of 18 MB in a
 /// decoded object of 11 M values).
 pub(crate) fn encode_flags(descr: ColumnDescPtr, rows: usize, set: &[usize]) -> Result<(Bytes, ColumnCloseResult)> {
-    if descr.physical_type() != PhysicalType::BOOLEAN || descr.max_rep_level() != 0 {
-        return Err(ParquetError::General(format!(
-            "column {} is not a flat BOOLEAN column",
-            descr.path()
-        )));
-    }
+    check_flat(&descr, PhysicalType::BOOLEAN)?;
     let mut data_page = Vec::with_capacity(rows / 8 + 16);
-    if descr.max_def_level() > 0 {
-        let mut levels = Vec::new();
-        put_rle_run(&mut levels, rows as u64, 1, 1);
-        data_page.extend_from_slice(&(levels.len() as u32).to_le_bytes());
-        data_page.extend_from_slice(&levels);
+    put_all_defined(&mut data_page, &descr, rows);
+    let runs = flag_runs(&descr, rows, set)?;
+    data_page.extend_from_slice(&(runs.len() as u32).to_le_bytes());
+    data_page.extend_from_slice(&runs);
+    let mut sink = TrackedWrite::new(Vec::new());
+    let data_spec = {
+        let mut pages = SerializedPageWriter::new(&mut sink);
+        let spec = pages.write_page(data_page_of(data_page, rows, Encoding::RLE))?;
+        pages.close()?;
+        spec
+    };
+    let bytes = Bytes::from(sink.into_inner()?);
+    // The smallest value is true only when every row is; the largest, when any is.
+    let (min, max) = (set.len() == rows, !set.is_empty());
+    let mut column_index = ColumnIndexBuilder::new(PhysicalType::BOOLEAN);
+    let mut chunk = ColumnChunkMetaData::builder(descr.clone())
+        .set_encodings(vec![Encoding::RLE])
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_num_values(rows as i64)
+        .set_total_compressed_size(bytes.len() as i64)
+        .set_total_uncompressed_size(data_spec.uncompressed_size as i64)
+        .set_data_page_offset(data_spec.offset as i64);
+    if rows > 0 {
+        column_index.append(false, vec![u8::from(min)], vec![u8::from(max)], 0);
+        chunk = chunk.set_statistics(Statistics::boolean(Some(min), Some(max), None, Some(0), false));
+    } else {
+        column_index.append(true, Vec::new(), Vec::new(), 0);
     }
+    close_chunk(bytes, rows, chunk, column_index, &data_spec)
+}
+
+/// The RLE runs of `rows` flags set at `set`: a run of clear rows before each
+/// stretch of set ones, that stretch, and the clear rows after the last.
+fn flag_runs(descr: &ColumnDescPtr, rows: usize, set: &[usize]) -> Result<Vec<u8>> {
     let mut runs = Vec::new();
     let mut at = 0usize;
     let mut i = 0;
@@ -282,39 +287,51 @@ pub(crate) fn encode_flags(descr: ColumnDescPtr, rows: usize, set: &[usize]) -> 
     if rows > at {
         put_rle_run(&mut runs, (rows - at) as u64, 0, 1);
     }
-    data_page.extend_from_slice(&(runs.len() as u32).to_le_bytes());
-    data_page.extend_from_slice(&runs);
-    let mut sink = TrackedWrite::new(Vec::new());
-    let data_spec = {
-        let mut pages = SerializedPageWriter::new(&mut sink);
-        let spec = pages.write_page(uncompressed(Page::DataPage {
-            buf: Bytes::from(data_page),
-            num_values: rows as u32,
-            encoding: Encoding::RLE,
-            def_level_encoding: Encoding::RLE,
-            rep_level_encoding: Encoding::RLE,
-            statistics: None,
-        }))?;
-        pages.close()?;
-        spec
-    };
-    let bytes = Bytes::from(sink.into_inner()?);
-    // The smallest value is true only when every row is; the largest, when any is.
-    let (min, max) = (set.len() == rows, !set.is_empty());
-    let mut column_index = ColumnIndexBuilder::new(PhysicalType::BOOLEAN);
-    let mut chunk = ColumnChunkMetaData::builder(descr.clone())
-        .set_encodings(vec![Encoding::RLE])
-        .set_compression(Compression::UNCOMPRESSED)
-        .set_num_values(rows as i64)
-        .set_total_compressed_size(bytes.len() as i64)
-        .set_total_uncompressed_size(data_spec.uncompressed_size as i64)
-        .set_data_page_offset(data_spec.offset as i64);
-    if rows > 0 {
-        column_index.append(false, vec![u8::from(min)], vec![u8::from(max)], 0);
-        chunk = chunk.set_statistics(Statistics::boolean(Some(min), Some(max), None, Some(0), false));
-    } else {
-        column_index.append(true, Vec::new(), Vec::new(), 0);
+    Ok(runs)
+}
+
+/// Refuses a column that is not a flat (unrepeated) column of `expected`.
+fn check_flat(descr: &ColumnDescPtr, expected: PhysicalType) -> Result<()> {
+    if descr.physical_type() != expected || descr.max_rep_level() != 0 {
+        return Err(ParquetError::General(format!(
+            "column {} is not a flat {expected:?} column",
+            descr.path()
+        )));
     }
+    Ok(())
+}
+
+/// A nullable column's definition levels, every row defined: one RLE run of
+/// level 1 (bit width 1) after its length. A required column has none.
+fn put_all_defined(data_page: &mut Vec<u8>, descr: &ColumnDescPtr, rows: usize) {
+    if descr.max_def_level() > 0 {
+        let mut levels = Vec::new();
+        put_rle_run(&mut levels, rows as u64, 1, 1);
+        data_page.extend_from_slice(&(levels.len() as u32).to_le_bytes());
+        data_page.extend_from_slice(&levels);
+    }
+}
+
+/// An uncompressed data page of `rows` values, with no page statistics.
+fn data_page_of(buf: Vec<u8>, rows: usize, encoding: Encoding) -> CompressedPage {
+    uncompressed(Page::DataPage {
+        buf: Bytes::from(buf),
+        num_values: rows as u32,
+        encoding,
+        def_level_encoding: Encoding::RLE,
+        rep_level_encoding: Encoding::RLE,
+        statistics: None,
+    })
+}
+
+/// The chunk's close result: its metadata and indexes for one data page.
+fn close_chunk(
+    bytes: Bytes,
+    rows: usize,
+    chunk: ColumnChunkMetaDataBuilder,
+    column_index: ColumnIndexBuilder,
+    data_spec: &PageWriteSpec,
+) -> Result<(Bytes, ColumnCloseResult)> {
     let mut offset_index = OffsetIndexBuilder::new();
     offset_index.append_row_count(rows as i64);
     offset_index.append_offset_and_size(data_spec.offset as i64, data_spec.bytes_written as i32);
