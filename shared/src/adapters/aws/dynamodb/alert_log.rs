@@ -5,7 +5,7 @@
 
 use aws_sdk_dynamodb::Client;
 
-use super::{Item, get_n, get_s, n, s, table_error, written};
+use super::{Item, get_item, get_n, get_s, n, s, table_error, written};
 use crate::domain::alert::{Alert, Comparison, Quantity, Severity};
 use crate::domain::device_id::DeviceId;
 use crate::domain::measure::Measure;
@@ -81,17 +81,8 @@ impl AlertLog for DynamoAlertLog {
     }
 
     async fn recorded(&self, alert: &Alert) -> Result<bool, TableError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("vehicle_id", s(alert.stream()))
-            .key("sk", s(alert_sk(alert)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| table_error(&self.table, e))?;
-        Ok(out.item().is_some())
+        let key = [("vehicle_id", s(alert.stream())), ("sk", s(alert_sk(alert)))];
+        Ok(get_item(&self.client, &self.table, key).await?.is_some())
     }
 
     async fn record(&self, alert: &Alert, expires_at_s: i64) -> Result<(), TableError> {

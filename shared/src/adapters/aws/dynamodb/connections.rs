@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::Client;
 
-use super::{Item, get_n, get_s, n, s, table_error, written};
+use super::{Item, get_item, get_n, get_s, n, s, table_error, written};
 use crate::domain::access::Caller;
 use crate::domain::device_id::DeviceId;
 use crate::ports::TableError;
@@ -89,16 +89,8 @@ impl ConnectionStore for DynamoConnectionStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Connection>, TableError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("connection_id", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| table_error(&self.table, e))?;
-        Ok(out.item().and_then(Self::connection_of))
+        let item = get_item(&self.client, &self.table, [("connection_id", s(id))]).await?;
+        Ok(item.as_ref().and_then(Self::connection_of))
     }
 
     async fn subscribe(&self, id: &str, subscription: Option<&Subscription>) -> Result<bool, TableError> {

@@ -5,7 +5,7 @@
 
 use aws_sdk_dynamodb::Client;
 
-use super::{Item, get_n, get_s, n, s, table_error, written};
+use super::{Item, get_item, get_n, get_s, n, s, table_error, written};
 use crate::domain::device::DeviceRecord;
 use crate::ports::device_state::{DeviceState, DeviceStateStore};
 use crate::ports::{Page, TableError};
@@ -53,17 +53,8 @@ impl DeviceStateStore for DynamoDeviceStateTable {
     }
 
     async fn get(&self, kind: &str, id: &str) -> Result<Option<DeviceState>, TableError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("kind", s(kind))
-            .key("device_id", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| table_error(&self.table, e))?;
-        Ok(out.item().and_then(Self::state_of))
+        let item = get_item(&self.client, &self.table, [("kind", s(kind)), ("device_id", s(id))]).await?;
+        Ok(item.as_ref().and_then(Self::state_of))
     }
 
     async fn list(&self, kind: &str, limit: usize, after: Option<&str>) -> Result<Page<DeviceState>, TableError> {

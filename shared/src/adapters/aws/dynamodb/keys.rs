@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 
-use super::{Item, get_n, get_s, n, s, table_error, written};
+use super::{Item, get_item, get_n, get_s, n, s, scan_page, written};
 use crate::domain::device_id::DeviceId;
 use crate::domain::device_key::DeviceKey;
 use crate::ports::keys::KeyStore;
@@ -67,35 +67,13 @@ impl KeyStore for DynamoKeyStore {
     }
 
     async fn get(&self, key_id: &str) -> Result<Option<DeviceKey>, TableError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("key_id", s(key_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| table_error(&self.table, e))?;
-        Ok(out.item().and_then(Self::key_of))
+        let item = get_item(&self.client, &self.table, [("key_id", s(key_id))]).await?;
+        Ok(item.as_ref().and_then(Self::key_of))
     }
 
     async fn list(&self, limit: usize, after: Option<&str>) -> Result<Page<DeviceKey>, TableError> {
-        let mut request = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        if let Some(after) = after {
-            request = request.exclusive_start_key("key_id", s(after));
-        }
-        let out = request.send().await.map_err(|e| table_error(&self.table, e))?;
-        let mut items: Vec<DeviceKey> = out.items().iter().filter_map(Self::key_of).collect();
-        items.sort_by(|a, b| a.key_id.cmp(&b.key_id));
-        let next = out
-            .last_evaluated_key()
-            .and_then(|k| get_s(k, "key_id"))
-            .map(str::to_string);
-        Ok(Page { items, next })
+        let read = Self::key_of;
+        scan_page(&self.client, &self.table, "key_id", (limit, after), read, |k| &k.key_id).await
     }
 
     async fn revoke(&self, key_id: &str, now_ms: i64) -> Result<bool, TableError> {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
-use super::{Item, get_n, get_s, n, s, table_error, written};
+use super::{Item, get_item, get_n, get_s, n, s, table_error, written};
 use crate::ports::TableError;
 use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
 
@@ -28,17 +28,8 @@ impl DynamoLedger {
     }
 
     async fn read_claim(&self, stream: &str, seq: u64) -> Result<Option<ExistingClaim>, TableError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("vehicle_id", s(stream))
-            .key("seq", n(seq))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| table_error(&self.table, e))?;
-        Ok(out.item().and_then(|item| {
+        let item = get_item(&self.client, &self.table, [("vehicle_id", s(stream)), ("seq", n(seq))]).await?;
+        Ok(item.as_ref().and_then(|item| {
             Some(ExistingClaim {
                 archive_key: get_s(item, "archive_key")?.to_string(),
                 claimed_at_ms: get_n(item, "claimed_at_ms")?,

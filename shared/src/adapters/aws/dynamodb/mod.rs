@@ -32,7 +32,7 @@ pub use quota::DynamoQuotaCounter;
 pub use state::DynamoStateTable;
 
 use super::error_text;
-use crate::ports::TableError;
+use crate::ports::{Page, TableError};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -74,6 +74,48 @@ where
         Err(e) if is_condition_failure(&e) => Ok(false),
         Err(e) => Err(table_error(table, e)),
     }
+}
+
+/// The item at `key` of `table`, read consistently: a read after a write sees it.
+async fn get_item<'k>(
+    client: &Client,
+    table: &str,
+    key: impl IntoIterator<Item = (&'k str, AttributeValue)>,
+) -> Result<Option<Item>, TableError> {
+    let request = (key.into_iter()).fold(client.get_item().table_name(table), |request, (name, value)| {
+        request.key(name, value)
+    });
+    let out = request
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| table_error(table, e))?;
+    Ok(out.item)
+}
+
+/// A page of a scan of a table keyed by the string attribute `key`: the
+/// items `read` takes of up to `limit` items after `after`, ordered by
+/// `order`, and the key to go on from.
+async fn scan_page<T>(
+    client: &Client,
+    table: &str,
+    key: &str,
+    (limit, after): (usize, Option<&str>),
+    read: impl Fn(&Item) -> Option<T>,
+    order: impl Fn(&T) -> &str,
+) -> Result<Page<T>, TableError> {
+    let mut request = client
+        .scan()
+        .table_name(table)
+        .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+    if let Some(after) = after {
+        request = request.exclusive_start_key(key, s(after));
+    }
+    let out = request.send().await.map_err(|e| table_error(table, e))?;
+    let mut items: Vec<T> = out.items().iter().filter_map(read).collect();
+    items.sort_by(|a, b| order(a).cmp(order(b)));
+    let next = out.last_evaluated_key().and_then(|k| get_s(k, key)).map(str::to_string);
+    Ok(Page { items, next })
 }
 
 pub fn client(config: &aws_config::SdkConfig) -> Client {

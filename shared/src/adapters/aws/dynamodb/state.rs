@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::Client;
 
-use super::{Item, get_n, get_s, n, s, table_error, written};
+use super::{Item, get_item, get_n, get_s, n, s, scan_page, written};
 use crate::domain::device_id::DeviceId;
 use crate::domain::measure::Measure;
 use crate::domain::telemetry::Telemetry;
@@ -91,34 +91,15 @@ impl LatestStateStore for DynamoStateTable {
     }
 
     async fn get(&self, vehicle: &DeviceId) -> Result<Option<LatestState>, TableError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("vehicle_id", s(vehicle.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| table_error(&self.table, e))?;
-        Ok(out.item().and_then(Self::state_of))
+        let item = get_item(&self.client, &self.table, [("vehicle_id", s(vehicle.as_str()))]).await?;
+        Ok(item.as_ref().and_then(Self::state_of))
     }
 
     async fn list(&self, limit: usize, after: Option<&str>) -> Result<Page<LatestState>, TableError> {
-        let mut request = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        if let Some(after) = after {
-            request = request.exclusive_start_key("vehicle_id", s(after));
-        }
-        let out = request.send().await.map_err(|e| table_error(&self.table, e))?;
-        let mut items: Vec<LatestState> = out.items().iter().filter_map(Self::state_of).collect();
-        items.sort_by(|a, b| a.telemetry.vehicle_id.cmp(&b.telemetry.vehicle_id));
-        let next = out
-            .last_evaluated_key()
-            .and_then(|k| get_s(k, "vehicle_id"))
-            .map(str::to_string);
-        Ok(Page { items, next })
+        let (read, key) = (Self::state_of, "vehicle_id");
+        scan_page(&self.client, &self.table, key, (limit, after), read, |state| {
+            state.telemetry.vehicle_id.as_str()
+        })
+        .await
     }
 }
