@@ -27,7 +27,7 @@ use canopy::domain::device_id::DeviceId;
 use canopy::domain::telemetry::Telemetry;
 use canopy::domain::topic::{basic_ingest_topic, topic};
 use canopy::format::telemetry::Message;
-use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -239,105 +239,171 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let (client, mut events) = AsyncClient::new(options(&config, &client_id)?, CLIENT_CHANNEL);
-    let capacity = batching.capacity;
-    let mut queue = Queue::new(capacity);
-    let mut gathered = Gathered::new(&batching);
-    let enqueue = |queue: &mut Queue, gathered: &mut Gathered| {
-        if let Some(m) = gathered.take(&batching) {
-            let mut dropped = 0;
-            // The alerts rule's copy first: it is the one in a hurry.
-            if topics.alerts.is_some() && (m.tripped || topics.alerts_every_message) {
-                dropped += queue.push(m.samples, Destination::Alerts, m.payload.clone());
-            }
-            dropped += queue.push(m.samples, Destination::Telemetry, m.payload);
-            if dropped > 0 {
-                AgentCounters::add(&counters.telemetry_dropped, dropped);
-                warn!(dropped, capacity, "telemetry queue full: the oldest samples dropped");
-            }
-        }
-    };
-    let mut connected = false;
+    let mut publisher = Publisher::new(client, &config, topics, batching, counters);
     let mut input_open = true;
-    let mut backoff = Duration::from_millis(250);
     loop {
-        if connected {
-            for m in queue.messages.iter_mut().filter(|m| !m.sent) {
-                match client.try_publish(topics.of(m.to), QoS::AtLeastOnce, false, m.payload.clone()) {
-                    Ok(()) => {
-                        m.sent = true;
-                        queue.awaiting_id.push_back(m.id);
-                    }
-                    Err(_) => break, // the client's channel is full: later
-                }
-            }
-        }
-        if !input_open && queue.messages.is_empty() && gathered.samples.is_empty() {
-            let _ = client.try_disconnect();
+        publisher.send_unsent();
+        if !input_open && publisher.is_done() {
+            let _ = publisher.client.try_disconnect();
             return Ok(());
         }
-        let due = gathered.since.map(|at| at + batching.publish_interval);
+        let due = publisher.gathered.since.map(|at| at + batching.publish_interval);
         tokio::select! {
             sample = samples.recv(), if input_open => match sample {
-                Some(sample) => {
-                    if let Some(rule) = &sample.tripped {
-                        info!(rule = %rule, seq = sample.telemetry.seq, "alert rule tripped on the edge: sending now");
-                    }
-                    let urgent = sample.tripped.is_some();
-                    gathered.tripped |= urgent;
-                    gathered.since.get_or_insert_with(tokio::time::Instant::now);
-                    gathered.samples.push(sample.telemetry);
-                    if urgent || gathered.samples.len() >= batching.samples_per_message {
-                        enqueue(&mut queue, &mut gathered);
-                    }
-                }
+                Some(sample) => publisher.gather(sample),
                 None => {
                     input_open = false;
-                    enqueue(&mut queue, &mut gathered);
+                    publisher.enqueue();
                 }
             },
-            () = sleep_until(due), if due.is_some() => enqueue(&mut queue, &mut gathered),
-            event = events.poll() => match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    info!(host = %config.host, port = config.port, unacknowledged = queue.messages.len(), "connected to the MQTT broker");
-                    connected = true;
-                    backoff = Duration::from_millis(250);
-                    queue.reset();
-                }
-                Ok(Event::Outgoing(Outgoing::Publish(packet))) => {
-                    if let Some(id) = queue.awaiting_id.pop_front() {
-                        queue.by_packet.insert(packet, id);
-                    }
-                }
-                Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                    if let Some(m) = queue.acknowledged(ack.pkid) {
-                        AgentCounters::add(&counters.messages_published, 1);
-                        if m.to == Destination::Telemetry {
-                            AgentCounters::add(&counters.telemetry_published, m.samples);
-                        }
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if connected {
-                        warn!(error = %e, unacknowledged = queue.messages.len(), "MQTT connection lost; messages wait");
-                    }
-                    connected = false;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-            },
+            () = sleep_until(due), if due.is_some() => publisher.enqueue(),
+            event = events.poll() => publisher.handle(event).await,
             _ = stop.changed() => {
                 if *stop.borrow() {
-                    if !queue.messages.is_empty() || !gathered.samples.is_empty() {
-                        warn!(
-                            unacknowledged = queue.messages.len(),
-                            samples_not_sent = gathered.samples.len(),
-                            "stopping with telemetry not acknowledged"
-                        );
-                    }
+                    publisher.warn_if_unsent();
                     return Ok(());
                 }
             }
+        }
+    }
+}
+
+/// The publishing side of [`run`]: what is gathered, what waits for its
+/// acknowledgement, and the connection's state.
+struct Publisher<'c> {
+    client: AsyncClient,
+    config: &'c MqttConfig,
+    topics: Topics,
+    batching: Batching,
+    counters: Arc<AgentCounters>,
+    queue: Queue,
+    gathered: Gathered,
+    connected: bool,
+    /// How long to wait before polling a lost connection again.
+    backoff: Duration,
+}
+
+impl<'c> Publisher<'c> {
+    fn new(
+        client: AsyncClient,
+        config: &'c MqttConfig,
+        topics: Topics,
+        batching: Batching,
+        counters: Arc<AgentCounters>,
+    ) -> Self {
+        Self {
+            client,
+            config,
+            topics,
+            queue: Queue::new(batching.capacity),
+            gathered: Gathered::new(&batching),
+            batching,
+            counters,
+            connected: false,
+            backoff: Duration::from_millis(250),
+        }
+    }
+
+    /// Nothing gathered and nothing waiting for the broker.
+    fn is_done(&self) -> bool {
+        self.queue.messages.is_empty() && self.gathered.samples.is_empty()
+    }
+
+    /// Hands the client what it has not sent since the last (re)connect, in
+    /// order, as far as its channel takes them.
+    fn send_unsent(&mut self) {
+        if !self.connected {
+            return;
+        }
+        for m in self.queue.messages.iter_mut().filter(|m| !m.sent) {
+            match (self.client).try_publish(self.topics.of(m.to), QoS::AtLeastOnce, false, m.payload.clone()) {
+                Ok(()) => {
+                    m.sent = true;
+                    self.queue.awaiting_id.push_back(m.id);
+                }
+                Err(_) => break, // the client's channel is full: later
+            }
+        }
+    }
+
+    /// Gathers a sample; a full message, or one a tripped rule hurries, is queued.
+    fn gather(&mut self, sample: Sample) {
+        if let Some(rule) = &sample.tripped {
+            info!(rule = %rule, seq = sample.telemetry.seq, "alert rule tripped on the edge: sending now");
+        }
+        let urgent = sample.tripped.is_some();
+        self.gathered.tripped |= urgent;
+        self.gathered.since.get_or_insert_with(tokio::time::Instant::now);
+        self.gathered.samples.push(sample.telemetry);
+        if urgent || self.gathered.samples.len() >= self.batching.samples_per_message {
+            self.enqueue();
+        }
+    }
+
+    /// Queues the message of what is gathered, if anything is, counting the
+    /// samples a full queue drops.
+    fn enqueue(&mut self) {
+        let Some(m) = self.gathered.take(&self.batching) else {
+            return;
+        };
+        let mut dropped = 0;
+        // The alerts rule's copy first: it is the one in a hurry.
+        if self.topics.alerts.is_some() && (m.tripped || self.topics.alerts_every_message) {
+            dropped += self.queue.push(m.samples, Destination::Alerts, m.payload.clone());
+        }
+        dropped += self.queue.push(m.samples, Destination::Telemetry, m.payload);
+        if dropped > 0 {
+            AgentCounters::add(&self.counters.telemetry_dropped, dropped);
+            let capacity = self.batching.capacity;
+            warn!(dropped, capacity, "telemetry queue full: the oldest samples dropped");
+        }
+    }
+
+    /// Follows the connection: a (re)connect sends the queue again, a sent
+    /// packet is matched to its message, an acknowledgement counts it, and a
+    /// lost connection waits (longer each time) before it is polled again.
+    async fn handle(&mut self, event: Result<Event, ConnectionError>) {
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let config = self.config;
+                info!(host = %config.host, port = config.port, unacknowledged = self.queue.messages.len(), "connected to the MQTT broker");
+                self.connected = true;
+                self.backoff = Duration::from_millis(250);
+                self.queue.reset();
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(packet))) => {
+                if let Some(id) = self.queue.awaiting_id.pop_front() {
+                    self.queue.by_packet.insert(packet, id);
+                }
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                if let Some(m) = self.queue.acknowledged(ack.pkid) {
+                    AgentCounters::add(&self.counters.messages_published, 1);
+                    if m.to == Destination::Telemetry {
+                        AgentCounters::add(&self.counters.telemetry_published, m.samples);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if self.connected {
+                    warn!(error = %e, unacknowledged = self.queue.messages.len(), "MQTT connection lost; messages wait");
+                }
+                self.connected = false;
+                tokio::time::sleep(self.backoff).await;
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+
+    /// Says what a stop leaves unsent, if anything.
+    fn warn_if_unsent(&self) {
+        if !self.is_done() {
+            warn!(
+                unacknowledged = self.queue.messages.len(),
+                samples_not_sent = self.gathered.samples.len(),
+                "stopping with telemetry not acknowledged"
+            );
         }
     }
 }

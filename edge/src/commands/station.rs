@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -133,81 +133,127 @@ async fn publish(config: StationConfig, args: &StationArgs) -> Result<serde_json
     let topic = kind.topic(&id);
     let interval = Duration::from_secs(config.publish_interval_s.unwrap_or(kind.publish_interval.as_secs()));
     let client_id = config.mqtt.client_id.clone().unwrap_or_else(|| id.clone());
-    let (client, mut events) = AsyncClient::new(crate::mqtt::options(&config.mqtt, &client_id)?, 64);
+    let (client, events) = AsyncClient::new(crate::mqtt::options(&config.mqtt, &client_id)?, 64);
     let acknowledged = Arc::new(AtomicU64::new(0));
-    let acks = acknowledged.clone();
-    let host = config.mqtt.host.clone();
-    let events_task = tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    info!(%host, "connected to the MQTT broker");
-                    backoff = Duration::from_millis(250);
-                }
-                Ok(Event::Incoming(Packet::PubAck(_))) => {
-                    acks.fetch_add(1, Ordering::SeqCst);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(error = %e, "MQTT connection lost; reconnecting");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
-    });
+    let events_task = tokio::spawn(follow_connection(
+        events,
+        config.mqtt.host.clone(),
+        acknowledged.clone(),
+    ));
 
-    let mut model = StationModel::new(config.slots, config.seed);
+    let mut station = Station::new(&config, id, interval, args.time_scale);
     let started = tokio::time::Instant::now();
     let deadline = args.duration_s.map(|s| started + Duration::from_secs(s));
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut published, mut last_seq, mut low_marks) = (0u64, 0u64, 0u64);
-    let mut previous: Option<tokio::time::Instant> = None;
-    // The model's own clock: its day curve runs `time_scale` times faster.
-    let mut model_now = chrono::Utc::now();
     loop {
         tokio::select! {
             at = tick.tick() => {
                 if deadline.is_some_and(|d| at >= d) {
                     break;
                 }
-                let dt = previous.map_or(interval, |p| at - p).as_secs_f64() * args.time_scale;
-                previous = Some(at);
-                let now = chrono::Utc::now();
-                model_now += chrono::Duration::milliseconds((dt * 1000.0) as i64);
-                model.step(model_now, dt);
-                // The seq is the time in ms, kept rising: unique across restarts.
-                let seq = u64::try_from(now.timestamp_millis()).unwrap_or(0).max(last_seq + 1);
-                last_seq = seq;
-                if model.available() == 0 {
-                    low_marks += 1;
-                }
-                let status = model.status(&id, now, seq);
+                let status = station.step(at);
                 client
                     .publish(&topic, QoS::AtLeastOnce, false, status.to_string())
                     .await
                     .context("the MQTT client stopped")?;
-                published += 1;
+                station.published += 1;
             }
             _ = tokio::signal::ctrl_c() => break,
         }
     }
     // What is in flight gets a few seconds to be acknowledged.
     let waited = tokio::time::Instant::now();
-    while acknowledged.load(Ordering::SeqCst) < published && waited.elapsed() < Duration::from_secs(10) {
+    while acknowledged.load(Ordering::SeqCst) < station.published && waited.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = client.disconnect().await;
     events_task.abort();
-    Ok(serde_json::json!({
-        "station_id": id,
-        "published": published,
-        "acknowledged": acknowledged.load(Ordering::SeqCst),
-        "statuses_without_a_charged_battery": low_marks,
-        "missed_swaps_today": model.missed_today,
-    }))
+    Ok(station.summary(acknowledged.load(Ordering::SeqCst)))
+}
+
+/// Polls the MQTT connection for as long as the station runs: counts the
+/// acknowledgements, and waits longer each time the connection is lost.
+async fn follow_connection(mut events: EventLoop, host: String, acknowledged: Arc<AtomicU64>) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match events.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                info!(%host, "connected to the MQTT broker");
+                backoff = Duration::from_millis(250);
+            }
+            Ok(Event::Incoming(Packet::PubAck(_))) => {
+                acknowledged.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "MQTT connection lost; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// The station model as it is published: its own clock, the seq of its
+/// statuses and what it counted.
+struct Station {
+    model: StationModel,
+    id: String,
+    interval: Duration,
+    time_scale: f64,
+    previous: Option<tokio::time::Instant>,
+    /// The model's own clock: its day curve runs `time_scale` times faster.
+    model_now: chrono::DateTime<chrono::Utc>,
+    last_seq: u64,
+    published: u64,
+    /// Statuses published with no charged battery.
+    low_marks: u64,
+}
+
+impl Station {
+    fn new(config: &StationConfig, id: String, interval: Duration, time_scale: f64) -> Self {
+        Self {
+            model: StationModel::new(config.slots, config.seed),
+            id,
+            interval,
+            time_scale,
+            previous: None,
+            model_now: chrono::Utc::now(),
+            last_seq: 0,
+            published: 0,
+            low_marks: 0,
+        }
+    }
+
+    /// Runs the model on to the tick at `at`; the status to publish.
+    fn step(&mut self, at: tokio::time::Instant) -> serde_json::Value {
+        let dt = self.previous.map_or(self.interval, |p| at - p).as_secs_f64() * self.time_scale;
+        self.previous = Some(at);
+        let now = chrono::Utc::now();
+        self.model_now += chrono::Duration::milliseconds((dt * 1000.0) as i64);
+        self.model.step(self.model_now, dt);
+        // The seq is the time in ms, kept rising: unique across restarts.
+        let seq = u64::try_from(now.timestamp_millis())
+            .unwrap_or(0)
+            .max(self.last_seq + 1);
+        self.last_seq = seq;
+        if self.model.available() == 0 {
+            self.low_marks += 1;
+        }
+        self.model.status(&self.id, now, seq)
+    }
+
+    /// What the run printed at its end.
+    fn summary(&self, acknowledged: u64) -> serde_json::Value {
+        serde_json::json!({
+            "station_id": self.id,
+            "published": self.published,
+            "acknowledged": acknowledged,
+            "statuses_without_a_charged_battery": self.low_marks,
+            "missed_swaps_today": self.model.missed_today,
+        })
+    }
 }
 
 #[cfg(test)]
