@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
-use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 
 use crate::ranged_reader::StoreFileReader;
 use canopy::format::dbc::{Database, LoadError};
@@ -15,7 +15,7 @@ use canopy::format::lake::compact::BatchCopy;
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions, OutOfRange};
 use canopy::format::lake::keys::{KeyError, RawKey};
 use canopy::format::lake::raw::{RawBatch, check_schema, unreadable};
-use canopy::format::lake::rollup::TIERS;
+use canopy::format::lake::rollup::{RollupFile, TIERS};
 use canopy::format::lake::transcode::{DecodeStats, FrameDecoder};
 use canopy::ports::store::{ObjectStore, StoreError, UploadSink};
 
@@ -181,34 +181,13 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
     let key = RawKey::parse(raw_key)?;
     let decoded_key = key.decoded_key();
     let info = store.head(raw_key).await?;
-    let source: Arc<str> = Arc::from(format!("s3://{}/{raw_key}", store.bucket()));
-    let parquet_error = |e: parquet::errors::ParquetError| LakeError::Parquet {
-        source_name: source.to_string(),
-        error: e.to_string(),
+    let source = Source {
+        name: Arc::from(format!("s3://{}/{raw_key}", store.bucket())),
+        bucket: store.bucket(),
+        key: raw_key,
     };
-
-    let limit = |problem: String| DecodeObjectError::Limit {
-        bucket: store.bucket().to_string(),
-        key: raw_key.to_string(),
-        problem,
-    };
-    options.limits.check_object(info.size).map_err(limit)?;
-
-    let reader = StoreFileReader::new(store.clone(), raw_key, info.size).with_max_footer(options.limits.footer_bytes);
-    // The Parquet reader panics on some malformed files (see `contain_panics`):
-    // that is this object's error, not the end of the batch's other objects.
-    let panicked = |panic| unreadable(&source, panic);
-    let builder = AssertUnwindSafe(ParquetRecordBatchStreamBuilder::new(reader))
-        .catch_unwind()
-        .await
-        .map_err(panicked)?
-        .map_err(parquet_error)?;
-    options.limits.check_row_groups(builder.metadata()).map_err(limit)?;
-    check_schema(builder.schema(), &source)?;
-    let mut batches = builder
-        .with_batch_size(options.batch_rows)
-        .build()
-        .map_err(parquet_error)?;
+    options.limits.check_object(info.size).map_err(|p| source.limit(p))?;
+    let mut batches = open_raw(store, &source, info.size, &options).await?;
 
     let writer_options = DecodedWriterOptions {
         rollups: true,
@@ -216,53 +195,18 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
     };
     let copy = BatchCopy::new(&key.stem(), chrono::Utc::now().timestamp_micros());
     let mut writer = DecodedWriter::new(db, Vec::new(), &decoded_key, &copy, writer_options)?;
-    let mut sink = UploadSink::new(store, &decoded_key, options.part_size);
-    // Each tier streams out too, so memory holds about one sort window of any of them.
     let rollup_keys: Vec<String> = TIERS.iter().map(|t| key.rollup_key(t)).collect();
-    let mut tier_sinks: Vec<UploadSink<'_, S>> = rollup_keys
-        .iter()
-        .map(|k| UploadSink::new(store, k, options.part_size))
-        .collect();
+    let mut uploads = Uploads::new(store, &decoded_key, &rollup_keys, options.part_size);
     let mut decoder = FrameDecoder::new(db);
-    let mut next_row = 0u64;
-    let result: Result<(), DecodeObjectError> = async {
-        while let Some(batch) = AssertUnwindSafe(batches.next())
-            .catch_unwind()
-            .await
-            .map_err(panicked)?
-        {
-            let batch = batch.map_err(parquet_error)?;
-            let raw = RawBatch::try_new(&batch, next_row, &source)?;
-            check_date(&raw, &key).map_err(limit)?;
-            next_row += raw.len() as u64;
-            decoder.decode_batch(&raw, &mut writer)?;
-            sink.write(writer.sink_mut()).await?;
-            for ((_, bytes), tier_sink) in writer.rollup_sinks_mut().zip(&mut tier_sinks) {
-                tier_sink.write(bytes).await?;
-            }
-        }
-        Ok(())
-    }
-    .await;
-    let finished = result.and_then(|()| Ok(writer.finish_with_rollups()?));
-    let (mut rest, file, rollups) = match finished {
+    let streamed = stream(&mut batches, &key, &source, &mut decoder, &mut writer, &mut uploads).await;
+    let (rest, file, rollups) = match streamed.and_then(|()| Ok(writer.finish_with_rollups()?)) {
         Ok(done) => done,
         Err(e) => {
-            sink.abort().await;
-            for tier_sink in tier_sinks {
-                tier_sink.abort().await;
-            }
+            uploads.abort().await;
             return Err(e);
         }
     };
-    sink.write(&mut rest).await?;
-    let bytes_out = sink.finish().await?;
-    // After the decoded object: a reader that finds a tier's object finds its source too.
-    let mut rollup_bytes = 0;
-    for (mut rollup, mut tier_sink) in rollups.into_iter().zip(tier_sinks) {
-        tier_sink.write(&mut rollup.bytes).await?;
-        rollup_bytes += tier_sink.finish().await?;
-    }
+    let (bytes_out, rollup_bytes) = uploads.finish(rest, rollups).await?;
     Ok(DecodeOutcome {
         raw_key: raw_key.to_string(),
         decoded_key,
@@ -275,4 +219,129 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
         bytes_in: info.size,
         bytes_out,
     })
+}
+
+/// The raw object being decoded, as its errors name it.
+struct Source<'a> {
+    /// `s3://<bucket>/<key>`.
+    name: Arc<str>,
+    bucket: &'a str,
+    key: &'a str,
+}
+
+impl Source<'_> {
+    fn parquet_error(&self, e: parquet::errors::ParquetError) -> LakeError {
+        LakeError::Parquet {
+            source_name: self.name.to_string(),
+            error: e.to_string(),
+        }
+    }
+
+    /// The Parquet reader panics on some malformed files (see `contain_panics`):
+    /// that is this object's error, not the end of the batch's other objects.
+    fn panicked(&self, panic: Box<dyn std::any::Any + Send>) -> LakeError {
+        unreadable(&self.name, panic)
+    }
+
+    fn limit(&self, problem: String) -> DecodeObjectError {
+        DecodeObjectError::Limit {
+            bucket: self.bucket.to_string(),
+            key: self.key.to_string(),
+            problem,
+        }
+    }
+}
+
+/// The raw object's record batches, read through ranged reads once its
+/// footer, row groups and schema pass the limits and the raw schema.
+async fn open_raw<S: ObjectStore + Clone + Unpin + 'static>(
+    store: &S,
+    source: &Source<'_>,
+    size: u64,
+    options: &DecoderOptions,
+) -> Result<ParquetRecordBatchStream<StoreFileReader<S>>, DecodeObjectError> {
+    let reader = StoreFileReader::new(store.clone(), source.key, size).with_max_footer(options.limits.footer_bytes);
+    let builder = AssertUnwindSafe(ParquetRecordBatchStreamBuilder::new(reader))
+        .catch_unwind()
+        .await
+        .map_err(|panic| source.panicked(panic))?
+        .map_err(|e| source.parquet_error(e))?;
+    (options.limits)
+        .check_row_groups(builder.metadata())
+        .map_err(|p| source.limit(p))?;
+    check_schema(builder.schema(), &source.name)?;
+    let batches = builder
+        .with_batch_size(options.batch_rows)
+        .build()
+        .map_err(|e| source.parquet_error(e))?;
+    Ok(batches)
+}
+
+/// Decodes the raw batches into the writer, batch by batch, and streams what
+/// it has written out to the uploads.
+async fn stream<S: ObjectStore + Clone + Unpin + 'static>(
+    batches: &mut ParquetRecordBatchStream<StoreFileReader<S>>,
+    key: &RawKey,
+    source: &Source<'_>,
+    decoder: &mut FrameDecoder<'_>,
+    writer: &mut DecodedWriter<Vec<u8>>,
+    uploads: &mut Uploads<'_, S>,
+) -> Result<(), DecodeObjectError> {
+    let mut next_row = 0u64;
+    while let Some(batch) = AssertUnwindSafe(batches.next())
+        .catch_unwind()
+        .await
+        .map_err(|panic| source.panicked(panic))?
+    {
+        let batch = batch.map_err(|e| source.parquet_error(e))?;
+        let raw = RawBatch::try_new(&batch, next_row, &source.name)?;
+        check_date(&raw, key).map_err(|p| source.limit(p))?;
+        next_row += raw.len() as u64;
+        decoder.decode_batch(&raw, writer)?;
+        uploads.decoded.write(writer.sink_mut()).await?;
+        for ((_, bytes), tier) in writer.rollup_sinks_mut().zip(&mut uploads.tiers) {
+            tier.write(bytes).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The multipart uploads of the decoded object and of each tier's: each
+/// streams out as it is written, so memory holds about one sort window of any.
+struct Uploads<'s, S: ObjectStore> {
+    decoded: UploadSink<'s, S>,
+    /// By tier, finest first.
+    tiers: Vec<UploadSink<'s, S>>,
+}
+
+impl<'s, S: ObjectStore> Uploads<'s, S> {
+    fn new(store: &'s S, decoded_key: &str, rollup_keys: &[String], part_size: usize) -> Self {
+        Self {
+            decoded: UploadSink::new(store, decoded_key, part_size),
+            tiers: (rollup_keys.iter())
+                .map(|k| UploadSink::new(store, k, part_size))
+                .collect(),
+        }
+    }
+
+    async fn abort(self) {
+        self.decoded.abort().await;
+        for tier in self.tiers {
+            tier.abort().await;
+        }
+    }
+
+    /// Writes the rest of each object and completes its upload; the decoded
+    /// object's bytes and the tiers' together.
+    async fn finish(mut self, mut rest: Vec<u8>, rollups: Vec<RollupFile>) -> Result<(u64, u64), StoreError> {
+        self.decoded.write(&mut rest).await?;
+        let bytes_out = self.decoded.finish().await?;
+        // After the decoded object: a reader that finds a tier's object finds its source too.
+        let mut rollup_bytes = 0;
+        for (mut rollup, mut tier) in rollups.into_iter().zip(self.tiers) {
+            tier.write(&mut rollup.bytes).await?;
+            rollup_bytes += tier.finish().await?;
+        }
+        Ok((bytes_out, rollup_bytes))
+    }
 }

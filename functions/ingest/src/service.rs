@@ -288,22 +288,26 @@ impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter, P: DevicePublishe
         };
         self.admit(key, messages.len() as u32, now_s).await?;
         let device = &key.device_id;
-        // A message naming another device refuses the whole request: the
-        // key's device may speak only for itself.
-        for (i, m) in messages.iter().enumerate() {
-            if let Some(named) = m.get("vehicle_id").and_then(Value::as_str)
-                && named != device.as_str()
-            {
-                return Err(Refusal::Forbidden(format!(
-                    "message {i} is telemetry of {named:?}; this key posts only for {device:?}"
-                )));
-            }
-        }
+        check_all_of(&messages, device)?;
+        let (mut results, valid) = self.check_each(&messages, device, now_ms);
+        let new = self.drop_claimed(device, valid, &mut results).await;
+        let queued = self.send_to_alerts(device, new, &mut results).await;
+        self.send_to_queue(queued, &mut results).await;
+        Ok(report(device.clone(), results))
+    }
+
+    /// Each message's result, and of each valid, new one its index into the
+    /// results and what was checked; a seq the request holds twice is a duplicate.
+    fn check_each(
+        &self,
+        messages: &[Value],
+        device: &DeviceId,
+        now_ms: i64,
+    ) -> (Vec<MessageResult>, Vec<(usize, Checked)>) {
         let mut results = Vec::with_capacity(messages.len());
-        // Of each valid, new message: its index into results, and what was checked.
         let mut valid: Vec<(usize, Checked)> = Vec::new();
         let mut seen = HashSet::new();
-        for m in &messages {
+        for m in messages {
             let checked = as_rule_would_deliver(m, device, now_ms)
                 .and_then(|json| validate(json, self.options.clock, now_ms, &self.alerts.rules));
             match checked {
@@ -322,7 +326,17 @@ impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter, P: DevicePublishe
                 }
             }
         }
-        // Already in the ledger: received before, by either way in.
+        (results, valid)
+    }
+
+    /// The valid messages the ledger does not hold yet; the others are
+    /// duplicates: received before, by either way in.
+    async fn drop_claimed(
+        &self,
+        device: &DeviceId,
+        mut valid: Vec<(usize, Checked)>,
+        results: &mut [MessageResult],
+    ) -> Vec<(usize, Checked)> {
         let seqs: Vec<u64> = valid.iter().map(|(_, c)| c.seq).collect();
         match self.ledger.claimed(device.as_str(), &seqs).await {
             Ok(claimed) => {
@@ -338,10 +352,21 @@ impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter, P: DevicePublishe
             // Queued anyway: the telemetry function's ledger keeps them out of the archive.
             Err(e) => warn!(error = %e, "ledger unreadable; duplicates are left to the telemetry function"),
         }
-        // To the alerts rule before the queue: a message the rule did not
-        // take is answered "send it again" and not queued, so the retry
-        // (not a duplicate then) reaches the rule; one the rule took twice
-        // raises its alert once, the cooldown's claim being the alert's own.
+        valid
+    }
+
+    /// Sends the alerting messages to the alerts rule; the messages to queue.
+    ///
+    /// To the alerts rule before the queue: a message the rule did not
+    /// take is answered "send it again" and not queued, so the retry
+    /// (not a duplicate then) reaches the rule; one the rule took twice
+    /// raises its alert once, the cooldown's claim being the alert's own.
+    async fn send_to_alerts(
+        &self,
+        device: &DeviceId,
+        valid: Vec<(usize, Checked)>,
+        results: &mut [MessageResult],
+    ) -> Vec<(usize, Checked)> {
         let topic = self.alerts.topic(device);
         let mut queued = Vec::with_capacity(valid.len());
         for (i, checked) in valid {
@@ -361,6 +386,12 @@ impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter, P: DevicePublishe
             }
             queued.push((i, checked));
         }
+        queued
+    }
+
+    /// Sends the messages to the telemetry queue; one it did not take is
+    /// answered "send it again".
+    async fn send_to_queue(&self, queued: Vec<(usize, Checked)>, results: &mut [MessageResult]) {
         let bodies: Vec<String> = queued.iter().map(|(_, c)| c.body.clone()).collect();
         for ((i, checked), sent) in queued.iter().zip(self.queue.send_all(&bodies).await) {
             if let Err(e) = sent {
@@ -371,8 +402,22 @@ impl<K: KeyStore, Q: MessageQueue, L: Ledger, C: QuotaCounter, P: DevicePublishe
                 };
             }
         }
-        Ok(report(device.clone(), results))
     }
+}
+
+/// A message naming another device refuses the whole request: the key's
+/// device may speak only for itself.
+fn check_all_of(messages: &[Value], device: &DeviceId) -> Result<(), Refusal> {
+    for (i, m) in messages.iter().enumerate() {
+        if let Some(named) = m.get("vehicle_id").and_then(Value::as_str)
+            && named != device.as_str()
+        {
+            return Err(Refusal::Forbidden(format!(
+                "message {i} is telemetry of {named:?}; this key posts only for {device:?}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn report(device_id: DeviceId, results: Vec<MessageResult>) -> IngestReport {
