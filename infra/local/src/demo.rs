@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use canopy::domain::alert::Alert;
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::telemetry::Telemetry;
 use canopy::ports::state::LatestState;
@@ -307,18 +308,7 @@ pub async fn station_summary(stack: &Stack, counters: &BTreeMap<String, Value>) 
     }
     out.push_str(&format!("Station alerts through SNS: {}\n", alerts.len()));
     for a in &alerts {
-        out.push_str(&format!(
-            "  [{}] {} {}: {} = {:.1} {} (threshold {} {}) at {}\n",
-            a.severity,
-            a.vehicle_id,
-            a.rule,
-            a.measure.name(),
-            a.value,
-            a.unit(),
-            a.comparison.symbol(),
-            a.threshold,
-            a.ts
-        ));
+        out.push_str(&alert_line(a));
     }
     let api = format!("http://{}", stack.api);
     let first = page
@@ -402,6 +392,22 @@ pub async fn rows_per_vehicle(stack: &Stack, prefix: &str) -> Result<BTreeMap<St
     Ok(out)
 }
 
+/// One alert as the summaries list it.
+fn alert_line(a: &Alert) -> String {
+    format!(
+        "  [{}] {} {}: {} = {:.1} {} (threshold {} {}) at {}\n",
+        a.severity,
+        a.vehicle_id,
+        a.rule,
+        a.measure.name(),
+        a.value,
+        a.unit(),
+        a.comparison.symbol(),
+        a.threshold,
+        a.ts
+    )
+}
+
 /// The summary `make demo` prints.
 pub async fn summary(stack: &Stack, counters: &BTreeMap<DeviceId, Value>) -> Result<String> {
     let states = latest_states(stack).await?;
@@ -414,18 +420,7 @@ pub async fn summary(stack: &Stack, counters: &BTreeMap<DeviceId, Value>) -> Res
     }
     out.push_str(&format!("\nAlerts sent through SNS: {}\n", alerts.len()));
     for a in &alerts {
-        out.push_str(&format!(
-            "  [{}] {} {}: {} = {:.1} {} (threshold {} {}) at {}\n",
-            a.severity,
-            a.vehicle_id,
-            a.rule,
-            a.measure.name(),
-            a.value,
-            a.unit(),
-            a.comparison.symbol(),
-            a.threshold,
-            a.ts
-        ));
+        out.push_str(&alert_line(a));
     }
     out.push_str(&api_examples(stack, counters, &states));
     Ok(out.replace("+00:00", "Z"))

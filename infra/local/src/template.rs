@@ -89,6 +89,14 @@ pub struct StreamSource {
     pub retries: Option<u32>,
 }
 
+/// A function's event sources, as its `Events` declare them.
+#[derive(Default)]
+struct EventSources {
+    queues: Vec<(String, usize, Duration)>,
+    every: Option<Duration>,
+    streams: Vec<StreamSource>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleTarget {
     Queue(String),
@@ -396,52 +404,7 @@ impl Template {
                 environment.insert(scalar(k), self.resolve(v));
             }
         }
-        let mut queues = Vec::new();
-        let mut every = None;
-        let mut streams = Vec::new();
-        if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
-            for (_, event) in events {
-                if event.get("Type").and_then(Value::as_str) == Some("Schedule") {
-                    let rate = event["Properties"].get("Schedule").map(scalar).unwrap_or_default();
-                    every =
-                        Some(parse_rate(&rate).ok_or_else(|| invalid(id, "a Schedule other than rate(N minutes)"))?);
-                }
-                if event.get("Type").and_then(Value::as_str) == Some("DynamoDB") {
-                    let p = &event["Properties"];
-                    // `!GetAtt <table>.StreamArn` resolves to `<table>.StreamArn` here.
-                    let stream = p.get("Stream").map(|v| self.resolve(v)).unwrap_or_default();
-                    let retries: i64 = p
-                        .get("MaximumRetryAttempts")
-                        .map(scalar)
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(-1);
-                    streams.push(StreamSource {
-                        table: stream.split('.').next().unwrap_or_default().to_string(),
-                        batch: p
-                            .get("BatchSize")
-                            .map(scalar)
-                            .and_then(|s| s.parse().ok())
-                            .unwrap_or(100),
-                        retries: u32::try_from(retries).ok(),
-                    });
-                }
-                if event.get("Type").and_then(Value::as_str) == Some("SQS") {
-                    let p = event.get("Properties").cloned().unwrap_or(Value::Null);
-                    let arn = p.get("Queue").map(|v| self.resolve(v)).unwrap_or_default();
-                    let batch = p
-                        .get("BatchSize")
-                        .map(scalar)
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(10);
-                    let window = p
-                        .get("MaximumBatchingWindowInSeconds")
-                        .map(scalar)
-                        .and_then(|s| s.parse().ok())
-                        .map_or(Duration::ZERO, Duration::from_secs);
-                    queues.push((arn.rsplit(':').next().unwrap_or_default().to_string(), batch, window));
-                }
-            }
-        }
+        let events = self.events(id, props)?;
         let timeout = props
             .get("Timeout")
             .and_then(|v| scalar(v).parse().ok())
@@ -460,13 +423,72 @@ impl Template {
             logical_id: id.to_string(),
             binary,
             environment,
-            queues,
-            every,
-            streams,
+            queues: events.queues,
+            every: events.every,
+            streams: events.streams,
             timeout,
             async_retries,
             dead_letter_queue,
         })
+    }
+
+    /// A function's `Events`: its schedule, streams and queues.
+    fn events(&self, id: &str, props: &Value) -> Result<EventSources, TemplateError> {
+        let mut sources = EventSources::default();
+        let Some(events) = props.get("Events").and_then(Value::as_mapping) else {
+            return Ok(sources);
+        };
+        for (_, event) in events {
+            if event.get("Type").and_then(Value::as_str) == Some("Schedule") {
+                let rate = event["Properties"].get("Schedule").map(scalar).unwrap_or_default();
+                sources.every =
+                    Some(parse_rate(&rate).ok_or_else(|| invalid(id, "a Schedule other than rate(N minutes)"))?);
+            }
+            if event.get("Type").and_then(Value::as_str) == Some("DynamoDB") {
+                sources.streams.push(self.stream_source(&event["Properties"]));
+            }
+            if event.get("Type").and_then(Value::as_str) == Some("SQS") {
+                let p = event.get("Properties").cloned().unwrap_or(Value::Null);
+                sources.queues.push(self.queue_source(&p));
+            }
+        }
+        Ok(sources)
+    }
+
+    /// A `DynamoDB` event's properties.
+    fn stream_source(&self, p: &Value) -> StreamSource {
+        // `!GetAtt <table>.StreamArn` resolves to `<table>.StreamArn` here.
+        let stream = p.get("Stream").map(|v| self.resolve(v)).unwrap_or_default();
+        let retries: i64 = p
+            .get("MaximumRetryAttempts")
+            .map(scalar)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1);
+        StreamSource {
+            table: stream.split('.').next().unwrap_or_default().to_string(),
+            batch: p
+                .get("BatchSize")
+                .map(scalar)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(100),
+            retries: u32::try_from(retries).ok(),
+        }
+    }
+
+    /// An `SQS` event's properties: (queue name, batch size, batching window).
+    fn queue_source(&self, p: &Value) -> (String, usize, Duration) {
+        let arn = p.get("Queue").map(|v| self.resolve(v)).unwrap_or_default();
+        let batch = p
+            .get("BatchSize")
+            .map(scalar)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
+        let window = p
+            .get("MaximumBatchingWindowInSeconds")
+            .map(scalar)
+            .and_then(|s| s.parse().ok())
+            .map_or(Duration::ZERO, Duration::from_secs);
+        (arn.rsplit(':').next().unwrap_or_default().to_string(), batch, window)
     }
 
     fn rule(&self, id: &str, props: &Value) -> Result<TopicRule, TemplateError> {

@@ -27,9 +27,10 @@ use canopy::domain::device_id::DeviceId;
 use canopy::domain::lttb::{Point, lttb};
 use canopy::format::dbc::{Database, SignalValue};
 use canopy::format::lake::compact::{BatchCopy, LakeObject, Period, Table, Unit, compact};
-use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
+use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions, decoded_schema};
 use canopy::format::lake::keys::RawKey;
-use canopy_api::catalogs::Catalog;
+use canopy::format::lake::rollup::rollup_schema;
+use canopy_api::catalogs::{Catalog, CatalogEntry};
 use canopy_api::history::datafusion::DataFusionHistory;
 use canopy_api::history::plan::{Plan, Source, plan};
 use canopy_api::history::{Param, Sql, TimeRange, series};
@@ -140,36 +141,17 @@ async fn previous(history: &DataFusionHistory, vehicle: &DeviceId, range: TimeRa
 /// group whose min/max statistics do not rule the signal or range out.
 fn scanned_bytes(root: &Path, vehicle: &DeviceId, plan: &Plan) -> Result<u64> {
     let prefix = plan.source.prefix();
-    let columns: &[&str] = match plan.source {
-        Source::Decoded => &[
-            "ts_us",
-            "message",
-            "signal",
-            "value",
-            "batch",
-            "written_us",
-            "out_of_range",
-        ],
-        Source::Tier(_) => &[
-            "ts_us",
-            "message",
-            "signal",
-            "n",
-            "v_min",
-            "t_min",
-            "v_max",
-            "t_max",
-            "t_first",
-            "v_first",
-            "t_last",
-            "v_last",
-            "v_sum",
-            "v_m2",
-            "batch",
-            "written_us",
-            "n_out_of_range",
-        ],
+    // What the query reads: every column of its source but the unit (and
+    // the decoded object's source address).
+    let schema = match plan.source {
+        Source::Decoded => decoded_schema(),
+        Source::Tier(_) => rollup_schema(),
     };
+    let unread = ["unit", "source_address"];
+    let columns: Vec<&str> = (schema.fields().iter())
+        .map(|f| f.name().as_str())
+        .filter(|name| !unread.contains(name))
+        .collect();
     let (first, last) = plan.range.dates();
     let mut total = 0u64;
     let mut day = first;
@@ -301,12 +283,36 @@ pub async fn run(dbc: &Path, runs: usize, layouts: &[usize], month_days: i64) ->
         "{MESSAGE}.{SIGNAL} at 100 Hz to {POINTS} points, DataFusion over local Parquet, {runs} runs; \
          previous engine (every value, then LTTB) beside the new (rollup tier, per-bucket M4 and statistics in SQL, then LTTB)\n"
     );
-    let mut charts: Vec<(String, i64, usize, Compaction)> = layouts
+    for chart in charts(layouts, month_days) {
+        bench_chart(&db, &entry, &vehicle, runs, chart).await?;
+    }
+    Ok(())
+}
+
+/// One chart to time: a range of days from the first, laid out in objects
+/// a day, and compacted or not.
+struct Chart {
+    name: String,
+    days: i64,
+    per_day: usize,
+    compaction: Compaction,
+}
+
+/// A day in each of `layouts`, the most objects again with its hours
+/// compacted, and a month before and after compaction.
+fn charts(layouts: &[usize], month_days: i64) -> Vec<Chart> {
+    let chart = |name: String, days: i64, per_day: usize, compaction: Compaction| Chart {
+        name,
+        days,
+        per_day,
+        compaction,
+    };
+    let mut charts: Vec<Chart> = layouts
         .iter()
-        .map(|&o| (format!("1 day, {o} objects"), 1, o, Compaction::None))
+        .map(|&o| chart(format!("1 day, {o} objects"), 1, o, Compaction::None))
         .collect();
     if let Some(&most) = layouts.iter().max() {
-        charts.push((
+        charts.push(chart(
             format!("1 day, {most} objects, 23 hours compacted"),
             1,
             most,
@@ -314,97 +320,111 @@ pub async fn run(dbc: &Path, runs: usize, layouts: &[usize], month_days: i64) ->
         ));
     }
     if month_days > 0 {
-        charts.push((
+        charts.push(chart(
             format!("{month_days} days, 24 objects a day"),
             month_days,
             24,
             Compaction::None,
         ));
-        charts.push((
+        charts.push(chart(
             format!("{month_days} days, 24 objects a day, days compacted"),
             month_days,
             24,
             Compaction::Days,
         ));
     }
-    for (name, days, per_day, compaction) in charts {
-        let dir = tempfile::tempdir()?;
-        let started = Instant::now();
-        let written = write_days(&db, dir.path(), &vehicle, days, per_day)?;
-        let wrote_s = started.elapsed().as_secs_f64();
-        let compacted = match compaction {
-            Compaction::None => String::new(),
-            _ => {
-                let started = Instant::now();
-                let objects = compact_tiers(dir.path(), &vehicle, days, compaction)?;
-                format!(
-                    "; tiers compacted in {:.1} s, {objects} objects of the 10 s tier left",
-                    started.elapsed().as_secs_f64()
-                )
-            }
-        };
-        let history = DataFusionHistory::local(dir.path()).await?;
-        let range = TimeRange::new(DAY_START_US, DAY_START_US + days * DAY_US)?;
-        let chart = plan(range, POINTS);
+    charts
+}
 
-        let new = time(runs, || async {
-            let s = series(&history, &entry, &vehicle, range, POINTS).await?;
-            anyhow::ensure!(s.points.len() == POINTS, "got {} points", s.points.len());
-            anyhow::ensure!(
-                s.stats.map(|s| s.count) == Some(written),
-                "statistics of {written} values"
-            );
+/// Lays out a chart's days, times the new engine (and on a day the previous
+/// one) and prints how they did against the targets.
+async fn bench_chart(db: &Database, entry: &CatalogEntry, vehicle: &DeviceId, runs: usize, chart: Chart) -> Result<()> {
+    let days = chart.days;
+    let dir = tempfile::tempdir()?;
+    let (written, laid_out) = lay_out(db, dir.path(), vehicle, &chart)?;
+    let history = DataFusionHistory::local(dir.path()).await?;
+    let range = TimeRange::new(DAY_START_US, DAY_START_US + days * DAY_US)?;
+    let planned = plan(range, POINTS);
+
+    let new = time(runs, || async {
+        let s = series(&history, entry, vehicle, range, POINTS).await?;
+        anyhow::ensure!(s.points.len() == POINTS, "got {} points", s.points.len());
+        anyhow::ensure!(
+            s.stats.map(|s| s.count) == Some(written),
+            "statistics of {written} values"
+        );
+        Ok(())
+    })
+    .await?;
+    let scanned_new = scanned_bytes(dir.path(), vehicle, &planned)?;
+    let decoded_plan = Plan {
+        source: Source::Decoded,
+        range,
+        bucket_us: planned.bucket_us,
+    };
+    let scanned_previous = scanned_bytes(dir.path(), vehicle, &decoded_plan)?;
+    println!(
+        "{} ({written} values, {laid_out}), source {}:",
+        chart.name,
+        planned.source.name()
+    );
+    // The previous engine holds every value: a month of 100 Hz is 268 M points, so it runs on a day only.
+    if days == 1 {
+        let old = time(runs, || async {
+            let (read, points) = previous(&history, vehicle, range).await?;
+            anyhow::ensure!(read as u64 == written && points.len() == POINTS, "read {read}");
             Ok(())
         })
         .await?;
-        let scanned_new = scanned_bytes(dir.path(), &vehicle, &chart)?;
-        let decoded_plan = Plan {
-            source: Source::Decoded,
-            range,
-            bucket_us: chart.bucket_us,
-        };
-        let scanned_previous = scanned_bytes(dir.path(), &vehicle, &decoded_plan)?;
         println!(
-            "{name} ({written} values, written with tiers in {wrote_s:.1} s{compacted}), source {}:",
-            chart.source.name()
+            "  previous  p50 {:>7.1} ms  p95 {:>7.1} ms   Athena would scan {:>7.2} MB",
+            old.p50,
+            old.p95,
+            mb(scanned_previous)
         );
-        // The previous engine holds every value: a month of 100 Hz is 268 M points, so it runs on a day only.
-        if days == 1 {
-            let old = time(runs, || async {
-                let (read, points) = previous(&history, &vehicle, range).await?;
-                anyhow::ensure!(read as u64 == written && points.len() == POINTS, "read {read}");
-                Ok(())
-            })
-            .await?;
-            println!(
-                "  previous  p50 {:>7.1} ms  p95 {:>7.1} ms   Athena would scan {:>7.2} MB",
-                old.p50,
-                old.p95,
-                mb(scanned_previous)
-            );
-            println!(
-                "  new       p50 {:>7.1} ms  p95 {:>7.1} ms   Athena would scan {:>7.2} MB   ({:.1}x faster at p95, {:.0}x fewer bytes)",
-                new.p50,
-                new.p95,
-                mb(scanned_new),
-                old.p95 / new.p95,
-                scanned_previous as f64 / scanned_new.max(1) as f64
-            );
-        } else {
-            println!(
-                "  new       p50 {:>7.1} ms  p95 {:>7.1} ms   Athena would scan {:>7.2} MB   (the decoded values: {:.0} MB)",
-                new.p50,
-                new.p95,
-                mb(scanned_new),
-                mb(scanned_previous)
-            );
-        }
-        let target = if days == 1 { 50.0 } else { 300.0 };
         println!(
-            "  target p95 < {target} ms: {}; scan < 10 MB: {}\n",
-            if new.p95 < target { "met" } else { "MISSED" },
-            if scanned_new < 10 * 1_048_576 { "met" } else { "MISSED" }
+            "  new       p50 {:>7.1} ms  p95 {:>7.1} ms   Athena would scan {:>7.2} MB   ({:.1}x faster at p95, {:.0}x fewer bytes)",
+            new.p50,
+            new.p95,
+            mb(scanned_new),
+            old.p95 / new.p95,
+            scanned_previous as f64 / scanned_new.max(1) as f64
+        );
+    } else {
+        println!(
+            "  new       p50 {:>7.1} ms  p95 {:>7.1} ms   Athena would scan {:>7.2} MB   (the decoded values: {:.0} MB)",
+            new.p50,
+            new.p95,
+            mb(scanned_new),
+            mb(scanned_previous)
         );
     }
+    let target = if days == 1 { 50.0 } else { 300.0 };
+    println!(
+        "  target p95 < {target} ms: {}; scan < 10 MB: {}\n",
+        if new.p95 < target { "met" } else { "MISSED" },
+        if scanned_new < 10 * 1_048_576 { "met" } else { "MISSED" }
+    );
     Ok(())
+}
+
+/// Writes the chart's days in `root` as the edge and decoder would, and
+/// compacts them as it asks; the values written, and how it went (for the
+/// chart's heading).
+fn lay_out(db: &Database, root: &Path, vehicle: &DeviceId, chart: &Chart) -> Result<(u64, String)> {
+    let started = Instant::now();
+    let written = write_days(db, root, vehicle, chart.days, chart.per_day)?;
+    let wrote_s = started.elapsed().as_secs_f64();
+    let compacted = match chart.compaction {
+        Compaction::None => String::new(),
+        _ => {
+            let started = Instant::now();
+            let objects = compact_tiers(root, vehicle, chart.days, chart.compaction)?;
+            format!(
+                "; tiers compacted in {:.1} s, {objects} objects of the 10 s tier left",
+                started.elapsed().as_secs_f64()
+            )
+        }
+    };
+    Ok((written, format!("written with tiers in {wrote_s:.1} s{compacted}")))
 }

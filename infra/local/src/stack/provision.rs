@@ -18,6 +18,16 @@ pub(super) async fn create_resources(
     sdk: &aws_config::SdkConfig,
     visibility_timeout_s: Option<u64>,
 ) -> Result<String> {
+    create_tables(template, sdk).await?;
+    create_queues(template, sdk, visibility_timeout_s).await?;
+    let sns = aws_sdk_sns::Client::new(sdk);
+    for topic in &template.topics {
+        crate::resources::create_topic(&sns, topic).await?;
+    }
+    create_buckets(template, sdk).await
+}
+
+async fn create_tables(template: &Template, sdk: &aws_config::SdkConfig) -> Result<()> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     for t in &template.tables {
         let spec = TableSpec {
@@ -32,6 +42,16 @@ pub(super) async fn create_resources(
         };
         create_table(&dynamodb, &spec).await?;
     }
+    Ok(())
+}
+
+/// The queues, each with its visibility timeout (`visibility_timeout_s`
+/// overrides the template's) and its redrive policy.
+async fn create_queues(
+    template: &Template,
+    sdk: &aws_config::SdkConfig,
+    visibility_timeout_s: Option<u64>,
+) -> Result<()> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     // Dead-letter queues first: the others name them.
     let mut queues = template.queues.clone();
@@ -50,10 +70,12 @@ pub(super) async fn create_resources(
             .await
             .with_context(|| format!("creating queue {}", q.name))?;
     }
-    let sns = aws_sdk_sns::Client::new(sdk);
-    for topic in &template.topics {
-        crate::resources::create_topic(&sns, topic).await?;
-    }
+    Ok(())
+}
+
+/// The buckets and their ObjectCreated notifications; the name of the
+/// (last) bucket that has notifications, the data bucket.
+async fn create_buckets(template: &Template, sdk: &aws_config::SdkConfig) -> Result<String> {
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build());
     let mut data_bucket = None;
     for b in &template.buckets {
@@ -65,32 +87,38 @@ pub(super) async fn create_resources(
         if b.notifications.is_empty() {
             continue;
         }
-        let mut configuration = NotificationConfiguration::builder();
-        for (queue, prefix, suffix) in &b.notifications {
-            let rules = [(FilterRuleName::Prefix, prefix), (FilterRuleName::Suffix, suffix)]
-                .into_iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(name, value)| FilterRule::builder().name(name).value(value).build())
-                .collect::<Vec<_>>();
-            configuration = configuration.queue_configurations(
-                QueueConfiguration::builder()
-                    .queue_arn(format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"))
-                    .events(Event::from("s3:ObjectCreated:*"))
-                    .filter(
-                        NotificationConfigurationFilter::builder()
-                            .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
-                            .build(),
-                    )
-                    .build()?,
-            );
-        }
         s3.put_bucket_notification_configuration()
             .bucket(&b.name)
-            .notification_configuration(configuration.build())
+            .notification_configuration(notifications(&b.notifications)?)
             .send()
             .await
             .with_context(|| format!("notifications of bucket {}", b.name))?;
         data_bucket = Some(b.name.clone());
     }
     data_bucket.ok_or_else(|| anyhow!("the template has no bucket with notifications (the data bucket)"))
+}
+
+/// A bucket's notifications: each (queue, key prefix, key suffix) to its
+/// queue, filtered by whichever of prefix and suffix is set.
+fn notifications(notifications: &[(String, String, String)]) -> Result<NotificationConfiguration> {
+    let mut configuration = NotificationConfiguration::builder();
+    for (queue, prefix, suffix) in notifications {
+        let rules = [(FilterRuleName::Prefix, prefix), (FilterRuleName::Suffix, suffix)]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(name, value)| FilterRule::builder().name(name).value(value).build())
+            .collect::<Vec<_>>();
+        configuration = configuration.queue_configurations(
+            QueueConfiguration::builder()
+                .queue_arn(format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"))
+                .events(Event::from("s3:ObjectCreated:*"))
+                .filter(
+                    NotificationConfigurationFilter::builder()
+                        .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                        .build(),
+                )
+                .build()?,
+        );
+    }
+    Ok(configuration.build())
 }
