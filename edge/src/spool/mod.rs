@@ -16,6 +16,10 @@
 //!   no data bytes for a remote frame, whose `len` is the requested length);
 //! - bus name `B1 index len name[len]`;
 //! - source position `C1 position:u64`.
+//!
+//! The spool's writing side is here; by job, `record` is the segment
+//! format, `layout` the directory and its atomic writes, and `seal`
+//! turns closed segments into raw files.
 
 mod layout;
 mod record;

@@ -8,10 +8,9 @@
 //! requests and messages by driving time, bytes and the decoder's time by
 //! frames — and priced at `infra/prices.toml`.
 //!
-//! By job: [`measure`](measure::measure) runs a design and gathers what
-//! it did (reading moto's [`recording`]), [`price`](price::price) turns
-//! that into a bill at the [`prices`], and [`report`](report::report)
-//! lays the bills side by side.
+//! By job: `measure` runs a design and gathers what it did (reading
+//! moto's request log with `recording`), `price` turns that into a bill
+//! at the list prices of `prices`, and `report` lays the bills side by side.
 
 mod measure;
 mod price;

@@ -16,6 +16,11 @@
 //!
 //! Names that start with a digit and sections in any order are DBC as real
 //! files write it; the grammar of `can-dbc` takes them in both modes.
+//!
+//! This file reads the file and matches its messages to their lines; by
+//! job, `message` compiles a message, `signal` a signal line,
+//! `attributes` reads what `BA_` says, `tree` builds the multiplexing
+//! tree and `layout` checks the bits.
 
 use std::collections::HashMap;
 

@@ -30,6 +30,10 @@
 //! and `out_of_range` from the rows it flags ([`run_column`](super::run_column)).
 //! `ts_us` and `value` go to Parquet's column writer straight from the
 //! window's buckets, and the Arrow writer encodes `source_address`.
+//!
+//! The writer is here; the rest by job: `window` holds what a window
+//! gathers, `catalog` numbers the signals, `batch` assembles one row
+//! group and `encoder` writes the windows on a thread of its own.
 
 mod batch;
 mod catalog;
