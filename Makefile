@@ -62,13 +62,14 @@ $(WEB)/node_modules/.installed: $(WEB)/package-lock.json
 	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(WEB)/dist/index.html: $(WEB)/node_modules/.installed $(WEB_SOURCES)
+# The console's API types are generated from the API's document in the build.
+$(WEB)/dist/index.html: $(WEB)/node_modules/.installed $(WEB_SOURCES) functions/api/openapi.json
 	cd $(WEB) && npm run --silent build
 
 .PHONY: console
 console: $(WEB)/dist/index.html ## build the web console (the API binary embeds it)
 
-# Debian's Chromium for the browser test (playwright-core drives it; no browser download).
+# Debian's Chromium for the browser test (@playwright/test drives it; no browser download).
 CHROMIUM ?= /usr/bin/chromium
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -147,7 +148,7 @@ oracle-opendbc: venv dev-build $(OPENDBC)/.installed ## real cars' DBC files: ho
 .PHONY: console-test
 console-test: venv dev-build $(CHROMIUM) ## the console: Vitest, then Chromium against the local stack with a simulated fleet
 	cd $(WEB) && npx vitest run
-	cd $(WEB) && CANOPY_LOCAL=$(LOCAL) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server CHROMIUM=$(CHROMIUM) node e2e/console.e2e.mjs
+	cd $(WEB) && CANOPY_LOCAL=$(LOCAL) CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server CHROMIUM=$(CHROMIUM) npx playwright test
 
 .PHONY: conformance
 conformance: venv dev-build ## a client driven by openapi.json (schemathesis, every check) against the local stack with a fleet: zero failures

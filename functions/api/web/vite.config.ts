@@ -26,7 +26,9 @@ export default defineConfig({
     },
   },
   test: {
+    // Pure helpers run in node; a component test names jsdom in its first line.
     environment: 'node',
-    include: ['src/**/*.test.ts'],
+    include: ['src/**/*.test.{ts,tsx}'],
+    setupFiles: ['src/test/setup.ts'],
   },
 });

@@ -1,15 +1,15 @@
 import { Component, useEffect, useState, type ReactNode } from 'react';
 
-import { signOut } from './auth';
-import { useConsole } from './context';
-import { useLiveStatus } from './live';
-import { Alerts } from './pages/Alerts';
-import { Docs } from './pages/Docs';
-import { Fleet } from './pages/Fleet';
-import { Station } from './pages/Station';
-import { Stations } from './pages/Stations';
-import { Vehicle } from './pages/Vehicle';
-import { useRoute, type Route } from './route';
+import type { ConsoleConfig } from './api/types';
+import { Alerts } from './features/alerts/Alerts';
+import { Docs } from './features/docs/Docs';
+import { Fleet } from './features/fleet/Fleet';
+import { Station } from './features/stations/Station';
+import { Stations } from './features/stations/Stations';
+import { Vehicle } from './features/vehicle/Vehicle';
+import { signOut } from './lib/auth';
+import { useLiveStatus } from './lib/live';
+import { useRoute, type Route } from './lib/route';
 
 type Theme = 'dark' | 'light';
 const THEME = 'canopy.theme';
@@ -74,10 +74,9 @@ function LiveBadge() {
   );
 }
 
-export function App() {
+export function App({ config }: { config: ConsoleConfig }) {
   const route = useRoute();
   const [theme, toggleTheme] = useTheme();
-  const { config } = useConsole();
   const link = (page: Route['page'], href: string, label: string) => (
     <a href={href} aria-current={route.page === page ? 'page' : undefined}>
       {label}

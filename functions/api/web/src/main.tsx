@@ -1,19 +1,27 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 
-import { createClient, type ConsoleConfig } from './api';
+import type { ConsoleConfig } from './api/types';
 import { App } from './App';
-import { ensureSignedIn, token } from './auth';
-import { Context } from './context';
-import { startLive } from './live';
+import { ensureSignedIn, token } from './lib/auth';
+import { startLive } from './lib/live';
 import './styles.css';
+
+/**
+ * GET /config.json, before sign-in and so outside the API client: a server
+ * that has none asks for no sign-in.
+ */
+async function getConfig(): Promise<ConsoleConfig> {
+  const response = await fetch('/config.json');
+  // Typed as the document declares /config.json's answer.
+  return response.ok ? ((await response.json()) as ConsoleConfig) : { auth: null };
+}
 
 async function start(root: HTMLElement) {
   const view = createRoot(root);
-  let config: ConsoleConfig = { auth: null };
+  let config: ConsoleConfig;
   try {
-    const response = await fetch('/config.json');
-    if (response.ok) config = (await response.json()) as ConsoleConfig;
+    config = await getConfig();
     if (!(await ensureSignedIn(config))) return;
   } catch (e) {
     view.render(
@@ -23,13 +31,10 @@ async function start(root: HTMLElement) {
     );
     return;
   }
-  const client = createClient('', () => token());
   startLive(config, () => token());
   view.render(
     <StrictMode>
-      <Context.Provider value={{ client, config }}>
-        <App />
-      </Context.Provider>
+      <App config={config} />
     </StrictMode>,
   );
 }

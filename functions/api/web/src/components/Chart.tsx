@@ -2,17 +2,11 @@ import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
-import type { Alert, Series } from '../api';
-import { signalKey } from '../api';
+import type { Alert, Series } from '../api/types';
+import { signalKey } from '../lib/signals';
 
-/** Every chart on the page, in order, for PNG export and the browser test. */
-export const charts = new Map<string, uPlot>();
-declare global {
-  interface Window {
-    canopy?: { charts: Map<string, uPlot> };
-  }
-}
-if (typeof window !== 'undefined') window.canopy = { charts };
+/** Every chart on the page, in order, for the PNG export. */
+const charts = new Map<string, uPlot>();
 
 const SYNC_KEY = 'canopy-vehicle';
 
@@ -107,12 +101,9 @@ export function Chart({ series, fromMs, toMs, alerts, showTimeAxis, onZoom }: Pr
     const ys = series.points.map((p) => p.value);
     u.setData([xs, ys], true);
     u.redraw();
-    if (series.points.length > 0 && !performance.getEntriesByName('canopy:first-chart').length) {
-      performance.mark('canopy:first-chart');
-    }
   }, [series, fromMs, toMs, alerts]);
 
-  return <div className="chart" ref={host} role="img" aria-label={`${key} chart`} data-signal={key} />;
+  return <div className="chart" ref={host} role="img" aria-label={`${key} chart`} />;
 }
 
 /** The charts drawn, stacked into one PNG with their names. */

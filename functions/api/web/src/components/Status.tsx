@@ -1,4 +1,4 @@
-import { ApiError } from '../api';
+import { ApiError } from '../lib/http';
 
 /** An API error as a sentence, with the request id support can look up. */
 export function ErrorBox({ error, what }: { error: Error; what: string }) {

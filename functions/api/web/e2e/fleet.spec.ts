@@ -1,0 +1,55 @@
+import { join } from 'node:path';
+
+import type { VehicleState } from '../src/api/types';
+import { expect, test } from './fixtures';
+import { OUT } from './metrics';
+import { fixed, readTable, tableWith } from './screen';
+import { VEHICLES } from './stack';
+
+const HOT_VEHICLE = 'veh-001';
+
+test.describe('the fleet page', () => {
+  test.beforeEach(async ({ page }) => {
+    await page.goto('/');
+    await expect(page.getByRole('row', { name: new RegExp(HOT_VEHICLE) })).toBeVisible();
+  });
+
+  test("lists every vehicle with the API's values", async ({ page, api }) => {
+    const fleet = await api.json<{ vehicles: VehicleState[] }>('/vehicles?limit=100');
+    const rows = await readTable(tableWith(page, 'Last message'));
+    expect(rows).toHaveLength(VEHICLES);
+    expect(fleet.vehicles).toHaveLength(VEHICLES);
+    for (const v of fleet.vehicles) {
+      expect(rows.find((r) => r.Vehicle === v.vehicle_id)).toMatchObject({
+        'SoC (%)': fixed(v.soc_pct, 1),
+        'Pack voltage (V)': fixed(v.pack_voltage_v, 1),
+        'Pack current (A)': fixed(v.pack_current_a, 1),
+        'Hottest cell (°C)': fixed(v.cell_temp_max_c, 1),
+        'Speed (km/h)': fixed(v.speed_kph, 0),
+      });
+    }
+  });
+
+  test('the overheating vehicle has an alert badge', async ({ page }) => {
+    const row = page.getByRole('row', { name: new RegExp(HOT_VEHICLE) });
+    const badge = row.getByRole('link', { name: /recent alerts?$/ });
+    await expect(badge).toBeVisible({ timeout: 20_000 });
+    expect(Number(await badge.textContent())).toBeGreaterThanOrEqual(1);
+    await page.screenshot({ path: join(OUT, 'fleet.png') });
+  });
+
+  test('sorts by SoC, descending on a second click, and keeps the sort in the URL', async ({ page }) => {
+    const soc = page.getByRole('button', { name: 'SoC (%)' });
+    await soc.click();
+    await soc.click();
+    await expect(page.getByRole('columnheader', { name: 'SoC (%)' })).toHaveAttribute('aria-sort', 'descending');
+    const shown = (await readTable(tableWith(page, 'Last message'))).map((r) => Number(r['SoC (%)']));
+    expect(shown).toEqual([...shown].sort((a, b) => b - a));
+    expect(new URL(page.url()).hash).toContain('sort=-soc_pct');
+  });
+
+  test('filters by id', async ({ page }) => {
+    await page.getByRole('searchbox', { name: 'Filter vehicles by id' }).fill('002');
+    await expect.poll(async () => (await readTable(tableWith(page, 'Last message'))).map((r) => r.Vehicle)).toEqual(['veh-002']);
+  });
+});

@@ -1,0 +1,103 @@
+// @vitest-environment jsdom
+import { render, screen, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+
+import { App } from '../../App';
+import { json, stubApi } from '../../test/stubApi';
+import { NOW_MS, alert, stopClock, vehicle } from '../../test/fixtures';
+
+vi.mock('uplot', () => import('../../test/fakeUplot'));
+
+beforeEach(stopClock);
+
+/** The fleet table's rows, each cell by its column's name. */
+function fleetRows(): Record<string, string>[] {
+  const table = screen.getByRole('table');
+  const headers = within(table)
+    .getAllByRole('columnheader')
+    .map((th) => within(th).getByRole('button').textContent!.replace(/[▲▼]/g, '').trim());
+  return within(table)
+    .getAllByRole('row')
+    .slice(1)
+    .map((row) => {
+      const cells = [within(row).getByRole('rowheader'), ...within(row).getAllByRole('cell')];
+      return Object.fromEntries(cells.map((cell, i) => [headers[i], cell.textContent!.trim()]));
+    });
+}
+
+function renderFleet(hash = '#/') {
+  window.history.replaceState(null, '', `/${hash}`);
+  return render(<App config={{ auth: null }} />);
+}
+
+describe('the fleet page', () => {
+  it("lists every vehicle of every page with the API's values and its recent alerts", async () => {
+    const requests = stubApi({
+      'GET /vehicles': ({ url }: { url: URL }) =>
+        url.searchParams.get('after') === 'veh-002'
+          ? { vehicles: [vehicle('veh-010', { soc_pct: 12.34, speed_kph: 0 })], next: null }
+          : { vehicles: [vehicle('veh-001'), vehicle('veh-002', { received_at_ms: NOW_MS - 180_000 })], next: 'veh-002' },
+      'GET /alerts': { alerts: [alert('veh-001', NOW_MS * 1000), alert('veh-001', NOW_MS * 1000 - 1)] },
+    });
+    renderFleet();
+
+    expect(await screen.findByText('3 of 3 vehicles')).toBeTruthy();
+    await screen.findByRole('link', { name: '2 recent alerts' });
+    expect(fleetRows()).toEqual([
+      {
+        Vehicle: 'veh-001',
+        'SoC (%)': '80.0',
+        'Pack voltage (V)': '371.3',
+        'Pack current (A)': '-12.5',
+        'Hottest cell (°C)': '31.2',
+        'Speed (km/h)': '52',
+        'Last message': '4 s ago',
+        Alerts: '2',
+      },
+      expect.objectContaining({ Vehicle: 'veh-002', 'Last message': '3 min ago', Alerts: '—' }),
+      expect.objectContaining({ Vehicle: 'veh-010', 'SoC (%)': '12.3', 'Speed (km/h)': '0' }),
+    ]);
+    expect(screen.getByRole('link', { name: 'veh-010' }).getAttribute('href')).toBe('#/vehicles/veh-010?range=1h');
+    expect(requests.filter((r) => r.url.pathname === '/vehicles').map((r) => r.url.search)).toEqual([
+      '?limit=100',
+      '?limit=100&after=veh-002',
+    ]);
+  });
+
+  it('sorts by a column either way and filters by id, keeping both in the URL', async () => {
+    stubApi({
+      'GET /vehicles': {
+        vehicles: [vehicle('veh-001', { soc_pct: 50 }), vehicle('veh-002', { soc_pct: 90 }), vehicle('veh-003', { soc_pct: 70 })],
+        next: null,
+      },
+      'GET /alerts': { alerts: [] },
+    });
+    const user = userEvent.setup();
+    renderFleet();
+    await screen.findByText('3 of 3 vehicles');
+
+    const soc = screen.getByRole('button', { name: 'SoC (%)' });
+    await user.click(soc);
+    expect(fleetRows().map((r) => r.Vehicle)).toEqual(['veh-001', 'veh-003', 'veh-002']);
+    expect(screen.getByRole('columnheader', { name: 'SoC (%)' }).getAttribute('aria-sort')).toBe('ascending');
+    await user.click(soc);
+    expect(fleetRows().map((r) => r.Vehicle)).toEqual(['veh-002', 'veh-003', 'veh-001']);
+    expect(window.location.hash).toBe('#/?sort=-soc_pct');
+
+    await user.type(screen.getByRole('searchbox', { name: 'Filter vehicles by id' }), '003');
+    expect(fleetRows().map((r) => r.Vehicle)).toEqual(['veh-003']);
+    expect(screen.getByText('1 of 3 vehicles')).toBeTruthy();
+    expect(window.location.hash).toBe('#/?q=003&sort=-soc_pct');
+  });
+
+  it("shows the API's error as a sentence with what failed", async () => {
+    stubApi({
+      'GET /vehicles': json({ error: { status: 502, message: 'a table read failed (request r-42)', request_id: 'r-42' } }, 502),
+      'GET /alerts': { alerts: [] },
+    });
+    renderFleet();
+    const error = await screen.findByRole('alert');
+    expect(error.textContent).toBe('Could not load the fleet. a table read failed (request r-42)');
+  });
+});
