@@ -527,28 +527,6 @@ async fn the_router_answers_validates_and_documents_every_route() {
         ("GET", history_uri("veh-01", "No-pe", SIGNAL, ""), None, "message"),
         (
             "GET",
-            history_uri(
-                "veh-01",
-                MESSAGE,
-                SIGNAL,
-                "from=2023-11-15T00:00:00Z&to=2023-11-14T00:00:00Z",
-            ),
-            None,
-            "from",
-        ),
-        (
-            "GET",
-            history_uri(
-                "veh-01",
-                MESSAGE,
-                SIGNAL,
-                "from=2023-01-01T00:00:00Z&to=2023-11-14T00:00:00Z",
-            ),
-            None,
-            "to",
-        ),
-        (
-            "GET",
             history_uri("veh-01", MESSAGE, SIGNAL, "from=yesterday"),
             None,
             "from",

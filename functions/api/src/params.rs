@@ -67,10 +67,10 @@ pub struct AlertPage {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Chart {
-    /// RFC 3339; default: a day before `to`
+    /// RFC 3339; default: a day before `to`. At most the 31 days before `to` are read (the answer's from_us says where it starts); a `from` not before `to` asks for nothing, answered empty
     #[param(format = DateTime, nullable = false)]
     pub from: Option<String>,
-    /// RFC 3339; default: now. At most 31 days after `from`
+    /// RFC 3339, exclusive; default: now
     #[param(format = DateTime, nullable = false)]
     pub to: Option<String>,
     /// 3-10000, default 1000
@@ -82,10 +82,10 @@ pub struct Chart {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TripRange {
-    /// RFC 3339; default: a day before `to`
+    /// RFC 3339; default: a day before `to`. At most the 31 days before `to` are read (the answer's from_us says where it starts); a `from` not before `to` asks for nothing, answered empty
     #[param(format = DateTime, nullable = false)]
     pub from: Option<String>,
-    /// RFC 3339; default: now. At most 31 days after `from`
+    /// RFC 3339, exclusive; default: now
     #[param(format = DateTime, nullable = false)]
     pub to: Option<String>,
     /// Seconds between two messages that split trips: 10-86400, default 300 (5 minutes)

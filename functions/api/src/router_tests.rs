@@ -833,3 +833,46 @@ async fn stations_are_listed_read_and_charted_from_their_declaration() {
         StatusCode::BAD_REQUEST
     );
 }
+
+/// A range is answered whatever its ends: one longer than 31 days is cut to
+/// the 31 days before `to`, one that ends before it starts is empty and
+/// runs no query.
+#[tokio::test]
+async fn every_range_is_answered_cut_to_31_days_or_empty() {
+    let api = api().await;
+    let history = "/vehicles/veh-001/signals/BMS_PackStatus/PackCurrent";
+    let (status, body) = get(
+        &api,
+        &format!("{history}?from=2000-01-01T00:00:00Z&to=2023-11-15T00:00:00Z"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["to_us"].as_i64().unwrap() - body["from_us"].as_i64().unwrap(),
+        crate::history::MAX_RANGE_US
+    );
+    assert!(!body["series"]["points"].as_array().unwrap().is_empty(), "{body}");
+
+    api.history.faults.fail_next(1);
+    let backwards = "from=2023-11-15T00:00:00Z&to=2023-11-14T00:00:00Z";
+    let (status, body) = get(&api, &format!("{history}?{backwards}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["from_us"], body["to_us"]);
+    assert_eq!(body["series"]["points"], serde_json::json!([]));
+    assert_eq!(body["series"]["stats"], Value::Null);
+    let (status, body) = get(&api, &format!("/vehicles/veh-001/trips?{backwards}")).await;
+    assert_eq!(
+        (status, &body["trips"]),
+        (StatusCode::OK, &serde_json::json!([])),
+        "{body}"
+    );
+    let field = "/stations/st-01/history/batteries_available";
+    let (status, body) = get(&api, &format!("{field}?{backwards}")).await;
+    assert_eq!(
+        (status, &body["points"]),
+        (StatusCode::OK, &serde_json::json!([])),
+        "{body}"
+    );
+    // No query ran for them: the fault set above is still waiting for one.
+    assert_eq!(get(&api, history).await.0, StatusCode::BAD_GATEWAY);
+}

@@ -79,7 +79,8 @@ pub struct SignalRef {
     pub signal_name: String,
 }
 
-/// A validated time range, `[from_us, to_us)`.
+/// A validated time range, `[from_us, to_us)`; empty when `from_us` is not
+/// before `to_us` (only [`TimeRange::parse`] makes such a range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeRange {
     pub from_us: i64,
@@ -87,7 +88,12 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
-    /// From RFC 3339 times; `to` defaults to now and `from` to a day before `to`.
+    /// What a caller asked for, from RFC 3339 times; `to` defaults to now
+    /// and `from` to a day before `to`. Every such request is answered: a
+    /// range longer than [`MAX_RANGE_US`] is cut to the 31 days before `to`
+    /// (what one query may read), and one whose `from` is not before `to`
+    /// is empty, so nothing is read for it. The answer's `from_us` and
+    /// `to_us` say which range it covers.
     pub fn parse(from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) -> Result<Self, InvalidQuery> {
         let time = |field: &str, s: &str| -> Result<i64, InvalidQuery> {
             DateTime::parse_from_rfc3339(s)
@@ -107,7 +113,15 @@ impl TimeRange {
             Some(s) => time("from", s)?,
             None => to_us - 24 * 3600 * 1_000_000,
         };
-        Self::new(from_us, to_us)
+        Ok(Self {
+            from_us: from_us.clamp(to_us.saturating_sub(MAX_RANGE_US), to_us),
+            to_us,
+        })
+    }
+
+    /// No time at all: nothing is read for it.
+    pub fn is_empty(&self) -> bool {
+        self.from_us >= self.to_us
     }
 
     pub fn new(from_us: i64, to_us: i64) -> Result<Self, InvalidQuery> {
@@ -314,6 +328,17 @@ pub async fn series(
         message_name: entry.message.clone(),
         signal_name: entry.signal.clone(),
     };
+    if range.is_empty() {
+        return Ok(Series {
+            message_name: signal.message_name,
+            signal_name: signal.signal_name,
+            unit: entry.unit.clone(),
+            source_points: 0,
+            downsampled: false,
+            points: Vec::new(),
+            stats: None,
+        });
+    }
     let reduced = history
         .reduced(vehicle, &signal, &plan::plan(range, max_points))
         .await?;
@@ -347,18 +372,28 @@ mod tests {
     }
 
     #[test]
-    fn ranges_are_bounded_and_ordered() {
+    fn asked_ranges_are_cut_to_31_days_and_an_end_before_the_start_is_empty() {
         let now = t("2025-03-01T12:00:00Z");
         let r = TimeRange::parse(None, None, now).unwrap();
         assert_eq!(r.to_us - r.from_us, 24 * 3600 * 1_000_000);
+        assert!(!r.is_empty());
+        let backwards = TimeRange::parse(Some("2025-03-01T12:00:00Z"), Some("2025-03-01T11:00:00Z"), now).unwrap();
+        assert!(backwards.is_empty());
+        assert_eq!(backwards.to_us, t("2025-03-01T11:00:00Z").timestamp_micros());
+        let huge = TimeRange::parse(Some("2025-01-01T00:00:00Z"), Some("2025-03-01T00:00:00Z"), now).unwrap();
         assert_eq!(
-            TimeRange::parse(Some("2025-03-01T12:00:00Z"), Some("2025-03-01T11:00:00Z"), now)
-                .unwrap_err()
-                .field,
-            "from"
+            (huge.from_us, huge.to_us),
+            (
+                t("2025-01-29T00:00:00Z").timestamp_micros(),
+                t("2025-03-01T00:00:00Z").timestamp_micros()
+            )
         );
-        let huge = TimeRange::parse(Some("2025-01-01T00:00:00Z"), Some("2025-03-01T00:00:00Z"), now);
-        assert_eq!(huge.unwrap_err().problem, "the range may span at most 31 days");
+        // The ends of the calendar do not overflow.
+        let all = TimeRange::parse(Some("0001-01-01T00:00:00Z"), Some("9999-12-31T23:59:59Z"), now).unwrap();
+        assert_eq!(all.to_us - all.from_us, MAX_RANGE_US);
+        // The strict constructor, for ranges the code makes, still refuses both.
+        assert_eq!(TimeRange::new(2, 1).unwrap_err().field, "from");
+        assert_eq!(TimeRange::new(0, MAX_RANGE_US + 1).unwrap_err().field, "to");
         let bad = TimeRange::parse(Some("yesterday'; DROP TABLE x"), None, now).unwrap_err();
         assert!(bad.problem.contains("not an RFC 3339 time"), "{bad}");
     }

@@ -38,7 +38,7 @@ fn list(kind: &Kind) -> Value {
         kind,
         format!("Every {}'s latest state, in id order", kind.name),
         vec![limit(), after],
-        answer("Latest states", page, &["400", "401", "403", "502"]),
+        answer("Latest states", page, &[400, 401, 403, 502]),
     )
 }
 
@@ -47,7 +47,7 @@ fn one(kind: &Kind) -> Value {
         kind,
         format!("A {}'s latest state", kind.name),
         vec![id(kind)],
-        answer("Latest state", state_schema(kind), &["400", "401", "403", "404", "502"]),
+        answer("Latest state", state_schema(kind), &[400, 401, 403, 404, 502]),
     )
 }
 
@@ -64,7 +64,7 @@ fn alerts(kind: &Kind) -> Value {
         kind,
         format!("A {}'s alerts, newest first", kind.name),
         vec![id(kind), limit(), before],
-        answer("Alerts", alerts, &["400", "401", "403", "404", "502"]),
+        answer("Alerts", alerts, &[400, 401, 403, 404, 502]),
     )
 }
 
@@ -92,7 +92,10 @@ fn history(kind: &Kind) -> Value {
     let parameters = vec![
         id(kind),
         field,
-        time("from", "Start (RFC 3339; default a day before to)"),
+        time(
+            "from",
+            "Start (RFC 3339; default a day before to). At most the 31 days before to are read (the answer's from_us says where it starts); a from not before to asks for nothing, answered empty",
+        ),
         time("to", "End, exclusive (RFC 3339; default now)"),
         max_points,
     ];
@@ -106,7 +109,7 @@ fn history(kind: &Kind) -> Value {
         answer(
             "The field's points and statistics",
             history,
-            &["400", "401", "403", "404", "429", "502", "504"],
+            &[400, 401, 403, 404, 429, 502, 504],
         ),
     )
 }
@@ -116,17 +119,8 @@ fn operation(kind: &Kind, summary: String, parameters: Vec<Value>, responses: Va
 }
 
 /// A 200 with `schema`, and the errors of `codes`.
-fn answer(description: &str, schema: Value, codes: &[&str]) -> Value {
-    let mut responses: Map<String, Value> = codes
-        .iter()
-        .map(|c| {
-            let response = if *c == "429" { "TooManyRequests" } else { "Error" };
-            (
-                c.to_string(),
-                json!({"$ref": format!("#/components/responses/{response}")}),
-            )
-        })
-        .collect();
+fn answer(description: &str, schema: Value, codes: &[u16]) -> Value {
+    let mut responses = super::error_json(codes);
     responses.insert(
         "200".into(),
         json!({"description": description, "content": {"application/json": {"schema": schema}}}),

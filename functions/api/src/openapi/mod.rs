@@ -12,11 +12,13 @@
 pub mod devices;
 mod state;
 
+use std::collections::BTreeMap;
+
 use canopy::domain::kind::Kinds;
 use serde_json::{Value, json};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{self as oa, RefOr, Response};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 pub use state::VehicleState;
 
@@ -92,6 +94,57 @@ impl<'r> ToResponse<'r> for TooManyRequests {
             .build();
         ("TooManyRequests", response.into())
     }
+}
+
+/// The error answers of a set of statuses: each the `Error` response, 429
+/// the `TooManyRequests` one.
+fn errors(codes: &[u16]) -> BTreeMap<String, RefOr<Response>> {
+    codes
+        .iter()
+        .map(|code| {
+            let response = if *code == 429 { "TooManyRequests" } else { "Error" };
+            (code.to_string(), RefOr::Ref(oa::Ref::from_response_name(response)))
+        })
+        .collect()
+}
+
+/// Declares a set of error answers a route may give, by status.
+macro_rules! error_set {
+    ($(#[$doc:meta])* $name:ident = [$($code:literal),*]) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                errors(&[$($code),*])
+            }
+        }
+    };
+}
+
+error_set!(
+    /// A listing of the fleet: bad input, not signed in, in no group, a table failed or was slow.
+    ListErrors = [400, 401, 403, 502, 504]
+);
+error_set!(
+    /// A read of one vehicle: as a listing's, and 404 for a vehicle (or name) not found.
+    ReadErrors = [400, 401, 403, 404, 502, 504]
+);
+error_set!(
+    /// A read that runs history queries: as a vehicle read's, and 429 past the quota.
+    HistoryErrors = [400, 401, 403, 404, 429, 502, 504]
+);
+error_set!(
+    /// The fleet's statistics: a listing's errors, and 429 past the quota.
+    StatsErrors = [400, 401, 403, 429, 502, 504]
+);
+
+/// The device kinds' routes, by their statuses (as JSON: those paths are built as JSON).
+pub(crate) fn error_json(codes: &[u16]) -> serde_json::Map<String, Value> {
+    errors(codes)
+        .into_iter()
+        .filter_map(|(code, response)| Some((code, serde_json::to_value(response).ok()?)))
+        .collect()
 }
 
 /// The ingest function's route and its schemas, on the same API Gateway.

@@ -13,7 +13,7 @@ use crate::access::{self, Identity};
 use crate::app::Api;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
-use crate::openapi::Error;
+use crate::openapi::{ListErrors, ReadErrors};
 use crate::params::{AlertPage, VehiclePath, before_us, page_limit};
 
 /// Vehicles whose logs `/alerts` reads at most, and how many at once.
@@ -41,8 +41,7 @@ pub struct VehicleAlerts {
 /// simple); a fleet past a few thousand vehicles wants an index by time.
 #[utoipa::path(get, path = "/alerts", operation_id = "listFleetAlerts", params(AlertPage), responses(
     (status = 200, description = "Alerts", body = FleetAlerts),
-    (status = 400, response = Error), (status = 401, response = Error), (status = 403, response = Error),
-    (status = 502, response = Error), (status = 504, response = Error),
+    ListErrors,
 ))]
 pub async fn fleet(
     State(api): State<Arc<Api>>,
@@ -73,8 +72,7 @@ pub async fn fleet(
 /// A vehicle's alerts, newest first
 #[utoipa::path(get, path = "/vehicles/{id}/alerts", operation_id = "listVehicleAlerts", params(VehiclePath, AlertPage), responses(
     (status = 200, description = "Alerts", body = VehicleAlerts),
-    (status = 400, response = Error), (status = 401, response = Error), (status = 403, response = Error),
-    (status = 404, response = Error), (status = 502, response = Error), (status = 504, response = Error),
+    ReadErrors,
 ))]
 pub async fn vehicle(
     State(api): State<Arc<Api>>,

@@ -12,7 +12,7 @@ use crate::app::Api;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::history::{self, FleetStat};
-use crate::openapi::{Error, TooManyRequests};
+use crate::openapi::StatsErrors;
 use crate::params::StatsDay;
 
 /// A day's statistics.
@@ -26,8 +26,7 @@ pub struct FleetStats {
 /// Per vehicle and hour: message count, min/max/avg of key BMS signals (from the telemetry archive)
 #[utoipa::path(get, path = "/fleet/stats", operation_id = "getFleetStats", params(StatsDay), responses(
     (status = 200, description = "Statistics", body = FleetStats),
-    (status = 400, response = Error), (status = 401, response = Error), (status = 403, response = Error),
-    (status = 429, response = TooManyRequests), (status = 502, response = Error), (status = 504, response = Error),
+    StatsErrors,
 ))]
 pub async fn stats(
     State(api): State<Arc<Api>>,

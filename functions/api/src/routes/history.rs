@@ -16,7 +16,7 @@ use crate::app::Api;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::history::{self, MAX_SIGNALS, Series, SignalRef, TimeRange, invalid, whole_number};
-use crate::openapi::{Error, TooManyRequests};
+use crate::openapi::HistoryErrors;
 use crate::params::{Chart, SignalPath, VehiclePath, max_points, range};
 
 /// One signal's history.
@@ -45,10 +45,10 @@ pub struct SignalsHistory {
 pub struct QueryBody {
     #[schema(min_items = 1, max_items = 20)]
     signals: Vec<SignalRef>,
-    /// RFC 3339; default: a day before `end_time`
+    /// RFC 3339; default: a day before `end_time`. At most the 31 days before `end_time` are read (the answer's from_us says where it starts); a `start_time` not before `end_time` asks for nothing, answered empty
     #[schema(format = DateTime)]
     start_time: Option<String>,
-    /// RFC 3339; default: now. At most 31 days after `start_time`
+    /// RFC 3339, exclusive; default: now
     #[schema(format = DateTime)]
     end_time: Option<String>,
     /// 3-10000, default 1000. A JSON number: `800.0` is the integer 800, as JSON Schema counts it.
@@ -59,9 +59,7 @@ pub struct QueryBody {
 /// One signal's history, downsampled with LTTB
 #[utoipa::path(get, path = "/vehicles/{id}/signals/{message}/{signal}", operation_id = "getSignalHistory", params(SignalPath, Chart), responses(
     (status = 200, description = "History", body = SignalHistory),
-    (status = 400, response = Error), (status = 401, response = Error), (status = 403, response = Error),
-    (status = 404, response = Error), (status = 429, response = TooManyRequests),
-    (status = 502, response = Error), (status = 504, response = Error),
+    HistoryErrors,
 ))]
 pub async fn signal(
     State(api): State<Arc<Api>>,
@@ -92,9 +90,7 @@ pub async fn signal(
 /// Several signals' history at once
 #[utoipa::path(post, path = "/vehicles/{id}/query", operation_id = "querySignals", params(VehiclePath), request_body = QueryBody, responses(
     (status = 200, description = "History", body = SignalsHistory),
-    (status = 400, response = Error), (status = 401, response = Error), (status = 403, response = Error),
-    (status = 404, response = Error), (status = 429, response = TooManyRequests),
-    (status = 502, response = Error), (status = 504, response = Error),
+    HistoryErrors,
 ))]
 pub async fn query(
     State(api): State<Arc<Api>>,

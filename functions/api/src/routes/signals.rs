@@ -13,7 +13,7 @@ use crate::app::Api;
 use crate::catalogs::CatalogEntry;
 use crate::error::ApiError;
 use crate::extract::ApiPath;
-use crate::openapi::Error;
+use crate::openapi::{ListErrors, ReadErrors};
 use crate::params::VehiclePath;
 
 /// The fleet's signals.
@@ -33,8 +33,7 @@ pub struct VehicleSignals {
 /// The fleet's signal catalog: of the DBC vehicles without their own are decoded with
 #[utoipa::path(get, path = "/signals", operation_id = "listFleetSignals", responses(
     (status = 200, description = "Signals", body = FleetSignals),
-    (status = 400, response = Error), (status = 401, response = Error), (status = 403, response = Error),
-    (status = 502, response = Error), (status = 504, response = Error),
+    ListErrors,
 ))]
 pub async fn fleet(State(api): State<Arc<Api>>, identity: Identity) -> Result<Json<FleetSignals>, ApiError> {
     access::scope(&api.access, &identity)?;
@@ -47,8 +46,7 @@ pub async fn fleet(State(api): State<Arc<Api>>, identity: Identity) -> Result<Js
 /// The signal catalog of the DBC this vehicle's data is decoded with: dbc/vehicles/<id>.dbc in the lake's bucket when it exists, else the fleet's (GET /signals)
 #[utoipa::path(get, path = "/vehicles/{id}/signals", operation_id = "listVehicleSignals", params(VehiclePath), responses(
     (status = 200, description = "Signals", body = VehicleSignals),
-    (status = 400, response = Error), (status = 401, response = Error), (status = 403, response = Error),
-    (status = 404, response = Error), (status = 502, response = Error), (status = 504, response = Error),
+    ReadErrors,
 ))]
 pub async fn vehicle(
     State(api): State<Arc<Api>>,

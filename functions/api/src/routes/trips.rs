@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::history::TimeRange;
 use crate::history::trips::{self, Trip};
-use crate::openapi::{Error, TooManyRequests};
+use crate::openapi::HistoryErrors;
 use crate::params::{TripRange, VehiclePath, range};
 use crate::ports::AlertReads;
 
@@ -39,9 +39,7 @@ pub struct Trips {
 /// A vehicle's trips: contiguous periods of telemetry, split by gaps
 #[utoipa::path(get, path = "/vehicles/{id}/trips", operation_id = "listTrips", params(VehiclePath, TripRange), responses(
     (status = 200, description = "Trips, oldest first", body = Trips),
-    (status = 400, response = Error), (status = 401, response = Error), (status = 403, response = Error),
-    (status = 404, response = Error), (status = 429, response = TooManyRequests),
-    (status = 502, response = Error), (status = 504, response = Error),
+    HistoryErrors,
 ))]
 pub async fn vehicle(
     State(api): State<Arc<Api>>,
@@ -53,8 +51,12 @@ pub async fn vehicle(
     let range = range(asked.from.as_deref(), asked.to.as_deref())?;
     let gap_us = trips::gap_us(asked.gap_s)?;
     api.admit_history(&identity).await?;
-    let rows = api.run_history(api.history.trips(&id, range, gap_us)).await?;
-    let alerts = alerts_in(api.alerts.as_ref(), &id, range).await?;
+    let (rows, alerts) = if range.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let rows = api.run_history(api.history.trips(&id, range, gap_us)).await?;
+        (rows, alerts_in(api.alerts.as_ref(), &id, range).await?)
+    };
     Ok(Json(Trips {
         vehicle_id: id,
         from_us: range.from_us,

@@ -11,7 +11,7 @@ use crate::access::{self, Identity};
 use crate::app::Api;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
-use crate::openapi::{Error, VehicleState};
+use crate::openapi::{ListErrors, ReadErrors, VehicleState};
 use crate::params::{VehiclePage, VehiclePath, page_limit};
 
 /// Table pages read for one answer at most: a caller in a small group of a
@@ -29,8 +29,7 @@ pub struct VehicleList {
 /// Vehicles with their latest state, paginated
 #[utoipa::path(get, path = "/vehicles", operation_id = "listVehicles", params(VehiclePage), responses(
     (status = 200, description = "A page", body = VehicleList),
-    (status = 400, response = Error), (status = 401, response = Error), (status = 403, response = Error),
-    (status = 502, response = Error), (status = 504, response = Error),
+    ListErrors,
 ))]
 pub async fn list(
     State(api): State<Arc<Api>>,
@@ -52,8 +51,7 @@ pub async fn list(
 /// A vehicle's latest state
 #[utoipa::path(get, path = "/vehicles/{id}", operation_id = "getVehicle", params(VehiclePath), responses(
     (status = 200, description = "Latest state", body = VehicleState),
-    (status = 400, response = Error), (status = 401, response = Error), (status = 403, response = Error),
-    (status = 404, response = Error), (status = 502, response = Error), (status = 504, response = Error),
+    ReadErrors,
 ))]
 pub async fn one(
     State(api): State<Arc<Api>>,
