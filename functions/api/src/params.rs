@@ -12,8 +12,6 @@ use crate::history::{self, InvalidQuery, TimeRange, invalid};
 
 /// A vehicle or device id: 1-64 of A-Z a-z 0-9 _ -.
 pub const ID_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$";
-/// A DBC name of a message or signal.
-pub const NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
 
 /// `/vehicles/{id}…`
 #[derive(Deserialize, IntoParams)]

@@ -7,16 +7,17 @@ use serde_json::{Map, Value, json};
 
 use crate::history::devices::chartable_fields;
 use crate::params::ID_PATTERN;
+use crate::routes::devices::KindPaths;
 
 /// The paths of every kind's routes.
 pub fn paths(kinds: &[Kind]) -> Map<String, Value> {
     let mut paths = Map::new();
     for kind in kinds {
-        let base = format!("/{}", kind.path);
-        paths.insert(base.clone(), list(kind));
-        paths.insert(format!("{base}/{{id}}"), one(kind));
-        paths.insert(format!("{base}/{{id}}/alerts"), alerts(kind));
-        paths.insert(format!("{base}/{{id}}/history/{{field}}"), history(kind));
+        let routes = KindPaths::of(kind);
+        paths.insert(routes.list, list(kind));
+        paths.insert(routes.one, one(kind));
+        paths.insert(routes.alerts, alerts(kind));
+        paths.insert(routes.history, history(kind));
     }
     paths
 }

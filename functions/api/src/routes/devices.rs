@@ -43,27 +43,48 @@ struct DevicePage {
     after: Option<String>,
 }
 
+/// The paths of a kind's four routes, which [`routes`] serves and
+/// [`crate::openapi::devices`] documents.
+pub struct KindPaths {
+    pub list: String,
+    pub one: String,
+    pub alerts: String,
+    pub history: String,
+}
+
+impl KindPaths {
+    pub fn of(kind: &Kind) -> Self {
+        let base = format!("/{}", kind.path);
+        Self {
+            one: format!("{base}/{{id}}"),
+            alerts: format!("{base}/{{id}}/alerts"),
+            history: format!("{base}/{{id}}/history/{{field}}"),
+            list: base,
+        }
+    }
+}
+
 /// The routes of every kind of `api.kinds`, added to `router`.
 pub fn routes(mut router: Router<Arc<Api>>, kinds: &[Kind]) -> Router<Arc<Api>> {
     for kind in kinds {
         let k = Arc::new(kind.clone());
-        let base = format!("/{}", kind.path);
+        let paths = KindPaths::of(kind);
         let (list, one, alerts, history) = (k.clone(), k.clone(), k.clone(), k);
         router = router
             .route(
-                &base,
+                &paths.list,
                 get(move |state, identity, query| device_list(state, identity, query, list)),
             )
             .route(
-                &format!("{base}/{{id}}"),
+                &paths.one,
                 get(move |state, identity, path| device(state, identity, path, one)),
             )
             .route(
-                &format!("{base}/{{id}}/alerts"),
+                &paths.alerts,
                 get(move |state, identity, path, query| device_alerts(state, identity, path, query, alerts)),
             )
             .route(
-                &format!("{base}/{{id}}/history/{{field}}"),
+                &paths.history,
                 get(move |state, identity, path, query| device_history(state, identity, path, query, history)),
             );
     }
