@@ -578,12 +578,12 @@ fn own_dbc() -> String {
     )
 }
 
-#[tokio::test]
-async fn a_vehicle_with_its_own_dbc_is_listed_and_charted_by_its_own_signals() {
-    use canopy::adapters::memory::MemoryStore;
+/// The API with veh-002's own DBC (a pump the fleet's lacks) in the bucket
+/// and a hundred seconds of its pump's speed; and the bucket.
+async fn own_dbc_api() -> (Arc<MemoryApi>, canopy::adapters::memory::MemoryStore) {
     use canopy::ports::store::ObjectStore;
 
-    let store = MemoryStore::new("lake");
+    let store = canopy::adapters::memory::MemoryStore::new("lake");
     store
         .put("dbc/vehicles/veh-002.dbc", own_dbc().into_bytes().into(), None)
         .await
@@ -608,27 +608,37 @@ async fn a_vehicle_with_its_own_dbc_is_listed_and_charted_by_its_own_signals() {
             value: f64::from(i as u32),
         }),
     );
-    let api = Arc::new(api);
-    let named = |body: &Value, message: &str| {
-        body["signals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["message"] == message)
-    };
+    (Arc::new(api), store)
+}
 
+/// Whether a signal listing names a signal of `message`.
+fn names_message(body: &Value, message: &str) -> bool {
+    body["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["message"] == message)
+}
+
+#[tokio::test]
+async fn a_vehicle_with_its_own_dbc_is_listed_by_its_own_signals_and_others_by_the_fleets() {
+    let (api, _store) = own_dbc_api().await;
     let (status, own) = get(&api, "/vehicles/veh-002/signals").await;
     assert_eq!(status, StatusCode::OK, "{own}");
-    assert!(named(&own, "Pump_Status") && named(&own, "BMS_PackStatus"));
+    assert!(names_message(&own, "Pump_Status") && names_message(&own, "BMS_PackStatus"));
     assert_eq!(own["vehicle_id"], "veh-002");
     let (_, fleet) = get(&api, "/signals").await;
-    assert!(!named(&fleet, "Pump_Status"), "the fleet's DBC lacks it");
+    assert!(!names_message(&fleet, "Pump_Status"), "the fleet's DBC lacks it");
     let (_, other) = get(&api, "/vehicles/veh-001/signals").await;
     assert_eq!(
         other["signals"], fleet["signals"],
         "a vehicle without its own DBC has the fleet's"
     );
+}
 
+#[tokio::test]
+async fn a_vehicle_with_its_own_dbc_is_charted_by_its_own_signals_and_others_are_not() {
+    let (api, _store) = own_dbc_api().await;
     let range = "from=2023-11-14T22:13:20Z&to=2023-11-14T23:13:20Z";
     let (status, body) = get(
         &api,
@@ -643,8 +653,18 @@ async fn a_vehicle_with_its_own_dbc_is_listed_and_charted_by_its_own_signals() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
 
-    // A DBC that no longer compiles names itself; the fleet's routes go on.
+#[tokio::test]
+async fn a_vehicles_dbc_that_no_longer_compiles_names_itself_and_the_fleets_routes_go_on() {
+    use canopy::ports::store::ObjectStore;
+
+    let (api, store) = own_dbc_api().await;
+    assert_eq!(
+        get(&api, "/vehicles/veh-002/signals").await.0,
+        StatusCode::OK,
+        "before it broke"
+    );
     store
         .put(
             "dbc/vehicles/veh-002.dbc",
@@ -741,7 +761,7 @@ async fn trips_carry_the_alerts_raised_during_them() {
 }
 
 #[tokio::test]
-async fn stations_are_listed_read_and_charted_from_their_declaration() {
+async fn stations_are_listed_a_page_at_a_time() {
     let api = api().await;
     let (status, body) = get(&api, "/stations?limit=2").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -756,6 +776,11 @@ async fn stations_are_listed_read_and_charted_from_their_declaration() {
     let (_, rest) = get(&api, "/stations?limit=2&after=st-02").await;
     assert_eq!(rest["stations"][0]["station_id"], "st-03");
     assert_eq!(rest["next"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_station_is_read_from_its_declaration_and_only_a_stations_id_finds_one() {
+    let api = api().await;
     let (status, one) = get(&api, "/stations/st-01").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -773,8 +798,11 @@ async fn stations_are_listed_read_and_charted_from_their_declaration() {
     );
     // A vehicle's id is not a station's.
     assert_eq!(get(&api, "/stations/veh-001").await.0, StatusCode::NOT_FOUND);
+}
 
-    // Its alerts come from the same log, under its own stream.
+#[tokio::test]
+async fn a_stations_alerts_come_from_the_same_log_under_its_own_stream() {
+    let api = api().await;
     let mut alert = alert(&DeviceId::new("st-01").unwrap(), 3, 60);
     alert.kind = Some("station".into());
     alert.rule = "no-charged-battery".into();
@@ -795,7 +823,11 @@ async fn stations_are_listed_read_and_charted_from_their_declaration() {
             .len(),
         1
     );
+}
 
+#[tokio::test]
+async fn a_stations_declared_field_is_charted_with_exact_statistics_and_no_other_is() {
+    let api = api().await;
     // A day of a field: reduced by LTTB, statistics exact over every value.
     let id = DeviceId::new("st-01").unwrap();
     let values: Vec<f64> = (0..2880).map(|i| ((i * 7) % 9) as f64).collect();
