@@ -33,6 +33,8 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use crate::support::http;
+
 const DAY1_US: i64 = 1_699_920_000_000_000; // 2023-11-14T00:00:00Z
 const DAY_US: i64 = 86_400_000_000;
 const MESSAGE: &str = "BMS_PackStatus";
@@ -217,8 +219,6 @@ async fn datafusion_answers_from_the_right_tier_and_reads_only_the_partitions_as
 async fn fleet_stats_come_from_the_telemetry_archive() {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("decoded")).unwrap();
-    let dir = root.path().join("telemetry/date=2023-11-14");
-    std::fs::create_dir_all(&dir).unwrap();
     let messages: Vec<Telemetry> = (0..120)
         .map(|i| {
             let vehicle = if i % 2 == 0 { "veh-01" } else { "veh-02" };
@@ -228,12 +228,7 @@ async fn fleet_stats_come_from_the_telemetry_archive() {
             Telemetry::from_json(&messages::with(sample, fields)).unwrap()
         })
         .collect();
-    let rows: Vec<&Telemetry> = messages.iter().collect();
-    std::fs::write(
-        dir.join("batch.parquet"),
-        canopy::format::lake::archive::write(&rows, "batch").unwrap(),
-    )
-    .unwrap();
+    write_archive(root.path(), "2023-11-14", &messages);
     let history = DataFusionHistory::local(root.path()).await.unwrap();
     let stats: Vec<FleetStat> = history
         .fleet_stats(NaiveDate::from_ymd_opt(2023, 11, 14).unwrap())
@@ -264,16 +259,32 @@ fn sample(vehicle: &str, seq: i64, ts_s: i64, speed_kph: f64, current_a: f64, so
     Telemetry::from_json(&messages::with(messages::telemetry(vehicle, seq as u64, ts_s), fields)).unwrap()
 }
 
-#[tokio::test]
-async fn trips_are_split_by_gaps_and_integrated_from_the_telemetry_archive() {
-    // veh-01 drives twice, by hand:
-    // - 23:30:00-23:40:00 at 36 km/h drawing 400 V x 50 A, with a 2 min stop
-    //   (no messages 23:33:20-23:35:20): 6 km, 20 kW x 600 s = 3.333 kWh out;
-    // - 23:55:00-00:00:00 accelerating evenly from 0 to 120 km/h while
-    //   regenerating 400 V x -100 A: 5 km, 40 kW x 300 s = 3.333 kWh in. It
-    //   ends on the next day's partition.
-    // veh-02 drives at the same times, faster; it is not veh-01's.
-    let t0 = 1_700_004_600; // 2023-11-14T23:30:00Z
+/// `messages` as the telemetry archive's object of `date` under `root`.
+fn write_archive(root: &Path, date: &str, messages: &[Telemetry]) {
+    let dir = root.join(format!("telemetry/date={date}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rows: Vec<&Telemetry> = messages.iter().collect();
+    std::fs::write(
+        dir.join("batch.parquet"),
+        canopy::format::lake::archive::write(&rows, "batch").unwrap(),
+    )
+    .unwrap();
+}
+
+/// 2023-11-14T23:30:00Z, when both vehicles of [`two_drives`] set off.
+const DRIVES_T0: i64 = 1_700_004_600;
+
+/// veh-01 drives twice, by hand:
+/// - 23:30:00-23:40:00 at 36 km/h drawing 400 V x 50 A, with a 2 min stop
+///   (no messages 23:33:20-23:35:20): 6 km, 20 kW x 600 s = 3.333 kWh out;
+/// - 23:55:00-00:00:00 accelerating evenly from 0 to 120 km/h while
+///   regenerating 400 V x -100 A: 5 km, 40 kW x 300 s = 3.333 kWh in. It
+///   ends on the next day's partition.
+///
+/// veh-02 drives at the same times, faster; it is not veh-01's. The archive
+/// of both, and the two days around the drives.
+async fn two_drives() -> (tempfile::TempDir, DataFusionHistory, TimeRange) {
+    let t0 = DRIVES_T0;
     let mut day1 = Vec::new();
     let mut day2 = Vec::new();
     for i in (0..=600).filter(|i| !(201..320).contains(i)) {
@@ -306,21 +317,18 @@ async fn trips_are_split_by_gaps_and_integrated_from_the_telemetry_archive() {
     }
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("decoded")).unwrap();
-    for (date, messages) in [("2023-11-14", &day1), ("2023-11-15", &day2)] {
-        let dir = root.path().join(format!("telemetry/date={date}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let rows: Vec<&Telemetry> = messages.iter().collect();
-        std::fs::write(
-            dir.join("batch.parquet"),
-            canopy::format::lake::archive::write(&rows, "batch").unwrap(),
-        )
-        .unwrap();
-    }
+    write_archive(root.path(), "2023-11-14", &day1);
+    write_archive(root.path(), "2023-11-15", &day2);
     let history = DataFusionHistory::local(root.path()).await.unwrap();
-    let vehicle = DeviceId::new("veh-01").unwrap();
-    let day = TimeRange::new(1_699_920_000_000_000, 1_700_092_800_000_000).unwrap();
+    let days = TimeRange::new(1_699_920_000_000_000, 1_700_092_800_000_000).unwrap();
+    (root, history, days)
+}
 
-    let trips = history.trips(&vehicle, day, 300_000_000).await.unwrap();
+#[tokio::test]
+async fn trips_are_split_by_gaps_and_integrated_from_the_telemetry_archive() {
+    let (_root, history, days) = two_drives().await;
+    let t0 = DRIVES_T0;
+    let trips = history.trips(&veh("veh-01"), days, 300_000_000).await.unwrap();
     assert_eq!(trips.len(), 2, "{trips:#?}");
     let (a, b) = (trips[0], trips[1]);
     assert_eq!(
@@ -344,19 +352,33 @@ async fn trips_are_split_by_gaps_and_integrated_from_the_telemetry_archive() {
     assert!(close(b.distance_km, 5.0), "{}", b.distance_km);
     assert!(close(b.energy_in_kwh, 40_000.0 * 300.0 / 3.6e6), "{}", b.energy_in_kwh);
     assert_eq!((b.energy_out_kwh, b.soc_start_pct, b.soc_end_pct), (0.0, 74.0, 77.0));
+}
 
-    // A gap of a minute splits the first drive at its stop; the stop's 120 s count in neither half.
-    let split = history.trips(&vehicle, day, 60_000_000).await.unwrap();
+#[tokio::test]
+async fn a_gap_of_a_minute_splits_a_drive_at_its_stop() {
+    let (_root, history, days) = two_drives().await;
+    let split = history.trips(&veh("veh-01"), days, 60_000_000).await.unwrap();
     assert_eq!(split.len(), 3);
+    // The stop's 120 s count in neither half.
     assert!(close(split[0].distance_km + split[1].distance_km, 6.0 * 480.0 / 600.0));
-    // The range cuts a trip: from 23:35:20, the first drive is its last 280 s.
-    let cut = TimeRange::new((t0 + 320) * 1_000_000, day.to_us).unwrap();
-    let trips = history.trips(&vehicle, cut, 300_000_000).await.unwrap();
-    assert_eq!(trips[0].start_us, (t0 + 320) * 1_000_000);
+}
+
+#[tokio::test]
+async fn a_range_that_cuts_a_trip_integrates_only_its_part() {
+    let (_root, history, days) = two_drives().await;
+    // From 23:35:20, the first drive is its last 280 s.
+    let cut = TimeRange::new((DRIVES_T0 + 320) * 1_000_000, days.to_us).unwrap();
+    let trips = history.trips(&veh("veh-01"), cut, 300_000_000).await.unwrap();
+    assert_eq!(trips[0].start_us, (DRIVES_T0 + 320) * 1_000_000);
     assert!(close(trips[0].distance_km, 36.0 * 280.0 / 3600.0));
+}
+
+#[tokio::test]
+async fn a_vehicle_that_did_not_drive_has_no_trips() {
+    let (_root, history, days) = two_drives().await;
     assert!(
         history
-            .trips(&DeviceId::new("veh-03").unwrap(), day, 300_000_000)
+            .trips(&veh("veh-03"), days, 300_000_000)
             .await
             .unwrap()
             .is_empty()
@@ -407,8 +429,16 @@ async fn call(app: &axum::Router, method: &str, uri: &str, body: Option<Value>) 
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn the_router_answers_validates_and_documents_every_route() {
+/// The router over [`lake`] (its history counted) and DynamoDB tables on
+/// moto, veh-01's latest state in them.
+struct Routed {
+    app: axum::Router,
+    history: Arc<Counting>,
+    day1: Vec<Point>,
+    _lake: tempfile::TempDir,
+}
+
+async fn routed() -> Routed {
     let (root, day1, _) = lake();
     let dynamodb = local::dynamodb().await;
     let state = DynamoStateTable::new(dynamodb.clone(), &local::table(state_table, "api-state").await);
@@ -448,8 +478,17 @@ async fn the_router_answers_validates_and_documents_every_route() {
         history_deadline: std::time::Duration::from_secs(25),
         cursors: canopy_api::cursor::Cursors::ephemeral(),
     });
-    let app = router(api.clone());
+    Routed {
+        app: router(api),
+        history,
+        day1,
+        _lake: root,
+    }
+}
 
+#[tokio::test]
+async fn the_router_answers_health_states_alerts_and_signals() {
+    let Routed { app, .. } = routed().await;
     assert_eq!(
         call(&app, "GET", "/health", None).await,
         (StatusCode::OK, json!({"status": "ok"}))
@@ -475,8 +514,11 @@ async fn the_router_answers_validates_and_documents_every_route() {
             .iter()
             .any(|s| s["signal"] == SIGNAL && s["unit"] == "A")
     );
+}
 
-    // History: exact for a short range, LTTB for a long one.
+#[tokio::test]
+async fn the_router_charts_history_exact_for_a_short_range_and_downsampled_for_a_long_one() {
+    let Routed { app, history, day1, .. } = routed().await;
     let uri = format!("/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T01:00:00Z&to=2023-11-14T01:00:01Z");
     let (status, body) = call(&app, "GET", &uri, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -506,12 +548,17 @@ async fn the_router_answers_validates_and_documents_every_route() {
     assert_eq!(body["series"][0]["stats"]["count"], 36_000);
     let (status, body) = call(&app, "GET", "/fleet/stats?date=2023-11-14", None).await;
     assert_eq!((status, body["stats"].clone()), (StatusCode::OK, json!([])));
-    let ran = history.queries.load(Ordering::SeqCst);
-    assert_eq!(ran, 4);
+    assert_eq!(history.queries.load(Ordering::SeqCst), 4);
+}
 
-    // Bad input: 400 with the field named, and no query runs.
-    let history_uri = |id: &str, m: &str, s: &str, q: &str| format!("/vehicles/{id}/signals/{m}/{s}?{q}");
-    let bad = [
+/// A history route's URI: vehicle `id`, message `m`, signal `s`, query `q`.
+fn history_uri(id: &str, m: &str, s: &str, q: &str) -> String {
+    format!("/vehicles/{id}/signals/{m}/{s}?{q}")
+}
+
+/// Requests with one bad input each, and the field a 400 names for it.
+fn bad_requests() -> Vec<(&'static str, String, Option<Value>, &'static str)> {
+    vec![
         (
             "GET",
             history_uri("veh-01'%20OR%20'1'='1", MESSAGE, SIGNAL, ""),
@@ -563,8 +610,13 @@ async fn the_router_answers_validates_and_documents_every_route() {
             Some(json!({"sql": "SELECT 1"})),
             "body",
         ),
-    ];
-    for (method, uri, body, field) in bad {
+    ]
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_its_field_and_runs_no_query() {
+    let Routed { app, history, .. } = routed().await;
+    for (method, uri, body, field) in bad_requests() {
         let (status, answer) = call(&app, method, &uri, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
         assert_eq!(answer["error"]["field"], field, "{uri}: {answer}");
@@ -583,21 +635,13 @@ async fn the_router_answers_validates_and_documents_every_route() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {answer}");
         assert_eq!(answer["error"]["field"], "signal", "{uri}: {answer}");
     }
-    assert_eq!(history.queries.load(Ordering::SeqCst), ran, "bad input ran a query");
+    assert_eq!(history.queries.load(Ordering::SeqCst), 0, "bad input ran a query");
     let (status, _) = call(&app, "GET", "/nowhere", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
 
-    // The OpenAPI document: served as generated (and as written to
-    // openapi.json, which the api crate's own test holds to the code), and
-    // every route it lists is answered.
-    let (status, served) = call(&app, "GET", "/openapi.json", None).await;
-    assert_eq!(status, StatusCode::OK);
-    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
-    assert!(doc["paths"]["/stations/{id}/history/{field}"].is_object());
-    // Served by the local stack (no sign-in): the same, without the security requirement.
-    assert!(doc["security"].is_array() && served.get("security").is_none());
-    assert_eq!(served["paths"], doc["paths"]);
-    assert_eq!(served["components"], doc["components"]);
+/// Every (method, path) the OpenAPI document lists, sorted.
+fn documented(doc: &Value) -> Vec<(String, String)> {
     let mut documented = Vec::new();
     for (path, operations) in doc["paths"].as_object().unwrap() {
         for method in operations.as_object().unwrap().keys() {
@@ -605,7 +649,11 @@ async fn the_router_answers_validates_and_documents_every_route() {
         }
     }
     documented.sort();
-    // The document is the API Gateway's: the ingest function's route is on it too.
+    documented
+}
+
+/// The ingest function's router on the memory adapters.
+fn ingest_router() -> axum::Router {
     let ingest = canopy_ingest::service::HttpIngest::new(
         canopy::adapters::memory::MemoryKeyStore::default(),
         canopy::adapters::memory::MemoryQueue::default(),
@@ -618,9 +666,25 @@ async fn the_router_answers_validates_and_documents_every_route() {
         },
         canopy_ingest::service::IngestOptions::default(),
     );
-    let app = app
-        .clone()
-        .merge(canopy_ingest::router::router(std::sync::Arc::new(ingest)));
+    canopy_ingest::router::router(std::sync::Arc::new(ingest))
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_every_route_it_lists_is_answered() {
+    let Routed { app, .. } = routed().await;
+    // Served as generated (and as written to openapi.json, which the api
+    // crate's own test holds to the code).
+    let (status, served) = call(&app, "GET", "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    assert!(doc["paths"]["/stations/{id}/history/{field}"].is_object());
+    // Served by the local stack (no sign-in): the same, without the security requirement.
+    assert!(doc["security"].is_array() && served.get("security").is_none());
+    assert_eq!(served["paths"], doc["paths"]);
+    assert_eq!(served["components"], doc["components"]);
+    let documented = documented(&doc);
+    // The document is the API Gateway's: the ingest function's route is on it too.
+    let app = app.merge(ingest_router());
     for (method, path) in &documented {
         let concrete = path
             .replace("{id}", "veh-01")
@@ -653,26 +717,25 @@ fn series_columns() -> [&'static str; 18] {
     canopy_api::history::plan::SERIES_COLUMNS.map(|(name, _)| name)
 }
 
-fn seed_athena(rows: &[&[&str]]) {
+/// What moto's Athena answers the next query with: `rows`, as text.
+async fn seed_athena(rows: &[&[&str]]) {
     let rows: Vec<Value> = rows
         .iter()
         .map(|r| json!({"Data": r.iter().map(|v| json!({"VarCharValue": v})).collect::<Vec<_>>()}))
         .collect();
     let columns = series_columns();
     let info: Vec<Value> = columns.iter().map(|c| json!({"Name": c, "Type": "varchar"})).collect();
-    let body = json!({"region": "us-east-1", "results": [{"rows": rows, "column_info": info}]}).to_string();
-    let (status, _) = canopy_local::services::http(
-        &local::moto().endpoint,
-        "POST",
-        "/moto-api/static/athena/query-results",
-        Some(&body),
-    )
-    .unwrap();
-    assert_eq!(status, 201);
+    let body = json!({"region": "us-east-1", "results": [{"rows": rows, "column_info": info}]});
+    let answer = http::post(&local::moto().endpoint, "/moto-api/static/athena/query-results")
+        .json(&body)
+        .send()
+        .await;
+    assert_eq!(answer.status, 201);
 }
 
-fn athena_transition(manual_times: Option<u32>) {
-    let moto = &local::moto().endpoint;
+/// moto's queries QUEUED and RUNNING for `manual_times` polls each, or
+/// finishing at once (`None`).
+async fn athena_transition(manual_times: Option<u32>) {
     let (path, body) = match manual_times {
         Some(times) => (
             "/moto-api/state-manager/set-transition",
@@ -683,30 +746,31 @@ fn athena_transition(manual_times: Option<u32>) {
             json!({"model_name": "athena::execution"}),
         ),
     };
-    let (status, _) = canopy_local::services::http(moto, "POST", path, Some(&body.to_string())).unwrap();
+    let status = http::post(&local::moto().endpoint, path)
+        .json(&body)
+        .send()
+        .await
+        .status;
     assert!(status < 300, "{path}: {status}");
 }
 
-/// The only test that uses Athena: moto's result queue and state manager are global.
-#[tokio::test]
-async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
-    let sdk = local::sdk().await;
-    let athena = aws_sdk_athena::Client::new(&sdk);
+/// The Athena backend on a workgroup of its own, polling fast.
+async fn athena_history(sdk: &aws_config::SdkConfig, athena: &aws_sdk_athena::Client) -> (AthenaHistory, String) {
     let workgroup = local::unique("wg");
     athena.create_work_group().name(&workgroup).send().await.unwrap();
-    let history = AthenaHistory::new(&sdk, &workgroup, "canopy_lake")
+    let history = AthenaHistory::new(sdk, &workgroup, "canopy_lake")
         .with_output("s3://results/")
         .with_polling(Polling {
             first: Duration::from_millis(10),
             max: Duration::from_millis(40),
             deadline: Duration::from_secs(5),
         });
-    // An hour of the lake's veh-01 at 360 points: the 10 s tier, 10 s buckets.
-    let range = TimeRange::new(DAY1_US + 3_600_000_000, DAY1_US + 7_200_000_000).unwrap();
-    let chart = plan(range, 360);
+    (history, workgroup)
+}
 
-    // Polled through QUEUED and RUNNING; header row dropped; flagged rows become points.
-    athena_transition(Some(2));
+/// Polled through QUEUED and RUNNING; header row dropped; flagged rows become points.
+async fn check_polls_and_parses(history: &AthenaHistory, chart: &Plan) {
+    athena_transition(Some(2)).await;
     seed_athena(&[
         &series_columns(),
         &[
@@ -721,8 +785,9 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
             "2", "3", "1", "2", "1200", "9.0", "1300", "9.0", "1250", "1.0", "1200", "9.0", "20", "-3.0", "7.25",
             "2.0", "10.0", "4",
         ],
-    ]);
-    let answer = history.reduced(&veh("veh-01"), &signal(), &chart).await.unwrap();
+    ])
+    .await;
+    let answer = history.reduced(&veh("veh-01"), &signal(), chart).await.unwrap();
     let pairs: Vec<(i64, f64)> = answer.points.iter().map(|p| (p.ts_us, p.value)).collect();
     assert_eq!(
         pairs,
@@ -739,11 +804,14 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
     assert_eq!((stats.count, stats.min, stats.max, stats.mean), (20, -3.0, 7.25, 2.0));
     assert!(close(stats.stddev, 0.5f64.sqrt()));
     assert_eq!(stats.out_of_range, 4);
+}
 
-    // What reached Athena: the text with placeholders, the values as quoted literals.
+/// What reached Athena: the text with placeholders, the values as quoted
+/// literals, the lake's database. The text and the parameters.
+async fn check_what_reached_athena(athena: &aws_sdk_athena::Client, workgroup: &str) -> (String, Vec<String>) {
     let ids = athena
         .list_query_executions()
-        .work_group(&workgroup)
+        .work_group(workgroup)
         .send()
         .await
         .unwrap();
@@ -778,12 +846,15 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
         execution.query_execution_context().unwrap().database(),
         Some("canopy_lake")
     );
+    (text.to_string(), execution.execution_parameters().to_vec())
+}
 
-    // That exact text and those parameters, as Athena pastes them, run on a SQL
-    // engine (DataFusion) over the decoder's objects: the local backend's answer.
+/// That exact text and those parameters, as Athena pastes them, run on a SQL
+/// engine (DataFusion) over the decoder's objects: the local backend's answer.
+async fn check_the_text_runs_as_the_local_backend(text: &str, parameters: &[String], chart: &Plan) {
     let (root, day1, _) = lake();
     let local = DataFusionHistory::local(root.path()).await.unwrap();
-    let pasted = canopy_api::history::athena::as_athena_runs_it(text, execution.execution_parameters());
+    let pasted = canopy_api::history::athena::as_athena_runs_it(text, parameters);
     let batches = local
         .run(&Sql {
             text: pasted,
@@ -792,8 +863,8 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
         .await
         .unwrap();
     let rows = canopy_api::history::datafusion::bucket_rows(&batches).unwrap();
-    let athenas = reduce(&chart, &rows);
-    let locals = local.reduced(&veh("veh-01"), &signal(), &chart).await.unwrap();
+    let athenas = reduce(chart, &rows);
+    let locals = local.reduced(&veh("veh-01"), &signal(), chart).await.unwrap();
     assert!(athenas.points == locals.points, "the same points");
     let (a, l) = (athenas.stats.unwrap(), locals.stats.unwrap());
     // Sums may add in another order across partitions: equal to the last few bits.
@@ -802,50 +873,85 @@ async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
     assert_eq!(a.count, 36_000);
     let (_, _, mean, stddev) = exact_stats(&day1);
     assert!(close(a.mean, mean) && close(a.stddev, stddev), "{a:?}: {mean} {stddev}");
+}
 
-    // Unparseable results are a failure, not garbage points.
-    athena_transition(None);
+/// Unparseable results are a failure, not garbage points.
+async fn check_unparseable_results_fail(history: &AthenaHistory, chart: &Plan) {
+    athena_transition(None).await;
     seed_athena(&[&[
         "1", "1", "1", "1", "x", "1", "2", "y", "3", "z", "4", "w", "1", "1", "1", "1", "0",
-    ]]);
-    let err = history.reduced(&veh("veh-01"), &signal(), &chart).await.unwrap_err();
+    ]])
+    .await;
+    let err = history.reduced(&veh("veh-01"), &signal(), chart).await.unwrap_err();
     assert!(
         matches!(&err, HistoryError::Failed { message, .. } if message.contains("not a number")),
         "{err:?}"
     );
+}
 
-    // A query that never finishes: cancelled at the deadline, reported with its id, answered 504.
-    athena_transition(Some(1_000_000));
+/// A query that never finishes: cancelled at the deadline, reported with its id, answered 504.
+async fn check_a_query_past_its_deadline_is_cancelled(
+    history: &AthenaHistory,
+    athena: &aws_sdk_athena::Client,
+    chart: &Plan,
+) {
+    athena_transition(Some(1_000_000)).await;
     let slow = history.clone().with_polling(Polling {
         first: Duration::from_millis(10),
         max: Duration::from_millis(50),
         deadline: Duration::from_millis(400),
     });
-    let err = slow.reduced(&veh("veh-01"), &signal(), &chart).await.unwrap_err();
+    let err = slow.reduced(&veh("veh-01"), &signal(), chart).await.unwrap_err();
     let HistoryError::Timeout { query_id, .. } = &err else {
         panic!("{err:?}")
     };
-    assert_eq!(query_state(&athena, query_id).await, "CANCELLED");
+    assert_eq!(query_state(athena, query_id).await, "CANCELLED");
     let app = athena_app(slow, Duration::from_secs(25)).await;
     let uri = format!("/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T00:00:00Z&to=2023-11-14T01:00:00Z");
     let (status, body) = call(&app, "GET", &uri, None).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
     assert!(body["error"]["query_id"].as_str().is_some_and(|id| !id.is_empty()));
+}
 
-    // Several signals run at once under the request's deadline, shorter than
-    // each query's own: at it, every query is stopped and named.
+/// Several signals run at once under the request's deadline, shorter than
+/// each query's own: at it, every query is stopped and named. (Queries
+/// still never finish, as [`check_a_query_past_its_deadline_is_cancelled`]
+/// left moto.)
+async fn check_a_requests_deadline_stops_and_names_every_query(
+    history: &AthenaHistory,
+    athena: &aws_sdk_athena::Client,
+) {
     let app = athena_app(history.clone(), Duration::from_millis(500)).await;
     let query = json!({"signals": [{"message_name": MESSAGE, "signal_name": SIGNAL},
         {"message_name": MESSAGE, "signal_name": "PackVoltage"}],
         "start_time": "2023-11-14T00:00:00Z", "end_time": "2023-11-14T01:00:00Z"});
     let (status, body) = call(&app, "POST", "/vehicles/veh-01/query", Some(query)).await;
-    athena_transition(None);
+    athena_transition(None).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
     let ids = body["error"]["query_ids"].as_array().unwrap();
     assert_eq!(ids.len(), 2, "{body}");
     for id in ids {
-        assert_eq!(query_state(&athena, id.as_str().unwrap()).await, "CANCELLED", "{id}");
+        assert_eq!(query_state(athena, id.as_str().unwrap()).await, "CANCELLED", "{id}");
     }
+}
+
+/// The only test that uses Athena: moto's result queue and state manager are
+/// global, so its steps run in turn in one test rather than in tests of their own.
+#[tokio::test]
+async fn athena_backend_sends_parameters_polls_parses_and_times_out() {
+    let sdk = local::sdk().await;
+    let athena = aws_sdk_athena::Client::new(&sdk);
+    let (history, workgroup) = athena_history(&sdk, &athena).await;
+    // An hour of the lake's veh-01 at 360 points: the 10 s tier, 10 s buckets.
+    let range = TimeRange::new(DAY1_US + 3_600_000_000, DAY1_US + 7_200_000_000).unwrap();
+    let chart = plan(range, 360);
+
+    check_polls_and_parses(&history, &chart).await;
+    let (text, parameters) = check_what_reached_athena(&athena, &workgroup).await;
+    check_the_text_runs_as_the_local_backend(&text, &parameters, &chart).await;
+    check_unparseable_results_fail(&history, &chart).await;
+    check_a_query_past_its_deadline_is_cancelled(&history, &athena, &chart).await;
+    check_a_requests_deadline_stops_and_names_every_query(&history, &athena).await;
 }
 
 /// The state Athena (moto) reports for a query.

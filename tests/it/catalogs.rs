@@ -2,19 +2,21 @@
 //! its own DBC (a message the fleet's lacks) has that message decoded by the
 //! decoder, listed by the API and charted through it; other vehicles do not.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use canopy::adapters::aws::s3::S3Store;
 use canopy::domain::device_id::DeviceId;
 use canopy::format::dbc::{self, Database};
-use canopy::format::frame::{CanFrame, FrameFlags};
+use canopy::format::frame::CanFrame;
 use canopy::format::lake::keys::RawKey;
 use canopy::ports::store::ObjectStore;
 use canopy_local::stack::Stack;
 use canopy_tests::{fixtures, local};
 use serde_json::{Value, json};
+
+use crate::support::http;
 
 /// The built-in DBC with one more message, `Pump_Status.PumpSpeed` in rpm.
 fn own_dbc() -> String {
@@ -25,16 +27,14 @@ fn own_dbc() -> String {
     )
 }
 
-/// One call to the stack's API, off the runtime that serves it.
+/// One call to the stack's API: its status and JSON answer.
 async fn api(stack: &Stack, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let (endpoint, method, path) = (format!("http://{}", stack.api), method.to_string(), path.to_string());
-    let body = body.map(Value::to_string);
-    let (status, text) =
-        tokio::task::spawn_blocking(move || canopy_local::services::http(&endpoint, &method, &path, body.as_deref()))
-            .await
-            .unwrap()
-            .unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let request = http::request(method, &http::api(stack), path);
+    let request = match body {
+        Some(body) => request.json(body),
+        None => request,
+    };
+    request.send().await.parts()
 }
 
 /// Uploads `frames` as the raw object `raw`; returns once the decoder wrote its decoded object.
@@ -59,38 +59,44 @@ fn names(body: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_vehicle_with_its_own_dbc_is_decoded_listed_and_charted_by_its_own_signals() {
-    let stack = local::own_stack().await;
-    let store = S3Store::new(&stack.sdk, &stack.bucket);
-    let vehicle = DeviceId::new("veh-own").unwrap();
+/// veh-own's own DBC in the bucket, and a minute of its pump at 10 Hz,
+/// speeding up by 10 rpm a frame, decoded.
+async fn seed_a_pump_drive(store: &S3Store) {
     let text = own_dbc();
     store
         .put("dbc/vehicles/veh-own.dbc", Bytes::from(text.clone()), None)
         .await
         .unwrap();
-
-    // 600 frames at 10 Hz, the pump speeding up by 10 rpm a frame.
     let db = Database::from_bytes(text.as_bytes(), "own").unwrap();
     let pump = db.messages().iter().find(|m| m.name == "Pump_Status").unwrap();
-    let start_us = 1_790_000_000_000_000;
-    let bus: Arc<str> = Arc::from("can0");
     let frames: Vec<CanFrame> = (0..600)
         .map(|i| {
             let payload = pump.encode(|_, _| Some(f64::from(i * 10))).unwrap();
-            CanFrame::new(
-                start_us + i64::from(i) * 100_000,
-                bus.clone(),
-                pump.id,
-                FrameFlags::empty(),
-                &payload,
-            )
-            .unwrap()
+            fixtures::frame(PUMP_START_US + i64::from(i) * 100_000, pump, &payload)
         })
         .collect();
-    upload_decoded(&store, &RawKey::new(vehicle.clone(), start_us, 1), &frames).await;
+    let vehicle = DeviceId::new("veh-own").unwrap();
+    upload_decoded(store, &RawKey::new(vehicle, PUMP_START_US, 1), &frames).await;
+}
 
-    let (status, own) = api(&stack, "GET", "/vehicles/veh-own/signals", None).await;
+/// When [`seed_a_pump_drive`]'s drive starts: 2026-09-21T14:13:20Z.
+const PUMP_START_US: i64 = 1_790_000_000_000_000;
+/// The hour around it, as a query names it.
+const PUMP_HOUR: &str = "from=2026-09-21T14:00:00Z&to=2026-09-21T15:00:00Z";
+
+/// A query of the pump's hour, 100 points at most.
+fn pump_query() -> Value {
+    json!({
+        "signals": [{"message_name": "Pump_Status", "signal_name": "PumpSpeed"}],
+        "start_time": "2026-09-21T14:00:00Z",
+        "end_time": "2026-09-21T15:00:00Z",
+        "max_points": 100
+    })
+}
+
+/// veh-own's signals are its DBC's, beside the fleet's; the fleet's lack the pump.
+async fn check_own_signals_are_listed(stack: &Stack) {
+    let (status, own) = api(stack, "GET", "/vehicles/veh-own/signals", None).await;
     assert_eq!(status, 200, "{own}");
     let own_names = names(&own);
     assert!(
@@ -98,15 +104,17 @@ async fn a_vehicle_with_its_own_dbc_is_decoded_listed_and_charted_by_its_own_sig
         "{own_names:?}"
     );
     assert!(own_names.contains(&"BMS_PackStatus.PackCurrent".to_string()));
-    let (status, fleet) = api(&stack, "GET", "/signals", None).await;
+    let (status, fleet) = api(stack, "GET", "/signals", None).await;
     assert_eq!(status, 200, "{fleet}");
     assert!(!names(&fleet).contains(&"Pump_Status.PumpSpeed".to_string()));
+}
 
-    let range = "from=2026-09-21T14:00:00Z&to=2026-09-21T15:00:00Z";
+/// The pump's speed is charted for veh-own, by GET and by query.
+async fn check_own_signal_is_charted(stack: &Stack) {
     let (status, body) = api(
-        &stack,
+        stack,
         "GET",
-        &format!("/vehicles/veh-own/signals/Pump_Status/PumpSpeed?{range}&max_points=10000"),
+        &format!("/vehicles/veh-own/signals/Pump_Status/PumpSpeed?{PUMP_HOUR}&max_points=10000"),
         None,
     )
     .await;
@@ -128,27 +136,33 @@ async fn a_vehicle_with_its_own_dbc_is_decoded_listed_and_charted_by_its_own_sig
     );
     assert_eq!(body["series"]["unit"], "rpm");
 
-    let query = json!({
-        "signals": [{"message_name": "Pump_Status", "signal_name": "PumpSpeed"}],
-        "start_time": "2026-09-21T14:00:00Z",
-        "end_time": "2026-09-21T15:00:00Z",
-        "max_points": 100
-    });
-    let (status, body) = api(&stack, "POST", "/vehicles/veh-own/query", Some(&query)).await;
+    let (status, body) = api(stack, "POST", "/vehicles/veh-own/query", Some(&pump_query())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["series"][0]["stats"]["count"], 600);
+}
 
-    // Another vehicle decodes with the fleet's DBC, which has no pump.
+/// Another vehicle decodes with the fleet's DBC, which has no pump.
+async fn check_another_vehicle_has_no_pump(stack: &Stack) {
     let (status, body) = api(
-        &stack,
+        stack,
         "GET",
-        &format!("/vehicles/veh-other/signals/Pump_Status/PumpSpeed?{range}"),
+        &format!("/vehicles/veh-other/signals/Pump_Status/PumpSpeed?{PUMP_HOUR}"),
         None,
     )
     .await;
     assert_eq!(status, 404, "{body}");
-    let (status, body) = api(&stack, "POST", "/vehicles/veh-other/query", Some(&query)).await;
+    let (status, body) = api(stack, "POST", "/vehicles/veh-other/query", Some(&pump_query())).await;
     assert_eq!(status, 404, "{body}");
+}
+
+/// One stack for the whole story (starting one is what costs).
+#[tokio::test]
+async fn a_vehicle_with_its_own_dbc_is_decoded_listed_and_charted_by_its_own_signals() {
+    let stack = local::own_stack().await;
+    seed_a_pump_drive(&S3Store::new(&stack.sdk, &stack.bucket)).await;
+    check_own_signals_are_listed(&stack).await;
+    check_own_signal_is_charted(&stack).await;
+    check_another_vehicle_has_no_pump(&stack).await;
 }
 
 /// The fleet's DBC with ranges a drive exceeds: pack current within ±40 A
@@ -159,30 +173,26 @@ fn narrow_dbc() -> String {
         .replacen("(0.01,0) [0|250] \"km/h\"", "(0.01,0) [0|30] \"km/h\"", 1)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn values_past_a_vehicles_dbc_ranges_are_stored_flagged_and_counted() {
-    let stack = local::own_stack().await;
-    let store = S3Store::new(&stack.sdk, &stack.bucket);
-    let text = narrow_dbc();
-    assert_ne!(text.as_bytes(), dbc::BUILT_IN, "the ranges were narrowed");
-    store
-        .put("dbc/vehicles/veh-oor.dbc", Bytes::from(text.clone()), None)
-        .await
-        .unwrap();
-
-    // Three minutes of a simulated drive, which knows nothing of the narrow ranges.
+/// Three minutes of a simulated drive of one vehicle from `start_us`,
+/// which knows nothing of the narrow ranges.
+fn simulated_drive(start_us: i64) -> Vec<CanFrame> {
     let logs = tempfile::tempdir().unwrap();
-    let start_us = crate::e2e::recent_start_us();
     crate::e2e::simulate(logs.path(), 1, 180, start_us, &[]);
     let file = std::fs::File::open(logs.path().join("veh-001.log")).unwrap();
-    let frames: Vec<CanFrame> = canopy::format::candump::CandumpReader::new(std::io::BufReader::new(file), "log")
+    canopy::format::candump::CandumpReader::new(std::io::BufReader::new(file), "log")
         .map(Result::unwrap)
-        .collect();
-    // What the narrow DBC says lies out of range, value by value.
+        .collect()
+}
+
+/// Per "message.signal": how many values, and how many out of range.
+type RangeCounts = BTreeMap<String, (u64, u64)>;
+
+/// What the DBC `text` says of `frames`' values, value by value.
+fn out_of_range_truth(text: &str, frames: &[CanFrame]) -> RangeCounts {
     let db = Database::from_bytes(text.as_bytes(), "narrow").unwrap();
-    let mut truth: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    let mut truth = RangeCounts::new();
     let mut values = Vec::new();
-    for frame in &frames {
+    for frame in frames {
         let Some(message) = db.lookup(frame.id) else { continue };
         message.decode(frame.data(), &mut values).unwrap();
         for v in &values {
@@ -192,21 +202,14 @@ async fn values_past_a_vehicles_dbc_ranges_are_stored_flagged_and_counted() {
             entry.1 += u64::from(signal.range().is_some_and(|r| r.excludes(v.value)));
         }
     }
-    for signal in ["BMS_PackStatus.PackCurrent", "VCU_VehicleStatus.VehicleSpeed"] {
-        let (n, out) = truth[signal];
-        assert!(
-            out > 0 && out < n,
-            "{signal}: the drive goes past the range only some of the time ({out} of {n})"
-        );
-    }
+    truth
+}
 
-    let raw = RawKey::new(DeviceId::new("veh-oor").unwrap(), frames[0].ts_us, 1);
-    upload_decoded(&store, &raw, &frames).await;
-    canopy_local::demo::wait_idle(&stack, Duration::from_secs(60))
-        .await
-        .unwrap();
-
-    // Stored all the same, flagged in the lake: every value, and exactly those out of range.
+/// The same counts, of veh-oor's values in the lake's decoded table.
+async fn out_of_range_in_the_lake(stack: &Stack) -> RangeCounts {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{DataType, Int64Type};
     let history = canopy_api::history::datafusion::DataFusionHistory::s3(&stack.endpoint, &stack.bucket)
         .await
         .unwrap();
@@ -216,11 +219,8 @@ async fn values_past_a_vehicles_dbc_ranges_are_stored_flagged_and_counted() {
             .into(),
         params: vec![],
     };
-    let mut lake: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    let mut lake = RangeCounts::new();
     for batch in history.run(&sql).await.unwrap() {
-        use datafusion::arrow::array::AsArray;
-        use datafusion::arrow::compute::cast;
-        use datafusion::arrow::datatypes::{DataType, Int64Type};
         let text = |i: usize| cast(batch.column(i), &DataType::Utf8).unwrap();
         let number = |i: usize| cast(batch.column(i), &DataType::Int64).unwrap();
         let (m, s, n, o) = (text(0), text(1), number(2), number(3));
@@ -238,15 +238,18 @@ async fn values_past_a_vehicles_dbc_ranges_are_stored_flagged_and_counted() {
             );
         }
     }
-    assert_eq!(lake, truth);
+    lake
+}
 
-    // The API's statistics count them, from the decoded values and from a tier alike.
+/// The API's statistics count `want` values out of range in veh-oor's pack
+/// current over three minutes from `start_us`, from the decoded values and
+/// from a tier alike.
+async fn check_the_api_counts_them(stack: &Stack, start_us: i64, want: u64) {
     let iso = |us: i64| chrono::DateTime::from_timestamp_micros(us).unwrap().to_rfc3339();
     let range = format!("from={}&to={}", iso(start_us), iso(start_us + 180_000_000));
-    let want = truth["BMS_PackStatus.PackCurrent"].1;
     for (max_points, source) in [(10_000, "decoded"), (10, "rollup_10s")] {
         let (status, body) = api(
-            &stack,
+            stack,
             "GET",
             &format!("/vehicles/veh-oor/signals/BMS_PackStatus/PackCurrent?{range}&max_points={max_points}")
                 .replace('+', "%2B"),
@@ -258,4 +261,36 @@ async fn values_past_a_vehicles_dbc_ranges_are_stored_flagged_and_counted() {
         assert_eq!(stats["source"], source, "{stats}");
         assert_eq!(stats["out_of_range"], want, "{source}: {stats}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_past_a_vehicles_dbc_ranges_are_stored_flagged_and_counted() {
+    let stack = local::own_stack().await;
+    let store = S3Store::new(&stack.sdk, &stack.bucket);
+    let text = narrow_dbc();
+    assert_ne!(text.as_bytes(), dbc::BUILT_IN, "the ranges were narrowed");
+    store
+        .put("dbc/vehicles/veh-oor.dbc", Bytes::from(text.clone()), None)
+        .await
+        .unwrap();
+    let start_us = crate::e2e::recent_start_us();
+    let frames = simulated_drive(start_us);
+    let truth = out_of_range_truth(&text, &frames);
+    for signal in ["BMS_PackStatus.PackCurrent", "VCU_VehicleStatus.VehicleSpeed"] {
+        let (n, out) = truth[signal];
+        assert!(
+            out > 0 && out < n,
+            "{signal}: the drive goes past the range only some of the time ({out} of {n})"
+        );
+    }
+
+    let raw = RawKey::new(DeviceId::new("veh-oor").unwrap(), frames[0].ts_us, 1);
+    upload_decoded(&store, &raw, &frames).await;
+    canopy_local::demo::wait_idle(&stack, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    // Stored all the same, flagged in the lake: every value, and exactly those out of range.
+    assert_eq!(out_of_range_in_the_lake(&stack).await, truth);
+    check_the_api_counts_them(&stack, start_us, truth["BMS_PackStatus.PackCurrent"].1).await;
 }

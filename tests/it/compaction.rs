@@ -210,9 +210,9 @@ async fn every_state_answers(recorder: &Recorder, from: usize, want: &[Reduced])
     states.len()
 }
 
-#[tokio::test]
-async fn queries_see_every_value_once_while_hours_and_days_are_compacted() {
-    let store = MemoryStore::new("lake");
+/// The platform's DBC in `store`, and batches decoded in three hours of
+/// [`DAY`], two of them in one hour; the decoder, and the batches' raw keys.
+async fn seed_a_day(store: &MemoryStore) -> (Decoder<MemoryStore>, Vec<String>) {
     store
         .put(
             "dbc/ev_powertrain.dbc",
@@ -222,7 +222,6 @@ async fn queries_see_every_value_once_while_hours_and_days_are_compacted() {
         .await
         .unwrap();
     let decoder = decoder(store.clone());
-    // Batches in three hours of one day, two of them in one hour.
     let starts = [
         5 * HOUR + 10_000_000,
         5 * HOUR + 1_800_000_000,
@@ -231,8 +230,46 @@ async fn queries_see_every_value_once_while_hours_and_days_are_compacted() {
     ];
     let mut raw_keys = Vec::new();
     for (seq, start) in starts.iter().enumerate() {
-        raw_keys.push(decode(&decoder, &store, DAY + start, seq as u64).await);
+        raw_keys.push(decode(&decoder, store, DAY + start, seq as u64).await);
     }
+    (decoder, raw_keys)
+}
+
+/// Checks the lake holds one decoded object per hour and one of the day per tier.
+fn check_compacted(store: &MemoryStore) {
+    assert_eq!(objects(store, "decoded/").len(), 3, "one object per hour");
+    assert!(
+        objects(store, "rollup_10s/").iter().all(|o| matches!(
+            o,
+            LakeObject::Compacted {
+                period: Period::Day,
+                ..
+            }
+        )),
+        "one object for the day: {:?}",
+        objects(store, "rollup_10s/")
+    );
+    assert_eq!(objects(store, "rollup_10s/").len(), 1);
+}
+
+/// Runs `compactor` at `at` and at the grace period after it, then checks
+/// every state the lake went through from the `from`th answers `want`.
+async fn compact_twice_answering(
+    compactor: &Compactor<Recorder>,
+    recorder: &Recorder,
+    at: i64,
+    from: usize,
+    want: &[Reduced],
+) {
+    compactor.run(at).await.unwrap();
+    compactor.run(at + GRACE_US).await.unwrap();
+    every_state_answers(recorder, from, want).await;
+}
+
+#[tokio::test]
+async fn queries_see_every_value_once_while_hours_and_days_are_compacted() {
+    let store = MemoryStore::new("lake");
+    let (decoder, raw_keys) = seed_a_day(&store).await;
     let recorder = Recorder {
         inner: store.clone(),
         states: Arc::default(),
@@ -252,19 +289,7 @@ async fn queries_see_every_value_once_while_hours_and_days_are_compacted() {
     assert!(report.deleted > 0);
     let states = every_state_answers(&recorder, 1, &want).await;
     assert!(states > 20, "{states} states");
-    assert_eq!(objects(&store, "decoded/").len(), 3, "one object per hour");
-    assert!(
-        objects(&store, "rollup_10s/").iter().all(|o| matches!(
-            o,
-            LakeObject::Compacted {
-                period: Period::Day,
-                ..
-            }
-        )),
-        "one object for the day: {:?}",
-        objects(&store, "rollup_10s/")
-    );
-    assert_eq!(objects(&store, "rollup_10s/").len(), 1);
+    check_compacted(&store);
 
     // A late batch of a compacted hour is read at once, beside the hour, and
     // marks the hour; the next run compacts the hour and the day again.
@@ -274,11 +299,8 @@ async fn queries_see_every_value_once_while_hours_and_days_are_compacted() {
     let with_late = answers(&recorder.last()).await;
     assert!(with_late[0].stats.unwrap().count > want[0].stats.unwrap().count);
     let from = recorder.states.lock().unwrap().len();
-    compactor.run(now + 2 * GRACE_US).await.unwrap();
-    compactor.run(now + 3 * GRACE_US).await.unwrap();
-    every_state_answers(&recorder, from, &with_late).await;
-    assert_eq!(objects(&store, "decoded/").len(), 3);
-    assert_eq!(objects(&store, "rollup_10s/").len(), 1);
+    compact_twice_answering(&compactor, &recorder, now + 2 * GRACE_US, from, &with_late).await;
+    check_compacted(&store);
     assert!(!store.keys().iter().any(|k| k.starts_with("compaction/late/")));
 
     // A redelivered event rewrites a batch: newer than its compacted copy,
@@ -286,9 +308,6 @@ async fn queries_see_every_value_once_while_hours_and_days_are_compacted() {
     redeliver(&decoder, &raw_keys[0]).await;
     recorder.record();
     let from = recorder.states.lock().unwrap().len() - 1;
-    compactor.run(now + 4 * GRACE_US).await.unwrap();
-    compactor.run(now + 5 * GRACE_US).await.unwrap();
-    every_state_answers(&recorder, from, &with_late).await;
-    assert_eq!(objects(&store, "decoded/").len(), 3);
-    assert_eq!(objects(&store, "rollup_10s/").len(), 1);
+    compact_twice_answering(&compactor, &recorder, now + 4 * GRACE_US, from, &with_late).await;
+    check_compacted(&store);
 }

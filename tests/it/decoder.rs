@@ -277,7 +277,7 @@ async fn unknown_ids_and_short_frames_are_counted_not_fatal() {
     let mut frames = fixtures::frames(&db, 1000, 1_700_000_000_000_000, 3, 10);
     // Two frames cut shorter than the DBC length.
     for f in frames.iter_mut().filter(|f| f.data().len() == 8).take(2) {
-        *f = canopy::format::frame::CanFrame::new(f.ts_us, f.bus.clone(), f.id, f.flags, &f.data()[..3]).unwrap();
+        *f = fixtures::truncated(f, 3);
     }
     let key = raw_key("sim-004", 1);
     store

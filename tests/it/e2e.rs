@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use canopy::adapters::aws::s3::S3Store;
+use canopy::domain::device_id::DeviceId;
 use canopy::format::candump::CandumpReader;
 use canopy::format::dbc::Database;
 use canopy_api::history::Sql;
@@ -19,7 +20,9 @@ use canopy_local::stack::{Stack, StackOptions, latest_states};
 use canopy_local::template::topic_arn;
 use canopy_tests::local::{self, SnsCapture};
 use canopy_tests::mqtt::TelemetrySubscriber;
+use serde_json::Value;
 
+use crate::support::http;
 use crate::telemetry::archive_rows;
 use datafusion_arrow::*;
 
@@ -35,13 +38,12 @@ pub(crate) type Counts = BTreeMap<(String, String, String), u64>;
 
 /// `canopy-edge simulate` of `vehicles` drives of `seconds` into `<logs>/veh-NNN.log`, with `extra` arguments.
 pub(crate) fn simulate(logs: &Path, vehicles: usize, seconds: u32, start_us: i64, extra: &[&str]) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let status = Command::new(local::binary("canopy-edge"))
         .args(["simulate", "--prefix", "veh", "--seed", "5"])
         .args(extra)
         .args(["--vehicles", &vehicles.to_string(), "--duration", &seconds.to_string()])
         .args(["--start-us", &start_us.to_string(), "--dbc"])
-        .arg(repo.join("dbc/ev_powertrain.dbc"))
+        .arg(repo().join("dbc/ev_powertrain.dbc"))
         .arg("--output")
         .arg(logs)
         .status()
@@ -119,7 +121,7 @@ fn start_over_midnight_us(seconds: u32) -> (i64, i64) {
 }
 
 /// `GET` a signal's history between two times, as (time, value) points.
-fn api_series(stack: &Stack, vehicle: &str, signal: &str, from_us: i64, to_us: i64) -> Vec<(i64, f64)> {
+async fn api_series(stack: &Stack, vehicle: &str, signal: &str, from_us: i64, to_us: i64) -> Vec<(i64, f64)> {
     let iso = |us: i64| {
         chrono::DateTime::from_timestamp_micros(us)
             .unwrap()
@@ -131,9 +133,9 @@ fn api_series(stack: &Stack, vehicle: &str, signal: &str, from_us: i64, to_us: i
         iso(from_us),
         iso(to_us)
     );
-    let (status, body) = canopy_local::services::http(&format!("http://{}", stack.api), "GET", &url, None).unwrap();
-    assert_eq!(status, 200, "{body}");
-    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let answer = http::get(&http::api(stack), &url).send().await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let body: serde_json::Value = serde_json::from_str(&answer.text).unwrap();
     body["series"]["points"]
         .as_array()
         .unwrap()
@@ -142,27 +144,15 @@ fn api_series(stack: &Stack, vehicle: &str, signal: &str, from_us: i64, to_us: i
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
-    canopy_tests::local::log_warnings();
-    // Over midnight: the edge seals the drive as one segment, and the values
-    // after midnight must still be found by a query of the new day only.
-    let (start_us, midnight_us) = start_over_midnight_us(SECONDS);
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let logs = work.path().join("logs");
-    let overheat = [
-        "--overheat-vehicle",
-        "1",
-        "--overheat-module",
-        "3",
-        "--overheat-after",
-        "30",
-    ];
-    simulate(&logs, VEHICLES, SECONDS, start_us, &overheat);
+/// The repository's root.
+pub(crate) fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
 
-    let stack = Stack::start(StackOptions {
-        template: repo.join("template.yaml"),
+/// The local stack of the template on the test run's moto.
+async fn stack_on_the_shared_moto() -> Stack {
+    Stack::start(StackOptions {
+        template: repo().join("template.yaml"),
         moto_endpoint: Some(local::moto().endpoint.clone()),
         mqtt_port: 0,
         api_port: 0,
@@ -171,39 +161,53 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
         batching_windows: false,
     })
     .await
-    .unwrap();
-    let alerts = SnsCapture::subscribe(&topic_arn("AlertTopic")).await;
-    let telemetry = TelemetrySubscriber::start(stack.mqtt.port());
-    telemetry.wait_subscribed(1);
+    .unwrap()
+}
+
+/// The fleet of [`VEHICLES`] canopy-edge agents replaying the drives in
+/// `logs` into `stack` as fast as they go; each vehicle's counters once the
+/// pipeline is idle again.
+async fn drive_the_fleet(stack: &Stack, logs: &Path, work: &Path, start_us: i64) -> BTreeMap<DeviceId, Value> {
     let options = FleetOptions {
         vehicles: VEHICLES,
         seconds: SECONDS,
         overheating: None,
         start_us,
         edge: local::binary("canopy-edge"),
-        dbc: repo.join("dbc/ev_powertrain.dbc"),
-        work: work.path().join("fleet"),
-        replay_dir: Some(logs.clone()),
+        dbc: repo().join("dbc/ev_powertrain.dbc"),
+        work: work.join("fleet"),
+        replay_dir: Some(logs.to_path_buf()),
         replay_speed: 0.0,
         via: None,
         settings: Default::default(),
     };
-    let counters = run_fleet(&stack, &options).await.unwrap();
-    wait_idle(&stack, Duration::from_secs(180)).await.unwrap();
+    let counters = run_fleet(stack, &options).await.unwrap();
+    wait_idle(stack, Duration::from_secs(180)).await.unwrap();
+    counters
+}
 
-    // Every frame decoded exactly once: the lake's values per vehicle and signal
-    // are the logs' values per vehicle and signal.
-    let db = Database::load(repo.join("dbc/ev_powertrain.dbc")).unwrap();
-    let (truth, series) = ground_truth(&db, &logs, VEHICLES);
-    assert_eq!(lake_counts(&stack).await, truth);
-    for (vehicle, c) in &counters {
+/// Every frame decoded exactly once: the lake's values per vehicle and
+/// signal are the logs' values per vehicle and signal; and no agent dropped
+/// or held back a frame or a message. The logs' veh-002 PackCurrent series.
+async fn check_every_frame_decoded_once(
+    stack: &Stack,
+    logs: &Path,
+    counters: &BTreeMap<DeviceId, Value>,
+) -> Vec<(i64, f64)> {
+    let db = Database::load(repo().join("dbc/ev_powertrain.dbc")).unwrap();
+    let (truth, series) = ground_truth(&db, logs, VEHICLES);
+    assert_eq!(lake_counts(stack).await, truth);
+    for (vehicle, c) in counters {
         assert_eq!(c["frames_dropped"], 0, "{vehicle}: {c}");
         assert_eq!(c["frames_read"], c["frames_sealed"], "{vehicle}: {c}");
         assert_eq!(c["telemetry_built"], c["telemetry_published"], "{vehicle}: {c}");
     }
+    series
+}
 
-    // The API's history of a signal is the log's, value for value: a minute
-    // into the drive, and the first minute of the new day.
+/// The API's history of a signal is the log's, value for value: a minute
+/// into the drive, and the first minute of the new day.
+async fn check_the_api_charts_the_logs(stack: &Stack, series: &[(i64, f64)], start_us: i64, midnight_us: i64) {
     for (from_us, to_us) in [
         (start_us + 30_000_000, start_us + 90_000_000),
         (midnight_us, midnight_us + 60_000_000),
@@ -214,31 +218,28 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
             .filter(|(t, _)| (from_us..to_us).contains(t))
             .collect();
         assert!(expected.len() > 100, "{}", expected.len());
-        let got = api_series(&stack, "veh-002", "BMS_PackStatus/PackCurrent", from_us, to_us);
+        let got = api_series(stack, "veh-002", "BMS_PackStatus/PackCurrent", from_us, to_us).await;
         assert_eq!(got, expected, "{from_us}..{to_us}");
     }
+}
 
-    // One vehicle overheats: exactly one alert, for it; the others none.
-    let sent = alerts.received().await;
-    assert_eq!(sent.len(), 1, "{sent:#?}");
+/// Basic Ingest: the telemetry went to the rules, not through the broker
+/// to its subscribers; every sample was archived exactly once; and each
+/// vehicle's latest state is its last sample.
+async fn check_telemetry_archived_once(
+    stack: &Stack,
+    subscriber: &TelemetrySubscriber,
+    counters: &BTreeMap<DeviceId, Value>,
+) {
     assert!(
-        sent[0].0.contains("veh-001") && sent[0].0.contains("temperature"),
-        "{}",
-        sent[0].0
-    );
-
-    // Basic Ingest: the telemetry went to the rules, not through the broker
-    // to its subscribers; and every sample was archived exactly once.
-    assert!(
-        telemetry.received.lock().unwrap().is_empty(),
+        subscriber.received.lock().unwrap().is_empty(),
         "a subscriber saw Basic Ingest messages"
     );
     let archived = archive_rows(&S3Store::new(&stack.sdk, &stack.bucket), "telemetry/").await;
     let unique: BTreeSet<&(String, i64)> = archived.iter().collect();
     assert_eq!(unique.len(), archived.len(), "a sample archived twice");
 
-    // Each vehicle's latest state is its last sample.
-    let states = latest_states(&stack).await.unwrap();
+    let states = latest_states(stack).await.unwrap();
     assert_eq!(states.len(), VEHICLES);
     for state in &states {
         let vehicle = state.telemetry.vehicle_id.as_str();
@@ -255,4 +256,41 @@ async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
             "{vehicle}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_simulated_fleet_goes_through_the_whole_pipeline_exactly_once() {
+    canopy_tests::local::log_warnings();
+    // Over midnight: the edge seals the drive as one segment, and the values
+    // after midnight must still be found by a query of the new day only.
+    let (start_us, midnight_us) = start_over_midnight_us(SECONDS);
+    let work = tempfile::tempdir().unwrap();
+    let logs = work.path().join("logs");
+    let overheat = [
+        "--overheat-vehicle",
+        "1",
+        "--overheat-module",
+        "3",
+        "--overheat-after",
+        "30",
+    ];
+    simulate(&logs, VEHICLES, SECONDS, start_us, &overheat);
+
+    let stack = stack_on_the_shared_moto().await;
+    let alerts = SnsCapture::subscribe(&topic_arn("AlertTopic")).await;
+    let subscriber = TelemetrySubscriber::start(stack.mqtt.port());
+    subscriber.wait_subscribed(1);
+    let counters = drive_the_fleet(&stack, &logs, work.path(), start_us).await;
+
+    let series = check_every_frame_decoded_once(&stack, &logs, &counters).await;
+    check_the_api_charts_the_logs(&stack, &series, start_us, midnight_us).await;
+    // One vehicle overheats: exactly one alert, for it; the others none.
+    let sent = alerts.received().await;
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert!(
+        sent[0].0.contains("veh-001") && sent[0].0.contains("temperature"),
+        "{}",
+        sent[0].0
+    );
+    check_telemetry_archived_once(&stack, &subscriber, &counters).await;
 }

@@ -22,6 +22,8 @@ use canopy_tests::messages;
 use canopy_tests::mqtt::TelemetrySubscriber;
 use serde_json::{Value, json};
 
+use crate::support::http;
+
 use crate::telemetry::archive_rows;
 
 const KEYS_TABLE: &str = "DeviceKeysTable";
@@ -42,18 +44,14 @@ async fn key(stack: &Stack, device: &str, rate: u32) -> (DeviceKey, String) {
     (issued.record, issued.plaintext)
 }
 
-/// `POST /ingest` on the stack's API port, off the runtime that serves it.
+/// `POST /ingest` on the stack's API, with `key` if any; the status and JSON answer.
 async fn post(stack: &Stack, key: Option<&str>, body: String) -> (u16, Value) {
-    let endpoint = format!("http://{}", stack.api);
-    let key = key.map(str::to_string);
-    tokio::task::spawn_blocking(move || {
-        let headers: Vec<(&str, &str)> = key.iter().map(|k| ("x-api-key", k.as_str())).collect();
-        let (status, text) =
-            canopy_local::services::http_with(&endpoint, "POST", "/ingest", &headers, Some(&body)).unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    })
-    .await
-    .unwrap()
+    let request = http::post(&http::api(stack), "/ingest").body(body);
+    let request = match key {
+        Some(key) => request.header("x-api-key", key),
+        None => request,
+    };
+    request.send().await.parts()
 }
 
 /// An MQTT client on the stack's broker, publishing as vehicles do, and the
@@ -78,72 +76,67 @@ pub(crate) fn mqtt(stack: &Stack) -> (rumqttc::AsyncClient, Arc<AtomicUsize>) {
     (client, acked)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn messages_over_mqtt_and_http_with_duplicates_across_both_are_archived_exactly_once() {
-    let stack = local::own_stack_with_visibility(30).await;
-    let start_s = chrono::Utc::now().timestamp() - 3600;
-    let vehicles = ["veh-h1", "veh-h2"];
-    let mut keys = Vec::new();
-    for v in vehicles {
-        keys.push(key(&stack, v, 6_000).await.1);
-    }
+/// What a test sends each way in: (which vehicle, the message).
+struct Sends {
+    over_mqtt: Vec<(usize, Value)>,
+    over_http: Vec<(usize, Value)>,
+    /// The invalid messages among `over_http`.
+    invalid_http: usize,
+    /// Every valid message's (vehicle, seq).
+    expected: BTreeSet<(String, i64)>,
+}
 
-    // 1,000 valid messages: 40 % over MQTT only, 40 % over HTTP only, 20 % both;
-    // 100 posted twice more; 40 invalid, half each way.
+/// 500 valid messages per vehicle: 40 % over MQTT only, 40 % over HTTP only,
+/// 20 % both; 100 posted twice more; 40 invalid, half each way; shuffled.
+fn sends(vehicles: &[&str], start_s: i64) -> Sends {
     let mut rng = Rng::new(17);
-    // (which vehicle, the message) sent each way.
-    let mut over_mqtt: Vec<(usize, Value)> = Vec::new();
-    let mut over_http: Vec<(usize, Value)> = Vec::new();
-    let mut expected = BTreeSet::new();
+    let mut sends = Sends {
+        over_mqtt: Vec::new(),
+        over_http: Vec::new(),
+        invalid_http: 0,
+        expected: BTreeSet::new(),
+    };
     for (v, vehicle) in vehicles.iter().enumerate() {
         for seq in 0..500 {
             let m = message(vehicle, seq, start_s);
-            expected.insert((vehicle.to_string(), seq as i64));
+            sends.expected.insert((vehicle.to_string(), seq as i64));
             match rng.next_u64() % 10 {
-                0..=3 => over_mqtt.push((v, m)),
-                4..=7 => over_http.push((v, m)),
+                0..=3 => sends.over_mqtt.push((v, m)),
+                4..=7 => sends.over_http.push((v, m)),
                 _ => {
-                    over_mqtt.push((v, m.clone()));
-                    over_http.push((v, m));
+                    sends.over_mqtt.push((v, m.clone()));
+                    sends.over_http.push((v, m));
                 }
             }
         }
     }
     for _ in 0..100 {
-        let again = over_http[(rng.next_u64() % over_http.len() as u64) as usize].clone();
-        over_http.push(again);
+        let again = sends.over_http[(rng.next_u64() % sends.over_http.len() as u64) as usize].clone();
+        sends.over_http.push(again);
     }
-    let mut invalid_http = 0;
     for i in 0..40u64 {
         let v = (i % 2) as usize;
         let mut m = message(vehicles[v], 10_000 + i, start_s);
         m["soc_pct"] = json!("full");
         if i < 20 {
-            over_mqtt.push((v, m));
+            sends.over_mqtt.push((v, m));
         } else {
-            over_http.push((v, m));
-            invalid_http += 1;
+            sends.over_http.push((v, m));
+            sends.invalid_http += 1;
         }
     }
-    for list in [&mut over_mqtt, &mut over_http] {
+    for list in [&mut sends.over_mqtt, &mut sends.over_http] {
         for i in (1..list.len()).rev() {
             list.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
     }
+    sends
+}
 
-    // Both ways at once: MQTT on its own task, HTTP in batches of up to 40 per device.
-    let (client, acked) = mqtt(&stack);
-    let published = over_mqtt.len();
-    let publisher = tokio::spawn(async move {
-        for (_, m) in over_mqtt {
-            let topic = format!("dt/canopy/{}/bms", m["vehicle_id"].as_str().unwrap());
-            client
-                .publish(topic, rumqttc::QoS::AtLeastOnce, false, m.to_string())
-                .await
-                .unwrap();
-        }
-        client
-    });
+/// Posts each vehicle's share of `over_http` with its key, in batches of up
+/// to 40; checks every message was answered and only the invalid ones
+/// rejected, for their field.
+async fn post_all(stack: &Stack, keys: &[String], over_http: &[(usize, Value)], invalid: usize) {
     let (mut answered, mut rejected) = (0, 0);
     for (v, key) in keys.iter().enumerate() {
         let ours: Vec<Value> = over_http
@@ -152,7 +145,7 @@ async fn messages_over_mqtt_and_http_with_duplicates_across_both_are_archived_ex
             .map(|(_, m)| m.clone())
             .collect();
         for batch in ours.chunks(40) {
-            let (status, answer) = post(&stack, Some(key), Value::Array(batch.to_vec()).to_string()).await;
+            let (status, answer) = post(stack, Some(key), Value::Array(batch.to_vec()).to_string()).await;
             assert_eq!(status, 202, "{answer}");
             answered += answer["results"].as_array().unwrap().len();
             for r in answer["results"].as_array().unwrap() {
@@ -165,31 +158,73 @@ async fn messages_over_mqtt_and_http_with_duplicates_across_both_are_archived_ex
         }
     }
     assert_eq!(answered, over_http.len());
-    assert_eq!(rejected, invalid_http);
-    let client = publisher.await.unwrap();
+    assert_eq!(rejected, invalid);
+}
+
+/// Waits until the broker acknowledged `published` publishes, `limit` at most.
+async fn wait_acked(acked: &AtomicUsize, published: usize, limit: Duration) {
     let waited = std::time::Instant::now();
     while acked.load(Ordering::SeqCst) < published {
         assert!(
-            waited.elapsed() < Duration::from_secs(60),
+            waited.elapsed() < limit,
             "the broker acknowledged {acked:?} of {published}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    wait_idle(&stack, Duration::from_secs(120)).await.unwrap();
-    client.disconnect().await.ok();
+}
 
+/// Every valid message archived once and nothing else; each vehicle's
+/// latest state its newest message, whichever way it came.
+async fn check_archived_exactly_once(stack: &Stack, vehicles: &[&str], expected: &BTreeSet<(String, i64)>) {
     let store = S3Store::new(&stack.sdk, &stack.bucket);
     let mut rows = archive_rows(&store, "telemetry/").await;
     rows.sort();
     let archived: BTreeSet<(String, i64)> = rows.iter().cloned().collect();
     assert_eq!(rows.len(), archived.len(), "a message archived twice");
-    assert_eq!(archived, expected, "every valid message archived, nothing else");
-    // The latest state is each vehicle's newest message, whichever way it came.
-    for state in latest_states(&stack).await.unwrap() {
+    assert_eq!(&archived, expected, "every valid message archived, nothing else");
+    for state in latest_states(stack).await.unwrap() {
         if vehicles.contains(&state.telemetry.vehicle_id.as_str()) {
             assert_eq!(state.telemetry.seq, 499, "{}", state.telemetry.vehicle_id);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_over_mqtt_and_http_with_duplicates_across_both_are_archived_exactly_once() {
+    let stack = local::own_stack_with_visibility(30).await;
+    let start_s = chrono::Utc::now().timestamp() - 3600;
+    let vehicles = ["veh-h1", "veh-h2"];
+    let mut keys = Vec::new();
+    for v in vehicles {
+        keys.push(key(&stack, v, 6_000).await.1);
+    }
+    let Sends {
+        over_mqtt,
+        over_http,
+        invalid_http,
+        expected,
+    } = sends(&vehicles, start_s);
+
+    // Both ways at once: MQTT on its own task, HTTP meanwhile.
+    let (client, acked) = mqtt(&stack);
+    let published = over_mqtt.len();
+    let publisher = tokio::spawn(async move {
+        for (_, m) in over_mqtt {
+            let topic = format!("dt/canopy/{}/bms", m["vehicle_id"].as_str().unwrap());
+            client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, m.to_string())
+                .await
+                .unwrap();
+        }
+        client
+    });
+    post_all(&stack, &keys, &over_http, invalid_http).await;
+    let client = publisher.await.unwrap();
+    wait_acked(&acked, published, Duration::from_secs(60)).await;
+    wait_idle(&stack, Duration::from_secs(120)).await.unwrap();
+    client.disconnect().await.ok();
+
+    check_archived_exactly_once(&stack, &vehicles, &expected).await;
     // Posted again after the fact, everything is a duplicate and nothing is queued.
     let again: Vec<Value> = (0..10).map(|seq| message(vehicles[0], seq, start_s)).collect();
     let (status, answer) = post(&stack, Some(&keys[0]), Value::Array(again).to_string()).await;
@@ -328,11 +363,7 @@ async fn a_basic_ingest_message_reaches_the_rule_it_names_and_no_other() {
             .await
             .unwrap();
     }
-    let waited = std::time::Instant::now();
-    while acked.load(Ordering::SeqCst) < sent.len() {
-        assert!(waited.elapsed() < Duration::from_secs(30), "acknowledged {acked:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_acked(&acked, sent.len(), Duration::from_secs(30)).await;
     wait_idle(&stack, Duration::from_secs(60)).await.unwrap();
     client.disconnect().await.ok();
 

@@ -8,11 +8,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use canopy::adapters::aws::cognito::CognitoVerifier;
 use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoConnectionStore};
 use canopy::adapters::contract;
+use canopy::adapters::memory::{MemoryConnectionStore, MemoryPoster, MemoryStateTable};
+use canopy::domain::access::{AccessPolicy, VehicleGroups};
 use canopy::domain::device_id::DeviceId;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::live::ConnectionStore;
+use canopy_live::sessions::{Refused, Sessions};
 use canopy_local::live::LiveClient;
 use canopy_local::services::{Moto, moto_server_path};
 use canopy_local::stack::{Stack, StackOptions};
@@ -21,6 +25,8 @@ use canopy_tests::local;
 use canopy_tests::messages;
 use canopy_tests::proxy::Proxy;
 use serde_json::{Value, json};
+
+use crate::support::cognito;
 
 /// Telemetry of `vehicle`, `seq` seconds into a drive that started a minute ago.
 fn message(vehicle: &str, seq: u64, start_s: i64, temp_c: f64) -> String {
@@ -238,175 +244,193 @@ struct Seen {
     messages: usize,
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_hundred_clients_watch_twenty_vehicles_for_a_minute() {
-    const VEHICLES: usize = 20;
-    const CLIENTS: usize = 200;
-    const SECONDS: u64 = 60;
-    let stack = local::own_stack_with_visibility(30).await;
-    let vehicle = |i: usize| format!("veh-l{i:02}");
-    // Each client watches the fleet (one in ten) or three vehicles.
+const LOAD_VEHICLES: usize = 20;
+const LOAD_CLIENTS: usize = 200;
+const LOAD_SECONDS: u64 = 60;
+
+fn load_vehicle(i: usize) -> String {
+    format!("veh-l{i:02}")
+}
+
+/// [`LOAD_CLIENTS`] clients, each watching the fleet (one in ten) or three
+/// vehicles; each client and the vehicles it watches.
+async fn watchers(stack: &Stack) -> Vec<(LiveClient, BTreeSet<String>)> {
     let mut rng = Rng::new(3);
-    let mut watches: Vec<BTreeSet<String>> = Vec::new();
-    let mut clients = Vec::new();
-    for c in 0..CLIENTS {
+    let mut watchers = Vec::new();
+    for c in 0..LOAD_CLIENTS {
         let mut client = LiveClient::connect(stack.api).await.unwrap();
         let wanted: BTreeSet<String> = if c % 10 == 0 {
-            (0..VEHICLES).map(vehicle).collect()
+            (0..LOAD_VEHICLES).map(load_vehicle).collect()
         } else {
             (0..3)
-                .map(|_| vehicle((rng.next_u64() % VEHICLES as u64) as usize))
+                .map(|_| load_vehicle((rng.next_u64() % LOAD_VEHICLES as u64) as usize))
                 .collect()
         };
         let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
         let subscription: &[&str] = if c % 10 == 0 { &[] } else { &names };
         client.subscribe(subscription).await.unwrap();
-        watches.push(wanted);
-        clients.push(client);
+        watchers.push((client, wanted));
     }
-    // Every client reads in a task of its own until the drive is over and quiet.
-    let readers: Vec<_> = clients
-        .into_iter()
-        .map(|mut client| {
-            tokio::spawn(async move {
-                let mut seen = Seen::default();
-                let end = Instant::now() + Duration::from_secs(SECONDS + 25);
-                while Instant::now() < end {
-                    let Some(m) = client.next(Duration::from_secs(1)).await.unwrap() else {
-                        continue;
-                    };
-                    seen.messages += 1;
-                    for s in m["states"].as_array().into_iter().flatten() {
-                        let v = s["vehicle_id"].as_str().unwrap().to_string();
-                        seen.seqs.entry(v).or_default().push(s["seq"].as_u64().unwrap());
-                    }
-                    for a in m["alerts"].as_array().into_iter().flatten() {
-                        seen.alerts.push(format!(
-                            "{}:{}",
-                            a["vehicle_id"].as_str().unwrap(),
-                            a["rule"].as_str().unwrap()
-                        ));
-                    }
-                }
-                seen
-            })
-        })
-        .collect();
+    watchers
+}
 
-    // 20 vehicles at 1 Hz; every fifth overheats from its 20th second (one alert each: the cooldown is 10 min).
-    let publisher = mqtt(&stack, "it-live-load").await;
+/// Reads `client` on a task of its own until the drive is over and quiet.
+fn read_until_quiet(mut client: LiveClient) -> tokio::task::JoinHandle<Seen> {
+    tokio::spawn(async move {
+        let mut seen = Seen::default();
+        let end = Instant::now() + Duration::from_secs(LOAD_SECONDS + 25);
+        while Instant::now() < end {
+            let Some(m) = client.next(Duration::from_secs(1)).await.unwrap() else {
+                continue;
+            };
+            seen.messages += 1;
+            for s in m["states"].as_array().into_iter().flatten() {
+                let v = s["vehicle_id"].as_str().unwrap().to_string();
+                seen.seqs.entry(v).or_default().push(s["seq"].as_u64().unwrap());
+            }
+            for a in m["alerts"].as_array().into_iter().flatten() {
+                seen.alerts.push(format!(
+                    "{}:{}",
+                    a["vehicle_id"].as_str().unwrap(),
+                    a["rule"].as_str().unwrap()
+                ));
+            }
+        }
+        seen
+    })
+}
+
+/// The fleet at 1 Hz for [`LOAD_SECONDS`]; every fifth vehicle overheats
+/// from its 20th second (one alert each: the cooldown is 10 min). The
+/// process's memory at 15 s and at the end, in MiB.
+async fn drive_the_load_fleet(stack: &Stack) -> [f64; 2] {
+    let publisher = mqtt(stack, "it-live-load").await;
     let start_s = chrono::Utc::now().timestamp() - 2;
     let started = Instant::now();
     let mut rss = Vec::new();
-    for second in 0..SECONDS {
-        for i in 0..VEHICLES {
+    for second in 0..LOAD_SECONDS {
+        for i in 0..LOAD_VEHICLES {
             let hot = i % 5 == 0 && second >= 20;
-            publish(
-                &publisher,
-                &vehicle(i),
-                message(&vehicle(i), second, start_s, if hot { 70.0 } else { 30.0 }),
-            )
-            .await;
+            let vehicle = load_vehicle(i);
+            let text = message(&vehicle, second, start_s, if hot { 70.0 } else { 30.0 });
+            publish(&publisher, &vehicle, text).await;
         }
-        if second == 15 || second == SECONDS - 1 {
+        if second == 15 || second == LOAD_SECONDS - 1 {
             rss.push(rss_mib());
         }
         let next = started + Duration::from_secs(second + 1);
         tokio::time::sleep_until(next.into()).await;
     }
+    [rss[0], rss[1]]
+}
+
+/// Client `c`, watching `watches`, ended with every watched vehicle's
+/// newest state, never saw one go back, heard of no other, got each alert
+/// of its vehicles once, and about a message a second at most.
+fn check_what_one_client_saw(c: usize, watches: &BTreeSet<String>, seen: &Seen) {
+    for v in watches {
+        let seqs = seen
+            .seqs
+            .get(v)
+            .unwrap_or_else(|| panic!("client {c} heard nothing of {v}"));
+        assert_eq!(seqs.last(), Some(&(LOAD_SECONDS - 1)), "client {c}: {v}'s newest state");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "client {c}: {v} went back in time: {seqs:?}"
+        );
+    }
+    assert!(
+        seen.seqs.keys().all(|v| watches.contains(v)),
+        "client {c} heard of others"
+    );
+    let mut want: Vec<String> = watches
+        .iter()
+        .filter(|v| v[5..].parse::<usize>().unwrap() % 5 == 0)
+        .map(|v| format!("{v}:over-temperature"))
+        .collect();
+    let mut got = seen.alerts.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "client {c}: each alert of its vehicles once");
+    // At most about a message a second (the drive and the quiet after it).
+    assert!(
+        seen.messages as u64 <= LOAD_SECONDS + 25 + 5,
+        "client {c}: {} messages",
+        seen.messages
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_clients_watch_twenty_vehicles_for_a_minute() {
+    let stack = local::own_stack_with_visibility(30).await;
+    let (readers, watches): (Vec<_>, Vec<_>) = watchers(&stack)
+        .await
+        .into_iter()
+        .map(|(client, wanted)| (read_until_quiet(client), wanted))
+        .unzip();
+    let rss = drive_the_load_fleet(&stack).await;
     let mut total_messages = 0;
     for (c, reader) in readers.into_iter().enumerate() {
         let seen = reader.await.unwrap();
         total_messages += seen.messages;
-        for v in &watches[c] {
-            let seqs = seen
-                .seqs
-                .get(v)
-                .unwrap_or_else(|| panic!("client {c} heard nothing of {v}"));
-            assert_eq!(seqs.last(), Some(&(SECONDS - 1)), "client {c}: {v}'s newest state");
-            assert!(
-                seqs.windows(2).all(|w| w[0] < w[1]),
-                "client {c}: {v} went back in time: {seqs:?}"
-            );
-        }
-        assert!(
-            seen.seqs.keys().all(|v| watches[c].contains(v)),
-            "client {c} heard of others"
-        );
-        let mut want: Vec<String> = watches[c]
-            .iter()
-            .filter(|v| v[5..].parse::<usize>().unwrap() % 5 == 0)
-            .map(|v| format!("{v}:over-temperature"))
-            .collect();
-        let mut got = seen.alerts.clone();
-        want.sort();
-        got.sort();
-        assert_eq!(got, want, "client {c}: each alert of its vehicles once");
-        // At most about a message a second (the drive and the quiet after it).
-        assert!(
-            seen.messages as u64 <= SECONDS + 25 + 5,
-            "client {c}: {} messages",
-            seen.messages
-        );
+        check_what_one_client_saw(c, &watches[c], &seen);
     }
     println!(
-        "{CLIENTS} clients, {VEHICLES} vehicles at 1 Hz for {SECONDS} s: {total_messages} messages; RSS {:.0} MiB at 15 s, {:.0} MiB at {SECONDS} s",
+        "{LOAD_CLIENTS} clients, {LOAD_VEHICLES} vehicles at 1 Hz for {LOAD_SECONDS} s: {total_messages} messages; RSS {:.0} MiB at 15 s, {:.0} MiB at {LOAD_SECONDS} s",
         rss[0], rss[1]
     );
     assert!(rss[1] - rss[0] < 64.0, "memory grows: {rss:?} MiB");
 }
 
-/// The live stream's `$connect`, run by the live function's own route handler,
-/// against two of moto's user pools: only an unexpired access token of our
-/// pool, issued to one of our app clients and signed by the pool, opens a
-/// connection, and it carries exactly the groups the token names.
-#[tokio::test]
-async fn connect_takes_only_our_pools_unexpired_access_tokens_for_our_apps() {
-    use canopy::adapters::aws::cognito::CognitoVerifier;
-    use canopy::adapters::memory::{MemoryConnectionStore, MemoryPoster, MemoryStateTable};
-    use canopy::domain::access::{AccessPolicy, VehicleGroups};
-    use canopy_live::sessions::{Refused, Sessions};
-    use canopy_tests::cognito;
+/// Two of moto's user pools, ours and theirs, and an access and an ID token
+/// of each kind the live stream must tell apart.
+struct Pools {
+    ours: String,
+    app: String,
+    /// north@example.com's access and ID tokens from our console app.
+    north: String,
+    north_id: String,
+    /// north's access token from another app client of our pool.
+    other_app_token: String,
+    /// An access token of their pool, for a user named as our admin is.
+    theirs_token: String,
+}
 
-    let (ours, app, other_app, theirs, their_app, admin) = tokio::task::spawn_blocking(|| {
-        let ours = cognito::pool("ours");
-        let theirs = cognito::pool("theirs");
-        let (app, other_app, their_app) = (
-            cognito::app_client(&ours, "console"),
-            cognito::app_client(&ours, "other"),
-            cognito::app_client(&theirs, "console"),
-        );
-        // Someone with a pool of their own names a user as our admin is named.
-        let admin = "admin@example.com";
-        cognito::user(&ours, admin, &["fleet-admin"]);
-        cognito::user(&theirs, admin, &["fleet-admin"]);
-        cognito::user(&ours, "north@example.com", &["viewer", "north"]);
-        (ours, app, other_app, theirs, their_app, admin)
-    })
-    .await
+async fn pools() -> Pools {
+    let ours = cognito::pool("ours").await;
+    let theirs = cognito::pool("theirs").await;
+    let app = cognito::app_client(&ours, "console").await;
+    let other_app = cognito::app_client(&ours, "other").await;
+    let their_app = cognito::app_client(&theirs, "console").await;
+    // Someone with a pool of their own names a user as our admin is named.
+    let admin = "admin@example.com";
+    cognito::user(&ours, admin, &["fleet-admin"]).await;
+    cognito::user(&theirs, admin, &["fleet-admin"]).await;
+    cognito::user(&ours, "north@example.com", &["viewer", "north"]).await;
+    let (north, north_id) = cognito::sign_in(&ours, &app, "north@example.com").await;
+    let (other_app_token, _) = cognito::sign_in(&ours, &other_app, "north@example.com").await;
+    let (theirs_token, _) = cognito::sign_in(&theirs, &their_app, admin).await;
+    Pools {
+        ours,
+        app,
+        north,
+        north_id,
+        other_app_token,
+        theirs_token,
+    }
+}
+
+/// The live function's sessions on the memory adapters, verifying tokens of
+/// our pool for our console app, and north's vehicles in the north group.
+fn sessions(pools: &Pools) -> Sessions<MemoryConnectionStore, MemoryPoster, MemoryStateTable, CognitoVerifier> {
+    let verifier = CognitoVerifier::new(
+        "us-east-1",
+        &pools.ours,
+        [pools.app.clone()].into(),
+        Some(cognito::jwks_url(&pools.ours)),
+    )
     .unwrap();
-    let tokens = {
-        let (ours, app, other_app, theirs, their_app) = (
-            ours.clone(),
-            app.clone(),
-            other_app.clone(),
-            theirs.clone(),
-            their_app.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            (
-                cognito::sign_in(&ours, &app, "north@example.com"),
-                cognito::sign_in(&ours, &other_app, "north@example.com"),
-                cognito::sign_in(&theirs, &their_app, admin),
-            )
-        })
-        .await
-        .unwrap()
-    };
-    let ((north, north_id), (other_app_token, _), (theirs_token, _)) = tokens;
-
-    let verifier = CognitoVerifier::new("us-east-1", &ours, [app].into(), Some(cognito::jwks_url(&ours))).unwrap();
-    let sessions = Sessions {
+    Sessions {
         connections: MemoryConnectionStore::default(),
         poster: MemoryPoster::default(),
         state: MemoryStateTable::default(),
@@ -416,27 +440,33 @@ async fn connect_takes_only_our_pools_unexpired_access_tokens_for_our_apps() {
             identity_required: true,
         },
         ttl_s: 7200,
-    };
+    }
+}
+
+/// The live stream's `$connect` against two of moto's user pools: only an
+/// unexpired access token of our pool, issued to one of our app clients and
+/// signed by the pool, opens a connection.
+#[tokio::test]
+async fn connect_takes_only_our_pools_unexpired_access_tokens_for_our_apps() {
+    let pools = pools().await;
+    let sessions = sessions(&pools);
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let exp = cognito::claim(&north, "exp").as_i64().unwrap();
+    let exp = cognito::claim(&pools.north, "exp").as_i64().unwrap();
+    let tampered = cognito::tampered(&pools.north, "cognito:groups", json!(["fleet-admin"]));
     let refused = [
         (
             "a token of another pool for a user named like our admin",
-            theirs_token.as_str(),
+            pools.theirs_token.as_str(),
             now_ms,
         ),
         (
             "a token of our pool issued to another app client",
-            other_app_token.as_str(),
+            pools.other_app_token.as_str(),
             now_ms,
         ),
-        ("an ID token", north_id.as_str(), now_ms),
-        ("an expired token", north.as_str(), (exp + 1) * 1000),
-        (
-            "a token whose groups were changed after signing",
-            &cognito::tampered(&north, "cognito:groups", json!(["fleet-admin"])),
-            now_ms,
-        ),
+        ("an ID token", pools.north_id.as_str(), now_ms),
+        ("an expired token", pools.north.as_str(), (exp + 1) * 1000),
+        ("a token whose groups were changed after signing", &tampered, now_ms),
         ("no token at all", "", now_ms),
     ];
     for (what, token, at_ms) in refused {
@@ -446,23 +476,31 @@ async fn connect_takes_only_our_pools_unexpired_access_tokens_for_our_apps() {
         }
     }
     assert!(sessions.connections.list().await.unwrap().is_empty());
+}
 
-    // Through the function's route handler, as API Gateway invokes it.
+/// The same, through the live function's own route handler as API Gateway
+/// invokes it: a connection opened carries exactly the groups its token
+/// names, and ends with it.
+#[tokio::test]
+async fn a_connection_opened_through_the_route_handler_carries_its_tokens_groups() {
+    let pools = pools().await;
+    let sessions = sessions(&pools);
     let mut event = aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest::default();
     event.request_context.connection_id = Some("lambda".into());
     event.request_context.route_key = Some("$connect".into());
     let query = |token: &str| std::collections::HashMap::from([("token".to_string(), token.to_string())]).into();
-    event.query_string_parameters = query(&theirs_token);
+    event.query_string_parameters = query(&pools.theirs_token);
     assert_eq!(
         canopy_live::handle_route(&sessions, event.clone()).await.status_code,
         401
     );
-    event.query_string_parameters = query(&north);
+    event.query_string_parameters = query(&pools.north);
     assert_eq!(canopy_live::handle_route(&sessions, event).await.status_code, 200);
 
     let connection = sessions.connections.get("lambda").await.unwrap().unwrap();
     let caller = connection.caller.unwrap();
     assert_eq!(caller.groups, ["north".to_string(), "viewer".to_string()].into());
-    assert_eq!(json!(caller.subject), cognito::claim(&north, "sub"));
+    assert_eq!(json!(caller.subject), cognito::claim(&pools.north, "sub"));
+    let exp = cognito::claim(&pools.north, "exp").as_i64().unwrap();
     assert_eq!(connection.expires_at_s, exp, "the connection ends with its token");
 }

@@ -38,11 +38,11 @@ fn message(vehicle: usize, second: i64, temp_max: f64) -> Value {
     )
 }
 
+/// The telemetry function's recorder on moto's tables and a bucket.
+pub(crate) type DynamoRecorder = Recorder<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store>;
+
 /// The ingest service on moto's DynamoDB and S3, with fresh tables.
-pub(crate) async fn dynamo_ingest(
-    store: S3Store,
-    options: RecordOptions,
-) -> Recorder<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store> {
+pub(crate) async fn dynamo_ingest(store: S3Store, options: RecordOptions) -> DynamoRecorder {
     let client = local::dynamodb().await;
     Recorder {
         state: DynamoStateTable::new(client.clone(), &local::table(state_table, "state").await),
@@ -156,12 +156,19 @@ fn samples_message(vehicle: usize, seconds: std::ops::Range<i64>) -> Value {
     v2
 }
 
-#[tokio::test]
-async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() {
-    let ingest = dynamo_ingest(local::bucket("telemetry-v2").await, RecordOptions::default()).await;
-    let store = &ingest.store;
-    // Vehicles 1..=10 send v1 (60 messages), 11..=20 v2 (12 messages of 5
-    // samples), 21 v2 messages that run over midnight (T0 + 6400 s).
+/// What [`mixed_senders`] sends, and what must come of it.
+struct Sent {
+    messages: Vec<Value>,
+    /// Every valid sample's (vehicle, seq).
+    expected: BTreeSet<(String, i64)>,
+    /// Each vehicle's newest seq.
+    newest: BTreeMap<String, i64>,
+}
+
+/// Vehicles 1..=10 send v1 (60 messages), 11..=20 v2 (12 messages of 5
+/// samples), 21 v2 messages that run over midnight (T0 + 6400 s); ten v2
+/// messages carry a bad sample; 150 messages are sent twice; all shuffled.
+fn mixed_senders() -> Sent {
     let mut messages: Vec<Value> = Vec::new();
     let mut expected: BTreeSet<(String, i64)> = BTreeSet::new();
     let mut newest: BTreeMap<String, i64> = BTreeMap::new();
@@ -177,7 +184,6 @@ async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() 
             messages.extend((0..12).map(|m| samples_message(v, base + m * 5..base + m * 5 + 5)));
         }
     }
-    // Ten v2 messages carry a bad sample: it alone is refused.
     let mut rng = Rng::new(7);
     for i in 0..10 {
         let m = &mut messages[600 + i * 13];
@@ -191,21 +197,29 @@ async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() 
         messages.push(copy);
     }
     shuffle(&mut messages, &mut rng);
-    let bad = messages
-        .iter()
-        .filter(|m| m.to_string().contains(r#""soc_pct":-5"#))
-        .count();
-    let incoming = queued(&messages);
+    Sent {
+        messages,
+        expected,
+        newest,
+    }
+}
 
-    let now = (T0 + 7_000) * 1000;
+/// Processes `incoming` in batches of 40, checking after each that no
+/// vehicle of `vehicles` has its state moved back in time, whatever order the
+/// batches come in; the messages rejected and failed.
+async fn process_never_going_back(
+    ingest: &DynamoRecorder,
+    incoming: &[Incoming],
+    vehicles: impl Iterator<Item = &String> + Clone,
+    now: i64,
+) -> (u64, usize) {
     let (mut rejected, mut failed) = (0, 0);
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     for batch in incoming.chunks(40) {
         let outcome = ingest.process(batch, now).await;
         rejected += outcome.rejected;
         failed += outcome.failed.len();
-        // The state never moves back in time, whatever order the batches come in.
-        for vehicle in newest.keys() {
+        for vehicle in vehicles.clone() {
             let id = DeviceId::new(vehicle.clone()).unwrap();
             if let Some(state) = ingest.state.get(&id).await.unwrap() {
                 let before = seen.insert(vehicle.clone(), state.telemetry.seq).unwrap_or(0);
@@ -217,6 +231,26 @@ async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() 
             }
         }
     }
+    (rejected, failed)
+}
+
+#[tokio::test]
+async fn v1_and_v2_senders_shuffled_and_redelivered_archive_every_sample_once() {
+    let ingest = dynamo_ingest(local::bucket("telemetry-v2").await, RecordOptions::default()).await;
+    let store = &ingest.store;
+    let Sent {
+        messages,
+        expected,
+        newest,
+    } = mixed_senders();
+    let bad = messages
+        .iter()
+        .filter(|m| m.to_string().contains(r#""soc_pct":-5"#))
+        .count();
+    let incoming = queued(&messages);
+
+    let now = (T0 + 7_000) * 1000;
+    let (rejected, failed) = process_never_going_back(&ingest, &incoming, newest.keys(), now).await;
     // SQS redelivers whole batches: nothing is archived twice.
     for batch in incoming[200..400].chunks(40) {
         assert!(ingest.process(batch, now).await.failed.is_empty());

@@ -1,9 +1,10 @@
 //! Frames and files the tests feed the pipeline: valid frames of the
-//! platform's DBC with deterministic pseudo-random values.
+//! platform's DBC with deterministic pseudo-random values, frames of a
+//! message with chosen values, and raw lake files of them.
 
 use std::sync::Arc;
 
-use canopy::format::dbc::Database;
+use canopy::format::dbc::{Database, Message};
 use canopy::format::frame::{CanFrame, CanId, FrameFlags};
 use canopy::format::lake::raw::RawWriter;
 
@@ -33,6 +34,30 @@ impl Rng {
     }
 }
 
+/// A frame of `message` on can0 at `ts_us` carrying `payload`, flagged FD
+/// when the message is.
+pub fn frame(ts_us: i64, message: &Message, payload: &[u8]) -> CanFrame {
+    let flags = if message.is_fd {
+        FrameFlags::FD
+    } else {
+        FrameFlags::empty()
+    };
+    CanFrame::new(ts_us, Arc::from("can0"), message.id, flags, payload).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `frame` with its payload cut to its first `len` bytes: shorter than its
+/// message says, as a faulty node sends it.
+pub fn truncated(frame: &CanFrame, len: usize) -> CanFrame {
+    CanFrame::new(
+        frame.ts_us,
+        frame.bus.clone(),
+        frame.id,
+        frame.flags,
+        &frame.data()[..len],
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// `n` frames from `start_us`, 200 to 1200 µs apart: valid frames of random
 /// messages, and every `unknown_every`-th frame (if not 0) an id the DBC lacks.
 pub fn frames(db: &Database, n: usize, start_us: i64, seed: u64, unknown_every: usize) -> Vec<CanFrame> {
@@ -55,12 +80,7 @@ pub fn frames(db: &Database, n: usize, start_us: i64, seed: u64, unknown_every: 
                 Some(if s.is_multiplexer { v.floor() } else { v })
             })
             .unwrap_or_else(|e| panic!("{e}"));
-        let flags = if message.is_fd {
-            FrameFlags::FD
-        } else {
-            FrameFlags::empty()
-        };
-        out.push(CanFrame::new(ts, bus.clone(), message.id, flags, &payload).unwrap());
+        out.push(frame(ts, message, &payload));
     }
     out
 }

@@ -1,6 +1,5 @@
 //! Support for the `it` tests: the local services, fixtures.
 
-pub mod cognito;
 pub mod fixtures;
 pub mod local;
 pub mod messages;
