@@ -430,7 +430,7 @@ async fn call(app: &axum::Router, method: &str, uri: &str, body: Option<Value>) 
 }
 
 /// The router over [`lake`] (its history counted) and DynamoDB tables on
-/// moto, veh-01's latest state in them.
+/// moto, veh-01's latest state in them; the lake is gone with it.
 struct Routed {
     app: axum::Router,
     history: Arc<Counting>,
@@ -488,7 +488,7 @@ async fn routed() -> Routed {
 
 #[tokio::test]
 async fn the_router_answers_health_states_alerts_and_signals() {
-    let Routed { app, .. } = routed().await;
+    let Routed { app, _lake, .. } = routed().await;
     assert_eq!(
         call(&app, "GET", "/health", None).await,
         (StatusCode::OK, json!({"status": "ok"}))
@@ -518,7 +518,12 @@ async fn the_router_answers_health_states_alerts_and_signals() {
 
 #[tokio::test]
 async fn the_router_charts_history_exact_for_a_short_range_and_downsampled_for_a_long_one() {
-    let Routed { app, history, day1, .. } = routed().await;
+    let Routed {
+        app,
+        history,
+        day1,
+        _lake,
+    } = routed().await;
     let uri = format!("/vehicles/veh-01/signals/{MESSAGE}/{SIGNAL}?from=2023-11-14T01:00:00Z&to=2023-11-14T01:00:01Z");
     let (status, body) = call(&app, "GET", &uri, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -615,7 +620,9 @@ fn bad_requests() -> Vec<(&'static str, String, Option<Value>, &'static str)> {
 
 #[tokio::test]
 async fn bad_input_is_refused_naming_its_field_and_runs_no_query() {
-    let Routed { app, history, .. } = routed().await;
+    let Routed {
+        app, history, _lake, ..
+    } = routed().await;
     for (method, uri, body, field) in bad_requests() {
         let (status, answer) = call(&app, method, &uri, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
@@ -671,7 +678,7 @@ fn ingest_router() -> axum::Router {
 
 #[tokio::test]
 async fn the_openapi_document_is_served_and_every_route_it_lists_is_answered() {
-    let Routed { app, .. } = routed().await;
+    let Routed { app, _lake, .. } = routed().await;
     // Served as generated (and as written to openapi.json, which the api
     // crate's own test holds to the code).
     let (status, served) = call(&app, "GET", "/openapi.json", None).await;
