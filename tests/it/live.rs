@@ -16,7 +16,9 @@ use canopy::domain::access::{AccessPolicy, VehicleGroups};
 use canopy::domain::device_id::DeviceId;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::live::ConnectionStore;
+use canopy::ports::messaging::DevicePublisher;
 use canopy_live::sessions::{Refused, Sessions};
+use canopy_local::basic_ingest::BrokerPublisher;
 use canopy_local::live::LiveClient;
 use canopy_local::services::{Moto, moto_server_path};
 use canopy_local::stack::{Stack, StackOptions};
@@ -34,37 +36,14 @@ fn message(vehicle: &str, seq: u64, start_s: i64, temp_c: f64) -> String {
     messages::with(sample, json!({"cell_temp_max_c": temp_c})).to_string()
 }
 
-async fn mqtt(stack: &Stack, name: &str) -> rumqttc::AsyncClient {
-    let mut options = rumqttc::MqttOptions::new(name, "127.0.0.1", stack.mqtt.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut events) = rumqttc::AsyncClient::new(options, 1_000);
-    let (up, connected) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut up = Some(up);
-        loop {
-            match events.poll().await {
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
-                    if let Some(up) = up.take() {
-                        let _ = up.send(());
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    connected.await.unwrap();
-    client
+/// A device's connection to the stack's broker, as the data plane's publisher makes it.
+async fn mqtt(stack: &Stack, name: &str) -> BrokerPublisher {
+    BrokerPublisher::connect(stack.mqtt, name).await.unwrap()
 }
 
-async fn publish(client: &rumqttc::AsyncClient, vehicle: &str, text: String) {
-    client
-        .publish(
-            format!("dt/canopy/{vehicle}/bms"),
-            rumqttc::QoS::AtLeastOnce,
-            false,
-            text,
-        )
+async fn publish(publisher: &BrokerPublisher, vehicle: &str, text: String) {
+    publisher
+        .publish(&format!("dt/canopy/{vehicle}/bms"), text.into_bytes())
         .await
         .unwrap();
 }

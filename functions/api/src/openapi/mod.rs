@@ -211,7 +211,9 @@ fn local(doc: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+    use canopy::domain::device_id::DeviceId;
     use canopy::domain::kind::Kinds;
+    use serde_json::Value;
 
     /// `openapi.json` is the generated document for the repository's kinds.
     /// After changing a route or a type it answers with, write it again:
@@ -227,5 +229,35 @@ mod tests {
             crate::OPENAPI == generated,
             "{path} is not the document the code generates: run UPDATE_OPENAPI=1 cargo test -p canopy-api --lib openapi"
         );
+    }
+
+    /// The attributes spell the id pattern out (an attribute takes a literal):
+    /// every id the document declares has the one pattern, and it is the
+    /// rule `DeviceId` checks.
+    #[test]
+    fn every_id_parameter_has_the_pattern_device_ids_are_checked_by() {
+        let doc: Value = serde_json::from_str(crate::OPENAPI).unwrap();
+        let mut ids = 0;
+        for (path, operations) in doc["paths"].as_object().unwrap() {
+            for operation in operations.as_object().unwrap().values() {
+                for p in operation["parameters"].as_array().into_iter().flatten() {
+                    if p["name"] == "id" {
+                        ids += 1;
+                        assert_eq!(p["schema"]["pattern"], crate::params::ID_PATTERN, "{path}");
+                    }
+                }
+            }
+        }
+        assert!(ids >= 9, "{ids} id parameters");
+        for (id, valid) in [
+            ("veh-001", true),
+            ("_x", true),
+            ("-x", false),
+            ("", false),
+            ("a b", false),
+        ] {
+            assert_eq!(DeviceId::new(id).is_ok(), valid, "{id:?}");
+        }
+        assert!(DeviceId::new(&"a".repeat(64)).is_ok() && DeviceId::new(&"a".repeat(65)).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! [`TokenVerifier`] for a Cognito user pool, without calling Cognito: the
 //! access token's signature is checked against the pool's public keys (its
 //! JWKS, fetched once and again only for a key id not seen before, at most
-//! once a minute), then its claims ([`jwt`]). The caller's groups are the
+//! once a minute, or every few seconds while it cannot be read: [`Refetch`]),
+//! then its claims ([`jwt`]). The caller's groups are the
 //! verified token's `cognito:groups`: nothing is looked up by a name the
 //! token's holder chose.
 
@@ -23,7 +24,34 @@ use crate::ports::live::{SignedIn, TokenVerifier};
 /// An unknown key id fetches the JWKS again at most this often: a flood of
 /// made-up key ids costs one fetch a minute, not one per token.
 const REFETCH_AFTER: Duration = Duration::from_secs(60);
+/// After a fetch that failed, the next may start this much later: a pool
+/// whose keys could not be read is usable again soon, and while they cannot
+/// be read a flood of tokens costs one fetch per interval, not one each.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// When the JWKS may be fetched again.
+#[derive(Debug, Default)]
+struct Refetch {
+    next_at: Option<Instant>,
+}
+
+impl Refetch {
+    /// Whether a fetch may start at `now`; if so the next is put off by
+    /// [`REFETCH_AFTER`], so fetches never overlap.
+    fn start(&mut self, now: Instant) -> bool {
+        if self.next_at.is_some_and(|at| now < at) {
+            return false;
+        }
+        self.next_at = Some(now + REFETCH_AFTER);
+        true
+    }
+
+    /// The fetch started at `now` failed: the next may start sooner.
+    fn failed(&mut self, now: Instant) {
+        self.next_at = Some(now + RETRY_AFTER_FAILURE);
+    }
+}
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -32,7 +60,7 @@ pub struct CognitoVerifier {
     jwks_url: String,
     http: Client<Https, Empty<Bytes>>,
     keys: RwLock<Arc<HashMap<String, PublicKey>>>,
-    fetched: Mutex<Option<Instant>>,
+    refetch: Mutex<Refetch>,
 }
 
 impl std::fmt::Debug for CognitoVerifier {
@@ -67,7 +95,7 @@ impl CognitoVerifier {
             jwks_url,
             http: Client::builder(TokioExecutor::new()).build(https),
             keys: RwLock::default(),
-            fetched: Mutex::default(),
+            refetch: Mutex::default(),
         })
     }
 
@@ -76,17 +104,15 @@ impl CognitoVerifier {
         if let Some(key) = self.cached().get(kid) {
             return Ok(key.clone());
         }
-        let due = {
-            let mut fetched = self.fetched.lock().unwrap_or_else(PoisonError::into_inner);
-            let due = fetched.is_none_or(|at| at.elapsed() >= REFETCH_AFTER);
-            if due {
-                *fetched = Some(Instant::now());
-            }
-            due
-        };
+        let due = self
+            .refetch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .start(Instant::now());
         if due {
             let keys = self.fetch().await.map_err(|e| {
-                *self.fetched.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                let mut refetch = self.refetch.lock().unwrap_or_else(PoisonError::into_inner);
+                refetch.failed(Instant::now());
                 format!("the user pool's keys could not be read: {e}")
             })?;
             *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
@@ -125,5 +151,35 @@ impl TokenVerifier for CognitoVerifier {
         let claims = token.verified_claims(&key).map_err(|e| e.to_string())?;
         let (caller, expires_at_s) = self.expected.caller(&claims, now_s).map_err(|e| e.to_string())?;
         Ok(SignedIn { caller, expires_at_s })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_unknown_keys_fetches_once_a_minute_and_an_outage_once_per_retry_interval() {
+        let t0 = Instant::now();
+        let mut refetch = Refetch::default();
+        assert!(refetch.start(t0), "the first key fetches");
+        let flood = (1..1_000)
+            .filter(|ms| refetch.start(t0 + Duration::from_millis(*ms)))
+            .count();
+        assert_eq!(
+            flood, 0,
+            "a thousand made-up key ids within a second fetch nothing more"
+        );
+        assert!(!refetch.start(t0 + REFETCH_AFTER - Duration::from_millis(1)));
+        assert!(refetch.start(t0 + REFETCH_AFTER));
+
+        // The keys cannot be read: retried after the short interval, not per token.
+        let t1 = t0 + REFETCH_AFTER;
+        refetch.failed(t1);
+        let during = (0..=5_000)
+            .filter(|ms| refetch.start(t1 + Duration::from_millis(*ms)))
+            .count();
+        assert_eq!(during, 1, "one retry within five seconds of a failure: {during}");
+        assert!(!refetch.start(t1 + RETRY_AFTER_FAILURE + Duration::from_secs(1)));
     }
 }
