@@ -258,6 +258,6 @@ mod tests {
         ] {
             assert_eq!(DeviceId::new(id).is_ok(), valid, "{id:?}");
         }
-        assert!(DeviceId::new(&"a".repeat(64)).is_ok() && DeviceId::new(&"a".repeat(65)).is_err());
+        assert!(DeviceId::new("a".repeat(64)).is_ok() && DeviceId::new("a".repeat(65)).is_err());
     }
 }
