@@ -40,7 +40,7 @@ pub mod routes;
 
 pub use app::Api;
 pub use config::{Config, StartError};
-pub use routes::{document as openapi_document, router};
+pub use routes::router;
 
 /// The generated document as written to `functions/api/openapi.json`: the
 /// repository's device kinds, signed in (as API Gateway serves it).

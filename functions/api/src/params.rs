@@ -61,6 +61,10 @@ pub struct AlertPage {
     pub before: Option<String>,
 }
 
+// Each struct below lists its own `from` and `to` rather than flattening a
+// shared range struct: serde's flatten reads a query string's values as
+// text, and the numbers beside them (`max_points`, `gap_s`) would not parse.
+
 /// A time range and how many points to draw it with.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
