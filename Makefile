@@ -333,6 +333,11 @@ bench-lambdas: venv dev-build cross-tools ## each function's bootstrap size (arm
 	@echo "arm64 bootstraps (MB):"; for f in $(LAMBDAS); do \
 	  printf '  %-12s %6.2f\n' $$f "$$(stat -c %s $(TARGET_DIR)/aarch64-unknown-linux-gnu/release/$$f | awk '{print $$1 / 1e6}')"; done
 
+.PHONY: bench-fleet
+bench-fleet: venv ## fleet-wide reads at 1,000, 10,000 and 100,000 vehicles (memory) and 10,000 (moto): p50/p95, table requests (release build)
+	$(CARGO) build --release -p canopy-local
+	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(TARGET_DIR)/release/canopy-local bench-fleet
+
 .PHONY: bench-api
 bench-api: ## history of one vehicle-day at 100 Hz (8.64 M points) to 2,000 points: p50/p95 (release build)
 	$(CARGO) build --release -p canopy-local

@@ -25,7 +25,7 @@ use canopy_api::history::plan::{Plan, Reduced, plan, reduce};
 use canopy_api::history::{FleetStat, History, HistoryError, SignalRef, Sql, TimeRange, TripRow};
 use canopy_api::quota::HistoryQuota;
 use canopy_api::{Api, OPENAPI, catalogs, router};
-use canopy_local::resources::{alerts_table, device_state_table, quota_table, state_table};
+use canopy_local::resources::{alerts_table, device_state_table, fleet_index_table, quota_table, state_table};
 use canopy_tests::fixtures;
 use canopy_tests::local;
 use canopy_tests::messages;
@@ -461,6 +461,7 @@ async fn routed() -> Routed {
         alerts: Arc::new(DynamoAlertLog::new(
             dynamodb.clone(),
             &local::table(alerts_table, "api-alerts").await,
+            &local::table(fleet_index_table, "api-index").await,
         )),
         devices: Arc::new(DynamoDeviceStateTable::new(
             dynamodb.clone(),
@@ -988,6 +989,7 @@ async fn athena_app(history: AthenaHistory, history_deadline: Duration) -> axum:
         alerts: Arc::new(DynamoAlertLog::new(
             dynamodb.clone(),
             &local::table(alerts_table, "api-alerts").await,
+            &local::table(fleet_index_table, "api-index").await,
         )),
         devices: Arc::new(DynamoDeviceStateTable::new(
             dynamodb.clone(),

@@ -11,8 +11,8 @@ use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::adapters::aws::sqs::SqsQueue;
 use canopy::adapters::contract;
 use canopy_local::resources::{
-    alerts_table, connections_table, create_topic, device_state_table, keys_table, ledger_table, quota_table,
-    state_table,
+    alerts_table, connections_table, create_topic, device_state_table, fleet_index_table, keys_table, ledger_table,
+    quota_table, state_table,
 };
 use canopy_tests::local;
 
@@ -42,7 +42,8 @@ async fn dynamodb_keeps_the_ledger_contract() {
 #[tokio::test]
 async fn dynamodb_keeps_the_alert_log_contract() {
     let table = local::table(alerts_table, "contract-alerts").await;
-    contract::alert_log(&DynamoAlertLog::new(local::dynamodb().await, &table), "ddb").await;
+    let index = local::table(fleet_index_table, "contract-index").await;
+    contract::alert_log(&DynamoAlertLog::new(local::dynamodb().await, &table, &index), "ddb").await;
 }
 
 #[tokio::test]

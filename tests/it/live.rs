@@ -12,7 +12,7 @@ use canopy::adapters::aws::cognito::CognitoVerifier;
 use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoConnectionStore};
 use canopy::adapters::contract;
 use canopy::adapters::memory::{MemoryConnectionStore, MemoryPoster, MemoryStateTable};
-use canopy::domain::access::{AccessPolicy, VehicleGroups};
+use canopy::domain::access::{AccessPolicy, VehicleGroups, View};
 use canopy::domain::device_id::DeviceId;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::live::ConnectionStore;
@@ -141,9 +141,9 @@ async fn subscribers_get_their_vehicles_states_and_alerts_and_nothing_else() {
 
 /// Logs an over-temperature alert of `vehicle` in the stack's alert log, as the alerts function does.
 async fn log_alert(stack: &Stack, vehicle: &str) {
-    let log = DynamoAlertLog::new(dynamodb::client(&stack.sdk), "AlertsTable");
+    let log = DynamoAlertLog::new(dynamodb::client(&stack.sdk), "AlertsTable", "FleetIndexTable");
     let alert = contract::alert(&DeviceId::new(vehicle).unwrap(), 1, 0);
-    log.record(&alert, chrono::Utc::now().timestamp() + 86_400)
+    log.record(&alert, &[View::All], chrono::Utc::now().timestamp() + 86_400)
         .await
         .unwrap();
 }

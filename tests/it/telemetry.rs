@@ -18,7 +18,9 @@ use canopy::ports::state::LatestStateStore;
 use canopy::ports::store::ObjectStore;
 use canopy_alerts::raise::Raiser;
 use canopy_alerts::{AlertsHandler, AlertsResponse};
-use canopy_local::resources::{alerts_table, create_topic, device_state_table, ledger_table, state_table};
+use canopy_local::resources::{
+    alerts_table, create_topic, device_state_table, fleet_index_table, ledger_table, state_table,
+};
 use canopy_telemetry::TelemetryHandler;
 use canopy_telemetry::record::{Incoming, RecordOptions, Recorder};
 use canopy_tests::fixtures::Rng;
@@ -356,7 +358,8 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
         .await
         .unwrap();
     let capture = local::SnsCapture::subscribe(&topic).await;
-    let alert_log = DynamoAlertLog::new(local::dynamodb().await, &table);
+    let index = local::table(fleet_index_table, "alerts-index").await;
+    let alert_log = DynamoAlertLog::new(local::dynamodb().await, &table, &index);
     let handler = AlertsHandler::new(
         Raiser {
             log: alert_log.clone(),
@@ -364,6 +367,7 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
             device: IotPublisher::new(&sdk),
             rules: default_rules(60.0, 10.0, 0.1, Duration::from_secs(600)),
             retention: Duration::from_secs(90 * 24 * 3600),
+            groups: Default::default(),
         },
         canopy::adapters::memory::MemoryDeviceStateTable::default(),
     );

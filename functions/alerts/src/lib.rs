@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoDeviceStateTable};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
+use canopy::domain::access::VehicleGroups;
 use canopy::domain::alert::{self, Rule};
 use canopy::domain::device::DeviceRecord;
 use canopy::domain::kind::Kinds;
@@ -41,6 +42,10 @@ pub struct Config {
     pub topic_arn: String,
     /// `DEVICE_STATE_TABLE`: the devices a silence check reads.
     pub device_state_table: String,
+    /// `FLEET_INDEX_TABLE`: the fleet's alert feeds.
+    pub index_table: String,
+    /// `VEHICLE_GROUPS` (optional, as the API's): each group's feed gets its vehicles' alerts.
+    pub groups: VehicleGroups,
     pub rules: Vec<Rule>,
     /// `ALERT_RETENTION_DAYS`: how long the log keeps an alert.
     pub retention: Duration,
@@ -77,6 +82,11 @@ impl Config {
             table: env::required(vars, "ALERTS_TABLE")?,
             topic_arn: env::required(vars, "ALERT_TOPIC_ARN")?,
             device_state_table: env::required(vars, "DEVICE_STATE_TABLE")?,
+            index_table: env::required(vars, "FLEET_INDEX_TABLE")?,
+            groups: VehicleGroups::parse(&env::or(vars, "VEHICLE_GROUPS", "")).map_err(|problem| EnvError {
+                name: "VEHICLE_GROUPS".into(),
+                problem,
+            })?,
             rules,
             retention: Duration::from_secs(days * 24 * 3600),
             clock: env::clock_bounds(vars)?,
@@ -120,11 +130,12 @@ impl AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher, DynamoDeviceStateT
         let config = Config::from_vars(vars)?;
         let client = dynamodb::client(sdk);
         let raiser = Raiser {
-            log: DynamoAlertLog::new(client.clone(), &config.table),
+            log: DynamoAlertLog::new(client.clone(), &config.table, &config.index_table),
             notifier: SnsNotifier::new(sdk, &config.topic_arn),
             device: IotPublisher::new(sdk),
             rules: config.rules,
             retention: config.retention,
+            groups: config.groups,
         };
         let devices = DynamoDeviceStateTable::new(client, &config.device_state_table);
         Ok(Self::new(raiser, devices).with_clock(config.clock))
@@ -263,6 +274,7 @@ mod tests {
             ("ALERTS_TABLE".to_string(), "t".to_string()),
             ("ALERT_TOPIC_ARN".to_string(), "arn".to_string()),
             ("DEVICE_STATE_TABLE".to_string(), "d".to_string()),
+            ("FLEET_INDEX_TABLE".to_string(), "f".to_string()),
         ]);
         let config = Config::from_vars(&vars).unwrap();
         let handler = AlertsHandler::new(
@@ -272,6 +284,7 @@ mod tests {
                 device: MemoryDevicePublisher::default(),
                 rules: config.rules,
                 retention: config.retention,
+                groups: Default::default(),
             },
             MemoryDeviceStateTable::default(),
         );
@@ -343,6 +356,7 @@ mod tests {
             ("ALERTS_TABLE".to_string(), "t".to_string()),
             ("ALERT_TOPIC_ARN".to_string(), "arn".to_string()),
             ("DEVICE_STATE_TABLE".to_string(), "d".to_string()),
+            ("FLEET_INDEX_TABLE".to_string(), "f".to_string()),
         ]);
         let summary = |rules: &[Rule]| -> Vec<(String, f64, u64)> {
             rules
@@ -417,6 +431,7 @@ mod tests {
                 device: MemoryDevicePublisher::default(),
                 rules: Vec::new(),
                 retention: Duration::from_secs(3600),
+                groups: Default::default(),
             },
             MemoryDeviceStateTable::default(),
         )

@@ -2,11 +2,13 @@
 //! of Lambda. A rule that trips sends one alert per vehicle per cooldown
 //! window: the window is claimed by a conditional write, so concurrent
 //! invocations and retries agree on who sends. Each alert goes to people
-//! (the notifier), to the alert log (newest first, with a TTL) and to the
+//! (the notifier), to the alert log (newest first, with a TTL) and the
+//! fleet's feeds it belongs to, and to the
 //! vehicle (`cmd/canopy/<id>/alert`).
 
 use std::time::Duration;
 
+use canopy::domain::access::VehicleGroups;
 use canopy::domain::alert::{Alert, Rule, SILENT_FOR_S, evaluate, evaluate_device, silence};
 use canopy::domain::device::DeviceRecord;
 use canopy::domain::kind::Kind;
@@ -88,6 +90,8 @@ pub struct Raiser<A, N, D> {
     pub rules: Vec<Rule>,
     /// How long the log keeps an alert.
     pub retention: Duration,
+    /// Which fleet feeds a vehicle's alerts go to (the fleet's, and each of its groups').
+    pub groups: VehicleGroups,
 }
 
 impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
@@ -211,7 +215,15 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher> Raiser<A, N, D> {
             warn!(alert = %alert.id(), error = %e, "alert not delivered to the vehicle");
         }
         let expires_at_s = server_us / 1_000_000 + i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX / 2);
-        self.log.record(alert, expires_at_s).await.map_err(|e| e.to_string())?;
+        // The fleet's feed lists vehicles' alerts; a device's stay in its own log.
+        let views = match alert.kind {
+            None => self.groups.views_of(alert.vehicle_id.as_str()),
+            Some(_) => Vec::new(),
+        };
+        self.log
+            .record(alert, &views, expires_at_s)
+            .await
+            .map_err(|e| e.to_string())?;
         raised.sent += 1;
         info!(alert = %alert.id(), %subject, "alert sent");
         Ok(())

@@ -16,6 +16,7 @@ fn service() -> Memory {
         device: MemoryDevicePublisher::default(),
         rules: default_rules(60.0, 10.0, 0.15, Duration::from_secs(600)),
         retention: Duration::from_secs(90 * 86_400),
+        groups: Default::default(),
     }
 }
 

@@ -29,7 +29,11 @@ impl Api {
         Ok(Self {
             history: Arc::new(history),
             state: Arc::new(DynamoStateTable::new(client.clone(), &config.state_table)),
-            alerts: Arc::new(DynamoAlertLog::new(client.clone(), &config.alerts_table)),
+            alerts: Arc::new(DynamoAlertLog::new(
+                client.clone(),
+                &config.alerts_table,
+                &config.index_table,
+            )),
             devices: Arc::new(DynamoDeviceStateTable::new(client.clone(), &config.device_state_table)),
             kinds: Kinds::builtin(),
             catalogs: Box::new(catalogs::from_bucket(

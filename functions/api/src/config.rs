@@ -17,6 +17,8 @@ pub struct Config {
     pub state_table: String,
     /// `ALERTS_TABLE`: the alert log.
     pub alerts_table: String,
+    /// `FLEET_INDEX_TABLE`: the fleet's alert feeds.
+    pub index_table: String,
     /// `DEVICE_STATE_TABLE`: each declared device's latest state.
     pub device_state_table: String,
     /// `ATHENA_WORKGROUP`: where history queries run.
@@ -52,6 +54,7 @@ impl Config {
         Ok(Self {
             state_table: env::required(vars, "STATE_TABLE")?,
             alerts_table: env::required(vars, "ALERTS_TABLE")?,
+            index_table: env::required(vars, "FLEET_INDEX_TABLE")?,
             device_state_table: env::required(vars, "DEVICE_STATE_TABLE")?,
             workgroup: env::required(vars, "ATHENA_WORKGROUP")?,
             database: env::required(vars, "GLUE_DATABASE")?,

@@ -49,6 +49,21 @@ pub struct VehiclePage {
     pub after: Option<String>,
 }
 
+/// A page of the fleet's alert feed, newest first.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedPage {
+    /// Page size (1-100, default 50)
+    #[param(minimum = 1, maximum = 100, nullable = false)]
+    pub limit: Option<u64>,
+    /// Only alerts before this RFC 3339 time
+    #[param(format = DateTime, nullable = false)]
+    pub before: Option<String>,
+    /// The `next` of the previous page, as it is: an opaque cursor. One this API did not give is refused (400).
+    #[param(pattern = "^[A-Za-z0-9_-]{1,400}$", nullable = false)]
+    pub after: Option<String>,
+}
+
 /// A page of alerts, newest first.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -4,11 +4,12 @@
 //! DynamoDB, Athena or the memory adapters alike without type parameters,
 //! and the routes are plain functions of `State<Arc<Api>>`.
 
+use canopy::domain::access::View;
 use canopy::domain::alert::Alert;
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kind;
 use canopy::domain::lttb::Point;
-use canopy::ports::alert_log::AlertLog;
+use canopy::ports::alert_log::{AlertLog, FeedPosition};
 use canopy::ports::device_state::{DeviceState, DeviceStateStore};
 use canopy::ports::quota::QuotaCounter;
 use canopy::ports::state::{LatestState, LatestStateStore};
@@ -46,6 +47,12 @@ pub trait AlertReads: Send + Sync {
         limit: usize,
         before_us: Option<i64>,
     ) -> BoxFuture<'a, Result<Vec<Alert>, TableError>>;
+    fn feed<'a>(
+        &'a self,
+        view: &'a View,
+        limit: usize,
+        after: Option<&'a FeedPosition>,
+    ) -> BoxFuture<'a, Result<Vec<Alert>, TableError>>;
 }
 
 impl<T: AlertLog> AlertReads for T {
@@ -56,6 +63,14 @@ impl<T: AlertLog> AlertReads for T {
         before_us: Option<i64>,
     ) -> BoxFuture<'a, Result<Vec<Alert>, TableError>> {
         Box::pin(AlertLog::alerts(self, stream, limit, before_us))
+    }
+    fn feed<'a>(
+        &'a self,
+        view: &'a View,
+        limit: usize,
+        after: Option<&'a FeedPosition>,
+    ) -> BoxFuture<'a, Result<Vec<Alert>, TableError>> {
+        Box::pin(AlertLog::feed(self, view, limit, after))
     }
 }
 

@@ -43,6 +43,15 @@ impl MemoryApi {
 
 const T0_US: i64 = 1_700_000_000_000_000;
 
+/// Records `a` as the alerts function does: in its log and its views' feeds.
+async fn record(api: &MemoryApi, a: &canopy::domain::alert::Alert) {
+    let views = match a.kind {
+        None => api.api.access.vehicle_groups.views_of(a.vehicle_id.as_str()),
+        Some(_) => Vec::new(),
+    };
+    api.alerts.record(a, &views, 2_000_000_000).await.unwrap();
+}
+
 async fn api() -> Arc<MemoryApi> {
     Arc::new(api_with(AccessPolicy::default(), HistoryQuota { per_minute: 1_000 }).await)
 }
@@ -75,7 +84,7 @@ async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryAp
     api.state.put_if_newer(&telemetry(&v, 7, 0), 1).await.unwrap();
     let other = DeviceId::new("veh-002").unwrap();
     api.state.put_if_newer(&telemetry(&other, 3, 0), 1).await.unwrap();
-    api.alerts.record(&alert(&v, 7, 0), 2_000_000_000).await.unwrap();
+    record(&api, &alert(&v, 7, 0)).await;
     let signal = SignalRef {
         message_name: "BMS_PackStatus".into(),
         signal_name: "PackCurrent".into(),
@@ -430,8 +439,8 @@ async fn an_unchanged_answer_is_a_304() {
 async fn fleet_alerts_are_newest_first_and_scoped() {
     let api = Arc::new(api_with(grouped(), HistoryQuota { per_minute: 100 }).await);
     let other = DeviceId::new("veh-002").unwrap();
-    api.alerts.record(&alert(&other, 9, 60), 2_000_000_000).await.unwrap();
-    api.alerts.record(&alert(&other, 3, -60), 2_000_000_000).await.unwrap();
+    record(&api, &alert(&other, 9, 60)).await;
+    record(&api, &alert(&other, 3, -60)).await;
     let (status, body, _) = signed_in(&api, "u-admin", Some("[fleet-admin]"), "/alerts").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let seen: Vec<(String, i64)> = body["alerts"]
@@ -463,6 +472,59 @@ async fn fleet_alerts_are_newest_first_and_scoped() {
         .map(|a| a["vehicle_id"].as_str().unwrap())
         .collect();
     assert_eq!(vehicles, ["veh-001"], "another group's alerts stay hidden");
+}
+
+#[tokio::test]
+async fn the_fleets_alert_feed_pages_by_cursor_and_refuses_anothers() {
+    let api = api().await;
+    for n in 0..7 {
+        let v = DeviceId::new(format!("veh-1{n:02}")).unwrap();
+        // Two alerts in each second: the cursor, not the time, says where a page ends.
+        record(&api, &alert(&v, n, 100 + (n / 2) as i64)).await;
+    }
+    let (mut seen, mut uri) = (Vec::new(), "/alerts?limit=3".to_string());
+    loop {
+        let (status, body) = get(&api, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for a in body["alerts"].as_array().unwrap() {
+            seen.push(a["vehicle_id"].as_str().unwrap().to_string());
+        }
+        match body["next"].as_str() {
+            Some(next) => uri = format!("/alerts?limit=3&after={next}"),
+            None => break,
+        }
+    }
+    let want = [
+        "veh-106", "veh-105", "veh-104", "veh-103", "veh-102", "veh-101", "veh-100", "veh-001",
+    ];
+    assert_eq!(seen, want, "newest first, ties by vehicle, each once");
+    let (_, body) = get(&api, "/alerts?before=2023-11-14T22:15:02Z").await;
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 5, "{body}");
+    let (status, body) = get(&api, "/vehicles?limit=1").await;
+    assert_eq!(status, StatusCode::OK);
+    let listing_cursor = body["next"].as_str().unwrap();
+    let (status, body) = get(&api, &format!("/alerts?after={listing_cursor}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("after"), "{body}");
+}
+
+#[tokio::test]
+async fn the_feed_at_100_000_vehicles_opens_with_the_newest_vehicles_alert_in_one_read_per_partition() {
+    let api = api().await;
+    for n in 0..100_000_u32 {
+        let v = DeviceId::new(format!("fleet-{n:06}")).unwrap();
+        record(&api, &alert(&v, 1, 10_000 + i64::from(n))).await;
+    }
+    let reads = api.alerts.faults.calls("feed_query");
+    let (status, body) = get(&api, "/alerts?limit=5").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["alerts"][0]["vehicle_id"], "fleet-099999",
+        "the last seeded is the newest"
+    );
+    assert_eq!(body["alerts"][4]["vehicle_id"], "fleet-099995");
+    let per_page = api.alerts.faults.calls("feed_query") - reads;
+    assert_eq!(per_page, canopy::ports::alert_log::FEED_SHARDS as usize);
 }
 
 async fn post_query(api: &Arc<MemoryApi>, signals: &[&str]) -> (StatusCode, Value) {
@@ -552,6 +614,7 @@ fn a_deadline_past_the_functions_timeout_is_refused_at_start() {
         ("STATE_TABLE", "s"),
         ("DEVICE_STATE_TABLE", "d"),
         ("ALERTS_TABLE", "a"),
+        ("FLEET_INDEX_TABLE", "f"),
         ("ATHENA_WORKGROUP", "w"),
         ("GLUE_DATABASE", "g"),
         ("QUOTA_TABLE", "q"),
@@ -806,7 +869,7 @@ async fn a_stations_alerts_come_from_the_same_log_under_its_own_stream() {
     let mut alert = alert(&DeviceId::new("st-01").unwrap(), 3, 60);
     alert.kind = Some("station".into());
     alert.rule = "no-charged-battery".into();
-    api.alerts.record(&alert, 2_000_000_000).await.unwrap();
+    record(&api, &alert).await;
     let (_, alerts) = get(&api, "/stations/st-01/alerts").await;
     assert_eq!(alerts["alerts"][0]["rule"], "no-charged-battery", "{alerts}");
     assert_eq!(alerts["alerts"][0]["device_id"], "st-01");

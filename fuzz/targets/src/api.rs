@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use canopy::adapters::contract::{alert, telemetry};
 use canopy::adapters::memory::{MemoryAlertLog, MemoryDeviceStateTable, MemoryQuotaCounter, MemoryStateTable};
+use canopy::domain::access::View;
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
 use canopy::domain::lttb::Point;
@@ -55,7 +56,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
             .await
             .expect("memory");
         alerts
-            .record(&alert(&v, 7, 1_700_000_000), 2_000_000_000)
+            .record(&alert(&v, 7, 1_700_000_000), &[View::All], 2_000_000_000)
             .await
             .expect("memory");
     });

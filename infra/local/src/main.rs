@@ -102,6 +102,20 @@ enum Command {
         #[arg(long, default_value_t = 31)]
         month_days: i64,
     },
+    /// Fleet-wide reads (the alert feed) at each fleet size, on the memory adapters and on moto.
+    BenchFleet {
+        /// Fleets seeded into the memory adapters.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+        memory: Vec<usize>,
+        /// The fleet seeded into moto (0 skips moto).
+        #[arg(long, default_value_t = 10_000)]
+        moto: usize,
+        #[arg(long, default_value_t = 100)]
+        runs: usize,
+        /// The modelled delay of one DynamoDB request, in ms.
+        #[arg(long, default_value_t = 8)]
+        request_ms: u64,
+    },
     /// Each Lambda's init time (process start to its first request for an
     /// event) and binary size, started with the stack's environment
     /// (`make bench-lambdas`).
@@ -230,6 +244,20 @@ async fn main() -> Result<()> {
             objects,
             month_days,
         } => canopy_local::bench::api::run(&dbc, runs, &objects, month_days).await?,
+        Command::BenchFleet {
+            memory,
+            moto,
+            runs,
+            request_ms,
+        } => {
+            let options = canopy_local::bench::fleet::FleetBenchOptions {
+                memory,
+                moto,
+                runs,
+                request_ms,
+            };
+            print!("{}", canopy_local::bench::fleet::run(&options).await?);
+        }
         Command::InitTime {
             stack: args,
             bin_dir,

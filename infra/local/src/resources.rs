@@ -74,6 +74,17 @@ pub fn alerts_table(name: &str) -> TableSpec<'_> {
     }
 }
 
+/// The fleet's indexes (the alert feeds).
+pub fn fleet_index_table(name: &str) -> TableSpec<'_> {
+    TableSpec {
+        name,
+        hash: ("pk", ScalarAttributeType::S),
+        range: Some(("sk", ScalarAttributeType::S)),
+        ttl: Some("expires_at"),
+        stream: false,
+    }
+}
+
 /// Requests per caller and window (the API's history quota).
 pub fn quota_table(name: &str) -> TableSpec<'_> {
     TableSpec {

@@ -604,8 +604,8 @@ mod tests {
             }
         }
         assert_eq!(
-            checked, 9,
-            "three buckets, five tables (state, device state, ledger, alerts, device keys), the key"
+            checked, 10,
+            "three buckets, six tables (state, device state, ledger, alerts, fleet indexes, device keys), the key"
         );
     }
 

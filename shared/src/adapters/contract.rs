@@ -10,13 +10,14 @@
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 
+use crate::domain::access::View;
 use crate::domain::alert::{Alert, Comparison, Quantity, Severity};
 use crate::domain::device::{DeviceRecord, FieldValue};
 use crate::domain::device_id::DeviceId;
 use crate::domain::device_key::DeviceKey;
 use crate::domain::measure::Measure;
 use crate::domain::telemetry::Telemetry;
-use crate::ports::alert_log::AlertLog;
+use crate::ports::alert_log::{AlertLog, FeedPosition};
 use crate::ports::device_state::DeviceStateStore;
 use crate::ports::keys::KeyStore;
 use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
@@ -314,6 +315,52 @@ pub async fn alert_log<A: AlertLog>(log: &A, tag: &str) {
     let [first, other_rule, after] = alert_log_windows(log, &v).await;
     alert_log_history(log, tag, &v, [first.clone(), other_rule, after]).await;
     alert_log_devices(log, &v, first).await;
+    alert_feed(log, tag).await;
+}
+
+/// The feed of a view: every alert recorded to it, newest first (ties by
+/// vehicle, then rule), paged by position with none lost or repeated; only
+/// its own view's; a second write of an alert changes nothing.
+async fn alert_feed<A: AlertLog>(log: &A, tag: &str) {
+    let (group, other) = (View::Group(format!("feed-{tag}")), View::Group(format!("other-{tag}")));
+    let mut recorded = Vec::new();
+    for i in 0..23_i64 {
+        let v = vehicle(&format!("feed-{tag}"), (i % 11) as u32);
+        // Three alerts share each second: ties across vehicles and partitions.
+        let mut a = alert(&v, i as u64, 1_000 + i / 3);
+        if i % 4 == 0 {
+            a.rule = "low-state-of-charge".into();
+        }
+        let views = if i % 5 == 0 {
+            vec![group.clone(), other.clone()]
+        } else {
+            vec![group.clone()]
+        };
+        log.record(&a, &views, 1_800_000_000).await.expect("record");
+        recorded.push((a, views));
+    }
+    let (again, views) = &recorded[7];
+    log.record(again, views, 1_800_000_000).await.expect("record again");
+    let newest_first = |view: &View| {
+        let mut want: Vec<Alert> = (recorded.iter())
+            .filter(|(_, views)| views.contains(view))
+            .map(|(a, _)| a.clone())
+            .collect();
+        want.sort_by_cached_key(|a| std::cmp::Reverse(FeedPosition::of(a)));
+        want
+    };
+    let (mut paged, mut after) = (Vec::new(), None);
+    loop {
+        let page = log.feed(&group, 4, after.as_ref()).await.expect("feed");
+        assert!(page.len() <= 4);
+        let Some(last) = page.last() else { break };
+        after = Some(FeedPosition::of(last));
+        paged.extend(page);
+    }
+    assert_eq!(paged, newest_first(&group), "every alert once, newest first");
+    assert_eq!(log.feed(&other, 50, None).await.expect("feed"), newest_first(&other));
+    let empty = View::Group(format!("empty-{tag}"));
+    assert!(log.feed(&empty, 50, None).await.expect("feed").is_empty());
 }
 
 /// The server's clock (`now`) at `s` seconds into a contract: windows run on
@@ -375,7 +422,7 @@ async fn alert_log_windows<A: AlertLog>(log: &A, v: &DeviceId) -> [Alert; 3] {
 async fn alert_log_history<A: AlertLog>(log: &A, tag: &str, v: &DeviceId, [first, other_rule, after]: [Alert; 3]) {
     assert!(!log.recorded(&first).await.expect("recorded"));
     for a in [&first, &other_rule, &after] {
-        log.record(a, 1_800_000_000).await.expect("record");
+        log.record(a, &[], 1_800_000_000).await.expect("record");
     }
     assert!(log.recorded(&first).await.expect("recorded"));
     let all = log.alerts(v.as_str(), 10, None).await.expect("alerts");
@@ -420,7 +467,7 @@ async fn alert_log_devices<A: AlertLog>(log: &A, v: &DeviceId, first: Alert) {
             .expect("claim"),
         "a device's window is not its namesake vehicle's"
     );
-    log.record(&station, 1_800_000_000).await.expect("record");
+    log.record(&station, &[], 1_800_000_000).await.expect("record");
     assert_eq!(
         log.alerts(&station.stream(), 10, None).await.expect("alerts"),
         [station]

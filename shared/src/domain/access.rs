@@ -118,20 +118,60 @@ impl VehicleGroups {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The views that hold `vehicle`: the whole fleet's, and each group that lists it.
+    pub fn views_of(&self, vehicle: &str) -> Vec<View> {
+        let groups = self
+            .0
+            .iter()
+            .filter(|(_, patterns)| patterns.iter().any(|p| p.matches(vehicle)))
+            .map(|(name, _)| View::Group(name.clone()));
+        std::iter::once(View::All).chain(groups).collect()
+    }
 }
 
 /// Which vehicles a caller reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     All,
-    Only(Vec<Pattern>),
+    /// The vehicles of these vehicle groups (none: no vehicle at all).
+    Only(BTreeMap<String, Vec<Pattern>>),
 }
 
 impl Scope {
     pub fn allows(&self, vehicle: &str) -> bool {
         match self {
             Self::All => true,
-            Self::Only(patterns) => patterns.iter().any(|p| p.matches(vehicle)),
+            Self::Only(groups) => groups.values().flatten().any(|p| p.matches(vehicle)),
+        }
+    }
+
+    /// The views a fleet-wide read of this scope reads: the whole fleet's,
+    /// or one per group (their union is the scope).
+    pub fn views(&self) -> Vec<View> {
+        match self {
+            Self::All => vec![View::All],
+            Self::Only(groups) => groups.keys().map(|g| View::Group(g.clone())).collect(),
+        }
+    }
+}
+
+/// A part of the fleet that fleet-wide indexes (the alert feed) are kept
+/// for: all of it, or one vehicle group. A vehicle's entries are written to
+/// each view that holds it, so a caller in one group of a large fleet reads
+/// that group's entries only, never the fleet's filtered.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum View {
+    All,
+    Group(String),
+}
+
+impl View {
+    /// How indexes name the view: `all`, or `group:<name>`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::All => "all".into(),
+            Self::Group(name) => format!("group:{name}"),
         }
     }
 }
@@ -168,12 +208,12 @@ impl AccessPolicy {
         if caller.groups.contains(ADMIN_GROUP) {
             return Ok(Scope::All);
         }
-        let mine: Vec<Pattern> = self
+        let mine: BTreeMap<String, Vec<Pattern>> = self
             .vehicle_groups
             .0
             .iter()
             .filter(|(name, _)| caller.groups.contains(name.as_str()))
-            .flat_map(|(_, patterns)| patterns.iter().cloned())
+            .map(|(name, patterns)| (name.clone(), patterns.clone()))
             .collect();
         if !mine.is_empty() {
             return Ok(Scope::Only(mine));
@@ -182,7 +222,7 @@ impl AccessPolicy {
             return Ok(if self.vehicle_groups.is_empty() {
                 Scope::All
             } else {
-                Scope::Only(Vec::new())
+                Scope::Only(BTreeMap::new())
             });
         }
         Err(Denied::NoGroup)
@@ -259,5 +299,30 @@ mod tests {
         assert_eq!(grouped.scope(Some(&caller(&["fleet-admin"]))).unwrap(), Scope::All);
         let ungrouped_viewer = grouped.scope(Some(&caller(&["viewer"]))).unwrap();
         assert!(!ungrouped_viewer.allows("veh-001"), "groups partition the fleet");
+        assert!(ungrouped_viewer.views().is_empty(), "and such a viewer reads no view");
+    }
+
+    #[test]
+    fn a_vehicle_is_in_the_fleets_view_and_each_of_its_groups_views() {
+        let groups = VehicleGroups::parse("north=veh-001,veh-1*;all-ones=veh-1*;south=veh-2*").unwrap();
+        let group = |g: &str| View::Group(g.to_string());
+        assert_eq!(
+            groups.views_of("veh-100"),
+            [View::All, group("all-ones"), group("north")]
+        );
+        assert_eq!(groups.views_of("veh-001"), [View::All, group("north")]);
+        assert_eq!(groups.views_of("veh-300"), [View::All]);
+        let policy = AccessPolicy {
+            vehicle_groups: groups,
+            identity_required: true,
+        };
+        let both = policy.scope(Some(&caller(&["north", "south"]))).unwrap();
+        assert_eq!(both.views(), [group("north"), group("south")]);
+        assert_eq!(
+            policy.scope(Some(&caller(&["fleet-admin"]))).unwrap().views(),
+            [View::All]
+        );
+        assert_eq!(View::All.key(), "all");
+        assert_eq!(group("north").key(), "group:north");
     }
 }

@@ -7,7 +7,7 @@
 //! | [`store::ObjectStore`] | objects, ranges, multipart uploads | S3 |
 //! | [`state::LatestStateStore`] | each vehicle's newest telemetry | DynamoDB |
 //! | [`ledger::Ledger`] | which archive object holds a (vehicle, seq) | DynamoDB |
-//! | [`alert_log::AlertLog`] | the alert log and its cooldown windows | DynamoDB |
+//! | [`alert_log::AlertLog`] | the alert log, its cooldown windows and the fleet's alert feeds | DynamoDB |
 //! | [`quota::QuotaCounter`] | requests per caller and window | DynamoDB |
 //! | [`messaging::Notifier`] | alerts to people | SNS |
 //! | [`messaging::DevicePublisher`] | messages to vehicles | IoT Core's data plane |

@@ -6,6 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use canopy::domain::alert::Alert;
 use canopy::domain::device_id::DeviceId;
+use canopy::ports::alert_log::{FeedPosition, merge_feed};
+use futures::future::try_join_all;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -13,17 +15,19 @@ use crate::access::{self, Identity};
 use crate::app::Api;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
+use crate::history::InvalidQuery;
 use crate::openapi::{ListErrors, ReadErrors};
-use crate::params::{AlertPage, VehiclePath, before_us, page_limit};
+use crate::params::{AlertPage, FeedPage, VehiclePath, before_us, page_limit};
 
-/// Vehicles whose logs `/alerts` reads at most, and how many at once.
-const MAX_FLEET_ALERT_VEHICLES: usize = 5_000;
-const ALERT_READS_AT_ONCE: usize = 16;
+/// What a feed cursor seals: `feed:` and the position of the page's last alert.
+const FEED_CURSOR: &str = "feed:";
 
-/// The fleet's newest alerts.
+/// A page of the fleet's alerts.
 #[derive(Serialize, ToSchema)]
 pub struct FleetAlerts {
     pub alerts: Vec<Alert>,
+    /// The next page's `after`; null on the last page.
+    pub next: Option<String>,
 }
 
 /// A vehicle's alerts.
@@ -34,39 +38,57 @@ pub struct VehicleAlerts {
     pub alerts: Vec<Alert>,
 }
 
-/// The fleet's most recent alerts (vehicles in the caller's scope), newest first
+/// The fleet's alerts (vehicles in the caller's scope), newest first, paged
 ///
-/// Each vehicle in scope's newest `limit`, merged. One query per vehicle
-/// keeps the alert log keyed by vehicle (the alerts function's writes stay
-/// simple); a fleet past a few thousand vehicles wants an index by time.
-#[utoipa::path(get, path = "/alerts", operation_id = "listFleetAlerts", params(AlertPage), responses(
+/// Read from the fleet's feed, kept as alerts are recorded: every alert of
+/// every vehicle in scope, whatever the fleet's size; a page costs a read of
+/// each feed partition of each of the caller's groups.
+#[utoipa::path(get, path = "/alerts", operation_id = "listFleetAlerts", params(FeedPage), responses(
     (status = 200, description = "Alerts", body = FleetAlerts),
     ListErrors,
 ))]
 pub async fn fleet(
     State(api): State<Arc<Api>>,
     identity: Identity,
-    ApiQuery(page): ApiQuery<AlertPage>,
+    ApiQuery(page): ApiQuery<FeedPage>,
 ) -> Result<Json<FleetAlerts>, ApiError> {
     let scope = access::scope(&api.access, &identity)?;
     let limit = page_limit(page.limit)?;
-    let before = before_us(page.before.as_deref())?;
-    let (states, _) = api
-        .states_in(&scope, None, MAX_FLEET_ALERT_VEHICLES, usize::MAX)
-        .await?;
-    let vehicles: Vec<DeviceId> = states.into_iter().map(|s| s.telemetry.vehicle_id).collect();
-    let mut alerts = Vec::new();
-    for chunk in vehicles.chunks(ALERT_READS_AT_ONCE) {
-        let reads = chunk.iter().map(|v| api.alerts.alerts(v.as_str(), limit, before));
-        for read in futures::future::join_all(reads).await {
-            alerts.extend(read?);
-        }
-    }
-    alerts.sort_by(|a, b| {
-        (b.ts_us, b.vehicle_id.as_str(), b.rule.as_str()).cmp(&(a.ts_us, a.vehicle_id.as_str(), a.rule.as_str()))
-    });
-    alerts.truncate(limit);
-    Ok(Json(FleetAlerts { alerts }))
+    let after = match (&page.after, before_us(page.before.as_deref())?) {
+        (Some(cursor), _) => Some(open_cursor(&api, cursor)?),
+        // Before a time: after every position of that microsecond's start.
+        (None, Some(ts_us)) => Some(FeedPosition {
+            ts_us,
+            stream: String::new(),
+            rule: String::new(),
+        }),
+        (None, None) => None,
+    };
+    let views = scope.views();
+    let reads = views.iter().map(|view| api.alerts.feed(view, limit, after.as_ref()));
+    let mut alerts = merge_feed(try_join_all(reads).await?, limit);
+    let next = (alerts.len() == limit)
+        .then(|| {
+            alerts
+                .last()
+                .map(|a| api.cursors.seal(&format!("{FEED_CURSOR}{}", FeedPosition::of(a).key())))
+        })
+        .flatten();
+    // A view holds the vehicles its group held when each alert was written;
+    // a group narrowed since must not show what it no longer holds.
+    alerts.retain(|a| scope.allows(a.vehicle_id.as_str()));
+    Ok(Json(FleetAlerts { alerts, next }))
+}
+
+fn open_cursor(api: &Api, cursor: &str) -> Result<FeedPosition, ApiError> {
+    let text = api.cursors.open("after", cursor)?;
+    let position = text.strip_prefix(FEED_CURSOR).and_then(FeedPosition::from_key);
+    position.ok_or_else(|| {
+        ApiError::from(InvalidQuery {
+            field: "after".into(),
+            problem: "not a cursor of this listing (pass the `next` of the previous page as it is)".into(),
+        })
+    })
 }
 
 /// A vehicle's alerts, newest first

@@ -1,8 +1,10 @@
 //! The local stack's measurements, each a `canopy-local` command:
 //! [`api`] (history queries, `make bench-api`), [`latency`] (publish → state,
-//! upload → decoded, `make bench-local`) and [`init_time`] (each function's
-//! start, `make bench-lambdas`).
+//! upload → decoded, `make bench-local`), [`init_time`] (each function's
+//! start, `make bench-lambdas`) and [`fleet`] (fleet-wide reads at 1,000 to
+//! 100,000 vehicles, `make bench-fleet`).
 
 pub mod api;
+pub mod fleet;
 pub mod init_time;
 pub mod latency;

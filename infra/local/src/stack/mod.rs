@@ -275,12 +275,16 @@ pub async fn latest_states(stack: &Stack) -> Result<Vec<canopy::ports::state::La
 
 /// The alert log of `stream`: a vehicle id, or a device's `<kind>/<id>`.
 pub async fn alerts_of(stack: &Stack, stream: &str) -> Result<Vec<canopy::domain::alert::Alert>> {
-    let table = stack
-        .template
-        .function("AlertsFunction")
-        .and_then(|f| f.environment.get("ALERTS_TABLE").cloned())
-        .unwrap_or_else(|| "AlertsTable".into());
-    let log = DynamoAlertLog::new(canopy::adapters::aws::dynamodb::client(&stack.sdk), &table);
+    let table = |variable: &str, default: &str| {
+        (stack.template.function("AlertsFunction"))
+            .and_then(|f| f.environment.get(variable).cloned())
+            .unwrap_or_else(|| default.into())
+    };
+    let log = DynamoAlertLog::new(
+        canopy::adapters::aws::dynamodb::client(&stack.sdk),
+        &table("ALERTS_TABLE", "AlertsTable"),
+        &table("FLEET_INDEX_TABLE", "FleetIndexTable"),
+    );
     Ok(log.alerts(stream, 100, None).await?)
 }
 

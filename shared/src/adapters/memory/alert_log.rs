@@ -4,18 +4,24 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::{Faults, lock};
+use crate::domain::access::View;
 use crate::domain::alert::Alert;
 use crate::ports::TableError;
-use crate::ports::alert_log::AlertLog;
+use crate::ports::alert_log::{AlertLog, FEED_SHARDS, FeedPosition, feed_shard, merge_feed};
 
 /// A stream's log: (ts µs, rule) → (alert, expires at s).
 type VehicleLog = BTreeMap<(i64, String), (Alert, i64)>;
+
+/// A feed partition: position → alert.
+type FeedPartition = BTreeMap<FeedPosition, Alert>;
 
 #[derive(Debug, Default)]
 pub struct MemoryAlertLog {
     /// (stream, rule) → (until µs, alert id).
     cooldowns: Mutex<HashMap<(String, String), (i64, String)>>,
     log: Mutex<HashMap<String, VehicleLog>>,
+    /// (view key, partition) → the partition, as DynamoDB keeps it.
+    feed: Mutex<HashMap<(String, u32), FeedPartition>>,
     pub faults: Faults,
 }
 
@@ -57,8 +63,15 @@ impl AlertLog for MemoryAlertLog {
             .is_some_and(|l| l.contains_key(&(alert.ts_us, alert.rule.clone()))))
     }
 
-    async fn record(&self, alert: &Alert, expires_at_s: i64) -> Result<(), TableError> {
+    async fn record(&self, alert: &Alert, views: &[View], expires_at_s: i64) -> Result<(), TableError> {
         self.enter("record").await?;
+        let mut feed = lock(&self.feed);
+        for view in views {
+            feed.entry((view.key(), feed_shard(&alert.stream())))
+                .or_default()
+                .insert(FeedPosition::of(alert), alert.clone());
+        }
+        drop(feed);
         lock(&self.log)
             .entry(alert.stream())
             .or_default()
@@ -80,5 +93,22 @@ impl AlertLog for MemoryAlertLog {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn feed(&self, view: &View, limit: usize, after: Option<&FeedPosition>) -> Result<Vec<Alert>, TableError> {
+        // One call per partition, at once, as the DynamoDB adapter queries them.
+        futures::future::try_join_all((0..FEED_SHARDS).map(|_| self.enter("feed_query"))).await?;
+        let feed = lock(&self.feed);
+        let pages = (0..FEED_SHARDS).map(|shard| {
+            let Some(partition) = feed.get(&(view.key(), shard)) else {
+                return Vec::new();
+            };
+            let older = match after {
+                Some(after) => partition.range(..after.clone()),
+                None => partition.range(..),
+            };
+            older.rev().take(limit).map(|(_, a)| a.clone()).collect()
+        });
+        Ok(merge_feed(pages.collect::<Vec<_>>(), limit))
     }
 }

@@ -2,20 +2,32 @@
 //! first, TTL `expires_at`) and `cooldown#<rule>` items (the windows), keyed
 //! by the alert's stream (a vehicle id or a device's `<kind>/<id>`) in the
 //! key attribute that keeps its first name, `vehicle_id`.
+//!
+//! The fleet's feed lives in the fleet index table (keys `pk`, `sk`):
+//! `feed#<view>#<partition>` items sorted by [`FeedPosition::key`], each a
+//! copy of the alert, with the log's TTL.
 
 use aws_sdk_dynamodb::Client;
+use futures::future::try_join_all;
 
 use super::{Item, get_item, get_n, get_s, n, s, table_error, written};
+use crate::domain::access::View;
 use crate::domain::alert::{Alert, Comparison, Quantity, Severity};
 use crate::domain::device_id::DeviceId;
 use crate::domain::measure::Measure;
 use crate::ports::TableError;
-use crate::ports::alert_log::AlertLog;
+use crate::ports::alert_log::{AlertLog, FEED_SHARDS, FeedPosition, feed_shard, merge_feed};
 
 #[derive(Clone, Debug)]
 pub struct DynamoAlertLog {
     client: Client,
     table: String,
+    /// The fleet index table, which holds the feed.
+    index_table: String,
+}
+
+fn feed_pk(view: &View, shard: u32) -> String {
+    format!("feed#{}#{shard}", view.key())
 }
 
 fn alert_sk(alert: &Alert) -> String {
@@ -23,11 +35,63 @@ fn alert_sk(alert: &Alert) -> String {
 }
 
 impl DynamoAlertLog {
-    pub fn new(client: Client, table: &str) -> Self {
+    pub fn new(client: Client, table: &str, index_table: &str) -> Self {
         Self {
             client,
             table: table.to_string(),
+            index_table: index_table.to_string(),
         }
+    }
+
+    /// The alert's attributes, as the log and the feed keep them (`vehicle_id`: its stream).
+    fn attributes(alert: &Alert, expires_at_s: i64) -> Item {
+        let mut item = Item::new();
+        if let Some(kind) = &alert.kind {
+            item.insert("kind".into(), s(kind));
+            item.insert("description".into(), s(alert.measure.description()));
+        }
+        for (name, value) in [
+            ("vehicle_id", s(alert.stream())),
+            ("rule", s(&alert.rule)),
+            ("severity", s(alert.severity.as_str())),
+            ("measure", s(alert.measure.name())),
+            ("value", n(alert.value)),
+            ("comparison", s(alert.comparison.symbol())),
+            ("threshold", n(alert.threshold)),
+            ("unit", s(alert.unit())),
+            ("ts", s(&alert.ts)),
+            ("ts_us", n(alert.ts_us)),
+            ("seq", n(alert.seq)),
+            ("expires_at", n(expires_at_s)),
+        ] {
+            item.insert(name.into(), value);
+        }
+        item
+    }
+
+    /// One partition of a view's feed: up to `limit` alerts older than `after`, newest first.
+    async fn feed_partition(
+        &self,
+        view: &View,
+        shard: u32,
+        limit: usize,
+        after: Option<&FeedPosition>,
+    ) -> Result<Vec<Alert>, TableError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.index_table)
+            .expression_attribute_values(":pk", s(feed_pk(view, shard)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        query = match after {
+            Some(after) => query
+                .key_condition_expression("pk = :pk AND sk < :after")
+                .expression_attribute_values(":after", s(after.key())),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let out = query.send().await.map_err(|e| table_error(&self.index_table, e))?;
+        Ok(out.items().iter().filter_map(Self::alert_of).collect())
     }
 
     pub(crate) fn alert_of(item: &Item) -> Option<Alert> {
@@ -85,27 +149,26 @@ impl AlertLog for DynamoAlertLog {
         Ok(get_item(&self.client, &self.table, key).await?.is_some())
     }
 
-    async fn record(&self, alert: &Alert, expires_at_s: i64) -> Result<(), TableError> {
-        let mut put = self.client.put_item();
-        if let Some(kind) = &alert.kind {
-            put = put
-                .item("kind", s(kind))
-                .item("description", s(alert.measure.description()));
-        }
-        put.table_name(&self.table)
-            .item("vehicle_id", s(alert.stream()))
+    async fn record(&self, alert: &Alert, views: &[View], expires_at_s: i64) -> Result<(), TableError> {
+        let attributes = Self::attributes(alert, expires_at_s);
+        let shard = feed_shard(&alert.stream());
+        let feeds = views.iter().map(|view| {
+            self.client
+                .put_item()
+                .table_name(&self.index_table)
+                .set_item(Some(attributes.clone()))
+                .item("pk", s(feed_pk(view, shard)))
+                .item("sk", s(FeedPosition::of(alert).key()))
+                .send()
+        });
+        try_join_all(feeds)
+            .await
+            .map_err(|e| table_error(&self.index_table, e))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attributes))
             .item("sk", s(alert_sk(alert)))
-            .item("rule", s(&alert.rule))
-            .item("severity", s(alert.severity.as_str()))
-            .item("measure", s(alert.measure.name()))
-            .item("value", n(alert.value))
-            .item("comparison", s(alert.comparison.symbol()))
-            .item("threshold", n(alert.threshold))
-            .item("unit", s(alert.unit()))
-            .item("ts", s(&alert.ts))
-            .item("ts_us", n(alert.ts_us))
-            .item("seq", n(alert.seq))
-            .item("expires_at", n(expires_at_s))
             .send()
             .await
             .map(|_| ())
@@ -136,5 +199,10 @@ impl AlertLog for DynamoAlertLog {
             .filter_map(Self::alert_of)
             .filter(|a| before_us.is_none_or(|b| a.ts_us < b))
             .collect())
+    }
+
+    async fn feed(&self, view: &View, limit: usize, after: Option<&FeedPosition>) -> Result<Vec<Alert>, TableError> {
+        let partitions = (0..FEED_SHARDS).map(|shard| self.feed_partition(view, shard, limit, after));
+        Ok(merge_feed(try_join_all(partitions).await?, limit))
     }
 }

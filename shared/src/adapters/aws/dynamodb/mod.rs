@@ -3,7 +3,8 @@
 //! - [`state::DynamoStateTable`]: key `vehicle_id`; one item per vehicle, written only by newer telemetry.
 //! - [`ledger::DynamoLedger`]: keys `vehicle_id`, `seq`; which archive object holds a message; TTL `expires_at`.
 //! - [`alert_log::DynamoAlertLog`]: keys `vehicle_id`, `sk`; `alert#<ts µs>#<rule>` items (the log,
-//!   newest first, TTL `expires_at`) and `cooldown#<rule>` items (the windows).
+//!   newest first, TTL `expires_at`) and `cooldown#<rule>` items (the windows); the fleet's
+//!   alert feeds in the fleet index table (keys `pk`, `sk`: `feed#<view>#<partition>` items).
 //! - [`quota::DynamoQuotaCounter`]: key `key`; requests per caller and window; TTL `expires_at`.
 //! - [`connections::DynamoConnectionStore`]: key `connection_id`; the live stream's connections; TTL `expires_at`.
 //! - [`keys::DynamoKeyStore`]: key `key_id`; the device keys of HTTP ingest, secrets as SHA-256.

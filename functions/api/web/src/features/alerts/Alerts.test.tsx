@@ -36,6 +36,22 @@ describe('the alerts page', () => {
     expect(screen.getByRole('link', { name: 'Alerts' }).getAttribute('aria-current')).toBe('page');
   });
 
+  it('reads older pages by the cursor the API gave, on request', async () => {
+    const requests = stubApi({
+      'GET /alerts': (r: { url: URL }) =>
+        r.url.searchParams.get('after') === 'page-2'
+          ? { alerts: [alert('veh-003', (NOW_MS - 120_000) * 1000)], next: null }
+          : { alerts: [alert('veh-001', NOW_MS * 1000)], next: 'page-2' },
+    });
+    renderAlerts();
+    const older = await screen.findByRole('button', { name: 'Show older alerts' });
+    older.click();
+    expect(await screen.findByRole('link', { name: 'veh-003' })).toBeTruthy();
+    expect(screen.getByRole('link', { name: 'veh-001' })).toBeTruthy();
+    expect(screen.queryByRole('button', { name: 'Show older alerts' })).toBeNull();
+    expect(requests.map((r) => r.url.search)).toEqual(['?limit=100', '?limit=100&after=page-2']);
+  });
+
   it('says when there is none', async () => {
     stubApi({ 'GET /alerts': { alerts: [] } });
     renderAlerts();

@@ -1,4 +1,4 @@
-// The fleet's alert log (GET /alerts).
+// The fleet's alert feed (GET /alerts).
 
 import type { Alert } from '../../api/types';
 import { http } from '../../lib/http';
@@ -9,12 +9,22 @@ import { useResource } from '../../lib/store';
 /** How often the fleet's alerts are read while the live stream is down (it pushes them otherwise). */
 const POLL_MS = 15_000;
 
-/** The fleet's most recent alerts, newest first. */
-export function getFleetAlerts(): Promise<{ alerts: Alert[] }> {
-  return http.get('/alerts', { query: { limit: 100 } });
+/** Alerts a page of the feed holds. */
+const PAGE = 100;
+
+export interface FeedPage {
+  alerts: Alert[];
+  /** Where the next (older) page starts; null on the last. */
+  next?: string | null;
 }
 
+/** A page of the fleet's alerts, newest first: the newest, or those after `after` (a page's `next`). */
+export function getFleetAlerts(after?: string): Promise<FeedPage> {
+  return http.get('/alerts', { query: { limit: PAGE, after } });
+}
+
+/** The feed's newest page, kept fresh. */
 export function useFleetAlerts() {
   const live = useLiveStatus() === 'live';
-  return useResource(FLEET_ALERTS, getFleetAlerts, live ? undefined : POLL_MS);
+  return useResource(FLEET_ALERTS, () => getFleetAlerts(), live ? undefined : POLL_MS);
 }

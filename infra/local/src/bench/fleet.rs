@@ -1,0 +1,245 @@
+//! `make bench-fleet`: what the console's fleet-wide reads cost as the
+//! fleet grows. Each fleet (1,000, 10,000 and 100,000 vehicles on the memory
+//! adapters; 10,000 on moto) is seeded with each vehicle's latest state and
+//! one alert, the newest vehicle's last; then each console action is asked of
+//! the API's router, as a request, `runs` times. Per action: p50 and p95, and
+//! the table requests one answer made (counted by the memory adapters, or by
+//! an interceptor on the DynamoDB client against moto).
+//!
+//! The memory figures are raw (no network). The modelled figures put a delay
+//! in front of every table request (`--request-ms`, DynamoDB's in-region
+//! latency): an answer's requests that run in parallel cost one delay.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use canopy::adapters::aws::dynamodb::DynamoAlertLog;
+use canopy::adapters::contract::{alert, telemetry};
+use canopy::adapters::memory::{MemoryAlertLog, MemoryDeviceStateTable, MemoryQuotaCounter, MemoryStateTable};
+use canopy::domain::access::{AccessPolicy, View};
+use canopy::domain::device_id::DeviceId;
+use canopy::domain::kind::Kinds;
+use canopy::ports::alert_log::AlertLog;
+use canopy::ports::state::LatestStateStore;
+use canopy_api::history::datafusion::DataFusionHistory;
+use canopy_api::ports::AlertReads;
+use canopy_api::quota::HistoryQuota;
+use canopy_api::{Api, catalogs, router};
+use futures::StreamExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::bench::latency::percentiles;
+use crate::resources::{alerts_table, create_table, fleet_index_table};
+use crate::services::{Moto, moto_server_path, sdk_config};
+
+/// The seeded fleet's vehicle `n`: `fleet-000000` …; the last seeded alerts last.
+fn vehicle(n: usize) -> Result<DeviceId> {
+    Ok(DeviceId::new(format!("fleet-{n:06}"))?)
+}
+
+/// When vehicle `n`'s alert was raised (s after the contract fixtures' epoch).
+fn alert_time_s(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub struct FleetBenchOptions {
+    /// Fleets seeded into the memory adapters.
+    pub memory: Vec<usize>,
+    /// The fleet seeded into moto (0 skips moto).
+    pub moto: usize,
+    pub runs: usize,
+    /// The modelled delay of one DynamoDB request.
+    pub request_ms: u64,
+}
+
+/// One console action's figures.
+struct Measured {
+    action: &'static str,
+    p50_ms: f64,
+    p95_ms: f64,
+    requests: usize,
+}
+
+/// The API's router over `alerts` (the other ports empty; the actions read none of them).
+async fn api(alerts: Arc<dyn AlertReads>) -> Result<axum::Router> {
+    let empty = std::env::temp_dir().join(format!("canopy-bench-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&empty)?;
+    Ok(router(Arc::new(Api {
+        history: Arc::new(DataFusionHistory::local(&empty).await?),
+        state: Arc::new(MemoryStateTable::default()),
+        alerts,
+        devices: Arc::new(MemoryDeviceStateTable::default()),
+        kinds: Kinds::builtin(),
+        catalogs: Box::new(Arc::new(catalogs::built_in()?)),
+        access: AccessPolicy::default(),
+        quota_counter: Arc::new(MemoryQuotaCounter::default()),
+        history_quota: HistoryQuota { per_minute: 1_000_000 },
+        console: Default::default(),
+        history_deadline: Duration::from_secs(25),
+        cursors: canopy_api::cursor::Cursors::ephemeral(),
+    })))
+}
+
+async fn get(api: &axum::Router, uri: &str) -> Result<Value> {
+    let response = api.clone().oneshot(Request::get(uri).body(Body::empty())?).await?;
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 26).await?;
+    if status != StatusCode::OK {
+        bail!("{uri}: {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Times `uri` `runs` times, counting the table requests of one answer with `requests`.
+async fn measure(
+    api: &axum::Router,
+    action: &'static str,
+    uri: &str,
+    runs: usize,
+    requests: &dyn Fn() -> usize,
+) -> Result<Measured> {
+    let before = requests();
+    get(api, uri).await?;
+    let per_answer = requests() - before;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        get(api, uri).await?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (p50_ms, p95_ms, _) = percentiles(&mut times);
+    Ok(Measured {
+        action,
+        p50_ms,
+        p95_ms,
+        requests: per_answer,
+    })
+}
+
+/// The console's fleet-wide actions on `api`; checks that the feed opens with the newest vehicle's alert.
+async fn actions(api: &axum::Router, fleet: usize, runs: usize, requests: &dyn Fn() -> usize) -> Result<Vec<Measured>> {
+    let first = get(api, "/alerts?limit=50").await?;
+    let newest = vehicle(fleet - 1)?;
+    if first["alerts"][0]["vehicle_id"] != newest.as_str() {
+        bail!(
+            "the feed of {fleet} opens with {}, not {newest}",
+            first["alerts"][0]["vehicle_id"]
+        );
+    }
+    let next = first["next"].as_str().context("a second page")?.to_string();
+    Ok(vec![
+        measure(api, "alert feed, first page", "/alerts?limit=50", runs, requests).await?,
+        measure(
+            api,
+            "alert feed, next page",
+            &format!("/alerts?limit=50&after={next}"),
+            runs,
+            requests,
+        )
+        .await?,
+    ])
+}
+
+/// The memory adapters seeded with `fleet` vehicles; the actions raw, then with every request delayed.
+async fn memory_fleet(fleet: usize, options: &FleetBenchOptions) -> Result<(Vec<Measured>, Vec<Measured>)> {
+    let state = MemoryStateTable::default();
+    let alerts = Arc::new(MemoryAlertLog::default());
+    for n in 0..fleet {
+        let v = vehicle(n)?;
+        state.put_if_newer(&telemetry(&v, 1, alert_time_s(n)), 1).await?;
+        alerts
+            .record(&alert(&v, 1, alert_time_s(n)), &[View::All], i64::MAX)
+            .await?;
+    }
+    let api = api(alerts.clone()).await?;
+    let requests = || alerts.faults.calls("feed_query");
+    let raw = actions(&api, fleet, options.runs, &requests).await?;
+    alerts.faults.delay(Duration::from_millis(options.request_ms));
+    let modelled = actions(&api, fleet, options.runs.min(20), &requests).await?;
+    Ok((raw, modelled))
+}
+
+/// Counts the requests a DynamoDB client sends.
+#[derive(Debug, Clone, Default)]
+struct CountRequests(Arc<AtomicUsize>);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Moto seeded with `fleet` vehicles' alerts through the alert log's own writes.
+async fn moto_fleet(fleet: usize, runs: usize) -> Result<Vec<Measured>> {
+    let moto = Moto::start(&moto_server_path())?;
+    let sdk = sdk_config(&moto.endpoint).await;
+    let count = CountRequests::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .interceptor(count.clone())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let (log_table, index_table) = ("bench-alerts", "bench-fleet-index");
+    for spec in [alerts_table(log_table), fleet_index_table(index_table)] {
+        create_table(&client, &spec).await?;
+    }
+    let log = Arc::new(DynamoAlertLog::new(client, log_table, index_table));
+    let seeded = futures::stream::iter(0..fleet)
+        .map(|n| {
+            let log = log.clone();
+            async move {
+                let a = alert(&vehicle(n)?, 1, alert_time_s(n));
+                log.record(&a, &[View::All], i64::MAX / 2).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    seeded.into_iter().collect::<Result<Vec<()>>>()?;
+    let api = api(log).await?;
+    let requests = || count.0.load(Ordering::Relaxed);
+    actions(&api, fleet, runs, &requests).await
+}
+
+fn lines(out: &mut String, fleet: usize, place: &str, measured: &[Measured]) {
+    for m in measured {
+        out.push_str(&format!(
+            "{fleet:>7} vehicles  {place:<22} {:<24} p50 {:>7.2} ms  p95 {:>7.2} ms  {} table requests\n",
+            m.action, m.p50_ms, m.p95_ms, m.requests
+        ));
+    }
+}
+
+pub async fn run(options: &FleetBenchOptions) -> Result<String> {
+    let mut out = format!(
+        "fleet-wide reads; modelled: {} ms before each DynamoDB request (parallel requests overlap)\n",
+        options.request_ms
+    );
+    for &fleet in &options.memory {
+        let (raw, modelled) = memory_fleet(fleet, options).await?;
+        lines(&mut out, fleet, "memory, raw", &raw);
+        lines(&mut out, fleet, "memory, modelled", &modelled);
+    }
+    if options.moto > 0 {
+        let measured = moto_fleet(options.moto, options.runs).await?;
+        lines(&mut out, options.moto, "moto (loopback), raw", &measured);
+    }
+    Ok(out)
+}
