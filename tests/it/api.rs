@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoDeviceStateTable, DynamoQuotaCounter, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{
+    DynamoAlertLog, DynamoDeviceStateTable, DynamoDirectory, DynamoQuotaCounter, DynamoStateTable,
+};
+use canopy::domain::access::View;
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
 use canopy::domain::lttb::Point;
@@ -17,6 +20,7 @@ use canopy::domain::telemetry::Telemetry;
 use canopy::format::dbc::SignalValue;
 use canopy::format::lake::compact::BatchCopy;
 use canopy::format::lake::decoded::{DecodedWriter, DecodedWriterOptions};
+use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::state::LatestStateStore;
 use canopy_api::access::AccessPolicy;
 use canopy_api::history::athena::{AthenaHistory, Polling};
@@ -450,6 +454,9 @@ async fn routed() -> Routed {
         received_at_ms: Some(1),
         ..latest
     };
+    let index = local::table(fleet_index_table, "api-index").await;
+    let directory = DynamoDirectory::new(dynamodb.clone(), &index);
+    directory.enter(&latest.vehicle_id, &[View::All]).await.unwrap();
     state.put_if_newer(&latest, 2).await.unwrap();
     let history = Arc::new(Counting {
         inner: DataFusionHistory::local(root.path()).await.unwrap(),
@@ -458,10 +465,11 @@ async fn routed() -> Routed {
     let api = Arc::new(Api {
         history: history.clone(),
         state: Arc::new(state),
+        directory: Arc::new(directory),
         alerts: Arc::new(DynamoAlertLog::new(
             dynamodb.clone(),
             &local::table(alerts_table, "api-alerts").await,
-            &local::table(fleet_index_table, "api-index").await,
+            &index,
         )),
         devices: Arc::new(DynamoDeviceStateTable::new(
             dynamodb.clone(),
@@ -980,16 +988,18 @@ async fn query_state(athena: &aws_sdk_athena::Client, id: &str) -> String {
 /// The router over `history` (Athena on moto) and DynamoDB tables on moto.
 async fn athena_app(history: AthenaHistory, history_deadline: Duration) -> axum::Router {
     let dynamodb = local::dynamodb().await;
+    let index = local::table(fleet_index_table, "api-index").await;
     router(Arc::new(Api {
         history: Arc::new(history),
         state: Arc::new(DynamoStateTable::new(
             dynamodb.clone(),
             &local::table(state_table, "api-state").await,
         )),
+        directory: Arc::new(DynamoDirectory::new(dynamodb.clone(), &index)),
         alerts: Arc::new(DynamoAlertLog::new(
             dynamodb.clone(),
             &local::table(alerts_table, "api-alerts").await,
-            &local::table(fleet_index_table, "api-index").await,
+            &index,
         )),
         devices: Arc::new(DynamoDeviceStateTable::new(
             dynamodb.clone(),

@@ -3,8 +3,8 @@
 //! library's unit tests, so a service tested on memory is tested on what AWS does.
 
 use canopy::adapters::aws::dynamodb::{
-    DynamoAlertLog, DynamoConnectionStore, DynamoDeviceStateTable, DynamoKeyStore, DynamoLedger, DynamoQuotaCounter,
-    DynamoStateTable,
+    DynamoAlertLog, DynamoConnectionStore, DynamoDeviceStateTable, DynamoDirectory, DynamoKeyStore, DynamoLedger,
+    DynamoQuotaCounter, DynamoStateTable,
 };
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
@@ -44,6 +44,12 @@ async fn dynamodb_keeps_the_alert_log_contract() {
     let table = local::table(alerts_table, "contract-alerts").await;
     let index = local::table(fleet_index_table, "contract-index").await;
     contract::alert_log(&DynamoAlertLog::new(local::dynamodb().await, &table, &index), "ddb").await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_vehicle_directory_contract() {
+    let index = local::table(fleet_index_table, "contract-directory").await;
+    contract::vehicle_directory(&DynamoDirectory::new(local::dynamodb().await, &index), "ddb").await;
 }
 
 #[tokio::test]

@@ -5,14 +5,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoDeviceStateTable, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{
+    DynamoAlertLog, DynamoDeviceStateTable, DynamoDirectory, DynamoLedger, DynamoStateTable,
+};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::s3::S3Store;
 use canopy::adapters::aws::sns::SnsNotifier;
+use canopy::adapters::contract;
+use canopy::domain::access::{VehicleGroups, View};
 use canopy::domain::alert::default_rules;
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
 use canopy::ports::alert_log::AlertLog;
+use canopy::ports::directory::{Listing, VehicleDirectory};
 use canopy::ports::ledger::Ledger;
 use canopy::ports::state::LatestStateStore;
 use canopy::ports::store::ObjectStore;
@@ -22,6 +27,7 @@ use canopy_local::resources::{
     alerts_table, create_topic, device_state_table, fleet_index_table, ledger_table, state_table,
 };
 use canopy_telemetry::TelemetryHandler;
+use canopy_telemetry::listing::Listings;
 use canopy_telemetry::record::{Incoming, RecordOptions, Recorder};
 use canopy_tests::fixtures::Rng;
 use canopy_tests::local;
@@ -41,13 +47,18 @@ fn message(vehicle: usize, second: i64, temp_max: f64) -> Value {
 }
 
 /// The telemetry function's recorder on moto's tables and a bucket.
-pub(crate) type DynamoRecorder = Recorder<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store>;
+pub(crate) type DynamoRecorder =
+    Recorder<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store, DynamoDirectory>;
 
 /// The ingest service on moto's DynamoDB and S3, with fresh tables.
 pub(crate) async fn dynamo_ingest(store: S3Store, options: RecordOptions) -> DynamoRecorder {
     let client = local::dynamodb().await;
     Recorder {
         state: DynamoStateTable::new(client.clone(), &local::table(state_table, "state").await),
+        listings: Listings::new(
+            DynamoDirectory::new(client.clone(), &local::table(fleet_index_table, "index").await),
+            VehicleGroups::default(),
+        ),
         devices: DynamoDeviceStateTable::new(client.clone(), &local::table(device_state_table, "devices").await),
         ledger: DynamoLedger::new(client, &local::table(ledger_table, "ledger").await),
         store,
@@ -413,4 +424,55 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
         AlertsResponse::Rejected { rejected } => assert!(rejected.starts_with("missing field ts"), "{rejected}"),
         other => panic!("not rejected: {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_fleet_lists_the_vehicles_the_state_table_holds_in_their_groups_views_and_again_changes_nothing() {
+    let client = local::dynamodb().await;
+    let (states, index) = (
+        local::table(state_table, "list-fleet-state").await,
+        local::table(fleet_index_table, "list-fleet-index").await,
+    );
+    let state = DynamoStateTable::new(client.clone(), &states);
+    // More than a page of the state table's scan.
+    for n in 0..130 {
+        let id = DeviceId::new(format!("veh-lf{n:03}")).unwrap();
+        state.put_if_newer(&contract::telemetry(&id, 1, 1), 1).await.unwrap();
+    }
+    let run = || {
+        let out = std::process::Command::new(local::binary("list-fleet"))
+            .args([
+                "--endpoint",
+                &local::moto().endpoint,
+                "--state-table",
+                &states,
+                "--index-table",
+                &index,
+            ])
+            .args(["--groups", "north=veh-lf00*"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(run(), json!({"vehicles": 130, "listed_or_moved": 130}));
+    assert_eq!(
+        run(),
+        json!({"vehicles": 130, "listed_or_moved": 0}),
+        "a second run changes nothing"
+    );
+    let directory = DynamoDirectory::new(client, &index);
+    let listed = |view: View| {
+        let directory = &directory;
+        async move {
+            let every = Listing {
+                prefix: "veh-lf",
+                after: None,
+                limit: 200,
+            };
+            directory.list(&view, every).await.unwrap().len()
+        }
+    };
+    assert_eq!(listed(View::All).await, 130);
+    assert_eq!(listed(View::Group("north".into())).await, 10, "veh-lf000 to veh-lf009");
 }

@@ -7,18 +7,17 @@ use std::time::Duration;
 
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
-use canopy::ports::state::LatestState;
 
-use crate::access::{self, AccessPolicy, Identity, Scope};
+use crate::access::{self, AccessPolicy, Identity};
 use crate::catalogs::Catalogs;
 use crate::console::ConsoleConfig;
 use crate::cursor::Cursors;
 use crate::error::ApiError;
 use crate::history::{self, HistoryError, InvalidQuery};
-use crate::ports::{AlertReads, DeviceReads, HistoryReads, QuotaCounts, StateReads};
+use crate::ports::{AlertReads, DeviceReads, DirectoryReads, HistoryReads, QuotaCounts, StateReads};
 use crate::quota::HistoryQuota;
 
-/// Rows of the latest-state table one listing asks for at most.
+/// Items of one page of a listing at most.
 pub const MAX_PAGE: usize = 100;
 
 /// What the routes share: history, the latest-state tables, the alert log,
@@ -26,6 +25,8 @@ pub const MAX_PAGE: usize = 100;
 pub struct Api {
     pub history: Arc<dyn HistoryReads>,
     pub state: Arc<dyn StateReads>,
+    /// Which vehicles each view of the fleet lists.
+    pub directory: Arc<dyn DirectoryReads>,
     pub alerts: Arc<dyn AlertReads>,
     /// The declared devices' latest states, and their kinds.
     pub devices: Arc<dyn DeviceReads>,
@@ -78,35 +79,6 @@ impl Api {
         let id = device_id("id", id)?;
         access::check(&scope, &id)?;
         Ok(id)
-    }
-
-    /// The latest states of vehicles in `scope`, listed from `after`: up to
-    /// `want` of them, from at most `max_pages` table pages; and where the
-    /// next listing starts.
-    pub(crate) async fn states_in(
-        &self,
-        scope: &Scope,
-        mut after: Option<String>,
-        want: usize,
-        max_pages: usize,
-    ) -> Result<(Vec<LatestState>, Option<String>), ApiError> {
-        let mut items = Vec::new();
-        for _ in 0..max_pages {
-            let page = self
-                .state
-                .list((want - items.len()).min(MAX_PAGE), after.as_deref())
-                .await?;
-            items.extend(
-                page.items
-                    .into_iter()
-                    .filter(|s| scope.allows(s.telemetry.vehicle_id.as_str())),
-            );
-            after = page.next;
-            if after.is_none() || items.len() >= want {
-                break;
-            }
-        }
-        Ok((items, after))
     }
 }
 

@@ -4,7 +4,7 @@
 //! alone (the fuzz target), with no AWS SDK to build.
 
 use canopy::adapters::aws::dynamodb::{
-    self, DynamoAlertLog, DynamoDeviceStateTable, DynamoQuotaCounter, DynamoStateTable,
+    self, DynamoAlertLog, DynamoDeviceStateTable, DynamoDirectory, DynamoQuotaCounter, DynamoStateTable,
 };
 use std::sync::Arc;
 
@@ -29,6 +29,7 @@ impl Api {
         Ok(Self {
             history: Arc::new(history),
             state: Arc::new(DynamoStateTable::new(client.clone(), &config.state_table)),
+            directory: Arc::new(DynamoDirectory::new(client.clone(), &config.index_table)),
             alerts: Arc::new(DynamoAlertLog::new(
                 client.clone(),
                 &config.alerts_table,

@@ -47,6 +47,9 @@ pub struct VehiclePage {
     /// The `next` of the previous page, as it is: an opaque cursor. One this API did not give is refused (400).
     #[param(pattern = "^[A-Za-z0-9_-]{1,400}$", nullable = false)]
     pub after: Option<String>,
+    /// Only vehicles whose id starts with this (case-sensitive)
+    #[param(pattern = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", nullable = false)]
+    pub prefix: Option<String>,
 }
 
 /// A page of the fleet's alert feed, newest first.

@@ -11,6 +11,7 @@ use canopy::domain::kind::Kind;
 use canopy::domain::lttb::Point;
 use canopy::ports::alert_log::{AlertLog, FeedPosition};
 use canopy::ports::device_state::{DeviceState, DeviceStateStore};
+use canopy::ports::directory::{Listing, VehicleDirectory};
 use canopy::ports::quota::QuotaCounter;
 use canopy::ports::state::{LatestState, LatestStateStore};
 use canopy::ports::{Page, TableError};
@@ -22,20 +23,26 @@ use crate::history::{FleetStat, History, HistoryError, Plan, Reduced, SignalRef,
 /// Vehicles' latest states ([`LatestStateStore`]'s reads).
 pub trait StateReads: Send + Sync {
     fn get<'a>(&'a self, vehicle: &'a DeviceId) -> BoxFuture<'a, Result<Option<LatestState>, TableError>>;
-    fn list<'a>(&'a self, limit: usize, after: Option<&'a str>)
-    -> BoxFuture<'a, Result<Page<LatestState>, TableError>>;
+    fn get_many<'a>(&'a self, vehicles: &'a [DeviceId]) -> BoxFuture<'a, Result<Vec<LatestState>, TableError>>;
 }
 
 impl<T: LatestStateStore> StateReads for T {
     fn get<'a>(&'a self, vehicle: &'a DeviceId) -> BoxFuture<'a, Result<Option<LatestState>, TableError>> {
         Box::pin(LatestStateStore::get(self, vehicle))
     }
-    fn list<'a>(
-        &'a self,
-        limit: usize,
-        after: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Page<LatestState>, TableError>> {
-        Box::pin(LatestStateStore::list(self, limit, after))
+    fn get_many<'a>(&'a self, vehicles: &'a [DeviceId]) -> BoxFuture<'a, Result<Vec<LatestState>, TableError>> {
+        Box::pin(LatestStateStore::get_many(self, vehicles))
+    }
+}
+
+/// The fleet's directory ([`VehicleDirectory`]'s read).
+pub trait DirectoryReads: Send + Sync {
+    fn list<'a>(&'a self, view: &'a View, listing: Listing<'a>) -> BoxFuture<'a, Result<Vec<DeviceId>, TableError>>;
+}
+
+impl<T: VehicleDirectory> DirectoryReads for T {
+    fn list<'a>(&'a self, view: &'a View, listing: Listing<'a>) -> BoxFuture<'a, Result<Vec<DeviceId>, TableError>> {
+        Box::pin(VehicleDirectory::list(self, view, listing))
     }
 }
 

@@ -3,11 +3,14 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use canopy::adapters::contract::{alert, station_status, telemetry};
-use canopy::adapters::memory::{MemoryAlertLog, MemoryDeviceStateTable, MemoryQuotaCounter, MemoryStateTable};
+use canopy::adapters::memory::{
+    MemoryAlertLog, MemoryDeviceStateTable, MemoryDirectory, MemoryQuotaCounter, MemoryStateTable,
+};
 use canopy::domain::device::FieldValue;
 use canopy::domain::lttb::Point;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::device_state::DeviceStateStore;
+use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::state::LatestStateStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -30,6 +33,7 @@ use axum::http::header;
 struct MemoryApi {
     history: Arc<MemoryHistory>,
     state: Arc<MemoryStateTable>,
+    directory: Arc<MemoryDirectory>,
     alerts: Arc<MemoryAlertLog>,
     api: Arc<Api>,
 }
@@ -42,6 +46,13 @@ impl MemoryApi {
 }
 
 const T0_US: i64 = 1_700_000_000_000_000;
+
+/// Takes `t` as the telemetry function does: the vehicle listed in its views, then its state.
+async fn heard(api: &MemoryApi, t: &canopy::domain::telemetry::Telemetry) {
+    let views = api.api.access.vehicle_groups.views_of(t.vehicle_id.as_str());
+    api.directory.enter(&t.vehicle_id, &views).await.unwrap();
+    api.state.put_if_newer(t, 1).await.unwrap();
+}
 
 /// Records `a` as the alerts function does: in its log and its views' feeds.
 async fn record(api: &MemoryApi, a: &canopy::domain::alert::Alert) {
@@ -60,11 +71,13 @@ async fn api() -> Arc<MemoryApi> {
 async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryApi {
     let history = Arc::new(MemoryHistory::default());
     let state = Arc::new(MemoryStateTable::default());
+    let directory = Arc::new(MemoryDirectory::default());
     let alerts = Arc::new(MemoryAlertLog::default());
     let api = MemoryApi {
         api: Arc::new(Api {
             history: history.clone(),
             state: state.clone(),
+            directory: directory.clone(),
             alerts: alerts.clone(),
             devices: Arc::new(stations().await),
             kinds: Kinds::builtin(),
@@ -78,12 +91,13 @@ async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryAp
         }),
         history,
         state,
+        directory,
         alerts,
     };
     let v = DeviceId::new("veh-001").unwrap();
-    api.state.put_if_newer(&telemetry(&v, 7, 0), 1).await.unwrap();
+    heard(&api, &telemetry(&v, 7, 0)).await;
     let other = DeviceId::new("veh-002").unwrap();
-    api.state.put_if_newer(&telemetry(&other, 3, 0), 1).await.unwrap();
+    heard(&api, &telemetry(&other, 3, 0)).await;
     record(&api, &alert(&v, 7, 0)).await;
     let signal = SignalRef {
         message_name: "BMS_PackStatus".into(),
@@ -304,13 +318,13 @@ async fn paging_a_listing_shows_no_other_groups_vehicle_anywhere() {
     // South's vehicles far outnumber north's, between and after them in the table's order.
     for i in 0..1_500 {
         let id = DeviceId::new(format!("veh-s{i:04}")).unwrap();
-        api.state.put_if_newer(&telemetry(&id, 1, 0), 1).await.unwrap();
+        heard(&api, &telemetry(&id, 1, 0)).await;
     }
     for i in [3, 600, 1_400] {
         let id = DeviceId::new(format!("veh-s{i:04}n")).unwrap();
-        api.state.put_if_newer(&telemetry(&id, 1, 0), 1).await.unwrap();
+        heard(&api, &telemetry(&id, 1, 0)).await;
         let north = DeviceId::new(format!("veh-n{i:04}")).unwrap();
-        api.state.put_if_newer(&telemetry(&north, 1, 0), 1).await.unwrap();
+        heard(&api, &telemetry(&north, 1, 0)).await;
     }
     let mut seen = Vec::new();
     let mut uri = "/vehicles?limit=2".to_string();
@@ -429,7 +443,7 @@ async fn an_unchanged_answer_is_a_304() {
     assert!(body.is_empty());
     // A newer message for veh-002 changes the listing, so the tag.
     let v = DeviceId::new("veh-002").unwrap();
-    api.state.put_if_newer(&telemetry(&v, 4, 1), 1).await.unwrap();
+    heard(&api, &telemetry(&v, 4, 1)).await;
     let (status, headers, _) = raw(&api, again()).await;
     assert_eq!(status, StatusCode::OK);
     assert_ne!(headers[header::ETAG], tag);
@@ -970,4 +984,47 @@ async fn every_range_is_answered_cut_to_31_days_or_empty() {
     );
     // No query ran for them: the fault set above is still waiting for one.
     assert_eq!(get(&api, history).await.0, StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test]
+async fn the_fleet_pages_in_id_order_and_searches_by_prefix_one_read_per_partition_and_page() {
+    let api = api().await;
+    for i in 0..2_000 {
+        heard(&api, &telemetry(&DeviceId::new(format!("fleet-{i:05}")).unwrap(), 1, 0)).await;
+    }
+    let ids = |body: &Value| -> Vec<String> {
+        (body["vehicles"].as_array().unwrap().iter())
+            .map(|v| v["vehicle_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let reads = || {
+        (
+            api.directory.faults.calls("list_query"),
+            api.state.faults.calls("get_many"),
+        )
+    };
+    let before = reads();
+    let (status, body) = get(&api, "/vehicles?prefix=fleet-012&limit=3").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(&body), ["fleet-01200", "fleet-01201", "fleet-01202"]);
+    let after = reads();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (8, 1),
+        "a partition query each, one batch of states"
+    );
+    let next = body["next"].as_str().unwrap();
+    let (_, body) = get(&api, &format!("/vehicles?prefix=fleet-012&limit=3&after={next}")).await;
+    assert_eq!(ids(&body), ["fleet-01203", "fleet-01204", "fleet-01205"]);
+    let (_, body) = get(&api, "/vehicles?prefix=fleet-0199&limit=100").await;
+    assert_eq!(ids(&body).len(), 10);
+    assert!(body["next"].is_null(), "the search's last page: {body}");
+    let (_, body) = get(&api, "/vehicles?limit=2").await;
+    assert_eq!(ids(&body), ["fleet-00000", "fleet-00001"], "id order from the start");
+    let (status, body) = get(&api, "/vehicles?prefix=fleet~").await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("prefix")),
+        "{body}"
+    );
 }

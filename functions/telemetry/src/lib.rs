@@ -5,23 +5,28 @@
 //! - [`Config`]: its environment, validated at start-up.
 //! - [`TelemetryHandler`]: the handler, built by [`TelemetryHandler::from_env`]
 //!   (the Lambda's `main.rs` and the local stack call the same constructor).
-//! - [`ingest`]: the work, knowing nothing of Lambda.
+//! - [`record`]: the work, knowing nothing of Lambda; [`listing`]: the
+//!   fleet's directory it keeps.
 
+pub mod listing;
 pub mod record;
 
 use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use canopy::adapters::aws::dynamodb::{self, DynamoDeviceStateTable, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{self, DynamoDeviceStateTable, DynamoDirectory, DynamoLedger, DynamoStateTable};
 use canopy::adapters::aws::s3::S3Store;
+use canopy::domain::access::VehicleGroups;
 use canopy::domain::kind::Kinds;
 use canopy::ports::device_state::DeviceStateStore;
+use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::ledger::Ledger;
 use canopy::ports::state::LatestStateStore;
 use canopy::ports::store::ObjectStore;
 use canopy::runtime::env::{self, EnvError};
 use canopy::runtime::metrics::{Metrics, MetricsSink, Unit};
 
+use crate::listing::Listings;
 use crate::record::{Incoming, RecordOptions, RecordOutcome, Recorder};
 
 #[derive(Debug, Clone)]
@@ -34,6 +39,10 @@ pub struct Config {
     pub device_state_table: String,
     /// `LEDGER_TABLE`: which archive object holds which message.
     pub ledger_table: String,
+    /// `FLEET_INDEX_TABLE`: the fleet's directory.
+    pub index_table: String,
+    /// `VEHICLE_GROUPS` (optional, as the API's): which groups' views list each vehicle.
+    pub groups: VehicleGroups,
     pub options: RecordOptions,
 }
 
@@ -52,6 +61,11 @@ impl Config {
             state_table: env::required(vars, "STATE_TABLE")?,
             device_state_table: env::required(vars, "DEVICE_STATE_TABLE")?,
             ledger_table: env::required(vars, "LEDGER_TABLE")?,
+            index_table: env::required(vars, "FLEET_INDEX_TABLE")?,
+            groups: VehicleGroups::parse(&env::or(vars, "VEHICLE_GROUPS", "")).map_err(|problem| EnvError {
+                name: "VEHICLE_GROUPS".into(),
+                problem,
+            })?,
             options: RecordOptions {
                 claim_stale_after_ms: stale_s * 1000,
                 clock: env::clock_bounds(vars)?,
@@ -62,18 +76,19 @@ impl Config {
 }
 
 /// The handler: an SQS batch in, the messages to retry out.
-pub struct TelemetryHandler<S, D, L, O> {
-    ingest: Recorder<S, D, L, O>,
+pub struct TelemetryHandler<S, D, L, O, R> {
+    ingest: Recorder<S, D, L, O, R>,
     metrics: MetricsSink,
 }
 
-impl TelemetryHandler<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store> {
+impl TelemetryHandler<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store, DynamoDirectory> {
     /// The function as deployed: configuration from `vars`, DynamoDB and S3.
     pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, EnvError> {
         let config = Config::from_vars(vars)?;
         let client = dynamodb::client(sdk);
         Ok(Self::new(Recorder {
             state: DynamoStateTable::new(client.clone(), &config.state_table),
+            listings: Listings::new(DynamoDirectory::new(client.clone(), &config.index_table), config.groups),
             devices: DynamoDeviceStateTable::new(client.clone(), &config.device_state_table),
             ledger: DynamoLedger::new(client, &config.ledger_table),
             store: S3Store::new(sdk, &config.bucket),
@@ -83,8 +98,10 @@ impl TelemetryHandler<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3
     }
 }
 
-impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> TelemetryHandler<S, D, L, O> {
-    pub fn new(ingest: Recorder<S, D, L, O>) -> Self {
+impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore, R: VehicleDirectory>
+    TelemetryHandler<S, D, L, O, R>
+{
+    pub fn new(ingest: Recorder<S, D, L, O, R>) -> Self {
         Self {
             ingest,
             metrics: MetricsSink::default(),

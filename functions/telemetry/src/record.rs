@@ -21,7 +21,8 @@
 //!   (a duplicate) or share none. One write per unit instead of per sample is
 //!   what makes v2 cheap: a 5-sample message costs one ledger write, not five.
 //! - The latest state gets the newest sample per vehicle of the batch, by a
-//!   conditional write that never lets an older sample win.
+//!   conditional write that never lets an older sample win; a vehicle is
+//!   listed in the fleet's directory before its first state is written.
 //! - Status messages of devices of a declared kind (a station's, marked by
 //!   the device rule's `topic_kind`) take the same way, a [`Lane`] apart:
 //!   validated against their kind's declaration, archived under
@@ -41,6 +42,7 @@ use canopy::format::lake::{archive, devices};
 use canopy::format::telemetry::{Message, TOPIC_VEHICLE_ID};
 use canopy::ports::TableError;
 use canopy::ports::device_state::DeviceStateStore;
+use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::ledger::{Claim, Ledger};
 use canopy::ports::state::LatestStateStore;
 use canopy::ports::store::ObjectStore;
@@ -48,6 +50,8 @@ use canopy::runtime::text::truncate_chars;
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 use tracing::{info, warn};
+
+use crate::listing::Listings;
 
 /// One message as the queue delivers it.
 #[derive(Debug, Clone)]
@@ -136,10 +140,13 @@ pub trait Lane: Sync {
     fn put_state(&self, sample: &Self::Sample, now_ms: i64) -> impl Future<Output = Result<bool, TableError>> + Send;
 }
 
-/// Vehicles: `telemetry/date=<date>/`, the latest-state table.
-struct Vehicles<'a, S>(&'a S);
+/// Vehicles: `telemetry/date=<date>/`, the latest-state table, the fleet's directory.
+struct Vehicles<'a, S, R> {
+    states: &'a S,
+    listings: &'a Listings<R>,
+}
 
-impl<S: LatestStateStore> Lane for Vehicles<'_, S> {
+impl<S: LatestStateStore, R: VehicleDirectory> Lane for Vehicles<'_, S, R> {
     type Sample = Telemetry;
     fn archive_key(&self, first: &Telemetry, batch: &str) -> String {
         archive::archive_key(date_of(first.ts_us()), batch)
@@ -147,8 +154,10 @@ impl<S: LatestStateStore> Lane for Vehicles<'_, S> {
     fn write(&self, samples: &[&Telemetry], key: &str) -> Result<Vec<u8>, String> {
         archive::write(samples, key).map_err(|e| e.to_string())
     }
-    fn put_state(&self, t: &Telemetry, now_ms: i64) -> impl Future<Output = Result<bool, TableError>> + Send {
-        self.0.put_if_newer(t, now_ms)
+    /// Listed before its state is written: a vehicle with a state is in the directory.
+    async fn put_state(&self, t: &Telemetry, now_ms: i64) -> Result<bool, TableError> {
+        self.listings.enter(&t.vehicle_id).await?;
+        self.states.put_if_newer(t, now_ms).await
     }
 }
 
@@ -226,9 +235,10 @@ fn batch_name(ids: &[&str]) -> String {
     format!("batch-{a:016x}{b:016x}")
 }
 
-/// The ingest service over its four ports and the kinds it knows.
-pub struct Recorder<S, D, L, O> {
+/// The ingest service over its five ports and the kinds it knows.
+pub struct Recorder<S, D, L, O, R> {
     pub state: S,
+    pub listings: Listings<R>,
     pub devices: D,
     pub ledger: L,
     pub store: O,
@@ -236,7 +246,7 @@ pub struct Recorder<S, D, L, O> {
     pub options: RecordOptions,
 }
 
-impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> Recorder<S, D, L, O> {
+impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore, R: VehicleDirectory> Recorder<S, D, L, O, R> {
     /// Ingests one batch: validate, archive each new message once, update the
     /// latest state; the outcome names the messages to retry.
     pub async fn process(&self, batch: &[Incoming], now_ms: i64) -> RecordOutcome {
@@ -249,7 +259,11 @@ impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore> Record
             failed: Vec::new(),
         };
         let (vehicles, devices) = validate(batch, &self.kinds, self.options.clock, &mut run);
-        self.lane(&mut run, &Vehicles(&self.state), vehicles).await;
+        let lane = Vehicles {
+            states: &self.state,
+            listings: &self.listings,
+        };
+        self.lane(&mut run, &lane, vehicles).await;
         let lane = Devices {
             states: &self.devices,
             kinds: &self.kinds,

@@ -1,9 +1,11 @@
 //! The ingest service on the memory adapters: every branch, no server.
 
 use canopy::adapters::contract::telemetry;
-use canopy::adapters::memory::{MemoryDeviceStateTable, MemoryLedger, MemoryStateTable, MemoryStore};
+use canopy::adapters::memory::{MemoryDeviceStateTable, MemoryDirectory, MemoryLedger, MemoryStateTable, MemoryStore};
+use canopy::domain::access::{VehicleGroups, View};
 use canopy::domain::device_id::DeviceId;
 use canopy::ports::device_state::DeviceStateStore;
+use canopy::ports::directory::{Listing, VehicleDirectory};
 use canopy::ports::ledger::ExistingClaim;
 use canopy::ports::state::LatestStateStore;
 
@@ -12,9 +14,11 @@ use super::*;
 const NOW_MS: i64 = 1_800_000_000_000;
 
 /// A recorder on the memory adapters, with the built-in kinds.
-pub(crate) fn service() -> Recorder<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, MemoryStore> {
+pub(crate) fn service() -> Recorder<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, MemoryStore, MemoryDirectory>
+{
     Recorder {
         state: MemoryStateTable::default(),
+        listings: Listings::new(MemoryDirectory::default(), VehicleGroups::default()),
         devices: MemoryDeviceStateTable::default(),
         ledger: MemoryLedger::default(),
         store: MemoryStore::new("lake"),
@@ -138,6 +142,61 @@ async fn a_failed_archive_write_sends_its_messages_back_and_a_retry_archives_the
     assert_eq!(retry.failed, Vec::<String>::new());
     assert_eq!(retry.archived, 2);
     assert_eq!(s.store.keys().len(), 1);
+}
+
+/// The vehicles `view` of the directory lists.
+async fn listed(
+    s: &Recorder<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, MemoryStore, MemoryDirectory>,
+    view: &View,
+) -> Vec<String> {
+    let every = Listing {
+        prefix: "",
+        after: None,
+        limit: 100,
+    };
+    let ids = s.listings.directory.list(view, every).await.unwrap();
+    ids.iter().map(|v| v.to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_vehicle_is_listed_in_its_views_on_its_first_message_and_never_read_again() {
+    let mut s = service();
+    s.listings = Listings::new(
+        MemoryDirectory::default(),
+        VehicleGroups::parse("north=veh-001").unwrap(),
+    );
+    let (v1, v2) = (vehicle(1), vehicle(2));
+    let first = s
+        .process(&[incoming("a1", &v1, 1), incoming("b1", &v2, 1)], NOW_MS)
+        .await;
+    assert!(first.failed.is_empty(), "{:?}", first.failed);
+    assert_eq!(listed(&s, &View::All).await, ["veh-001", "veh-002"]);
+    assert_eq!(listed(&s, &View::Group("north".into())).await, ["veh-001"]);
+    for seq in 2..10 {
+        s.process(&[incoming(&format!("a{seq}"), &v1, seq)], NOW_MS).await;
+    }
+    assert_eq!(
+        s.listings.directory.faults.calls("listed"),
+        2,
+        "one read per vehicle, on its first message"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_listing_sends_the_vehicles_messages_back_and_writes_no_state_until_listed() {
+    let s = service();
+    let v1 = vehicle(1);
+    s.listings.directory.faults.fail_next_of("put_entry", 1);
+    let outcome = s.process(&[incoming("a1", &v1, 1)], NOW_MS).await;
+    assert_eq!(outcome.failed, ["a1"]);
+    assert!(
+        s.state.get(&v1).await.unwrap().is_none(),
+        "no state for a vehicle the directory lacks"
+    );
+    let retried = s.process(&[incoming("a1", &v1, 1)], NOW_MS + 1).await;
+    assert!(retried.failed.is_empty(), "{:?}", retried.failed);
+    assert_eq!(listed(&s, &View::All).await, ["veh-001"]);
+    assert!(s.state.get(&v1).await.unwrap().is_some());
 }
 
 #[tokio::test]

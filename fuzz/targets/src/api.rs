@@ -10,12 +10,15 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use canopy::adapters::contract::{alert, telemetry};
-use canopy::adapters::memory::{MemoryAlertLog, MemoryDeviceStateTable, MemoryQuotaCounter, MemoryStateTable};
+use canopy::adapters::memory::{
+    MemoryAlertLog, MemoryDeviceStateTable, MemoryDirectory, MemoryQuotaCounter, MemoryStateTable,
+};
 use canopy::domain::access::View;
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
 use canopy::domain::lttb::Point;
 use canopy::ports::alert_log::AlertLog;
+use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::state::LatestStateStore;
 use canopy_api::access::AccessPolicy;
 use canopy_api::history::SignalRef;
@@ -28,10 +31,12 @@ use tower::ServiceExt;
 fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
     let history = Arc::new(MemoryHistory::default());
     let state = Arc::new(MemoryStateTable::default());
+    let directory = Arc::new(MemoryDirectory::default());
     let alerts = Arc::new(MemoryAlertLog::default());
     let api = Api {
         history: history.clone(),
         state: state.clone(),
+        directory: directory.clone(),
         alerts: alerts.clone(),
         devices: Arc::new(MemoryDeviceStateTable::default()),
         kinds: Kinds::builtin(),
@@ -47,6 +52,9 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
     let v = DeviceId::new("veh-001").expect("an id");
     let other = DeviceId::new("veh-002").expect("an id");
     runtime.block_on(async {
+        for id in [&v, &other] {
+            directory.enter(id, &[View::All]).await.expect("memory");
+        }
         state
             .put_if_newer(&telemetry(&v, 7, 1_700_000_000), 1)
             .await

@@ -19,6 +19,7 @@ use crate::domain::measure::Measure;
 use crate::domain::telemetry::Telemetry;
 use crate::ports::alert_log::{AlertLog, FeedPosition};
 use crate::ports::device_state::DeviceStateStore;
+use crate::ports::directory::{Listing, VehicleDirectory};
 use crate::ports::keys::KeyStore;
 use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
 use crate::ports::live::{Connection, ConnectionStore, Subscription};
@@ -191,6 +192,99 @@ pub async fn latest_state<S: LatestStateStore>(states: &S, tag: &str) {
     ours.sort();
     let expected: Vec<String> = (1..=5).map(|n| vehicle(tag, n).to_string()).collect();
     assert_eq!(ours, expected, "every vehicle listed exactly once");
+
+    let asked = [vehicle(tag, 3), vehicle(tag, 99), vehicle(tag, 1)];
+    let many: Vec<String> = (states.get_many(&asked).await.expect("get many").iter())
+        .map(|s| s.telemetry.vehicle_id.to_string())
+        .collect();
+    assert_eq!(
+        many,
+        [vehicle(tag, 3).to_string(), vehicle(tag, 1).to_string()],
+        "in the order asked, those that have a state"
+    );
+    let hundreds: Vec<DeviceId> = (1..=250).map(|n| vehicle(tag, n % 5 + 1)).collect();
+    assert_eq!(
+        states.get_many(&hundreds).await.expect("get many").len(),
+        250,
+        "past a batch's hundred keys, repeats included"
+    );
+}
+
+/// Entries by view, in id order, by prefix and cursor; re-entering is a read;
+/// a vehicle that leaves a view leaves its listing.
+pub async fn vehicle_directory<D: VehicleDirectory>(directory: &D, tag: &str) {
+    let group = View::Group(format!("{tag}-g"));
+    let ids: Vec<DeviceId> = [1, 2, 3, 10, 11, 12, 20].into_iter().map(|n| vehicle(tag, n)).collect();
+    for id in &ids {
+        let views = if id.as_str().ends_with('1') {
+            vec![View::All, group.clone()]
+        } else {
+            vec![View::All]
+        };
+        assert!(directory.enter(id, &views).await.expect("enter"), "{id}: first entered");
+        assert!(
+            !directory.enter(id, &views).await.expect("enter"),
+            "{id}: the same views again change nothing"
+        );
+    }
+    let all = |prefix, after, limit| async move {
+        let listing = Listing { prefix, after, limit };
+        (directory.list(&View::All, listing).await.expect("list").iter())
+            .map(|v| v.to_string())
+            .collect::<Vec<String>>()
+    };
+    let name = |n: u32| vehicle(tag, n).to_string();
+    assert_eq!(
+        all(tag, None, 3).await,
+        [name(1), name(2), name(3)],
+        "id order, from the start"
+    );
+    let after_3 = name(3);
+    assert_eq!(
+        all(tag, Some(&after_3), 3).await,
+        [name(10), name(11), name(12)],
+        "after the cursor"
+    );
+    let after_12 = name(12);
+    assert_eq!(all(tag, Some(&after_12), 3).await, [name(20)], "the last page");
+    let prefix = format!("{tag}-01");
+    assert_eq!(all(&prefix, None, 10).await, [name(10), name(11), name(12)], "a prefix");
+    let after_10 = name(10);
+    assert_eq!(
+        all(&prefix, Some(&after_10), 10).await,
+        [name(11), name(12)],
+        "a prefix after a cursor"
+    );
+    let after_all = format!("{tag}-999");
+    assert!(all(tag, Some(&after_all), 10).await.is_empty(), "past the end");
+
+    let group = &group;
+    let in_group = |listing| async move {
+        (directory.list(group, listing).await.expect("list").iter())
+            .map(|v| v.to_string())
+            .collect::<Vec<String>>()
+    };
+    let every = Listing {
+        prefix: tag,
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(
+        in_group(every).await,
+        [name(1), name(11)],
+        "a group lists its own vehicles only"
+    );
+    assert!(directory.enter(&vehicle(tag, 11), &[View::All]).await.expect("enter"));
+    assert_eq!(
+        in_group(every).await,
+        [name(1)],
+        "a vehicle that left the group leaves its listing"
+    );
+    assert_eq!(
+        all(&prefix, None, 10).await,
+        [name(10), name(11), name(12)],
+        "and stays in the fleet's"
+    );
 }
 
 /// A valid station status of `id` at `ts_s` seconds past 2023-11-14T22:13:20Z.
@@ -697,6 +791,7 @@ mod tests {
         ledger(&MemoryLedger::default(), "t1").await;
         device_state(&MemoryDeviceStateTable::default(), "t1").await;
         alert_log(&MemoryAlertLog::default(), "t1").await;
+        vehicle_directory(&MemoryDirectory::default(), "t1").await;
         quota_counter(&MemoryQuotaCounter::default(), "t1").await;
         key_store(&MemoryKeyStore::default(), "t1").await;
         connection_store(&MemoryConnectionStore::default(), "t1").await;

@@ -50,12 +50,9 @@ impl FeedPosition {
     }
 }
 
-/// The feed partition of `stream` (FNV-1a: stable across builds and machines).
+/// The feed partition of `stream`.
 pub fn feed_shard(stream: &str) -> u32 {
-    let hash = stream
-        .bytes()
-        .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    hash % FEED_SHARDS
+    super::partition_of(stream, FEED_SHARDS)
 }
 
 /// The newest `limit` of several partitions' pages (each newest first).

@@ -8,6 +8,7 @@
 //! | [`state::LatestStateStore`] | each vehicle's newest telemetry | DynamoDB |
 //! | [`ledger::Ledger`] | which archive object holds a (vehicle, seq) | DynamoDB |
 //! | [`alert_log::AlertLog`] | the alert log, its cooldown windows and the fleet's alert feeds | DynamoDB |
+//! | [`directory::VehicleDirectory`] | which vehicles each view of the fleet lists | DynamoDB |
 //! | [`quota::QuotaCounter`] | requests per caller and window | DynamoDB |
 //! | [`messaging::Notifier`] | alerts to people | SNS |
 //! | [`messaging::DevicePublisher`] | messages to vehicles | IoT Core's data plane |
@@ -19,6 +20,7 @@
 
 pub mod alert_log;
 pub mod device_state;
+pub mod directory;
 pub mod keys;
 pub mod ledger;
 pub mod live;
@@ -41,4 +43,13 @@ pub struct TableError {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
+}
+
+/// Which of `partitions` an index keeps `key` in (FNV-1a: stable across
+/// builds and machines, so every writer and reader agrees).
+pub fn partition_of(key: &str, partitions: u32) -> u32 {
+    let hash = key
+        .bytes()
+        .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    hash % partitions.max(1)
 }

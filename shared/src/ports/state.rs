@@ -35,6 +35,10 @@ pub trait LatestStateStore: Send + Sync {
 
     fn get(&self, vehicle: &DeviceId) -> impl Future<Output = Result<Option<LatestState>, TableError>> + Send;
 
+    /// The states of `vehicles` that have one, in the order asked (a page
+    /// of a listing: one batch read per hundred).
+    fn get_many(&self, vehicles: &[DeviceId]) -> impl Future<Output = Result<Vec<LatestState>, TableError>> + Send;
+
     /// Vehicles' latest states in vehicle order, `limit` at a time, after the `after` cursor.
     fn list(
         &self,

@@ -9,11 +9,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use aws_lambda_events::event::sqs::SqsEvent;
-use canopy::adapters::aws::dynamodb::{DynamoDeviceStateTable, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{DynamoDeviceStateTable, DynamoDirectory, DynamoLedger, DynamoStateTable};
 use canopy::adapters::aws::s3::S3Store;
+use canopy::domain::access::VehicleGroups;
 use canopy::domain::kind::Kinds;
-use canopy_local::resources::{create_table, device_state_table, ledger_table, state_table};
+use canopy_local::resources::{create_table, device_state_table, fleet_index_table, ledger_table, state_table};
 use canopy_telemetry::TelemetryHandler;
+use canopy_telemetry::listing::Listings;
 use canopy_telemetry::record::{RecordOptions, Recorder};
 use canopy_tests::fixtures::Rng;
 use canopy_tests::messages;
@@ -36,6 +38,7 @@ async fn main() -> Result<()> {
     create_table(&dynamodb, &state_table("bench-state")).await?;
     create_table(&dynamodb, &ledger_table("bench-ledger")).await?;
     create_table(&dynamodb, &device_state_table("bench-devices")).await?;
+    create_table(&dynamodb, &fleet_index_table("bench-index")).await?;
     let store = S3Store::new(&sdk, "bench-telemetry");
     store
         .client()
@@ -46,6 +49,10 @@ async fn main() -> Result<()> {
         .context("create bucket")?;
     let handler = TelemetryHandler::new(Recorder {
         state: DynamoStateTable::new(dynamodb.clone(), "bench-state"),
+        listings: Listings::new(
+            DynamoDirectory::new(dynamodb.clone(), "bench-index"),
+            VehicleGroups::default(),
+        ),
         devices: DynamoDeviceStateTable::new(dynamodb.clone(), "bench-devices"),
         ledger: DynamoLedger::new(dynamodb, "bench-ledger"),
         store,

@@ -4,19 +4,17 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use canopy::ports::directory::{Listing, merge_listing};
+use futures::future::try_join_all;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::access::{self, Identity};
-use crate::app::Api;
+use crate::app::{Api, device_id};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::openapi::{ListErrors, ReadErrors, VehicleState};
 use crate::params::{VehiclePage, VehiclePath, page_limit};
-
-/// Table pages read for one answer at most: a caller in a small group of a
-/// large fleet gets a short page and a `next` rather than a slow answer.
-const MAX_PAGES_PER_LISTING: usize = 10;
 
 /// A page of vehicles.
 #[derive(Serialize, ToSchema)]
@@ -26,7 +24,7 @@ pub struct VehicleList {
     pub next: Option<String>,
 }
 
-/// Vehicles with their latest state, paginated
+/// Vehicles with their latest state, in id order, paginated; searched by id prefix
 #[utoipa::path(get, path = "/vehicles", operation_id = "listVehicles", params(VehiclePage), responses(
     (status = 200, description = "A page", body = VehicleList),
     ListErrors,
@@ -38,13 +36,31 @@ pub async fn list(
 ) -> Result<Json<VehicleList>, ApiError> {
     let scope = access::scope(&api.access, &identity)?;
     let limit = page_limit(page.limit)?;
-    // The cursor is sealed: where the table's scan stopped may be another
-    // group's vehicle, which this caller may not learn of.
+    // The cursor is sealed: it names the page's last vehicle, which may be
+    // one of a group this caller was in when it was given.
     let after = page.after.map(|a| api.cursors.open("after", &a)).transpose()?;
-    let (states, after) = api.states_in(&scope, after, limit, MAX_PAGES_PER_LISTING).await?;
+    let prefix = page.prefix.as_deref().map(|p| device_id("prefix", p)).transpose()?;
+    let listing = Listing {
+        prefix: prefix.as_ref().map_or("", |p| p.as_str()),
+        after: after.as_deref(),
+        limit: limit + 1,
+    };
+    let views = scope.views();
+    let pages = try_join_all(views.iter().map(|view| api.directory.list(view, listing))).await?;
+    let mut ids = merge_listing(pages, limit + 1);
+    let more = ids.len() > limit;
+    ids.truncate(limit);
+    let next = if more {
+        ids.last().map(|last| api.cursors.seal(last.as_str()))
+    } else {
+        None
+    };
+    // A view keeps who its group held when each vehicle was entered.
+    ids.retain(|id| scope.allows(id.as_str()));
+    let states = api.state.get_many(&ids).await?;
     Ok(Json(VehicleList {
         vehicles: states.iter().map(VehicleState::from).collect(),
-        next: after.map(|position| api.cursors.seal(&position)),
+        next,
     }))
 }
 

@@ -48,8 +48,8 @@ test.describe('the fleet page', () => {
     expect(new URL(page.url()).hash).toContain('sort=-soc_pct');
   });
 
-  test('filters by id', async ({ page }) => {
-    await page.getByRole('searchbox', { name: 'Filter vehicles by id' }).fill('002');
+  test('searches by id prefix', async ({ page }) => {
+    await page.getByRole('searchbox', { name: 'Search vehicles by id prefix' }).fill('veh-002');
     await expect.poll(async () => (await readTable(tableWith(page, 'Last message'))).map((r) => r.Vehicle)).toEqual(['veh-002']);
   });
 });

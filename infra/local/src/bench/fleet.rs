@@ -1,8 +1,9 @@
 //! `make bench-fleet`: what the console's fleet-wide reads cost as the
 //! fleet grows. Each fleet (1,000, 10,000 and 100,000 vehicles on the memory
-//! adapters; 10,000 on moto) is seeded with each vehicle's latest state and
-//! one alert, the newest vehicle's last; then each console action is asked of
-//! the API's router, as a request, `runs` times. Per action: p50 and p95, and
+//! adapters; 10,000 on moto) is seeded with each vehicle's directory entry,
+//! latest state and one alert, the newest vehicle's last; then each console
+//! action is asked of the API's router, as a request, `runs` times (at most
+//! 10 on moto). Per action: p50 and p95, and
 //! the table requests one answer made (counted by the memory adapters, or by
 //! an interceptor on the DynamoDB client against moto).
 //!
@@ -19,16 +20,19 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use canopy::adapters::aws::dynamodb::DynamoAlertLog;
+use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoDirectory, DynamoStateTable};
 use canopy::adapters::contract::{alert, telemetry};
-use canopy::adapters::memory::{MemoryAlertLog, MemoryDeviceStateTable, MemoryQuotaCounter, MemoryStateTable};
+use canopy::adapters::memory::{
+    MemoryAlertLog, MemoryDeviceStateTable, MemoryDirectory, MemoryQuotaCounter, MemoryStateTable,
+};
 use canopy::domain::access::{AccessPolicy, View};
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
 use canopy::ports::alert_log::AlertLog;
+use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::state::LatestStateStore;
 use canopy_api::history::datafusion::DataFusionHistory;
-use canopy_api::ports::AlertReads;
+use canopy_api::ports::{AlertReads, DirectoryReads, StateReads};
 use canopy_api::quota::HistoryQuota;
 use canopy_api::{Api, catalogs, router};
 use futures::StreamExt;
@@ -36,7 +40,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::bench::latency::percentiles;
-use crate::resources::{alerts_table, create_table, fleet_index_table};
+use crate::resources::{alerts_table, create_table, fleet_index_table, state_table};
 use crate::services::{Moto, moto_server_path, sdk_config};
 
 /// The seeded fleet's vehicle `n`: `fleet-000000` …; the last seeded alerts last.
@@ -67,14 +71,22 @@ struct Measured {
     requests: usize,
 }
 
-/// The API's router over `alerts` (the other ports empty; the actions read none of them).
-async fn api(alerts: Arc<dyn AlertReads>) -> Result<axum::Router> {
+/// The tables the fleet-wide actions read.
+struct Tables {
+    state: Arc<dyn StateReads>,
+    directory: Arc<dyn DirectoryReads>,
+    alerts: Arc<dyn AlertReads>,
+}
+
+/// The API's router over `tables` (the other ports empty; the actions read none of them).
+async fn api(tables: Tables) -> Result<axum::Router> {
     let empty = std::env::temp_dir().join(format!("canopy-bench-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&empty)?;
     Ok(router(Arc::new(Api {
         history: Arc::new(DataFusionHistory::local(&empty).await?),
-        state: Arc::new(MemoryStateTable::default()),
-        alerts,
+        state: tables.state,
+        directory: tables.directory,
+        alerts: tables.alerts,
         devices: Arc::new(MemoryDeviceStateTable::default()),
         kinds: Kinds::builtin(),
         catalogs: Box::new(Arc::new(catalogs::built_in()?)),
@@ -85,6 +97,22 @@ async fn api(alerts: Arc<dyn AlertReads>) -> Result<axum::Router> {
         history_deadline: Duration::from_secs(25),
         cursors: canopy_api::cursor::Cursors::ephemeral(),
     })))
+}
+
+/// Seeds vehicle `n` as the telemetry and alerts functions would: listed, its state, one alert.
+async fn seed(
+    n: usize,
+    state: &impl LatestStateStore,
+    directory: &impl VehicleDirectory,
+    alerts: &impl AlertLog,
+) -> Result<()> {
+    let v = vehicle(n)?;
+    directory.enter(&v, &[View::All]).await?;
+    state.put_if_newer(&telemetry(&v, 1, alert_time_s(n)), 1).await?;
+    alerts
+        .record(&alert(&v, 1, alert_time_s(n)), &[View::All], i64::MAX / 2)
+        .await?;
+    Ok(())
 }
 
 async fn get(api: &axum::Router, uri: &str) -> Result<Value> {
@@ -123,7 +151,8 @@ async fn measure(
     })
 }
 
-/// The console's fleet-wide actions on `api`; checks that the feed opens with the newest vehicle's alert.
+/// The console's fleet-wide actions on `api`; checks that the feed opens
+/// with the newest vehicle's alert and the fleet's first page with its first vehicles.
 async fn actions(api: &axum::Router, fleet: usize, runs: usize, requests: &dyn Fn() -> usize) -> Result<Vec<Measured>> {
     let first = get(api, "/alerts?limit=50").await?;
     let newest = vehicle(fleet - 1)?;
@@ -133,35 +162,53 @@ async fn actions(api: &axum::Router, fleet: usize, runs: usize, requests: &dyn F
             first["alerts"][0]["vehicle_id"]
         );
     }
-    let next = first["next"].as_str().context("a second page")?.to_string();
-    Ok(vec![
-        measure(api, "alert feed, first page", "/alerts?limit=50", runs, requests).await?,
-        measure(
-            api,
-            "alert feed, next page",
-            &format!("/alerts?limit=50&after={next}"),
-            runs,
-            requests,
-        )
-        .await?,
-    ])
+    let next_alerts = first["next"].as_str().context("a second page of alerts")?.to_string();
+    let page = get(api, "/vehicles?limit=50").await?;
+    let listed = page["vehicles"].as_array().map_or(0, Vec::len);
+    if listed != 50 || page["vehicles"][0]["vehicle_id"] != vehicle(0)?.as_str() {
+        bail!(
+            "the fleet of {fleet} opens with {listed} vehicles from {}",
+            page["vehicles"][0]["vehicle_id"]
+        );
+    }
+    let next_vehicles = page["next"].as_str().context("a second page of vehicles")?.to_string();
+    let cases = [
+        ("fleet, first page", "/vehicles?limit=50".to_string()),
+        ("fleet, next page", format!("/vehicles?limit=50&after={next_vehicles}")),
+        (
+            "fleet, id-prefix search",
+            "/vehicles?limit=50&prefix=fleet-0009".to_string(),
+        ),
+        ("alert feed, first page", "/alerts?limit=50".to_string()),
+        ("alert feed, next page", format!("/alerts?limit=50&after={next_alerts}")),
+    ];
+    let mut measured = Vec::with_capacity(cases.len());
+    for (action, uri) in cases {
+        measured.push(measure(api, action, &uri, runs, requests).await?);
+    }
+    Ok(measured)
 }
 
 /// The memory adapters seeded with `fleet` vehicles; the actions raw, then with every request delayed.
 async fn memory_fleet(fleet: usize, options: &FleetBenchOptions) -> Result<(Vec<Measured>, Vec<Measured>)> {
-    let state = MemoryStateTable::default();
+    let state = Arc::new(MemoryStateTable::default());
+    let directory = Arc::new(MemoryDirectory::default());
     let alerts = Arc::new(MemoryAlertLog::default());
     for n in 0..fleet {
-        let v = vehicle(n)?;
-        state.put_if_newer(&telemetry(&v, 1, alert_time_s(n)), 1).await?;
-        alerts
-            .record(&alert(&v, 1, alert_time_s(n)), &[View::All], i64::MAX)
-            .await?;
+        seed(n, state.as_ref(), directory.as_ref(), alerts.as_ref()).await?;
     }
-    let api = api(alerts.clone()).await?;
-    let requests = || alerts.faults.calls("feed_query");
+    let tables = Tables {
+        state: state.clone(),
+        directory: directory.clone(),
+        alerts: alerts.clone(),
+    };
+    let api = api(tables).await?;
+    let requests =
+        || alerts.faults.calls("feed_query") + directory.faults.calls("list_query") + state.faults.calls("get_many");
     let raw = actions(&api, fleet, options.runs, &requests).await?;
-    alerts.faults.delay(Duration::from_millis(options.request_ms));
+    for faults in [&alerts.faults, &directory.faults, &state.faults] {
+        faults.delay(Duration::from_millis(options.request_ms));
+    }
     let modelled = actions(&api, fleet, options.runs.min(20), &requests).await?;
     Ok((raw, modelled))
 }
@@ -186,7 +233,7 @@ impl Intercept for CountRequests {
     }
 }
 
-/// Moto seeded with `fleet` vehicles' alerts through the alert log's own writes.
+/// Moto seeded with `fleet` vehicles through the adapters' own writes.
 async fn moto_fleet(fleet: usize, runs: usize) -> Result<Vec<Measured>> {
     let moto = Moto::start(&moto_server_path())?;
     let sdk = sdk_config(&moto.endpoint).await;
@@ -195,25 +242,32 @@ async fn moto_fleet(fleet: usize, runs: usize) -> Result<Vec<Measured>> {
         .interceptor(count.clone())
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(config);
-    let (log_table, index_table) = ("bench-alerts", "bench-fleet-index");
-    for spec in [alerts_table(log_table), fleet_index_table(index_table)] {
+    let (state_name, log_name, index_name) = ("bench-state", "bench-alerts", "bench-fleet-index");
+    for spec in [
+        state_table(state_name),
+        alerts_table(log_name),
+        fleet_index_table(index_name),
+    ] {
         create_table(&client, &spec).await?;
     }
-    let log = Arc::new(DynamoAlertLog::new(client, log_table, index_table));
+    let state = Arc::new(DynamoStateTable::new(client.clone(), state_name));
+    let directory = Arc::new(DynamoDirectory::new(client.clone(), index_name));
+    let log = Arc::new(DynamoAlertLog::new(client, log_name, index_name));
     let seeded = futures::stream::iter(0..fleet)
         .map(|n| {
-            let log = log.clone();
-            async move {
-                let a = alert(&vehicle(n)?, 1, alert_time_s(n));
-                log.record(&a, &[View::All], i64::MAX / 2).await?;
-                anyhow::Ok(())
-            }
+            let (state, directory, log) = (state.clone(), directory.clone(), log.clone());
+            async move { seed(n, state.as_ref(), directory.as_ref(), log.as_ref()).await }
         })
         .buffer_unordered(32)
         .collect::<Vec<_>>()
         .await;
     seeded.into_iter().collect::<Result<Vec<()>>>()?;
-    let api = api(log).await?;
+    let api = api(Tables {
+        state,
+        directory,
+        alerts: log,
+    })
+    .await?;
     let requests = || count.0.load(Ordering::Relaxed);
     actions(&api, fleet, runs, &requests).await
 }
@@ -238,7 +292,8 @@ pub async fn run(options: &FleetBenchOptions) -> Result<String> {
         lines(&mut out, fleet, "memory, modelled", &modelled);
     }
     if options.moto > 0 {
-        let measured = moto_fleet(options.moto, options.runs).await?;
+        // Moto reads a whole partition per query: a few runs say what it costs.
+        let measured = moto_fleet(options.moto, options.runs.min(10)).await?;
         lines(&mut out, options.moto, "moto (loopback), raw", &measured);
     }
     Ok(out)

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use aws_lambda_events::event::sqs::SqsEvent;
-use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoDeviceStateTable, DynamoLedger, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{
+    DynamoAlertLog, DynamoDeviceStateTable, DynamoDirectory, DynamoLedger, DynamoStateTable,
+};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::s3::S3Store;
 use canopy::adapters::aws::sns::SnsNotifier;
@@ -26,7 +28,15 @@ use crate::template::{Template, queue_url};
 /// A function's handler, built by the same constructor as its Lambda's `main.rs`.
 pub(super) enum Handler {
     Decoder(Box<canopy_decoder::Decoder<S3Store>>),
-    Telemetry(canopy_telemetry::TelemetryHandler<DynamoStateTable, DynamoDeviceStateTable, DynamoLedger, S3Store>),
+    Telemetry(
+        canopy_telemetry::TelemetryHandler<
+            DynamoStateTable,
+            DynamoDeviceStateTable,
+            DynamoLedger,
+            S3Store,
+            DynamoDirectory,
+        >,
+    ),
     Alerts(canopy_alerts::AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher, DynamoDeviceStateTable>),
 }
 

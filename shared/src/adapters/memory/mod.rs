@@ -4,6 +4,7 @@
 
 mod alert_log;
 mod device_state;
+mod directory;
 mod faults;
 mod keys;
 mod ledger;
@@ -16,6 +17,7 @@ mod store;
 
 pub use alert_log::MemoryAlertLog;
 pub use device_state::MemoryDeviceStateTable;
+pub use directory::MemoryDirectory;
 pub use faults::Faults;
 pub use keys::MemoryKeyStore;
 pub use ledger::MemoryLedger;

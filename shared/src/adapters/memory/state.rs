@@ -49,6 +49,14 @@ impl LatestStateStore for MemoryStateTable {
         Ok(lock(&self.states).get(vehicle).cloned())
     }
 
+    async fn get_many(&self, vehicles: &[DeviceId]) -> Result<Vec<LatestState>, TableError> {
+        for _ in vehicles.chunks(100) {
+            self.enter("get_many").await?;
+        }
+        let states = lock(&self.states);
+        Ok(vehicles.iter().filter_map(|v| states.get(v).cloned()).collect())
+    }
+
     async fn list(&self, limit: usize, after: Option<&str>) -> Result<Page<LatestState>, TableError> {
         self.enter("list").await?;
         let states = lock(&self.states);

@@ -1,8 +1,14 @@
 // The store keys of the answers the live stream patches: the features load
 // those answers under these keys, and live.ts updates them in place.
 
-/** Every vehicle's latest state (GET /vehicles, all pages). */
-export const VEHICLES = 'vehicles';
+/** The fleet table's answers (GET /vehicles): every key of them starts with this. */
+export const FLEET_PAGES = 'vehicles:';
+
+/** The first `pages` pages of the vehicles whose id starts with `prefix`. */
+export const fleetKey = (prefix: string, pages: number): string => `${FLEET_PAGES}${pages}:${prefix}`;
+
+/** The id prefix a {@link fleetKey} was made with. */
+export const prefixOfFleetKey = (key: string): string => key.slice(key.indexOf(':', FLEET_PAGES.length) + 1);
 
 /** The fleet's recent alerts (GET /alerts). */
 export const FLEET_ALERTS = 'alerts:fleet';

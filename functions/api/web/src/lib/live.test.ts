@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { Alert, VehicleState } from '../api/types';
-import { FLEET_ALERTS, VEHICLES, vehicleAlertsKey, vehicleKey } from './keys';
+import { FLEET_ALERTS, fleetKey, vehicleAlertsKey, vehicleKey } from './keys';
 import { apply, liveUrl, withAlert, withState } from './live';
 import { clear, peek, refresh } from './store';
 
@@ -56,18 +56,26 @@ describe('the live stream', () => {
 
   it('patches the answers pages hold, and only those', async () => {
     clear();
-    await refresh(VEHICLES, async () => [state('veh-1', '2026-01-01T00:00:01Z', 1)]);
+    const whole = fleetKey('', 1);
+    const search = fleetKey('veh-1', 1);
+    const paged = fleetKey('', 2);
+    await refresh(whole, async () => ({ vehicles: [state('veh-1', '2026-01-01T00:00:01Z', 1)], next: null }));
+    await refresh(search, async () => ({ vehicles: [state('veh-1', '2026-01-01T00:00:01Z', 1)], next: null }));
+    await refresh(paged, async () => ({ vehicles: [state('veh-1', '2026-01-01T00:00:01Z', 1)], next: 'cursor' }));
     await refresh(FLEET_ALERTS, async () => ({ alerts: [alert('veh-1', 5)] }));
     apply({
       type: 'update',
       states: [state('veh-1', '2026-01-01T00:00:03Z', 3), state('veh-2', '2026-01-01T00:00:03Z', 7)],
       alerts: [alert('veh-1', 9)],
     });
-    const vehicles = peek<VehicleState[]>(VEHICLES) ?? [];
-    expect(vehicles.map((v) => [v.vehicle_id, v.seq])).toEqual([
+    const shown = (key: string) =>
+      (peek<{ vehicles: VehicleState[] }>(key)?.vehicles ?? []).map((v) => [v.vehicle_id, v.seq]);
+    expect(shown(whole)).toEqual([
       ['veh-1', 3],
       ['veh-2', 7],
     ]);
+    expect(shown(search), 'a search lists only what it matches').toEqual([['veh-1', 3]]);
+    expect(shown(paged), "pages before the last keep the server's pages").toEqual([['veh-1', 3]]);
     expect(peek<{ alerts: Alert[] }>(FLEET_ALERTS)?.alerts.map((a) => a.ts_us)).toEqual([9, 5]);
     expect(peek(vehicleKey('veh-2'))).toBeUndefined();
     expect(peek(vehicleAlertsKey('veh-1'))).toBeUndefined();

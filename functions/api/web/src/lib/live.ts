@@ -6,8 +6,8 @@
 import { useSyncExternalStore } from 'react';
 
 import type { Alert, ConsoleConfig, VehicleState } from '../api/types';
-import { FLEET_ALERTS, VEHICLES, vehicleAlertsKey, vehicleKey } from './keys';
-import { patch } from './store';
+import { FLEET_ALERTS, FLEET_PAGES, prefixOfFleetKey, vehicleAlertsKey, vehicleKey } from './keys';
+import { patch, patchEach } from './store';
 
 export type LiveStatus = 'connecting' | 'live' | 'down';
 
@@ -43,11 +43,15 @@ export function liveUrl(config: ConsoleConfig, location: { protocol: string; hos
   return token ? `${base}?token=${encodeURIComponent(token)}` : base;
 }
 
-/** A vehicle list with `state` in it: the newer of the two, by `ts`. */
-export function withState(list: VehicleState[], state: VehicleState): VehicleState[] {
+/**
+ * A list of shown vehicles with `state` in it: the newer of the two, by
+ * `ts`. A vehicle not shown joins only a list that holds every vehicle it
+ * could (`complete`): a paged list keeps the server's pages.
+ */
+export function withState(list: VehicleState[], state: VehicleState, complete = true): VehicleState[] {
   const i = list.findIndex((v) => v.vehicle_id === state.vehicle_id);
   const held = list[i];
-  if (!held) return [...list, state];
+  if (!held) return complete ? [...list, state] : list;
   if (Date.parse(held.ts) >= Date.parse(state.ts)) return list;
   const next = list.slice();
   next[i] = state;
@@ -63,7 +67,11 @@ export function withAlert(alerts: Alert[], alert: Alert): Alert[] {
 /** Applies one pushed update to the answers pages hold. */
 export function apply(update: Update): void {
   for (const state of update.states) {
-    patch<VehicleState[]>(VEHICLES, (list) => withState(list, state));
+    patchEach<{ vehicles: VehicleState[]; next: string | null }>(FLEET_PAGES, (held, key) => {
+      const complete = held.next === null && state.vehicle_id.startsWith(prefixOfFleetKey(key));
+      const vehicles = withState(held.vehicles, state, complete);
+      return vehicles === held.vehicles ? held : { ...held, vehicles };
+    });
     patch<VehicleState>(vehicleKey(state.vehicle_id), (held) =>
       Date.parse(held.ts) >= Date.parse(state.ts) ? held : state,
     );

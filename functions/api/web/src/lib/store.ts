@@ -48,6 +48,11 @@ export function patch<T>(key: string, update: (data: T) => T): void {
   set(key, { ...entry, data: update(entry.data) });
 }
 
+/** {@link patch} for every loaded answer whose key starts with `prefix`. */
+export function patchEach<T>(prefix: string, update: (data: T, key: string) => T): void {
+  for (const key of [...entries.keys()].filter((k) => k.startsWith(prefix))) patch<T>(key, (data) => update(data, key));
+}
+
 /** What is held for `key` now, outside a component. */
 export function peek<T>(key: string): T | undefined {
   return entries.get(key)?.data as T | undefined;

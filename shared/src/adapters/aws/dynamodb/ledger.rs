@@ -4,9 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
 
-use super::{Item, get_item, get_n, get_s, n, s, table_error, written};
+use super::{Item, batch_get, get_item, get_n, get_s, n, s, written};
 use crate::ports::TableError;
 use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
 
@@ -94,57 +93,17 @@ impl Ledger for DynamoLedger {
     }
 
     async fn claimed(&self, stream: &str, seqs: &[u64]) -> Result<Vec<bool>, TableError> {
-        let mut found = HashSet::new();
-        // BatchGetItem takes 100 keys; what it leaves unprocessed (throttling) is asked again.
-        for chunk in seqs.chunks(100) {
-            let mut keys: Vec<Item> = chunk
-                .iter()
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .map(|seq| HashMap::from([("vehicle_id".to_string(), s(stream)), ("seq".to_string(), n(seq))]))
-                .collect();
-            for attempt in 0..MAX_BATCH_ATTEMPTS {
-                if keys.is_empty() {
-                    break;
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut keys)))
-                    .projection_expression("seq")
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| table_error(&self.table, e))?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| table_error(&self.table, e))?;
-                for item in out.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
-                    found.extend(get_n::<u64>(item, "seq"));
-                }
-                keys = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .map(|k| k.keys().to_vec())
-                    .unwrap_or_default();
-            }
-            if !keys.is_empty() {
-                return Err(TableError {
-                    table: self.table.clone(),
-                    message: format!(
-                        "{} keys still unprocessed after {MAX_BATCH_ATTEMPTS} attempts",
-                        keys.len()
-                    ),
-                });
-            }
-        }
+        let keys: Vec<Item> = seqs
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(|seq| HashMap::from([("vehicle_id".to_string(), s(stream)), ("seq".to_string(), n(seq))]))
+            .collect();
+        let found: HashSet<u64> = batch_get(&self.client, &self.table, keys, Some("seq"))
+            .await?
+            .iter()
+            .filter_map(|item| get_n::<u64>(item, "seq"))
+            .collect();
         Ok(seqs.iter().map(|seq| found.contains(seq)).collect())
     }
 }
-
-/// Rounds of a BatchGetItem with unprocessed keys before the read fails.
-const MAX_BATCH_ATTEMPTS: u32 = 5;

@@ -5,6 +5,8 @@
 //! - [`alert_log::DynamoAlertLog`]: keys `vehicle_id`, `sk`; `alert#<ts µs>#<rule>` items (the log,
 //!   newest first, TTL `expires_at`) and `cooldown#<rule>` items (the windows); the fleet's
 //!   alert feeds in the fleet index table (keys `pk`, `sk`: `feed#<view>#<partition>` items).
+//! - [`directory::DynamoDirectory`]: the fleet index table's `vehicles#<view>#<partition>`
+//!   entries (sorted by vehicle id) and `listed#<vehicle>` records of each vehicle's views.
 //! - [`quota::DynamoQuotaCounter`]: key `key`; requests per caller and window; TTL `expires_at`.
 //! - [`connections::DynamoConnectionStore`]: key `connection_id`; the live stream's connections; TTL `expires_at`.
 //! - [`keys::DynamoKeyStore`]: key `key_id`; the device keys of HTTP ingest, secrets as SHA-256.
@@ -12,6 +14,7 @@
 pub mod alert_log;
 pub mod connections;
 pub mod device_state;
+pub mod directory;
 pub mod images;
 pub mod keys;
 pub mod ledger;
@@ -22,11 +25,12 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 pub use alert_log::DynamoAlertLog;
 pub use connections::DynamoConnectionStore;
 pub use device_state::DynamoDeviceStateTable;
+pub use directory::DynamoDirectory;
 pub use keys::DynamoKeyStore;
 pub use ledger::DynamoLedger;
 pub use quota::DynamoQuotaCounter;
@@ -92,6 +96,60 @@ async fn get_item<'k>(
         .await
         .map_err(|e| table_error(table, e))?;
     Ok(out.item)
+}
+
+/// Rounds of a BatchGetItem with unprocessed keys before the read fails.
+const MAX_BATCH_ATTEMPTS: u32 = 5;
+
+/// The items of `keys` that exist, read consistently, a hundred keys a
+/// request (BatchGetItem's limit); what a request leaves unprocessed
+/// (throttling) is asked again after a pause. In no particular order.
+async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    projection: Option<&str>,
+) -> Result<Vec<Item>, TableError> {
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(100) {
+        let mut keys = chunk.to_vec();
+        for attempt in 0..MAX_BATCH_ATTEMPTS {
+            if keys.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .set_projection_expression(projection.map(str::to_string))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| table_error(table, e))?;
+            let mut out = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| table_error(table, e))?;
+            found.extend(out.responses.as_mut().and_then(|r| r.remove(table)).unwrap_or_default());
+            keys = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+        }
+        if !keys.is_empty() {
+            return Err(TableError {
+                table: table.to_string(),
+                message: format!(
+                    "{} keys still unprocessed after {MAX_BATCH_ATTEMPTS} attempts",
+                    keys.len()
+                ),
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// A page of a scan of a table keyed by the string attribute `key`: the

@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::Client;
 
-use super::{Item, get_item, get_n, get_s, n, s, scan_page, written};
+use super::{Item, batch_get, get_item, get_n, get_s, n, s, scan_page, written};
 use crate::domain::device_id::DeviceId;
 use crate::domain::measure::Measure;
 use crate::domain::telemetry::Telemetry;
@@ -93,6 +93,21 @@ impl LatestStateStore for DynamoStateTable {
     async fn get(&self, vehicle: &DeviceId) -> Result<Option<LatestState>, TableError> {
         let item = get_item(&self.client, &self.table, [("vehicle_id", s(vehicle.as_str()))]).await?;
         Ok(item.as_ref().and_then(Self::state_of))
+    }
+
+    async fn get_many(&self, vehicles: &[DeviceId]) -> Result<Vec<LatestState>, TableError> {
+        let unique: std::collections::BTreeSet<&DeviceId> = vehicles.iter().collect();
+        let keys = unique
+            .into_iter()
+            .map(|v| Item::from([("vehicle_id".to_string(), s(v.as_str()))]))
+            .collect();
+        let states: std::collections::HashMap<DeviceId, LatestState> = batch_get(&self.client, &self.table, keys, None)
+            .await?
+            .iter()
+            .filter_map(Self::state_of)
+            .map(|state| (state.telemetry.vehicle_id.clone(), state))
+            .collect();
+        Ok(vehicles.iter().filter_map(|v| states.get(v).cloned()).collect())
     }
 
     async fn list(&self, limit: usize, after: Option<&str>) -> Result<Page<LatestState>, TableError> {

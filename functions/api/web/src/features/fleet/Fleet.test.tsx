@@ -32,7 +32,7 @@ function renderFleet(hash = '#/') {
 }
 
 describe('the fleet page', () => {
-  it("lists every vehicle of every page with the API's values and its recent alerts", async () => {
+  it("lists a page of vehicles with the API's values and its recent alerts, and more on asking", async () => {
     const requests = stubApi({
       'GET /vehicles': ({ url }: { url: URL }) =>
         url.searchParams.get('after') === 'veh-002'
@@ -40,9 +40,10 @@ describe('the fleet page', () => {
           : { vehicles: [vehicle('veh-001'), vehicle('veh-002', { received_at_ms: NOW_MS - 180_000 })], next: 'veh-002' },
       'GET /alerts': { alerts: [alert('veh-001', NOW_MS * 1000), alert('veh-001', NOW_MS * 1000 - 1)] },
     });
+    const user = userEvent.setup();
     renderFleet();
 
-    expect(await screen.findByText('3 of 3 vehicles')).toBeTruthy();
+    expect(await screen.findByText('2 vehicles shown, more to show')).toBeTruthy();
     await screen.findByRole('link', { name: '2 recent alerts' });
     expect(fleetRows()).toEqual([
       {
@@ -56,26 +57,30 @@ describe('the fleet page', () => {
         Alerts: '2',
       },
       expect.objectContaining({ Vehicle: 'veh-002', 'Last message': '3 min ago', Alerts: '—' }),
-      expect.objectContaining({ Vehicle: 'veh-010', 'SoC (%)': '12.3', 'Speed (km/h)': '0' }),
     ]);
+    const fleetRequests = () => requests.filter((r) => r.url.pathname === '/vehicles').map((r) => r.url.search);
+    expect(fleetRequests(), 'one page, not the fleet').toEqual(['?limit=50']);
+
+    await user.click(screen.getByRole('button', { name: 'Show more vehicles' }));
+    expect(await screen.findByText('3 vehicles shown')).toBeTruthy();
+    expect(fleetRows()[2]).toEqual(expect.objectContaining({ Vehicle: 'veh-010', 'SoC (%)': '12.3', 'Speed (km/h)': '0' }));
     expect(screen.getByRole('link', { name: 'veh-010' }).getAttribute('href')).toBe('#/vehicles/veh-010?range=1h');
-    expect(requests.filter((r) => r.url.pathname === '/vehicles').map((r) => r.url.search)).toEqual([
-      '?limit=100',
-      '?limit=100&after=veh-002',
-    ]);
+    expect(screen.queryByRole('button', { name: 'Show more vehicles' })).toBeNull();
+    expect(fleetRequests().slice(1)).toEqual(['?limit=50', '?limit=50&after=veh-002']);
   });
 
-  it('sorts by a column either way and filters by id, keeping both in the URL', async () => {
-    stubApi({
-      'GET /vehicles': {
-        vehicles: [vehicle('veh-001', { soc_pct: 50 }), vehicle('veh-002', { soc_pct: 90 }), vehicle('veh-003', { soc_pct: 70 })],
+  it('sorts the shown vehicles by a column either way and searches by id prefix on the server, keeping both in the URL', async () => {
+    const fleet = [vehicle('veh-001', { soc_pct: 50 }), vehicle('veh-002', { soc_pct: 90 }), vehicle('veh-003', { soc_pct: 70 })];
+    const requests = stubApi({
+      'GET /vehicles': ({ url }: { url: URL }) => ({
+        vehicles: fleet.filter((v) => v.vehicle_id.startsWith(url.searchParams.get('prefix') ?? '')),
         next: null,
-      },
+      }),
       'GET /alerts': { alerts: [] },
     });
     const user = userEvent.setup();
     renderFleet();
-    await screen.findByText('3 of 3 vehicles');
+    await screen.findByText('3 vehicles shown');
 
     const soc = screen.getByRole('button', { name: 'SoC (%)' });
     await user.click(soc);
@@ -85,10 +90,11 @@ describe('the fleet page', () => {
     expect(fleetRows().map((r) => r.Vehicle)).toEqual(['veh-002', 'veh-003', 'veh-001']);
     expect(window.location.hash).toBe('#/?sort=-soc_pct');
 
-    await user.type(screen.getByRole('searchbox', { name: 'Filter vehicles by id' }), '003');
+    await user.type(screen.getByRole('searchbox', { name: 'Search vehicles by id prefix' }), 'veh-003');
+    expect(await screen.findByText('1 vehicle shown')).toBeTruthy();
     expect(fleetRows().map((r) => r.Vehicle)).toEqual(['veh-003']);
-    expect(screen.getByText('1 of 3 vehicles')).toBeTruthy();
-    expect(window.location.hash).toBe('#/?q=003&sort=-soc_pct');
+    expect(window.location.hash).toBe('#/?q=veh-003&sort=-soc_pct');
+    expect(requests.some((r) => r.url.searchParams.get('prefix') === 'veh-003')).toBe(true);
   });
 
   it("shows the API's error as a sentence with what failed", async () => {

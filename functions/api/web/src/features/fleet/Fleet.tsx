@@ -1,19 +1,30 @@
+import { useState } from 'react';
+
 import { ErrorBox, Loading } from '../../components/Status';
 import { age, num } from '../../lib/format';
 import { formatRoute, navigate, type Route } from '../../lib/route';
 import { useNow } from '../../lib/useNow';
 import { useFleetAlerts } from '../alerts/api';
-import { useVehicles } from './api';
+import { useFleetPages } from './api';
 import { COLUMNS, alertCounts, fleetRows, lastSeenMs } from './rows';
 
-/** Every vehicle's latest state in a table that sorts and filters; the choice is kept in the URL. */
+/**
+ * The fleet's vehicles, a page at a time in id order, searched by id prefix
+ * on the server; the shown rows sort by any column. Search and sort are
+ * kept in the URL.
+ */
 export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
-  const vehicles = useVehicles();
+  const prefix = route.filter.trim();
+  const [shown, setShown] = useState({ prefix, pages: 1 });
+  // A new search starts again at its first page.
+  const pages = shown.prefix === prefix ? shown.pages : 1;
+  const fleet = useFleetPages(prefix, pages);
   const alerts = useFleetAlerts();
   const now = useNow();
 
   const counts = alertCounts(alerts.data?.alerts ?? []);
-  const rows = fleetRows(vehicles.data ?? [], counts, route.filter, route.sort);
+  const rows = fleetRows(fleet.data?.vehicles ?? [], counts, route.sort);
+  const more = Boolean(fleet.data?.next);
   const sortBy = (key: string) => {
     const next = route.sort === key ? `-${key}` : key;
     navigate({ ...route, sort: next }, true);
@@ -25,20 +36,20 @@ export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
         <h1 id="fleet-title">Fleet</h1>
         <input
           type="search"
-          placeholder="Filter vehicles"
-          aria-label="Filter vehicles by id"
+          placeholder="Vehicle id starts with…"
+          aria-label="Search vehicles by id prefix"
           value={route.filter}
           onChange={(e) => navigate({ ...route, filter: e.target.value }, true)}
         />
         <span className="muted" aria-live="polite">
-          {vehicles.data ? `${rows.length} of ${vehicles.data.length} vehicles` : ''}
-          {vehicles.loading && vehicles.data ? ' · refreshing' : ''}
+          {fleet.data ? `${rows.length} ${rows.length === 1 ? 'vehicle' : 'vehicles'} shown${more ? ', more to show' : ''}` : ''}
+          {fleet.loading && fleet.data ? ' · refreshing' : ''}
         </span>
       </div>
-      {vehicles.error && <ErrorBox error={vehicles.error} what="the fleet" />}
+      {fleet.error && <ErrorBox error={fleet.error} what="the fleet" />}
       {alerts.error && <ErrorBox error={alerts.error} what="recent alerts" />}
-      {!vehicles.data && vehicles.loading && <Loading what="the fleet" />}
-      {vehicles.data && (
+      {!fleet.data && fleet.loading && <Loading what="the fleet" />}
+      {fleet.data && (
         <div className="table-wrap">
           <table className="fleet">
             <thead>
@@ -88,6 +99,11 @@ export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
             </tbody>
           </table>
           {rows.length === 0 && <p className="muted">No vehicle matches.</p>}
+          {more && (
+            <button type="button" onClick={() => setShown({ prefix, pages: pages + 1 })} disabled={fleet.loading}>
+              Show more vehicles
+            </button>
+          )}
         </div>
       )}
     </section>

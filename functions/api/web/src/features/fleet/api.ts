@@ -1,24 +1,39 @@
-// The fleet's latest states (GET /vehicles).
+// The fleet's latest states (GET /vehicles), a page at a time: the server
+// lists them in id order and searches by id prefix, so the table reads what
+// it shows, never the whole fleet.
 
 import type { VehicleState } from '../../api/types';
 import { http } from '../../lib/http';
-import { VEHICLES } from '../../lib/keys';
+import { fleetKey } from '../../lib/keys';
 import { useLiveStatus } from '../../lib/live';
-import { allPages } from '../../lib/paging';
 import { useResource } from '../../lib/store';
 
-/** How often the fleet is read while the live stream is down (it pushes otherwise). */
+/** How often the shown pages are read while the live stream is down (it pushes otherwise). */
 const POLL_MS = 5_000;
 
-/** Every vehicle's latest state, every page of the listing. */
-export function getVehicles(): Promise<VehicleState[]> {
-  return allPages(async (after) => {
-    const page = await http.get('/vehicles', { query: { limit: 100, after } });
-    return { items: page.vehicles, next: page.next };
-  });
+/** Vehicles a page of the table holds. */
+export const PAGE_SIZE = 50;
+
+/** The table's first pages, and the cursor to the page after them (null: none). */
+export interface FleetPages {
+  vehicles: VehicleState[];
+  next: string | null;
 }
 
-export function useVehicles() {
+/** The first `pages` pages of the vehicles whose id starts with `prefix` (empty: every vehicle). */
+export async function getFleetPages(prefix: string, pages: number): Promise<FleetPages> {
+  const vehicles: VehicleState[] = [];
+  let after: string | undefined;
+  for (let read = 0; read < pages; read++) {
+    const page = await http.get('/vehicles', { query: { limit: PAGE_SIZE, after, prefix: prefix || undefined } });
+    vehicles.push(...page.vehicles);
+    after = page.next ?? undefined;
+    if (!after) break;
+  }
+  return { vehicles, next: after ?? null };
+}
+
+export function useFleetPages(prefix: string, pages: number) {
   const live = useLiveStatus() === 'live';
-  return useResource(VEHICLES, getVehicles, live ? undefined : POLL_MS);
+  return useResource(fleetKey(prefix, pages), () => getFleetPages(prefix, pages), live ? undefined : POLL_MS);
 }

@@ -30,17 +30,8 @@ export function alertCounts(alerts: readonly Alert[]): Map<string, number> {
   return counts;
 }
 
-/**
- * The rows to show: those whose id contains `filter` (case-insensitive),
- * sorted by `sort` (a column key, `-` first for descending).
- */
-export function fleetRows(
-  vehicles: readonly VehicleState[],
-  counts: ReadonlyMap<string, number>,
-  filter: string,
-  sort: string,
-): VehicleState[] {
-  const needle = filter.trim().toLowerCase();
+/** The rows to show, sorted by `sort` (a column key, `-` first for descending). */
+export function fleetRows(vehicles: readonly VehicleState[], counts: ReadonlyMap<string, number>, sort: string): VehicleState[] {
   const descending = sort.startsWith('-');
   const key = descending ? sort.slice(1) : sort;
   const value = (v: VehicleState): number | string => {
@@ -50,7 +41,7 @@ export function fleetRows(
     const x = fields[key];
     return typeof x === 'number' || typeof x === 'string' ? x : '';
   };
-  const rows = vehicles.filter((v) => !needle || v.vehicle_id.toLowerCase().includes(needle));
+  const rows = vehicles.slice();
   rows.sort((a, b) => {
     const x = value(a);
     const y = value(b);
