@@ -456,7 +456,11 @@ async fn routed() -> Routed {
     };
     let index = local::table(fleet_index_table, "api-index").await;
     let directory = DynamoDirectory::new(dynamodb.clone(), &index);
-    directory.enter(&latest.vehicle_id, &[View::All]).await.unwrap();
+    let standing = canopy::domain::standing::Standing::of(&latest);
+    directory
+        .enter(&latest.vehicle_id, &[View::All], standing)
+        .await
+        .unwrap();
     state.put_if_newer(&latest, 2).await.unwrap();
     let history = Arc::new(Counting {
         inner: DataFusionHistory::local(root.path()).await.unwrap(),

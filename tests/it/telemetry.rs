@@ -381,6 +381,7 @@ async fn hot_messages_send_one_alert_per_vehicle_and_rule_per_cooldown_window() 
             groups: Default::default(),
         },
         canopy::adapters::memory::MemoryDeviceStateTable::default(),
+        DynamoDirectory::new(local::dynamodb().await, &index),
     );
     let sent_of = |r: AlertsResponse| match r {
         AlertsResponse::Raised { sent, .. } => sent,

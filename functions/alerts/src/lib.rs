@@ -1,6 +1,7 @@
 //! The `alerts` Lambda: the IoT rules invoke it with telemetry that trips a
 //! rule and with every device status (a station's, judged by its kind's
-//! declaration); a schedule invokes it to find silent devices. It raises
+//! declaration); a schedule invokes it to find silent devices, and to mark
+//! the vehicles unheard for too long silent in the fleet's counts. It raises
 //! the alerts through SNS, the alert log, and the vehicle's or device's
 //! alert topic, once per vehicle or device and rule per cooldown.
 //!
@@ -13,24 +14,26 @@ pub mod raise;
 
 use std::time::{Duration, Instant};
 
-use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoDeviceStateTable};
+use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoDeviceStateTable, DynamoDirectory};
 use canopy::adapters::aws::iot::IotPublisher;
 use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::domain::access::VehicleGroups;
 use canopy::domain::alert::{self, Rule};
 use canopy::domain::device::DeviceRecord;
 use canopy::domain::kind::Kinds;
+use canopy::domain::standing::{DEFAULT_SILENT_AFTER_MS, silent_before};
 use canopy::domain::telemetry::ClockBounds;
 use canopy::format::device::TOPIC_KIND;
 use canopy::format::telemetry::{Message, SERVER_FIELDS, TOPIC_VEHICLE_ID};
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::device_state::DeviceStateStore;
+use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::messaging::{DevicePublisher, Notifier};
 use canopy::runtime::env::{self, EnvError};
 use canopy::runtime::metrics::{Metrics, MetricsSink, Unit};
 use serde::Serialize;
 use serde_json::Value;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::raise::{RaiseError, Raised, Raiser};
 
@@ -42,8 +45,11 @@ pub struct Config {
     pub topic_arn: String,
     /// `DEVICE_STATE_TABLE`: the devices a silence check reads.
     pub device_state_table: String,
-    /// `FLEET_INDEX_TABLE`: the fleet's alert feeds.
+    /// `FLEET_INDEX_TABLE`: the fleet's alert feeds, and its directory.
     pub index_table: String,
+    /// `VEHICLE_SILENT_AFTER_SECONDS` (default 900): how long a vehicle goes
+    /// unheard before the fleet counts it silent.
+    pub silent_after_ms: i64,
     /// `VEHICLE_GROUPS` (optional, as the API's): each group's feed gets its vehicles' alerts.
     pub groups: VehicleGroups,
     pub rules: Vec<Rule>,
@@ -83,6 +89,8 @@ impl Config {
             topic_arn: env::required(vars, "ALERT_TOPIC_ARN")?,
             device_state_table: env::required(vars, "DEVICE_STATE_TABLE")?,
             index_table: env::required(vars, "FLEET_INDEX_TABLE")?,
+            silent_after_ms: env::parse_or(vars, "VEHICLE_SILENT_AFTER_SECONDS", DEFAULT_SILENT_AFTER_MS / 1000)?
+                * 1000,
             groups: VehicleGroups::parse(&env::or(vars, "VEHICLE_GROUPS", "")).map_err(|problem| EnvError {
                 name: "VEHICLE_GROUPS".into(),
                 problem,
@@ -111,20 +119,25 @@ pub enum AlertsResponse {
     },
 }
 
-/// Devices a silence check reads per page of the device-state table.
+/// Devices a silence check reads per page of the device-state table, and
+/// unheard vehicles per page of the heard index.
 const SILENCE_PAGE: usize = 100;
+/// Pages of unheard vehicles one check marks at most; the rest wait a minute.
+const MAX_SILENCE_PAGES: usize = 100;
 
 /// The handler: one telemetry message or device status as an IoT rule
 /// delivers it, or a scheduled silence check.
-pub struct AlertsHandler<A, N, D, S> {
+pub struct AlertsHandler<A, N, D, S, R> {
     raiser: Raiser<A, N, D>,
     devices: S,
+    directory: R,
+    silent_after_ms: i64,
     kinds: Kinds,
     clock: ClockBounds,
     metrics: MetricsSink,
 }
 
-impl AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher, DynamoDeviceStateTable> {
+impl AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher, DynamoDeviceStateTable, DynamoDirectory> {
     /// The function as deployed: configuration from `vars`, DynamoDB, SNS and IoT Core.
     pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, EnvError> {
         let config = Config::from_vars(vars)?;
@@ -137,16 +150,23 @@ impl AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher, DynamoDeviceStateT
             retention: config.retention,
             groups: config.groups,
         };
-        let devices = DynamoDeviceStateTable::new(client, &config.device_state_table);
-        Ok(Self::new(raiser, devices).with_clock(config.clock))
+        let devices = DynamoDeviceStateTable::new(client.clone(), &config.device_state_table);
+        let directory = DynamoDirectory::new(client, &config.index_table);
+        Ok(Self::new(raiser, devices, directory)
+            .with_clock(config.clock)
+            .with_silent_after(config.silent_after_ms))
     }
 }
 
-impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore> AlertsHandler<A, N, D, S> {
-    pub fn new(raiser: Raiser<A, N, D>, devices: S) -> Self {
+impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore, R: VehicleDirectory>
+    AlertsHandler<A, N, D, S, R>
+{
+    pub fn new(raiser: Raiser<A, N, D>, devices: S, directory: R) -> Self {
         Self {
             raiser,
             devices,
+            directory,
+            silent_after_ms: DEFAULT_SILENT_AFTER_MS,
             kinds: Kinds::builtin(),
             clock: ClockBounds::default(),
             metrics: MetricsSink::default(),
@@ -155,6 +175,11 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore> AlertsHa
 
     pub fn with_clock(mut self, clock: ClockBounds) -> Self {
         self.clock = clock;
+        self
+    }
+
+    pub fn with_silent_after(mut self, silent_after_ms: i64) -> Self {
+        self.silent_after_ms = silent_after_ms;
         self
     }
 
@@ -224,8 +249,16 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore> AlertsHa
         }
     }
 
-    /// Every declared kind's silence rules over all its devices.
+    /// Every declared kind's silence rules over all its devices, and the
+    /// vehicles that fell silent marked so in the fleet's counts.
     async fn check_silence(&self, now_ms: i64) -> Result<Raised, RaiseError> {
+        let silenced = self.silence_vehicles(now_ms).await.map_err(|e| RaiseError {
+            alert: "vehicles#silence".into(),
+            message: e.to_string(),
+        })?;
+        if silenced > 0 {
+            info!(silenced, "vehicles marked silent");
+        }
         let mut total = Raised::default();
         for kind in self.kinds.iter().filter(|k| k.silent_rules().next().is_some()) {
             let mut after: Option<String> = None;
@@ -253,6 +286,29 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore> AlertsHa
     }
 }
 
+impl<A, N, D, S, R: VehicleDirectory> AlertsHandler<A, N, D, S, R> {
+    /// Marks silent the vehicles last heard before the allowance, reading the
+    /// heard index (the vehicles not silent yet, longest unheard first), not
+    /// the fleet; how many it marked.
+    async fn silence_vehicles(&self, now_ms: i64) -> Result<u64, canopy::ports::TableError> {
+        let before = silent_before(now_ms, self.silent_after_ms);
+        let mut silenced = 0;
+        for _ in 0..MAX_SILENCE_PAGES {
+            let unheard = self.directory.unheard(before, SILENCE_PAGE).await?;
+            for (vehicle, heard) in &unheard {
+                // False when it was heard since: it left this step of the index.
+                if self.directory.silence(vehicle, *heard).await? {
+                    silenced += 1;
+                }
+            }
+            if unheard.len() < SILENCE_PAGE {
+                break;
+            }
+        }
+        Ok(silenced)
+    }
+}
+
 /// An EventBridge schedule's event (what the silence check runs on). A
 /// message through an IoT rule always carries the rule's topic fields, which
 /// no payload may bring itself, so no device can make its message look like one.
@@ -264,7 +320,12 @@ fn is_schedule(event: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use canopy::adapters::memory::{MemoryAlertLog, MemoryDevicePublisher, MemoryDeviceStateTable, MemoryNotifier};
+    use canopy::adapters::memory::{
+        MemoryAlertLog, MemoryDevicePublisher, MemoryDeviceStateTable, MemoryDirectory, MemoryNotifier,
+    };
+    use canopy::domain::access::View;
+    use canopy::domain::device_id::DeviceId;
+    use canopy::domain::standing::{HEARD_BUCKET_MS, Standing, Status, heard_bucket};
 
     use super::*;
 
@@ -287,6 +348,7 @@ mod tests {
                 groups: Default::default(),
             },
             MemoryDeviceStateTable::default(),
+            MemoryDirectory::default(),
         );
         let hot: Value = serde_json::from_str(include_str!("../../../events/telemetry-hot.json")).unwrap();
         assert!(matches!(
@@ -422,7 +484,8 @@ mod tests {
             "topic_kind": "canopy-station", "topic_device_id": id, "received_at": now.timestamp_millis()})
     }
 
-    fn memory_handler() -> AlertsHandler<MemoryAlertLog, MemoryNotifier, MemoryDevicePublisher, MemoryDeviceStateTable>
+    fn memory_handler()
+    -> AlertsHandler<MemoryAlertLog, MemoryNotifier, MemoryDevicePublisher, MemoryDeviceStateTable, MemoryDirectory>
     {
         AlertsHandler::new(
             Raiser {
@@ -434,6 +497,7 @@ mod tests {
                 groups: Default::default(),
             },
             MemoryDeviceStateTable::default(),
+            MemoryDirectory::default(),
         )
     }
 
@@ -497,6 +561,36 @@ mod tests {
             AlertsResponse::Rejected { rejected } => assert!(rejected.contains("more than slots"), "{rejected}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_check_marks_silent_the_vehicles_unheard_past_the_allowance_reading_only_those() {
+        let handler = memory_handler();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let heard = |minutes_ago: i64| heard_bucket(now_ms - minutes_ago * 60_000);
+        let quiet: Vec<DeviceId> = (0..250)
+            .map(|n| DeviceId::new(format!("veh-q{n:03}")).unwrap())
+            .collect();
+        let fine = DeviceId::new("veh-fine").unwrap();
+        for (vehicle, minutes_ago) in quiet.iter().map(|v| (v, 40)).chain([(&fine, 2)]) {
+            let standing = Standing {
+                status: Status::Parked,
+                heard: heard(minutes_ago),
+            };
+            handler.directory.enter(vehicle, &[View::All], standing).await.unwrap();
+        }
+        let tick = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        handler.handle(tick.clone()).await.unwrap();
+        let counts = handler.directory.counts(&View::All).await.unwrap();
+        assert_eq!((counts.silent, counts.parked), (250, 1), "{counts:?}");
+        let reads = handler.directory.faults.calls("unheard_query");
+        handler.handle(tick).await.unwrap();
+        assert_eq!(
+            handler.directory.faults.calls("unheard_query") - reads,
+            8,
+            "the next check finds nobody new: one query per partition"
+        );
+        assert!(HEARD_BUCKET_MS < handler.silent_after_ms);
     }
 
     #[tokio::test]

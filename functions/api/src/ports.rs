@@ -9,6 +9,7 @@ use canopy::domain::alert::Alert;
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kind;
 use canopy::domain::lttb::Point;
+use canopy::domain::standing::Counts;
 use canopy::ports::alert_log::{AlertLog, FeedPosition};
 use canopy::ports::device_state::{DeviceState, DeviceStateStore};
 use canopy::ports::directory::{Listing, VehicleDirectory};
@@ -35,14 +36,18 @@ impl<T: LatestStateStore> StateReads for T {
     }
 }
 
-/// The fleet's directory ([`VehicleDirectory`]'s read).
+/// The fleet's directory and counts ([`VehicleDirectory`]'s reads).
 pub trait DirectoryReads: Send + Sync {
     fn list<'a>(&'a self, view: &'a View, listing: Listing<'a>) -> BoxFuture<'a, Result<Vec<DeviceId>, TableError>>;
+    fn counts<'a>(&'a self, view: &'a View) -> BoxFuture<'a, Result<Counts, TableError>>;
 }
 
 impl<T: VehicleDirectory> DirectoryReads for T {
     fn list<'a>(&'a self, view: &'a View, listing: Listing<'a>) -> BoxFuture<'a, Result<Vec<DeviceId>, TableError>> {
         Box::pin(VehicleDirectory::list(self, view, listing))
+    }
+    fn counts<'a>(&'a self, view: &'a View) -> BoxFuture<'a, Result<Counts, TableError>> {
+        Box::pin(VehicleDirectory::counts(self, view))
     }
 }
 

@@ -50,7 +50,8 @@ const T0_US: i64 = 1_700_000_000_000_000;
 /// Takes `t` as the telemetry function does: the vehicle listed in its views, then its state.
 async fn heard(api: &MemoryApi, t: &canopy::domain::telemetry::Telemetry) {
     let views = api.api.access.vehicle_groups.views_of(t.vehicle_id.as_str());
-    api.directory.enter(&t.vehicle_id, &views).await.unwrap();
+    let standing = canopy::domain::standing::Standing::of(t);
+    api.directory.enter(&t.vehicle_id, &views, standing).await.unwrap();
     api.state.put_if_newer(t, 1).await.unwrap();
 }
 
@@ -1027,4 +1028,35 @@ async fn the_fleet_pages_in_id_order_and_searches_by_prefix_one_read_per_partiti
         (StatusCode::BAD_REQUEST, Some("prefix")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn fleet_counts_are_the_callers_groups_read_as_one_batch_per_view() {
+    let api = Arc::new(api_with(grouped(), HistoryQuota { per_minute: 100 }).await);
+    // veh-002 stands still, charging.
+    let charging = canopy::domain::telemetry::Telemetry {
+        speed_kph: 0.0,
+        pack_current_a: -40.0,
+        ..telemetry(&DeviceId::new("veh-002").unwrap(), 9, 60)
+    };
+    heard(&api, &charging).await;
+    let (status, body, _) = signed_in(&api, "u-admin", Some("[fleet-admin]"), "/fleet/counts").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"total": 2, "driving": 1, "charging": 1, "parked": 0, "silent": 0})
+    );
+    let before = api.directory.faults.calls("counts");
+    let (_, body, _) = signed_in(&api, "u-south", Some("[viewer south]"), "/fleet/counts").await;
+    assert_eq!(
+        body,
+        json!({"total": 1, "driving": 0, "charging": 1, "parked": 0, "silent": 0})
+    );
+    assert_eq!(
+        api.directory.faults.calls("counts") - before,
+        1,
+        "one read of the group's view"
+    );
+    let (status, _, _) = signed_in(&api, "u-none", None, "/fleet/counts").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -1,22 +1,25 @@
-//! Keeping the fleet's directory as telemetry arrives: each vehicle listed in
-//! the fleet's view and its groups' ([`VehicleGroups::views_of`]). The
-//! directory itself writes only when a vehicle's views change; this instance
-//! remembers whom it entered, so only a vehicle's first message here costs a
-//! read.
+//! Keeping the fleet's directory, counts and heard index as telemetry
+//! arrives: each vehicle listed in the fleet's view and its groups'
+//! ([`VehicleGroups::views_of`]) with its [`Standing`]. The directory writes
+//! only when a vehicle's record changes; this instance remembers what it
+//! last entered of each vehicle, so a message that changes nothing (the
+//! same status, in the same five-minute step) costs nothing.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use canopy::domain::access::VehicleGroups;
 use canopy::domain::device_id::DeviceId;
+use canopy::domain::standing::Standing;
+use canopy::domain::telemetry::Telemetry;
 use canopy::ports::TableError;
 use canopy::ports::directory::VehicleDirectory;
 
 pub struct Listings<R> {
     pub directory: R,
     pub groups: VehicleGroups,
-    /// Vehicles entered with `groups` by this instance.
-    entered: Mutex<HashSet<DeviceId>>,
+    /// What this instance last entered of each vehicle.
+    entered: Mutex<HashMap<DeviceId, Standing>>,
 }
 
 impl<R: VehicleDirectory> Listings<R> {
@@ -28,19 +31,19 @@ impl<R: VehicleDirectory> Listings<R> {
         }
     }
 
-    /// Lists `vehicle` in its views, unless this instance did already.
-    pub async fn enter(&self, vehicle: &DeviceId) -> Result<(), TableError> {
-        if self.entered().contains(vehicle) {
+    /// Enters `t`'s vehicle with the standing `t` gives it, unless this instance did already.
+    pub async fn observe(&self, t: &Telemetry) -> Result<(), TableError> {
+        let (vehicle, standing) = (&t.vehicle_id, Standing::of(t));
+        if self.entered().get(vehicle) == Some(&standing) {
             return Ok(());
         }
-        self.directory
-            .enter(vehicle, &self.groups.views_of(vehicle.as_str()))
-            .await?;
-        self.entered().insert(vehicle.clone());
+        let views = self.groups.views_of(vehicle.as_str());
+        self.directory.enter(vehicle, &views, standing).await?;
+        self.entered().insert(vehicle.clone(), standing);
         Ok(())
     }
 
-    fn entered(&self) -> MutexGuard<'_, HashSet<DeviceId>> {
+    fn entered(&self) -> MutexGuard<'_, HashMap<DeviceId, Standing>> {
         self.entered.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

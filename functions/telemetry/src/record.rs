@@ -156,7 +156,7 @@ impl<S: LatestStateStore, R: VehicleDirectory> Lane for Vehicles<'_, S, R> {
     }
     /// Listed before its state is written: a vehicle with a state is in the directory.
     async fn put_state(&self, t: &Telemetry, now_ms: i64) -> Result<bool, TableError> {
-        self.listings.enter(&t.vehicle_id).await?;
+        self.listings.observe(t).await?;
         self.states.put_if_newer(t, now_ms).await
     }
 }

@@ -159,7 +159,7 @@ async fn listed(
 }
 
 #[tokio::test]
-async fn a_vehicle_is_listed_in_its_views_on_its_first_message_and_never_read_again() {
+async fn a_vehicle_is_listed_and_counted_in_its_views_on_its_first_message_and_not_read_again_in_its_step() {
     let mut s = service();
     s.listings = Listings::new(
         MemoryDirectory::default(),
@@ -176,17 +176,19 @@ async fn a_vehicle_is_listed_in_its_views_on_its_first_message_and_never_read_ag
         s.process(&[incoming(&format!("a{seq}"), &v1, seq)], NOW_MS).await;
     }
     assert_eq!(
-        s.listings.directory.faults.calls("listed"),
+        s.listings.directory.faults.calls("record"),
         2,
         "one read per vehicle, on its first message"
     );
+    let counts = s.listings.directory.counts(&View::All).await.unwrap();
+    assert_eq!((counts.total, counts.driving), (2, 2), "{counts:?}");
 }
 
 #[tokio::test]
 async fn a_failed_listing_sends_the_vehicles_messages_back_and_writes_no_state_until_listed() {
     let s = service();
     let v1 = vehicle(1);
-    s.listings.directory.faults.fail_next_of("put_entry", 1);
+    s.listings.directory.faults.fail_next_of("transact", 1);
     let outcome = s.process(&[incoming("a1", &v1, 1)], NOW_MS).await;
     assert_eq!(outcome.failed, ["a1"]);
     assert!(

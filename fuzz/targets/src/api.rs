@@ -17,6 +17,7 @@ use canopy::domain::access::View;
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
 use canopy::domain::lttb::Point;
+use canopy::domain::standing::Standing;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::state::LatestStateStore;
@@ -53,7 +54,8 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
     let other = DeviceId::new("veh-002").expect("an id");
     runtime.block_on(async {
         for id in [&v, &other] {
-            directory.enter(id, &[View::All]).await.expect("memory");
+            let standing = Standing::of(&telemetry(id, 1, 1_700_000_000));
+            directory.enter(id, &[View::All], standing).await.expect("memory");
         }
         state
             .put_if_newer(&telemetry(&v, 7, 1_700_000_000), 1)

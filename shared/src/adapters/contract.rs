@@ -16,6 +16,7 @@ use crate::domain::device::{DeviceRecord, FieldValue};
 use crate::domain::device_id::DeviceId;
 use crate::domain::device_key::DeviceKey;
 use crate::domain::measure::Measure;
+use crate::domain::standing::{Standing, Status};
 use crate::domain::telemetry::Telemetry;
 use crate::ports::alert_log::{AlertLog, FeedPosition};
 use crate::ports::device_state::DeviceStateStore;
@@ -221,10 +222,21 @@ pub async fn vehicle_directory<D: VehicleDirectory>(directory: &D, tag: &str) {
         } else {
             vec![View::All]
         };
-        assert!(directory.enter(id, &views).await.expect("enter"), "{id}: first entered");
+        let standing = Standing {
+            status: if views.len() > 1 {
+                Status::Driving
+            } else {
+                Status::Parked
+            },
+            heard: 1_000,
+        };
         assert!(
-            !directory.enter(id, &views).await.expect("enter"),
-            "{id}: the same views again change nothing"
+            directory.enter(id, &views, standing).await.expect("enter"),
+            "{id}: first entered"
+        );
+        assert!(
+            !directory.enter(id, &views, standing).await.expect("enter"),
+            "{id}: the same views and standing again change nothing"
         );
     }
     let all = |prefix, after, limit| async move {
@@ -274,16 +286,94 @@ pub async fn vehicle_directory<D: VehicleDirectory>(directory: &D, tag: &str) {
         [name(1), name(11)],
         "a group lists its own vehicles only"
     );
-    assert!(directory.enter(&vehicle(tag, 11), &[View::All]).await.expect("enter"));
+    standings(directory, tag, group).await;
+    let back = Standing {
+        status: Status::Driving,
+        heard: 1_002,
+    };
+    assert!(
+        directory
+            .enter(&vehicle(tag, 11), &[View::All], back)
+            .await
+            .expect("enter")
+    );
     assert_eq!(
         in_group(every).await,
         [name(1)],
         "a vehicle that left the group leaves its listing"
     );
+    let counts = directory.counts(group).await.expect("counts");
+    assert_eq!((counts.total, counts.charging), (1, 1), "and its counts: {counts:?}");
     assert_eq!(
         all(&prefix, None, 10).await,
         [name(10), name(11), name(12)],
         "and stays in the fleet's"
+    );
+}
+
+/// Counts by status, stale messages, and silence: what a group of the
+/// directory suite (vehicles 1 and 11 driving, heard in step 1,000) goes through.
+async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) {
+    let counts = |expected: [i64; 4], why: &'static str| async move {
+        let counts = directory.counts(group).await.expect("counts");
+        let got = [counts.driving, counts.charging, counts.parked, counts.silent];
+        assert_eq!((got, counts.total), (expected, expected.iter().sum()), "{why}");
+    };
+    counts([2, 0, 0, 0], "both driving").await;
+    let views = [View::All, group.clone()];
+    let (v1, v11) = (vehicle(tag, 1), vehicle(tag, 11));
+    let charging = Standing {
+        status: Status::Charging,
+        heard: 1_001,
+    };
+    assert!(directory.enter(&v1, &views, charging).await.expect("enter"));
+    counts([1, 1, 0, 0], "one moved to charging").await;
+    let stale = Standing {
+        status: Status::Driving,
+        heard: 999,
+    };
+    assert!(
+        !directory.enter(&v1, &views, stale).await.expect("enter"),
+        "a stale message changes nothing"
+    );
+    counts([1, 1, 0, 0], "a stale message changes nothing").await;
+
+    let ours = |found: Vec<(DeviceId, i64)>| -> Vec<(String, i64)> {
+        (found.into_iter())
+            .filter(|(v, _)| v.as_str().starts_with(tag))
+            .map(|(v, step)| (v.to_string(), step))
+            .collect()
+    };
+    let unheard = ours(directory.unheard(1_001, 100).await.expect("unheard"));
+    let expected: Vec<(String, i64)> = [2, 3, 10, 11, 12, 20]
+        .iter()
+        .map(|&n| (vehicle(tag, n).to_string(), 1_000))
+        .collect();
+    assert_eq!(unheard, expected, "heard before step 1,001, by step then id");
+    assert_eq!(
+        ours(directory.unheard(1_000, 100).await.expect("unheard")),
+        [],
+        "none before step 1,000"
+    );
+    assert!(directory.silence(&v11, 1_000).await.expect("silence"));
+    assert!(
+        !directory.silence(&v11, 1_000).await.expect("silence"),
+        "silent already"
+    );
+    assert!(!directory.silence(&v1, 1_000).await.expect("silence"), "heard since");
+    counts([0, 1, 0, 1], "one silent").await;
+    let unheard = ours(directory.unheard(1_001, 100).await.expect("unheard"));
+    assert!(
+        unheard.iter().all(|(v, _)| *v != v11.to_string()),
+        "a silent vehicle leaves the heard index: {unheard:?}"
+    );
+    let late = Standing {
+        status: Status::Driving,
+        heard: 1_000,
+    };
+    assert!(
+        !directory.enter(&v11, &views, late).await.expect("enter"),
+        "a late message of its last step keeps it silent"
     );
 }
 

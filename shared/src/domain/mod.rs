@@ -6,6 +6,7 @@
 //! - [`rejection`]: why a message was refused, and the field at fault.
 //! - [`topic`]: a vehicle's MQTT topics.
 //! - [`access`]: which vehicles a signed-in user reads.
+//! - [`standing`]: what a vehicle is doing (driving, charging, parked, silent), as the fleet counts it.
 //! - [`measure`]: the telemetry measures by name, unit and meaning.
 //! - [`alert`]: alert rules as data, evaluating them, and the alert they raise.
 //! - [`lttb`]: downsampling a series for a chart.
@@ -20,5 +21,6 @@ pub mod kind;
 pub mod lttb;
 pub mod measure;
 pub mod rejection;
+pub mod standing;
 pub mod telemetry;
 pub mod topic;

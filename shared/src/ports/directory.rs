@@ -1,15 +1,24 @@
-//! The fleet's directory: which vehicles each [`View`] lists, in id order,
-//! so a page of the fleet or a search by id prefix reads a page of entries,
-//! not the fleet. Entries are written when a vehicle is first heard and when
-//! the views it belongs to change, never per message: a vehicle's record of
-//! its views says whether anything changed.
+//! The fleet's directory, and the counts and index kept beside it:
+//! - which vehicles each [`View`] lists, in id order, so a page of the fleet
+//!   or a search by id prefix reads a page of entries, not the fleet;
+//! - how many vehicles of each view have each [`Status`], so the fleet's
+//!   counts are a few items;
+//! - when each vehicle not yet silent was last heard, so finding the ones
+//!   that fell silent reads those, not the fleet.
+//!
+//! Each vehicle has a [`Record`] of its views and [`Standing`]; a change of
+//! it changes the entries, counts and index in one step that happens whole
+//! or not at all ([`Change`]). Nothing is written while the record stays the
+//! same: a vehicle moves when it changes status, group, or five-minute step
+//! of "last heard", not per message.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use super::TableError;
 use crate::domain::access::View;
 use crate::domain::device_id::DeviceId;
+use crate::domain::standing::{Counts, Standing, Status};
 
 /// Partitions of each view's entries: a vehicle's entry is one partition's
 /// (its id's hash), so a fleet coming online at once spreads its writes.
@@ -37,16 +46,151 @@ pub fn merge_listing(pages: impl IntoIterator<Item = Vec<DeviceId>>, limit: usiz
     all.into_iter().take(limit).collect()
 }
 
+/// What the indexes hold of a vehicle: the views (by [`View::key`]) that
+/// list it, and its standing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub views: BTreeSet<String>,
+    pub standing: Standing,
+}
+
+impl Record {
+    /// The record after a message with `standing`, for a vehicle in `views`.
+    /// A standing heard before the recorded one is stale and the recorded one
+    /// stays; so does a silence, until the vehicle is heard in a later step.
+    pub fn after(old: Option<&Record>, views: &[View], standing: Standing) -> Record {
+        let standing = match old {
+            Some(old)
+                if standing.heard < old.standing.heard
+                    || (standing.heard == old.standing.heard && old.standing.status == Status::Silent) =>
+            {
+                old.standing
+            }
+            _ => standing,
+        };
+        Record {
+            views: views.iter().map(View::key).collect(),
+            standing,
+        }
+    }
+
+    /// The record once silence is found: `Some` only if the vehicle was
+    /// last heard in step `heard` and is not silent already.
+    pub fn silenced(old: Option<&Record>, heard: i64) -> Option<Record> {
+        let old = old?;
+        (old.standing.heard == heard && old.standing.status != Status::Silent).then(|| Record {
+            views: old.views.clone(),
+            standing: Standing {
+                status: Status::Silent,
+                heard,
+            },
+        })
+    }
+
+    /// The step this record keeps in the heard index: none once silent.
+    fn heard_entry(&self) -> Option<i64> {
+        (self.standing.status != Status::Silent).then_some(self.standing.heard)
+    }
+}
+
+/// What a record's change writes, besides the record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Change {
+    /// Views whose entry is written, and removed.
+    pub entered: Vec<String>,
+    pub left: Vec<String>,
+    /// Per view, what each status's count moves by (never zero).
+    pub counts: BTreeMap<String, Vec<(Status, i64)>>,
+    /// The heard index's entry removed (its step), and the one written.
+    pub unheard: Option<i64>,
+    pub heard: Option<i64>,
+}
+
+impl Change {
+    pub fn between(old: Option<&Record>, new: &Record) -> Change {
+        let no_views = BTreeSet::new();
+        let old_views = old.map_or(&no_views, |o| &o.views);
+        let mut counts: BTreeMap<String, BTreeMap<Status, i64>> = BTreeMap::new();
+        if let Some(old) = old {
+            for view in &old.views {
+                *counts
+                    .entry(view.clone())
+                    .or_default()
+                    .entry(old.standing.status)
+                    .or_default() -= 1;
+            }
+        }
+        for view in &new.views {
+            *counts
+                .entry(view.clone())
+                .or_default()
+                .entry(new.standing.status)
+                .or_default() += 1;
+        }
+        let (was, is) = (old.and_then(Record::heard_entry), new.heard_entry());
+        Change {
+            entered: new.views.difference(old_views).cloned().collect(),
+            left: old_views.difference(&new.views).cloned().collect(),
+            counts: counts
+                .into_iter()
+                .map(|(view, moves)| (view, moves.into_iter().filter(|(_, n)| *n != 0).collect::<Vec<_>>()))
+                .filter(|(_, moves)| !moves.is_empty())
+                .collect(),
+            unheard: was.filter(|_| was != is),
+            heard: is.filter(|_| was != is),
+        }
+    }
+}
+
+/// The counts of several views' partitions, added up.
+pub fn add_counts(parts: impl IntoIterator<Item = Counts>) -> Counts {
+    let mut total = Counts::default();
+    for part in parts {
+        for status in Status::ALL {
+            total.add(status, part.get(status));
+        }
+    }
+    total
+}
+
+/// The longest-unheard `limit` of several partitions' (vehicle, step) pages.
+pub fn merge_unheard(pages: impl IntoIterator<Item = Vec<(DeviceId, i64)>>, limit: usize) -> Vec<(DeviceId, i64)> {
+    let mut all: Vec<(DeviceId, i64)> = pages.into_iter().flatten().collect();
+    all.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    all.truncate(limit);
+    all
+}
+
 pub trait VehicleDirectory: Send + Sync {
-    /// Lists `vehicle` in exactly `views`: entries in views it was not yet
-    /// in are written and entries in views it left are removed. Reads the
-    /// vehicle's record of its views first and writes nothing when they are
-    /// the same, so calling it again is one read; true when anything changed.
-    fn enter(&self, vehicle: &DeviceId, views: &[View]) -> impl Future<Output = Result<bool, TableError>> + Send;
+    /// Brings the indexes in line with `vehicle` being in exactly `views`
+    /// with `standing` (see [`Record::after`]). Reads the record first and
+    /// writes nothing when it stays the same, so calling it again is one
+    /// read; true when anything changed.
+    fn enter(
+        &self,
+        vehicle: &DeviceId,
+        views: &[View],
+        standing: Standing,
+    ) -> impl Future<Output = Result<bool, TableError>> + Send;
 
     /// The first `listing.limit` vehicles of `view` the listing holds, in id order.
     fn list(&self, view: &View, listing: Listing<'_>)
     -> impl Future<Output = Result<Vec<DeviceId>, TableError>> + Send;
+
+    /// How many vehicles `view` lists, by status.
+    fn counts(&self, view: &View) -> impl Future<Output = Result<Counts, TableError>> + Send;
+
+    /// Up to `limit` vehicles not silent and last heard in a step before
+    /// `before`, with that step, the longest unheard first.
+    fn unheard(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(DeviceId, i64)>, TableError>> + Send;
+
+    /// Marks `vehicle` silent if it was last heard in step `heard` and not
+    /// since (see [`Record::silenced`]); true when marked.
+    fn silence(&self, vehicle: &DeviceId, heard: i64) -> impl Future<Output = Result<bool, TableError>> + Send;
 }
 
 #[cfg(test)]
@@ -61,6 +205,75 @@ mod tests {
     fn merged_pages_are_in_id_order_each_once_and_cut_to_the_limit() {
         let merged = merge_listing([ids(&["a-2", "b-1"]), ids(&["a-1", "a-2", "c-1"])], 3);
         assert_eq!(merged, ids(&["a-1", "a-2", "b-1"]));
+    }
+
+    fn record(views: &[&str], status: Status, heard: i64) -> Record {
+        Record {
+            views: views.iter().map(|v| v.to_string()).collect(),
+            standing: Standing { status, heard },
+        }
+    }
+
+    #[test]
+    fn a_new_vehicle_is_entered_counted_and_heard_in_each_view() {
+        let new = record(&["all", "group:n"], Status::Driving, 7);
+        let change = Change::between(None, &new);
+        assert_eq!(change.entered, ["all", "group:n"]);
+        assert_eq!(change.counts["all"], [(Status::Driving, 1)]);
+        assert_eq!((change.unheard, change.heard), (None, Some(7)));
+    }
+
+    #[test]
+    fn a_status_change_moves_counts_and_a_later_step_moves_the_heard_entry_only() {
+        let old = record(&["all"], Status::Driving, 7);
+        let parked = Change::between(Some(&old), &record(&["all"], Status::Parked, 7));
+        assert_eq!(parked.counts["all"], [(Status::Driving, -1), (Status::Parked, 1)]);
+        assert_eq!((parked.unheard, parked.heard, parked.entered.len()), (None, None, 0));
+        let later = Change::between(Some(&old), &record(&["all"], Status::Driving, 8));
+        assert!(later.counts.is_empty());
+        assert_eq!((later.unheard, later.heard), (Some(7), Some(8)));
+    }
+
+    #[test]
+    fn silence_leaves_the_heard_index_and_only_a_later_step_undoes_it() {
+        let old = record(&["all", "group:n"], Status::Parked, 7);
+        let silent = Record::silenced(Some(&old), 7).expect("silenced");
+        let change = Change::between(Some(&old), &silent);
+        assert_eq!(change.counts["group:n"], [(Status::Parked, -1), (Status::Silent, 1)]);
+        assert_eq!((change.unheard, change.heard), (Some(7), None));
+        assert_eq!(Record::silenced(Some(&old), 6), None, "heard since");
+        assert_eq!(Record::silenced(Some(&silent), 7), None, "silent already");
+        let views = [View::All, View::Group("n".into())];
+        let late = Standing {
+            status: Status::Driving,
+            heard: 7,
+        };
+        assert_eq!(
+            Record::after(Some(&silent), &views, late),
+            silent,
+            "a late message of the same step"
+        );
+        let back = Record::after(
+            Some(&silent),
+            &views,
+            Standing {
+                status: Status::Driving,
+                heard: 9,
+            },
+        );
+        assert_eq!(Change::between(Some(&silent), &back).heard, Some(9));
+    }
+
+    #[test]
+    fn leaving_a_group_removes_its_entry_and_its_count() {
+        let old = record(&["all", "group:n"], Status::Parked, 7);
+        let change = Change::between(Some(&old), &record(&["all"], Status::Parked, 7));
+        assert_eq!(
+            (change.entered.len(), change.left.as_slice()),
+            (0, ["group:n".to_string()].as_slice())
+        );
+        assert_eq!(change.counts.len(), 1);
+        assert_eq!(change.counts["group:n"], [(Status::Parked, -1)]);
     }
 
     #[test]

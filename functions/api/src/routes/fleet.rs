@@ -1,9 +1,12 @@
-//! `/fleet/stats`: per vehicle and hour of a day, from the telemetry archive.
+//! `/fleet/stats`: per vehicle and hour of a day, from the telemetry
+//! archive; `/fleet/counts`: how many vehicles are doing what, now.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use canopy::domain::standing::Counts;
+use futures::future::try_join_all;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -12,7 +15,7 @@ use crate::app::Api;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::history::{self, FleetStat};
-use crate::openapi::StatsErrors;
+use crate::openapi::{ListErrors, StatsErrors};
 use crate::params::StatsDay;
 
 /// A day's statistics.
@@ -45,4 +48,42 @@ pub async fn stats(
         date: date.to_string(),
         stats,
     }))
+}
+
+/// How many vehicles of the caller's scope are doing what. A vehicle in two
+/// of the caller's vehicle groups counts in each.
+#[derive(Serialize, ToSchema)]
+pub struct FleetCounts {
+    pub total: i64,
+    pub driving: i64,
+    /// Standing, with current into the pack.
+    pub charging: i64,
+    /// Heard, standing, not charging.
+    pub parked: i64,
+    /// Not heard for longer than the silence allowance (15 minutes unless configured).
+    pub silent: i64,
+}
+
+impl From<Counts> for FleetCounts {
+    fn from(c: Counts) -> Self {
+        Self {
+            total: c.total,
+            driving: c.driving,
+            charging: c.charging,
+            parked: c.parked,
+            silent: c.silent,
+        }
+    }
+}
+
+/// How many vehicles are driving, charging, parked or silent (kept as they change, not counted per request)
+#[utoipa::path(get, path = "/fleet/counts", operation_id = "getFleetCounts", responses(
+    (status = 200, description = "Counts", body = FleetCounts),
+    ListErrors,
+))]
+pub async fn counts(State(api): State<Arc<Api>>, identity: Identity) -> Result<Json<FleetCounts>, ApiError> {
+    let scope = access::scope(&api.access, &identity)?;
+    let views = scope.views();
+    let counts = try_join_all(views.iter().map(|view| api.directory.counts(view))).await?;
+    Ok(Json(canopy::ports::directory::add_counts(counts).into()))
 }

@@ -45,6 +45,7 @@ pub fn documented() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(history::signal))
         .routes(routes!(history::query))
         .routes(routes!(fleet::stats))
+        .routes(routes!(fleet::counts))
         // Routed with a wildcard (a file's name may hold slashes), so
         // documented by `ApiDoc` instead.
         .route("/assets/{*file}", get(console::asset))

@@ -30,6 +30,16 @@ test.describe('the fleet page', () => {
     }
   });
 
+  test('shows how many vehicles are doing what, as the API counts them', async ({ page, api }) => {
+    const counts = await api.json<{ total: number; driving: number; charging: number; parked: number; silent: number }>(
+      '/fleet/counts',
+    );
+    expect(counts.total).toBe(VEHICLES);
+    expect(counts.driving + counts.charging + counts.parked + counts.silent).toBe(VEHICLES);
+    const byStatus = page.getByLabel('Vehicles by status');
+    await expect(byStatus.getByRole('definition').first()).toHaveText(String(VEHICLES));
+  });
+
   test('the overheating vehicle has an alert badge', async ({ page }) => {
     const row = page.getByRole('row', { name: new RegExp(HOT_VEHICLE) });
     const badge = row.getByRole('link', { name: /recent alerts?$/ });

@@ -1,5 +1,7 @@
 //! `list-fleet`: lists every vehicle of the latest-state table in the
-//! fleet's directory, as the telemetry function does when a vehicle reports.
+//! fleet's directory, with the standing its latest state gives it, as the
+//! telemetry function does when a vehicle reports (the silence check then
+//! finds the ones long unheard).
 //! Run it once after the deploy that adds the directory (a vehicle that
 //! reports is listed anyway; one parked for days would not be until then),
 //! and after changing `VehicleGroups` if parked vehicles should move at once.
@@ -14,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, Result};
 use canopy::adapters::aws::dynamodb::{self, DynamoDirectory, DynamoStateTable};
 use canopy::domain::access::VehicleGroups;
+use canopy::domain::standing::Standing;
 use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::state::LatestStateStore;
 use clap::Parser;
@@ -69,7 +72,8 @@ async fn main() -> Result<()> {
                 let (directory, groups, seen, changed) = (&directory, &groups, &seen, &changed);
                 async move {
                     let vehicle = &state.telemetry.vehicle_id;
-                    let entered = directory.enter(vehicle, &groups.views_of(vehicle.as_str())).await;
+                    let views = groups.views_of(vehicle.as_str());
+                    let entered = directory.enter(vehicle, &views, Standing::of(&state.telemetry)).await;
                     seen.fetch_add(1, Ordering::Relaxed);
                     if entered.with_context(|| format!("listing {vehicle}"))? {
                         changed.fetch_add(1, Ordering::Relaxed);

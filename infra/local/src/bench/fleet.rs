@@ -28,6 +28,7 @@ use canopy::adapters::memory::{
 use canopy::domain::access::{AccessPolicy, View};
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kinds;
+use canopy::domain::standing::Standing;
 use canopy::ports::alert_log::AlertLog;
 use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::state::LatestStateStore;
@@ -107,8 +108,9 @@ async fn seed(
     alerts: &impl AlertLog,
 ) -> Result<()> {
     let v = vehicle(n)?;
-    directory.enter(&v, &[View::All]).await?;
-    state.put_if_newer(&telemetry(&v, 1, alert_time_s(n)), 1).await?;
+    let latest = telemetry(&v, 1, alert_time_s(n));
+    directory.enter(&v, &[View::All], Standing::of(&latest)).await?;
+    state.put_if_newer(&latest, 1).await?;
     alerts
         .record(&alert(&v, 1, alert_time_s(n)), &[View::All], i64::MAX / 2)
         .await?;
@@ -172,7 +174,12 @@ async fn actions(api: &axum::Router, fleet: usize, runs: usize, requests: &dyn F
         );
     }
     let next_vehicles = page["next"].as_str().context("a second page of vehicles")?.to_string();
+    let counts = get(api, "/fleet/counts").await?;
+    if counts["total"] != fleet {
+        bail!("the fleet of {fleet} counts {}", counts["total"]);
+    }
     let cases = [
+        ("fleet counts", "/fleet/counts".to_string()),
         ("fleet, first page", "/vehicles?limit=50".to_string()),
         ("fleet, next page", format!("/vehicles?limit=50&after={next_vehicles}")),
         (
@@ -203,8 +210,10 @@ async fn memory_fleet(fleet: usize, options: &FleetBenchOptions) -> Result<(Vec<
         alerts: alerts.clone(),
     };
     let api = api(tables).await?;
-    let requests =
-        || alerts.faults.calls("feed_query") + directory.faults.calls("list_query") + state.faults.calls("get_many");
+    let requests = || {
+        let directory_reads = directory.faults.calls("list_query") + directory.faults.calls("counts");
+        alerts.faults.calls("feed_query") + directory_reads + state.faults.calls("get_many")
+    };
     let raw = actions(&api, fleet, options.runs, &requests).await?;
     for faults in [&alerts.faults, &directory.faults, &state.faults] {
         faults.delay(Duration::from_millis(options.request_ms));

@@ -37,7 +37,15 @@ pub(super) enum Handler {
             DynamoDirectory,
         >,
     ),
-    Alerts(canopy_alerts::AlertsHandler<DynamoAlertLog, SnsNotifier, IotPublisher, DynamoDeviceStateTable>),
+    Alerts(
+        canopy_alerts::AlertsHandler<
+            DynamoAlertLog,
+            SnsNotifier,
+            IotPublisher,
+            DynamoDeviceStateTable,
+            DynamoDirectory,
+        >,
+    ),
 }
 
 impl Handler {

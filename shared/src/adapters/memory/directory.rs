@@ -8,16 +8,28 @@ use futures::future::try_join_all;
 use super::{Faults, lock};
 use crate::domain::access::View;
 use crate::domain::device_id::DeviceId;
+use crate::domain::standing::{Counts, Standing};
 use crate::ports::TableError;
-use crate::ports::directory::{DIRECTORY_SHARDS, Listing, VehicleDirectory, merge_listing};
+use crate::ports::directory::{
+    Change, DIRECTORY_SHARDS, Listing, Record, VehicleDirectory, add_counts, merge_listing, merge_unheard,
+};
 use crate::ports::partition_of;
+
+/// The tables, as DynamoDB keeps them: what one lock guards changes whole.
+#[derive(Debug, Default)]
+struct Tables {
+    /// (view key, partition) → the partition's ids.
+    entries: HashMap<(String, u32), BTreeSet<DeviceId>>,
+    /// (view key, partition) → the partition's counts.
+    counts: HashMap<(String, u32), Counts>,
+    /// partition → (step, vehicle) of the vehicles not silent.
+    heard: HashMap<u32, BTreeSet<(i64, DeviceId)>>,
+    records: HashMap<DeviceId, Record>,
+}
 
 #[derive(Debug, Default)]
 pub struct MemoryDirectory {
-    /// (view key, partition) → the partition's ids, as DynamoDB keeps them.
-    entries: Mutex<HashMap<(String, u32), BTreeSet<DeviceId>>>,
-    /// Each vehicle's record of the views it is listed in.
-    listed: Mutex<HashMap<DeviceId, BTreeSet<String>>>,
+    tables: Mutex<Tables>,
     pub faults: Faults,
 }
 
@@ -29,51 +41,170 @@ impl MemoryDirectory {
         })
     }
 
-    /// One partition of a view: the listing's first `limit` ids.
+    /// Reads `vehicle`'s record, and writes what `next` makes of it with
+    /// everything it changes, as one transaction (one lock).
+    async fn update(
+        &self,
+        vehicle: &DeviceId,
+        next: impl Fn(Option<&Record>) -> Option<Record>,
+    ) -> Result<bool, TableError> {
+        loop {
+            self.enter_op("record").await?;
+            let old = lock(&self.tables).records.get(vehicle).cloned();
+            let Some(new) = next(old.as_ref()).filter(|new| Some(new) != old.as_ref()) else {
+                return Ok(false);
+            };
+            self.enter_op("transact").await?;
+            // As DynamoDB's condition on the record's version: a writer that lost the race reads again.
+            let mut tables = lock(&self.tables);
+            if tables.records.get(vehicle) == old.as_ref() {
+                Self::apply(&mut tables, vehicle, old.as_ref(), new);
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Writes `new` and everything its change from `old` moves.
+    fn apply(tables: &mut Tables, vehicle: &DeviceId, old: Option<&Record>, new: Record) {
+        let change = Change::between(old, &new);
+        let shard = partition_of(vehicle.as_str(), DIRECTORY_SHARDS);
+        for view in change.entered {
+            tables.entries.entry((view, shard)).or_default().insert(vehicle.clone());
+        }
+        for view in change.left {
+            if let Some(ids) = tables.entries.get_mut(&(view, shard)) {
+                ids.remove(vehicle);
+            }
+        }
+        for (view, moves) in change.counts {
+            let counts = tables.counts.entry((view, shard)).or_default();
+            for (status, n) in moves {
+                counts.add(status, n);
+            }
+        }
+        let heard = tables.heard.entry(shard).or_default();
+        if let Some(step) = change.unheard {
+            heard.remove(&(step, vehicle.clone()));
+        }
+        if let Some(step) = change.heard {
+            heard.insert((step, vehicle.clone()));
+        }
+        tables.records.insert(vehicle.clone(), new);
+    }
+
     async fn partition(&self, view: &str, shard: u32, listing: Listing<'_>) -> Result<Vec<DeviceId>, TableError> {
         self.enter_op("list_query").await?;
-        let entries = lock(&self.entries);
-        Ok(entries
-            .get(&(view.to_string(), shard))
-            .into_iter()
-            .flatten()
+        let tables = lock(&self.tables);
+        Ok((tables.entries.get(&(view.to_string(), shard)).into_iter().flatten())
             .filter(|id| listing.holds(id.as_str()))
             .take(listing.limit)
             .cloned()
             .collect())
     }
+
+    async fn unheard_partition(
+        &self,
+        shard: u32,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        self.enter_op("unheard_query").await?;
+        let tables = lock(&self.tables);
+        Ok((tables.heard.get(&shard).into_iter().flatten())
+            .take_while(|(step, _)| *step < before)
+            .take(limit)
+            .map(|(step, id)| (id.clone(), *step))
+            .collect())
+    }
 }
 
 impl VehicleDirectory for MemoryDirectory {
-    async fn enter(&self, vehicle: &DeviceId, views: &[View]) -> Result<bool, TableError> {
-        self.enter_op("listed").await?;
-        let want: BTreeSet<String> = views.iter().map(View::key).collect();
-        let had = lock(&self.listed).get(vehicle).cloned().unwrap_or_default();
-        if had == want {
-            return Ok(false);
-        }
-        let shard = partition_of(vehicle.as_str(), DIRECTORY_SHARDS);
-        for view in want.difference(&had) {
-            self.enter_op("put_entry").await?;
-            lock(&self.entries)
-                .entry((view.clone(), shard))
-                .or_default()
-                .insert(vehicle.clone());
-        }
-        for view in had.difference(&want) {
-            self.enter_op("delete_entry").await?;
-            if let Some(ids) = lock(&self.entries).get_mut(&(view.clone(), shard)) {
-                ids.remove(vehicle);
-            }
-        }
-        self.enter_op("put_listed").await?;
-        lock(&self.listed).insert(vehicle.clone(), want);
-        Ok(true)
+    async fn enter(&self, vehicle: &DeviceId, views: &[View], standing: Standing) -> Result<bool, TableError> {
+        self.update(vehicle, |old| Some(Record::after(old, views, standing)))
+            .await
     }
 
     async fn list(&self, view: &View, listing: Listing<'_>) -> Result<Vec<DeviceId>, TableError> {
         let key = view.key();
         let pages = try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.partition(&key, shard, listing))).await?;
         Ok(merge_listing(pages, listing.limit))
+    }
+
+    async fn counts(&self, view: &View) -> Result<Counts, TableError> {
+        // One batch read of the view's partitions.
+        self.enter_op("counts").await?;
+        let key = view.key();
+        let tables = lock(&self.tables);
+        Ok(add_counts(
+            (0..DIRECTORY_SHARDS).filter_map(|shard| tables.counts.get(&(key.clone(), shard)).cloned()),
+        ))
+    }
+
+    async fn unheard(&self, before: i64, limit: usize) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let pages =
+            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.unheard_partition(shard, before, limit))).await?;
+        Ok(merge_unheard(pages, limit))
+    }
+
+    async fn silence(&self, vehicle: &DeviceId, heard: i64) -> Result<bool, TableError> {
+        self.update(vehicle, |old| Record::silenced(old, heard)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// The counts kept match the records, whatever order things happen in.
+    #[tokio::test]
+    async fn the_counts_always_add_up_to_the_records() {
+        use crate::domain::standing::Status;
+        let directory = MemoryDirectory::default();
+        let id = |n: u32| DeviceId::new(format!("veh-{n:03}")).expect("id");
+        let statuses = [Status::Driving, Status::Charging, Status::Parked];
+        for round in 0..20_i64 {
+            for n in 0..30_u32 {
+                let status = statuses[(n as usize + round as usize) % 3];
+                let views = if n % 2 == 0 {
+                    vec![View::All, View::Group("even".into())]
+                } else {
+                    vec![View::All]
+                };
+                let heard = round / 3 + i64::from(n % 4);
+                directory
+                    .enter(&id(n), &views, Standing { status, heard })
+                    .await
+                    .expect("enter");
+            }
+            for (vehicle, step) in directory.unheard(round / 3 + 2, 7).await.expect("unheard") {
+                directory.silence(&vehicle, step).await.expect("silence");
+            }
+        }
+        // Writers of one vehicle at once: each reads, waits, then writes; the losers read again.
+        directory.faults.delay(std::time::Duration::from_millis(1));
+        let (racer, fleet) = (id(0), [View::All]);
+        let racing = (0..12_i64).map(|i| {
+            let standing = Standing {
+                status: statuses[(i % 3) as usize],
+                heard: 100 + i,
+            };
+            directory.enter(&racer, &fleet, standing)
+        });
+        for entered in futures::future::join_all(racing).await {
+            entered.expect("enter");
+        }
+        let tables = lock(&directory.tables);
+        let mut expected: BTreeMap<String, Counts> = BTreeMap::new();
+        for record in tables.records.values() {
+            for view in &record.views {
+                expected.entry(view.clone()).or_default().add(record.standing.status, 1);
+            }
+        }
+        for (view, counts) in expected {
+            let kept = add_counts((0..DIRECTORY_SHARDS).filter_map(|s| tables.counts.get(&(view.clone(), s)).cloned()));
+            assert_eq!(kept, counts, "{view}");
+        }
     }
 }

@@ -10,6 +10,9 @@ export const fleetKey = (prefix: string, pages: number): string => `${FLEET_PAGE
 /** The id prefix a {@link fleetKey} was made with. */
 export const prefixOfFleetKey = (key: string): string => key.slice(key.indexOf(':', FLEET_PAGES.length) + 1);
 
+/** How many vehicles are doing what (GET /fleet/counts). */
+export const FLEET_COUNTS = 'fleet:counts';
+
 /** The fleet's recent alerts (GET /alerts). */
 export const FLEET_ALERTS = 'alerts:fleet';
 

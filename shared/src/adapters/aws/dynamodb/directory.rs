@@ -1,25 +1,47 @@
 //! [`VehicleDirectory`] on DynamoDB, in the fleet index table (keys `pk`, `sk`):
 //! - `vehicles#<view>#<partition>` / `<vehicle id>`: an entry, so a
 //!   partition's query runs in id order and a prefix is a key range;
-//! - `listed#<vehicle id>` / `views`: the vehicle's record of its views
-//!   (a list), written after its entries, so an entry is never missing
-//!   from a view the record names.
-
-use std::collections::BTreeSet;
+//! - `counts#<view>#<partition>` / `counts`: a number per status;
+//! - `heard#<partition>` / `<step, 12 digits>#<vehicle id>`: the vehicles
+//!   not silent, by when they were last heard;
+//! - `listed#<vehicle id>` / `views`: the vehicle's [`Record`] (`views`, a
+//!   list; `status`; `heard`) and a `version`.
+//!
+//! A change is one TransactWriteItems of the record, on the condition that
+//! its version is the one read, and everything the change writes: two
+//! writers of one vehicle never both count it.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use futures::future::try_join_all;
 
-use super::{get_item, get_s, s, table_error};
+use super::{Item, batch_get, get_item, get_n, get_s, n, s, table_error};
 use crate::domain::access::View;
 use crate::domain::device_id::DeviceId;
+use crate::domain::standing::{Counts, Standing, Status};
 use crate::ports::TableError;
-use crate::ports::directory::{DIRECTORY_SHARDS, Listing, VehicleDirectory, merge_listing};
+use crate::ports::directory::{
+    Change, DIRECTORY_SHARDS, Listing, Record, VehicleDirectory, add_counts, merge_listing, merge_unheard,
+};
 use crate::ports::partition_of;
 
 /// Sorts after every character an id may hold, so `<prefix>~` ends the prefix's range.
 const PAST_ANY_ID_CHAR: char = '~';
+
+/// Times a change is tried when another writer changed the record between
+/// its read and its write, or the service failed the write.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// A transaction that may succeed if tried again: canceled (a condition or
+/// a conflict with another transaction), or a 5xx.
+fn is_canceled_or_transient(e: &SdkError<TransactWriteItemsError, HttpResponse>) -> bool {
+    e.as_service_error()
+        .is_some_and(|e| e.is_transaction_canceled_exception() || e.is_internal_server_error())
+        || e.raw_response().is_some_and(|r| r.status().is_server_error())
+}
 
 #[derive(Clone, Debug)]
 pub struct DynamoDirectory {
@@ -31,8 +53,37 @@ fn entry_pk(view: &str, shard: u32) -> String {
     format!("vehicles#{view}#{shard}")
 }
 
-fn listed_pk(vehicle: &DeviceId) -> String {
+fn counts_pk(view: &str, shard: u32) -> String {
+    format!("counts#{view}#{shard}")
+}
+
+fn heard_pk(shard: u32) -> String {
+    format!("heard#{shard}")
+}
+
+fn heard_sk(step: i64, vehicle: &DeviceId) -> String {
+    format!("{:012}#{vehicle}", step.max(0))
+}
+
+fn record_pk(vehicle: &DeviceId) -> String {
     format!("listed#{vehicle}")
+}
+
+fn key(pk: String, sk: impl Into<String>) -> Item {
+    Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+/// A record as stored, and its version (0: none stored).
+fn record_of(item: &Item) -> Option<(Record, i64)> {
+    let views = item.get("views")?.as_l().ok()?;
+    let record = Record {
+        views: views.iter().filter_map(|v| v.as_s().ok().cloned()).collect(),
+        standing: Standing {
+            status: Status::from_name(get_s(item, "status")?)?,
+            heard: get_n(item, "heard")?,
+        },
+    };
+    Some((record, get_n(item, "version").unwrap_or(0)))
 }
 
 impl DynamoDirectory {
@@ -43,15 +94,137 @@ impl DynamoDirectory {
         }
     }
 
-    async fn listed(&self, vehicle: &DeviceId) -> Result<BTreeSet<String>, TableError> {
-        let key = [("pk", s(listed_pk(vehicle))), ("sk", s("views"))];
-        let item = get_item(&self.client, &self.table, key).await?;
-        let views = item.as_ref().and_then(|i| i.get("views")).and_then(|v| v.as_l().ok());
-        Ok(views
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_s().ok().cloned())
-            .collect())
+    fn put(&self, item: Item) -> Result<TransactWriteItem, TableError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| table_error(&self.table, e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn delete(&self, key: Item) -> Result<TransactWriteItem, TableError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .build()
+            .map_err(|e| table_error(&self.table, e))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// The writes of `change` of `vehicle`, and of its record becoming `new`
+    /// on the condition that its version is still `version`.
+    fn writes(
+        &self,
+        vehicle: &DeviceId,
+        change: &Change,
+        new: &Record,
+        version: i64,
+    ) -> Result<Vec<TransactWriteItem>, TableError> {
+        let shard = partition_of(vehicle.as_str(), DIRECTORY_SHARDS);
+        let mut record = key(record_pk(vehicle), "views");
+        record.insert(
+            "views".into(),
+            AttributeValue::L(new.views.iter().cloned().map(AttributeValue::S).collect()),
+        );
+        record.insert("status".into(), s(new.standing.status.name()));
+        record.insert("heard".into(), n(new.standing.heard));
+        record.insert("version".into(), n(version + 1));
+        // Version 0: no record yet (or one from before records had versions).
+        let condition = if version == 0 {
+            "attribute_not_exists(version)"
+        } else {
+            "version = :version"
+        };
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression(condition);
+        if version != 0 {
+            put = put.expression_attribute_values(":version", n(version));
+        }
+        let put = put.build().map_err(|e| table_error(&self.table, e))?;
+        let mut writes = vec![TransactWriteItem::builder().put(put).build()];
+        for view in &change.entered {
+            writes.push(self.put(key(entry_pk(view, shard), vehicle.as_str()))?);
+        }
+        for view in &change.left {
+            writes.push(self.delete(key(entry_pk(view, shard), vehicle.as_str()))?);
+        }
+        for (view, moves) in &change.counts {
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(counts_pk(view, shard), "counts")));
+            let mut adds = Vec::new();
+            for (i, (status, delta)) in moves.iter().enumerate() {
+                adds.push(format!("#s{i} :d{i}"));
+                update = update
+                    .expression_attribute_names(format!("#s{i}"), status.name())
+                    .expression_attribute_values(format!(":d{i}"), n(delta));
+            }
+            let update = update
+                .update_expression(format!("ADD {}", adds.join(", ")))
+                .build()
+                .map_err(|e| table_error(&self.table, e))?;
+            writes.push(TransactWriteItem::builder().update(update).build());
+        }
+        if let Some(step) = change.unheard {
+            writes.push(self.delete(key(heard_pk(shard), heard_sk(step, vehicle)))?);
+        }
+        if let Some(step) = change.heard {
+            writes.push(self.put(key(heard_pk(shard), heard_sk(step, vehicle)))?);
+        }
+        Ok(writes)
+    }
+
+    /// Reads `vehicle`'s record and writes what `next` makes of it with
+    /// everything that changes, as one transaction; again from the read when
+    /// another writer changed the record in between.
+    async fn update(
+        &self,
+        vehicle: &DeviceId,
+        next: impl Fn(Option<&Record>) -> Option<Record>,
+    ) -> Result<bool, TableError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let item = get_item(
+                &self.client,
+                &self.table,
+                [("pk", s(record_pk(vehicle))), ("sk", s("views"))],
+            )
+            .await?;
+            let (old, version) = match item.as_ref().and_then(record_of) {
+                Some((record, version)) => (Some(record), version),
+                None => (None, 0),
+            };
+            let Some(new) = next(old.as_ref()).filter(|new| Some(new) != old.as_ref()) else {
+                return Ok(false);
+            };
+            let change = Change::between(old.as_ref(), &new);
+            let writes = self.writes(vehicle, &change, &new, version)?;
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(true),
+                // Another writer won (canceled), or the service failed this
+                // try (a 5xx the SDK's own retries did not get past): read
+                // again after a pause that grows and differs per vehicle, so
+                // writers that collided do not collide again.
+                Err(e) if is_canceled_or_transient(&e) => {
+                    let jitter = u64::from(partition_of(vehicle.as_str(), 16));
+                    let pause = (10 << attempt.min(6)) + jitter * 5;
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                Err(e) => return Err(table_error(&self.table, e)),
+            }
+        }
+        Err(TableError {
+            table: self.table.clone(),
+            message: format!("{vehicle}: its record changed under {MAX_ATTEMPTS} attempts in a row"),
+        })
     }
 
     /// One partition of a view: the listing's first `limit` ids, read as a key range.
@@ -90,52 +263,70 @@ impl DynamoDirectory {
             .take(listing.limit)
             .collect())
     }
-}
 
-impl VehicleDirectory for DynamoDirectory {
-    async fn enter(&self, vehicle: &DeviceId, views: &[View]) -> Result<bool, TableError> {
-        let want: BTreeSet<String> = views.iter().map(View::key).collect();
-        let had = self.listed(vehicle).await?;
-        if had == want {
-            return Ok(false);
-        }
-        let shard = partition_of(vehicle.as_str(), DIRECTORY_SHARDS);
-        let puts = want.difference(&had).map(|view| {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", s(entry_pk(view, shard)))
-                .item("sk", s(vehicle.as_str()))
-                .send()
-        });
-        try_join_all(puts).await.map_err(|e| table_error(&self.table, e))?;
-        let deletes = had.difference(&want).map(|view| {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(entry_pk(view, shard)))
-                .key("sk", s(vehicle.as_str()))
-                .send()
-        });
-        try_join_all(deletes).await.map_err(|e| table_error(&self.table, e))?;
-        self.client
-            .put_item()
+    /// One partition of the heard index: vehicles heard before step `before`, longest unheard first.
+    async fn unheard_partition(
+        &self,
+        shard: u32,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let out = self
+            .client
+            .query()
             .table_name(&self.table)
-            .item("pk", s(listed_pk(vehicle)))
-            .item("sk", s("views"))
-            .item(
-                "views",
-                AttributeValue::L(want.into_iter().map(AttributeValue::S).collect()),
-            )
+            .key_condition_expression("pk = :pk AND sk < :before")
+            .expression_attribute_values(":pk", s(heard_pk(shard)))
+            .expression_attribute_values(":before", s(format!("{:012}", before.max(0))))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(|e| table_error(&self.table, e))?;
-        Ok(true)
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let (step, vehicle) = get_s(item, "sk")?.split_once('#')?;
+                Some((DeviceId::new(vehicle).ok()?, step.parse().ok()?))
+            })
+            .collect())
+    }
+}
+
+impl VehicleDirectory for DynamoDirectory {
+    async fn enter(&self, vehicle: &DeviceId, views: &[View], standing: Standing) -> Result<bool, TableError> {
+        self.update(vehicle, |old| Some(Record::after(old, views, standing)))
+            .await
     }
 
     async fn list(&self, view: &View, listing: Listing<'_>) -> Result<Vec<DeviceId>, TableError> {
         let key = view.key();
         let pages = try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.partition(&key, shard, listing))).await?;
         Ok(merge_listing(pages, listing.limit))
+    }
+
+    async fn counts(&self, view: &View) -> Result<Counts, TableError> {
+        let name = view.key();
+        let keys = (0..DIRECTORY_SHARDS)
+            .map(|shard| key(counts_pk(&name, shard), "counts"))
+            .collect();
+        let items = batch_get(&self.client, &self.table, keys, None).await?;
+        Ok(add_counts(items.iter().map(|item| {
+            let mut counts = Counts::default();
+            for status in Status::ALL {
+                counts.add(status, get_n(item, status.name()).unwrap_or(0));
+            }
+            counts
+        })))
+    }
+
+    async fn unheard(&self, before: i64, limit: usize) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let pages =
+            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.unheard_partition(shard, before, limit))).await?;
+        Ok(merge_unheard(pages, limit))
+    }
+
+    async fn silence(&self, vehicle: &DeviceId, heard: i64) -> Result<bool, TableError> {
+        self.update(vehicle, |old| Record::silenced(old, heard)).await
     }
 }

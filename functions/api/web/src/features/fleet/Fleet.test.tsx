@@ -39,11 +39,15 @@ describe('the fleet page', () => {
           ? { vehicles: [vehicle('veh-010', { soc_pct: 12.34, speed_kph: 0 })], next: null }
           : { vehicles: [vehicle('veh-001'), vehicle('veh-002', { received_at_ms: NOW_MS - 180_000 })], next: 'veh-002' },
       'GET /alerts': { alerts: [alert('veh-001', NOW_MS * 1000), alert('veh-001', NOW_MS * 1000 - 1)] },
+      'GET /fleet/counts': { total: 3, driving: 1, charging: 0, parked: 1, silent: 1 },
     });
     const user = userEvent.setup();
     renderFleet();
 
     expect(await screen.findByText('2 vehicles shown, more to show')).toBeTruthy();
+    const byStatus = within(await screen.findByLabelText('Vehicles by status'));
+    expect(byStatus.getAllByRole('term').map((t) => t.textContent)).toEqual(['Vehicles', 'Driving', 'Charging', 'Parked', 'Silent']);
+    expect(byStatus.getAllByRole('definition').map((d) => d.textContent)).toEqual(['3', '1', '0', '1', '1']);
     await screen.findByRole('link', { name: '2 recent alerts' });
     expect(fleetRows()).toEqual([
       {
@@ -77,6 +81,7 @@ describe('the fleet page', () => {
         next: null,
       }),
       'GET /alerts': { alerts: [] },
+      'GET /fleet/counts': { total: 3, driving: 0, charging: 0, parked: 3, silent: 0 },
     });
     const user = userEvent.setup();
     renderFleet();
@@ -101,6 +106,7 @@ describe('the fleet page', () => {
     stubApi({
       'GET /vehicles': json({ error: { status: 502, message: 'a table read failed (request r-42)', request_id: 'r-42' } }, 502),
       'GET /alerts': { alerts: [] },
+      'GET /fleet/counts': { total: 3, driving: 0, charging: 0, parked: 3, silent: 0 },
     });
     renderFleet();
     const error = await screen.findByRole('alert');

@@ -5,8 +5,17 @@ import { age, num } from '../../lib/format';
 import { formatRoute, navigate, type Route } from '../../lib/route';
 import { useNow } from '../../lib/useNow';
 import { useFleetAlerts } from '../alerts/api';
-import { useFleetPages } from './api';
+import { useFleetCounts, useFleetPages } from './api';
 import { COLUMNS, alertCounts, fleetRows, lastSeenMs } from './rows';
+
+/** The counts the page shows, in order. */
+const COUNTED = [
+  ['total', 'Vehicles'],
+  ['driving', 'Driving'],
+  ['charging', 'Charging'],
+  ['parked', 'Parked'],
+  ['silent', 'Silent'],
+] as const;
 
 /**
  * The fleet's vehicles, a page at a time in id order, searched by id prefix
@@ -19,11 +28,13 @@ export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
   // A new search starts again at its first page.
   const pages = shown.prefix === prefix ? shown.pages : 1;
   const fleet = useFleetPages(prefix, pages);
+  const counts = useFleetCounts();
+  const byStatus = counts.data;
   const alerts = useFleetAlerts();
   const now = useNow();
 
-  const counts = alertCounts(alerts.data?.alerts ?? []);
-  const rows = fleetRows(fleet.data?.vehicles ?? [], counts, route.sort);
+  const alerting = alertCounts(alerts.data?.alerts ?? []);
+  const rows = fleetRows(fleet.data?.vehicles ?? [], alerting, route.sort);
   const more = Boolean(fleet.data?.next);
   const sortBy = (key: string) => {
     const next = route.sort === key ? `-${key}` : key;
@@ -46,6 +57,17 @@ export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
           {fleet.loading && fleet.data ? ' · refreshing' : ''}
         </span>
       </div>
+      {byStatus && (
+        <dl className="fleet-counts" aria-label="Vehicles by status">
+          {COUNTED.map(([key, label]) => (
+            <div key={key}>
+              <dt>{label}</dt>
+              <dd>{byStatus[key]}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
+      {counts.error && <ErrorBox error={counts.error} what="the fleet's counts" />}
       {fleet.error && <ErrorBox error={fleet.error} what="the fleet" />}
       {alerts.error && <ErrorBox error={alerts.error} what="recent alerts" />}
       {!fleet.data && fleet.loading && <Loading what="the fleet" />}
@@ -70,7 +92,7 @@ export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
             </thead>
             <tbody>
               {rows.map((v) => {
-                const n = counts.get(v.vehicle_id) ?? 0;
+                const n = alerting.get(v.vehicle_id) ?? 0;
                 return (
                   <tr key={v.vehicle_id}>
                     <th scope="row">

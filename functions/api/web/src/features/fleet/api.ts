@@ -4,7 +4,7 @@
 
 import type { VehicleState } from '../../api/types';
 import { http } from '../../lib/http';
-import { fleetKey } from '../../lib/keys';
+import { FLEET_COUNTS, fleetKey } from '../../lib/keys';
 import { useLiveStatus } from '../../lib/live';
 import { useResource } from '../../lib/store';
 
@@ -36,4 +36,14 @@ export async function getFleetPages(prefix: string, pages: number): Promise<Flee
 export function useFleetPages(prefix: string, pages: number) {
   const live = useLiveStatus() === 'live';
   return useResource(fleetKey(prefix, pages), () => getFleetPages(prefix, pages), live ? undefined : POLL_MS);
+}
+
+/** How many vehicles of the caller's scope are driving, charging, parked or silent. */
+export function getFleetCounts() {
+  return http.get('/fleet/counts');
+}
+
+/** The counts, read again every poll: the live stream does not push them. */
+export function useFleetCounts() {
+  return useResource(FLEET_COUNTS, getFleetCounts, POLL_MS);
 }

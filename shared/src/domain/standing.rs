@@ -1,0 +1,156 @@
+//! What a vehicle is doing, as the fleet's counts and indexes keep it: its
+//! status, from its newest message, and when it was last heard, in
+//! [`HEARD_BUCKET_MS`] steps so that a vehicle reporting every few seconds
+//! moves in the indexes once per step, not per message.
+
+use serde::Serialize;
+
+use super::telemetry::Telemetry;
+
+/// The step of "last heard" in the fleet's indexes.
+pub const HEARD_BUCKET_MS: i64 = 5 * 60 * 1000;
+
+/// How long a vehicle may go unheard before it counts as silent, unless configured.
+pub const DEFAULT_SILENT_AFTER_MS: i64 = 15 * 60 * 1000;
+
+/// Below this speed a vehicle stands (km/h).
+const MOVING_KPH: f64 = 1.0;
+/// Current into the pack (negative: charge or regeneration) that, standing, is charging (A).
+const CHARGING_A: f64 = -1.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Driving,
+    Charging,
+    /// Heard, standing, not charging.
+    Parked,
+    /// Not heard for longer than the silence allowance.
+    Silent,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [Self::Driving, Self::Charging, Self::Parked, Self::Silent];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Driving => "driving",
+            Self::Charging => "charging",
+            Self::Parked => "parked",
+            Self::Silent => "silent",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// What `t` says the vehicle is doing: never silent, a message is a sign of life.
+    pub fn of(t: &Telemetry) -> Self {
+        if t.speed_kph >= MOVING_KPH {
+            Self::Driving
+        } else if t.pack_current_a <= CHARGING_A {
+            Self::Charging
+        } else {
+            Self::Parked
+        }
+    }
+}
+
+/// A vehicle's status and when it was last heard (in [`HEARD_BUCKET_MS`] steps since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub status: Status,
+    pub heard: i64,
+}
+
+impl Standing {
+    /// As `t` tells it: heard when the cloud received it (its own clock when that is unknown).
+    pub fn of(t: &Telemetry) -> Self {
+        let heard_ms = t.received_at_ms.unwrap_or(t.ts_us() / 1000);
+        Self {
+            status: Status::of(t),
+            heard: heard_bucket(heard_ms),
+        }
+    }
+}
+
+/// The step `ms` (since the epoch) falls in.
+pub fn heard_bucket(ms: i64) -> i64 {
+    ms.div_euclid(HEARD_BUCKET_MS)
+}
+
+/// Vehicles last heard in a step before this one, at `now_ms`, are silent.
+pub fn silent_before(now_ms: i64, silent_after_ms: i64) -> i64 {
+    heard_bucket(now_ms - silent_after_ms)
+}
+
+/// How many vehicles have each status, and their total.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub total: i64,
+    pub driving: i64,
+    pub charging: i64,
+    pub parked: i64,
+    pub silent: i64,
+}
+
+impl Counts {
+    pub fn add(&mut self, status: Status, n: i64) {
+        self.total += n;
+        *match status {
+            Status::Driving => &mut self.driving,
+            Status::Charging => &mut self.charging,
+            Status::Parked => &mut self.parked,
+            Status::Silent => &mut self.silent,
+        } += n;
+    }
+
+    pub fn get(&self, status: Status) -> i64 {
+        match status {
+            Status::Driving => self.driving,
+            Status::Charging => self.charging,
+            Status::Parked => self.parked,
+            Status::Silent => self.silent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::device_id::DeviceId;
+
+    /// A message at the epoch: SoC, pack V and A, cell V min/max, cell °C min/max, km/h.
+    fn with(speed: f64, current: f64) -> Telemetry {
+        let measures = [80.0, 370.0, current, 3.9, 4.0, 25.0, 30.0, speed];
+        Telemetry::from_measures(
+            DeviceId::new("veh-1").expect("id"),
+            chrono::DateTime::UNIX_EPOCH,
+            1,
+            measures,
+        )
+    }
+
+    #[test]
+    fn moving_is_driving_even_regenerating_and_standing_with_current_in_is_charging() {
+        assert_eq!(Status::of(&with(52.0, -12.5)), Status::Driving);
+        assert_eq!(Status::of(&with(0.0, -30.0)), Status::Charging);
+        assert_eq!(Status::of(&with(0.0, 2.0)), Status::Parked);
+        assert_eq!(Status::of(&with(0.5, -0.5)), Status::Parked);
+    }
+
+    #[test]
+    fn a_vehicle_is_heard_in_five_minute_steps_by_the_clouds_clock() {
+        let mut t = with(0.0, 0.0);
+        t.received_at_ms = Some(HEARD_BUCKET_MS * 7 + 1);
+        assert_eq!(Standing::of(&t).heard, 7);
+        assert_eq!(silent_before(HEARD_BUCKET_MS * 10, DEFAULT_SILENT_AFTER_MS), 7);
+        let names: Vec<&str> = Status::ALL.iter().map(|s| s.name()).collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| Status::from_name(n).is_some_and(|s| s.name() == *n))
+        );
+    }
+}
