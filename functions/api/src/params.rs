@@ -3,6 +3,7 @@
 //! checks that turn them into the domain's values. A value that does not
 //! parse is refused by [`crate::extract`], naming the parameter.
 
+use canopy::domain::standing::Status;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -50,6 +51,9 @@ pub struct VehiclePage {
     /// Only vehicles whose id starts with this (case-sensitive)
     #[param(pattern = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", nullable = false)]
     pub prefix: Option<String>,
+    /// Only vehicles doing this now: driving, charging, parked or silent
+    #[param(value_type = Option<String>, pattern = "^(driving|charging|parked|silent)$", nullable = false)]
+    pub status: Option<Status>,
 }
 
 /// A page of the fleet's alert feed, newest first.

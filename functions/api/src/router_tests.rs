@@ -1060,3 +1060,31 @@ async fn fleet_counts_are_the_callers_groups_read_as_one_batch_per_view() {
     let (status, _, _) = signed_in(&api, "u-none", None, "/fleet/counts").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_fleet_lists_the_vehicles_of_one_status() {
+    let api = api().await;
+    let charging = canopy::domain::telemetry::Telemetry {
+        speed_kph: 0.0,
+        pack_current_a: -40.0,
+        ..telemetry(&DeviceId::new("veh-003").unwrap(), 9, 60)
+    };
+    heard(&api, &charging).await;
+    let listed = |body: &Value| -> Vec<String> {
+        (body["vehicles"].as_array().unwrap().iter())
+            .map(|v| v["vehicle_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, body) = get(&api, "/vehicles?status=charging").await;
+    assert_eq!(listed(&body), ["veh-003"]);
+    let (_, body) = get(&api, "/vehicles?status=driving").await;
+    assert_eq!(listed(&body), ["veh-001", "veh-002"]);
+    let (_, body) = get(&api, "/vehicles?status=silent").await;
+    assert_eq!(listed(&body), Vec::<String>::new());
+    let (status, body) = get(&api, "/vehicles?status=asleep").await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("status")),
+        "{body}"
+    );
+}

@@ -151,6 +151,7 @@ async fn listed(
 ) -> Vec<String> {
     let every = Listing {
         prefix: "",
+        status: None,
         after: None,
         limit: 100,
     };

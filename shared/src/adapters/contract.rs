@@ -240,7 +240,12 @@ pub async fn vehicle_directory<D: VehicleDirectory>(directory: &D, tag: &str) {
         );
     }
     let all = |prefix, after, limit| async move {
-        let listing = Listing { prefix, after, limit };
+        let listing = Listing {
+            prefix,
+            status: None,
+            after,
+            limit,
+        };
         (directory.list(&View::All, listing).await.expect("list").iter())
             .map(|v| v.to_string())
             .collect::<Vec<String>>()
@@ -278,6 +283,7 @@ pub async fn vehicle_directory<D: VehicleDirectory>(directory: &D, tag: &str) {
     };
     let every = Listing {
         prefix: tag,
+        status: None,
         after: None,
         limit: 10,
     };
@@ -328,6 +334,23 @@ async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) 
     };
     assert!(directory.enter(&v1, &views, charging).await.expect("enter"));
     counts([1, 1, 0, 0], "one moved to charging").await;
+    let with = |status| async move {
+        let listing = Listing {
+            prefix: tag,
+            status: Some(status),
+            after: None,
+            limit: 10,
+        };
+        (directory.list(group, listing).await.expect("list").iter())
+            .map(|v| v.to_string())
+            .collect::<Vec<String>>()
+    };
+    assert_eq!(
+        with(Status::Charging).await,
+        [v1.to_string()],
+        "the group's vehicles of one status"
+    );
+    assert_eq!(with(Status::Driving).await, [v11.to_string()]);
     let stale = Standing {
         status: Status::Driving,
         heard: 999,
@@ -362,6 +385,8 @@ async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) 
     );
     assert!(!directory.silence(&v1, 1_000).await.expect("silence"), "heard since");
     counts([0, 1, 0, 1], "one silent").await;
+    assert_eq!(with(Status::Silent).await, [v11.to_string()], "the silent ones");
+    assert!(with(Status::Driving).await.is_empty());
     let unheard = ours(directory.unheard(1_001, 100).await.expect("unheard"));
     assert!(
         unheard.iter().all(|(v, _)| *v != v11.to_string()),

@@ -3,7 +3,7 @@
 //! [`HEARD_BUCKET_MS`] steps so that a vehicle reporting every few seconds
 //! moves in the indexes once per step, not per message.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::telemetry::Telemetry;
 
@@ -18,7 +18,7 @@ const MOVING_KPH: f64 = 1.0;
 /// Current into the pack (negative: charge or regeneration) that, standing, is charging (A).
 const CHARGING_A: f64 = -1.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Driving,

@@ -1,6 +1,7 @@
 //! The fleet's directory, and the counts and index kept beside it:
-//! - which vehicles each [`View`] lists, in id order, so a page of the fleet
-//!   or a search by id prefix reads a page of entries, not the fleet;
+//! - which vehicles each [`View`] lists, in id order, and which of them have
+//!   each status, so a page of the fleet, a search by id prefix or the
+//!   vehicles of one status read a page of entries, not the fleet;
 //! - how many vehicles of each view have each [`Status`], so the fleet's
 //!   counts are a few items;
 //! - when each vehicle not yet silent was last heard, so finding the ones
@@ -25,10 +26,12 @@ use crate::domain::standing::{Counts, Standing, Status};
 pub const DIRECTORY_SHARDS: u32 = 8;
 
 /// What a listing asks for: ids starting with `prefix` (empty: every id),
-/// after `after` (exclusive), `limit` of them, in id order.
+/// of the vehicles with `status` (none: every status), after `after`
+/// (exclusive), `limit` of them, in id order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listing<'a> {
     pub prefix: &'a str,
+    pub status: Option<Status>,
     pub after: Option<&'a str>,
     pub limit: usize,
 }
@@ -99,6 +102,9 @@ pub struct Change {
     /// Views whose entry is written, and removed.
     pub entered: Vec<String>,
     pub left: Vec<String>,
+    /// (view, status) entries written, and removed: a view's vehicles by status.
+    pub filed: Vec<(String, Status)>,
+    pub unfiled: Vec<(String, Status)>,
     /// Per view, what each status's count moves by (never zero).
     pub counts: BTreeMap<String, Vec<(Status, i64)>>,
     /// The heard index's entry removed (its step), and the one written.
@@ -128,9 +134,17 @@ impl Change {
                 .or_default() += 1;
         }
         let (was, is) = (old.and_then(Record::heard_entry), new.heard_entry());
+        let filed_as = |r: Option<&Record>| -> BTreeSet<(String, Status)> {
+            r.into_iter()
+                .flat_map(|r| r.views.iter().map(|v| (v.clone(), r.standing.status)))
+                .collect()
+        };
+        let (filed_before, filed_now) = (filed_as(old), filed_as(Some(new)));
         Change {
             entered: new.views.difference(old_views).cloned().collect(),
             left: old_views.difference(&new.views).cloned().collect(),
+            filed: filed_now.difference(&filed_before).cloned().collect(),
+            unfiled: filed_before.difference(&filed_now).cloned().collect(),
             counts: counts
                 .into_iter()
                 .map(|(view, moves)| (view, moves.into_iter().filter(|(_, n)| *n != 0).collect::<Vec<_>>()))
@@ -228,9 +242,11 @@ mod tests {
         let old = record(&["all"], Status::Driving, 7);
         let parked = Change::between(Some(&old), &record(&["all"], Status::Parked, 7));
         assert_eq!(parked.counts["all"], [(Status::Driving, -1), (Status::Parked, 1)]);
+        assert_eq!(parked.filed, [("all".to_string(), Status::Parked)]);
+        assert_eq!(parked.unfiled, [("all".to_string(), Status::Driving)]);
         assert_eq!((parked.unheard, parked.heard, parked.entered.len()), (None, None, 0));
         let later = Change::between(Some(&old), &record(&["all"], Status::Driving, 8));
-        assert!(later.counts.is_empty());
+        assert!(later.counts.is_empty() && later.filed.is_empty() && later.unfiled.is_empty());
         assert_eq!((later.unheard, later.heard), (Some(7), Some(8)));
     }
 
@@ -280,6 +296,7 @@ mod tests {
     fn a_listing_holds_ids_with_its_prefix_after_its_cursor() {
         let listing = Listing {
             prefix: "veh-1",
+            status: None,
             after: Some("veh-10"),
             limit: 5,
         };

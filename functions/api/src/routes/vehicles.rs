@@ -24,7 +24,7 @@ pub struct VehicleList {
     pub next: Option<String>,
 }
 
-/// Vehicles with their latest state, in id order, paginated; searched by id prefix
+/// Vehicles with their latest state, in id order, paginated; searched by id prefix and status
 #[utoipa::path(get, path = "/vehicles", operation_id = "listVehicles", params(VehiclePage), responses(
     (status = 200, description = "A page", body = VehicleList),
     ListErrors,
@@ -42,6 +42,7 @@ pub async fn list(
     let prefix = page.prefix.as_deref().map(|p| device_id("prefix", p)).transpose()?;
     let listing = Listing {
         prefix: prefix.as_ref().map_or("", |p| p.as_str()),
+        status: page.status,
         after: after.as_deref(),
         limit: limit + 1,
     };

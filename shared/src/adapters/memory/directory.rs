@@ -8,7 +8,7 @@ use futures::future::try_join_all;
 use super::{Faults, lock};
 use crate::domain::access::View;
 use crate::domain::device_id::DeviceId;
-use crate::domain::standing::{Counts, Standing};
+use crate::domain::standing::{Counts, Standing, Status};
 use crate::ports::TableError;
 use crate::ports::directory::{
     Change, DIRECTORY_SHARDS, Listing, Record, VehicleDirectory, add_counts, merge_listing, merge_unheard,
@@ -20,6 +20,8 @@ use crate::ports::partition_of;
 struct Tables {
     /// (view key, partition) → the partition's ids.
     entries: HashMap<(String, u32), BTreeSet<DeviceId>>,
+    /// (view key, status, partition) → the partition's ids.
+    by_status: HashMap<(String, Status, u32), BTreeSet<DeviceId>>,
     /// (view key, partition) → the partition's counts.
     counts: HashMap<(String, u32), Counts>,
     /// partition → (step, vehicle) of the vehicles not silent.
@@ -76,6 +78,18 @@ impl MemoryDirectory {
                 ids.remove(vehicle);
             }
         }
+        for (view, status) in change.filed {
+            tables
+                .by_status
+                .entry((view, status, shard))
+                .or_default()
+                .insert(vehicle.clone());
+        }
+        for (view, status) in change.unfiled {
+            if let Some(ids) = tables.by_status.get_mut(&(view, status, shard)) {
+                ids.remove(vehicle);
+            }
+        }
         for (view, moves) in change.counts {
             let counts = tables.counts.entry((view, shard)).or_default();
             for (status, n) in moves {
@@ -95,7 +109,22 @@ impl MemoryDirectory {
     async fn partition(&self, view: &str, shard: u32, listing: Listing<'_>) -> Result<Vec<DeviceId>, TableError> {
         self.enter_op("list_query").await?;
         let tables = lock(&self.tables);
-        Ok((tables.entries.get(&(view.to_string(), shard)).into_iter().flatten())
+        let ids = match listing.status {
+            None => tables.entries.get(&(view.to_string(), shard)),
+            Some(status) => tables.by_status.get(&(view.to_string(), status, shard)),
+        };
+        // From the prefix or the cursor on, as DynamoDB reads a key range.
+        let low = match listing.after {
+            Some(after) if after > listing.prefix => after,
+            _ => listing.prefix,
+        };
+        let from = DeviceId::new(low).ok();
+        Ok((ids.into_iter())
+            .flat_map(|ids| match &from {
+                Some(from) => ids.range(from..),
+                None => ids.range(..),
+            })
+            .take_while(|id| id.as_str().starts_with(listing.prefix))
             .filter(|id| listing.holds(id.as_str()))
             .take(listing.limit)
             .cloned()
@@ -160,7 +189,6 @@ mod tests {
     /// The counts kept match the records, whatever order things happen in.
     #[tokio::test]
     async fn the_counts_always_add_up_to_the_records() {
-        use crate::domain::standing::Status;
         let directory = MemoryDirectory::default();
         let id = |n: u32| DeviceId::new(format!("veh-{n:03}")).expect("id");
         let statuses = [Status::Driving, Status::Charging, Status::Parked];

@@ -4,11 +4,15 @@
 /** The fleet table's answers (GET /vehicles): every key of them starts with this. */
 export const FLEET_PAGES = 'vehicles:';
 
-/** The first `pages` pages of the vehicles whose id starts with `prefix`. */
-export const fleetKey = (prefix: string, pages: number): string => `${FLEET_PAGES}${pages}:${prefix}`;
+/** The first `pages` pages of the vehicles with `status` (any: empty) whose id starts with `prefix`. */
+export const fleetKey = (prefix: string, status: string, pages: number): string =>
+  `${FLEET_PAGES}${pages}:${status}:${prefix}`;
 
-/** The id prefix a {@link fleetKey} was made with. */
-export const prefixOfFleetKey = (key: string): string => key.slice(key.indexOf(':', FLEET_PAGES.length) + 1);
+/** The id prefix and status a {@link fleetKey} was made with. */
+export function fleetQueryOfKey(key: string): { prefix: string; status: string } {
+  const [status = '', ...prefix] = key.slice(key.indexOf(':', FLEET_PAGES.length) + 1).split(':');
+  return { prefix: prefix.join(':'), status };
+}
 
 /** How many vehicles are doing what (GET /fleet/counts). */
 export const FLEET_COUNTS = 'fleet:counts';

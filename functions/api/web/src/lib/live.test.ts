@@ -56,12 +56,14 @@ describe('the live stream', () => {
 
   it('patches the answers pages hold, and only those', async () => {
     clear();
-    const whole = fleetKey('', 1);
-    const search = fleetKey('veh-1', 1);
-    const paged = fleetKey('', 2);
+    const whole = fleetKey('', '', 1);
+    const search = fleetKey('veh-1', '', 1);
+    const paged = fleetKey('', '', 2);
+    const driving = fleetKey('', 'driving', 1);
     await refresh(whole, async () => ({ vehicles: [state('veh-1', '2026-01-01T00:00:01Z', 1)], next: null }));
     await refresh(search, async () => ({ vehicles: [state('veh-1', '2026-01-01T00:00:01Z', 1)], next: null }));
     await refresh(paged, async () => ({ vehicles: [state('veh-1', '2026-01-01T00:00:01Z', 1)], next: 'cursor' }));
+    await refresh(driving, async () => ({ vehicles: [], next: null }));
     await refresh(FLEET_ALERTS, async () => ({ alerts: [alert('veh-1', 5)] }));
     apply({
       type: 'update',
@@ -76,6 +78,7 @@ describe('the live stream', () => {
     ]);
     expect(shown(search), 'a search lists only what it matches').toEqual([['veh-1', 3]]);
     expect(shown(paged), "pages before the last keep the server's pages").toEqual([['veh-1', 3]]);
+    expect(shown(driving), 'a list of one status takes no newcomer').toEqual([]);
     expect(peek<{ alerts: Alert[] }>(FLEET_ALERTS)?.alerts.map((a) => a.ts_us)).toEqual([9, 5]);
     expect(peek(vehicleKey('veh-2'))).toBeUndefined();
     expect(peek(vehicleAlertsKey('veh-1'))).toBeUndefined();

@@ -6,7 +6,7 @@
 import { useSyncExternalStore } from 'react';
 
 import type { Alert, ConsoleConfig, VehicleState } from '../api/types';
-import { FLEET_ALERTS, FLEET_PAGES, prefixOfFleetKey, vehicleAlertsKey, vehicleKey } from './keys';
+import { FLEET_ALERTS, FLEET_PAGES, fleetQueryOfKey, vehicleAlertsKey, vehicleKey } from './keys';
 import { patch, patchEach } from './store';
 
 export type LiveStatus = 'connecting' | 'live' | 'down';
@@ -68,7 +68,9 @@ export function withAlert(alerts: Alert[], alert: Alert): Alert[] {
 export function apply(update: Update): void {
   for (const state of update.states) {
     patchEach<{ vehicles: VehicleState[]; next: string | null }>(FLEET_PAGES, (held, key) => {
-      const complete = held.next === null && state.vehicle_id.startsWith(prefixOfFleetKey(key));
+      // A pushed state says nothing of silence: a list of one status takes no newcomer.
+      const { prefix, status } = fleetQueryOfKey(key);
+      const complete = held.next === null && !status && state.vehicle_id.startsWith(prefix);
       const vehicles = withState(held.vehicles, state, complete);
       return vehicles === held.vehicles ? held : { ...held, vehicles };
     });

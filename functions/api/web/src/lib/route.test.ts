@@ -5,8 +5,8 @@ import { formatRoute, parseRoute, rangeOf, type Route } from './route';
 describe('routes', () => {
   it('round-trip through the URL', () => {
     const routes: Route[] = [
-      { page: 'fleet', filter: '', sort: 'vehicle_id' },
-      { page: 'fleet', filter: 'veh-0', sort: '-soc_pct' },
+      { page: 'fleet', filter: '', sort: 'vehicle_id', status: null },
+      { page: 'fleet', filter: 'veh-0', sort: '-soc_pct', status: 'silent' },
       { page: 'vehicle', id: 'veh-001', signals: ['BMS_PackStatus.PackCurrent', 'A.B'], preset: '1d', from: null, to: null },
       { page: 'vehicle', id: 'veh-001', signals: [], preset: null, from: '2026-11-27T10:00:00.000Z', to: '2026-11-27T11:00:00.000Z' },
       { page: 'alerts' },
@@ -22,7 +22,7 @@ describe('routes', () => {
   });
 
   it('fall back to something sensible on a hand-edited URL', () => {
-    expect(parseRoute('/', '#/nowhere')).toEqual({ page: 'fleet', filter: '', sort: 'vehicle_id' });
+    expect(parseRoute('/', '#/nowhere')).toEqual({ page: 'fleet', filter: '', sort: 'vehicle_id', status: null });
     const r = parseRoute('/', '#/vehicles/v1?range=1y&signals=' + Array.from({ length: 12 }, (_, i) => `M.S${i}`).join(','));
     expect(r).toMatchObject({ page: 'vehicle', preset: '1h' });
     expect(r.page === 'vehicle' && r.signals.length).toBe(8);

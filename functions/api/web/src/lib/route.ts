@@ -10,8 +10,14 @@ export const PRESETS: Record<Preset, { label: string; ms: number }> = {
   '1w': { label: 'Last week', ms: 7 * 86_400_000 },
 };
 
+/** The statuses the fleet page can show alone. */
+export const FLEET_STATUSES = ['driving', 'charging', 'parked', 'silent'] as const;
+export type FleetStatus = (typeof FLEET_STATUSES)[number];
+
+const fleetStatus = (s: string | null): FleetStatus | null => FLEET_STATUSES.find((f) => f === s) ?? null;
+
 export type Route =
-  | { page: 'fleet'; filter: string; sort: string }
+  | { page: 'fleet'; filter: string; sort: string; status: FleetStatus | null }
   | { page: 'vehicle'; id: string; signals: string[]; preset: Preset | null; from: string | null; to: string | null }
   | { page: 'alerts' }
   | { page: 'stations' }
@@ -57,7 +63,12 @@ export function parseRoute(pathname: string, hash: string): Route {
   if (parts[0] === 'stations') return { page: 'stations' };
   if (parts[0] === 'alerts') return { page: 'alerts' };
   if (parts[0] === 'docs') return { page: 'docs' };
-  return { page: 'fleet', filter: params.get('q') ?? '', sort: params.get('sort') ?? 'vehicle_id' };
+  return {
+    page: 'fleet',
+    filter: params.get('q') ?? '',
+    sort: params.get('sort') ?? 'vehicle_id',
+    status: fleetStatus(params.get('status')),
+  };
 }
 
 export function formatRoute(route: Route): string {
@@ -71,6 +82,7 @@ export function formatRoute(route: Route): string {
     case 'fleet':
       return `#/${query([
         ['q', route.filter],
+        ['status', route.status],
         ['sort', route.sort === 'vehicle_id' ? null : route.sort],
       ])}`;
     case 'vehicle':

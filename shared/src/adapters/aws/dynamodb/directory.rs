@@ -1,6 +1,8 @@
 //! [`VehicleDirectory`] on DynamoDB, in the fleet index table (keys `pk`, `sk`):
 //! - `vehicles#<view>#<partition>` / `<vehicle id>`: an entry, so a
 //!   partition's query runs in id order and a prefix is a key range;
+//! - `status#<view>#<status>#<partition>` / `<vehicle id>`: the view's
+//!   vehicles of one status, the same way;
 //! - `counts#<view>#<partition>` / `counts`: a number per status;
 //! - `heard#<partition>` / `<step, 12 digits>#<vehicle id>`: the vehicles
 //!   not silent, by when they were last heard;
@@ -51,6 +53,10 @@ pub struct DynamoDirectory {
 
 fn entry_pk(view: &str, shard: u32) -> String {
     format!("vehicles#{view}#{shard}")
+}
+
+fn status_pk(view: &str, status: Status, shard: u32) -> String {
+    format!("status#{view}#{}#{shard}", status.name())
 }
 
 fn counts_pk(view: &str, shard: u32) -> String {
@@ -151,6 +157,12 @@ impl DynamoDirectory {
         for view in &change.left {
             writes.push(self.delete(key(entry_pk(view, shard), vehicle.as_str()))?);
         }
+        for (view, status) in &change.filed {
+            writes.push(self.put(key(status_pk(view, *status, shard), vehicle.as_str()))?);
+        }
+        for (view, status) in &change.unfiled {
+            writes.push(self.delete(key(status_pk(view, *status, shard), vehicle.as_str()))?);
+        }
         for (view, moves) in &change.counts {
             let mut update = Update::builder()
                 .table_name(&self.table)
@@ -229,6 +241,10 @@ impl DynamoDirectory {
 
     /// One partition of a view: the listing's first `limit` ids, read as a key range.
     async fn partition(&self, view: &str, shard: u32, listing: Listing<'_>) -> Result<Vec<DeviceId>, TableError> {
+        let pk = match listing.status {
+            None => entry_pk(view, shard),
+            Some(status) => status_pk(view, status, shard),
+        };
         let low = match listing.after {
             Some(after) if after > listing.prefix => after,
             _ => listing.prefix,
@@ -237,7 +253,7 @@ impl DynamoDirectory {
             .client
             .query()
             .table_name(&self.table)
-            .expression_attribute_values(":pk", s(entry_pk(view, shard)))
+            .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":hi", s(format!("{}{PAST_ANY_ID_CHAR}", listing.prefix)));
         // A key condition takes no empty string: from the start is "below the end".
         query = if low.is_empty() {

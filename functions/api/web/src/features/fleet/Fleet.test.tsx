@@ -100,6 +100,12 @@ describe('the fleet page', () => {
     expect(fleetRows().map((r) => r.Vehicle)).toEqual(['veh-003']);
     expect(window.location.hash).toBe('#/?q=veh-003&sort=-soc_pct');
     expect(requests.some((r) => r.url.searchParams.get('prefix') === 'veh-003')).toBe(true);
+
+    await user.click(screen.getByRole('button', { name: 'Show only parked vehicles' }));
+    expect(window.location.hash).toBe('#/?q=veh-003&status=parked&sort=-soc_pct');
+    await screen.findByText('1 vehicle shown');
+    expect(requests.some((r) => r.url.searchParams.get('status') === 'parked')).toBe(true);
+    expect(screen.getByRole('button', { name: 'Show only parked vehicles' }).getAttribute('aria-pressed')).toBe('true');
   });
 
   it("shows the API's error as a sentence with what failed", async () => {

@@ -19,15 +19,16 @@ const COUNTED = [
 
 /**
  * The fleet's vehicles, a page at a time in id order, searched by id prefix
- * on the server; the shown rows sort by any column. Search and sort are
- * kept in the URL.
+ * and shown by status (a count's button) on the server; the shown rows sort
+ * by any column. Search, status and sort are kept in the URL.
  */
 export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
   const prefix = route.filter.trim();
-  const [shown, setShown] = useState({ prefix, pages: 1 });
-  // A new search starts again at its first page.
-  const pages = shown.prefix === prefix ? shown.pages : 1;
-  const fleet = useFleetPages(prefix, pages);
+  const search = `${route.status ?? ''}:${prefix}`;
+  const [shown, setShown] = useState({ search, pages: 1 });
+  // A new search or status starts again at its first page.
+  const pages = shown.search === search ? shown.pages : 1;
+  const fleet = useFleetPages({ prefix, status: route.status }, pages);
   const counts = useFleetCounts();
   const byStatus = counts.data;
   const alerts = useFleetAlerts();
@@ -59,12 +60,24 @@ export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
       </div>
       {byStatus && (
         <dl className="fleet-counts" aria-label="Vehicles by status">
-          {COUNTED.map(([key, label]) => (
-            <div key={key}>
-              <dt>{label}</dt>
-              <dd>{byStatus[key]}</dd>
-            </div>
-          ))}
+          {COUNTED.map(([key, label]) => {
+            const only = key === 'total' ? null : key;
+            return (
+              <div key={key}>
+                <dt>{label}</dt>
+                <dd>
+                  <button
+                    type="button"
+                    aria-pressed={route.status === only}
+                    aria-label={only ? `Show only ${label.toLowerCase()} vehicles` : 'Show every vehicle'}
+                    onClick={() => navigate({ ...route, status: route.status === only ? null : only }, true)}
+                  >
+                    {byStatus[key]}
+                  </button>
+                </dd>
+              </div>
+            );
+          })}
         </dl>
       )}
       {counts.error && <ErrorBox error={counts.error} what="the fleet's counts" />}
@@ -122,7 +135,7 @@ export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
           </table>
           {rows.length === 0 && <p className="muted">No vehicle matches.</p>}
           {more && (
-            <button type="button" onClick={() => setShown({ prefix, pages: pages + 1 })} disabled={fleet.loading}>
+            <button type="button" onClick={() => setShown({ search, pages: pages + 1 })} disabled={fleet.loading}>
               Show more vehicles
             </button>
           )}

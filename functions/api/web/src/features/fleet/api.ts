@@ -6,6 +6,7 @@ import type { VehicleState } from '../../api/types';
 import { http } from '../../lib/http';
 import { FLEET_COUNTS, fleetKey } from '../../lib/keys';
 import { useLiveStatus } from '../../lib/live';
+import type { FleetStatus } from '../../lib/route';
 import { useResource } from '../../lib/store';
 
 /** How often the shown pages are read while the live stream is down (it pushes otherwise). */
@@ -20,12 +21,19 @@ export interface FleetPages {
   next: string | null;
 }
 
-/** The first `pages` pages of the vehicles whose id starts with `prefix` (empty: every vehicle). */
-export async function getFleetPages(prefix: string, pages: number): Promise<FleetPages> {
+/** Which vehicles the table shows: those whose id starts with `prefix` (empty: any), of `status` (null: any). */
+export interface FleetQuery {
+  prefix: string;
+  status: FleetStatus | null;
+}
+
+/** The first `pages` pages of the vehicles `query` asks for. */
+export async function getFleetPages({ prefix, status }: FleetQuery, pages: number): Promise<FleetPages> {
   const vehicles: VehicleState[] = [];
   let after: string | undefined;
   for (let read = 0; read < pages; read++) {
-    const page = await http.get('/vehicles', { query: { limit: PAGE_SIZE, after, prefix: prefix || undefined } });
+    const query = { limit: PAGE_SIZE, after, prefix: prefix || undefined, status: status ?? undefined };
+    const page = await http.get('/vehicles', { query });
     vehicles.push(...page.vehicles);
     after = page.next ?? undefined;
     if (!after) break;
@@ -33,9 +41,10 @@ export async function getFleetPages(prefix: string, pages: number): Promise<Flee
   return { vehicles, next: after ?? null };
 }
 
-export function useFleetPages(prefix: string, pages: number) {
+export function useFleetPages(query: FleetQuery, pages: number) {
   const live = useLiveStatus() === 'live';
-  return useResource(fleetKey(prefix, pages), () => getFleetPages(prefix, pages), live ? undefined : POLL_MS);
+  const key = fleetKey(query.prefix, query.status ?? '', pages);
+  return useResource(key, () => getFleetPages(query, pages), live ? undefined : POLL_MS);
 }
 
 /** How many vehicles of the caller's scope are driving, charging, parked or silent. */
