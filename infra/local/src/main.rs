@@ -259,7 +259,7 @@ async fn main() -> Result<()> {
                 runs,
                 request_ms,
             };
-            print!("{}", canopy_local::bench::fleet::run(&options).await?);
+            canopy_local::bench::fleet::run(&options, &mut std::io::stdout()).await?;
         }
         Command::InitTime {
             stack: args,

@@ -51,6 +51,20 @@ pub fn python_path() -> PathBuf {
         .unwrap_or_else(|| venv().join("bin").join("python"))
 }
 
+/// `moto_server`, with a lock around each DynamoDB request.
+const DYNAMODB_ONE_AT_A_TIME: &str = "\
+import sys, threading
+from moto.dynamodb.responses import DynamoHandler
+from moto.server import main
+lock = threading.Lock()
+call = DynamoHandler.call_action
+def one_at_a_time(self):
+    with lock:
+        return call(self)
+DynamoHandler.call_action = one_at_a_time
+sys.exit(main())
+";
+
 /// A moto server child process on a loopback port; killed when dropped, and
 /// by the kernel when this process dies.
 pub struct Moto {
@@ -67,13 +81,24 @@ impl Moto {
     /// `moto_recording` (`POST /moto-api/recorder/start-recording` starts it).
     pub fn start_in(program: &Path, dir: Option<&Path>) -> Result<Self, ServiceError> {
         let port = free_port()?;
-        let args = [
+        let mut args = vec![
             "-H".to_string(),
             "127.0.0.1".to_string(),
             "-p".to_string(),
             port.to_string(),
         ];
-        let child = spawn_tied_to_process_in(program, &args, dir)?;
+        // moto_server is a script of its virtualenv's Python: run that Python
+        // with DynamoDB's requests taken one at a time, as the DynamoDB moto
+        // imitates isolates them (moto's backend shares its tables across the
+        // server's threads unguarded: two transactions at once can lose an
+        // ADD, or copy a table while another request changes it).
+        let python = program.with_file_name("python");
+        let child = if python.is_file() {
+            args.splice(0..0, ["-c".to_string(), DYNAMODB_ONE_AT_A_TIME.to_string()]);
+            spawn_tied_to_process_in(&python, &args, dir)?
+        } else {
+            spawn_tied_to_process_in(program, &args, dir)?
+        };
         let moto = Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),

@@ -280,7 +280,8 @@ async fn moto_fleet(fleet: usize, runs: usize) -> Result<Vec<Measured>> {
             let (state, directory, log) = (state.clone(), directory.clone(), log.clone());
             async move { seed(n, state.as_ref(), directory.as_ref(), log.as_ref()).await }
         })
-        .buffer_unordered(32)
+        // Moto takes DynamoDB's requests one at a time (services.rs): more at once only queues them.
+        .buffer_unordered(4)
         .collect::<Vec<_>>()
         .await;
     seeded.into_iter().collect::<Result<Vec<()>>>()?;
@@ -303,20 +304,28 @@ fn lines(out: &mut String, fleet: usize, place: &str, measured: &[Measured]) {
     }
 }
 
-pub async fn run(options: &FleetBenchOptions) -> Result<String> {
-    let mut out = format!(
-        "fleet-wide reads; modelled: {} ms before each DynamoDB request (parallel requests overlap)\n",
+/// Runs the bench, writing each fleet's lines to `out` as that fleet is done
+/// (a failure on moto keeps what the memory fleets measured).
+pub async fn run(options: &FleetBenchOptions, out: &mut impl std::io::Write) -> Result<()> {
+    writeln!(
+        out,
+        "fleet-wide reads; modelled: {} ms before each DynamoDB request (parallel requests overlap)",
         options.request_ms
-    );
+    )?;
     for &fleet in &options.memory {
         let (raw, modelled) = memory_fleet(fleet, options).await?;
-        lines(&mut out, fleet, "memory, raw", &raw);
-        lines(&mut out, fleet, "memory, modelled", &modelled);
+        let mut text = String::new();
+        lines(&mut text, fleet, "memory, raw", &raw);
+        lines(&mut text, fleet, "memory, modelled", &modelled);
+        write!(out, "{text}")?;
+        out.flush()?;
     }
     if options.moto > 0 {
         // Moto reads a whole partition per query: a few runs say what it costs.
         let measured = moto_fleet(options.moto, options.runs.min(10)).await?;
-        lines(&mut out, options.moto, "moto (loopback), raw", &measured);
+        let mut text = String::new();
+        lines(&mut text, options.moto, "moto (loopback), raw", &measured);
+        write!(out, "{text}")?;
     }
-    Ok(out)
+    Ok(())
 }
