@@ -36,7 +36,16 @@ pub struct Listing<'a> {
     pub limit: usize,
 }
 
-impl Listing<'_> {
+impl<'a> Listing<'a> {
+    /// Where the listing's key range starts: the cursor, or the prefix if it
+    /// is later (the range holds the cursor itself, which [`Listing::holds`] drops).
+    pub fn start(&self) -> &'a str {
+        match self.after {
+            Some(after) if after > self.prefix => after,
+            _ => self.prefix,
+        }
+    }
+
     /// Whether `id` belongs on the listing (before the limit).
     pub fn holds(&self, id: &str) -> bool {
         id.starts_with(self.prefix) && self.after.is_none_or(|a| id > a)

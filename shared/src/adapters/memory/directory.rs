@@ -114,10 +114,7 @@ impl MemoryDirectory {
             Some(status) => tables.by_status.get(&(view.to_string(), status, shard)),
         };
         // From the prefix or the cursor on, as DynamoDB reads a key range.
-        let low = match listing.after {
-            Some(after) if after > listing.prefix => after,
-            _ => listing.prefix,
-        };
+        let low = listing.start();
         let from = DeviceId::new(low).ok();
         Ok((ids.into_iter())
             .flat_map(|ids| match &from {

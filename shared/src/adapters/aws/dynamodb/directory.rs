@@ -245,10 +245,7 @@ impl DynamoDirectory {
             None => entry_pk(view, shard),
             Some(status) => status_pk(view, status, shard),
         };
-        let low = match listing.after {
-            Some(after) if after > listing.prefix => after,
-            _ => listing.prefix,
-        };
+        let low = listing.start();
         let mut query = self
             .client
             .query()
