@@ -49,7 +49,9 @@ async fn dynamodb_keeps_the_alert_log_contract() {
 #[tokio::test]
 async fn dynamodb_keeps_the_vehicle_directory_contract() {
     let index = local::table(fleet_index_table, "contract-directory").await;
-    contract::vehicle_directory(&DynamoDirectory::new(local::dynamodb().await, &index), "ddb").await;
+    let directory = DynamoDirectory::new(local::dynamodb().await, &index);
+    contract::vehicle_directory(&directory, "ddb").await;
+    contract::vehicle_rankings(&directory, "ddb").await;
 }
 
 #[tokio::test]

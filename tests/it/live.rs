@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use canopy::adapters::aws::cognito::CognitoVerifier;
 use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoConnectionStore};
 use canopy::adapters::contract;
-use canopy::adapters::memory::{MemoryConnectionStore, MemoryPoster, MemoryStateTable};
+use canopy::adapters::memory::{MemoryConnectionStore, MemoryDirectory, MemoryPoster, MemoryStateTable};
 use canopy::domain::access::{AccessPolicy, VehicleGroups, View};
 use canopy::domain::device_id::DeviceId;
 use canopy::ports::alert_log::AlertLog;
@@ -401,7 +401,9 @@ async fn pools() -> Pools {
 
 /// The live function's sessions on the memory adapters, verifying tokens of
 /// our pool for our console app, and north's vehicles in the north group.
-fn sessions(pools: &Pools) -> Sessions<MemoryConnectionStore, MemoryPoster, MemoryStateTable, CognitoVerifier> {
+fn sessions(
+    pools: &Pools,
+) -> Sessions<MemoryConnectionStore, MemoryPoster, MemoryStateTable, CognitoVerifier, MemoryDirectory> {
     let verifier = CognitoVerifier::new(
         "us-east-1",
         &pools.ours,
@@ -413,6 +415,7 @@ fn sessions(pools: &Pools) -> Sessions<MemoryConnectionStore, MemoryPoster, Memo
         connections: MemoryConnectionStore::default(),
         poster: MemoryPoster::default(),
         state: MemoryStateTable::default(),
+        directory: MemoryDirectory::default(),
         verifier: Some(verifier),
         access: AccessPolicy {
             vehicle_groups: VehicleGroups::parse("north=veh-1*").unwrap(),

@@ -573,10 +573,7 @@ mod tests {
             .collect();
         let fine = DeviceId::new("veh-fine").unwrap();
         for (vehicle, minutes_ago) in quiet.iter().map(|v| (v, 40)).chain([(&fine, 2)]) {
-            let standing = Standing {
-                status: Status::Parked,
-                heard: heard(minutes_ago),
-            };
+            let standing = Standing::new(Status::Parked, heard(minutes_ago));
             handler.directory.enter(vehicle, &[View::All], standing).await.unwrap();
         }
         let tick = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});

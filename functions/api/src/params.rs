@@ -54,6 +54,11 @@ pub struct VehiclePage {
     /// Only vehicles doing this now: driving, charging, parked or silent
     #[param(value_type = Option<String>, pattern = "^(driving|charging|parked|silent)$", nullable = false)]
     pub status: Option<Status>,
+    /// The whole fleet in this order instead of by id, lowest first (`-` first: highest first):
+    /// last heard (by five-minute step), state of charge or hottest cell (in whole units, as of
+    /// the vehicle's last five-minute step or change of status). Not with `prefix` or `status`.
+    #[param(pattern = "^-?(last_heard|soc_pct|cell_temp_max_c)$", nullable = false)]
+    pub sort: Option<String>,
 }
 
 /// A page of the fleet's alert feed, newest first.

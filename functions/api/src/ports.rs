@@ -12,7 +12,7 @@ use canopy::domain::lttb::Point;
 use canopy::domain::standing::Counts;
 use canopy::ports::alert_log::{AlertLog, FeedPosition};
 use canopy::ports::device_state::{DeviceState, DeviceStateStore};
-use canopy::ports::directory::{Listing, VehicleDirectory};
+use canopy::ports::directory::{Listing, Ranking, VehicleDirectory};
 use canopy::ports::quota::QuotaCounter;
 use canopy::ports::state::{LatestState, LatestStateStore};
 use canopy::ports::{Page, TableError};
@@ -39,12 +39,24 @@ impl<T: LatestStateStore> StateReads for T {
 /// The fleet's directory and counts ([`VehicleDirectory`]'s reads).
 pub trait DirectoryReads: Send + Sync {
     fn list<'a>(&'a self, view: &'a View, listing: Listing<'a>) -> BoxFuture<'a, Result<Vec<DeviceId>, TableError>>;
+    fn ranked<'a>(
+        &'a self,
+        view: &'a View,
+        ranking: Ranking<'a>,
+    ) -> BoxFuture<'a, Result<Vec<(DeviceId, i64)>, TableError>>;
     fn counts<'a>(&'a self, view: &'a View) -> BoxFuture<'a, Result<Counts, TableError>>;
 }
 
 impl<T: VehicleDirectory> DirectoryReads for T {
     fn list<'a>(&'a self, view: &'a View, listing: Listing<'a>) -> BoxFuture<'a, Result<Vec<DeviceId>, TableError>> {
         Box::pin(VehicleDirectory::list(self, view, listing))
+    }
+    fn ranked<'a>(
+        &'a self,
+        view: &'a View,
+        ranking: Ranking<'a>,
+    ) -> BoxFuture<'a, Result<Vec<(DeviceId, i64)>, TableError>> {
+        Box::pin(VehicleDirectory::ranked(self, view, ranking))
     }
     fn counts<'a>(&'a self, view: &'a View) -> BoxFuture<'a, Result<Counts, TableError>> {
         Box::pin(VehicleDirectory::counts(self, view))

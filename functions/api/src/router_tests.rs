@@ -1088,3 +1088,76 @@ async fn the_fleet_lists_the_vehicles_of_one_status() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_fleet_sorts_by_state_of_charge_either_way_in_pages_and_only_within_scope() {
+    let access = AccessPolicy {
+        vehicle_groups: VehicleGroups::parse("north=veh-001*;south=veh-002*").unwrap(),
+        identity_required: true,
+    };
+    let api = Arc::new(api_with(access, HistoryQuota { per_minute: 100 }).await);
+    // veh-001 and veh-002 stand at 79 % (the fixtures' 80 less a little).
+    for (id, soc) in [
+        ("veh-001a", 12.5),
+        ("veh-001b", 95.0),
+        ("veh-002a", 3.0),
+        ("veh-002b", 99.9),
+    ] {
+        let t = canopy::domain::telemetry::Telemetry {
+            soc_pct: soc,
+            ..telemetry(&DeviceId::new(id).unwrap(), 9, 60)
+        };
+        heard(&api, &t).await;
+    }
+    let listed = |body: &Value| -> Vec<String> {
+        (body["vehicles"].as_array().unwrap().iter())
+            .map(|v| v["vehicle_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let admin = |uri: String| {
+        let api = api.clone();
+        async move { signed_in(&api, "u-admin", Some("[fleet-admin]"), &uri).await }
+    };
+    let (status, first, _) = admin("/vehicles?sort=-soc_pct&limit=2".into()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(listed(&first), ["veh-002b", "veh-001b"], "highest first");
+    let next = first["next"].as_str().unwrap();
+    let (_, second, _) = admin(format!("/vehicles?sort=-soc_pct&limit=2&after={next}")).await;
+    assert_eq!(listed(&second), ["veh-002", "veh-001"], "ties by id, reversed");
+    let next = second["next"].as_str().unwrap();
+    let (_, last, _) = admin(format!("/vehicles?sort=-soc_pct&limit=2&after={next}")).await;
+    assert_eq!(
+        (listed(&last), &last["next"]),
+        (vec!["veh-001a".to_string(), "veh-002a".to_string()], &Value::Null)
+    );
+    let (_, lowest, _) = admin("/vehicles?sort=soc_pct&limit=1".into()).await;
+    assert_eq!(listed(&lowest), ["veh-002a"], "lowest first");
+
+    let (_, north, _) = signed_in(&api, "u-north", Some("[viewer north]"), "/vehicles?sort=soc_pct").await;
+    assert_eq!(
+        listed(&north),
+        ["veh-001a", "veh-001", "veh-001b"],
+        "a group's own vehicles, sorted"
+    );
+
+    let (status, body, _) = admin(format!("/vehicles?sort=cell_temp_max_c&after={next}")).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("after")),
+        "the cursor of another order: {body}"
+    );
+    let (status, body, _) = admin(format!("/vehicles?after={next}")).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("after")),
+        "{body}"
+    );
+    let (status, body, _) = admin("/vehicles?sort=soc_pct&status=parked".into()).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("sort")),
+        "{body}"
+    );
+    let (status, body, _) = admin("/vehicles?sort=range".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

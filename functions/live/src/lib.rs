@@ -23,8 +23,9 @@ use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsock
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use canopy::adapters::aws::apigateway::ApiGatewayPoster;
 use canopy::adapters::aws::cognito::CognitoVerifier;
-use canopy::adapters::aws::dynamodb::{self, DynamoConnectionStore, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{self, DynamoConnectionStore, DynamoDirectory, DynamoStateTable};
 use canopy::domain::access::{AccessPolicy, VehicleGroups};
+use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::live::{ConnectionPoster, ConnectionStore, TokenVerifier};
 use canopy::ports::state::LatestStateStore;
 use canopy::runtime::env::{self, EnvError};
@@ -39,6 +40,9 @@ pub struct Config {
     pub connections_table: String,
     /// `STATE_TABLE`: where a subscription's snapshot is read.
     pub state_table: String,
+    /// `FLEET_INDEX_TABLE` (the routes' only): the fleet's directory, which
+    /// vehicles a fleet snapshot holds.
+    pub fleet_index_table: Option<String>,
     /// `USER_POOL_ID`: whose access tokens are taken; unset where nobody
     /// signs in (the local stack).
     pub user_pool_id: Option<String>,
@@ -77,6 +81,7 @@ impl Config {
         Ok(Self {
             connections_table: env::required(vars, "CONNECTIONS_TABLE")?,
             state_table: env::required(vars, "STATE_TABLE")?,
+            fleet_index_table: optional("FLEET_INDEX_TABLE"),
             region: env::or(vars, "AWS_REGION", "us-east-1"),
             jwks_url: optional("COGNITO_JWKS_URL"),
             client_ids,
@@ -87,6 +92,14 @@ impl Config {
             })?,
             endpoint: optional("LIVE_ENDPOINT"),
             interval: Duration::from_millis(interval_ms),
+        })
+    }
+
+    /// The fleet index table, which the routes need.
+    pub fn directory(&self) -> Result<&str, EnvError> {
+        self.fleet_index_table.as_deref().ok_or_else(|| EnvError {
+            name: "FLEET_INDEX_TABLE".into(),
+            problem: "is not set: a fleet subscription's snapshot lists the fleet from it".into(),
         })
     }
 
@@ -102,7 +115,8 @@ impl Config {
 pub const CONNECTION_TTL_S: i64 = 2 * 3600;
 
 /// The deployed adapters.
-pub type AwsSessions = Sessions<DynamoConnectionStore, ApiGatewayPoster, DynamoStateTable, CognitoVerifier>;
+pub type AwsSessions =
+    Sessions<DynamoConnectionStore, ApiGatewayPoster, DynamoStateTable, CognitoVerifier, DynamoDirectory>;
 pub type AwsFanout = Fanout<DynamoConnectionStore, ApiGatewayPoster>;
 
 /// The two services on AWS, built from the environment.
@@ -119,11 +133,13 @@ impl Live {
 
     pub fn sessions(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<AwsSessions, EnvError> {
         let config = Config::from_vars(vars)?;
+        let fleet_index_table = config.directory()?;
         let client = dynamodb::client(sdk);
         Ok(Sessions {
             connections: DynamoConnectionStore::new(client.clone(), &config.connections_table),
             poster: Self::poster(&config, sdk)?,
-            state: DynamoStateTable::new(client, &config.state_table),
+            state: DynamoStateTable::new(client.clone(), &config.state_table),
+            directory: DynamoDirectory::new(client, fleet_index_table),
             verifier: match config.user_pool_id.as_deref() {
                 Some(_) if config.client_ids.is_empty() => {
                     return Err(EnvError {
@@ -165,8 +181,8 @@ fn response(status: i64, body: &str) -> ApiGatewayProxyResponse {
 }
 
 /// One WebSocket API event ($connect, $disconnect, a message) through the sessions.
-pub async fn handle_route<C, P, S, V>(
-    sessions: &Sessions<C, P, S, V>,
+pub async fn handle_route<C, P, S, V, D>(
+    sessions: &Sessions<C, P, S, V, D>,
     event: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse
 where
@@ -174,6 +190,7 @@ where
     P: ConnectionPoster,
     S: LatestStateStore,
     V: TokenVerifier,
+    D: VehicleDirectory,
 {
     let context = &event.request_context;
     let Some(id) = context.connection_id.as_deref() else {

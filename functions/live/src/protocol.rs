@@ -31,7 +31,12 @@ pub const MAX_PUSH_BYTES: usize = 120 * 1024;
 /// What a client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientMessage {
-    Subscribe(Subscription),
+    /// `snapshot`: whether the current states come first (`"snapshot": false`
+    /// skips them, for a client that reads them from the query API anyway).
+    Subscribe {
+        subscription: Subscription,
+        snapshot: bool,
+    },
     Unsubscribe,
     Ping,
 }
@@ -73,7 +78,17 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
     match action {
         "ping" => Ok(ClientMessage::Ping),
         "unsubscribe" => Ok(ClientMessage::Unsubscribe),
-        "subscribe" => subscription(&object).map(ClientMessage::Subscribe),
+        "subscribe" => {
+            let snapshot = match object.get("snapshot") {
+                None => true,
+                Some(Value::Bool(snapshot)) => *snapshot,
+                Some(_) => {
+                    return Err(error("bad_subscription", Some("snapshot"), "snapshot is true or false"));
+                }
+            };
+            let subscription = subscription(&object)?;
+            Ok(ClientMessage::Subscribe { subscription, snapshot })
+        }
         other => Err(error(
             "unknown_action",
             Some("action"),
@@ -225,12 +240,25 @@ mod tests {
     fn subscriptions_parse_and_bad_messages_say_what_is_wrong() {
         assert_eq!(
             parse(r#"{"action":"subscribe","fleet":true}"#),
-            Ok(ClientMessage::Subscribe(Subscription::Fleet))
+            Ok(ClientMessage::Subscribe {
+                subscription: Subscription::Fleet,
+                snapshot: true
+            })
+        );
+        assert_eq!(
+            parse(r#"{"action":"subscribe","fleet":true,"snapshot":false}"#),
+            Ok(ClientMessage::Subscribe {
+                subscription: Subscription::Fleet,
+                snapshot: false
+            })
         );
         let one = parse(r#"{"action":"subscribe","vehicles":["veh-001","veh-001"]}"#).unwrap();
         assert_eq!(
             one,
-            ClientMessage::Subscribe(Subscription::Vehicles([DeviceId::new("veh-001").unwrap()].into()))
+            ClientMessage::Subscribe {
+                subscription: Subscription::Vehicles([DeviceId::new("veh-001").unwrap()].into()),
+                snapshot: true
+            }
         );
         assert_eq!(parse(r#"{"action":"ping"}"#), Ok(ClientMessage::Ping));
         assert_eq!(parse(r#"{"action":"unsubscribe"}"#), Ok(ClientMessage::Unsubscribe));
@@ -240,6 +268,11 @@ mod tests {
             (r#"{"act":1}"#, "bad_message", Some("action")),
             (r#"{"action":"dance"}"#, "unknown_action", Some("action")),
             (r#"{"action":"subscribe"}"#, "bad_subscription", Some("vehicles")),
+            (
+                r#"{"action":"subscribe","fleet":true,"snapshot":"no"}"#,
+                "bad_subscription",
+                Some("snapshot"),
+            ),
             (
                 r#"{"action":"subscribe","vehicles":[]}"#,
                 "bad_subscription",

@@ -6,11 +6,12 @@
 
 use canopy::domain::access::{AccessPolicy, Caller, Denied};
 use canopy::ports::TableError;
+use canopy::ports::directory::{Listing, VehicleDirectory, merge_listing};
 use canopy::ports::live::{
     Connection, ConnectionPoster, ConnectionStore, PostError, SignedIn, Subscription, TokenVerifier,
 };
 use canopy::ports::state::{LatestState, LatestStateStore};
-use futures::stream::{self, StreamExt};
+use futures::future::try_join_all;
 
 use crate::protocol::{self, ClientMessage, ServerMessage};
 
@@ -41,15 +42,19 @@ impl TokenVerifier for NoSignIn {
 
 /// Connections one user may hold open at once (a console per browser tab).
 pub const MAX_CONNECTIONS_PER_USER: usize = 10;
-/// Table pages a fleet subscription's snapshot reads at most (100 states
-/// each); past them the snapshot says it is partial, and the changes that
-/// follow still cover the whole fleet.
-pub const MAX_SNAPSHOT_PAGES: usize = 10;
+/// Vehicles a fleet subscription's snapshot holds at most: the fleet's
+/// first, in id order (one page of the directory, one batch read of their
+/// states), whatever the fleet's size. Past them the snapshot says it is
+/// partial (`GET /vehicles` pages through the rest), and the changes that
+/// follow cover the whole fleet.
+pub const SNAPSHOT_VEHICLES: usize = 100;
 
-pub struct Sessions<C, P, S, V> {
+pub struct Sessions<C, P, S, V, D> {
     pub connections: C,
     pub poster: P,
     pub state: S,
+    /// The fleet's directory: which vehicles a fleet snapshot holds.
+    pub directory: D,
     /// Checks access tokens; none where nobody signs in (the local stack).
     pub verifier: Option<V>,
     pub access: AccessPolicy,
@@ -58,12 +63,13 @@ pub struct Sessions<C, P, S, V> {
     pub ttl_s: i64,
 }
 
-impl<C, P, S, V> Sessions<C, P, S, V>
+impl<C, P, S, V, D> Sessions<C, P, S, V, D>
 where
     C: ConnectionStore,
     P: ConnectionPoster,
     S: LatestStateStore,
     V: TokenVerifier,
+    D: VehicleDirectory,
 {
     /// `$connect`: checks the token and records the connection, which ends
     /// when the token expires (or after `ttl_s`, whichever comes first).
@@ -120,7 +126,7 @@ where
                 self.connections.subscribe(id, None).await?;
                 reply(ServerMessage::Unsubscribed)
             }
-            Ok(ClientMessage::Subscribe(subscription)) => {
+            Ok(ClientMessage::Subscribe { subscription, snapshot }) => {
                 let Some(connection) = self.connections.get(id).await? else {
                     return Ok(());
                 };
@@ -135,6 +141,9 @@ where
                 }
                 self.connections.subscribe(id, Some(&subscription)).await?;
                 self.post(id, &reply(ServerMessage::Subscribed(&subscription))).await;
+                if !snapshot {
+                    return Ok(());
+                }
                 // What the client would otherwise wait for: the subscription's current states.
                 let (states, partial) = self.snapshot(connection.caller.as_ref(), &subscription).await?;
                 for text in protocol::updates(&states, &[], partial) {
@@ -167,7 +176,7 @@ where
     }
 
     /// The latest states the subscription and the caller's scope allow, and
-    /// whether a fleet's was cut at [`MAX_SNAPSHOT_PAGES`].
+    /// whether a fleet's was cut at [`SNAPSHOT_VEHICLES`].
     async fn snapshot(
         &self,
         caller: Option<&Caller>,
@@ -176,40 +185,28 @@ where
         let Ok(scope) = self.access.scope(caller) else {
             return Ok((Vec::new(), false));
         };
-        let mut states = Vec::new();
-        match subscription {
+        let (mut ids, partial) = match subscription {
             Subscription::Fleet => {
-                let mut after: Option<String> = None;
-                for _ in 0..MAX_SNAPSHOT_PAGES {
-                    let page = self.state.list(100, after.as_deref()).await?;
-                    states.extend(
-                        page.items
-                            .into_iter()
-                            .filter(|s| scope.allows(s.telemetry.vehicle_id.as_str())),
-                    );
-                    match page.next {
-                        Some(next) => after = Some(next),
-                        None => return Ok((states, false)),
-                    }
-                }
-                Ok((states, true))
+                // The caller's views only, as the API lists them: one more than
+                // the snapshot says whether it is whole.
+                let listing = Listing {
+                    prefix: "",
+                    status: None,
+                    after: None,
+                    limit: SNAPSHOT_VEHICLES + 1,
+                };
+                let views = scope.views();
+                let pages = try_join_all(views.iter().map(|view| self.directory.list(view, listing))).await?;
+                let mut ids = merge_listing(pages, SNAPSHOT_VEHICLES + 1);
+                let partial = ids.len() > SNAPSHOT_VEHICLES;
+                ids.truncate(SNAPSHOT_VEHICLES);
+                (ids, partial)
             }
-            Subscription::Vehicles(ids) => {
-                // Collected first: a lazy map in the stream would keep its closure in
-                // the future, which the compiler then cannot show to be Send.
-                let reads: Vec<_> = ids
-                    .iter()
-                    .filter(|id| scope.allows(id.as_str()))
-                    .map(|id| self.state.get(id))
-                    .collect();
-                let found: Vec<_> = stream::iter(reads).buffer_unordered(16).collect().await;
-                for state in found {
-                    states.extend(state?);
-                }
-                states.sort_by(|a, b| a.telemetry.vehicle_id.cmp(&b.telemetry.vehicle_id));
-                Ok((states, false))
-            }
-        }
+            Subscription::Vehicles(ids) => (ids.iter().cloned().collect(), false),
+        };
+        // A view keeps who its group held when each vehicle was entered.
+        ids.retain(|id| scope.allows(id.as_str()));
+        Ok((self.state.get_many(&ids).await?, partial))
     }
 
     async fn post(&self, id: &str, text: &str) {
@@ -226,20 +223,24 @@ where
 #[cfg(test)]
 mod tests {
     use canopy::adapters::contract::telemetry;
-    use canopy::adapters::memory::{MemoryConnectionStore, MemoryPoster, MemoryStateTable, MemoryTokenVerifier};
-    use canopy::domain::access::VehicleGroups;
+    use canopy::adapters::memory::{
+        MemoryConnectionStore, MemoryDirectory, MemoryPoster, MemoryStateTable, MemoryTokenVerifier,
+    };
+    use canopy::domain::access::{VehicleGroups, View};
     use canopy::domain::device_id::DeviceId;
+    use canopy::domain::standing::Standing;
     use serde_json::Value;
 
     use super::*;
 
-    type Memory = Sessions<MemoryConnectionStore, MemoryPoster, MemoryStateTable, MemoryTokenVerifier>;
+    type Memory = Sessions<MemoryConnectionStore, MemoryPoster, MemoryStateTable, MemoryTokenVerifier, MemoryDirectory>;
 
     fn sessions(verifier: Option<MemoryTokenVerifier>) -> Memory {
         Sessions {
             connections: MemoryConnectionStore::default(),
             poster: MemoryPoster::default(),
             state: MemoryStateTable::default(),
+            directory: MemoryDirectory::default(),
             access: AccessPolicy {
                 vehicle_groups: VehicleGroups::default(),
                 identity_required: verifier.is_some(),
@@ -334,23 +335,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_fleet_snapshot_reads_a_bounded_number_of_pages() {
+    async fn a_fleet_snapshot_is_the_fleets_first_vehicles_read_as_a_page_whatever_its_size() {
         let s = sessions(None);
-        for i in 0..(MAX_SNAPSHOT_PAGES * 100 + 5) {
+        for i in 0..2_000 {
             let id = DeviceId::new(format!("veh-{i:05}")).unwrap();
-            s.state.put_if_newer(&telemetry(&id, 1, 10), 1).await.unwrap();
+            let t = telemetry(&id, 1, 10);
+            s.directory.enter(&id, &[View::All], Standing::of(&t)).await.unwrap();
+            s.state.put_if_newer(&t, 1).await.unwrap();
         }
         s.connect("c1", None, 0).await.unwrap();
+        let (lists, gets) = (s.directory.faults.calls("list_query"), s.state.faults.calls("get_many"));
         s.message("c1", r#"{"action":"subscribe","fleet":true}"#, 0)
             .await
             .unwrap();
         let got = replies(&s, "c1");
-        let states: usize = got[1..].iter().map(|m| m["states"].as_array().unwrap().len()).sum();
-        assert_eq!(states, MAX_SNAPSHOT_PAGES * 100);
+        let states: Vec<&str> = (got[1..].iter())
+            .flat_map(|m| m["states"].as_array().unwrap())
+            .map(|state| state["vehicle_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(states.len(), SNAPSHOT_VEHICLES);
+        assert_eq!((states[0], states[SNAPSHOT_VEHICLES - 1]), ("veh-00000", "veh-00099"));
         assert!(
             got[1..].iter().all(|m| m["partial"] == true),
             "the snapshot says it is partial"
         );
+        assert_eq!(
+            (
+                s.directory.faults.calls("list_query") - lists,
+                s.state.faults.calls("get_many") - gets
+            ),
+            (8, 1),
+            "a query per partition of the fleet's view, one batch read of states"
+        );
+        s.connect("c2", None, 0).await.unwrap();
+        s.message("c2", r#"{"action":"subscribe","fleet":true,"snapshot":false}"#, 0)
+            .await
+            .unwrap();
+        let got = replies(&s, "c2");
+        assert_eq!(
+            (got.len(), got[0]["type"].as_str()),
+            (1, Some("subscribed")),
+            "no snapshot: {got:?}"
+        );
+        assert_eq!(s.directory.faults.calls("list_query") - lists, 8, "and no read");
     }
 
     #[tokio::test]

@@ -2,8 +2,9 @@
 //! arrives: each vehicle listed in the fleet's view and its groups'
 //! ([`VehicleGroups::views_of`]) with its [`Standing`]. The directory writes
 //! only when a vehicle's record changes; this instance remembers what it
-//! last entered of each vehicle, so a message that changes nothing (the
-//! same status, in the same five-minute step) costs nothing.
+//! last entered of each vehicle, so a message that moves nothing (the
+//! same status, in the same five-minute step, whatever its readings)
+//! costs nothing.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -34,7 +35,11 @@ impl<R: VehicleDirectory> Listings<R> {
     /// Enters `t`'s vehicle with the standing `t` gives it, unless this instance did already.
     pub async fn observe(&self, t: &Telemetry) -> Result<(), TableError> {
         let (vehicle, standing) = (&t.vehicle_id, Standing::of(t));
-        if self.entered().get(vehicle) == Some(&standing) {
+        if self
+            .entered()
+            .get(vehicle)
+            .is_some_and(|entered| !standing.moved_from(entered))
+        {
             return Ok(());
         }
         let views = self.groups.views_of(vehicle.as_str());

@@ -5,7 +5,8 @@
 //!   broker, [`broker`] and [`basic_ingest`] are IoT Core's MQTT side,
 //!   [`live`] the WebSocket API and the table streams, [`redrive`] SQS's
 //!   dead-letter move).
-//! - [`demo`]: a simulated fleet through the stack (`make demo`).
+//! - [`demo`]: a simulated fleet through the stack (`make demo`); [`fleet`]:
+//!   a fleet of thousands seeded straight into its tables (`up --fleet`).
 //! - [`cost`]: dollars per vehicle-month measured on the stack (`make cost`).
 //! - [`bench`]: latency, history queries and init times (`make bench-*`).
 
@@ -14,6 +15,7 @@ pub mod bench;
 pub mod broker;
 pub mod cost;
 pub mod demo;
+pub mod fleet;
 pub mod live;
 pub mod redrive;
 pub mod resources;

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
-use canopy::adapters::aws::dynamodb::{self, DynamoConnectionStore, DynamoStateTable};
+use canopy::adapters::aws::dynamodb::{self, DynamoConnectionStore, DynamoDirectory, DynamoStateTable};
 use canopy::ports::live::{ConnectionPoster, PostError};
 use canopy_live::fanout::{Change, Fanout};
 use canopy_live::sessions::{NoSignIn, Sessions};
@@ -77,7 +77,7 @@ impl ConnectionPoster for LocalPoster {
     }
 }
 
-pub type LocalSessions = Sessions<DynamoConnectionStore, LocalPoster, DynamoStateTable, NoSignIn>;
+pub type LocalSessions = Sessions<DynamoConnectionStore, LocalPoster, DynamoStateTable, NoSignIn, DynamoDirectory>;
 pub type LocalFanout = Fanout<DynamoConnectionStore, LocalPoster>;
 
 /// The live stream's two halves, over moto's tables, sharing the sockets.
@@ -91,9 +91,15 @@ pub struct LocalLive {
 }
 
 impl LocalLive {
-    /// From the live functions' environment in the template.
-    pub fn new(env: &std::collections::BTreeMap<String, String>, sdk: &aws_config::SdkConfig) -> Result<Self> {
-        let config = canopy_live::Config::from_vars(env)?;
+    /// From the live functions' environments in the template: the routes'
+    /// (`live`) and the fan-out's (`live-fanout`).
+    pub fn new(
+        routes: &std::collections::BTreeMap<String, String>,
+        fanout: &std::collections::BTreeMap<String, String>,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Self> {
+        let config = canopy_live::Config::from_vars(routes)?;
+        let fanout_config = canopy_live::Config::from_vars(fanout)?;
         // Nobody signs in here: every connection reads every vehicle, as the API's callers do.
         let access = canopy::domain::access::AccessPolicy {
             vehicle_groups: config.vehicle_groups.clone(),
@@ -107,11 +113,12 @@ impl LocalLive {
                 connections: connections(),
                 poster: poster.clone(),
                 state: DynamoStateTable::new(client.clone(), &config.state_table),
+                directory: DynamoDirectory::new(client.clone(), config.directory()?),
                 verifier: None,
                 access: access.clone(),
                 ttl_s: canopy_live::CONNECTION_TTL_S,
             },
-            fanout: Fanout::new(connections(), poster.clone(), access, config.interval),
+            fanout: Fanout::new(connections(), poster.clone(), access, fanout_config.interval),
             poster,
             changes_delivered: AtomicU64::new(0),
             next_id: AtomicU64::new(1),

@@ -48,7 +48,15 @@ enum Command {
         listen: SocketAddr,
     },
     /// Start the local stack and keep it up until Ctrl-C.
-    Up(StackArgs),
+    Up {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Vehicles to seed straight into the tables first, as the telemetry
+        /// and alerts functions would have written them (each listed, its
+        /// latest state, one alert): the console at fleet scale.
+        #[arg(long, default_value_t = 0)]
+        fleet: usize,
+    },
     /// Move a running local stack's dead letters back to their source queue
     /// (after the cause is fixed; in AWS: `aws sqs start-message-move-task`).
     Redrive {
@@ -107,11 +115,9 @@ enum Command {
         /// Fleets seeded into the memory adapters.
         #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
         memory: Vec<usize>,
-        /// The fleet seeded into moto (0 skips moto). Moto copies a whole
-        /// table for each item of a transaction, so seeding the directory
-        /// costs it time that grows with the square of the fleet: 1,000
-        /// takes minutes, 10,000 hours.
-        #[arg(long, default_value_t = 1_000)]
+        /// The fleet seeded into moto (0 skips moto), through the adapters'
+        /// own writes.
+        #[arg(long, default_value_t = 10_000)]
         moto: usize,
         #[arg(long, default_value_t = 100)]
         runs: usize,
@@ -211,8 +217,17 @@ async fn main() -> Result<()> {
             let moved = canopy_local::stack::redrive_queue(&template, &sdk, &queue).await?;
             println!("{moved} messages moved from {queue} back to its source queue");
         }
-        Command::Up(args) => {
+        Command::Up { stack: args, fleet } => {
             let stack = start(&args).await?;
+            if fleet > 0 {
+                tokio::select! {
+                    took = canopy_local::fleet::seed_stack(&stack, fleet) => {
+                        println!("Seeded       {fleet} vehicles (fleet-000000 …) in {:.0} s", took?.as_secs_f64());
+                    }
+                    // Ctrl-C while seeding stops the stack, as it does once up.
+                    stopped = tokio::signal::ctrl_c() => return Ok(stopped?),
+                }
+            }
             banner(&stack);
             println!("`make watch` environment: {}", args.env_file.display());
             until_ctrl_c().await?;

@@ -51,19 +51,9 @@ pub fn python_path() -> PathBuf {
         .unwrap_or_else(|| venv().join("bin").join("python"))
 }
 
-/// `moto_server`, with a lock around each DynamoDB request.
-const DYNAMODB_ONE_AT_A_TIME: &str = "\
-import sys, threading
-from moto.dynamodb.responses import DynamoHandler
-from moto.server import main
-lock = threading.Lock()
-call = DynamoHandler.call_action
-def one_at_a_time(self):
-    with lock:
-        return call(self)
-DynamoHandler.call_action = one_at_a_time
-sys.exit(main())
-";
+/// `moto_server`, with its DynamoDB isolating requests and reading what
+/// DynamoDB reads (see the file).
+const MOTO_AS_DYNAMODB: &str = include_str!("moto_dynamodb.py");
 
 /// A moto server child process on a loopback port; killed when dropped, and
 /// by the kernel when this process dies.
@@ -88,13 +78,11 @@ impl Moto {
             port.to_string(),
         ];
         // moto_server is a script of its virtualenv's Python: run that Python
-        // with DynamoDB's requests taken one at a time, as the DynamoDB moto
-        // imitates isolates them (moto's backend shares its tables across the
-        // server's threads unguarded: two transactions at once can lose an
-        // ADD, or copy a table while another request changes it).
+        // with moto's DynamoDB isolating requests, querying one partition and
+        // rolling back only what a transaction touched (moto_dynamodb.py).
         let python = program.with_file_name("python");
         let child = if python.is_file() {
-            args.splice(0..0, ["-c".to_string(), DYNAMODB_ONE_AT_A_TIME.to_string()]);
+            args.splice(0..0, ["-c".to_string(), MOTO_AS_DYNAMODB.to_string()]);
             spawn_tied_to_process_in(&python, &args, dir)?
         } else {
             spawn_tied_to_process_in(program, &args, dir)?

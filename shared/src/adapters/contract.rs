@@ -16,11 +16,11 @@ use crate::domain::device::{DeviceRecord, FieldValue};
 use crate::domain::device_id::DeviceId;
 use crate::domain::device_key::DeviceKey;
 use crate::domain::measure::Measure;
-use crate::domain::standing::{Standing, Status};
+use crate::domain::standing::{Order, Readings, Standing, Status};
 use crate::domain::telemetry::Telemetry;
 use crate::ports::alert_log::{AlertLog, FeedPosition};
 use crate::ports::device_state::DeviceStateStore;
-use crate::ports::directory::{Listing, VehicleDirectory};
+use crate::ports::directory::{Listing, Ranking, VehicleDirectory};
 use crate::ports::keys::KeyStore;
 use crate::ports::ledger::{Claim, ExistingClaim, Ledger};
 use crate::ports::live::{Connection, ConnectionStore, Subscription};
@@ -222,14 +222,14 @@ pub async fn vehicle_directory<D: VehicleDirectory>(directory: &D, tag: &str) {
         } else {
             vec![View::All]
         };
-        let standing = Standing {
-            status: if views.len() > 1 {
+        let standing = Standing::new(
+            if views.len() > 1 {
                 Status::Driving
             } else {
                 Status::Parked
             },
-            heard: 1_000,
-        };
+            1_000,
+        );
         assert!(
             directory.enter(id, &views, standing).await.expect("enter"),
             "{id}: first entered"
@@ -293,10 +293,7 @@ pub async fn vehicle_directory<D: VehicleDirectory>(directory: &D, tag: &str) {
         "a group lists its own vehicles only"
     );
     standings(directory, tag, group).await;
-    let back = Standing {
-        status: Status::Driving,
-        heard: 1_002,
-    };
+    let back = Standing::new(Status::Driving, 1_002);
     assert!(
         directory
             .enter(&vehicle(tag, 11), &[View::All], back)
@@ -317,6 +314,95 @@ pub async fn vehicle_directory<D: VehicleDirectory>(directory: &D, tag: &str) {
     );
 }
 
+/// The sorted listings: a group's vehicles by state of charge, hottest cell
+/// and last heard, either way, paged by (rank, id); readings move a vehicle
+/// only with its five-minute step.
+pub async fn vehicle_rankings<D: VehicleDirectory>(directory: &D, tag: &str) {
+    let group = View::Group(format!("{tag}-ranked"));
+    let in_group = std::slice::from_ref(&group);
+    let at = |heard: i64, soc: Option<i64>, hottest: i64| Standing {
+        readings: Readings {
+            soc_pct: soc,
+            cell_temp_max_c: Some(hottest),
+        },
+        ..Standing::new(Status::Driving, heard)
+    };
+    // Vehicles of their own: the directory suite's vehicles share the table.
+    let fleet = [
+        (31, at(1_000, Some(50), 30)),
+        (32, at(1_001, Some(20), 45)),
+        (33, at(1_002, Some(80), -5)),
+        (34, at(1_003, Some(20), 31)),
+        (35, at(1_004, None, 40)),
+    ];
+    for (n, standing) in fleet {
+        assert!(
+            directory
+                .enter(&vehicle(tag, n), in_group, standing)
+                .await
+                .expect("enter")
+        );
+    }
+    let group = &group;
+    let ranked = |order, descending, after: Option<(i64, String)>, limit| async move {
+        let ranking = Ranking {
+            order,
+            descending,
+            after: after.as_ref().map(|(rank, id)| (*rank, id.as_str())),
+            limit,
+        };
+        (directory.ranked(group, ranking).await.expect("ranked").into_iter())
+            .map(|(v, rank)| (v.to_string(), rank))
+            .collect::<Vec<(String, i64)>>()
+    };
+    let name = |n: u32| vehicle(tag, n).to_string();
+    assert_eq!(
+        ranked(Order::SocPct, false, None, 10).await,
+        [(name(32), 20), (name(34), 20), (name(31), 50), (name(33), 80)],
+        "lowest first, ties by id; a vehicle without the reading is not ranked"
+    );
+    assert_eq!(
+        ranked(Order::SocPct, true, None, 2).await,
+        [(name(33), 80), (name(31), 50)],
+        "highest first"
+    );
+    assert_eq!(
+        ranked(Order::SocPct, true, Some((50, name(31))), 2).await,
+        [(name(34), 20), (name(32), 20)],
+        "after the cursor, ties by id reversed"
+    );
+    assert_eq!(
+        ranked(Order::CellTempMaxC, false, None, 2).await,
+        [(name(33), -5), (name(31), 30)],
+        "below zero first"
+    );
+    assert_eq!(
+        ranked(Order::LastHeard, true, None, 1).await,
+        [(name(35), 1_002)],
+        "the most recently heard first (in spans of three steps, then by id)"
+    );
+    let later_reading = at(1_000, Some(10), 30);
+    assert!(
+        !directory
+            .enter(&vehicle(tag, 31), in_group, later_reading)
+            .await
+            .expect("enter"),
+        "a reading in the same step moves nothing"
+    );
+    assert!(
+        directory
+            .enter(&vehicle(tag, 31), in_group, at(1_005, Some(10), 30))
+            .await
+            .expect("enter")
+    );
+    assert_eq!(
+        ranked(Order::SocPct, false, None, 1).await,
+        [(name(31), 10)],
+        "the next step takes the reading"
+    );
+    assert_eq!(ranked(Order::LastHeard, true, None, 1).await, [(name(31), 1_005)]);
+}
+
 /// Counts by status, stale messages, and silence: what a group of the
 /// directory suite (vehicles 1 and 11 driving, heard in step 1,000) goes through.
 async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) {
@@ -328,10 +414,7 @@ async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) 
     counts([2, 0, 0, 0], "both driving").await;
     let views = [View::All, group.clone()];
     let (v1, v11) = (vehicle(tag, 1), vehicle(tag, 11));
-    let charging = Standing {
-        status: Status::Charging,
-        heard: 1_001,
-    };
+    let charging = Standing::new(Status::Charging, 1_001);
     assert!(directory.enter(&v1, &views, charging).await.expect("enter"));
     counts([1, 1, 0, 0], "one moved to charging").await;
     let with = |status| async move {
@@ -351,10 +434,7 @@ async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) 
         "the group's vehicles of one status"
     );
     assert_eq!(with(Status::Driving).await, [v11.to_string()]);
-    let stale = Standing {
-        status: Status::Driving,
-        heard: 999,
-    };
+    let stale = Standing::new(Status::Driving, 999);
     assert!(
         !directory.enter(&v1, &views, stale).await.expect("enter"),
         "a stale message changes nothing"
@@ -392,10 +472,7 @@ async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) 
         unheard.iter().all(|(v, _)| *v != v11.to_string()),
         "a silent vehicle leaves the heard index: {unheard:?}"
     );
-    let late = Standing {
-        status: Status::Driving,
-        heard: 1_000,
-    };
+    let late = Standing::new(Status::Driving, 1_000);
     assert!(
         !directory.enter(&v11, &views, late).await.expect("enter"),
         "a late message of its last step keeps it silent"
@@ -907,6 +984,7 @@ mod tests {
         device_state(&MemoryDeviceStateTable::default(), "t1").await;
         alert_log(&MemoryAlertLog::default(), "t1").await;
         vehicle_directory(&MemoryDirectory::default(), "t1").await;
+        vehicle_rankings(&MemoryDirectory::default(), "t1").await;
         quota_counter(&MemoryQuotaCounter::default(), "t1").await;
         key_store(&MemoryKeyStore::default(), "t1").await;
         connection_store(&MemoryConnectionStore::default(), "t1").await;

@@ -10,6 +10,12 @@ use super::telemetry::Telemetry;
 /// The step of "last heard" in the fleet's indexes.
 pub const HEARD_BUCKET_MS: i64 = 5 * 60 * 1000;
 
+/// The fleet's sorted listings move a vehicle every this many steps (15
+/// minutes), or when its status changes: its readings are taken then, and
+/// "last heard" sorts by these longer steps. Each move rewrites its sorted
+/// entries in a transaction, so this is what they cost (docs/fleet.md).
+pub const RANK_STEPS: i64 = 3;
+
 /// How long a vehicle may go unheard before it counts as silent, unless configured.
 pub const DEFAULT_SILENT_AFTER_MS: i64 = 15 * 60 * 1000;
 
@@ -57,11 +63,67 @@ impl Status {
     }
 }
 
-/// A vehicle's status and when it was last heard (in [`HEARD_BUCKET_MS`] steps since the epoch).
+/// What the fleet's listings sort by, besides id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// When the vehicle was last heard (its five-minute step).
+    LastHeard,
+    /// State of charge, in whole percent.
+    SocPct,
+    /// The hottest cell, in whole °C.
+    CellTempMaxC,
+}
+
+impl Order {
+    pub const ALL: [Order; 3] = [Self::LastHeard, Self::SocPct, Self::CellTempMaxC];
+
+    /// As the API and the latest state name the field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LastHeard => "last_heard",
+            Self::SocPct => "soc_pct",
+            Self::CellTempMaxC => "cell_temp_max_c",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.name() == name)
+    }
+}
+
+/// A vehicle's readings as the fleet's sorted listings rank it, in whole
+/// units (none where a reading is not a number).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readings {
+    pub soc_pct: Option<i64>,
+    pub cell_temp_max_c: Option<i64>,
+}
+
+impl Readings {
+    pub fn of(t: &Telemetry) -> Self {
+        // Saturating: a reading past i64 is a corrupt one, ranked at the end.
+        let whole = |v: f64| v.is_finite().then(|| v.floor() as i64);
+        Self {
+            soc_pct: whole(t.soc_pct),
+            cell_temp_max_c: whole(t.cell_temp_max_c),
+        }
+    }
+}
+
+/// A vehicle's status, when it was last heard (in [`HEARD_BUCKET_MS`] steps
+/// since the epoch), and its readings then.
+///
+/// The readings ride along: a vehicle moves in the indexes when its status
+/// or step changes ([`Standing::moved_from`]), and its readings are taken
+/// when it also moves in the sorted listings ([`Standing::reranked_from`]),
+/// so they rank it by readings at most [`RANK_STEPS`] steps old without a
+/// write per reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Standing {
     pub status: Status,
     pub heard: i64,
+    pub readings: Readings,
 }
 
 impl Standing {
@@ -71,6 +133,37 @@ impl Standing {
         Self {
             status: Status::of(t),
             heard: heard_bucket(heard_ms),
+            readings: Readings::of(t),
+        }
+    }
+
+    /// A standing with no readings (a vehicle's status alone).
+    pub fn new(status: Status, heard: i64) -> Self {
+        Self {
+            status,
+            heard,
+            readings: Readings::default(),
+        }
+    }
+
+    /// Whether the vehicle moved in the indexes since `old`: its status or its step changed.
+    pub fn moved_from(&self, old: &Standing) -> bool {
+        (self.status, self.heard) != (old.status, old.heard)
+    }
+
+    /// Whether the vehicle moves in the sorted listings since `old`: its
+    /// status changed, or it was heard in a later span of [`RANK_STEPS`] steps.
+    pub fn reranked_from(&self, old: &Standing) -> bool {
+        self.status != old.status || self.heard.div_euclid(RANK_STEPS) != old.heard.div_euclid(RANK_STEPS)
+    }
+
+    /// Where `order` ranks the vehicle; none without that reading.
+    pub fn rank(&self, order: Order) -> Option<i64> {
+        match order {
+            // The span's first step, so a rank reads as a step.
+            Order::LastHeard => Some(self.heard.div_euclid(RANK_STEPS) * RANK_STEPS),
+            Order::SocPct => self.readings.soc_pct,
+            Order::CellTempMaxC => self.readings.cell_temp_max_c,
         }
     }
 }
@@ -145,6 +238,13 @@ mod tests {
         let mut t = with(0.0, 0.0);
         t.received_at_ms = Some(HEARD_BUCKET_MS * 7 + 1);
         assert_eq!(Standing::of(&t).heard, 7);
+        assert_eq!(Standing::of(&t).rank(Order::SocPct), Some(80));
+        assert_eq!(Standing::of(&t).rank(Order::CellTempMaxC), Some(30));
+        assert_eq!(
+            Standing::of(&t).rank(Order::LastHeard),
+            Some(6),
+            "in spans of three steps"
+        );
         assert_eq!(silent_before(HEARD_BUCKET_MS * 10, DEFAULT_SILENT_AFTER_MS), 7);
         let names: Vec<&str> = Status::ALL.iter().map(|s| s.name()).collect();
         assert!(

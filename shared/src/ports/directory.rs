@@ -4,6 +4,8 @@
 //!   vehicles of one status read a page of entries, not the fleet;
 //! - how many vehicles of each view have each [`Status`], so the fleet's
 //!   counts are a few items;
+//! - each view's vehicles in each [`Order`] (last heard, state of charge,
+//!   hottest cell), so a sorted page of the fleet reads a page of entries;
 //! - when each vehicle not yet silent was last heard, so finding the ones
 //!   that fell silent reads those, not the fleet.
 //!
@@ -19,7 +21,7 @@ use std::future::Future;
 use super::TableError;
 use crate::domain::access::View;
 use crate::domain::device_id::DeviceId;
-use crate::domain::standing::{Counts, Standing, Status};
+use crate::domain::standing::{Counts, Order, Standing, Status};
 
 /// Partitions of each view's entries: a vehicle's entry is one partition's
 /// (its id's hash), so a fleet coming online at once spreads its writes.
@@ -52,6 +54,45 @@ impl<'a> Listing<'a> {
     }
 }
 
+/// What a sorted listing asks for: the vehicles ranked by `order`, lowest
+/// first or highest first, after the vehicle at `after` (exclusive), `limit`
+/// of them. Equal ranks go in id order, reversed when descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranking<'a> {
+    pub order: Order,
+    pub descending: bool,
+    /// The previous page's last (rank, id).
+    pub after: Option<(i64, &'a str)>,
+    pub limit: usize,
+}
+
+impl Ranking<'_> {
+    /// Whether (rank, id) comes after the cursor in this ranking.
+    pub fn holds(&self, rank: i64, id: &str) -> bool {
+        self.after.is_none_or(|after| {
+            if self.descending {
+                (rank, id) < after
+            } else {
+                (rank, id) > after
+            }
+        })
+    }
+}
+
+/// The first `limit` of several partitions' ranked pages, each once, in the ranking's order.
+pub fn merge_ranked(
+    pages: impl IntoIterator<Item = Vec<(DeviceId, i64)>>,
+    ranking: &Ranking<'_>,
+) -> Vec<(DeviceId, i64)> {
+    let all: BTreeSet<(i64, DeviceId)> = pages.into_iter().flatten().map(|(id, rank)| (rank, id)).collect();
+    let ordered: Box<dyn Iterator<Item = (i64, DeviceId)>> = if ranking.descending {
+        Box::new(all.into_iter().rev())
+    } else {
+        Box::new(all.into_iter())
+    };
+    ordered.take(ranking.limit).map(|(rank, id)| (id, rank)).collect()
+}
+
 /// The first `limit` ids of several sorted pages, each once, in id order.
 pub fn merge_listing(pages: impl IntoIterator<Item = Vec<DeviceId>>, limit: usize) -> Vec<DeviceId> {
     let all: BTreeSet<DeviceId> = pages.into_iter().flatten().collect();
@@ -70,14 +111,21 @@ impl Record {
     /// The record after a message with `standing`, for a vehicle in `views`.
     /// A standing heard before the recorded one is stale and the recorded one
     /// stays; so does a silence, until the vehicle is heard in a later step.
+    /// The readings are taken only when the vehicle moves in the sorted
+    /// listings (see [`Standing`]).
     pub fn after(old: Option<&Record>, views: &[View], standing: Standing) -> Record {
         let standing = match old {
             Some(old)
                 if standing.heard < old.standing.heard
-                    || (standing.heard == old.standing.heard && old.standing.status == Status::Silent) =>
+                    || (standing.heard == old.standing.heard && old.standing.status == Status::Silent)
+                    || !standing.moved_from(&old.standing) =>
             {
                 old.standing
             }
+            Some(old) if !standing.reranked_from(&old.standing) => Standing {
+                readings: old.standing.readings,
+                ..standing
+            },
             _ => standing,
         };
         Record {
@@ -94,7 +142,7 @@ impl Record {
             views: old.views.clone(),
             standing: Standing {
                 status: Status::Silent,
-                heard,
+                ..old.standing
             },
         })
     }
@@ -102,6 +150,18 @@ impl Record {
     /// The step this record keeps in the heard index: none once silent.
     fn heard_entry(&self) -> Option<i64> {
         (self.standing.status != Status::Silent).then_some(self.standing.heard)
+    }
+
+    /// The (view, order, rank) entries this record keeps in the sorted listings.
+    fn ranks(&self) -> BTreeSet<(String, Order, i64)> {
+        let ranks: Vec<(Order, i64)> = Order::ALL
+            .into_iter()
+            .filter_map(|order| Some((order, self.standing.rank(order)?)))
+            .collect();
+        self.views
+            .iter()
+            .flat_map(|view| ranks.iter().map(move |(order, rank)| (view.clone(), *order, *rank)))
+            .collect()
     }
 }
 
@@ -119,6 +179,9 @@ pub struct Change {
     /// The heard index's entry removed (its step), and the one written.
     pub unheard: Option<i64>,
     pub heard: Option<i64>,
+    /// (view, order, rank) entries of the sorted listings written, and removed.
+    pub ranked: Vec<(String, Order, i64)>,
+    pub unranked: Vec<(String, Order, i64)>,
 }
 
 impl Change {
@@ -149,6 +212,7 @@ impl Change {
                 .collect()
         };
         let (filed_before, filed_now) = (filed_as(old), filed_as(Some(new)));
+        let (ranked_before, ranked_now) = (old.map(Record::ranks).unwrap_or_default(), new.ranks());
         Change {
             entered: new.views.difference(old_views).cloned().collect(),
             left: old_views.difference(&new.views).cloned().collect(),
@@ -161,6 +225,8 @@ impl Change {
                 .collect(),
             unheard: was.filter(|_| was != is),
             heard: is.filter(|_| was != is),
+            ranked: ranked_now.difference(&ranked_before).cloned().collect(),
+            unranked: ranked_before.difference(&ranked_now).cloned().collect(),
         }
     }
 }
@@ -200,6 +266,13 @@ pub trait VehicleDirectory: Send + Sync {
     fn list(&self, view: &View, listing: Listing<'_>)
     -> impl Future<Output = Result<Vec<DeviceId>, TableError>> + Send;
 
+    /// The first `ranking.limit` vehicles of `view` in the ranking's order, with their ranks.
+    fn ranked(
+        &self,
+        view: &View,
+        ranking: Ranking<'_>,
+    ) -> impl Future<Output = Result<Vec<(DeviceId, i64)>, TableError>> + Send;
+
     /// How many vehicles `view` lists, by status.
     fn counts(&self, view: &View) -> impl Future<Output = Result<Counts, TableError>> + Send;
 
@@ -216,9 +289,54 @@ pub trait VehicleDirectory: Send + Sync {
     fn silence(&self, vehicle: &DeviceId, heard: i64) -> impl Future<Output = Result<bool, TableError>> + Send;
 }
 
+/// One directory shared by several holders (a bench's API and live sessions).
+impl<T: VehicleDirectory> VehicleDirectory for std::sync::Arc<T> {
+    fn enter(
+        &self,
+        vehicle: &DeviceId,
+        views: &[View],
+        standing: Standing,
+    ) -> impl Future<Output = Result<bool, TableError>> + Send {
+        T::enter(self, vehicle, views, standing)
+    }
+
+    fn list(
+        &self,
+        view: &View,
+        listing: Listing<'_>,
+    ) -> impl Future<Output = Result<Vec<DeviceId>, TableError>> + Send {
+        T::list(self, view, listing)
+    }
+
+    fn ranked(
+        &self,
+        view: &View,
+        ranking: Ranking<'_>,
+    ) -> impl Future<Output = Result<Vec<(DeviceId, i64)>, TableError>> + Send {
+        T::ranked(self, view, ranking)
+    }
+
+    fn counts(&self, view: &View) -> impl Future<Output = Result<Counts, TableError>> + Send {
+        T::counts(self, view)
+    }
+
+    fn unheard(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(DeviceId, i64)>, TableError>> + Send {
+        T::unheard(self, before, limit)
+    }
+
+    fn silence(&self, vehicle: &DeviceId, heard: i64) -> impl Future<Output = Result<bool, TableError>> + Send {
+        T::silence(self, vehicle, heard)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::standing::Readings;
 
     fn ids(list: &[&str]) -> Vec<DeviceId> {
         list.iter().map(|id| DeviceId::new(*id).expect("id")).collect()
@@ -233,7 +351,7 @@ mod tests {
     fn record(views: &[&str], status: Status, heard: i64) -> Record {
         Record {
             views: views.iter().map(|v| v.to_string()).collect(),
-            standing: Standing { status, heard },
+            standing: Standing::new(status, heard),
         }
     }
 
@@ -269,24 +387,81 @@ mod tests {
         assert_eq!(Record::silenced(Some(&old), 6), None, "heard since");
         assert_eq!(Record::silenced(Some(&silent), 7), None, "silent already");
         let views = [View::All, View::Group("n".into())];
-        let late = Standing {
-            status: Status::Driving,
-            heard: 7,
-        };
+        let late = Standing::new(Status::Driving, 7);
         assert_eq!(
             Record::after(Some(&silent), &views, late),
             silent,
             "a late message of the same step"
         );
-        let back = Record::after(
-            Some(&silent),
-            &views,
-            Standing {
-                status: Status::Driving,
-                heard: 9,
-            },
-        );
+        let back = Record::after(Some(&silent), &views, Standing::new(Status::Driving, 9));
         assert_eq!(Change::between(Some(&silent), &back).heard, Some(9));
+    }
+
+    #[test]
+    fn readings_are_taken_when_the_vehicle_moves_and_move_its_sorted_entries() {
+        let views = [View::All];
+        let at = |heard, soc| Standing {
+            readings: Readings {
+                soc_pct: Some(soc),
+                cell_temp_max_c: Some(30),
+            },
+            ..Standing::new(Status::Driving, heard)
+        };
+        let first = Record::after(None, &views, at(7, 80));
+        let entered = Change::between(None, &first);
+        assert_eq!(entered.ranked.len(), 3, "last heard, SoC and hottest cell: {entered:?}");
+        let same_step = Record::after(Some(&first), &views, at(7, 79));
+        assert_eq!(same_step, first, "a reading alone does not move the vehicle");
+        let next_step = Record::after(Some(&first), &views, at(8, 78));
+        assert_eq!(next_step.standing.heard, 8);
+        assert!(
+            Change::between(Some(&first), &next_step).ranked.is_empty(),
+            "a step within the same span of the sorted listings keeps its readings: {next_step:?}"
+        );
+        let next_span = Record::after(Some(&next_step), &views, at(9, 77));
+        let moved = Change::between(Some(&next_step), &next_span);
+        let all = |order, rank| ("all".to_string(), order, rank);
+        assert_eq!(moved.ranked, [all(Order::LastHeard, 9), all(Order::SocPct, 77)]);
+        assert_eq!(moved.unranked, [all(Order::LastHeard, 6), all(Order::SocPct, 80)]);
+        let parked = Standing {
+            status: Status::Parked,
+            ..at(10, 76)
+        };
+        let stopped = Record::after(Some(&next_span), &views, parked);
+        assert_eq!(
+            stopped.standing.readings.soc_pct,
+            Some(76),
+            "a change of status takes the readings"
+        );
+        let silent = Record::silenced(Some(&stopped), 10).expect("silenced");
+        assert!(
+            Change::between(Some(&stopped), &silent).ranked.is_empty(),
+            "a silent vehicle keeps its place"
+        );
+    }
+
+    #[test]
+    fn ranked_pages_merge_in_rank_then_id_order_either_way_after_the_cursor() {
+        let page = |list: &[(&str, i64)]| -> Vec<(DeviceId, i64)> {
+            list.iter()
+                .map(|(id, r)| (DeviceId::new(*id).expect("id"), *r))
+                .collect()
+        };
+        let pages = [page(&[("b", 10), ("a", 40)]), page(&[("c", 10), ("d", 20)])];
+        let ranking = Ranking {
+            order: Order::SocPct,
+            descending: true,
+            after: Some((40, "a")),
+            limit: 2,
+        };
+        assert_eq!(merge_ranked(pages.clone(), &ranking), page(&[("a", 40), ("d", 20)]));
+        assert!(!ranking.holds(40, "a") && ranking.holds(20, "d") && !ranking.holds(50, "z"));
+        let ascending = Ranking {
+            descending: false,
+            after: None,
+            ..ranking
+        };
+        assert_eq!(merge_ranked(pages, &ascending), page(&[("b", 10), ("c", 10)]));
     }
 
     #[test]

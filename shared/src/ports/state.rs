@@ -46,3 +46,26 @@ pub trait LatestStateStore: Send + Sync {
         after: Option<&str>,
     ) -> impl Future<Output = Result<Page<LatestState>, TableError>> + Send;
 }
+
+/// One table shared by several holders (the local stack's functions, a bench).
+impl<T: LatestStateStore> LatestStateStore for std::sync::Arc<T> {
+    fn put_if_newer(&self, t: &Telemetry, now_ms: i64) -> impl Future<Output = Result<bool, TableError>> + Send {
+        T::put_if_newer(self, t, now_ms)
+    }
+
+    fn get(&self, vehicle: &DeviceId) -> impl Future<Output = Result<Option<LatestState>, TableError>> + Send {
+        T::get(self, vehicle)
+    }
+
+    fn get_many(&self, vehicles: &[DeviceId]) -> impl Future<Output = Result<Vec<LatestState>, TableError>> + Send {
+        T::get_many(self, vehicles)
+    }
+
+    fn list(
+        &self,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<Page<LatestState>, TableError>> + Send {
+        T::list(self, limit, after)
+    }
+}

@@ -24,14 +24,19 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** Starts the stack and resolves once its summary says it is up. */
-export async function startStack(): Promise<Stack> {
+/** The demo's stack: {@link VEHICLES} simulated vehicles through it. */
+export const DEMO = ['demo', '--vehicles', String(VEHICLES), '--minutes', '10'];
+
+/**
+ * Starts a stack (`canopy-local` with `command`: the demo's, or `up` with its
+ * options) on free ports, and resolves once its summary says it is up.
+ */
+export async function startStack(command: string[] = DEMO): Promise<Stack> {
   const work = mkdtempSync(join(tmpdir(), 'canopy-e2e-'));
-  const child = spawn(
-    LOCAL,
-    ['demo', '--vehicles', String(VEHICLES), '--minutes', '10', '--mqtt-port', '0', '--api-port', '0', '--env-file', join(work, 'env')],
-    { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(LOCAL, [...command, '--mqtt-port', '0', '--api-port', '0', '--env-file', join(work, 'env')], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   const summary = await new Promise<string>((resolveUp, reject) => {

@@ -1,11 +1,11 @@
 //! `make bench-fleet`: what the console's fleet-wide reads cost as the
 //! fleet grows. Each fleet (1,000, 10,000 and 100,000 vehicles on the memory
-//! adapters; 1,000 on moto, whose transactions copy whole tables) is seeded
-//! as the telemetry and alerts functions would: each vehicle entered in the
-//! directory (a quarter of them parked, the rest driving), its latest state
+//! adapters; 10,000 on moto) is seeded as the telemetry and alerts functions
+//! would: each vehicle entered in the directory (a quarter of them parked,
+//! the rest driving; states of charge spread over 0–100 %), its latest state
 //! and one alert, the newest vehicle's last. Then each console action is
 //! asked of the API's router, as a request, `runs` times (at most 10 on
-//! moto). Per action: p50 and p95, and the table requests one answer made
+//! moto), and a live fleet subscription of the live stream's sessions. Per action: p50 and p95, and the table requests one answer made
 //! (counted by the memory adapters, or by an interceptor on the DynamoDB
 //! client against moto).
 //!
@@ -23,39 +23,26 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use canopy::adapters::aws::dynamodb::{DynamoAlertLog, DynamoDirectory, DynamoStateTable};
-use canopy::adapters::contract::{alert, telemetry};
 use canopy::adapters::memory::{
-    MemoryAlertLog, MemoryDeviceStateTable, MemoryDirectory, MemoryQuotaCounter, MemoryStateTable,
+    MemoryAlertLog, MemoryConnectionStore, MemoryDeviceStateTable, MemoryDirectory, MemoryPoster, MemoryQuotaCounter,
+    MemoryStateTable,
 };
-use canopy::domain::access::{AccessPolicy, View};
-use canopy::domain::device_id::DeviceId;
+use canopy::domain::access::AccessPolicy;
 use canopy::domain::kind::Kinds;
-use canopy::domain::standing::Standing;
-use canopy::domain::telemetry::Telemetry;
-use canopy::ports::alert_log::AlertLog;
 use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::state::LatestStateStore;
 use canopy_api::history::datafusion::DataFusionHistory;
 use canopy_api::ports::{AlertReads, DirectoryReads, StateReads};
 use canopy_api::quota::HistoryQuota;
 use canopy_api::{Api, catalogs, router};
-use futures::StreamExt;
+use canopy_live::sessions::{NoSignIn, SNAPSHOT_VEHICLES, Sessions};
 use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::bench::latency::percentiles;
+use crate::fleet::{seed_fleet, vehicle};
 use crate::resources::{alerts_table, create_table, fleet_index_table, state_table};
 use crate::services::{Moto, moto_server_path, sdk_config};
-
-/// The seeded fleet's vehicle `n`: `fleet-000000` …; the last seeded alerts last.
-fn vehicle(n: usize) -> Result<DeviceId> {
-    Ok(DeviceId::new(format!("fleet-{n:06}"))?)
-}
-
-/// When vehicle `n`'s alert was raised (s after the contract fixtures' epoch).
-fn alert_time_s(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 pub struct FleetBenchOptions {
     /// Fleets seeded into the memory adapters.
@@ -103,32 +90,6 @@ async fn api(tables: Tables) -> Result<axum::Router> {
     })))
 }
 
-/// Seeds vehicle `n` as the telemetry and alerts functions would: listed, its state, one alert.
-async fn seed(
-    n: usize,
-    state: &impl LatestStateStore,
-    directory: &impl VehicleDirectory,
-    alerts: &impl AlertLog,
-) -> Result<()> {
-    let v = vehicle(n)?;
-    let driving = telemetry(&v, 1, alert_time_s(n));
-    // Every fourth vehicle stands, so the parked ones are a quarter of the fleet.
-    let latest = match n % 4 {
-        0 => Telemetry {
-            speed_kph: 0.0,
-            pack_current_a: 1.0,
-            ..driving
-        },
-        _ => driving,
-    };
-    directory.enter(&v, &[View::All], Standing::of(&latest)).await?;
-    state.put_if_newer(&latest, 1).await?;
-    alerts
-        .record(&alert(&v, 1, alert_time_s(n)), &[View::All], i64::MAX / 2)
-        .await?;
-    Ok(())
-}
-
 async fn get(api: &axum::Router, uri: &str) -> Result<Value> {
     let response = api.clone().oneshot(Request::get(uri).body(Body::empty())?).await?;
     let status = response.status();
@@ -137,6 +98,57 @@ async fn get(api: &axum::Router, uri: &str) -> Result<Value> {
         bail!("{uri}: {status}: {}", String::from_utf8_lossy(&bytes));
     }
     Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// A console subscribing to the fleet's live stream, `runs` times: the
+/// `subscribe` message, answered with its snapshot. Counts the table
+/// requests of one subscription with `requests` (the connections table is in
+/// memory: it holds consoles, not vehicles).
+async fn subscribe<S: LatestStateStore, D: VehicleDirectory>(
+    state: S,
+    directory: D,
+    runs: usize,
+    requests: &dyn Fn() -> usize,
+) -> Result<Measured> {
+    let sessions = Sessions {
+        connections: MemoryConnectionStore::default(),
+        poster: MemoryPoster::default(),
+        state,
+        directory,
+        verifier: None::<NoSignIn>,
+        access: AccessPolicy::default(),
+        ttl_s: canopy_live::CONNECTION_TTL_S,
+    };
+    let mut times = Vec::with_capacity(runs);
+    let mut per_subscription = 0;
+    for run in 0..=runs {
+        let id = format!("bench-{run}");
+        sessions.connect(&id, None, 0).await?;
+        let (started, before) = (Instant::now(), requests());
+        sessions
+            .message(&id, r#"{"action":"subscribe","fleet":true}"#, 0)
+            .await?;
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        per_subscription = requests() - before;
+        let snapshot: usize = (sessions.poster.to(&id).iter())
+            .filter_map(|text| serde_json::from_str::<Value>(text).ok())
+            .filter_map(|m| m["states"].as_array().map(Vec::len))
+            .sum();
+        if snapshot != SNAPSHOT_VEHICLES {
+            bail!("a live fleet subscription's snapshot held {snapshot} vehicles");
+        }
+        // The first run warms up, as `measure`'s does.
+        if run > 0 {
+            times.push(elapsed);
+        }
+    }
+    let (p50_ms, p95_ms, _) = percentiles(&mut times);
+    Ok(Measured {
+        action: "live fleet subscribe",
+        p50_ms,
+        p95_ms,
+        requests: per_subscription,
+    })
 }
 
 /// Times `uri` `runs` times, counting the table requests of one answer with `requests`.
@@ -186,6 +198,13 @@ async fn actions(api: &axum::Router, fleet: usize, runs: usize, requests: &dyn F
         );
     }
     let next_vehicles = page["next"].as_str().context("a second page of vehicles")?.to_string();
+    let lowest = get(api, "/vehicles?limit=50&sort=soc_pct").await?;
+    if lowest["vehicles"][0]["soc_pct"] != 0.0 {
+        bail!(
+            "the fleet of {fleet} sorted by SoC opens with {}",
+            lowest["vehicles"][0]
+        );
+    }
     let counts = get(api, "/fleet/counts").await?;
     if counts["total"] != fleet {
         bail!("the fleet of {fleet} counts {}", counts["total"]);
@@ -199,6 +218,7 @@ async fn actions(api: &axum::Router, fleet: usize, runs: usize, requests: &dyn F
             "/vehicles?limit=50&prefix=fleet-0009".to_string(),
         ),
         ("fleet, parked only", "/vehicles?limit=50&status=parked".to_string()),
+        ("fleet, lowest SoC first", "/vehicles?limit=50&sort=soc_pct".to_string()),
         ("alert feed, first page", "/alerts?limit=50".to_string()),
         ("alert feed, next page", format!("/alerts?limit=50&after={next_alerts}")),
     ];
@@ -214,9 +234,14 @@ async fn memory_fleet(fleet: usize, options: &FleetBenchOptions) -> Result<(Vec<
     let state = Arc::new(MemoryStateTable::default());
     let directory = Arc::new(MemoryDirectory::default());
     let alerts = Arc::new(MemoryAlertLog::default());
-    for n in 0..fleet {
-        seed(n, state.as_ref(), directory.as_ref(), alerts.as_ref()).await?;
-    }
+    seed_fleet(
+        fleet,
+        chrono::Utc::now().timestamp_millis(),
+        state.clone(),
+        directory.clone(),
+        alerts.clone(),
+    )
+    .await?;
     let tables = Tables {
         state: state.clone(),
         directory: directory.clone(),
@@ -224,14 +249,18 @@ async fn memory_fleet(fleet: usize, options: &FleetBenchOptions) -> Result<(Vec<
     };
     let api = api(tables).await?;
     let requests = || {
-        let directory_reads = directory.faults.calls("list_query") + directory.faults.calls("counts");
+        let directory_reads = directory.faults.calls("list_query")
+            + directory.faults.calls("ranked_query")
+            + directory.faults.calls("counts");
         alerts.faults.calls("feed_query") + directory_reads + state.faults.calls("get_many")
     };
-    let raw = actions(&api, fleet, options.runs, &requests).await?;
+    let mut raw = actions(&api, fleet, options.runs, &requests).await?;
+    raw.push(subscribe(state.clone(), directory.clone(), options.runs, &requests).await?);
     for faults in [&alerts.faults, &directory.faults, &state.faults] {
         faults.delay(Duration::from_millis(options.request_ms));
     }
-    let modelled = actions(&api, fleet, options.runs.min(20), &requests).await?;
+    let mut modelled = actions(&api, fleet, options.runs.min(20), &requests).await?;
+    modelled.push(subscribe(state.clone(), directory.clone(), options.runs.min(20), &requests).await?);
     Ok((raw, modelled))
 }
 
@@ -275,24 +304,25 @@ async fn moto_fleet(fleet: usize, runs: usize) -> Result<Vec<Measured>> {
     let state = Arc::new(DynamoStateTable::new(client.clone(), state_name));
     let directory = Arc::new(DynamoDirectory::new(client.clone(), index_name));
     let log = Arc::new(DynamoAlertLog::new(client, log_name, index_name));
-    let seeded = futures::stream::iter(0..fleet)
-        .map(|n| {
-            let (state, directory, log) = (state.clone(), directory.clone(), log.clone());
-            async move { seed(n, state.as_ref(), directory.as_ref(), log.as_ref()).await }
-        })
-        // Moto takes DynamoDB's requests one at a time (services.rs): more at once only queues them.
-        .buffer_unordered(4)
-        .collect::<Vec<_>>()
-        .await;
-    seeded.into_iter().collect::<Result<Vec<()>>>()?;
+    let took = seed_fleet(
+        fleet,
+        chrono::Utc::now().timestamp_millis(),
+        state.clone(),
+        directory.clone(),
+        log.clone(),
+    )
+    .await?;
+    eprintln!("{fleet} vehicles seeded into moto in {:.0} s", took.as_secs_f64());
     let api = api(Tables {
-        state,
-        directory,
+        state: state.clone(),
+        directory: directory.clone(),
         alerts: log,
     })
     .await?;
     let requests = || count.0.load(Ordering::Relaxed);
-    actions(&api, fleet, runs, &requests).await
+    let mut measured = actions(&api, fleet, runs, &requests).await?;
+    measured.push(subscribe(state, directory, runs, &requests).await?);
+    Ok(measured)
 }
 
 fn lines(out: &mut String, fleet: usize, place: &str, measured: &[Measured]) {

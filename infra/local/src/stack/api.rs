@@ -24,9 +24,12 @@ pub(super) fn start_live(
     let Some(fanout) = template.functions.iter().find(|f| f.binary == "live-fanout") else {
         return Ok(None);
     };
+    let Some(routes) = template.functions.iter().find(|f| f.binary == "live") else {
+        return Ok(None);
+    };
     let live = Arc::new(
-        crate::live::LocalLive::new(&fanout.environment, sdk)
-            .with_context(|| format!("function {}", fanout.logical_id))?,
+        crate::live::LocalLive::new(&routes.environment, &fanout.environment, sdk)
+            .with_context(|| format!("functions {} and {}", routes.logical_id, fanout.logical_id))?,
     );
     for source in &fanout.streams {
         let (tx, rx) = tokio::sync::oneshot::channel();

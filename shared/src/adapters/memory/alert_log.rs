@@ -7,7 +7,7 @@ use super::{Faults, lock};
 use crate::domain::access::View;
 use crate::domain::alert::Alert;
 use crate::ports::TableError;
-use crate::ports::alert_log::{AlertLog, FEED_SHARDS, FeedPosition, feed_shard, merge_feed};
+use crate::ports::alert_log::{AlertLog, FeedPosition, feed_shard, read_feed};
 
 /// A stream's log: (ts µs, rule) → (alert, expires at s).
 type VehicleLog = BTreeMap<(i64, String), (Alert, i64)>;
@@ -96,19 +96,19 @@ impl AlertLog for MemoryAlertLog {
     }
 
     async fn feed(&self, view: &View, limit: usize, after: Option<&FeedPosition>) -> Result<Vec<Alert>, TableError> {
-        // One call per partition, at once, as the DynamoDB adapter queries them.
-        futures::future::try_join_all((0..FEED_SHARDS).map(|_| self.enter("feed_query"))).await?;
-        let feed = lock(&self.feed);
-        let pages = (0..FEED_SHARDS).map(|shard| {
+        read_feed(limit, after, |shard, limit, after| async move {
+            // One call per partition read, as the DynamoDB adapter queries them.
+            self.enter("feed_query").await?;
+            let feed = lock(&self.feed);
             let Some(partition) = feed.get(&(view.key(), shard)) else {
-                return Vec::new();
+                return Ok(Vec::new());
             };
             let older = match after {
-                Some(after) => partition.range(..after.clone()),
+                Some(after) => partition.range(..after),
                 None => partition.range(..),
             };
-            older.rev().take(limit).map(|(_, a)| a.clone()).collect()
-        });
-        Ok(merge_feed(pages.collect::<Vec<_>>(), limit))
+            Ok(older.rev().take(limit).map(|(_, a)| a.clone()).collect())
+        })
+        .await
     }
 }

@@ -8,10 +8,11 @@ use futures::future::try_join_all;
 use super::{Faults, lock};
 use crate::domain::access::View;
 use crate::domain::device_id::DeviceId;
-use crate::domain::standing::{Counts, Standing, Status};
+use crate::domain::standing::{Counts, Order, Standing, Status};
 use crate::ports::TableError;
 use crate::ports::directory::{
-    Change, DIRECTORY_SHARDS, Listing, Record, VehicleDirectory, add_counts, merge_listing, merge_unheard,
+    Change, DIRECTORY_SHARDS, Listing, Ranking, Record, VehicleDirectory, add_counts, merge_listing, merge_ranked,
+    merge_unheard,
 };
 use crate::ports::partition_of;
 
@@ -24,6 +25,8 @@ struct Tables {
     by_status: HashMap<(String, Status, u32), BTreeSet<DeviceId>>,
     /// (view key, partition) → the partition's counts.
     counts: HashMap<(String, u32), Counts>,
+    /// (view key, order, partition) → the partition's (rank, id)s.
+    ranked: HashMap<(String, Order, u32), BTreeSet<(i64, DeviceId)>>,
     /// partition → (step, vehicle) of the vehicles not silent.
     heard: HashMap<u32, BTreeSet<(i64, DeviceId)>>,
     records: HashMap<DeviceId, Record>,
@@ -96,6 +99,15 @@ impl MemoryDirectory {
                 counts.add(status, n);
             }
         }
+        for (view, order, rank) in change.unranked {
+            if let Some(ranks) = tables.ranked.get_mut(&(view, order, shard)) {
+                ranks.remove(&(rank, vehicle.clone()));
+            }
+        }
+        for (view, order, rank) in change.ranked {
+            let ranks = tables.ranked.entry((view, order, shard)).or_default();
+            ranks.insert((rank, vehicle.clone()));
+        }
         let heard = tables.heard.entry(shard).or_default();
         if let Some(step) = change.unheard {
             heard.remove(&(step, vehicle.clone()));
@@ -128,6 +140,27 @@ impl MemoryDirectory {
             .collect())
     }
 
+    async fn ranked_partition(
+        &self,
+        view: &str,
+        shard: u32,
+        ranking: Ranking<'_>,
+    ) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        self.enter_op("ranked_query").await?;
+        let tables = lock(&self.tables);
+        let ranks = tables.ranked.get(&(view.to_string(), ranking.order, shard));
+        let ordered: Box<dyn Iterator<Item = &(i64, DeviceId)>> = match (ranks, ranking.descending) {
+            (None, _) => Box::new(std::iter::empty()),
+            (Some(ranks), false) => Box::new(ranks.iter()),
+            (Some(ranks), true) => Box::new(ranks.iter().rev()),
+        };
+        Ok(ordered
+            .filter(|(rank, id)| ranking.holds(*rank, id.as_str()))
+            .take(ranking.limit)
+            .map(|(rank, id)| (id.clone(), *rank))
+            .collect())
+    }
+
     async fn unheard_partition(
         &self,
         shard: u32,
@@ -154,6 +187,13 @@ impl VehicleDirectory for MemoryDirectory {
         let key = view.key();
         let pages = try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.partition(&key, shard, listing))).await?;
         Ok(merge_listing(pages, listing.limit))
+    }
+
+    async fn ranked(&self, view: &View, ranking: Ranking<'_>) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let key = view.key();
+        let pages =
+            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.ranked_partition(&key, shard, ranking))).await?;
+        Ok(merge_ranked(pages, &ranking))
     }
 
     async fn counts(&self, view: &View) -> Result<Counts, TableError> {
@@ -199,7 +239,7 @@ mod tests {
                 };
                 let heard = round / 3 + i64::from(n % 4);
                 directory
-                    .enter(&id(n), &views, Standing { status, heard })
+                    .enter(&id(n), &views, Standing::new(status, heard))
                     .await
                     .expect("enter");
             }
@@ -211,10 +251,7 @@ mod tests {
         directory.faults.delay(std::time::Duration::from_millis(1));
         let (racer, fleet) = (id(0), [View::All]);
         let racing = (0..12_i64).map(|i| {
-            let standing = Standing {
-                status: statuses[(i % 3) as usize],
-                heard: 100 + i,
-            };
+            let standing = Standing::new(statuses[(i % 3) as usize], 100 + i);
             directory.enter(&racer, &fleet, standing)
         });
         for entered in futures::future::join_all(racing).await {

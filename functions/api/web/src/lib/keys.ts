@@ -4,14 +4,21 @@
 /** The fleet table's answers (GET /vehicles): every key of them starts with this. */
 export const FLEET_PAGES = 'vehicles:';
 
-/** The first `pages` pages of the vehicles with `status` (any: empty) whose id starts with `prefix`. */
-export const fleetKey = (prefix: string, status: string, pages: number): string =>
-  `${FLEET_PAGES}${pages}:${status}:${prefix}`;
+/** What a fleet table asks for: ids starting with `prefix`, of `status`, in the API's `sort` (empty: any, any, by id). */
+export interface FleetKeyQuery {
+  prefix: string;
+  status: string;
+  sort: string;
+}
 
-/** The id prefix and status a {@link fleetKey} was made with. */
-export function fleetQueryOfKey(key: string): { prefix: string; status: string } {
-  const [status = '', ...prefix] = key.slice(key.indexOf(':', FLEET_PAGES.length) + 1).split(':');
-  return { prefix: prefix.join(':'), status };
+/** The first `pages` pages of the vehicles `query` asks for. */
+export const fleetKey = ({ prefix, status, sort }: FleetKeyQuery, pages: number): string =>
+  `${FLEET_PAGES}${pages}:${sort}:${status}:${prefix}`;
+
+/** The query a {@link fleetKey} was made with. */
+export function fleetQueryOfKey(key: string): FleetKeyQuery {
+  const [sort = '', status = '', ...prefix] = key.slice(key.indexOf(':', FLEET_PAGES.length) + 1).split(':');
+  return { prefix: prefix.join(':'), status, sort };
 }
 
 /** How many vehicles are doing what (GET /fleet/counts). */

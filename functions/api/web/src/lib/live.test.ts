@@ -56,10 +56,10 @@ describe('the live stream', () => {
 
   it('patches the answers pages hold, and only those', async () => {
     clear();
-    const whole = fleetKey('', '', 1);
-    const search = fleetKey('veh-1', '', 1);
-    const paged = fleetKey('', '', 2);
-    const driving = fleetKey('', 'driving', 1);
+    const whole = fleetKey({ prefix: '', status: '', sort: '' }, 1);
+    const search = fleetKey({ prefix: 'veh-1', status: '', sort: '' }, 1);
+    const paged = fleetKey({ prefix: '', status: '', sort: '' }, 2);
+    const driving = fleetKey({ prefix: '', status: 'driving', sort: '' }, 1);
     await refresh(whole, async () => ({ vehicles: [state('veh-1', '2026-01-01T00:00:01Z', 1)], next: null }));
     await refresh(search, async () => ({ vehicles: [state('veh-1', '2026-01-01T00:00:01Z', 1)], next: null }));
     await refresh(paged, async () => ({ vehicles: [state('veh-1', '2026-01-01T00:00:01Z', 1)], next: 'cursor' }));

@@ -98,7 +98,8 @@ export function startLive(config: ConsoleConfig, token: () => string | null): ()
     socket = new WebSocket(liveUrl(config, window.location, token()));
     socket.onopen = () => {
       retry = 1_000;
-      socket?.send(JSON.stringify({ action: 'subscribe', fleet: true }));
+      // No snapshot: the pages read their answers again as the stream comes up (their poll stops then).
+      socket?.send(JSON.stringify({ action: 'subscribe', fleet: true, snapshot: false }));
     };
     socket.onmessage = (event) => {
       let message: { type?: string };

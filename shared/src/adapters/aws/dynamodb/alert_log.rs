@@ -16,7 +16,7 @@ use crate::domain::alert::{Alert, Comparison, Quantity, Severity};
 use crate::domain::device_id::DeviceId;
 use crate::domain::measure::Measure;
 use crate::ports::TableError;
-use crate::ports::alert_log::{AlertLog, FEED_SHARDS, FeedPosition, feed_shard, merge_feed};
+use crate::ports::alert_log::{AlertLog, FeedPosition, feed_shard, read_feed};
 
 #[derive(Clone, Debug)]
 pub struct DynamoAlertLog {
@@ -202,7 +202,9 @@ impl AlertLog for DynamoAlertLog {
     }
 
     async fn feed(&self, view: &View, limit: usize, after: Option<&FeedPosition>) -> Result<Vec<Alert>, TableError> {
-        let partitions = (0..FEED_SHARDS).map(|shard| self.feed_partition(view, shard, limit, after));
-        Ok(merge_feed(try_join_all(partitions).await?, limit))
+        read_feed(limit, after, |shard, limit, after| async move {
+            self.feed_partition(view, shard, limit, after.as_ref()).await
+        })
+        .await
     }
 }

@@ -4,10 +4,14 @@
 //! - `status#<view>#<status>#<partition>` / `<vehicle id>`: the view's
 //!   vehicles of one status, the same way;
 //! - `counts#<view>#<partition>` / `counts`: a number per status;
+//! - `order#<view>#<order>#<partition>` / `<rank, sortable>#<vehicle id>`:
+//!   the view's vehicles ranked by last heard, state of charge or hottest
+//!   cell ([`Order`]), so a partition's query reads them in that order;
 //! - `heard#<partition>` / `<step, 12 digits>#<vehicle id>`: the vehicles
 //!   not silent, by when they were last heard;
 //! - `listed#<vehicle id>` / `views`: the vehicle's [`Record`] (`views`, a
-//!   list; `status`; `heard`) and a `version`.
+//!   list; `status`; `heard`; `soc_pct` and `cell_temp_max_c` when known)
+//!   and a `version`.
 //!
 //! A change is one TransactWriteItems of the record, on the condition that
 //! its version is the one read, and everything the change writes: two
@@ -23,10 +27,11 @@ use futures::future::try_join_all;
 use super::{Item, batch_get, get_item, get_n, get_s, n, s, table_error};
 use crate::domain::access::View;
 use crate::domain::device_id::DeviceId;
-use crate::domain::standing::{Counts, Standing, Status};
+use crate::domain::standing::{Counts, Order, Readings, Standing, Status};
 use crate::ports::TableError;
 use crate::ports::directory::{
-    Change, DIRECTORY_SHARDS, Listing, Record, VehicleDirectory, add_counts, merge_listing, merge_unheard,
+    Change, DIRECTORY_SHARDS, Listing, Ranking, Record, VehicleDirectory, add_counts, merge_listing, merge_ranked,
+    merge_unheard,
 };
 use crate::ports::partition_of;
 
@@ -71,6 +76,26 @@ fn heard_sk(step: i64, vehicle: &DeviceId) -> String {
     format!("{:012}#{vehicle}", step.max(0))
 }
 
+fn order_pk(view: &str, order: Order, shard: u32) -> String {
+    format!("order#{view}#{}#{shard}", order.name())
+}
+
+/// A rank as 20 digits that sort as the numbers do, negative ones first.
+fn sortable(rank: i64) -> String {
+    format!("{:020}", rank.cast_unsigned() ^ (1 << 63))
+}
+
+fn order_sk(rank: i64, vehicle: &str) -> String {
+    format!("{}#{vehicle}", sortable(rank))
+}
+
+/// (vehicle, rank) of an `order#` entry's sort key.
+fn ranked_of(sk: &str) -> Option<(DeviceId, i64)> {
+    let (rank, vehicle) = sk.split_once('#')?;
+    let rank = (rank.parse::<u64>().ok()? ^ (1 << 63)).cast_signed();
+    Some((DeviceId::new(vehicle).ok()?, rank))
+}
+
 fn record_pk(vehicle: &DeviceId) -> String {
     format!("listed#{vehicle}")
 }
@@ -87,6 +112,10 @@ fn record_of(item: &Item) -> Option<(Record, i64)> {
         standing: Standing {
             status: Status::from_name(get_s(item, "status")?)?,
             heard: get_n(item, "heard")?,
+            readings: Readings {
+                soc_pct: get_n(item, "soc_pct"),
+                cell_temp_max_c: get_n(item, "cell_temp_max_c"),
+            },
         },
     };
     Some((record, get_n(item, "version").unwrap_or(0)))
@@ -135,6 +164,15 @@ impl DynamoDirectory {
         );
         record.insert("status".into(), s(new.standing.status.name()));
         record.insert("heard".into(), n(new.standing.heard));
+        let readings = new.standing.readings;
+        for (name, reading) in [
+            ("soc_pct", readings.soc_pct),
+            ("cell_temp_max_c", readings.cell_temp_max_c),
+        ] {
+            if let Some(value) = reading {
+                record.insert(name.into(), n(value));
+            }
+        }
         record.insert("version".into(), n(version + 1));
         // Version 0: no record yet (or one from before records had versions).
         let condition = if version == 0 {
@@ -179,6 +217,12 @@ impl DynamoDirectory {
                 .build()
                 .map_err(|e| table_error(&self.table, e))?;
             writes.push(TransactWriteItem::builder().update(update).build());
+        }
+        for (view, order, rank) in &change.ranked {
+            writes.push(self.put(key(order_pk(view, *order, shard), order_sk(*rank, vehicle.as_str())))?);
+        }
+        for (view, order, rank) in &change.unranked {
+            writes.push(self.delete(key(order_pk(view, *order, shard), order_sk(*rank, vehicle.as_str())))?);
         }
         if let Some(step) = change.unheard {
             writes.push(self.delete(key(heard_pk(shard), heard_sk(step, vehicle)))?);
@@ -277,6 +321,42 @@ impl DynamoDirectory {
             .collect())
     }
 
+    /// One partition of a view's ranking: its first `limit` after the cursor, in order.
+    async fn ranked_partition(
+        &self,
+        view: &str,
+        shard: u32,
+        ranking: Ranking<'_>,
+    ) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(order_pk(view, ranking.order, shard)))
+            .scan_index_forward(!ranking.descending);
+        query = match ranking.after {
+            None => query.key_condition_expression("pk = :pk"),
+            Some((rank, id)) => query
+                .key_condition_expression(if ranking.descending {
+                    "pk = :pk AND sk < :after"
+                } else {
+                    "pk = :pk AND sk > :after"
+                })
+                .expression_attribute_values(":after", s(order_sk(rank, id))),
+        };
+        let out = query
+            .projection_expression("sk")
+            .limit(i32::try_from(ranking.limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| table_error(&self.table, e))?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|item| ranked_of(get_s(item, "sk")?))
+            .collect())
+    }
+
     /// One partition of the heard index: vehicles heard before step `before`, longest unheard first.
     async fn unheard_partition(
         &self,
@@ -318,6 +398,13 @@ impl VehicleDirectory for DynamoDirectory {
         Ok(merge_listing(pages, listing.limit))
     }
 
+    async fn ranked(&self, view: &View, ranking: Ranking<'_>) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let key = view.key();
+        let pages =
+            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.ranked_partition(&key, shard, ranking))).await?;
+        Ok(merge_ranked(pages, &ranking))
+    }
+
     async fn counts(&self, view: &View) -> Result<Counts, TableError> {
         let name = view.key();
         let keys = (0..DIRECTORY_SHARDS)
@@ -341,5 +428,25 @@ impl VehicleDirectory for DynamoDirectory {
 
     async fn silence(&self, vehicle: &DeviceId, heard: i64) -> Result<bool, TableError> {
         self.update(vehicle, |old| Record::silenced(old, heard)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_sort_as_numbers_and_read_back() {
+        let ranks = [i64::MIN, -40, -1, 0, 1, 99, i64::MAX];
+        let keys: Vec<String> = ranks.iter().map(|r| order_sk(*r, "veh-1")).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(sorted, keys);
+        for (rank, sk) in ranks.iter().zip(&keys) {
+            assert_eq!(
+                ranked_of(sk).map(|(v, r)| (v.to_string(), r)),
+                Some(("veh-1".into(), *rank))
+            );
+        }
     }
 }

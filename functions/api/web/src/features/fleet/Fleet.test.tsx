@@ -1,5 +1,5 @@
 // @vitest-environment jsdom
-import { render, screen, within } from '@testing-library/react';
+import { render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 
@@ -73,36 +73,51 @@ describe('the fleet page', () => {
     expect(fleetRequests().slice(1)).toEqual(['?limit=50', '?limit=50&after=veh-002']);
   });
 
-  it('sorts the shown vehicles by a column either way and searches by id prefix on the server, keeping both in the URL', async () => {
+  it('sorts the whole fleet on the server by SoC either way, the shown rows by any column, and searches by id prefix on the server, keeping all in the URL', async () => {
     const fleet = [vehicle('veh-001', { soc_pct: 50 }), vehicle('veh-002', { soc_pct: 90 }), vehicle('veh-003', { soc_pct: 70 })];
     const requests = stubApi({
-      'GET /vehicles': ({ url }: { url: URL }) => ({
-        vehicles: fleet.filter((v) => v.vehicle_id.startsWith(url.searchParams.get('prefix') ?? '')),
-        next: null,
-      }),
+      'GET /vehicles': ({ url }: { url: URL }) => {
+        const sort = url.searchParams.get('sort');
+        const sorted = fleet.slice();
+        if (sort === 'soc_pct') sorted.sort((a, b) => a.soc_pct - b.soc_pct);
+        if (sort === '-soc_pct') sorted.sort((a, b) => b.soc_pct - a.soc_pct);
+        // One vehicle a page while sorted: the order is the server's, page by page.
+        const page = sort ? sorted.slice(0, 1) : sorted;
+        return { vehicles: page.filter((v) => v.vehicle_id.startsWith(url.searchParams.get('prefix') ?? '')), next: null };
+      },
       'GET /alerts': { alerts: [] },
       'GET /fleet/counts': { total: 3, driving: 0, charging: 0, parked: 3, silent: 0 },
     });
+    const sorts = () => requests.filter((r) => r.url.pathname === '/vehicles').map((r) => r.url.searchParams.get('sort'));
     const user = userEvent.setup();
     renderFleet();
     await screen.findByText('3 vehicles shown');
 
-    const soc = screen.getByRole('button', { name: 'SoC (%)' });
-    await user.click(soc);
-    expect(fleetRows().map((r) => r.Vehicle)).toEqual(['veh-001', 'veh-003', 'veh-002']);
+    // The table is drawn anew for each order the server sorts in: find its header each time.
+    const soc = () => screen.getByRole('button', { name: 'SoC (%)' });
+    await user.click(soc());
+    await waitFor(() => expect(fleetRows().map((r) => r.Vehicle)).toEqual(['veh-001']));
     expect(screen.getByRole('columnheader', { name: 'SoC (%)' }).getAttribute('aria-sort')).toBe('ascending');
-    await user.click(soc);
-    expect(fleetRows().map((r) => r.Vehicle)).toEqual(['veh-002', 'veh-003', 'veh-001']);
+    await user.click(soc());
+    await waitFor(() => expect(fleetRows().map((r) => r.Vehicle)).toEqual(['veh-002']));
     expect(window.location.hash).toBe('#/?sort=-soc_pct');
+    expect(sorts()).toEqual([null, 'soc_pct', '-soc_pct']);
 
+    await user.click(screen.getByRole('button', { name: 'Pack voltage (V)' }));
+    await screen.findByText('3 vehicles shown');
+    expect(sorts().at(-1), 'a column the server does not sort by sorts the shown rows').toBe(null);
+
+    await user.click(soc());
     await user.type(screen.getByRole('searchbox', { name: 'Search vehicles by id prefix' }), 'veh-003');
     expect(await screen.findByText('1 vehicle shown')).toBeTruthy();
     expect(fleetRows().map((r) => r.Vehicle)).toEqual(['veh-003']);
-    expect(window.location.hash).toBe('#/?q=veh-003&sort=-soc_pct');
-    expect(requests.some((r) => r.url.searchParams.get('prefix') === 'veh-003')).toBe(true);
+    expect(window.location.hash).toBe('#/?q=veh-003&sort=soc_pct');
+    const searched = requests.filter((r) => r.url.searchParams.get('prefix') === 'veh-003');
+    expect(searched.length).toBeGreaterThan(0);
+    expect(searched.every((r) => !r.url.searchParams.has('sort')), 'a search sorts its rows, not the fleet').toBe(true);
 
     await user.click(screen.getByRole('button', { name: 'Show only parked vehicles' }));
-    expect(window.location.hash).toBe('#/?q=veh-003&status=parked&sort=-soc_pct');
+    expect(window.location.hash).toBe('#/?q=veh-003&status=parked&sort=soc_pct');
     await screen.findByText('1 vehicle shown');
     expect(requests.some((r) => r.url.searchParams.get('status') === 'parked')).toBe(true);
     expect(screen.getByRole('button', { name: 'Show only parked vehicles' }).getAttribute('aria-pressed')).toBe('true');

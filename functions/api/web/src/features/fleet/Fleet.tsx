@@ -1,12 +1,12 @@
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 
 import { ErrorBox, Loading } from '../../components/Status';
 import { age, num } from '../../lib/format';
 import { formatRoute, navigate, type Route } from '../../lib/route';
 import { useNow } from '../../lib/useNow';
 import { useFleetAlerts } from '../alerts/api';
-import { useFleetCounts, useFleetPages } from './api';
-import { COLUMNS, alertCounts, fleetRows, lastSeenMs } from './rows';
+import { type FleetPages, useFleetCounts, useFleetPages } from './api';
+import { COLUMNS, alertCounts, fleetRows, fleetSort, lastSeenMs } from './rows';
 
 /** The counts the page shows, in order. */
 const COUNTED = [
@@ -18,25 +18,32 @@ const COUNTED = [
 ] as const;
 
 /**
- * The fleet's vehicles, a page at a time in id order, searched by id prefix
- * and shown by status (a count's button) on the server; the shown rows sort
- * by any column. Search, status and sort are kept in the URL.
+ * The fleet's vehicles, a page at a time, searched by id prefix and shown by
+ * status (a count's button) on the server. Sorting by SoC, hottest cell or
+ * last message orders the whole fleet on the server (when no search or status
+ * narrows it); the shown rows sort by any column. Search, status and sort are
+ * kept in the URL.
  */
 export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
   const prefix = route.filter.trim();
-  const search = `${route.status ?? ''}:${prefix}`;
+  const sort = !prefix && !route.status ? fleetSort(route.sort) : null;
+  const search = `${route.status ?? ''}:${sort ?? ''}:${prefix}`;
   const [shown, setShown] = useState({ search, pages: 1 });
   // A new search or status starts again at its first page.
   const pages = shown.search === search ? shown.pages : 1;
-  const fleet = useFleetPages({ prefix, status: route.status }, pages);
+  const fleet = useFleetPages({ prefix, status: route.status, sort }, pages);
+  // While another search, status or order loads, the rows shown stay (marked as refreshing).
+  const lastShown = useRef<FleetPages | undefined>(undefined);
+  if (fleet.data) lastShown.current = fleet.data;
+  const shownPages = fleet.data ?? lastShown.current;
   const counts = useFleetCounts();
   const byStatus = counts.data;
   const alerts = useFleetAlerts();
   const now = useNow();
 
   const alerting = alertCounts(alerts.data?.alerts ?? []);
-  const rows = fleetRows(fleet.data?.vehicles ?? [], alerting, route.sort);
-  const more = Boolean(fleet.data?.next);
+  const rows = fleetRows(shownPages?.vehicles ?? [], alerting, route.sort);
+  const more = Boolean(shownPages?.next);
   const sortBy = (key: string) => {
     const next = route.sort === key ? `-${key}` : key;
     navigate({ ...route, sort: next }, true);
@@ -54,8 +61,8 @@ export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
           onChange={(e) => navigate({ ...route, filter: e.target.value }, true)}
         />
         <span className="muted" aria-live="polite">
-          {fleet.data ? `${rows.length} ${rows.length === 1 ? 'vehicle' : 'vehicles'} shown${more ? ', more to show' : ''}` : ''}
-          {fleet.loading && fleet.data ? ' · refreshing' : ''}
+          {shownPages ? `${rows.length} ${rows.length === 1 ? 'vehicle' : 'vehicles'} shown${more ? ', more to show' : ''}` : ''}
+          {fleet.loading && shownPages ? ' · refreshing' : ''}
         </span>
       </div>
       {byStatus && (
@@ -83,8 +90,8 @@ export function Fleet({ route }: { route: Extract<Route, { page: 'fleet' }> }) {
       {counts.error && <ErrorBox error={counts.error} what="the fleet's counts" />}
       {fleet.error && <ErrorBox error={fleet.error} what="the fleet" />}
       {alerts.error && <ErrorBox error={alerts.error} what="recent alerts" />}
-      {!fleet.data && fleet.loading && <Loading what="the fleet" />}
-      {fleet.data && (
+      {!shownPages && fleet.loading && <Loading what="the fleet" />}
+      {shownPages && (
         <div className="table-wrap">
           <table className="fleet">
             <thead>

@@ -18,6 +18,22 @@ export const COLUMNS: Column[] = [
   { key: 'alerts', label: 'Alerts' },
 ];
 
+/** The orders the API sorts the whole fleet in (GET /vehicles?sort=). */
+export type FleetSort = 'soc_pct' | '-soc_pct' | 'cell_temp_max_c' | '-cell_temp_max_c' | 'last_heard' | '-last_heard';
+
+/**
+ * The API's order for the table's sort (a column key, `-` first for descending), when the API
+ * sorts by that column; null for the columns only the shown rows sort by. The newest message
+ * first (Last message, ascending by age) is the latest heard first.
+ */
+export function fleetSort(sort: string): FleetSort | null {
+  const descending = sort.startsWith('-');
+  const key = descending ? sort.slice(1) : sort;
+  if (key === 'soc_pct' || key === 'cell_temp_max_c') return descending ? `-${key}` : key;
+  if (key === 'age') return descending ? 'last_heard' : '-last_heard';
+  return null;
+}
+
 /** When the vehicle's latest message reached the cloud (its own clock as a fallback). */
 export function lastSeenMs(v: VehicleState): number {
   return v.received_at_ms ?? Date.parse(v.ts);
