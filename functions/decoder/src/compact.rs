@@ -4,7 +4,11 @@
 //! the `compactor` binary runs it on a schedule, the local stack on a timer.
 //!
 //! Bookkeeping lives in the bucket, under `compaction/`:
-//! - `done/<hour|day>/<start µs>`: every vehicle's unit was compacted (or
+//! - `written/<hour|day>/<start µs>/<vehicle>`: the decoder wrote a batch of
+//!   that vehicle in that hour and day, so a run visits the vehicles that
+//!   wrote, not the fleet (most vehicle-hours are not driven); deleted once
+//!   the unit is done;
+//! - `done/<hour|day>/<start µs>`: every written vehicle's unit was compacted (or
 //!   failed and is retried on its own);
 //! - `late/<vehicle>/<hour start µs>`: the decoder wrote a batch of an hour
 //!   already closed (a late upload, a redelivery, a redecode), so that hour
@@ -26,7 +30,7 @@
 use canopy::domain::device_id::DeviceId;
 use canopy::format::lake::LakeError;
 use canopy::format::lake::compact::{CompactWriter, LakeObject, NewestCopies, Period, Table, Unit};
-use canopy::format::lake::keys::{DECODED_PREFIX, RawKey};
+use canopy::format::lake::keys::RawKey;
 use canopy::ports::store::{ObjectInfo, ObjectStore, StoreError, UploadSink};
 use canopy::runtime::env;
 use serde::{Deserialize, Serialize};
@@ -45,6 +49,7 @@ pub const LOOKBACK_HOURS: i64 = 48;
 /// Runs that try a failing unit before it is quarantined.
 pub const MAX_ATTEMPTS: u32 = 3;
 
+const WRITTEN: &str = "compaction/written/";
 const DONE: &str = "compaction/done/";
 const LATE: &str = "compaction/late/";
 const FAILED: &str = "compaction/failed/";
@@ -95,6 +100,20 @@ pub async fn mark_if_late<S: ObjectStore>(store: &S, key: &RawKey, now_us: i64) 
     Ok(true)
 }
 
+/// The markers that `key`'s batch was written: one for its hour, one for its day.
+pub fn written_keys(key: &RawKey) -> [String; 2] {
+    [Period::Hour, Period::Day].map(|period| written_key(period, period.start_of(key.first_ts_us), &key.vehicle))
+}
+
+/// The marker that `vehicle` has a batch in the `period` starting at `start_us`.
+pub fn written_key(period: Period, start_us: i64, vehicle: &DeviceId) -> String {
+    format!("{}{vehicle}", written_prefix(period, start_us))
+}
+
+fn written_prefix(period: Period, start_us: i64) -> String {
+    format!("{WRITTEN}{}/{start_us}/", period.name())
+}
+
 /// A failing unit's record under `failed/` (and `quarantine/`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Failure {
@@ -140,23 +159,26 @@ impl<S: ObjectStore> Compactor<S> {
         }
     }
 
-    /// Deletes what earlier runs superseded, then compacts every closed unit
-    /// not done yet, every hour marked late and every unit that failed
-    /// before, as of `now_us`. A unit that fails is recorded and the run
-    /// goes on; only the bookkeeping failing fails the run.
+    /// Deletes what earlier runs superseded, then compacts each vehicle
+    /// written in every closed unit not done yet, every hour marked late and
+    /// every unit that failed before, as of `now_us`. A unit that fails is
+    /// recorded and the run goes on; only the bookkeeping failing fails the run.
     pub async fn run(&self, now_us: i64) -> Result<RunReport, CompactError> {
         let mut report = RunReport::default();
         self.purge(now_us, &mut report).await?;
         let done: Vec<String> = self.store.list(DONE).await?.into_iter().map(|(k, _)| k).collect();
-        let due = due(now_us, &done);
-        let vehicles = match due.is_empty() {
-            true => Vec::new(),
-            false => self.vehicles().await?,
-        };
-        for (period, start_us) in due {
-            for vehicle in &vehicles {
+        for (period, start_us) in due(now_us, &done) {
+            let written = self.store.list(&written_prefix(period, start_us)).await?;
+            for (key, _) in &written {
+                let vehicle = key.rsplit('/').next().and_then(|id| DeviceId::new(id).ok());
+                let Some(vehicle) = vehicle else {
+                    return Err(CompactError::Bookkeeping {
+                        key: key.clone(),
+                        problem: "not compaction/written/<hour|day>/<start µs>/<vehicle>".into(),
+                    });
+                };
                 let unit = Unit {
-                    vehicle: vehicle.clone(),
+                    vehicle,
                     period,
                     start_us,
                 };
@@ -165,6 +187,10 @@ impl<S: ObjectStore> Compactor<S> {
             self.store
                 .put(&done_key(period, start_us), bytes::Bytes::new(), None)
                 .await?;
+            // A batch written since the listing is late: its own marker brings it.
+            for (key, _) in written {
+                self.store.delete(&key).await?;
+            }
         }
         for (key, _) in self.store.list(LATE).await? {
             let Some(hour) = late_unit(&key) else {
@@ -174,13 +200,21 @@ impl<S: ObjectStore> Compactor<S> {
                 });
             };
             // Deleted first: a batch written while this runs marks the hour again.
+            // Its written markers go too: its hour was done (it is late), and
+            // its day is compacted here when it is closed.
             self.store.delete(&key).await?;
+            self.store
+                .delete(&written_key(Period::Hour, hour.start_us, &hour.vehicle))
+                .await?;
             let day = Unit {
                 period: Period::Day,
                 start_us: Period::Day.start_of(hour.start_us),
                 vehicle: hour.vehicle.clone(),
             };
             if self.attempt(&hour, now_us, &mut report).await? && is_closed(Period::Day, day.start_us, now_us) {
+                self.store
+                    .delete(&written_key(Period::Day, day.start_us, &day.vehicle))
+                    .await?;
                 self.attempt(&day, now_us, &mut report).await?;
             }
         }
@@ -243,23 +277,6 @@ impl<S: ObjectStore> Compactor<S> {
                 Ok(false)
             }
         }
-    }
-
-    /// The vehicles with decoded data: every table's objects follow a decoded one.
-    async fn vehicles(&self) -> Result<Vec<DeviceId>, CompactError> {
-        Ok(self
-            .store
-            .list_dirs(DECODED_PREFIX)
-            .await?
-            .iter()
-            .filter_map(|dir| {
-                let id = dir
-                    .strip_prefix(DECODED_PREFIX)?
-                    .strip_prefix("vehicle_id=")?
-                    .strip_suffix('/')?;
-                DeviceId::new(id).ok()
-            })
-            .collect())
     }
 
     /// Merges the unit's objects in each table that compacts its period.

@@ -82,6 +82,12 @@ async fn a_unit_that_fails_is_reported_retried_then_quarantined_and_the_others_c
         HOUR0 + 60_000_000
     );
     store.put(&bad, Bytes::from_static(b"not parquet"), None).await.unwrap();
+    let veh_003 = DeviceId::new("veh-003").unwrap();
+    // Marked as the decoder marks what it wrote.
+    store
+        .put(&written_key(Period::Hour, HOUR0, &veh_003), Bytes::new(), None)
+        .await
+        .unwrap();
 
     let compactor = Compactor::new(store.clone());
     let now = HOUR0 + H + SETTLE_US;
@@ -176,4 +182,45 @@ async fn a_purge_leaves_an_object_decoded_again_after_it_was_copied() {
     let report = compactor.run(now + GRACE_US).await.unwrap();
     assert!(report.kept_changed >= 1, "{report:?}");
     assert!(store.exists(&batch).await.unwrap().is_some(), "the newer copy stays");
+}
+
+#[tokio::test]
+async fn a_run_visits_the_vehicles_that_wrote_in_the_hour_whatever_the_fleet() {
+    // The requests of a run over one vehicle's hour, beside a fleet of
+    // `others` vehicles that did not drive in it (their earlier days in the lake).
+    async fn run_beside(others: usize) -> (usize, usize, Vec<String>) {
+        let store = MemoryStore::new("lake");
+        drive(&store, "veh-001", 2).await;
+        for n in 0..others {
+            let key = format!("decoded/vehicle_id=fleet-{n:05}/date=2023-11-13/fleet-{n:05}_1_000001.parquet");
+            store.put(&key, Bytes::new(), None).await.unwrap();
+        }
+        assert_eq!(
+            keys(&store, "compaction/written/").await,
+            [
+                format!("compaction/written/day/{}/veh-001", Period::Day.start_of(HOUR0)),
+                format!("compaction/written/hour/{HOUR0}/veh-001"),
+            ],
+            "the decoder marked the hour and the day it wrote in, once each"
+        );
+        let faults = store.faults();
+        let (lists, heads) = (faults.calls("list"), faults.calls("head"));
+        let report = Compactor::new(store.clone()).run(HOUR0 + H + SETTLE_US).await.unwrap();
+        let compacted: Vec<String> = report.compacted.iter().map(|(u, _, _, _)| u.describe()).collect();
+        assert!(
+            keys(&store, "compaction/written/hour/").await.is_empty(),
+            "the hour's markers go once it is done"
+        );
+        (faults.calls("list") - lists, faults.calls("head") - heads, compacted)
+    }
+    let alone = run_beside(0).await;
+    assert!(
+        alone.2.iter().all(|unit| unit.contains("veh-001")) && !alone.2.is_empty(),
+        "{alone:?}"
+    );
+    assert_eq!(
+        run_beside(10_000).await,
+        alone,
+        "the same requests and units beside 10,000 vehicles"
+    );
 }

@@ -77,7 +77,9 @@ async fn a_notification_decodes_its_object_and_a_redelivery_rewrites_it() {
     let raw = RawKey::parse(&key).unwrap();
     let mut written = vec![raw.decoded_key(), key.clone()];
     written.extend(canopy::format::lake::rollup::TIERS.map(|t| raw.rollup_key(&t)));
-    // The batch's hour closed long ago: it is marked for compaction again.
+    // The batch's hour and day are marked written, for the compactor to visit;
+    // the hour closed long ago, so it is marked for compaction again too.
+    written.extend(crate::compact::written_keys(&raw));
     written.push(format!(
         "compaction/late/veh-001/{}",
         raw.first_ts_us / 3_600_000_000 * 3_600_000_000

@@ -12,7 +12,8 @@ pub mod event;
 pub mod object;
 mod ranged_reader;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -110,13 +111,21 @@ pub enum HandlerError {
     Objects { failed: usize, total: usize, first: String },
 }
 
-/// The handler, built once per Lambda instance: its DBC cache outlives invocations.
+/// The handler, built once per Lambda instance: its DBC cache and the
+/// compaction markers it wrote outlive invocations.
 pub struct Decoder<S> {
     store: S,
     dbcs: DbcCache<S>,
     config: Config,
     metrics: MetricsSink,
+    /// The `compaction/written/…` markers this instance wrote: a vehicle's
+    /// next batches of the same hour cost no request.
+    marked: Mutex<HashSet<String>>,
 }
+
+/// Markers an instance remembers before it starts over (a few days of a
+/// large fleet's driven hours; forgetting costs a repeated PUT, nothing else).
+const MARKED_REMEMBERED: usize = 100_000;
 
 impl Decoder<S3Store> {
     /// The decoder as deployed: configuration from `vars`, the lake on S3.
@@ -138,6 +147,7 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
             dbcs,
             config,
             metrics: MetricsSink::default(),
+            marked: Mutex::default(),
         })
     }
 
@@ -233,8 +243,12 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
             .await
             .map_err(|e| e.to_string())?;
         log_outcome(&outcome);
-        // After the objects are written: a compaction that listed the hour
-        // without them is followed by another.
+        // After the objects are written: a compaction of the hour or day
+        // visits the vehicles marked, and one that listed the hour without
+        // them is followed by another.
+        self.mark_written(&key)
+            .await
+            .map_err(|e| format!("marking a batch's hour for compaction: {e}"))?;
         compact::mark_if_late(&self.store, &key, chrono::Utc::now().timestamp_micros())
             .await
             .map_err(|e| format!("marking a late batch's hour for compaction: {e}"))?;
@@ -246,6 +260,28 @@ impl<S: ObjectStore + Clone + Unpin + 'static> Decoder<S> {
             signal.emit(self.metrics);
         }
         Ok(Some(outcome))
+    }
+}
+
+impl<S: ObjectStore> Decoder<S> {
+    /// Writes the compaction markers of `key`'s hour and day this instance has not.
+    async fn mark_written(&self, key: &RawKey) -> Result<(), canopy::ports::store::StoreError> {
+        for marker in compact::written_keys(key) {
+            if self.marked().contains(&marker) {
+                continue;
+            }
+            self.store.put(&marker, bytes::Bytes::new(), None).await?;
+            let mut marked = self.marked();
+            if marked.len() >= MARKED_REMEMBERED {
+                marked.clear();
+            }
+            marked.insert(marker);
+        }
+        Ok(())
+    }
+
+    fn marked(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.marked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
