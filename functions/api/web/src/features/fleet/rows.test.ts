@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { VehicleState } from '../../api/types';
-import { alertCounts, fleetRows } from './rows';
+import { alertCounts, fleetRows, fleetSort } from './rows';
 
 const vehicle = (id: string, soc: number, receivedMs: number): VehicleState => ({
   v: 1,
@@ -41,5 +41,16 @@ describe('fleetRows', () => {
   it('does not reorder the list it was given', () => {
     fleetRows(fleet, new Map(), 'soc_pct');
     expect(ids(fleet)).toEqual(['veh-002', 'veh-001', 'veh-010']);
+  });
+});
+
+describe('fleetSort', () => {
+  it("names the API's order for the columns it sorts the fleet by, and none for the others", () => {
+    expect(fleetSort('soc_pct')).toBe('soc_pct');
+    expect(fleetSort('-cell_temp_max_c')).toBe('-cell_temp_max_c');
+    expect(fleetSort('age'), 'the newest message first').toBe('-last_heard');
+    expect(fleetSort('-age')).toBe('last_heard');
+    expect(fleetSort('pack_voltage_v')).toBeNull();
+    expect(fleetSort('')).toBeNull();
   });
 });
