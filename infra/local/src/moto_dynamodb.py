@@ -55,8 +55,10 @@ def query_one_partition(self, hash_key, *args, **kwargs):
         ((item.range_key.cast_value, item) for item in self.items.get(hash_key, {}).values()),
         key=lambda pair: pair[0],
     )
-    candidates = [item for _, item in keyed]
-    if not asked.get("filter_kwargs"):
+    if asked.get("filter_kwargs"):
+        # Legacy QueryFilter conditions count against the limit: moto's own loop decides.
+        candidates = [item for _, item in keyed]
+    else:
         candidates = query_window(self, keyed, asked)
     # moto's query takes its candidates from all_items(); shadow it for this
     # call only (requests are one at a time).
