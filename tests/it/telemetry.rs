@@ -468,7 +468,7 @@ async fn list_fleet_lists_the_vehicles_the_state_table_holds_in_their_groups_vie
         async move {
             let every = Listing {
                 prefix: "veh-lf",
-                status: None,
+                filter: None,
                 after: None,
                 limit: 200,
             };

@@ -12,6 +12,11 @@ pub struct TelemetrySubscriber {
     /// How many samples each message held, in arrival order.
     pub messages: Arc<Mutex<Vec<usize>>>,
     connected: Arc<std::sync::atomic::AtomicU64>,
+    /// Dropped with the subscriber: its thread stops. A subscriber left
+    /// running would go on reconnecting to its broker's port after the
+    /// broker stopped, and reach whatever listener of another test gets
+    /// that port next.
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl TelemetrySubscriber {
@@ -21,6 +26,7 @@ impl TelemetrySubscriber {
         let messages = Arc::new(Mutex::new(Vec::new()));
         let connected = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (sink, sizes, counter) = (received.clone(), messages.clone(), connected.clone());
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -31,7 +37,11 @@ impl TelemetrySubscriber {
                 options.set_keep_alive(Duration::from_secs(5));
                 let (client, mut events) = rumqttc::AsyncClient::new(options, 100);
                 loop {
-                    match events.poll().await {
+                    let event = tokio::select! {
+                        _ = &mut stopped => return,
+                        event = events.poll() => event,
+                    };
+                    match event {
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
                             client
                                 .subscribe("dt/canopy/+/bms", rumqttc::QoS::AtLeastOnce)
@@ -57,6 +67,7 @@ impl TelemetrySubscriber {
             received,
             messages,
             connected,
+            _stop: stop,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The `alerts` Lambda: the IoT rules invoke it with telemetry that trips a
 //! rule and with every device status (a station's, judged by its kind's
-//! declaration); a schedule invokes it to find silent devices, and to mark
-//! the vehicles unheard for too long silent in the fleet's counts. It raises
+//! declaration); a schedule invokes it to find silent devices, to mark the
+//! vehicles unheard for too long silent in the fleet's counts, and to end
+//! the alerting of vehicles that tripped no rule for a while. It raises
 //! the alerts through SNS, the alert log, and the vehicle's or device's
 //! alert topic, once per vehicle or device and rule per cooldown.
 //!
@@ -21,8 +22,9 @@ use canopy::domain::access::VehicleGroups;
 use canopy::domain::alert::{self, Rule};
 use canopy::domain::device::DeviceRecord;
 use canopy::domain::kind::Kinds;
-use canopy::domain::standing::{DEFAULT_SILENT_AFTER_MS, silent_before};
+use canopy::domain::standing::{DEFAULT_SILENT_AFTER_MS, Standing, calm_before, silent_before};
 use canopy::domain::telemetry::ClockBounds;
+use canopy::domain::telemetry::Telemetry;
 use canopy::format::device::TOPIC_KIND;
 use canopy::format::telemetry::{Message, SERVER_FIELDS, TOPIC_VEHICLE_ID};
 use canopy::ports::alert_log::AlertLog;
@@ -211,7 +213,13 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore, R: Vehic
             // A v1 message is one sample; of a v2 message, the valid samples count.
             let checked = Message::from_json(&event).and_then(|m| m.within_clock(self.clock, now_ms).into_valid());
             match checked {
-                Ok(samples) => self.raiser.raise_samples(&samples, now_ms).await,
+                Ok(samples) => match self.mark_alerting(&samples).await {
+                    Ok(()) => self.raiser.raise_samples(&samples, now_ms).await,
+                    Err(e) => Err(RaiseError {
+                        alert: "vehicles#alerting".into(),
+                        message: e.to_string(),
+                    }),
+                },
                 Err(rejection) => return Ok(self.rejected(&rejection.reason, metrics)),
             }
         };
@@ -259,6 +267,13 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore, R: Vehic
         if silenced > 0 {
             info!(silenced, "vehicles marked silent");
         }
+        let calmed = self.calm_vehicles(now_ms).await.map_err(|e| RaiseError {
+            alert: "vehicles#alerting".into(),
+            message: e.to_string(),
+        })?;
+        if calmed > 0 {
+            info!(calmed, "vehicles no longer alerting");
+        }
         let mut total = Raised::default();
         for kind in self.kinds.iter().filter(|k| k.silent_rules().next().is_some()) {
             let mut after: Option<String> = None;
@@ -287,6 +302,45 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore, R: Vehic
 }
 
 impl<A, N, D, S, R: VehicleDirectory> AlertsHandler<A, N, D, S, R> {
+    /// Marks the vehicle alerting in the fleet's counts and listings when a
+    /// sample trips a rule, whether or not its cooldown lets an alert out
+    /// (the vehicle is alerting all the same). Before the alert is raised,
+    /// so a retry after a failure marks it again (a second mark writes nothing).
+    async fn mark_alerting(&self, samples: &[Telemetry]) -> Result<(), canopy::ports::TableError> {
+        let Some(tripped) = samples
+            .iter()
+            .find(|t| !alert::evaluate(&self.raiser.rules, t).is_empty())
+        else {
+            return Ok(());
+        };
+        let views = self.raiser.groups.views_of(tripped.vehicle_id.as_str());
+        self.directory
+            .alerted(&tripped.vehicle_id, &views, Standing::of(tripped))
+            .await?;
+        Ok(())
+    }
+
+    /// Ends the alerting of the vehicles that tripped no rule within
+    /// [`canopy::domain::standing::ALERTING_FOR_MS`], reading the alerting
+    /// index (earliest first), not the fleet; how many it ended.
+    async fn calm_vehicles(&self, now_ms: i64) -> Result<u64, canopy::ports::TableError> {
+        let before = calm_before(now_ms);
+        let mut calmed = 0;
+        for _ in 0..MAX_SILENCE_PAGES {
+            let calming = self.directory.calming(before, SILENCE_PAGE).await?;
+            for (vehicle, step) in &calming {
+                // False when it tripped a rule since: it left this step of the index.
+                if self.directory.calm(vehicle, *step).await? {
+                    calmed += 1;
+                }
+            }
+            if calming.len() < SILENCE_PAGE {
+                break;
+            }
+        }
+        Ok(calmed)
+    }
+
     /// Marks silent the vehicles last heard before the allowance, reading the
     /// heard index (the vehicles not silent yet, longest unheard first), not
     /// the fleet; how many it marked.
@@ -580,13 +634,44 @@ mod tests {
         handler.handle(tick.clone()).await.unwrap();
         let counts = handler.directory.counts(&View::All).await.unwrap();
         assert_eq!((counts.silent, counts.parked), (250, 1), "{counts:?}");
-        let reads = handler.directory.faults.calls("unheard_query");
+        let reads = handler.directory.faults.calls("steps_query");
         handler.handle(tick).await.unwrap();
         assert_eq!(
-            handler.directory.faults.calls("unheard_query") - reads,
-            8,
-            "the next check finds nobody new: one query per partition"
+            handler.directory.faults.calls("steps_query") - reads,
+            16,
+            "the next check finds nobody new: one query per partition of the heard and the alerting index"
         );
+    }
+
+    #[tokio::test]
+    async fn a_tripped_rule_marks_the_vehicle_alerting_until_the_check_finds_it_calm() {
+        let mut handler = memory_handler();
+        handler.raiser.rules = alert::vehicle_rules_with(|_| Ok::<_, EnvError>(None)).unwrap();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut hot: Value = serde_json::from_str(include_str!("../../../events/telemetry-hot.json")).unwrap();
+        let tick = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        let alerting = || async { handler.directory.counts(&View::All).await.unwrap().alerting };
+        hot["received_at"] = serde_json::json!(now_ms - 20 * 60_000);
+        hot["ts"] = serde_json::json!(
+            chrono::DateTime::from_timestamp_millis(now_ms - 20 * 60_000)
+                .unwrap()
+                .to_rfc3339()
+        );
+        handler.handle(hot.clone()).await.unwrap();
+        assert_eq!(alerting().await, 1, "marked, and counted");
+        // A retry marks nothing twice.
+        handler.handle(hot.clone()).await.unwrap();
+        assert_eq!(alerting().await, 1);
+        handler.handle(tick.clone()).await.unwrap();
+        assert_eq!(alerting().await, 0, "twenty minutes without a trip: calm");
+        hot["received_at"] = serde_json::json!(now_ms);
+        hot["ts"] = serde_json::json!(chrono::DateTime::from_timestamp_millis(now_ms).unwrap().to_rfc3339());
+        handler.handle(hot).await.unwrap();
+        handler.handle(tick).await.unwrap();
+        assert_eq!(alerting().await, 1, "tripped just now: alerting still");
+        let cool: Value = serde_json::from_str(include_str!("../../../events/telemetry.json")).unwrap();
+        handler.handle(cool).await.unwrap();
+        assert_eq!(alerting().await, 1, "a message that trips nothing does not end it");
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 //! checks that turn them into the domain's values. A value that does not
 //! parse is refused by [`crate::extract`], naming the parameter.
 
-use canopy::domain::standing::Status;
+use canopy::domain::standing::Filter;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -51,9 +51,10 @@ pub struct VehiclePage {
     /// Only vehicles whose id starts with this (case-sensitive)
     #[param(pattern = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", nullable = false)]
     pub prefix: Option<String>,
-    /// Only vehicles doing this now: driving, charging, parked or silent
-    #[param(value_type = Option<String>, pattern = "^(driving|charging|parked|silent)$", nullable = false)]
-    pub status: Option<Status>,
+    /// Only vehicles doing this now: driving, charging, parked or silent; or alerting (tripped an
+    /// alert rule within the last 15 minutes, whatever their status)
+    #[param(value_type = Option<String>, pattern = "^(driving|charging|parked|silent|alerting)$", nullable = false)]
+    pub status: Option<Filter>,
     /// The whole fleet in this order instead of by id, lowest first (`-` first: highest first):
     /// last heard (by five-minute step), state of charge or hottest cell (in whole units, as of
     /// the vehicle's last five-minute step or change of status). Not with `prefix` or `status`.

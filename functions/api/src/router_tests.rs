@@ -1044,13 +1044,13 @@ async fn fleet_counts_are_the_callers_groups_read_as_one_batch_per_view() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        json!({"total": 2, "driving": 1, "charging": 1, "parked": 0, "silent": 0})
+        json!({"total": 2, "driving": 1, "charging": 1, "parked": 0, "silent": 0, "alerting": 0})
     );
     let before = api.directory.faults.calls("counts");
     let (_, body, _) = signed_in(&api, "u-south", Some("[viewer south]"), "/fleet/counts").await;
     assert_eq!(
         body,
-        json!({"total": 1, "driving": 0, "charging": 1, "parked": 0, "silent": 0})
+        json!({"total": 1, "driving": 0, "charging": 1, "parked": 0, "silent": 0, "alerting": 0})
     );
     assert_eq!(
         api.directory.faults.calls("counts") - before,
@@ -1081,6 +1081,23 @@ async fn the_fleet_lists_the_vehicles_of_one_status() {
     assert_eq!(listed(&body), ["veh-001", "veh-002"]);
     let (_, body) = get(&api, "/vehicles?status=silent").await;
     assert_eq!(listed(&body), Vec::<String>::new());
+    // Tripping a rule adds a vehicle to the alerting ones, beside its status.
+    let views = api.api.access.vehicle_groups.views_of("veh-002");
+    let tripped = canopy::domain::standing::Standing::of(&telemetry(&DeviceId::new("veh-002").unwrap(), 9, 61));
+    api.directory
+        .alerted(&DeviceId::new("veh-002").unwrap(), &views, tripped)
+        .await
+        .unwrap();
+    let (_, body) = get(&api, "/vehicles?status=alerting").await;
+    assert_eq!(listed(&body), ["veh-002"]);
+    let (_, body) = get(&api, "/vehicles?status=driving").await;
+    assert_eq!(listed(&body), ["veh-001", "veh-002"]);
+    let (_, body) = get(&api, "/fleet/counts").await;
+    assert_eq!(
+        (body["alerting"].as_i64(), body["total"].as_i64()),
+        (Some(1), Some(3)),
+        "{body}"
+    );
     let (status, body) = get(&api, "/vehicles?status=asleep").await;
     assert_eq!(
         (status, body["error"]["field"].as_str()),

@@ -191,7 +191,7 @@ where
                 // the snapshot says whether it is whole.
                 let listing = Listing {
                     prefix: "",
-                    status: None,
+                    filter: None,
                     after: None,
                     limit: SNAPSHOT_VEHICLES + 1,
                 };

@@ -151,7 +151,7 @@ async fn listed(
 ) -> Vec<String> {
     let every = Listing {
         prefix: "",
-        status: None,
+        filter: None,
         after: None,
         limit: 100,
     };

@@ -6,7 +6,8 @@
 //!
 //! Vehicle `n` is `fleet-000000` …; each was heard a millisecond after the
 //! one before, the last just now, and raised its alert then (so the alert
-//! feed opens with the last one's, and none is near silent). A quarter of
+//! feed opens with the last one's, every vehicle counts as alerting, and
+//! none is near silent). A quarter of
 //! them stand parked, the rest drive, and their states of charge are spread
 //! over 0–100 % out of id order.
 
@@ -53,8 +54,8 @@ fn latest(n: usize, at_ms: i64) -> Result<Telemetry> {
     })
 }
 
-/// Seeds vehicle `n`, heard at `at_ms`: listed in the fleet's view, its
-/// state, one alert (kept until `expires_s`).
+/// Seeds vehicle `n`, heard at `at_ms`: listed in the fleet's view (alerting),
+/// its state, one alert (kept until `expires_s`).
 async fn seed(
     n: usize,
     at_ms: i64,
@@ -70,7 +71,7 @@ async fn seed(
         ..alert(&latest.vehicle_id, 1, 0)
     };
     directory
-        .enter(&latest.vehicle_id, &[View::All], Standing::of(&latest))
+        .alerted(&latest.vehicle_id, &[View::All], Standing::of(&latest))
         .await?;
     state.put_if_newer(&latest, latest.received_at_ms.unwrap_or(0)).await?;
     alerts.record(&raised, &[View::All], expires_s).await?;

@@ -16,7 +16,7 @@ use crate::domain::device::{DeviceRecord, FieldValue};
 use crate::domain::device_id::DeviceId;
 use crate::domain::device_key::DeviceKey;
 use crate::domain::measure::Measure;
-use crate::domain::standing::{Order, Readings, Standing, Status};
+use crate::domain::standing::{Filter, Order, Readings, Standing, Status};
 use crate::domain::telemetry::Telemetry;
 use crate::ports::alert_log::{AlertLog, FeedPosition};
 use crate::ports::device_state::DeviceStateStore;
@@ -242,7 +242,7 @@ pub async fn vehicle_directory<D: VehicleDirectory>(directory: &D, tag: &str) {
     let all = |prefix, after, limit| async move {
         let listing = Listing {
             prefix,
-            status: None,
+            filter: None,
             after,
             limit,
         };
@@ -283,7 +283,7 @@ pub async fn vehicle_directory<D: VehicleDirectory>(directory: &D, tag: &str) {
     };
     let every = Listing {
         prefix: tag,
-        status: None,
+        filter: None,
         after: None,
         limit: 10,
     };
@@ -403,13 +403,14 @@ pub async fn vehicle_rankings<D: VehicleDirectory>(directory: &D, tag: &str) {
     assert_eq!(ranked(Order::LastHeard, true, None, 1).await, [(name(31), 1_005)]);
 }
 
-/// Counts by status, stale messages, and silence: what a group of the
-/// directory suite (vehicles 1 and 11 driving, heard in step 1,000) goes through.
+/// Counts by status, stale messages, silence and alerting: what a group of
+/// the directory suite (vehicles 1 and 11 driving, heard in step 1,000) goes through.
 async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) {
     let counts = |expected: [i64; 4], why: &'static str| async move {
         let counts = directory.counts(group).await.expect("counts");
         let got = [counts.driving, counts.charging, counts.parked, counts.silent];
         assert_eq!((got, counts.total), (expected, expected.iter().sum()), "{why}");
+        counts.alerting
     };
     counts([2, 0, 0, 0], "both driving").await;
     let views = [View::All, group.clone()];
@@ -417,10 +418,10 @@ async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) 
     let charging = Standing::new(Status::Charging, 1_001);
     assert!(directory.enter(&v1, &views, charging).await.expect("enter"));
     counts([1, 1, 0, 0], "one moved to charging").await;
-    let with = |status| async move {
+    let with = |filter: Filter| async move {
         let listing = Listing {
             prefix: tag,
-            status: Some(status),
+            filter: Some(filter),
             after: None,
             limit: 10,
         };
@@ -429,11 +430,11 @@ async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) 
             .collect::<Vec<String>>()
     };
     assert_eq!(
-        with(Status::Charging).await,
+        with(Status::Charging.into()).await,
         [v1.to_string()],
         "the group's vehicles of one status"
     );
-    assert_eq!(with(Status::Driving).await, [v11.to_string()]);
+    assert_eq!(with(Status::Driving.into()).await, [v11.to_string()]);
     let stale = Standing::new(Status::Driving, 999);
     assert!(
         !directory.enter(&v1, &views, stale).await.expect("enter"),
@@ -465,8 +466,8 @@ async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) 
     );
     assert!(!directory.silence(&v1, 1_000).await.expect("silence"), "heard since");
     counts([0, 1, 0, 1], "one silent").await;
-    assert_eq!(with(Status::Silent).await, [v11.to_string()], "the silent ones");
-    assert!(with(Status::Driving).await.is_empty());
+    assert_eq!(with(Status::Silent.into()).await, [v11.to_string()], "the silent ones");
+    assert!(with(Status::Driving.into()).await.is_empty());
     let unheard = ours(directory.unheard(1_001, 100).await.expect("unheard"));
     assert!(
         unheard.iter().all(|(v, _)| *v != v11.to_string()),
@@ -477,6 +478,29 @@ async fn standings<D: VehicleDirectory>(directory: &D, tag: &str, group: &View) 
         !directory.enter(&v11, &views, late).await.expect("enter"),
         "a late message of its last step keeps it silent"
     );
+
+    let tripped = Standing::new(Status::Charging, 1_002);
+    assert!(directory.alerted(&v1, &views, tripped).await.expect("alerted"));
+    assert!(
+        !directory.alerted(&v1, &views, tripped).await.expect("alerted"),
+        "a second trip in the same step changes nothing"
+    );
+    assert_eq!(counts([0, 1, 0, 1], "alerting beside its status").await, 1);
+    assert_eq!(with(Filter::Alerting).await, [v1.to_string()], "the alerting ones");
+    assert_eq!(
+        ours(directory.calming(1_003, 100).await.expect("calming")),
+        [(v1.to_string(), 1_002)],
+        "alerting since step 1,002"
+    );
+    assert!(ours(directory.calming(1_002, 100).await.expect("calming")).is_empty());
+    assert!(
+        !directory.calm(&v1, 1_001).await.expect("calm"),
+        "not the step it tripped in"
+    );
+    assert!(directory.calm(&v1, 1_002).await.expect("calm"));
+    assert_eq!(counts([0, 1, 0, 1], "calm again").await, 0);
+    assert!(with(Filter::Alerting).await.is_empty());
+    assert!(ours(directory.calming(1_003, 100).await.expect("calming")).is_empty());
 }
 
 /// A valid station status of `id` at `ts_s` seconds past 2023-11-14T22:13:20Z.

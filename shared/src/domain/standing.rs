@@ -19,6 +19,10 @@ pub const RANK_STEPS: i64 = 3;
 /// How long a vehicle may go unheard before it counts as silent, unless configured.
 pub const DEFAULT_SILENT_AFTER_MS: i64 = 15 * 60 * 1000;
 
+/// How long a vehicle counts as alerting after it last tripped a rule (in
+/// whole steps, so it ends up to one step later).
+pub const ALERTING_FOR_MS: i64 = 15 * 60 * 1000;
+
 /// Below this speed a vehicle stands (km/h).
 const MOVING_KPH: f64 = 1.0;
 /// Current into the pack (negative: charge or regeneration) that, standing, is charging (A).
@@ -60,6 +64,53 @@ impl Status {
         } else {
             Self::Parked
         }
+    }
+}
+
+/// What the fleet's counts count and its listings filter by: a status, or
+/// alerting, which a vehicle is beside its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Filter {
+    Status(Status),
+    /// Tripped an alert rule within [`ALERTING_FOR_MS`].
+    Alerting,
+}
+
+impl Filter {
+    pub const ALL: [Filter; 5] = [
+        Self::Status(Status::Driving),
+        Self::Status(Status::Charging),
+        Self::Status(Status::Parked),
+        Self::Status(Status::Silent),
+        Self::Alerting,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Status(status) => status.name(),
+            Self::Alerting => "alerting",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+impl From<Status> for Filter {
+    fn from(status: Status) -> Self {
+        Self::Status(status)
+    }
+}
+
+impl<'de> Deserialize<'de> for Filter {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{name}` is none of driving, charging, parked, silent, alerting"
+            ))
+        })
     }
 }
 
@@ -178,7 +229,13 @@ pub fn silent_before(now_ms: i64, silent_after_ms: i64) -> i64 {
     heard_bucket(now_ms - silent_after_ms)
 }
 
-/// How many vehicles have each status, and their total.
+/// Vehicles whose last tripped rule was in a step before this one, at
+/// `now_ms`, no longer count as alerting.
+pub fn calm_before(now_ms: i64) -> i64 {
+    heard_bucket(now_ms - ALERTING_FOR_MS)
+}
+
+/// How many vehicles have each status, their total, and how many of them are alerting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub total: i64,
@@ -186,25 +243,36 @@ pub struct Counts {
     pub charging: i64,
     pub parked: i64,
     pub silent: i64,
+    pub alerting: i64,
 }
 
 impl Counts {
-    pub fn add(&mut self, status: Status, n: i64) {
-        self.total += n;
-        *match status {
-            Status::Driving => &mut self.driving,
-            Status::Charging => &mut self.charging,
-            Status::Parked => &mut self.parked,
-            Status::Silent => &mut self.silent,
-        } += n;
+    /// Counts `n` more with `filter`; the total counts statuses (each vehicle has one).
+    pub fn add(&mut self, filter: impl Into<Filter>, n: i64) {
+        let filter = filter.into();
+        if let Filter::Status(_) = filter {
+            self.total += n;
+        }
+        *self.field(filter) += n;
     }
 
-    pub fn get(&self, status: Status) -> i64 {
-        match status {
-            Status::Driving => self.driving,
-            Status::Charging => self.charging,
-            Status::Parked => self.parked,
-            Status::Silent => self.silent,
+    pub fn get(&self, filter: impl Into<Filter>) -> i64 {
+        match filter.into() {
+            Filter::Status(Status::Driving) => self.driving,
+            Filter::Status(Status::Charging) => self.charging,
+            Filter::Status(Status::Parked) => self.parked,
+            Filter::Status(Status::Silent) => self.silent,
+            Filter::Alerting => self.alerting,
+        }
+    }
+
+    fn field(&mut self, filter: Filter) -> &mut i64 {
+        match filter {
+            Filter::Status(Status::Driving) => &mut self.driving,
+            Filter::Status(Status::Charging) => &mut self.charging,
+            Filter::Status(Status::Parked) => &mut self.parked,
+            Filter::Status(Status::Silent) => &mut self.silent,
+            Filter::Alerting => &mut self.alerting,
         }
     }
 }
@@ -252,5 +320,20 @@ mod tests {
                 .iter()
                 .all(|n| Status::from_name(n).is_some_and(|s| s.name() == *n))
         );
+        assert!(Filter::ALL.iter().all(|f| Filter::from_name(f.name()) == Some(*f)));
+        assert_eq!(calm_before(HEARD_BUCKET_MS * 10), 7);
+    }
+
+    #[test]
+    fn alerting_is_counted_beside_the_status_not_in_the_total() {
+        let mut counts = Counts::default();
+        counts.add(Status::Driving, 2);
+        counts.add(Filter::Alerting, 1);
+        assert_eq!((counts.total, counts.driving, counts.alerting), (2, 2, 1));
+        assert_eq!(counts.get(Filter::Alerting), 1);
+        let parsed: Filter = serde_json::from_str("\"alerting\"").expect("a filter");
+        assert_eq!(parsed, Filter::Alerting);
+        let refused = serde_json::from_str::<Filter>("\"asleep\"").expect_err("no such filter");
+        assert!(refused.to_string().contains("asleep"), "{refused}");
     }
 }

@@ -7,13 +7,15 @@
 //! - each view's vehicles in each [`Order`] (last heard, state of charge,
 //!   hottest cell), so a sorted page of the fleet reads a page of entries;
 //! - when each vehicle not yet silent was last heard, so finding the ones
-//!   that fell silent reads those, not the fleet.
+//!   that fell silent reads those, not the fleet;
+//! - when each alerting vehicle last tripped a rule, so finding the ones
+//!   that calmed down reads those.
 //!
 //! Each vehicle has a [`Record`] of its views and [`Standing`]; a change of
 //! it changes the entries, counts and index in one step that happens whole
 //! or not at all ([`Change`]). Nothing is written while the record stays the
 //! same: a vehicle moves when it changes status, group, or five-minute step
-//! of "last heard", not per message.
+//! of "last heard" or of its last tripped rule, not per message.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -21,19 +23,19 @@ use std::future::Future;
 use super::TableError;
 use crate::domain::access::View;
 use crate::domain::device_id::DeviceId;
-use crate::domain::standing::{Counts, Order, Standing, Status};
+use crate::domain::standing::{Counts, Filter, Order, Standing, Status};
 
 /// Partitions of each view's entries: a vehicle's entry is one partition's
 /// (its id's hash), so a fleet coming online at once spreads its writes.
 pub const DIRECTORY_SHARDS: u32 = 8;
 
 /// What a listing asks for: ids starting with `prefix` (empty: every id),
-/// of the vehicles with `status` (none: every status), after `after`
+/// of the vehicles `filter` holds (none: every vehicle), after `after`
 /// (exclusive), `limit` of them, in id order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listing<'a> {
     pub prefix: &'a str,
-    pub status: Option<Status>,
+    pub filter: Option<Filter>,
     pub after: Option<&'a str>,
     pub limit: usize,
 }
@@ -100,11 +102,13 @@ pub fn merge_listing(pages: impl IntoIterator<Item = Vec<DeviceId>>, limit: usiz
 }
 
 /// What the indexes hold of a vehicle: the views (by [`View::key`]) that
-/// list it, and its standing.
+/// list it, its standing, and while it is alerting, the step it last
+/// tripped a rule in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub views: BTreeSet<String>,
     pub standing: Standing,
+    pub alerting: Option<i64>,
 }
 
 impl Record {
@@ -131,7 +135,27 @@ impl Record {
         Record {
             views: views.iter().map(View::key).collect(),
             standing,
+            alerting: old.and_then(|o| o.alerting),
         }
+    }
+
+    /// The record after a message with `standing` that tripped a rule: as
+    /// [`Record::after`], and alerting since the message's step (or a later
+    /// one already recorded).
+    pub fn alerted(old: Option<&Record>, views: &[View], standing: Standing) -> Record {
+        let mut record = Record::after(old, views, standing);
+        record.alerting = record.alerting.max(Some(standing.heard));
+        record
+    }
+
+    /// The record once its alerting is over: `Some` only if the vehicle last
+    /// tripped a rule in step `step` and not since.
+    pub fn calmed(old: Option<&Record>, step: i64) -> Option<Record> {
+        let old = old?;
+        (old.alerting == Some(step)).then(|| Record {
+            alerting: None,
+            ..old.clone()
+        })
     }
 
     /// The record once silence is found: `Some` only if the vehicle was
@@ -139,12 +163,17 @@ impl Record {
     pub fn silenced(old: Option<&Record>, heard: i64) -> Option<Record> {
         let old = old?;
         (old.standing.heard == heard && old.standing.status != Status::Silent).then(|| Record {
-            views: old.views.clone(),
             standing: Standing {
                 status: Status::Silent,
                 ..old.standing
             },
+            ..old.clone()
         })
+    }
+
+    /// What the record counts and files the vehicle under in each view.
+    fn filters(&self) -> impl Iterator<Item = Filter> {
+        std::iter::once(Filter::Status(self.standing.status)).chain(self.alerting.map(|_| Filter::Alerting))
     }
 
     /// The step this record keeps in the heard index: none once silent.
@@ -171,14 +200,17 @@ pub struct Change {
     /// Views whose entry is written, and removed.
     pub entered: Vec<String>,
     pub left: Vec<String>,
-    /// (view, status) entries written, and removed: a view's vehicles by status.
-    pub filed: Vec<(String, Status)>,
-    pub unfiled: Vec<(String, Status)>,
-    /// Per view, what each status's count moves by (never zero).
-    pub counts: BTreeMap<String, Vec<(Status, i64)>>,
+    /// (view, filter) entries written, and removed: a view's vehicles by status, and alerting.
+    pub filed: Vec<(String, Filter)>,
+    pub unfiled: Vec<(String, Filter)>,
+    /// Per view, what each filter's count moves by (never zero).
+    pub counts: BTreeMap<String, Vec<(Filter, i64)>>,
     /// The heard index's entry removed (its step), and the one written.
     pub unheard: Option<i64>,
     pub heard: Option<i64>,
+    /// The alerting index's entry removed (its step), and the one written.
+    pub calmed: Option<i64>,
+    pub alerting: Option<i64>,
     /// (view, order, rank) entries of the sorted listings written, and removed.
     pub ranked: Vec<(String, Order, i64)>,
     pub unranked: Vec<(String, Order, i64)>,
@@ -188,30 +220,25 @@ impl Change {
     pub fn between(old: Option<&Record>, new: &Record) -> Change {
         let no_views = BTreeSet::new();
         let old_views = old.map_or(&no_views, |o| &o.views);
-        let mut counts: BTreeMap<String, BTreeMap<Status, i64>> = BTreeMap::new();
-        if let Some(old) = old {
-            for view in &old.views {
-                *counts
-                    .entry(view.clone())
-                    .or_default()
-                    .entry(old.standing.status)
-                    .or_default() -= 1;
-            }
-        }
-        for view in &new.views {
-            *counts
-                .entry(view.clone())
-                .or_default()
-                .entry(new.standing.status)
-                .or_default() += 1;
-        }
-        let (was, is) = (old.and_then(Record::heard_entry), new.heard_entry());
-        let filed_as = |r: Option<&Record>| -> BTreeSet<(String, Status)> {
+        let filed_as = |r: Option<&Record>| -> BTreeSet<(String, Filter)> {
             r.into_iter()
-                .flat_map(|r| r.views.iter().map(|v| (v.clone(), r.standing.status)))
+                .flat_map(|r| {
+                    r.views
+                        .iter()
+                        .flat_map(move |v| r.filters().map(move |f| (v.clone(), f)))
+                })
                 .collect()
         };
         let (filed_before, filed_now) = (filed_as(old), filed_as(Some(new)));
+        let mut counts: BTreeMap<String, BTreeMap<Filter, i64>> = BTreeMap::new();
+        for (view, filter) in &filed_before {
+            *counts.entry(view.clone()).or_default().entry(*filter).or_default() -= 1;
+        }
+        for (view, filter) in &filed_now {
+            *counts.entry(view.clone()).or_default().entry(*filter).or_default() += 1;
+        }
+        let (was, is) = (old.and_then(Record::heard_entry), new.heard_entry());
+        let (alerting_was, alerting_is) = (old.and_then(|o| o.alerting), new.alerting);
         let (ranked_before, ranked_now) = (old.map(Record::ranks).unwrap_or_default(), new.ranks());
         Change {
             entered: new.views.difference(old_views).cloned().collect(),
@@ -225,6 +252,8 @@ impl Change {
                 .collect(),
             unheard: was.filter(|_| was != is),
             heard: is.filter(|_| was != is),
+            calmed: alerting_was.filter(|_| alerting_was != alerting_is),
+            alerting: alerting_is.filter(|_| alerting_was != alerting_is),
             ranked: ranked_now.difference(&ranked_before).cloned().collect(),
             unranked: ranked_before.difference(&ranked_now).cloned().collect(),
         }
@@ -235,15 +264,15 @@ impl Change {
 pub fn add_counts(parts: impl IntoIterator<Item = Counts>) -> Counts {
     let mut total = Counts::default();
     for part in parts {
-        for status in Status::ALL {
-            total.add(status, part.get(status));
+        for filter in Filter::ALL {
+            total.add(filter, part.get(filter));
         }
     }
     total
 }
 
-/// The longest-unheard `limit` of several partitions' (vehicle, step) pages.
-pub fn merge_unheard(pages: impl IntoIterator<Item = Vec<(DeviceId, i64)>>, limit: usize) -> Vec<(DeviceId, i64)> {
+/// The earliest-step `limit` of several partitions' (vehicle, step) pages.
+pub fn merge_earliest(pages: impl IntoIterator<Item = Vec<(DeviceId, i64)>>, limit: usize) -> Vec<(DeviceId, i64)> {
     let mut all: Vec<(DeviceId, i64)> = pages.into_iter().flatten().collect();
     all.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
     all.truncate(limit);
@@ -287,6 +316,27 @@ pub trait VehicleDirectory: Send + Sync {
     /// Marks `vehicle` silent if it was last heard in step `heard` and not
     /// since (see [`Record::silenced`]); true when marked.
     fn silence(&self, vehicle: &DeviceId, heard: i64) -> impl Future<Output = Result<bool, TableError>> + Send;
+
+    /// As [`VehicleDirectory::enter`], for a message that tripped a rule:
+    /// the vehicle is alerting from the message's step (see [`Record::alerted`]).
+    fn alerted(
+        &self,
+        vehicle: &DeviceId,
+        views: &[View],
+        standing: Standing,
+    ) -> impl Future<Output = Result<bool, TableError>> + Send;
+
+    /// Up to `limit` alerting vehicles that last tripped a rule in a step
+    /// before `before`, with that step, the earliest first.
+    fn calming(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(DeviceId, i64)>, TableError>> + Send;
+
+    /// Ends `vehicle`'s alerting if it last tripped a rule in step `step`
+    /// and not since (see [`Record::calmed`]); true when ended.
+    fn calm(&self, vehicle: &DeviceId, step: i64) -> impl Future<Output = Result<bool, TableError>> + Send;
 }
 
 /// One directory shared by several holders (a bench's API and live sessions).
@@ -331,6 +381,27 @@ impl<T: VehicleDirectory> VehicleDirectory for std::sync::Arc<T> {
     fn silence(&self, vehicle: &DeviceId, heard: i64) -> impl Future<Output = Result<bool, TableError>> + Send {
         T::silence(self, vehicle, heard)
     }
+
+    fn alerted(
+        &self,
+        vehicle: &DeviceId,
+        views: &[View],
+        standing: Standing,
+    ) -> impl Future<Output = Result<bool, TableError>> + Send {
+        T::alerted(self, vehicle, views, standing)
+    }
+
+    fn calming(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(DeviceId, i64)>, TableError>> + Send {
+        T::calming(self, before, limit)
+    }
+
+    fn calm(&self, vehicle: &DeviceId, step: i64) -> impl Future<Output = Result<bool, TableError>> + Send {
+        T::calm(self, vehicle, step)
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +423,7 @@ mod tests {
         Record {
             views: views.iter().map(|v| v.to_string()).collect(),
             standing: Standing::new(status, heard),
+            alerting: None,
         }
     }
 
@@ -360,7 +432,7 @@ mod tests {
         let new = record(&["all", "group:n"], Status::Driving, 7);
         let change = Change::between(None, &new);
         assert_eq!(change.entered, ["all", "group:n"]);
-        assert_eq!(change.counts["all"], [(Status::Driving, 1)]);
+        assert_eq!(change.counts["all"], [(Status::Driving.into(), 1)]);
         assert_eq!((change.unheard, change.heard), (None, Some(7)));
     }
 
@@ -368,9 +440,12 @@ mod tests {
     fn a_status_change_moves_counts_and_a_later_step_moves_the_heard_entry_only() {
         let old = record(&["all"], Status::Driving, 7);
         let parked = Change::between(Some(&old), &record(&["all"], Status::Parked, 7));
-        assert_eq!(parked.counts["all"], [(Status::Driving, -1), (Status::Parked, 1)]);
-        assert_eq!(parked.filed, [("all".to_string(), Status::Parked)]);
-        assert_eq!(parked.unfiled, [("all".to_string(), Status::Driving)]);
+        assert_eq!(
+            parked.counts["all"],
+            [(Status::Driving.into(), -1), (Status::Parked.into(), 1)]
+        );
+        assert_eq!(parked.filed, [("all".to_string(), Status::Parked.into())]);
+        assert_eq!(parked.unfiled, [("all".to_string(), Status::Driving.into())]);
         assert_eq!((parked.unheard, parked.heard, parked.entered.len()), (None, None, 0));
         let later = Change::between(Some(&old), &record(&["all"], Status::Driving, 8));
         assert!(later.counts.is_empty() && later.filed.is_empty() && later.unfiled.is_empty());
@@ -382,7 +457,10 @@ mod tests {
         let old = record(&["all", "group:n"], Status::Parked, 7);
         let silent = Record::silenced(Some(&old), 7).expect("silenced");
         let change = Change::between(Some(&old), &silent);
-        assert_eq!(change.counts["group:n"], [(Status::Parked, -1), (Status::Silent, 1)]);
+        assert_eq!(
+            change.counts["group:n"],
+            [(Status::Parked.into(), -1), (Status::Silent.into(), 1)]
+        );
         assert_eq!((change.unheard, change.heard), (Some(7), None));
         assert_eq!(Record::silenced(Some(&old), 6), None, "heard since");
         assert_eq!(Record::silenced(Some(&silent), 7), None, "silent already");
@@ -465,6 +543,42 @@ mod tests {
     }
 
     #[test]
+    fn a_tripped_rule_files_and_counts_the_vehicle_alerting_until_it_calms() {
+        let views = [View::All, View::Group("n".into())];
+        let old = record(&["all", "group:n"], Status::Driving, 7);
+        let alerted = Record::alerted(Some(&old), &views, Standing::new(Status::Driving, 8));
+        assert_eq!((alerted.standing.heard, alerted.alerting), (8, Some(8)));
+        let change = Change::between(Some(&old), &alerted);
+        let alerting = |view: &str| (view.to_string(), Filter::Alerting);
+        assert_eq!(change.filed, [alerting("all"), alerting("group:n")]);
+        assert_eq!(change.counts["all"], [(Filter::Alerting, 1)]);
+        assert_eq!((change.calmed, change.alerting), (None, Some(8)));
+        // Telemetry and silence keep it alerting; a late trip does not move it back.
+        let later = Record::after(Some(&alerted), &views, Standing::new(Status::Parked, 9));
+        assert_eq!(later.alerting, Some(8));
+        assert_eq!(
+            Record::alerted(Some(&later), &views, Standing::new(Status::Parked, 6)).alerting,
+            Some(8)
+        );
+        let again = Record::alerted(Some(&later), &views, Standing::new(Status::Parked, 10));
+        let moved = Change::between(Some(&later), &again);
+        assert!(moved.filed.is_empty() && moved.counts.is_empty(), "{moved:?}");
+        assert_eq!((moved.calmed, moved.alerting), (Some(8), Some(10)));
+        assert_eq!(Record::calmed(Some(&again), 8), None, "tripped since");
+        let calm = Record::calmed(Some(&again), 10).expect("calmed");
+        let change = Change::between(Some(&again), &calm);
+        assert_eq!(change.unfiled, [alerting("all"), alerting("group:n")]);
+        assert_eq!(change.counts["group:n"], [(Filter::Alerting, -1)]);
+        assert_eq!((change.calmed, change.alerting), (Some(10), None));
+        // A first message that trips a rule enters the vehicle, alerting.
+        let first = Change::between(None, &Record::alerted(None, &views, Standing::new(Status::Charging, 3)));
+        assert_eq!(
+            first.counts["all"],
+            [(Status::Charging.into(), 1), (Filter::Alerting, 1)]
+        );
+    }
+
+    #[test]
     fn leaving_a_group_removes_its_entry_and_its_count() {
         let old = record(&["all", "group:n"], Status::Parked, 7);
         let change = Change::between(Some(&old), &record(&["all"], Status::Parked, 7));
@@ -473,14 +587,14 @@ mod tests {
             (0, ["group:n".to_string()].as_slice())
         );
         assert_eq!(change.counts.len(), 1);
-        assert_eq!(change.counts["group:n"], [(Status::Parked, -1)]);
+        assert_eq!(change.counts["group:n"], [(Status::Parked.into(), -1)]);
     }
 
     #[test]
     fn a_listing_holds_ids_with_its_prefix_after_its_cursor() {
         let listing = Listing {
             prefix: "veh-1",
-            status: None,
+            filter: None,
             after: Some("veh-10"),
             limit: 5,
         };

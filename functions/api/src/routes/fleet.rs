@@ -62,6 +62,8 @@ pub struct FleetCounts {
     pub parked: i64,
     /// Not heard for longer than the silence allowance (15 minutes unless configured).
     pub silent: i64,
+    /// Tripped an alert rule within the last 15 minutes, whatever their status (not part of the total).
+    pub alerting: i64,
 }
 
 impl From<Counts> for FleetCounts {
@@ -72,11 +74,12 @@ impl From<Counts> for FleetCounts {
             charging: c.charging,
             parked: c.parked,
             silent: c.silent,
+            alerting: c.alerting,
         }
     }
 }
 
-/// How many vehicles are driving, charging, parked or silent (kept as they change, not counted per request)
+/// How many vehicles are driving, charging, parked, silent or alerting (kept as they change, not counted per request)
 #[utoipa::path(get, path = "/fleet/counts", operation_id = "getFleetCounts", responses(
     (status = 200, description = "Counts", body = FleetCounts),
     ListErrors,

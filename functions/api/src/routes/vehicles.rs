@@ -74,7 +74,7 @@ async fn by_id(
     let prefix = page.prefix.as_deref().map(|p| device_id("prefix", p)).transpose()?;
     let listing = Listing {
         prefix: prefix.as_ref().map_or("", |p| p.as_str()),
-        status: page.status,
+        filter: page.status,
         after: after.as_deref(),
         limit: limit + 1,
     };

@@ -48,6 +48,16 @@ test.describe('the fleet page', () => {
     await page.screenshot({ path: join(OUT, 'fleet.png') });
   });
 
+  test('counts the overheating vehicle alerting, and shows it among the alerting ones', async ({ page, api }) => {
+    const alerting = async () => (await api.json<{ alerting: number }>('/fleet/counts')).alerting;
+    await expect.poll(alerting, { timeout: 20_000 }).toBeGreaterThanOrEqual(1);
+    await page.getByRole('button', { name: 'Show only alerting vehicles' }).click();
+    await expect(page).toHaveURL(/status=alerting/);
+    await expect
+      .poll(async () => (await readTable(tableWith(page, 'Last message'))).map((r) => r.Vehicle), { timeout: 20_000 })
+      .toContain(HOT_VEHICLE);
+  });
+
   test('sorts by SoC, descending on a second click, and keeps the sort in the URL', async ({ page }) => {
     const soc = page.getByRole('button', { name: 'SoC (%)' });
     await soc.click();

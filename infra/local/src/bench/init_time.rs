@@ -77,13 +77,7 @@ pub async fn init_time(binary: &Path, env: &std::collections::BTreeMap<String, S
             text
         })
     });
-    let first = async {
-        let (stream, _) = listener.accept().await?;
-        let mut lines = BufReader::new(stream);
-        let mut request_line = String::new();
-        lines.read_line(&mut request_line).await?;
-        Ok::<_, std::io::Error>((request_line.trim_end().to_string(), started.elapsed(), lines))
-    };
+    let first = first_http_request(&listener, started);
     let outcome = tokio::select! {
         first = tokio::time::timeout(GIVE_UP, first) => first,
         status = child.wait() => {
@@ -104,6 +98,38 @@ pub async fn init_time(binary: &Path, env: &std::collections::BTreeMap<String, S
         bail!("{name}'s first request was {request_line:?}, not for an event (did its init fail?)");
     }
     Ok(FirstRequest { request_line, after })
+}
+
+/// The first HTTP request line any connection to `listener` sends, the time
+/// since `started` it came, and its connection. A connection that sends
+/// something else is left alone: on loopback, a client of another process
+/// that reconnects to a port it once knew (an MQTT client whose broker
+/// stopped) may reach this listener first.
+async fn first_http_request(
+    listener: &TcpListener,
+    started: Instant,
+) -> std::io::Result<(String, Duration, BufReader<tokio::net::TcpStream>)> {
+    let mut reading = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = accepted?;
+                reading.spawn(async move {
+                    let mut lines = BufReader::new(stream);
+                    let mut request_line = String::new();
+                    // Bounded: a client that sends no line ends here, not in memory.
+                    (&mut lines).take(8 * 1024).read_line(&mut request_line).await.ok()?;
+                    let http = request_line.split_ascii_whitespace().nth(2).is_some_and(|v| v.starts_with("HTTP/1."));
+                    http.then(|| (request_line.trim_end().to_string(), started.elapsed(), lines))
+                });
+            }
+            Some(read) = reading.join_next() => {
+                if let Ok(Some(first)) = read {
+                    return Ok(first);
+                }
+            }
+        }
+    }
 }
 
 /// Every function in the stack's template whose binary is in `bin_dir`,
@@ -151,4 +177,32 @@ pub fn report(times: &[InitTimes]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stray_client_on_the_port_is_not_taken_for_the_function() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // An MQTT CONNECT, with no line end: it is never a request line.
+        let mut stray = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stray.write_all(b"\x10\x1b\x00\x04MQTT\x04\x02").await.expect("write");
+        let mut binary = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        binary.write_all(b"\x00\x01garbage\n").await.expect("write");
+        let mut function = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        function
+            .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let first = tokio::time::timeout(Duration::from_secs(5), first_http_request(&listener, Instant::now()))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(first.0, "GET /2018-06-01/runtime/invocation/next HTTP/1.1");
+    }
 }

@@ -8,27 +8,32 @@ use futures::future::try_join_all;
 use super::{Faults, lock};
 use crate::domain::access::View;
 use crate::domain::device_id::DeviceId;
-use crate::domain::standing::{Counts, Order, Standing, Status};
+use crate::domain::standing::{Counts, Filter, Order, Standing};
 use crate::ports::TableError;
 use crate::ports::directory::{
-    Change, DIRECTORY_SHARDS, Listing, Ranking, Record, VehicleDirectory, add_counts, merge_listing, merge_ranked,
-    merge_unheard,
+    Change, DIRECTORY_SHARDS, Listing, Ranking, Record, VehicleDirectory, add_counts, merge_earliest, merge_listing,
+    merge_ranked,
 };
 use crate::ports::partition_of;
+
+/// partition → (step, vehicle): an index of vehicles by a step.
+type StepIndex = HashMap<u32, BTreeSet<(i64, DeviceId)>>;
 
 /// The tables, as DynamoDB keeps them: what one lock guards changes whole.
 #[derive(Debug, Default)]
 struct Tables {
     /// (view key, partition) → the partition's ids.
     entries: HashMap<(String, u32), BTreeSet<DeviceId>>,
-    /// (view key, status, partition) → the partition's ids.
-    by_status: HashMap<(String, Status, u32), BTreeSet<DeviceId>>,
+    /// (view key, filter, partition) → the partition's ids.
+    filed: HashMap<(String, Filter, u32), BTreeSet<DeviceId>>,
     /// (view key, partition) → the partition's counts.
     counts: HashMap<(String, u32), Counts>,
     /// (view key, order, partition) → the partition's (rank, id)s.
     ranked: HashMap<(String, Order, u32), BTreeSet<(i64, DeviceId)>>,
-    /// partition → (step, vehicle) of the vehicles not silent.
-    heard: HashMap<u32, BTreeSet<(i64, DeviceId)>>,
+    /// The vehicles not silent, by when they were last heard.
+    heard: StepIndex,
+    /// The vehicles alerting, by when they last tripped a rule.
+    alerting: StepIndex,
     records: HashMap<DeviceId, Record>,
 }
 
@@ -81,22 +86,22 @@ impl MemoryDirectory {
                 ids.remove(vehicle);
             }
         }
-        for (view, status) in change.filed {
+        for (view, filter) in change.filed {
             tables
-                .by_status
-                .entry((view, status, shard))
+                .filed
+                .entry((view, filter, shard))
                 .or_default()
                 .insert(vehicle.clone());
         }
-        for (view, status) in change.unfiled {
-            if let Some(ids) = tables.by_status.get_mut(&(view, status, shard)) {
+        for (view, filter) in change.unfiled {
+            if let Some(ids) = tables.filed.get_mut(&(view, filter, shard)) {
                 ids.remove(vehicle);
             }
         }
         for (view, moves) in change.counts {
             let counts = tables.counts.entry((view, shard)).or_default();
-            for (status, n) in moves {
-                counts.add(status, n);
+            for (filter, n) in moves {
+                counts.add(filter, n);
             }
         }
         for (view, order, rank) in change.unranked {
@@ -115,15 +120,22 @@ impl MemoryDirectory {
         if let Some(step) = change.heard {
             heard.insert((step, vehicle.clone()));
         }
+        let alerting = tables.alerting.entry(shard).or_default();
+        if let Some(step) = change.calmed {
+            alerting.remove(&(step, vehicle.clone()));
+        }
+        if let Some(step) = change.alerting {
+            alerting.insert((step, vehicle.clone()));
+        }
         tables.records.insert(vehicle.clone(), new);
     }
 
     async fn partition(&self, view: &str, shard: u32, listing: Listing<'_>) -> Result<Vec<DeviceId>, TableError> {
         self.enter_op("list_query").await?;
         let tables = lock(&self.tables);
-        let ids = match listing.status {
+        let ids = match listing.filter {
             None => tables.entries.get(&(view.to_string(), shard)),
-            Some(status) => tables.by_status.get(&(view.to_string(), status, shard)),
+            Some(filter) => tables.filed.get(&(view.to_string(), filter, shard)),
         };
         // From the prefix or the cursor on, as DynamoDB reads a key range.
         let low = listing.start();
@@ -161,19 +173,32 @@ impl MemoryDirectory {
             .collect())
     }
 
-    async fn unheard_partition(
+    /// One partition of the heard or the alerting index: vehicles of a step before `before`, earliest first.
+    async fn steps_partition(
         &self,
+        index: fn(&Tables) -> &StepIndex,
         shard: u32,
         before: i64,
         limit: usize,
     ) -> Result<Vec<(DeviceId, i64)>, TableError> {
-        self.enter_op("unheard_query").await?;
+        self.enter_op("steps_query").await?;
         let tables = lock(&self.tables);
-        Ok((tables.heard.get(&shard).into_iter().flatten())
+        Ok((index(&tables).get(&shard).into_iter().flatten())
             .take_while(|(step, _)| *step < before)
             .take(limit)
             .map(|(step, id)| (id.clone(), *step))
             .collect())
+    }
+
+    async fn earliest(
+        &self,
+        index: fn(&Tables) -> &StepIndex,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let pages =
+            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.steps_partition(index, shard, before, limit))).await?;
+        Ok(merge_earliest(pages, limit))
     }
 }
 
@@ -207,13 +232,24 @@ impl VehicleDirectory for MemoryDirectory {
     }
 
     async fn unheard(&self, before: i64, limit: usize) -> Result<Vec<(DeviceId, i64)>, TableError> {
-        let pages =
-            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.unheard_partition(shard, before, limit))).await?;
-        Ok(merge_unheard(pages, limit))
+        self.earliest(|t| &t.heard, before, limit).await
     }
 
     async fn silence(&self, vehicle: &DeviceId, heard: i64) -> Result<bool, TableError> {
         self.update(vehicle, |old| Record::silenced(old, heard)).await
+    }
+
+    async fn alerted(&self, vehicle: &DeviceId, views: &[View], standing: Standing) -> Result<bool, TableError> {
+        self.update(vehicle, |old| Some(Record::alerted(old, views, standing)))
+            .await
+    }
+
+    async fn calming(&self, before: i64, limit: usize) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        self.earliest(|t| &t.alerting, before, limit).await
+    }
+
+    async fn calm(&self, vehicle: &DeviceId, step: i64) -> Result<bool, TableError> {
+        self.update(vehicle, |old| Record::calmed(old, step)).await
     }
 }
 
@@ -222,6 +258,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::domain::standing::Status;
 
     /// The counts kept match the records, whatever order things happen in.
     #[tokio::test]
@@ -238,13 +275,18 @@ mod tests {
                     vec![View::All]
                 };
                 let heard = round / 3 + i64::from(n % 4);
-                directory
-                    .enter(&id(n), &views, Standing::new(status, heard))
-                    .await
-                    .expect("enter");
+                let standing = Standing::new(status, heard);
+                if n % 5 == round as u32 % 5 {
+                    directory.alerted(&id(n), &views, standing).await.expect("alerted");
+                } else {
+                    directory.enter(&id(n), &views, standing).await.expect("enter");
+                }
             }
             for (vehicle, step) in directory.unheard(round / 3 + 2, 7).await.expect("unheard") {
                 directory.silence(&vehicle, step).await.expect("silence");
+            }
+            for (vehicle, step) in directory.calming(round / 3 + 1, 5).await.expect("calming") {
+                directory.calm(&vehicle, step).await.expect("calm");
             }
         }
         // Writers of one vehicle at once: each reads, waits, then writes; the losers read again.
@@ -261,7 +303,11 @@ mod tests {
         let mut expected: BTreeMap<String, Counts> = BTreeMap::new();
         for record in tables.records.values() {
             for view in &record.views {
-                expected.entry(view.clone()).or_default().add(record.standing.status, 1);
+                let counts = expected.entry(view.clone()).or_default();
+                counts.add(record.standing.status, 1);
+                if record.alerting.is_some() {
+                    counts.add(Filter::Alerting, 1);
+                }
             }
         }
         for (view, counts) in expected {

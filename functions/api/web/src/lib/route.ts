@@ -10,8 +10,8 @@ export const PRESETS: Record<Preset, { label: string; ms: number }> = {
   '1w': { label: 'Last week', ms: 7 * 86_400_000 },
 };
 
-/** The statuses the fleet page can show alone. */
-export const FLEET_STATUSES = ['driving', 'charging', 'parked', 'silent'] as const;
+/** The statuses the fleet page can show alone, and the vehicles alerting whatever their status. */
+export const FLEET_STATUSES = ['driving', 'charging', 'parked', 'silent', 'alerting'] as const;
 export type FleetStatus = (typeof FLEET_STATUSES)[number];
 
 const fleetStatus = (s: string | null): FleetStatus | null => FLEET_STATUSES.find((f) => f === s) ?? null;

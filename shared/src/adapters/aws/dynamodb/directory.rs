@@ -1,17 +1,19 @@
 //! [`VehicleDirectory`] on DynamoDB, in the fleet index table (keys `pk`, `sk`):
 //! - `vehicles#<view>#<partition>` / `<vehicle id>`: an entry, so a
 //!   partition's query runs in id order and a prefix is a key range;
-//! - `status#<view>#<status>#<partition>` / `<vehicle id>`: the view's
-//!   vehicles of one status, the same way;
-//! - `counts#<view>#<partition>` / `counts`: a number per status;
+//! - `status#<view>#<status or alerting>#<partition>` / `<vehicle id>`: the
+//!   view's vehicles of one status, or alerting, the same way;
+//! - `counts#<view>#<partition>` / `counts`: a number per status, and alerting;
 //! - `order#<view>#<order>#<partition>` / `<rank, sortable>#<vehicle id>`:
 //!   the view's vehicles ranked by last heard, state of charge or hottest
 //!   cell ([`Order`]), so a partition's query reads them in that order;
 //! - `heard#<partition>` / `<step, 12 digits>#<vehicle id>`: the vehicles
 //!   not silent, by when they were last heard;
+//! - `alerting#<partition>` / `<step, 12 digits>#<vehicle id>`: the vehicles
+//!   alerting, by when they last tripped a rule;
 //! - `listed#<vehicle id>` / `views`: the vehicle's [`Record`] (`views`, a
-//!   list; `status`; `heard`; `soc_pct` and `cell_temp_max_c` when known)
-//!   and a `version`.
+//!   list; `status`; `heard`; `soc_pct` and `cell_temp_max_c` when known;
+//!   `alerting` while it is) and a `version`.
 //!
 //! A change is one TransactWriteItems of the record, on the condition that
 //! its version is the one read, and everything the change writes: two
@@ -27,11 +29,11 @@ use futures::future::try_join_all;
 use super::{Item, batch_get, get_item, get_n, get_s, n, s, table_error};
 use crate::domain::access::View;
 use crate::domain::device_id::DeviceId;
-use crate::domain::standing::{Counts, Order, Readings, Standing, Status};
+use crate::domain::standing::{Counts, Filter, Order, Readings, Standing, Status};
 use crate::ports::TableError;
 use crate::ports::directory::{
-    Change, DIRECTORY_SHARDS, Listing, Ranking, Record, VehicleDirectory, add_counts, merge_listing, merge_ranked,
-    merge_unheard,
+    Change, DIRECTORY_SHARDS, Listing, Ranking, Record, VehicleDirectory, add_counts, merge_earliest, merge_listing,
+    merge_ranked,
 };
 use crate::ports::partition_of;
 
@@ -60,19 +62,31 @@ fn entry_pk(view: &str, shard: u32) -> String {
     format!("vehicles#{view}#{shard}")
 }
 
-fn status_pk(view: &str, status: Status, shard: u32) -> String {
-    format!("status#{view}#{}#{shard}", status.name())
+fn filed_pk(view: &str, filter: Filter, shard: u32) -> String {
+    format!("status#{view}#{}#{shard}", filter.name())
 }
 
 fn counts_pk(view: &str, shard: u32) -> String {
     format!("counts#{view}#{shard}")
 }
 
-fn heard_pk(shard: u32) -> String {
-    format!("heard#{shard}")
+/// The partitions of an index of vehicles by a step: when each was last heard, or last tripped a rule.
+#[derive(Debug, Clone, Copy)]
+enum Steps {
+    Heard,
+    Alerting,
 }
 
-fn heard_sk(step: i64, vehicle: &DeviceId) -> String {
+impl Steps {
+    fn pk(self, shard: u32) -> String {
+        match self {
+            Self::Heard => format!("heard#{shard}"),
+            Self::Alerting => format!("alerting#{shard}"),
+        }
+    }
+}
+
+fn step_sk(step: i64, vehicle: &DeviceId) -> String {
     format!("{:012}#{vehicle}", step.max(0))
 }
 
@@ -117,6 +131,7 @@ fn record_of(item: &Item) -> Option<(Record, i64)> {
                 cell_temp_max_c: get_n(item, "cell_temp_max_c"),
             },
         },
+        alerting: get_n(item, "alerting"),
     };
     Some((record, get_n(item, "version").unwrap_or(0)))
 }
@@ -168,6 +183,7 @@ impl DynamoDirectory {
         for (name, reading) in [
             ("soc_pct", readings.soc_pct),
             ("cell_temp_max_c", readings.cell_temp_max_c),
+            ("alerting", new.alerting),
         ] {
             if let Some(value) = reading {
                 record.insert(name.into(), n(value));
@@ -195,21 +211,21 @@ impl DynamoDirectory {
         for view in &change.left {
             writes.push(self.delete(key(entry_pk(view, shard), vehicle.as_str()))?);
         }
-        for (view, status) in &change.filed {
-            writes.push(self.put(key(status_pk(view, *status, shard), vehicle.as_str()))?);
+        for (view, filter) in &change.filed {
+            writes.push(self.put(key(filed_pk(view, *filter, shard), vehicle.as_str()))?);
         }
-        for (view, status) in &change.unfiled {
-            writes.push(self.delete(key(status_pk(view, *status, shard), vehicle.as_str()))?);
+        for (view, filter) in &change.unfiled {
+            writes.push(self.delete(key(filed_pk(view, *filter, shard), vehicle.as_str()))?);
         }
         for (view, moves) in &change.counts {
             let mut update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(counts_pk(view, shard), "counts")));
             let mut adds = Vec::new();
-            for (i, (status, delta)) in moves.iter().enumerate() {
+            for (i, (filter, delta)) in moves.iter().enumerate() {
                 adds.push(format!("#s{i} :d{i}"));
                 update = update
-                    .expression_attribute_names(format!("#s{i}"), status.name())
+                    .expression_attribute_names(format!("#s{i}"), filter.name())
                     .expression_attribute_values(format!(":d{i}"), n(delta));
             }
             let update = update
@@ -224,11 +240,16 @@ impl DynamoDirectory {
         for (view, order, rank) in &change.unranked {
             writes.push(self.delete(key(order_pk(view, *order, shard), order_sk(*rank, vehicle.as_str())))?);
         }
-        if let Some(step) = change.unheard {
-            writes.push(self.delete(key(heard_pk(shard), heard_sk(step, vehicle)))?);
-        }
-        if let Some(step) = change.heard {
-            writes.push(self.put(key(heard_pk(shard), heard_sk(step, vehicle)))?);
+        for (index, removed, written) in [
+            (Steps::Heard, change.unheard, change.heard),
+            (Steps::Alerting, change.calmed, change.alerting),
+        ] {
+            if let Some(step) = removed {
+                writes.push(self.delete(key(index.pk(shard), step_sk(step, vehicle)))?);
+            }
+            if let Some(step) = written {
+                writes.push(self.put(key(index.pk(shard), step_sk(step, vehicle)))?);
+            }
         }
         Ok(writes)
     }
@@ -285,9 +306,9 @@ impl DynamoDirectory {
 
     /// One partition of a view: the listing's first `limit` ids, read as a key range.
     async fn partition(&self, view: &str, shard: u32, listing: Listing<'_>) -> Result<Vec<DeviceId>, TableError> {
-        let pk = match listing.status {
+        let pk = match listing.filter {
             None => entry_pk(view, shard),
-            Some(status) => status_pk(view, status, shard),
+            Some(filter) => filed_pk(view, filter, shard),
         };
         let low = listing.start();
         let mut query = self
@@ -357,9 +378,10 @@ impl DynamoDirectory {
             .collect())
     }
 
-    /// One partition of the heard index: vehicles heard before step `before`, longest unheard first.
-    async fn unheard_partition(
+    /// One partition of an index by step: its vehicles of a step before `before`, earliest first.
+    async fn steps_partition(
         &self,
+        index: Steps,
         shard: u32,
         before: i64,
         limit: usize,
@@ -369,7 +391,7 @@ impl DynamoDirectory {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk < :before")
-            .expression_attribute_values(":pk", s(heard_pk(shard)))
+            .expression_attribute_values(":pk", s(index.pk(shard)))
             .expression_attribute_values(":before", s(format!("{:012}", before.max(0))))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
@@ -383,6 +405,12 @@ impl DynamoDirectory {
                 Some((DeviceId::new(vehicle).ok()?, step.parse().ok()?))
             })
             .collect())
+    }
+
+    async fn earliest(&self, index: Steps, before: i64, limit: usize) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let pages =
+            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.steps_partition(index, shard, before, limit))).await?;
+        Ok(merge_earliest(pages, limit))
     }
 }
 
@@ -413,21 +441,32 @@ impl VehicleDirectory for DynamoDirectory {
         let items = batch_get(&self.client, &self.table, keys, None).await?;
         Ok(add_counts(items.iter().map(|item| {
             let mut counts = Counts::default();
-            for status in Status::ALL {
-                counts.add(status, get_n(item, status.name()).unwrap_or(0));
+            for filter in Filter::ALL {
+                counts.add(filter, get_n(item, filter.name()).unwrap_or(0));
             }
             counts
         })))
     }
 
     async fn unheard(&self, before: i64, limit: usize) -> Result<Vec<(DeviceId, i64)>, TableError> {
-        let pages =
-            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.unheard_partition(shard, before, limit))).await?;
-        Ok(merge_unheard(pages, limit))
+        self.earliest(Steps::Heard, before, limit).await
     }
 
     async fn silence(&self, vehicle: &DeviceId, heard: i64) -> Result<bool, TableError> {
         self.update(vehicle, |old| Record::silenced(old, heard)).await
+    }
+
+    async fn alerted(&self, vehicle: &DeviceId, views: &[View], standing: Standing) -> Result<bool, TableError> {
+        self.update(vehicle, |old| Some(Record::alerted(old, views, standing)))
+            .await
+    }
+
+    async fn calming(&self, before: i64, limit: usize) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        self.earliest(Steps::Alerting, before, limit).await
+    }
+
+    async fn calm(&self, vehicle: &DeviceId, step: i64) -> Result<bool, TableError> {
+        self.update(vehicle, |old| Record::calmed(old, step)).await
     }
 }
 

@@ -39,15 +39,15 @@ describe('the fleet page', () => {
           ? { vehicles: [vehicle('veh-010', { soc_pct: 12.34, speed_kph: 0 })], next: null }
           : { vehicles: [vehicle('veh-001'), vehicle('veh-002', { received_at_ms: NOW_MS - 180_000 })], next: 'veh-002' },
       'GET /alerts': { alerts: [alert('veh-001', NOW_MS * 1000), alert('veh-001', NOW_MS * 1000 - 1)] },
-      'GET /fleet/counts': { total: 3, driving: 1, charging: 0, parked: 1, silent: 1 },
+      'GET /fleet/counts': { total: 3, driving: 1, charging: 0, parked: 1, silent: 1, alerting: 1 },
     });
     const user = userEvent.setup();
     renderFleet();
 
     expect(await screen.findByText('2 vehicles shown, more to show')).toBeTruthy();
     const byStatus = within(await screen.findByLabelText('Vehicles by status'));
-    expect(byStatus.getAllByRole('term').map((t) => t.textContent)).toEqual(['Vehicles', 'Driving', 'Charging', 'Parked', 'Silent']);
-    expect(byStatus.getAllByRole('definition').map((d) => d.textContent)).toEqual(['3', '1', '0', '1', '1']);
+    expect(byStatus.getAllByRole('term').map((t) => t.textContent)).toEqual(['Vehicles', 'Driving', 'Charging', 'Parked', 'Silent', 'Alerting']);
+    expect(byStatus.getAllByRole('definition').map((d) => d.textContent)).toEqual(['3', '1', '0', '1', '1', '1']);
     await screen.findByRole('link', { name: '2 recent alerts' });
     expect(fleetRows()).toEqual([
       {
@@ -86,7 +86,7 @@ describe('the fleet page', () => {
         return { vehicles: page.filter((v) => v.vehicle_id.startsWith(url.searchParams.get('prefix') ?? '')), next: null };
       },
       'GET /alerts': { alerts: [] },
-      'GET /fleet/counts': { total: 3, driving: 0, charging: 0, parked: 3, silent: 0 },
+      'GET /fleet/counts': { total: 3, driving: 0, charging: 0, parked: 3, silent: 0, alerting: 0 },
     });
     const sorts = () => requests.filter((r) => r.url.pathname === '/vehicles').map((r) => r.url.searchParams.get('sort'));
     const user = userEvent.setup();
@@ -121,13 +121,17 @@ describe('the fleet page', () => {
     await screen.findByText('1 vehicle shown');
     expect(requests.some((r) => r.url.searchParams.get('status') === 'parked')).toBe(true);
     expect(screen.getByRole('button', { name: 'Show only parked vehicles' }).getAttribute('aria-pressed')).toBe('true');
+
+    await user.click(screen.getByRole('button', { name: 'Show only alerting vehicles' }));
+    expect(window.location.hash).toBe('#/?q=veh-003&status=alerting&sort=soc_pct');
+    await waitFor(() => expect(requests.some((r) => r.url.searchParams.get('status') === 'alerting')).toBe(true));
   });
 
   it("shows the API's error as a sentence with what failed", async () => {
     stubApi({
       'GET /vehicles': json({ error: { status: 502, message: 'a table read failed (request r-42)', request_id: 'r-42' } }, 502),
       'GET /alerts': { alerts: [] },
-      'GET /fleet/counts': { total: 3, driving: 0, charging: 0, parked: 3, silent: 0 },
+      'GET /fleet/counts': { total: 3, driving: 0, charging: 0, parked: 3, silent: 0, alerting: 0 },
     });
     renderFleet();
     const error = await screen.findByRole('alert');

@@ -8,13 +8,14 @@ import { useFleetAlerts } from '../alerts/api';
 import { type FleetPages, useFleetCounts, useFleetPages } from './api';
 import { COLUMNS, alertCounts, fleetRows, fleetSort, lastSeenMs } from './rows';
 
-/** The counts the page shows, in order. */
+/** The counts the page shows, in order (alerting is beside a status, not part of the total). */
 const COUNTED = [
   ['total', 'Vehicles'],
   ['driving', 'Driving'],
   ['charging', 'Charging'],
   ['parked', 'Parked'],
   ['silent', 'Silent'],
+  ['alerting', 'Alerting'],
 ] as const;
 
 /**

@@ -52,7 +52,7 @@ export function useFleetPages(query: FleetQuery, pages: number) {
   return useResource(key, () => getFleetPages(query, pages), live ? undefined : POLL_MS);
 }
 
-/** How many vehicles of the caller's scope are driving, charging, parked or silent. */
+/** How many vehicles of the caller's scope are driving, charging, parked or silent, and how many alerting. */
 export function getFleetCounts() {
   return http.get('/fleet/counts');
 }
