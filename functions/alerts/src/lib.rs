@@ -21,8 +21,10 @@ use canopy::adapters::aws::sns::SnsNotifier;
 use canopy::domain::access::VehicleGroups;
 use canopy::domain::alert::{self, Rule};
 use canopy::domain::device::DeviceRecord;
+use canopy::domain::device_id::DeviceId;
+use canopy::domain::kind::Kind;
 use canopy::domain::kind::Kinds;
-use canopy::domain::standing::{DEFAULT_SILENT_AFTER_MS, Standing, calm_before, silent_before};
+use canopy::domain::standing::{DEFAULT_SILENT_AFTER_MS, Standing, calm_before, heard_bucket, silent_before};
 use canopy::domain::telemetry::ClockBounds;
 use canopy::domain::telemetry::Telemetry;
 use canopy::format::device::TOPIC_KIND;
@@ -33,6 +35,7 @@ use canopy::ports::directory::VehicleDirectory;
 use canopy::ports::messaging::{DevicePublisher, Notifier};
 use canopy::runtime::env::{self, EnvError};
 use canopy::runtime::metrics::{Metrics, MetricsSink, Unit};
+use futures::future::try_join_all;
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
@@ -121,8 +124,7 @@ pub enum AlertsResponse {
     },
 }
 
-/// Devices a silence check reads per page of the device-state table, and
-/// unheard vehicles per page of the heard index.
+/// Devices or vehicles a check reads per page of a heard or alerting index.
 const SILENCE_PAGE: usize = 100;
 /// Pages of unheard vehicles one check marks at most; the rest wait a minute.
 const MAX_SILENCE_PAGES: usize = 100;
@@ -257,8 +259,9 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore, R: Vehic
         }
     }
 
-    /// Every declared kind's silence rules over all its devices, and the
-    /// vehicles that fell silent marked so in the fleet's counts.
+    /// Every declared kind's silence rules over its devices that may have
+    /// gone silent; the vehicles that fell silent marked so in the fleet's
+    /// counts, and those that calmed down no longer alerting.
     async fn check_silence(&self, now_ms: i64) -> Result<Raised, RaiseError> {
         let silenced = self.silence_vehicles(now_ms).await.map_err(|e| RaiseError {
             alert: "vehicles#silence".into(),
@@ -275,26 +278,73 @@ impl<A: AlertLog, N: Notifier, D: DevicePublisher, S: DeviceStateStore, R: Vehic
             info!(calmed, "vehicles no longer alerting");
         }
         let mut total = Raised::default();
-        for kind in self.kinds.iter().filter(|k| k.silent_rules().next().is_some()) {
-            let mut after: Option<String> = None;
-            loop {
-                let page = self
-                    .devices
-                    .list(&kind.name, SILENCE_PAGE, after.as_deref())
-                    .await
-                    .map_err(|e| RaiseError {
-                        alert: format!("{}/*#silence", kind.name),
-                        message: e.to_string(),
-                    })?;
-                let r = self.raiser.raise_silent(kind, &page.items, now_ms).await?;
-                total.sent += r.sent;
-                total.suppressed += r.suppressed;
-                total.already_sent += r.already_sent;
-                total.vehicle_notify_failures += r.vehicle_notify_failures;
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
+        for kind in self.kinds.iter() {
+            total.add(&self.silence_devices(kind, now_ms).await?);
+        }
+        Ok(total)
+    }
+
+    /// Raises the silence alerts of `kind`'s devices, reading its heard
+    /// index for the devices last heard before its shortest silence rule
+    /// (eight queries when none was), not every device of the kind. A device
+    /// leaves the index once even its longest silence was told, until it is
+    /// heard again; one whose alert a cooldown held back stays, to be told
+    /// once the cooldown ends.
+    async fn silence_devices(&self, kind: &Kind, now_ms: i64) -> Result<Raised, RaiseError> {
+        let afters: Vec<i64> = kind
+            .silent_rules()
+            .map(|(_, after)| i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
+            .collect();
+        let (Some(&shortest), Some(&longest)) = (afters.iter().min(), afters.iter().max()) else {
+            return Ok(Raised::default());
+        };
+        let failed = |e: canopy::ports::TableError| RaiseError {
+            alert: format!("{}/*#silence", kind.name),
+            message: e.to_string(),
+        };
+        // The step `shortest` ago included: a device heard early in it may be silent already.
+        let before = heard_bucket(now_ms.saturating_sub(shortest)) + 1;
+        let mut total = Raised::default();
+        let mut after: Option<(i64, DeviceId)> = None;
+        for _ in 0..MAX_SILENCE_PAGES {
+            let page = self
+                .devices
+                .unheard(
+                    &kind.name,
+                    before,
+                    after.as_ref().map(|(step, id)| (*step, id)),
+                    SILENCE_PAGE,
+                )
+                .await
+                .map_err(failed)?;
+            let states = try_join_all(page.iter().map(|(id, _)| self.devices.get(&kind.name, id.as_str())))
+                .await
+                .map_err(failed)?;
+            for ((id, step), state) in page.iter().zip(states) {
+                let state = match state {
+                    Some(state) if state.heard_step() == *step => state,
+                    // Filed at a step it left (a write that failed halfway), or gone.
+                    other => {
+                        let now_at = other.map(|s| s.heard_step());
+                        self.devices
+                            .refile(&kind.name, id, *step, now_at)
+                            .await
+                            .map_err(failed)?;
+                        continue;
+                    }
+                };
+                let r = self
+                    .raiser
+                    .raise_silent(kind, std::slice::from_ref(&state), now_ms)
+                    .await?;
+                if now_ms - state.heard_at_ms() > longest && r.suppressed == 0 {
+                    self.devices.refile(&kind.name, id, *step, None).await.map_err(failed)?;
                 }
+                total.add(&r);
+            }
+            match page.last() {
+                Some((id, step)) if page.len() == SILENCE_PAGE => after = Some((*step, id.clone())),
+                _ => break,
             }
         }
         Ok(total)
@@ -675,49 +725,89 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_silent_station_alerts_once_per_cooldown_and_a_heard_one_never() {
+    async fn a_silent_station_alerts_once_a_silence_and_the_check_reads_only_stations_that_may_be_silent() {
         let handler = memory_handler();
         let kinds = Kinds::builtin();
         let now_ms = chrono::Utc::now().timestamp_millis();
-        for (id, seconds_ago) in [("st-quiet", 700), ("st-fine", 20)] {
-            let r = DeviceRecord::from_json(&kinds, &station(id, 1, seconds_ago, 1, 30.0)).unwrap();
-            handler.devices.put_if_newer(&r, now_ms).await.unwrap();
+        let put = |id: String, seq: u64, seconds_ago: i64| {
+            let r = DeviceRecord::from_json(&kinds, &station(&id, seq, seconds_ago, 1, 30.0)).unwrap();
+            let devices = &handler.devices;
+            async move { devices.put_if_newer(&r, now_ms).await.unwrap() }
+        };
+        for n in 0..1_000 {
+            put(format!("st-{n:04}"), 1, 20).await;
         }
+        put("st-quiet".into(), 1, 700).await;
+        let faults = &handler.devices.faults;
+        let reads = || (faults.calls("unheard_query"), faults.calls("get"), faults.calls("list"));
         let tick = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
         assert_eq!(counts(handler.handle(tick.clone()).await.unwrap()), (1, 0));
-        // The same silence is the same alert (named after the last status heard): sent already.
+        assert_eq!(
+            reads(),
+            (1, 1, 0),
+            "the index, then the one quiet station's state: not the thousand"
+        );
+        // Told: it leaves the index until heard again, so the next check reads nothing more.
         assert!(matches!(
-            handler.handle(tick).await.unwrap(),
+            handler.handle(tick.clone()).await.unwrap(),
             AlertsResponse::Raised {
                 sent: 0,
-                already_sent: 1,
+                already_sent: 0,
                 ..
             }
         ));
-        assert_eq!(
-            handler
-                .raiser
-                .log
-                .alerts("station/st-quiet", 10, None)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(reads(), (2, 1, 0));
+        let log = &handler.raiser.log;
+        let logged = |id: &'static str| async move { log.alerts(id, 10, None).await.unwrap().len() };
+        assert_eq!(logged("station/st-quiet").await, 1);
         let note = &handler.raiser.notifier.sent()[0];
         assert!(
             note.body.contains("st-quiet has not been heard from for 7"),
             "{}",
             note.body
         );
-        assert!(
-            handler
-                .raiser
-                .log
-                .alerts("station/st-fine", 10, None)
-                .await
-                .unwrap()
-                .is_empty()
+        assert_eq!(
+            logged("station/st-0000").await,
+            0,
+            "a station heard lately never alerts"
         );
+        // Heard again, and silent again within the rule's hour of cooldown:
+        // held back, and kept in the index to be told once the cooldown ends.
+        put("st-quiet".into(), 2, 650).await;
+        assert_eq!(counts(handler.handle(tick).await.unwrap()), (0, 1));
+        let quiet = handler
+            .devices
+            .unheard("station", heard_bucket(now_ms), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            quiet,
+            [(DeviceId::new("st-quiet").unwrap(), heard_bucket(now_ms - 650_000))]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_station_filed_at_a_step_it_left_is_moved_not_told() {
+        let handler = memory_handler();
+        let kinds = Kinds::builtin();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let r = DeviceRecord::from_json(&kinds, &station("st-1", 1, 20, 1, 30.0)).unwrap();
+        handler.devices.put_if_newer(&r, now_ms).await.unwrap();
+        // As a write that failed halfway leaves it: also filed an hour ago.
+        let id = DeviceId::new("st-1").unwrap();
+        let stale = heard_bucket(now_ms - 3_600_000);
+        handler
+            .devices
+            .refile("station", &id, stale, Some(stale))
+            .await
+            .unwrap();
+        let tick = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        assert_eq!(counts(handler.handle(tick).await.unwrap()), (0, 0));
+        let left = handler
+            .devices
+            .unheard("station", heard_bucket(now_ms) + 1, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(left, [(id, heard_bucket(now_ms - 20_000))], "only its own step is left");
     }
 }

@@ -75,6 +75,16 @@ pub struct Raised {
     pub vehicle_notify_failures: u64,
 }
 
+impl Raised {
+    /// Counts what `other` did too.
+    pub fn add(&mut self, other: &Raised) {
+        self.sent += other.sent;
+        self.suppressed += other.suppressed;
+        self.already_sent += other.already_sent;
+        self.vehicle_notify_failures += other.vehicle_notify_failures;
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("alert {alert}: {message}")]
 pub struct RaiseError {

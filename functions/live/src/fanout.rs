@@ -4,7 +4,9 @@
 //!
 //! The changes come whole from the tables' streams (their new images), so
 //! nothing is read per change: a fleet's writes cost the fan-out nothing
-//! while no console watches.
+//! while no console watches. The connections are read whole only when they
+//! changed ([`canopy::ports::live::CachedConnections`]): a batch otherwise
+//! reads one item, their version.
 //!
 //! The throttle leads: the first change after a quiet interval goes out at
 //! once (an alert reaches the console in the time a read and a post take),
@@ -328,12 +330,13 @@ mod tests {
     use canopy::adapters::contract::{alert, telemetry};
     use canopy::adapters::memory::{MemoryConnectionStore, MemoryPoster};
     use canopy::domain::access::{Caller, VehicleGroups};
-    use canopy::ports::live::Subscription;
+    use canopy::ports::live::{CachedConnections, Subscription};
     use serde_json::Value;
 
     use super::*;
 
-    type Memory = Fanout<MemoryConnectionStore, MemoryPoster>;
+    /// As deployed: the connections kept between batches until they change.
+    type Memory = Fanout<CachedConnections<MemoryConnectionStore>, MemoryPoster>;
 
     fn v(id: &str) -> DeviceId {
         DeviceId::new(id).unwrap()
@@ -341,7 +344,7 @@ mod tests {
 
     fn fanout() -> Memory {
         Fanout::new(
-            MemoryConnectionStore::default(),
+            CachedConnections::new(MemoryConnectionStore::default()),
             MemoryPoster::default(),
             AccessPolicy::default(),
             Duration::from_millis(1000),
@@ -417,6 +420,28 @@ mod tests {
         assert_eq!(updates(&f, "a"), [(vec![("veh-001".into(), 1)], vec![])]);
         assert!(f.poster.to("b").is_empty());
         assert_eq!(updates(&f, "fleet").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_reads_the_connections_version_and_lists_them_only_after_a_change() {
+        let f = fanout();
+        connect(&f, "a", None, Subscription::Fleet).await;
+        for n in 0..10 {
+            f.deliver(&[state("veh-001", n + 1, 10 + n as i64)], n as i64 * 2_000)
+                .await
+                .unwrap();
+        }
+        let table = &f.connections.inner().faults;
+        assert_eq!(
+            (table.calls("list"), table.calls("version")),
+            (1, 10),
+            "one scan in ten batches"
+        );
+        assert_eq!(updates(&f, "a").len(), 10);
+        connect(&f, "b", None, Subscription::Fleet).await;
+        f.deliver(&[state("veh-001", 20, 30)], 30_000).await.unwrap();
+        assert_eq!(table.calls("list"), 2, "a new connection is listed");
+        assert_eq!(updates(&f, "b").len(), 1, "and hears the next batch");
     }
 
     #[tokio::test]

@@ -26,7 +26,7 @@ use canopy::adapters::aws::cognito::CognitoVerifier;
 use canopy::adapters::aws::dynamodb::{self, DynamoConnectionStore, DynamoDirectory, DynamoStateTable};
 use canopy::domain::access::{AccessPolicy, VehicleGroups};
 use canopy::ports::directory::VehicleDirectory;
-use canopy::ports::live::{ConnectionPoster, ConnectionStore, TokenVerifier};
+use canopy::ports::live::{CachedConnections, ConnectionPoster, ConnectionStore, TokenVerifier};
 use canopy::ports::state::LatestStateStore;
 use canopy::runtime::env::{self, EnvError};
 
@@ -115,9 +115,14 @@ impl Config {
 pub const CONNECTION_TTL_S: i64 = 2 * 3600;
 
 /// The deployed adapters.
-pub type AwsSessions =
-    Sessions<DynamoConnectionStore, ApiGatewayPoster, DynamoStateTable, CognitoVerifier, DynamoDirectory>;
-pub type AwsFanout = Fanout<DynamoConnectionStore, ApiGatewayPoster>;
+pub type AwsSessions = Sessions<
+    CachedConnections<DynamoConnectionStore>,
+    ApiGatewayPoster,
+    DynamoStateTable,
+    CognitoVerifier,
+    DynamoDirectory,
+>;
+pub type AwsFanout = Fanout<CachedConnections<DynamoConnectionStore>, ApiGatewayPoster>;
 
 /// The two services on AWS, built from the environment.
 pub struct Live;
@@ -136,7 +141,7 @@ impl Live {
         let fleet_index_table = config.directory()?;
         let client = dynamodb::client(sdk);
         Ok(Sessions {
-            connections: DynamoConnectionStore::new(client.clone(), &config.connections_table),
+            connections: CachedConnections::new(DynamoConnectionStore::new(client.clone(), &config.connections_table)),
             poster: Self::poster(&config, sdk)?,
             state: DynamoStateTable::new(client.clone(), &config.state_table),
             directory: DynamoDirectory::new(client, fleet_index_table),
@@ -165,7 +170,10 @@ impl Live {
     pub fn fanout(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<AwsFanout, EnvError> {
         let config = Config::from_vars(vars)?;
         Ok(Fanout::new(
-            DynamoConnectionStore::new(dynamodb::client(sdk), &config.connections_table),
+            CachedConnections::new(DynamoConnectionStore::new(
+                dynamodb::client(sdk),
+                &config.connections_table,
+            )),
             Self::poster(&config, sdk)?,
             config.access(),
             config.interval,

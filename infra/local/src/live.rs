@@ -15,7 +15,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use canopy::adapters::aws::dynamodb::{self, DynamoConnectionStore, DynamoDirectory, DynamoStateTable};
-use canopy::ports::live::{ConnectionPoster, PostError};
+use canopy::ports::live::{CachedConnections, ConnectionPoster, PostError};
 use canopy_live::fanout::{Change, Fanout};
 use canopy_live::sessions::{NoSignIn, Sessions};
 use futures::{SinkExt, StreamExt};
@@ -77,8 +77,9 @@ impl ConnectionPoster for LocalPoster {
     }
 }
 
-pub type LocalSessions = Sessions<DynamoConnectionStore, LocalPoster, DynamoStateTable, NoSignIn, DynamoDirectory>;
-pub type LocalFanout = Fanout<DynamoConnectionStore, LocalPoster>;
+pub type LocalSessions =
+    Sessions<CachedConnections<DynamoConnectionStore>, LocalPoster, DynamoStateTable, NoSignIn, DynamoDirectory>;
+pub type LocalFanout = Fanout<CachedConnections<DynamoConnectionStore>, LocalPoster>;
 
 /// The live stream's two halves, over moto's tables, sharing the sockets.
 pub struct LocalLive {
@@ -107,7 +108,8 @@ impl LocalLive {
         };
         let client = dynamodb::client(sdk);
         let poster = LocalPoster::default();
-        let connections = || DynamoConnectionStore::new(client.clone(), &config.connections_table);
+        let connections =
+            || CachedConnections::new(DynamoConnectionStore::new(client.clone(), &config.connections_table));
         Ok(Self {
             sessions: Sessions {
                 connections: connections(),

@@ -16,7 +16,7 @@ use crate::domain::device::{DeviceRecord, FieldValue};
 use crate::domain::device_id::DeviceId;
 use crate::domain::device_key::DeviceKey;
 use crate::domain::measure::Measure;
-use crate::domain::standing::{Filter, Order, Readings, Standing, Status};
+use crate::domain::standing::{Filter, Order, Readings, Standing, Status, heard_bucket};
 use crate::domain::telemetry::Telemetry;
 use crate::ports::alert_log::{AlertLog, FeedPosition};
 use crate::ports::device_state::DeviceStateStore;
@@ -575,6 +575,74 @@ pub async fn device_state<S: DeviceStateStore>(states: &S, tag: &str) {
     let ours: Vec<String> = seen.into_iter().filter(|v| v.starts_with(tag)).collect();
     let expected: Vec<String> = (1..=5).map(|n| vehicle(tag, n).to_string()).collect();
     assert_eq!(ours, expected, "every station listed once, in id order, and no pump");
+    heard_index(states, tag).await;
+}
+
+/// The heard index of the device-state suite's stations (1 heard at 100 s,
+/// 2–5 at 1 s, the five-minute step before).
+async fn heard_index<S: DeviceStateStore>(states: &S, tag: &str) {
+    let step = |ts_s: i64| station_status("x", 1, ts_s).received_at_ms.map_or(0, heard_bucket);
+    let (early, first, late) = (step(1), step(100), step(1_000));
+    assert!(early < first && first < late, "{early} {first} {late}");
+    let id = |n: u32| vehicle(tag, n);
+    let ours = |found: Vec<(DeviceId, i64)>| -> Vec<(DeviceId, i64)> {
+        found.into_iter().filter(|(v, _)| v.as_str().starts_with(tag)).collect()
+    };
+    let unheard = |before: i64, after: Option<(i64, DeviceId)>, limit: usize| async move {
+        let after = after.as_ref().map(|(step, id)| (*step, id));
+        ours(states.unheard("station", before, after, limit).await.expect("unheard"))
+    };
+    let at = |ns: &[u32], step: i64| -> Vec<(DeviceId, i64)> { ns.iter().map(|n| (id(*n), step)).collect() };
+    let mut expected = at(&[2, 3, 4, 5], early);
+    expected.extend(at(&[1], first));
+    assert_eq!(
+        unheard(late + 1, None, 100).await,
+        expected,
+        "each at its step, earliest first, then in id order (and not at its older status's step)"
+    );
+    assert!(unheard(early, None, 100).await.is_empty(), "none before it");
+    assert!(
+        states
+            .put_if_newer(&station_status(&id(1).to_string(), 12, 1_000), 7_000)
+            .await
+            .expect("put")
+    );
+    assert!(
+        !states
+            .put_if_newer(&station_status(&id(1).to_string(), 11, 500), 7_000)
+            .await
+            .expect("put"),
+        "an older status of another step"
+    );
+    let mut expected = at(&[2, 3, 4, 5], early);
+    expected.extend(at(&[1], late));
+    assert_eq!(
+        unheard(late + 1, None, 100).await,
+        expected,
+        "a later status moves it, an older one does not"
+    );
+    assert_eq!(unheard(late, None, 100).await, at(&[2, 3, 4, 5], early));
+    assert_eq!(
+        unheard(late + 1, Some((early, id(3))), 2).await,
+        at(&[4, 5], early),
+        "a page after an entry"
+    );
+    states.refile("station", &id(2), early, None).await.expect("refile");
+    states
+        .refile("station", &id(3), early, Some(late))
+        .await
+        .expect("refile");
+    let mut expected = at(&[4, 5], early);
+    expected.extend(at(&[1, 3], late));
+    assert_eq!(unheard(late + 1, None, 100).await, expected, "removed, and moved");
+    let mut pump = station_status(&id(4).to_string(), 2, 1_000);
+    pump.kind = "pump".into();
+    states.put_if_newer(&pump, 1).await.expect("put");
+    assert_eq!(
+        unheard(late + 1, None, 100).await,
+        expected,
+        "kinds do not share an index"
+    );
 }
 
 /// A (vehicle, seq) belongs to one archive object; stale claims are taken over only as they were.
@@ -951,7 +1019,10 @@ pub async fn connection_store<C: ConnectionStore>(store: &C, tag: &str) {
         connected_at_ms: 1_000,
         expires_at_s: 8_200,
     };
+    let before = store.version().await.expect("version");
     store.put(&first).await.expect("put");
+    let put = store.version().await.expect("version");
+    assert_ne!(put, before, "a put changes the version");
     store
         .put(&Connection {
             id: id(2),
@@ -968,7 +1039,13 @@ pub async fn connection_store<C: ConnectionStore>(store: &C, tag: &str) {
         store.get(&id(1)).await.expect("get").and_then(|c| c.subscription),
         Some(only)
     );
+    let subscribed = store.version().await.expect("version");
     assert!(store.subscribe(&id(1), None).await.expect("subscribe"));
+    assert_ne!(
+        store.version().await.expect("version"),
+        subscribed,
+        "so does a subscription"
+    );
     assert_eq!(store.get(&id(1)).await.expect("get").and_then(|c| c.subscription), None);
     assert!(
         !store
@@ -989,8 +1066,15 @@ pub async fn connection_store<C: ConnectionStore>(store: &C, tag: &str) {
         .map(|c| c.id)
         .filter(|c| c.starts_with(tag))
         .collect();
-    assert_eq!(mine.len(), 2);
+    assert_eq!(mine.len(), 2, "the version's own item is no connection");
+    let listed = store.version().await.expect("version");
+    assert_eq!(
+        store.version().await.expect("version"),
+        listed,
+        "reading changes nothing"
+    );
     store.delete(&id(1)).await.expect("delete");
+    assert_ne!(store.version().await.expect("version"), listed, "a deletion changes it");
     store.delete(&id(1)).await.expect("deleting twice is fine");
     assert!(store.get(&id(1)).await.expect("get").is_none());
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::{Mutex, PoisonError};
 
 use super::TableError;
 use crate::domain::access::Caller;
@@ -55,6 +56,68 @@ pub trait ConnectionStore: Send + Sync {
 
     /// Every connection.
     fn list(&self) -> impl Future<Output = Result<Vec<Connection>, TableError>> + Send;
+
+    /// A number that changes whenever a connection is put, subscribed or
+    /// deleted (not when one expires: its `expires_at_s` says so), so a
+    /// reader can keep what [`ConnectionStore::list`] gave until it changes.
+    fn version(&self) -> impl Future<Output = Result<u64, TableError>> + Send;
+}
+
+/// A [`ConnectionStore`] that lists the connections again only when they
+/// changed: a reader of every batch of changes (the fan-out) reads one small
+/// item per batch, not the table. Kept per function instance.
+#[derive(Debug, Default)]
+pub struct CachedConnections<C> {
+    store: C,
+    listed: Mutex<Option<(u64, Vec<Connection>)>>,
+}
+
+impl<C> CachedConnections<C> {
+    pub fn new(store: C) -> Self {
+        Self {
+            store,
+            listed: Mutex::new(None),
+        }
+    }
+
+    pub fn inner(&self) -> &C {
+        &self.store
+    }
+}
+
+impl<C: ConnectionStore> ConnectionStore for CachedConnections<C> {
+    async fn put(&self, connection: &Connection) -> Result<(), TableError> {
+        self.store.put(connection).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Connection>, TableError> {
+        self.store.get(id).await
+    }
+
+    async fn subscribe(&self, id: &str, subscription: Option<&Subscription>) -> Result<bool, TableError> {
+        self.store.subscribe(id, subscription).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), TableError> {
+        self.store.delete(id).await
+    }
+
+    /// As of the version read first: a list read after it is at least that new.
+    async fn list(&self) -> Result<Vec<Connection>, TableError> {
+        let version = self.store.version().await?;
+        if let Some((kept, connections)) = &*self.listed.lock().unwrap_or_else(PoisonError::into_inner)
+            && *kept == version
+        {
+            return Ok(connections.clone());
+        }
+        let connections = self.store.list().await?;
+        *self.listed.lock().unwrap_or_else(PoisonError::into_inner) = Some((version, connections.clone()));
+        Ok(connections)
+    }
+
+    async fn version(&self) -> Result<u64, TableError> {
+        self.store.version().await
+    }
 }
 
 /// Why a message did not reach a connection.

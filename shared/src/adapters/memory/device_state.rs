@@ -1,16 +1,19 @@
 //! [`DeviceStateStore`] in memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use super::{Faults, lock};
 use crate::domain::device::DeviceRecord;
+use crate::domain::device_id::DeviceId;
 use crate::ports::device_state::{DeviceState, DeviceStateStore};
 use crate::ports::{Page, TableError};
 
 #[derive(Debug, Default)]
 pub struct MemoryDeviceStateTable {
     states: Mutex<BTreeMap<(String, String), DeviceState>>,
+    /// kind → (step, device) of the heard index.
+    heard: Mutex<BTreeMap<String, BTreeSet<(i64, DeviceId)>>>,
     pub faults: Faults,
 }
 
@@ -31,13 +34,17 @@ impl DeviceStateStore for MemoryDeviceStateTable {
         if states.get(&key).is_some_and(|s| s.record.ts_us() >= r.ts_us()) {
             return Ok(false);
         }
-        states.insert(
-            key,
-            DeviceState {
-                record: r.clone(),
-                updated_at_ms: now_ms,
-            },
-        );
+        let state = DeviceState {
+            record: r.clone(),
+            updated_at_ms: now_ms,
+        };
+        let mut heard = lock(&self.heard);
+        let index = heard.entry(r.kind.clone()).or_default();
+        if let Some(old) = states.get(&key) {
+            index.remove(&(old.heard_step(), r.id.clone()));
+        }
+        index.insert((state.heard_step(), r.id.clone()));
+        states.insert(key, state);
         Ok(true)
     }
 
@@ -62,5 +69,33 @@ impl DeviceStateStore for MemoryDeviceStateTable {
             None
         };
         Ok(Page { items, next })
+    }
+
+    async fn unheard(
+        &self,
+        kind: &str,
+        before: i64,
+        after: Option<(i64, &DeviceId)>,
+        limit: usize,
+    ) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        self.enter("unheard_query").await?;
+        let heard = lock(&self.heard);
+        Ok((heard.get(kind).into_iter().flatten())
+            .filter(|(step, id)| after.is_none_or(|(s, a)| (*step, id) > (s, a)))
+            .take_while(|(step, _)| *step < before)
+            .take(limit)
+            .map(|(step, id)| (id.clone(), *step))
+            .collect())
+    }
+
+    async fn refile(&self, kind: &str, id: &DeviceId, from: i64, to: Option<i64>) -> Result<(), TableError> {
+        self.enter("refile").await?;
+        let mut heard = lock(&self.heard);
+        let index = heard.entry(kind.to_string()).or_default();
+        index.remove(&(from, id.clone()));
+        if let Some(to) = to {
+            index.insert((to, id.clone()));
+        }
+        Ok(())
     }
 }

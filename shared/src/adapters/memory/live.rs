@@ -14,6 +14,7 @@ use crate::ports::live::{
 #[derive(Debug, Default)]
 pub struct MemoryConnectionStore {
     connections: Mutex<BTreeMap<String, Connection>>,
+    version: std::sync::atomic::AtomicU64,
     pub faults: Faults,
 }
 
@@ -24,12 +25,17 @@ impl MemoryConnectionStore {
             message,
         })
     }
+
+    fn changed(&self) {
+        self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl ConnectionStore for MemoryConnectionStore {
     async fn put(&self, connection: &Connection) -> Result<(), TableError> {
         self.enter("put").await?;
         lock(&self.connections).insert(connection.id.clone(), connection.clone());
+        self.changed();
         Ok(())
     }
 
@@ -40,24 +46,34 @@ impl ConnectionStore for MemoryConnectionStore {
 
     async fn subscribe(&self, id: &str, subscription: Option<&Subscription>) -> Result<bool, TableError> {
         self.enter("subscribe").await?;
-        Ok(match lock(&self.connections).get_mut(id) {
+        let found = match lock(&self.connections).get_mut(id) {
             Some(c) => {
                 c.subscription = subscription.cloned();
                 true
             }
             None => false,
-        })
+        };
+        if found {
+            self.changed();
+        }
+        Ok(found)
     }
 
     async fn delete(&self, id: &str) -> Result<(), TableError> {
         self.enter("delete").await?;
         lock(&self.connections).remove(id);
+        self.changed();
         Ok(())
     }
 
     async fn list(&self) -> Result<Vec<Connection>, TableError> {
         self.enter("list").await?;
         Ok(lock(&self.connections).values().cloned().collect())
+    }
+
+    async fn version(&self) -> Result<u64, TableError> {
+        self.enter("version").await?;
+        Ok(self.version.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
 
@@ -140,5 +156,49 @@ impl TokenVerifier for MemoryTokenVerifier {
             Some(_) => Err("the access token has expired".to_string()),
             None => Err("the access token is not valid".to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::live::CachedConnections;
+
+    fn connection(id: &str) -> Connection {
+        Connection {
+            id: id.to_string(),
+            caller: None,
+            subscription: None,
+            connected_at_ms: 0,
+            expires_at_s: 100,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_connections_are_listed_again_only_when_they_changed() {
+        let cached = CachedConnections::new(MemoryConnectionStore::default());
+        cached.put(&connection("a")).await.expect("put");
+        let scans = || cached.inner().faults.calls("list");
+        for _ in 0..5 {
+            assert_eq!(cached.list().await.expect("list").len(), 1);
+        }
+        assert_eq!(scans(), 1, "one scan, then the version alone");
+        cached.put(&connection("b")).await.expect("put");
+        assert_eq!(cached.list().await.expect("list").len(), 2, "a new connection is seen");
+        assert!(
+            cached
+                .subscribe("a", Some(&Subscription::Fleet))
+                .await
+                .expect("subscribe")
+        );
+        let listed = cached.list().await.expect("list");
+        assert_eq!(
+            listed[0].subscription,
+            Some(Subscription::Fleet),
+            "so is a subscription"
+        );
+        cached.delete("b").await.expect("delete");
+        assert_eq!(cached.list().await.expect("list").len(), 1, "and a deletion");
+        assert_eq!(scans(), 4);
     }
 }

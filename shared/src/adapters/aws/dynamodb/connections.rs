@@ -1,12 +1,17 @@
 //! [`ConnectionStore`] on DynamoDB: one item per connection, TTL `expires_at`.
 //! The subscription is `fleet` or a JSON list of vehicle ids; the caller's
-//! groups a JSON list.
+//! groups a JSON list. One more item, [`VERSION_ID`], counts the changes
+//! (see [`ConnectionStore::version`]).
 
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::Client;
 
 use super::{Item, get_item, get_n, get_s, n, s, table_error, written};
+
+/// The key of the item that counts changes: no connection id API Gateway
+/// gives starts with `#`.
+const VERSION_ID: &str = "#version";
 use crate::domain::access::Caller;
 use crate::domain::device_id::DeviceId;
 use crate::ports::TableError;
@@ -24,6 +29,22 @@ impl DynamoConnectionStore {
             client,
             table: table.to_string(),
         }
+    }
+
+    /// Counts a change, after it is made: a reader that sees the new
+    /// version lists the change. Failing here fails the change's caller,
+    /// whose retry counts it again (a count too many only costs a list).
+    async fn changed(&self) -> Result<(), TableError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("connection_id", s(VERSION_ID))
+            .update_expression("ADD version :one")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(|e| table_error(&self.table, e))?;
+        Ok(())
     }
 
     fn item(c: &Connection) -> Item {
@@ -85,7 +106,7 @@ impl ConnectionStore for DynamoConnectionStore {
             .send()
             .await
             .map_err(|e| table_error(&self.table, e))?;
-        Ok(())
+        self.changed().await
     }
 
     async fn get(&self, id: &str) -> Result<Option<Connection>, TableError> {
@@ -106,7 +127,11 @@ impl ConnectionStore for DynamoConnectionStore {
                 .expression_attribute_values(":s", s(subscription_text(sub))),
             None => request.update_expression("REMOVE subscription"),
         };
-        written(&self.table, request.send().await)
+        let found = written(&self.table, request.send().await)?;
+        if found {
+            self.changed().await?;
+        }
+        Ok(found)
     }
 
     async fn delete(&self, id: &str) -> Result<(), TableError> {
@@ -117,7 +142,7 @@ impl ConnectionStore for DynamoConnectionStore {
             .send()
             .await
             .map_err(|e| table_error(&self.table, e))?;
-        Ok(())
+        self.changed().await
     }
 
     async fn list(&self) -> Result<Vec<Connection>, TableError> {
@@ -138,5 +163,19 @@ impl ConnectionStore for DynamoConnectionStore {
                 _ => return Ok(out),
             }
         }
+    }
+
+    async fn version(&self) -> Result<u64, TableError> {
+        // Strongly consistent: a change made just before is seen.
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("connection_id", s(VERSION_ID))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| table_error(&self.table, e))?;
+        Ok(out.item().and_then(|item| get_n::<u64>(item, "version")).unwrap_or(0))
     }
 }

@@ -2,18 +2,47 @@
 //! a kind's devices are one Query in id order. The status is kept whole as
 //! JSON (`record`) beside the `ts_us` the condition compares: the table
 //! needs no column per field, so a new kind needs no new table.
+//!
+//! The heard index lives in the same table, in partitions no kind can be
+//! named (kinds hold no `#`): `heard#<kind>#<partition>` / `<step, 12
+//! digits>#<device id>`, and each state item holds its `heard_step`. A
+//! status is filed at its step before its state is written, and the step it
+//! left is removed after; so a failure halfway leaves a device filed twice,
+//! never not at all (the silence check compares with the state).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::ReturnValue;
+use futures::future::try_join_all;
 
-use super::{Item, get_item, get_n, get_s, n, s, table_error, written};
+use super::{Item, get_item, get_n, get_s, is_condition_failure, n, s, table_error};
 use crate::domain::device::DeviceRecord;
+use crate::domain::device_id::DeviceId;
+use crate::domain::standing::heard_bucket;
 use crate::ports::device_state::{DeviceState, DeviceStateStore};
-use crate::ports::{Page, TableError};
+use crate::ports::directory::{DIRECTORY_SHARDS, merge_earliest};
+use crate::ports::{Page, TableError, partition_of};
 
-#[derive(Clone, Debug)]
+/// Devices whose step this instance remembers filing, before it forgets them all.
+const REMEMBERED_DEVICES: usize = 100_000;
+
+#[derive(Debug)]
 pub struct DynamoDeviceStateTable {
     client: Client,
     table: String,
+    /// (kind, device) → the step this instance last filed it at: a device
+    /// reporting every few seconds is filed once per step, not per status.
+    filed: Mutex<HashMap<(String, DeviceId), i64>>,
+}
+
+fn heard_pk(kind: &str, id: &DeviceId) -> String {
+    format!("heard#{kind}#{}", partition_of(id.as_str(), DIRECTORY_SHARDS))
+}
+
+fn heard_sk(step: i64, id: &DeviceId) -> String {
+    format!("{:012}#{id}", step.max(0))
 }
 
 impl DynamoDeviceStateTable {
@@ -21,6 +50,7 @@ impl DynamoDeviceStateTable {
         Self {
             client,
             table: table.to_string(),
+            filed: Mutex::default(),
         }
     }
 
@@ -30,11 +60,86 @@ impl DynamoDeviceStateTable {
             updated_at_ms: get_n(item, "updated_at_ms")?,
         })
     }
+
+    fn filed(&self) -> std::sync::MutexGuard<'_, HashMap<(String, DeviceId), i64>> {
+        self.filed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn file(&self, kind: &str, id: &DeviceId, step: i64) -> Result<(), TableError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("kind", s(heard_pk(kind, id)))
+            .item("device_id", s(heard_sk(step, id)))
+            .send()
+            .await
+            .map_err(|e| table_error(&self.table, e))?;
+        Ok(())
+    }
+
+    async fn unfile(&self, kind: &str, id: &DeviceId, step: i64) -> Result<(), TableError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("kind", s(heard_pk(kind, id)))
+            .key("device_id", s(heard_sk(step, id)))
+            .send()
+            .await
+            .map_err(|e| table_error(&self.table, e))?;
+        Ok(())
+    }
+
+    /// One partition of a kind's heard index.
+    async fn unheard_partition(
+        &self,
+        kind: &str,
+        shard: u32,
+        before: i64,
+        after: Option<(i64, &DeviceId)>,
+        limit: usize,
+    ) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_names("#sk", "device_id")
+            .expression_attribute_values(":pk", s(format!("heard#{kind}#{shard}")))
+            .expression_attribute_values(":before", s(format!("{:012}", before.max(0))));
+        query = match after {
+            None => query.key_condition_expression("#kind = :pk AND #sk < :before"),
+            Some((step, id)) => query
+                .key_condition_expression("#kind = :pk AND #sk BETWEEN :after AND :before")
+                .expression_attribute_values(":after", s(heard_sk(step, id))),
+        };
+        let out = query
+            // One more: the range holds `after` itself.
+            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| table_error(&self.table, e))?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let (step, id) = get_s(item, "device_id")?.split_once('#')?;
+                Some((DeviceId::new(id).ok()?, step.parse::<i64>().ok()?))
+            })
+            .filter(|(id, step)| *step < before && after.is_none_or(|(s, a)| (*step, id) > (s, a)))
+            .take(limit)
+            .collect())
+    }
 }
 
 impl DeviceStateStore for DynamoDeviceStateTable {
     async fn put_if_newer(&self, r: &DeviceRecord, now_ms: i64) -> Result<bool, TableError> {
         let record = serde_json::to_string(r).map_err(|e| table_error(&self.table, e))?;
+        let step = heard_bucket(r.received_at_ms.unwrap_or(now_ms));
+        let device = (r.kind.clone(), r.id.clone());
+        let filed_now = self.filed().get(&device) != Some(&step);
+        if filed_now {
+            self.file(&r.kind, &r.id, step).await?;
+        }
         let result = self
             .client
             .put_item()
@@ -45,11 +150,39 @@ impl DeviceStateStore for DynamoDeviceStateTable {
             .item("seq", n(r.seq))
             .item("record", s(record))
             .item("updated_at_ms", n(now_ms))
+            .item("heard_step", n(step))
             .condition_expression("attribute_not_exists(device_id) OR ts_us < :ts_us")
             .expression_attribute_values(":ts_us", n(r.ts_us()))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        written(&self.table, result)
+        match result {
+            Ok(out) => {
+                // An item from before the index holds no step: nothing to remove.
+                let left = out.attributes().and_then(|old| get_n::<i64>(old, "heard_step"));
+                if let Some(left) = left.filter(|left| *left != step) {
+                    self.unfile(&r.kind, &r.id, left).await?;
+                }
+                let mut filed = self.filed();
+                if filed.len() >= REMEMBERED_DEVICES {
+                    filed.clear();
+                }
+                filed.insert(device, step);
+                Ok(true)
+            }
+            Err(e) if is_condition_failure(&e) => {
+                // Older than the stored status: the entry filed for it is
+                // the stored one's only if they share a step.
+                if filed_now {
+                    let stored = self.get(&r.kind, r.id.as_str()).await?;
+                    if stored.is_none_or(|s| s.heard_step() != step) {
+                        self.unfile(&r.kind, &r.id, step).await?;
+                    }
+                }
+                Ok(false)
+            }
+            Err(e) => Err(table_error(&self.table, e)),
+        }
     }
 
     async fn get(&self, kind: &str, id: &str) -> Result<Option<DeviceState>, TableError> {
@@ -78,5 +211,28 @@ impl DeviceStateStore for DynamoDeviceStateTable {
             .and_then(|k| get_s(k, "device_id"))
             .map(str::to_string);
         Ok(Page { items, next })
+    }
+
+    async fn unheard(
+        &self,
+        kind: &str,
+        before: i64,
+        after: Option<(i64, &DeviceId)>,
+        limit: usize,
+    ) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let pages =
+            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.unheard_partition(kind, shard, before, after, limit)))
+                .await?;
+        Ok(merge_earliest(pages, limit))
+    }
+
+    async fn refile(&self, kind: &str, id: &DeviceId, from: i64, to: Option<i64>) -> Result<(), TableError> {
+        if let Some(to) = to {
+            self.file(kind, id, to).await?;
+        }
+        if to != Some(from) {
+            self.unfile(kind, id, from).await?;
+        }
+        Ok(())
     }
 }
