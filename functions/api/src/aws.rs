@@ -1,6 +1,6 @@
 //! The API over AWS (feature `aws`, on by default): DynamoDB for state,
-//! alerts and quotas, the lake's bucket for DBC files, and Athena or
-//! DataFusion for history. Without it the router runs on the memory adapters
+//! alerts and quotas, the lake's bucket for DBC files and charts, and Athena
+//! or DataFusion for the other history. Without it the router runs on the memory adapters
 //! alone (the fuzz target), with no AWS SDK to build.
 
 use canopy::adapters::aws::dynamodb::{
@@ -14,6 +14,7 @@ use canopy::runtime::env;
 
 use crate::access::AccessPolicy;
 use crate::history::athena::AthenaHistory;
+use crate::history::lake::{LakeHistory, LakeReader};
 use crate::ports::HistoryReads;
 use crate::{Api, Config, StartError, catalogs};
 
@@ -56,8 +57,9 @@ impl Api {
         })
     }
 
-    /// The API as deployed: configuration from `vars`, DynamoDB and Athena,
-    /// every data route behind the JWT authorizer.
+    /// The API as deployed: configuration from `vars`, DynamoDB, the lake's
+    /// objects for charts and Athena for the other history, every data route
+    /// behind the JWT authorizer.
     pub fn from_env(vars: &impl env::Vars, sdk: &aws_config::SdkConfig) -> Result<Self, StartError> {
         let config = Config::from_vars(vars)?;
         if config.cursor_secret.is_none() {
@@ -67,7 +69,15 @@ impl Api {
             }
             .into());
         }
-        let history = AthenaHistory::new(sdk, &config.workgroup, &config.database);
+        // Charts from the lake's objects (two rounds of S3 requests); trips,
+        // fleet statistics and stations' fields from Athena.
+        let history = LakeHistory {
+            lake: LakeReader::from_env(&config.data_bucket).map_err(|e| canopy::runtime::env::EnvError {
+                name: "DATA_BUCKET".into(),
+                problem: format!("the lake's reader: {e}"),
+            })?,
+            rest: AthenaHistory::new(sdk, &config.workgroup, &config.database),
+        };
         let mut api = Self::with_history(&config, sdk, history)?;
         api.access.identity_required = true;
         Ok(api)

@@ -11,8 +11,9 @@
 //!   as trait objects over any adapter.
 //! - [`Config`], `Api::from_env` (feature `aws`, on by default): the wiring
 //!   the Lambda's `main.rs` uses.
-//! - [`history`]: signal history and fleet statistics, with both backends
-//!   side by side (Athena in AWS, DataFusion on the local stack).
+//! - [`history`]: signal history and fleet statistics: charts read from the
+//!   lake's objects ([`history::lake`], in AWS and locally), the rest with
+//!   Athena in AWS and DataFusion on the local stack.
 //! - [`catalogs`]: the signals of each vehicle's DBC, which names are checked against.
 //! - [`access`]: which vehicles a caller reads; [`quota`]: how many history
 //!   queries a minute; [`cursor`]: the listings' sealed cursors.

@@ -1,5 +1,6 @@
 //! Lambda entry point of `api`: the router behind API Gateway (HTTP API,
-//! payload v2), with Athena for history and DynamoDB for state and alerts.
+//! payload v2): charts read from the lake, Athena for the other history,
+//! DynamoDB for state and alerts.
 
 #![recursion_limit = "256"]
 

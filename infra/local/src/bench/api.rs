@@ -15,9 +15,13 @@
 //! current hour's batches, a past month one object a day per tier. For
 //! each chart the bench also reports the bytes Athena would scan: the
 //! compressed column chunks of the columns the query reads, in the row groups
-//! whose statistics do not exclude the signal or the time range.
+//! whose statistics do not exclude the signal or the time range; and the new
+//! engine again with every object read through a model of S3's latency
+//! ([`S3Model`]: 25 ms to the first byte, 100 MB/s), with the S3 requests
+//! one answer makes and how many of them come one after another.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -32,12 +36,14 @@ use canopy::format::lake::keys::RawKey;
 use canopy::format::lake::rollup::rollup_schema;
 use canopy_api::catalogs::{Catalog, CatalogEntry};
 use canopy_api::history::datafusion::DataFusionHistory;
+use canopy_api::history::lake::{LakeHistory, LakeReader};
 use canopy_api::history::plan::{Plan, Source, plan};
 use canopy_api::history::{Param, Sql, TimeRange, series};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::statistics::Statistics;
 
 use crate::bench::latency::percentiles;
+use crate::bench::s3_model::{Counts, Latency, S3Model};
 
 const DAY_START_US: i64 = 1_700_006_400_000_000; // 2023-11-15T00:00:00Z
 const DAY_US: i64 = 86_400_000_000;
@@ -200,6 +206,12 @@ enum Compaction {
 /// Compacts the tiers' objects in `root` as the compactor would, and deletes
 /// what it copied (as after the grace period); the objects the layout then has.
 fn compact_tiers(root: &Path, vehicle: &DeviceId, days: i64, how: Compaction) -> Result<usize> {
+    compact_tiers_keeping(root, vehicle, days, how, false)
+}
+
+/// [`compact_tiers`], keeping what it copied when `keep` (as within the
+/// grace period: each batch then has two copies in the lake).
+fn compact_tiers_keeping(root: &Path, vehicle: &DeviceId, days: i64, how: Compaction, keep: bool) -> Result<usize> {
     let mut units = Vec::new();
     for day in 0..days {
         let start = DAY_START_US + day * DAY_US;
@@ -226,7 +238,7 @@ fn compact_tiers(root: &Path, vehicle: &DeviceId, days: i64, how: Compaction) ->
                 }
             }
             let (out, done) = compact(table, &inputs, Vec::new())?;
-            for (path, _) in &inputs {
+            for (path, _) in inputs.iter().filter(|_| !keep) {
                 std::fs::remove_file(path)?;
             }
             std::fs::write(root.join(unit.compacted_key(table, done.written_us, 0)), out)?;
@@ -399,6 +411,32 @@ async fn bench_chart(db: &Database, entry: &CatalogEntry, vehicle: &DeviceId, ru
             mb(scanned_previous)
         );
     }
+    let files = object_store::local::LocalFileSystem::new_with_prefix(dir.path())?;
+    let lake = LakeHistory {
+        lake: LakeReader::new(Arc::new(files)),
+        rest: history.clone(),
+    };
+    let lake_raw = time(runs, || async {
+        check(&series(&lake, entry, vehicle, range, POINTS).await?, written)
+    })
+    .await?;
+    println!(
+        "  lake      p50 {:>7.1} ms  p95 {:>7.1} ms   (the objects read whole, in parallel)",
+        lake_raw.p50, lake_raw.p95
+    );
+    for engine in [Engine::DataFusion, Engine::Lake] {
+        let m = modelled(dir.path(), engine, entry, vehicle, range, runs, written).await?;
+        println!(
+            "  {:<9} S3 model  p50 {:>7.1} ms  p95 {:>7.1} ms   {} S3 requests in sequence ({} GET, {} LIST, {:.2} MB)",
+            engine.name(),
+            m.timed.p50,
+            m.timed.p95,
+            m.counts.in_sequence,
+            m.counts.gets,
+            m.counts.lists,
+            mb(m.counts.bytes)
+        );
+    }
     let target = if days == 1 { 50.0 } else { 300.0 };
     println!(
         "  target p95 < {target} ms: {}; scan < 10 MB: {}\n",
@@ -406,6 +444,75 @@ async fn bench_chart(db: &Database, entry: &CatalogEntry, vehicle: &DeviceId, ru
         if scanned_new < 10 * 1_048_576 { "met" } else { "MISSED" }
     );
     Ok(())
+}
+
+/// Runs of a chart under the S3 model, at most: each waits out its requests.
+const MODELLED_RUNS: usize = 10;
+
+/// A chart timed under the S3 model, and the requests one answer made.
+struct Modelled {
+    timed: Timed,
+    counts: Counts,
+}
+
+/// What answers a chart from the lake's objects.
+#[derive(Debug, Clone, Copy)]
+enum Engine {
+    /// The SQL on DataFusion, over the object store.
+    DataFusion,
+    /// [`LakeReader`]: the objects read whole, the answer computed in the function.
+    Lake,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::DataFusion => "new",
+            Engine::Lake => "lake",
+        }
+    }
+}
+
+/// A chart's answer checked: every point asked for, statistics of every value written.
+fn check(s: &canopy_api::history::Series, written: u64) -> Result<()> {
+    anyhow::ensure!(
+        s.points.len() == POINTS && s.stats.map(|s| s.count) == Some(written),
+        "got {} points, statistics of {:?} values",
+        s.points.len(),
+        s.stats.map(|s| s.count)
+    );
+    Ok(())
+}
+
+/// The same chart with every read of the lake's objects through
+/// [`S3Model`]: what a function in AWS would wait for it, once warm.
+async fn modelled(
+    root: &Path,
+    engine: Engine,
+    entry: &CatalogEntry,
+    vehicle: &DeviceId,
+    range: TimeRange,
+    runs: usize,
+    written: u64,
+) -> Result<Modelled> {
+    let files = object_store::local::LocalFileSystem::new_with_prefix(root)?;
+    let model = Arc::new(S3Model::new(files, Latency::AWS));
+    let sql = DataFusionHistory::over(model.clone()).await?;
+    let history: Box<dyn canopy_api::ports::HistoryReads> = match engine {
+        Engine::DataFusion => Box::new(sql),
+        Engine::Lake => Box::new(LakeHistory {
+            lake: LakeReader::new(model.clone()),
+            rest: sql,
+        }),
+    };
+    let chart = || async { check(&series(history.as_ref(), entry, vehicle, range, POINTS).await?, written) };
+    let timed = time(runs.min(MODELLED_RUNS), chart).await?;
+    model.reset();
+    chart().await?;
+    Ok(Modelled {
+        timed,
+        counts: model.counts(),
+    })
 }
 
 /// Writes the chart's days in `root` as the edge and decoder would, and
@@ -427,4 +534,78 @@ fn lay_out(db: &Database, root: &Path, vehicle: &DeviceId, chart: &Chart) -> Res
         }
     };
     Ok((written, format!("written with tiers in {wrote_s:.1} s{compacted}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canopy_api::history::{History, SignalRef};
+
+    /// The lake reader answers as the SQL does on DataFusion, over a day laid
+    /// out in hourly batches with most hours compacted and their batches'
+    /// first copies still there: the same points, the same statistics (sums
+    /// to the last bits of their order).
+    #[tokio::test]
+    async fn the_lake_reader_answers_as_the_sql_does() {
+        let db = Database::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../dbc/ev_powertrain.dbc"
+        )))
+        .expect("the DBC");
+        let dir = tempfile::tempdir().expect("a folder");
+        let vehicle = DeviceId::new("bench-001").expect("id");
+        write_days(&db, dir.path(), &vehicle, 1, 24).expect("a day");
+        compact_tiers_keeping(dir.path(), &vehicle, 1, Compaction::HoursButTheLast, true).expect("compacted");
+        let sql = DataFusionHistory::local(dir.path()).await.expect("DataFusion");
+        let files = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).expect("the folder");
+        let lake = LakeReader::new(Arc::new(files));
+        let signal = SignalRef {
+            message_name: MESSAGE.into(),
+            signal_name: SIGNAL.into(),
+        };
+        let hour = 3_600_000_000;
+        let ranges = [
+            (
+                DAY_START_US + 3 * hour + 1_234_567,
+                DAY_START_US + 3 * hour + 600_000_000,
+                2_000,
+            ),
+            (DAY_START_US + 5 * hour, DAY_START_US + 6 * hour + 7, 2_000),
+            (DAY_START_US, DAY_START_US + DAY_US, 2_000),
+            (DAY_START_US + 22 * hour, DAY_START_US + DAY_US + hour, 500),
+            (DAY_START_US - DAY_US, DAY_START_US - hour, 2_000),
+        ];
+        let mut sources = Vec::new();
+        for (from_us, to_us, points) in ranges {
+            let planned = plan(TimeRange::new(from_us, to_us).expect("range"), points);
+            sources.push(planned.source.name());
+            let expected = sql.reduced(&vehicle, &signal, &planned).await.expect("SQL");
+            let got = lake.reduced(&vehicle, &signal, &planned).await.expect("lake");
+            assert_eq!(
+                expected.stats.is_some(),
+                from_us >= DAY_START_US,
+                "only the day has values"
+            );
+            assert_eq!(got.points, expected.points, "{}: points", planned.source.name());
+            match (got.stats, expected.stats) {
+                (Some(g), Some(e)) => {
+                    assert_eq!(
+                        (g.count, g.min, g.max, g.out_of_range),
+                        (e.count, e.min, e.max, e.out_of_range)
+                    );
+                    assert_eq!((g.from_us, g.to_us, g.source), (e.from_us, e.to_us, e.source));
+                    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+                    assert!(
+                        close(g.mean, e.mean) && close(g.stddev, e.stddev),
+                        "{g:?} against {e:?}"
+                    );
+                }
+                (g, e) => assert_eq!(g, e, "an empty range has no statistics"),
+            }
+        }
+        assert_eq!(
+            sources,
+            ["decoded", "rollup_1s", "rollup_10s", "rollup_10s", "rollup_10s"]
+        );
+    }
 }

@@ -8,3 +8,4 @@ pub mod api;
 pub mod fleet;
 pub mod init_time;
 pub mod latency;
+pub mod s3_model;

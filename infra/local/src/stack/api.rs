@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use canopy_api::history::datafusion::DataFusionHistory;
+use canopy_api::history::lake::{LakeHistory, LakeReader};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
@@ -68,7 +69,12 @@ pub(super) async fn serve_api(
     config.console.auth = None;
     // The live stream is this server's own `/live` (the console finds it there).
     config.console.live_url = None;
-    let history = DataFusionHistory::s3(endpoint, bucket).await?;
+    // As deployed: charts from the lake's objects, the rest from the engine
+    // that plays Athena here.
+    let history = LakeHistory {
+        lake: LakeReader::at_endpoint(endpoint, bucket)?,
+        rest: DataFusionHistory::s3(endpoint, bucket).await?,
+    };
     let api = canopy_api::Api::with_history(&config, sdk, history)?;
     let mut app = canopy_api::router(Arc::new(api));
     // API Gateway serves the ingest function's route on the API's URL; so does this port.

@@ -1,0 +1,445 @@
+//! A chart's question answered by reading the lake's objects directly from
+//! the object store (S3 in AWS, moto's S3 or a folder locally), with no
+//! query engine between: the answer [`super::plan::series_sql`] gives, computed
+//! in the function.
+//!
+//! Why: over S3's latency an engine that reads each column chunk of each
+//! object as its own request waits for hundreds of them (`make bench-api`,
+//! docs/history-engine.md). The tier objects a chart reads are small (a
+//! vehicle-day of the 10 s tier is about 1 MB), so this reader lists each
+//! date's partition (one request per date, all at once) and reads each
+//! object whole (one GET each, all at once): two rounds of requests, at any
+//! number of objects.
+//!
+//! The answer is the SQL's, row for row: the rows of the vehicle, signal
+//! and range; each batch from its newest copy (compaction may have copied
+//! it); per output bucket the rows of its first, last, lowest and highest
+//! points; the range's statistics merged with Chan's formula.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use bytes::Bytes;
+use chrono::NaiveDate;
+use futures::TryStreamExt;
+use futures::future::try_join_all;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use canopy::domain::device_id::DeviceId;
+use canopy::domain::kind::Kind;
+use canopy::domain::lttb::Point;
+
+use super::plan::{BucketRow, Plan, Reduced, Source, reduce};
+use super::{FleetStat, History, HistoryError, SignalRef, TimeRange, TripRow};
+
+fn failed(message: impl ToString) -> HistoryError {
+    HistoryError::Failed {
+        query_id: "(lake)".into(),
+        message: message.to_string(),
+    }
+}
+
+/// Reads charts from the lake's objects in `store` (laid out as the bucket is).
+#[derive(Clone)]
+pub struct LakeReader {
+    store: Arc<dyn ObjectStore>,
+}
+
+/// One rollup row (a decoded value is a row of one), and which copy of which batch it is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Row {
+    ts_us: i64,
+    n: i64,
+    v_min: f64,
+    t_min: i64,
+    v_max: f64,
+    t_max: i64,
+    t_first: i64,
+    v_first: f64,
+    t_last: i64,
+    v_last: f64,
+    v_sum: f64,
+    v_m2: f64,
+    n_oor: i64,
+    /// The batch, interned per answer; `None` for objects from before batches were named.
+    batch: Option<usize>,
+    /// When this copy was written; 0 where the object does not say.
+    written_us: i64,
+}
+
+impl LakeReader {
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+
+    /// Over the lake's `bucket` as deployed: the function's region and
+    /// credentials from its environment, as the AWS SDK finds them.
+    pub fn from_env(bucket: &str) -> Result<Self, HistoryError> {
+        let store = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(failed)?;
+        Ok(Self::new(Arc::new(store)))
+    }
+
+    /// Over `bucket` of an S3-compatible endpoint (moto on loopback), with
+    /// the local stack's fixed credentials.
+    pub fn at_endpoint(endpoint: &str, bucket: &str) -> Result<Self, HistoryError> {
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("testing")
+            .with_secret_access_key("testing")
+            .with_virtual_hosted_style_request(false)
+            .build()
+            .map_err(failed)?;
+        Ok(Self::new(Arc::new(store)))
+    }
+
+    /// The rows [`plan::series_sql`](super::plan::series_sql) reduces, reduced as it does.
+    pub async fn reduced(&self, vehicle: &DeviceId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
+        let objects = self.objects(plan, vehicle).await?;
+        let bodies = try_join_all(objects.iter().map(|path| async move {
+            let body = self
+                .store
+                .get(path)
+                .await
+                .map_err(failed)?
+                .bytes()
+                .await
+                .map_err(failed)?;
+            Ok::<_, HistoryError>((path, body))
+        }))
+        .await?;
+        let mut batches = Batches::default();
+        let mut rows = Vec::new();
+        for (path, body) in bodies {
+            read_rows(plan, signal, body, &mut batches, &mut rows).map_err(|e| failed(format!("{path}: {e}")))?;
+        }
+        Ok(reduce(plan, &bucket_rows(plan, newest_copies(rows))))
+    }
+
+    /// The objects of the plan's source for `vehicle` on each date the range
+    /// touches: one listing per date, all at once.
+    async fn objects(&self, plan: &Plan, vehicle: &DeviceId) -> Result<Vec<Path>, HistoryError> {
+        let (first, last) = plan.range.dates();
+        let dates: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= last).collect();
+        let listings = try_join_all(dates.iter().map(|date| {
+            let prefix = Path::from(format!(
+                "{}vehicle_id={vehicle}/date={}",
+                plan.source.prefix(),
+                date.format("%Y-%m-%d")
+            ));
+            async move {
+                let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(failed)?;
+                Ok::<_, HistoryError>(listed)
+            }
+        }))
+        .await?;
+        Ok(listings
+            .into_iter()
+            .flatten()
+            .map(|meta| meta.location)
+            .filter(|path| path.as_ref().ends_with(".parquet"))
+            .collect())
+    }
+}
+
+/// A [`History`] whose charts come from the lake's objects ([`LakeReader`])
+/// and whose other questions (trips, fleet statistics, devices' fields) go
+/// to `rest`, the engine that answered them before.
+#[derive(Clone)]
+pub struct LakeHistory<H> {
+    pub lake: LakeReader,
+    pub rest: H,
+}
+
+impl<H: History> History for LakeHistory<H> {
+    fn reduced(
+        &self,
+        vehicle: &DeviceId,
+        signal: &SignalRef,
+        plan: &Plan,
+    ) -> impl Future<Output = Result<Reduced, HistoryError>> + Send {
+        self.lake.reduced(vehicle, signal, plan)
+    }
+
+    fn fleet_stats(&self, date: NaiveDate) -> impl Future<Output = Result<Vec<FleetStat>, HistoryError>> + Send {
+        self.rest.fleet_stats(date)
+    }
+
+    fn trips(
+        &self,
+        vehicle: &DeviceId,
+        range: TimeRange,
+        gap_us: i64,
+    ) -> impl Future<Output = Result<Vec<TripRow>, HistoryError>> + Send {
+        self.rest.trips(vehicle, range, gap_us)
+    }
+
+    fn device_points(
+        &self,
+        kind: &Kind,
+        id: &DeviceId,
+        field: &str,
+        range: TimeRange,
+    ) -> impl Future<Output = Result<Vec<Point>, HistoryError>> + Send {
+        self.rest.device_points(kind, id, field, range)
+    }
+
+    fn cancel(&self, query_ids: &[String]) -> impl Future<Output = ()> + Send {
+        self.rest.cancel(query_ids)
+    }
+}
+
+/// Batch names seen in one answer, numbered.
+#[derive(Default)]
+struct Batches(HashMap<String, usize>);
+
+impl Batches {
+    fn id(&mut self, name: &str) -> usize {
+        let next = self.0.len();
+        *self.0.entry(name.to_string()).or_insert(next)
+    }
+}
+
+/// The rows of one object that belong to the answer: its signal's, in the plan's range.
+fn read_rows(
+    plan: &Plan,
+    signal: &SignalRef,
+    body: Bytes,
+    batches: &mut Batches,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(body)
+        .map_err(|e| e.to_string())?
+        .build()
+        .map_err(|e| e.to_string())?;
+    for batch in reader {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let columns = Columns::of(&batch, plan.source)?;
+        let message = matching(&columns.message, &signal.message_name);
+        let name = matching(&columns.signal, &signal.signal_name);
+        for i in 0..batch.num_rows() {
+            let ts_us = columns.int("ts_us", i)?;
+            if !message(i) || !name(i) || ts_us < plan.range.from_us || ts_us >= plan.range.to_us {
+                continue;
+            }
+            let mut row = columns.row(i, ts_us)?;
+            row.batch = columns.batch(i).map(|b| batches.id(b));
+            rows.push(row);
+        }
+    }
+    Ok(())
+}
+
+/// A dictionary column's rows equal to `value`, by key (the lake writes
+/// `message`, `signal` and `batch` as dictionaries).
+fn matching(column: &ArrayRef, value: &str) -> impl Fn(usize) -> bool {
+    let (keys, wanted): (Vec<Option<i32>>, Vec<bool>) = match column.as_dictionary_opt::<Int32Type>() {
+        Some(dict) => {
+            let values = dict.values().as_string::<i32>();
+            (
+                dict.keys().iter().collect(),
+                (0..values.len())
+                    .map(|k| values.is_valid(k) && values.value(k) == value)
+                    .collect(),
+            )
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    move |i| {
+        keys.get(i)
+            .copied()
+            .flatten()
+            .and_then(|k| wanted.get(usize::try_from(k).ok()?).copied())
+            .unwrap_or(false)
+    }
+}
+
+/// One record batch's columns, by what the source calls them.
+struct Columns<'a> {
+    batch: &'a RecordBatch,
+    source: Source,
+    message: ArrayRef,
+    signal: ArrayRef,
+}
+
+impl<'a> Columns<'a> {
+    fn of(batch: &'a RecordBatch, source: Source) -> Result<Self, String> {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| format!("no column {name}"))
+        };
+        Ok(Self {
+            batch,
+            source,
+            message: column("message")?,
+            signal: column("signal")?,
+        })
+    }
+
+    fn int(&self, name: &str, i: usize) -> Result<i64, String> {
+        self.int_opt(name, i)?.ok_or_else(|| format!("{name} is null"))
+    }
+
+    /// Null, or a column the object predates, reads as none.
+    fn int_opt(&self, name: &str, i: usize) -> Result<Option<i64>, String> {
+        let Some(column) = self.batch.column_by_name(name) else {
+            return Ok(None);
+        };
+        let ints = column
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| format!("{name} is not a 64-bit integer"))?;
+        Ok(ints.is_valid(i).then(|| ints.value(i)))
+    }
+
+    fn float(&self, name: &str, i: usize) -> Result<f64, String> {
+        let column = self
+            .batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("no column {name}"))?;
+        let floats = column
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| format!("{name} is not a double"))?;
+        Ok(floats.value(i))
+    }
+
+    fn batch(&self, i: usize) -> Option<&'a str> {
+        let dict = self.batch.column_by_name("batch")?.as_dictionary_opt::<Int32Type>()?;
+        if !dict.is_valid(i) {
+            return None;
+        }
+        let key = usize::try_from(dict.keys().value(i)).ok()?;
+        Some(dict.values().as_string_opt::<i32>()?.value(key))
+    }
+
+    /// Row `i` as a rollup row (a decoded value: a bucket of one).
+    fn row(&self, i: usize, ts_us: i64) -> Result<Row, String> {
+        let written_us = self.int_opt("written_us", i)?.unwrap_or(0);
+        Ok(match self.source {
+            Source::Decoded => {
+                let value = self.float("value", i)?;
+                let out = self
+                    .batch
+                    .column_by_name("out_of_range")
+                    .and_then(|c| c.as_boolean_opt().map(|b| b.is_valid(i) && b.value(i)))
+                    .unwrap_or(false);
+                Row {
+                    ts_us,
+                    n: 1,
+                    v_min: value,
+                    t_min: ts_us,
+                    v_max: value,
+                    t_max: ts_us,
+                    t_first: ts_us,
+                    v_first: value,
+                    t_last: ts_us,
+                    v_last: value,
+                    v_sum: value,
+                    v_m2: 0.0,
+                    n_oor: i64::from(out),
+                    batch: None,
+                    written_us,
+                }
+            }
+            Source::Tier(_) => Row {
+                ts_us,
+                n: self.int("n", i)?,
+                v_min: self.float("v_min", i)?,
+                t_min: self.int("t_min", i)?,
+                v_max: self.float("v_max", i)?,
+                t_max: self.int("t_max", i)?,
+                t_first: self.int("t_first", i)?,
+                v_first: self.float("v_first", i)?,
+                t_last: self.int("t_last", i)?,
+                v_last: self.float("v_last", i)?,
+                v_sum: self.float("v_sum", i)?,
+                v_m2: self.float("v_m2", i)?,
+                n_oor: self.int_opt("n_out_of_range", i)?.unwrap_or(0),
+                batch: None,
+                written_us,
+            },
+        })
+    }
+}
+
+/// Each batch's rows from its newest copy only.
+fn newest_copies(mut rows: Vec<Row>) -> Vec<Row> {
+    let mut newest: HashMap<Option<usize>, i64> = HashMap::new();
+    for row in &rows {
+        let n = newest.entry(row.batch).or_insert(row.written_us);
+        *n = (*n).max(row.written_us);
+    }
+    rows.retain(|row| newest.get(&row.batch) == Some(&row.written_us));
+    rows
+}
+
+/// The rows holding each output bucket's first, last, lowest and highest
+/// point, flagged, with the statistics of every row: the SQL's answer.
+fn bucket_rows(plan: &Plan, rows: Vec<Row>) -> Vec<BucketRow> {
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let n_all: i64 = rows.iter().map(|r| r.n).sum();
+    let mean_all = rows.iter().map(|r| r.v_sum).sum::<f64>() / n_all as f64;
+    let m2_all: f64 = rows
+        .iter()
+        .map(|r| {
+            let d = r.v_sum / r.n as f64 - mean_all;
+            r.v_m2 + r.n as f64 * d * d
+        })
+        .sum();
+    let min_all = rows.iter().map(|r| r.v_min).fold(f64::INFINITY, f64::min);
+    let max_all = rows.iter().map(|r| r.v_max).fold(f64::NEG_INFINITY, f64::max);
+    let oor_all: i64 = rows.iter().map(|r| r.n_oor).sum();
+
+    let mut buckets: std::collections::BTreeMap<i64, Vec<&Row>> = std::collections::BTreeMap::new();
+    for row in &rows {
+        buckets
+            .entry((row.ts_us - plan.range.from_us) / plan.bucket_us)
+            .or_default()
+            .push(row);
+    }
+    let mut out = Vec::new();
+    for members in buckets.values() {
+        let pick = |better: &dyn Fn(&Row, &Row) -> bool| -> usize {
+            (1..members.len()).fold(0, |best, i| if better(members[i], members[best]) { i } else { best })
+        };
+        let first = pick(&|a, b| a.t_first < b.t_first);
+        let last = pick(&|a, b| a.t_last > b.t_last);
+        let min = pick(&|a, b| (a.v_min, a.t_min) < (b.v_min, b.t_min));
+        let max = pick(&|a, b| a.v_max > b.v_max || (a.v_max == b.v_max && a.t_max < b.t_max));
+        let mut chosen = vec![first, last, min, max];
+        chosen.sort_unstable();
+        chosen.dedup();
+        for i in chosen {
+            let r = members[i];
+            let point = |ts_us, value| Point { ts_us, value };
+            out.push(BucketRow {
+                is: [i == first, i == last, i == min, i == max],
+                first: point(r.t_first, r.v_first),
+                last: point(r.t_last, r.v_last),
+                min: point(r.t_min, r.v_min),
+                max: point(r.t_max, r.v_max),
+                n_all: n_all as u64,
+                min_all,
+                max_all,
+                mean_all,
+                m2_all,
+                oor_all: oor_all as u64,
+            });
+        }
+    }
+    out
+}
