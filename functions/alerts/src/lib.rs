@@ -13,6 +13,7 @@
 
 pub mod raise;
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use canopy::adapters::aws::dynamodb::{self, DynamoAlertLog, DynamoDeviceStateTable, DynamoDirectory};
@@ -375,20 +376,12 @@ impl<A, N, D, S, R: VehicleDirectory> AlertsHandler<A, N, D, S, R> {
     /// index (earliest first), not the fleet; how many it ended.
     async fn calm_vehicles(&self, now_ms: i64) -> Result<u64, canopy::ports::TableError> {
         let before = calm_before(now_ms);
-        let mut calmed = 0;
-        for _ in 0..MAX_SILENCE_PAGES {
-            let calming = self.directory.calming(before, SILENCE_PAGE).await?;
-            for (vehicle, step) in &calming {
-                // False when it tripped a rule since: it left this step of the index.
-                if self.directory.calm(vehicle, *step).await? {
-                    calmed += 1;
-                }
-            }
-            if calming.len() < SILENCE_PAGE {
-                break;
-            }
-        }
-        Ok(calmed)
+        // False when it tripped a rule since: it left this step of the index.
+        sweep(
+            |limit| self.directory.calming(before, limit),
+            |vehicle, step| async move { self.directory.calm(&vehicle, step).await },
+        )
+        .await
     }
 
     /// Marks silent the vehicles last heard before the allowance, reading the
@@ -396,21 +389,41 @@ impl<A, N, D, S, R: VehicleDirectory> AlertsHandler<A, N, D, S, R> {
     /// the fleet; how many it marked.
     async fn silence_vehicles(&self, now_ms: i64) -> Result<u64, canopy::ports::TableError> {
         let before = silent_before(now_ms, self.silent_after_ms);
-        let mut silenced = 0;
-        for _ in 0..MAX_SILENCE_PAGES {
-            let unheard = self.directory.unheard(before, SILENCE_PAGE).await?;
-            for (vehicle, heard) in &unheard {
-                // False when it was heard since: it left this step of the index.
-                if self.directory.silence(vehicle, *heard).await? {
-                    silenced += 1;
-                }
-            }
-            if unheard.len() < SILENCE_PAGE {
-                break;
+        // False when it was heard since: it left this step of the index.
+        sweep(
+            |limit| self.directory.unheard(before, limit),
+            |vehicle, step| async move { self.directory.silence(&vehicle, step).await },
+        )
+        .await
+    }
+}
+
+/// Acts on each (vehicle, step) an index holds before some step, a page at a
+/// time until a page comes back short (or [`MAX_SILENCE_PAGES`] pages):
+/// acting takes a vehicle out of the page, so each page starts from the
+/// index's start again. How many times `act` changed something.
+async fn sweep<Found, Acted>(
+    find: impl Fn(usize) -> Found,
+    act: impl Fn(DeviceId, i64) -> Acted,
+) -> Result<u64, canopy::ports::TableError>
+where
+    Found: Future<Output = Result<Vec<(DeviceId, i64)>, canopy::ports::TableError>>,
+    Acted: Future<Output = Result<bool, canopy::ports::TableError>>,
+{
+    let mut changed = 0;
+    for _ in 0..MAX_SILENCE_PAGES {
+        let page = find(SILENCE_PAGE).await?;
+        let full = page.len() == SILENCE_PAGE;
+        for (vehicle, step) in page {
+            if act(vehicle, step).await? {
+                changed += 1;
             }
         }
-        Ok(silenced)
+        if !full {
+            break;
+        }
     }
+    Ok(changed)
 }
 
 /// An EventBridge schedule's event (what the silence check runs on). A

@@ -49,16 +49,7 @@ impl DataFusionHistory {
     /// Over a bucket of an S3-compatible endpoint (moto on loopback), with
     /// the local stack's fixed credentials.
     pub async fn s3(endpoint: &str, bucket: &str) -> Result<Self, HistoryError> {
-        let store = object_store::aws::AmazonS3Builder::new()
-            .with_bucket_name(bucket)
-            .with_endpoint(endpoint)
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .with_access_key_id("testing")
-            .with_secret_access_key("testing")
-            .with_virtual_hosted_style_request(false)
-            .build()
-            .map_err(failed)?;
+        let store = super::stores::local_s3(endpoint, bucket).map_err(failed)?;
         let base = format!("s3://{bucket}/");
         Self::with_base(&base, Some(Arc::new(store))).await
     }

@@ -9,7 +9,9 @@
 //! vehicle-day of the 10 s tier is about 1 MB), so this reader lists each
 //! date's partition (one request per date, all at once) and reads each
 //! object whole (one GET each, all at once): two rounds of requests, at any
-//! number of objects.
+//! number of objects. An object read once is kept by the instance under its
+//! ETag, so the next chart of it (the console's next poll, the page's other
+//! charts) reads only the listings.
 //!
 //! The answer is the SQL's, row for row: the rows of the vehicle, signal
 //! and range; each batch from its newest copy (compaction may have copied
@@ -18,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type};
@@ -28,12 +30,13 @@ use chrono::NaiveDate;
 use futures::TryStreamExt;
 use futures::future::try_join_all;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use canopy::domain::device_id::DeviceId;
 use canopy::domain::kind::Kind;
 use canopy::domain::lttb::Point;
+use canopy::format::lake::rollup::Agg;
 
 use super::plan::{BucketRow, Plan, Reduced, Source, reduce};
 use super::{FleetStat, History, HistoryError, SignalRef, TimeRange, TripRow};
@@ -45,28 +48,54 @@ fn failed(message: impl ToString) -> HistoryError {
     }
 }
 
-/// Reads charts from the lake's objects in `store` (laid out as the bucket is).
+/// Reads charts from the lake's objects in `store` (laid out as the bucket
+/// is), keeping the objects it read for the next answers of this instance.
 #[derive(Clone)]
 pub struct LakeReader {
     store: Arc<dyn ObjectStore>,
+    kept: Arc<Mutex<Kept>>,
+}
+
+/// Bytes of objects an instance keeps (of the API function's 512 MB).
+const KEPT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Objects read, by key and ETag: an object of the lake never changes under
+/// its ETag (a rewrite, by a retried upload or compaction, is another ETag),
+/// so a listing that shows the same ETag lets the next chart skip the GET.
+#[derive(Default)]
+struct Kept {
+    objects: HashMap<(Path, String), Bytes>,
+    /// Oldest first, to let go of when over [`KEPT_BYTES`].
+    order: std::collections::VecDeque<(Path, String)>,
+    bytes: usize,
+}
+
+impl Kept {
+    fn get(&self, key: &(Path, String)) -> Option<Bytes> {
+        self.objects.get(key).cloned()
+    }
+
+    fn keep(&mut self, key: (Path, String), body: Bytes) {
+        if body.len() > KEPT_BYTES / 4 || self.objects.contains_key(&key) {
+            return;
+        }
+        self.bytes += body.len();
+        self.order.push_back(key.clone());
+        self.objects.insert(key, body);
+        while self.bytes > KEPT_BYTES {
+            let Some(oldest) = self.order.pop_front() else { break };
+            if let Some(gone) = self.objects.remove(&oldest) {
+                self.bytes -= gone.len();
+            }
+        }
+    }
 }
 
 /// One rollup row (a decoded value is a row of one), and which copy of which batch it is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Row {
     ts_us: i64,
-    n: i64,
-    v_min: f64,
-    t_min: i64,
-    v_max: f64,
-    t_max: i64,
-    t_first: i64,
-    v_first: f64,
-    t_last: i64,
-    v_last: f64,
-    v_sum: f64,
-    v_m2: f64,
-    n_oor: i64,
+    agg: Agg,
     /// The batch, interned per answer; `None` for objects from before batches were named.
     batch: Option<usize>,
     /// When this copy was written; 0 where the object does not say.
@@ -75,7 +104,35 @@ struct Row {
 
 impl LakeReader {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            kept: Arc::default(),
+        }
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An object's bytes: kept from an earlier answer under the same ETag,
+    /// or read (and kept).
+    async fn body(&self, meta: &ObjectMeta) -> Result<Bytes, HistoryError> {
+        let key = meta.e_tag.clone().map(|tag| (meta.location.clone(), tag));
+        if let Some(body) = key.as_ref().and_then(|key| self.kept().get(key)) {
+            return Ok(body);
+        }
+        let body = self
+            .store
+            .get(&meta.location)
+            .await
+            .map_err(failed)?
+            .bytes()
+            .await
+            .map_err(failed)?;
+        if let Some(key) = key {
+            self.kept().keep(key, body.clone());
+        }
+        Ok(body)
     }
 
     /// Over the lake's `bucket` as deployed: the function's region and
@@ -91,45 +148,26 @@ impl LakeReader {
     /// Over `bucket` of an S3-compatible endpoint (moto on loopback), with
     /// the local stack's fixed credentials.
     pub fn at_endpoint(endpoint: &str, bucket: &str) -> Result<Self, HistoryError> {
-        let store = object_store::aws::AmazonS3Builder::new()
-            .with_bucket_name(bucket)
-            .with_endpoint(endpoint)
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .with_access_key_id("testing")
-            .with_secret_access_key("testing")
-            .with_virtual_hosted_style_request(false)
-            .build()
-            .map_err(failed)?;
+        let store = super::stores::local_s3(endpoint, bucket).map_err(failed)?;
         Ok(Self::new(Arc::new(store)))
     }
 
     /// The rows [`plan::series_sql`](super::plan::series_sql) reduces, reduced as it does.
     pub async fn reduced(&self, vehicle: &DeviceId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
         let objects = self.objects(plan, vehicle).await?;
-        let bodies = try_join_all(objects.iter().map(|path| async move {
-            let body = self
-                .store
-                .get(path)
-                .await
-                .map_err(failed)?
-                .bytes()
-                .await
-                .map_err(failed)?;
-            Ok::<_, HistoryError>((path, body))
-        }))
-        .await?;
+        let bodies = try_join_all(objects.iter().map(|meta| self.body(meta))).await?;
         let mut batches = Batches::default();
         let mut rows = Vec::new();
-        for (path, body) in bodies {
-            read_rows(plan, signal, body, &mut batches, &mut rows).map_err(|e| failed(format!("{path}: {e}")))?;
+        for (meta, body) in objects.iter().zip(bodies) {
+            read_rows(plan, signal, body, &mut batches, &mut rows)
+                .map_err(|e| failed(format!("{}: {e}", meta.location)))?;
         }
         Ok(reduce(plan, &bucket_rows(plan, newest_copies(rows))))
     }
 
     /// The objects of the plan's source for `vehicle` on each date the range
     /// touches: one listing per date, all at once.
-    async fn objects(&self, plan: &Plan, vehicle: &DeviceId) -> Result<Vec<Path>, HistoryError> {
+    async fn objects(&self, plan: &Plan, vehicle: &DeviceId) -> Result<Vec<ObjectMeta>, HistoryError> {
         let (first, last) = plan.range.dates();
         let dates: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= last).collect();
         let listings = try_join_all(dates.iter().map(|date| {
@@ -147,8 +185,7 @@ impl LakeReader {
         Ok(listings
             .into_iter()
             .flatten()
-            .map(|meta| meta.location)
-            .filter(|path| path.as_ref().ends_with(".parquet"))
+            .filter(|meta| meta.location.as_ref().ends_with(".parquet"))
             .collect())
     }
 }
@@ -326,36 +363,21 @@ impl<'a> Columns<'a> {
 
     /// Row `i` as a rollup row (a decoded value: a bucket of one).
     fn row(&self, i: usize, ts_us: i64) -> Result<Row, String> {
-        let written_us = self.int_opt("written_us", i)?.unwrap_or(0);
-        Ok(match self.source {
+        let count = |n: i64| u64::try_from(n).map_err(|_| format!("a count of {n}"));
+        let agg = match self.source {
             Source::Decoded => {
-                let value = self.float("value", i)?;
                 let out = self
                     .batch
                     .column_by_name("out_of_range")
                     .and_then(|c| c.as_boolean_opt().map(|b| b.is_valid(i) && b.value(i)))
                     .unwrap_or(false);
-                Row {
-                    ts_us,
-                    n: 1,
-                    v_min: value,
-                    t_min: ts_us,
-                    v_max: value,
-                    t_max: ts_us,
-                    t_first: ts_us,
-                    v_first: value,
-                    t_last: ts_us,
-                    v_last: value,
-                    v_sum: value,
-                    v_m2: 0.0,
-                    n_oor: i64::from(out),
-                    batch: None,
-                    written_us,
+                Agg {
+                    n_out_of_range: u64::from(out),
+                    ..Agg::of(ts_us, self.float("value", i)?)
                 }
             }
-            Source::Tier(_) => Row {
-                ts_us,
-                n: self.int("n", i)?,
+            Source::Tier(_) => Agg {
+                n: count(self.int("n", i)?)?,
                 v_min: self.float("v_min", i)?,
                 t_min: self.int("t_min", i)?,
                 v_max: self.float("v_max", i)?,
@@ -366,10 +388,14 @@ impl<'a> Columns<'a> {
                 v_last: self.float("v_last", i)?,
                 v_sum: self.float("v_sum", i)?,
                 v_m2: self.float("v_m2", i)?,
-                n_oor: self.int_opt("n_out_of_range", i)?.unwrap_or(0),
-                batch: None,
-                written_us,
+                n_out_of_range: count(self.int_opt("n_out_of_range", i)?.unwrap_or(0))?,
             },
+        };
+        Ok(Row {
+            ts_us,
+            agg,
+            batch: None,
+            written_us: self.int_opt("written_us", i)?.unwrap_or(0),
         })
     }
 }
@@ -391,29 +417,29 @@ fn bucket_rows(plan: &Plan, rows: Vec<Row>) -> Vec<BucketRow> {
     if rows.is_empty() {
         return Vec::new();
     }
-    let n_all: i64 = rows.iter().map(|r| r.n).sum();
-    let mean_all = rows.iter().map(|r| r.v_sum).sum::<f64>() / n_all as f64;
+    let n_all: u64 = rows.iter().map(|r| r.agg.n).sum();
+    let mean_all = rows.iter().map(|r| r.agg.v_sum).sum::<f64>() / n_all as f64;
     let m2_all: f64 = rows
         .iter()
         .map(|r| {
-            let d = r.v_sum / r.n as f64 - mean_all;
-            r.v_m2 + r.n as f64 * d * d
+            let d = r.agg.v_sum / r.agg.n as f64 - mean_all;
+            r.agg.v_m2 + r.agg.n as f64 * d * d
         })
         .sum();
-    let min_all = rows.iter().map(|r| r.v_min).fold(f64::INFINITY, f64::min);
-    let max_all = rows.iter().map(|r| r.v_max).fold(f64::NEG_INFINITY, f64::max);
-    let oor_all: i64 = rows.iter().map(|r| r.n_oor).sum();
+    let min_all = rows.iter().map(|r| r.agg.v_min).fold(f64::INFINITY, f64::min);
+    let max_all = rows.iter().map(|r| r.agg.v_max).fold(f64::NEG_INFINITY, f64::max);
+    let oor_all: u64 = rows.iter().map(|r| r.agg.n_out_of_range).sum();
 
-    let mut buckets: std::collections::BTreeMap<i64, Vec<&Row>> = std::collections::BTreeMap::new();
+    let mut buckets: std::collections::BTreeMap<i64, Vec<&Agg>> = std::collections::BTreeMap::new();
     for row in &rows {
         buckets
             .entry((row.ts_us - plan.range.from_us) / plan.bucket_us)
             .or_default()
-            .push(row);
+            .push(&row.agg);
     }
     let mut out = Vec::new();
     for members in buckets.values() {
-        let pick = |better: &dyn Fn(&Row, &Row) -> bool| -> usize {
+        let pick = |better: &dyn Fn(&Agg, &Agg) -> bool| -> usize {
             (1..members.len()).fold(0, |best, i| if better(members[i], members[best]) { i } else { best })
         };
         let first = pick(&|a, b| a.t_first < b.t_first);
@@ -432,12 +458,12 @@ fn bucket_rows(plan: &Plan, rows: Vec<Row>) -> Vec<BucketRow> {
                 last: point(r.t_last, r.v_last),
                 min: point(r.t_min, r.v_min),
                 max: point(r.t_max, r.v_max),
-                n_all: n_all as u64,
+                n_all,
                 min_all,
                 max_all,
                 mean_all,
                 m2_all,
-                oor_all: oor_all as u64,
+                oor_all,
             });
         }
     }

@@ -21,6 +21,8 @@ pub mod lake;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod plan;
+#[cfg(any(feature = "lake", feature = "datafusion"))]
+pub mod stores;
 pub mod trips;
 
 use std::future::Future;

@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::ReturnValue;
 use futures::future::try_join_all;
 
+use super::steps::{StepIndex, step_sk};
 use super::{Item, get_item, get_n, get_s, is_condition_failure, n, s, table_error};
 use crate::domain::device::DeviceRecord;
 use crate::domain::device_id::DeviceId;
@@ -37,12 +38,13 @@ pub struct DynamoDeviceStateTable {
     filed: Mutex<HashMap<(String, DeviceId), i64>>,
 }
 
-fn heard_pk(kind: &str, id: &DeviceId) -> String {
-    format!("heard#{kind}#{}", partition_of(id.as_str(), DIRECTORY_SHARDS))
+fn heard_pk(kind: &str, shard: u32) -> String {
+    format!("heard#{kind}#{shard}")
 }
 
-fn heard_sk(step: i64, id: &DeviceId) -> String {
-    format!("{:012}#{id}", step.max(0))
+/// The partition of `kind`'s heard index that holds `id`.
+fn heard_pk_of(kind: &str, id: &DeviceId) -> String {
+    heard_pk(kind, partition_of(id.as_str(), DIRECTORY_SHARDS))
 }
 
 impl DynamoDeviceStateTable {
@@ -69,8 +71,8 @@ impl DynamoDeviceStateTable {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("kind", s(heard_pk(kind, id)))
-            .item("device_id", s(heard_sk(step, id)))
+            .item("kind", s(heard_pk_of(kind, id)))
+            .item("device_id", s(step_sk(step, id)))
             .send()
             .await
             .map_err(|e| table_error(&self.table, e))?;
@@ -81,53 +83,12 @@ impl DynamoDeviceStateTable {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("kind", s(heard_pk(kind, id)))
-            .key("device_id", s(heard_sk(step, id)))
+            .key("kind", s(heard_pk_of(kind, id)))
+            .key("device_id", s(step_sk(step, id)))
             .send()
             .await
             .map_err(|e| table_error(&self.table, e))?;
         Ok(())
-    }
-
-    /// One partition of a kind's heard index.
-    async fn unheard_partition(
-        &self,
-        kind: &str,
-        shard: u32,
-        before: i64,
-        after: Option<(i64, &DeviceId)>,
-        limit: usize,
-    ) -> Result<Vec<(DeviceId, i64)>, TableError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .expression_attribute_names("#kind", "kind")
-            .expression_attribute_names("#sk", "device_id")
-            .expression_attribute_values(":pk", s(format!("heard#{kind}#{shard}")))
-            .expression_attribute_values(":before", s(format!("{:012}", before.max(0))));
-        query = match after {
-            None => query.key_condition_expression("#kind = :pk AND #sk < :before"),
-            Some((step, id)) => query
-                .key_condition_expression("#kind = :pk AND #sk BETWEEN :after AND :before")
-                .expression_attribute_values(":after", s(heard_sk(step, id))),
-        };
-        let out = query
-            // One more: the range holds `after` itself.
-            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| table_error(&self.table, e))?;
-        Ok(out
-            .items()
-            .iter()
-            .filter_map(|item| {
-                let (step, id) = get_s(item, "device_id")?.split_once('#')?;
-                Some((DeviceId::new(id).ok()?, step.parse::<i64>().ok()?))
-            })
-            .filter(|(id, step)| *step < before && after.is_none_or(|(s, a)| (*step, id) > (s, a)))
-            .take(limit)
-            .collect())
     }
 }
 
@@ -220,8 +181,14 @@ impl DeviceStateStore for DynamoDeviceStateTable {
         after: Option<(i64, &DeviceId)>,
         limit: usize,
     ) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let steps = StepIndex {
+            client: &self.client,
+            table: &self.table,
+            pk_name: "kind",
+            sk_name: "device_id",
+        };
         let pages =
-            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.unheard_partition(kind, shard, before, after, limit)))
+            try_join_all((0..DIRECTORY_SHARDS).map(|shard| steps.page(heard_pk(kind, shard), before, after, limit)))
                 .await?;
         Ok(merge_earliest(pages, limit))
     }

@@ -37,6 +37,8 @@ use crate::ports::directory::{
 };
 use crate::ports::partition_of;
 
+use super::steps::{StepIndex, step_sk};
+
 /// Sorts after every character an id may hold, so `<prefix>~` ends the prefix's range.
 const PAST_ANY_ID_CHAR: char = '~';
 
@@ -84,10 +86,6 @@ impl Steps {
             Self::Alerting => format!("alerting#{shard}"),
         }
     }
-}
-
-fn step_sk(step: i64, vehicle: &DeviceId) -> String {
-    format!("{:012}#{vehicle}", step.max(0))
 }
 
 fn order_pk(view: &str, order: Order, shard: u32) -> String {
@@ -378,38 +376,15 @@ impl DynamoDirectory {
             .collect())
     }
 
-    /// One partition of an index by step: its vehicles of a step before `before`, earliest first.
-    async fn steps_partition(
-        &self,
-        index: Steps,
-        shard: u32,
-        before: i64,
-        limit: usize,
-    ) -> Result<Vec<(DeviceId, i64)>, TableError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk < :before")
-            .expression_attribute_values(":pk", s(index.pk(shard)))
-            .expression_attribute_values(":before", s(format!("{:012}", before.max(0))))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| table_error(&self.table, e))?;
-        Ok(out
-            .items()
-            .iter()
-            .filter_map(|item| {
-                let (step, vehicle) = get_s(item, "sk")?.split_once('#')?;
-                Some((DeviceId::new(vehicle).ok()?, step.parse().ok()?))
-            })
-            .collect())
-    }
-
     async fn earliest(&self, index: Steps, before: i64, limit: usize) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let steps = StepIndex {
+            client: &self.client,
+            table: &self.table,
+            pk_name: "pk",
+            sk_name: "sk",
+        };
         let pages =
-            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.steps_partition(index, shard, before, limit))).await?;
+            try_join_all((0..DIRECTORY_SHARDS).map(|shard| steps.page(index.pk(shard), before, None, limit))).await?;
         Ok(merge_earliest(pages, limit))
     }
 }

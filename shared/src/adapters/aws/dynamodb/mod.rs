@@ -20,6 +20,7 @@ pub mod keys;
 pub mod ledger;
 pub mod quota;
 pub mod state;
+mod steps;
 
 use std::collections::HashMap;
 
