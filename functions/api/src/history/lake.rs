@@ -28,7 +28,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use bytes::Bytes;
 use chrono::NaiveDate;
 use futures::TryStreamExt;
-use futures::future::try_join_all;
+use futures::future::{BoxFuture, FutureExt, Shared, TryFutureExt, try_join_all};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -65,6 +65,8 @@ const KEPT_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Default)]
 struct Kept {
     objects: HashMap<(Path, String), Bytes>,
+    /// Reads under way: charts asked at once (a page's) wait for the same GET.
+    reading: HashMap<(Path, String), Reading>,
     /// Oldest first, to let go of when over [`KEPT_BYTES`].
     order: std::collections::VecDeque<(Path, String)>,
     bytes: usize,
@@ -91,6 +93,9 @@ impl Kept {
     }
 }
 
+/// A GET under way, for everyone who waits for that object.
+type Reading = Shared<BoxFuture<'static, Result<Bytes, String>>>;
+
 /// One rollup row (a decoded value is a row of one), and which copy of which batch it is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Row {
@@ -115,23 +120,30 @@ impl LakeReader {
     }
 
     /// An object's bytes: kept from an earlier answer under the same ETag,
-    /// or read (and kept).
+    /// or read once for every answer that asks for it meanwhile (and kept).
     async fn body(&self, meta: &ObjectMeta) -> Result<Bytes, HistoryError> {
-        let key = meta.e_tag.clone().map(|tag| (meta.location.clone(), tag));
-        if let Some(body) = key.as_ref().and_then(|key| self.kept().get(key)) {
-            return Ok(body);
-        }
-        let body = self
-            .store
-            .get(&meta.location)
-            .await
-            .map_err(failed)?
-            .bytes()
-            .await
-            .map_err(failed)?;
-        if let Some(key) = key {
-            self.kept().keep(key, body.clone());
-        }
+        let read = {
+            let (store, path) = (self.store.clone(), meta.location.clone());
+            async move { store.get(&path).await?.bytes().await }.map_err(|e| e.to_string())
+        };
+        let Some(tag) = meta.e_tag.clone() else {
+            return read.await.map_err(failed);
+        };
+        let key = (meta.location.clone(), tag);
+        let reading = {
+            let mut kept = self.kept();
+            if let Some(body) = kept.get(&key) {
+                return Ok(body);
+            }
+            (kept.reading.entry(key.clone()))
+                .or_insert_with(|| read.boxed().shared())
+                .clone()
+        };
+        let body = reading.await;
+        let mut kept = self.kept();
+        kept.reading.remove(&key);
+        let body = body.map_err(failed)?;
+        kept.keep(key, body.clone());
         Ok(body)
     }
 

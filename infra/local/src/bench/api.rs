@@ -660,5 +660,13 @@ mod tests {
         let rewritten = lake.reduced(&vehicle, &signal, &day).await.expect("lake");
         assert_eq!(counted.counts().gets, 1, "the object written again, and it alone");
         assert_eq!(rewritten, again);
+
+        // A page's charts asked at once of a new instance read each object once.
+        let fresh = LakeReader::new(counted.clone());
+        counted.reset();
+        let page = futures::future::join_all((0..8).map(|_| fresh.reduced(&vehicle, &signal, &day))).await;
+        let objects = std::fs::read_dir(&tier).expect("the tier").count() as u64;
+        assert_eq!((counted.counts().gets, counted.counts().lists), (objects, 8));
+        assert!(page.into_iter().all(|answer| answer.expect("lake") == again));
     }
 }
