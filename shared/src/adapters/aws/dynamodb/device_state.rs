@@ -15,7 +15,6 @@ use std::sync::{Mutex, PoisonError};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::ReturnValue;
-use futures::future::try_join_all;
 
 use super::steps::{StepIndex, step_sk};
 use super::{Item, get_item, get_n, get_s, is_condition_failure, n, s, table_error};
@@ -23,7 +22,7 @@ use crate::domain::device::DeviceRecord;
 use crate::domain::device_id::DeviceId;
 use crate::domain::standing::heard_bucket;
 use crate::ports::device_state::{DeviceState, DeviceStateStore};
-use crate::ports::directory::{DIRECTORY_SHARDS, merge_earliest};
+use crate::ports::directory::DIRECTORY_SHARDS;
 use crate::ports::{Page, TableError, partition_of};
 
 /// Devices whose step this instance remembers filing, before it forgets them all.
@@ -187,10 +186,9 @@ impl DeviceStateStore for DynamoDeviceStateTable {
             pk_name: "kind",
             sk_name: "device_id",
         };
-        let pages =
-            try_join_all((0..DIRECTORY_SHARDS).map(|shard| steps.page(heard_pk(kind, shard), before, after, limit)))
-                .await?;
-        Ok(merge_earliest(pages, limit))
+        steps
+            .earliest(|shard| heard_pk(kind, shard), before, after, limit)
+            .await
     }
 
     async fn refile(&self, kind: &str, id: &DeviceId, from: i64, to: Option<i64>) -> Result<(), TableError> {

@@ -32,8 +32,7 @@ use crate::domain::device_id::DeviceId;
 use crate::domain::standing::{Counts, Filter, Order, Readings, Standing, Status};
 use crate::ports::TableError;
 use crate::ports::directory::{
-    Change, DIRECTORY_SHARDS, Listing, Ranking, Record, VehicleDirectory, add_counts, merge_earliest, merge_listing,
-    merge_ranked,
+    Change, DIRECTORY_SHARDS, Listing, Ranking, Record, VehicleDirectory, add_counts, merge_listing, merge_ranked,
 };
 use crate::ports::partition_of;
 
@@ -383,9 +382,7 @@ impl DynamoDirectory {
             pk_name: "pk",
             sk_name: "sk",
         };
-        let pages =
-            try_join_all((0..DIRECTORY_SHARDS).map(|shard| steps.page(index.pk(shard), before, None, limit))).await?;
-        Ok(merge_earliest(pages, limit))
+        steps.earliest(|shard| index.pk(shard), before, None, limit).await
     }
 }
 

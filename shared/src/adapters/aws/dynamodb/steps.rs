@@ -3,10 +3,12 @@
 //! query reads the earliest steps first.
 
 use aws_sdk_dynamodb::Client;
+use futures::future::try_join_all;
 
 use super::{get_s, s, table_error};
 use crate::domain::device_id::DeviceId;
 use crate::ports::TableError;
+use crate::ports::directory::{DIRECTORY_SHARDS, merge_earliest};
 
 /// The sort key of `id` at `step`.
 pub(super) fn step_sk(step: i64, id: &DeviceId) -> String {
@@ -22,6 +24,20 @@ pub(super) struct StepIndex<'a> {
 }
 
 impl StepIndex<'_> {
+    /// The earliest `limit` entries of all the index's partitions (`pk_of`
+    /// names each), as [`StepIndex::page`] reads each, all at once.
+    pub async fn earliest(
+        &self,
+        pk_of: impl Fn(u32) -> String,
+        before: i64,
+        after: Option<(i64, &DeviceId)>,
+        limit: usize,
+    ) -> Result<Vec<(DeviceId, i64)>, TableError> {
+        let pages =
+            try_join_all((0..DIRECTORY_SHARDS).map(|shard| self.page(pk_of(shard), before, after, limit))).await?;
+        Ok(merge_earliest(pages, limit))
+    }
+
     /// Up to `limit` entries of partition `pk` at a step before `before`,
     /// after the entry `after` (exclusive), earliest first.
     pub async fn page(
