@@ -109,6 +109,16 @@ enum Command {
         /// Days of the month chart (0 skips it).
         #[arg(long, default_value_t = 31)]
         month_days: i64,
+        /// The release `api` binary: its first chart after a cold start is
+        /// timed too, against a stack of its own (moto) with S3's and
+        /// DynamoDB's latency in front.
+        #[arg(long)]
+        api_bin: Option<PathBuf>,
+        /// Cold starts of the `api` binary.
+        #[arg(long, default_value_t = 5)]
+        cold_runs: usize,
+        #[command(flatten)]
+        stack: StackArgs,
     },
     /// Fleet-wide reads (counts, listings, the alert feed) at each fleet size, on the memory adapters and on moto.
     BenchFleet {
@@ -261,7 +271,24 @@ async fn main() -> Result<()> {
             runs,
             objects,
             month_days,
-        } => canopy_local::bench::api::run(&dbc, runs, &objects, month_days).await?,
+            api_bin,
+            cold_runs,
+            stack: args,
+        } => {
+            let stack = match &api_bin {
+                Some(_) => Some(start(&args).await?),
+                None => None,
+            };
+            let cold = match (&stack, &api_bin) {
+                (Some(stack), Some(binary)) => Some(canopy_local::bench::api_cold::ColdStart {
+                    stack,
+                    binary,
+                    runs: cold_runs,
+                }),
+                _ => None,
+            };
+            canopy_local::bench::api::run(&dbc, runs, &objects, month_days, cold.as_ref()).await?
+        }
         Command::BenchFleet {
             memory,
             moto,

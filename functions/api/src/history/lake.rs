@@ -10,8 +10,8 @@
 //! date's partition (one request per date, all at once) and reads each
 //! object whole (one GET each, all at once): two rounds of requests, at any
 //! number of objects. An object read once is kept by the instance under its
-//! ETag, so the next chart of it (the console's next poll, the page's other
-//! charts) reads only the listings.
+//! ETag, decoded, so the next chart of it (the console's next poll, the
+//! page's other charts) reads only the listings and decodes nothing.
 //!
 //! The answer is the SQL's, row for row: the rows of the vehicle, signal
 //! and range; each batch from its newest copy (compaction may have copied
@@ -28,7 +28,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use bytes::Bytes;
 use chrono::NaiveDate;
 use futures::TryStreamExt;
-use futures::future::{BoxFuture, FutureExt, Shared, TryFutureExt, try_join_all};
+use futures::future::{BoxFuture, FutureExt, Shared, try_join_all};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -56,15 +56,16 @@ pub struct LakeReader {
     kept: Arc<Mutex<Kept>>,
 }
 
-/// Bytes of objects an instance keeps (of the API function's 512 MB).
+/// Bytes of decoded objects an instance keeps (of the API function's 512 MB).
 const KEPT_BYTES: usize = 64 * 1024 * 1024;
 
-/// Objects read, by key and ETag: an object of the lake never changes under
-/// its ETag (a rewrite, by a retried upload or compaction, is another ETag),
-/// so a listing that shows the same ETag lets the next chart skip the GET.
+/// Objects read, decoded, by key and ETag: an object of the lake never
+/// changes under its ETag (a rewrite, by a retried upload or compaction, is
+/// another ETag), so a listing that shows the same ETag lets the next chart
+/// skip the GET and the decoding.
 #[derive(Default)]
 struct Kept {
-    objects: HashMap<(Path, String), Bytes>,
+    objects: HashMap<(Path, String), Object>,
     /// Reads under way: charts asked at once (a page's) wait for the same GET.
     reading: HashMap<(Path, String), Reading>,
     /// Oldest first, to let go of when over [`KEPT_BYTES`].
@@ -73,28 +74,49 @@ struct Kept {
 }
 
 impl Kept {
-    fn get(&self, key: &(Path, String)) -> Option<Bytes> {
+    fn get(&self, key: &(Path, String)) -> Option<Object> {
         self.objects.get(key).cloned()
     }
 
-    fn keep(&mut self, key: (Path, String), body: Bytes) {
-        if body.len() > KEPT_BYTES / 4 || self.objects.contains_key(&key) {
+    fn keep(&mut self, key: (Path, String), object: Object) {
+        let size = object.bytes;
+        if size > KEPT_BYTES / 4 || self.objects.contains_key(&key) {
             return;
         }
-        self.bytes += body.len();
+        self.bytes += size;
         self.order.push_back(key.clone());
-        self.objects.insert(key, body);
+        self.objects.insert(key, object);
         while self.bytes > KEPT_BYTES {
             let Some(oldest) = self.order.pop_front() else { break };
             if let Some(gone) = self.objects.remove(&oldest) {
-                self.bytes -= gone.len();
+                self.bytes -= gone.bytes;
             }
         }
     }
 }
 
-/// A GET under way, for everyone who waits for that object.
-type Reading = Shared<BoxFuture<'static, Result<Bytes, String>>>;
+/// An object of the lake as read: its record batches, and their size in memory.
+#[derive(Debug)]
+struct Decoded {
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+}
+
+type Object = Arc<Decoded>;
+
+/// An object's bytes, decoded.
+fn decode(body: Bytes) -> Result<Object, String> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(body)
+        .map_err(|e| e.to_string())?
+        .build()
+        .map_err(|e| e.to_string())?;
+    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+    let bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    Ok(Arc::new(Decoded { batches, bytes }))
+}
+
+/// A GET (and its decoding) under way, for everyone who waits for that object.
+type Reading = Shared<BoxFuture<'static, Result<Object, String>>>;
 
 /// One rollup row (a decoded value is a row of one), and which copy of which batch it is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,12 +141,17 @@ impl LakeReader {
         self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// An object's bytes: kept from an earlier answer under the same ETag,
+    /// An object, decoded: kept from an earlier answer under the same ETag,
     /// or read once for every answer that asks for it meanwhile (and kept).
-    async fn body(&self, meta: &ObjectMeta) -> Result<Bytes, HistoryError> {
+    async fn object(&self, meta: &ObjectMeta) -> Result<Object, HistoryError> {
         let read = {
             let (store, path) = (self.store.clone(), meta.location.clone());
-            async move { store.get(&path).await?.bytes().await }.map_err(|e| e.to_string())
+            async move {
+                let body = async { store.get(&path).await?.bytes().await }
+                    .await
+                    .map_err(|e| e.to_string())?;
+                decode(body).map_err(|e| format!("{path}: {e}"))
+            }
         };
         let Some(tag) = meta.e_tag.clone() else {
             return read.await.map_err(failed);
@@ -132,19 +159,19 @@ impl LakeReader {
         let key = (meta.location.clone(), tag);
         let reading = {
             let mut kept = self.kept();
-            if let Some(body) = kept.get(&key) {
-                return Ok(body);
+            if let Some(object) = kept.get(&key) {
+                return Ok(object);
             }
             (kept.reading.entry(key.clone()))
                 .or_insert_with(|| read.boxed().shared())
                 .clone()
         };
-        let body = reading.await;
+        let object = reading.await;
         let mut kept = self.kept();
         kept.reading.remove(&key);
-        let body = body.map_err(failed)?;
-        kept.keep(key, body.clone());
-        Ok(body)
+        let object = object.map_err(failed)?;
+        kept.keep(key, object.clone());
+        Ok(object)
     }
 
     /// Over the lake's `bucket` as deployed: the function's region and
@@ -167,11 +194,11 @@ impl LakeReader {
     /// The rows [`plan::series_sql`](super::plan::series_sql) reduces, reduced as it does.
     pub async fn reduced(&self, vehicle: &DeviceId, signal: &SignalRef, plan: &Plan) -> Result<Reduced, HistoryError> {
         let objects = self.objects(plan, vehicle).await?;
-        let bodies = try_join_all(objects.iter().map(|meta| self.body(meta))).await?;
+        let decoded = try_join_all(objects.iter().map(|meta| self.object(meta))).await?;
         let mut batches = Batches::default();
         let mut rows = Vec::new();
-        for (meta, body) in objects.iter().zip(bodies) {
-            read_rows(plan, signal, body, &mut batches, &mut rows)
+        for (meta, object) in objects.iter().zip(decoded) {
+            read_rows(plan, signal, &object.batches, &mut batches, &mut rows)
                 .map_err(|e| failed(format!("{}: {e}", meta.location)))?;
         }
         Ok(reduce(plan, &bucket_rows(plan, newest_copies(rows))))
@@ -264,17 +291,12 @@ impl Batches {
 fn read_rows(
     plan: &Plan,
     signal: &SignalRef,
-    body: Bytes,
+    object: &[RecordBatch],
     batches: &mut Batches,
     rows: &mut Vec<Row>,
 ) -> Result<(), String> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(body)
-        .map_err(|e| e.to_string())?
-        .build()
-        .map_err(|e| e.to_string())?;
-    for batch in reader {
-        let batch = batch.map_err(|e| e.to_string())?;
-        let columns = Columns::of(&batch, plan.source)?;
+    for batch in object {
+        let columns = Columns::of(batch, plan.source)?;
         let message = matching(&columns.message, &signal.message_name);
         let name = matching(&columns.signal, &signal.signal_name);
         for i in 0..batch.num_rows() {

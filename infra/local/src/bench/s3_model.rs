@@ -41,7 +41,7 @@ impl Latency {
         bytes_per_s: 100_000_000,
     };
 
-    fn transfer(&self, bytes: u64) -> Duration {
+    pub(crate) fn transfer(&self, bytes: u64) -> Duration {
         Duration::from_secs_f64(bytes as f64 / self.bytes_per_s.max(1) as f64)
     }
 }
