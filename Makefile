@@ -168,7 +168,7 @@ python-tests: venv dev-build ## the files Canopy writes, read by pyarrow and Duc
 # events and the regression tests' inputs (each crash found is one); what a
 # run adds stays in fuzz/corpus. Paths are from fuzz/. api drives the real
 # router over the memory adapters; rule_sql the local stack's IoT rule engine.
-FUZZ_TARGETS := candump dbc raw_parquet telemetry api rule_sql
+FUZZ_TARGETS := candump dbc raw_parquet telemetry api rule_sql can_logs j1939
 FUZZ_SEEDS = seeds/$$t $$(case $$t in dbc) echo ../dbc ../tests/oracle/dbc ../tests/oracle/dbc/lenient;; raw_parquet) echo ../shared/src/format/lake/testdata;; telemetry) echo ../events;; esac)
 FUZZ_SECONDS ?= 600
 CARGO_FUZZ := $(CANOPY_CACHE)/cargo-fuzz/bin/cargo-fuzz
@@ -339,6 +339,8 @@ bench-fleet: venv ## fleet-wide reads at 1,000, 10,000 and 100,000 vehicles (mem
 	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(TARGET_DIR)/release/canopy-local bench-fleet
 
 .PHONY: bench-api
-bench-api: ## history of one vehicle-day at 100 Hz (8.64 M points) to 2,000 points: p50/p95 (release build)
+bench-api: venv ## charts of a 100 Hz signal to 2,000 points (a day, a month, a page of eight) raw and under S3's latency, and the API function's first chart after a cold start (release builds)
+	$(CARGO) build --release --bin api
 	$(CARGO) build --release -p canopy-local
-	$(TARGET_DIR)/release/canopy-local bench-api
+	CANOPY_MOTO_SERVER=$(VENV)/bin/moto_server $(TARGET_DIR)/release/canopy-local bench-api \
+	  --api-bin $(TARGET_DIR)/release/api --mqtt-port 0 --api-port 0

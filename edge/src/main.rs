@@ -22,7 +22,7 @@ mod station_model;
 mod upload;
 
 #[cfg(feature = "tools")]
-use commands::{bench_codec, convert, decode, simulate, station};
+use commands::{bench_codec, convert, decode, dtcs, export, simulate, station};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -59,9 +59,15 @@ enum Command {
     /// Decode a candump log or raw lake file with a DBC.
     #[cfg(feature = "tools")]
     Decode(decode::DecodeArgs),
-    /// Convert between candump logs and raw lake Parquet.
+    /// Convert a CAN log between raw lake Parquet, candump, Vector ASC and BLF (and CSV out).
     #[cfg(feature = "tools")]
     Convert(convert::ConvertArgs),
+    /// Raw lake files' frames in a window, as a candump, ASC, BLF or CSV log.
+    #[cfg(feature = "tools")]
+    Export(export::ExportArgs),
+    /// The J1939 DM1 trouble codes of a CAN log, transport-protocol transfers reassembled, as JSON lines.
+    #[cfg(feature = "tools")]
+    Dtcs(dtcs::DtcsArgs),
     /// Time the DBC codec alone on frames held in memory (for `make bench-decode`).
     #[command(hide = true)]
     #[cfg(feature = "tools")]
@@ -96,6 +102,10 @@ fn main() -> anyhow::Result<()> {
         Command::Decode(args) => decode::run(&args),
         #[cfg(feature = "tools")]
         Command::Convert(args) => convert::run(&args),
+        #[cfg(feature = "tools")]
+        Command::Export(args) => export::run(&args),
+        #[cfg(feature = "tools")]
+        Command::Dtcs(args) => dtcs::run(&args),
         #[cfg(feature = "tools")]
         Command::BenchCodec(args) => bench_codec::run(&args),
     }

@@ -1,67 +1,62 @@
-//! `canopy-edge convert`: candump log to raw lake Parquet and back.
+//! `canopy-edge convert`: a CAN log from one format to another, raw lake
+//! Parquet, candump, Vector ASC and BLF in; any of them or CSV out. A log
+//! converted to raw Parquet keeps its own times, ready for a backfill upload.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use canopy::format::candump::write_frame;
-use canopy::format::lake::raw::RawWriter;
+use anyhow::Result;
 
-use super::input;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Target {
-    /// Raw lake Parquet.
-    Raw,
-    /// candump log.
-    Candump,
-}
+use super::input::{self, LogFormat};
+use super::output;
 
 #[derive(Debug, clap::Args)]
 pub struct ConvertArgs {
+    /// The log to read; its format from its extension unless `--format` names it.
+    #[arg(long, conflicts_with_all = ["candump", "raw"], required_unless_present_any = ["candump", "raw"])]
+    pub input: Option<PathBuf>,
+    /// The input's format, when its extension does not say.
+    #[arg(long, value_enum)]
+    pub format: Option<LogFormat>,
     /// A candump log; `-` reads standard input.
-    #[arg(long, conflicts_with = "raw", required_unless_present = "raw")]
+    #[arg(long, conflicts_with = "raw")]
     pub candump: Option<String>,
     /// A raw lake Parquet file.
     #[arg(long)]
     pub raw: Option<PathBuf>,
-    /// What to write: raw Parquet from a candump log, a candump log from raw Parquet.
+    /// What to write; by default from the output's extension (without one
+    /// it names, raw Parquet from a candump log, a candump log from raw Parquet).
     #[arg(long, value_enum)]
-    pub to: Option<Target>,
+    pub to: Option<LogFormat>,
     #[arg(long)]
     pub output: PathBuf,
 }
 
 pub fn run(args: &ConvertArgs) -> Result<()> {
-    let frames = input::open(args.candump.as_deref(), args.raw.as_deref())?;
-    let target = args.to.unwrap_or(if args.raw.is_some() {
-        Target::Candump
+    // The file and its format; standard input (`--candump -`) is no file.
+    let (path, from) = match (&args.input, &args.candump, &args.raw) {
+        (Some(path), _, _) => (path.clone(), LogFormat::for_path(args.format, path)?),
+        (None, Some(candump), _) => (PathBuf::from(candump), LogFormat::Candump),
+        (None, None, Some(raw)) => (raw.clone(), LogFormat::Raw),
+        (None, None, None) => anyhow::bail!("give --input, --candump or --raw"),
+    };
+    // An output whose extension names no format gets the other of raw and candump.
+    let to = match (args.to, LogFormat::of(&args.output)) {
+        (Some(to), _) => to,
+        (None, Some(by_name)) => by_name,
+        (None, None) if from == LogFormat::Raw => LogFormat::Candump,
+        (None, None) => LogFormat::Raw,
+    };
+    let stdin = path.as_os_str() == "-";
+    let earliest = match to {
+        LogFormat::Asc | LogFormat::Blf if !stdin => output::earliest(input::open_as(&path, from)?)?,
+        _ => None,
+    };
+    let frames = if stdin {
+        input::open(Some("-"), None)?
     } else {
-        Target::Raw
-    });
-    let name = args.output.display().to_string();
-    let file = File::create(&args.output).with_context(|| format!("creating {name}"))?;
-    let mut count = 0u64;
-    match target {
-        Target::Raw => {
-            let mut writer = RawWriter::new(BufWriter::new(file), &name)?;
-            for frame in frames {
-                writer.push(frame?)?;
-                count += 1;
-            }
-            let (mut sink, _) = writer.finish()?;
-            sink.flush().with_context(|| format!("writing {name}"))?;
-        }
-        Target::Candump => {
-            let mut out = BufWriter::new(file);
-            for frame in frames {
-                write_frame(&mut out, &frame?).with_context(|| format!("writing {name}"))?;
-                count += 1;
-            }
-            out.flush().with_context(|| format!("writing {name}"))?;
-        }
-    }
-    eprintln!("{count} frames written to {name}");
+        input::open_as(&path, from)?
+    };
+    let written = output::write(to, &args.output, frames, earliest)?;
+    output::report(&written, &args.output);
     Ok(())
 }

@@ -97,14 +97,17 @@ fn write_parquet_reporting(db: &Database, input: Input, args: &DecodeArgs) -> Re
     let path = args.output.as_ref().context("--format parquet needs --output FILE")?;
     let stats = write_parquet(db, input, path, args.rollups)?;
     eprintln!(
-        "{} frames: {} decoded into {} values, {} unknown ids, {} shorter than their DBC length, {} invalid, {} remote/error",
+        "{} frames: {} decoded into {} values, {} unknown ids, {} shorter than their DBC length, {} invalid, {} remote/error; \
+         {} J1939 messages reassembled from transport frames, {} transfers broken",
         stats.frames,
         stats.decoded_frames,
         stats.values,
         stats.unknown_ids,
         stats.short_frames,
         stats.invalid_frames,
-        stats.skipped_frames
+        stats.skipped_frames,
+        stats.transport_messages,
+        stats.broken_transfers
     );
     Ok(())
 }
@@ -160,6 +163,7 @@ pub fn write_parquet(db: &Database, input: Input, path: &std::path::Path, rollup
         }
     }
     drain(&mut writer)?;
+    decoder.finish();
     let (mut sink, _, tiers) = writer.finish_with_rollups()?;
     sink.flush().with_context(|| format!("writing {name}"))?;
     for (tier, mut file) in tiers.into_iter().zip(tier_files) {

@@ -1,10 +1,14 @@
-//! Where frames come from on the command line: a candump log or a raw lake file.
+//! Where frames come from on the command line: a candump log, a raw lake
+//! file, or a Vector ASC or BLF log ([`LogFormat`], from the file's extension
+//! unless named).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use canopy::format::asc::AscReader;
+use canopy::format::blf::BlfReader;
 use canopy::format::candump::{BusNames, CandumpReader};
 use canopy::format::frame::{CanFrame, CanId, FrameFlags, MAX_CLASSIC_PAYLOAD};
 use canopy::format::lake::raw::{RawBatch, RawFileReader};
@@ -18,6 +22,65 @@ pub fn open(candump: Option<&str>, raw: Option<&Path>) -> Result<Frames> {
         (None, Some(path)) => Ok(Box::new(RawFrames::new(RawFileReader::open(path)?))),
         (None, None) => anyhow::bail!("give --candump or --raw"),
     }
+}
+
+/// The formats of CAN logs the tools read and write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Raw lake Parquet (`.parquet`).
+    Raw,
+    /// can-utils candump log (`.log`, `.candump`).
+    Candump,
+    /// Vector ASC, text (`.asc`).
+    Asc,
+    /// Vector BLF, binary (`.blf`).
+    Blf,
+    /// CSV, one row per frame (`.csv`; written only).
+    Csv,
+}
+
+impl LogFormat {
+    /// The format a file's extension names.
+    pub fn of(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "parquet" => Self::Raw,
+            "log" | "candump" => Self::Candump,
+            "asc" => Self::Asc,
+            "blf" => Self::Blf,
+            "csv" => Self::Csv,
+            _ => return None,
+        })
+    }
+
+    /// `format`, or the one `path`'s extension names.
+    pub fn for_path(format: Option<Self>, path: &Path) -> Result<Self> {
+        format.or_else(|| Self::of(path)).with_context(|| {
+            format!(
+                "{}: name its format (--format) or use an extension: .parquet, .log, .asc, .blf, .csv",
+                path.display()
+            )
+        })
+    }
+}
+
+/// The frames of the file at `path` in `format` (`-`: candump on standard input).
+pub fn open_as(path: &Path, format: LogFormat) -> Result<Frames> {
+    let name = path.display().to_string();
+    let file = || File::open(path).with_context(|| format!("opening {name}"));
+    Ok(match format {
+        LogFormat::Raw => Box::new(RawFrames::new(RawFileReader::open(path)?)),
+        LogFormat::Candump => Box::new(candump_frames(&name)?),
+        LogFormat::Asc => Box::new(
+            AscReader::new(BufReader::with_capacity(1 << 16, file()?)).map(move |r| r.with_context(|| name.clone())),
+        ),
+        LogFormat::Blf => Box::new(
+            BlfReader::new(BufReader::with_capacity(1 << 16, file()?))
+                .with_context(|| name.clone())?
+                .map(move |r| r.with_context(|| name.clone())),
+        ),
+        LogFormat::Csv => anyhow::bail!("{name}: CSV is written, not read"),
+    })
 }
 
 pub fn candump_frames(path: &str) -> Result<impl Iterator<Item = Result<CanFrame>> + use<>> {

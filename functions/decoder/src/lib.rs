@@ -299,6 +299,8 @@ fn log_outcome(outcome: &DecodeOutcome) {
         values = outcome.stats.values,
         unknown_ids = outcome.stats.unknown_ids,
         short_frames = outcome.stats.short_frames,
+        transport_messages = outcome.stats.transport_messages,
+        broken_transfers = outcome.stats.broken_transfers,
         bytes_in = outcome.bytes_in,
         bytes_out = outcome.bytes_out,
         rollup_bytes = outcome.rollup_bytes,
@@ -342,6 +344,8 @@ fn record_outcome(metrics: &mut Metrics, outcome: &DecodeOutcome) {
         .count("UnknownIds", s.unknown_ids)
         .count("ShortFrames", s.short_frames)
         .count("InvalidFrames", s.invalid_frames)
+        .count("TransportMessages", s.transport_messages)
+        .count("BrokenTransfers", s.broken_transfers)
         .add("BytesIn", outcome.bytes_in as f64, Unit::Bytes)
         .add("BytesOut", outcome.bytes_out as f64, Unit::Bytes)
         .add("RollupBytes", outcome.rollup_bytes as f64, Unit::Bytes);

@@ -199,6 +199,7 @@ pub async fn decode_object<S: ObjectStore + Clone + Unpin + 'static>(
     let mut uploads = Uploads::new(store, &decoded_key, &rollup_keys, options.part_size);
     let mut decoder = FrameDecoder::new(db);
     let streamed = stream(&mut batches, &key, &source, &mut decoder, &mut writer, &mut uploads).await;
+    decoder.finish();
     let (rest, file, rollups) = match streamed.and_then(|()| Ok(writer.finish_with_rollups()?)) {
         Ok(done) => done,
         Err(e) => {

@@ -10,8 +10,10 @@
 //! [`TARGETS`] names each target and where its seeds are.
 
 pub mod api;
+pub mod can_logs;
 pub mod candump;
 pub mod dbc;
+pub mod j1939;
 pub mod raw_parquet;
 pub mod rule_sql;
 pub mod telemetry;
@@ -25,7 +27,7 @@ pub struct Target {
     pub more_seeds: &'static [&'static str],
 }
 
-pub const TARGETS: [Target; 6] = [
+pub const TARGETS: [Target; 8] = [
     Target {
         name: "candump",
         run: candump::run,
@@ -54,6 +56,16 @@ pub const TARGETS: [Target; 6] = [
     Target {
         name: "rule_sql",
         run: rule_sql::run,
+        more_seeds: &[],
+    },
+    Target {
+        name: "can_logs",
+        run: can_logs::run,
+        more_seeds: &[],
+    },
+    Target {
+        name: "j1939",
+        run: j1939::run,
         more_seeds: &[],
     },
 ];

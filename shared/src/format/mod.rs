@@ -7,10 +7,19 @@
 //! - [`lake`]: the data lake's Parquet formats and object keys, and
 //!   [`lake::transcode`] from raw frames to decoded values.
 //! - [`telemetry`]: the telemetry message the edge publishes.
+//! - [`j1939`]: the transport protocol's reassembly and DM1 trouble codes.
+//! - [`asc`], [`blf`], [`frames_csv`]: CAN logs for engineers' tools
+//!   (Vector's ASCII and binary logs, a plain CSV), with [`channels`]
+//!   numbering the buses as they do.
 
+pub mod asc;
+pub mod blf;
 pub mod candump;
+pub mod channels;
 pub mod dbc;
 pub mod device;
 pub mod frame;
+pub mod frames_csv;
+pub mod j1939;
 pub mod lake;
 pub mod telemetry;
