@@ -18,3 +18,4 @@ mod redrive;
 mod stations;
 mod support;
 mod telemetry;
+mod telemetry_index;

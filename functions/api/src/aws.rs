@@ -69,8 +69,8 @@ impl Api {
             }
             .into());
         }
-        // Charts from the lake's objects (two rounds of S3 requests); trips,
-        // fleet statistics and stations' fields from Athena.
+        // Charts, trips and fleet statistics from the lake's objects (two
+        // rounds of S3 requests); stations' fields from Athena.
         let history = LakeHistory {
             lake: LakeReader::from_env(&config.data_bucket).map_err(|e| canopy::runtime::env::EnvError {
                 name: "DATA_BUCKET".into(),

@@ -17,6 +17,8 @@
 //!   failed, with how often and why; each run tries it again, up to
 //!   [`MAX_ATTEMPTS`], then moves it to `quarantine/…` (the `CompactionQuarantined`
 //!   metric raises an alarm) and it is left as it is, readable, uncompacted;
+//! - `telemetry/<archive key>/<marked µs>`: an archive object for
+//!   [`crate::telemetry_index`] to copy by vehicle, in the same run;
 //! - `superseded/<delete after µs>_<unit>.json`: objects a compaction copied,
 //!   with the ETag each had, deleted once the grace period has passed (and
 //!   only if unchanged), so queries already running still find what they listed.
@@ -79,6 +81,8 @@ pub struct RunReport {
     pub failed: Vec<(Unit, String)>,
     /// Units that failed [`MAX_ATTEMPTS`] runs: left uncompacted.
     pub quarantined: Vec<Unit>,
+    /// The telemetry archive copied into the tables read by vehicle.
+    pub indexed: crate::telemetry_index::IndexReport,
 }
 
 /// Whether a batch starting at `first_ts_us`, written at `now_us`, is late:
@@ -236,6 +240,7 @@ impl<S: ObjectStore> Compactor<S> {
                 self.store.delete(&key).await?;
             }
         }
+        report.indexed = crate::telemetry_index::index(&self.store, now_us).await?;
         Ok(report)
     }
 
@@ -281,7 +286,7 @@ impl<S: ObjectStore> Compactor<S> {
 
     /// Merges the unit's objects in each table that compacts its period.
     pub async fn compact_unit(&self, unit: &Unit, now_us: i64, report: &mut RunReport) -> Result<(), CompactError> {
-        let mut superseded: Vec<Superseded> = Vec::new();
+        let mut superseded: Vec<(String, String)> = Vec::new();
         for table in Table::all().filter(|t| t.periods().contains(&unit.period)) {
             let inputs: Vec<(String, ObjectInfo, LakeObject)> = self
                 .store
@@ -318,24 +323,11 @@ impl<S: ObjectStore> Compactor<S> {
                 inputs
                     .into_iter()
                     .filter(|(key, _, _)| !written.contains(key))
-                    .map(|(key, info, _)| Superseded::Copied { key, etag: info.etag }),
+                    .map(|(key, info, _)| (key, info.etag)),
             );
         }
-        if !superseded.is_empty() {
-            let key = format!(
-                "{SUPERSEDED}{}_{}_{}_{}.json",
-                now_us + GRACE_US,
-                unit.vehicle,
-                unit.period.name(),
-                unit.start_us
-            );
-            let body = serde_json::to_vec(&superseded).map_err(|e| CompactError::Bookkeeping {
-                key: key.clone(),
-                problem: e.to_string(),
-            })?;
-            self.store.put(&key, body.into(), None).await?;
-        }
-        Ok(())
+        let name = format!("{}_{}_{}", unit.vehicle, unit.period.name(), unit.start_us);
+        supersede(&self.store, now_us, &name, superseded).await
     }
 
     /// One table of `unit`: the copies' times from each input, then the rows,
@@ -464,6 +456,31 @@ impl<S: ObjectStore> Compactor<S> {
         }
         Ok(())
     }
+}
+
+/// Objects replaced at `now_us` by copies of them, each `(key, ETag)`, to be
+/// deleted by a run after the grace period (only if unchanged); `name` tells
+/// the list apart from others written at the same moment.
+pub(crate) async fn supersede<S: ObjectStore>(
+    store: &S,
+    now_us: i64,
+    name: &str,
+    objects: Vec<(String, String)>,
+) -> Result<(), CompactError> {
+    if objects.is_empty() {
+        return Ok(());
+    }
+    let entries: Vec<Superseded> = objects
+        .into_iter()
+        .map(|(key, etag)| Superseded::Copied { key, etag })
+        .collect();
+    let key = format!("{SUPERSEDED}{}_{name}.json", now_us + GRACE_US);
+    let body = serde_json::to_vec(&entries).map_err(|e| CompactError::Bookkeeping {
+        key: key.clone(),
+        problem: e.to_string(),
+    })?;
+    store.put(&key, body.into(), None).await?;
+    Ok(())
 }
 
 fn is_closed(period: Period, start_us: i64, now_us: i64) -> bool {

@@ -6,11 +6,13 @@
 //!   (the Lambda's `main.rs` and the local stack call the same constructor).
 //! - [`object`]: decoding one object, knowing nothing of Lambda.
 //! - [`compact`]: merging closed hours' objects (the `compactor` binary).
+//! - [`telemetry_index`]: the telemetry archive copied by vehicle, in each compactor run.
 
 pub mod compact;
 pub mod event;
 pub mod object;
 mod ranged_reader;
+pub mod telemetry_index;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

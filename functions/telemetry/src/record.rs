@@ -137,6 +137,10 @@ pub trait Lane: Sync {
     /// The archive object of the samples like `first` of a batch named `batch`.
     fn archive_key(&self, first: &Self::Sample, batch: &str) -> String;
     fn write(&self, samples: &[&Self::Sample], key: &str) -> Result<Vec<u8>, String>;
+    /// The marker that asks the compactor to copy archive object `key`
+    /// into tables read by vehicle, written before the object; none where
+    /// nothing reads the lane's archive by vehicle.
+    fn pending_key(&self, key: &str, now_ms: i64) -> Option<String>;
     fn put_state(&self, sample: &Self::Sample, now_ms: i64) -> impl Future<Output = Result<bool, TableError>> + Send;
 }
 
@@ -153,6 +157,9 @@ impl<S: LatestStateStore, R: VehicleDirectory> Lane for Vehicles<'_, S, R> {
     }
     fn write(&self, samples: &[&Telemetry], key: &str) -> Result<Vec<u8>, String> {
         archive::write(samples, key).map_err(|e| e.to_string())
+    }
+    fn pending_key(&self, key: &str, now_ms: i64) -> Option<String> {
+        Some(archive::pending_key(key, now_ms.saturating_mul(1000)))
     }
     /// Listed before its state is written: a vehicle with a state is in the directory.
     async fn put_state(&self, t: &Telemetry, now_ms: i64) -> Result<bool, TableError> {
@@ -179,6 +186,9 @@ impl<D: DeviceStateStore> Lane for Devices<'_, D> {
             .and_then(|r| self.kinds.get(&r.kind))
             .ok_or_else(|| format!("{key}: no declared kind"))?;
         devices::write(kind, samples, key).map_err(|e| e.to_string())
+    }
+    fn pending_key(&self, _: &str, _: i64) -> Option<String> {
+        None
     }
     fn put_state(&self, r: &DeviceRecord, now_ms: i64) -> impl Future<Output = Result<bool, TableError>> + Send {
         self.states.put_if_newer(r, now_ms)
@@ -315,12 +325,20 @@ impl<S: LatestStateStore, D: DeviceStateStore, L: Ledger, O: ObjectStore, R: Veh
             }
             let mut messages: Vec<&A::Sample> = claimed.iter().flat_map(|&i| &units[i].samples).collect();
             messages.sort_by_cached_key(|&t| (t.stream(), t.ts_us(), t.seq()));
+            // The marker first: an object without one would never be copied,
+            // while a marker without its object (a failed PUT, retried) waits for it.
             let written = match lane.write(&messages, &key) {
-                Ok(bytes) => self
-                    .store
-                    .put(&key, bytes.into(), None)
-                    .await
-                    .map_err(|e| e.to_string()),
+                Ok(bytes) => {
+                    let marked = match lane.pending_key(&key, run.now_ms) {
+                        Some(marker) => self.store.put(&marker, Vec::new().into(), None).await,
+                        None => Ok(()),
+                    };
+                    match marked {
+                        Ok(()) => self.store.put(&key, bytes.into(), None).await,
+                        Err(e) => Err(e),
+                    }
+                    .map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e),
             };
             match written {

@@ -13,9 +13,10 @@ use super::*;
 
 const NOW_MS: i64 = 1_800_000_000_000;
 
+type Service = Recorder<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, MemoryStore, MemoryDirectory>;
+
 /// A recorder on the memory adapters, with the built-in kinds.
-pub(crate) fn service() -> Recorder<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, MemoryStore, MemoryDirectory>
-{
+pub(crate) fn service() -> Service {
     Recorder {
         state: MemoryStateTable::default(),
         listings: Listings::new(MemoryDirectory::default(), VehicleGroups::default()),
@@ -25,6 +26,27 @@ pub(crate) fn service() -> Recorder<MemoryStateTable, MemoryDeviceStateTable, Me
         kinds: Kinds::builtin(),
         options: RecordOptions::default(),
     }
+}
+
+/// The archive objects held.
+fn archived(s: &Service) -> Vec<String> {
+    s.store
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("telemetry/"))
+        .collect()
+}
+
+/// The archive objects the markers held name, each once.
+fn marked(s: &Service) -> Vec<String> {
+    let mut objects: Vec<String> = s
+        .store
+        .keys()
+        .iter()
+        .filter_map(|k| archive::pending_of(k).map(|(object, _)| object))
+        .collect();
+    objects.dedup();
+    objects
 }
 
 fn vehicle(n: u32) -> DeviceId {
@@ -65,19 +87,25 @@ async fn a_batch_is_archived_once_and_the_newest_message_becomes_the_state() {
     assert_eq!((outcome.received, outcome.valid, outcome.rejected), (5, 4, 1));
     assert_eq!((outcome.duplicates, outcome.archived), (1, 3));
     assert_eq!(outcome.archive_objects.len(), 1);
-    assert_eq!(s.store.keys(), outcome.archive_objects);
+    assert_eq!(archived(&s), outcome.archive_objects);
+    assert_eq!(
+        marked(&s),
+        outcome.archive_objects,
+        "each object marked for the copy by vehicle"
+    );
     assert_eq!(s.state.get(&v1).await.unwrap().unwrap().telemetry.seq, 2);
     assert_eq!(s.state.get(&v2).await.unwrap().unwrap().telemetry.seq, 7);
 
     // The same batch again (SQS redelivery) rewrites its own object and nothing else.
     let again = s.process(&batch, NOW_MS + 1).await;
     assert_eq!(again.archive_objects, outcome.archive_objects);
-    assert_eq!(s.store.keys().len(), 1);
+    assert_eq!(archived(&s).len(), 1);
+    assert_eq!(marked(&s), outcome.archive_objects, "and marks it again");
 
     // The same message in another batch is a duplicate: its object exists.
     let other = s.process(&[incoming("m9", &v1, 2)], NOW_MS + 2).await;
     assert_eq!((other.duplicates, other.archived), (1, 0));
-    assert_eq!(s.store.keys().len(), 1);
+    assert_eq!(archived(&s).len(), 1);
 }
 
 #[tokio::test]
@@ -131,6 +159,7 @@ async fn a_failed_archive_write_sends_its_messages_back_and_a_retry_archives_the
     let s = service();
     let (v1, v2) = (vehicle(1), vehicle(2));
     let batch = [incoming("m1", &v1, 1), incoming("m2", &v2, 1)];
+    // The first PUT, the object's marker, fails: the object is not written.
     s.store.faults().fail_next_of("put", 1);
     let outcome = s.process(&batch, NOW_MS).await;
     assert_eq!(outcome.failed, ["m1", "m2"]);
@@ -141,14 +170,12 @@ async fn a_failed_archive_write_sends_its_messages_back_and_a_retry_archives_the
     let retry = s.process(&batch, NOW_MS + 30_000).await;
     assert_eq!(retry.failed, Vec::<String>::new());
     assert_eq!(retry.archived, 2);
-    assert_eq!(s.store.keys().len(), 1);
+    assert_eq!(archived(&s).len(), 1);
+    assert_eq!(marked(&s), archived(&s));
 }
 
 /// The vehicles `view` of the directory lists.
-async fn listed(
-    s: &Recorder<MemoryStateTable, MemoryDeviceStateTable, MemoryLedger, MemoryStore, MemoryDirectory>,
-    view: &View,
-) -> Vec<String> {
+async fn listed(s: &Service, view: &View) -> Vec<String> {
     let every = Listing {
         prefix: "",
         filter: None,
@@ -263,7 +290,7 @@ async fn a_vehicle_cannot_speak_for_another() {
         .await;
     assert_eq!((outcome.rejected, outcome.archived, outcome.failed.len()), (1, 0, 0));
     assert!(s.state.get(&b).await.unwrap().is_none(), "veh-002's state untouched");
-    assert!(s.store.keys().is_empty(), "nothing archived");
+    assert!(archived(&s).is_empty(), "nothing archived");
     // veh-002's real message with that seq is not taken for a duplicate.
     let real = s.process(&[incoming("real", &b, 5)], NOW_MS).await;
     assert_eq!((real.archived, real.duplicates), (1, 0));

@@ -369,6 +369,19 @@ pub async fn wait_idle(stack: &Stack, stall: Duration) -> Result<()> {
     Ok(())
 }
 
+/// The telemetry archive copied by vehicle now, as the compactor's next
+/// run would (within five minutes), so the drive's trips and fleet
+/// statistics are there when the demo says it is up.
+pub async fn index_telemetry(stack: &Stack) -> Result<()> {
+    let store = canopy::adapters::aws::s3::S3Store::new(&stack.sdk, &stack.bucket);
+    let report = canopy_decoder::telemetry_index::index(&store, chrono::Utc::now().timestamp_micros()).await?;
+    anyhow::ensure!(
+        report.failed.is_empty() && report.waiting == 0,
+        "the telemetry archive was not all copied by vehicle: {report:?}"
+    );
+    Ok(())
+}
+
 /// Rows of every object under `prefix`, per vehicle (from the Parquet footers).
 pub async fn rows_per_vehicle(stack: &Stack, prefix: &str) -> Result<BTreeMap<String, (usize, u64)>> {
     let store = canopy::adapters::aws::s3::S3Store::new(&stack.sdk, &stack.bucket);

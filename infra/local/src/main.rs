@@ -352,6 +352,7 @@ async fn demo(args: &StackArgs, vehicles: usize, minutes: u32, once: bool) -> Re
     let (counters, stations) = (counters?, stations?);
     println!("Waiting for the decoder and the queues to settle...");
     demo::wait_idle(&stack, Duration::from_secs(300)).await?;
+    demo::index_telemetry(&stack).await?;
     print!("{}", demo::summary(&stack, &counters).await?);
     print!("{}", demo::station_summary(&stack, &stations).await?);
     if !once {

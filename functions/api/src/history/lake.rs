@@ -41,7 +41,7 @@ use canopy::format::lake::rollup::Agg;
 use super::plan::{BucketRow, Plan, Reduced, Source, reduce};
 use super::{FleetStat, History, HistoryError, SignalRef, TimeRange, TripRow};
 
-fn failed(message: impl ToString) -> HistoryError {
+pub(super) fn failed(message: impl ToString) -> HistoryError {
     HistoryError::Failed {
         query_id: "(lake)".into(),
         message: message.to_string(),
@@ -97,12 +97,12 @@ impl Kept {
 
 /// An object of the lake as read: its record batches, and their size in memory.
 #[derive(Debug)]
-struct Decoded {
-    batches: Vec<RecordBatch>,
+pub(super) struct Decoded {
+    pub(super) batches: Vec<RecordBatch>,
     bytes: usize,
 }
 
-type Object = Arc<Decoded>;
+pub(super) type Object = Arc<Decoded>;
 
 /// An object's bytes, decoded.
 fn decode(body: Bytes) -> Result<Object, String> {
@@ -143,7 +143,7 @@ impl LakeReader {
 
     /// An object, decoded: kept from an earlier answer under the same ETag,
     /// or read once for every answer that asks for it meanwhile (and kept).
-    async fn object(&self, meta: &ObjectMeta) -> Result<Object, HistoryError> {
+    pub(super) async fn object(&self, meta: &ObjectMeta) -> Result<Object, HistoryError> {
         let read = {
             let (store, path) = (self.store.clone(), meta.location.clone());
             async move {
@@ -209,12 +209,23 @@ impl LakeReader {
     async fn objects(&self, plan: &Plan, vehicle: &DeviceId) -> Result<Vec<ObjectMeta>, HistoryError> {
         let (first, last) = plan.range.dates();
         let dates: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= last).collect();
-        let listings = try_join_all(dates.iter().map(|date| {
-            let prefix = Path::from(format!(
-                "{}vehicle_id={vehicle}/date={}",
-                plan.source.prefix(),
-                date.format("%Y-%m-%d")
-            ));
+        let prefixes: Vec<String> = dates
+            .iter()
+            .map(|date| {
+                format!(
+                    "{}vehicle_id={vehicle}/date={}",
+                    plan.source.prefix(),
+                    date.format("%Y-%m-%d")
+                )
+            })
+            .collect();
+        self.listed(&prefixes).await
+    }
+
+    /// The Parquet objects under each of `prefixes`: one listing each, all at once.
+    pub(super) async fn listed(&self, prefixes: &[String]) -> Result<Vec<ObjectMeta>, HistoryError> {
+        let listings = try_join_all(prefixes.iter().map(|prefix| {
+            let prefix = Path::from(prefix.as_str());
             async move {
                 let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(failed)?;
                 Ok::<_, HistoryError>(listed)
@@ -229,9 +240,9 @@ impl LakeReader {
     }
 }
 
-/// A [`History`] whose charts come from the lake's objects ([`LakeReader`])
-/// and whose other questions (trips, fleet statistics, devices' fields) go
-/// to `rest`, the engine that answered them before.
+/// A [`History`] whose charts, trips and fleet statistics come from the
+/// lake's objects ([`LakeReader`]) and whose other question (devices'
+/// fields) goes to `rest`, the engine that answered it before.
 #[derive(Clone)]
 pub struct LakeHistory<H> {
     pub lake: LakeReader,
@@ -249,7 +260,7 @@ impl<H: History> History for LakeHistory<H> {
     }
 
     fn fleet_stats(&self, date: NaiveDate) -> impl Future<Output = Result<Vec<FleetStat>, HistoryError>> + Send {
-        self.rest.fleet_stats(date)
+        self.lake.fleet_stats(date)
     }
 
     fn trips(
@@ -258,7 +269,7 @@ impl<H: History> History for LakeHistory<H> {
         range: TimeRange,
         gap_us: i64,
     ) -> impl Future<Output = Result<Vec<TripRow>, HistoryError>> + Send {
-        self.rest.trips(vehicle, range, gap_us)
+        self.lake.trips(vehicle, range, gap_us)
     }
 
     fn device_points(

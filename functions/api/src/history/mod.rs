@@ -1,10 +1,11 @@
 //! Signal history and fleet statistics from the lake, behind one port,
-//! [`History`], with its adapters side by side: charts read from the lake's
-//! objects by the function itself ([`lake`], feature `lake`: in AWS and on
-//! the local stack), the questions answered with SQL on Athena in AWS
-//! ([`athena`]) or DataFusion over the same Parquet objects on the local
-//! stack ([`datafusion`], feature `datafusion`), and points in memory for
-//! tests ([`memory`], feature `memory`).
+//! [`History`], with its adapters side by side: charts, trips and fleet
+//! statistics read from the lake's objects by the function itself
+//! ([`lake`], feature `lake`: in AWS and on the local stack), the questions
+//! answered with SQL on Athena in AWS ([`athena`]: devices' fields still
+//! are) or DataFusion over the same Parquet objects on the local stack
+//! ([`datafusion`], feature `datafusion`), and points in memory for tests
+//! ([`memory`], feature `memory`).
 //!
 //! Every input is validated here before any backend sees it, and the SQL
 //! carries values only as parameters; both backends run the same text
@@ -18,6 +19,8 @@ pub mod datafusion;
 pub mod devices;
 #[cfg(feature = "lake")]
 pub mod lake;
+#[cfg(feature = "lake")]
+mod lake_telemetry;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod plan;

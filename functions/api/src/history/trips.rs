@@ -132,6 +132,60 @@ impl TripRow {
     }
 }
 
+/// What a trip reads of a sample: [`trips_sql`]'s columns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TripSample {
+    pub ts_us: i64,
+    pub seq: i64,
+    pub soc_pct: f64,
+    pub speed_kph: f64,
+    pub cell_temp_max_c: f64,
+    /// `pack_voltage_v × pack_current_a`.
+    pub power_w: f64,
+}
+
+/// The rows [`trips_sql`] answers for a vehicle's `samples` in a range
+/// (ordered by time, then seq), computed in the function: a trip starts at
+/// the first sample and after every step longer than `gap_us`; distance and
+/// energy are the trapezoid rule over its steps, as the SQL sums them.
+pub fn trip_rows(samples: &[TripSample], gap_us: i64) -> Vec<TripRow> {
+    let mut rows = Vec::new();
+    let mut start = 0;
+    for i in 1..=samples.len() {
+        if i == samples.len() || samples[i].ts_us - samples[i - 1].ts_us > gap_us {
+            rows.push(trip_row(&samples[start..i]));
+            start = i;
+        }
+    }
+    rows
+}
+
+/// One trip's row; `trip` is never empty.
+fn trip_row(trip: &[TripSample]) -> TripRow {
+    let out = |p: f64| if p > 0.0 { p } else { 0.0 };
+    let back = |p: f64| if p < 0.0 { -p } else { 0.0 };
+    let (mut distance, mut energy_out, mut energy_in) = (0.0, 0.0, 0.0);
+    for step in trip.windows(2) {
+        let (a, b) = (step[0], step[1]);
+        let dt_us = (b.ts_us - a.ts_us) as f64;
+        distance += (b.speed_kph + a.speed_kph) / 2.0 * dt_us;
+        energy_out += (out(b.power_w) + out(a.power_w)) / 2.0 * dt_us;
+        energy_in += (back(b.power_w) + back(a.power_w)) / 2.0 * dt_us;
+    }
+    let (first, last) = (trip[0], trip[trip.len() - 1]);
+    TripRow {
+        start_us: first.ts_us,
+        end_us: last.ts_us,
+        samples: trip.len() as u64,
+        distance_km: distance / 3.6e9,
+        energy_out_kwh: energy_out / 3.6e12,
+        energy_in_kwh: energy_in / 3.6e12,
+        soc_start_pct: first.soc_pct,
+        soc_end_pct: last.soc_pct,
+        cell_temp_max_c: trip.iter().map(|s| s.cell_temp_max_c).fold(f64::NEG_INFINITY, f64::max),
+    }
+}
+
 /// A contiguous period of telemetry. Distance and energy are integrated
 /// with the trapezoid rule between consecutive messages: distance from
 /// speed_kph, energy from pack_voltage_v x pack_current_a (positive out of
@@ -220,6 +274,37 @@ mod tests {
         for (name, _) in TRIP_COLUMNS {
             assert!(sql.text.contains(&format!("AS {name}")) || name == "trip", "{name}");
         }
+    }
+
+    #[test]
+    fn samples_split_at_gaps_and_integrate_by_the_trapezoid_rule() {
+        let s = |t_s: i64, speed_kph: f64, power_w: f64| TripSample {
+            ts_us: t_s * 1_000_000,
+            seq: t_s,
+            soc_pct: 80.0 - t_s as f64 / 100.0,
+            speed_kph,
+            cell_temp_max_c: 30.0 + t_s as f64 / 1000.0,
+            power_w,
+        };
+        let samples = [
+            s(0, 0.0, 0.0),
+            s(10, 36.0, 36_000.0),
+            s(20, 36.0, -36_000.0),
+            s(400, 10.0, 0.0),
+        ];
+        let rows = trip_rows(&samples, 300_000_000);
+        assert_eq!(rows.len(), 2, "the 380 s step splits");
+        let a = rows[0];
+        assert_eq!((a.start_us, a.end_us, a.samples), (0, 20_000_000, 3));
+        // 18 km/h for 10 s, then 36 km/h for 10 s: 0.15 km.
+        assert!((a.distance_km - 0.15).abs() < 1e-12, "{}", a.distance_km);
+        // 18 kW for 10 s, then 18 kW out for 10 s; and 18 kW back for 10 s.
+        assert!((a.energy_out_kwh - 0.1).abs() < 1e-12, "{}", a.energy_out_kwh);
+        assert!((a.energy_in_kwh - 0.05).abs() < 1e-12, "{}", a.energy_in_kwh);
+        assert_eq!((a.soc_start_pct, a.soc_end_pct, a.cell_temp_max_c), (80.0, 79.8, 30.02));
+        let b = rows[1];
+        assert_eq!((b.samples, b.distance_km, b.energy_out_kwh), (1, 0.0, 0.0));
+        assert!(trip_rows(&[], 1).is_empty());
     }
 
     #[test]

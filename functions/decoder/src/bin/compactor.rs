@@ -1,6 +1,7 @@
 //! Lambda entry point of `compactor`: an EventBridge schedule invokes it
 //! (every 5 minutes in the template); each invocation is one compaction run
-//! as of the time it starts. Units that fail are counted (`CompactionFailures`)
+//! as of the time it starts, and copies the telemetry archive written since
+//! the last run by vehicle. Units that fail are counted (`CompactionFailures`)
 //! and, once quarantined, raise the `CompactionQuarantinedAlarm`.
 
 use canopy::runtime::env::Process;
@@ -20,12 +21,20 @@ async fn main() -> Result<(), Error> {
             .count("CompactedObjects", report.compacted.len() as u64)
             .count("CompactionFailures", report.failed.len() as u64)
             .count("CompactionQuarantined", report.quarantined.len() as u64)
+            .count("IndexedArchiveObjects", report.indexed.archive_objects as u64)
+            .count("IndexFailures", report.indexed.failed.len() as u64)
             .emit(MetricsSink::Stdout);
         Ok::<Value, Error>(json!({
             "compacted": report.compacted.len(),
             "deleted": report.deleted,
             "failed": report.failed.iter().map(|(unit, error)| json!({"unit": unit.describe(), "error": error})).collect::<Vec<_>>(),
             "quarantined": report.quarantined.iter().map(|u| u.describe()).collect::<Vec<_>>(),
+            "indexed": {
+                "archive_objects": report.indexed.archive_objects,
+                "vehicle_days": report.indexed.vehicle_days,
+                "fleet_days": report.indexed.fleet_days,
+                "failed": report.indexed.failed.iter().map(|(what, error)| json!({"what": what, "error": error})).collect::<Vec<_>>(),
+            },
         }))
     }))
     .await

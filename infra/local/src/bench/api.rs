@@ -311,12 +311,12 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
 }
 
-struct Timed {
-    p50: f64,
-    p95: f64,
+pub(crate) struct Timed {
+    pub(crate) p50: f64,
+    pub(crate) p95: f64,
 }
 
-async fn time<F, Fut>(runs: usize, mut f: F) -> Result<Timed>
+pub(crate) async fn time<F, Fut>(runs: usize, mut f: F) -> Result<Timed>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
@@ -353,6 +353,7 @@ pub async fn run(
     for chart in charts(layouts, month_days) {
         cases.push(bench_chart(&db, &catalog, &vehicle, runs, chart).await?);
     }
+    cases.extend(crate::bench::api_telemetry::cases(runs).await?);
     let cold = match cold {
         Some(cold) => Some(cold.measure(&db, &vehicle).await?),
         None => None,
@@ -440,13 +441,13 @@ async fn answer(
 }
 
 /// What a chart's timing gave, for the summary.
-struct Case {
-    name: String,
-    target_ms: f64,
-    lake_raw: Timed,
-    sql_raw: Timed,
-    lake: Modelled,
-    sql: Modelled,
+pub(crate) struct Case {
+    pub(crate) name: String,
+    pub(crate) target_ms: f64,
+    pub(crate) lake_raw: Timed,
+    pub(crate) sql_raw: Timed,
+    pub(crate) lake: Modelled,
+    pub(crate) sql: Modelled,
 }
 
 /// Lays out a chart's days, times each engine on the files and under the
@@ -565,7 +566,7 @@ fn target_ms(chart: &Chart) -> f64 {
     }
 }
 
-fn requests(c: &Counts) -> String {
+pub(crate) fn requests(c: &Counts) -> String {
     format!(
         "{} S3 requests in sequence ({} GET, {} LIST, {:.2} MB)",
         c.in_sequence,
@@ -619,15 +620,15 @@ fn round_trips(n: u64) -> String {
 }
 
 /// Runs of a chart under the S3 model, at most: each waits out its requests.
-const MODELLED_RUNS: usize = 10;
+pub(crate) const MODELLED_RUNS: usize = 10;
 
 /// A chart under the S3 model: an instance's first answer (nothing read
 /// before), then the next ones, and the requests of each kind of answer.
-struct Modelled {
-    first_ms: f64,
-    first: Counts,
-    timed: Timed,
-    warm: Counts,
+pub(crate) struct Modelled {
+    pub(crate) first_ms: f64,
+    pub(crate) first: Counts,
+    pub(crate) timed: Timed,
+    pub(crate) warm: Counts,
 }
 
 /// What answers a chart from the lake's objects.

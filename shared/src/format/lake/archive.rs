@@ -18,6 +18,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 
+use super::columns;
 use super::keys::TELEMETRY_PREFIX;
 use super::{LakeError, writer_properties};
 use crate::domain::measure::Measure;
@@ -46,6 +47,33 @@ pub fn archive_schema() -> SchemaRef {
 /// `telemetry/date=<date>/<batch>.parquet`.
 pub fn archive_key(date: chrono::NaiveDate, batch: &str) -> String {
     format!("{TELEMETRY_PREFIX}date={}/{batch}.parquet", date.format("%Y-%m-%d"))
+}
+
+/// Where the telemetry function notes each archive object it writes, for
+/// the compactor to copy into the tables read by vehicle
+/// ([`super::by_vehicle`], [`super::fleet_hourly`]).
+pub const PENDING_PREFIX: &str = "compaction/telemetry/";
+
+/// `compaction/telemetry/date=<date>/<batch>.parquet/<marked µs>`: archive
+/// object `archive_key` waits to be copied. A rewrite of the object is marked
+/// again under another time, so the compactor deletes only markers it read.
+pub fn pending_key(archive_key: &str, marked_us: i64) -> String {
+    let rest = archive_key.strip_prefix(TELEMETRY_PREFIX).unwrap_or(archive_key);
+    format!("{PENDING_PREFIX}{rest}/{marked_us}")
+}
+
+/// The archive object and the marking time a marker names.
+pub fn pending_of(marker: &str) -> Option<(String, i64)> {
+    let (rest, marked) = marker.strip_prefix(PENDING_PREFIX)?.rsplit_once('/')?;
+    let rest = rest.strip_prefix("date=").map(|_| rest)?;
+    Some((format!("{TELEMETRY_PREFIX}{rest}"), marked.parse().ok()?))
+}
+
+/// The name an archive object's samples carry in the tables read by
+/// vehicle: its key without the prefix and the extension.
+pub fn batch_of(archive_key: &str) -> &str {
+    let rest = archive_key.strip_prefix(TELEMETRY_PREFIX).unwrap_or(archive_key);
+    rest.strip_suffix(".parquet").unwrap_or(rest)
 }
 
 /// One archive object of `messages`, as bytes.
@@ -93,4 +121,93 @@ pub fn write(messages: &[&Telemetry], name: &str) -> Result<Vec<u8>, LakeError> 
     .map_err(|e| LakeError::parquet(&source, e))?;
     writer.write(&batch).map_err(|e| LakeError::parquet(&source, e))?;
     writer.into_inner().map_err(|e| LakeError::parquet(&source, e))
+}
+
+/// One archived sample: its time, its order among its vehicle's samples and
+/// the required measures, in [`Measure::REQUIRED`]'s order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub ts_us: i64,
+    pub seq: i64,
+    pub values: [f64; Measure::REQUIRED.len()],
+}
+
+impl Sample {
+    /// The sample's value of a required measure (NaN for an optional one,
+    /// which the archive keeps in `extra`).
+    pub fn value(&self, measure: Measure) -> f64 {
+        Measure::REQUIRED
+            .iter()
+            .position(|m| *m == measure)
+            .map_or(f64::NAN, |i| self.values[i])
+    }
+}
+
+/// The samples of an archive object, each with its vehicle, in the object's order.
+pub fn read(body: bytes::Bytes, name: &str) -> Result<Vec<(Arc<str>, Sample)>, LakeError> {
+    let source: Arc<str> = Arc::from(name);
+    let mut out = Vec::new();
+    for batch in columns::batches(body, &source)? {
+        let vehicles = columns::strings(&batch, "vehicle_id", &source)?;
+        let ts = columns::ints(&batch, "ts_us", &source)?;
+        let seq = columns::ints(&batch, "seq", &source)?;
+        let measures = Measure::REQUIRED
+            .iter()
+            .map(|m| columns::floats(&batch, m.name(), &source))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One Arc per vehicle of the object, not per row.
+        let mut names: std::collections::HashMap<&str, Arc<str>> = std::collections::HashMap::new();
+        for (row, vehicle) in vehicles.iter().enumerate() {
+            let vehicle = names.entry(vehicle).or_insert_with(|| Arc::from(*vehicle)).clone();
+            let mut values = [0.0; Measure::REQUIRED.len()];
+            for (value, column) in values.iter_mut().zip(&measures) {
+                *value = column.value(row);
+            }
+            out.push((
+                vehicle,
+                Sample {
+                    ts_us: ts.value(row),
+                    seq: seq.value(row),
+                    values,
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_archive_object_reads_back_its_samples() {
+        let message = |vehicle: &str, ts_s: i64, seq: u64, soc: f64| {
+            let ts = chrono::DateTime::from_timestamp(ts_s, 0).unwrap();
+            let vehicle = crate::domain::device_id::DeviceId::new(vehicle).unwrap();
+            Telemetry::from_measures(vehicle, ts, seq, [soc, 400.0, -12.5, 3.9, 4.0, 20.0, 25.0, 50.0])
+        };
+        let a = message("veh-a", 1_764_237_600, 1, 80.0);
+        let b = message("veh-b", 1_764_237_601, 7, 60.0);
+        let body = write(&[&a, &b], "batch").unwrap();
+        let samples = read(body.into(), "batch").unwrap();
+        assert_eq!(samples.len(), 2);
+        assert_eq!(&*samples[1].0, "veh-b");
+        assert_eq!(samples[1].1.seq, 7);
+        assert_eq!(samples[1].1.ts_us, b.ts_us());
+        assert_eq!(samples[0].1.value(Measure::SocPct), 80.0);
+        assert_eq!(samples[0].1.value(Measure::PackCurrentA), -12.5);
+        assert!(samples[0].1.value(Measure::CellVoltageSpreadV).is_nan());
+    }
+
+    #[test]
+    fn a_marker_names_its_archive_object() {
+        let key = archive_key(chrono::NaiveDate::from_ymd_opt(2025, 11, 27).unwrap(), "batch-00ff");
+        let marker = pending_key(&key, 17);
+        assert_eq!(marker, "compaction/telemetry/date=2025-11-27/batch-00ff.parquet/17");
+        assert_eq!(pending_of(&marker), Some((key.clone(), 17)));
+        assert_eq!(pending_of("compaction/telemetry/x/17"), None);
+        assert_eq!(pending_of("compaction/telemetry/date=2025-11-27/b.parquet/x"), None);
+        assert_eq!(batch_of(&key), "date=2025-11-27/batch-00ff");
+    }
 }

@@ -3,9 +3,12 @@
 //! the other, and the compaction of closed hours.
 
 pub mod archive;
+pub mod by_vehicle;
+mod columns;
 pub mod compact;
 pub mod decoded;
 pub mod devices;
+pub mod fleet_hourly;
 pub mod footer;
 pub mod keys;
 pub mod raw;
