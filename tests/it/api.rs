@@ -523,6 +523,7 @@ async fn routed() -> Routed {
     });
     let api = Arc::new(Api {
         history: history.clone(),
+        raw: Arc::new(canopy_api::raw::MemoryRaw::default()),
         state: Arc::new(state),
         directory: Arc::new(directory),
         alerts: Arc::new(DynamoAlertLog::new(
@@ -1050,6 +1051,7 @@ async fn athena_app(history: AthenaHistory, history_deadline: Duration) -> axum:
     let index = local::table(fleet_index_table, "api-index").await;
     router(Arc::new(Api {
         history: Arc::new(history),
+        raw: Arc::new(canopy_api::raw::MemoryRaw::default()),
         state: Arc::new(DynamoStateTable::new(
             dynamodb.clone(),
             &local::table(state_table, "api-state").await,

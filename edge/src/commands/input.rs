@@ -40,6 +40,18 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
+    /// The log format it is; none for the lake's raw Parquet.
+    pub fn log(self) -> Option<canopy::format::can_log::LogFormat> {
+        use canopy::format::can_log::LogFormat as Log;
+        match self {
+            Self::Raw => None,
+            Self::Candump => Some(Log::Candump),
+            Self::Asc => Some(Log::Asc),
+            Self::Blf => Some(Log::Blf),
+            Self::Csv => Some(Log::Csv),
+        }
+    }
+
     /// The format a file's extension names.
     pub fn of(path: &Path) -> Option<Self> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();

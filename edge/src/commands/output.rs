@@ -5,11 +5,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use canopy::format::asc::AscWriter;
-use canopy::format::blf::BlfWriter;
-use canopy::format::candump::write_frame;
+use canopy::format::can_log::LogWriter;
 use canopy::format::channels::Channels;
-use canopy::format::frames_csv::CsvWriter;
 use canopy::format::lake::raw::RawWriter;
 
 use super::input::{Frames, LogFormat};
@@ -41,39 +38,20 @@ pub fn write(format: LogFormat, path: &Path, frames: Frames, first_us: Option<i6
         }
         Ok(())
     };
-    let channels = match format {
-        LogFormat::Raw => {
+    let channels = match format.log() {
+        None => {
             let mut writer = RawWriter::new(BufWriter::new(file), &name)?;
             each(&mut |f| Ok(writer.push(f.clone())?))?;
             let (mut sink, _) = writer.finish()?;
             sink.flush()?;
             None
         }
-        LogFormat::Candump => {
-            let mut out = BufWriter::new(file);
-            each(&mut |f| Ok(write_frame(&mut out, f)?))?;
-            out.flush()?;
-            None
-        }
-        LogFormat::Asc => {
-            let mut writer = AscWriter::new(BufWriter::new(file), first_us)?;
+        Some(log) => {
+            let mut writer = LogWriter::new(log, BufWriter::new(file), first_us)?;
             each(&mut |f| Ok(writer.write(f)?))?;
-            let channels = writer.channels().clone();
+            let channels = writer.channels().cloned();
             writer.finish()?;
-            Some(channels)
-        }
-        LogFormat::Blf => {
-            let mut writer = BlfWriter::new(BufWriter::new(file), first_us)?;
-            each(&mut |f| Ok(writer.write(f)?))?;
-            let channels = writer.channels().clone();
-            writer.finish()?.flush()?;
-            Some(channels)
-        }
-        LogFormat::Csv => {
-            let mut writer = CsvWriter::new(BufWriter::new(file))?;
-            each(&mut |f| Ok(writer.write(f)?))?;
-            writer.finish()?;
-            None
+            channels
         }
     };
     Ok(Written {

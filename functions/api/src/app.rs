@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::history::{self, HistoryError, InvalidQuery};
 use crate::ports::{AlertReads, DeviceReads, DirectoryReads, HistoryReads, QuotaCounts, StateReads};
 use crate::quota::HistoryQuota;
+use crate::raw::RawReads;
 
 /// Items of one page of a listing at most.
 pub const MAX_PAGE: usize = 100;
@@ -24,6 +25,8 @@ pub const MAX_PAGE: usize = 100;
 /// the catalog names are checked against, who reads what, and the quota.
 pub struct Api {
     pub history: Arc<dyn HistoryReads>,
+    /// The raw lake's objects, for exports.
+    pub raw: Arc<dyn RawReads>,
     pub state: Arc<dyn StateReads>,
     /// Which vehicles each view of the fleet lists.
     pub directory: Arc<dyn DirectoryReads>,

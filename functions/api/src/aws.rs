@@ -16,6 +16,7 @@ use crate::access::AccessPolicy;
 use crate::history::athena::AthenaHistory;
 use crate::history::lake::{LakeHistory, LakeReader};
 use crate::ports::HistoryReads;
+use crate::raw::RawReads;
 use crate::{Api, Config, StartError, catalogs};
 
 impl Api {
@@ -25,10 +26,12 @@ impl Api {
         config: &Config,
         sdk: &aws_config::SdkConfig,
         history: impl HistoryReads + 'static,
+        raw: impl RawReads + 'static,
     ) -> Result<Self, StartError> {
         let client = dynamodb::client(sdk);
         Ok(Self {
             history: Arc::new(history),
+            raw: Arc::new(raw),
             state: Arc::new(DynamoStateTable::new(client.clone(), &config.state_table)),
             directory: Arc::new(DynamoDirectory::new(client.clone(), &config.index_table)),
             alerts: Arc::new(DynamoAlertLog::new(
@@ -71,14 +74,15 @@ impl Api {
         }
         // Charts, trips and fleet statistics from the lake's objects (two
         // rounds of S3 requests); stations' fields from Athena.
+        let lake = LakeReader::from_env(&config.data_bucket).map_err(|e| canopy::runtime::env::EnvError {
+            name: "DATA_BUCKET".into(),
+            problem: format!("the lake's reader: {e}"),
+        })?;
         let history = LakeHistory {
-            lake: LakeReader::from_env(&config.data_bucket).map_err(|e| canopy::runtime::env::EnvError {
-                name: "DATA_BUCKET".into(),
-                problem: format!("the lake's reader: {e}"),
-            })?,
+            lake: lake.clone(),
             rest: AthenaHistory::new(sdk, &config.workgroup, &config.database),
         };
-        let mut api = Self::with_history(&config, sdk, history)?;
+        let mut api = Self::with_history(&config, sdk, history, lake)?;
         api.access.identity_required = true;
         Ok(api)
     }

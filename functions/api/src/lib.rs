@@ -37,6 +37,7 @@ pub mod openapi;
 pub mod params;
 pub mod ports;
 pub mod quota;
+pub mod raw;
 pub mod routes;
 
 pub use app::Api;

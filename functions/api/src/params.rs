@@ -123,6 +123,84 @@ pub struct TripRange {
     pub gap_s: Option<i64>,
 }
 
+/// A window of raw frames, the buses and identifiers to keep, and the log's format.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RawWindow {
+    /// RFC 3339; default: an hour before `to`. A longer window than a day is answered a day at a time (Canopy-Next-From names the rest)
+    #[param(format = DateTime, nullable = false)]
+    pub from: Option<String>,
+    /// RFC 3339, exclusive; default: now
+    #[param(format = DateTime, nullable = false)]
+    pub to: Option<String>,
+    /// Buses to keep, comma-separated (`can0,can1`); default: every bus
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,32}(,[A-Za-z0-9_.-]{1,32}){0,15}$", nullable = false)]
+    pub bus: Option<String>,
+    /// Identifiers to keep, hexadecimal without flags, comma-separated (`1A0,18FEF100`); default: every one
+    #[param(
+        pattern = "^([0-9A-Fa-f]{1,7}|[01][0-9A-Fa-f]{7})(,([0-9A-Fa-f]{1,7}|[01][0-9A-Fa-f]{7})){0,63}$",
+        nullable = false
+    )]
+    pub ids: Option<String>,
+    /// The log's format: candump (default), asc, blf or csv
+    #[param(pattern = "^(candump|asc|blf|csv)$", nullable = false)]
+    pub format: Option<String>,
+}
+
+/// `bus`: the bus names listed, none for every bus.
+pub fn buses(asked: Option<&str>) -> Result<std::collections::BTreeSet<String>, ApiError> {
+    let Some(asked) = asked else {
+        return Ok(Default::default());
+    };
+    let names: std::collections::BTreeSet<String> = asked.split(',').map(str::to_string).collect();
+    let bad = names
+        .iter()
+        .find(|n| n.is_empty() || n.len() > 32 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)));
+    if let Some(bad) = bad {
+        return Err(invalid(
+            "bus",
+            format!("{:?} is not a bus name (1-32 of A-Z a-z 0-9 _ . -)", truncate(bad)),
+        )
+        .into());
+    }
+    if names.len() > 16 {
+        return Err(invalid("bus", "at most 16 buses").into());
+    }
+    Ok(names)
+}
+
+/// `ids`: the CAN identifiers listed (hexadecimal, at most 29 bits), none for every one.
+pub fn can_ids(asked: Option<&str>) -> Result<std::collections::BTreeSet<u32>, ApiError> {
+    let Some(asked) = asked else {
+        return Ok(Default::default());
+    };
+    let ids = asked
+        .split(',')
+        .map(|id| {
+            u32::from_str_radix(id, 16)
+                .ok()
+                .filter(|v| id.len() <= 8 && id.bytes().all(|b| b.is_ascii_hexdigit()) && *v <= 0x1FFF_FFFF)
+                .ok_or_else(|| {
+                    invalid(
+                        "ids",
+                        format!(
+                            "{:?} is not a hexadecimal CAN identifier (at most 1FFFFFFF)",
+                            truncate(id)
+                        ),
+                    )
+                })
+        })
+        .collect::<Result<std::collections::BTreeSet<u32>, InvalidQuery>>()?;
+    if ids.len() > 64 {
+        return Err(invalid("ids", "at most 64 identifiers").into());
+    }
+    Ok(ids)
+}
+
+fn truncate(s: &str) -> &str {
+    canopy::runtime::text::truncate_chars(s, 40)
+}
+
 /// A day of fleet statistics.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -32,6 +32,7 @@ use axum::http::header;
 /// The API on the memory adapters, with handles on them to seed and fault.
 struct MemoryApi {
     history: Arc<MemoryHistory>,
+    raw: Arc<crate::raw::MemoryRaw>,
     state: Arc<MemoryStateTable>,
     directory: Arc<MemoryDirectory>,
     alerts: Arc<MemoryAlertLog>,
@@ -71,12 +72,14 @@ async fn api() -> Arc<MemoryApi> {
 /// veh-001 (state, an alert, an hour of PackCurrent) and veh-002 (state).
 async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryApi {
     let history = Arc::new(MemoryHistory::default());
+    let raw = Arc::new(crate::raw::MemoryRaw::default());
     let state = Arc::new(MemoryStateTable::default());
     let directory = Arc::new(MemoryDirectory::default());
     let alerts = Arc::new(MemoryAlertLog::default());
     let api = MemoryApi {
         api: Arc::new(Api {
             history: history.clone(),
+            raw: raw.clone(),
             state: state.clone(),
             directory: directory.clone(),
             alerts: alerts.clone(),
@@ -91,6 +94,7 @@ async fn api_with(access: AccessPolicy, history_quota: HistoryQuota) -> MemoryAp
             cursors: crate::cursor::Cursors::ephemeral(),
         }),
         history,
+        raw,
         state,
         directory,
         alerts,
@@ -1177,4 +1181,68 @@ async fn the_fleet_sorts_by_state_of_charge_either_way_in_pages_and_only_within_
     );
     let (status, body, _) = admin("/vehicles?sort=range".into()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn raw_frames_go_out_as_a_log_attachment_and_bad_windows_are_refused() {
+    use canopy::format::frame::{CanFrame, CanId, FrameFlags};
+    let api = api().await;
+    let t0 = 1_700_000_000_000_000;
+    let mut writer = canopy::format::lake::raw::RawWriter::new(Vec::new(), "test").unwrap();
+    for i in 0..100 {
+        let id = CanId::standard(0x100 + (i % 2)).unwrap();
+        let frame = CanFrame::new(
+            t0 + i64::from(i) * 1_000,
+            "can0".into(),
+            id,
+            FrameFlags::empty(),
+            &[1, 2],
+        )
+        .unwrap();
+        writer.push(frame).unwrap();
+    }
+    let (body, _) = writer.finish().unwrap();
+    let vehicle = DeviceId::new("veh-001").unwrap();
+    let key = canopy::format::lake::keys::RawKey::new(vehicle, t0, 1).raw_key();
+    api.raw.put(&key, body);
+    let uri = "/vehicles/veh-001/raw?from=2023-11-14T22:13:20Z&to=2023-11-14T22:14:20Z&ids=101&format=asc";
+    let (status, headers, log) = raw(&api, Request::get(uri).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&log));
+    assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"veh-001_20231114T221320Z.asc\""
+    );
+    assert_eq!(headers[crate::routes::raw::FRAMES_HEADER], "50");
+    assert!(!headers.contains_key(crate::routes::raw::NEXT_FROM_HEADER));
+    let text = String::from_utf8(log).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains(" 101 ")).count(), 50, "{text}");
+
+    for (query, field) in [
+        ("format=mf4", "format"),
+        ("ids=1x", "ids"),
+        ("ids=20000000", "ids"),
+        ("bus=can%200", "bus"),
+        ("from=yesterday", "from"),
+    ] {
+        let (status, body) = get(&api, &format!("/vehicles/veh-001/raw?{query}")).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{query}: {body}"
+        );
+    }
+    // Two days are answered a day at a time.
+    let uri = "/vehicles/veh-001/raw?from=2023-11-14T00:00:00Z&to=2023-11-16T00:00:00Z";
+    let (status, headers, log) = raw(&api, Request::get(uri).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[crate::routes::raw::FRAMES_HEADER], "100");
+    assert_eq!(
+        headers[crate::routes::raw::NEXT_FROM_HEADER],
+        "2023-11-15T00:00:00.000000Z"
+    );
+    assert_eq!(String::from_utf8(log).unwrap().lines().count(), 100);
+    let (status, headers, log) = raw(&api, Request::get("/vehicles/veh-999/raw").body(Body::empty()).unwrap()).await;
+    assert_eq!((status, log.len()), (StatusCode::OK, 0));
+    assert_eq!(headers[crate::routes::raw::FRAMES_HEADER], "0");
 }

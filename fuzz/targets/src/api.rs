@@ -36,6 +36,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
     let alerts = Arc::new(MemoryAlertLog::default());
     let api = Api {
         history: history.clone(),
+        raw: Arc::new(canopy_api::raw::MemoryRaw::default()),
         state: state.clone(),
         directory: directory.clone(),
         alerts: alerts.clone(),

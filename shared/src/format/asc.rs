@@ -63,6 +63,11 @@ impl<W: Write> AscWriter<W> {
         })
     }
 
+    /// What the log went to, as far as written.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     pub fn write(&mut self, frame: &CanFrame) -> io::Result<()> {
         let since = frame.ts_us.saturating_sub(self.start_us);
         if since < 0 {

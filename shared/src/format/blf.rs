@@ -93,6 +93,11 @@ impl<W: Write + Seek> BlfWriter<W> {
         })
     }
 
+    /// What the log went to, as far as written.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     pub fn write(&mut self, frame: &CanFrame) -> io::Result<()> {
         let since_ns = (frame.ts_us.checked_sub(self.start_us))
             .and_then(|us| u64::try_from(us).ok())

@@ -30,6 +30,11 @@ impl<W: Write> CsvWriter<W> {
         Ok(Self { out })
     }
 
+    /// What the log went to, as far as written.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     pub fn write(&mut self, frame: &CanFrame) -> io::Result<()> {
         let time = DateTime::from_timestamp_micros(frame.ts_us)
             .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))

@@ -14,6 +14,7 @@
 
 pub mod asc;
 pub mod blf;
+pub mod can_log;
 pub mod candump;
 pub mod channels;
 pub mod dbc;

@@ -240,6 +240,25 @@ impl LakeReader {
     }
 }
 
+/// The raw lake's objects, read whole and not kept (an export reads each once).
+impl crate::raw::RawReads for LakeReader {
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, HistoryError>> {
+        Box::pin(async move {
+            let prefix = Path::from(prefix);
+            let listed: Vec<ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await.map_err(failed)?;
+            Ok(listed.into_iter().map(|meta| meta.location.to_string()).collect())
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Bytes, HistoryError>> {
+        Box::pin(async move {
+            let path = Path::from(key);
+            let object = self.store.get(&path).await.map_err(failed)?;
+            object.bytes().await.map_err(|e| failed(format!("{key}: {e}")))
+        })
+    }
+}
+
 /// A [`History`] whose charts, trips and fleet statistics come from the
 /// lake's objects ([`LakeReader`]) and whose other question (devices'
 /// fields) goes to `rest`, the engine that answered it before.

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod fleet;
 pub mod history;
 pub mod meta;
+pub mod raw;
 pub mod signals;
 pub mod trips;
 pub mod vehicles;
@@ -42,6 +43,7 @@ pub fn documented() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(alerts::vehicle))
         .routes(routes!(signals::vehicle))
         .routes(routes!(trips::vehicle))
+        .routes(routes!(raw::vehicle))
         .routes(routes!(history::signal))
         .routes(routes!(history::query))
         .routes(routes!(fleet::stats))

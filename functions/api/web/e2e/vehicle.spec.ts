@@ -15,6 +15,12 @@ const QUERY = `/vehicles/${HOT_VEHICLE}/query`;
 
 const keyOf = (s: Series) => `${s.message_name}.${s.signal_name}`;
 
+/** Microseconds since the epoch of an RFC 3339 time with up to six decimals (Date.parse stops at milliseconds). */
+function microsOf(rfc3339: string): number {
+  const [, whole, fraction] = /^(.*?:\d\d)(?:\.(\d+))?Z$/.exec(rfc3339)!;
+  return Date.parse(`${whole}Z`) * 1000 + Number((fraction ?? '').padEnd(6, '0').slice(0, 6));
+}
+
 interface Charted {
   /** The range the page asked for. */
   range: { fromMs: number; toMs: number };
@@ -137,6 +143,37 @@ test.describe('the vehicle page', () => {
     expect(png.length).toBeGreaterThan(2000);
   });
 
+  test("the raw export is the vehicle's frames of the charts' window, as candump", async ({ page }) => {
+    await nextQuery(page, () => page.goto(PAGE));
+    const response = page.waitForResponse((r) => r.url().includes(`/vehicles/${HOT_VEHICLE}/raw?`));
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: /^Export raw/ }).click()]);
+    const answer = await response;
+    expect(answer.status()).toBe(200);
+    const asked = new URL(answer.url()).searchParams;
+    const [fromUs, toUs] = [Date.parse(asked.get('from')!) * 1000, Date.parse(asked.get('to')!) * 1000];
+    const frames = Number(answer.headers()['canopy-frames']);
+    expect(download.suggestedFilename()).toMatch(new RegExp(`^${HOT_VEHICLE}_\\d{8}T\\d{6}Z\\.log$`));
+    const lines = readFileSync((await download.path())!, 'utf8').trimEnd().split('\n');
+    expect(frames).toBeGreaterThan(1000);
+    expect(lines).toHaveLength(frames);
+    // Every line a frame of the window, in time order (checked in one pass, not an expect a line).
+    const bad: string[] = [];
+    let previous = fromUs;
+    for (const line of lines) {
+      const m = /^\((\d+)\.(\d{6})\) (can\d) ([0-9A-F]{3}|[0-9A-F]{8})(?:##?[0-9A-F]*|#R\d*)$/.exec(line);
+      const ts = m ? Number(m[1]) * 1e6 + Number(m[2]) : NaN;
+      if (!(ts >= previous && ts < toUs)) bad.push(line);
+      else previous = ts;
+    }
+    expect(bad.slice(0, 5)).toEqual([]);
+    const next = answer.headers()['canopy-next-from'];
+    if (next) {
+      expect(microsOf(next)).toBeGreaterThan(previous);
+      await expect(page.getByText(/export again for the rest/)).toBeVisible();
+      await expect(page.getByRole('button', { name: 'Export raw (next)' })).toBeEnabled();
+    }
+  });
+
   test.describe('trips', () => {
     /** The API's trips of the week the page lists. */
     async function weekOfTrips(api: { json<T>(path: string): Promise<T> }): Promise<Trip[]> {
@@ -159,7 +196,8 @@ test.describe('the vehicle page', () => {
     });
 
     test('a click on one charts it, and marks it', async ({ page, api }) => {
-      await page.goto(PAGE);
+      // The page's own first query, answered before the click's is awaited.
+      await nextQuery(page, () => page.goto(PAGE));
       const trips = await weekOfTrips(api);
       const trip = trips.at(-1)!;
       const row = tableWith(page, 'Distance').getByRole('row').filter({ has: page.getByRole('button', { name: when(trip.start_us / 1000) }) });

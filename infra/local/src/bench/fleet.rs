@@ -75,6 +75,7 @@ async fn api(tables: Tables) -> Result<axum::Router> {
     std::fs::create_dir_all(&empty)?;
     Ok(router(Arc::new(Api {
         history: Arc::new(DataFusionHistory::local(&empty).await?),
+        raw: Arc::new(canopy_api::raw::MemoryRaw::default()),
         state: tables.state,
         directory: tables.directory,
         alerts: tables.alerts,

@@ -71,11 +71,12 @@ pub(super) async fn serve_api(
     config.console.live_url = None;
     // As deployed: charts from the lake's objects, the rest from the engine
     // that plays Athena here.
+    let lake = LakeReader::at_endpoint(endpoint, bucket)?;
     let history = LakeHistory {
-        lake: LakeReader::at_endpoint(endpoint, bucket)?,
+        lake: lake.clone(),
         rest: DataFusionHistory::s3(endpoint, bucket).await?,
     };
-    let api = canopy_api::Api::with_history(&config, sdk, history)?;
+    let api = canopy_api::Api::with_history(&config, sdk, history, lake)?;
     let mut app = canopy_api::router(Arc::new(api));
     // API Gateway serves the ingest function's route on the API's URL; so does this port.
     if let Some(f) = template.functions.iter().find(|f| f.binary == "ingest") {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { ApiError, createClient, urlOf } from './http';
+import { ApiError, createClient, fileName, urlOf } from './http';
 
 type Call = { url: string; init?: RequestInit; headers: Headers };
 
@@ -49,6 +49,25 @@ describe('the client', () => {
     const e4 = (await client.get('/signals').catch((e: unknown) => e)) as ApiError;
     expect(e4.message).toMatch(/could not be reached/);
     expect(e4.status).toBe(0);
+  });
+
+  it('fetches a file with its name and headers, and its errors as JSON ones', async () => {
+    const { calls, fetchImpl } = fakeFetch([
+      new Response('(1.000000) can0 100#01\n', {
+        headers: { 'Content-Disposition': 'attachment; filename="veh-1_20231114T221320Z.log"', 'Canopy-Frames': '1' },
+      }),
+      json({ error: { status: 400, message: 'from: a window spans at most a day' } }, { status: 400 }),
+    ]);
+    const client = createClient('', () => 'tok', fetchImpl);
+    const file = await client.file('/vehicles/{id}/raw', { path: { id: 'veh-1' }, query: { format: 'candump' } });
+    expect(calls[0]!.url).toBe('/vehicles/veh-1/raw?format=candump');
+    expect(calls[0]!.headers.get('Authorization')).toBe('Bearer tok');
+    expect(file.name).toBe('veh-1_20231114T221320Z.log');
+    expect(file.headers.get('Canopy-Frames')).toBe('1');
+    expect(await file.blob.text()).toBe('(1.000000) can0 100#01\n');
+    const e = (await client.file('/vehicles/{id}/raw', { path: { id: 'veh-1' } }).catch((e: unknown) => e)) as ApiError;
+    expect(e.message).toBe('from: a window spans at most a day');
+    expect(fileName(null)).toBeNull();
   });
 
   it("fills in a route's parameters and posts its body as JSON", async () => {

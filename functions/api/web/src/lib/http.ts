@@ -42,9 +42,23 @@ export class ApiError extends Error {
 
 type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
 
+/** A file a route answered: its bytes, the name it suggests, and its headers. */
+export interface FileAnswer {
+  blob: Blob;
+  name: string | null;
+  headers: Headers;
+}
+
 export interface Client {
   get<P extends Route<'get'>>(route: P, ...options: OptionsArgument<P, 'get'>): Promise<Answer<P, 'get'>>;
   post<P extends Route<'post'>>(route: P, options: Options<P, 'post'>): Promise<Answer<P, 'post'>>;
+  /** A route that answers a file (a CAN log), not JSON. */
+  file<P extends Route<'get'>>(route: P, ...options: OptionsArgument<P, 'get'>): Promise<FileAnswer>;
+}
+
+/** The file name a Content-Disposition header suggests (`attachment; filename="a.log"`). */
+export function fileName(disposition: string | null): string | null {
+  return disposition?.match(/filename="([^"]+)"/)?.[1] ?? null;
 }
 
 /** The message an error answer carries: `{"error": {"message", "request_id"?}}`. */
@@ -85,19 +99,22 @@ export function createClient(base: string, bearer: () => string | null, fetchImp
   // and hands back the same object, so nothing re-renders.
   const cache = new Map<string, { etag: string; body: unknown }>();
 
-  async function send(path: string, init: RequestInit): Promise<unknown> {
+  async function fetched(path: string, init: RequestInit, accept: string, etag?: string): Promise<Response> {
     const headers = new Headers(init.headers);
-    headers.set('Accept', 'application/json');
+    headers.set('Accept', accept);
     const access = bearer();
     if (access) headers.set('Authorization', `Bearer ${access}`);
-    const cached = init.method === 'GET' ? cache.get(path) : undefined;
-    if (cached) headers.set('If-None-Match', cached.etag);
-    let response: Response;
+    if (etag) headers.set('If-None-Match', etag);
     try {
-      response = await fetchImpl(base + path, { ...init, headers });
+      return await fetchImpl(base + path, { ...init, headers });
     } catch (e) {
       throw new ApiError(`the API could not be reached (${e instanceof Error ? e.message : String(e)})`, 0);
     }
+  }
+
+  async function send(path: string, init: RequestInit): Promise<unknown> {
+    const cached = init.method === 'GET' ? cache.get(path) : undefined;
+    const response = await fetched(path, init, 'application/json', cached?.etag);
     if (response.status === 304 && cached) return cached.body;
     if (!response.ok) throw await errorOf(response, path);
     let body: unknown;
@@ -120,6 +137,12 @@ export function createClient(base: string, bearer: () => string | null, fetchImp
         body: JSON.stringify(options.body),
         headers: { 'Content-Type': 'application/json' },
       }) as Promise<Answer<typeof route, 'post'>>,
+    file: async (route, ...[options]) => {
+      const path = urlOf(route, options);
+      const response = await fetched(path, { method: 'GET' }, '*/*');
+      if (!response.ok) throw await errorOf(response, path);
+      return { blob: await response.blob(), name: fileName(response.headers.get('Content-Disposition')), headers: response.headers };
+    },
   };
 }
 

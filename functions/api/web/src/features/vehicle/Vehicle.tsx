@@ -13,6 +13,7 @@ import { tripRange } from '../trips/trips';
 import { useSignalHistory, useVehicle, useVehicleAlerts, useVehicleSignals } from './api';
 import { seriesCsv } from './csv';
 import { RangeInputs } from './RangeInputs';
+import { RawExport } from './RawExport';
 import { SignalChart } from './SignalChart';
 import { SignalPicker } from './SignalPicker';
 
@@ -106,6 +107,7 @@ export function Vehicle({ route }: { route: VehicleRoute }) {
             >
               Export PNG
             </button>
+            <RawExport id={id} fromMs={fromMs} toMs={toMs} />
           </div>
           {history.error && <ErrorBox error={history.error} what="history" />}
           {history.loading && <Loading what="history" />}
