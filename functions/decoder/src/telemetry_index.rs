@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use canopy::format::lake::LakeError;
 use canopy::format::lake::archive::{self, Sample};
 use canopy::format::lake::keys::date_of;
 use canopy::format::lake::{by_vehicle, fleet_hourly};
@@ -195,21 +196,7 @@ async fn merge_vehicle_day<S: ObjectStore>(
     new: Vec<(Arc<str>, Sample)>,
     now_us: i64,
 ) -> Result<(Vec<fleet_hourly::Hour>, Vec<(String, String)>), String> {
-    let listed = store
-        .list(&by_vehicle::partition(vehicle, date))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut rows = Vec::new();
-    let mut present = Vec::new();
-    for (key, info) in listed {
-        match store.get(&key).await {
-            Ok(object) => rows.extend(by_vehicle::read(object.body, &key).map_err(|e| e.to_string())?),
-            // Deleted after its grace period since the listing: a newer copy is listed.
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e.to_string()),
-        }
-        present.push((key, info.etag));
-    }
+    let (rows, present) = read_listed(store, &by_vehicle::partition(vehicle, date), by_vehicle::read).await?;
     let written_us = rows.iter().map(|r| r.written_us + 1).fold(now_us, i64::max);
     let arriving: BTreeSet<&Arc<str>> = new.iter().map(|(batch, _)| batch).collect();
     let mut merged: Vec<(Arc<str>, Sample)> = by_vehicle::newest_copies(rows)
@@ -234,20 +221,7 @@ async fn merge_fleet_day<S: ObjectStore>(
     by_vehicle: HashMap<Arc<str>, Vec<fleet_hourly::Hour>>,
     now_us: i64,
 ) -> Result<Vec<(String, String)>, String> {
-    let listed = store
-        .list(&fleet_hourly::partition(date))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut rows = Vec::new();
-    let mut present = Vec::new();
-    for (key, info) in listed {
-        match store.get(&key).await {
-            Ok(object) => rows.extend(fleet_hourly::read(object.body, &key).map_err(|e| e.to_string())?),
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e.to_string()),
-        }
-        present.push((key, info.etag));
-    }
+    let (rows, present) = read_listed(store, &fleet_hourly::partition(date), fleet_hourly::read).await?;
     let written_us = rows.iter().map(|h| h.written_us + 1).fold(now_us, i64::max);
     let mut hours: Vec<fleet_hourly::Hour> = fleet_hourly::newest(rows)
         .into_iter()
@@ -259,4 +233,26 @@ async fn merge_fleet_day<S: ObjectStore>(
     let body = fleet_hourly::write(&key, &hours, written_us).map_err(|e| e.to_string())?;
     store.put(&key, body.into(), None).await.map_err(|e| e.to_string())?;
     Ok(present)
+}
+
+/// The rows of every object under `prefix`, each read with `read`, and the
+/// objects read with their ETags.
+async fn read_listed<S: ObjectStore, T>(
+    store: &S,
+    prefix: &str,
+    read: impl Fn(bytes::Bytes, &str) -> Result<Vec<T>, LakeError>,
+) -> Result<(Vec<T>, Vec<(String, String)>), String> {
+    let listed = store.list(prefix).await.map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    let mut present = Vec::new();
+    for (key, info) in listed {
+        match store.get(&key).await {
+            Ok(object) => rows.extend(read(object.body, &key).map_err(|e| e.to_string())?),
+            // Deleted after its grace period since the listing: a newer copy is listed.
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+        present.push((key, info.etag));
+    }
+    Ok((rows, present))
 }

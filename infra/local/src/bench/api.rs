@@ -530,19 +530,7 @@ async fn bench_chart(db: &Database, catalog: &Catalog, vehicle: &DeviceId, runs:
     let mut modelled_runs = Vec::new();
     for engine in [Engine::DataFusion, Engine::Lake] {
         let m = modelled(dir.path(), engine, &asked, vehicle, range, runs).await?;
-        println!(
-            "  {:<9} S3 model  first {:>7.1} ms                   {}",
-            engine.name(),
-            m.first_ms,
-            requests(&m.first)
-        );
-        println!(
-            "  {:<9} S3 model  p50 {:>7.1} ms  p95 {:>7.1} ms   {}",
-            engine.name(),
-            m.timed.p50,
-            m.timed.p95,
-            requests(&m.warm)
-        );
+        m.print(engine.name());
         modelled_runs.push(m);
     }
     println!();
@@ -629,6 +617,23 @@ pub(crate) struct Modelled {
     pub(crate) first: Counts,
     pub(crate) timed: Timed,
     pub(crate) warm: Counts,
+}
+
+impl Modelled {
+    /// Its two lines: an instance's first answer, then the warm ones.
+    pub(crate) fn print(&self, engine: &str) {
+        println!(
+            "  {engine:<9} S3 model  first {:>7.1} ms                   {}",
+            self.first_ms,
+            requests(&self.first)
+        );
+        println!(
+            "  {engine:<9} S3 model  p50 {:>7.1} ms  p95 {:>7.1} ms   {}",
+            self.timed.p50,
+            self.timed.p95,
+            requests(&self.warm)
+        );
+    }
 }
 
 /// What answers a chart from the lake's objects.

@@ -28,7 +28,7 @@ use canopy_api::history::lake::{LakeHistory, LakeReader};
 use canopy_api::history::{FleetStat, TimeRange, TripRow};
 use chrono::NaiveDate;
 
-use crate::bench::api::{Case, DAY_START_US, DAY_US, MODELLED_RUNS, Modelled, requests, time};
+use crate::bench::api::{Case, DAY_START_US, DAY_US, MODELLED_RUNS, Modelled, time};
 use crate::bench::s3_model::{Latency, S3Model};
 
 /// Days of the month of trips.
@@ -175,18 +175,7 @@ async fn bench(root: &Path, name: &str, question: &Question, runs: usize) -> Res
             timed,
             warm: model.counts(),
         };
-        let engine = if through_lake { "lake" } else { "new" };
-        println!(
-            "  {engine:<9} S3 model  first {:>7.1} ms                   {}",
-            m.first_ms,
-            requests(&m.first)
-        );
-        println!(
-            "  {engine:<9} S3 model  p50 {:>7.1} ms  p95 {:>7.1} ms   {}",
-            m.timed.p50,
-            m.timed.p95,
-            requests(&m.warm)
-        );
+        m.print(if through_lake { "lake" } else { "new" });
         modelled_runs.push(m);
     }
     println!();

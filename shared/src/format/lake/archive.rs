@@ -151,18 +151,12 @@ pub fn read(body: bytes::Bytes, name: &str) -> Result<Vec<(Arc<str>, Sample)>, L
         let vehicles = columns::strings(&batch, "vehicle_id", &source)?;
         let ts = columns::ints(&batch, "ts_us", &source)?;
         let seq = columns::ints(&batch, "seq", &source)?;
-        let measures = Measure::REQUIRED
-            .iter()
-            .map(|m| columns::floats(&batch, m.name(), &source))
-            .collect::<Result<Vec<_>, _>>()?;
+        let measures = columns::measures(&batch, &source)?;
         // One Arc per vehicle of the object, not per row.
         let mut names: std::collections::HashMap<&str, Arc<str>> = std::collections::HashMap::new();
         for (row, vehicle) in vehicles.iter().enumerate() {
             let vehicle = names.entry(vehicle).or_insert_with(|| Arc::from(*vehicle)).clone();
-            let mut values = [0.0; Measure::REQUIRED.len()];
-            for (value, column) in values.iter_mut().zip(&measures) {
-                *value = column.value(row);
-            }
+            let values = columns::measures_at(&measures, row);
             out.push((
                 vehicle,
                 Sample {

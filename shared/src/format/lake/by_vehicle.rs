@@ -117,16 +117,10 @@ pub fn rows(batches: &[RecordBatch], name: &str) -> Result<Vec<Row>, LakeError> 
         let seq = columns::ints(batch, "seq", &source)?;
         let written = columns::ints(batch, "written_us", &source)?;
         let names = columns::strings(batch, "batch", &source)?;
-        let measures = Measure::REQUIRED
-            .iter()
-            .map(|m| columns::floats(batch, m.name(), &source))
-            .collect::<Result<Vec<_>, _>>()?;
+        let measures = columns::measures(batch, &source)?;
         let mut interned: HashMap<&str, Arc<str>> = HashMap::new();
         for (row, name) in names.iter().enumerate() {
-            let mut values = [0.0; Measure::REQUIRED.len()];
-            for (value, column) in values.iter_mut().zip(&measures) {
-                *value = column.value(row);
-            }
+            let values = columns::measures_at(&measures, row);
             out.push(Row {
                 batch: interned.entry(name).or_insert_with(|| Arc::from(*name)).clone(),
                 written_us: written.value(row),

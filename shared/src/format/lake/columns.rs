@@ -11,6 +11,7 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::LakeError;
+use crate::domain::measure::Measure;
 
 /// Every record batch of the Parquet object `body`.
 pub(crate) fn batches(body: Bytes, source: &Arc<str>) -> Result<Vec<RecordBatch>, LakeError> {
@@ -70,6 +71,19 @@ pub(crate) fn ints<'b>(batch: &'b RecordBatch, name: &str, source: &Arc<str>) ->
     column
         .as_primitive_opt()
         .ok_or_else(|| LakeError::schema(source, name, format!("expected INT64, found {}", column.data_type())))
+}
+
+/// The eight required measures' DOUBLE columns, in [`Measure::REQUIRED`]'s order.
+pub(crate) fn measures<'b>(batch: &'b RecordBatch, source: &Arc<str>) -> Result<Vec<&'b Float64Array>, LakeError> {
+    Measure::REQUIRED
+        .iter()
+        .map(|m| floats(batch, m.name(), source))
+        .collect()
+}
+
+/// Row `row` of [`measures`]' columns.
+pub(crate) fn measures_at(columns: &[&Float64Array], row: usize) -> [f64; Measure::REQUIRED.len()] {
+    std::array::from_fn(|i| columns[i].value(row))
 }
 
 /// A DOUBLE column without nulls.
