@@ -5,10 +5,10 @@
 //! are kept as captured; ASC keeps that a frame was an error frame, not its
 //! error class. The files are read in the order given, each in its order.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use canopy::format::can_log::FrameFilter;
 use canopy::format::frame::CanFrame;
 use chrono::DateTime;
 
@@ -44,8 +44,7 @@ pub struct ExportArgs {
 pub struct Window {
     pub from_us: Option<i64>,
     pub to_us: Option<i64>,
-    pub buses: BTreeSet<String>,
-    pub ids: BTreeSet<u32>,
+    pub only: FrameFilter,
 }
 
 impl Window {
@@ -68,16 +67,17 @@ impl Window {
         Ok(Self {
             from_us: time("from", &args.from)?,
             to_us: time("to", &args.to)?,
-            buses: args.bus.iter().map(|b| b.trim().to_string()).collect(),
-            ids,
+            only: FrameFilter {
+                buses: args.bus.iter().map(|b| b.trim().to_string()).collect(),
+                ids,
+            },
         })
     }
 
     pub fn holds(&self, frame: &CanFrame) -> bool {
         self.from_us.is_none_or(|t| frame.ts_us >= t)
             && self.to_us.is_none_or(|t| frame.ts_us < t)
-            && (self.buses.is_empty() || self.buses.contains(&*frame.bus))
-            && (self.ids.is_empty() || self.ids.contains(&frame.id.raw()))
+            && self.only.holds(frame)
     }
 }
 

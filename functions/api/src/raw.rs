@@ -13,12 +13,11 @@
 //! each object's frames in time order; each frame keeps the time, bus,
 //! identifier, flags and payload it was captured with.
 
-use std::collections::BTreeSet;
 use std::io::Cursor;
 
 use bytes::Bytes;
 use canopy::domain::device_id::DeviceId;
-use canopy::format::can_log::{LogFormat, LogWriter};
+use canopy::format::can_log::{FrameFilter, LogFormat, LogWriter};
 use canopy::format::candump::BusNames;
 use canopy::format::frame::CanFrame;
 use canopy::format::lake::keys::{RAW_PREFIX, RawKey};
@@ -48,18 +47,13 @@ pub trait RawReads: Send + Sync {
 pub struct Asked {
     pub vehicle: DeviceId,
     pub window: TimeRange,
-    /// Empty: every bus.
-    pub buses: BTreeSet<String>,
-    /// Identifiers without flags; empty: every one.
-    pub ids: BTreeSet<u32>,
+    pub only: FrameFilter,
     pub format: LogFormat,
 }
 
 impl Asked {
     fn holds(&self, frame: &CanFrame) -> bool {
-        (self.window.from_us..self.window.to_us).contains(&frame.ts_us)
-            && (self.buses.is_empty() || self.buses.contains(&*frame.bus))
-            && (self.ids.is_empty() || self.ids.contains(&frame.id.raw()))
+        (self.window.from_us..self.window.to_us).contains(&frame.ts_us) && self.only.holds(frame)
     }
 }
 
@@ -213,6 +207,8 @@ mod tests {
     use canopy::format::frame::{CanId, FrameFlags};
     use canopy::format::lake::raw::RawWriter;
 
+    use std::collections::BTreeSet;
+
     use super::*;
 
     const T0: i64 = 1_700_000_000_000_000;
@@ -249,8 +245,7 @@ mod tests {
         Asked {
             vehicle: DeviceId::new("veh-001").unwrap(),
             window: TimeRange { from_us, to_us },
-            buses: BTreeSet::new(),
-            ids: BTreeSet::new(),
+            only: FrameFilter::default(),
             format: LogFormat::Candump,
         }
     }
@@ -268,8 +263,8 @@ mod tests {
     async fn a_window_of_some_buses_and_ids_is_every_such_frame_as_captured() {
         let (raw, all) = lake();
         let mut a = asked(T0 + 30_000_000, T0 + 90_000_000);
-        a.buses = BTreeSet::from(["can1".to_string()]);
-        a.ids = BTreeSet::from([0x18FE_F100]);
+        a.only.buses = BTreeSet::from(["can1".to_string()]);
+        a.only.ids = BTreeSet::from([0x18FE_F100]);
         let export = export(&raw, &a, ANSWER_BYTES).await.unwrap();
         let expected: Vec<&CanFrame> = all.iter().filter(|f| a.holds(f)).collect();
         assert_eq!(export.next_from_us, None);
@@ -282,7 +277,7 @@ mod tests {
         );
         assert!(got.iter().all(|f| &*f.bus == "can1" && f.id.is_extended()));
 
-        a.ids = BTreeSet::from([0x100]);
+        a.only.ids = BTreeSet::from([0x100]);
         assert_eq!(export_frames(&raw, &a).await, 0, "0x100 is on can0 only");
     }
 

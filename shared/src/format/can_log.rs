@@ -59,6 +59,22 @@ impl LogFormat {
     }
 }
 
+/// The buses and identifiers a log keeps; an empty set keeps every one.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FrameFilter {
+    /// Bus names.
+    pub buses: std::collections::BTreeSet<String>,
+    /// Identifiers without flags.
+    pub ids: std::collections::BTreeSet<u32>,
+}
+
+impl FrameFilter {
+    pub fn holds(&self, frame: &CanFrame) -> bool {
+        (self.buses.is_empty() || self.buses.contains(&*frame.bus))
+            && (self.ids.is_empty() || self.ids.contains(&frame.id.raw()))
+    }
+}
+
 /// Writes frames in one [`LogFormat`] to `W`.
 pub enum LogWriter<W: Write + Seek> {
     Candump(W),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use canopy::format::can_log::LogFormat;
+use canopy::format::can_log::{FrameFilter, LogFormat};
 use chrono::{DateTime, SecondsFormat};
 
 use crate::access::Identity;
@@ -65,8 +65,10 @@ pub async fn vehicle(
     let asked = Asked {
         vehicle,
         window,
-        buses: crate::params::buses(asked.bus.as_deref())?,
-        ids: crate::params::can_ids(asked.ids.as_deref())?,
+        only: FrameFilter {
+            buses: crate::params::buses(asked.bus.as_deref())?,
+            ids: crate::params::can_ids(asked.ids.as_deref())?,
+        },
         format,
     };
     api.admit_history(&identity).await?;

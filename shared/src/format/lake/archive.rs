@@ -12,15 +12,14 @@
 
 use std::sync::Arc;
 
+use arrow_array::ArrayRef;
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
 
 use super::columns;
 use super::keys::TELEMETRY_PREFIX;
-use super::{LakeError, writer_properties};
+use super::{LakeError, write_object};
 use crate::domain::measure::Measure;
 use crate::domain::telemetry::Telemetry;
 
@@ -112,15 +111,7 @@ pub fn write(messages: &[&Telemetry], name: &str) -> Result<Vec<u8>, LakeError> 
     columns.extend(measures.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     columns.push(Arc::new(received.finish()));
     columns.push(Arc::new(extra.finish()));
-    let batch = RecordBatch::try_new(archive_schema(), columns).map_err(|e| LakeError::arrow(&source, e))?;
-    let mut writer = ArrowWriter::try_new(
-        Vec::new(),
-        archive_schema(),
-        Some(writer_properties(1 << 20, &["ts_us", "seq"], &[])),
-    )
-    .map_err(|e| LakeError::parquet(&source, e))?;
-    writer.write(&batch).map_err(|e| LakeError::parquet(&source, e))?;
-    writer.into_inner().map_err(|e| LakeError::parquet(&source, e))
+    write_object(&source, archive_schema(), columns, &["ts_us", "seq"])
 }
 
 /// One archived sample: its time, its order among its vehicle's samples and

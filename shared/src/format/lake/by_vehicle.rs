@@ -28,10 +28,9 @@ use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
-use parquet::arrow::ArrowWriter;
 
 use super::archive::Sample;
-use super::{LakeError, columns, writer_properties};
+use super::{LakeError, columns, write_object};
 use crate::domain::measure::Measure;
 
 pub const PREFIX: &str = "telemetry_by_vehicle/";
@@ -97,15 +96,7 @@ pub fn write(name: &str, rows: &[(Arc<str>, Sample)], written_us: i64) -> Result
     columns.extend(measures.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     columns.push(Arc::new(batch.finish()));
     columns.push(Arc::new(arrow_array::Int64Array::from(vec![written_us; n])));
-    let batch = RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::arrow(&source, e))?;
-    let mut writer = ArrowWriter::try_new(
-        Vec::new(),
-        schema(),
-        Some(writer_properties(1 << 20, &["ts_us", "seq"], &[])),
-    )
-    .map_err(|e| LakeError::parquet(&source, e))?;
-    writer.write(&batch).map_err(|e| LakeError::parquet(&source, e))?;
-    writer.into_inner().map_err(|e| LakeError::parquet(&source, e))
+    write_object(&source, schema(), columns, &["ts_us", "seq"])
 }
 
 /// The rows of an object's record batches.

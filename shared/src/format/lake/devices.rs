@@ -13,13 +13,12 @@
 
 use std::sync::Arc;
 
+use arrow_array::ArrayRef;
 use arrow_array::builder::{Float64Builder, Int64Builder, ListBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
 
-use super::{LakeError, writer_properties};
+use super::{LakeError, write_object};
 use crate::domain::device::{DeviceRecord, FieldValue};
 use crate::domain::kind::{FieldType, Kind};
 
@@ -115,15 +114,7 @@ pub fn write(kind: &Kind, records: &[&DeviceRecord], name: &str) -> Result<Vec<u
     }));
     arrays.push(Arc::new(received.finish()));
     let schema = schema(kind);
-    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| LakeError::arrow(&source, e))?;
-    let mut writer = ArrowWriter::try_new(
-        Vec::new(),
-        schema,
-        Some(writer_properties(1 << 20, &["ts_us", "seq"], &[])),
-    )
-    .map_err(|e| LakeError::parquet(&source, e))?;
-    writer.write(&batch).map_err(|e| LakeError::parquet(&source, e))?;
-    writer.into_inner().map_err(|e| LakeError::parquet(&source, e))
+    write_object(&source, schema, arrays, &["ts_us", "seq"])
 }
 
 #[cfg(test)]

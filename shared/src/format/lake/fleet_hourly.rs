@@ -27,10 +27,9 @@ use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
-use parquet::arrow::ArrowWriter;
 
 use super::archive::Sample;
-use super::{LakeError, columns, writer_properties};
+use super::{LakeError, columns, write_object};
 use crate::domain::measure::Measure;
 
 pub const PREFIX: &str = "fleet_hourly/";
@@ -149,15 +148,7 @@ pub fn write(name: &str, hours: &[Hour], written_us: i64) -> Result<Vec<u8>, Lak
     ];
     columns.extend(parts.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     columns.push(Arc::new(Int64Array::from(vec![written_us; n])));
-    let batch = RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::arrow(&source, e))?;
-    let mut writer = ArrowWriter::try_new(
-        Vec::new(),
-        schema(),
-        Some(writer_properties(1 << 20, &["hour_us", "messages"], &[])),
-    )
-    .map_err(|e| LakeError::parquet(&source, e))?;
-    writer.write(&batch).map_err(|e| LakeError::parquet(&source, e))?;
-    writer.into_inner().map_err(|e| LakeError::parquet(&source, e))
+    write_object(&source, schema(), columns, &["hour_us", "messages"])
 }
 
 /// The hours of an object's record batches.

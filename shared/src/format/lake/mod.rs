@@ -67,6 +67,23 @@ impl LakeError {
     }
 }
 
+/// One small table's object: `columns` as one record batch of `schema`, in
+/// row groups of up to a million rows, `plain` columns without a dictionary
+/// (what the telemetry archive and the tables copied from it write).
+fn write_object(
+    source: &Arc<str>,
+    schema: arrow_schema::SchemaRef,
+    columns: Vec<arrow_array::ArrayRef>,
+    plain: &[&str],
+) -> Result<Vec<u8>, LakeError> {
+    let batch = arrow_array::RecordBatch::try_new(schema.clone(), columns).map_err(|e| LakeError::arrow(source, e))?;
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(Vec::new(), schema, Some(writer_properties(1 << 20, plain, &[])))
+            .map_err(|e| LakeError::parquet(source, e))?;
+    writer.write(&batch).map_err(|e| LakeError::parquet(source, e))?;
+    writer.into_inner().map_err(|e| LakeError::parquet(source, e))
+}
+
 /// ZSTD, page statistics for pruning, dictionaries for the string columns
 /// only (numbers rarely repeat enough for a dictionary to pay for its
 /// hashing), and delta encoding for the time column, which is sorted.
